@@ -1,0 +1,141 @@
+//! Reading a PKCS#10 request: parse strictly, verify its signature (proof of possession), and
+//! describe the key so the profile can judge it. Nothing is trusted from the CSR but the key
+//! and the subject values; extensions requested in it are ignored (the profile decides).
+
+use x509_parser::prelude::{FromDer, X509CertificationRequest};
+use x509_parser::public_key::PublicKey;
+
+use super::RequestError;
+
+/// The key in a request, as a profile sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectKeyType {
+    /// ECDSA on P-256.
+    EcP256,
+    /// ECDSA on P-384.
+    EcP384,
+    /// RSA with this modulus size in bits.
+    Rsa(usize),
+}
+
+impl SubjectKeyType {
+    /// The spelling used in profiles (`ecdsa-p256`, `rsa-2048`, ...).
+    pub fn name(self) -> String {
+        match self {
+            SubjectKeyType::EcP256 => "ecdsa-p256".into(),
+            SubjectKeyType::EcP384 => "ecdsa-p384".into(),
+            SubjectKeyType::Rsa(bits) => format!("rsa-{bits}"),
+        }
+    }
+
+    /// The rcgen algorithm whose SPKI encoding matches this key.
+    pub(crate) fn spki_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            SubjectKeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            SubjectKeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            SubjectKeyType::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+/// A verified request: the subject attributes in order, and the public key.
+#[derive(Debug, Clone)]
+pub struct CsrInfo {
+    /// (attribute short name or dotted OID, value) in the order the CSR lists them.
+    pub subject: Vec<(String, String)>,
+    /// The key type.
+    pub key_type: SubjectKeyType,
+    /// The SubjectPublicKeyInfo DER, verbatim from the CSR.
+    pub spki: Vec<u8>,
+    /// The subjectPublicKey BIT STRING content (what rcgen calls the key's DER bytes).
+    pub public_key_bits: Vec<u8>,
+}
+
+/// Parses a CSR from PEM or DER and verifies its self-signature.
+pub fn parse(input: &[u8]) -> Result<CsrInfo, RequestError> {
+    let der = if input.starts_with(b"-----BEGIN") {
+        let pem = pem_contents(input)?;
+        std::borrow::Cow::Owned(pem)
+    } else {
+        std::borrow::Cow::Borrowed(input)
+    };
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| RequestError::MalformedCsr(format!("not a DER PKCS#10 request: {e}")))?;
+    if !rest.is_empty() {
+        return Err(RequestError::MalformedCsr(format!("{} trailing bytes after the request", rest.len())));
+    }
+    csr.verify_signature().map_err(|_| RequestError::BadCsrSignature)?;
+    let info = &csr.certification_request_info;
+    let spki = &info.subject_pki;
+    let key_type = key_type(spki)?;
+    let mut subject = Vec::new();
+    for attr in info.subject.iter_attributes() {
+        let name = attribute_name(&attr.attr_type().to_id_string());
+        let value = attr
+            .as_str()
+            .map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
+        subject.push((name, value.to_string()));
+    }
+    Ok(CsrInfo {
+        subject,
+        key_type,
+        spki: spki.raw.to_vec(),
+        public_key_bits: spki.subject_public_key.data.to_vec(),
+    })
+}
+
+fn pem_contents(input: &[u8]) -> Result<Vec<u8>, RequestError> {
+    let parsed = pem::parse(input).map_err(|e| RequestError::MalformedCsr(format!("bad PEM: {e}")))?;
+    if parsed.tag() != "CERTIFICATE REQUEST" && parsed.tag() != "NEW CERTIFICATE REQUEST" {
+        return Err(RequestError::MalformedCsr(format!("PEM block is {:?}, not a CERTIFICATE REQUEST", parsed.tag())));
+    }
+    Ok(parsed.into_contents())
+}
+
+fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<SubjectKeyType, RequestError> {
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    match spki.parsed() {
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                P256 => Ok(SubjectKeyType::EcP256),
+                P384 => Ok(SubjectKeyType::EcP384),
+                other => Err(RequestError::KeyType(format!("EC curve {other} is not supported (use P-256 or P-384)"))),
+            }
+        }
+        Ok(PublicKey::RSA(rsa)) => {
+            if rsa.try_exponent().ok() != Some(65537) {
+                return Err(RequestError::KeyType("RSA public exponent must be 65537".into()));
+            }
+            Ok(SubjectKeyType::Rsa(rsa.key_size()))
+        }
+        Ok(_) => Err(RequestError::KeyType(format!(
+            "key algorithm {} is not supported (use ECDSA or RSA)",
+            spki.algorithm.algorithm.to_id_string()
+        ))),
+        Err(e) => Err(RequestError::MalformedCsr(format!("unreadable public key: {e}"))),
+    }
+}
+
+/// Short names for the attributes profiles talk about; anything else stays a dotted OID.
+pub(crate) fn attribute_name(oid: &str) -> String {
+    match oid {
+        "2.5.4.6" => "C",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.3" => "CN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        other => other,
+    }
+    .to_string()
+}

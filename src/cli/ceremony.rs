@@ -1,0 +1,69 @@
+//! `cloudca --config FILE ceremony [import ...]`: creates the hierarchy and prints the
+//! fingerprints an operator records in the ceremony minutes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::store::Store;
+
+/// `ceremony` subcommands (none: run the ceremony).
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// External-root mode: load an issuing CA certificate signed by the external root.
+    Import {
+        /// The issuing CA's name in `ca.issuing`.
+        #[arg(long)]
+        ca: String,
+        /// The signed issuing CA certificate (PEM or DER).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The external root certificate (PEM or DER).
+        #[arg(long)]
+        root: PathBuf,
+    },
+}
+
+/// Runs the ceremony or an import.
+pub fn run(action: Option<Action>, config: Config) -> anyhow::Result<()> {
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let hsm = crate::daemon::start_hsm(&config).await.context("cannot open the HSM")?;
+        let store = Store::open(&config.database).await.context("cannot open the database")?;
+        let clock = Arc::new(SystemClock);
+        let outcome = match action {
+            None => crate::ca::ceremony::run(&config, &hsm, &store, clock.as_ref()).await?,
+            Some(Action::Import { ca, cert, root }) => {
+                let cert = read_certificate(&cert)?;
+                let root = read_certificate(&root)?;
+                crate::ca::ceremony::import(&config, &hsm, &store, clock.as_ref(), &ca, cert, root).await?
+            }
+        };
+        for (name, fingerprint) in &outcome.fingerprints {
+            println!("{name:<16} SHA256 {}", colon_hex(fingerprint));
+        }
+        for path in &outcome.csr_files {
+            println!("CSR for the external root: {}", path.display());
+        }
+        Ok(())
+    })
+}
+
+/// Reads a certificate file in PEM or DER.
+pub(crate) fn read_certificate(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        Ok(pem::parse(&bytes).with_context(|| format!("{} is not PEM", path.display()))?.into_contents())
+    } else {
+        Ok(bytes)
+    }
+}
+
+/// AA:BB:... as operators compare fingerprints.
+pub(crate) fn colon_hex(hex: &str) -> String {
+    hex.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect::<Vec<_>>().join(":")
+}

@@ -1,0 +1,147 @@
+//! The `cloudca` command line. Names here are a contract operators' scripts rely on; one file
+//! per subcommand. `anyhow` gives context at this edge; the library below keeps typed errors.
+
+mod cert;
+mod ceremony;
+mod config_check;
+mod dev_init;
+mod issue;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// cloudca: HSM-backed certificate authority and cloud-signing appliance.
+#[derive(Debug, Parser)]
+#[command(name = "cloudca", version, about)]
+pub struct Cli {
+    /// The instance's configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a complete development instance (SoftHSM2 token, database, config, CA, TLS) in DIR.
+    DevInit {
+        /// A new or empty folder.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Create the CA hierarchy in the HSM (or import externally signed issuing CAs).
+    Ceremony {
+        #[command(subcommand)]
+        action: Option<ceremony::Action>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        action: config_check::Action,
+    },
+    /// Issue a certificate from a CSR under a profile.
+    Issue(issue::Args),
+    /// Inspect issued certificates.
+    Cert {
+        #[command(subcommand)]
+        action: cert::Action,
+    },
+    /// Run the daemon.
+    Serve,
+}
+
+/// A failed command: the error and the exit status (sysexits.h).
+#[derive(Debug)]
+pub struct CliError {
+    error: anyhow::Error,
+    code: u8,
+}
+
+impl CliError {
+    /// The process exit status.
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            write!(f, "{:#}", self.error)
+        } else {
+            write!(f, "{}", self.error)
+        }
+    }
+}
+
+/// EX_DATAERR: the input (CSR, serial) is wrong.
+pub(crate) const EX_DATAERR: u8 = 65;
+/// EX_UNAVAILABLE: HSM or database unavailable.
+pub(crate) const EX_UNAVAILABLE: u8 = 69;
+/// EX_CONFIG: the configuration is wrong.
+pub(crate) const EX_CONFIG: u8 = 78;
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
+            EX_CONFIG
+        } else if error.downcast_ref::<crate::ca::RequestError>().is_some()
+            || matches!(error.downcast_ref::<crate::ca::CaError>(), Some(crate::ca::CaError::Request(_)))
+        {
+            EX_DATAERR
+        } else if error.downcast_ref::<crate::daemon::StartError>().is_some() {
+            EX_UNAVAILABLE
+        } else {
+            1
+        };
+        CliError { error, code }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::DevInit { dir } => Ok(dev_init::run(&dir)?),
+        Command::Config { action } => Ok(config_check::run(action, load(cli.config.as_deref())?)?),
+        Command::Ceremony { action } => Ok(ceremony::run(action, load(cli.config.as_deref())?)?),
+        Command::Issue(args) => Ok(issue::run(args, load(cli.config.as_deref())?)?),
+        Command::Cert { action } => Ok(cert::run(action, load(cli.config.as_deref())?)?),
+        Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
+    }
+}
+
+/// Loads and validates the config, and sets the HSM module's environment before any thread
+/// or module exists.
+fn load(path: Option<&Path>) -> Result<Config, CliError> {
+    let path = path.ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: 64 })?;
+    let config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
+    config.apply_hsm_env();
+    Ok(config)
+}
+
+/// A multi-threaded runtime for commands that talk to the HSM and database.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`); `CLOUDCA_LOG_FORMAT=json` for machines.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("CLOUDCA_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// PEM-encodes DER with a tag.
+pub(crate) fn pem(tag: &str, der: &[u8]) -> String {
+    ::pem::encode(&::pem::Pem::new(tag, der.to_vec()))
+}

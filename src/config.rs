@@ -1,0 +1,413 @@
+//! The one typed configuration. Plain data, `deny_unknown_fields` everywhere so a typo is a
+//! start-up error naming the key, validated before any port binds or the HSM is touched.
+//! Relative paths are resolved against the config file's folder.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::hsm::KeyAlgorithm;
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    /// The dotted key, e.g. `hsm.pin_file`.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), problem: problem.into() }
+    }
+}
+
+/// The whole configuration of a cloudca instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the instance keeps its files (CA certificates, CSRs of an external-root ceremony).
+    pub data_dir: PathBuf,
+    /// Where certificate profiles and other policy data live.
+    #[serde(default = "default_policies_dir")]
+    pub policies_dir: PathBuf,
+    /// The HSM holding the CA keys.
+    pub hsm: HsmConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Listener addresses, one per trust zone.
+    pub listeners: ListenersConfig,
+    /// URLs written into certificates (CRL distribution point, OCSP, caIssuers).
+    pub publication: PublicationConfig,
+    /// The CA hierarchy the ceremony creates and the daemon serves.
+    pub ca: CaConfig,
+    /// Tuning of the issuance pipeline.
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
+    /// TLS material of the `api` and `admin` listeners.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificates and keys of the TLS listeners (files, reloadable).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM) for the `api` and `admin` listeners.
+    pub server_cert: PathBuf,
+    /// Server private key (PEM, mode 0600).
+    pub server_key: PathBuf,
+    /// CA whose certificates `admin` clients must present (mutual TLS).
+    pub client_ca: PathBuf,
+}
+
+/// How to reach the HSM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    /// Path of the vendor's PKCS#11 library.
+    pub module: PathBuf,
+    /// Label of the token holding the CA keys (slot ids are not stable; labels are).
+    pub token_label: String,
+    /// File holding the user PIN (mode 0600).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// Number of sessions (worker threads); 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Environment variables the module reads at load time (e.g. `SOFTHSM2_CONF`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl HsmConfig {
+    /// The pool size: configured, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+/// The database URL: `sqlite://PATH` (embedded default) or `postgres://...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://DIR/cloudca.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// File holding the database password, substituted for `${password}` in the URL.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Maximum pool connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+/// One listener per trust zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenersConfig {
+    /// Plain HTTP: CRLs, OCSP, CA certificates (anyone).
+    pub public: SocketAddr,
+    /// TLS: mobile app and relying platforms.
+    pub api: SocketAddr,
+    /// Mutual TLS: back office and the web front.
+    pub admin: SocketAddr,
+    /// Plain HTTP: `/live`, `/ready`, `/metrics` (operations).
+    pub metrics: SocketAddr,
+}
+
+/// The base URL under which the public listener is reachable from outside.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicationConfig {
+    /// e.g. `http://pki.example.cn`: CRLs at `{base}/crl/{ca}.crl`, OCSP at `{base}/ocsp/{ca}`,
+    /// CA certificates at `{base}/ca/{ca}.crt`.
+    pub base_url: String,
+}
+
+impl PublicationConfig {
+    /// The CRL distribution point URL of a CA.
+    pub fn crl_url(&self, ca: &str) -> String {
+        format!("{}/crl/{ca}.crl", self.base_url.trim_end_matches('/'))
+    }
+    /// The OCSP responder URL of a CA.
+    pub fn ocsp_url(&self, ca: &str) -> String {
+        format!("{}/ocsp/{ca}", self.base_url.trim_end_matches('/'))
+    }
+    /// The caIssuers URL of a CA certificate.
+    pub fn ca_issuers_url(&self, ca: &str) -> String {
+        format!("{}/ca/{ca}.crt", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// The CA hierarchy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Algorithm of every CA key.
+    #[serde(default)]
+    pub key_algorithm: KeyAlgorithm,
+    /// Organisation name written into CA subjects.
+    pub organization: String,
+    /// The root.
+    pub root: RootConfig,
+    /// Issuing CAs (the shipped profiles expect `org` and `personal`).
+    pub issuing: Vec<IssuingConfig>,
+    /// Validity of delegated OCSP responder certificates.
+    #[serde(default = "default_ocsp_validity_days")]
+    pub ocsp_responder_validity_days: u32,
+}
+
+/// Whether we hold the root key or an external root signs our issuing CAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootMode {
+    /// The ceremony generates a root key in the HSM and self-signs it.
+    SelfSigned,
+    /// The ceremony writes CSRs for the issuing CAs; `ceremony import` loads their certificates.
+    External,
+}
+
+/// The root CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// `self-signed` or `external`.
+    pub mode: RootMode,
+    /// Common name of the root (self-signed mode).
+    #[serde(default = "default_root_cn")]
+    pub common_name: String,
+    /// Validity of the root certificate.
+    #[serde(default = "default_root_days")]
+    pub validity_days: u32,
+}
+
+/// One issuing CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuingConfig {
+    /// Short name used in URLs, labels and the CLI (`org`, `personal`).
+    pub name: String,
+    /// Common name of the issuing CA.
+    pub common_name: String,
+    /// Validity of the issuing CA certificate.
+    #[serde(default = "default_issuing_days")]
+    pub validity_days: u32,
+}
+
+/// Issuance pipeline tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuanceConfig {
+    /// Most database writes committed in one transaction (group commit).
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        IssuanceConfig { max_batch: default_batch() }
+    }
+}
+
+fn default_policies_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_ocsp_validity_days() -> u32 {
+    365
+}
+fn default_root_cn() -> String {
+    "cloudca Root CA".into()
+}
+fn default_root_days() -> u32 {
+    7300
+}
+fn default_issuing_days() -> u32 {
+    3650
+}
+fn default_batch() -> usize {
+    256
+}
+
+impl Config {
+    /// Reads, resolves and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+        let mut config = Config::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (through the `config` crate, which names the key at fault).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let source = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+        source.try_deserialize().map_err(|e| {
+            let text = e.to_string();
+            ConfigError::new(key_of(&text), text)
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.data_dir);
+        abs(&mut self.policies_dir);
+        if let Some(p) = self.hsm.pin_file.as_mut() {
+            abs(p)
+        }
+        if let Some(p) = self.database.password_file.as_mut() {
+            abs(p)
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            abs(&mut tls.server_cert);
+            abs(&mut tls.server_key);
+            abs(&mut tls.client_ca);
+        }
+    }
+
+    /// Checks what serde cannot: exactly one PIN source, known issuing CAs, sane numbers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.hsm.pin_file, &self.hsm.pin_env) {
+            (Some(_), Some(_)) => return Err(ConfigError::new("hsm.pin_file", "set hsm.pin_file or hsm.pin_env, not both")),
+            (None, None) => return Err(ConfigError::new("hsm.pin_file", "one of hsm.pin_file or hsm.pin_env is required")),
+            _ => {}
+        }
+        if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
+            return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err(ConfigError::new("database.url", "must start with sqlite: or postgres://"));
+        }
+        if !self.publication.base_url.starts_with("http://") {
+            return Err(ConfigError::new(
+                "publication.base_url",
+                "must be an http:// URL (relying parties fetch CRLs and OCSP over plain HTTP, RFC 5280 §4.2.1.13)",
+            ));
+        }
+        self.validate_ca()?;
+        if self.issuance.max_batch == 0 {
+            return Err(ConfigError::new("issuance.max_batch", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_ca(&self) -> Result<(), ConfigError> {
+        if self.ca.issuing.is_empty() {
+            return Err(ConfigError::new("ca.issuing", "at least one issuing CA is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, ca) in self.ca.issuing.iter().enumerate() {
+            let valid = !ca.name.is_empty()
+                && ca.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid || ca.name == "root" {
+                return Err(ConfigError::new(format!("ca.issuing[{i}].name"), "use lowercase letters, digits and '-' (and not \"root\")"));
+            }
+            if !seen.insert(&ca.name) {
+                return Err(ConfigError::new(format!("ca.issuing[{i}].name"), format!("duplicate issuing CA {:?}", ca.name)));
+            }
+        }
+        if self.ca.root.validity_days == 0 {
+            return Err(ConfigError::new("ca.root.validity_days", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Sets the module's environment variables. Call before the module loads and before any
+    /// other thread starts (`main` does it first thing).
+    pub fn apply_hsm_env(&self) {
+        for (k, v) in &self.hsm.env {
+            std::env::set_var(k, v);
+        }
+    }
+}
+
+/// Pulls the key name out of a serde/config error message, so the first word names the key.
+fn key_of(message: &str) -> String {
+    if let Some(start) = message.find('`') {
+        if let Some(len) = message[start + 1..].find('`') {
+            return message[start + 1..start + 1 + len].to_string();
+        }
+    }
+    if let Some(idx) = message.rfind(" for key `") {
+        return message[idx + 10..].trim_end_matches('`').to_string();
+    }
+    "config".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+data_dir = "data"
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "cloudca"
+pin_env = "CLOUDCA_PIN"
+[database]
+url = "sqlite://data/cloudca.db"
+[listeners]
+public = "127.0.0.1:8080"
+api = "127.0.0.1:8443"
+admin = "127.0.0.1:9443"
+metrics = "127.0.0.1:9100"
+[publication]
+base_url = "http://127.0.0.1:8080"
+[ca]
+organization = "Example"
+root = { mode = "self-signed" }
+issuing = [ { name = "org", common_name = "Org CA" } ]
+"#;
+
+    #[test]
+    fn a_minimal_config_gets_safe_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ca.key_algorithm, KeyAlgorithm::EcdsaP256);
+        assert_eq!(c.ca.issuing[0].validity_days, 3650);
+        assert!(c.hsm.worker_count() >= 1);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let text = MINIMAL.replace("token_label", "tokn_label = \"x\"\ntoken_label");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("tokn_label"), "{err}");
+    }
+
+    #[test]
+    fn an_inline_pin_is_not_a_config_key() {
+        let text = MINIMAL.replace("pin_env = \"CLOUDCA_PIN\"", "pin = \"1234\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("pin"), "{err}");
+    }
+
+    #[test]
+    fn two_pin_sources_are_refused() {
+        let text = MINIMAL.replace("pin_env", "pin_file = \"x\"\npin_env");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err();
+        assert_eq!(err.key, "hsm.pin_file");
+    }
+}

@@ -1,0 +1,123 @@
+//! Wiring: config → HSM pool → store → hierarchy (every key checked against its certificate) →
+//! services → listeners. [`Instance::open`] is shared by the daemon, the CLI commands that sign,
+//! and the benchmark, so all three run exactly the production path.
+
+use std::sync::Arc;
+
+use crate::ca::{self, CaError, Hierarchy, IssuanceService};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::hsm::{HsmError, HsmPool};
+use crate::store::{Store, StoreError};
+
+/// Why an instance could not start. Each message names the cause an operator must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// HSM module, token or PIN.
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    /// Database.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// Hierarchy or key check.
+    #[error("{0}")]
+    Ca(#[from] CaError),
+    /// Profiles.
+    #[error("policies: {0}")]
+    Policies(String),
+    /// Listener binding.
+    #[error("listener {name} ({addr}): {reason}")]
+    Listen {
+        /// Listener key in `[listeners]`.
+        name: &'static str,
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// OS error.
+        reason: String,
+    },
+}
+
+/// A running CA: the HSM pool, the store and the services built on them.
+#[derive(Clone)]
+pub struct Instance {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// HSM sessions.
+    pub hsm: HsmPool,
+    /// Database.
+    pub store: Store,
+    /// Issuance.
+    pub issuance: IssuanceService,
+}
+
+impl Instance {
+    /// Starts the HSM pool, opens the store, loads and checks the hierarchy and profiles.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Instance, StartError> {
+        let hsm = start_hsm(&config).await?;
+        let store = Store::open(&config.database).await?;
+        let hierarchy = Hierarchy::load(&store, &hsm).await?;
+        let profiles = ca::profile::load_all(&config.policies_dir).map_err(StartError::Policies)?;
+        for p in profiles.values() {
+            if hierarchy.get(&p.issuer).is_err() {
+                return Err(StartError::Policies(format!("profile {} names issuing CA {:?}, which the hierarchy lacks", p.name, p.issuer)));
+            }
+        }
+        let writer = store.writer(config.issuance.max_batch);
+        let issuance = IssuanceService {
+            hsm: hsm.clone(),
+            writer,
+            hierarchy: Arc::new(hierarchy),
+            profiles: Arc::new(profiles),
+            publication: config.publication.clone(),
+            clock,
+        };
+        Ok(Instance { config: Arc::new(config), hsm, store, issuance })
+    }
+
+    /// `Ok` when the instance can serve: HSM sessions up and the database answering.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.hsm.readiness().map_err(|e| format!("hsm: {e}"))?;
+        self.store.ping().await.map_err(|e| format!("database: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Starts the HSM pool off the async executor (module loading and login block).
+pub async fn start_hsm(config: &Config) -> Result<HsmPool, HsmError> {
+    let hsm_config = config.hsm.clone();
+    tokio::task::spawn_blocking(move || HsmPool::start(&hsm_config))
+        .await
+        .map_err(|e| HsmError::NotReady(format!("start-up task failed: {e}")))?
+}
+
+/// Runs the daemon until `shutdown` resolves: binds the listeners, serves, drains.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let instance = Instance::open(config, Arc::new(SystemClock)).await?;
+    let listeners = &instance.config.listeners;
+    let metrics = bind("metrics", listeners.metrics).await?;
+    let public = bind("public", listeners.public).await?;
+    tracing::info!(metrics = %listeners.metrics, public = %listeners.public, "cloudca serving");
+    let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.recv().await;
+                })
+                .await
+        })
+    };
+    let a = serve(metrics, crate::api::ops::router(instance.clone()), tx.subscribe());
+    let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
+    shutdown.await;
+    tracing::info!("shutting down: draining listeners");
+    let _ = tx.send(());
+    let _ = tokio::join!(a, b);
+    Ok(())
+}
+
+async fn bind(name: &'static str, addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Listen { name, addr, reason: e.to_string() })
+}

@@ -1,0 +1,261 @@
+//! A complete development instance in one folder: SoftHSM2 token, PIN files, SQLite database,
+//! `cloudca.toml`, the CA hierarchy (through the real ceremony), TLS certificates for the
+//! listeners and operator client certificates. Tests use the same code through
+//! `tests/common`, so what developers run is what the suite checks.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rand::RngCore;
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::hsm::KeyAlgorithm;
+use crate::store::Store;
+
+/// The shipped SoftHSM2 configuration template.
+const SOFTHSM2_TEMPLATE: &str = include_str!("../pkcs11-config/softhsm2.conf.template");
+/// Shipped policies, copied into the instance so it is self-contained.
+const POLICIES: &[(&str, &str)] = &[
+    ("profiles/org.toml", include_str!("../policies/profiles/org.toml")),
+    ("profiles/personal.toml", include_str!("../policies/profiles/personal.toml")),
+];
+/// Where Debian installs the SoftHSM2 module.
+pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Roles that get an operator client certificate.
+pub const OPERATOR_ROLES: &[&str] = &["operator", "reviewer", "auditor", "web-front", "relying-platform"];
+
+/// Choices a test or a developer may change.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Database URL; None means SQLite in the folder.
+    pub database_url: Option<String>,
+    /// HSM sessions; 0 means one per core.
+    pub hsm_workers: usize,
+    /// CA key algorithm.
+    pub key_algorithm: KeyAlgorithm,
+    /// Token label.
+    pub token_label: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { database_url: None, hsm_workers: 0, key_algorithm: KeyAlgorithm::EcdsaP256, token_label: "cloudca-dev".into() }
+    }
+}
+
+/// What was created.
+#[derive(Debug, Clone)]
+pub struct DevInstance {
+    /// The instance folder (absolute).
+    pub dir: PathBuf,
+    /// `DIR/cloudca.toml`.
+    pub config_path: PathBuf,
+    /// (authority, SHA-256 fingerprint) from the ceremony.
+    pub fingerprints: Vec<(String, String)>,
+}
+
+/// Why the instance could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum DevInitError {
+    /// DIR exists and is not empty.
+    #[error("{0} is not empty; dev-init only creates new instances")]
+    NotEmpty(PathBuf),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// softhsm2-util is missing or failed.
+    #[error("softhsm2-util: {0} (install the Debian package softhsm2)")]
+    SoftHsm(String),
+    /// Anything after the files exist (ceremony, database).
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevInitError + '_ {
+    move |source| DevInitError::Io { path: path.to_path_buf(), source }
+}
+
+/// Creates the instance in `dir`.
+pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevInitError> {
+    if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(DevInitError::NotEmpty(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    for sub in ["tokens", "secrets", "data", "tls/clients", "policies/profiles"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).map_err(io(&p))?;
+    }
+    set_mode(&dir.join("secrets"), 0o700)?;
+    set_mode(&dir.join("tokens"), 0o700)?;
+    for (name, text) in POLICIES {
+        write_file(&dir.join("policies").join(name), text.as_bytes(), 0o644)?;
+    }
+    let softhsm_conf = dir.join("softhsm2.conf");
+    let tokens = dir.join("tokens").display().to_string();
+    write_file(&softhsm_conf, SOFTHSM2_TEMPLATE.replace("@TOKENDIR@", &tokens).as_bytes(), 0o600)?;
+    init_token(&dir, &softhsm_conf, &options.token_label)?;
+    make_tls(&dir)?;
+    let config_path = dir.join("cloudca.toml");
+    write_file(&config_path, config_text(&dir, options)?.as_bytes(), 0o600)?;
+    let fingerprints = ceremony(&config_path).await?;
+    Ok(DevInstance { dir, config_path, fingerprints })
+}
+
+fn init_token(dir: &Path, conf: &Path, label: &str) -> Result<(), DevInitError> {
+    let user_pin = random_digits(8);
+    let so_pin = random_digits(12);
+    write_file(&dir.join("secrets/hsm-user.pin"), user_pin.as_bytes(), 0o600)?;
+    write_file(&dir.join("secrets/hsm-so.pin"), so_pin.as_bytes(), 0o600)?;
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", conf)
+        .args(["--init-token", "--free", "--label", label, "--so-pin", &so_pin, "--pin", &user_pin])
+        .output()
+        .map_err(|e| DevInitError::SoftHsm(e.to_string()))?;
+    if !out.status.success() {
+        return Err(DevInitError::SoftHsm(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
+fn config_text(dir: &Path, options: &Options) -> Result<String, DevInitError> {
+    let ports = free_ports(4).map_err(io(dir))?;
+    let d = dir.display();
+    let database = options.database_url.clone().unwrap_or_else(|| format!("sqlite://{d}/data/cloudca.db"));
+    Ok(format!(
+        r#"# cloudca development instance, generated by `cloudca dev-init`.
+data_dir = "{d}/data"
+policies_dir = "{d}/policies"
+
+[hsm]
+module = "{module}"
+token_label = "{label}"
+pin_file = "{d}/secrets/hsm-user.pin"
+workers = {workers}
+
+[hsm.env]
+SOFTHSM2_CONF = "{d}/softhsm2.conf"
+
+[database]
+url = "{database}"
+
+[listeners]
+public = "127.0.0.1:{p0}"
+api = "127.0.0.1:{p1}"
+admin = "127.0.0.1:{p2}"
+metrics = "127.0.0.1:{p3}"
+
+[publication]
+base_url = "http://127.0.0.1:{p0}"
+
+[tls]
+server_cert = "{d}/tls/server.pem"
+server_key = "{d}/tls/server.key"
+client_ca = "{d}/tls/operator-ca.pem"
+
+[ca]
+key_algorithm = "{algorithm}"
+organization = "cloudca Development"
+root = {{ mode = "self-signed", common_name = "cloudca Dev Root CA" }}
+
+[[ca.issuing]]
+name = "org"
+common_name = "cloudca Dev Organisation CA"
+
+[[ca.issuing]]
+name = "personal"
+common_name = "cloudca Dev Personal CA"
+"#,
+        module = SOFTHSM2_MODULE,
+        label = options.token_label,
+        workers = options.hsm_workers,
+        algorithm = options.key_algorithm.name(),
+        p0 = ports[0],
+        p1 = ports[1],
+        p2 = ports[2],
+        p3 = ports[3],
+    ))
+}
+
+async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitError> {
+    let setup = |e: String| DevInitError::Setup(e);
+    let config = Config::load(config_path).map_err(|e| setup(e.to_string()))?;
+    config.apply_hsm_env();
+    let hsm = crate::daemon::start_hsm(&config).await.map_err(|e| setup(format!("HSM: {e}")))?;
+    let store = Store::open(&config.database).await.map_err(|e| setup(e.to_string()))?;
+    let outcome = crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
+    Ok(outcome.fingerprints)
+}
+
+/// Ports free now on 127.0.0.1 (bound and released; good enough for a dev instance).
+fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+}
+
+fn random_digits(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| char::from(b'0' + b % 10)).collect()
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), DevInitError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// Writes a new file with the given mode (secrets get 0600 from the start, never chmod later).
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DevInitError> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))
+}
+
+/// TLS material for the listeners: a development operator CA (software key: it is not a CA
+/// key of the product, only the dev stand-in for the organisation's operator PKI), a server
+/// certificate for 127.0.0.1 and localhost, and one client certificate per back-office role.
+pub(crate) fn make_tls(dir: &Path) -> Result<(), DevInitError> {
+    let tls = dir.join("tls");
+    let err = |e: rcgen::Error| DevInitError::Setup(format!("TLS: {e}"));
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.distinguished_name.remove(DnType::CommonName);
+    ca.distinguished_name.push(DnType::OrganizationName, "cloudca Development");
+    ca.distinguished_name.push(DnType::CommonName, "cloudca Dev Operator CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    write_file(&tls.join("operator-ca.pem"), ca_cert.pem().as_bytes(), 0o644)?;
+    write_file(&tls.join("operator-ca.key"), ca_key.serialize_pem().as_bytes(), 0o600)?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let server_key = KeyPair::generate().map_err(err)?;
+    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(err)?;
+    server.distinguished_name.remove(DnType::CommonName);
+    server.distinguished_name.push(DnType::CommonName, "localhost");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
+    write_file(&tls.join("server.pem"), server_cert.pem().as_bytes(), 0o644)?;
+    write_file(&tls.join("server.key"), server_key.serialize_pem().as_bytes(), 0o600)?;
+
+    for role in OPERATOR_ROLES {
+        let key = KeyPair::generate().map_err(err)?;
+        let mut client = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        client.distinguished_name.remove(DnType::CommonName);
+        client.distinguished_name.push(DnType::OrganizationName, "cloudca Development");
+        client.distinguished_name.push(DnType::OrganizationalUnitName, *role);
+        client.distinguished_name.push(DnType::CommonName, format!("dev-{role}"));
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = client.signed_by(&key, &issuer).map_err(err)?;
+        write_file(&tls.join(format!("clients/{role}.pem")), cert.pem().as_bytes(), 0o644)?;
+        write_file(&tls.join(format!("clients/{role}.key")), key.serialize_pem().as_bytes(), 0o600)?;
+    }
+    Ok(())
+}

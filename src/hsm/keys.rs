@@ -1,0 +1,137 @@
+//! Key generation templates and public-key export. Every CA key is a token object that is
+//! private, sensitive and never extractable: the templates below are the only place that says so.
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::session::Session;
+
+use super::{HsmError, KeyAlgorithm};
+use crate::asn1;
+
+/// The protection attributes of a private key as the token reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyProtection {
+    /// CKA_TOKEN: persistent on the token.
+    pub token: bool,
+    /// CKA_PRIVATE: usable only in a logged-in session.
+    pub private: bool,
+    /// CKA_SENSITIVE: never revealed in plaintext.
+    pub sensitive: bool,
+    /// CKA_EXTRACTABLE: may be wrapped out (must be false for CA keys).
+    pub extractable: bool,
+    /// CKA_ALWAYS_SENSITIVE: has been sensitive since generation.
+    pub always_sensitive: bool,
+    /// CKA_NEVER_EXTRACTABLE: has never been extractable.
+    pub never_extractable: bool,
+}
+
+/// Generates a persistent, non-extractable key pair and returns its SubjectPublicKeyInfo DER.
+pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
+    let label_attr = Attribute::Label(label.as_bytes().to_vec());
+    let private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Unwrap(false),
+        label_attr.clone(),
+    ];
+    let mut public = vec![Attribute::Token(true), Attribute::Verify(true), Attribute::Private(false), label_attr];
+    let mechanism = match algorithm.ec_params() {
+        Some(params) => {
+            public.push(Attribute::EcParams(params.to_vec()));
+            Mechanism::EccKeyPairGen
+        }
+        None => {
+            public.push(Attribute::ModulusBits(3072u64.into()));
+            public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+    };
+    let (pub_handle, priv_handle) = session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map_err(HsmError::from_cryptoki)?;
+    let spki = public_key_info(session, pub_handle, algorithm)?;
+    // CKA_ID = the subject key identifier, so other PKCS#11 tools can pair key and certificate.
+    let id = Attribute::Id(crate::ca::key_identifier(&spki));
+    for handle in [pub_handle, priv_handle] {
+        session.update_attributes(handle, &[id.clone()]).map_err(HsmError::from_cryptoki)?;
+    }
+    Ok(spki)
+}
+
+/// Reads a public key object and encodes it as SubjectPublicKeyInfo DER.
+pub(crate) fn public_key_info(session: &Session, handle: ObjectHandle, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
+    match algorithm.ec_params() {
+        Some(params) => {
+            let attrs = session.get_attributes(handle, &[AttributeType::EcPoint]).map_err(HsmError::from_cryptoki)?;
+            let Some(Attribute::EcPoint(wrapped)) = attrs.into_iter().next() else {
+                return Err(HsmError::BadData("public key has no CKA_EC_POINT".into()));
+            };
+            // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point.
+            let point = match asn1::read_tlv(&wrapped) {
+                Some((asn1::tag::OCTET_STRING, point, [])) => point.to_vec(),
+                _ => wrapped,
+            };
+            let algorithm_id = asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 2, 1]), params]);
+            Ok(spki(&algorithm_id, &point))
+        }
+        None => {
+            let attrs = session
+                .get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent])
+                .map_err(HsmError::from_cryptoki)?;
+            let (mut n, mut e) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(v) => n = Some(v),
+                    Attribute::PublicExponent(v) => e = Some(v),
+                    _ => {}
+                }
+            }
+            let (Some(n), Some(e)) = (n, e) else {
+                return Err(HsmError::BadData("RSA public key without modulus or exponent".into()));
+            };
+            let rsa = asn1::sequence(&[&asn1::unsigned_integer(&n), &asn1::unsigned_integer(&e)]);
+            let algorithm_id = asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 1]), &asn1::tlv(asn1::tag::NULL, &[])]);
+            Ok(spki(&algorithm_id, &rsa))
+        }
+    }
+}
+
+fn spki(algorithm_id: &[u8], key: &[u8]) -> Vec<u8> {
+    let bits = [&[0u8][..], key].concat();
+    asn1::sequence(&[algorithm_id, &asn1::tlv(asn1::tag::BIT_STRING, &bits)])
+}
+
+/// Reads the protection attributes of a private key.
+pub(crate) fn protection(session: &Session, handle: ObjectHandle) -> Result<KeyProtection, HsmError> {
+    let attrs = session
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::Token,
+                AttributeType::Private,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+            ],
+        )
+        .map_err(HsmError::from_cryptoki)?;
+    let mut p = KeyProtection::default();
+    for a in attrs {
+        match a {
+            Attribute::Token(v) => p.token = v,
+            Attribute::Private(v) => p.private = v,
+            Attribute::Sensitive(v) => p.sensitive = v,
+            Attribute::Extractable(v) => p.extractable = v,
+            Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
+            Attribute::NeverExtractable(v) => p.never_extractable = v,
+            _ => {}
+        }
+    }
+    Ok(p)
+}

@@ -1,0 +1,33 @@
+//! cloudca: an HSM-backed certificate authority and cloud-signing appliance.
+//!
+//! # Map
+//!
+//! ```text
+//!   cli (main.rs, cli/)          operators' commands: dev-init, ceremony, issue, cert, serve
+//!        │
+//!   daemon::Instance ─────────── wires config → HSM pool → store → hierarchy → services
+//!        │
+//!   api (ops, public)            listeners per trust zone; the only place errors become HTTP
+//!        │
+//!   ca::IssuanceService          numbered issuance steps (ca/issue.rs)
+//!      │            │
+//!   hsm::HsmPool   store::Writer  PKCS#11 sessions on worker threads │ group-committed SQL
+//! ```
+//!
+//! Start reading at [`daemon::Instance::open`] and [`ca::issue`]. `ARCHITECTURE.md` has the
+//! flows, trust zones and invariants.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod asn1;
+pub mod ca;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod devinit;
+pub mod hsm;
+pub mod metrics;
+pub mod store;

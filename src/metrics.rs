@@ -1,0 +1,86 @@
+//! Typed metric families, registered once into one registry that `/metrics` renders.
+//! Names follow Prometheus conventions: `cloudca_<subsystem>_<what>_<unit>`.
+
+use std::sync::OnceLock;
+
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Every metric the process exports.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Sessions (worker threads) in the HSM pool.
+    pub hsm_pool_size: IntGauge,
+    /// 1 when the HSM pool has working sessions, 0 while it is rebuilding or the token is gone.
+    pub hsm_ready: IntGauge,
+    /// Completed HSM operations by kind.
+    pub hsm_operations: IntCounterVec,
+    /// Failed HSM operations by PKCS#11 function and CKR code.
+    pub hsm_errors: IntCounterVec,
+    /// Time from queueing an HSM job to its answer, by kind.
+    pub hsm_operation_seconds: HistogramVec,
+    /// Session rebuilds after a loss.
+    pub hsm_rebuilds: IntCounter,
+    /// Issuance outcomes by profile and result (`issued`, `refused`, `failed`).
+    pub issuance: IntCounterVec,
+    /// End-to-end issuance latency by profile.
+    pub issuance_seconds: HistogramVec,
+    /// Rows per group commit of the database writer.
+    pub db_batch_size: Histogram,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's metrics, registered on first use.
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(|| build().unwrap_or_else(|e| panic!("metric registration is static and cannot collide: {e}")))
+}
+
+fn latency_buckets() -> Vec<f64> {
+    vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
+}
+
+fn build() -> prometheus::Result<Metrics> {
+    let registry = Registry::new_custom(Some("cloudca".into()), None)?;
+    let m = Metrics {
+        hsm_pool_size: IntGauge::new("hsm_pool_size", "Sessions in the HSM pool")?,
+        hsm_ready: IntGauge::new("hsm_ready", "1 when the HSM pool has working sessions")?,
+        hsm_operations: IntCounterVec::new(Opts::new("hsm_operations_total", "Completed HSM operations"), &["op"])?,
+        hsm_errors: IntCounterVec::new(
+            Opts::new("hsm_errors_total", "Failed HSM operations by PKCS#11 function and code"),
+            &["function", "code"],
+        )?,
+        hsm_operation_seconds: HistogramVec::new(
+            HistogramOpts::new("hsm_operation_seconds", "Queue-to-answer time of HSM jobs").buckets(latency_buckets()),
+            &["op"],
+        )?,
+        hsm_rebuilds: IntCounter::new("hsm_session_rebuilds_total", "HSM session rebuilds after a loss")?,
+        issuance: IntCounterVec::new(Opts::new("issuance_total", "Issuance outcomes"), &["profile", "result"])?,
+        issuance_seconds: HistogramVec::new(
+            HistogramOpts::new("issuance_seconds", "End-to-end issuance latency").buckets(latency_buckets()),
+            &["profile"],
+        )?,
+        db_batch_size: Histogram::with_opts(
+            HistogramOpts::new("db_batch_rows", "Writes per group commit")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?,
+        registry,
+    };
+    m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
+    m.registry.register(Box::new(m.hsm_ready.clone()))?;
+    m.registry.register(Box::new(m.hsm_operations.clone()))?;
+    m.registry.register(Box::new(m.hsm_errors.clone()))?;
+    m.registry.register(Box::new(m.hsm_operation_seconds.clone()))?;
+    m.registry.register(Box::new(m.hsm_rebuilds.clone()))?;
+    m.registry.register(Box::new(m.issuance.clone()))?;
+    m.registry.register(Box::new(m.issuance_seconds.clone()))?;
+    m.registry.register(Box::new(m.db_batch_size.clone()))?;
+    Ok(m)
+}
+
+/// Renders the registry in the Prometheus text format.
+pub fn render() -> String {
+    let mut out = Vec::new();
+    let _ = prometheus::TextEncoder::new().encode(&get().registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}

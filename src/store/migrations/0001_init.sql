@@ -1,0 +1,45 @@
+-- The CA hierarchy: one row per CA key and certificate (root, issuing CAs, OCSP responders).
+CREATE TABLE authorities (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,            -- root | issuing | ocsp
+    issuer        TEXT,                     -- the authority that signed this one (NULL for a self-signed root)
+    key_label     TEXT NOT NULL,            -- CKA_LABEL of the HSM key pair
+    key_algorithm TEXT NOT NULL,
+    certificate   BLOB NOT NULL,            -- DER
+    fingerprint   TEXT NOT NULL,            -- SHA-256 of the DER, hex
+    not_after     BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+-- Every serial ever reserved. A row exists before the HSM signs (status 'reserved'), so a serial
+-- can never be used twice, even across crashes; the certificate is stored before it is returned.
+CREATE TABLE certificates (
+    serial            TEXT PRIMARY KEY,     -- lowercase hex, no colons
+    issuer            TEXT NOT NULL,        -- authorities.name
+    profile           TEXT NOT NULL,
+    status            TEXT NOT NULL,        -- reserved | issued | revoked
+    subject           TEXT NOT NULL,        -- RFC 4514 string, for search and display
+    identifier        TEXT,                 -- credit code or resident ID (subject serialNumber)
+    reserved_at       BIGINT NOT NULL,
+    not_before        BIGINT,
+    not_after         BIGINT,
+    der               BLOB,
+    fingerprint       TEXT,
+    revoked_at        BIGINT,
+    revocation_reason BIGINT,
+    invalidity_date   BIGINT
+);
+CREATE INDEX certificates_identifier ON certificates (identifier);
+CREATE INDEX certificates_issuer_status ON certificates (issuer, status);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+
+-- Security-relevant events, append-only.
+CREATE TABLE audit_events (
+    id      {autoid},
+    at      BIGINT NOT NULL,                -- unix milliseconds
+    kind    TEXT NOT NULL,                  -- e.g. certificate.issued
+    actor   TEXT NOT NULL,                  -- cli, daemon, or an operator identity
+    serial  TEXT,
+    detail  TEXT NOT NULL                   -- JSON
+);
+CREATE INDEX audit_events_kind ON audit_events (kind);

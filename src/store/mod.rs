@@ -1,0 +1,130 @@
+//! Storage: one data-access layer over SQLite (embedded default, WAL, durable commits) and
+//! PostgreSQL (several daemons sharing one CA), through `sqlx`'s `Any` driver. All SQL uses
+//! `$n` placeholders, which both backends accept. Row types live here, separate from domain
+//! types; nothing outside this module writes SQL.
+
+mod authorities;
+mod certificates;
+mod migrations;
+mod writer;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use authorities::AuthorityRecord;
+pub use certificates::{CertificateRecord, Reservation};
+pub use writer::{AuditRecord, Write, Writer};
+
+use crate::config::DatabaseConfig;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A unique constraint refused the write (e.g. a serial already reserved).
+    #[error("duplicate key: {0}")]
+    Duplicate(String),
+    /// The database URL or password file is unusable.
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// The group-commit writer has stopped.
+    #[error("the database writer has stopped")]
+    WriterStopped,
+}
+
+impl StoreError {
+    /// Classifies unique-constraint violations, which callers handle (retry with a new serial).
+    fn classify(err: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return StoreError::Duplicate(db.message().to_string());
+            }
+        }
+        StoreError::Database(err)
+    }
+}
+
+/// Which SQL backend the URL selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The database handle: a connection pool and the group-commit writer.
+#[derive(Clone)]
+pub struct Store {
+    /// Reads and single writes.
+    pool: AnyPool,
+    /// Which backend, for the few dialect differences.
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, applies migrations, and returns the store.
+    pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = resolve_url(config)?;
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for concurrent readers; FULL so a commit survives power loss;
+                        // a busy timeout so the CLI and the daemon can share the file.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        migrations::run(&pool, backend).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts the group-commit writer on this store.
+    pub fn writer(&self, max_batch: usize) -> Writer {
+        Writer::start(self.pool.clone(), max_batch)
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Builds the connection URL: creates SQLite files on first use, substitutes the password.
+fn resolve_url(config: &DatabaseConfig) -> Result<String, StoreError> {
+    let mut url = config.url.clone();
+    if url.contains("${password}") {
+        let path = config
+            .password_file
+            .as_ref()
+            .ok_or_else(|| StoreError::Config("database.url uses ${password} but database.password_file is not set".into()))?;
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| StoreError::Config(format!("database.password_file {}: {e}", path.display())))?;
+        url = url.replace("${password}", password.trim_end());
+    }
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+    }
+    Ok(url)
+}
