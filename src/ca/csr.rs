@@ -64,10 +64,12 @@ pub fn parse(input: &[u8]) -> Result<CsrInfo, RequestError> {
     if !rest.is_empty() {
         return Err(RequestError::MalformedCsr(format!("{} trailing bytes after the request", rest.len())));
     }
-    csr.verify_signature().map_err(|_| RequestError::BadCsrSignature)?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
+    // Key type first: it names the problem precisely (ring refuses to verify with RSA-1024, which
+    // would otherwise surface as a bad signature).
     let key_type = key_type(spki)?;
+    csr.verify_signature().map_err(|_| RequestError::BadCsrSignature)?;
     let mut subject = Vec::new();
     for attr in info.subject.iter_attributes() {
         let name = attribute_name(&attr.attr_type().to_id_string());
@@ -114,7 +116,11 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Subjec
             if rsa.try_exponent().ok() != Some(65537) {
                 return Err(RequestError::KeyType("RSA public exponent must be 65537".into()));
             }
-            Ok(SubjectKeyType::Rsa(rsa.key_size()))
+            let bits = rsa.key_size();
+            if bits < 2048 {
+                return Err(RequestError::KeyType(format!("rsa-{bits} keys are not allowed (at least 2048 bits)")));
+            }
+            Ok(SubjectKeyType::Rsa(bits))
         }
         Ok(_) => Err(RequestError::KeyType(format!(
             "key algorithm {} is not supported (use ECDSA or RSA)",

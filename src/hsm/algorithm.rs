@@ -16,6 +16,7 @@ pub enum KeyAlgorithm {
     /// ECDSA on NIST P-384 with SHA-384.
     EcdsaP384,
     /// RSA 3072-bit with PKCS#1 v1.5 and SHA-256.
+    #[serde(rename = "rsa-3072")]
     Rsa3072,
 }
 

@@ -35,7 +35,8 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreErr
         if done.is_some() {
             continue;
         }
-        for statement in dialect(sql, backend).split(';').map(strip_comments).filter(|s| !s.is_empty()) {
+        for statement in strip_comments(&dialect(sql, backend)).split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let statement = statement.to_string();
             sqlx::query(&statement).execute(&mut *tx).await?;
         }
         sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")

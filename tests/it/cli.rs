@@ -1,0 +1,126 @@
+//! The command line as operators' scripts use it: the real binary in a child process.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudca");
+
+fn cloudca(args: &[&str]) -> Output {
+    let out = Command::new(BIN).args(args).env("RUST_LOG", "warn").output().expect("binary runs");
+    Output { ok: out.status.success(), text: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)) }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_init_refuses_a_non_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep"), "x").unwrap();
+    let out = cloudca(&["dev-init", "--dir", dir.path().to_str().unwrap()]);
+    assert!(!out.ok);
+    assert!(out.text.contains("is not empty"), "{}", out.text);
+    assert!(dir.path().join("keep").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_init_writes_listeners_on_loopback() {
+    let ca = TestCa::new().await;
+    let text = std::fs::read_to_string(&ca.config_path).unwrap();
+    let listeners = text.split("[listeners]").nth(1).unwrap().split('[').next().unwrap();
+    for key in ["public", "api", "admin", "metrics"] {
+        assert!(listeners.contains(&format!("{key} = \"127.0.0.1:")), "{key} missing: {listeners}");
+    }
+    for secret in ["secrets/hsm-user.pin", "tls/server.key", "tls/clients/operator.key"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ca.config_path.parent().unwrap().join(secret)).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "{secret} must not be readable by others");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_names_an_unknown_key() {
+    let ca = TestCa::new().await;
+    let config = ca.config_path.to_str().unwrap();
+    let out = cloudca(&["--config", config, "config", "check"]);
+    assert!(out.ok, "{}", out.text);
+    let bad = ca.path("bad.toml");
+    let text = std::fs::read_to_string(&ca.config_path).unwrap().replace("token_label", "token_lable");
+    std::fs::write(&bad, text).unwrap();
+    let out = cloudca(&["--config", bad.to_str().unwrap(), "config", "check"]);
+    assert!(!out.ok);
+    assert!(out.text.contains("token_lable"), "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_then_show_and_list_through_the_cli() {
+    let ca = TestCa::new().await;
+    let config = ca.config_path.to_str().unwrap();
+    let key = make_key(ca.dir.path(), "k", "ec:P-256");
+    make_csr(ca.dir.path(), "c", &key, PERSONAL_SUBJECT);
+    let (csr, out_pem, chain) = (ca.path("c.csr"), ca.path("cert.pem"), ca.path("chain.pem"));
+    let out = cloudca(&["--config", config, "issue", "--profile", "personal", "--csr", csr.to_str().unwrap(), "--out", out_pem.to_str().unwrap(), "--chain-out", chain.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.text);
+    let verify = run("openssl", &["verify", "-CAfile", ca.ca_pem("root").to_str().unwrap(), "-untrusted", chain.to_str().unwrap(), out_pem.to_str().unwrap()]);
+    assert!(verify.ok, "{}", verify.text);
+    // The serial as openssl prints it: upper case with colons.
+    let serial = run("openssl", &["x509", "-in", out_pem.to_str().unwrap(), "-noout", "-serial"]).text;
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let colons: String = serial.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+    let show = cloudca(&["--config", config, "cert", "show", &colons]);
+    assert!(show.ok, "{}", show.text);
+    assert!(show.text.contains("status:      issued") && show.text.contains("BEGIN CERTIFICATE"), "{}", show.text);
+    let list = cloudca(&["--config", config, "cert", "list"]);
+    assert!(list.ok, "{}", list.text);
+    assert_eq!(list.text.lines().count(), 1, "{}", list.text);
+    assert!(list.text.starts_with(&serial.to_lowercase()), "{}", list.text);
+    let unknown = cloudca(&["--config", config, "cert", "show", "abcdef"]);
+    assert!(!unknown.ok && unknown.text.contains("no certificate with serial"), "{}", unknown.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_refuses_a_bad_csr_with_a_data_error_and_writes_nothing() {
+    let ca = TestCa::new().await;
+    let csr = ca.path("bad.csr");
+    std::fs::write(&csr, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").unwrap();
+    let out_pem = ca.path("never.pem");
+    let out = Command::new(BIN)
+        .args(["--config", ca.config_path.to_str().unwrap(), "issue", "--profile", "org", "--csr", csr.to_str().unwrap(), "--out", out_pem.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed CSR"));
+    assert!(!out_pem.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_answers_live_ready_and_metrics() {
+    let ca = TestCa::new().await;
+    let mut child = Command::new(BIN)
+        .args(["--config", ca.config_path.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let metrics = format!("http://{}", ca.config.listeners.metrics);
+    let public = format!("http://{}", ca.config.listeners.public);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        if let Ok(r) = client.get(format!("{metrics}/ready")).send().await {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "daemon did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status(), 200);
+    assert_eq!(client.get(format!("{metrics}/live")).send().await.unwrap().status(), 200);
+    let text = client.get(format!("{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in ["cloudca_hsm_pool_size 2", "cloudca_hsm_ready 1", "cloudca_hsm_operation_seconds_bucket", "cloudca_hsm_operations_total"] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    let ca_cert = client.get(format!("{public}/ca/org.crt")).send().await.unwrap();
+    assert_eq!(ca_cert.headers()["content-type"], "application/pkix-cert");
+    let der = ca_cert.bytes().await.unwrap();
+    assert_eq!(der.as_ref(), pem::parse(std::fs::read(ca.ca_pem("org")).unwrap()).unwrap().contents());
+    assert_eq!(client.get(format!("{public}/ca/nope.crt")).send().await.unwrap().status(), 404);
+    child.kill().unwrap();
+    let _ = child.wait();
+}

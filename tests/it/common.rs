@@ -1,0 +1,151 @@
+//! The test harness: a real development instance (SoftHSM2 token, database, ceremony) per test,
+//! and helpers that drive independent tools (openssl, pkilint) against what we emit.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use cloudca::clock::SystemClock;
+use cloudca::config::Config;
+use cloudca::daemon::Instance;
+use cloudca::devinit::{self, Options};
+use cloudca::hsm::KeyAlgorithm;
+
+/// A fresh CA for one test.
+pub struct TestCa {
+    /// Holds the folder for the test's lifetime.
+    pub dir: tempfile::TempDir,
+    /// `DIR/cloudca.toml`.
+    pub config_path: PathBuf,
+    /// The loaded config.
+    pub config: Config,
+}
+
+impl TestCa {
+    /// A P-256 instance on the backend the environment selects.
+    pub async fn new() -> TestCa {
+        Self::with_algorithm(KeyAlgorithm::EcdsaP256).await
+    }
+
+    /// An instance whose CA keys use `algorithm`.
+    pub async fn with_algorithm(algorithm: KeyAlgorithm) -> TestCa {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = Options {
+            database_url: postgres_database().await,
+            hsm_workers: 2,
+            key_algorithm: algorithm,
+            token_label: format!("t{}", std::process::id()),
+        };
+        let created = devinit::create(&dir.path().join("ca"), &options).await.expect("dev-init");
+        let config = Config::load(&created.config_path).expect("config");
+        TestCa { dir, config_path: created.config_path, config }
+    }
+
+    /// Opens the instance the way the daemon does.
+    pub async fn open(&self) -> Instance {
+        Instance::open(self.config.clone(), Arc::new(SystemClock)).await.expect("instance opens")
+    }
+
+    /// A scratch path inside the test folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The CA certificate file the ceremony wrote.
+    pub fn ca_pem(&self, name: &str) -> PathBuf {
+        self.config.data_dir.join("ca").join(format!("{name}.pem"))
+    }
+}
+
+/// With `CLOUDCA_TEST_POSTGRES=postgres://user@127.0.0.1:5432/postgres`, creates a fresh
+/// database for this test and returns its URL; otherwise None (SQLite in the folder).
+pub async fn postgres_database() -> Option<String> {
+    let admin = std::env::var("CLOUDCA_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL server");
+    let name = format!("cloudca_t_{}_{}", std::process::id(), rand_suffix());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
+}
+
+fn rand_suffix() -> u32 {
+    use rand::RngCore;
+    rand::rngs::OsRng.next_u32()
+}
+
+/// What `openssl` printed, and whether it succeeded.
+pub struct Output {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// Runs a command, capturing stdout and stderr together.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} must be installed: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Output { ok: out.status.success(), text }
+}
+
+/// Makes a key with openssl: `ec:P-256`, `ec:P-384`, `rsa:2048`, `ed25519`...
+pub fn make_key(dir: &Path, name: &str, kind: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.key"));
+    let p = path.to_str().unwrap();
+    let out = match kind.split_once(':') {
+        Some(("ec", curve)) => run("openssl", &["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", p]),
+        Some(("rsa", bits)) => run("openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-out", p]),
+        _ => run("openssl", &["genpkey", "-algorithm", kind, "-out", p]),
+    };
+    assert!(out.ok, "{}", out.text);
+    path
+}
+
+/// Makes a CSR with openssl for a subject like `/C=CN/O=Org/CN=Name/serialNumber=...`.
+pub fn make_csr(dir: &Path, name: &str, key: &Path, subject: &str) -> Vec<u8> {
+    let path = dir.join(format!("{name}.csr"));
+    let out = run(
+        "openssl",
+        &["req", "-new", "-utf8", "-key", key.to_str().unwrap(), "-subj", subject, "-out", path.to_str().unwrap()],
+    );
+    assert!(out.ok, "{}", out.text);
+    std::fs::read(path).unwrap()
+}
+
+/// A CSR for the organisation profile with a valid credit code.
+pub const ORG_SUBJECT: &str = "/C=CN/O=福建示例科技有限公司/CN=示例科技/serialNumber=91350100M000100Y43";
+/// A CSR for the personal profile with a valid resident ID.
+pub const PERSONAL_SUBJECT: &str = "/C=CN/CN=张三/serialNumber=11010519491231002X";
+
+/// Writes DER as PEM to a file.
+pub fn write_pem(path: &Path, tag: &str, der: &[u8]) {
+    std::fs::write(path, pem::encode(&pem::Pem::new(tag, der.to_vec()))).unwrap();
+}
+
+/// Runs pkilint's certificate linter; returns its findings (empty when clean). pkilint must be
+/// installed (the test script installs it): a missing linter fails the test, never skips it.
+pub fn pkilint_cert(path: &Path) -> String {
+    let out = run("lint_pkix_cert", &["lint", "-s", "ERROR", path.to_str().unwrap()]);
+    if out.ok {
+        String::new()
+    } else {
+        out.text
+    }
+}
+
+/// Closes every session of this process on the slot, behind the pool's back, through the
+/// module's own C_CloseAllSessions: what a token reset or HSM fail-over does to a daemon.
+pub fn close_all_sessions(slot: u64) {
+    // SAFETY: dlopen of the already-loaded module returns the same instance; the function list
+    // is the module's static table; C_CloseAllSessions takes a plain slot id.
+    unsafe {
+        let lib = libloading::Library::new(devinit::SOFTHSM2_MODULE).expect("module loads");
+        let get: libloading::Symbol<unsafe extern "C" fn(*mut *mut cryptoki_sys::CK_FUNCTION_LIST) -> cryptoki_sys::CK_RV> =
+            lib.get(b"C_GetFunctionList").expect("C_GetFunctionList");
+        let mut list = std::ptr::null_mut();
+        assert_eq!(get(&mut list), 0);
+        let close = (*list).C_CloseAllSessions.expect("C_CloseAllSessions");
+        assert_eq!(close(slot), 0, "C_CloseAllSessions failed");
+    }
+}

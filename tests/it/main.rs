@@ -1,0 +1,12 @@
+//! Integration tests, compiled as one binary. Each test gets a fresh SoftHSM2 token and a fresh
+//! database (SQLite by default; PostgreSQL when `CLOUDCA_TEST_POSTGRES` names a server) through
+//! the harness in `common`. Run with `cargo nextest run` (one process per test: PKCS#11 allows
+//! one module initialisation per process, and each test's token lives in its own folder).
+
+mod common;
+
+mod ceremony;
+mod cli;
+mod hsm;
+mod issuance;
+mod storage;
