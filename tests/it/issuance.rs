@@ -81,7 +81,7 @@ async fn bad_requests_are_refused_with_a_clear_message_and_store_nothing() {
         ("personal", make_csr(dir, "badid", &p256, "/C=CN/CN=x/serialNumber=110105194912310021"), "check digit", "bad resident ID"),
         ("personal", make_csr(dir, "date", &p256, "/C=CN/CN=x/serialNumber=110105194902301234"), "not a real date", "bad birth date"),
         ("org", make_csr(dir, "us", &p256, "/C=US/O=o/CN=x/serialNumber=91350100M000100Y43"), "C must be \"CN\"", "wrong country"),
-        ("org", make_csr(dir, "extra", &p256, "/C=CN/O=o/OU=u/L=x/CN=x/serialNumber=91350100M000100Y43"), "L is not allowed", "extra attribute"),
+        ("org", make_csr(dir, "extra", &p256, "/C=CN/O=o/OU=u/CN=x/serialNumber=91350100M000100Y43"), "OU is not allowed", "extra attribute"),
         ("nope", good.clone(), "unknown profile", "unknown profile"),
     ];
     for (profile, csr, expected, what) in cases {
