@@ -1,1 +1,141 @@
-fn main(){}
+//! Issuance throughput against the HSM's own raw signing rate, measured on the same SoftHSM2
+//! token in the same run, at one HSM worker and at one worker per core.
+//!
+//! `cargo bench --bench issuance` (set `CLOUDCA_BENCH_SECONDS` to change the 5 s per figure).
+//! Raw: N threads, each with its own logged-in session, C_Sign(CKM_ECDSA) over a SHA-256 digest
+//! with the organisation CA's token key. Issuance: the full library path (CSR check, serial
+//! reserved durably, TBS built and linted, one HSM signature, certificate + audit stored
+//! durably) with enough requests in flight to keep N workers busy; SQLite WAL with
+//! synchronous=FULL, group commit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudca::clock::SystemClock;
+use cloudca::config::Config;
+use cloudca::daemon::Instance;
+use cloudca::devinit::{self, Options};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use sha2::Digest;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("issuance: benchmark");
+        return;
+    }
+    let seconds: u64 = std::env::var("CLOUDCA_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = runtime
+        .block_on(devinit::create(&dir.path().join("ca"), &Options { token_label: "bench".into(), ..Options::default() }))
+        .expect("dev instance");
+    let config = Config::load(&created.config_path).expect("config");
+    let csr = make_csr();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut rows = Vec::new();
+    for workers in [1, cores] {
+        // CLOUDCA_BENCH_SKIP_RAW=1 profiles the issuance path alone.
+        let raw = if std::env::var("CLOUDCA_BENCH_SKIP_RAW").is_ok() { f64::NAN } else { raw_sign_rate(&config, workers, Duration::from_secs(seconds)) };
+        let issued = runtime.block_on(issuance_rate(&config, workers, &csr, Duration::from_secs(seconds)));
+        rows.push((workers, raw, issued));
+    }
+    println!();
+    println!("cloudca issuance vs raw SoftHSM2 ECDSA P-256 signing ({seconds} s per figure, {cores} cores)");
+    println!("{:>8} {:>16} {:>16} {:>8}", "workers", "raw HSM sign/s", "issuance/s", "ratio");
+    for (workers, raw, issued) in rows {
+        println!("{workers:>8} {raw:>16.0} {issued:>16.0} {:>7.1}%", 100.0 * issued / raw);
+    }
+}
+
+/// A P-256 CSR for the organisation profile (software key: it is the applicant's).
+fn make_csr() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CountryName, "CN");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "示例科技有限公司");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "示例科技");
+    params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), "91350100M000100Y43");
+    params.serialize_request(&key).expect("csr").der().to_vec()
+}
+
+/// The HSM alone: `workers` threads, one session each, signing for `duration`.
+fn raw_sign_rate(config: &Config, workers: usize, duration: Duration) -> f64 {
+    config.apply_hsm_env();
+    let ctx = Pkcs11::new(&config.hsm.module).expect("module");
+    // The instance may already have initialised the module in this process: that is fine.
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).map(|t| t.label().trim_end() == config.hsm.token_label).unwrap_or(false))
+        .expect("token");
+    let pin = std::fs::read_to_string(config.hsm.pin_file.as_ref().expect("pin file")).expect("pin");
+    let count = Arc::new(AtomicU64::new(0));
+    let digest = sha2::Sha256::digest(b"cloudca raw signing benchmark").to_vec();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (ctx, count, digest, pin) = (ctx.clone(), count.clone(), digest.clone(), pin.clone());
+            scope.spawn(move || {
+                let session = ctx.open_rw_session(slot).expect("session");
+                let _ = session.login(cryptoki::session::UserType::User, Some(&cryptoki::types::AuthPin::new(pin.trim().into())));
+                let key = session
+                    .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"cloudca-org".to_vec())])
+                    .expect("find")[0];
+                while started.elapsed() < duration {
+                    session.sign(&Mechanism::Ecdsa, key, &digest).expect("sign");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The production issuance path with `workers` HSM sessions.
+async fn issuance_rate(config: &Config, workers: usize, csr: &[u8], duration: Duration) -> f64 {
+    let mut config = config.clone();
+    config.hsm.workers = workers;
+    let instance = Instance::open(config, Arc::new(SystemClock)).await.expect("instance");
+    let in_flight = 64 * workers;
+    let count = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let (issuance, csr, count) = (instance.issuance.clone(), csr.to_vec(), count.clone());
+            tokio::spawn(async move {
+                while started.elapsed() < duration {
+                    issuance.issue("org", &csr, "bench").await.expect("issued");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let issued = count.load(Ordering::Relaxed);
+    let stored = instance.store.count_certificates("issued").await.expect("count");
+    eprintln!(
+        "workers={workers}: {issued} issued ({stored} stored in total); process CPU {:.0}% of one core, {:.0} µs CPU per certificate",
+        100.0 * cpu / elapsed,
+        1e6 * cpu / issued as f64
+    );
+    issued as f64 / elapsed
+}
+
+/// User + system CPU time of this process, from /proc (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}

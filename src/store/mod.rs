@@ -35,6 +35,9 @@ pub enum StoreError {
     /// The group-commit writer has stopped.
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A certificate was to be stored for a serial that is not reserved (issuance step 5).
+    #[error("no reserved serial to store the certificate under")]
+    NotReserved,
 }
 
 impl StoreError {

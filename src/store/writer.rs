@@ -80,78 +80,130 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         metrics::get().db_batch_size.observe(batch.len() as f64);
-        match commit_batch(&pool, &batch).await {
+        let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
+        match commit(&pool, &writes).await {
             Ok(()) => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Err(e) => {
+            Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, rows = batch.len(), "batch commit failed; replaying writes one by one");
                 for (write, reply) in batch.drain(..) {
-                    let result = commit_batch(&pool, std::slice::from_ref(&(write, oneshot::channel().0))).await;
-                    let _ = reply.send(result);
+                    let _ = reply.send(commit(&pool, &[&write]).await);
+                }
+            }
+            Err(e) => {
+                // A batch of one: its only caller gets the error itself.
+                if let Some((_, reply)) = batch.pop() {
+                    let _ = reply.send(Err(e));
                 }
             }
         }
     }
 }
 
-async fn commit_batch(pool: &AnyPool, batch: &[Request]) -> Result<(), StoreError> {
+/// Rows per multi-row statement: keeps bind counts far below SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Commits the writes in one transaction, one multi-row statement per kind and chunk.
+async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut reservations = Vec::new();
+    let mut issues = Vec::new();
+    let mut audits = Vec::new();
+    for w in writes {
+        match w {
+            Write::Reserve(r) => reservations.push(r),
+            Write::Issue { audit, .. } => {
+                issues.push(*w);
+                audits.push(audit);
+            }
+            Write::Audit(a) => audits.push(a),
+        }
+    }
     let mut tx = pool.begin().await?;
-    for (write, _) in batch {
-        apply(&mut tx, write).await.map_err(StoreError::classify)?;
+    for chunk in reservations.chunks(ROWS_PER_STATEMENT) {
+        insert_reservations(&mut tx, chunk).await.map_err(StoreError::classify)?;
+    }
+    for chunk in issues.chunks(ROWS_PER_STATEMENT) {
+        let updated = update_issued(&mut tx, chunk).await.map_err(StoreError::classify)?;
+        if updated != chunk.len() as u64 {
+            return Err(StoreError::NotReserved);
+        }
+    }
+    for chunk in audits.chunks(ROWS_PER_STATEMENT) {
+        insert_audits(&mut tx, chunk).await.map_err(StoreError::classify)?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn apply(tx: &mut Transaction<'static, Any>, write: &Write) -> Result<(), sqlx::Error> {
-    match write {
-        Write::Reserve(r) => {
-            sqlx::query(
-                "INSERT INTO certificates (serial, issuer, profile, status, subject, identifier, reserved_at) \
-                 VALUES ($1, $2, $3, 'reserved', $4, $5, $6)",
-            )
-            .bind(&r.serial)
-            .bind(&r.issuer)
-            .bind(&r.profile)
-            .bind(&r.subject)
-            .bind(&r.identifier)
-            .bind(r.reserved_at)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Write::Issue { serial, der, fingerprint, not_before, not_after, audit } => {
-            let done = sqlx::query(
-                "UPDATE certificates SET status = 'issued', der = $1, fingerprint = $2, not_before = $3, not_after = $4 \
-                 WHERE serial = $5 AND status = 'reserved'",
-            )
-            .bind(der)
-            .bind(fingerprint)
-            .bind(*not_before)
-            .bind(*not_after)
-            .bind(serial)
-            .execute(&mut **tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                return Err(sqlx::Error::RowNotFound);
+/// `($1, $2, ...), ($k, ...)` for `rows` rows of `columns` placeholders, with optional literal
+/// columns appended after the bound ones.
+fn values(rows: usize, columns: usize, literal: &str) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
             }
-            insert_audit(tx, audit).await?;
+            out.push_str(&format!("${}", r * columns + c + 1));
         }
-        Write::Audit(a) => insert_audit(tx, a).await?,
+        out.push_str(literal);
+        out.push(')');
     }
+    out
+}
+
+async fn insert_reservations(tx: &mut Transaction<'static, Any>, rows: &[&Reservation]) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO certificates (serial, issuer, profile, subject, identifier, reserved_at, status) VALUES {}",
+        values(rows.len(), 6, ", 'reserved'")
+    );
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q.bind(&r.serial).bind(&r.issuer).bind(&r.profile).bind(&r.subject).bind(&r.identifier).bind(r.reserved_at);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
-async fn insert_audit(tx: &mut Transaction<'static, Any>, a: &AuditRecord) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(a.at)
-        .bind(&a.kind)
-        .bind(&a.actor)
-        .bind(&a.serial)
-        .bind(&a.detail)
-        .execute(&mut **tx)
-        .await?;
+/// Step 5 of issuance for many certificates at once: only rows still `reserved` change, and the
+/// caller checks every row did.
+async fn update_issued(tx: &mut Transaction<'static, Any>, rows: &[&Write]) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "UPDATE certificates SET status = 'issued', der = v.column2, fingerprint = v.column3, \
+         not_before = v.column4, not_after = v.column5 FROM (VALUES {}) AS v \
+         WHERE certificates.serial = v.column1 AND certificates.status = 'reserved'",
+        values(rows.len(), 5, "")
+    );
+    let mut q = sqlx::query(&sql);
+    for w in rows {
+        if let Write::Issue { serial, der, fingerprint, not_before, not_after, .. } = w {
+            q = q.bind(serial).bind(der).bind(fingerprint).bind(*not_before).bind(*not_after);
+        }
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+async fn insert_audits(tx: &mut Transaction<'static, Any>, rows: &[&AuditRecord]) -> Result<(), sqlx::Error> {
+    let sql = format!("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES {}", values(rows.len(), 5, ""));
+    let mut q = sqlx::query(&sql);
+    for a in rows {
+        q = q.bind(a.at).bind(&a.kind).bind(&a.actor).bind(&a.serial).bind(&a.detail);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_lists_number_placeholders_row_by_row() {
+        assert_eq!(values(2, 2, ""), "($1, $2), ($3, $4)");
+        assert_eq!(values(1, 1, ", 'x'"), "($1, 'x')");
+    }
 }
