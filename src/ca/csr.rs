@@ -38,9 +38,11 @@ impl SubjectKeyType {
     }
 }
 
-/// A verified request: the subject attributes in order, and the public key.
+/// A request whose key the requester has proven to hold: the subject attributes in order and
+/// the public key. Only [`parse`] (CSR signature verified) and, for keys generated in our own
+/// HSM, the custody code construct one, so issuance can never start from an unchecked key.
 #[derive(Debug, Clone)]
-pub struct CsrInfo {
+pub struct VerifiedRequest {
     /// (attribute short name or dotted OID, value) in the order the CSR lists them.
     pub subject: Vec<(String, String)>,
     /// The key type.
@@ -49,10 +51,12 @@ pub struct CsrInfo {
     pub spki: Vec<u8>,
     /// The subjectPublicKey BIT STRING content (what rcgen calls the key's DER bytes).
     pub public_key_bits: Vec<u8>,
+    /// Private: proof that a constructor in this crate checked possession of the key.
+    _verified: (),
 }
 
 /// Parses a CSR from PEM or DER and verifies its self-signature.
-pub fn parse(input: &[u8]) -> Result<CsrInfo, RequestError> {
+pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
     let der = if input.starts_with(b"-----BEGIN") {
         let pem = pem_contents(input)?;
         std::borrow::Cow::Owned(pem)
@@ -78,11 +82,12 @@ pub fn parse(input: &[u8]) -> Result<CsrInfo, RequestError> {
             .map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
         subject.push((name, value.to_string()));
     }
-    Ok(CsrInfo {
+    Ok(VerifiedRequest {
         subject,
         key_type,
         spki: spki.raw.to_vec(),
         public_key_bits: spki.subject_public_key.data.to_vec(),
+        _verified: (),
     })
 }
 

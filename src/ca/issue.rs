@@ -1,7 +1,8 @@
 //! Issuance, in numbered steps. The invariants beside each step are what a reviewer checks:
 //!
-//! 1. Check the request against the profile: CSR signature (proof of possession), key type and
-//!    size, subject. *Anything out of profile is refused here, before anything is stored.*
+//! 1. Check the request against the profile: proof of possession (the CSR signature, checked
+//!    when the request enters, see [`csr::parse`]), key type and size, subject. *Anything out
+//!    of profile is refused here, before anything is stored.*
 //! 2. Reserve a serial: 127 random bits, persisted (durably) before any signature exists.
 //!    *A serial is never signed twice: the primary key refuses a duplicate; we draw again.*
 //! 3. Build the TBS certificate and lint it (subject, validity, key, extensions re-read from the
@@ -19,14 +20,14 @@ use rcgen::{CertificateParams, CrlDistributionPoint, ExtendedKeyUsagePurpose, Is
 use sha2::Digest;
 
 use super::authority::{sign_tbs, tbs_certificate_algorithm, Hierarchy, TbsCapture};
-use super::csr::{self, CsrInfo};
+use super::csr::{self, VerifiedRequest};
 use super::profile::{parse_oid, Profile};
 use super::{extensions, lint, serial, subject, CaError, RequestError};
 use crate::clock::Clock;
 use crate::config::PublicationConfig;
 use crate::hsm::HsmPool;
 use crate::metrics;
-use crate::store::{AuditRecord, Reservation, StoreError, Write, Writer};
+use crate::store::{AuditRecord, NewCertificate, Reservation, StoreError, Write, Writer};
 
 /// A freshly issued certificate.
 #[derive(Debug, Clone)]
@@ -57,43 +58,45 @@ pub struct IssuanceService {
 }
 
 impl IssuanceService {
-    /// Issues a certificate for a CSR under a profile. `actor` names who asked, for the audit.
-    pub async fn issue(&self, profile_name: &str, csr_bytes: &[u8], actor: &str) -> Result<Issued, CaError> {
+    /// Issues a certificate for a CSR (PEM or DER) under a profile. `actor` names who asked.
+    pub async fn issue(&self, profile: &str, csr_bytes: &[u8], actor: &str) -> Result<Issued, CaError> {
         let started = Instant::now();
-        let result = self.issue_inner(profile_name, csr_bytes, actor).await;
-        let m = metrics::get();
-        let outcome = match &result {
-            Ok(_) => "issued",
-            Err(CaError::Request(_)) => "refused",
-            Err(_) => "failed",
+        let result = match csr::parse(csr_bytes) {
+            Ok(request) => self.issue_inner(profile, &request, actor).await,
+            Err(e) => Err(e.into()),
         };
-        m.issuance.with_label_values(&[profile_name, outcome]).inc();
-        if result.is_ok() {
-            m.issuance_seconds.with_label_values(&[profile_name]).observe(started.elapsed().as_secs_f64());
-        }
+        record(profile, started, &result);
         result
     }
 
-    async fn issue_inner(&self, profile_name: &str, csr_bytes: &[u8], actor: &str) -> Result<Issued, CaError> {
+    /// Issues a certificate for a request whose key possession is already established (a CSR
+    /// checked when it entered, or a key generated in our own HSM).
+    pub async fn issue_verified(&self, profile: &str, request: &VerifiedRequest, actor: &str) -> Result<Issued, CaError> {
+        let started = Instant::now();
+        let result = self.issue_inner(profile, request, actor).await;
+        record(profile, started, &result);
+        result
+    }
+
+    async fn issue_inner(&self, profile_name: &str, request: &VerifiedRequest, actor: &str) -> Result<Issued, CaError> {
         // Step 1: the request against the profile.
         let profile = self
             .profiles
             .get(profile_name)
             .ok_or_else(|| RequestError::UnknownProfile(profile_name.to_string()))?;
-        let request = csr::parse(csr_bytes)?;
         profile.check_key(request.key_type)?;
         let now = self.clock.now();
         let subject = subject::build(profile, &request.subject, now.date())?;
         let authority = self.hierarchy.get(&profile.issuer)?.clone();
 
         // Step 2: reserve a serial, durably, before anything is signed.
-        let serial_bytes = self.reserve_serial(profile, &subject, now.unix_timestamp()).await?;
+        let serial_bytes = self.reserve_serial(profile, now.unix_timestamp()).await?;
         let serial_hex = serial::to_hex(&serial_bytes);
 
         // Step 3: build and lint the exact TBS bytes.
         let not_after = now + time::Duration::days(profile.validity_days.into()) - time::Duration::seconds(1);
-        let params = self.params(profile, &subject, &request, &serial_bytes, now, not_after)?;
-        let subject_key = SubjectKey::new(&request);
+        let params = self.params(profile, &subject, request, &serial_bytes, now, not_after)?;
+        let subject_key = SubjectKey::new(request);
         let tbs = TbsCapture::capture(|| params.signed_by(&subject_key, &authority.issuer))?;
         lint::check_tbs(&tbs, &serial_bytes, &request.spki, now, not_after)?;
 
@@ -104,37 +107,38 @@ impl IssuanceService {
         // Step 5: store with the audit event, durably, then return.
         let fingerprint = hex::encode(sha2::Sha256::digest(&der));
         let detail = serde_json::json!({ "profile": profile.name, "issuer": authority.record.name, "subject": subject.display, "fingerprint": fingerprint });
-        self.writer
-            .write(Write::Issue {
-                serial: serial_hex.clone(),
-                der: der.clone(),
-                fingerprint,
-                not_before: now.unix_timestamp(),
-                not_after: not_after.unix_timestamp(),
-                audit: AuditRecord {
-                    at: now.unix_timestamp() * 1000,
-                    kind: "certificate.issued".into(),
-                    actor: actor.to_string(),
-                    serial: Some(serial_hex.clone()),
-                    detail: detail.to_string(),
-                },
-            })
-            .await?;
+        let audit = AuditRecord {
+            at: now.unix_timestamp() * 1000,
+            kind: "certificate.issued".into(),
+            actor: actor.to_string(),
+            serial: Some(serial_hex.clone()),
+            detail: detail.to_string(),
+        };
+        let certificate = NewCertificate {
+            serial: serial_hex.clone(),
+            issuer: authority.record.name.clone(),
+            profile: profile.name.clone(),
+            subject: subject.display,
+            identifier: subject.identifier,
+            not_before: now.unix_timestamp(),
+            not_after: not_after.unix_timestamp(),
+            der: der.clone(),
+            fingerprint,
+        };
+        self.writer.write(Write::Issue { certificate, audit }).await?;
         let chain = self.hierarchy.chain(&authority.record.name)?;
         Ok(Issued { serial: serial_hex, der, chain })
     }
 
     /// Step 2: draw serials until one is unique (a collision of 127-bit values is a sign of a
     /// broken RNG, so give up after three).
-    async fn reserve_serial(&self, profile: &Profile, subject: &subject::Subject, now: i64) -> Result<[u8; 16], CaError> {
+    async fn reserve_serial(&self, profile: &Profile, now: i64) -> Result<[u8; 16], CaError> {
         for _ in 0..3 {
             let bytes = serial::generate();
             let reservation = Reservation {
                 serial: serial::to_hex(&bytes),
                 issuer: profile.issuer.clone(),
                 profile: profile.name.clone(),
-                subject: subject.display.clone(),
-                identifier: subject.identifier.clone(),
                 reserved_at: now,
             };
             match self.writer.write(Write::Reserve(reservation)).await {
@@ -150,7 +154,7 @@ impl IssuanceService {
         &self,
         profile: &Profile,
         subject: &subject::Subject,
-        request: &CsrInfo,
+        request: &VerifiedRequest,
         serial: &[u8],
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
@@ -185,7 +189,7 @@ struct SubjectKey {
 }
 
 impl SubjectKey {
-    fn new(request: &CsrInfo) -> Self {
+    fn new(request: &VerifiedRequest) -> Self {
         SubjectKey { bits: request.public_key_bits.clone(), algorithm: request.key_type.spki_algorithm() }
     }
 }
@@ -196,6 +200,20 @@ impl rcgen::PublicKeyData for SubjectKey {
     }
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
         self.algorithm
+    }
+}
+
+/// Counts the outcome and, on success, the latency.
+fn record(profile: &str, started: Instant, result: &Result<Issued, CaError>) {
+    let m = metrics::get();
+    let outcome = match result {
+        Ok(_) => "issued",
+        Err(CaError::Request(_)) => "refused",
+        Err(_) => "failed",
+    };
+    m.issuance.with_label_values(&[profile, outcome]).inc();
+    if result.is_ok() {
+        m.issuance_seconds.with_label_values(&[profile]).observe(started.elapsed().as_secs_f64());
     }
 }
 

@@ -17,7 +17,7 @@ pub mod subject;
 use sha2::Digest;
 
 pub use authority::{Authority, Hierarchy};
-pub use csr::SubjectKeyType;
+pub use csr::{SubjectKeyType, VerifiedRequest};
 pub use issue::{IssuanceService, Issued};
 pub use profile::Profile;
 

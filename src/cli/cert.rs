@@ -42,12 +42,8 @@ async fn show(store: &Store, text: &str) -> anyhow::Result<()> {
     println!("subject:     {}", record.subject);
     println!("not before:  {}", date(record.not_before));
     println!("not after:   {}", date(record.not_after));
-    if let Some(fp) = &record.fingerprint {
-        println!("sha256:      {}", super::ceremony::colon_hex(fp));
-    }
-    if let Some(der) = &record.der {
-        print!("{}", super::pem("CERTIFICATE", der));
-    }
+    println!("sha256:      {}", super::ceremony::colon_hex(&record.fingerprint));
+    print!("{}", super::pem("CERTIFICATE", &record.der));
     Ok(())
 }
 
@@ -69,8 +65,9 @@ fn line(r: &CertificateRecord) -> String {
     format!("{}\t{}\t{}\t{}\t{}", r.serial, r.status, r.profile, date(r.not_after), r.subject)
 }
 
-fn date(unix: Option<i64>) -> String {
-    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".into())
 }

@@ -14,12 +14,31 @@ pub struct Reservation {
     pub issuer: String,
     /// Profile name.
     pub profile: String,
+    /// Unix seconds.
+    pub reserved_at: i64,
+}
+
+/// A signed certificate to store (issuance step 5).
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// The reserved serial (lowercase hex).
+    pub serial: String,
+    /// Issuing CA name.
+    pub issuer: String,
+    /// Profile name.
+    pub profile: String,
     /// Subject as an RFC 4514 string.
     pub subject: String,
     /// Credit code or resident ID.
     pub identifier: Option<String>,
     /// Unix seconds.
-    pub reserved_at: i64,
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// Certificate DER.
+    pub der: Vec<u8>,
+    /// SHA-256 fingerprint, hex.
+    pub fingerprint: String,
 }
 
 /// A certificate as stored.
@@ -31,20 +50,20 @@ pub struct CertificateRecord {
     pub issuer: String,
     /// Profile name.
     pub profile: String,
-    /// `reserved`, `issued` or `revoked`.
+    /// `issued` or `revoked`.
     pub status: String,
     /// Subject as an RFC 4514 string.
     pub subject: String,
     /// Credit code or resident ID.
     pub identifier: Option<String>,
     /// Unix seconds.
-    pub not_before: Option<i64>,
+    pub not_before: i64,
     /// Unix seconds.
-    pub not_after: Option<i64>,
-    /// Certificate DER (None while only reserved).
-    pub der: Option<Vec<u8>>,
+    pub not_after: i64,
+    /// Certificate DER.
+    pub der: Vec<u8>,
     /// SHA-256 fingerprint, hex.
-    pub fingerprint: Option<String>,
+    pub fingerprint: String,
 }
 
 const COLUMNS: &str = "serial, issuer, profile, status, subject, identifier, not_before, not_after, der, fingerprint";
@@ -86,6 +105,12 @@ impl Store {
             .bind(status)
             .fetch_one(&self.pool)
             .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Number of reserved serials (with or without a certificate).
+    pub async fn count_serials(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM serials").fetch_one(&self.pool).await?;
         Ok(row.try_get("n")?)
     }
 

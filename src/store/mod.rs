@@ -14,7 +14,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use authorities::AuthorityRecord;
-pub use certificates::{CertificateRecord, Reservation};
+pub use certificates::{CertificateRecord, NewCertificate, Reservation};
 pub use writer::{AuditRecord, Write, Writer};
 
 use crate::config::DatabaseConfig;
@@ -46,6 +46,9 @@ impl StoreError {
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
                 return StoreError::Duplicate(db.message().to_string());
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::NotReserved;
             }
         }
         StoreError::Database(err)
@@ -87,6 +90,8 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Same referential rules as PostgreSQL: a certificate needs its serial.
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())
                 })

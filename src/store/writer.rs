@@ -9,7 +9,7 @@
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Reservation, StoreError};
+use super::{NewCertificate, Reservation, StoreError};
 use crate::metrics;
 
 /// An audit event to append.
@@ -32,19 +32,11 @@ pub struct AuditRecord {
 pub enum Write {
     /// Issuance step 2: the serial row, before signing.
     Reserve(Reservation),
-    /// Issuance step 5: the signed certificate replaces the reservation, with its audit event.
+    /// Issuance step 5: the signed certificate, with its audit event in the same transaction.
     Issue {
-        /// The reserved serial.
-        serial: String,
-        /// Certificate DER.
-        der: Vec<u8>,
-        /// SHA-256 fingerprint, hex.
-        fingerprint: String,
-        /// Unix seconds.
-        not_before: i64,
-        /// Unix seconds.
-        not_after: i64,
-        /// The audit event committed in the same transaction.
+        /// The certificate row.
+        certificate: NewCertificate,
+        /// The audit event.
         audit: AuditRecord,
     },
     /// A standalone audit event.
@@ -114,8 +106,8 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
     for w in writes {
         match w {
             Write::Reserve(r) => reservations.push(r),
-            Write::Issue { audit, .. } => {
-                issues.push(*w);
+            Write::Issue { certificate, audit } => {
+                issues.push(certificate);
                 audits.push(audit);
             }
             Write::Audit(a) => audits.push(a),
@@ -126,10 +118,7 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
         insert_reservations(&mut tx, chunk).await.map_err(StoreError::classify)?;
     }
     for chunk in issues.chunks(ROWS_PER_STATEMENT) {
-        let updated = update_issued(&mut tx, chunk).await.map_err(StoreError::classify)?;
-        if updated != chunk.len() as u64 {
-            return Err(StoreError::NotReserved);
-        }
+        insert_certificates(&mut tx, chunk).await.map_err(StoreError::classify)?;
     }
     for chunk in audits.chunks(ROWS_PER_STATEMENT) {
         insert_audits(&mut tx, chunk).await.map_err(StoreError::classify)?;
@@ -157,34 +146,37 @@ fn values(rows: usize, columns: usize, literal: &str) -> String {
 }
 
 async fn insert_reservations(tx: &mut Transaction<'static, Any>, rows: &[&Reservation]) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO certificates (serial, issuer, profile, subject, identifier, reserved_at, status) VALUES {}",
-        values(rows.len(), 6, ", 'reserved'")
-    );
+    let sql = format!("INSERT INTO serials (serial, issuer, profile, reserved_at) VALUES {}", values(rows.len(), 4, ""));
     let mut q = sqlx::query(&sql);
     for r in rows {
-        q = q.bind(&r.serial).bind(&r.issuer).bind(&r.profile).bind(&r.subject).bind(&r.identifier).bind(r.reserved_at);
+        q = q.bind(&r.serial).bind(&r.issuer).bind(&r.profile).bind(r.reserved_at);
     }
     q.execute(&mut **tx).await?;
     Ok(())
 }
 
-/// Step 5 of issuance for many certificates at once: only rows still `reserved` change, and the
-/// caller checks every row did.
-async fn update_issued(tx: &mut Transaction<'static, Any>, rows: &[&Write]) -> Result<u64, sqlx::Error> {
+/// Step 5 of issuance for many certificates at once. The foreign key to `serials` refuses a
+/// certificate whose serial was never reserved; the primary key refuses a second one.
+async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCertificate]) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "UPDATE certificates SET status = 'issued', der = v.column2, fingerprint = v.column3, \
-         not_before = v.column4, not_after = v.column5 FROM (VALUES {}) AS v \
-         WHERE certificates.serial = v.column1 AND certificates.status = 'reserved'",
-        values(rows.len(), 5, "")
+        "INSERT INTO certificates (serial, issuer, profile, subject, identifier, not_before, not_after, der, fingerprint, status) VALUES {}",
+        values(rows.len(), 9, ", 'issued'")
     );
     let mut q = sqlx::query(&sql);
-    for w in rows {
-        if let Write::Issue { serial, der, fingerprint, not_before, not_after, .. } = w {
-            q = q.bind(serial).bind(der).bind(fingerprint).bind(*not_before).bind(*not_after);
-        }
+    for c in rows {
+        q = q
+            .bind(&c.serial)
+            .bind(&c.issuer)
+            .bind(&c.profile)
+            .bind(&c.subject)
+            .bind(&c.identifier)
+            .bind(c.not_before)
+            .bind(c.not_after)
+            .bind(&c.der)
+            .bind(&c.fingerprint);
     }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+    q.execute(&mut **tx).await?;
+    Ok(())
 }
 
 async fn insert_audits(tx: &mut Transaction<'static, Any>, rows: &[&AuditRecord]) -> Result<(), sqlx::Error> {

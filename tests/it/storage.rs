@@ -1,28 +1,44 @@
 //! Storage behaviour that must hold on SQLite and PostgreSQL alike (the suite runs on both).
 
 use crate::common::*;
-use cloudca::store::{Reservation, StoreError, Write};
+use cloudca::store::{AuditRecord, NewCertificate, Reservation, StoreError, Write};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reserved_serial_cannot_be_reserved_twice() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
     let writer = instance.store.writer(16);
-    let reservation = Reservation {
-        serial: "0102030405060708".into(),
-        issuer: "org".into(),
-        profile: "org".into(),
-        subject: "CN=x".into(),
-        identifier: None,
-        reserved_at: 0,
-    };
+    let reservation = Reservation { serial: "0102030405060708".into(), issuer: "org".into(), profile: "org".into(), reserved_at: 0 };
     writer.write(Write::Reserve(reservation.clone())).await.unwrap();
     // Batched with a good write, the duplicate fails alone and the good one still lands.
     let other = Reservation { serial: "0a0b".into(), ..reservation.clone() };
     let (a, b) = tokio::join!(writer.write(Write::Reserve(reservation)), writer.write(Write::Reserve(other)));
     assert!(matches!(a, Err(StoreError::Duplicate(_))), "{a:?}");
     b.expect("the neighbour of a failed write is committed");
-    assert_eq!(instance.store.count_certificates("reserved").await.unwrap(), 2);
+    assert_eq!(instance.store.count_serials().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_without_a_reserved_serial_is_refused_and_its_audit_event_too() {
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let writer = instance.store.writer(16);
+    let certificate = NewCertificate {
+        serial: "0badc0de".into(),
+        issuer: "org".into(),
+        profile: "org".into(),
+        subject: "CN=x".into(),
+        identifier: None,
+        not_before: 0,
+        not_after: 1,
+        der: vec![0x30, 0x00],
+        fingerprint: "00".into(),
+    };
+    let audit = AuditRecord { at: 0, kind: "certificate.issued".into(), actor: "test".into(), serial: Some("0badc0de".into()), detail: "{}".into() };
+    let err = writer.write(Write::Issue { certificate, audit }).await.expect_err("no reservation");
+    assert!(matches!(err, StoreError::NotReserved), "{err:?}");
+    assert_eq!(instance.store.count_certificates("issued").await.unwrap(), 0);
+    assert_eq!(instance.store.count_audit_events("certificate.issued").await.unwrap(), 0, "no half-written record");
 }
 
 #[tokio::test(flavor = "multi_thread")]

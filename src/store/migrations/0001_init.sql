@@ -11,20 +11,28 @@ CREATE TABLE authorities (
     created_at    BIGINT NOT NULL
 );
 
--- Every serial ever reserved. A row exists before the HSM signs (status 'reserved'), so a serial
--- can never be used twice, even across crashes; the certificate is stored before it is returned.
+-- Every serial ever reserved (issuance step 2). A row exists before the HSM signs, so a serial
+-- can never be used twice, even across crashes. A serial without a certificate is a reservation
+-- whose issuance did not complete; it is kept, never reused.
+CREATE TABLE serials (
+    serial      TEXT PRIMARY KEY,           -- lowercase hex, no colons
+    issuer      TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    reserved_at BIGINT NOT NULL
+);
+
+-- Issued certificates (issuance step 5), stored before they are returned.
 CREATE TABLE certificates (
-    serial            TEXT PRIMARY KEY,     -- lowercase hex, no colons
+    serial            TEXT PRIMARY KEY REFERENCES serials (serial),
     issuer            TEXT NOT NULL,        -- authorities.name
     profile           TEXT NOT NULL,
-    status            TEXT NOT NULL,        -- reserved | issued | revoked
+    status            TEXT NOT NULL,        -- issued | revoked
     subject           TEXT NOT NULL,        -- RFC 4514 string, for search and display
     identifier        TEXT,                 -- credit code or resident ID (subject serialNumber)
-    reserved_at       BIGINT NOT NULL,
-    not_before        BIGINT,
-    not_after         BIGINT,
-    der               BLOB,
-    fingerprint       TEXT,
+    not_before        BIGINT NOT NULL,
+    not_after         BIGINT NOT NULL,
+    der               BLOB NOT NULL,
+    fingerprint       TEXT NOT NULL,
     revoked_at        BIGINT,
     revocation_reason BIGINT,
     invalidity_date   BIGINT
