@@ -155,6 +155,17 @@ async fn issuance_rate(config: &Config, workers: usize, input: Input<'_>, durati
         100.0 * cpu / elapsed,
         1e6 * cpu / issued as f64
     );
+    if std::env::var("CLOUDCA_BENCH_VERBOSE").is_ok() {
+        let m = cloudca::metrics::get();
+        let b = &m.db_batch_size;
+        let sign = m.hsm_operation_seconds.with_label_values(&["sign"]);
+        eprintln!(
+            "  db: {:.0} commits, {:.1} writes per commit; hsm sign queue-to-answer mean {:.2} ms",
+            b.get_sample_count() as f64,
+            b.get_sample_sum() / b.get_sample_count().max(1) as f64,
+            1e3 * sign.get_sample_sum() / sign.get_sample_count().max(1) as f64
+        );
+    }
     issued as f64 / elapsed
 }
 

@@ -38,7 +38,6 @@ CREATE TABLE certificates (
     invalidity_date   BIGINT
 );
 CREATE INDEX certificates_identifier ON certificates (identifier);
-CREATE INDEX certificates_issuer_status ON certificates (issuer, status);
 CREATE INDEX certificates_not_after ON certificates (not_after);
 
 -- Security-relevant events, append-only.
