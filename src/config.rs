@@ -51,6 +51,81 @@ pub struct Config {
     /// TLS material of the `api` and `admin` listeners.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// CRL and OCSP publication.
+    #[serde(default)]
+    pub status: StatusConfig,
+}
+
+/// How revocation status is published. Times are chosen for RFC 5019 and the CA/Browser Forum
+/// rules (new CRL at least every 7 days; OCSP responses valid 8 hours to 10 days).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// CRL partitions per issuing CA. 1: one full CRL. N > 1: the CDP of each certificate names
+    /// partition `serial mod N`, fixed at issuance; never change it for an issuing CA in use.
+    #[serde(default = "one")]
+    pub crl_shards: u32,
+    /// nextUpdate − thisUpdate of CRLs, in hours (at most 168: 7 days).
+    #[serde(default = "default_crl_validity")]
+    pub crl_validity_hours: u32,
+    /// Scheduled CRL rebuild interval, in minutes.
+    #[serde(default = "default_crl_rebuild")]
+    pub crl_rebuild_minutes: u32,
+    /// Validity of OCSP responses, in hours.
+    #[serde(default = "default_ocsp_validity")]
+    pub ocsp_validity_hours: u32,
+    /// Re-sign an OCSP response when less than this many hours of validity remain.
+    #[serde(default = "default_ocsp_refresh")]
+    pub ocsp_refresh_hours: u32,
+    /// Longest time, in seconds, before a revocation made by any process sharing the database
+    /// is in the CRLs and OCSP responses this daemon serves.
+    #[serde(default = "default_propagation")]
+    pub propagation_seconds: u32,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            crl_shards: one(),
+            crl_validity_hours: default_crl_validity(),
+            crl_rebuild_minutes: default_crl_rebuild(),
+            ocsp_validity_hours: default_ocsp_validity(),
+            ocsp_refresh_hours: default_ocsp_refresh(),
+            propagation_seconds: default_propagation(),
+        }
+    }
+}
+
+impl StatusConfig {
+    /// The CRL partition of a serial: its low 8 bytes modulo the shard count (stable, and
+    /// uniform because serials are random).
+    pub fn shard_of(&self, serial: &[u8]) -> i64 {
+        if self.crl_shards <= 1 {
+            return 0;
+        }
+        let tail = &serial[serial.len().saturating_sub(8)..];
+        let value = tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        (value % u64::from(self.crl_shards)) as i64
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_crl_validity() -> u32 {
+    168
+}
+fn default_crl_rebuild() -> u32 {
+    60
+}
+fn default_ocsp_validity() -> u32 {
+    96
+}
+fn default_ocsp_refresh() -> u32 {
+    48
+}
+fn default_propagation() -> u32 {
+    10
 }
 
 /// Certificates and keys of the TLS listeners (files, reloadable).
@@ -136,9 +211,17 @@ pub struct PublicationConfig {
 }
 
 impl PublicationConfig {
-    /// The CRL distribution point URL of a CA.
+    /// The CRL distribution point URL of a CA's full CRL.
     pub fn crl_url(&self, ca: &str) -> String {
         format!("{}/crl/{ca}.crl", self.base_url.trim_end_matches('/'))
+    }
+    /// The CRL distribution point URL of one partition (`shards` > 1) or of the full CRL.
+    pub fn crl_partition_url(&self, ca: &str, shard: i64, shards: u32) -> String {
+        if shards <= 1 {
+            self.crl_url(ca)
+        } else {
+            format!("{}/crl/{ca}-{shard}.crl", self.base_url.trim_end_matches('/'))
+        }
     }
     /// The OCSP responder URL of a CA.
     pub fn ocsp_url(&self, ca: &str) -> String {
@@ -307,6 +390,25 @@ impl Config {
             ));
         }
         self.validate_ca()?;
+        let st = &self.status;
+        if st.crl_shards == 0 || st.crl_shards > 4096 {
+            return Err(ConfigError::new("status.crl_shards", "must be 1 to 4096"));
+        }
+        if st.crl_validity_hours == 0 || st.crl_validity_hours > 168 {
+            return Err(ConfigError::new("status.crl_validity_hours", "must be 1 to 168 (7 days)"));
+        }
+        if st.crl_rebuild_minutes == 0 || st.crl_rebuild_minutes * 60 >= st.crl_validity_hours * 3600 / 2 {
+            return Err(ConfigError::new("status.crl_rebuild_minutes", "must be positive and under half of crl_validity_hours"));
+        }
+        if st.ocsp_validity_hours < 8 || st.ocsp_validity_hours > 240 {
+            return Err(ConfigError::new("status.ocsp_validity_hours", "must be 8 to 240 (RFC 5019 practice)"));
+        }
+        if st.ocsp_refresh_hours == 0 || st.ocsp_refresh_hours >= st.ocsp_validity_hours {
+            return Err(ConfigError::new("status.ocsp_refresh_hours", "must be positive and below ocsp_validity_hours"));
+        }
+        if st.propagation_seconds < 2 || st.propagation_seconds > 3600 {
+            return Err(ConfigError::new("status.propagation_seconds", "must be 2 to 3600"));
+        }
         if self.issuance.max_batch == 0 {
             return Err(ConfigError::new("issuance.max_batch", "must be at least 1"));
         }

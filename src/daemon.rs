@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::ca::{self, CaError, Hierarchy, IssuanceService};
+use crate::status::{StatusError, StatusService};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hsm::{HsmError, HsmPool};
@@ -25,6 +26,9 @@ pub enum StartError {
     /// Profiles.
     #[error("policies: {0}")]
     Policies(String),
+    /// Status publication set-up.
+    #[error("status: {0}")]
+    Status(#[from] StatusError),
     /// Listener binding.
     #[error("listener {name} ({addr}): {reason}")]
     Listen {
@@ -48,6 +52,8 @@ pub struct Instance {
     pub store: Store,
     /// Issuance.
     pub issuance: IssuanceService,
+    /// Revocation, CRLs, OCSP.
+    pub status: StatusService,
 }
 
 impl Instance {
@@ -63,23 +69,51 @@ impl Instance {
             }
         }
         let writer = store.writer(config.issuance.max_batch);
+        let profiles = Arc::new(profiles);
+        let status = StatusService::new(
+            store.clone(),
+            hsm.clone(),
+            &hierarchy,
+            profiles.clone(),
+            config.status.clone(),
+            config.publication.clone(),
+            clock.clone(),
+        )?;
         let issuance = IssuanceService {
             hsm: hsm.clone(),
             writer,
             hierarchy: Arc::new(hierarchy),
-            profiles: Arc::new(profiles),
+            profiles,
             publication: config.publication.clone(),
+            status: config.status.clone(),
+            issued: None,
             clock,
         };
-        Ok(Instance { config: Arc::new(config), hsm, store, issuance })
+        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status })
     }
 
-    /// `Ok` when the instance can serve: HSM sessions up and the database answering.
-    pub async fn readiness(&self) -> Result<(), String> {
-        self.hsm.readiness().map_err(|e| format!("hsm: {e}"))?;
-        self.store.ping().await.map_err(|e| format!("database: {e}"))?;
-        Ok(())
+    /// What the instance can do now.
+    pub async fn readiness(&self) -> Readiness {
+        if let Err(e) = self.store.ping().await {
+            return Readiness::NotReady(format!("database: {e}"));
+        }
+        match self.hsm.readiness() {
+            Ok(()) => Readiness::Ready,
+            Err(e) => Readiness::Degraded(format!("hsm: {e}")),
+        }
     }
+}
+
+/// Readiness, as `/ready` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Everything works.
+    Ready,
+    /// The HSM is away: nothing new can be signed, but pre-signed OCSP responses and current
+    /// CRLs are still served (so status endpoints stay in rotation).
+    Degraded(String),
+    /// The database is unreachable.
+    NotReady(String),
 }
 
 /// Starts the HSM pool off the async executor (module loading and login block).
@@ -92,12 +126,15 @@ pub async fn start_hsm(config: &Config) -> Result<HsmPool, HsmError> {
 
 /// Runs the daemon until `shutdown` resolves: binds the listeners, serves, drains.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-    let instance = Instance::open(config, Arc::new(SystemClock)).await?;
+    let mut instance = Instance::open(config, Arc::new(SystemClock)).await?;
+    let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
+    instance.issuance.issued = Some(issued_tx);
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;
     tracing::info!(metrics = %listeners.metrics, public = %listeners.public, "cloudca serving");
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let tasks = crate::status::tasks::spawn(instance.status.clone(), issued_rx, tx.subscribe());
     let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -113,6 +150,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     tracing::info!("shutting down: draining listeners");
     let _ = tx.send(());
     let _ = tokio::join!(a, b);
+    for t in tasks {
+        let _ = t.await;
+    }
     Ok(())
 }
 

@@ -30,4 +30,5 @@ pub mod daemon;
 pub mod devinit;
 pub mod hsm;
 pub mod metrics;
+pub mod status;
 pub mod store;

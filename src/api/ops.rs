@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::daemon::Instance;
+use crate::daemon::{Instance, Readiness};
 
 /// Routes of the operations listener.
 pub fn router(instance: Instance) -> Router {
@@ -20,8 +20,9 @@ pub fn router(instance: Instance) -> Router {
 
 async fn ready(State(instance): State<Instance>) -> impl IntoResponse {
     match instance.readiness().await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "hsm_sessions": instance.hsm.size() }))),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not ready", "reason": reason }))),
+        Readiness::Ready => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "hsm_sessions": instance.hsm.size() }))),
+        Readiness::Degraded(reason) => (StatusCode::OK, Json(serde_json::json!({ "status": "degraded", "reason": reason }))),
+        Readiness::NotReady(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not ready", "reason": reason }))),
     }
 }
 

@@ -1,17 +1,37 @@
-//! The public listener: what relying parties fetch over plain HTTP. For now the CA
-//! certificates named by the caIssuers URLs (`/ca/{name}.crt`, DER, `application/pkix-cert`).
+//! The public listener: what relying parties fetch over plain HTTP (no TLS: RFC 5280 and
+//! RFC 5019 expect http:// for CRLs and OCSP).
+//!
+//! - `GET /ca/{name}.crt`: CA certificates (caIssuers), `application/pkix-cert`.
+//! - `GET /crl/{name}.crl` (or `{name}-{partition}.crl`): CRLs, `application/pkix-crl`, at
+//!   exactly the URL written in the certificates' CDP.
+//! - `POST /ocsp/{name}` with `application/ocsp-request`, and `GET /ocsp/{name}/{base64}`:
+//!   OCSP, RFC 6960 with the RFC 5019 caching headers.
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use base64::Engine;
+use time::OffsetDateTime;
 
 use crate::daemon::Instance;
+use crate::status::ocsp::response::{self, ErrorStatus};
+use crate::status::ocsp::Answer;
+
+/// Largest OCSP request accepted (16 certificates and a nonce fit in well under 4 KiB).
+const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
 /// Routes of the public listener.
 pub fn router(instance: Instance) -> Router {
-    Router::new().route("/ca/{file}", get(ca_certificate)).with_state(instance)
+    Router::new()
+        .route("/ca/{file}", get(ca_certificate))
+        .route("/crl/{file}", get(crl))
+        .route("/ocsp/{ca}", axum::routing::post(ocsp_post))
+        .route("/ocsp/{ca}/{*request}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
+        .with_state(instance)
 }
 
 async fn ca_certificate(State(instance): State<Instance>, Path(file): Path<String>) -> Response {
@@ -22,4 +42,100 @@ async fn ca_certificate(State(instance): State<Instance>, Path(file): Path<Strin
         Ok(a) => ([(header::CONTENT_TYPE, "application/pkix-cert")], a.record.certificate.clone()).into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn crl(State(instance): State<Instance>, Path(file): Path<String>) -> Response {
+    let Some((issuer, shard)) = instance.status.crl_for_file(&file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match instance.status.crl(&issuer, shard).await {
+        Ok(crl) => {
+            let max_age = (crl.next_update - OffsetDateTime::now_utc()).whole_seconds().clamp(0, 3600);
+            let headers = [
+                (header::CONTENT_TYPE, "application/pkix-crl".to_string()),
+                (header::CACHE_CONTROL, format!("public, max-age={max_age}, no-transform")),
+                (header::LAST_MODIFIED, http_date(crl.this_update)),
+                (header::EXPIRES, http_date(crl.next_update)),
+            ];
+            (headers, crl.der.clone()).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, issuer = %issuer, "no CRL to serve");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+async fn ocsp_post(State(instance): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.eq_ignore_ascii_case("application/ocsp-request") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/ocsp-request\n").into_response();
+    }
+    ocsp(&instance, &body, &headers).await
+}
+
+async fn ocsp_get(State(instance): State<Instance>, Path((_, request)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    // Axum has already percent-decoded the path; some clients also leave '+' and '/' raw.
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(request.trim_end_matches('\n').as_bytes()) else {
+        return ocsp_error(ErrorStatus::MalformedRequest);
+    };
+    if der.len() > MAX_OCSP_REQUEST {
+        return StatusCode::URI_TOO_LONG.into_response();
+    }
+    ocsp(&instance, &der, &headers).await
+}
+
+async fn ocsp(instance: &Instance, der: &[u8], headers: &HeaderMap) -> Response {
+    match instance.status.answer(der).await {
+        Answer::Cached(c) => {
+            if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == c.etag.as_bytes()) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let max_age = (c.next_update - now).max(0);
+            let at = |t: i64| http_date(OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH));
+            let mut response = c.der.clone().into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+            insert(h, header::CACHE_CONTROL, format!("max-age={max_age}, public, no-transform, must-revalidate"));
+            insert(h, header::LAST_MODIFIED, at(c.this_update));
+            insert(h, header::EXPIRES, at(c.next_update));
+            insert(h, header::ETAG, c.etag.clone());
+            response
+        }
+        Answer::Fresh(der) => (
+            [(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache, no-store")],
+            der,
+        )
+            .into_response(),
+        Answer::Error(status) => ocsp_error(status),
+    }
+}
+
+/// Error statuses are OCSP responses too (HTTP 200, RFC 6960 §4.2.1, RFC 5019 §5).
+fn ocsp_error(status: ErrorStatus) -> Response {
+    ([(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache")], response::error(status)).into_response()
+}
+
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
+    }
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7).
+fn http_date(t: OffsetDateTime) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[t.weekday().number_days_from_monday() as usize],
+        t.day(),
+        MONTHS[t.month() as usize - 1],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

@@ -24,7 +24,7 @@ use super::csr::{self, VerifiedRequest};
 use super::profile::{parse_oid, Profile};
 use super::{extensions, lint, serial, subject, CaError, RequestError};
 use crate::clock::Clock;
-use crate::config::PublicationConfig;
+use crate::config::{PublicationConfig, StatusConfig};
 use crate::hsm::HsmPool;
 use crate::metrics;
 use crate::store::{AuditRecord, NewCertificate, Reservation, StoreError, Write, Writer};
@@ -53,6 +53,10 @@ pub struct IssuanceService {
     pub profiles: Arc<BTreeMap<String, Profile>>,
     /// URLs written into certificates.
     pub publication: PublicationConfig,
+    /// CRL partitioning (the CDP of each certificate names its partition).
+    pub status: StatusConfig,
+    /// Told the serial of each certificate issued, to pre-sign its OCSP response.
+    pub issued: Option<tokio::sync::mpsc::Sender<String>>,
     /// "Now".
     pub clock: Arc<dyn Clock>,
 }
@@ -124,8 +128,13 @@ impl IssuanceService {
             not_after: not_after.unix_timestamp(),
             der: der.clone(),
             fingerprint,
+            crl_shard: self.status.shard_of(&serial_bytes),
         };
         self.writer.write(Write::Issue { certificate, audit }).await?;
+        if let Some(tx) = &self.issued {
+            // Best effort: the status refresher also finds certificates without a response.
+            let _ = tx.try_send(serial_hex.clone());
+        }
         let chain = self.hierarchy.chain(&authority.record.name)?;
         Ok(Issued { serial: serial_hex, der, chain })
     }
@@ -167,7 +176,9 @@ impl IssuanceService {
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = profile.key_usage.iter().filter_map(|k| key_usage(k)).collect();
         p.extended_key_usages = profile.extended_key_usage.iter().filter_map(|k| extended_key_usage(k)).collect();
-        p.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![self.publication.crl_url(&profile.issuer)] }];
+        let shard = self.status.shard_of(serial);
+        let crl_url = self.publication.crl_partition_url(&profile.issuer, shard, self.status.crl_shards);
+        p.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![crl_url] }];
         p.use_authority_key_identifier_extension = true;
         p.key_identifier_method = KeyIdMethod::PreSpecified(super::key_identifier(&request.spki));
         let oids: Vec<Vec<u64>> = profile.policy_oids.iter().filter_map(|o| parse_oid(o)).collect();

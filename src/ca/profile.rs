@@ -26,6 +26,10 @@ pub struct Profile {
     /// Days before expiry in which renewal is allowed.
     #[serde(default = "default_renewal_window")]
     pub renewal_window_days: u32,
+    /// Days after expiry during which OCSP keeps answering with the certificate's last status
+    /// (then "unknown"); CRL entries follow RFC 5280 instead (see ARCHITECTURE.md).
+    #[serde(default = "default_status_after_expiry")]
+    pub status_after_expiry_days: u32,
     /// Accepted subject keys: `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, `rsa-3072`, `rsa-4096`.
     pub allowed_keys: Vec<String>,
     /// Key usage bits: `digitalSignature`, `contentCommitment`, `keyEncipherment`.
@@ -74,6 +78,9 @@ fn default_validity() -> u32 {
 }
 fn default_renewal_window() -> u32 {
     90
+}
+fn default_status_after_expiry() -> u32 {
+    30
 }
 fn default_max_len() -> usize {
     64

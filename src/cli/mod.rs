@@ -4,8 +4,10 @@
 mod cert;
 mod ceremony;
 mod config_check;
+mod crl;
 mod dev_init;
 mod issue;
+mod revoke;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +54,10 @@ enum Command {
         #[command(subcommand)]
         action: cert::Action,
     },
+    /// Revoke a certificate.
+    Revoke(revoke::Args),
+    /// Build and write the current CRL of an issuing CA.
+    Crl(crl::Args),
     /// Run the daemon.
     Serve,
 }
@@ -95,6 +101,11 @@ impl From<anyhow::Error> for CliError {
             || matches!(error.downcast_ref::<crate::ca::CaError>(), Some(crate::ca::CaError::Request(_)))
         {
             EX_DATAERR
+        } else if matches!(
+            error.downcast_ref::<crate::status::StatusError>(),
+            Some(crate::status::StatusError::UnknownSerial(_) | crate::status::StatusError::BadSerial(_))
+        ) {
+            EX_DATAERR
         } else if error.downcast_ref::<crate::daemon::StartError>().is_some() {
             EX_UNAVAILABLE
         } else {
@@ -112,6 +123,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ceremony { action } => Ok(ceremony::run(action, load(cli.config.as_deref())?)?),
         Command::Issue(args) => Ok(issue::run(args, load(cli.config.as_deref())?)?),
         Command::Cert { action } => Ok(cert::run(action, load(cli.config.as_deref())?)?),
+        Command::Revoke(args) => Ok(revoke::run(args, load(cli.config.as_deref())?)?),
+        Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
     }
 }

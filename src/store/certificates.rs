@@ -39,6 +39,8 @@ pub struct NewCertificate {
     pub der: Vec<u8>,
     /// SHA-256 fingerprint, hex.
     pub fingerprint: String,
+    /// CRL partition named in the certificate's CDP.
+    pub crl_shard: i64,
 }
 
 /// A certificate as stored.
@@ -64,9 +66,11 @@ pub struct CertificateRecord {
     pub der: Vec<u8>,
     /// SHA-256 fingerprint, hex.
     pub fingerprint: String,
+    /// CRL partition named in the certificate's CDP.
+    pub crl_shard: i64,
 }
 
-const COLUMNS: &str = "serial, issuer, profile, status, subject, identifier, not_before, not_after, der, fingerprint";
+const COLUMNS: &str = "serial, issuer, profile, status, subject, identifier, not_before, not_after, der, fingerprint, crl_shard";
 
 fn record(r: &AnyRow) -> Result<CertificateRecord, sqlx::Error> {
     Ok(CertificateRecord {
@@ -80,6 +84,7 @@ fn record(r: &AnyRow) -> Result<CertificateRecord, sqlx::Error> {
         not_after: r.try_get("not_after")?,
         der: r.try_get("der")?,
         fingerprint: r.try_get("fingerprint")?,
+        crl_shard: r.try_get("crl_shard")?,
     })
 }
 

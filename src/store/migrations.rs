@@ -7,7 +7,10 @@ use sqlx::AnyPool;
 use super::{Backend, StoreError};
 
 /// (version, name, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "status", include_str!("migrations/0002_status.sql")),
+];
 
 /// Fills in the dialect placeholders.
 fn dialect(sql: &str, backend: Backend) -> String {

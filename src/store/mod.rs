@@ -6,6 +6,7 @@
 mod authorities;
 mod certificates;
 mod migrations;
+mod status;
 mod writer;
 
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use authorities::AuthorityRecord;
 pub use certificates::{CertificateRecord, NewCertificate, Reservation};
+pub use status::{OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
 
 use crate::config::DatabaseConfig;

@@ -159,8 +159,8 @@ async fn insert_reservations(tx: &mut Transaction<'static, Any>, rows: &[&Reserv
 /// certificate whose serial was never reserved; the primary key refuses a second one.
 async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCertificate]) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "INSERT INTO certificates (serial, issuer, profile, subject, identifier, not_before, not_after, der, fingerprint, status) VALUES {}",
-        values(rows.len(), 9, ", 'issued'")
+        "INSERT INTO certificates (serial, issuer, profile, subject, identifier, not_before, not_after, der, fingerprint, crl_shard, status) VALUES {}",
+        values(rows.len(), 10, ", 'issued'")
     );
     let mut q = sqlx::query(&sql);
     for c in rows {
@@ -173,7 +173,8 @@ async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCer
             .bind(c.not_before)
             .bind(c.not_after)
             .bind(&c.der)
-            .bind(&c.fingerprint);
+            .bind(&c.fingerprint)
+            .bind(c.crl_shard);
     }
     q.execute(&mut **tx).await?;
     Ok(())

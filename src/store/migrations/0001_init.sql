@@ -33,9 +33,7 @@ CREATE TABLE certificates (
     not_after         BIGINT NOT NULL,
     der               BLOB NOT NULL,
     fingerprint       TEXT NOT NULL,
-    revoked_at        BIGINT,
-    revocation_reason BIGINT,
-    invalidity_date   BIGINT
+    crl_shard         BIGINT NOT NULL       -- the CRL partition named in its CDP, fixed at issuance
 );
 CREATE INDEX certificates_identifier ON certificates (identifier);
 CREATE INDEX certificates_not_after ON certificates (not_after);

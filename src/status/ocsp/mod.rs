@@ -1,0 +1,157 @@
+//! The OCSP responder (RFC 6960, RFC 5019 profile). The hot path: parse, find the pre-signed
+//! response in memory (or the database), return its bytes. Only requests that cannot be
+//! answered from a pre-signed response (a nonce, several certificates, a SHA-256 CertID, an
+//! unknown serial) are signed on the spot, by the issuing CA's delegated responder key.
+
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::Digest;
+use time::OffsetDateTime;
+
+use self::request::{CertId, HashAlgorithm};
+use self::response::{CertStatus, ErrorStatus, Single};
+use super::{IssuerKeys, StatusError, StatusService};
+use crate::hsm::{HsmError, HsmPool};
+use crate::store::OcspRecord;
+
+/// A pre-signed response with what HTTP caching needs.
+#[derive(Debug)]
+pub struct Cached {
+    /// OCSPResponse DER.
+    pub der: Bytes,
+    /// Unix seconds.
+    pub this_update: i64,
+    /// Unix seconds.
+    pub next_update: i64,
+    /// Strong validator: hex SHA-256 of the response, quoted.
+    pub etag: String,
+}
+
+impl Cached {
+    /// Wraps a stored response.
+    pub fn new(record: OcspRecord) -> Self {
+        let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&record.der)[..16]));
+        Cached { der: Bytes::from(record.der), this_update: record.this_update, next_update: record.next_update, etag }
+    }
+}
+
+/// What the responder answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// A pre-signed response (cacheable).
+    Cached(Arc<Cached>),
+    /// A response signed for this request (not cacheable: it may carry a nonce).
+    Fresh(Vec<u8>),
+    /// An unsigned error status.
+    Error(ErrorStatus),
+}
+
+/// Signs a response with the issuer's delegated responder key.
+pub async fn sign(hsm: &HsmPool, issuer: &IssuerKeys, produced_at: OffsetDateTime, singles: &[Single<'_>], nonce: Option<&[u8]>) -> Result<Vec<u8>, HsmError> {
+    let tbs = response::response_data(&issuer.responder_key_hash, produced_at, singles, nonce);
+    let algorithm_id = issuer.responder_algorithm.signature_algorithm_der();
+    let signature = hsm.sign(&issuer.responder_label, issuer.responder_algorithm, &tbs).await?;
+    Ok(response::assemble(&tbs, &algorithm_id, &signature, &issuer.responder_certificate))
+}
+
+impl StatusService {
+    /// Answers one DER OCSP request.
+    pub async fn answer(&self, der: &[u8]) -> Answer {
+        let request = match request::parse(der) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed OCSP request");
+                return Answer::Error(ErrorStatus::MalformedRequest);
+            }
+        };
+        let Some(issuer) = self.issuer_of(&request.certs[0]) else { return Answer::Error(ErrorStatus::Unauthorized) };
+        if request.certs.iter().any(|c| !self.issuer_of(c).is_some_and(|i| Arc::ptr_eq(&i, &issuer))) {
+            // One responder signs one response: certificates of several issuers cannot share it.
+            return Answer::Error(ErrorStatus::Unauthorized);
+        }
+        let first = &request.certs[0];
+        let cacheable = request.nonce.is_none() && request.certs.len() == 1 && first.hash == HashAlgorithm::Sha1;
+        if cacheable {
+            match self.cached(&hex::encode(&first.serial)).await {
+                Ok(Some(c)) => return Answer::Cached(c),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "OCSP cache lookup failed"),
+            }
+        }
+        match self.sign_fresh(&issuer, &request.certs, request.nonce.as_deref()).await {
+            Ok(der) => Answer::Fresh(der),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sign an OCSP response now");
+                // Better a still-valid pre-signed answer without the nonce than none at all.
+                match self.cached(&hex::encode(&first.serial)).await {
+                    Ok(Some(c)) if request.certs.len() == 1 => Answer::Cached(c),
+                    _ => Answer::Error(ErrorStatus::TryLater),
+                }
+            }
+        }
+    }
+
+    fn issuer_of(&self, id: &CertId) -> Option<Arc<IssuerKeys>> {
+        self.inner
+            .issuers
+            .iter()
+            .find(|i| match id.hash {
+                HashAlgorithm::Sha1 => i.name_sha1 == id.name_hash && i.key_sha1 == id.key_hash,
+                HashAlgorithm::Sha256 => i.name_sha256 == id.name_hash && i.key_sha256 == id.key_hash,
+            })
+            .cloned()
+    }
+
+    /// A still-valid pre-signed response: memory, then the database, then (for a certificate
+    /// we issued but have not pre-signed yet) signed and stored now.
+    async fn cached(&self, serial: &str) -> Result<Option<Arc<Cached>>, StatusError> {
+        let now = self.inner.clock.now().unix_timestamp();
+        if let Some(c) = self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial) {
+            if c.next_update > now {
+                return Ok(Some(c.clone()));
+            }
+        }
+        if let Some(record) = self.inner.store.ocsp(serial).await? {
+            if record.next_update > now {
+                let c = Arc::new(Cached::new(record));
+                self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), c.clone());
+                return Ok(Some(c));
+            }
+        }
+        if self.inner.store.certificate(serial).await?.is_none() {
+            return Ok(None);
+        }
+        self.presign(serial).await?;
+        Ok(self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial).cloned())
+    }
+
+    async fn sign_fresh(&self, issuer: &IssuerKeys, certs: &[CertId], nonce: Option<&[u8]>) -> Result<Vec<u8>, StatusError> {
+        let now = self.inner.clock.now();
+        let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
+        let mut statuses = Vec::with_capacity(certs.len());
+        for c in certs {
+            statuses.push(self.served_status(&hex::encode(&c.serial)).await?);
+        }
+        let singles: Vec<Single<'_>> = certs
+            .iter()
+            .zip(statuses)
+            .map(|(c, status)| Single { cert_id: &c.der, status, this_update: now, next_update })
+            .collect();
+        Ok(sign(&self.inner.hsm, issuer, now, &singles, nonce).await?)
+    }
+
+    /// The status OCSP serves: the real one while the certificate is within its profile's OCSP
+    /// service period (validity plus `status_after_expiry_days`), "unknown" after that.
+    pub(crate) async fn served_status(&self, serial: &str) -> Result<CertStatus, StatusError> {
+        let Some(cert) = self.inner.store.certificate(serial).await? else { return Ok(CertStatus::Unknown) };
+        let after_expiry = self.inner.profiles.get(&cert.profile).map(|p| p.status_after_expiry_days).unwrap_or(0);
+        if self.inner.clock.now().unix_timestamp() > cert.not_after + i64::from(after_expiry) * 86400 {
+            return Ok(CertStatus::Unknown);
+        }
+        self.status_of(serial).await
+    }
+}

@@ -1,0 +1,223 @@
+//! Revocation rows, CRL numbers and pre-signed OCSP responses.
+
+use futures_util::{Stream, StreamExt};
+use sqlx::Row;
+
+use super::{AuditRecord, Store, StoreError};
+
+/// A revocation as stored.
+#[derive(Debug, Clone)]
+pub struct RevocationRecord {
+    /// Change-feed position.
+    pub id: i64,
+    /// Lowercase hex serial.
+    pub serial: String,
+    /// Issuing CA name.
+    pub issuer: String,
+    /// CRL partition.
+    pub crl_shard: i64,
+    /// Unix seconds.
+    pub revoked_at: i64,
+    /// CRLReason code (None: unspecified).
+    pub reason: Option<i64>,
+    /// Unix seconds.
+    pub invalidity_date: Option<i64>,
+    /// Unix seconds (the certificate's).
+    pub not_after: i64,
+}
+
+/// A pre-signed OCSP response as stored.
+#[derive(Debug, Clone)]
+pub struct OcspRecord {
+    /// Lowercase hex serial.
+    pub serial: String,
+    /// Issuing CA name.
+    pub issuer: String,
+    /// OCSPResponse DER.
+    pub der: Vec<u8>,
+    /// Unix seconds.
+    pub this_update: i64,
+    /// Unix seconds.
+    pub next_update: i64,
+}
+
+const REVOCATION_COLUMNS: &str = "id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after";
+
+fn revocation(r: &sqlx::any::AnyRow) -> Result<RevocationRecord, sqlx::Error> {
+    Ok(RevocationRecord {
+        id: r.try_get("id")?,
+        serial: r.try_get("serial")?,
+        issuer: r.try_get("issuer")?,
+        crl_shard: r.try_get("crl_shard")?,
+        revoked_at: r.try_get("revoked_at")?,
+        reason: r.try_get("reason")?,
+        invalidity_date: r.try_get("invalidity_date")?,
+        not_after: r.try_get("not_after")?,
+    })
+}
+
+impl Store {
+    /// Records a revocation, the certificate's new status and the audit event in one
+    /// transaction. Returns false (and changes nothing) if it was already revoked.
+    pub async fn revoke(&self, r: &RevocationRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO revocations (serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.serial)
+        .bind(&r.issuer)
+        .bind(r.crl_shard)
+        .bind(r.revoked_at)
+        .bind(r.reason)
+        .bind(r.invalidity_date)
+        .bind(r.not_after)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::classify);
+        match inserted {
+            Ok(_) => {}
+            Err(StoreError::Duplicate(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        sqlx::query("UPDATE certificates SET status = 'revoked' WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(audit.at)
+            .bind(&audit.kind)
+            .bind(&audit.actor)
+            .bind(&audit.serial)
+            .bind(&audit.detail)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Appends one audit event outside any batch.
+    pub async fn audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(a.at)
+            .bind(&a.kind)
+            .bind(&a.actor)
+            .bind(&a.serial)
+            .bind(&a.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The revocation of a certificate, if any.
+    pub async fn revocation(&self, serial: &str) -> Result<Option<RevocationRecord>, StoreError> {
+        let sql = format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE serial = $1");
+        let row = sqlx::query(&sql).bind(serial).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(revocation).transpose()?)
+    }
+
+    /// Revocations after a change-feed position, oldest first.
+    pub async fn revocations_after(&self, id: i64, limit: i64) -> Result<Vec<RevocationRecord>, StoreError> {
+        let sql = format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(&sql).bind(id).bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(revocation).collect::<Result<_, _>>()?)
+    }
+
+    /// The newest change-feed position (0 when nothing was ever revoked).
+    pub async fn last_revocation_id(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM revocations").fetch_one(&self.pool).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Number of entries a CRL partition would list (for sizing its buffer).
+    pub async fn count_revoked(&self, issuer: &str, shard: i64, min_not_after: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3")
+            .bind(issuer)
+            .bind(shard)
+            .bind(min_not_after)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// The entries of one CRL partition, in serial order, streamed row by row.
+    pub fn revoked_entries<'a>(&'a self, issuer: &'a str, shard: i64, min_not_after: i64) -> impl Stream<Item = Result<RevocationRecord, StoreError>> + 'a {
+        let sql = "SELECT id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after FROM revocations \
+                   WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3 ORDER BY serial";
+        sqlx::query(sql)
+            .bind(issuer)
+            .bind(shard)
+            .bind(min_not_after)
+            .fetch(&self.pool)
+            .map(|row| row.and_then(|r| revocation(&r)).map_err(StoreError::from))
+    }
+
+    /// Takes the next CRL number of a partition (atomic across processes).
+    pub async fn next_crl_number(&self, issuer: &str, shard: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO crl_numbers (issuer, crl_shard, number) VALUES ($1, $2, 1) \
+             ON CONFLICT (issuer, crl_shard) DO UPDATE SET number = crl_numbers.number + 1 RETURNING number",
+        )
+        .bind(issuer)
+        .bind(shard)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("number")?)
+    }
+
+    /// Stores (or replaces) a pre-signed OCSP response.
+    pub async fn put_ocsp(&self, r: &OcspRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ocsp_responses (serial, issuer, der, this_update, next_update) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (serial) DO UPDATE SET der = excluded.der, this_update = excluded.this_update, next_update = excluded.next_update \
+             WHERE ocsp_responses.this_update <= excluded.this_update",
+        )
+        .bind(&r.serial)
+        .bind(&r.issuer)
+        .bind(&r.der)
+        .bind(r.this_update)
+        .bind(r.next_update)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored OCSP response of a certificate.
+    pub async fn ocsp(&self, serial: &str) -> Result<Option<OcspRecord>, StoreError> {
+        let row = sqlx::query("SELECT serial, issuer, der, this_update, next_update FROM ocsp_responses WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(OcspRecord {
+                serial: r.try_get("serial")?,
+                issuer: r.try_get("issuer")?,
+                der: r.try_get("der")?,
+                this_update: r.try_get("this_update")?,
+                next_update: r.try_get("next_update")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    /// Serials whose stored response expires before `before`, and certificates still in their
+    /// OCSP service period with no response at all.
+    pub async fn ocsp_due(&self, before: i64, still_served_after: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial FROM ocsp_responses WHERE next_update < $1 \
+             UNION SELECT c.serial FROM certificates c WHERE c.not_after >= $2 \
+               AND NOT EXISTS (SELECT 1 FROM ocsp_responses o WHERE o.serial = c.serial) \
+             LIMIT $3",
+        )
+        .bind(before)
+        .bind(still_served_after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get("serial")).collect::<Result<_, _>>()?)
+    }
+
+    /// Drops a stored response (the certificate left its OCSP service period).
+    pub async fn delete_ocsp(&self, serial: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(serial).execute(&self.pool).await?;
+        Ok(())
+    }
+}
