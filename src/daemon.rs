@@ -104,6 +104,13 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// Renewal, information change and re-issue on this instance.
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle<'_> {
+        crate::lifecycle::Lifecycle { issuance: &self.issuance, status: &self.status, store: &self.store }
+    }
+}
+
 /// Readiness, as `/ready` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {

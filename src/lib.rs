@@ -29,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod devinit;
 pub mod hsm;
+pub mod lifecycle;
 pub mod metrics;
 pub mod status;
 pub mod store;

@@ -91,6 +91,30 @@ pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
     })
 }
 
+impl VerifiedRequest {
+    /// The subject and key of a certificate we issued: possession of its key was proven when
+    /// it was first issued, so renewing with the same key needs no new proof.
+    pub(crate) fn from_certificate(der: &[u8]) -> Result<Self, RequestError> {
+        use x509_parser::prelude::X509Certificate;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| RequestError::MalformedCsr(format!("stored certificate unreadable: {e}")))?;
+        let tbs = &cert.tbs_certificate;
+        let key_type = key_type(&tbs.subject_pki)?;
+        let mut subject = Vec::new();
+        for attr in tbs.subject.iter_attributes() {
+            let name = attribute_name(&attr.attr_type().to_id_string());
+            let value = attr.as_str().map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
+            subject.push((name, value.to_string()));
+        }
+        Ok(VerifiedRequest {
+            subject,
+            key_type,
+            spki: tbs.subject_pki.raw.to_vec(),
+            public_key_bits: tbs.subject_pki.subject_public_key.data.to_vec(),
+            _verified: (),
+        })
+    }
+}
+
 fn pem_contents(input: &[u8]) -> Result<Vec<u8>, RequestError> {
     let parsed = pem::parse(input).map_err(|e| RequestError::MalformedCsr(format!("bad PEM: {e}")))?;
     if parsed.tag() != "CERTIFICATE REQUEST" && parsed.tag() != "NEW CERTIFICATE REQUEST" {

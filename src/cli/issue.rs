@@ -38,6 +38,9 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
             let chain: String = issued.chain.iter().map(|c| super::pem("CERTIFICATE", c)).collect();
             write_new(path, &chain)?;
         }
+        if let Err(e) = instance.status.presign(&issued.serial).await {
+            tracing::warn!(error = %e, "OCSP pre-signing deferred to the daemon");
+        }
         println!("issued serial {}", issued.serial);
         Ok(())
     })

@@ -7,6 +7,7 @@ mod config_check;
 mod crl;
 mod dev_init;
 mod issue;
+mod lifecycle;
 mod revoke;
 mod serve;
 
@@ -56,6 +57,12 @@ enum Command {
     },
     /// Revoke a certificate.
     Revoke(revoke::Args),
+    /// Renew a certificate inside its renewal window (same key, or a new one from a CSR).
+    Renew(lifecycle::RenewArgs),
+    /// Information change: a new certificate with the changed subject; the old one superseded.
+    Change(lifecycle::ChangeArgs),
+    /// Re-issue with a new key; the old certificate is revoked.
+    Reissue(lifecycle::ReissueArgs),
     /// Build and write the current CRL of an issuing CA.
     Crl(crl::Args),
     /// Run the daemon.
@@ -101,6 +108,10 @@ impl From<anyhow::Error> for CliError {
             || matches!(error.downcast_ref::<crate::ca::CaError>(), Some(crate::ca::CaError::Request(_)))
         {
             EX_DATAERR
+        } else if error.downcast_ref::<crate::lifecycle::LifecycleError>().is_some_and(|e| {
+            !matches!(e, crate::lifecycle::LifecycleError::Ca(crate::ca::CaError::Hsm(_) | crate::ca::CaError::Store(_)))
+        }) {
+            EX_DATAERR
         } else if matches!(
             error.downcast_ref::<crate::status::StatusError>(),
             Some(crate::status::StatusError::UnknownSerial(_) | crate::status::StatusError::BadSerial(_))
@@ -124,6 +135,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Issue(args) => Ok(issue::run(args, load(cli.config.as_deref())?)?),
         Command::Cert { action } => Ok(cert::run(action, load(cli.config.as_deref())?)?),
         Command::Revoke(args) => Ok(revoke::run(args, load(cli.config.as_deref())?)?),
+        Command::Renew(args) => Ok(lifecycle::run(lifecycle::Flow::Renew(args), load(cli.config.as_deref())?)?),
+        Command::Change(args) => Ok(lifecycle::run(lifecycle::Flow::Change(args), load(cli.config.as_deref())?)?),
+        Command::Reissue(args) => Ok(lifecycle::run(lifecycle::Flow::Reissue(args), load(cli.config.as_deref())?)?),
         Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
     }

@@ -7,11 +7,6 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudca");
 
-fn cloudca(args: &[&str]) -> Output {
-    let out = Command::new(BIN).args(args).env("RUST_LOG", "warn").output().expect("binary runs");
-    Output { ok: out.status.success(), text: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)) }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_init_refuses_a_non_empty_folder() {
     let dir = tempfile::tempdir().unwrap();

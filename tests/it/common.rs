@@ -149,3 +149,72 @@ pub fn close_all_sessions(slot: u64) {
         assert_eq!(close(slot), 0, "C_CloseAllSessions failed");
     }
 }
+
+/// The real daemon in a child process, killed when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` of the public listener.
+    pub public: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener.
+    pub metrics: String,
+}
+
+impl Daemon {
+    /// Starts `cloudca serve` on the instance and waits until `/ready` answers.
+    pub async fn start(ca: &TestCa) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_cloudca"))
+            .args(["--config", ca.config_path.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("daemon starts");
+        let daemon = Daemon { child, public: format!("http://{}", ca.config.listeners.public), metrics: format!("http://{}", ca.config.listeners.metrics) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http().get(format!("{}/ready", daemon.metrics)).send().await {
+                if r.status() == 200 {
+                    return daemon;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "daemon did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that never uses a proxy (tests talk to 127.0.0.1 only).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Runs the cloudca binary.
+pub fn cloudca(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_cloudca")).args(args).env("RUST_LOG", "warn").output().expect("binary runs");
+    Output { ok: out.status.success(), text: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)) }
+}
+
+/// Issues a certificate through the CLI; returns (certificate path, serial as openssl prints it).
+pub fn issue_cli(ca: &TestCa, name: &str, profile: &str, subject: &str) -> (PathBuf, String) {
+    let key = make_key(ca.dir.path(), name, "ec:P-256");
+    make_csr(ca.dir.path(), name, &key, subject);
+    let cert = ca.path(&format!("{name}.pem"));
+    let csr = ca.path(&format!("{name}.csr"));
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "issue", "--profile", profile, "--csr", csr.to_str().unwrap(), "--out", cert.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.text);
+    let serial = run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]).text.trim().trim_start_matches("serial=").to_string();
+    (cert, serial)
+}
+
+/// The issuing CA and root in one file, for `-CAfile`.
+pub fn bundle(ca: &TestCa, issuer: &str) -> PathBuf {
+    let path = ca.path(&format!("bundle-{issuer}.pem"));
+    let text = std::fs::read_to_string(ca.ca_pem("root")).unwrap() + &std::fs::read_to_string(ca.ca_pem(issuer)).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}

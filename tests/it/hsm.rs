@@ -78,13 +78,13 @@ async fn losing_every_session_is_survived_without_a_restart() {
         instance.issuance.issue("org", &csr, "test").await.expect("issued after the loss");
     }
     assert!(cloudca::metrics::get().hsm_rebuilds.get() > rebuilds, "a rebuild was recorded");
-    assert!(instance.readiness().await.is_ok());
+    assert_eq!(instance.readiness().await, cloudca::daemon::Readiness::Ready);
 
     // 2. Sessions vanish while idle: the health check notices and rebuilds on its own.
     let before = cloudca::metrics::get().hsm_rebuilds.get();
     close_all_sessions(instance.hsm.slot_id());
     let deadline = Instant::now() + Duration::from_secs(15);
-    while cloudca::metrics::get().hsm_rebuilds.get() == before || instance.readiness().await.is_err() {
+    while cloudca::metrics::get().hsm_rebuilds.get() == before || instance.readiness().await != cloudca::daemon::Readiness::Ready {
         assert!(Instant::now() < deadline, "the pool did not rebuild while idle");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

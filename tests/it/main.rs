@@ -9,4 +9,6 @@ mod ceremony;
 mod cli;
 mod hsm;
 mod issuance;
+mod lifecycle;
+mod status;
 mod storage;

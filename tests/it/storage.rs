@@ -33,6 +33,7 @@ async fn a_certificate_without_a_reserved_serial_is_refused_and_its_audit_event_
         not_after: 1,
         der: vec![0x30, 0x00],
         fingerprint: "00".into(),
+        crl_shard: 0,
     };
     let audit = AuditRecord { at: 0, kind: "certificate.issued".into(), actor: "test".into(), serial: Some("0badc0de".into()), detail: "{}".into() };
     let err = writer.write(Write::Issue { certificate, audit }).await.expect_err("no reservation");

@@ -146,7 +146,7 @@ impl StatusService {
 
     /// The status OCSP serves: the real one while the certificate is within its profile's OCSP
     /// service period (validity plus `status_after_expiry_days`), "unknown" after that.
-    pub(crate) async fn served_status(&self, serial: &str) -> Result<CertStatus, StatusError> {
+    pub async fn served_status(&self, serial: &str) -> Result<CertStatus, StatusError> {
         let Some(cert) = self.inner.store.certificate(serial).await? else { return Ok(CertStatus::Unknown) };
         let after_expiry = self.inner.profiles.get(&cert.profile).map(|p| p.status_after_expiry_days).unwrap_or(0);
         if self.inner.clock.now().unix_timestamp() > cert.not_after + i64::from(after_expiry) * 86400 {

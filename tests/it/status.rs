@@ -1,0 +1,246 @@
+//! Revocation, CRLs and OCSP, checked by openssl and pkilint against the running daemon.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::common::*;
+use cloudca::status::{Revocation, RevocationReason, StatusError};
+
+/// Runs `openssl ocsp` against the daemon; returns its output.
+fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) -> Output {
+    let issuer = ca.ca_pem("org");
+    let bundle = bundle(ca, "org");
+    let url = format!("{}/ocsp/org", daemon.public);
+    let mut args = vec!["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-url", &url, "-CAfile", bundle.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run("openssl", &args)
+}
+
+/// Waits until `openssl ocsp` says `expected` (the revocation feed is polled).
+async fn wait_for_ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, expected: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ocsp(ca, daemon, cert, &["-no_nonce"]);
+        if out.text.contains(expected) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "OCSP never said {expected:?}: {}", out.text);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ocsp_reports_good_then_revoked_with_its_reason() {
+    let ca = TestCa::new().await;
+    let daemon = Daemon::start(&ca).await;
+    let (cert, serial) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
+    // POST, without and with a nonce; the responder signature verifies against the CA.
+    let out = ocsp(&ca, &daemon, &cert, &["-no_nonce"]);
+    assert!(out.text.contains("Response verify OK") && out.text.contains(": good"), "{}", out.text);
+    let out = ocsp(&ca, &daemon, &cert, &[]);
+    assert!(out.text.contains("Response verify OK") && out.text.contains(": good"), "{}", out.text);
+    assert!(!out.text.contains("WARNING"), "nonce must be echoed: {}", out.text);
+
+    // Revoked from another process (the CLI): the daemon serves it within the bound.
+    let revoked = cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    assert!(revoked.ok, "{}", revoked.text);
+    let out = wait_for_ocsp(&ca, &daemon, &cert, ": revoked").await;
+    assert!(out.text.contains("Response verify OK") && out.text.contains("Reason: keyCompromise"), "{}", out.text);
+    let out = ocsp(&ca, &daemon, &cert, &[]);
+    assert!(out.text.contains(": revoked") && !out.text.contains("WARNING"), "{}", out.text);
+
+    // GET, plain base64 and URL-encoded, verified by openssl from the saved response.
+    let req = ca.path("req.der");
+    let issuer = ca.ca_pem("org");
+    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-no_nonce", "-reqout", req.to_str().unwrap()]).ok);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&req).unwrap());
+    let encoded: String = b64.chars().map(|c| match c { '+' => "%2B".to_string(), '/' => "%2F".to_string(), '=' => "%3D".to_string(), c => c.to_string() }).collect();
+    for path in [b64.clone(), encoded] {
+        let response = http().get(format!("{}/ocsp/org/{path}", daemon.public)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let h = response.headers().clone();
+        assert_eq!(h["content-type"], "application/ocsp-response");
+        for name in ["cache-control", "last-modified", "expires", "etag"] {
+            assert!(h.contains_key(name), "{name} missing");
+        }
+        assert!(h["cache-control"].to_str().unwrap().contains("max-age="));
+        let resp = ca.path("get.der");
+        std::fs::write(&resp, response.bytes().await.unwrap()).unwrap();
+        let bundle = bundle(&ca, "org");
+        let out = run("openssl", &["ocsp", "-respin", resp.to_str().unwrap(), "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-CAfile", bundle.to_str().unwrap(), "-verify_other", issuer.to_str().unwrap(), "-no_nonce"]);
+        assert!(out.text.contains("Response verify OK") && out.text.contains(": revoked"), "{}", out.text);
+        // A conditional GET with the ETag is answered 304.
+        let again = http().get(format!("{}/ocsp/org/{path}", daemon.public)).header("if-none-match", h["etag"].clone()).send().await.unwrap();
+        assert_eq!(again.status(), 304);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (good, _) = issue_cli(&ca, "good", "org", ORG_SUBJECT);
+    let (bad, bad_serial) = issue_cli(&ca, "bad", "org", ORG_SUBJECT);
+    assert!(cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &bad_serial, "--reason", "superseded"]).ok);
+    // The URL exactly as written in the certificate.
+    let text = run("openssl", &["x509", "-in", bad.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
+    let url = text.lines().find_map(|l| l.trim().strip_prefix("URI:")).expect("CDP URI").to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let crl_der = loop {
+        let response = http().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/pkix-crl");
+        let der = response.bytes().await.unwrap().to_vec();
+        let listed = run("openssl", &["crl", "-inform", "DER", "-noout", "-text", "-in", &write_tmp(&ca, "probe.crl", &der)]).text;
+        if listed.contains(&bad_serial) {
+            break der;
+        }
+        assert!(Instant::now() < deadline, "the revocation never reached the CRL");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let crl_pem = ca.path("org.crl.pem");
+    write_pem(&crl_pem, "X509 CRL", &crl_der);
+    let bundle = bundle(&ca, "org");
+    let verify = |cert: &std::path::Path| run("openssl", &["verify", "-crl_check", "-CAfile", bundle.to_str().unwrap(), "-CRLfile", crl_pem.to_str().unwrap(), cert.to_str().unwrap()]);
+    let out = verify(&bad);
+    assert!(!out.ok && out.text.contains("certificate revoked"), "{}", out.text);
+    let out = verify(&good);
+    assert!(out.ok, "{}", out.text);
+    // pkilint on the CRL with an entry.
+    let crl_file = write_tmp(&ca, "org.crl", &crl_der);
+    let lint = run("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX", &crl_file]);
+    assert!(lint.ok, "pkilint CRL findings: {}", lint.text);
+}
+
+fn write_tmp(ca: &TestCa, name: &str, bytes: &[u8]) -> String {
+    let path = ca.path(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pkilint_accepts_good_and_revoked_ocsp_responses() {
+    let ca = TestCa::new().await;
+    let daemon = Daemon::start(&ca).await;
+    let (cert, serial) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
+    for (status, expected) in [(None, ": good"), (Some("cessationOfOperation"), ": revoked")] {
+        if let Some(reason) = status {
+            assert!(cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &serial, "--reason", reason]).ok);
+            wait_for_ocsp(&ca, &daemon, &cert, expected).await;
+        }
+        let resp = ca.path("resp.der");
+        let out = ocsp(&ca, &daemon, &cert, &["-no_nonce", "-respout", resp.to_str().unwrap()]);
+        assert!(out.text.contains(expected), "{}", out.text);
+        let lint = run("lint_ocsp_response", &["lint", resp.to_str().unwrap()]);
+        assert!(lint.ok, "pkilint OCSP findings ({expected}): {}", lint.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_ocsp_requests_get_clear_answers_and_change_nothing() {
+    let ca = TestCa::new().await;
+    let daemon = Daemon::start(&ca).await;
+    let (cert, _) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
+    let url = format!("{}/ocsp/org", daemon.public);
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        let url = url.clone();
+        async move { http().post(url).header("content-type", content_type).body(body).send().await.unwrap() }
+    };
+    const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+    const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
+    // Garbage and truncated DER: malformedRequest.
+    let req = ca.path("req.der");
+    let issuer = ca.ca_pem("org");
+    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-reqout", req.to_str().unwrap()]).ok);
+    let good_request = std::fs::read(&req).unwrap();
+    for body in [b"garbage".to_vec(), good_request[..good_request.len() / 2].to_vec(), [good_request.clone(), vec![0]].concat()] {
+        let r = post(body, "application/ocsp-request").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), MALFORMED);
+    }
+    // Wrong content type and oversized bodies are refused at the HTTP level.
+    assert_eq!(post(good_request.clone(), "text/plain").await.status(), 415);
+    assert_eq!(post(vec![0x30; 64 * 1024], "application/ocsp-request").await.status(), 413);
+    // Bad base64 in GET.
+    let r = http().get(format!("{url}/not*base64!")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), MALFORMED);
+    // An issuer we do not serve: unauthorized.
+    let root = ca.ca_pem("root");
+    let req2 = ca.path("req2.der");
+    assert!(run("openssl", &["ocsp", "-issuer", root.to_str().unwrap(), "-serial", "0x1234", "-reqout", req2.to_str().unwrap()]).ok);
+    let r = post(std::fs::read(&req2).unwrap(), "application/ocsp-request").await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), UNAUTHORIZED);
+    // An unknown serial of a CA we serve: a signed "unknown".
+    let bundle = bundle(&ca, "org");
+    let out = run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", "0x0123456789abcdef", "-url", &url, "-CAfile", bundle.to_str().unwrap()]);
+    assert!(out.text.contains("Response verify OK") && out.text.contains(": unknown"), "{}", out.text);
+    // Nothing was revoked or changed by any of it.
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_certificates("revoked").await.unwrap(), 0);
+    assert_eq!(instance.store.count_certificates("issued").await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_twice_is_idempotent_and_unknown_serials_are_clear_errors() {
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let key = make_key(ca.dir.path(), "k", "ec:P-256");
+    let csr = make_csr(ca.dir.path(), "c", &key, PERSONAL_SUBJECT);
+    let issued = instance.issuance.issue("personal", &csr, "test").await.unwrap();
+    let colons = issued.serial.to_uppercase();
+    assert_eq!(instance.status.revoke(&colons, RevocationReason::PrivilegeWithdrawn, None, "test").await.unwrap(), Revocation::Revoked);
+    match instance.status.revoke(&issued.serial, RevocationReason::KeyCompromise, None, "test").await.unwrap() {
+        Revocation::AlreadyRevoked { reason, .. } => assert_eq!(reason, RevocationReason::PrivilegeWithdrawn, "the first reason stands"),
+        other => panic!("expected AlreadyRevoked, got {other:?}"),
+    }
+    let err = instance.status.revoke("abcdef0123", RevocationReason::Superseded, None, "test").await.unwrap_err();
+    assert!(matches!(err, StatusError::UnknownSerial(_)) && err.to_string().contains("no certificate with serial"), "{err}");
+    let err = instance.status.revoke("xyz", RevocationReason::Superseded, None, "test").await.unwrap_err();
+    assert!(matches!(err, StatusError::BadSerial(_)), "{err}");
+    assert_eq!(instance.store.count_audit_events("certificate.revoked").await.unwrap(), 1);
+    assert_eq!(instance.store.count_audit_events("certificate.revoke_repeated").await.unwrap(), 1);
+    // Unspecified is written with no reason code; CRL numbers only go up.
+    let first = instance.status.build_crl("personal", 0).await.unwrap();
+    let second = instance.status.build_crl("personal", 0).await.unwrap();
+    assert!(second.number > first.number);
+    assert_eq!(second.entries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_crls_list_every_revoked_serial_exactly_once_where_its_cdp_points() {
+    let mut ca = TestCa::new().await;
+    let text = std::fs::read_to_string(&ca.config_path).unwrap() + "\n[status]\ncrl_shards = 4\n";
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let instance = ca.open().await;
+    let key = make_key(ca.dir.path(), "k", "ec:P-256");
+    let csr = make_csr(ca.dir.path(), "c", &key, ORG_SUBJECT);
+    let mut expected = std::collections::HashMap::new();
+    for _ in 0..16 {
+        let issued = instance.issuance.issue("org", &csr, "test").await.unwrap();
+        let cert = ca.path("p.pem");
+        write_pem(&cert, "CERTIFICATE", &issued.der);
+        let cdp = run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
+        let file = cdp.lines().find_map(|l| l.trim().strip_prefix("URI:")).unwrap().rsplit('/').next().unwrap().to_string();
+        instance.status.revoke(&issued.serial, RevocationReason::Superseded, None, "test").await.unwrap();
+        expected.insert(issued.serial.to_uppercase(), file);
+    }
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for shard in 0..4 {
+        let crl = instance.status.build_crl("org", shard).await.unwrap();
+        let path = write_tmp(&ca, &format!("org-{shard}.crl"), &crl.der);
+        let text = run("openssl", &["crl", "-inform", "DER", "-noout", "-text", "-in", &path]).text;
+        assert!(text.contains("Issuing Distribution Point: critical") && text.contains(&format!("/crl/org-{shard}.crl")), "{text}");
+        for (serial, file) in &expected {
+            if text.contains(&format!("Serial Number: {serial}")) {
+                assert_eq!(file, &format!("org-{shard}.crl"), "{serial} listed on a CRL its CDP does not name");
+                *seen.entry(serial.clone()).or_default() += 1;
+            }
+        }
+        let lint = run("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX", &path]);
+        assert!(lint.ok, "pkilint on partition {shard}: {}", lint.text);
+    }
+    assert_eq!(seen.len(), 16, "every revoked serial is on a CRL");
+    assert!(seen.values().all(|n| *n == 1), "and on exactly one");
+}
