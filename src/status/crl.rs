@@ -80,17 +80,17 @@ impl Unsigned {
     }
 }
 
-/// Streams the entries into a CRL buffer and lays out the TBS around them.
+/// Streams DER entries (see [`encode_entry`]) into a CRL buffer and lays out the TBS around them.
 pub async fn lay_out<S, E>(header: &Header<'_>, entries: S, size_hint: usize) -> Result<Unsigned, E>
 where
-    S: Stream<Item = Result<Entry, E>>,
+    S: Stream<Item = Result<Vec<u8>, E>>,
 {
     let mut buffer = Vec::with_capacity(GAP + size_hint * 56 + 512);
     buffer.resize(GAP, 0);
     let mut count = 0usize;
     futures_util::pin_mut!(entries);
     while let Some(entry) = entries.try_next().await? {
-        write_entry(&mut buffer, &entry);
+        buffer.extend_from_slice(&entry);
         count += 1;
     }
     let entries_len = buffer.len() - GAP;
@@ -117,6 +117,13 @@ where
     buffer[tbs_start..tbs_start + tbs_header.len()].copy_from_slice(&tbs_header);
     buffer[tbs_start + tbs_header.len()..GAP].copy_from_slice(&prefix);
     Ok(Unsigned { buffer, tbs_start, algorithm_id: header.algorithm_id.to_vec(), entries: count })
+}
+
+/// The DER of one revokedCertificates entry, encoded once when the certificate is revoked.
+pub fn encode_entry(e: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write_entry(&mut out, e);
+    out
 }
 
 fn write_entry(out: &mut Vec<u8>, e: &Entry) {

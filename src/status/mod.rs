@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use sha1::Digest as _;
 use time::OffsetDateTime;
 
@@ -181,6 +180,12 @@ impl StatusService {
         let cert = store.certificate(&serial).await?.ok_or_else(|| StatusError::UnknownSerial(serial.clone()))?;
         let now = self.inner.clock.now();
         let detail = serde_json::json!({ "reason": reason.name(), "invalidity_date": invalidity_date.map(|t| t.unix_timestamp()), "issuer": cert.issuer });
+        let entry = crl::encode_entry(&crl::Entry {
+            serial: hex::decode(&serial).map_err(|_| StatusError::BadSerial(serial.clone()))?,
+            revoked_at: now,
+            reason,
+            invalidity_date,
+        });
         let record = RevocationRecord {
             id: 0,
             serial: serial.clone(),
@@ -190,6 +195,7 @@ impl StatusService {
             reason: reason.code().map(i64::from),
             invalidity_date: invalidity_date.map(|t| t.unix_timestamp()),
             not_after: cert.not_after,
+            entry,
         };
         let audit = |kind: &str| AuditRecord { at: now.unix_timestamp() * 1000, kind: kind.into(), actor: actor.into(), serial: Some(serial.clone()), detail: detail.to_string() };
         if !store.revoke(&record, &audit("certificate.revoked")).await? {
@@ -238,7 +244,7 @@ impl StatusService {
             number: number as u64,
             partition_url: url.as_deref(),
         };
-        let entries = store.revoked_entries(&issuer.name, shard, keep_after).map(|r| r.map(entry));
+        let entries = store.revoked_entries(&issuer.name, shard, keep_after);
         let unsigned = crl::lay_out(&header, entries, size_hint).await?;
         let signature = self.inner.hsm.sign(&issuer.ca_label, issuer.ca_algorithm, unsigned.tbs()).await?;
         let count = unsigned.entries;
@@ -276,15 +282,6 @@ impl StatusService {
     pub fn partitions(&self) -> Vec<(String, i64)> {
         let shards = i64::from(self.inner.config.crl_shards.max(1));
         self.inner.issuers.iter().flat_map(|i| (0..shards).map(move |s| (i.name.clone(), s))).collect()
-    }
-}
-
-fn entry(r: RevocationRecord) -> crl::Entry {
-    crl::Entry {
-        serial: hex::decode(&r.serial).unwrap_or_default(),
-        revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        reason: RevocationReason::from_code(r.reason).unwrap_or(RevocationReason::Unspecified),
-        invalidity_date: r.invalidity_date.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
     }
 }
 

@@ -92,6 +92,8 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // A 64 MiB page cache, so large scans (CRL builds) stay in memory.
+                        conn.execute("PRAGMA cache_size = -65536").await?;
                         // Same referential rules as PostgreSQL: a certificate needs its serial.
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }

@@ -24,6 +24,8 @@ pub struct RevocationRecord {
     pub invalidity_date: Option<i64>,
     /// Unix seconds (the certificate's).
     pub not_after: i64,
+    /// The CRL entry DER.
+    pub entry: Vec<u8>,
 }
 
 /// A pre-signed OCSP response as stored.
@@ -41,7 +43,7 @@ pub struct OcspRecord {
     pub next_update: i64,
 }
 
-const REVOCATION_COLUMNS: &str = "id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after";
+const REVOCATION_COLUMNS: &str = "id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after, entry";
 
 fn revocation(r: &sqlx::any::AnyRow) -> Result<RevocationRecord, sqlx::Error> {
     Ok(RevocationRecord {
@@ -53,6 +55,7 @@ fn revocation(r: &sqlx::any::AnyRow) -> Result<RevocationRecord, sqlx::Error> {
         reason: r.try_get("reason")?,
         invalidity_date: r.try_get("invalidity_date")?,
         not_after: r.try_get("not_after")?,
+        entry: r.try_get("entry")?,
     })
 }
 
@@ -62,8 +65,8 @@ impl Store {
     pub async fn revoke(&self, r: &RevocationRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO revocations (serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO revocations (serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after, entry) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&r.serial)
         .bind(&r.issuer)
@@ -72,6 +75,7 @@ impl Store {
         .bind(r.reason)
         .bind(r.invalidity_date)
         .bind(r.not_after)
+        .bind(&r.entry)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::classify);
@@ -137,16 +141,16 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// The entries of one CRL partition, in serial order, streamed row by row.
-    pub fn revoked_entries<'a>(&'a self, issuer: &'a str, shard: i64, min_not_after: i64) -> impl Stream<Item = Result<RevocationRecord, StoreError>> + 'a {
-        let sql = "SELECT id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after FROM revocations \
-                   WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3 ORDER BY serial";
+    /// The DER entries of one CRL partition, in serial order, streamed row by row (one small
+    /// column per row: the entry was encoded once, at revocation).
+    pub fn revoked_entries<'a>(&'a self, issuer: &'a str, shard: i64, min_not_after: i64) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + 'a {
+        let sql = "SELECT entry FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3 ORDER BY serial";
         sqlx::query(sql)
             .bind(issuer)
             .bind(shard)
             .bind(min_not_after)
             .fetch(&self.pool)
-            .map(|row| row.and_then(|r| revocation(&r)).map_err(StoreError::from))
+            .map(|row| row.and_then(|r| r.try_get::<Vec<u8>, _>(0)).map_err(StoreError::from))
     }
 
     /// Takes the next CRL number of a partition (atomic across processes).

@@ -11,9 +11,11 @@ CREATE TABLE revocations (
     revoked_at      BIGINT NOT NULL,        -- unix seconds
     reason          BIGINT,                 -- RFC 5280 CRLReason; NULL for unspecified
     invalidity_date BIGINT,
-    not_after       BIGINT NOT NULL         -- copied so CRL builds can drop expired entries
+    not_after       BIGINT NOT NULL,        -- copied so CRL builds can drop expired entries
+    entry           BLOB NOT NULL           -- the CRL entry DER, encoded once at revocation
 );
-CREATE INDEX revocations_crl ON revocations (issuer, crl_shard, serial);
+-- Covering index: a CRL build reads only this index, in serial order.
+CREATE INDEX revocations_crl ON revocations (issuer, crl_shard, serial, not_after, entry);
 
 -- The last CRL number used per CRL (issuing CA and shard): monotonic, incremented atomically.
 CREATE TABLE crl_numbers (
