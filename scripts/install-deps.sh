@@ -12,6 +12,8 @@ command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v wrk >/dev/null || need_apt+=(wrk)                 # benchmarks
+command -v ab >/dev/null || need_apt+=(apache2-utils)        # benchmarks
 [ -n "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 if [ "${#need_apt[@]}" -gt 0 ]; then
