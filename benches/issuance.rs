@@ -32,7 +32,18 @@ fn main() {
     let created = runtime
         .block_on(devinit::create(&dir.path().join("ca"), &Options { token_label: "bench".into(), ..Options::default() }))
         .expect("dev instance");
-    let config = Config::load(&created.config_path).expect("config");
+    let mut config = Config::load(&created.config_path).expect("config");
+    // CLOUDCA_BENCH_DATABASE_DIR: move the database to another folder (another disk, tmpfs)
+    // to separate SQLite's fsyncs from SoftHSM2's token files.
+    if let Ok(target) = std::env::var("CLOUDCA_BENCH_DATABASE_DIR") {
+        for suffix in ["", "-wal", "-shm"] {
+            let from = config.data_dir.join(format!("cloudca.db{suffix}"));
+            if from.exists() {
+                std::fs::copy(&from, std::path::Path::new(&target).join(format!("cloudca.db{suffix}"))).expect("copy database");
+            }
+        }
+        config.database.url = format!("sqlite://{target}/cloudca.db");
+    }
     let csr = make_csr();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let duration = Duration::from_secs(seconds);
