@@ -397,7 +397,7 @@ impl Config {
         if st.crl_validity_hours == 0 || st.crl_validity_hours > 168 {
             return Err(ConfigError::new("status.crl_validity_hours", "must be 1 to 168 (7 days)"));
         }
-        if st.crl_rebuild_minutes == 0 || st.crl_rebuild_minutes * 60 >= st.crl_validity_hours * 3600 / 2 {
+        if st.crl_rebuild_minutes == 0 || u64::from(st.crl_rebuild_minutes) * 60 >= u64::from(st.crl_validity_hours) * 3600 / 2 {
             return Err(ConfigError::new("status.crl_rebuild_minutes", "must be positive and under half of crl_validity_hours"));
         }
         if st.ocsp_validity_hours < 8 || st.ocsp_validity_hours > 240 {

@@ -64,8 +64,10 @@ impl Instance {
         let hierarchy = Hierarchy::load(&store, &hsm).await?;
         let profiles = ca::profile::load_all(&config.policies_dir).map_err(StartError::Policies)?;
         for p in profiles.values() {
-            if hierarchy.get(&p.issuer).is_err() {
-                return Err(StartError::Policies(format!("profile {} names issuing CA {:?}, which the hierarchy lacks", p.name, p.issuer)));
+            // Deny by default: only issuing CAs sign end-entity certificates, never the root or
+            // an OCSP responder key.
+            if !hierarchy.get(&p.issuer).is_ok_and(|a| a.record.role == "issuing") {
+                return Err(StartError::Policies(format!("profile {} names {:?}, which is not an issuing CA of the hierarchy", p.name, p.issuer)));
             }
         }
         let writer = store.writer(config.issuance.max_batch);

@@ -41,6 +41,17 @@ pub enum LifecycleError {
     /// The request's subject does not fit the flow.
     #[error("{0}")]
     Subject(String),
+    /// The new certificate exists but the old one could not be revoked: the operator must
+    /// revoke it (the new one is valid and stored; do not issue again).
+    #[error("issued {new_serial}, but revoking {old_serial} failed: {error}; revoke it with `cloudca revoke`")]
+    OldNotRevoked {
+        /// The new certificate.
+        new_serial: String,
+        /// The one still valid.
+        old_serial: String,
+        /// Why revocation failed.
+        error: StatusError,
+    },
     /// Re-issue with the old key.
     #[error("re-issue needs a new key; the CSR carries the key of certificate {0}")]
     SameKey(String),
@@ -96,7 +107,7 @@ impl Lifecycle<'_> {
             return Err(LifecycleError::Subject("the CSR's subject is the same as the certificate's; nothing to change (use renew)".into()));
         }
         let issued = self.issuance.issue_verified(&old.profile, &request, actor).await?;
-        self.status.revoke(&old.serial, RevocationReason::Superseded, None, actor).await?;
+        self.revoke_old(&old, &issued, RevocationReason::Superseded, actor).await?;
         self.audit("certificate.changed", &old, &issued, actor).await?;
         Ok(issued)
     }
@@ -111,9 +122,16 @@ impl Lifecycle<'_> {
         }
         self.same_subject(&old, &request)?;
         let issued = self.issuance.issue_verified(&old.profile, &request, actor).await?;
-        self.status.revoke(&old.serial, reason, None, actor).await?;
+        self.revoke_old(&old, &issued, reason, actor).await?;
         self.audit("certificate.reissued", &old, &issued, actor).await?;
         Ok(issued)
+    }
+
+    async fn revoke_old(&self, old: &CertificateRecord, new: &Issued, reason: RevocationReason, actor: &str) -> Result<(), LifecycleError> {
+        match self.status.revoke(&old.serial, reason, None, actor).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(LifecycleError::OldNotRevoked { new_serial: new.serial.clone(), old_serial: old.serial.clone(), error }),
+        }
     }
 
     async fn current(&self, text: &str) -> Result<CertificateRecord, LifecycleError> {

@@ -106,7 +106,13 @@ impl Authority {
             let (_, cert) = X509Certificate::from_der(&record.certificate)
                 .map_err(|e| CaError::Hierarchy(format!("{}: unreadable certificate: {e}", record.name)))?;
             let spki = &cert.tbs_certificate.subject_pki;
-            (spki.subject_public_key.data.to_vec(), super::key_identifier(spki.raw))
+            // The SKI the certificate actually carries (an external root may have used SHA-1):
+            // AKIs in what this CA signs must match it.
+            let ski = cert.extensions().iter().find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            });
+            (spki.subject_public_key.data.to_vec(), ski.unwrap_or_else(|| super::key_identifier(spki.raw)))
         };
         let issuer = Issuer::from_ca_cert_der(&record.certificate.clone().into(), TbsCapture::new(key_bits, algorithm))
             .map_err(|e| CaError::Hierarchy(format!("{}: {e}", record.name)))?;

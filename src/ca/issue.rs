@@ -92,6 +92,9 @@ impl IssuanceService {
         let now = self.clock.now();
         let subject = subject::build(profile, &request.subject, now.date())?;
         let authority = self.hierarchy.get(&profile.issuer)?.clone();
+        if authority.record.role != "issuing" {
+            return Err(CaError::Hierarchy(format!("{} is not an issuing CA", authority.record.name)));
+        }
 
         // Step 2: reserve a serial, durably, before anything is signed.
         let serial_bytes = self.reserve_serial(profile, now.unix_timestamp()).await?;
@@ -181,6 +184,7 @@ impl IssuanceService {
         p.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![crl_url] }];
         p.use_authority_key_identifier_extension = true;
         p.key_identifier_method = KeyIdMethod::PreSpecified(super::key_identifier(&request.spki));
+        // Profiles are validated at load: every OID parses and there is at least one.
         let oids: Vec<Vec<u64>> = profile.policy_oids.iter().filter_map(|o| parse_oid(o)).collect();
         p.custom_extensions = vec![
             extensions::authority_information_access(

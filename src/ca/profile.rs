@@ -118,6 +118,9 @@ impl Profile {
                 return bad("extended key usage", k);
             }
         }
+        if self.policy_oids.is_empty() {
+            return Err(format!("profile {}: policy_oids needs at least one OID (RFC 5280 §4.2.1.4)", self.name));
+        }
         for oid in &self.policy_oids {
             if parse_oid(oid).is_none() {
                 return bad("policy OID", oid);
@@ -147,10 +150,10 @@ impl Profile {
     }
 }
 
-/// Parses a dotted OID into arcs.
+/// Parses a dotted OID into arcs (X.660 rules: first arc 0-2; second arc below 40 under 0 and 1).
 pub fn parse_oid(text: &str) -> Option<Vec<u64>> {
     let arcs: Option<Vec<u64>> = text.split('.').map(|a| a.parse().ok()).collect();
-    arcs.filter(|a| a.len() >= 2 && a[0] <= 2)
+    arcs.filter(|a| a.len() >= 2 && a[0] <= 2 && (a[0] == 2 || a[1] < 40) && a[1] < u64::MAX / 64)
 }
 
 /// Loads every `*.toml` in `DIR/profiles`, validating each.

@@ -97,6 +97,9 @@ fn is_session_lost(rv: RvError) -> bool {
             | RvError::TokenNotPresent
             | RvError::UserNotLoggedIn
             | RvError::DeviceError
+            // A cached handle that no longer names an object: find the objects again.
+            | RvError::KeyHandleInvalid
+            | RvError::ObjectHandleInvalid
     )
 }
 
@@ -132,7 +135,7 @@ mod tests {
         assert!(lost.is_session_lost());
         assert_eq!(lost.to_string(), "C_Sign failed with CKR_SESSION_HANDLE_INVALID");
         let other = HsmError::from_cryptoki(CkError::Pkcs11(
-            RvError::KeyHandleInvalid,
+            RvError::MechanismInvalid,
             cryptoki::context::Function::SignInit,
         ));
         assert!(!other.is_session_lost());

@@ -46,8 +46,8 @@ pub(crate) struct Shared {
     ready: AtomicBool,
     /// Why the pool is not ready, for `/ready` and logs.
     reason: Mutex<String>,
-    /// Object handles found by label, valid for one generation.
-    handles: RwLock<HashMap<(String, bool), ObjectHandle>>,
+    /// Object handles found by label, tagged with the generation they were found in.
+    handles: RwLock<HashMap<(String, bool), (u64, ObjectHandle)>>,
 }
 
 /// What the current generation still needs.
@@ -58,7 +58,13 @@ struct RebuildState {
     login_refused: Option<String>,
     /// When the last rebuild was attempted, for the backoff.
     last_attempt: Option<Instant>,
+    /// Login attempts that failed for reasons other than the PIN, in a row.
+    login_failures: u32,
 }
+
+/// Login failures of any kind in a row after which the pool stops trying (some HSMs report a
+/// wrong PIN as CKR_DEVICE_ERROR or CKR_FUNCTION_FAILED).
+const MAX_LOGIN_FAILURES: u32 = 3;
 
 /// A unit of work for a worker: run it with a session, or fail it without one.
 pub(crate) trait Job: Send {
@@ -79,7 +85,7 @@ impl Shared {
             pin,
             slot: Mutex::new(slot),
             generation: AtomicU64::new(0),
-            rebuild: Mutex::new(RebuildState { needs_login: true, login_refused: None, last_attempt: None }),
+            rebuild: Mutex::new(RebuildState { needs_login: true, login_refused: None, last_attempt: None, login_failures: 0 }),
             ready: AtomicBool::new(false),
             reason: Mutex::new("starting".into()),
             handles: RwLock::new(HashMap::new()),
@@ -105,6 +111,11 @@ impl Shared {
             }
         };
         if state.needs_login || !is_logged_in(&session) {
+            // Never hammer the token with logins: at most one attempt per backoff period.
+            if state.last_attempt.is_some_and(|t| t.elapsed() < REBUILD_BACKOFF) && state.login_failures > 0 {
+                return Err(HsmError::NotReady("waiting before the next login attempt".into()));
+            }
+            state.last_attempt = Some(Instant::now());
             match session.login(UserType::User, Some(&self.pin)) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
                 Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired | RvError::PinInvalid | RvError::PinLenRange), _)) => {
@@ -114,8 +125,17 @@ impl Shared {
                     tracing::error!(target: "audit", event = "hsm.login_refused", code = %code, "the token refused the PIN; not retrying");
                     return Err(HsmError::LoginRefused { code });
                 }
-                Err(e) => return Err(HsmError::from_cryptoki(e)),
+                Err(e) => {
+                    state.login_failures += 1;
+                    let err = HsmError::from_cryptoki(e);
+                    if state.login_failures >= MAX_LOGIN_FAILURES {
+                        state.login_refused = Some(err.to_string());
+                        tracing::error!(target: "audit", event = "hsm.login_refused", error = %err, "login failed {MAX_LOGIN_FAILURES} times in a row; not retrying");
+                    }
+                    return Err(err);
+                }
             }
+            state.login_failures = 0;
             state.needs_login = false;
             tracing::info!(token = %self.label, "logged in to the token");
         }
@@ -146,15 +166,21 @@ impl Shared {
     /// Finds a key object by label (private or public), caching the handle for this generation.
     pub(crate) fn find_key(&self, session: &Session, label: &str, private: bool) -> Result<ObjectHandle, HsmError> {
         let key = (label.to_string(), private);
-        if let Some(h) = self.handles.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(*h);
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, h)) = self.handles.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if *g == generation {
+                return Ok(*h);
+            }
         }
         let found = find_objects(session, label, private)?;
         let handle = *found.first().ok_or(HsmError::KeyNotFound {
             label: label.to_string(),
             class: if private { "private" } else { "public" },
         })?;
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(key, handle);
+        // A handle found under an older generation is never cached for the new one.
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(key, (generation, handle));
+        }
         Ok(handle)
     }
 

@@ -28,7 +28,7 @@ use crate::ca::{serial, Hierarchy, Profile};
 use crate::clock::Clock;
 use crate::config::{PublicationConfig, StatusConfig};
 use crate::hsm::{HsmError, HsmPool, KeyAlgorithm};
-use crate::store::{AuditRecord, OcspRecord, RevocationRecord, Store, StoreError};
+use crate::store::{AuditRecord, CrlRecord, OcspRecord, RevocationRecord, Store, StoreError};
 
 /// Why a status operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,9 @@ pub enum StatusError {
     /// The database failed.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// No valid CRL has been published for that partition yet (HSM away since start-up).
+    #[error("no valid CRL published for {0} yet")]
+    NoCrl(String),
     /// The hierarchy lacks something status needs (an OCSP responder).
     #[error("CA hierarchy: {0}")]
     Hierarchy(String),
@@ -68,7 +71,21 @@ pub enum Revocation {
     },
 }
 
-/// The keys and hashes of one issuing CA, as status needs them.
+/// What signs a CRL: the root or an issuing CA.
+pub struct CrlSigner {
+    /// Authority name (`root`, `org`, ...).
+    pub name: String,
+    /// Subject DER (CRL issuer).
+    pub subject: Vec<u8>,
+    /// Key identifier (CRL AKI), as the CA certificate's SKI says.
+    pub key_id: Vec<u8>,
+    /// Key label.
+    pub label: String,
+    /// Key algorithm.
+    pub algorithm: KeyAlgorithm,
+}
+
+/// The keys and hashes of one issuing CA, as OCSP needs them.
 pub struct IssuerKeys {
     /// Issuing CA name.
     pub name: String,
@@ -80,14 +97,6 @@ pub struct IssuerKeys {
     pub name_sha256: Vec<u8>,
     /// SHA-256 variants.
     pub key_sha256: Vec<u8>,
-    /// Subject DER (CRL issuer).
-    pub subject: Vec<u8>,
-    /// Key identifier (CRL AKI).
-    pub key_id: Vec<u8>,
-    /// CA key label and algorithm (signs CRLs).
-    pub ca_label: String,
-    /// CA key algorithm.
-    pub ca_algorithm: KeyAlgorithm,
     /// Responder key label (signs OCSP).
     pub responder_label: String,
     /// Responder key algorithm.
@@ -127,6 +136,8 @@ struct Inner {
     profiles: Arc<BTreeMap<String, Profile>>,
     clock: Arc<dyn Clock>,
     issuers: Vec<Arc<IssuerKeys>>,
+    /// Root and issuing CAs, each publishing CRLs.
+    crl_signers: Vec<Arc<CrlSigner>>,
     /// Pre-signed OCSP responses by serial (hex), loaded from the database on first use.
     ocsp_cache: RwLock<HashMap<String, Arc<ocsp::Cached>>>,
     /// Current CRLs by (issuing CA, partition).
@@ -141,8 +152,14 @@ impl StatusService {
     /// Builds the service for every issuing CA of the hierarchy (each needs an OCSP responder).
     pub fn new(store: Store, hsm: HsmPool, hierarchy: &Hierarchy, profiles: Arc<BTreeMap<String, Profile>>, config: StatusConfig, publication: PublicationConfig, clock: Arc<dyn Clock>) -> Result<Self, StatusError> {
         let mut issuers = Vec::new();
+        let mut crl_signers = Vec::new();
         for (name, authority) in &hierarchy.authorities {
-            if authority.record.role != "issuing" {
+            let role = authority.record.role.as_str();
+            // An external root's key is not ours: its CRLs are published by its owner.
+            if role == "issuing" || (role == "root" && !authority.record.key_label.is_empty()) {
+                crl_signers.push(Arc::new(crl_signer(authority)?));
+            }
+            if role != "issuing" {
                 continue;
             }
             let responder = hierarchy
@@ -159,6 +176,7 @@ impl StatusService {
                 profiles,
                 clock,
                 issuers,
+                crl_signers,
                 ocsp_cache: RwLock::new(HashMap::new()),
                 crls: RwLock::new(HashMap::new()),
                 dirty: Mutex::new(HashSet::new()),
@@ -223,7 +241,7 @@ impl StatusService {
 
     /// Builds, signs and publishes the current CRL of one partition.
     pub async fn build_crl(&self, issuer_name: &str, shard: i64) -> Result<Arc<PublishedCrl>, StatusError> {
-        let issuer = self.issuer(issuer_name)?.clone();
+        let issuer = self.crl_signer(issuer_name)?.clone();
         let store = &self.inner.store;
         let now = self.inner.clock.now();
         let next_update = now + time::Duration::hours(self.inner.config.crl_validity_hours.into());
@@ -233,8 +251,9 @@ impl StatusService {
         let keep_after = now.unix_timestamp() - 2 * 60 * i64::from(self.inner.config.crl_rebuild_minutes);
         let number = store.next_crl_number(&issuer.name, shard).await?;
         let size_hint = store.count_revoked(&issuer.name, shard, keep_after).await? as usize;
-        let url = (self.inner.config.crl_shards > 1).then(|| self.inner.publication.crl_partition_url(&issuer.name, shard, self.inner.config.crl_shards));
-        let algorithm_id = issuer.ca_algorithm.signature_algorithm_der();
+        let partitioned = self.inner.config.crl_shards > 1 && issuer.name != "root";
+        let url = partitioned.then(|| self.inner.publication.crl_partition_url(&issuer.name, shard, self.inner.config.crl_shards));
+        let algorithm_id = issuer.algorithm.signature_algorithm_der();
         let header = crl::Header {
             algorithm_id: &algorithm_id,
             issuer: &issuer.subject,
@@ -246,28 +265,53 @@ impl StatusService {
         };
         let entries = store.revoked_entries(&issuer.name, shard, keep_after);
         let unsigned = crl::lay_out(&header, entries, size_hint).await?;
-        let signature = self.inner.hsm.sign(&issuer.ca_label, issuer.ca_algorithm, unsigned.tbs()).await?;
+        let signature = self.inner.hsm.sign(&issuer.label, issuer.algorithm, unsigned.tbs()).await?;
         let count = unsigned.entries;
         let published = Arc::new(PublishedCrl { der: unsigned.finish(&signature), number, this_update: now, next_update, entries: count });
+        store
+            .put_crl(&CrlRecord {
+                issuer: issuer.name.clone(),
+                crl_shard: shard,
+                number,
+                der: published.der.to_vec(),
+                this_update: now.unix_timestamp(),
+                next_update: next_update.unix_timestamp(),
+                entries: count as i64,
+            })
+            .await?;
         self.inner.crls.write().unwrap_or_else(|p| p.into_inner()).insert((issuer.name.clone(), shard), published.clone());
         tracing::info!(issuer = %issuer.name, shard, number, entries = count, "CRL published");
         Ok(published)
     }
 
-    /// The current CRL of a partition, building it if there is none yet.
+    /// The newest valid CRL of a partition: this daemon's, or one another process published.
+    /// Never builds on request (that would let anyone make the HSM sign): the tasks build.
     pub async fn crl(&self, issuer: &str, shard: i64) -> Result<Arc<PublishedCrl>, StatusError> {
-        if let Some(c) = self.inner.crls.read().unwrap_or_else(|p| p.into_inner()).get(&(issuer.to_string(), shard)) {
-            return Ok(c.clone());
+        let now = self.inner.clock.now();
+        let key = (issuer.to_string(), shard);
+        let mine = self.inner.crls.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let stored = self.inner.store.published_crl(issuer, shard).await?;
+        let newest = match (mine, stored) {
+            (Some(m), Some(s)) if s.number > m.number => Some(Arc::new(published(s))),
+            (Some(m), _) => Some(m),
+            (None, Some(s)) => Some(Arc::new(published(s))),
+            (None, None) => None,
+        };
+        match newest {
+            Some(c) if c.next_update > now => {
+                self.inner.crls.write().unwrap_or_else(|p| p.into_inner()).insert(key, c.clone());
+                Ok(c)
+            }
+            _ => Err(StatusError::NoCrl(issuer.to_string())),
         }
-        self.build_crl(issuer, shard).await
     }
 
     /// Resolves a CRL file name from the public URL (`org.crl`, `org-3.crl`) to a partition.
     pub fn crl_for_file(&self, file: &str) -> Option<(String, i64)> {
         let stem = file.strip_suffix(".crl")?;
         let shards = self.inner.config.crl_shards;
-        if shards <= 1 {
-            return self.issuer(stem).ok().map(|i| (i.name.clone(), 0));
+        if shards <= 1 || stem == "root" {
+            return self.crl_signer(stem).ok().map(|i| (i.name.clone(), 0));
         }
         let (name, shard) = stem.rsplit_once('-')?;
         let shard: i64 = shard.parse().ok()?;
@@ -278,11 +322,39 @@ impl StatusService {
         self.inner.issuers.iter().find(|i| i.name == name).ok_or_else(|| StatusError::UnknownCa(name.to_string()))
     }
 
-    /// Every (issuing CA, partition) pair.
+    fn crl_signer(&self, name: &str) -> Result<&Arc<CrlSigner>, StatusError> {
+        self.inner.crl_signers.iter().find(|i| i.name == name).ok_or_else(|| StatusError::UnknownCa(name.to_string()))
+    }
+
+    /// Every CRL this instance publishes: (root, 0) and (issuing CA, partition) pairs.
     pub fn partitions(&self) -> Vec<(String, i64)> {
         let shards = i64::from(self.inner.config.crl_shards.max(1));
-        self.inner.issuers.iter().flat_map(|i| (0..shards).map(move |s| (i.name.clone(), s))).collect()
+        self.inner
+            .crl_signers
+            .iter()
+            .flat_map(|i| {
+                let n = if i.name == "root" { 1 } else { shards };
+                (0..n).map(move |s| (i.name.clone(), s))
+            })
+            .collect()
     }
+}
+
+fn published(c: CrlRecord) -> PublishedCrl {
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    PublishedCrl { der: Bytes::from(c.der), number: c.number, this_update: at(c.this_update), next_update: at(c.next_update), entries: c.entries as usize }
+}
+
+fn crl_signer(ca: &crate::ca::Authority) -> Result<CrlSigner, StatusError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(&ca.record.certificate).map_err(|e| StatusError::Hierarchy(format!("unreadable certificate: {e}")))?;
+    Ok(CrlSigner {
+        name: ca.record.name.clone(),
+        subject: cert.tbs_certificate.subject.as_raw().to_vec(),
+        key_id: ca.key_id.clone(),
+        label: ca.record.key_label.clone(),
+        algorithm: ca.algorithm,
+    })
 }
 
 fn issuer_keys(ca: &crate::ca::Authority, responder: &crate::ca::Authority) -> Result<IssuerKeys, StatusError> {
@@ -301,10 +373,6 @@ fn issuer_keys(ca: &crate::ca::Authority, responder: &crate::ca::Authority) -> R
         key_sha1: sha1::Sha1::digest(&key_bits).to_vec(),
         name_sha256: sha2::Sha256::digest(&subject).to_vec(),
         key_sha256: sha2::Sha256::digest(&key_bits).to_vec(),
-        subject,
-        key_id: ca.key_id.clone(),
-        ca_label: ca.record.key_label.clone(),
-        ca_algorithm: ca.algorithm,
         responder_label: responder.record.key_label.clone(),
         responder_algorithm: responder.algorithm,
         responder_certificate: responder.record.certificate.clone(),
@@ -320,7 +388,7 @@ impl StatusService {
         let cert = store.certificate(serial).await?.ok_or_else(|| StatusError::UnknownSerial(serial.to_string()))?;
         let issuer = self.issuer(&cert.issuer)?.clone();
         let now = self.inner.clock.now();
-        let status = self.served_status(serial).await?;
+        let status = self.served_status(serial, &issuer.name).await?;
         if status == ocsp::response::CertStatus::Unknown {
             // Past the profile's OCSP service period: nothing to pre-sign any more.
             store.delete_ocsp(serial).await?;
@@ -331,9 +399,14 @@ impl StatusService {
         let cert_id = ocsp::response::cert_id_sha1(&issuer.name_sha1, &issuer.key_sha1, &serial_bytes);
         let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
         let der = ocsp::sign(&self.inner.hsm, &issuer, now, &[ocsp::response::Single { cert_id: &cert_id, status, this_update: now, next_update }], None).await?;
-        let record = OcspRecord { serial: serial.to_string(), issuer: issuer.name.clone(), der, this_update: now.unix_timestamp(), next_update: next_update.unix_timestamp() };
-        store.put_ocsp(&record).await?;
-        self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), Arc::new(ocsp::Cached::new(record)));
+        let revoked = matches!(status, ocsp::response::CertStatus::Revoked { .. });
+        let record = OcspRecord { serial: serial.to_string(), issuer: issuer.name.clone(), der, this_update: now.unix_timestamp(), next_update: next_update.unix_timestamp(), revoked };
+        if store.put_ocsp(&record).await? {
+            self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), Arc::new(ocsp::Cached::new(record, now.unix_timestamp())));
+        } else {
+            // A revocation (or a newer response) won the race: serve what the database holds.
+            self.forget_ocsp(serial);
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! When the HSM is down, every step that needs it is retried on the next round; what was
 //! already signed keeps being served.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -20,10 +21,16 @@ use super::StatusService;
 /// Most OCSP responses refreshed per round (the rest wait for the next round).
 const REFRESH_BATCH: i64 = 2000;
 
-/// Starts the tasks; they stop when `shutdown` fires.
+/// Ids below the newest seen that are read again on every poll: PostgreSQL hands out ids at
+/// insert, not at commit, so a revocation can become visible after a newer one.
+const FEED_LOOKBACK: i64 = 256;
+
+/// Starts the tasks; they stop when `shutdown` fires. The revocation feed has its own task so
+/// long CRL builds or OCSP refreshes never delay it past `propagation_seconds`.
 pub fn spawn(status: StatusService, issued: mpsc::Receiver<String>, shutdown: broadcast::Receiver<()>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(presign_issued(status.clone(), issued, shutdown.resubscribe())),
+        tokio::spawn(feed(status.clone(), shutdown.resubscribe())),
         tokio::spawn(maintain(status, shutdown)),
     ]
 }
@@ -44,16 +51,20 @@ async fn presign_issued(status: StatusService, mut issued: mpsc::Receiver<String
     }
 }
 
+async fn feed(status: StatusService, mut shutdown: broadcast::Receiver<()>) {
+    let poll = Duration::from_secs(u64::from(status.inner.config.propagation_seconds / 4).max(1));
+    let mut newest = status.inner.store.last_revocation_id().await.unwrap_or(0);
+    let mut seen = BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => newest = follow_feed(&status, newest, &mut seen).await,
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
 async fn maintain(status: StatusService, mut shutdown: broadcast::Receiver<()>) {
     let config = status.inner.config.clone();
-    let poll = Duration::from_secs(u64::from(config.propagation_seconds / 4).max(1));
-    let mut last_id = match status.inner.store.last_revocation_id().await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the revocation feed; status tasks not started");
-            return;
-        }
-    };
     for (issuer, shard) in status.partitions() {
         status.mark_dirty(&issuer, shard);
     }
@@ -61,10 +72,8 @@ async fn maintain(status: StatusService, mut shutdown: broadcast::Receiver<()>) 
     let mut rebuild = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
     loop {
+        rebuild_dirty(&status).await;
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {
-                last_id = follow_feed(&status, last_id).await;
-            }
             _ = status.inner.wake.notified() => {
                 // Let a burst of revocations land in one rebuild.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -77,37 +86,41 @@ async fn maintain(status: StatusService, mut shutdown: broadcast::Receiver<()>) 
             _ = refresh.tick() => refresh_ocsp(&status).await,
             _ = shutdown.recv() => return,
         }
-        rebuild_dirty(&status).await;
     }
 }
 
-/// Applies revocations made anywhere since `last_id`; returns the new position.
-async fn follow_feed(status: &StatusService, mut last_id: i64) -> i64 {
+/// Applies revocations made anywhere that this process has not seen yet; returns the newest
+/// id seen. A row whose OCSP response cannot be re-signed now is retried on the next poll.
+async fn follow_feed(status: &StatusService, newest: i64, seen: &mut BTreeSet<i64>) -> i64 {
     let store = &status.inner.store;
-    let rows = match store.revocations_after(last_id, 1000).await {
+    let rows = match store.revocations_after(newest - FEED_LOOKBACK, 4096).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "revocation feed unavailable");
-            return last_id;
+            return newest;
         }
     };
+    let mut top = newest;
     for r in rows {
+        top = top.max(r.id);
+        if seen.contains(&r.id) {
+            continue;
+        }
         status.forget_ocsp(&r.serial);
-        let stale = match store.ocsp(&r.serial).await {
-            Ok(Some(resp)) => resp.this_update < r.revoked_at,
-            Ok(None) => true,
-            Err(_) => true,
-        };
+        // The revoking process normally stored the revoked response already.
+        let stale = !matches!(store.ocsp(&r.serial).await, Ok(Some(resp)) if resp.revoked);
         if stale {
             if let Err(e) = status.presign(&r.serial).await {
                 tracing::warn!(serial = %r.serial, error = %e, "cannot re-sign the OCSP response yet");
-                return last_id; // retry this row next round
+                continue; // not marked seen: retried next poll
             }
         }
         status.mark_dirty(&r.issuer, r.crl_shard);
-        last_id = r.id;
+        seen.insert(r.id);
     }
-    last_id
+    // Forget ids that fell out of the window.
+    *seen = seen.split_off(&(top - FEED_LOOKBACK));
+    top
 }
 
 async fn rebuild_dirty(status: &StatusService) {

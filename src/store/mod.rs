@@ -16,7 +16,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use authorities::AuthorityRecord;
 pub use certificates::{CertificateRecord, NewCertificate, Reservation};
-pub use status::{OcspRecord, RevocationRecord};
+pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
 
 use crate::config::DatabaseConfig;

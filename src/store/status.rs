@@ -41,6 +41,27 @@ pub struct OcspRecord {
     pub this_update: i64,
     /// Unix seconds.
     pub next_update: i64,
+    /// Whether the response says revoked.
+    pub revoked: bool,
+}
+
+/// A signed CRL as stored.
+#[derive(Debug, Clone)]
+pub struct CrlRecord {
+    /// Issuing CA name.
+    pub issuer: String,
+    /// Partition.
+    pub crl_shard: i64,
+    /// CRL number.
+    pub number: i64,
+    /// DER.
+    pub der: Vec<u8>,
+    /// Unix seconds.
+    pub this_update: i64,
+    /// Unix seconds.
+    pub next_update: i64,
+    /// Entries listed.
+    pub entries: i64,
 }
 
 const REVOCATION_COLUMNS: &str = "id, serial, issuer, crl_shard, revoked_at, reason, invalidity_date, not_after, entry";
@@ -85,6 +106,8 @@ impl Store {
             Err(e) => return Err(e),
         }
         sqlx::query("UPDATE certificates SET status = 'revoked' WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
+        // The pre-signed "good" answer must not outlive the revocation, even if re-signing fails.
+        sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(audit.at)
             .bind(&audit.kind)
@@ -166,26 +189,31 @@ impl Store {
         Ok(row.try_get("number")?)
     }
 
-    /// Stores (or replaces) a pre-signed OCSP response.
-    pub async fn put_ocsp(&self, r: &OcspRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO ocsp_responses (serial, issuer, der, this_update, next_update) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (serial) DO UPDATE SET der = excluded.der, this_update = excluded.this_update, next_update = excluded.next_update \
-             WHERE ocsp_responses.this_update <= excluded.this_update",
+    /// Stores (or replaces) a pre-signed OCSP response; returns whether it was stored. A
+    /// "good" response is refused once the certificate has a revocation row, and an older
+    /// response never replaces a newer one, so a slow pre-signing cannot undo a revocation.
+    pub async fn put_ocsp(&self, r: &OcspRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO ocsp_responses (serial, issuer, der, this_update, next_update, revoked) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE $6 = 1 OR NOT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) \
+             ON CONFLICT (serial) DO UPDATE SET der = excluded.der, this_update = excluded.this_update, \
+               next_update = excluded.next_update, revoked = excluded.revoked \
+             WHERE ocsp_responses.this_update <= excluded.this_update AND ocsp_responses.revoked <= excluded.revoked",
         )
         .bind(&r.serial)
         .bind(&r.issuer)
         .bind(&r.der)
         .bind(r.this_update)
         .bind(r.next_update)
+        .bind(i64::from(r.revoked))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The stored OCSP response of a certificate.
     pub async fn ocsp(&self, serial: &str) -> Result<Option<OcspRecord>, StoreError> {
-        let row = sqlx::query("SELECT serial, issuer, der, this_update, next_update FROM ocsp_responses WHERE serial = $1")
+        let row = sqlx::query("SELECT serial, issuer, der, this_update, next_update, revoked FROM ocsp_responses WHERE serial = $1")
             .bind(serial)
             .fetch_optional(&self.pool)
             .await?;
@@ -196,6 +224,48 @@ impl Store {
                 der: r.try_get("der")?,
                 this_update: r.try_get("this_update")?,
                 next_update: r.try_get("next_update")?,
+                revoked: r.try_get::<i64, _>("revoked")? == 1,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    /// Records the newest signed CRL of a partition (an older one never replaces a newer one).
+    pub async fn put_crl(&self, c: &CrlRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO published_crls (issuer, crl_shard, number, der, this_update, next_update, entries) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (issuer, crl_shard) DO UPDATE SET number = excluded.number, der = excluded.der, this_update = excluded.this_update, \
+               next_update = excluded.next_update, entries = excluded.entries WHERE published_crls.number < excluded.number",
+        )
+        .bind(&c.issuer)
+        .bind(c.crl_shard)
+        .bind(c.number)
+        .bind(&c.der)
+        .bind(c.this_update)
+        .bind(c.next_update)
+        .bind(c.entries)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest signed CRL of a partition.
+    pub async fn published_crl(&self, issuer: &str, shard: i64) -> Result<Option<CrlRecord>, StoreError> {
+        let row = sqlx::query("SELECT issuer, crl_shard, number, der, this_update, next_update, entries FROM published_crls WHERE issuer = $1 AND crl_shard = $2")
+            .bind(issuer)
+            .bind(shard)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CrlRecord {
+                issuer: r.try_get("issuer")?,
+                crl_shard: r.try_get("crl_shard")?,
+                number: r.try_get("number")?,
+                der: r.try_get("der")?,
+                this_update: r.try_get("this_update")?,
+                next_update: r.try_get("next_update")?,
+                entries: r.try_get("entries")?,
             })
         })
         .transpose()

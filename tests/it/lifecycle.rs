@@ -98,14 +98,14 @@ async fn expired_certificates_leave_the_crl_and_ocsp_answers_per_profile() {
     // and OCSP still says revoked (the profile keeps answering for 30 days).
     clock.advance(time::Duration::days(365) + time::Duration::minutes(30));
     assert_eq!(instance.status.build_crl("org", 0).await.unwrap().entries, 1);
-    assert!(matches!(instance.status.served_status(&issued.serial).await.unwrap(), CertStatus::Revoked { .. }));
+    assert!(matches!(instance.status.served_status(&issued.serial, "org").await.unwrap(), CertStatus::Revoked { .. }));
 
     // Later: gone from the CRL; after the profile's 30 days, OCSP says unknown.
     clock.advance(time::Duration::days(10));
     assert_eq!(instance.status.build_crl("org", 0).await.unwrap().entries, 0);
-    assert!(matches!(instance.status.served_status(&issued.serial).await.unwrap(), CertStatus::Revoked { .. }));
+    assert!(matches!(instance.status.served_status(&issued.serial, "org").await.unwrap(), CertStatus::Revoked { .. }));
     clock.advance(time::Duration::days(30));
-    assert_eq!(instance.status.served_status(&issued.serial).await.unwrap(), CertStatus::Unknown);
+    assert_eq!(instance.status.served_status(&issued.serial, "org").await.unwrap(), CertStatus::Unknown);
 }
 
 fn spki_of(ca: &TestCa, der: &[u8]) -> String {

@@ -107,6 +107,20 @@ async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
     assert!(!out.ok && out.text.contains("certificate revoked"), "{}", out.text);
     let out = verify(&good);
     assert!(out.ok, "{}", out.text);
+    // The whole chain with CRLs: the issuing CA's CDP names the root's CRL, which is served too.
+    let ca_cdp = run("openssl", &["x509", "-in", ca.ca_pem("org").to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
+    let root_url = ca_cdp.lines().find_map(|l| l.trim().strip_prefix("URI:")).expect("issuing CA CDP").to_string();
+    let root_crl = http().get(&root_url).send().await.unwrap();
+    assert_eq!(root_crl.status(), 200, "{root_url}");
+    let root_der = root_crl.bytes().await.unwrap().to_vec();
+    let both = ca.path("both.crl.pem");
+    let text = pem::encode(&pem::Pem::new("X509 CRL", crl_der.clone())) + &pem::encode(&pem::Pem::new("X509 CRL", root_der.clone()));
+    std::fs::write(&both, text).unwrap();
+    let out = run("openssl", &["verify", "-crl_check_all", "-CAfile", bundle.to_str().unwrap(), "-CRLfile", both.to_str().unwrap(), good.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.text);
+    let root_file = write_tmp(&ca, "root.crl", &root_der);
+    let lint = run("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX", &root_file]);
+    assert!(lint.ok, "pkilint root CRL findings: {}", lint.text);
     // pkilint on the CRL with an entry.
     let crl_file = write_tmp(&ca, "org.crl", &crl_der);
     let lint = run("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX", &crl_file]);
@@ -175,10 +189,14 @@ async fn bad_ocsp_requests_get_clear_answers_and_change_nothing() {
     let bundle = bundle(&ca, "org");
     let out = run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", "0x0123456789abcdef", "-url", &url, "-CAfile", bundle.to_str().unwrap()]);
     assert!(out.text.contains("Response verify OK") && out.text.contains(": unknown"), "{}", out.text);
+    // A serial another issuing CA issued, asked of this one: unknown, not its real status.
+    let (_, personal_serial) = issue_cli(&ca, "pp", "personal", PERSONAL_SUBJECT);
+    let out = run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", &format!("0x{personal_serial}"), "-url", &url, "-CAfile", bundle.to_str().unwrap(), "-no_nonce"]);
+    assert!(out.text.contains(": unknown"), "{}", out.text);
     // Nothing was revoked or changed by any of it.
     let instance = ca.open().await;
     assert_eq!(instance.store.count_certificates("revoked").await.unwrap(), 0);
-    assert_eq!(instance.store.count_certificates("issued").await.unwrap(), 1);
+    assert_eq!(instance.store.count_certificates("issued").await.unwrap(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

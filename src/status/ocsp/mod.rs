@@ -29,13 +29,21 @@ pub struct Cached {
     pub next_update: i64,
     /// Strong validator: hex SHA-256 of the response, quoted.
     pub etag: String,
+    /// Which issuing CA's responder signed it.
+    pub issuer: String,
+    /// When this process took it from the database (unix seconds); memory trusts it for
+    /// [`MEMORY_TRUST_SECONDS`] only, bounding staleness even if the revocation feed missed a row.
+    pub loaded_at: i64,
 }
+
+/// How long a pre-signed response is served from memory before the database is asked again.
+pub const MEMORY_TRUST_SECONDS: i64 = 60;
 
 impl Cached {
     /// Wraps a stored response.
-    pub fn new(record: OcspRecord) -> Self {
+    pub fn new(record: OcspRecord, loaded_at: i64) -> Self {
         let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&record.der)[..16]));
-        Cached { der: Bytes::from(record.der), this_update: record.this_update, next_update: record.next_update, etag }
+        Cached { der: Bytes::from(record.der), this_update: record.this_update, next_update: record.next_update, etag, issuer: record.issuer, loaded_at }
     }
 }
 
@@ -76,7 +84,7 @@ impl StatusService {
         let first = &request.certs[0];
         let cacheable = request.nonce.is_none() && request.certs.len() == 1 && first.hash == HashAlgorithm::Sha1;
         if cacheable {
-            match self.cached(&hex::encode(&first.serial)).await {
+            match self.cached(&hex::encode(&first.serial), &issuer.name).await {
                 Ok(Some(c)) => return Answer::Cached(c),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "OCSP cache lookup failed"),
@@ -87,7 +95,7 @@ impl StatusService {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot sign an OCSP response now");
                 // Better a still-valid pre-signed answer without the nonce than none at all.
-                match self.cached(&hex::encode(&first.serial)).await {
+                match self.cached(&hex::encode(&first.serial), &issuer.name).await {
                     Ok(Some(c)) if request.certs.len() == 1 => Answer::Cached(c),
                     _ => Answer::Error(ErrorStatus::TryLater),
                 }
@@ -108,22 +116,26 @@ impl StatusService {
 
     /// A still-valid pre-signed response: memory, then the database, then (for a certificate
     /// we issued but have not pre-signed yet) signed and stored now.
-    async fn cached(&self, serial: &str) -> Result<Option<Arc<Cached>>, StatusError> {
+    async fn cached(&self, serial: &str, issuer: &str) -> Result<Option<Arc<Cached>>, StatusError> {
         let now = self.inner.clock.now().unix_timestamp();
         if let Some(c) = self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial) {
-            if c.next_update > now {
-                return Ok(Some(c.clone()));
+            if c.next_update > now && now - c.loaded_at < MEMORY_TRUST_SECONDS {
+                return Ok((c.issuer == issuer).then(|| c.clone()));
             }
         }
         if let Some(record) = self.inner.store.ocsp(serial).await? {
+            if record.issuer != issuer {
+                return Ok(None);
+            }
             if record.next_update > now {
-                let c = Arc::new(Cached::new(record));
+                let c = Arc::new(Cached::new(record, now));
                 self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), c.clone());
                 return Ok(Some(c));
             }
         }
-        if self.inner.store.certificate(serial).await?.is_none() {
-            return Ok(None);
+        match self.inner.store.certificate(serial).await? {
+            Some(cert) if cert.issuer == issuer => {}
+            _ => return Ok(None),
         }
         self.presign(serial).await?;
         Ok(self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial).cloned())
@@ -134,7 +146,7 @@ impl StatusService {
         let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
         let mut statuses = Vec::with_capacity(certs.len());
         for c in certs {
-            statuses.push(self.served_status(&hex::encode(&c.serial)).await?);
+            statuses.push(self.served_status(&hex::encode(&c.serial), &issuer.name).await?);
         }
         let singles: Vec<Single<'_>> = certs
             .iter()
@@ -144,10 +156,14 @@ impl StatusService {
         Ok(sign(&self.inner.hsm, issuer, now, &singles, nonce).await?)
     }
 
-    /// The status OCSP serves: the real one while the certificate is within its profile's OCSP
-    /// service period (validity plus `status_after_expiry_days`), "unknown" after that.
-    pub async fn served_status(&self, serial: &str) -> Result<CertStatus, StatusError> {
+    /// The status OCSP serves for a serial under an issuing CA: the real one while the
+    /// certificate is within its profile's OCSP service period (validity plus
+    /// `status_after_expiry_days`); "unknown" after that, and for serials that CA did not issue.
+    pub async fn served_status(&self, serial: &str, issuer: &str) -> Result<CertStatus, StatusError> {
         let Some(cert) = self.inner.store.certificate(serial).await? else { return Ok(CertStatus::Unknown) };
+        if cert.issuer != issuer {
+            return Ok(CertStatus::Unknown);
+        }
         let after_expiry = self.inner.profiles.get(&cert.profile).map(|p| p.status_after_expiry_days).unwrap_or(0);
         if self.inner.clock.now().unix_timestamp() > cert.not_after + i64::from(after_expiry) * 86400 {
             return Ok(CertStatus::Unknown);

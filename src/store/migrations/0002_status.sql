@@ -25,10 +25,24 @@ CREATE TABLE crl_numbers (
     PRIMARY KEY (issuer, crl_shard)
 );
 
+-- The last signed CRL of each partition, so a daemon that restarts while the HSM is away still
+-- serves a valid CRL, and daemons sharing the database serve the newest one.
+CREATE TABLE published_crls (
+    issuer      TEXT NOT NULL,
+    crl_shard   BIGINT NOT NULL,
+    number      BIGINT NOT NULL,
+    der         BLOB NOT NULL,
+    this_update BIGINT NOT NULL,
+    next_update BIGINT NOT NULL,
+    entries     BIGINT NOT NULL,
+    PRIMARY KEY (issuer, crl_shard)
+);
+
 -- Pre-signed OCSP responses (DER), refreshed before next_update.
 CREATE TABLE ocsp_responses (
     serial      TEXT PRIMARY KEY REFERENCES certificates (serial),
     issuer      TEXT NOT NULL,
+    revoked     BIGINT NOT NULL,                -- 1 when the response says revoked
     der         BLOB NOT NULL,
     this_update BIGINT NOT NULL,
     next_update BIGINT NOT NULL
