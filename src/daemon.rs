@@ -135,7 +135,12 @@ pub async fn start_hsm(config: &Config) -> Result<HsmPool, HsmError> {
 
 /// Runs the daemon until `shutdown` resolves: binds the listeners, serves, drains.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-    let mut instance = Instance::open(config, Arc::new(SystemClock)).await?;
+    let instance = Instance::open(config, Arc::new(SystemClock)).await?;
+    serve(instance, shutdown).await
+}
+
+/// Serves an opened instance until `shutdown` resolves (tests open the instance themselves).
+pub async fn serve(mut instance: Instance, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     instance.issuance.issued = Some(issued_tx);
     let listeners = &instance.config.listeners;

@@ -37,6 +37,8 @@ pub struct HsmPool {
     jobs: crossbeam_channel::Sender<Box<dyn Job>>,
     /// Number of workers, for metrics and benchmarks.
     size: usize,
+    /// Set by [`HsmPool::dangerous_suspend`].
+    suspended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HsmPool {
@@ -60,7 +62,7 @@ impl HsmPool {
         }
         metrics::get().hsm_pool_size.set(size as i64);
         tracing::info!(token = %config.token_label, workers = size, "HSM pool started");
-        Ok(HsmPool { shared, jobs: tx, size })
+        Ok(HsmPool { shared, jobs: tx, size, suspended: Arc::default() })
     }
 
     /// Number of sessions (workers) in the pool.
@@ -70,7 +72,16 @@ impl HsmPool {
 
     /// `Ok` when the pool has working sessions; otherwise why not.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.suspended.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("suspended (fault injection)".into());
+        }
         self.shared.readiness()
+    }
+
+    /// Fault injection for tests and drills: while suspended every job fails as if the token
+    /// were gone, without touching the real sessions.
+    pub fn dangerous_suspend(&self, suspended: bool) {
+        self.suspended.store(suspended, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The PKCS#11 slot id the token currently sits in (tests use it to close sessions).
@@ -143,6 +154,9 @@ impl HsmPool {
         T: Send + 'static,
         F: FnMut(&Session, &Shared) -> Result<T, HsmError> + Send + 'static,
     {
+        if self.suspended.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(HsmError::NotReady("suspended (fault injection)".into()));
+        }
         let (tx, rx) = oneshot::channel();
         let task = Task { op, f, reply: Some(tx), queued: Instant::now() };
         self.jobs.send(Box::new(task)).map_err(|_| HsmError::ShutDown)?;

@@ -152,7 +152,7 @@ pub fn close_all_sessions(slot: u64) {
 
 /// The real daemon in a child process, killed when dropped.
 pub struct Daemon {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     /// `http://127.0.0.1:PORT` of the public listener.
     pub public: String,
     /// `http://127.0.0.1:PORT` of the metrics listener.
@@ -167,7 +167,7 @@ impl Daemon {
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("daemon starts");
-        let daemon = Daemon { child, public: format!("http://{}", ca.config.listeners.public), metrics: format!("http://{}", ca.config.listeners.metrics) };
+        let daemon = Daemon { child: Some(child), public: format!("http://{}", ca.config.listeners.public), metrics: format!("http://{}", ca.config.listeners.metrics) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Ok(r) = http().get(format!("{}/ready", daemon.metrics)).send().await {
@@ -181,10 +181,19 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Addresses only, for a daemon served in-process by the test itself.
+    pub fn detached(public: String, metrics: String) -> Daemon {
+        Daemon { child: None, public, metrics }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -262,3 +262,47 @@ async fn partitioned_crls_list_every_revoked_serial_exactly_once_where_its_cdp_p
     assert_eq!(seen.len(), 16, "every revoked serial is on a CRL");
     assert!(seen.values().all(|n| *n == 1), "and on exactly one");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_hsm_down_pre_signed_responses_are_still_served_and_readiness_is_degraded() {
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let (cert, serial) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
+    instance.status.presign(&serial.to_lowercase()).await.expect("pre-signed while the HSM is up");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(cloudca::daemon::serve(instance.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let metrics = format!("http://{}", ca.config.listeners.metrics);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http().get(format!("{metrics}/ready")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "daemon did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Wait for the start-up CRLs, then take the HSM away.
+    let public = format!("http://{}", ca.config.listeners.public);
+    while http().get(format!("{public}/crl/org.crl")).send().await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "no CRL published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    instance.hsm.dangerous_suspend(true);
+
+    let ready: serde_json::Value = serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let daemon = Daemon::detached(public.clone(), metrics.clone());
+    let out = ocsp(&ca, &daemon, &cert, &["-no_nonce"]);
+    assert!(out.text.contains("Response verify OK") && out.text.contains(": good"), "pre-signed answer still served: {}", out.text);
+    assert_eq!(http().get(format!("{public}/crl/org.crl")).send().await.unwrap().status(), 200, "the current CRL is still served");
+    // Something that needs a signature now gets tryLater, never a wrong answer.
+    let issuer = ca.ca_pem("org");
+    let req = ca.path("unknown.der");
+    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", "0x0badbeef", "-no_nonce", "-reqout", req.to_str().unwrap()]).ok);
+    let r = http().post(format!("{public}/ocsp/org")).header("content-type", "application/ocsp-request").body(std::fs::read(&req).unwrap()).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &[0x30, 0x03, 0x0a, 0x01, 0x03], "tryLater");
+
+    instance.hsm.dangerous_suspend(false);
+    let ready: serde_json::Value = serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+}
