@@ -57,6 +57,9 @@ pub enum StatusError {
     Hierarchy(String),
 }
 
+/// Largest CRL kept in the database (bytes). Partitioned CRLs stay far below it.
+const MAX_STORED_CRL: usize = 16 << 20;
+
 /// What a revocation request did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revocation {
@@ -268,17 +271,21 @@ impl StatusService {
         let signature = self.inner.hsm.sign(&issuer.label, issuer.algorithm, unsigned.tbs()).await?;
         let count = unsigned.entries;
         let published = Arc::new(PublishedCrl { der: unsigned.finish(&signature), number, this_update: now, next_update, entries: count });
-        store
-            .put_crl(&CrlRecord {
-                issuer: issuer.name.clone(),
-                crl_shard: shard,
-                number,
-                der: published.der.to_vec(),
-                this_update: now.unix_timestamp(),
-                next_update: next_update.unix_timestamp(),
-                entries: count as i64,
-            })
-            .await?;
+        // Kept in the database for restarts while the HSM is away and for other daemons; a CRL
+        // too big for that (partition instead) is only rebuilt, never copied.
+        if published.der.len() <= MAX_STORED_CRL {
+            store
+                .put_crl(&CrlRecord {
+                    issuer: issuer.name.clone(),
+                    crl_shard: shard,
+                    number,
+                    der: published.der.to_vec(),
+                    this_update: now.unix_timestamp(),
+                    next_update: next_update.unix_timestamp(),
+                    entries: count as i64,
+                })
+                .await?;
+        }
         self.inner.crls.write().unwrap_or_else(|p| p.into_inner()).insert((issuer.name.clone(), shard), published.clone());
         tracing::info!(issuer = %issuer.name, shard, number, entries = count, "CRL published");
         Ok(published)

@@ -92,8 +92,9 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // A 64 MiB page cache, so large scans (CRL builds) stay in memory.
-                        conn.execute("PRAGMA cache_size = -65536").await?;
+                        // 32 MiB of page cache per connection: large scans (CRL builds) mostly
+                        // hit memory without every pooled connection holding a huge cache.
+                        conn.execute("PRAGMA cache_size = -32768").await?;
                         // Same referential rules as PostgreSQL: a certificate needs its serial.
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
