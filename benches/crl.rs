@@ -20,11 +20,15 @@ fn main() {
         println!("crl: benchmark");
         return;
     }
-    let entries: usize = std::env::var("CLOUDCA_BENCH_CRL_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let entries: usize =
+        std::env::var("CLOUDCA_BENCH_CRL_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let created = runtime
-        .block_on(devinit::create(&dir.path().join("ca"), &Options { token_label: "bench-crl".into(), ..Options::default() }))
+        .block_on(devinit::create(
+            &dir.path().join("ca"),
+            &Options { token_label: "bench-crl".into(), ..Options::default() },
+        ))
         .expect("dev instance");
     let config = Config::load(&created.config_path).expect("config");
     runtime.block_on(async {
@@ -39,11 +43,20 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         let peak = status_kib("VmHWM");
         println!();
-        println!("CRL build, {} entries: {:.2} s, {:.1} MB DER, peak RSS growth {:.0} MB (process peak {:.0} MB)",
-            crl.entries, elapsed, crl.der.len() as f64 / 1e6, (peak.saturating_sub(rss_before)) as f64 / 1024.0, peak as f64 / 1024.0);
+        println!(
+            "CRL build, {} entries: {:.2} s, {:.1} MB DER, peak RSS growth {:.0} MB (process peak {:.0} MB)",
+            crl.entries,
+            elapsed,
+            crl.der.len() as f64 / 1e6,
+            (peak.saturating_sub(rss_before)) as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
         let path = dir.path().join("big.crl");
         std::fs::write(&path, &crl.der).unwrap();
-        let out = std::process::Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-in", path.to_str().unwrap()]).output().unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-in", path.to_str().unwrap()])
+            .output()
+            .unwrap();
         println!("openssl parses it: {}", if out.status.success() { "yes" } else { "NO" });
     });
 }
@@ -62,7 +75,8 @@ async fn fill(url: &str, entries: usize) {
         let values: Vec<String> = (0..rows)
             .map(|i| {
                 let n = (start + i) as u64;
-                let serial = format!("{:016x}{:016x}", 0x4000_0000_0000_0000u64 | n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n);
+                let serial =
+                    format!("{:016x}{:016x}", 0x4000_0000_0000_0000u64 | n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n);
                 let reason = if n % 3 == 0 { RevocationReason::Unspecified } else { RevocationReason::Superseded };
                 let entry = crl::encode_entry(&crl::Entry {
                     serial: hex::decode(&serial).unwrap(),
@@ -85,7 +99,11 @@ async fn fill(url: &str, entries: usize) {
 fn status_kib(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|v| v.trim_start_matches(':').trim().split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 

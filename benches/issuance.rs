@@ -30,7 +30,10 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let created = runtime
-        .block_on(devinit::create(&dir.path().join("ca"), &Options { token_label: "bench".into(), ..Options::default() }))
+        .block_on(devinit::create(
+            &dir.path().join("ca"),
+            &Options { token_label: "bench".into(), ..Options::default() },
+        ))
         .expect("dev instance");
     let mut config = Config::load(&created.config_path).expect("config");
     // CLOUDCA_BENCH_DATABASE_DIR: move the database to another folder (another disk, tmpfs)
@@ -39,7 +42,8 @@ fn main() {
         for suffix in ["", "-wal", "-shm"] {
             let from = config.data_dir.join(format!("cloudca.db{suffix}"));
             if from.exists() {
-                std::fs::copy(&from, std::path::Path::new(&target).join(format!("cloudca.db{suffix}"))).expect("copy database");
+                std::fs::copy(&from, std::path::Path::new(&target).join(format!("cloudca.db{suffix}")))
+                    .expect("copy database");
             }
         }
         config.database.url = format!("sqlite://{target}/cloudca.db");
@@ -50,14 +54,21 @@ fn main() {
     let mut rows = Vec::new();
     for workers in [1, cores] {
         // CLOUDCA_BENCH_SKIP_RAW=1 profiles the issuance path alone.
-        let raw = if std::env::var("CLOUDCA_BENCH_SKIP_RAW").is_ok() { f64::NAN } else { raw_sign_rate(&config, workers, duration) };
+        let raw = if std::env::var("CLOUDCA_BENCH_SKIP_RAW").is_ok() {
+            f64::NAN
+        } else {
+            raw_sign_rate(&config, workers, duration)
+        };
         let verified = runtime.block_on(issuance_rate(&config, workers, Input::Verified(&csr), duration));
         let from_csr = runtime.block_on(issuance_rate(&config, workers, Input::Csr(&csr), duration));
         rows.push((workers, raw, verified, from_csr));
     }
     println!();
     println!("cloudca issuance vs raw SoftHSM2 ECDSA P-256 signing ({seconds} s per figure, {cores} cores, SQLite WAL synchronous=FULL)");
-    println!("{:>8} {:>15} {:>22} {:>7} {:>22} {:>7}", "workers", "raw HSM sign/s", "issue, key proven/s", "ratio", "issue from CSR/s", "ratio");
+    println!(
+        "{:>8} {:>15} {:>22} {:>7} {:>22} {:>7}",
+        "workers", "raw HSM sign/s", "issue, key proven/s", "ratio", "issue from CSR/s", "ratio"
+    );
     for (workers, raw, verified, from_csr) in rows {
         println!(
             "{workers:>8} {raw:>15.0} {verified:>22.0} {:>6.1}% {from_csr:>22.0} {:>6.1}%",
@@ -111,9 +122,13 @@ fn raw_sign_rate(config: &Config, workers: usize, duration: Duration) -> f64 {
             let (ctx, count, digest, pin) = (ctx.clone(), count.clone(), digest.clone(), pin.clone());
             scope.spawn(move || {
                 let session = ctx.open_rw_session(slot).expect("session");
-                let _ = session.login(cryptoki::session::UserType::User, Some(&cryptoki::types::AuthPin::new(pin.trim().into())));
+                let _ = session
+                    .login(cryptoki::session::UserType::User, Some(&cryptoki::types::AuthPin::new(pin.trim().into())));
                 let key = session
-                    .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"cloudca-org".to_vec())])
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(b"cloudca-org".to_vec()),
+                    ])
                     .expect("find")[0];
                 while started.elapsed() < duration {
                     session.sign(&Mechanism::Ecdsa, key, &digest).expect("sign");
@@ -130,7 +145,8 @@ async fn issuance_rate(config: &Config, workers: usize, input: Input<'_>, durati
     let mut config = config.clone();
     config.hsm.workers = workers;
     let instance = Instance::open(config, Arc::new(SystemClock)).await.expect("instance");
-    let in_flight: usize = std::env::var("CLOUDCA_BENCH_IN_FLIGHT").ok().and_then(|s| s.parse().ok()).unwrap_or(256 * workers);
+    let in_flight: usize =
+        std::env::var("CLOUDCA_BENCH_IN_FLIGHT").ok().and_then(|s| s.parse().ok()).unwrap_or(256 * workers);
     let count = Arc::new(AtomicU64::new(0));
     let cpu_before = cpu_seconds();
     let started = Instant::now();
@@ -141,7 +157,8 @@ async fn issuance_rate(config: &Config, workers: usize, input: Input<'_>, durati
     let request = cloudca::ca::csr::parse(&csr).expect("valid CSR");
     let tasks: Vec<_> = (0..in_flight)
         .map(|_| {
-            let (issuance, csr, request, count) = (instance.issuance.clone(), csr.clone(), request.clone(), count.clone());
+            let (issuance, csr, request, count) =
+                (instance.issuance.clone(), csr.clone(), request.clone(), count.clone());
             tokio::spawn(async move {
                 while started.elapsed() < duration {
                     if verify_each {

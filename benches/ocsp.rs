@@ -35,31 +35,88 @@ fn main() {
     let (cert_der, serial) = runtime.block_on(issue(&config));
     std::fs::write(d.join("ee.pem"), pem::encode(&pem::Pem::new("CERTIFICATE", cert_der))).unwrap();
     let issuer = config.data_dir.join("ca/org.pem");
-    sh("openssl", &["ocsp", "-issuer", p(&issuer), "-cert", p(&d.join("ee.pem")), "-no_nonce", "-reqout", p(&d.join("req.der"))]);
+    sh(
+        "openssl",
+        &["ocsp", "-issuer", p(&issuer), "-cert", p(&d.join("ee.pem")), "-no_nonce", "-reqout", p(&d.join("req.der"))],
+    );
     let request = std::fs::read(d.join("req.der")).unwrap();
     std::fs::write(d.join("post.lua"), lua(&d.join("req.der"))).unwrap();
 
     // 1. cloudca.
-    let daemon = Guard(Command::new(env!("CARGO_BIN_EXE_cloudca")).args(["--config", p(&created.config_path), "serve"]).env("RUST_LOG", "warn").spawn().unwrap());
+    let daemon = Guard(
+        Command::new(env!("CARGO_BIN_EXE_cloudca"))
+            .args(["--config", p(&created.config_path), "serve"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
     let public = config.listeners.public;
     wait_for_port(&public.to_string());
     let post_url = format!("http://{public}/ocsp/org");
-    let warm = sh("curl", &["-s", "-o", p(&d.join("resp.der")), "-H", "Content-Type: application/ocsp-request", "--data-binary", &format!("@{}", p(&d.join("req.der"))), &post_url]);
+    let warm = sh(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            p(&d.join("resp.der")),
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            &format!("@{}", p(&d.join("req.der"))),
+            &post_url,
+        ],
+    );
     let _ = warm;
     let fixed = std::fs::read(d.join("resp.der")).unwrap();
     assert!(fixed.len() > 100, "the daemon answered the warm-up request");
     let cloudca_post = wrk(&post_url, Some(&d.join("post.lua")), seconds);
-    let get_path = base64::engine::general_purpose::STANDARD.encode(&request).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let get_path = base64::engine::general_purpose::STANDARD
+        .encode(&request)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
     let cloudca_get = wrk(&format!("{post_url}/{get_path}"), None, seconds);
     drop(daemon);
 
     // 2. openssl ocsp as a responder for the same issuer and serial, software-signed.
-    sh("openssl", &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p(&d.join("r.key")), "-out", p(&d.join("r.pem")), "-subj", "/CN=bench responder", "-days", "2"]);
-    std::fs::write(d.join("index.txt"), format!("V\t301231000000Z\t\t{}\tunknown\t/CN=bench\n", serial.to_uppercase())).unwrap();
+    sh(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            p(&d.join("r.key")),
+            "-out",
+            p(&d.join("r.pem")),
+            "-subj",
+            "/CN=bench responder",
+            "-days",
+            "2",
+        ],
+    );
+    std::fs::write(d.join("index.txt"), format!("V\t301231000000Z\t\t{}\tunknown\t/CN=bench\n", serial.to_uppercase()))
+        .unwrap();
     let port = free_port();
     let openssl = Guard(
         Command::new("openssl")
-            .args(["ocsp", "-index", p(&d.join("index.txt")), "-port", &port.to_string(), "-rsigner", p(&d.join("r.pem")), "-rkey", p(&d.join("r.key")), "-CA", p(&issuer)])
+            .args([
+                "ocsp",
+                "-index",
+                p(&d.join("index.txt")),
+                "-port",
+                &port.to_string(),
+                "-rsigner",
+                p(&d.join("r.pem")),
+                "-rkey",
+                p(&d.join("r.key")),
+                "-CA",
+                p(&issuer),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -67,7 +124,20 @@ fn main() {
     );
     // A bare TCP probe would wedge openssl's one-at-a-time responder: probe with a real request.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new("curl").args(["-sf", "-o", "/dev/null", "-H", "Content-Type: application/ocsp-request", "--data-binary", &format!("@{}", p(&d.join("req.der"))), &format!("http://127.0.0.1:{port}/")]).status().is_ok_and(|s| s.success()) {
+    while !Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            &format!("@{}", p(&d.join("req.der"))),
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         assert!(Instant::now() < deadline, "openssl ocsp responder never answered");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -120,7 +190,9 @@ async fn bare_hyper(body: Vec<u8>) -> std::net::SocketAddr {
                     let body = body.clone();
                     async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(body))) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -139,7 +211,8 @@ fn lua(body: &Path) -> String {
 /// length, so only non-2xx answers are treated as errors.
 fn ab(url: &str, body: &Path, seconds: u64) -> f64 {
     let t = seconds.to_string();
-    let out = sh("ab", &["-q", "-t", &t, "-n", "100000000", "-c", "8", "-p", p(body), "-T", "application/ocsp-request", url]);
+    let out =
+        sh("ab", &["-q", "-t", &t, "-n", "100000000", "-c", "8", "-p", p(body), "-T", "application/ocsp-request", url]);
     assert!(!out.contains("Non-2xx"), "ab saw errors from {url}: {out}");
     out.lines()
         .find_map(|l| l.strip_prefix("Requests per second:"))
@@ -165,7 +238,10 @@ fn wrk(url: &str, script: Option<&Path>, seconds: u64) -> f64 {
 }
 
 fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e} (install it: apt-get install {program})"));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (install it: apt-get install {program})"));
     assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).to_string()
 }

@@ -373,8 +373,12 @@ impl Config {
     /// Checks what serde cannot: exactly one PIN source, known issuing CAs, sane numbers.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match (&self.hsm.pin_file, &self.hsm.pin_env) {
-            (Some(_), Some(_)) => return Err(ConfigError::new("hsm.pin_file", "set hsm.pin_file or hsm.pin_env, not both")),
-            (None, None) => return Err(ConfigError::new("hsm.pin_file", "one of hsm.pin_file or hsm.pin_env is required")),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("hsm.pin_file", "set hsm.pin_file or hsm.pin_env, not both"))
+            }
+            (None, None) => {
+                return Err(ConfigError::new("hsm.pin_file", "one of hsm.pin_file or hsm.pin_env is required"))
+            }
             _ => {}
         }
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
@@ -397,14 +401,22 @@ impl Config {
         if st.crl_validity_hours == 0 || st.crl_validity_hours > 168 {
             return Err(ConfigError::new("status.crl_validity_hours", "must be 1 to 168 (7 days)"));
         }
-        if st.crl_rebuild_minutes == 0 || u64::from(st.crl_rebuild_minutes) * 60 >= u64::from(st.crl_validity_hours) * 3600 / 2 {
-            return Err(ConfigError::new("status.crl_rebuild_minutes", "must be positive and under half of crl_validity_hours"));
+        if st.crl_rebuild_minutes == 0
+            || u64::from(st.crl_rebuild_minutes) * 60 >= u64::from(st.crl_validity_hours) * 3600 / 2
+        {
+            return Err(ConfigError::new(
+                "status.crl_rebuild_minutes",
+                "must be positive and under half of crl_validity_hours",
+            ));
         }
         if st.ocsp_validity_hours < 8 || st.ocsp_validity_hours > 240 {
             return Err(ConfigError::new("status.ocsp_validity_hours", "must be 8 to 240 (RFC 5019 practice)"));
         }
         if st.ocsp_refresh_hours == 0 || st.ocsp_refresh_hours >= st.ocsp_validity_hours {
-            return Err(ConfigError::new("status.ocsp_refresh_hours", "must be positive and below ocsp_validity_hours"));
+            return Err(ConfigError::new(
+                "status.ocsp_refresh_hours",
+                "must be positive and below ocsp_validity_hours",
+            ));
         }
         if st.propagation_seconds < 2 || st.propagation_seconds > 3600 {
             return Err(ConfigError::new("status.propagation_seconds", "must be 2 to 3600"));
@@ -424,10 +436,16 @@ impl Config {
             let valid = !ca.name.is_empty()
                 && ca.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !valid || ca.name == "root" {
-                return Err(ConfigError::new(format!("ca.issuing[{i}].name"), "use lowercase letters, digits and '-' (and not \"root\")"));
+                return Err(ConfigError::new(
+                    format!("ca.issuing[{i}].name"),
+                    "use lowercase letters, digits and '-' (and not \"root\")",
+                ));
             }
             if !seen.insert(&ca.name) {
-                return Err(ConfigError::new(format!("ca.issuing[{i}].name"), format!("duplicate issuing CA {:?}", ca.name)));
+                return Err(ConfigError::new(
+                    format!("ca.issuing[{i}].name"),
+                    format!("duplicate issuing CA {:?}", ca.name),
+                ));
             }
         }
         if self.ca.root.validity_days == 0 {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::ca::{self, CaError, Hierarchy, IssuanceService};
-use crate::status::{StatusError, StatusService};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hsm::{HsmError, HsmPool};
+use crate::status::{StatusError, StatusService};
 use crate::store::{Store, StoreError};
 
 /// Why an instance could not start. Each message names the cause an operator must fix.
@@ -67,7 +67,10 @@ impl Instance {
             // Deny by default: only issuing CAs sign end-entity certificates, never the root or
             // an OCSP responder key.
             if !hierarchy.get(&p.issuer).is_ok_and(|a| a.record.role == "issuing") {
-                return Err(StartError::Policies(format!("profile {} names {:?}, which is not an issuing CA of the hierarchy", p.name, p.issuer)));
+                return Err(StartError::Policies(format!(
+                    "profile {} names {:?}, which is not an issuing CA of the hierarchy",
+                    p.name, p.issuer
+                )));
             }
         }
         let writer = store.writer(config.issuance.max_batch);
@@ -134,13 +137,19 @@ pub async fn start_hsm(config: &Config) -> Result<HsmPool, HsmError> {
 }
 
 /// Runs the daemon until `shutdown` resolves: binds the listeners, serves, drains.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let instance = Instance::open(config, Arc::new(SystemClock)).await?;
     serve(instance, shutdown).await
 }
 
 /// Serves an opened instance until `shutdown` resolves (tests open the instance themselves).
-pub async fn serve(mut instance: Instance, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn serve(
+    mut instance: Instance,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     instance.issuance.issued = Some(issued_tx);
     let listeners = &instance.config.listeners;
@@ -171,7 +180,5 @@ pub async fn serve(mut instance: Instance, shutdown: impl std::future::Future<Ou
 }
 
 async fn bind(name: &'static str, addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::Listen { name, addr, reason: e.to_string() })
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Listen { name, addr, reason: e.to_string() })
 }

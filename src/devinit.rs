@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::RngCore;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -43,7 +45,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { database_url: None, hsm_workers: 0, key_algorithm: KeyAlgorithm::EcdsaP256, token_label: "cloudca-dev".into() }
+        Options {
+            database_url: None,
+            hsm_workers: 0,
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            token_label: "cloudca-dev".into(),
+        }
     }
 }
 
@@ -192,7 +199,8 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
     config.apply_hsm_env();
     let hsm = crate::daemon::start_hsm(&config).await.map_err(|e| setup(format!("HSM: {e}")))?;
     let store = Store::open(&config.database).await.map_err(|e| setup(e.to_string()))?;
-    let outcome = crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
+    let outcome =
+        crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
     Ok(outcome.fingerprints)
 }
 

@@ -71,15 +71,25 @@ impl Lifecycle<'_> {
     /// Renews: a new validity period, same key (no CSR) or a new key (CSR with the same subject).
     pub async fn renew(&self, serial: &str, csr_bytes: Option<&[u8]>, actor: &str) -> Result<Issued, LifecycleError> {
         let old = self.current(serial).await?;
-        let profile = self.issuance.profiles.get(&old.profile).ok_or_else(|| CaError::Build(format!("profile {} no longer exists", old.profile)))?;
+        let profile = self
+            .issuance
+            .profiles
+            .get(&old.profile)
+            .ok_or_else(|| CaError::Build(format!("profile {} no longer exists", old.profile)))?;
         let now = self.issuance.clock.now().unix_timestamp();
         let opens = old.not_after - i64::from(profile.renewal_window_days) * 86400;
         if now > old.not_after {
-            return Err(LifecycleError::OutsideRenewalWindow { serial: old.serial, why: "it has expired; apply for a new certificate".into() });
+            return Err(LifecycleError::OutsideRenewalWindow {
+                serial: old.serial,
+                why: "it has expired; apply for a new certificate".into(),
+            });
         }
         if now < opens {
             let at = OffsetDateTime::from_unix_timestamp(opens).map(|t| t.date().to_string()).unwrap_or_default();
-            return Err(LifecycleError::OutsideRenewalWindow { serial: old.serial, why: format!("the renewal window opens on {at} ({} days before expiry)", profile.renewal_window_days) });
+            return Err(LifecycleError::OutsideRenewalWindow {
+                serial: old.serial,
+                why: format!("the renewal window opens on {at} ({} days before expiry)", profile.renewal_window_days),
+            });
         }
         let request = match csr_bytes {
             None => VerifiedRequest::from_certificate(&old.der).map_err(CaError::from)?,
@@ -104,7 +114,9 @@ impl Lifecycle<'_> {
             return Err(LifecycleError::Subject("an information change keeps the serialNumber (credit code or resident ID); a different one is a new application".into()));
         }
         if before.subject == request.subject {
-            return Err(LifecycleError::Subject("the CSR's subject is the same as the certificate's; nothing to change (use renew)".into()));
+            return Err(LifecycleError::Subject(
+                "the CSR's subject is the same as the certificate's; nothing to change (use renew)".into(),
+            ));
         }
         let issued = self.issuance.issue_verified(&old.profile, &request, actor).await?;
         self.revoke_old(&old, &issued, RevocationReason::Superseded, actor).await?;
@@ -113,7 +125,13 @@ impl Lifecycle<'_> {
     }
 
     /// Re-issue: a new key and certificate with the same subject; the old one is revoked.
-    pub async fn reissue(&self, serial: &str, csr_bytes: &[u8], reason: RevocationReason, actor: &str) -> Result<Issued, LifecycleError> {
+    pub async fn reissue(
+        &self,
+        serial: &str,
+        csr_bytes: &[u8],
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<Issued, LifecycleError> {
         let old = self.current(serial).await?;
         let request = csr::parse(csr_bytes).map_err(CaError::from)?;
         let before = VerifiedRequest::from_certificate(&old.der).map_err(CaError::from)?;
@@ -127,16 +145,31 @@ impl Lifecycle<'_> {
         Ok(issued)
     }
 
-    async fn revoke_old(&self, old: &CertificateRecord, new: &Issued, reason: RevocationReason, actor: &str) -> Result<(), LifecycleError> {
+    async fn revoke_old(
+        &self,
+        old: &CertificateRecord,
+        new: &Issued,
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<(), LifecycleError> {
         match self.status.revoke(&old.serial, reason, None, actor).await {
             Ok(_) => Ok(()),
-            Err(error) => Err(LifecycleError::OldNotRevoked { new_serial: new.serial.clone(), old_serial: old.serial.clone(), error }),
+            Err(error) => Err(LifecycleError::OldNotRevoked {
+                new_serial: new.serial.clone(),
+                old_serial: old.serial.clone(),
+                error,
+            }),
         }
     }
 
     async fn current(&self, text: &str) -> Result<CertificateRecord, LifecycleError> {
         let serial = crate::ca::serial::parse(text).ok_or_else(|| StatusError::BadSerial(text.to_string()))?;
-        let cert = self.store.certificate(&serial).await.map_err(StatusError::from)?.ok_or(StatusError::UnknownSerial(serial))?;
+        let cert = self
+            .store
+            .certificate(&serial)
+            .await
+            .map_err(StatusError::from)?
+            .ok_or(StatusError::UnknownSerial(serial))?;
         if cert.status == "revoked" {
             return Err(LifecycleError::Revoked(cert.serial));
         }
@@ -151,12 +184,20 @@ impl Lifecycle<'_> {
             s
         };
         if normalise(&before) != normalise(request) {
-            return Err(LifecycleError::Subject("the CSR's subject differs from the certificate's (use change for new information)".into()));
+            return Err(LifecycleError::Subject(
+                "the CSR's subject differs from the certificate's (use change for new information)".into(),
+            ));
         }
         Ok(())
     }
 
-    async fn audit(&self, kind: &str, old: &CertificateRecord, new: &Issued, actor: &str) -> Result<(), LifecycleError> {
+    async fn audit(
+        &self,
+        kind: &str,
+        old: &CertificateRecord,
+        new: &Issued,
+        actor: &str,
+    ) -> Result<(), LifecycleError> {
         let record = AuditRecord {
             at: self.issuance.clock.now().unix_timestamp() * 1000,
             kind: kind.into(),

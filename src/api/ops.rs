@@ -20,9 +20,15 @@ pub fn router(instance: Instance) -> Router {
 
 async fn ready(State(instance): State<Instance>) -> impl IntoResponse {
     match instance.readiness().await {
-        Readiness::Ready => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "hsm_sessions": instance.hsm.size() }))),
-        Readiness::Degraded(reason) => (StatusCode::OK, Json(serde_json::json!({ "status": "degraded", "reason": reason }))),
-        Readiness::NotReady(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not ready", "reason": reason }))),
+        Readiness::Ready => {
+            (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "hsm_sessions": instance.hsm.size() })))
+        }
+        Readiness::Degraded(reason) => {
+            (StatusCode::OK, Json(serde_json::json!({ "status": "degraded", "reason": reason })))
+        }
+        Readiness::NotReady(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not ready", "reason": reason })))
+        }
     }
 }
 

@@ -69,12 +69,17 @@ async fn crl(State(instance): State<Instance>, Path(file): Path<String>) -> Resp
 async fn ocsp_post(State(instance): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.eq_ignore_ascii_case("application/ocsp-request") {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/ocsp-request\n").into_response();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/ocsp-request\n")
+            .into_response();
     }
     ocsp(&instance, &body, &headers).await
 }
 
-async fn ocsp_get(State(instance): State<Instance>, Path((_, request)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn ocsp_get(
+    State(instance): State<Instance>,
+    Path((_, request)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     // Axum has already percent-decoded the path; some clients also leave '+' and '/' raw.
     let Ok(der) = base64::engine::general_purpose::STANDARD.decode(request.trim_end_matches('\n').as_bytes()) else {
         return ocsp_error(ErrorStatus::MalformedRequest);
@@ -103,18 +108,21 @@ async fn ocsp(instance: &Instance, der: &[u8], headers: &HeaderMap) -> Response 
             insert(h, header::ETAG, c.etag.clone());
             response
         }
-        Answer::Fresh(der) => (
-            [(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache, no-store")],
-            der,
-        )
-            .into_response(),
+        Answer::Fresh(der) => {
+            ([(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache, no-store")], der)
+                .into_response()
+        }
         Answer::Error(status) => ocsp_error(status),
     }
 }
 
 /// Error statuses are OCSP responses too (HTTP 200, RFC 6960 §4.2.1, RFC 5019 §5).
 fn ocsp_error(status: ErrorStatus) -> Response {
-    ([(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache")], response::error(status)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, "no-cache")],
+        response::error(status),
+    )
+        .into_response()
 }
 
 fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: String) {

@@ -38,9 +38,7 @@ impl TbsCapture {
     pub fn capture<T>(build: impl FnOnce() -> Result<T, rcgen::Error>) -> Result<Vec<u8>, CaError> {
         CAPTURED.with(|c| c.borrow_mut().take());
         build().map_err(|e| CaError::Build(e.to_string()))?;
-        CAPTURED
-            .with(|c| c.borrow_mut().take())
-            .ok_or_else(|| CaError::Build("rcgen produced nothing to sign".into()))
+        CAPTURED.with(|c| c.borrow_mut().take()).ok_or_else(|| CaError::Build("rcgen produced nothing to sign".into()))
     }
 }
 
@@ -63,7 +61,13 @@ impl SigningKey for TbsCapture {
 /// Signs a TBS structure (certificate, CRL) once in the HSM and assembles the signed DER:
 /// `SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }`. The algorithm identifier is
 /// copied from inside the TBS, so outer and inner always agree (RFC 5280 §4.1.1.2).
-pub async fn sign_tbs(hsm: &HsmPool, label: &str, algorithm: KeyAlgorithm, tbs: &[u8], algorithm_id: &[u8]) -> Result<Vec<u8>, CaError> {
+pub async fn sign_tbs(
+    hsm: &HsmPool,
+    label: &str,
+    algorithm: KeyAlgorithm,
+    tbs: &[u8],
+    algorithm_id: &[u8],
+) -> Result<Vec<u8>, CaError> {
     let signature = hsm.sign(label, algorithm, tbs).await?;
     let bits = [&[0u8][..], &signature].concat();
     Ok(asn1::sequence(&[tbs, algorithm_id, &asn1::tlv(asn1::tag::BIT_STRING, &bits)]))
@@ -100,8 +104,9 @@ pub struct Authority {
 impl Authority {
     /// Builds the runtime view of a stored authority.
     pub fn from_record(record: AuthorityRecord) -> Result<Self, CaError> {
-        let algorithm = KeyAlgorithm::from_name(&record.key_algorithm)
-            .ok_or_else(|| CaError::Hierarchy(format!("{}: unknown key algorithm {}", record.name, record.key_algorithm)))?;
+        let algorithm = KeyAlgorithm::from_name(&record.key_algorithm).ok_or_else(|| {
+            CaError::Hierarchy(format!("{}: unknown key algorithm {}", record.name, record.key_algorithm))
+        })?;
         let (key_bits, key_id) = {
             let (_, cert) = X509Certificate::from_der(&record.certificate)
                 .map_err(|e| CaError::Hierarchy(format!("{}: unreadable certificate: {e}", record.name)))?;
@@ -125,7 +130,8 @@ impl Authority {
         let mut challenge = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut challenge);
         let signature = hsm.sign(&self.record.key_label, self.algorithm, &challenge).await?;
-        let public = ring::signature::UnparsedPublicKey::new(self.algorithm.ring_verification(), self.issuer.key().der_bytes());
+        let public =
+            ring::signature::UnparsedPublicKey::new(self.algorithm.ring_verification(), self.issuer.key().der_bytes());
         public.verify(&challenge, &signature).map_err(|_| {
             CaError::Hierarchy(format!(
                 "HSM key {:?} does not match the certificate of {} (fingerprint {})",

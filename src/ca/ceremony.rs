@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber};
+use rcgen::{
+    BasicConstraints, CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+};
 use sha2::Digest;
 
 use super::authority::{sign_tbs, tbs_certificate_algorithm, Authority, TbsCapture};
@@ -62,13 +65,25 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
             }
         }
     }
-    c.audit("ceremony.completed", serde_json::json!({ "fingerprints": outcome.fingerprints, "csrs": outcome.csr_files })).await?;
+    c.audit(
+        "ceremony.completed",
+        serde_json::json!({ "fingerprints": outcome.fingerprints, "csrs": outcome.csr_files }),
+    )
+    .await?;
     Ok(outcome)
 }
 
 /// External-root mode, second half: loads the issuing CA certificate (and the external root)
 /// after checking it certifies the key the ceremony generated, then makes its OCSP responder.
-pub async fn import(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Clock, ca_name: &str, cert_der: Vec<u8>, root_der: Vec<u8>) -> Result<CeremonyOutcome, CaError> {
+pub async fn import(
+    config: &Config,
+    hsm: &HsmPool,
+    store: &Store,
+    clock: &dyn Clock,
+    ca_name: &str,
+    cert_der: Vec<u8>,
+    root_der: Vec<u8>,
+) -> Result<CeremonyOutcome, CaError> {
     let c = Ceremony { config, hsm, store, clock, algorithm: config.ca.key_algorithm };
     if !config.ca.issuing.iter().any(|i| i.name == ca_name) {
         return Err(CaError::Hierarchy(format!("no issuing CA named {ca_name:?} in the config")));
@@ -93,7 +108,9 @@ pub async fn import(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn C
 impl Ceremony<'_> {
     async fn refuse_existing(&self) -> Result<(), CaError> {
         if !self.store.authorities().await?.is_empty() {
-            return Err(CaError::Hierarchy("the database already holds a CA hierarchy; refusing to overwrite it".into()));
+            return Err(CaError::Hierarchy(
+                "the database already holds a CA hierarchy; refusing to overwrite it".into(),
+            ));
         }
         let mut labels = vec![key_label("root")];
         for i in &self.config.ca.issuing {
@@ -171,7 +188,8 @@ impl Ceremony<'_> {
         p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         p.use_authority_key_identifier_extension = true;
         p.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![publication.crl_url("root")] }];
-        p.custom_extensions = vec![super::extensions::authority_information_access(None, &publication.ca_issuers_url("root"))];
+        p.custom_extensions =
+            vec![super::extensions::authority_information_access(None, &publication.ca_issuers_url("root"))];
         p
     }
 
@@ -192,7 +210,16 @@ impl Ceremony<'_> {
     async fn make_ocsp_responder(&self, ca: &Arc<Authority>) -> Result<AuthorityRecord, CaError> {
         let name = format!("{}-ocsp", ca.record.name);
         let (label, spki) = self.generate(&name).await?;
-        let common_name = format!("{} OCSP Responder", self.config.ca.issuing.iter().find(|i| i.name == ca.record.name).map(|i| i.common_name.as_str()).unwrap_or(&ca.record.name));
+        let common_name = format!(
+            "{} OCSP Responder",
+            self.config
+                .ca
+                .issuing
+                .iter()
+                .find(|i| i.name == ca.record.name)
+                .map(|i| i.common_name.as_str())
+                .unwrap_or(&ca.record.name)
+        );
         let mut p = self.base_params(&common_name, self.config.ca.ocsp_responder_validity_days, &spki);
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -213,7 +240,14 @@ impl Ceremony<'_> {
         sign_tbs(self.hsm, label, self.algorithm, tbs, &algorithm_id).await
     }
 
-    fn record(&self, name: &str, role: &str, issuer: Option<&str>, key_label: String, der: Vec<u8>) -> Result<AuthorityRecord, CaError> {
+    fn record(
+        &self,
+        name: &str,
+        role: &str,
+        issuer: Option<&str>,
+        key_label: String,
+        der: Vec<u8>,
+    ) -> Result<AuthorityRecord, CaError> {
         use x509_parser::prelude::FromDer;
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der)
             .map_err(|e| CaError::Hierarchy(format!("{name}: unreadable certificate: {e}")))?;
@@ -229,7 +263,14 @@ impl Ceremony<'_> {
         })
     }
 
-    async fn store_authority(&self, name: &str, role: &str, issuer: Option<&str>, label: String, der: Vec<u8>) -> Result<Arc<Authority>, CaError> {
+    async fn store_authority(
+        &self,
+        name: &str,
+        role: &str,
+        issuer: Option<&str>,
+        label: String,
+        der: Vec<u8>,
+    ) -> Result<Arc<Authority>, CaError> {
         let record = self.record(name, role, issuer, label, der)?;
         self.store.insert_authority(&record).await?;
         self.write_pem(&record)?;

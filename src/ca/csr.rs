@@ -40,8 +40,10 @@ impl SubjectKeyType {
 
 /// A request whose key the requester has proven to hold: the subject attributes in order and
 /// the public key. Only [`parse`] (CSR signature verified) and, for keys generated in our own
-/// HSM, the custody code construct one, so issuance can never start from an unchecked key.
+/// HSM, the custody code construct one, so issuance can never start from an unchecked key
+/// (`non_exhaustive`: no struct literal outside this crate).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifiedRequest {
     /// (attribute short name or dotted OID, value) in the order the CSR lists them.
     pub subject: Vec<(String, String)>,
@@ -51,8 +53,6 @@ pub struct VerifiedRequest {
     pub spki: Vec<u8>,
     /// The subjectPublicKey BIT STRING content (what rcgen calls the key's DER bytes).
     pub public_key_bits: Vec<u8>,
-    /// Private: proof that a constructor in this crate checked possession of the key.
-    _verified: (),
 }
 
 /// Parses a CSR from PEM or DER and verifies its self-signature.
@@ -77,9 +77,7 @@ pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
     let mut subject = Vec::new();
     for attr in info.subject.iter_attributes() {
         let name = attribute_name(&attr.attr_type().to_id_string());
-        let value = attr
-            .as_str()
-            .map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
+        let value = attr.as_str().map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
         subject.push((name, value.to_string()));
     }
     Ok(VerifiedRequest {
@@ -87,7 +85,6 @@ pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
         key_type,
         spki: spki.raw.to_vec(),
         public_key_bits: spki.subject_public_key.data.to_vec(),
-        _verified: (),
     })
 }
 
@@ -96,7 +93,8 @@ impl VerifiedRequest {
     /// it was first issued, so renewing with the same key needs no new proof.
     pub(crate) fn from_certificate(der: &[u8]) -> Result<Self, RequestError> {
         use x509_parser::prelude::X509Certificate;
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| RequestError::MalformedCsr(format!("stored certificate unreadable: {e}")))?;
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| RequestError::MalformedCsr(format!("stored certificate unreadable: {e}")))?;
         let tbs = &cert.tbs_certificate;
         let key_type = key_type(&tbs.subject_pki)?;
         let mut subject = Vec::new();
@@ -110,7 +108,6 @@ impl VerifiedRequest {
             key_type,
             spki: tbs.subject_pki.raw.to_vec(),
             public_key_bits: tbs.subject_pki.subject_public_key.data.to_vec(),
-            _verified: (),
         })
     }
 }

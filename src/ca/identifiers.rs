@@ -10,9 +10,7 @@
 /// I, O, Z, S and V are left out: too easily misread as 1, 0, 2, 5 and U.
 const CREDIT_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// Weights of positions 1..=17 of a credit code: 3^(i-1) mod 31.
-const CREDIT_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 /// Weights of positions 1..=17 of a resident ID: 2^(18-i) mod 11 (GB 11643-1999).
 const RESIDENT_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 /// Resident ID check character, indexed by the weighted sum mod 11.
@@ -148,15 +146,9 @@ fn check_chars(s: &str, ok: impl Fn(usize, char) -> bool) -> Result<Vec<char>, I
         }
         let upper = character.to_ascii_uppercase();
         if upper != character && ok(position, upper) {
-            return Err(IdentifierError::NotUppercase {
-                position,
-                character,
-            });
+            return Err(IdentifierError::NotUppercase { position, character });
         }
-        return Err(IdentifierError::InvalidCharacter {
-            position,
-            character,
-        });
+        return Err(IdentifierError::InvalidCharacter { position, character });
     }
     Ok(chars)
 }
@@ -227,10 +219,7 @@ mod tests {
 
     #[test]
     fn identifiers_of_wrong_length_are_refused() {
-        assert_eq!(
-            credit("91350100M000100Y"),
-            "must be 18 characters, found 16"
-        );
+        assert_eq!(credit("91350100M000100Y"), "must be 18 characters, found 16");
         assert_eq!(credit(""), "must be 18 characters, found 0");
         let message = "must be 18 characters, found 19";
         assert_eq!(resident("11010519491231002X0"), message);

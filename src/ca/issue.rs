@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rcgen::{CertificateParams, CrlDistributionPoint, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber};
+use rcgen::{
+    CertificateParams, CrlDistributionPoint, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+};
 use sha2::Digest;
 
 use super::authority::{sign_tbs, tbs_certificate_algorithm, Hierarchy, TbsCapture};
@@ -75,7 +77,12 @@ impl IssuanceService {
 
     /// Issues a certificate for a request whose key possession is already established (a CSR
     /// checked when it entered, or a key generated in our own HSM).
-    pub async fn issue_verified(&self, profile: &str, request: &VerifiedRequest, actor: &str) -> Result<Issued, CaError> {
+    pub async fn issue_verified(
+        &self,
+        profile: &str,
+        request: &VerifiedRequest,
+        actor: &str,
+    ) -> Result<Issued, CaError> {
         let started = Instant::now();
         let result = self.issue_inner(profile, request, actor).await;
         record(profile, started, &result);
@@ -84,10 +91,8 @@ impl IssuanceService {
 
     async fn issue_inner(&self, profile_name: &str, request: &VerifiedRequest, actor: &str) -> Result<Issued, CaError> {
         // Step 1: the request against the profile.
-        let profile = self
-            .profiles
-            .get(profile_name)
-            .ok_or_else(|| RequestError::UnknownProfile(profile_name.to_string()))?;
+        let profile =
+            self.profiles.get(profile_name).ok_or_else(|| RequestError::UnknownProfile(profile_name.to_string()))?;
         profile.check_key(request.key_type)?;
         let now = self.clock.now();
         let subject = subject::build(profile, &request.subject, now.date())?;

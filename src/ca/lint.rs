@@ -27,7 +27,8 @@ pub fn check_tbs(
     not_after: time::OffsetDateTime,
 ) -> Result<(), CaError> {
     let fail = |what: String| Err(CaError::Lint(what));
-    let (rest, parsed) = TbsCertificate::from_der(tbs).map_err(|e| CaError::Lint(format!("TBS does not parse: {e}")))?;
+    let (rest, parsed) =
+        TbsCertificate::from_der(tbs).map_err(|e| CaError::Lint(format!("TBS does not parse: {e}")))?;
     if !rest.is_empty() {
         return fail("trailing bytes after the TBS".into());
     }
@@ -38,7 +39,9 @@ pub fn check_tbs(
         return fail("subject public key differs from the CSR's".into());
     }
     let validity = &parsed.validity;
-    if validity.not_before.timestamp() != not_before.unix_timestamp() || validity.not_after.timestamp() != not_after.unix_timestamp() {
+    if validity.not_before.timestamp() != not_before.unix_timestamp()
+        || validity.not_after.timestamp() != not_after.unix_timestamp()
+    {
         return fail("validity differs from the profile's".into());
     }
     for (oid, name) in REQUIRED {

@@ -138,7 +138,7 @@ impl Profile {
     /// Checks a request's key type against `allowed_keys`.
     pub fn check_key(&self, key: super::SubjectKeyType) -> Result<(), RequestError> {
         let name = key.name();
-        if self.allowed_keys.iter().any(|k| *k == name) {
+        if self.allowed_keys.contains(&name) {
             Ok(())
         } else {
             Err(RequestError::KeyType(format!(

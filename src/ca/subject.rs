@@ -102,8 +102,9 @@ fn dn_type(attr: &str) -> DnType {
 
 fn dn_value(attr: &str, value: &str) -> Result<DnValue, RequestError> {
     if attr == "C" || attr == "serialNumber" {
-        let printable = rcgen::string::PrintableString::try_from(value)
-            .map_err(|_| RequestError::Subject(format!("{attr} must use letters, digits and basic punctuation only")))?;
+        let printable = rcgen::string::PrintableString::try_from(value).map_err(|_| {
+            RequestError::Subject(format!("{attr} must use letters, digits and basic punctuation only"))
+        })?;
         Ok(DnValue::PrintableString(printable))
     } else {
         Ok(DnValue::Utf8String(value.to_string()))

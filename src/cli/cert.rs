@@ -34,7 +34,8 @@ async fn show(store: &Store, text: &str) -> anyhow::Result<()> {
     let Some(serial) = crate::ca::serial::parse(text) else {
         anyhow::bail!("{text:?} is not a hexadecimal serial");
     };
-    let record = store.certificate(&serial).await?.ok_or_else(|| anyhow::anyhow!("no certificate with serial {serial}"))?;
+    let record =
+        store.certificate(&serial).await?.ok_or_else(|| anyhow::anyhow!("no certificate with serial {serial}"))?;
     println!("serial:      {}", record.serial);
     println!("status:      {}", record.status);
     println!("profile:     {}", record.profile);

@@ -22,7 +22,11 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
                     anyhow::bail!("profile {} names issuing CA {:?}, which ca.issuing lacks", p.name, p.issuer);
                 }
             }
-            println!("configuration OK ({} profiles: {})", profiles.len(), profiles.keys().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "configuration OK ({} profiles: {})",
+                profiles.len(),
+                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
             Ok(())
         }
     }

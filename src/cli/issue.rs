@@ -33,19 +33,11 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let instance = Instance::open(config, Arc::new(SystemClock)).await?;
         let issued = instance.issuance.issue(&args.profile, &csr, "cli").await?;
-        write_new(&args.out, &super::pem("CERTIFICATE", &issued.der))?;
-        if let Some(path) = &args.chain_out {
-            let chain: String = issued.chain.iter().map(|c| super::pem("CERTIFICATE", c)).collect();
-            write_new(path, &chain)?;
-        }
+        super::write_issued(&args.out, args.chain_out.as_deref(), &issued)?;
         if let Err(e) = instance.status.presign(&issued.serial).await {
             tracing::warn!(error = %e, "OCSP pre-signing deferred to the daemon");
         }
         println!("issued serial {}", issued.serial);
         Ok(())
     })
-}
-
-fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

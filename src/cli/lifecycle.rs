@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::ca::Issued;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::daemon::Instance;
@@ -82,22 +81,15 @@ pub fn run(flow: Flow, config: Config) -> anyhow::Result<()> {
                 (&a.output, lifecycle.renew(&a.output.serial, csr.as_deref(), "cli").await?)
             }
             Flow::Change(a) => (&a.output, lifecycle.change(&a.output.serial, &read(&a.csr)?, "cli").await?),
-            Flow::Reissue(a) => (&a.output, lifecycle.reissue(&a.output.serial, &read(&a.csr)?, a.reason, "cli").await?),
+            Flow::Reissue(a) => {
+                (&a.output, lifecycle.reissue(&a.output.serial, &read(&a.csr)?, a.reason, "cli").await?)
+            }
         };
-        write(output, &issued)?;
+        super::write_issued(&output.out, output.chain_out.as_deref(), &issued)?;
         if let Err(e) = instance.status.presign(&issued.serial).await {
             tracing::warn!(error = %e, "OCSP pre-signing deferred to the daemon");
         }
         println!("issued serial {} replacing {}", issued.serial, output.serial);
         Ok(())
     })
-}
-
-fn write(output: &Output, issued: &Issued) -> anyhow::Result<()> {
-    std::fs::write(&output.out, super::pem("CERTIFICATE", &issued.der)).with_context(|| format!("cannot write {}", output.out.display()))?;
-    if let Some(path) = &output.chain_out {
-        let chain: String = issued.chain.iter().map(|c| super::pem("CERTIFICATE", c)).collect();
-        std::fs::write(path, chain).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
 }

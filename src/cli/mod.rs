@@ -1,8 +1,8 @@
 //! The `cloudca` command line. Names here are a contract operators' scripts rely on; one file
 //! per subcommand. `anyhow` gives context at this edge; the library below keeps typed errors.
 
-mod cert;
 mod ceremony;
+mod cert;
 mod config_check;
 mod crl;
 mod dev_init;
@@ -104,18 +104,7 @@ impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
         let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
             EX_CONFIG
-        } else if error.downcast_ref::<crate::ca::RequestError>().is_some()
-            || matches!(error.downcast_ref::<crate::ca::CaError>(), Some(crate::ca::CaError::Request(_)))
-        {
-            EX_DATAERR
-        } else if error.downcast_ref::<crate::lifecycle::LifecycleError>().is_some_and(|e| {
-            !matches!(e, crate::lifecycle::LifecycleError::Ca(crate::ca::CaError::Hsm(_) | crate::ca::CaError::Store(_)))
-        }) {
-            EX_DATAERR
-        } else if matches!(
-            error.downcast_ref::<crate::status::StatusError>(),
-            Some(crate::status::StatusError::UnknownSerial(_) | crate::status::StatusError::BadSerial(_))
-        ) {
+        } else if is_bad_input(&error) {
             EX_DATAERR
         } else if error.downcast_ref::<crate::daemon::StartError>().is_some() {
             EX_UNAVAILABLE
@@ -124,6 +113,22 @@ impl From<anyhow::Error> for CliError {
         };
         CliError { error, code }
     }
+}
+
+/// Whether the operator's input (CSR, serial, request) is at fault rather than the system.
+fn is_bad_input(error: &anyhow::Error) -> bool {
+    use crate::ca::CaError;
+    use crate::lifecycle::LifecycleError;
+    use crate::status::StatusError;
+    error.downcast_ref::<crate::ca::RequestError>().is_some()
+        || matches!(error.downcast_ref::<CaError>(), Some(CaError::Request(_)))
+        || error
+            .downcast_ref::<LifecycleError>()
+            .is_some_and(|e| !matches!(e, LifecycleError::Ca(CaError::Hsm(_) | CaError::Store(_))))
+        || matches!(
+            error.downcast_ref::<StatusError>(),
+            Some(StatusError::UnknownSerial(_) | StatusError::BadSerial(_))
+        )
 }
 
 /// Runs a parsed command line.
@@ -146,7 +151,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Loads and validates the config, and sets the HSM module's environment before any thread
 /// or module exists.
 fn load(path: Option<&Path>) -> Result<Config, CliError> {
-    let path = path.ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: 64 })?;
+    let path = path
+        .ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: 64 })?;
     let config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
     config.apply_hsm_env();
     Ok(config)
@@ -166,6 +172,18 @@ pub fn init_tracing() {
     } else {
         builder.init();
     }
+}
+
+/// Writes a new certificate (PEM) and, when asked, its chain (issuing CA first, then up to the
+/// root).
+pub(crate) fn write_issued(out: &Path, chain_out: Option<&Path>, issued: &crate::ca::Issued) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::write(out, pem("CERTIFICATE", &issued.der)).with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(path) = chain_out {
+        let chain: String = issued.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+        std::fs::write(path, chain).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// PEM-encodes DER with a tag.

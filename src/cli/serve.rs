@@ -7,9 +7,7 @@ use crate::config::Config;
 /// Runs the daemon.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
-    runtime.block_on(async {
-        crate::daemon::run(config, shutdown_signal()).await.context("cannot start the daemon")
-    })
+    runtime.block_on(async { crate::daemon::run(config, shutdown_signal()).await.context("cannot start the daemon") })
 }
 
 async fn shutdown_signal() {

@@ -24,10 +24,8 @@ pub enum KeyAlgorithm {
 const P256_OID_DER: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_OID_DER: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1), prepended before CKM_RSA_PKCS.
-const SHA256_DIGEST_INFO: &[u8] = &[
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
+const SHA256_DIGEST_INFO: &[u8] =
+    &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 
 impl KeyAlgorithm {
     /// The config and database spelling.
@@ -41,9 +39,7 @@ impl KeyAlgorithm {
 
     /// Parses the config and database spelling.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::EcdsaP256, Self::EcdsaP384, Self::Rsa3072]
-            .into_iter()
-            .find(|a| a.name() == name)
+        [Self::EcdsaP256, Self::EcdsaP384, Self::Rsa3072].into_iter().find(|a| a.name() == name)
     }
 
     /// CKA_EC_PARAMS for EC keys.
@@ -80,10 +76,9 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::EcdsaP256 => asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 4, 3, 2])]),
             KeyAlgorithm::EcdsaP384 => asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 4, 3, 3])]),
-            KeyAlgorithm::Rsa3072 => asn1::sequence(&[
-                &asn1::oid(&[1, 2, 840, 113549, 1, 1, 11]),
-                &asn1::tlv(asn1::tag::NULL, &[]),
-            ]),
+            KeyAlgorithm::Rsa3072 => {
+                asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 11]), &asn1::tlv(asn1::tag::NULL, &[])])
+            }
         }
     }
 
@@ -93,18 +88,14 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::EcdsaP256 => sha2::Sha256::digest(message).to_vec(),
             KeyAlgorithm::EcdsaP384 => sha2::Sha384::digest(message).to_vec(),
-            KeyAlgorithm::Rsa3072 => {
-                [SHA256_DIGEST_INFO, sha2::Sha256::digest(message).as_slice()].concat()
-            }
+            KeyAlgorithm::Rsa3072 => [SHA256_DIGEST_INFO, sha2::Sha256::digest(message).as_slice()].concat(),
         }
     }
 
     /// The PKCS#11 mechanism that signs [`Self::token_input`].
     pub(crate) fn mechanism(self) -> cryptoki::mechanism::Mechanism<'static> {
         match self {
-            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
-                cryptoki::mechanism::Mechanism::Ecdsa
-            }
+            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => cryptoki::mechanism::Mechanism::Ecdsa,
             KeyAlgorithm::Rsa3072 => cryptoki::mechanism::Mechanism::RsaPkcs,
         }
     }
@@ -116,10 +107,7 @@ impl KeyAlgorithm {
             return Ok(raw);
         }
         if raw.is_empty() || raw.len() % 2 != 0 {
-            return Err(super::HsmError::BadData(format!(
-                "ECDSA signature of {} bytes",
-                raw.len()
-            )));
+            return Err(super::HsmError::BadData(format!("ECDSA signature of {} bytes", raw.len())));
         }
         let (r, s) = raw.split_at(raw.len() / 2);
         Ok(asn1::sequence(&[&asn1::unsigned_integer(r), &asn1::unsigned_integer(s)]))

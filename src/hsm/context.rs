@@ -26,10 +26,8 @@ pub(crate) fn context(module: &Path) -> Result<Pkcs11, HsmError> {
     if !module.exists() {
         return Err(HsmError::Module { path: key, reason: "no such file".into() });
     }
-    let ctx = Pkcs11::new(module)
-        .map_err(|e| HsmError::Module { path: key.clone(), reason: e.to_string() })?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(HsmError::from_cryptoki)?;
+    let ctx = Pkcs11::new(module).map_err(|e| HsmError::Module { path: key.clone(), reason: e.to_string() })?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(HsmError::from_cryptoki)?;
     contexts.insert(key, ctx.clone());
     Ok(ctx)
 }

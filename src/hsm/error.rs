@@ -73,11 +73,7 @@ impl HsmError {
                 code: rv_name(rv),
                 session_lost: is_session_lost(rv),
             },
-            other => HsmError::Pkcs11 {
-                function: "cryptoki".into(),
-                code: other.to_string(),
-                session_lost: false,
-            },
+            other => HsmError::Pkcs11 { function: "cryptoki".into(), code: other.to_string(), session_lost: false },
         }
     }
 
@@ -128,16 +124,12 @@ mod tests {
 
     #[test]
     fn session_loss_codes_are_classified_for_rebuild() {
-        let lost = HsmError::from_cryptoki(CkError::Pkcs11(
-            RvError::SessionHandleInvalid,
-            cryptoki::context::Function::Sign,
-        ));
+        let lost =
+            HsmError::from_cryptoki(CkError::Pkcs11(RvError::SessionHandleInvalid, cryptoki::context::Function::Sign));
         assert!(lost.is_session_lost());
         assert_eq!(lost.to_string(), "C_Sign failed with CKR_SESSION_HANDLE_INVALID");
-        let other = HsmError::from_cryptoki(CkError::Pkcs11(
-            RvError::MechanismInvalid,
-            cryptoki::context::Function::SignInit,
-        ));
+        let other =
+            HsmError::from_cryptoki(CkError::Pkcs11(RvError::MechanismInvalid, cryptoki::context::Function::SignInit));
         assert!(!other.is_session_lost());
     }
 }

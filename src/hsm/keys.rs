@@ -51,20 +51,23 @@ pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) 
             Mechanism::RsaPkcsKeyPairGen
         }
     };
-    let (pub_handle, priv_handle) = session
-        .generate_key_pair(&mechanism, &public, &private)
-        .map_err(HsmError::from_cryptoki)?;
+    let (pub_handle, priv_handle) =
+        session.generate_key_pair(&mechanism, &public, &private).map_err(HsmError::from_cryptoki)?;
     let spki = public_key_info(session, pub_handle, algorithm)?;
     // CKA_ID = the subject key identifier, so other PKCS#11 tools can pair key and certificate.
     let id = Attribute::Id(crate::ca::key_identifier(&spki));
     for handle in [pub_handle, priv_handle] {
-        session.update_attributes(handle, &[id.clone()]).map_err(HsmError::from_cryptoki)?;
+        session.update_attributes(handle, std::slice::from_ref(&id)).map_err(HsmError::from_cryptoki)?;
     }
     Ok(spki)
 }
 
 /// Reads a public key object and encodes it as SubjectPublicKeyInfo DER.
-pub(crate) fn public_key_info(session: &Session, handle: ObjectHandle, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
+pub(crate) fn public_key_info(
+    session: &Session,
+    handle: ObjectHandle,
+    algorithm: KeyAlgorithm,
+) -> Result<Vec<u8>, HsmError> {
     match algorithm.ec_params() {
         Some(params) => {
             let attrs = session.get_attributes(handle, &[AttributeType::EcPoint]).map_err(HsmError::from_cryptoki)?;
@@ -95,7 +98,8 @@ pub(crate) fn public_key_info(session: &Session, handle: ObjectHandle, algorithm
                 return Err(HsmError::BadData("RSA public key without modulus or exponent".into()));
             };
             let rsa = asn1::sequence(&[&asn1::unsigned_integer(&n), &asn1::unsigned_integer(&e)]);
-            let algorithm_id = asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 1]), &asn1::tlv(asn1::tag::NULL, &[])]);
+            let algorithm_id =
+                asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 1]), &asn1::tlv(asn1::tag::NULL, &[])]);
             Ok(spki(&algorithm_id, &rsa))
         }
     }

@@ -165,7 +165,11 @@ impl HsmPool {
 }
 
 /// The signing job: find the key (cached per generation) and call `C_Sign` once.
-fn sign_job(label: String, algorithm: KeyAlgorithm, input: Vec<u8>) -> impl FnMut(&Session, &Shared) -> Result<Vec<u8>, HsmError> + Send {
+fn sign_job(
+    label: String,
+    algorithm: KeyAlgorithm,
+    input: Vec<u8>,
+) -> impl FnMut(&Session, &Shared) -> Result<Vec<u8>, HsmError> + Send {
     move |s: &Session, sh: &Shared| {
         let key = sh.find_key(s, &label, true)?;
         s.sign(&algorithm.mechanism(), key, &input).map_err(HsmError::from_cryptoki)

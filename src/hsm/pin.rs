@@ -10,8 +10,9 @@ use crate::config::HsmConfig;
 /// enforces it). Trailing newlines are trimmed; the value is held in a zeroizing secret.
 pub fn read_pin(config: &HsmConfig) -> Result<AuthPin, HsmError> {
     let raw = match (&config.pin_file, &config.pin_env) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| HsmError::Pin(format!("hsm.pin_file {}: {e}", path.display())))?,
+        (Some(path), _) => {
+            std::fs::read_to_string(path).map_err(|e| HsmError::Pin(format!("hsm.pin_file {}: {e}", path.display())))?
+        }
         (None, Some(var)) => {
             std::env::var(var).map_err(|_| HsmError::Pin(format!("hsm.pin_env: variable {var} is not set")))?
         }

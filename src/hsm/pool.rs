@@ -85,7 +85,12 @@ impl Shared {
             pin,
             slot: Mutex::new(slot),
             generation: AtomicU64::new(0),
-            rebuild: Mutex::new(RebuildState { needs_login: true, login_refused: None, last_attempt: None, login_failures: 0 }),
+            rebuild: Mutex::new(RebuildState {
+                needs_login: true,
+                login_refused: None,
+                last_attempt: None,
+                login_failures: 0,
+            }),
             ready: AtomicBool::new(false),
             reason: Mutex::new("starting".into()),
             handles: RwLock::new(HashMap::new()),
@@ -118,7 +123,14 @@ impl Shared {
             state.last_attempt = Some(Instant::now());
             match session.login(UserType::User, Some(&self.pin)) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired | RvError::PinInvalid | RvError::PinLenRange), _)) => {
+                Err(CkError::Pkcs11(
+                    rv @ (RvError::PinIncorrect
+                    | RvError::PinLocked
+                    | RvError::PinExpired
+                    | RvError::PinInvalid
+                    | RvError::PinLenRange),
+                    _,
+                )) => {
                     let code = super::error::rv_name(rv);
                     state.login_refused = Some(code.clone());
                     self.set_not_ready(&format!("login refused: {code}"));
@@ -208,10 +220,7 @@ pub(crate) fn find_objects(session: &Session, label: &str, private: bool) -> Res
 }
 
 fn is_logged_in(session: &Session) -> bool {
-    matches!(
-        session.get_session_info().map(|i| i.session_state()),
-        Ok(SessionState::RwUser | SessionState::RoUser)
-    )
+    matches!(session.get_session_info().map(|i| i.session_state()), Ok(SessionState::RwUser | SessionState::RoUser))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -219,7 +228,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One worker thread: owns a session, serves jobs, recovers from session loss.
-pub(crate) fn worker(shared: Arc<Shared>, jobs: crossbeam_channel::Receiver<Box<dyn Job>>, mut session: Option<Session>) {
+pub(crate) fn worker(
+    shared: Arc<Shared>,
+    jobs: crossbeam_channel::Receiver<Box<dyn Job>>,
+    mut session: Option<Session>,
+) {
     let mut generation = shared.generation.load(Ordering::SeqCst);
     loop {
         match jobs.recv_timeout(HEALTH_INTERVAL) {

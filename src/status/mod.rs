@@ -153,7 +153,15 @@ struct Inner {
 
 impl StatusService {
     /// Builds the service for every issuing CA of the hierarchy (each needs an OCSP responder).
-    pub fn new(store: Store, hsm: HsmPool, hierarchy: &Hierarchy, profiles: Arc<BTreeMap<String, Profile>>, config: StatusConfig, publication: PublicationConfig, clock: Arc<dyn Clock>) -> Result<Self, StatusError> {
+    pub fn new(
+        store: Store,
+        hsm: HsmPool,
+        hierarchy: &Hierarchy,
+        profiles: Arc<BTreeMap<String, Profile>>,
+        config: StatusConfig,
+        publication: PublicationConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StatusError> {
         let mut issuers = Vec::new();
         let mut crl_signers = Vec::new();
         for (name, authority) in &hierarchy.authorities {
@@ -195,7 +203,13 @@ impl StatusService {
 
     /// Revokes a certificate. Idempotent: a second call reports `AlreadyRevoked` and changes
     /// nothing. Audited either way.
-    pub async fn revoke(&self, serial_text: &str, reason: RevocationReason, invalidity_date: Option<OffsetDateTime>, actor: &str) -> Result<Revocation, StatusError> {
+    pub async fn revoke(
+        &self,
+        serial_text: &str,
+        reason: RevocationReason,
+        invalidity_date: Option<OffsetDateTime>,
+        actor: &str,
+    ) -> Result<Revocation, StatusError> {
         let serial = serial::parse(serial_text).ok_or_else(|| StatusError::BadSerial(serial_text.to_string()))?;
         let store = &self.inner.store;
         let cert = store.certificate(&serial).await?.ok_or_else(|| StatusError::UnknownSerial(serial.clone()))?;
@@ -218,10 +232,17 @@ impl StatusService {
             not_after: cert.not_after,
             entry,
         };
-        let audit = |kind: &str| AuditRecord { at: now.unix_timestamp() * 1000, kind: kind.into(), actor: actor.into(), serial: Some(serial.clone()), detail: detail.to_string() };
+        let audit = |kind: &str| AuditRecord {
+            at: now.unix_timestamp() * 1000,
+            kind: kind.into(),
+            actor: actor.into(),
+            serial: Some(serial.clone()),
+            detail: detail.to_string(),
+        };
         if !store.revoke(&record, &audit("certificate.revoked")).await? {
             store.audit(&audit("certificate.revoke_repeated")).await?;
-            let existing = store.revocation(&serial).await?.ok_or_else(|| StatusError::UnknownSerial(serial.clone()))?;
+            let existing =
+                store.revocation(&serial).await?.ok_or_else(|| StatusError::UnknownSerial(serial.clone()))?;
             return Ok(Revocation::AlreadyRevoked {
                 at: existing.revoked_at,
                 reason: RevocationReason::from_code(existing.reason).unwrap_or(RevocationReason::Unspecified),
@@ -255,7 +276,8 @@ impl StatusService {
         let number = store.next_crl_number(&issuer.name, shard).await?;
         let size_hint = store.count_revoked(&issuer.name, shard, keep_after).await? as usize;
         let partitioned = self.inner.config.crl_shards > 1 && issuer.name != "root";
-        let url = partitioned.then(|| self.inner.publication.crl_partition_url(&issuer.name, shard, self.inner.config.crl_shards));
+        let url = partitioned
+            .then(|| self.inner.publication.crl_partition_url(&issuer.name, shard, self.inner.config.crl_shards));
         let algorithm_id = issuer.algorithm.signature_algorithm_der();
         let header = crl::Header {
             algorithm_id: &algorithm_id,
@@ -270,7 +292,13 @@ impl StatusService {
         let unsigned = crl::lay_out(&header, entries, size_hint).await?;
         let signature = self.inner.hsm.sign(&issuer.label, issuer.algorithm, unsigned.tbs()).await?;
         let count = unsigned.entries;
-        let published = Arc::new(PublishedCrl { der: unsigned.finish(&signature), number, this_update: now, next_update, entries: count });
+        let published = Arc::new(PublishedCrl {
+            der: unsigned.finish(&signature),
+            number,
+            this_update: now,
+            next_update,
+            entries: count,
+        });
         // Kept in the database for restarts while the HSM is away and for other daemons; a CRL
         // too big for that (partition instead) is only rebuilt, never copied.
         if published.der.len() <= MAX_STORED_CRL {
@@ -286,7 +314,11 @@ impl StatusService {
                 })
                 .await?;
         }
-        self.inner.crls.write().unwrap_or_else(|p| p.into_inner()).insert((issuer.name.clone(), shard), published.clone());
+        self.inner
+            .crls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((issuer.name.clone(), shard), published.clone());
         tracing::info!(issuer = %issuer.name, shard, number, entries = count, "CRL published");
         Ok(published)
     }
@@ -349,12 +381,19 @@ impl StatusService {
 
 fn published(c: CrlRecord) -> PublishedCrl {
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    PublishedCrl { der: Bytes::from(c.der), number: c.number, this_update: at(c.this_update), next_update: at(c.next_update), entries: c.entries as usize }
+    PublishedCrl {
+        der: Bytes::from(c.der),
+        number: c.number,
+        this_update: at(c.this_update),
+        next_update: at(c.next_update),
+        entries: c.entries as usize,
+    }
 }
 
 fn crl_signer(ca: &crate::ca::Authority) -> Result<CrlSigner, StatusError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(&ca.record.certificate).map_err(|e| StatusError::Hierarchy(format!("unreadable certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(&ca.record.certificate)
+        .map_err(|e| StatusError::Hierarchy(format!("unreadable certificate: {e}")))?;
     Ok(CrlSigner {
         name: ca.record.name.clone(),
         subject: cert.tbs_certificate.subject.as_raw().to_vec(),
@@ -367,7 +406,9 @@ fn crl_signer(ca: &crate::ca::Authority) -> Result<CrlSigner, StatusError> {
 fn issuer_keys(ca: &crate::ca::Authority, responder: &crate::ca::Authority) -> Result<IssuerKeys, StatusError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     fn parse(der: &[u8]) -> Result<X509Certificate<'_>, StatusError> {
-        X509Certificate::from_der(der).map(|(_, c)| c).map_err(|e| StatusError::Hierarchy(format!("unreadable certificate: {e}")))
+        X509Certificate::from_der(der)
+            .map(|(_, c)| c)
+            .map_err(|e| StatusError::Hierarchy(format!("unreadable certificate: {e}")))
     }
     let ca_cert = parse(&ca.record.certificate)?;
     let responder_cert = parse(&responder.record.certificate)?;
@@ -405,11 +446,29 @@ impl StatusService {
         let serial_bytes = hex::decode(serial).map_err(|_| StatusError::BadSerial(serial.to_string()))?;
         let cert_id = ocsp::response::cert_id_sha1(&issuer.name_sha1, &issuer.key_sha1, &serial_bytes);
         let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
-        let der = ocsp::sign(&self.inner.hsm, &issuer, now, &[ocsp::response::Single { cert_id: &cert_id, status, this_update: now, next_update }], None).await?;
+        let der = ocsp::sign(
+            &self.inner.hsm,
+            &issuer,
+            now,
+            &[ocsp::response::Single { cert_id: &cert_id, status, this_update: now, next_update }],
+            None,
+        )
+        .await?;
         let revoked = matches!(status, ocsp::response::CertStatus::Revoked { .. });
-        let record = OcspRecord { serial: serial.to_string(), issuer: issuer.name.clone(), der, this_update: now.unix_timestamp(), next_update: next_update.unix_timestamp(), revoked };
+        let record = OcspRecord {
+            serial: serial.to_string(),
+            issuer: issuer.name.clone(),
+            der,
+            this_update: now.unix_timestamp(),
+            next_update: next_update.unix_timestamp(),
+            revoked,
+        };
         if store.put_ocsp(&record).await? {
-            self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), Arc::new(ocsp::Cached::new(record, now.unix_timestamp())));
+            self.inner
+                .ocsp_cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(serial.to_string(), Arc::new(ocsp::Cached::new(record, now.unix_timestamp())));
         } else {
             // A revocation (or a newer response) won the race: serve what the database holds.
             self.forget_ocsp(serial);

@@ -27,7 +27,11 @@ const FEED_LOOKBACK: i64 = 256;
 
 /// Starts the tasks; they stop when `shutdown` fires. The revocation feed has its own task so
 /// long CRL builds or OCSP refreshes never delay it past `propagation_seconds`.
-pub fn spawn(status: StatusService, issued: mpsc::Receiver<String>, shutdown: broadcast::Receiver<()>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    status: StatusService,
+    issued: mpsc::Receiver<String>,
+    shutdown: broadcast::Receiver<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(presign_issued(status.clone(), issued, shutdown.resubscribe())),
         tokio::spawn(feed(status.clone(), shutdown.resubscribe())),
@@ -35,7 +39,11 @@ pub fn spawn(status: StatusService, issued: mpsc::Receiver<String>, shutdown: br
     ]
 }
 
-async fn presign_issued(status: StatusService, mut issued: mpsc::Receiver<String>, mut shutdown: broadcast::Receiver<()>) {
+async fn presign_issued(
+    status: StatusService,
+    mut issued: mpsc::Receiver<String>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
     loop {
         tokio::select! {
             serial = issued.recv() => match serial {

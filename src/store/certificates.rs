@@ -70,7 +70,8 @@ pub struct CertificateRecord {
     pub crl_shard: i64,
 }
 
-const COLUMNS: &str = "serial, issuer, profile, status, subject, identifier, not_before, not_after, der, fingerprint, crl_shard";
+const COLUMNS: &str =
+    "serial, issuer, profile, status, subject, identifier, not_before, not_after, der, fingerprint, crl_shard";
 
 fn record(r: &AnyRow) -> Result<CertificateRecord, sqlx::Error> {
     Ok(CertificateRecord {

@@ -7,10 +7,8 @@ use sqlx::AnyPool;
 use super::{Backend, StoreError};
 
 /// (version, name, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("migrations/0001_init.sql")),
-    (2, "status", include_str!("migrations/0002_status.sql")),
-];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("migrations/0001_init.sql")), (2, "status", include_str!("migrations/0002_status.sql"))];
 
 /// Fills in the dialect placeholders.
 fn dialect(sql: &str, backend: Backend) -> String {
@@ -55,13 +53,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreErr
 }
 
 fn strip_comments(statement: &str) -> String {
-    statement
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
+    statement.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
 #[cfg(test)]

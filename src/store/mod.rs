@@ -128,10 +128,9 @@ impl Store {
 fn resolve_url(config: &DatabaseConfig) -> Result<String, StoreError> {
     let mut url = config.url.clone();
     if url.contains("${password}") {
-        let path = config
-            .password_file
-            .as_ref()
-            .ok_or_else(|| StoreError::Config("database.url uses ${password} but database.password_file is not set".into()))?;
+        let path = config.password_file.as_ref().ok_or_else(|| {
+            StoreError::Config("database.url uses ${password} but database.password_file is not set".into())
+        })?;
         let password = std::fs::read_to_string(path)
             .map_err(|e| StoreError::Config(format!("database.password_file {}: {e}", path.display())))?;
         url = url.replace("${password}", password.trim_end());

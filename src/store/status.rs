@@ -105,31 +105,22 @@ impl Store {
             Err(StoreError::Duplicate(_)) => return Ok(false),
             Err(e) => return Err(e),
         }
-        sqlx::query("UPDATE certificates SET status = 'revoked' WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
-        // The pre-signed "good" answer must not outlive the revocation, even if re-signing fails.
-        sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(audit.at)
-            .bind(&audit.kind)
-            .bind(&audit.actor)
-            .bind(&audit.serial)
-            .bind(&audit.detail)
+        sqlx::query("UPDATE certificates SET status = 'revoked' WHERE serial = $1")
+            .bind(&r.serial)
             .execute(&mut *tx)
             .await?;
+        // The pre-signed "good" answer must not outlive the revocation, even if re-signing fails.
+        sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Appends one audit event outside any batch.
     pub async fn audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(a.at)
-            .bind(&a.kind)
-            .bind(&a.actor)
-            .bind(&a.serial)
-            .bind(&a.detail)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        super::writer::insert_audits(&mut tx, &[a]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -155,19 +146,27 @@ impl Store {
 
     /// Number of entries a CRL partition would list (for sizing its buffer).
     pub async fn count_revoked(&self, issuer: &str, shard: i64, min_not_after: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3")
-            .bind(issuer)
-            .bind(shard)
-            .bind(min_not_after)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3",
+        )
+        .bind(issuer)
+        .bind(shard)
+        .bind(min_not_after)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get("n")?)
     }
 
     /// The DER entries of one CRL partition, in serial order, streamed row by row (one small
     /// column per row: the entry was encoded once, at revocation).
-    pub fn revoked_entries<'a>(&'a self, issuer: &'a str, shard: i64, min_not_after: i64) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + 'a {
-        let sql = "SELECT entry FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3 ORDER BY serial";
+    pub fn revoked_entries<'a>(
+        &'a self,
+        issuer: &'a str,
+        shard: i64,
+        min_not_after: i64,
+    ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + 'a {
+        let sql =
+            "SELECT entry FROM revocations WHERE issuer = $1 AND crl_shard = $2 AND not_after >= $3 ORDER BY serial";
         sqlx::query(sql)
             .bind(issuer)
             .bind(shard)
@@ -213,10 +212,12 @@ impl Store {
 
     /// The stored OCSP response of a certificate.
     pub async fn ocsp(&self, serial: &str) -> Result<Option<OcspRecord>, StoreError> {
-        let row = sqlx::query("SELECT serial, issuer, der, this_update, next_update, revoked FROM ocsp_responses WHERE serial = $1")
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT serial, issuer, der, this_update, next_update, revoked FROM ocsp_responses WHERE serial = $1",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(OcspRecord {
                 serial: r.try_get("serial")?,

@@ -146,7 +146,8 @@ fn values(rows: usize, columns: usize, literal: &str) -> String {
 }
 
 async fn insert_reservations(tx: &mut Transaction<'static, Any>, rows: &[&Reservation]) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO serials (serial, issuer, profile, reserved_at) VALUES {}", values(rows.len(), 4, ""));
+    let sql =
+        format!("INSERT INTO serials (serial, issuer, profile, reserved_at) VALUES {}", values(rows.len(), 4, ""));
     let mut q = sqlx::query(&sql);
     for r in rows {
         q = q.bind(&r.serial).bind(&r.issuer).bind(&r.profile).bind(r.reserved_at);
@@ -180,8 +181,13 @@ async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCer
     Ok(())
 }
 
-async fn insert_audits(tx: &mut Transaction<'static, Any>, rows: &[&AuditRecord]) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES {}", values(rows.len(), 5, ""));
+/// Appends audit events inside a transaction (shared by every writer of audit rows).
+pub(super) async fn insert_audits(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[&AuditRecord],
+) -> Result<(), sqlx::Error> {
+    let sql =
+        format!("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES {}", values(rows.len(), 5, ""));
     let mut q = sqlx::query(&sql);
     for a in rows {
         q = q.bind(a.at).bind(&a.kind).bind(&a.actor).bind(&a.serial).bind(&a.detail);

@@ -8,7 +8,9 @@ use cloudca::hsm::KeyAlgorithm;
 async fn the_ceremony_refuses_to_run_twice() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
-    let err = cloudca::ca::ceremony::run(&ca.config, &instance.hsm, &instance.store, &SystemClock).await.expect_err("second ceremony");
+    let err = cloudca::ca::ceremony::run(&ca.config, &instance.hsm, &instance.store, &SystemClock)
+        .await
+        .expect_err("second ceremony");
     assert!(err.to_string().contains("refusing to overwrite"), "{err}");
     assert_eq!(instance.store.authorities().await.unwrap().len(), 5);
 }
@@ -22,7 +24,17 @@ async fn p384_hierarchy_issues_verifiable_certificates() {
     let issued = instance.issuance.issue("org", &csr, "test").await.expect("issued");
     let cert = ca.path("ee.pem");
     write_pem(&cert, "CERTIFICATE", &issued.der);
-    let out = run("openssl", &["verify", "-CAfile", ca.ca_pem("root").to_str().unwrap(), "-untrusted", ca.ca_pem("org").to_str().unwrap(), cert.to_str().unwrap()]);
+    let out = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.ca_pem("root").to_str().unwrap(),
+            "-untrusted",
+            ca.ca_pem("org").to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ],
+    );
     assert!(out.ok, "{}", out.text);
     let text = run("openssl", &["x509", "-in", ca.ca_pem("root").to_str().unwrap(), "-noout", "-text"]).text;
     assert!(text.contains("384 bit") && text.contains("ecdsa-with-SHA384"), "{text}");
@@ -39,7 +51,17 @@ async fn rsa3072_hierarchy_issues_verifiable_certificates() {
     let issued = instance.issuance.issue("personal", &csr, "test").await.expect("issued");
     let cert = ca.path("ee.pem");
     write_pem(&cert, "CERTIFICATE", &issued.der);
-    let out = run("openssl", &["verify", "-CAfile", ca.ca_pem("root").to_str().unwrap(), "-untrusted", ca.ca_pem("personal").to_str().unwrap(), cert.to_str().unwrap()]);
+    let out = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.ca_pem("root").to_str().unwrap(),
+            "-untrusted",
+            ca.ca_pem("personal").to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ],
+    );
     assert!(out.ok, "{}", out.text);
     let text = run("openssl", &["x509", "-in", ca.ca_pem("root").to_str().unwrap(), "-noout", "-text"]).text;
     assert!(text.contains("3072 bit") && text.contains("sha256WithRSAEncryption"), "{text}");
@@ -67,9 +89,17 @@ async fn a_key_that_does_not_match_its_certificate_stops_start_up() {
     let url = ca.config.database.url.clone();
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let (personal,): (Vec<u8>,) = sqlx::query_as("SELECT certificate FROM authorities WHERE name = 'personal'").fetch_one(&pool).await.unwrap();
-    sqlx::query("UPDATE authorities SET certificate = $1 WHERE name = 'org'").bind(personal).execute(&pool).await.unwrap();
+    let (personal,): (Vec<u8>,) =
+        sqlx::query_as("SELECT certificate FROM authorities WHERE name = 'personal'").fetch_one(&pool).await.unwrap();
+    sqlx::query("UPDATE authorities SET certificate = $1 WHERE name = 'org'")
+        .bind(personal)
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    let err = cloudca::daemon::Instance::open(ca.config.clone(), std::sync::Arc::new(SystemClock)).await.err().expect("must refuse");
+    let err = cloudca::daemon::Instance::open(ca.config.clone(), std::sync::Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("does not match the certificate of org"), "{err}");
 }

@@ -26,7 +26,9 @@ async fn dev_init_writes_listeners_on_loopback() {
         assert!(listeners.contains(&format!("{key} = \"127.0.0.1:")), "{key} missing: {listeners}");
     }
     for secret in ["secrets/hsm-user.pin", "tls/server.key", "tls/clients/operator.key"] {
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ca.config_path.parent().unwrap().join(secret)).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(ca.config_path.parent().unwrap().join(secret)).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o077, 0, "{secret} must not be readable by others");
     }
 }
@@ -52,14 +54,37 @@ async fn issue_then_show_and_list_through_the_cli() {
     let key = make_key(ca.dir.path(), "k", "ec:P-256");
     make_csr(ca.dir.path(), "c", &key, PERSONAL_SUBJECT);
     let (csr, out_pem, chain) = (ca.path("c.csr"), ca.path("cert.pem"), ca.path("chain.pem"));
-    let out = cloudca(&["--config", config, "issue", "--profile", "personal", "--csr", csr.to_str().unwrap(), "--out", out_pem.to_str().unwrap(), "--chain-out", chain.to_str().unwrap()]);
+    let out = cloudca(&[
+        "--config",
+        config,
+        "issue",
+        "--profile",
+        "personal",
+        "--csr",
+        csr.to_str().unwrap(),
+        "--out",
+        out_pem.to_str().unwrap(),
+        "--chain-out",
+        chain.to_str().unwrap(),
+    ]);
     assert!(out.ok, "{}", out.text);
-    let verify = run("openssl", &["verify", "-CAfile", ca.ca_pem("root").to_str().unwrap(), "-untrusted", chain.to_str().unwrap(), out_pem.to_str().unwrap()]);
+    let verify = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.ca_pem("root").to_str().unwrap(),
+            "-untrusted",
+            chain.to_str().unwrap(),
+            out_pem.to_str().unwrap(),
+        ],
+    );
     assert!(verify.ok, "{}", verify.text);
     // The serial as openssl prints it: upper case with colons.
     let serial = run("openssl", &["x509", "-in", out_pem.to_str().unwrap(), "-noout", "-serial"]).text;
     let serial = serial.trim().trim_start_matches("serial=").to_string();
-    let colons: String = serial.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+    let colons: String =
+        serial.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
     let show = cloudca(&["--config", config, "cert", "show", &colons]);
     assert!(show.ok, "{}", show.text);
     assert!(show.text.contains("status:      issued") && show.text.contains("BEGIN CERTIFICATE"), "{}", show.text);
@@ -78,7 +103,17 @@ async fn issue_refuses_a_bad_csr_with_a_data_error_and_writes_nothing() {
     std::fs::write(&csr, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").unwrap();
     let out_pem = ca.path("never.pem");
     let out = Command::new(BIN)
-        .args(["--config", ca.config_path.to_str().unwrap(), "issue", "--profile", "org", "--csr", csr.to_str().unwrap(), "--out", out_pem.to_str().unwrap()])
+        .args([
+            "--config",
+            ca.config_path.to_str().unwrap(),
+            "issue",
+            "--profile",
+            "org",
+            "--csr",
+            csr.to_str().unwrap(),
+            "--out",
+            out_pem.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
@@ -108,7 +143,12 @@ async fn serve_answers_live_ready_and_metrics() {
     assert_eq!(ready.status(), 200);
     assert_eq!(client.get(format!("{metrics}/live")).send().await.unwrap().status(), 200);
     let text = client.get(format!("{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["cloudca_hsm_pool_size 2", "cloudca_hsm_ready 1", "cloudca_hsm_operation_seconds_bucket", "cloudca_hsm_operations_total"] {
+    for name in [
+        "cloudca_hsm_pool_size 2",
+        "cloudca_hsm_ready 1",
+        "cloudca_hsm_operation_seconds_bucket",
+        "cloudca_hsm_operations_total",
+    ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
     let ca_cert = client.get(format!("{public}/ca/org.crt")).send().await.unwrap();

@@ -94,8 +94,13 @@ pub fn make_key(dir: &Path, name: &str, kind: &str) -> PathBuf {
     let path = dir.join(format!("{name}.key"));
     let p = path.to_str().unwrap();
     let out = match kind.split_once(':') {
-        Some(("ec", curve)) => run("openssl", &["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", p]),
-        Some(("rsa", bits)) => run("openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-out", p]),
+        Some(("ec", curve)) => run(
+            "openssl",
+            &["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", p],
+        ),
+        Some(("rsa", bits)) => {
+            run("openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-out", p])
+        }
         _ => run("openssl", &["genpkey", "-algorithm", kind, "-out", p]),
     };
     assert!(out.ok, "{}", out.text);
@@ -141,8 +146,9 @@ pub fn close_all_sessions(slot: u64) {
     // is the module's static table; C_CloseAllSessions takes a plain slot id.
     unsafe {
         let lib = libloading::Library::new(devinit::SOFTHSM2_MODULE).expect("module loads");
-        let get: libloading::Symbol<unsafe extern "C" fn(*mut *mut cryptoki_sys::CK_FUNCTION_LIST) -> cryptoki_sys::CK_RV> =
-            lib.get(b"C_GetFunctionList").expect("C_GetFunctionList");
+        let get: libloading::Symbol<
+            unsafe extern "C" fn(*mut *mut cryptoki_sys::CK_FUNCTION_LIST) -> cryptoki_sys::CK_RV,
+        > = lib.get(b"C_GetFunctionList").expect("C_GetFunctionList");
         let mut list = std::ptr::null_mut();
         assert_eq!(get(&mut list), 0);
         let close = (*list).C_CloseAllSessions.expect("C_CloseAllSessions");
@@ -167,7 +173,11 @@ impl Daemon {
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("daemon starts");
-        let daemon = Daemon { child: Some(child), public: format!("http://{}", ca.config.listeners.public), metrics: format!("http://{}", ca.config.listeners.metrics) };
+        let daemon = Daemon {
+            child: Some(child),
+            public: format!("http://{}", ca.config.listeners.public),
+            metrics: format!("http://{}", ca.config.listeners.metrics),
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Ok(r) = http().get(format!("{}/ready", daemon.metrics)).send().await {
@@ -204,8 +214,12 @@ pub fn http() -> reqwest::Client {
 
 /// Runs the cloudca binary.
 pub fn cloudca(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloudca")).args(args).env("RUST_LOG", "warn").output().expect("binary runs");
-    Output { ok: out.status.success(), text: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)) }
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_cloudca")).args(args).env("RUST_LOG", "warn").output().expect("binary runs");
+    Output {
+        ok: out.status.success(),
+        text: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    }
 }
 
 /// Issues a certificate through the CLI; returns (certificate path, serial as openssl prints it).
@@ -214,16 +228,31 @@ pub fn issue_cli(ca: &TestCa, name: &str, profile: &str, subject: &str) -> (Path
     make_csr(ca.dir.path(), name, &key, subject);
     let cert = ca.path(&format!("{name}.pem"));
     let csr = ca.path(&format!("{name}.csr"));
-    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "issue", "--profile", profile, "--csr", csr.to_str().unwrap(), "--out", cert.to_str().unwrap()]);
+    let out = cloudca(&[
+        "--config",
+        ca.config_path.to_str().unwrap(),
+        "issue",
+        "--profile",
+        profile,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
     assert!(out.ok, "{}", out.text);
-    let serial = run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]).text.trim().trim_start_matches("serial=").to_string();
+    let serial = run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"])
+        .text
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
     (cert, serial)
 }
 
 /// The issuing CA and root in one file, for `-CAfile`.
 pub fn bundle(ca: &TestCa, issuer: &str) -> PathBuf {
     let path = ca.path(&format!("bundle-{issuer}.pem"));
-    let text = std::fs::read_to_string(ca.ca_pem("root")).unwrap() + &std::fs::read_to_string(ca.ca_pem(issuer)).unwrap();
+    let text =
+        std::fs::read_to_string(ca.ca_pem("root")).unwrap() + &std::fs::read_to_string(ca.ca_pem(issuer)).unwrap();
     std::fs::write(&path, text).unwrap();
     path
 }

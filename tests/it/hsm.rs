@@ -84,7 +84,9 @@ async fn losing_every_session_is_survived_without_a_restart() {
     let before = cloudca::metrics::get().hsm_rebuilds.get();
     close_all_sessions(instance.hsm.slot_id());
     let deadline = Instant::now() + Duration::from_secs(15);
-    while cloudca::metrics::get().hsm_rebuilds.get() == before || instance.readiness().await != cloudca::daemon::Readiness::Ready {
+    while cloudca::metrics::get().hsm_rebuilds.get() == before
+        || instance.readiness().await != cloudca::daemon::Readiness::Ready
+    {
         assert!(Instant::now() < deadline, "the pool did not rebuild while idle");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -7,7 +7,9 @@ use cloudca::ca::CaError;
 async fn issued_certificates_verify_with_openssl_and_pass_pkilint() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
-    for (profile, subject, key) in [("org", ORG_SUBJECT, "ec:P-256"), ("personal", PERSONAL_SUBJECT, "rsa:2048"), ("org", ORG_SUBJECT, "ec:P-384")] {
+    for (profile, subject, key) in
+        [("org", ORG_SUBJECT, "ec:P-256"), ("personal", PERSONAL_SUBJECT, "rsa:2048"), ("org", ORG_SUBJECT, "ec:P-384")]
+    {
         let key = make_key(ca.dir.path(), profile, key);
         let csr = make_csr(ca.dir.path(), profile, &key, subject);
         let issued = instance.issuance.issue(profile, &csr, "test").await.expect("issued");
@@ -17,7 +19,17 @@ async fn issued_certificates_verify_with_openssl_and_pass_pkilint() {
         let pems: String = issued.chain.iter().map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.clone()))).collect();
         std::fs::write(&chain, pems).unwrap();
         let root = ca.ca_pem("root");
-        let out = run("openssl", &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", chain.to_str().unwrap(), cert.to_str().unwrap()]);
+        let out = run(
+            "openssl",
+            &[
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                chain.to_str().unwrap(),
+                cert.to_str().unwrap(),
+            ],
+        );
         assert!(out.ok, "openssl verify: {}", out.text);
         assert_eq!(pkilint_cert(&cert), "", "pkilint findings on {profile} certificate");
         // The certificate says what the profile says.
@@ -51,7 +63,24 @@ async fn pkilint_does_report_a_certificate_outside_the_rules() {
     let ca = TestCa::new().await;
     let key = make_key(ca.dir.path(), "bad", "ec:P-256");
     let bad = ca.path("bad.pem");
-    let out = run("openssl", &["req", "-x509", "-new", "-key", key.to_str().unwrap(), "-subj", "/CN=x", "-days", "1", "-set_serial", "0", "-out", bad.to_str().unwrap()]);
+    let out = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            key.to_str().unwrap(),
+            "-subj",
+            "/CN=x",
+            "-days",
+            "1",
+            "-set_serial",
+            "0",
+            "-out",
+            bad.to_str().unwrap(),
+        ],
+    );
     assert!(out.ok, "{}", out.text);
     assert_ne!(pkilint_cert(&bad), "", "a zero serial must be reported");
 }
@@ -75,13 +104,43 @@ async fn bad_requests_are_refused_with_a_clear_message_and_store_nothing() {
         ("org", pem_to_der(&good)[..40].to_vec(), "malformed CSR", "truncated DER"),
         ("org", tampered_signature(&good), "signature does not verify", "bad signature"),
         ("org", make_csr(dir, "ed", &make_key(dir, "ed", "ed25519"), ORG_SUBJECT), "not supported", "ed25519 key"),
-        ("org", make_csr(dir, "rsa1k", &make_key(dir, "rsa1k", "rsa:1024"), ORG_SUBJECT), "rsa-1024 keys are not allowed", "RSA-1024"),
+        (
+            "org",
+            make_csr(dir, "rsa1k", &make_key(dir, "rsa1k", "rsa:1024"), ORG_SUBJECT),
+            "rsa-1024 keys are not allowed",
+            "RSA-1024",
+        ),
         ("org", make_csr(dir, "noorg", &p256, "/C=CN/CN=x/serialNumber=91350100M000100Y43"), "missing O", "missing O"),
-        ("org", make_csr(dir, "badcc", &p256, "/C=CN/O=o/CN=x/serialNumber=91350100M000100Y44"), "check digit", "bad credit code"),
-        ("personal", make_csr(dir, "badid", &p256, "/C=CN/CN=x/serialNumber=110105194912310021"), "check digit", "bad resident ID"),
-        ("personal", make_csr(dir, "date", &p256, "/C=CN/CN=x/serialNumber=110105194902301234"), "not a real date", "bad birth date"),
-        ("org", make_csr(dir, "us", &p256, "/C=US/O=o/CN=x/serialNumber=91350100M000100Y43"), "C must be \"CN\"", "wrong country"),
-        ("org", make_csr(dir, "extra", &p256, "/C=CN/O=o/OU=u/CN=x/serialNumber=91350100M000100Y43"), "OU is not allowed", "extra attribute"),
+        (
+            "org",
+            make_csr(dir, "badcc", &p256, "/C=CN/O=o/CN=x/serialNumber=91350100M000100Y44"),
+            "check digit",
+            "bad credit code",
+        ),
+        (
+            "personal",
+            make_csr(dir, "badid", &p256, "/C=CN/CN=x/serialNumber=110105194912310021"),
+            "check digit",
+            "bad resident ID",
+        ),
+        (
+            "personal",
+            make_csr(dir, "date", &p256, "/C=CN/CN=x/serialNumber=110105194902301234"),
+            "not a real date",
+            "bad birth date",
+        ),
+        (
+            "org",
+            make_csr(dir, "us", &p256, "/C=US/O=o/CN=x/serialNumber=91350100M000100Y43"),
+            "C must be \"CN\"",
+            "wrong country",
+        ),
+        (
+            "org",
+            make_csr(dir, "extra", &p256, "/C=CN/O=o/OU=u/CN=x/serialNumber=91350100M000100Y43"),
+            "OU is not allowed",
+            "extra attribute",
+        ),
         ("nope", good.clone(), "unknown profile", "unknown profile"),
     ];
     for (profile, csr, expected, what) in cases {

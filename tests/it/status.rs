@@ -12,7 +12,17 @@ fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) ->
     let issuer = ca.ca_pem("org");
     let bundle = bundle(ca, "org");
     let url = format!("{}/ocsp/org", daemon.public);
-    let mut args = vec!["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-url", &url, "-CAfile", bundle.to_str().unwrap()];
+    let mut args = vec![
+        "ocsp",
+        "-issuer",
+        issuer.to_str().unwrap(),
+        "-cert",
+        cert.to_str().unwrap(),
+        "-url",
+        &url,
+        "-CAfile",
+        bundle.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     run("openssl", &args)
 }
@@ -43,7 +53,15 @@ async fn ocsp_reports_good_then_revoked_with_its_reason() {
     assert!(!out.text.contains("WARNING"), "nonce must be echoed: {}", out.text);
 
     // Revoked from another process (the CLI): the daemon serves it within the bound.
-    let revoked = cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    let revoked = cloudca(&[
+        "--config",
+        ca.config_path.to_str().unwrap(),
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "keyCompromise",
+    ]);
     assert!(revoked.ok, "{}", revoked.text);
     let out = wait_for_ocsp(&ca, &daemon, &cert, ": revoked").await;
     assert!(out.text.contains("Response verify OK") && out.text.contains("Reason: keyCompromise"), "{}", out.text);
@@ -53,9 +71,32 @@ async fn ocsp_reports_good_then_revoked_with_its_reason() {
     // GET, plain base64 and URL-encoded, verified by openssl from the saved response.
     let req = ca.path("req.der");
     let issuer = ca.ca_pem("org");
-    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-no_nonce", "-reqout", req.to_str().unwrap()]).ok);
+    assert!(
+        run(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                issuer.to_str().unwrap(),
+                "-cert",
+                cert.to_str().unwrap(),
+                "-no_nonce",
+                "-reqout",
+                req.to_str().unwrap()
+            ]
+        )
+        .ok
+    );
     let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&req).unwrap());
-    let encoded: String = b64.chars().map(|c| match c { '+' => "%2B".to_string(), '/' => "%2F".to_string(), '=' => "%3D".to_string(), c => c.to_string() }).collect();
+    let encoded: String = b64
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".to_string(),
+            '/' => "%2F".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
     for path in [b64.clone(), encoded] {
         let response = http().get(format!("{}/ocsp/org/{path}", daemon.public)).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -68,10 +109,31 @@ async fn ocsp_reports_good_then_revoked_with_its_reason() {
         let resp = ca.path("get.der");
         std::fs::write(&resp, response.bytes().await.unwrap()).unwrap();
         let bundle = bundle(&ca, "org");
-        let out = run("openssl", &["ocsp", "-respin", resp.to_str().unwrap(), "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-CAfile", bundle.to_str().unwrap(), "-verify_other", issuer.to_str().unwrap(), "-no_nonce"]);
+        let out = run(
+            "openssl",
+            &[
+                "ocsp",
+                "-respin",
+                resp.to_str().unwrap(),
+                "-issuer",
+                issuer.to_str().unwrap(),
+                "-cert",
+                cert.to_str().unwrap(),
+                "-CAfile",
+                bundle.to_str().unwrap(),
+                "-verify_other",
+                issuer.to_str().unwrap(),
+                "-no_nonce",
+            ],
+        );
         assert!(out.text.contains("Response verify OK") && out.text.contains(": revoked"), "{}", out.text);
         // A conditional GET with the ETag is answered 304.
-        let again = http().get(format!("{}/ocsp/org/{path}", daemon.public)).header("if-none-match", h["etag"].clone()).send().await.unwrap();
+        let again = http()
+            .get(format!("{}/ocsp/org/{path}", daemon.public))
+            .header("if-none-match", h["etag"].clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 304);
     }
 }
@@ -82,7 +144,18 @@ async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
     let _daemon = Daemon::start(&ca).await;
     let (good, _) = issue_cli(&ca, "good", "org", ORG_SUBJECT);
     let (bad, bad_serial) = issue_cli(&ca, "bad", "org", ORG_SUBJECT);
-    assert!(cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &bad_serial, "--reason", "superseded"]).ok);
+    assert!(
+        cloudca(&[
+            "--config",
+            ca.config_path.to_str().unwrap(),
+            "revoke",
+            "--serial",
+            &bad_serial,
+            "--reason",
+            "superseded"
+        ])
+        .ok
+    );
     // The URL exactly as written in the certificate.
     let text = run("openssl", &["x509", "-in", bad.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
     let url = text.lines().find_map(|l| l.trim().strip_prefix("URI:")).expect("CDP URI").to_string();
@@ -92,7 +165,9 @@ async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/pkix-crl");
         let der = response.bytes().await.unwrap().to_vec();
-        let listed = run("openssl", &["crl", "-inform", "DER", "-noout", "-text", "-in", &write_tmp(&ca, "probe.crl", &der)]).text;
+        let listed =
+            run("openssl", &["crl", "-inform", "DER", "-noout", "-text", "-in", &write_tmp(&ca, "probe.crl", &der)])
+                .text;
         if listed.contains(&bad_serial) {
             break der;
         }
@@ -102,21 +177,48 @@ async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
     let crl_pem = ca.path("org.crl.pem");
     write_pem(&crl_pem, "X509 CRL", &crl_der);
     let bundle = bundle(&ca, "org");
-    let verify = |cert: &std::path::Path| run("openssl", &["verify", "-crl_check", "-CAfile", bundle.to_str().unwrap(), "-CRLfile", crl_pem.to_str().unwrap(), cert.to_str().unwrap()]);
+    let verify = |cert: &std::path::Path| {
+        run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                bundle.to_str().unwrap(),
+                "-CRLfile",
+                crl_pem.to_str().unwrap(),
+                cert.to_str().unwrap(),
+            ],
+        )
+    };
     let out = verify(&bad);
     assert!(!out.ok && out.text.contains("certificate revoked"), "{}", out.text);
     let out = verify(&good);
     assert!(out.ok, "{}", out.text);
     // The whole chain with CRLs: the issuing CA's CDP names the root's CRL, which is served too.
-    let ca_cdp = run("openssl", &["x509", "-in", ca.ca_pem("org").to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
+    let ca_cdp =
+        run("openssl", &["x509", "-in", ca.ca_pem("org").to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"])
+            .text;
     let root_url = ca_cdp.lines().find_map(|l| l.trim().strip_prefix("URI:")).expect("issuing CA CDP").to_string();
     let root_crl = http().get(&root_url).send().await.unwrap();
     assert_eq!(root_crl.status(), 200, "{root_url}");
     let root_der = root_crl.bytes().await.unwrap().to_vec();
     let both = ca.path("both.crl.pem");
-    let text = pem::encode(&pem::Pem::new("X509 CRL", crl_der.clone())) + &pem::encode(&pem::Pem::new("X509 CRL", root_der.clone()));
+    let text = pem::encode(&pem::Pem::new("X509 CRL", crl_der.clone()))
+        + &pem::encode(&pem::Pem::new("X509 CRL", root_der.clone()));
     std::fs::write(&both, text).unwrap();
-    let out = run("openssl", &["verify", "-crl_check_all", "-CAfile", bundle.to_str().unwrap(), "-CRLfile", both.to_str().unwrap(), good.to_str().unwrap()]);
+    let out = run(
+        "openssl",
+        &[
+            "verify",
+            "-crl_check_all",
+            "-CAfile",
+            bundle.to_str().unwrap(),
+            "-CRLfile",
+            both.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ],
+    );
     assert!(out.ok, "{}", out.text);
     let root_file = write_tmp(&ca, "root.crl", &root_der);
     let lint = run("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX", &root_file]);
@@ -140,7 +242,18 @@ async fn pkilint_accepts_good_and_revoked_ocsp_responses() {
     let (cert, serial) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
     for (status, expected) in [(None, ": good"), (Some("cessationOfOperation"), ": revoked")] {
         if let Some(reason) = status {
-            assert!(cloudca(&["--config", ca.config_path.to_str().unwrap(), "revoke", "--serial", &serial, "--reason", reason]).ok);
+            assert!(
+                cloudca(&[
+                    "--config",
+                    ca.config_path.to_str().unwrap(),
+                    "revoke",
+                    "--serial",
+                    &serial,
+                    "--reason",
+                    reason
+                ])
+                .ok
+            );
             wait_for_ocsp(&ca, &daemon, &cert, expected).await;
         }
         let resp = ca.path("resp.der");
@@ -166,9 +279,25 @@ async fn bad_ocsp_requests_get_clear_answers_and_change_nothing() {
     // Garbage and truncated DER: malformedRequest.
     let req = ca.path("req.der");
     let issuer = ca.ca_pem("org");
-    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-cert", cert.to_str().unwrap(), "-reqout", req.to_str().unwrap()]).ok);
+    assert!(
+        run(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                issuer.to_str().unwrap(),
+                "-cert",
+                cert.to_str().unwrap(),
+                "-reqout",
+                req.to_str().unwrap()
+            ]
+        )
+        .ok
+    );
     let good_request = std::fs::read(&req).unwrap();
-    for body in [b"garbage".to_vec(), good_request[..good_request.len() / 2].to_vec(), [good_request.clone(), vec![0]].concat()] {
+    for body in
+        [b"garbage".to_vec(), good_request[..good_request.len() / 2].to_vec(), [good_request.clone(), vec![0]].concat()]
+    {
         let r = post(body, "application/ocsp-request").await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.bytes().await.unwrap().as_ref(), MALFORMED);
@@ -182,16 +311,49 @@ async fn bad_ocsp_requests_get_clear_answers_and_change_nothing() {
     // An issuer we do not serve: unauthorized.
     let root = ca.ca_pem("root");
     let req2 = ca.path("req2.der");
-    assert!(run("openssl", &["ocsp", "-issuer", root.to_str().unwrap(), "-serial", "0x1234", "-reqout", req2.to_str().unwrap()]).ok);
+    assert!(
+        run(
+            "openssl",
+            &["ocsp", "-issuer", root.to_str().unwrap(), "-serial", "0x1234", "-reqout", req2.to_str().unwrap()]
+        )
+        .ok
+    );
     let r = post(std::fs::read(&req2).unwrap(), "application/ocsp-request").await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), UNAUTHORIZED);
     // An unknown serial of a CA we serve: a signed "unknown".
     let bundle = bundle(&ca, "org");
-    let out = run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", "0x0123456789abcdef", "-url", &url, "-CAfile", bundle.to_str().unwrap()]);
+    let out = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-serial",
+            "0x0123456789abcdef",
+            "-url",
+            &url,
+            "-CAfile",
+            bundle.to_str().unwrap(),
+        ],
+    );
     assert!(out.text.contains("Response verify OK") && out.text.contains(": unknown"), "{}", out.text);
     // A serial another issuing CA issued, asked of this one: unknown, not its real status.
     let (_, personal_serial) = issue_cli(&ca, "pp", "personal", PERSONAL_SUBJECT);
-    let out = run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", &format!("0x{personal_serial}"), "-url", &url, "-CAfile", bundle.to_str().unwrap(), "-no_nonce"]);
+    let out = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-serial",
+            &format!("0x{personal_serial}"),
+            "-url",
+            &url,
+            "-CAfile",
+            bundle.to_str().unwrap(),
+            "-no_nonce",
+        ],
+    );
     assert!(out.text.contains(": unknown"), "{}", out.text);
     // Nothing was revoked or changed by any of it.
     let instance = ca.open().await;
@@ -207,13 +369,21 @@ async fn revoking_twice_is_idempotent_and_unknown_serials_are_clear_errors() {
     let csr = make_csr(ca.dir.path(), "c", &key, PERSONAL_SUBJECT);
     let issued = instance.issuance.issue("personal", &csr, "test").await.unwrap();
     let colons = issued.serial.to_uppercase();
-    assert_eq!(instance.status.revoke(&colons, RevocationReason::PrivilegeWithdrawn, None, "test").await.unwrap(), Revocation::Revoked);
+    assert_eq!(
+        instance.status.revoke(&colons, RevocationReason::PrivilegeWithdrawn, None, "test").await.unwrap(),
+        Revocation::Revoked
+    );
     match instance.status.revoke(&issued.serial, RevocationReason::KeyCompromise, None, "test").await.unwrap() {
-        Revocation::AlreadyRevoked { reason, .. } => assert_eq!(reason, RevocationReason::PrivilegeWithdrawn, "the first reason stands"),
+        Revocation::AlreadyRevoked { reason, .. } => {
+            assert_eq!(reason, RevocationReason::PrivilegeWithdrawn, "the first reason stands")
+        }
         other => panic!("expected AlreadyRevoked, got {other:?}"),
     }
     let err = instance.status.revoke("abcdef0123", RevocationReason::Superseded, None, "test").await.unwrap_err();
-    assert!(matches!(err, StatusError::UnknownSerial(_)) && err.to_string().contains("no certificate with serial"), "{err}");
+    assert!(
+        matches!(err, StatusError::UnknownSerial(_)) && err.to_string().contains("no certificate with serial"),
+        "{err}"
+    );
     let err = instance.status.revoke("xyz", RevocationReason::Superseded, None, "test").await.unwrap_err();
     assert!(matches!(err, StatusError::BadSerial(_)), "{err}");
     assert_eq!(instance.store.count_audit_events("certificate.revoked").await.unwrap(), 1);
@@ -239,8 +409,10 @@ async fn partitioned_crls_list_every_revoked_serial_exactly_once_where_its_cdp_p
         let issued = instance.issuance.issue("org", &csr, "test").await.unwrap();
         let cert = ca.path("p.pem");
         write_pem(&cert, "CERTIFICATE", &issued.der);
-        let cdp = run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
-        let file = cdp.lines().find_map(|l| l.trim().strip_prefix("URI:")).unwrap().rsplit('/').next().unwrap().to_string();
+        let cdp =
+            run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"]).text;
+        let file =
+            cdp.lines().find_map(|l| l.trim().strip_prefix("URI:")).unwrap().rsplit('/').next().unwrap().to_string();
         instance.status.revoke(&issued.serial, RevocationReason::Superseded, None, "test").await.unwrap();
         expected.insert(issued.serial.to_uppercase(), file);
     }
@@ -249,7 +421,10 @@ async fn partitioned_crls_list_every_revoked_serial_exactly_once_where_its_cdp_p
         let crl = instance.status.build_crl("org", shard).await.unwrap();
         let path = write_tmp(&ca, &format!("org-{shard}.crl"), &crl.der);
         let text = run("openssl", &["crl", "-inform", "DER", "-noout", "-text", "-in", &path]).text;
-        assert!(text.contains("Issuing Distribution Point: critical") && text.contains(&format!("/crl/org-{shard}.crl")), "{text}");
+        assert!(
+            text.contains("Issuing Distribution Point: critical") && text.contains(&format!("/crl/org-{shard}.crl")),
+            "{text}"
+        );
         for (serial, file) in &expected {
             if text.contains(&format!("Serial Number: {serial}")) {
                 assert_eq!(file, &format!("org-{shard}.crl"), "{serial} listed on a CRL its CDP does not name");
@@ -287,21 +462,54 @@ async fn with_the_hsm_down_pre_signed_responses_are_still_served_and_readiness_i
     }
     instance.hsm.dangerous_suspend(true);
 
-    let ready: serde_json::Value = serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    let ready: serde_json::Value =
+        serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap())
+            .unwrap();
     assert_eq!(ready["status"], "degraded", "{ready}");
     let daemon = Daemon::detached(public.clone(), metrics.clone());
     let out = ocsp(&ca, &daemon, &cert, &["-no_nonce"]);
-    assert!(out.text.contains("Response verify OK") && out.text.contains(": good"), "pre-signed answer still served: {}", out.text);
-    assert_eq!(http().get(format!("{public}/crl/org.crl")).send().await.unwrap().status(), 200, "the current CRL is still served");
+    assert!(
+        out.text.contains("Response verify OK") && out.text.contains(": good"),
+        "pre-signed answer still served: {}",
+        out.text
+    );
+    assert_eq!(
+        http().get(format!("{public}/crl/org.crl")).send().await.unwrap().status(),
+        200,
+        "the current CRL is still served"
+    );
     // Something that needs a signature now gets tryLater, never a wrong answer.
     let issuer = ca.ca_pem("org");
     let req = ca.path("unknown.der");
-    assert!(run("openssl", &["ocsp", "-issuer", issuer.to_str().unwrap(), "-serial", "0x0badbeef", "-no_nonce", "-reqout", req.to_str().unwrap()]).ok);
-    let r = http().post(format!("{public}/ocsp/org")).header("content-type", "application/ocsp-request").body(std::fs::read(&req).unwrap()).send().await.unwrap();
+    assert!(
+        run(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                issuer.to_str().unwrap(),
+                "-serial",
+                "0x0badbeef",
+                "-no_nonce",
+                "-reqout",
+                req.to_str().unwrap()
+            ]
+        )
+        .ok
+    );
+    let r = http()
+        .post(format!("{public}/ocsp/org"))
+        .header("content-type", "application/ocsp-request")
+        .body(std::fs::read(&req).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), &[0x30, 0x03, 0x0a, 0x01, 0x03], "tryLater");
 
     instance.hsm.dangerous_suspend(false);
-    let ready: serde_json::Value = serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    let ready: serde_json::Value =
+        serde_json::from_slice(&http().get(format!("{metrics}/ready")).send().await.unwrap().bytes().await.unwrap())
+            .unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     let _ = stop.send(());
     served.await.unwrap().unwrap();

@@ -8,7 +8,8 @@ async fn a_reserved_serial_cannot_be_reserved_twice() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
     let writer = instance.store.writer(16);
-    let reservation = Reservation { serial: "0102030405060708".into(), issuer: "org".into(), profile: "org".into(), reserved_at: 0 };
+    let reservation =
+        Reservation { serial: "0102030405060708".into(), issuer: "org".into(), profile: "org".into(), reserved_at: 0 };
     writer.write(Write::Reserve(reservation.clone())).await.unwrap();
     // Batched with a good write, the duplicate fails alone and the good one still lands.
     let other = Reservation { serial: "0a0b".into(), ..reservation.clone() };
@@ -35,7 +36,13 @@ async fn a_certificate_without_a_reserved_serial_is_refused_and_its_audit_event_
         fingerprint: "00".into(),
         crl_shard: 0,
     };
-    let audit = AuditRecord { at: 0, kind: "certificate.issued".into(), actor: "test".into(), serial: Some("0badc0de".into()), detail: "{}".into() };
+    let audit = AuditRecord {
+        at: 0,
+        kind: "certificate.issued".into(),
+        actor: "test".into(),
+        serial: Some("0badc0de".into()),
+        detail: "{}".into(),
+    };
     let err = writer.write(Write::Issue { certificate, audit }).await.expect_err("no reservation");
     assert!(matches!(err, StoreError::NotReserved), "{err:?}");
     assert_eq!(instance.store.count_certificates("issued").await.unwrap(), 0);

@@ -43,7 +43,14 @@ impl Cached {
     /// Wraps a stored response.
     pub fn new(record: OcspRecord, loaded_at: i64) -> Self {
         let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&record.der)[..16]));
-        Cached { der: Bytes::from(record.der), this_update: record.this_update, next_update: record.next_update, etag, issuer: record.issuer, loaded_at }
+        Cached {
+            der: Bytes::from(record.der),
+            this_update: record.this_update,
+            next_update: record.next_update,
+            etag,
+            issuer: record.issuer,
+            loaded_at,
+        }
     }
 }
 
@@ -59,7 +66,13 @@ pub enum Answer {
 }
 
 /// Signs a response with the issuer's delegated responder key.
-pub async fn sign(hsm: &HsmPool, issuer: &IssuerKeys, produced_at: OffsetDateTime, singles: &[Single<'_>], nonce: Option<&[u8]>) -> Result<Vec<u8>, HsmError> {
+pub async fn sign(
+    hsm: &HsmPool,
+    issuer: &IssuerKeys,
+    produced_at: OffsetDateTime,
+    singles: &[Single<'_>],
+    nonce: Option<&[u8]>,
+) -> Result<Vec<u8>, HsmError> {
     let tbs = response::response_data(&issuer.responder_key_hash, produced_at, singles, nonce);
     let algorithm_id = issuer.responder_algorithm.signature_algorithm_der();
     let signature = hsm.sign(&issuer.responder_label, issuer.responder_algorithm, &tbs).await?;
@@ -141,7 +154,12 @@ impl StatusService {
         Ok(self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial).cloned())
     }
 
-    async fn sign_fresh(&self, issuer: &IssuerKeys, certs: &[CertId], nonce: Option<&[u8]>) -> Result<Vec<u8>, StatusError> {
+    async fn sign_fresh(
+        &self,
+        issuer: &IssuerKeys,
+        certs: &[CertId],
+        nonce: Option<&[u8]>,
+    ) -> Result<Vec<u8>, StatusError> {
         let now = self.inner.clock.now();
         let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
         let mut statuses = Vec::with_capacity(certs.len());

@@ -65,14 +65,21 @@ pub fn cert_id_sha1(name_hash: &[u8], key_hash: &[u8], serial: &[u8]) -> Vec<u8>
 }
 
 /// ResponseData: responder by key hash, producedAt, the single responses, and the nonce echo.
-pub fn response_data(responder_key_hash: &[u8], produced_at: OffsetDateTime, singles: &[Single<'_>], nonce_extension: Option<&[u8]>) -> Vec<u8> {
+pub fn response_data(
+    responder_key_hash: &[u8],
+    produced_at: OffsetDateTime,
+    singles: &[Single<'_>],
+    nonce_extension: Option<&[u8]>,
+) -> Vec<u8> {
     let responder = asn1::context(2, true, &asn1::tlv(tag::OCTET_STRING, responder_key_hash));
     let encoded: Vec<Vec<u8>> = singles.iter().map(single).collect();
     let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
     let responses = asn1::sequence(&refs);
     let produced = asn1::generalized_time(produced_at);
     match nonce_extension {
-        Some(nonce) => asn1::sequence(&[&responder, &produced, &responses, &asn1::context(1, true, &asn1::sequence(&[nonce]))]),
+        Some(nonce) => {
+            asn1::sequence(&[&responder, &produced, &responses, &asn1::context(1, true, &asn1::sequence(&[nonce]))])
+        }
         None => asn1::sequence(&[&responder, &produced, &responses]),
     }
 }
