@@ -159,3 +159,50 @@ async fn serve_answers_live_ready_and_metrics() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_outside_the_window_is_a_data_error_and_reissue_replaces_the_certificate() {
+    let ca = TestCa::new().await;
+    let config = ca.config_path.to_str().unwrap();
+    let (_, serial) = issue_cli(&ca, "old", "personal", PERSONAL_SUBJECT);
+    let out_pem = ca.path("renewed.pem");
+    let out = Command::new(BIN)
+        .args(["--config", config, "renew", "--serial", &serial, "--out", out_pem.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("renewal window opens on"));
+    assert!(!out_pem.exists());
+
+    let key = make_key(ca.dir.path(), "new", "ec:P-384");
+    make_csr(ca.dir.path(), "new", &key, PERSONAL_SUBJECT);
+    let (csr, new_pem, chain) = (ca.path("new.csr"), ca.path("new.pem"), ca.path("chain.pem"));
+    let out = cloudca(&[
+        "--config",
+        config,
+        "reissue",
+        "--serial",
+        &serial,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--out",
+        new_pem.to_str().unwrap(),
+        "--chain-out",
+        chain.to_str().unwrap(),
+    ]);
+    assert!(out.ok, "{}", out.text);
+    let verify = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.ca_pem("root").to_str().unwrap(),
+            "-untrusted",
+            chain.to_str().unwrap(),
+            new_pem.to_str().unwrap(),
+        ],
+    );
+    assert!(verify.ok, "{}", verify.text);
+    let show = cloudca(&["--config", config, "cert", "show", &serial]);
+    assert!(show.text.contains("status:      revoked"), "{}", show.text);
+}

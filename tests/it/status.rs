@@ -514,3 +514,49 @@ async fn with_the_hsm_down_pre_signed_responses_are_still_served_and_readiness_i
     let _ = stop.send(());
     served.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_about_several_certificates_gets_every_status() {
+    let ca = TestCa::new().await;
+    let daemon = Daemon::start(&ca).await;
+    let (first, _) = issue_cli(&ca, "one", "org", ORG_SUBJECT);
+    let (second, second_serial) = issue_cli(&ca, "two", "org", ORG_SUBJECT);
+    assert!(
+        cloudca(&[
+            "--config",
+            ca.config_path.to_str().unwrap(),
+            "revoke",
+            "--serial",
+            &second_serial,
+            "--reason",
+            "affiliationChanged"
+        ])
+        .ok
+    );
+    let issuer = ca.ca_pem("org");
+    let bundle = bundle(&ca, "org");
+    let url = format!("{}/ocsp/org", daemon.public);
+    let out = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-cert",
+            first.to_str().unwrap(),
+            "-cert",
+            second.to_str().unwrap(),
+            "-url",
+            &url,
+            "-CAfile",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.text.contains("Response verify OK"), "{}", out.text);
+    assert!(out.text.contains(&format!("{}: good", first.display())), "{}", out.text);
+    assert!(
+        out.text.contains(&format!("{}: revoked", second.display())) && out.text.contains("Reason: affiliationChanged"),
+        "{}",
+        out.text
+    );
+}
