@@ -1,6 +1,7 @@
 //! The `cloudca` command line. Names here are a contract operators' scripts rely on; one file
 //! per subcommand. `anyhow` gives context at this edge; the library below keeps typed errors.
 
+mod audit;
 mod ceremony;
 mod cert;
 mod config_check;
@@ -65,6 +66,11 @@ enum Command {
     Reissue(lifecycle::ReissueArgs),
     /// Build and write the current CRL of an issuing CA.
     Crl(crl::Args),
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        action: audit::Action,
+    },
     /// Run the daemon.
     Serve,
 }
@@ -104,7 +110,7 @@ impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
         let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
             EX_CONFIG
-        } else if is_bad_input(&error) {
+        } else if is_bad_input(&error) || error.downcast_ref::<audit::AuditBroken>().is_some() {
             EX_DATAERR
         } else if error.downcast_ref::<crate::daemon::StartError>().is_some() {
             EX_UNAVAILABLE
@@ -144,6 +150,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Change(args) => Ok(lifecycle::run(lifecycle::Flow::Change(args), load(cli.config.as_deref())?)?),
         Command::Reissue(args) => Ok(lifecycle::run(lifecycle::Flow::Reissue(args), load(cli.config.as_deref())?)?),
         Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
+        Command::Audit { action } => Ok(audit::run(action, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
     }
 }

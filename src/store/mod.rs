@@ -3,6 +3,7 @@
 //! `$n` placeholders, which both backends accept. Row types live here, separate from domain
 //! types; nothing outside this module writes SQL.
 
+pub mod audit;
 mod authorities;
 mod certificates;
 mod migrations;

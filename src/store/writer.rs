@@ -6,7 +6,7 @@
 //! If a batch fails (say one serial collides), the batch is rolled back and its writes are
 //! replayed one transaction each, so one bad write never fails its neighbours.
 
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{NewCertificate, Reservation, StoreError};
@@ -181,16 +181,46 @@ async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCer
     Ok(())
 }
 
-/// Appends audit events inside a transaction (shared by every writer of audit rows).
+/// Appends audit events inside a transaction, extending the hash chain (shared by every
+/// writer of audit rows). The head row is updated first: that write takes the lock that keeps
+/// concurrent appenders, in this process or another, from forking the chain.
 pub(super) async fn insert_audits(
     tx: &mut Transaction<'static, Any>,
     rows: &[&AuditRecord],
 ) -> Result<(), sqlx::Error> {
-    let sql =
-        format!("INSERT INTO audit_events (at, kind, actor, serial, detail) VALUES {}", values(rows.len(), 5, ""));
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(rows.len() as i64)
+        .fetch_one(&mut **tx)
+        .await?;
+    let last_seq: i64 = head.try_get("seq")?;
+    let mut prev: String = head.try_get("hash")?;
+    let first_seq = last_seq - rows.len() as i64 + 1;
+    let mut chained = Vec::with_capacity(rows.len());
+    for (i, a) in rows.iter().enumerate() {
+        let seq = first_seq + i as i64;
+        let hash = super::audit::entry_hash(seq, a, &prev);
+        chained.push((seq, prev.clone(), hash.clone()));
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev).execute(&mut **tx).await?;
+    let sql = format!(
+        "INSERT INTO audit_events (seq, at, kind, actor, serial, detail, prev_hash, hash) VALUES {}",
+        values(rows.len(), 8, "")
+    );
     let mut q = sqlx::query(&sql);
-    for a in rows {
-        q = q.bind(a.at).bind(&a.kind).bind(&a.actor).bind(&a.serial).bind(&a.detail);
+    for (a, (seq, prev_hash, hash)) in rows.iter().zip(chained) {
+        q = q
+            .bind(seq)
+            .bind(a.at)
+            .bind(&a.kind)
+            .bind(&a.actor)
+            .bind(&a.serial)
+            .bind(&a.detail)
+            .bind(prev_hash)
+            .bind(hash);
     }
     q.execute(&mut **tx).await?;
     Ok(())

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod audit;
 mod ceremony;
 mod cli;
 mod hsm;

@@ -38,13 +38,26 @@ CREATE TABLE certificates (
 CREATE INDEX certificates_identifier ON certificates (identifier);
 CREATE INDEX certificates_not_after ON certificates (not_after);
 
--- Security-relevant events, append-only.
+-- Security-relevant events, append-only and hash-chained: each row carries the SHA-256 of the
+-- previous one, so `cloudca audit verify` finds an edited, deleted, inserted or reordered row.
 CREATE TABLE audit_events (
-    id      {autoid},
-    at      BIGINT NOT NULL,                -- unix milliseconds
-    kind    TEXT NOT NULL,                  -- e.g. certificate.issued
-    actor   TEXT NOT NULL,                  -- cli, daemon, or an operator identity
-    serial  TEXT,
-    detail  TEXT NOT NULL                   -- JSON
+    id        {autoid},
+    seq       BIGINT NOT NULL UNIQUE,       -- 1, 2, 3, ... without gaps
+    at        BIGINT NOT NULL,              -- unix milliseconds
+    kind      TEXT NOT NULL,                -- the action, e.g. certificate.issued
+    actor     TEXT NOT NULL,                -- cli, daemon, or an operator identity
+    serial    TEXT,                         -- the object
+    detail    TEXT NOT NULL,                -- JSON, never a secret
+    prev_hash TEXT NOT NULL,                -- hash of entry seq - 1 (64 zeros for the first)
+    hash      TEXT NOT NULL                 -- SHA-256 over this entry and prev_hash
 );
 CREATE INDEX audit_events_kind ON audit_events (kind);
+
+-- The head of the chain. Appending updates this row first, which serialises appenders across
+-- processes (SQLite write lock, PostgreSQL row lock) so the chain never forks.
+CREATE TABLE audit_head (
+    id   BIGINT PRIMARY KEY,
+    seq  BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

@@ -1,0 +1,88 @@
+//! The hash-chained audit log: `audit verify` names the first tampered entry.
+
+use crate::common::*;
+
+fn verify(ca: &TestCa) -> Output {
+    cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"])
+}
+
+/// A CA with a few audited events (ceremony, issuance, revocation), and a raw connection.
+async fn audited_ca() -> (TestCa, sqlx::AnyPool) {
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let key = make_key(ca.dir.path(), "k", "ec:P-256");
+    let csr = make_csr(ca.dir.path(), "c", &key, ORG_SUBJECT);
+    for _ in 0..3 {
+        let issued = instance.issuance.issue("org", &csr, "test").await.unwrap();
+        instance
+            .status
+            .revoke(&issued.serial, cloudca::status::RevocationReason::Superseded, None, "test")
+            .await
+            .unwrap();
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    (ca, pool)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untouched_chain_verifies() {
+    let (ca, _) = audited_ca().await;
+    let out = verify(&ca);
+    assert!(out.ok && out.text.contains("audit log intact: 7 entries"), "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_entry_is_named() {
+    let (ca, pool) = audited_ca().await;
+    sqlx::query("UPDATE audit_events SET actor = 'someone else' WHERE seq = 4").execute(&pool).await.unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("broken at entry 4") && out.text.contains("edited"), "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_entry_is_named() {
+    let (ca, pool) = audited_ca().await;
+    sqlx::query("DELETE FROM audit_events WHERE seq = 3").execute(&pool).await.unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("broken at entry 3") && out.text.contains("missing"), "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_the_last_entries_is_found_through_the_head() {
+    let (ca, pool) = audited_ca().await;
+    sqlx::query("DELETE FROM audit_events WHERE seq >= 6").execute(&pool).await.unwrap();
+    let out = verify(&ca);
+    assert!(
+        !out.ok && out.text.contains("broken at entry 6") && out.text.contains("removed from the end"),
+        "{}",
+        out.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inserted_entry_is_named() {
+    let (ca, pool) = audited_ca().await;
+    // Make room after entry 2 and insert a forged entry 3 carrying entry 2's hash as its prev.
+    sqlx::query("UPDATE audit_events SET seq = seq + 100 WHERE seq >= 3").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = seq - 99 WHERE seq >= 103").execute(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, kind, actor, serial, detail, prev_hash, hash) \
+         SELECT 3, at, 'certificate.issued', 'forger', NULL, '{}', hash, hash FROM audit_events WHERE seq = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("broken at entry 3"), "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reordered_entries_are_named() {
+    let (ca, pool) = audited_ca().await;
+    sqlx::query("UPDATE audit_events SET seq = 1000 WHERE seq = 4").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = 4 WHERE seq = 5").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET seq = 5 WHERE seq = 1000").execute(&pool).await.unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("broken at entry 4") && out.text.contains("does not chain"), "{}", out.text);
+}
