@@ -103,7 +103,6 @@ fn make_csr() -> Vec<u8> {
 
 /// The HSM alone: `workers` threads, one session each, signing for `duration`.
 fn raw_sign_rate(config: &Config, workers: usize, duration: Duration) -> f64 {
-    config.apply_hsm_env();
     let ctx = Pkcs11::new(&config.hsm.module).expect("module");
     // The instance may already have initialised the module in this process: that is fine.
     let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));

@@ -160,6 +160,9 @@ pub struct HsmConfig {
     /// Environment variables the module reads at load time (e.g. `SOFTHSM2_CONF`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The PIN taken from `pin_env` at start-up (not a config key).
+    #[serde(skip)]
+    pub pin_from_env: crate::hsm::PinSecret,
 }
 
 impl HsmConfig {
@@ -454,11 +457,17 @@ impl Config {
         Ok(())
     }
 
-    /// Sets the module's environment variables. Call before the module loads and before any
-    /// other thread starts (`main` does it first thing).
-    pub fn apply_hsm_env(&self) {
+    /// Sets the module's environment variables and moves a `pin_env` PIN out of the
+    /// environment. Call before the module loads and before any other thread starts (`main`
+    /// does it first thing).
+    pub fn apply_hsm_env(&mut self) {
         for (k, v) in &self.hsm.env {
             std::env::set_var(k, v);
+        }
+        if let Some(var) = &self.hsm.pin_env {
+            if self.hsm.pin_from_env.0.is_none() {
+                self.hsm.pin_from_env = crate::hsm::PinSecret::take_from_env(var);
+            }
         }
     }
 }

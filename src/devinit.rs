@@ -6,7 +6,6 @@
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rand::RngCore;
 use rcgen::{
@@ -79,8 +78,8 @@ pub enum DevInitError {
         /// The error.
         source: std::io::Error,
     },
-    /// softhsm2-util is missing or failed.
-    #[error("softhsm2-util: {0} (install the Debian package softhsm2)")]
+    /// The SoftHSM2 token could not be initialised.
+    #[error("SoftHSM2: {0} (install the Debian package softhsm2)")]
     SoftHsm(String),
     /// Anything after the files exist (ceremony, database).
     #[error("{0}")]
@@ -110,7 +109,8 @@ pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevIni
     let softhsm_conf = dir.join("softhsm2.conf");
     let tokens = dir.join("tokens").display().to_string();
     write_file(&softhsm_conf, SOFTHSM2_TEMPLATE.replace("@TOKENDIR@", &tokens).as_bytes(), 0o600)?;
-    init_token(&dir, &softhsm_conf, &options.token_label)?;
+    std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
+    init_token(&dir, &options.token_label)?;
     make_tls(&dir)?;
     let config_path = dir.join("cloudca.toml");
     write_file(&config_path, config_text(&dir, options)?.as_bytes(), 0o600)?;
@@ -118,20 +118,14 @@ pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevIni
     Ok(DevInstance { dir, config_path, fingerprints })
 }
 
-fn init_token(dir: &Path, conf: &Path, label: &str) -> Result<(), DevInitError> {
-    let user_pin = random_digits(8);
-    let so_pin = random_digits(12);
+/// Initialises the token through PKCS#11 in this process: no PIN ever appears on a command line.
+fn init_token(dir: &Path, label: &str) -> Result<(), DevInitError> {
+    let user_pin = zeroize::Zeroizing::new(random_digits(8));
+    let so_pin = zeroize::Zeroizing::new(random_digits(12));
     write_file(&dir.join("secrets/hsm-user.pin"), user_pin.as_bytes(), 0o600)?;
     write_file(&dir.join("secrets/hsm-so.pin"), so_pin.as_bytes(), 0o600)?;
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", conf)
-        .args(["--init-token", "--free", "--label", label, "--so-pin", &so_pin, "--pin", &user_pin])
-        .output()
-        .map_err(|e| DevInitError::SoftHsm(e.to_string()))?;
-    if !out.status.success() {
-        return Err(DevInitError::SoftHsm(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    Ok(())
+    crate::hsm::provision_token(Path::new(SOFTHSM2_MODULE), label, &so_pin, &user_pin)
+        .map_err(|e| DevInitError::SoftHsm(e.to_string()))
 }
 
 fn config_text(dir: &Path, options: &Options) -> Result<String, DevInitError> {
@@ -195,7 +189,7 @@ common_name = "cloudca Dev Personal CA"
 
 async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitError> {
     let setup = |e: String| DevInitError::Setup(e);
-    let config = Config::load(config_path).map_err(|e| setup(e.to_string()))?;
+    let mut config = Config::load(config_path).map_err(|e| setup(e.to_string()))?;
     config.apply_hsm_env();
     let hsm = crate::daemon::start_hsm(&config).await.map_err(|e| setup(format!("HSM: {e}")))?;
     let store = Store::open(&config.database).await.map_err(|e| setup(e.to_string()))?;

@@ -160,7 +160,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 fn load(path: Option<&Path>) -> Result<Config, CliError> {
     let path = path
         .ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: 64 })?;
-    let config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
+    let mut config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
     config.apply_hsm_env();
     Ok(config)
 }

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 pub use algorithm::KeyAlgorithm;
 pub use error::HsmError;
 pub use keys::KeyProtection;
-pub use pin::read_pin;
+pub use pin::{read_pin, PinSecret};
 
 use crate::config::HsmConfig;
 use crate::metrics;
@@ -162,6 +162,30 @@ impl HsmPool {
         self.jobs.send(Box::new(task)).map_err(|_| HsmError::ShutDown)?;
         Ok(rx)
     }
+}
+
+/// Initialises a new token in the first free slot and sets its user PIN, all through PKCS#11
+/// (no PIN on any command line). For development instances and tests; production tokens are
+/// initialised by the HSM vendor's tools under the HSM's own procedures.
+pub fn provision_token(module: &std::path::Path, label: &str, so_pin: &str, user_pin: &str) -> Result<(), HsmError> {
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let ctx = context::context(module)?;
+    let free = ctx
+        .get_all_slots()
+        .map_err(HsmError::from_cryptoki)?
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).is_ok_and(|t| !t.token_initialized()))
+        .ok_or_else(|| HsmError::NotReady("no free slot to initialise a token in".into()))?;
+    let so = AuthPin::new(so_pin.into());
+    ctx.init_token(free, &so, label).map_err(HsmError::from_cryptoki)?;
+    // SoftHSM2 moves a freshly initialised token to a new slot id: find it by label.
+    let slot = context::slot_for_label(&ctx, label)?;
+    let session = ctx.open_rw_session(slot).map_err(HsmError::from_cryptoki)?;
+    session.login(UserType::So, Some(&so)).map_err(HsmError::from_cryptoki)?;
+    session.init_pin(&AuthPin::new(user_pin.into())).map_err(HsmError::from_cryptoki)?;
+    session.logout().map_err(HsmError::from_cryptoki)?;
+    Ok(())
 }
 
 /// The signing job: find the key (cached per generation) and call `C_Sign` once.
