@@ -157,7 +157,8 @@ pub async fn serve(
     let public = bind("public", listeners.public).await?;
     tracing::info!(metrics = %listeners.metrics, public = %listeners.public, "cloudca serving");
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let tasks = crate::status::tasks::spawn(instance.status.clone(), issued_rx, tx.subscribe());
+    let mut tasks = crate::status::tasks::spawn(instance.status.clone(), issued_rx, tx.subscribe());
+    tasks.push(tokio::spawn(checkpoints(instance.clone(), tx.subscribe())));
     let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -177,6 +178,22 @@ pub async fn serve(
         let _ = t.await;
     }
     Ok(())
+}
+
+/// Signs an audit checkpoint every minute while the chain grows.
+async fn checkpoints(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = instance.issuance.clock.now().unix_timestamp() * 1000;
+                if let Err(e) = crate::audit::checkpoint(&instance.store, &instance.hsm, now).await {
+                    tracing::warn!(error = %e, "audit checkpoint failed; retrying next minute");
+                }
+            }
+            _ = shutdown.recv() => return,
+        }
+    }
 }
 
 async fn bind(name: &'static str, addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {

@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod asn1;
+pub mod audit;
 pub mod ca;
 pub mod cli;
 pub mod clock;

@@ -52,11 +52,15 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
         RootMode::SelfSigned => {
             let root = c.make_root().await?;
             outcome.fingerprints.push((root.record.name.clone(), root.record.fingerprint.clone()));
-            for issuing in &config.ca.issuing {
+            for (i, issuing) in config.ca.issuing.iter().enumerate() {
                 let ca = c.make_issuing(&root, issuing).await?;
                 outcome.fingerprints.push((ca.record.name.clone(), ca.record.fingerprint.clone()));
                 let ocsp = c.make_ocsp_responder(&ca).await?;
                 outcome.fingerprints.push((ocsp.name.clone(), ocsp.fingerprint.clone()));
+                if i == 0 {
+                    let audit = c.make_audit_key(&ca).await?;
+                    outcome.fingerprints.push((audit.name.clone(), audit.fingerprint.clone()));
+                }
             }
         }
         RootMode::External => {
@@ -99,8 +103,13 @@ pub async fn import(
     ca.verify_key(hsm).await?;
     store.insert_authority(&record).await?;
     outcome.fingerprints.push((record.name.clone(), record.fingerprint.clone()));
-    let ocsp = c.make_ocsp_responder(&Arc::new(ca)).await?;
+    let ca = Arc::new(ca);
+    let ocsp = c.make_ocsp_responder(&ca).await?;
     outcome.fingerprints.push((ocsp.name.clone(), ocsp.fingerprint.clone()));
+    if !store.authorities().await?.iter().any(|a| a.role == "audit") {
+        let audit = c.make_audit_key(&ca).await?;
+        outcome.fingerprints.push((audit.name.clone(), audit.fingerprint.clone()));
+    }
     c.audit("ceremony.imported", serde_json::json!({ "fingerprints": outcome.fingerprints })).await?;
     Ok(outcome)
 }
@@ -112,7 +121,7 @@ impl Ceremony<'_> {
                 "the database already holds a CA hierarchy; refusing to overwrite it".into(),
             ));
         }
-        let mut labels = vec![key_label("root")];
+        let mut labels = vec![key_label("root"), key_label("audit")];
         for i in &self.config.ca.issuing {
             labels.push(key_label(&i.name));
             labels.push(key_label(&format!("{}-ocsp", i.name)));
@@ -208,28 +217,46 @@ impl Ceremony<'_> {
     }
 
     async fn make_ocsp_responder(&self, ca: &Arc<Authority>) -> Result<AuthorityRecord, CaError> {
+        let issuing_cn =
+            self.config.ca.issuing.iter().find(|i| i.name == ca.record.name).map(|i| i.common_name.as_str());
+        let common_name = format!("{} OCSP Responder", issuing_cn.unwrap_or(&ca.record.name));
         let name = format!("{}-ocsp", ca.record.name);
-        let (label, spki) = self.generate(&name).await?;
-        let common_name = format!(
-            "{} OCSP Responder",
-            self.config
-                .ca
-                .issuing
-                .iter()
-                .find(|i| i.name == ca.record.name)
-                .map(|i| i.common_name.as_str())
-                .unwrap_or(&ca.record.name)
-        );
-        let mut p = self.base_params(&common_name, self.config.ca.ocsp_responder_validity_days, &spki);
+        let days = self.config.ca.ocsp_responder_validity_days;
+        self.make_delegated(ca, &name, "ocsp", &common_name, days, |p| {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+            p.custom_extensions = vec![super::extensions::ocsp_nocheck()];
+        })
+        .await
+    }
+
+    /// The audit key signs checkpoints of the audit chain; its certificate (from the first
+    /// issuing CA) anchors the checkpoints to the hierarchy.
+    async fn make_audit_key(&self, ca: &Arc<Authority>) -> Result<AuthorityRecord, CaError> {
+        let common_name = format!("{} Audit Log", self.config.ca.organization);
+        self.make_delegated(ca, "audit", "audit", &common_name, self.config.ca.root.validity_days.min(3650), |_| {})
+            .await
+    }
+
+    /// A key in the HSM with an end-entity certificate from `ca`, for the CA's own services.
+    async fn make_delegated(
+        &self,
+        ca: &Arc<Authority>,
+        name: &str,
+        role: &str,
+        common_name: &str,
+        days: u32,
+        customise: impl FnOnce(&mut CertificateParams),
+    ) -> Result<AuthorityRecord, CaError> {
+        let (label, spki) = self.generate(name).await?;
+        let mut p = self.base_params(common_name, days, &spki);
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
         p.use_authority_key_identifier_extension = true;
-        p.custom_extensions = vec![super::extensions::ocsp_nocheck()];
+        customise(&mut p);
         let subject = SpkiKey::new(&spki, self.algorithm)?;
         let tbs = TbsCapture::capture(|| p.signed_by(&subject, &ca.issuer))?;
         let der = self.sign(&ca.record.key_label, &tbs).await?;
-        let record = self.record(&name, "ocsp", Some(&ca.record.name), label, der)?;
+        let record = self.record(name, role, Some(&ca.record.name), label, der)?;
         self.store.insert_authority(&record).await?;
         self.write_pem(&record)?;
         Ok(record)

@@ -35,7 +35,68 @@ pub enum AuditVerdict {
     },
 }
 
+/// A signed checkpoint of the chain.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The entry it covers.
+    pub seq: i64,
+    /// That entry's hash.
+    pub hash: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// Signature by the audit key over [`checkpoint_message`].
+    pub signature: Vec<u8>,
+}
+
+/// The bytes the audit key signs for a checkpoint.
+pub fn checkpoint_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
+    format!("cloudca-audit-checkpoint\n{seq}\n{hash}\n{at}").into_bytes()
+}
+
 impl Store {
+    /// The head of the chain: (last seq, its hash).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok((head.try_get("seq")?, head.try_get("hash")?))
+    }
+
+    /// Stores a signed checkpoint.
+    pub async fn put_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING")
+            .bind(c.seq)
+            .bind(&c.hash)
+            .bind(c.at)
+            .bind(&c.signature)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    seq: r.try_get("seq")?,
+                    hash: r.try_get("hash")?,
+                    at: r.try_get("at")?,
+                    signature: r.try_get("signature")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// The hash of one entry, as stored.
+    pub async fn audit_hash(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT hash FROM audit_events WHERE seq = $1").bind(seq).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("hash")).transpose()?)
+    }
+
     /// Walks the whole chain in sequence order (streaming) and names the first entry that was
     /// edited, deleted, inserted or reordered.
     pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {

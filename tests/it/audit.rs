@@ -86,3 +86,31 @@ async fn reordered_entries_are_named() {
     let out = verify(&ca);
     assert!(!out.ok && out.text.contains("broken at entry 4") && out.text.contains("does not chain"), "{}", out.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_checkpoints_catch_a_cut_log_and_a_forged_checkpoint() {
+    let (ca, pool) = audited_ca().await;
+    let config = ca.config_path.to_str().unwrap();
+    let out = cloudca(&["--config", config, "audit", "checkpoint"]);
+    assert!(out.ok && out.text.contains("checkpoint signed at entry 7"), "{}", out.text);
+    let out = verify(&ca);
+    assert!(out.ok && out.text.contains("7 entries, 1 signed checkpoints verified"), "{}", out.text);
+
+    // Cut the last two entries and repair the head: the chain alone looks fine, the checkpoint
+    // signed over entry 7 does not.
+    sqlx::query("DELETE FROM audit_events WHERE seq >= 6").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 5, hash = (SELECT hash FROM audit_events WHERE seq = 5) WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("entry 7") && out.text.contains("log cut"), "{}", out.text);
+
+    // A checkpoint whose signature was not made by the audit key is named.
+    sqlx::query("UPDATE audit_checkpoints SET seq = 5, hash = (SELECT hash FROM audit_events WHERE seq = 5)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("signature does not verify"), "{}", out.text);
+}

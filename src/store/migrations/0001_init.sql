@@ -60,4 +60,13 @@ CREATE TABLE audit_head (
     seq  BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
+-- Checkpoints: every so often the head (seq, hash) is signed by the audit key in the HSM, so
+-- rewriting the chain (or cutting its end) needs that key, not just database access.
+CREATE TABLE audit_checkpoints (
+    seq       BIGINT PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    at        BIGINT NOT NULL,              -- unix milliseconds
+    signature BLOB NOT NULL                 -- by the `audit` authority's key, over checkpoint_message
+);
+
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
