@@ -29,6 +29,9 @@ pub enum StartError {
     /// Status publication set-up.
     #[error("status: {0}")]
     Status(#[from] StatusError),
+    /// TLS material of the admin listener.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Listener binding.
     #[error("listener {name} ({addr}): {reason}")]
     Listen {
@@ -170,6 +173,20 @@ pub async fn serve(
     };
     let a = serve(metrics, crate::api::ops::router(instance.clone()), tx.subscribe());
     let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
+    if let Some(tls_config) = &instance.config.tls {
+        let tls = crate::api::tls::mutual_tls(tls_config).map_err(StartError::Tls)?;
+        let roles = crate::api::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?;
+        let admin = bind("admin", instance.config.listeners.admin).await?;
+        tracing::info!(admin = %instance.config.listeners.admin, "back office on mutual TLS");
+        let router = crate::api::admin::router(instance.clone());
+        tasks.push(tokio::spawn(crate::api::admin::serve(
+            admin,
+            tls,
+            std::sync::Arc::new(roles),
+            router,
+            tx.subscribe(),
+        )));
+    }
     shutdown.await;
     tracing::info!("shutting down: draining listeners");
     let _ = tx.send(());

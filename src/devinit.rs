@@ -23,6 +23,7 @@ const SOFTHSM2_TEMPLATE: &str = include_str!("../pkcs11-config/softhsm2.conf.tem
 const POLICIES: &[(&str, &str)] = &[
     ("profiles/org.toml", include_str!("../policies/profiles/org.toml")),
     ("profiles/personal.toml", include_str!("../policies/profiles/personal.toml")),
+    ("roles.toml", include_str!("../policies/roles.toml")),
 ];
 /// Where Debian installs the SoftHSM2 module.
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";

@@ -1,7 +1,11 @@
 //! HTTP listeners, one module per trust zone. This is the only place errors become HTTP.
 //!
 //! - [`ops`]: `/live`, `/ready`, `/metrics` on the metrics listener (operations only).
-//! - [`public`]: CA certificates (and, with the status work, CRLs and OCSP) for anyone.
+//! - [`public`]: CA certificates, CRLs and OCSP for anyone.
+//! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`].
 
+pub mod admin;
 pub mod ops;
 pub mod public;
+pub mod roles;
+pub mod tls;

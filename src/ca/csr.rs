@@ -157,7 +157,7 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Subjec
 }
 
 /// Short names for the attributes profiles talk about; anything else stays a dotted OID.
-pub(crate) fn attribute_name(oid: &str) -> String {
+pub fn attribute_name(oid: &str) -> String {
     match oid {
         "2.5.4.6" => "C",
         "2.5.4.10" => "O",

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod admin;
 mod audit;
 mod ceremony;
 mod cli;
