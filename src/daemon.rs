@@ -171,14 +171,15 @@ pub async fn serve(
                 .await
         })
     };
-    let a = serve(metrics, crate::api::ops::router(instance.clone()), tx.subscribe());
-    let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
+    let observe = crate::api::observe::layer;
+    let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
+    let b = serve(public, observe(crate::api::public::router(instance.clone()), "public"), tx.subscribe());
     if let Some(tls_config) = &instance.config.tls {
         let tls = crate::api::tls::mutual_tls(tls_config).map_err(StartError::Tls)?;
         let roles = crate::api::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?;
         let admin = bind("admin", instance.config.listeners.admin).await?;
         tracing::info!(admin = %instance.config.listeners.admin, "back office on mutual TLS");
-        let router = crate::api::admin::router(instance.clone());
+        let router = observe(crate::api::admin::router(instance.clone()), "admin");
         tasks.push(tokio::spawn(crate::api::admin::serve(
             admin,
             tls,

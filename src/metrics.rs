@@ -29,6 +29,12 @@ pub struct Metrics {
     pub issuance_seconds: HistogramVec,
     /// Rows per group commit of the database writer.
     pub db_batch_size: Histogram,
+    /// HTTP requests by listener, route (as routed, never with values) and status code.
+    pub http_requests: IntCounterVec,
+    /// Failed TLS handshakes on the admin listener.
+    pub tls_handshake_failures: IntCounter,
+    /// Requests refused by role.
+    pub access_denied: IntCounter,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -66,6 +72,15 @@ fn build() -> prometheus::Result<Metrics> {
             HistogramOpts::new("db_batch_rows", "Writes per group commit")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )?,
+        http_requests: IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by listener, route and status"),
+            &["listener", "route", "status"],
+        )?,
+        tls_handshake_failures: IntCounter::new(
+            "tls_handshake_failures_total",
+            "Failed TLS handshakes on the admin listener",
+        )?,
+        access_denied: IntCounter::new("access_denied_total", "Requests refused by role")?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
@@ -77,6 +92,9 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.issuance.clone()))?;
     m.registry.register(Box::new(m.issuance_seconds.clone()))?;
     m.registry.register(Box::new(m.db_batch_size.clone()))?;
+    m.registry.register(Box::new(m.http_requests.clone()))?;
+    m.registry.register(Box::new(m.tls_handshake_failures.clone()))?;
+    m.registry.register(Box::new(m.access_denied.clone()))?;
     Ok(m)
 }
 

@@ -34,7 +34,29 @@ fn problem(status: StatusCode, title: &'static str) -> Problem {
     Problem { status, title }
 }
 
-/// Routes of the admin listener.
+/// One admin route and the roles it allows. The table is the single place that says who may
+/// do what; the authorisation layer and the role-by-route test both read it.
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path as routed (`{serial}` for parameters).
+    pub path: &'static str,
+    /// Roles allowed; every other role (and no role) gets 403.
+    pub roles: &'static [Role],
+}
+
+const EVERY_ROLE: &[Role] = &[Role::Reviewer, Role::Operator, Role::Auditor, Role::WebFront, Role::RelyingPlatform];
+
+/// Every admin route.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/v1/whoami", roles: EVERY_ROLE },
+    Route { method: "GET", path: "/v1/certificates/{serial}", roles: &[Role::Operator, Role::Reviewer, Role::Auditor] },
+    Route { method: "POST", path: "/v1/certificates/{serial}/revoke", roles: &[Role::Operator] },
+    Route { method: "GET", path: "/v1/audit/verify", roles: &[Role::Auditor] },
+    Route { method: "GET", path: "/v1/hsm", roles: &[Role::Operator, Role::Auditor] },
+];
+
+/// Routes of the admin listener, behind the authorisation layer.
 pub fn router(instance: Instance) -> Router {
     Router::new()
         .route("/v1/whoami", get(whoami))
@@ -42,15 +64,36 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/certificates/{serial}/revoke", post(revoke))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/hsm", get(hsm_status))
+        .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(instance)
 }
 
-/// Deny by default: the caller's role must be one the route names; otherwise 403, audited.
-async fn require(instance: &Instance, caller: &Caller, allowed: &[Role], route: &str) -> Result<(), Problem> {
-    if caller.role.is_some_and(|r| allowed.contains(&r)) {
-        return Ok(());
+/// Deny by default: the caller's role must be one the route's entry in [`ROUTES`] names;
+/// otherwise 403, audited. A route missing from the table is refused to everyone.
+async fn authorize(
+    State(instance): State<Instance>,
+    matched: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned();
+    let method = request.method().as_str().to_string();
+    let allowed =
+        ROUTES.iter().find(|r| r.method == method && r.path == matched.as_str()).map(|r| r.roles).unwrap_or(&[]);
+    let route = format!("{method} {}", matched.as_str());
+    match caller {
+        Some(caller) if caller.role.is_some_and(|r| allowed.contains(&r)) => next.run(request).await,
+        Some(caller) => match deny(&instance, &caller, &route).await {
+            Ok(()) => problem(StatusCode::FORBIDDEN, "your role may not do this").into_response(),
+            Err(p) => p.into_response(),
+        },
+        None => problem(StatusCode::UNAUTHORIZED, "no client certificate").into_response(),
     }
+}
+
+/// Records a denial in the audit log (the request fails if the audit write fails).
+async fn deny(instance: &Instance, caller: &Caller, route: &str) -> Result<(), Problem> {
     let record = AuditRecord {
         at: instance.issuance.clock.now().unix_timestamp() * 1000,
         kind: "access.denied".into(),
@@ -63,20 +106,15 @@ async fn require(instance: &Instance, caller: &Caller, allowed: &[Role], route: 
         return Err(problem(StatusCode::SERVICE_UNAVAILABLE, "audit log unavailable"));
     }
     tracing::warn!(target: "audit", route, fingerprint = %caller.fingerprint, "access denied");
-    Err(problem(StatusCode::FORBIDDEN, "your role may not do this"))
+    crate::metrics::get().access_denied.inc();
+    Ok(())
 }
 
 async fn whoami(Extension(caller): Extension<Caller>) -> Response {
     Json(serde_json::json!({ "fingerprint": caller.fingerprint, "subject": caller.subject, "role": caller.role.map(|r| format!("{r:?}")) })).into_response()
 }
 
-async fn certificate(
-    State(instance): State<Instance>,
-    Extension(caller): Extension<Caller>,
-    Path(serial): Path<String>,
-) -> Result<Response, Problem> {
-    require(&instance, &caller, &[Role::Operator, Role::Reviewer, Role::Auditor], "GET /v1/certificates/{serial}")
-        .await?;
+async fn certificate(State(instance): State<Instance>, Path(serial): Path<String>) -> Result<Response, Problem> {
     let serial =
         crate::ca::serial::parse(&serial).ok_or(problem(StatusCode::BAD_REQUEST, "not a hexadecimal serial"))?;
     let record = instance
@@ -106,7 +144,6 @@ async fn revoke(
     Path(serial): Path<String>,
     body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    require(&instance, &caller, &[Role::Operator], "POST /v1/certificates/{serial}/revoke").await?;
     let Json(body) =
         body.map_err(|_| problem(StatusCode::BAD_REQUEST, "the body must be JSON: {\"reason\": \"keyCompromise\"}"))?;
     let reason: RevocationReason =
@@ -123,11 +160,7 @@ async fn revoke(
     }
 }
 
-async fn audit_verify(
-    State(instance): State<Instance>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Response, Problem> {
-    require(&instance, &caller, &[Role::Auditor], "GET /v1/audit/verify").await?;
+async fn audit_verify(State(instance): State<Instance>) -> Result<Response, Problem> {
     match crate::audit::verify(&instance.store).await.map_err(|e| internal(&e))? {
         crate::audit::Verdict::Intact { entries, checkpoints } => {
             Ok(Json(serde_json::json!({ "intact": true, "entries": entries, "checkpoints": checkpoints }))
@@ -139,11 +172,7 @@ async fn audit_verify(
     }
 }
 
-async fn hsm_status(
-    State(instance): State<Instance>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Response, Problem> {
-    require(&instance, &caller, &[Role::Operator, Role::Auditor], "GET /v1/hsm").await?;
+async fn hsm_status(State(instance): State<Instance>) -> Result<Response, Problem> {
     let ready = instance.hsm.readiness();
     Ok(Json(serde_json::json!({ "sessions": instance.hsm.size(), "ready": ready.is_ok(), "reason": ready.err() }))
         .into_response())
@@ -191,6 +220,7 @@ async fn connection(
         Ok(tls) => tls,
         Err(e) => {
             tracing::info!(%peer, error = %e, "admin TLS handshake failed");
+            crate::metrics::get().tls_handshake_failures.inc();
             return;
         }
     };

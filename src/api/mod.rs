@@ -5,6 +5,7 @@
 //! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`].
 
 pub mod admin;
+pub mod observe;
 pub mod ops;
 pub mod public;
 pub mod roles;

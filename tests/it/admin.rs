@@ -119,3 +119,49 @@ async fn mutual_tls_admits_only_operator_ca_certificates_and_roles_decide() {
     let (_, status, body) = admin.curl(Some("auditor"), "GET", "/v1/audit/verify", None);
     assert!(status == "200" && body.contains("\"intact\":true"), "{status} {body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_answers_every_role_as_the_route_table_says() {
+    use cloudca::api::roles::Role;
+    let ca = TestCa::new().await;
+    let daemon = Daemon::start(&ca).await;
+    let admin = Admin { ca: &ca, url: format!("https://localhost:{}", ca.config.listeners.admin.port()) };
+    let roles = [
+        ("operator", Role::Operator),
+        ("reviewer", Role::Reviewer),
+        ("auditor", Role::Auditor),
+        ("web-front", Role::WebFront),
+        ("relying-platform", Role::RelyingPlatform),
+    ];
+    let mut denied = 0;
+    for route in cloudca::api::admin::ROUTES {
+        for (name, role) in roles {
+            // A fresh certificate per call, so a revocation by one role does not change the next.
+            let (_, serial) = issue_cli(&ca, &format!("r{denied}{name}"), "org", ORG_SUBJECT);
+            let path = route.path.replace("{serial}", &serial);
+            let body = (route.method == "POST").then_some(r#"{"reason":"superseded"}"#);
+            let (_, status, text) = admin.curl(Some(name), route.method, &path, body);
+            if route.roles.contains(&role) {
+                assert_ne!(status, "403", "{name} may {} {}: {text}", route.method, route.path);
+                assert!(status.starts_with('2'), "{name} on {} {}: {status} {text}", route.method, route.path);
+            } else {
+                assert_eq!(status, "403", "{name} may not {} {}: {text}", route.method, route.path);
+                denied += 1;
+            }
+        }
+    }
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("access.denied").await.unwrap(), denied, "every denial audited");
+
+    // Request ids and per-route counters, on every listener.
+    let response = http().get(format!("{}/ca/org.crt", daemon.public)).send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"].len(), 16);
+    let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
+    for series in [
+        r#"cloudca_http_requests_total{listener="public",route="/ca/{file}",status="200"}"#,
+        r#"cloudca_http_requests_total{listener="admin",route="/v1/audit/verify",status="403"}"#,
+        "cloudca_access_denied_total",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
+}
