@@ -2,27 +2,61 @@
 //! and on every log line of the request, through a tracing span) and the
 //! `cloudca_http_requests_total{listener,route,status}` counter. Routes are counted as routed
 //! (`/ocsp/{ca}`), never with their values, so the label set stays small.
+//!
+//! This runs on the OCSP hot path, so it is kept cheap: ids are a per-process random prefix
+//! plus a counter (unique without a random draw per request), the span is only built when its
+//! level is enabled, and counters are looked up once per (route, status) and then cached.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use rand::RngCore;
+use prometheus::IntCounter;
 use tracing::Instrument;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+static PREFIX: OnceLock<u32> = OnceLock::new();
+type CounterKey = (&'static str, String, u16);
+static COUNTERS: OnceLock<RwLock<HashMap<CounterKey, IntCounter>>> = OnceLock::new();
+
+fn request_id() -> String {
+    let prefix = *PREFIX.get_or_init(rand::random);
+    format!("{prefix:08x}{:08x}", NEXT_ID.fetch_add(1, Ordering::Relaxed) as u32)
+}
+
+fn count(listener: &'static str, route: &str, status: u16) {
+    let counters = COUNTERS.get_or_init(Default::default);
+    let key = (listener, route.to_string(), status);
+    if let Some(c) = counters.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        c.inc();
+        return;
+    }
+    let status_text = status.to_string();
+    let counter = crate::metrics::get().http_requests.with_label_values(&[listener, route, &status_text]);
+    counter.inc();
+    counters.write().unwrap_or_else(|p| p.into_inner()).insert(key, counter);
+}
 
 /// The middleware; the state names the listener.
 pub async fn observe(State(listener): State<&'static str>, request: Request, next: Next) -> Response {
-    let mut id = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut id);
-    let id = hex::encode(id);
-    let route =
-        request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let span = tracing::info_span!("request", request_id = %id, listener, route = %route);
-    let mut response = next.run(request).instrument(span).await;
+    let id = request_id();
+    // MatchedPath is an Arc<str>: cloning it is a reference count, not a copy.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let mut response = if tracing::enabled!(tracing::Level::INFO) {
+        let span = tracing::info_span!("request", request_id = %id, listener, route);
+        next.run(request).instrument(span).await
+    } else {
+        next.run(request).await
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    crate::metrics::get().http_requests.with_label_values(&[listener, &route, response.status().as_str()]).inc();
+    count(listener, route, response.status().as_u16());
     response
 }
 

@@ -153,12 +153,12 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
     let instance = ca.open().await;
     assert_eq!(instance.store.count_audit_events("access.denied").await.unwrap(), denied, "every denial audited");
 
-    // Request ids and per-route counters, on every listener.
-    let response = http().get(format!("{}/ca/org.crt", daemon.public)).send().await.unwrap();
+    // Request ids and per-route counters (admin and metrics listeners).
+    let response = http().get(format!("{}/live", daemon.metrics)).send().await.unwrap();
     assert_eq!(response.headers()["x-request-id"].len(), 16);
     let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
     for series in [
-        r#"cloudca_http_requests_total{listener="public",route="/ca/{file}",status="200"}"#,
+        r#"cloudca_http_requests_total{listener="metrics",route="/live",status="200"}"#,
         r#"cloudca_http_requests_total{listener="admin",route="/v1/audit/verify",status="403"}"#,
         "cloudca_access_denied_total",
     ] {
