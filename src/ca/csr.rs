@@ -74,14 +74,8 @@ pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
     // would otherwise surface as a bad signature).
     let key_type = key_type(spki)?;
     csr.verify_signature().map_err(|_| RequestError::BadCsrSignature)?;
-    let mut subject = Vec::new();
-    for attr in info.subject.iter_attributes() {
-        let name = attribute_name(&attr.attr_type().to_id_string());
-        let value = attr.as_str().map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
-        subject.push((name, value.to_string()));
-    }
     Ok(VerifiedRequest {
-        subject,
+        subject: subject_of(&info.subject)?,
         key_type,
         spki: spki.raw.to_vec(),
         public_key_bits: spki.subject_public_key.data.to_vec(),
@@ -97,19 +91,24 @@ impl VerifiedRequest {
             .map_err(|e| RequestError::MalformedCsr(format!("stored certificate unreadable: {e}")))?;
         let tbs = &cert.tbs_certificate;
         let key_type = key_type(&tbs.subject_pki)?;
-        let mut subject = Vec::new();
-        for attr in tbs.subject.iter_attributes() {
-            let name = attribute_name(&attr.attr_type().to_id_string());
-            let value = attr.as_str().map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
-            subject.push((name, value.to_string()));
-        }
         Ok(VerifiedRequest {
-            subject,
+            subject: subject_of(&tbs.subject)?,
             key_type,
             spki: tbs.subject_pki.raw.to_vec(),
             public_key_bits: tbs.subject_pki.subject_public_key.data.to_vec(),
         })
     }
+}
+
+/// The (attribute, value) pairs of a name, in order; non-text values are refused.
+fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<Vec<(String, String)>, RequestError> {
+    name.iter_attributes()
+        .map(|attr| {
+            let name = attribute_name(&attr.attr_type().to_id_string());
+            let value = attr.as_str().map_err(|_| RequestError::Subject(format!("{name} is not a text value")))?;
+            Ok((name, value.to_string()))
+        })
+        .collect()
 }
 
 fn pem_contents(input: &[u8]) -> Result<Vec<u8>, RequestError> {

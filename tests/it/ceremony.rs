@@ -15,27 +15,28 @@ async fn the_ceremony_refuses_to_run_twice() {
     assert_eq!(instance.store.authorities().await.unwrap().len(), 6);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn p384_hierarchy_issues_verifiable_certificates() {
-    let ca = TestCa::with_algorithm(KeyAlgorithm::EcdsaP384).await;
+/// A hierarchy of `algorithm`, one certificate issued under `profile` and verified by openssl
+/// against the chain; returns the CA and the certificate file.
+async fn issue_under(algorithm: KeyAlgorithm, profile: &str, subject: &str) -> (TestCa, std::path::PathBuf) {
+    let ca = TestCa::with_algorithm(algorithm).await;
     let instance = ca.open().await;
     let key = make_key(ca.dir.path(), "k", "ec:P-256");
-    let csr = make_csr(ca.dir.path(), "c", &key, ORG_SUBJECT);
-    let issued = instance.issuance.issue("org", &csr, "test").await.expect("issued");
+    let csr = make_csr(ca.dir.path(), "c", &key, subject);
+    let issued = instance.issuance.issue(profile, &csr, "test").await.expect("issued");
     let cert = ca.path("ee.pem");
     write_pem(&cert, "CERTIFICATE", &issued.der);
+    let (root, issuer) = (ca.ca_pem("root"), ca.ca_pem(profile));
     let out = run(
         "openssl",
-        &[
-            "verify",
-            "-CAfile",
-            ca.ca_pem("root").to_str().unwrap(),
-            "-untrusted",
-            ca.ca_pem("org").to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ],
+        &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", issuer.to_str().unwrap(), cert.to_str().unwrap()],
     );
-    assert!(out.ok, "{}", out.text);
+    assert!(out.ok, "{algorithm}: {}", out.text);
+    (ca, cert)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn p384_hierarchy_issues_verifiable_certificates() {
+    let (ca, cert) = issue_under(KeyAlgorithm::EcdsaP384, "org", ORG_SUBJECT).await;
     let text = run("openssl", &["x509", "-in", ca.ca_pem("root").to_str().unwrap(), "-noout", "-text"]).text;
     assert!(text.contains("384 bit") && text.contains("ecdsa-with-SHA384"), "{text}");
     assert_eq!(pkilint_cert(&ca.ca_pem("root")), "");
@@ -44,25 +45,7 @@ async fn p384_hierarchy_issues_verifiable_certificates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rsa3072_hierarchy_issues_verifiable_certificates() {
-    let ca = TestCa::with_algorithm(KeyAlgorithm::Rsa3072).await;
-    let instance = ca.open().await;
-    let key = make_key(ca.dir.path(), "k", "ec:P-256");
-    let csr = make_csr(ca.dir.path(), "c", &key, PERSONAL_SUBJECT);
-    let issued = instance.issuance.issue("personal", &csr, "test").await.expect("issued");
-    let cert = ca.path("ee.pem");
-    write_pem(&cert, "CERTIFICATE", &issued.der);
-    let out = run(
-        "openssl",
-        &[
-            "verify",
-            "-CAfile",
-            ca.ca_pem("root").to_str().unwrap(),
-            "-untrusted",
-            ca.ca_pem("personal").to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ],
-    );
-    assert!(out.ok, "{}", out.text);
+    let (ca, cert) = issue_under(KeyAlgorithm::Rsa3072, "personal", PERSONAL_SUBJECT).await;
     let text = run("openssl", &["x509", "-in", ca.ca_pem("root").to_str().unwrap(), "-noout", "-text"]).text;
     assert!(text.contains("3072 bit") && text.contains("sha256WithRSAEncryption"), "{text}");
     assert_eq!(pkilint_cert(&cert), "");
