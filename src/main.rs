@@ -5,7 +5,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cloudca::cli::Cli::parse();
     cloudca::cli::init_tracing();
-    match cloudca::cli::run(cli) {
+    let result = cloudca::cli::run(cli);
+    cloudca::hsm::shutdown();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -52,14 +52,18 @@ impl HsmPool {
         let size = config.worker_count();
         let (tx, rx) = crossbeam_channel::bounded::<Box<dyn Job>>(size * 256);
         let mut first = Some(first);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let mut handles = Vec::with_capacity(size);
         for i in 0..size {
-            let (shared, rx) = (shared.clone(), rx.clone());
+            let (shared, rx, stop) = (shared.clone(), rx.clone(), stop_rx.clone());
             let session = if i == 0 { first.take() } else { None };
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
-                .spawn(move || pool::worker(shared, rx, session))
+                .spawn(move || pool::worker(shared, rx, stop, session))
                 .map_err(|e| HsmError::NotReady(format!("cannot start worker thread: {e}")))?;
+            handles.push(handle);
         }
+        lock_workers().push((stop_tx, handles));
         metrics::get().hsm_pool_size.set(size as i64);
         tracing::info!(token = %config.token_label, workers = size, "HSM pool started");
         Ok(HsmPool { shared, jobs: tx, size, suspended: Arc::default() })
@@ -161,6 +165,27 @@ impl HsmPool {
         let task = Task { op, f, reply: Some(tx), queued: Instant::now() };
         self.jobs.send(Box::new(task)).map_err(|_| HsmError::ShutDown)?;
         Ok(rx)
+    }
+}
+
+/// Every pool's stop signal and worker threads, so the process can stop them before it exits.
+type Workers = Vec<(crossbeam_channel::Sender<()>, Vec<std::thread::JoinHandle<()>>)>;
+static WORKERS: std::sync::Mutex<Workers> = std::sync::Mutex::new(Vec::new());
+
+fn lock_workers() -> std::sync::MutexGuard<'static, Workers> {
+    WORKERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops every pool's workers and waits for them. Call before the process exits: the
+/// module's exit-time destructors must not run while a worker is inside a PKCS#11 call
+/// (SoftHSM2 then corrupts its heap).
+pub fn shutdown() {
+    let pools: Workers = std::mem::take(&mut *lock_workers());
+    for (stop, handles) in pools {
+        drop(stop); // disconnects: every worker's select wakes and leaves
+        for h in handles {
+            let _ = h.join();
+        }
     }
 }
 

@@ -231,11 +231,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn worker(
     shared: Arc<Shared>,
     jobs: crossbeam_channel::Receiver<Box<dyn Job>>,
+    stop: crossbeam_channel::Receiver<()>,
     mut session: Option<Session>,
 ) {
     let mut generation = shared.generation.load(Ordering::SeqCst);
     loop {
-        match jobs.recv_timeout(HEALTH_INTERVAL) {
+        let next = crossbeam_channel::select! {
+            recv(jobs) -> job => job.map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+            recv(stop) -> _ => Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+            default(HEALTH_INTERVAL) => Err(crossbeam_channel::RecvTimeoutError::Timeout),
+        };
+        match next {
             Ok(mut job) => {
                 if let Err(e) = ensure_session(&shared, &mut session, &mut generation) {
                     job.fail(e);
