@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing cloudca needs on Debian: SoftHSM2 and pkcs11-tool,
-# OpenSSL, PostgreSQL (tests run the suite against it too), pkilint from PyPI, cargo-nextest.
+# OpenSSL, PostgreSQL (tests run the suite against it too), pkilint and schemathesis from PyPI,
+# cargo-nextest.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -25,6 +26,12 @@ fi
 if ! command -v lint_pkix_cert >/dev/null; then
   echo "installing pkilint"
   pip3 install -q pkilint 2>/dev/null || pip3 install -q --break-system-packages pkilint
+fi
+
+# schemathesis 4.x fuzzes the admin API from openapi/admin.json (scripts/fuzz-api.sh uses 4.x's flags).
+if [[ "$(schemathesis --version 2>/dev/null || true)" != *"version 4."* ]]; then
+  echo "installing schemathesis"
+  pip3 install -q 'schemathesis>=4,<5' 2>/dev/null || pip3 install -q --break-system-packages 'schemathesis>=4,<5'
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -54,6 +54,35 @@ pub struct Config {
     /// CRL and OCSP publication.
     #[serde(default)]
     pub status: StatusConfig,
+    /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
+    /// string), recorded in the `config.loaded` audit event.
+    #[serde(skip)]
+    pub source_sha256: String,
+}
+
+/// SHA-256 over every policy file (name and content, in name order), so the audit log shows
+/// when roles or profiles changed between starts. Unreadable files count as their error.
+pub fn policies_digest(dir: &Path) -> String {
+    use sha2::Digest;
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hash = sha2::Sha256::new();
+    for f in files {
+        hash.update(f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().as_bytes());
+        hash.update(std::fs::read(&f).unwrap_or_default());
+    }
+    hex::encode(hash.finalize())
 }
 
 /// How revocation status is published. Times are chosen for RFC 5019 and the CA/Browser Forum
@@ -334,6 +363,10 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
         let mut config = Config::parse(&text)?;
+        config.source_sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.validate()?;

@@ -57,6 +57,8 @@ pub struct Instance {
     pub issuance: IssuanceService,
     /// Revocation, CRLs, OCSP.
     pub status: StatusService,
+    /// Back-office credentials and their revocation.
+    pub operators: crate::operators::Operators,
 }
 
 impl Instance {
@@ -87,6 +89,14 @@ impl Instance {
             config.publication.clone(),
             clock.clone(),
         )?;
+        let operators = crate::operators::Operators::new(
+            store.clone(),
+            hsm.clone(),
+            &hierarchy,
+            config.ca.organization.clone(),
+            clock.clone(),
+        );
+        operators.revoked.refresh(&store).await?;
         let issuance = IssuanceService {
             hsm: hsm.clone(),
             writer,
@@ -97,7 +107,7 @@ impl Instance {
             issued: None,
             clock,
         };
-        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status })
+        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status, operators })
     }
 
     /// What the instance can do now.
@@ -173,23 +183,13 @@ pub async fn serve(
     };
     let observe = crate::api::observe::layer;
     let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
-    // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: the
-    // per-request middleware costs ~15 % there, so it is not layered on (see ARCHITECTURE.md).
+    // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: it only
+    // gets the lean request counter (see ARCHITECTURE.md).
     let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
     if let Some(tls_config) = &instance.config.tls {
-        let tls = crate::api::tls::mutual_tls(tls_config).map_err(StartError::Tls)?;
-        let roles = crate::api::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?;
-        let admin = bind("admin", instance.config.listeners.admin).await?;
-        tracing::info!(admin = %instance.config.listeners.admin, "back office on mutual TLS");
-        let router = observe(crate::api::admin::router(instance.clone()), "admin");
-        tasks.push(tokio::spawn(crate::api::admin::serve(
-            admin,
-            tls,
-            std::sync::Arc::new(roles),
-            router,
-            tx.subscribe(),
-        )));
+        tasks.extend(serve_tls(&instance, tls_config, &tx).await?);
     }
+    audit_start(&instance).await?;
     shutdown.await;
     tracing::info!("shutting down: draining listeners");
     let _ = tx.send(());
@@ -197,6 +197,72 @@ pub async fn serve(
     for t in tasks {
         let _ = t.await;
     }
+    Ok(())
+}
+
+/// Binds the `admin` (mutual TLS) and `api` (TLS) listeners, with certificate reload and the
+/// revoked-credential refresh running beside them.
+async fn serve_tls(
+    instance: &Instance,
+    tls_config: &crate::config::TlsConfig,
+    tx: &tokio::sync::broadcast::Sender<()>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
+    use crate::api::mtls::{self, TlsListener};
+    use crate::api::tls::{ClientAuth, Reloadable};
+    let roles = Arc::new(crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?);
+    let revoked = instance.operators.revoked.clone();
+    let mut tasks = Vec::new();
+    let listeners = [
+        ("admin", instance.config.listeners.admin, ClientAuth::Required, crate::api::admin::router(instance.clone())),
+        ("api", instance.config.listeners.api, ClientAuth::Optional, crate::api::clients::router(instance.clone())),
+    ];
+    for (name, addr, auth, router) in listeners {
+        let tls = Reloadable::new(tls_config, auth, revoked.clone()).map_err(StartError::Tls)?;
+        let listener = bind(name, addr).await?;
+        tracing::info!(listener = name, %addr, "TLS listener");
+        tasks.push(tokio::spawn(tls.clone().watch(tx.subscribe())));
+        let router = crate::api::observe::layer(router, name);
+        let config = TlsListener { name, tls, roles: roles.clone(), router, instance: instance.clone() };
+        tasks.push(tokio::spawn(mtls::serve(listener, config, tx.subscribe())));
+    }
+    tasks.push(tokio::spawn(refresh_revoked(instance.clone(), tx.subscribe())));
+    Ok(tasks)
+}
+
+/// Re-reads revoked back-office credentials every few seconds, so a revocation made by the
+/// CLI or another daemon refuses the next handshake here too.
+async fn refresh_revoked(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => if let Err(e) = instance.operators.revoked.refresh(&instance.store).await {
+                tracing::warn!(error = %e, "cannot refresh revoked operator certificates; keeping the last list");
+            },
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// The `config.loaded` audit event: which configuration and policies this daemon runs with
+/// (their SHA-256), so a change between restarts shows in the audit log.
+async fn audit_start(instance: &Instance) -> Result<(), StartError> {
+    let record = crate::store::AuditRecord {
+        at: instance.issuance.clock.now().unix_timestamp() * 1000,
+        kind: "config.loaded".into(),
+        actor: "daemon".into(),
+        serial: None,
+        detail: serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "config_sha256": instance.config.source_sha256,
+            "policies_sha256": crate::config::policies_digest(&instance.config.policies_dir),
+            "listeners": {
+                "public": instance.config.listeners.public.to_string(), "api": instance.config.listeners.api.to_string(),
+                "admin": instance.config.listeners.admin.to_string(), "metrics": instance.config.listeners.metrics.to_string(),
+            },
+        })
+        .to_string(),
+    };
+    instance.store.audit(&record).await?;
     Ok(())
 }
 

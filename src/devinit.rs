@@ -8,13 +8,13 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, DnType, KeyPair};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::hsm::KeyAlgorithm;
+use crate::operators::Operators;
+use crate::roles::Role;
 use crate::store::Store;
 
 /// The shipped SoftHSM2 configuration template.
@@ -27,8 +27,6 @@ const POLICIES: &[(&str, &str)] = &[
 ];
 /// Where Debian installs the SoftHSM2 module.
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-/// Roles that get an operator client certificate.
-pub const OPERATOR_ROLES: &[&str] = &["operator", "reviewer", "auditor", "web-front", "relying-platform"];
 
 /// Choices a test or a developer may change.
 #[derive(Debug, Clone)]
@@ -112,7 +110,6 @@ pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevIni
     write_file(&softhsm_conf, SOFTHSM2_TEMPLATE.replace("@TOKENDIR@", &tokens).as_bytes(), 0o600)?;
     std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
     init_token(&dir, &options.token_label)?;
-    make_tls(&dir)?;
     let config_path = dir.join("cloudca.toml");
     write_file(&config_path, config_text(&dir, options)?.as_bytes(), 0o600)?;
     let fingerprints = ceremony(&config_path).await?;
@@ -188,6 +185,7 @@ common_name = "cloudca Dev Personal CA"
     ))
 }
 
+/// The ceremony, then the TLS material issued by the operator CA it made.
 async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitError> {
     let setup = |e: String| DevInitError::Setup(e);
     let mut config = Config::load(config_path).map_err(|e| setup(e.to_string()))?;
@@ -196,10 +194,14 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
     let store = Store::open(&config.database).await.map_err(|e| setup(e.to_string()))?;
     let outcome =
         crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
+    let hierarchy = crate::ca::Hierarchy::load(&store, &hsm).await.map_err(|e| setup(e.to_string()))?;
+    let clock = std::sync::Arc::new(SystemClock);
+    let operators = Operators::new(store, hsm, &hierarchy, config.ca.organization.clone(), clock);
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    make_tls(dir, &operators).await?;
     Ok(outcome.fingerprints)
 }
 
-/// Ports free now on 127.0.0.1 (bound and released; good enough for a dev instance).
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
     listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
@@ -221,44 +223,38 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Dev
     f.write_all(bytes).map_err(io(path))
 }
 
-/// TLS material for the listeners: a development operator CA (software key: it is not a CA
-/// key of the product, only the dev stand-in for the organisation's operator PKI), a server
-/// certificate for 127.0.0.1 and localhost, and one client certificate per back-office role.
-pub(crate) fn make_tls(dir: &Path) -> Result<(), DevInitError> {
+/// TLS material for the listeners, all from the operator CA in the HSM: its certificate as
+/// the trust anchor for clients (`tls/operator-ca.pem`), a server certificate for 127.0.0.1
+/// and localhost, and one client certificate per role (recorded, so each can be revoked).
+/// Only the leaf keys are files; the CA key never leaves the token.
+async fn make_tls(dir: &Path, operators: &Operators) -> Result<(), DevInitError> {
     let tls = dir.join("tls");
-    let err = |e: rcgen::Error| DevInitError::Setup(format!("TLS: {e}"));
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.distinguished_name.remove(DnType::CommonName);
-    ca.distinguished_name.push(DnType::OrganizationName, "cloudca Development");
-    ca.distinguished_name.push(DnType::CommonName, "cloudca Dev Operator CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-    write_file(&tls.join("operator-ca.pem"), ca_cert.pem().as_bytes(), 0o644)?;
-    write_file(&tls.join("operator-ca.key"), ca_key.serialize_pem().as_bytes(), 0o600)?;
-    let issuer = Issuer::new(ca, ca_key);
+    let setup = |e: String| DevInitError::Setup(format!("TLS: {e}"));
+    let ca = operators.ca_certificate().ok_or_else(|| setup("no operator CA".into()))?;
+    write_file(&tls.join("operator-ca.pem"), crate::cli::pem("CERTIFICATE", ca).as_bytes(), 0o644)?;
 
-    let server_key = KeyPair::generate().map_err(err)?;
-    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(err)?;
-    server.distinguished_name.remove(DnType::CommonName);
-    server.distinguished_name.push(DnType::CommonName, "localhost");
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
-    write_file(&tls.join("server.pem"), server_cert.pem().as_bytes(), 0o644)?;
+    let server_key = KeyPair::generate().map_err(|e| setup(e.to_string()))?;
+    let server = operators
+        .issue_server(&server_key, &["localhost", "127.0.0.1"], "dev-init")
+        .await
+        .map_err(|e| setup(e.to_string()))?;
+    write_file(&tls.join("server.pem"), crate::cli::pem("CERTIFICATE", &server).as_bytes(), 0o644)?;
     write_file(&tls.join("server.key"), server_key.serialize_pem().as_bytes(), 0o600)?;
 
-    for role in OPERATOR_ROLES {
-        let key = KeyPair::generate().map_err(err)?;
-        let mut client = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        client.distinguished_name.remove(DnType::CommonName);
-        client.distinguished_name.push(DnType::OrganizationName, "cloudca Development");
-        client.distinguished_name.push(DnType::OrganizationalUnitName, *role);
-        client.distinguished_name.push(DnType::CommonName, format!("dev-{role}"));
-        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = client.signed_by(&key, &issuer).map_err(err)?;
-        write_file(&tls.join(format!("clients/{role}.pem")), cert.pem().as_bytes(), 0o644)?;
-        write_file(&tls.join(format!("clients/{role}.key")), key.serialize_pem().as_bytes(), 0o600)?;
+    for role in Role::ALL {
+        let key = KeyPair::generate().map_err(|e| setup(e.to_string()))?;
+        let mut request = CertificateParams::new(Vec::<String>::new()).map_err(|e| setup(e.to_string()))?;
+        request.distinguished_name.remove(DnType::CommonName);
+        request.distinguished_name.push(DnType::CommonName, format!("dev-{}", role.name()));
+        let csr = request.serialize_request(&key).map_err(|e| setup(e.to_string()))?;
+        let cert = operators.issue(csr.der(), role, 365, "dev-init").await.map_err(|e| setup(e.to_string()))?;
+        let name = role.name();
+        write_file(
+            &tls.join(format!("clients/{name}.pem")),
+            crate::cli::pem("CERTIFICATE", &cert.der).as_bytes(),
+            0o644,
+        )?;
+        write_file(&tls.join(format!("clients/{name}.key")), key.serialize_pem().as_bytes(), 0o600)?;
     }
     Ok(())
 }

@@ -32,5 +32,8 @@ pub mod devinit;
 pub mod hsm;
 pub mod lifecycle;
 pub mod metrics;
+pub mod operators;
+pub mod platforms;
+pub mod roles;
 pub mod status;
 pub mod store;

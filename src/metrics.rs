@@ -31,10 +31,15 @@ pub struct Metrics {
     pub db_batch_size: Histogram,
     /// HTTP requests by listener, route (as routed, never with values) and status code.
     pub http_requests: IntCounterVec,
-    /// Failed TLS handshakes on the admin listener.
-    pub tls_handshake_failures: IntCounter,
-    /// Requests refused by role.
+    /// Failed TLS handshakes by listener and reason (`no_certificate`, `unknown_issuer`,
+    /// `revoked`, `expired`, ...).
+    pub tls_handshake_failures: IntCounterVec,
+    /// Requests refused by role (or by a revoked certificate on an open connection).
     pub access_denied: IntCounter,
+    /// Audit entries committed to the hash chain.
+    pub audit_appends: IntCounter,
+    /// Seconds since the newest signed checkpoint (set when `/metrics` is scraped).
+    pub audit_checkpoint_age: IntGauge,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -76,11 +81,16 @@ fn build() -> prometheus::Result<Metrics> {
             Opts::new("http_requests_total", "HTTP requests by listener, route and status"),
             &["listener", "route", "status"],
         )?,
-        tls_handshake_failures: IntCounter::new(
-            "tls_handshake_failures_total",
-            "Failed TLS handshakes on the admin listener",
+        tls_handshake_failures: IntCounterVec::new(
+            Opts::new("tls_handshake_failures_total", "Failed TLS handshakes by listener and reason"),
+            &["listener", "reason"],
         )?,
         access_denied: IntCounter::new("access_denied_total", "Requests refused by role")?,
+        audit_appends: IntCounter::new("audit_appends_total", "Audit entries committed to the hash chain")?,
+        audit_checkpoint_age: IntGauge::new(
+            "audit_checkpoint_age_seconds",
+            "Seconds since the newest signed audit checkpoint",
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
@@ -95,6 +105,8 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.http_requests.clone()))?;
     m.registry.register(Box::new(m.tls_handshake_failures.clone()))?;
     m.registry.register(Box::new(m.access_denied.clone()))?;
+    m.registry.register(Box::new(m.audit_appends.clone()))?;
+    m.registry.register(Box::new(m.audit_checkpoint_age.clone()))?;
     Ok(m)
 }
 

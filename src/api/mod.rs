@@ -5,8 +5,11 @@
 //! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`].
 
 pub mod admin;
+pub mod clients;
+pub mod limits;
+pub mod mtls;
 pub mod observe;
 pub mod ops;
+pub mod problem;
 pub mod public;
-pub mod roles;
 pub mod tls;

@@ -15,8 +15,16 @@ pub fn router(instance: Instance) -> Router {
         .route("/live", get(|| async { "live\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .with_state(instance)
 }
+
+/// The operations listener's OpenAPI document, as kept in the repository.
+pub const OPENAPI: &str = include_str!("../../openapi/ops.json");
+
+/// (method, path) of every route, for the OpenAPI drift test.
+pub const ROUTES: &[(&str, &str)] =
+    &[("GET", "/live"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/openapi.json")];
 
 async fn ready(State(instance): State<Instance>) -> impl IntoResponse {
     match instance.readiness().await {
@@ -32,6 +40,11 @@ async fn ready(State(instance): State<Instance>) -> impl IntoResponse {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(instance): State<Instance>) -> impl IntoResponse {
+    // The checkpoint age is computed at scrape time, so it keeps growing if checkpoints stop.
+    if let Ok(Some(at_ms)) = instance.store.last_checkpoint_at().await {
+        let age = instance.issuance.clock.now().unix_timestamp() - at_ms / 1000;
+        crate::metrics::get().audit_checkpoint_age.set(age.max(0));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
 }

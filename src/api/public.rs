@@ -23,13 +23,27 @@ use crate::status::ocsp::Answer;
 /// Largest OCSP request accepted (16 certificates and a nonce fit in well under 4 KiB).
 const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
-/// Routes of the public listener.
+/// The public listener's OpenAPI document, as kept in the repository.
+pub const OPENAPI: &str = include_str!("../../openapi/public.json");
+
+/// (method, path) of every route, for the OpenAPI drift test (`{*request}` is `{request}` there).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/ca/{file}"),
+    ("GET", "/crl/{file}"),
+    ("POST", "/ocsp/{ca}"),
+    ("GET", "/ocsp/{ca}/{*request}"),
+    ("GET", "/openapi.json"),
+];
+
+/// Routes of the public listener, with the lean request counter (see `observe::count_only`).
 pub fn router(instance: Instance) -> Router {
     Router::new()
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
         .route("/ocsp/{ca}", axum::routing::post(ocsp_post))
         .route("/ocsp/{ca}/{*request}", get(ocsp_get))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .layer(axum::middleware::from_fn_with_state("public", super::observe::count_only))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
         .with_state(instance)
 }

@@ -69,6 +69,8 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
             }
         }
     }
+    let operators = c.make_operators_ca().await?;
+    outcome.fingerprints.push((operators.record.name.clone(), operators.record.fingerprint.clone()));
     c.audit(
         "ceremony.completed",
         serde_json::json!({ "fingerprints": outcome.fingerprints, "csrs": outcome.csr_files }),
@@ -76,6 +78,28 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
     .await?;
     Ok(outcome)
 }
+
+/// Adds the operator CA to an instance whose ceremony predates it (the upgrade path); refuses
+/// when one exists.
+pub async fn operators(
+    config: &Config,
+    hsm: &HsmPool,
+    store: &Store,
+    clock: &dyn Clock,
+) -> Result<CeremonyOutcome, CaError> {
+    let c = Ceremony { config, hsm, store, clock, algorithm: config.ca.key_algorithm };
+    if store.authorities().await?.iter().any(|a| a.role == OPERATORS) {
+        return Err(CaError::Hierarchy("the operator CA exists already; refusing to replace it".into()));
+    }
+    let ca = c.make_operators_ca().await?;
+    let fingerprints = vec![(ca.record.name.clone(), ca.record.fingerprint.clone())];
+    c.audit("ceremony.operators", serde_json::json!({ "fingerprints": fingerprints })).await?;
+    Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
+}
+
+/// Name and role of the operator CA: a separate trust anchor for back-office client
+/// certificates, never part of the public hierarchy.
+pub const OPERATORS: &str = "operators";
 
 /// External-root mode, second half: loads the issuing CA certificate (and the external root)
 /// after checking it certifies the key the ceremony generated, then makes its OCSP responder.
@@ -121,7 +145,7 @@ impl Ceremony<'_> {
                 "the database already holds a CA hierarchy; refusing to overwrite it".into(),
             ));
         }
-        let mut labels = vec![key_label("root"), key_label("audit")];
+        let mut labels = vec![key_label("root"), key_label("audit"), key_label(OPERATORS)];
         for i in &self.config.ca.issuing {
             labels.push(key_label(&i.name));
             labels.push(key_label(&format!("{}-ocsp", i.name)));
@@ -188,6 +212,20 @@ impl Ceremony<'_> {
         let tbs = TbsCapture::capture(|| p.signed_by(&subject, &root.issuer))?;
         let der = self.sign(&root.record.key_label, &tbs).await?;
         self.store_authority(&issuing.name, "issuing", Some("root"), label, der).await
+    }
+
+    /// The operator CA: self-signed, path length 0, its own trust anchor for the mutual-TLS
+    /// listeners, so a back-office credential can never pass as a subscriber certificate.
+    async fn make_operators_ca(&self) -> Result<Arc<Authority>, CaError> {
+        let (label, spki) = self.generate(OPERATORS).await?;
+        let common_name = format!("{} Operator CA", self.config.ca.organization);
+        let mut p = self.base_params(&common_name, self.config.ca.root.validity_days.min(3650), &spki);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = TbsCapture::new(bits_of(&spki)?, self.algorithm);
+        let tbs = TbsCapture::capture(|| p.self_signed(&key))?;
+        let der = self.sign(&label, &tbs).await?;
+        self.store_authority(OPERATORS, OPERATORS, None, label, der).await
     }
 
     fn issuing_params(&self, issuing: &IssuingConfig, spki: &[u8]) -> CertificateParams {

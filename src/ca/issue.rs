@@ -203,13 +203,13 @@ impl IssuanceService {
 }
 
 /// The subject's public key, as rcgen wants it.
-struct SubjectKey {
+pub(crate) struct SubjectKey {
     bits: Vec<u8>,
     algorithm: &'static rcgen::SignatureAlgorithm,
 }
 
 impl SubjectKey {
-    fn new(request: &VerifiedRequest) -> Self {
+    pub(crate) fn new(request: &VerifiedRequest) -> Self {
         SubjectKey { bits: request.public_key_bits.clone(), algorithm: request.key_type.spki_algorithm() }
     }
 }

@@ -26,6 +26,13 @@ pub enum Action {
         #[arg(long)]
         root: PathBuf,
     },
+    /// Add the operator CA (back-office client certificates) to an instance made before it
+    /// existed; writes its certificate to `--out` for `tls.client_ca`.
+    Operators {
+        /// Where to write the operator CA certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs the ceremony or an import.
@@ -41,6 +48,14 @@ pub fn run(action: Option<Action>, config: Config) -> anyhow::Result<()> {
                 let cert = read_certificate(&cert)?;
                 let root = read_certificate(&root)?;
                 crate::ca::ceremony::import(&config, &hsm, &store, clock.as_ref(), &ca, cert, root).await?
+            }
+            Some(Action::Operators { out }) => {
+                let outcome = crate::ca::ceremony::operators(&config, &hsm, &store, clock.as_ref()).await?;
+                let ca = store.authorities().await?.into_iter().find(|a| a.role == crate::ca::ceremony::OPERATORS);
+                let ca = ca.ok_or_else(|| anyhow::anyhow!("the operator CA was not stored"))?;
+                std::fs::write(&out, super::pem("CERTIFICATE", &ca.certificate))
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                outcome
             }
         };
         for (name, fingerprint) in &outcome.fingerprints {

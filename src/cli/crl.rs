@@ -1,4 +1,5 @@
 //! `cloudca --config FILE crl --ca NAME --out FILE`: builds, signs and writes the current CRL.
+//! `crl --all`: rebuilds and publishes every CRL partition now (as `POST /v1/crl/rebuild`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,14 +14,17 @@ use crate::daemon::Instance;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Issuing CA name (`org`, `personal`).
-    #[arg(long)]
-    ca: String,
+    #[arg(long, required_unless_present = "all", requires = "out")]
+    ca: Option<String>,
+    /// Rebuild and publish every CRL (each issuing CA and partition, and the root's).
+    #[arg(long, conflicts_with_all = ["ca", "out", "partition"])]
+    all: bool,
     /// CRL partition, when `status.crl_shards` > 1.
     #[arg(long, default_value_t = 0)]
     partition: i64,
     /// Where to write the DER CRL.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 /// Builds and writes the CRL.
@@ -28,9 +32,20 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let instance = Instance::open(config, Arc::new(SystemClock)).await?;
-        let crl = instance.status.build_crl(&args.ca, args.partition).await?;
-        std::fs::write(&args.out, &crl.der).with_context(|| format!("cannot write {}", args.out.display()))?;
-        println!("CRL {} of {}: {} entries, next update {}", crl.number, args.ca, crl.entries, crl.next_update);
+        if args.all {
+            for (ca, partition) in instance.status.partitions() {
+                let crl = instance.status.build_crl(&ca, partition).await?;
+                println!(
+                    "CRL {} of {ca} partition {partition}: {} entries, next update {}",
+                    crl.number, crl.entries, crl.next_update
+                );
+            }
+            return Ok(());
+        }
+        let (Some(ca), Some(out)) = (args.ca, args.out) else { anyhow::bail!("give --ca and --out, or --all") };
+        let crl = instance.status.build_crl(&ca, args.partition).await?;
+        std::fs::write(&out, &crl.der).with_context(|| format!("cannot write {}", out.display()))?;
+        println!("CRL {} of {ca}: {} entries, next update {}", crl.number, crl.entries, crl.next_update);
         Ok(())
     })
 }

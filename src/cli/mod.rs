@@ -5,12 +5,16 @@ mod audit;
 mod ceremony;
 mod cert;
 mod config_check;
+mod confirm;
 mod crl;
 mod dev_init;
 mod issue;
 mod lifecycle;
+mod operator;
+mod platform;
 mod revoke;
 mod serve;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +75,18 @@ enum Command {
         #[command(subcommand)]
         action: audit::Action,
     },
+    /// HSM pool and readiness of the instance.
+    Status,
+    /// Relying platforms allowed to open signing sessions.
+    Platform {
+        #[command(subcommand)]
+        action: platform::Action,
+    },
+    /// Back-office client certificates (operator CA).
+    Operator {
+        #[command(subcommand)]
+        action: operator::Action,
+    },
     /// Run the daemon.
     Serve,
 }
@@ -99,6 +115,9 @@ impl std::fmt::Display for CliError {
     }
 }
 
+/// EX_USAGE: the command line is incomplete (e.g. a destructive command without `--yes` and
+/// without a terminal to confirm on).
+pub(crate) const EX_USAGE: u8 = 64;
 /// EX_DATAERR: the input (CSR, serial) is wrong.
 pub(crate) const EX_DATAERR: u8 = 65;
 /// EX_UNAVAILABLE: HSM or database unavailable.
@@ -110,6 +129,8 @@ impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
         let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
             EX_CONFIG
+        } else if error.downcast_ref::<confirm::NotConfirmed>().is_some() {
+            EX_USAGE
         } else if is_bad_input(&error) || error.downcast_ref::<audit::AuditBroken>().is_some() {
             EX_DATAERR
         } else if error.downcast_ref::<crate::daemon::StartError>().is_some() {
@@ -125,8 +146,23 @@ impl From<anyhow::Error> for CliError {
 fn is_bad_input(error: &anyhow::Error) -> bool {
     use crate::ca::CaError;
     use crate::lifecycle::LifecycleError;
+    use crate::operators::OperatorError;
+    use crate::platforms::PlatformError;
     use crate::status::StatusError;
     error.downcast_ref::<crate::ca::RequestError>().is_some()
+        || matches!(
+            error.downcast_ref::<OperatorError>(),
+            Some(
+                OperatorError::Request(_)
+                    | OperatorError::Refused(_)
+                    | OperatorError::BadSerial(_)
+                    | OperatorError::UnknownSerial(_)
+            )
+        )
+        || matches!(
+            error.downcast_ref::<PlatformError>(),
+            Some(PlatformError::Invalid(_) | PlatformError::Duplicate | PlatformError::Unknown(_))
+        )
         || matches!(error.downcast_ref::<CaError>(), Some(CaError::Request(_)))
         || error
             .downcast_ref::<LifecycleError>()
@@ -151,6 +187,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Reissue(args) => Ok(lifecycle::run(lifecycle::Flow::Reissue(args), load(cli.config.as_deref())?)?),
         Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
         Command::Audit { action } => Ok(audit::run(action, load(cli.config.as_deref())?)?),
+        Command::Status => Ok(status::run(load(cli.config.as_deref())?)?),
+        Command::Platform { action } => Ok(platform::run(action, load(cli.config.as_deref())?)?),
+        Command::Operator { action } => Ok(operator::run(action, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
     }
 }
@@ -158,8 +197,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Loads and validates the config, and sets the HSM module's environment before any thread
 /// or module exists.
 fn load(path: Option<&Path>) -> Result<Config, CliError> {
-    let path = path
-        .ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: 64 })?;
+    let path = path.ok_or_else(|| CliError {
+        error: anyhow::anyhow!("--config FILE is required for this command"),
+        code: EX_USAGE,
+    })?;
     let mut config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
     config.apply_hsm_env();
     Ok(config)
@@ -191,6 +232,12 @@ pub(crate) fn write_issued(out: &Path, chain_out: Option<&Path>, issued: &crate:
         std::fs::write(path, chain).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Parses an RFC 3339 time argument.
+pub(crate) fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-24T08:00:00Z: {e}"))
 }
 
 /// PEM-encodes DER with a tag.

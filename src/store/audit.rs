@@ -53,6 +53,13 @@ pub fn checkpoint_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
     format!("cloudca-audit-checkpoint\n{seq}\n{hash}\n{at}").into_bytes()
 }
 
+/// Commits a transaction that appended `appended` audit entries, and counts them.
+pub(super) async fn commit(tx: sqlx::Transaction<'static, sqlx::Any>, appended: usize) -> Result<(), StoreError> {
+    tx.commit().await?;
+    crate::metrics::get().audit_appends.inc_by(appended as u64);
+    Ok(())
+}
+
 impl Store {
     /// The head of the chain: (last seq, its hash).
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
@@ -152,5 +159,74 @@ impl Store {
             });
         }
         Ok(AuditVerdict::Intact { entries: expected_seq - 1, head: prev })
+    }
+}
+
+/// One audit entry as stored, for queries.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Position in the chain.
+    pub seq: i64,
+    /// The event.
+    pub record: AuditRecord,
+    /// Its chain hash.
+    pub hash: String,
+}
+
+/// Filters of an audit query; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Entries after this sequence number.
+    pub after_seq: i64,
+    /// Exact action, e.g. `certificate.revoked`.
+    pub kind: Option<String>,
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Exact object serial.
+    pub serial: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl Store {
+    /// Audit entries in sequence order matching the query (keyset pagination on `seq`).
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql =
+            String::from("SELECT seq, at, kind, actor, serial, detail, hash FROM audit_events WHERE seq > $1");
+        let mut binds = Vec::new();
+        for (column, value) in [("kind", &q.kind), ("actor", &q.actor), ("serial", &q.serial)] {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                sql.push_str(&format!(" AND {column} = ${}", binds.len() + 1));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY seq LIMIT ${}", binds.len() + 2));
+        let mut query = sqlx::query(&sql).bind(q.after_seq);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(q.limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    record: AuditRecord {
+                        at: r.try_get("at")?,
+                        kind: r.try_get("kind")?,
+                        actor: r.try_get("actor")?,
+                        serial: r.try_get("serial")?,
+                        detail: r.try_get("detail")?,
+                    },
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// When the newest checkpoint was signed (unix milliseconds), for the checkpoint-age gauge.
+    pub async fn last_checkpoint_at(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(at) AS at FROM audit_checkpoints").fetch_one(&self.pool).await?;
+        Ok(row.try_get("at")?)
     }
 }

@@ -129,3 +129,88 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 }
+
+/// Filters of a certificate search; every field set narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateQuery {
+    /// Exact serial (lowercase hex).
+    pub serial: Option<String>,
+    /// Substring of the RFC 4514 subject.
+    pub subject: Option<String>,
+    /// Exact credit code or resident ID.
+    pub identifier: Option<String>,
+    /// `issued` (and unexpired), `revoked`, or `expired` (issued, past not-after).
+    pub status: Option<String>,
+    /// Exact profile.
+    pub profile: Option<String>,
+    /// not-after at or after this (unix seconds).
+    pub not_after_from: Option<i64>,
+    /// not-after at or before this (unix seconds).
+    pub not_after_to: Option<i64>,
+    /// Keyset cursor: serials after this one.
+    pub after: String,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// One bound value of a dynamic query.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Certificates matching the query, in serial order. `now` decides `issued` vs `expired`.
+    pub async fn search_certificates(
+        &self,
+        q: &CertificateQuery,
+        now: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        let mut binds = vec![Bind::Text(q.after.clone())];
+        let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE serial > $1");
+        // Appends a clause; its `?` (if any) becomes the next numbered placeholder.
+        let mut add = |clause: &str, value: Option<Bind>| {
+            if let Some(v) = value {
+                binds.push(v);
+                sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+            } else {
+                sql.push_str(clause);
+            }
+        };
+        if let Some(v) = &q.serial {
+            add(" AND serial = ?", Some(Bind::Text(v.clone())));
+        }
+        if let Some(v) = &q.subject {
+            let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            add(" AND subject LIKE ? ESCAPE '\\'", Some(Bind::Text(format!("%{escaped}%"))));
+        }
+        if let Some(v) = &q.identifier {
+            add(" AND identifier = ?", Some(Bind::Text(v.clone())));
+        }
+        if let Some(v) = &q.profile {
+            add(" AND profile = ?", Some(Bind::Text(v.clone())));
+        }
+        match q.status.as_deref() {
+            Some("revoked") => add(" AND status = 'revoked'", None),
+            Some("expired") => add(" AND status = 'issued' AND not_after < ?", Some(Bind::Int(now))),
+            Some(_) => add(" AND status = 'issued' AND not_after >= ?", Some(Bind::Int(now))),
+            None => {}
+        }
+        if let Some(v) = q.not_after_from {
+            add(" AND not_after >= ?", Some(Bind::Int(v)));
+        }
+        if let Some(v) = q.not_after_to {
+            add(" AND not_after <= ?", Some(Bind::Int(v)));
+        }
+        add(" ORDER BY serial LIMIT ?", Some(Bind::Int(q.limit)));
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = match b {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(record).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+}

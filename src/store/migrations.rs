@@ -7,8 +7,11 @@ use sqlx::AnyPool;
 use super::{Backend, StoreError};
 
 /// (version, name, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("migrations/0001_init.sql")), (2, "status", include_str!("migrations/0002_status.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "status", include_str!("migrations/0002_status.sql")),
+    (3, "backoffice", include_str!("migrations/0003_backoffice.sql")),
+];
 
 /// Fills in the dialect placeholders.
 fn dialect(sql: &str, backend: Backend) -> String {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 mod authorities;
+mod backoffice;
 mod certificates;
 mod migrations;
 mod status;
@@ -15,8 +16,10 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use authorities::AuthorityRecord;
-pub use certificates::{CertificateRecord, NewCertificate, Reservation};
+pub use backoffice::{OperatorCertRecord, PlatformRecord};
+pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
 

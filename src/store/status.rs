@@ -112,7 +112,7 @@ impl Store {
         // The pre-signed "good" answer must not outlive the revocation, even if re-signing fails.
         sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, 1).await?;
         Ok(true)
     }
 
@@ -120,7 +120,7 @@ impl Store {
     pub async fn audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         super::writer::insert_audits(&mut tx, &[a]).await?;
-        tx.commit().await?;
+        super::audit::commit(tx, 1).await?;
         Ok(())
     }
 

@@ -123,8 +123,7 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
     for chunk in audits.chunks(ROWS_PER_STATEMENT) {
         insert_audits(&mut tx, chunk).await.map_err(StoreError::classify)?;
     }
-    tx.commit().await?;
-    Ok(())
+    super::audit::commit(tx, audits.len()).await
 }
 
 /// `($1, $2, ...), ($k, ...)` for `rows` rows of `columns` placeholders, with optional literal
@@ -181,7 +180,7 @@ async fn insert_certificates(tx: &mut Transaction<'static, Any>, rows: &[&NewCer
     Ok(())
 }
 
-/// Appends audit events inside a transaction, extending the hash chain (shared by every
+/// Appends audit events inside a transaction (commit it with [`super::audit::commit`]), extending the hash chain (shared by every
 /// writer of audit rows). The head row is updated first: that write takes the lock that keeps
 /// concurrent appenders, in this process or another, from forking the chain.
 pub(super) async fn insert_audits(

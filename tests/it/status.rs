@@ -53,10 +53,17 @@ async fn ocsp_reports_good_then_revoked_with_its_reason() {
     assert!(!out.text.contains("WARNING"), "nonce must be echoed: {}", out.text);
 
     // Revoked from another process (the CLI): the daemon serves it within the bound.
+    // Destructive without a terminal and without --yes: refused at once, nothing revoked.
+    let config = ca.config_path.to_str().unwrap();
+    let refused = cloudca(&["--config", config, "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    assert!(!refused.ok && refused.text.contains("pass --yes"), "{}", refused.text);
+    assert!(refused.text.contains(&serial.replace(':', "").to_lowercase()), "shows what it would do: {}", refused.text);
+    assert_eq!(ca.open().await.store.count_certificates("revoked").await.unwrap(), 0);
     let revoked = cloudca(&[
         "--config",
         ca.config_path.to_str().unwrap(),
         "revoke",
+        "--yes",
         "--serial",
         &serial,
         "--reason",
@@ -149,6 +156,7 @@ async fn the_crl_at_the_distribution_point_rejects_revoked_and_accepts_good() {
             "--config",
             ca.config_path.to_str().unwrap(),
             "revoke",
+            "--yes",
             "--serial",
             &bad_serial,
             "--reason",
@@ -247,6 +255,7 @@ async fn pkilint_accepts_good_and_revoked_ocsp_responses() {
                     "--config",
                     ca.config_path.to_str().unwrap(),
                     "revoke",
+                    "--yes",
                     "--serial",
                     &serial,
                     "--reason",
@@ -526,6 +535,7 @@ async fn one_request_about_several_certificates_gets_every_status() {
             "--config",
             ca.config_path.to_str().unwrap(),
             "revoke",
+            "--yes",
             "--serial",
             &second_serial,
             "--reason",

@@ -1,5 +1,7 @@
 //! Who a client certificate is: `policies/roles.toml` maps certificates (by SHA-256 fingerprint
-//! or by subject fields) to back-office roles. Deny by default: no matching rule, no role.
+//! or by subject fields) to back-office roles. Deny by default: no matching rule, no role. A
+//! certificate registered for a relying platform gets the `relying-platform` role from the
+//! registry (see `platforms`) when no rule names it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +22,31 @@ pub enum Role {
     WebFront,
     /// A relying platform (signing sessions).
     RelyingPlatform,
+}
+
+impl Role {
+    /// Every role, in the order documentation lists them.
+    pub const ALL: [Role; 5] = [Role::Reviewer, Role::Operator, Role::Auditor, Role::WebFront, Role::RelyingPlatform];
+
+    /// The name `roles.toml`, the API and certificates (OU) use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Reviewer => "reviewer",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+            Role::WebFront => "web-front",
+            Role::RelyingPlatform => "relying-platform",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            format!("unknown role {s:?}: one of reviewer, operator, auditor, web-front, relying-platform")
+        })
+    }
 }
 
 /// One mapping rule; the first that matches decides.
@@ -54,6 +81,8 @@ pub struct Caller {
     pub subject: BTreeMap<String, String>,
     /// The role the rules grant, if any.
     pub role: Option<Role>,
+    /// The registered relying platform this certificate belongs to, if any.
+    pub platform: Option<String>,
 }
 
 impl Roles {
@@ -101,7 +130,7 @@ pub fn identify(der: &[u8], roles: &Roles) -> Caller {
         }
     }
     let role = roles.role_of(&fingerprint, &subject);
-    Caller { fingerprint, subject, role }
+    Caller { fingerprint, subject, role, platform: None }
 }
 
 #[cfg(test)]

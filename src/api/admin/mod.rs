@@ -1,0 +1,158 @@
+//! The back office over mutual TLS. [`ROUTES`] is the single table of what exists and who may
+//! call it: the router is built from it, the authorisation layer reads it, the role-by-route
+//! test walks it and the OpenAPI drift test compares it with `openapi/admin.json`. Anything
+//! not in the table is 404; a role not listed for a route is 403 with an audit event.
+
+mod audit;
+mod certificates;
+mod operators;
+mod platforms;
+mod status;
+
+use axum::extract::{Extension, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+
+use super::problem::Problem;
+use crate::daemon::Instance;
+use crate::roles::{Caller, Role};
+use crate::store::AuditRecord;
+
+/// One admin route: method, path as routed, the roles allowed, and its handler.
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path as routed (`{serial}` for parameters).
+    pub path: &'static str,
+    /// Roles allowed; every other role (and no role) gets 403.
+    pub roles: &'static [Role],
+    /// Builds the handler.
+    pub handler: fn() -> MethodRouter<Instance>,
+}
+
+const EVERY_ROLE: &[Role] = &Role::ALL;
+const READERS: &[Role] = &[Role::Operator, Role::Reviewer, Role::Auditor];
+const OPERATOR: &[Role] = &[Role::Operator];
+const AUDITOR: &[Role] = &[Role::Auditor];
+const OPERATOR_AUDITOR: &[Role] = &[Role::Operator, Role::Auditor];
+
+/// Every admin route.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/openapi.json", roles: EVERY_ROLE, handler: || get(openapi) },
+    Route { method: "GET", path: "/v1/whoami", roles: EVERY_ROLE, handler: || get(whoami) },
+    Route { method: "GET", path: "/v1/certificates", roles: READERS, handler: || get(certificates::search) },
+    Route { method: "POST", path: "/v1/certificates", roles: OPERATOR, handler: || post(certificates::issue) },
+    Route { method: "GET", path: "/v1/certificates/{serial}", roles: READERS, handler: || get(certificates::show) },
+    Route {
+        method: "POST",
+        path: "/v1/certificates/{serial}/revoke",
+        roles: OPERATOR,
+        handler: || post(certificates::revoke),
+    },
+    Route { method: "POST", path: "/v1/crl/rebuild", roles: OPERATOR, handler: || post(status::rebuild_crls) },
+    Route { method: "GET", path: "/v1/hsm", roles: OPERATOR_AUDITOR, handler: || get(status::hsm) },
+    Route { method: "GET", path: "/v1/readiness", roles: READERS, handler: || get(status::readiness) },
+    Route { method: "GET", path: "/v1/audit", roles: AUDITOR, handler: || get(audit::query) },
+    Route { method: "GET", path: "/v1/audit/verify", roles: AUDITOR, handler: || get(audit::verify) },
+    Route { method: "POST", path: "/v1/relying-platforms", roles: OPERATOR, handler: || post(platforms::register) },
+    Route { method: "GET", path: "/v1/relying-platforms", roles: READERS, handler: || get(platforms::list) },
+    Route { method: "GET", path: "/v1/relying-platforms/{name}", roles: READERS, handler: || get(platforms::show) },
+    Route {
+        method: "POST",
+        path: "/v1/relying-platforms/{name}/disable",
+        roles: OPERATOR,
+        handler: || post(platforms::disable),
+    },
+    Route { method: "POST", path: "/v1/operators", roles: OPERATOR, handler: || post(operators::issue) },
+    Route { method: "GET", path: "/v1/operators", roles: OPERATOR_AUDITOR, handler: || get(operators::list) },
+    Route {
+        method: "POST",
+        path: "/v1/operators/{serial}/revoke",
+        roles: OPERATOR,
+        handler: || post(operators::revoke),
+    },
+];
+
+/// The admin API's OpenAPI document, as kept in the repository.
+pub const OPENAPI: &str = include_str!("../../../openapi/admin.json");
+
+/// Routes of the admin listener, built from [`ROUTES`], behind the authorisation layer.
+pub fn router(instance: Instance) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES {
+        router = router.route(route.path, (route.handler)());
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
+        .fallback(crate::api::limits::not_found)
+        .layer(axum::middleware::from_fn(crate::api::limits::buffer_body))
+        .with_state(instance)
+}
+
+/// Deny by default: the caller's role must be one the route's entry in [`ROUTES`] names, and
+/// its certificate must not have been revoked since the connection opened; otherwise 403,
+/// audited (and the request fails if the audit write fails).
+async fn authorize(State(instance): State<Instance>, matched: MatchedPath, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return Problem::new(StatusCode::UNAUTHORIZED, "no client certificate").into_response();
+    };
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    let method = if request.method() == axum::http::Method::HEAD { "GET" } else { request.method().as_str() };
+    let Some(entry) = ROUTES.iter().find(|r| r.method == method && r.path == matched.as_str()) else {
+        // A method the path does not have: nothing runs, the router answers 405.
+        return next.run(request).await;
+    };
+    let allowed = entry.roles;
+    let route = format!("{method} {}", matched.as_str());
+    if instance.operators.revoked.contains(&caller.fingerprint) {
+        return deny(&instance, &caller, &route, "certificate revoked").await;
+    }
+    match caller.role {
+        Some(role) if allowed.contains(&role) => next.run(request).await,
+        _ => deny(&instance, &caller, &route, "role not allowed").await,
+    }
+}
+
+/// Records a denial in the audit log and answers 403.
+async fn deny(instance: &Instance, caller: &Caller, route: &str, why: &'static str) -> Response {
+    let record = AuditRecord {
+        at: instance.issuance.clock.now().unix_timestamp() * 1000,
+        kind: "access.denied".into(),
+        actor: actor(caller),
+        serial: None,
+        detail: serde_json::json!({ "route": route, "why": why, "role": caller.role.map(Role::name), "subject": caller.subject })
+            .to_string(),
+    };
+    if let Err(e) = instance.store.audit(&record).await {
+        return Problem::unavailable(&format!("cannot audit a denial: {e}")).into_response();
+    }
+    tracing::warn!(target: "audit", route, why, fingerprint = %caller.fingerprint, "access denied");
+    crate::metrics::get().access_denied.inc();
+    Problem::new(StatusCode::FORBIDDEN, "your certificate may not do this").into_response()
+}
+
+/// The audit actor for a caller: role and certificate fingerprint.
+pub(crate) fn actor(caller: &Caller) -> String {
+    format!("{}:{}", caller.role.map_or("none", Role::name), caller.fingerprint)
+}
+
+async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    Json(serde_json::json!({
+        "fingerprint": caller.fingerprint, "subject": caller.subject, "role": caller.role.map(Role::name),
+    }))
+    .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// RFC 3339 for unix seconds ("-" never appears in JSON: out-of-range times are null).
+pub(crate) fn rfc3339(unix: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+}

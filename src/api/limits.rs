@@ -1,0 +1,44 @@
+//! Request-size limits that never cut a connection short. The whole body (up to
+//! [`MAX_BODY_BYTES`]) is read before any handler or the authorisation layer runs, so an early
+//! answer (403, 404, 413) never leaves unread bytes behind: closing a socket with unread data
+//! makes the kernel send a reset that can destroy the answer before the client reads it.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::problem::Problem;
+
+/// Largest request body the TLS listeners accept (CSRs and certificates fit many times over).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How much of an oversized body is read and discarded before answering 413.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads the body (bounded), answers 413 for oversized ones, and passes the rest on with the
+/// body in memory.
+pub async fn buffer_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, DRAIN_BYTES).await {
+        Ok(bytes) if bytes.len() <= MAX_BODY_BYTES => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(_) => too_large(),
+        Err(_) => {
+            // Larger than we are willing to drain, or the client went away: answer and close.
+            let mut response = too_large();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+fn too_large() -> Response {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        .into_response()
+}
+
+/// The answer for paths no route matches: a problem document, like every other error.
+pub async fn not_found() -> Response {
+    Problem::not_found("no such endpoint").into_response()
+}

@@ -1,0 +1,112 @@
+//! The TLS accept loop of the `admin` and `api` listeners: handshake with the current
+//! (reloadable) configuration, count failures by reason, identify the client certificate once
+//! per connection (roles, then the relying-platform registry), record the login in the audit
+//! log, and serve the router with the caller attached to every request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+
+use super::tls::Reloadable;
+use crate::daemon::Instance;
+use crate::roles::{Caller, Role, Roles};
+use crate::store::AuditRecord;
+
+/// What a TLS listener serves and how it identifies clients.
+#[derive(Clone)]
+pub struct TlsListener {
+    /// `admin` or `api` (metric label and log field).
+    pub name: &'static str,
+    /// Server configuration, swapped on reload.
+    pub tls: Arc<Reloadable>,
+    /// Role rules from `roles.toml`.
+    pub roles: Arc<Roles>,
+    /// The routes.
+    pub router: Router,
+    /// Store and clock for identification and the login audit.
+    pub instance: Instance,
+}
+
+/// Accepts connections until shutdown; each is served on its own task.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: TlsListener,
+    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(listener = config.name, error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => return,
+        };
+        let config = config.clone();
+        tokio::spawn(async move { connection(config, stream, peer).await });
+    }
+}
+
+async fn connection(config: TlsListener, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.current());
+    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
+    let tls = match handshake.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
+        Ok(tls) => tls,
+        Err(e) => {
+            let reason = super::tls::failure_reason(&e);
+            tracing::info!(listener = config.name, %peer, reason, error = %e, "TLS handshake failed");
+            crate::metrics::get().tls_handshake_failures.with_label_values(&[config.name, reason]).inc();
+            return;
+        }
+    };
+    let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+    let caller = match certificate {
+        Some(der) => match identify(&config, &der).await {
+            Ok(caller) => Some(caller),
+            Err(e) => {
+                tracing::error!(listener = config.name, error = %e, "cannot record the login; closing the connection");
+                return;
+            }
+        },
+        None => None,
+    };
+    let router = config.router.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        if let Some(caller) = &caller {
+            request.extensions_mut().insert(caller.clone());
+        }
+        let mut router = router.clone();
+        async move { tower_service::Service::call(&mut router, request).await }
+    });
+    let io = hyper_util::rt::TokioIo::new(tls);
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+        tracing::debug!(listener = config.name, %peer, error = %e, "connection ended");
+    }
+}
+
+/// Who the certificate is, and the `operator.login` audit event (the connection is refused if
+/// that cannot be written).
+async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::store::StoreError> {
+    let mut caller = crate::roles::identify(der, &config.roles);
+    if caller.role.is_none() {
+        if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
+            caller.role = Some(Role::RelyingPlatform);
+            caller.platform = Some(platform.name);
+        }
+    }
+    let record = AuditRecord {
+        at: config.instance.issuance.clock.now().unix_timestamp() * 1000,
+        kind: "operator.login".into(),
+        actor: super::admin::actor(&caller),
+        serial: None,
+        detail: serde_json::json!({
+            "listener": config.name, "role": caller.role.map(Role::name), "subject": caller.subject, "platform": caller.platform,
+        })
+        .to_string(),
+    };
+    config.instance.store.audit(&record).await?;
+    Ok(caller)
+}

@@ -1,0 +1,96 @@
+//! RFC 9457 problem documents, and the extractors that turn malformed input into them. The
+//! title says what is wrong in words a client can act on; internal details go to the log
+//! (with the request id), never into the body.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: String,
+}
+
+impl Problem {
+    /// A problem with a status and a client-facing title.
+    pub fn new(status: StatusCode, title: impl Into<String>) -> Problem {
+        Problem { status, title: title.into() }
+    }
+
+    /// 400.
+    pub fn bad_request(title: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, title)
+    }
+
+    /// 404.
+    pub fn not_found(title: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, title)
+    }
+
+    /// 500, with the cause logged (inside the request's span, so with its id) and not shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Problem {
+        tracing::error!(error = %cause, "request failed");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// 503, for a dependency that is away (HSM, database); cause logged.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Problem {
+        tracing::warn!(error = %cause, "dependency unavailable");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable, try again later")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16() });
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}
+
+/// A JSON body whose rejections (not JSON, wrong types, too large, wrong media type) are
+/// problem documents with the status axum chose (400, 413, 415, 422).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> Problem {
+    let title = match rejection {
+        JsonRejection::MissingJsonContentType(_) => "the body must be application/json".to_string(),
+        JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_string(),
+        JsonRejection::JsonDataError(e) => format!("the JSON does not fit the schema: {}", e.body_text()),
+        JsonRejection::BytesRejection(_) => "the body is too large or unreadable".to_string(),
+        _ => "unreadable body".to_string(),
+    };
+    Problem::new(rejection.status(), title)
+}
+
+/// Query parameters whose rejections are 400 problem documents.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Params(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(Problem::bad_request(format!("bad query parameters: {}", e.body_text())))
+            }
+            Err(_) => Err(Problem::bad_request("bad query parameters")),
+        }
+    }
+}
