@@ -206,3 +206,121 @@ async fn renew_outside_the_window_is_a_data_error_and_reissue_replaces_the_certi
     let show = cloudca(&["--config", config, "cert", "show", &serial]);
     assert!(show.text.contains("status:      revoked"), "{}", show.text);
 }
+
+/// Every back-office action at the console: search, status, CRLs, audit, platforms and
+/// operator credentials; destructive ones refuse to run unconfirmed without a terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn back_office_actions_have_cli_parity_and_destructive_ones_need_confirmation() {
+    let ca = TestCa::new().await;
+    let config = ca.config_path.to_str().unwrap();
+    let (_, serial) = issue_cli(&ca, "ee", "org", ORG_SUBJECT);
+    let serial = serial.to_lowercase();
+
+    let found =
+        cloudca(&["--config", config, "cert", "search", "--identifier", "91350100M000100Y43", "--status", "issued"]);
+    assert!(found.ok && found.text.contains(&serial), "{}", found.text);
+    let none = cloudca(&["--config", config, "cert", "search", "--status", "revoked"]);
+    assert!(none.ok && !none.text.contains(&serial), "{}", none.text);
+    let status = cloudca(&["--config", config, "status"]);
+    assert!(status.ok && status.text.contains("instance:     ready"), "{}", status.text);
+    let crls = cloudca(&["--config", config, "crl", "--all"]);
+    assert!(crls.ok && crls.text.contains("of org partition 0"), "{}", crls.text);
+
+    // Bulk revocation from a file: unconfirmed it changes nothing, with --yes it revokes.
+    let list = ca.path("serials.txt");
+    std::fs::write(&list, format!("# to revoke\n{serial}\n")).unwrap();
+    let bulk = ["--config", config, "revoke", "--from-file", list.to_str().unwrap(), "--reason", "superseded"];
+    let refused = cloudca(&bulk);
+    assert!(!refused.ok && refused.text.contains("About to revoke 1 certificate") && refused.text.contains("--yes"));
+    assert_eq!(ca.open().await.store.count_certificates("revoked").await.unwrap(), 0);
+    let done = cloudca(&[&bulk[..], &["--yes"]].concat());
+    assert!(done.ok && done.text.contains(&format!("revoked {serial}")), "{}", done.text);
+
+    // Operator credentials.
+    let key = make_key(ca.dir.path(), "op", "ec:P-256");
+    make_csr(ca.dir.path(), "op", &key, "/CN=Console Operator");
+    let csr = ca.path("op.csr");
+    let out = ca.path("op.pem");
+    let issued = cloudca(&[
+        "--config",
+        config,
+        "operator",
+        "issue",
+        "--csr",
+        csr.to_str().unwrap(),
+        "--role",
+        "auditor",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(issued.ok, "{}", issued.text);
+    let op_serial = issued.text.split_whitespace().nth(1).unwrap().to_string();
+    let text = run("openssl", &["x509", "-in", out.to_str().unwrap(), "-noout", "-subject"]).text;
+    assert!(text.contains("OU = auditor") && text.contains("CN = Console Operator"), "{text}");
+    let bad_role = cloudca(&[
+        "--config",
+        config,
+        "operator",
+        "issue",
+        "--csr",
+        csr.to_str().unwrap(),
+        "--role",
+        "king",
+        "--out",
+        "/dev/null",
+    ]);
+    assert!(!bad_role.ok && bad_role.text.contains("unknown role"), "{}", bad_role.text);
+    let revoke = ["--config", config, "operator", "revoke", "--serial", &op_serial, "--reason", "keyCompromise"];
+    let refused = cloudca(&revoke);
+    assert!(!refused.ok && refused.text.contains("--yes"), "{}", refused.text);
+    let listed = cloudca(&["--config", config, "operator", "list"]);
+    assert!(listed.text.contains(&format!("{op_serial}\tactive")), "{}", listed.text);
+    assert!(cloudca(&[&revoke[..], &["--yes"]].concat()).ok);
+    let listed = cloudca(&["--config", config, "operator", "list"]);
+    assert!(listed.text.contains(&format!("{op_serial}\trevoked")), "{}", listed.text);
+
+    // Relying platforms.
+    let register = cloudca(&[
+        "--config",
+        config,
+        "platform",
+        "register",
+        "--name",
+        "portal",
+        "--display-name",
+        "Portal",
+        "--callback-url",
+        "https://portal.example/cb",
+        "--certificate",
+        out.to_str().unwrap(),
+    ]);
+    assert!(register.ok, "{}", register.text);
+    let again = cloudca(&[
+        "--config",
+        config,
+        "platform",
+        "register",
+        "--name",
+        "portal",
+        "--display-name",
+        "Portal",
+        "--callback-url",
+        "https://portal.example/cb",
+        "--fingerprint",
+        &"ab".repeat(32),
+    ]);
+    assert!(!again.ok && again.text.contains("registered already"), "{}", again.text);
+    assert!(!cloudca(&["--config", config, "platform", "disable", "portal"]).ok, "unconfirmed");
+    assert!(cloudca(&["--config", config, "platform", "disable", "portal", "--yes"]).ok);
+    let shown = cloudca(&["--config", config, "platform", "show", "portal"]);
+    assert!(shown.text.contains("portal\tdisabled"), "{}", shown.text);
+
+    // The audit log holds all of it, in a verified chain.
+    let audit = cloudca(&["--config", config, "audit", "list", "--kind", "operator.certificate.revoked"]);
+    assert!(audit.ok && audit.text.contains(&op_serial), "{}", audit.text);
+    for kind in ["certificate.revoked", "platform.registered", "platform.disabled"] {
+        let listed = cloudca(&["--config", config, "audit", "list", "--kind", kind]);
+        assert_eq!(listed.text.lines().count(), 1, "{kind}: {}", listed.text);
+    }
+    assert!(cloudca(&["--config", config, "audit", "verify"]).ok);
+}

@@ -12,5 +12,6 @@ mod cli;
 mod hsm;
 mod issuance;
 mod lifecycle;
+mod openapi;
 mod status;
 mod storage;
