@@ -16,6 +16,7 @@ use axum::Router;
 use base64::Engine;
 use time::OffsetDateTime;
 
+use super::problem::Problem;
 use crate::daemon::Instance;
 use crate::status::ocsp::response::{self, ErrorStatus};
 use crate::status::ocsp::Answer;
@@ -49,33 +50,37 @@ pub fn router(instance: Instance) -> Router {
 }
 
 async fn ca_certificate(State(instance): State<Instance>, Path(file): Path<String>) -> Response {
-    let Some(name) = file.strip_suffix(".crt") else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    match instance.issuance.hierarchy.get(name) {
-        Ok(a) => ([(header::CONTENT_TYPE, "application/pkix-cert")], a.record.certificate.clone()).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    // Only CAs are published here: never the OCSP responder, audit or operator CA entries.
+    let authority = file.strip_suffix(".crt").and_then(|name| instance.issuance.hierarchy.get(name).ok());
+    match authority.filter(|a| a.record.role == "root" || a.record.role == "issuing") {
+        Some(a) => ([(header::CONTENT_TYPE, "application/pkix-cert")], a.record.certificate.clone()).into_response(),
+        None => Problem::not_found("no such CA certificate").into_response(),
     }
 }
 
-async fn crl(State(instance): State<Instance>, Path(file): Path<String>) -> Response {
+async fn crl(State(instance): State<Instance>, Path(file): Path<String>, request: HeaderMap) -> Response {
     let Some((issuer, shard)) = instance.status.crl_for_file(&file) else {
-        return StatusCode::NOT_FOUND.into_response();
+        return Problem::not_found("no such CRL").into_response();
     };
     match instance.status.crl(&issuer, shard).await {
         Ok(crl) => {
             let max_age = (crl.next_update - OffsetDateTime::now_utc()).whole_seconds().clamp(0, 3600);
+            // A CRL number never repeats for a partition, so it identifies the content.
+            let etag = format!("\"{issuer}-{shard}-{}\"", crl.number);
             let headers = [
-                (header::CONTENT_TYPE, "application/pkix-crl".to_string()),
                 (header::CACHE_CONTROL, format!("public, max-age={max_age}, no-transform")),
                 (header::LAST_MODIFIED, http_date(crl.this_update)),
                 (header::EXPIRES, http_date(crl.next_update)),
+                (header::ETAG, etag.clone()),
             ];
-            (headers, crl.der.clone()).into_response()
+            if request.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+                return (StatusCode::NOT_MODIFIED, headers).into_response();
+            }
+            (headers, [(header::CONTENT_TYPE, "application/pkix-crl")], crl.der.clone()).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, issuer = %issuer, "no CRL to serve");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no CRL published yet; try again shortly").into_response()
         }
     }
 }

@@ -79,14 +79,29 @@ fn platform(r: &AnyRow) -> Result<PlatformRecord, sqlx::Error> {
     })
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 impl Store {
+    /// Runs one change and, if it touched a row, appends its audit event, in one transaction.
+    /// Returns the rows changed (0: nothing written, no event). Unique violations are
+    /// [`StoreError::Duplicate`].
+    async fn execute_audited(&self, query: AnyQuery<'_>, audit: &AuditRecord) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = query.execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected();
+        if changed == 0 {
+            return Ok(0);
+        }
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(changed)
+    }
+
     /// Records an issued operator certificate with its audit event.
     pub async fn insert_operator_cert(&self, c: &OperatorCertRecord, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO operator_certificates ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&c.serial)
             .bind(&c.fingerprint)
             .bind(&c.subject)
@@ -96,13 +111,8 @@ impl Store {
             .bind(&c.der)
             .bind(c.issued_at)
             .bind(c.revoked_at)
-            .bind(&c.reason)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::classify)?;
-        super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await?;
-        Ok(())
+            .bind(&c.reason);
+        self.execute_audited(query, audit).await.map(|_| ())
     }
 
     /// Marks an operator certificate revoked with its audit event. Returns false (and writes
@@ -114,23 +124,14 @@ impl Store {
         reason: &str,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
+        let query = sqlx::query(
             "UPDATE operator_certificates SET status = 'revoked', revoked_at = $1, reason = $2 \
              WHERE serial = $3 AND status = 'active'",
         )
         .bind(at)
         .bind(reason)
-        .bind(serial)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await?;
-        Ok(true)
+        .bind(serial);
+        Ok(self.execute_audited(query, audit).await? > 0)
     }
 
     /// One operator certificate by serial.
@@ -158,38 +159,23 @@ impl Store {
     /// Registers a relying platform with its audit event; a duplicate name or fingerprint is
     /// [`StoreError::Duplicate`].
     pub async fn insert_platform(&self, p: &PlatformRecord, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         let sql = format!("INSERT INTO relying_platforms ({PLATFORM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&p.name)
             .bind(&p.display_name)
             .bind(&p.fingerprint)
             .bind(&p.callback_url)
             .bind(&p.status)
-            .bind(p.registered_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::classify)?;
-        super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await?;
-        Ok(())
+            .bind(p.registered_at);
+        self.execute_audited(query, audit).await.map(|_| ())
     }
 
     /// Disables a platform with its audit event; false when it was not active.
     pub async fn disable_platform(&self, name: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let changed =
+        let query =
             sqlx::query("UPDATE relying_platforms SET status = 'disabled' WHERE name = $1 AND status = 'active'")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await?;
-        Ok(true)
+                .bind(name);
+        Ok(self.execute_audited(query, audit).await? > 0)
     }
 
     /// One platform by name.

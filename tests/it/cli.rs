@@ -156,6 +156,16 @@ async fn serve_answers_live_ready_and_metrics() {
     let der = ca_cert.bytes().await.unwrap();
     assert_eq!(der.as_ref(), pem::parse(std::fs::read(ca.ca_pem("org")).unwrap()).unwrap().contents());
     assert_eq!(client.get(format!("{public}/ca/nope.crt")).send().await.unwrap().status(), 404);
+    // Service keys are not CAs relying parties should fetch.
+    assert_eq!(client.get(format!("{public}/ca/operators.crt")).send().await.unwrap().status(), 404);
+    assert_eq!(client.get(format!("{public}/ca/audit.crt")).send().await.unwrap().status(), 404);
+    // CRLs carry an ETag; a conditional request for the same CRL is 304 without a body.
+    let crl = client.get(format!("{public}/crl/org.crl")).send().await.unwrap();
+    assert_eq!(crl.status(), 200);
+    let etag = crl.headers()["etag"].clone();
+    let again = client.get(format!("{public}/crl/org.crl")).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -165,11 +165,13 @@ pub(super) async fn revoke(
     Path(serial): Path<String>,
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Response, Problem> {
-    let reason: RevocationReason =
-        body.reason.parse().map_err(|_| Problem::bad_request("unknown revocation reason"))?;
+    let reason = super::reason(&body.reason)?;
     let invalidity = time_param("invalidity_date", &body.invalidity_date)?
         .map(|t| time::OffsetDateTime::from_unix_timestamp(t).map_err(|_| Problem::bad_request("invalidity_date")))
         .transpose()?;
+    if invalidity.is_some_and(|t| t > instance.issuance.clock.now()) {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalidity_date is in the future"));
+    }
     let outcome = match instance.status.revoke(&serial, reason, invalidity, &actor(&caller)).await {
         Ok(Revocation::Revoked) => "revoked",
         Ok(Revocation::AlreadyRevoked { .. }) => "already revoked",

@@ -150,6 +150,11 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// A revocation reason from a request body.
+pub(crate) fn reason(name: &str) -> Result<crate::status::RevocationReason, Problem> {
+    name.parse().map_err(|_| Problem::bad_request("unknown revocation reason"))
+}
+
 /// RFC 3339 for unix seconds ("-" never appears in JSON: out-of-range times are null).
 pub(crate) fn rfc3339(unix: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(unix)

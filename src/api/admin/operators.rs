@@ -11,7 +11,6 @@ use crate::api::problem::{JsonBody, Problem};
 use crate::daemon::Instance;
 use crate::operators::{OperatorError, OperatorRevocation};
 use crate::roles::{Caller, Role};
-use crate::status::RevocationReason;
 use crate::store::OperatorCertRecord;
 
 fn json(r: &OperatorCertRecord) -> serde_json::Value {
@@ -77,8 +76,7 @@ pub(super) async fn revoke(
     Path(serial): Path<String>,
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Response, Problem> {
-    let reason: RevocationReason =
-        body.reason.parse().map_err(|_| Problem::bad_request("unknown revocation reason"))?;
+    let reason = super::reason(&body.reason)?;
     let outcome = match instance.operators.revoke(&serial, reason, &actor(&caller)).await.map_err(problem)? {
         OperatorRevocation::Revoked => "revoked",
         OperatorRevocation::AlreadyRevoked => "already revoked",
