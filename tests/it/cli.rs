@@ -160,7 +160,15 @@ async fn serve_answers_live_ready_and_metrics() {
     assert_eq!(client.get(format!("{public}/ca/operators.crt")).send().await.unwrap().status(), 404);
     assert_eq!(client.get(format!("{public}/ca/audit.crt")).send().await.unwrap().status(), 404);
     // CRLs carry an ETag; a conditional request for the same CRL is 304 without a body.
-    let crl = client.get(format!("{public}/crl/org.crl")).send().await.unwrap();
+    // The first CRLs are built by the status task just after start-up (503 until then).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let crl = loop {
+        let crl = client.get(format!("{public}/crl/org.crl")).send().await.unwrap();
+        if crl.status() == 200 || Instant::now() > deadline {
+            break crl;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(crl.status(), 200);
     let etag = crl.headers()["etag"].clone();
     let again = client.get(format!("{public}/crl/org.crl")).header("if-none-match", etag).send().await.unwrap();

@@ -1,0 +1,65 @@
+//! The `api` listener (TLS, client certificates optional): the mobile app (bearer tokens from
+//! SMS login, [`mobile`]) and relying platforms (registered client certificates, [`platform`]).
+
+mod errors;
+mod mobile;
+mod platform;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::daemon::{Instance, Readiness};
+
+/// The api listener's OpenAPI document, as kept in the repository.
+pub const OPENAPI: &str = include_str!("../../../openapi/api.json");
+
+/// (method, path) of every route, for the OpenAPI drift test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/health"),
+    ("POST", "/v1/mobile/sms"),
+    ("POST", "/v1/mobile/login"),
+    ("POST", "/v1/mobile/logout"),
+    ("GET", "/v1/mobile/credentials"),
+    ("POST", "/v1/mobile/credentials"),
+    ("POST", "/v1/mobile/credentials/{id}/pin"),
+    ("POST", "/v1/mobile/credentials/{id}/unlock"),
+    ("POST", "/v1/mobile/sessions/claim"),
+    ("POST", "/v1/mobile/sessions/{id}/approve"),
+    ("POST", "/v1/mobile/sessions/{id}/refuse"),
+    ("POST", "/v1/signing/sessions"),
+    ("GET", "/v1/signing/sessions/{id}"),
+];
+
+/// Routes of the api listener.
+pub fn router(instance: Instance) -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/v1/health", get(health))
+        .route("/v1/mobile/sms", post(mobile::send_code))
+        .route("/v1/mobile/login", post(mobile::login))
+        .route("/v1/mobile/logout", post(mobile::logout))
+        .route("/v1/mobile/credentials", get(mobile::credentials).post(mobile::enroll))
+        .route("/v1/mobile/credentials/{id}/pin", post(mobile::change_pin))
+        .route("/v1/mobile/credentials/{id}/unlock", post(mobile::unlock))
+        .route("/v1/mobile/sessions/claim", post(mobile::claim))
+        .route("/v1/mobile/sessions/{id}/approve", post(mobile::approve))
+        .route("/v1/mobile/sessions/{id}/refuse", post(mobile::refuse))
+        .route("/v1/signing/sessions", post(platform::open))
+        .route("/v1/signing/sessions/{id}", get(platform::poll))
+        .fallback(super::limits::not_found)
+        .layer(axum::middleware::from_fn(super::limits::buffer_body))
+        .with_state(instance)
+}
+
+async fn health(State(instance): State<Instance>) -> Response {
+    let status = match instance.readiness().await {
+        Readiness::Ready => "ready",
+        Readiness::Degraded(_) => "degraded",
+        Readiness::NotReady(_) => "not ready",
+    };
+    Json(serde_json::json!({ "status": status })).into_response()
+}
