@@ -54,6 +54,9 @@ pub struct Config {
     /// CRL and OCSP publication.
     #[serde(default)]
     pub status: StatusConfig,
+    /// Cloud keys, mobile API, signing sessions.
+    #[serde(default)]
+    pub custody: CustodyConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
@@ -335,6 +338,50 @@ impl Default for IssuanceConfig {
     }
 }
 
+/// Cloud keys, the mobile API and signing sessions. Defaults follow the minimums and
+/// BankID/Smart-ID practice (short scan windows, minutes-long authorisations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustodyConfig {
+    /// Wrong PINs in a row that lock a credential (then only re-proving identity unlocks it).
+    pub max_pin_failures: i64,
+    /// Lifetime of a mobile session token, minutes.
+    pub mobile_session_minutes: i64,
+    /// Lifetime of an SMS code, seconds.
+    pub sms_code_seconds: i64,
+    /// Tries per SMS code.
+    pub sms_code_attempts: i64,
+    /// Fewest seconds between two codes to one phone.
+    pub sms_min_interval_seconds: i64,
+    /// Most codes to one phone per hour.
+    pub sms_per_hour: i64,
+    /// How long a new signing session's QR code can be scanned, seconds.
+    pub scan_window_seconds: i64,
+    /// How long a signing session lives in total, from opening to approval, seconds.
+    pub session_seconds: i64,
+    /// Lifetime of a signing authorisation, seconds.
+    pub authorization_seconds: i64,
+    /// Largest number of hashes in one signing session.
+    pub max_hashes: usize,
+}
+
+impl Default for CustodyConfig {
+    fn default() -> Self {
+        CustodyConfig {
+            max_pin_failures: 5,
+            mobile_session_minutes: 15,
+            sms_code_seconds: 300,
+            sms_code_attempts: 5,
+            sms_min_interval_seconds: 30,
+            sms_per_hour: 10,
+            scan_window_seconds: 60,
+            session_seconds: 300,
+            authorization_seconds: 120,
+            max_hashes: 1000,
+        }
+    }
+}
+
 fn default_policies_dir() -> PathBuf {
     PathBuf::from("policies")
 }
@@ -417,6 +464,7 @@ impl Config {
             }
             _ => {}
         }
+        self.validate_custody()?;
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }
@@ -459,6 +507,23 @@ impl Config {
         }
         if self.issuance.max_batch == 0 {
             return Err(ConfigError::new("issuance.max_batch", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_custody(&self) -> Result<(), ConfigError> {
+        let c = &self.custody;
+        let checks: [(&str, bool, &str); 5] = [
+            ("custody.max_pin_failures", (3..=10).contains(&c.max_pin_failures), "3 to 10"),
+            ("custody.scan_window_seconds", (10..=600).contains(&c.scan_window_seconds), "10 to 600"),
+            ("custody.authorization_seconds", (10..=600).contains(&c.authorization_seconds), "10 to 600"),
+            ("custody.session_seconds", c.session_seconds >= c.scan_window_seconds, "at least scan_window_seconds"),
+            ("custody.max_hashes", (1..=10_000).contains(&c.max_hashes), "1 to 10000"),
+        ];
+        for (key, ok, range) in checks {
+            if !ok {
+                return Err(ConfigError::new(key, format!("must be {range}")));
+            }
         }
         Ok(())
     }

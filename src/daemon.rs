@@ -59,6 +59,12 @@ pub struct Instance {
     pub status: StatusService,
     /// Back-office credentials and their revocation.
     pub operators: crate::operators::Operators,
+    /// Holders' cloud keys and PINs.
+    pub custody: crate::custody::Custody,
+    /// The mobile app's SMS login.
+    pub mobile: crate::mobile::Mobile,
+    /// Signing sessions.
+    pub signing: crate::signing::Signing,
 }
 
 impl Instance {
@@ -107,7 +113,18 @@ impl Instance {
             issued: None,
             clock,
         };
-        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status, operators })
+        let custody = crate::custody::Custody::new(
+            store.clone(),
+            hsm.clone(),
+            issuance.clone(),
+            issuance.clock.clone(),
+            config.custody.clone(),
+        );
+        let sms = Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
+        let mobile =
+            crate::mobile::Mobile::new(store.clone(), hsm.clone(), sms, issuance.clock.clone(), config.custody.clone());
+        let signing = crate::signing::Signing::new(store.clone(), custody.clone(), issuance.clock.clone());
+        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status, operators, custody, mobile, signing })
     }
 
     /// What the instance can do now.
@@ -165,6 +182,9 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     instance.issuance.issued = Some(issued_tx);
+    instance.custody.notify_issued(instance.issuance.issued.clone());
+    instance.signing =
+        crate::signing::Signing::new(instance.store.clone(), instance.custody.clone(), instance.issuance.clock.clone());
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;

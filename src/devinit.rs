@@ -196,9 +196,10 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
         crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
     let hierarchy = crate::ca::Hierarchy::load(&store, &hsm).await.map_err(|e| setup(e.to_string()))?;
     let clock = std::sync::Arc::new(SystemClock);
-    let operators = Operators::new(store, hsm, &hierarchy, config.ca.organization.clone(), clock);
+    let operators = Operators::new(store.clone(), hsm, &hierarchy, config.ca.organization.clone(), clock);
     let dir = config_path.parent().unwrap_or(Path::new("."));
     make_tls(dir, &operators).await?;
+    register_dev_platform(dir, &store).await?;
     Ok(outcome.fingerprints)
 }
 
@@ -221,6 +222,24 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), DevInitError> {
 pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DevInitError> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io(path))?;
     f.write_all(bytes).map_err(io(path))
+}
+
+/// Registers the dev `relying-platform` client certificate as the platform `dev-platform`, so
+/// `cloudca rp` works against a fresh dev instance.
+async fn register_dev_platform(dir: &Path, store: &Store) -> Result<(), DevInitError> {
+    let path = dir.join("tls/clients/relying-platform.pem");
+    let certificate = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let registration = crate::platforms::Registration {
+        name: "dev-platform".into(),
+        display_name: "cloudca Dev Platform".into(),
+        callback_url: "https://localhost/cloudca-callback".into(),
+        certificate: Some(certificate),
+        fingerprint: None,
+    };
+    crate::platforms::register(store, &SystemClock, &registration, "dev-init")
+        .await
+        .map_err(|e| DevInitError::Setup(format!("dev platform: {e}")))?;
+    Ok(())
 }
 
 /// TLS material for the listeners, all from the operator CA in the HSM: its certificate as

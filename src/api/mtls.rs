@@ -91,11 +91,9 @@ async fn connection(config: TlsListener, stream: tokio::net::TcpStream, peer: So
 /// that cannot be written).
 async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::store::StoreError> {
     let mut caller = crate::roles::identify(der, &config.roles);
-    if caller.role.is_none() {
-        if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
-            caller.role = Some(Role::RelyingPlatform);
-            caller.platform = Some(platform.name);
-        }
+    if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
+        caller.role = caller.role.or(Some(Role::RelyingPlatform));
+        caller.platform = Some(platform.name);
     }
     let record = AuditRecord {
         at: config.instance.issuance.clock.now().unix_timestamp() * 1000,

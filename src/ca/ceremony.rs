@@ -71,6 +71,9 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
     }
     let operators = c.make_operators_ca().await?;
     outcome.fingerprints.push((operators.record.name.clone(), operators.record.fingerprint.clone()));
+    for label in hsm.ensure_custody_keys().await? {
+        outcome.fingerprints.push((label.to_string(), "secret key (no certificate)".into()));
+    }
     c.audit(
         "ceremony.completed",
         serde_json::json!({ "fingerprints": outcome.fingerprints, "csrs": outcome.csr_files }),
@@ -94,6 +97,25 @@ pub async fn operators(
     let ca = c.make_operators_ca().await?;
     let fingerprints = vec![(ca.record.name.clone(), ca.record.fingerprint.clone())];
     c.audit("ceremony.operators", serde_json::json!({ "fingerprints": fingerprints })).await?;
+    Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
+}
+
+/// Adds the cloud-key custody keys (KEK and PIN pepper) to an instance whose ceremony predates
+/// them; does nothing for keys that exist. Run it once, on one host: two KEKs under one label
+/// would make blobs unreadable.
+pub async fn custody(hsm: &HsmPool, store: &Store, clock: &dyn Clock) -> Result<CeremonyOutcome, CaError> {
+    let made = hsm.ensure_custody_keys().await?;
+    let fingerprints: Vec<(String, String)> =
+        made.iter().map(|l| (l.to_string(), "secret key (no certificate)".to_string())).collect();
+    let writer = store.writer(1);
+    let record = AuditRecord {
+        at: clock.now().unix_timestamp() * 1000,
+        kind: "ceremony.custody".into(),
+        actor: "ceremony".into(),
+        serial: None,
+        detail: serde_json::json!({ "created": made }).to_string(),
+    };
+    writer.write(Write::Audit(record)).await?;
     Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
 }
 

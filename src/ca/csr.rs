@@ -100,6 +100,22 @@ impl VerifiedRequest {
     }
 }
 
+impl VerifiedRequest {
+    /// A key generated inside our own HSM for a holder (cloud-key custody): possession is a
+    /// fact of where the key was made, so no CSR is needed. The subject comes from the approval.
+    pub(crate) fn from_custody_key(subject: Vec<(String, String)>, spki: &[u8]) -> Result<Self, RequestError> {
+        use x509_parser::prelude::SubjectPublicKeyInfo;
+        let (_, parsed) = SubjectPublicKeyInfo::from_der(spki)
+            .map_err(|e| RequestError::MalformedCsr(format!("HSM public key unreadable: {e}")))?;
+        Ok(VerifiedRequest {
+            subject,
+            key_type: key_type(&parsed)?,
+            spki: spki.to_vec(),
+            public_key_bits: parsed.subject_public_key.data.to_vec(),
+        })
+    }
+}
+
 /// The (attribute, value) pairs of a name, in order; non-text values are refused.
 fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<Vec<(String, String)>, RequestError> {
     name.iter_attributes()

@@ -33,6 +33,9 @@ pub enum Action {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Add the cloud-key custody keys (KEK, PIN pepper) to an instance made before they
+    /// existed; keys already present are kept.
+    Custody,
 }
 
 /// Runs the ceremony or an import.
@@ -49,6 +52,7 @@ pub fn run(action: Option<Action>, config: Config) -> anyhow::Result<()> {
                 let root = read_certificate(&root)?;
                 crate::ca::ceremony::import(&config, &hsm, &store, clock.as_ref(), &ca, cert, root).await?
             }
+            Some(Action::Custody) => crate::ca::ceremony::custody(&hsm, &store, clock.as_ref()).await?,
             Some(Action::Operators { out }) => {
                 let outcome = crate::ca::ceremony::operators(&config, &hsm, &store, clock.as_ref()).await?;
                 let ca = store.authorities().await?.into_iter().find(|a| a.role == crate::ca::ceremony::OPERATORS);

@@ -1,6 +1,8 @@
 //! The `cloudca` command line. Names here are a contract operators' scripts rely on; one file
 //! per subcommand. `anyhow` gives context at this edge; the library below keeps typed errors.
 
+mod app;
+mod approval;
 mod audit;
 mod ceremony;
 mod cert;
@@ -13,6 +15,7 @@ mod lifecycle;
 mod operator;
 mod platform;
 mod revoke;
+mod rp;
 mod serve;
 mod status;
 
@@ -77,6 +80,24 @@ enum Command {
     },
     /// HSM pool and readiness of the instance.
     Status,
+    /// Reference mobile client (SMS login, PIN, claim and approve signing sessions).
+    App {
+        /// Where the client keeps its session between calls.
+        #[arg(long, value_name = "FILE", default_value = ".cloudca-app.json")]
+        state: PathBuf,
+        #[command(subcommand)]
+        action: app::Action,
+    },
+    /// Relying-platform demo: open a signing session, show the QR code, verify the result.
+    Rp {
+        #[command(subcommand)]
+        action: rp::Action,
+    },
+    /// Approvals: identities that may hold a cloud certificate.
+    Approval {
+        #[command(subcommand)]
+        action: approval::Action,
+    },
     /// Relying platforms allowed to open signing sessions.
     Platform {
         #[command(subcommand)]
@@ -163,6 +184,10 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             error.downcast_ref::<PlatformError>(),
             Some(PlatformError::Invalid(_) | PlatformError::Duplicate | PlatformError::Unknown(_))
         )
+        || matches!(
+            error.downcast_ref::<crate::custody::CustodyError>(),
+            Some(crate::custody::CustodyError::Invalid(_))
+        )
         || matches!(error.downcast_ref::<CaError>(), Some(CaError::Request(_)))
         || error
             .downcast_ref::<LifecycleError>()
@@ -188,6 +213,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
         Command::Audit { action } => Ok(audit::run(action, load(cli.config.as_deref())?)?),
         Command::Status => Ok(status::run(load(cli.config.as_deref())?)?),
+        Command::App { state, action } => Ok(app::run(&state, action)?),
+        Command::Rp { action } => Ok(rp::run(action)?),
+        Command::Approval { action } => Ok(approval::run(action, load(cli.config.as_deref())?)?),
         Command::Platform { action } => Ok(platform::run(action, load(cli.config.as_deref())?)?),
         Command::Operator { action } => Ok(operator::run(action, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),

@@ -56,7 +56,11 @@ pub enum HsmError {
     /// The pool has no working session right now (token gone, rebuild pending).
     #[error("the HSM is not ready: {0}")]
     NotReady(String),
-    /// The pool was shut down.
+    /// A wrapped holder key does not unwrap under the KEK: tampered, truncated, or from
+    /// another HSM.
+    #[error("the wrapped key is invalid for this HSM")]
+    InvalidBlob,
+    /// The pool has stopped.
     #[error("the HSM pool is shut down")]
     ShutDown,
     /// The token returned data we cannot interpret (e.g. a malformed EC point).

@@ -7,6 +7,7 @@
 
 mod algorithm;
 mod context;
+pub mod custody;
 mod error;
 mod keys;
 mod pin;
@@ -19,6 +20,7 @@ use cryptoki::session::Session;
 use tokio::sync::oneshot;
 
 pub use algorithm::KeyAlgorithm;
+pub use custody::WrappedKey;
 pub use error::HsmError;
 pub use keys::KeyProtection;
 pub use pin::{read_pin, PinSecret};

@@ -196,6 +196,24 @@ impl Shared {
         Ok(handle)
     }
 
+    /// A secret (AES or HMAC) key by label, cached like [`Self::find_key`].
+    pub(crate) fn find_secret_key(&self, session: &Session, label: &str) -> Result<ObjectHandle, HsmError> {
+        let key = (format!("secret:{label}"), true);
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, h)) = self.handles.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if *g == generation {
+                return Ok(*h);
+            }
+        }
+        let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.as_bytes().to_vec())];
+        let found = session.find_objects(&template).map_err(HsmError::from_cryptoki)?;
+        let handle = *found.first().ok_or(HsmError::KeyNotFound { label: label.to_string(), class: "secret" })?;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(key, (generation, handle));
+        }
+        Ok(handle)
+    }
+
     /// Whether the pool serves jobs now, and if not, why.
     pub(crate) fn readiness(&self) -> Result<(), String> {
         if self.ready.load(Ordering::SeqCst) {

@@ -79,13 +79,13 @@ fn platform(r: &AnyRow) -> Result<PlatformRecord, sqlx::Error> {
     })
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 impl Store {
     /// Runs one change and, if it touched a row, appends its audit event, in one transaction.
     /// Returns the rows changed (0: nothing written, no event). Unique violations are
     /// [`StoreError::Duplicate`].
-    async fn execute_audited(&self, query: AnyQuery<'_>, audit: &AuditRecord) -> Result<u64, StoreError> {
+    pub(super) async fn execute_audited(&self, query: AnyQuery<'_>, audit: &AuditRecord) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let changed = query.execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected();
         if changed == 0 {

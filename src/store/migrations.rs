@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "status", include_str!("migrations/0002_status.sql")),
     (3, "backoffice", include_str!("migrations/0003_backoffice.sql")),
+    (4, "custody", include_str!("migrations/0004_custody.sql")),
 ];
 
 /// Fills in the dialect placeholders.

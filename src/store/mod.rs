@@ -7,6 +7,7 @@ pub mod audit;
 mod authorities;
 mod backoffice;
 mod certificates;
+mod custody;
 mod migrations;
 mod status;
 mod writer;
@@ -20,6 +21,7 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
+pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
 

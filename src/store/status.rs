@@ -111,6 +111,12 @@ impl Store {
             .await?;
         // The pre-signed "good" answer must not outlive the revocation, even if re-signing fails.
         sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
+        // A revoked certificate's cloud key is destroyed with the revocation: nothing can sign
+        // with it again, even if a later check were missed.
+        sqlx::query("UPDATE credentials SET key_blob = NULL, status = 'destroyed' WHERE serial = $1")
+            .bind(&r.serial)
+            .execute(&mut *tx)
+            .await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
         Ok(true)

@@ -6,8 +6,8 @@ fn verify(ca: &TestCa) -> Output {
     cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"])
 }
 
-/// A CA with a few audited events (ceremony, the dev TLS credentials: 7 entries; then three
-/// issuances and revocations: 13), and a raw connection.
+/// A CA with a few audited events (ceremony, the dev TLS credentials and the dev platform:
+/// 8 entries; then three issuances and revocations: 14), and a raw connection.
 async fn audited_ca() -> (TestCa, sqlx::AnyPool) {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
@@ -30,7 +30,7 @@ async fn audited_ca() -> (TestCa, sqlx::AnyPool) {
 async fn an_untouched_chain_verifies() {
     let (ca, _) = audited_ca().await;
     let out = verify(&ca);
-    assert!(out.ok && out.text.contains("audit log intact: 13 entries"), "{}", out.text);
+    assert!(out.ok && out.text.contains("audit log intact: 14 entries"), "{}", out.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,19 +93,19 @@ async fn signed_checkpoints_catch_a_cut_log_and_a_forged_checkpoint() {
     let (ca, pool) = audited_ca().await;
     let config = ca.config_path.to_str().unwrap();
     let out = cloudca(&["--config", config, "audit", "checkpoint"]);
-    assert!(out.ok && out.text.contains("checkpoint signed at entry 13"), "{}", out.text);
+    assert!(out.ok && out.text.contains("checkpoint signed at entry 14"), "{}", out.text);
     let out = verify(&ca);
-    assert!(out.ok && out.text.contains("13 entries, 1 signed checkpoints verified"), "{}", out.text);
+    assert!(out.ok && out.text.contains("14 entries, 1 signed checkpoints verified"), "{}", out.text);
 
     // Cut the last two entries and repair the head: the chain alone looks fine, the checkpoint
-    // signed over entry 13 does not.
-    sqlx::query("DELETE FROM audit_events WHERE seq >= 12").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE audit_head SET seq = 11, hash = (SELECT hash FROM audit_events WHERE seq = 11) WHERE id = 1")
+    // signed over entry 14 does not.
+    sqlx::query("DELETE FROM audit_events WHERE seq >= 13").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 12, hash = (SELECT hash FROM audit_events WHERE seq = 12) WHERE id = 1")
         .execute(&pool)
         .await
         .unwrap();
     let out = verify(&ca);
-    assert!(!out.ok && out.text.contains("entry 13") && out.text.contains("log cut"), "{}", out.text);
+    assert!(!out.ok && out.text.contains("entry 14") && out.text.contains("log cut"), "{}", out.text);
 
     // A checkpoint whose signature was not made by the audit key is named.
     sqlx::query("UPDATE audit_checkpoints SET seq = 5, hash = (SELECT hash FROM audit_events WHERE seq = 5)")

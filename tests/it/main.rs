@@ -13,5 +13,6 @@ mod hsm;
 mod issuance;
 mod lifecycle;
 mod openapi;
+mod signing;
 mod status;
 mod storage;

@@ -3,6 +3,7 @@
 //! test walks it and the OpenAPI drift test compares it with `openapi/admin.json`. Anything
 //! not in the table is 404; a role not listed for a route is 403 with an audit event.
 
+mod approvals;
 mod audit;
 mod certificates;
 mod operators;
@@ -68,6 +69,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route { method: "POST", path: "/v1/operators", roles: OPERATOR, handler: || post(operators::issue) },
     Route { method: "GET", path: "/v1/operators", roles: OPERATOR_AUDITOR, handler: || get(operators::list) },
+    Route {
+        method: "POST",
+        path: "/v1/approvals",
+        roles: &[Role::Operator, Role::WebFront],
+        handler: || post(approvals::create),
+    },
     Route {
         method: "POST",
         path: "/v1/operators/{serial}/revoke",

@@ -1,0 +1,58 @@
+//! How custody, login and signing errors become problem documents on the `api` listener.
+
+use axum::http::StatusCode;
+
+use crate::api::problem::Problem;
+use crate::custody::CustodyError;
+use crate::mobile::LoginError;
+use crate::signing::SigningError;
+
+/// Custody errors: the holder can act on each title.
+pub fn custody(e: CustodyError) -> Problem {
+    let title = e.to_string();
+    match e {
+        CustodyError::Invalid(_) | CustodyError::Pin(crate::custody::pin::PinError::Format) => {
+            Problem::bad_request(title)
+        }
+        CustodyError::NotFound => Problem::not_found(title),
+        CustodyError::ApprovalUsed | CustodyError::NotUsable(_) => Problem::new(StatusCode::CONFLICT, title),
+        CustodyError::WrongPin { .. } | CustodyError::IdentityRefused => Problem::new(StatusCode::FORBIDDEN, title),
+        CustodyError::Locked => Problem::new(StatusCode::LOCKED, title),
+        CustodyError::Ca(crate::ca::CaError::Request(r)) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, r.to_string())
+        }
+        CustodyError::Hsm(h) | CustodyError::Pin(crate::custody::pin::PinError::Hsm(h)) => Problem::unavailable(&h),
+        CustodyError::Ca(crate::ca::CaError::Hsm(h)) => Problem::unavailable(&h),
+        other => Problem::internal(&other),
+    }
+}
+
+/// Login errors.
+pub fn login(e: LoginError) -> Problem {
+    let title = e.to_string();
+    match e {
+        LoginError::Invalid(_) => Problem::bad_request(title),
+        LoginError::RateLimited => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
+        LoginError::BadCode => Problem::new(StatusCode::UNAUTHORIZED, title),
+        LoginError::Sms(cause) => {
+            tracing::error!(error = %cause, "SMS provider failed");
+            Problem::new(StatusCode::BAD_GATEWAY, title)
+        }
+        LoginError::Hsm(h) => Problem::unavailable(&h),
+        LoginError::Store(s) => Problem::internal(&s),
+    }
+}
+
+/// Signing errors.
+pub fn signing(e: SigningError) -> Problem {
+    let title = e.to_string();
+    match e {
+        SigningError::Invalid(_) | SigningError::BadPayload => Problem::bad_request(title),
+        SigningError::NotFound => Problem::not_found(title),
+        SigningError::WrongState(_) | SigningError::AuthorizationInvalid => Problem::new(StatusCode::CONFLICT, title),
+        SigningError::SignerMismatch => Problem::new(StatusCode::FORBIDDEN, title),
+        SigningError::Custody(c) => custody(c),
+        SigningError::Store(s) => Problem::internal(&s),
+        SigningError::Internal(m) => Problem::internal(&m),
+    }
+}

@@ -1,0 +1,226 @@
+//! The mobile app's endpoints: SMS login, credentials (first PIN, PIN change, unlock) and the
+//! holder's side of signing sessions. Every call but login carries `Authorization: Bearer`.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::errors;
+use crate::api::problem::{JsonBody, Problem};
+use crate::custody::Pin;
+use crate::daemon::Instance;
+use crate::mobile::Purpose;
+
+/// The holder behind a valid bearer token.
+pub struct Holder {
+    /// E.164 phone number.
+    pub phone: String,
+    token: String,
+}
+
+impl FromRequestParts<Instance> for Holder {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, instance: &Instance) -> Result<Holder, Problem> {
+        let unauthorized = || Problem::new(StatusCode::UNAUTHORIZED, "log in first (Authorization: Bearer TOKEN)");
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+        // RFC 6750: the scheme name is case-insensitive.
+        let (scheme, token) = value.split_once(' ').ok_or_else(unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 128 {
+            return Err(unauthorized());
+        }
+        let phone = instance.mobile.phone(token).await.map_err(errors::login)?.ok_or_else(unauthorized)?;
+        Ok(Holder { phone, token: token.to_string() })
+    }
+}
+
+fn pin(text: &str) -> Result<Pin, Problem> {
+    Pin::new(text).map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+/// Body of a code request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CodeBody {
+    phone: String,
+    #[serde(default = "login_purpose")]
+    purpose: String,
+}
+
+fn login_purpose() -> String {
+    "login".into()
+}
+
+pub(super) async fn send_code(State(i): State<Instance>, JsonBody(b): JsonBody<CodeBody>) -> Result<Response, Problem> {
+    let purpose = Purpose::parse(&b.purpose).map_err(errors::login)?;
+    i.mobile.send_code(&b.phone, purpose).await.map_err(errors::login)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
+}
+
+/// Body of a login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginBody {
+    phone: String,
+    code: String,
+}
+
+pub(super) async fn login(State(i): State<Instance>, JsonBody(b): JsonBody<LoginBody>) -> Result<Response, Problem> {
+    let session = i.mobile.login(&b.phone, &b.code).await.map_err(errors::login)?;
+    Ok(Json(
+        serde_json::json!({ "token": session.token, "expires_at": crate::api::admin::rfc3339(session.expires_at) }),
+    )
+    .into_response())
+}
+
+pub(super) async fn logout(State(i): State<Instance>, holder: Holder) -> Result<Response, Problem> {
+    i.mobile.logout(&holder.token).await.map_err(errors::login)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn credentials(State(i): State<Instance>, holder: Holder) -> Result<Response, Problem> {
+    let store = &i.store;
+    let approvals = store.approvals_for_phone(&holder.phone).await.map_err(|e| Problem::internal(&e))?;
+    let credentials = store.credentials_for_phone(&holder.phone).await.map_err(|e| Problem::internal(&e))?;
+    let mut items = Vec::new();
+    for c in &credentials {
+        let cert = store.certificate(&c.serial).await.map_err(|e| Problem::internal(&e))?;
+        items.push(serde_json::json!({
+            "id": c.id, "serial": c.serial, "status": c.status,
+            "subject": cert.as_ref().map(|c| c.subject.clone()), "profile": cert.as_ref().map(|c| c.profile.clone()),
+            "not_after": cert.as_ref().and_then(|c| crate::api::admin::rfc3339(c.not_after)),
+            "certificate_status": cert.as_ref().map(|c| c.status.clone()),
+        }));
+    }
+    let pending: Vec<_> = approvals
+        .iter()
+        .filter(|a| a.status == "approved")
+        .map(|a| {
+            let subject: serde_json::Value = serde_json::from_str(&a.subject).unwrap_or_default();
+            serde_json::json!({ "approval_id": a.id, "profile": a.profile, "subject": subject })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "approvals": pending, "credentials": items })).into_response())
+}
+
+/// Body of the first PIN.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnrollBody {
+    approval_id: String,
+    pin: String,
+}
+
+pub(super) async fn enroll(
+    State(i): State<Instance>,
+    holder: Holder,
+    JsonBody(b): JsonBody<EnrollBody>,
+) -> Result<Response, Problem> {
+    let pin = pin(&b.pin)?;
+    let actor = format!("phone:{}", holder.phone);
+    let (credential, issued) =
+        i.custody.enroll(&b.approval_id, &holder.phone, &pin, &actor).await.map_err(errors::custody)?;
+    if let Err(e) = i.status.presign(&issued.serial).await {
+        tracing::warn!(error = %e, "OCSP pre-signing deferred to the refresh task");
+    }
+    let body = serde_json::json!({
+        "id": credential.id, "serial": issued.serial, "status": credential.status,
+        "certificate": pem::encode(&pem::Pem::new("CERTIFICATE", issued.der)),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Body of a PIN change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PinBody {
+    old_pin: String,
+    new_pin: String,
+}
+
+pub(super) async fn change_pin(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<PinBody>,
+) -> Result<Response, Problem> {
+    let (old, new) = (pin(&b.old_pin)?, pin(&b.new_pin)?);
+    let actor = format!("phone:{}", holder.phone);
+    i.custody.change_pin(&id, &holder.phone, &old, &new, &actor).await.map_err(errors::custody)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of an unlock: a fresh `unlock` SMS code, the identity check, the new PIN.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UnlockBody {
+    code: String,
+    identifier: String,
+    evidence: String,
+    new_pin: String,
+}
+
+pub(super) async fn unlock(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<UnlockBody>,
+) -> Result<Response, Problem> {
+    let new = pin(&b.new_pin)?;
+    i.mobile.check_code(&holder.phone, Purpose::Unlock, &b.code).await.map_err(errors::login)?;
+    let actor = format!("phone:{}", holder.phone);
+    let proof = crate::custody::IdentityProof {
+        provider: &crate::providers::SandboxIdentity,
+        identifier: &b.identifier,
+        evidence: &b.evidence,
+    };
+    i.custody.unlock(&id, &holder.phone, proof, &new, &actor).await.map_err(errors::custody)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of a claim.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClaimBody {
+    payload: String,
+}
+
+pub(super) async fn claim(
+    State(i): State<Instance>,
+    holder: Holder,
+    JsonBody(b): JsonBody<ClaimBody>,
+) -> Result<Response, Problem> {
+    let claimed = i.signing.claim(&holder.phone, &b.payload).await.map_err(errors::signing)?;
+    Ok(Json(claimed).into_response())
+}
+
+/// Body of an approval.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApproveBody {
+    credential_id: String,
+    pin: String,
+}
+
+pub(super) async fn approve(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ApproveBody>,
+) -> Result<Response, Problem> {
+    let pin = pin(&b.pin)?;
+    i.signing.approve(&holder.phone, &id, &b.credential_id, &pin).await.map_err(errors::signing)?;
+    Ok(Json(serde_json::json!({ "state": "signed" })).into_response())
+}
+
+pub(super) async fn refuse(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    i.signing.refuse(&holder.phone, &id).await.map_err(errors::signing)?;
+    Ok(Json(serde_json::json!({ "state": "refused" })).into_response())
+}

@@ -1,0 +1,104 @@
+//! Certificate PINs: Argon2id (m = 19 MiB, t = 2, p = 1, the OWASP minimum) over an HMAC of
+//! the PIN keyed by the pepper in the HSM. The stored PHC string alone allows no offline
+//! guessing: every guess needs the HSM. PINs live in `Zeroizing` buffers and are never logged.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use zeroize::Zeroizing;
+
+use crate::hsm::{HsmError, HsmPool};
+
+/// Fewest digits a PIN may have.
+pub const MIN_DIGITS: usize = 6;
+/// Most digits a PIN may have (bounds the work an attacker can make us do).
+pub const MAX_DIGITS: usize = 12;
+
+/// Why a PIN operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// Not 6 to 12 digits.
+    #[error("a PIN is {MIN_DIGITS} to {MAX_DIGITS} digits")]
+    Format,
+    /// The HSM could not compute the pepper.
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    /// The stored hash is unreadable (never expected; the credential is then unusable).
+    #[error("stored PIN hash unreadable: {0}")]
+    Stored(String),
+}
+
+/// A PIN as received: zeroized when dropped.
+pub struct Pin(Zeroizing<String>);
+
+impl Pin {
+    /// Checks the format (digits only, 6 to 12 of them).
+    pub fn new(text: &str) -> Result<Pin, PinError> {
+        let ok = (MIN_DIGITS..=MAX_DIGITS).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| Pin(Zeroizing::new(text.to_string()))).ok_or(PinError::Format)
+    }
+}
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pin(<redacted>)")
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    // 19 MiB, 2 passes, 1 lane: the OWASP floor for Argon2id; the constants cannot fail.
+    let params = Params::new(19 * 1024, 2, 1, Some(32)).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The peppered input: HMAC-SHA256(pepper, "cloudca-pin\n" || credential || "\n" || PIN), so a
+/// hash copied to another credential does not verify there either.
+async fn peppered(hsm: &HsmPool, credential: &str, pin: &Pin) -> Result<Zeroizing<Vec<u8>>, PinError> {
+    let mut message = Zeroizing::new(format!("cloudca-pin\n{credential}\n").into_bytes());
+    message.extend_from_slice(pin.0.as_bytes());
+    Ok(Zeroizing::new(hsm.pepper(&message).await?))
+}
+
+/// The PHC string to store for a new PIN. Argon2 runs off the async executor.
+pub async fn hash(hsm: &HsmPool, credential: &str, pin: &Pin) -> Result<String, PinError> {
+    let input = peppered(hsm, credential, pin).await?;
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        argon2().hash_password(&input, &salt).map(|h| h.to_string()).map_err(|e| PinError::Stored(e.to_string()))
+    })
+    .await
+    .map_err(|e| PinError::Stored(e.to_string()))?
+}
+
+/// Whether `pin` matches the stored PHC string (constant time inside argon2).
+pub async fn verify(hsm: &HsmPool, credential: &str, pin: &Pin, stored: &str) -> Result<bool, PinError> {
+    let input = peppered(hsm, credential, pin).await?;
+    let stored = stored.to_string();
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&stored).map_err(|e| PinError::Stored(e.to_string()))?;
+        Ok(argon2().verify_password(&input, &parsed).is_ok())
+    })
+    .await
+    .map_err(|e| PinError::Stored(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_six_to_twelve_digits() {
+        assert!(Pin::new("123456").is_ok());
+        assert!(Pin::new("123456789012").is_ok());
+        for bad in ["12345", "1234567890123", "12345a", "", "１２３４５６", " 123456"] {
+            assert!(Pin::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(format!("{:?}", Pin::new("123456").unwrap()), "Pin(<redacted>)");
+    }
+
+    #[test]
+    fn the_argon2_parameters_meet_the_floor() {
+        let a = argon2();
+        assert_eq!(a.params().m_cost(), 19 * 1024);
+        assert_eq!(a.params().t_cost(), 2);
+    }
+}

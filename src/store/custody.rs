@@ -1,0 +1,528 @@
+//! Rows of cloud-key custody and signing: approvals, credentials, SMS codes, mobile sessions,
+//! signing sessions and single-use authorisations. State changes are conditional updates
+//! (`... WHERE state = 'pending'`), so two requests racing for the same change cannot both win.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{AuditRecord, Store, StoreError};
+
+/// An approval: this identity, at this phone, may hold a certificate of this profile.
+#[derive(Debug, Clone)]
+pub struct ApprovalRecord {
+    /// Random id.
+    pub id: String,
+    /// Profile name.
+    pub profile: String,
+    /// JSON `[[attribute, value], ...]`.
+    pub subject: String,
+    /// Credit code or resident ID.
+    pub identifier: String,
+    /// E.164 phone number.
+    pub phone: String,
+    /// `approved`, `used` or `cancelled`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Audit actor who created it.
+    pub created_by: String,
+}
+
+/// A holder's credential: certificate, wrapped key, PIN hash and lock state.
+#[derive(Debug, Clone)]
+pub struct CredentialRecord {
+    /// Random id.
+    pub id: String,
+    /// The approval it was made from.
+    pub approval_id: String,
+    /// E.164 phone number.
+    pub phone: String,
+    /// Certificate serial (lowercase hex).
+    pub serial: String,
+    /// Key algorithm name.
+    pub key_algorithm: String,
+    /// Wrapped private key; None once destroyed.
+    pub key_blob: Option<Vec<u8>>,
+    /// Blob format version.
+    pub blob_version: i64,
+    /// HMAC binding the blob to this row.
+    pub binding: String,
+    /// Argon2id PHC string.
+    pub pin_hash: String,
+    /// Consecutive wrong PINs.
+    pub failed_attempts: i64,
+    /// `active`, `locked` or `destroyed`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A signing session as stored.
+#[derive(Debug, Clone)]
+pub struct SigningSessionRecord {
+    /// Random id.
+    pub id: String,
+    /// Relying platform name.
+    pub platform: String,
+    /// Public token in the QR payload.
+    pub start_token: String,
+    /// HMAC secret shared with the platform's back end only.
+    pub start_secret: Vec<u8>,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// No claim after this (unix seconds).
+    pub scan_deadline: i64,
+    /// No approval after this (unix seconds).
+    pub expires_at: i64,
+    /// The platform's request, JSON.
+    pub request: String,
+    /// `pending`, `claimed`, `signed`, `refused`, `expired`.
+    pub state: String,
+    /// Who claimed it.
+    pub phone: Option<String>,
+    /// Which credential signed.
+    pub credential_id: Option<String>,
+    /// The signatures, JSON.
+    pub result: Option<String>,
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, approval_id, phone, serial, key_algorithm, key_blob, blob_version, binding, \
+     pin_hash, failed_attempts, status, created_at";
+const SESSION_COLUMNS: &str =
+    "id, platform, start_token, start_secret, created_ms, scan_deadline, expires_at, request, \
+     state, phone, credential_id, result";
+
+fn approval(r: &AnyRow) -> Result<ApprovalRecord, sqlx::Error> {
+    Ok(ApprovalRecord {
+        id: r.try_get("id")?,
+        profile: r.try_get("profile")?,
+        subject: r.try_get("subject")?,
+        identifier: r.try_get("identifier")?,
+        phone: r.try_get("phone")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+    })
+}
+
+fn credential(r: &AnyRow) -> Result<CredentialRecord, sqlx::Error> {
+    Ok(CredentialRecord {
+        id: r.try_get("id")?,
+        approval_id: r.try_get("approval_id")?,
+        phone: r.try_get("phone")?,
+        serial: r.try_get("serial")?,
+        key_algorithm: r.try_get("key_algorithm")?,
+        key_blob: r.try_get("key_blob")?,
+        blob_version: r.try_get("blob_version")?,
+        binding: r.try_get("binding")?,
+        pin_hash: r.try_get("pin_hash")?,
+        failed_attempts: r.try_get("failed_attempts")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn session(r: &AnyRow) -> Result<SigningSessionRecord, sqlx::Error> {
+    Ok(SigningSessionRecord {
+        id: r.try_get("id")?,
+        platform: r.try_get("platform")?,
+        start_token: r.try_get("start_token")?,
+        start_secret: r.try_get("start_secret")?,
+        created_ms: r.try_get("created_ms")?,
+        scan_deadline: r.try_get("scan_deadline")?,
+        expires_at: r.try_get("expires_at")?,
+        request: r.try_get("request")?,
+        state: r.try_get("state")?,
+        phone: r.try_get("phone")?,
+        credential_id: r.try_get("credential_id")?,
+        result: r.try_get("result")?,
+    })
+}
+
+impl Store {
+    /// Records an approval with its audit event.
+    pub async fn insert_approval(&self, a: &ApprovalRecord, audit: &AuditRecord) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "INSERT INTO approvals (id, profile, subject, identifier, phone, status, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.id)
+        .bind(&a.profile)
+        .bind(&a.subject)
+        .bind(&a.identifier)
+        .bind(&a.phone)
+        .bind(&a.status)
+        .bind(a.created_at)
+        .bind(&a.created_by);
+        self.execute_audited(q, audit).await.map(|_| ())
+    }
+
+    /// One approval.
+    pub async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM approvals WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(approval).transpose().map_err(StoreError::from)
+    }
+
+    /// Approvals for a phone, newest first.
+    pub async fn approvals_for_phone(&self, phone: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM approvals WHERE phone = $1 ORDER BY created_at DESC, id")
+            .bind(phone)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(approval).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// Stores a new credential and marks its approval used, with the audit event, atomically.
+    /// Returns false (nothing written) when the approval is no longer `approved`.
+    pub async fn create_credential(&self, c: &CredentialRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query("UPDATE approvals SET status = 'used' WHERE id = $1 AND status = 'approved'")
+            .bind(&c.approval_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if used == 0 {
+            return Ok(false);
+        }
+        let sql = format!(
+            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
+        );
+        sqlx::query(&sql)
+            .bind(&c.id)
+            .bind(&c.approval_id)
+            .bind(&c.phone)
+            .bind(&c.serial)
+            .bind(&c.key_algorithm)
+            .bind(&c.key_blob)
+            .bind(c.blob_version)
+            .bind(&c.binding)
+            .bind(&c.pin_hash)
+            .bind(c.failed_attempts)
+            .bind(&c.status)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::classify)?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
+    /// One credential.
+    pub async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(credential).transpose().map_err(StoreError::from)
+    }
+
+    /// Credentials of a phone.
+    pub async fn credentials_for_phone(&self, phone: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE phone = $1 ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).bind(phone).fetch_all(&self.pool).await?;
+        rows.iter().map(credential).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// Counts a wrong PIN atomically and locks at `max`; returns (attempts, status) after it.
+    /// The audit event is in the same transaction.
+    pub async fn record_pin_failure(
+        &self,
+        id: &str,
+        max: i64,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(i64, String), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1, updated_at = $3, \
+             status = CASE WHEN failed_attempts + 1 >= $2 AND status = 'active' THEN 'locked' ELSE status END \
+             WHERE id = $1 RETURNING failed_attempts, status",
+        )
+        .bind(id)
+        .bind(max)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok((row.try_get("failed_attempts")?, row.try_get("status")?))
+    }
+
+    /// A correct PIN clears the failure count.
+    pub async fn clear_pin_failures(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials SET failed_attempts = 0 WHERE id = $1 AND failed_attempts > 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new PIN hash (change or unlock): clears failures and reactivates a locked
+    /// credential, never a destroyed one.
+    pub async fn set_pin(&self, id: &str, pin_hash: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE credentials SET pin_hash = $2, failed_attempts = 0, updated_at = $3, status = 'active' \
+             WHERE id = $1 AND status IN ('active', 'locked')",
+        )
+        .bind(id)
+        .bind(pin_hash)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Destroys the wrapped key of the credential for a certificate (on revocation).
+    pub async fn destroy_credential_key(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials SET key_blob = NULL, status = 'destroyed', updated_at = $2 \
+             WHERE serial = $1 AND status <> 'destroyed'",
+        )
+        .bind(serial)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores a hashed one-time code.
+    pub async fn insert_sms_code(
+        &self,
+        phone: &str,
+        purpose: &str,
+        code_hash: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sms_codes (phone, purpose, code_hash, sent_at, expires_at, attempts, used) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0)",
+        )
+        .bind(phone)
+        .bind(purpose)
+        .bind(code_hash)
+        .bind(now)
+        .bind(now + ttl)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Codes sent to a phone since `since` (any purpose), for rate limits.
+    pub async fn sms_sent_since(&self, phone: &str, since: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_codes WHERE phone = $1 AND sent_at >= $2")
+            .bind(phone)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Spends one attempt on the newest live code of a phone and purpose: returns its hash if an
+    /// attempt was left (the caller compares), None when there is no usable code.
+    pub async fn take_sms_attempt(
+        &self,
+        phone: &str,
+        purpose: &str,
+        now: i64,
+        max_attempts: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, code_hash FROM sms_codes WHERE phone = $1 AND purpose = $2 AND used = 0 AND expires_at > $3 \
+             AND attempts < $4 ORDER BY sent_at DESC, id DESC LIMIT 1",
+        )
+        .bind(phone)
+        .bind(purpose)
+        .bind(now)
+        .bind(max_attempts)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
+        let spent = sqlx::query("UPDATE sms_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2")
+            .bind(id)
+            .bind(max_attempts)
+            .execute(&self.pool)
+            .await?;
+        if spent.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Some((id, row.try_get("code_hash")?)))
+    }
+
+    /// Marks a code used; false if it was used meanwhile (a code works once).
+    pub async fn use_sms_code(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = $1 AND used = 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Opens a mobile session (token hash only), with its audit event.
+    pub async fn insert_mobile_session(
+        &self,
+        token_hash: &str,
+        phone: &str,
+        now: i64,
+        expires_at: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "INSERT INTO mobile_sessions (token_hash, phone, created_at, expires_at, revoked) VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(token_hash)
+        .bind(phone)
+        .bind(now)
+        .bind(expires_at);
+        self.execute_audited(q, audit).await.map(|_| ())
+    }
+
+    /// The phone of a live mobile session.
+    pub async fn mobile_session_phone(&self, token_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT phone FROM mobile_sessions WHERE token_hash = $1 AND revoked = 0 AND expires_at > $2")
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("phone")).transpose()?)
+    }
+
+    /// Ends a mobile session.
+    pub async fn revoke_mobile_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mobile_sessions SET revoked = 1 WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a new signing session with its audit event.
+    pub async fn insert_signing_session(
+        &self,
+        s: &SigningSessionRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO signing_sessions ({SESSION_COLUMNS}, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        let q = sqlx::query(&sql)
+            .bind(&s.id)
+            .bind(&s.platform)
+            .bind(&s.start_token)
+            .bind(&s.start_secret)
+            .bind(s.created_ms)
+            .bind(s.scan_deadline)
+            .bind(s.expires_at)
+            .bind(&s.request)
+            .bind(&s.state)
+            .bind(&s.phone)
+            .bind(&s.credential_id)
+            .bind(&s.result)
+            .bind(s.created_ms / 1000);
+        self.execute_audited(q, audit).await.map(|_| ())
+    }
+
+    /// One signing session by id.
+    pub async fn signing_session(&self, id: &str) -> Result<Option<SigningSessionRecord>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM signing_sessions WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(session).transpose().map_err(StoreError::from)
+    }
+
+    /// One signing session by the public token of its QR payload.
+    pub async fn signing_session_by_token(&self, token: &str) -> Result<Option<SigningSessionRecord>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM signing_sessions WHERE start_token = $1");
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await?;
+        row.as_ref().map(session).transpose().map_err(StoreError::from)
+    }
+
+    /// Moves a session from `from` to `to` (setting the phone on a claim), with its audit event;
+    /// false when it was not in `from` (someone else won, or it expired).
+    pub async fn transition_session(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        phone: Option<&str>,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE signing_sessions SET state = $3, phone = COALESCE($4, phone), updated_at = $5 \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(phone)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Records an authorisation (single use, minutes long).
+    pub async fn insert_authorization(
+        &self,
+        id: &str,
+        session_id: &str,
+        credential_id: &str,
+        hashes_digest: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorizations (id, session_id, credential_id, hashes_digest, expires_at, used) \
+             VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(id)
+        .bind(session_id)
+        .bind(credential_id)
+        .bind(hashes_digest)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Spends an authorisation if it is unused, unexpired and bound to exactly these hashes and
+    /// this credential; false otherwise (nothing may be signed then).
+    pub async fn consume_authorization(
+        &self,
+        id: &str,
+        credential_id: &str,
+        hashes_digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE authorizations SET used = 1 WHERE id = $1 AND credential_id = $2 AND hashes_digest = $3 \
+             AND used = 0 AND expires_at > $4",
+        )
+        .bind(id)
+        .bind(credential_id)
+        .bind(hashes_digest)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Completes a claimed session with its signatures and the audit event.
+    pub async fn complete_session(
+        &self,
+        id: &str,
+        credential_id: &str,
+        result: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE signing_sessions SET state = 'signed', credential_id = $2, result = $3, updated_at = $4 \
+             WHERE id = $1 AND state = 'claimed'",
+        )
+        .bind(id)
+        .bind(credential_id)
+        .bind(result)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+}

@@ -1,0 +1,322 @@
+//! The cloud-signing story end to end, over the real listeners with curl: an operator approves
+//! an identity, the holder logs in by SMS (sandbox outbox), sets a PIN (key generated in the
+//! HSM, certificate issued), a relying platform opens a session, the holder claims its QR
+//! payload and approves with the PIN, and the platform's signatures verify with openssl.
+
+use base64::Engine;
+use sha2::Digest;
+
+use crate::admin::Admin;
+use crate::common::*;
+
+const PHONE: &str = "+8613800138000";
+const PERSONAL: &str = r#"[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]"#;
+
+/// curl against the api listener: as the holder (bearer token), as the dev platform (mutual
+/// TLS), or anonymous. Returns (HTTP status, parsed body or Null).
+struct Api<'a> {
+    ca: &'a TestCa,
+}
+
+enum As<'a> {
+    Nobody,
+    Holder(&'a str),
+    Platform,
+}
+
+impl Api<'_> {
+    fn call(&self, who: As<'_>, method: &str, path: &str, body: Option<&str>) -> (String, serde_json::Value) {
+        let dir = self.ca.config_path.parent().unwrap().join("tls");
+        let url = format!("https://localhost:{}{path}", self.ca.config.listeners.api.port());
+        let cacert = dir.join("operator-ca.pem").to_str().unwrap().to_string();
+        let mut args: Vec<String> =
+            ["-s", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "--cacert", &cacert, "-X", method]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        match who {
+            As::Holder(token) => args.extend(["-H".into(), format!("Authorization: Bearer {token}")]),
+            As::Platform => {
+                for (flag, ext) in [("--cert", "pem"), ("--key", "key")] {
+                    args.extend([
+                        flag.into(),
+                        dir.join(format!("clients/relying-platform.{ext}")).to_str().unwrap().into(),
+                    ]);
+                }
+            }
+            As::Nobody => {}
+        }
+        if let Some(b) = body {
+            args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), b.into()]);
+        }
+        args.push(url);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run("curl", &refs);
+        let (text, status) = out.text.rsplit_once('\n').unwrap_or(("", ""));
+        (status.to_string(), serde_json::from_str(text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The newest code the sandbox SMS provider "sent" to a phone.
+    fn last_code(&self, phone: &str) -> String {
+        let outbox = std::fs::read_to_string(self.ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+        let line = outbox.lines().rev().find(|l| l.contains(phone)).expect("an SMS was sent");
+        let text: serde_json::Value = serde_json::from_str(line).unwrap();
+        text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
+    }
+
+    fn login(&self, phone: &str) -> String {
+        let (status, _) = self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&format!(r#"{{"phone":"{phone}"}}"#)));
+        assert_eq!(status, "202");
+        let body = format!(r#"{{"phone":"{phone}","code":"{}"}}"#, self.last_code(phone));
+        let (status, session) = self.call(As::Nobody, "POST", "/v1/mobile/login", Some(&body));
+        assert_eq!(status, "200", "{session}");
+        session["token"].as_str().unwrap().to_string()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Approval → login → PIN → credential id and certificate PEM.
+fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, String, String) {
+    let admin = Admin::new(ca);
+    let approval = admin.json(
+        "operator",
+        "POST",
+        "/v1/approvals",
+        Some(&format!(r#"{{"profile":"personal","phone":"{phone}","subject":{PERSONAL}}}"#)),
+    );
+    let token = api.login(phone);
+    let (status, listed) = api.call(As::Holder(&token), "GET", "/v1/mobile/credentials", None);
+    assert_eq!(status, "200");
+    assert_eq!(listed["approvals"][0]["approval_id"], approval["id"]);
+    let body = format!(r#"{{"approval_id":{},"pin":"246810"}}"#, approval["id"]);
+    let (status, credential) = api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body));
+    assert_eq!(status, "201", "{credential}");
+    let (status, again) = api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body));
+    assert_eq!(status, "409", "an approval enrolls once: {again}");
+    (token, credential["id"].as_str().unwrap().to_string(), credential["certificate"].as_str().unwrap().to_string())
+}
+
+/// Opens a session for `doc` and returns (session id, start token, secret).
+fn open(api: &Api<'_>, doc: &[u8], format: &str) -> (String, String, cloudca::signing::qr::QrSecret) {
+    let body = format!(
+        r#"{{"hashes":["{}"],"description":"Bid for tender 2026-117","documents":["bid.pdf"],"format":"{format}"}}"#,
+        b64(&sha2::Sha256::digest(doc))
+    );
+    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+    assert_eq!(status, "201", "{opened}");
+    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+    (opened["session_id"].as_str().unwrap().to_string(), opened["start_token"].as_str().unwrap().to_string(), secret)
+}
+
+fn payload(token: &str, secret: &cloudca::signing::qr::QrSecret, opened_at: std::time::Instant) -> String {
+    cloudca::signing::qr::payload(token, secret, opened_at.elapsed().as_secs())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_signs_from_the_phone_and_the_platform_verifies_with_openssl() {
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let (token, credential, certificate) = enrolled(&ca, &api, PHONE);
+    let cert_path = ca.path("holder.pem");
+    std::fs::write(&cert_path, &certificate).unwrap();
+
+    // CMS: the platform opens, the holder claims the payload of this second and approves.
+    let doc = "投标文件 — tender 2026-117".as_bytes();
+    let doc_path = ca.path("doc.bin");
+    std::fs::write(&doc_path, doc).unwrap();
+    let (session, start, secret) = open(&api, doc, "cms");
+    let opened_at = std::time::Instant::now();
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(&start, &secret, opened_at));
+    let (status, shown) = api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim));
+    assert_eq!(status, "200", "{shown}");
+    assert_eq!(shown["platform"], "cloudca Dev Platform");
+    assert_eq!(shown["documents"][0], "bid.pdf");
+    let hash: [u8; 32] = sha2::Sha256::digest(doc).into();
+    assert_eq!(shown["verification_code"], cloudca::signing::verification_code(&[hash]));
+    // The same payload again (a replay) is refused.
+    let (status, _) = api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim));
+    assert_ne!(status, "200", "a claimed session cannot be claimed again");
+
+    // A wrong PIN is counted and nothing is signed; the right one signs.
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    let wrong = format!(r#"{{"credential_id":"{credential}","pin":"000000"}}"#);
+    let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&wrong));
+    assert!(status == "403" && problem["title"].as_str().unwrap().contains("4 tries left"), "{status} {problem}");
+    let right = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
+    let (status, done) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
+    assert_eq!(status, "200", "{done}");
+    let (status, again) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
+    assert_eq!(status, "409", "an approval signs once: {again}");
+
+    // The platform's long poll returns the CMS; openssl verifies it against the chain.
+    let (status, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}?wait=5"), None);
+    assert_eq!(status, "200");
+    assert_eq!(view["state"], "signed", "{view}");
+    let p7s =
+        base64::engine::general_purpose::STANDARD.decode(view["result"]["signatures"][0].as_str().unwrap()).unwrap();
+    let p7s_path = ca.path("sig.p7s");
+    std::fs::write(&p7s_path, p7s).unwrap();
+    let chain = bundle(&ca, "personal");
+    let verify = |content: &std::path::Path| {
+        run(
+            "openssl",
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                p7s_path.to_str().unwrap(),
+                "-content",
+                content.to_str().unwrap(),
+                "-CAfile",
+                chain.to_str().unwrap(),
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+        )
+    };
+    let out = verify(&doc_path);
+    assert!(out.ok, "openssl cms -verify: {}", out.text);
+    let tampered = ca.path("tampered.bin");
+    std::fs::write(&tampered, b"another document").unwrap();
+    assert!(!verify(&tampered).ok, "a different document must not verify");
+
+    // Raw format: an ECDSA signature over the document's SHA-256, verified by openssl dgst.
+    let (session, start, secret) = open(&api, doc, "raw");
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(&start, &secret, std::time::Instant::now()));
+    assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim)).0, "200");
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&right)).0, "200");
+    let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}"), None);
+    let sig =
+        base64::engine::general_purpose::STANDARD.decode(view["result"]["signatures"][0].as_str().unwrap()).unwrap();
+    let sig_path = ca.path("raw.sig");
+    std::fs::write(&sig_path, sig).unwrap();
+    let pubkey = ca.path("holder.pub");
+    assert!(
+        run(
+            "openssl",
+            &["x509", "-in", cert_path.to_str().unwrap(), "-pubkey", "-noout", "-out", pubkey.to_str().unwrap()]
+        )
+        .ok
+    );
+    let out = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubkey.to_str().unwrap(),
+            "-signature",
+            sig_path.to_str().unwrap(),
+            doc_path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.ok && out.text.contains("Verified OK"), "{}", out.text);
+
+    // Everything is in the audit chain.
+    let instance = ca.open().await;
+    for kind in ["approval.created", "credential.enrolled", "signing.claimed", "pin.failed", "signature.created"] {
+        assert!(instance.store.count_audit_events(kind).await.unwrap() >= 1, "{kind} audited");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing() {
+    let mut ca = TestCa::new().await;
+    // A one-second interval between codes to one phone, so the unlock steps need not wait 30 s.
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let (token, credential, certificate) = enrolled(&ca, &api, PHONE);
+    let doc = b"contract";
+
+    // Malformed sessions: wrong hash length, bad base64, malformed JSON, no platform certificate.
+    for body in [
+        r#"{"hashes":["AAAA"],"description":"x","format":"raw"}"#.to_string(),
+        r#"{"hashes":["not base64!"],"description":"x","format":"raw"}"#.to_string(),
+        r#"{"hashes":[],"description":"x","format":"raw"}"#.to_string(),
+        format!(r#"{{"hashes":["{}"],"description":"x","format":"pdf"}}"#, b64(&[0u8; 32])),
+        "{broken".to_string(),
+    ] {
+        let (status, problem) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+        assert!(status.starts_with('4'), "{body}: {status} {problem}");
+    }
+    let body = format!(r#"{{"hashes":["{}"],"description":"x","format":"raw"}}"#, b64(&[0u8; 32]));
+    assert_eq!(api.call(As::Nobody, "POST", "/v1/signing/sessions", Some(&body)).0, "403", "no platform certificate");
+    assert_eq!(api.call(As::Nobody, "GET", "/v1/mobile/credentials", None).0, "401", "no token");
+    assert_eq!(api.call(As::Holder("forged"), "GET", "/v1/mobile/credentials", None).0, "401", "bad token");
+
+    // A forged payload, and a second holder claiming an already claimed session.
+    let (session, start, secret) = open(&api, doc, "raw");
+    let forged = format!(r#"{{"payload":"cloudca1.{start}.0.{}"}}"#, "0".repeat(32));
+    assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&forged)).0, "400");
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(&start, &secret, std::time::Instant::now()));
+    assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim)).0, "200");
+    let other = api.login("+8613900139000");
+    assert_ne!(api.call(As::Holder(&other), "POST", "/v1/mobile/sessions/claim", Some(&claim)).0, "200");
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    let theirs = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
+    assert_eq!(api.call(As::Holder(&other), "POST", &approve, Some(&theirs)).0, "404", "not their session");
+
+    // Five wrong PINs lock the credential; then even the right PIN signs nothing.
+    let wrong = format!(r#"{{"credential_id":"{credential}","pin":"111111"}}"#);
+    for _ in 0..4 {
+        assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&wrong)).0, "403");
+    }
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&wrong)).0, "423", "locked at the fifth");
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&theirs)).0, "423", "locked means locked");
+
+    // Unlock: a fresh unlock code and the identity check, then a new PIN.
+    let unlock = format!("/v1/mobile/credentials/{credential}/unlock");
+    let sms = format!(r#"{{"phone":"{PHONE}","purpose":"unlock"}}"#);
+    // The per-phone send interval applies; wait it out.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
+    let code = api.last_code(PHONE);
+    let bad_identity =
+        format!(r#"{{"code":"{code}","identifier":"110105194912310000","evidence":"face","new_pin":"135790"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&bad_identity)).0, "403");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
+    let code = api.last_code(PHONE);
+    let good = format!(r#"{{"code":"{code}","identifier":"11010519491231002X","evidence":"face","new_pin":"135790"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&good)).0, "204");
+    let right = format!(r#"{{"credential_id":"{credential}","pin":"135790"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&right)).0, "200");
+
+    // Revoked: the key is destroyed and nothing signs.
+    let cert_path = ca.path("holder.pem");
+    std::fs::write(&cert_path, &certificate).unwrap();
+    let serial = run("openssl", &["x509", "-in", cert_path.to_str().unwrap(), "-noout", "-serial"]).text;
+    let serial = serial.trim().trim_start_matches("serial=");
+    let admin = Admin::new(&ca);
+    admin.json("operator", "POST", &format!("/v1/certificates/{serial}/revoke"), Some(r#"{"reason":"keyCompromise"}"#));
+    let (session, start, secret) = open(&api, doc, "raw");
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(&start, &secret, std::time::Instant::now()));
+    assert_eq!(api.call(As::Holder(&token), "POST", &claim_path(), Some(&claim)).0, "200");
+    let (status, problem) =
+        api.call(As::Holder(&token), "POST", &format!("/v1/mobile/sessions/{session}/approve"), Some(&right));
+    assert_eq!(status, "409", "{problem}");
+    let instance = ca.open().await;
+    let stored = instance.store.credential(&credential).await.unwrap().unwrap();
+    assert!(stored.key_blob.is_none() && stored.status == "destroyed", "the wrapped key is gone");
+    for kind in ["pin.failed", "credential.locked", "credential.unlocked", "identity.refused"] {
+        assert!(instance.store.count_audit_events(kind).await.unwrap() >= 1, "{kind} audited");
+    }
+}
+
+fn claim_path() -> String {
+    "/v1/mobile/sessions/claim".into()
+}
