@@ -15,6 +15,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v wrk >/dev/null || need_apt+=(wrk)                 # benchmarks
 command -v ab >/dev/null || need_apt+=(apache2-utils)        # benchmarks
+command -v zbarimg >/dev/null || need_apt+=(zbar-tools)      # tests read QR codes back
 [ -n "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 if [ "${#need_apt[@]}" -gt 0 ]; then

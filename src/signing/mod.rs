@@ -348,8 +348,7 @@ impl Signing {
         let digest = hex::encode(hashes_digest(&hashes));
         let authorization = new_id();
         let expires = now + self.custody.config.authorization_seconds;
-        self.store.insert_authorization(&authorization, &s.id, &credential.id, &digest, expires).await?;
-        if !self.store.consume_authorization(&authorization, &credential.id, &digest, now).await? {
+        if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now).await? {
             return Err(SigningError::AuthorizationInvalid);
         }
         let result = self.sign(&credential, &request, &hashes).await?;

@@ -313,9 +313,8 @@ pub fn parse(payload: &str) -> Result<ScannedPayload, QrError> {
 /// 3. freshness: `t` within `max_skew_secs` of `server_elapsed_secs`, in both directions (else
 ///    [`QrError::Stale`]). A code from the future is as suspicious as an old one.
 ///
-/// Verifies the code and freshness: the payload's t must be within `max_skew_secs` of the
-/// server's own elapsed time (both directions) and the session's scan window `window_secs`
-/// (t ≤ window). Returns t.
+/// `server_elapsed_secs` is the service's own whole seconds since it started the session, so the
+/// platform's clock is never trusted; `max_skew_secs` absorbs network and scanning delay.
 pub fn verify(
     scanned: &ScannedPayload,
     secret: &QrSecret,

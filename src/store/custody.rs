@@ -460,15 +460,19 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Records an authorisation (single use, minutes long).
-    pub async fn insert_authorization(
+    /// Records a single-use authorisation and spends it, in one transaction: it must be
+    /// unused, unexpired and bound to exactly this credential and these hashes. False (and
+    /// nothing kept) otherwise; nothing may be signed then.
+    pub async fn authorize_once(
         &self,
         id: &str,
         session_id: &str,
         credential_id: &str,
         hashes_digest: &str,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO authorizations (id, session_id, credential_id, hashes_digest, expires_at, used) \
              VALUES ($1, $2, $3, $4, $5, 0)",
@@ -478,22 +482,10 @@ impl Store {
         .bind(credential_id)
         .bind(hashes_digest)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::classify)?;
-        Ok(())
-    }
-
-    /// Spends an authorisation if it is unused, unexpired and bound to exactly these hashes and
-    /// this credential; false otherwise (nothing may be signed then).
-    pub async fn consume_authorization(
-        &self,
-        id: &str,
-        credential_id: &str,
-        hashes_digest: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let spent = sqlx::query(
             "UPDATE authorizations SET used = 1 WHERE id = $1 AND credential_id = $2 AND hashes_digest = $3 \
              AND used = 0 AND expires_at > $4",
         )
@@ -501,9 +493,14 @@ impl Store {
         .bind(credential_id)
         .bind(hashes_digest)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Completes a claimed session with its signatures and the audit event.

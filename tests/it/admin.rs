@@ -230,6 +230,9 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
                     r#"{{"name":"p{counter}","display_name":"P","callback_url":"https://p.example/cb","fingerprint":"{counter:064x}"}}"#
                 ),
                 ("POST", "/v1/operators") => format!(r#"{{"csr":{},"role":"reviewer"}}"#, json_string(&operator_csr)),
+                ("POST", "/v1/approvals") => format!(
+                    r#"{{"profile":"personal","phone":"+86138{counter:08}","subject":[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]}}"#
+                ),
                 ("POST", _) => r#"{"reason":"superseded"}"#.to_string(),
                 _ => String::new(),
             };

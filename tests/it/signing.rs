@@ -320,3 +320,153 @@ async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing(
 fn claim_path() -> String {
     "/v1/mobile/sessions/claim".into()
 }
+
+/// Runs the cloudca binary with `input` on standard input; returns (ok, stdout+stderr).
+fn cloudca_with_input(args: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The reference clients tell the same story: `cloudca app` as the phone, `cloudca rp` as the
+/// platform (QR payload written every second, chain and signature checked), openssl at the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_clients_sign_end_to_end() {
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let config = ca.config_path.to_str().unwrap();
+    let dev = ca.config_path.parent().unwrap();
+    let tls = |f: &str| dev.join("tls").join(f).to_str().unwrap().to_string();
+    let api = format!("https://localhost:{}", ca.config.listeners.api.port());
+    let state = ca.path("app.json");
+    let state = state.to_str().unwrap();
+    let outbox = ca.config.data_dir.join("sms-outbox.jsonl");
+
+    let subject = "/C=CN/CN=张三/serialNumber=11010519491231002X";
+    let out = cloudca(&[
+        "--config",
+        config,
+        "approval",
+        "create",
+        "--profile",
+        "personal",
+        "--phone",
+        PHONE,
+        "--subject",
+        subject,
+    ]);
+    assert!(out.ok, "{}", out.text);
+    let login = [
+        "app",
+        "--state",
+        state,
+        "login",
+        "--api",
+        &api,
+        "--ca",
+        &tls("operator-ca.pem"),
+        "--phone",
+        PHONE,
+        "--outbox",
+        outbox.to_str().unwrap(),
+    ];
+    let out = cloudca(&login);
+    assert!(out.ok, "{}", out.text);
+    let listed = cloudca(&["app", "--state", state, "credentials"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.text).expect("JSON");
+    let approval = listed["approvals"][0]["approval_id"].as_str().unwrap().to_string();
+    let (ok, text) = cloudca_with_input(&["app", "--state", state, "enroll", "--approval", &approval], "246810\n");
+    assert!(ok, "{text}");
+    let credential: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let credential = credential["id"].as_str().unwrap().to_string();
+
+    let doc = ca.path("bid.txt");
+    std::fs::write(&doc, "tender 2026-117: our bid").unwrap();
+    let payload_file = ca.path("payload.txt");
+    let sig = ca.path("bid.sig");
+    let png = ca.path("qr.png");
+    let rp = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args([
+            "rp",
+            "sign",
+            "--api",
+            &api,
+            "--ca",
+            &tls("operator-ca.pem"),
+            "--cert",
+            &tls("clients/relying-platform.pem"),
+            "--key",
+            &tls("clients/relying-platform.key"),
+            "--root",
+            ca.ca_pem("root").to_str().unwrap(),
+            "--file",
+            doc.to_str().unwrap(),
+            "--out",
+            sig.to_str().unwrap(),
+            "--payload-file",
+            payload_file.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+            "--timeout",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rp starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !payload_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "rp wrote no payload");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let payload = std::fs::read_to_string(&payload_file).unwrap();
+    let claimed = cloudca(&["app", "--state", state, "claim", "--payload", &payload]);
+    assert!(claimed.ok, "{}", claimed.text);
+    let shown: serde_json::Value = serde_json::from_str(&claimed.text).expect("JSON");
+    assert_eq!(shown["documents"][0], "bid.txt");
+    let session = shown["session_id"].as_str().unwrap().to_string();
+    let approve = ["app", "--state", state, "approve", "--session", &session, "--credential", &credential];
+    let (ok, text) = cloudca_with_input(&approve, "246810\n");
+    assert!(ok, "{text}");
+    let rp = rp.wait_with_output().unwrap();
+    assert!(rp.status.success(), "rp: {}{}", String::from_utf8_lossy(&rp.stdout), String::from_utf8_lossy(&rp.stderr));
+    assert!(String::from_utf8_lossy(&rp.stdout).contains("signer chain verified"));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"), "a PNG QR code was written");
+
+    // Independent check: openssl verifies the raw signature over the file.
+    let cert = ca.path("signer.pem");
+    let listed = cloudca(&["app", "--state", state, "credentials"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.text).unwrap();
+    let serial = listed["credentials"][0]["serial"].as_str().unwrap().to_string();
+    let shown = cloudca(&["--config", config, "cert", "show", &serial]);
+    let pem_start = shown.text.find("-----BEGIN CERTIFICATE-----").unwrap();
+    std::fs::write(&cert, &shown.text[pem_start..]).unwrap();
+    let pubkey = ca.path("signer.pub");
+    assert!(
+        run("openssl", &["x509", "-in", cert.to_str().unwrap(), "-pubkey", "-noout", "-out", pubkey.to_str().unwrap()])
+            .ok
+    );
+    let out = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubkey.to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+            doc.to_str().unwrap(),
+        ],
+    );
+    assert!(out.ok && out.text.contains("Verified OK"), "{}", out.text);
+}

@@ -1,0 +1,162 @@
+//! Cloud signing against the HSM's own rates, on the same SoftHSM2 token in the same run:
+//!
+//! - raw: unwrap a holder's blob + sign + destroy (one signature per unwrap), and signing with
+//!   an unwrapped session key (1,000 signatures per unwrap: the session-key rate);
+//! - one approval with one hash through the whole library path (claim, PIN check, single-use
+//!   authorisation, unwrap, sign, session completed and audited durably): p50 and p99, with the
+//!   Argon2id PIN check measured on its own and subtracted;
+//! - one approval with 100 hashes, as signatures per second against the session-key rate.
+//!
+//! `cargo bench --bench signing`; `CLOUDCA_BENCH_SECONDS` (default 5) bounds each raw figure,
+//! `CLOUDCA_BENCH_APPROVALS` (default 40) sets how many approvals are timed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cloudca::clock::SystemClock;
+use cloudca::config::Config;
+use cloudca::custody::Pin;
+use cloudca::daemon::Instance;
+use cloudca::devinit::{self, Options};
+use cloudca::hsm::KeyAlgorithm;
+use cloudca::signing::{qr, Format, OpenRequest};
+
+const PHONE: &str = "+8613800138000";
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("signing: benchmark");
+        return;
+    }
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let seconds = Duration::from_secs(env("CLOUDCA_BENCH_SECONDS", 5));
+    let approvals = env("CLOUDCA_BENCH_APPROVALS", 40) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = runtime
+        .block_on(devinit::create(
+            &dir.path().join("ca"),
+            &Options { token_label: "bench-sign".into(), ..Options::default() },
+        ))
+        .expect("dev instance");
+    let config = Config::load(&created.config_path).expect("config");
+    runtime.block_on(async move {
+        let instance = Instance::open(config, Arc::new(SystemClock)).await.expect("instance");
+        report(&instance, seconds, approvals).await;
+    });
+    cloudca::hsm::shutdown();
+}
+
+async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
+    let hsm = &instance.hsm;
+    let wrapped = hsm.generate_wrapped(KeyAlgorithm::EcdsaP256).await.expect("wrapped key");
+    let digest = vec![7u8; 32];
+    let unwrap_rate =
+        rate(seconds, 1, || hsm.sign_wrapped_many(&wrapped.blob, KeyAlgorithm::EcdsaP256, vec![digest.clone()])).await;
+    let session_rate = rate(seconds, 1000, || {
+        hsm.sign_wrapped_many(&wrapped.blob, KeyAlgorithm::EcdsaP256, vec![digest.clone(); 1000])
+    })
+    .await;
+
+    let credential = enroll(instance).await;
+    let pin = Pin::new("246810").expect("pin");
+    let record = instance.store.credential(&credential).await.expect("db").expect("credential");
+    // Argon2 alone, interleaved with the approvals so both see the same machine.
+    let mut argon = Vec::new();
+    let mut one = Vec::new();
+    for _ in 0..approvals {
+        let started = Instant::now();
+        assert!(cloudca::custody::pin::verify(hsm, &record.id, &pin, &record.pin_hash).await.expect("verify"));
+        argon.push(started.elapsed());
+        one.push(approve(instance, &credential, &pin, 1).await);
+    }
+    let mut hundred = Vec::new();
+    for _ in 0..(approvals / 4).max(3) {
+        hundred.push(approve(instance, &credential, &pin, 100).await);
+    }
+    let argon_p50 = percentile(&mut argon, 50);
+    let (p50, p99) = (percentile(&mut one, 50), percentile(&mut one, 99));
+    let hundred_p50 = percentile(&mut hundred, 50);
+    let hundred_rate = 100.0 / hundred_p50.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("\nCloud signing on SoftHSM2 (P-256), one HSM job at a time, SQLite WAL synchronous=FULL");
+    println!("{:<58}{:>14}", "raw: unwrap + sign + destroy", format!("{unwrap_rate:.0}/s"));
+    println!("{:<58}{:>14}", "raw: sign with an unwrapped session key", format!("{session_rate:.0}/s"));
+    println!("{:<58}{:>14}", "Argon2id PIN check (m=19 MiB, t=2), p50", format!("{:.1} ms", ms(argon_p50)));
+    println!("{:<58}{:>14}", format!("approval, 1 hash, p50 ({approvals} runs)"), format!("{:.1} ms", ms(p50)));
+    println!("{:<58}{:>14}", "approval, 1 hash, p99", format!("{:.1} ms", ms(p99)));
+    println!(
+        "{:<58}{:>14}",
+        "approval, 1 hash, p50 minus Argon2 p50",
+        format!("{:.1} ms", ms(p50.saturating_sub(argon_p50)))
+    );
+    println!(
+        "{:<58}{:>14}",
+        "approval, 100 hashes: signatures/s (p50)",
+        format!("{hundred_rate:.0}/s = {:.0}% of session-key rate", 100.0 * hundred_rate / session_rate)
+    );
+    println!(
+        "{:<58}{:>14}",
+        "approval, 100 hashes, minus Argon2: signatures/s",
+        format!(
+            "{:.0}/s = {:.0}%",
+            100.0 / hundred_p50.saturating_sub(argon_p50).as_secs_f64(),
+            100.0 * (100.0 / hundred_p50.saturating_sub(argon_p50).as_secs_f64()) / session_rate
+        )
+    );
+}
+
+/// Operations per second of `op` (each call does `per_call` operations) for about `seconds`.
+async fn rate<F, Fut, T, E>(seconds: Duration, per_call: u64, op: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed() < seconds {
+        op().await.expect("HSM operation");
+        done += per_call;
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn enroll(instance: &Instance) -> String {
+    let subject = vec![
+        ("C".to_string(), "CN".to_string()),
+        ("CN".to_string(), "张三".to_string()),
+        ("serialNumber".to_string(), "11010519491231002X".to_string()),
+    ];
+    let approval = instance.custody.create_approval("personal", subject, PHONE, "bench").await.expect("approval");
+    let pin = Pin::new("246810").expect("pin");
+    let (credential, _) = instance.custody.enroll(&approval.id, PHONE, &pin, "bench").await.expect("enroll");
+    credential.id
+}
+
+/// One whole approval: open, claim with this second's payload, approve; timed from the claim's
+/// answer to the signatures being stored (what the holder waits for after typing the PIN).
+async fn approve(instance: &Instance, credential: &str, pin: &Pin, hashes: usize) -> Duration {
+    let hash = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let request = OpenRequest {
+        hashes: vec![hash; hashes],
+        description: "benchmark".into(),
+        documents: Vec::new(),
+        signer: None,
+        format: Format::Raw,
+        seal: false,
+    };
+    let opened = instance.signing.open("dev-platform", request).await.expect("open");
+    let secret = qr::QrSecret::from_base64(&opened.start_secret).expect("secret");
+    let claimed = instance.signing.claim(PHONE, &qr::payload(&opened.start_token, &secret, 0)).await.expect("claim");
+    let started = Instant::now();
+    instance.signing.approve(PHONE, &claimed.session_id, credential, pin).await.expect("approve");
+    started.elapsed()
+}
+
+fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    samples.sort();
+    let index = ((samples.len() * p).div_ceil(100)).saturating_sub(1).min(samples.len().saturating_sub(1));
+    samples.get(index).copied().unwrap_or_default()
+}
