@@ -442,8 +442,10 @@ async fn operators_search_issue_and_register_platforms_through_the_api() {
     assert_eq!(status, "403", "{text}");
 
     // Audit query finds the events by kind and serial.
+    // dev-init registered the dev platform; this test registered gov-portal.
     let events = admin.json("auditor", "GET", "/v1/audit?kind=platform.registered", None);
-    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    let names: Vec<_> = events["items"].as_array().unwrap().iter().map(|e| e["detail"]["name"].clone()).collect();
+    assert_eq!(names, ["dev-platform", "gov-portal"], "{events}");
     let events = admin.json("auditor", "GET", &format!("/v1/audit?serial={other}"), None);
     let kinds: Vec<_> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"certificate.revoked"), "{kinds:?}");

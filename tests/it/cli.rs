@@ -337,7 +337,7 @@ async fn back_office_actions_have_cli_parity_and_destructive_ones_need_confirmat
     let audit = cloudca(&["--config", config, "audit", "list", "--kind", "operator.certificate.revoked"]);
     assert!(audit.ok && audit.text.contains(&op_serial), "{}", audit.text);
     for kind in ["certificate.revoked", "platform.registered", "platform.disabled"] {
-        let listed = cloudca(&["--config", config, "audit", "list", "--kind", kind]);
+        let listed = cloudca(&["--config", config, "audit", "list", "--kind", kind, "--actor", "cli"]);
         assert_eq!(listed.text.lines().count(), 1, "{kind}: {}", listed.text);
     }
     assert!(cloudca(&["--config", config, "audit", "verify"]).ok);
