@@ -151,7 +151,7 @@ async fn approve(instance: &Instance, credential: &str, pin: &Pin, hashes: usize
     let secret = qr::QrSecret::from_base64(&opened.start_secret).expect("secret");
     let claimed = instance.signing.claim(PHONE, &qr::payload(&opened.start_token, &secret, 0)).await.expect("claim");
     let started = Instant::now();
-    instance.signing.approve(PHONE, &claimed.session_id, credential, pin).await.expect("approve");
+    instance.signing.approve(PHONE, &claimed.session_id, credential, pin, None).await.expect("approve");
     started.elapsed()
 }
 

@@ -65,6 +65,8 @@ pub struct Instance {
     pub mobile: crate::mobile::Mobile,
     /// Signing sessions.
     pub signing: crate::signing::Signing,
+    /// Organisation members and seals.
+    pub seals: crate::seals::Seals,
 }
 
 impl Instance {
@@ -124,7 +126,19 @@ impl Instance {
         let mobile =
             crate::mobile::Mobile::new(store.clone(), hsm.clone(), sms, issuance.clock.clone(), config.custody.clone());
         let signing = crate::signing::Signing::new(store.clone(), custody.clone(), issuance.clock.clone());
-        Ok(Instance { config: Arc::new(config), hsm, store, issuance, status, operators, custody, mobile, signing })
+        let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
+        Ok(Instance {
+            config: Arc::new(config),
+            hsm,
+            store,
+            issuance,
+            status,
+            operators,
+            custody,
+            mobile,
+            signing,
+            seals,
+        })
     }
 
     /// What the instance can do now.

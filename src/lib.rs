@@ -38,6 +38,7 @@ pub mod operators;
 pub mod platforms;
 pub mod providers;
 pub mod roles;
+pub mod seals;
 pub mod signing;
 pub mod status;
 pub mod store;

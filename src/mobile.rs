@@ -46,6 +46,8 @@ pub enum Purpose {
     Login,
     /// Proving identity again to unlock a credential.
     Unlock,
+    /// Confirming an organisation administrator's action (members, hand-over, seals).
+    Admin,
 }
 
 impl Purpose {
@@ -54,7 +56,8 @@ impl Purpose {
         match text {
             "login" => Ok(Purpose::Login),
             "unlock" => Ok(Purpose::Unlock),
-            _ => Err(LoginError::Invalid("purpose: login or unlock".into())),
+            "admin" => Ok(Purpose::Admin),
+            _ => Err(LoginError::Invalid("purpose: login, unlock or admin".into())),
         }
     }
 
@@ -62,6 +65,7 @@ impl Purpose {
         match self {
             Purpose::Login => "login",
             Purpose::Unlock => "unlock",
+            Purpose::Admin => "admin",
         }
     }
 }

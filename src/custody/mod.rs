@@ -205,6 +205,13 @@ impl Custody {
         if !self.store.create_credential(&credential, &audit).await? {
             return Err(CustodyError::ApprovalUsed);
         }
+        // The agent who enrols an organisation certificate becomes its certificate
+        // administrator, unless the organisation has one already.
+        if approval.profile == "org" {
+            let detail = serde_json::json!({ "org": approval.identifier });
+            let audit = self.event("org.admin.claimed", actor, Some(&issued.serial), detail);
+            self.store.claim_org_admin(&approval.identifier, phone, self.now(), &audit).await?;
+        }
         Ok((credential, issued))
     }
 

@@ -46,6 +46,9 @@ pub enum SigningError {
     /// Database.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The seal asked for is missing, not this organisation's, or not active.
+    #[error("seal: {0}")]
+    Seal(String),
     /// Our own fault (a stored request unreadable, a chain or CMS that cannot be built).
     #[error("internal: {0}")]
     Internal(String),
@@ -130,6 +133,8 @@ pub struct Claimed {
     pub verification_code: String,
     /// Output format.
     pub format: Format,
+    /// Whether the platform asked for a seal (the holder must then choose one).
+    pub seal: bool,
 }
 
 /// The signing-session service.
@@ -137,6 +142,7 @@ pub struct Claimed {
 pub struct Signing {
     store: Store,
     custody: Custody,
+    seals: crate::seals::Seals,
     clock: Arc<dyn Clock>,
 }
 
@@ -182,7 +188,8 @@ fn text_field(name: &str, value: &str, max: usize) -> Result<(), SigningError> {
 impl Signing {
     /// Built by `Instance::open`.
     pub fn new(store: Store, custody: Custody, clock: Arc<dyn Clock>) -> Self {
-        Signing { store, custody, clock }
+        let seals = crate::seals::Seals::new(store.clone(), clock.clone());
+        Signing { store, custody, seals, clock }
     }
 
     /// Opens a session for a registered platform.
@@ -195,9 +202,6 @@ impl Signing {
         }
         for d in &request.documents {
             text_field("documents[]", d, 200)?;
-        }
-        if request.seal {
-            return Err(SigningError::Invalid("seal: seal images are not available on this instance yet".into()));
         }
         if let Some(s) = &request.signer {
             let given = [&s.credit_code, &s.id_number, &s.serial].iter().filter(|v| v.is_some()).count();
@@ -221,8 +225,7 @@ impl Signing {
             credential_id: None,
             result: None,
         };
-        let detail =
-            serde_json::json!({ "session": record.id, "hashes": request.hashes.len(), "format": request.format });
+        let detail = serde_json::json!({ "session": record.id, "hashes": request.hashes.len(), "format": request.format, "seal": request.seal });
         let audit = self.custody.event("signing.opened", &format!("platform:{platform}"), None, detail);
         self.store.insert_signing_session(&record, &audit).await?;
         Ok(Opened {
@@ -300,6 +303,7 @@ impl Signing {
             hash_count: hashes.len(),
             verification_code: verification_code(&hashes),
             format: request.format,
+            seal: request.seal,
         })
     }
 
@@ -333,14 +337,23 @@ impl Signing {
         Ok(s)
     }
 
-    /// The holder approves with a credential and its PIN: checks, authorisation, signatures.
-    pub async fn approve(&self, phone: &str, id: &str, credential_id: &str, pin: &Pin) -> Result<(), SigningError> {
+    /// The holder approves with a credential and its PIN (and a seal, when the platform asked
+    /// for one): checks, authorisation, signatures.
+    pub async fn approve(
+        &self,
+        phone: &str,
+        id: &str,
+        credential_id: &str,
+        pin: &Pin,
+        seal_id: Option<&str>,
+    ) -> Result<(), SigningError> {
         let s = self.claimed_by(phone, id).await?;
         let request: OpenRequest =
             serde_json::from_str(&s.request).map_err(|e| SigningError::Internal(e.to_string()))?;
         let hashes = decode_hashes(&request.hashes, usize::MAX)?;
         let credential = self.custody.usable(credential_id, phone).await?;
         self.check_signer(&request, &credential).await?;
+        let seal = self.chosen_seal(&request, &credential, seal_id).await?;
         let actor = format!("phone:{phone}");
         self.custody.check_pin(&credential, pin, &actor).await?;
         // The authorisation: single use, minutes long, bound to holder, credential and hashes.
@@ -351,13 +364,39 @@ impl Signing {
         if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now).await? {
             return Err(SigningError::AuthorizationInvalid);
         }
-        let result = self.sign(&credential, &request, &hashes).await?;
+        let mut result = self.sign(&credential, &request, &hashes).await?;
+        if let Some(seal) = seal {
+            let png = base64::engine::general_purpose::STANDARD.encode(&seal.png);
+            result["seal"] = serde_json::json!({ "id": seal.id, "name": seal.name, "png": png });
+        }
         let detail = serde_json::json!({ "session": s.id, "credential": credential.id, "hashes": hashes.len(), "authorization": authorization });
         let audit = self.custody.event("signature.created", &actor, Some(&credential.serial), detail);
         if !self.store.complete_session(&s.id, &credential.id, &result.to_string(), now, &audit).await? {
             return Err(SigningError::WrongState("no longer claimed".into()));
         }
         Ok(())
+    }
+
+    /// The seal for a session that asked for one: active, of the credential's organisation.
+    async fn chosen_seal(
+        &self,
+        request: &OpenRequest,
+        c: &crate::store::CredentialRecord,
+        seal_id: Option<&str>,
+    ) -> Result<Option<crate::store::SealRecord>, SigningError> {
+        if !request.seal {
+            return Ok(None);
+        }
+        let seal_id = seal_id.ok_or_else(|| SigningError::Seal("this session asks for a seal: choose one".into()))?;
+        let approval = self.store.approval(&c.approval_id).await?.ok_or(SigningError::SignerMismatch)?;
+        if approval.profile != "org" {
+            return Err(SigningError::Seal("seals belong to organisation certificates".into()));
+        }
+        let seal = self.seals.for_signing(seal_id, &approval.identifier).await.map_err(|e| match e {
+            crate::seals::SealError::Store(s) => SigningError::Store(s),
+            other => SigningError::Seal(other.to_string()),
+        })?;
+        Ok(Some(seal))
     }
 
     async fn check_signer(

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "status", include_str!("migrations/0002_status.sql")),
     (3, "backoffice", include_str!("migrations/0003_backoffice.sql")),
     (4, "custody", include_str!("migrations/0004_custody.sql")),
+    (5, "seals", include_str!("migrations/0005_seals.sql")),
 ];
 
 /// Fills in the dialect placeholders.

@@ -9,6 +9,7 @@ mod backoffice;
 mod certificates;
 mod custody;
 mod migrations;
+mod seals;
 mod status;
 mod writer;
 
@@ -22,6 +23,7 @@ pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
 pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
+pub use seals::{SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
 

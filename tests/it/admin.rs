@@ -213,6 +213,21 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
         Some(&format!(r#"{{"csr":{},"role":"auditor","validity_days":30}}"#, json_string(&operator_csr))),
     );
 
+    // A pending seal request for the review route (made through the library, as the phone
+    // flow is tested elsewhere).
+    let instance = ca.open().await;
+    let audit = cloudca::store::AuditRecord {
+        at: 0,
+        kind: "org.admin.claimed".into(),
+        actor: "test".into(),
+        serial: None,
+        detail: "{}".into(),
+    };
+    let (org, agent) = ("91350100M000100Y43", "+8613700137000");
+    assert!(instance.store.claim_org_admin(org, agent, 0, &audit).await.unwrap());
+    let png = cloudca::signing::qr::render_png("seal", 2).unwrap();
+    let request = instance.seals.request(agent, org, "seal", png, None).await.unwrap();
+    drop(instance);
     let mut denied = 0;
     let mut counter = 0;
     for route in cloudca::api::admin::ROUTES {
@@ -220,7 +235,7 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
             counter += 1;
             let path = match route.path {
                 p if p.starts_with("/v1/operators/") => p.replace("{serial}", spare["serial"].as_str().unwrap()),
-                p => p.replace("{serial}", &serial).replace("{name}", "walk"),
+                p => p.replace("{serial}", &serial).replace("{name}", "walk").replace("{id}", &request.id),
             };
             let body = match (route.method, route.path) {
                 ("POST", "/v1/certificates") => {
@@ -230,6 +245,7 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
                     r#"{{"name":"p{counter}","display_name":"P","callback_url":"https://p.example/cb","fingerprint":"{counter:064x}"}}"#
                 ),
                 ("POST", "/v1/operators") => format!(r#"{{"csr":{},"role":"reviewer"}}"#, json_string(&operator_csr)),
+                ("POST", "/v1/seal-requests/{id}/decision") => r#"{"approve":false}"#.to_string(),
                 ("POST", "/v1/approvals") => format!(
                     r#"{{"profile":"personal","phone":"+86138{counter:08}","subject":[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]}}"#
                 ),

@@ -470,3 +470,119 @@ async fn the_reference_clients_sign_end_to_end() {
     );
     assert!(out.ok && out.text.contains("Verified OK"), "{}", out.text);
 }
+
+/// A TestCa whose SMS interval is one second, so a test can send several codes to one phone.
+async fn quick_sms_ca() -> TestCa {
+    let mut ca = TestCa::new().await;
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    ca
+}
+
+impl Api<'_> {
+    /// A fresh `admin` code for a phone (waiting out the one-second send interval).
+    fn admin_code(&self, phone: &str) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let body = format!(r#"{{"phone":"{phone}","purpose":"admin"}}"#);
+        assert_eq!(self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&body)).0, "202");
+        self.last_code(phone)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organisation_administrators_manage_members_and_seals_and_seals_come_with_signatures() {
+    const AGENT: &str = "+8613700137000";
+    const STAFF: &str = "+8613600136000";
+    const STRANGER: &str = "+8613500135000";
+    let ca = quick_sms_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let admin = Admin::new(&ca);
+    let org = r#"[["C","CN"],["O","福建示例科技有限公司"],["CN","示例科技"],["serialNumber","91350100M000100Y43"]]"#;
+    let approval = admin.json(
+        "operator",
+        "POST",
+        "/v1/approvals",
+        Some(&format!(r#"{{"profile":"org","phone":"{AGENT}","subject":{org}}}"#)),
+    );
+    let agent = api.login(AGENT);
+    let body = format!(r#"{{"approval_id":{},"pin":"246810"}}"#, approval["id"]);
+    let (status, credential) = api.call(As::Holder(&agent), "POST", "/v1/mobile/credentials", Some(&body));
+    assert_eq!(status, "201", "{credential}");
+    let credential = credential["id"].as_str().unwrap().to_string();
+    let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
+    assert_eq!(orgs["items"][0]["role"], "admin", "the enrolling agent administers the organisation: {orgs}");
+    let org_path = "/v1/mobile/orgs/91350100M000100Y43";
+
+    // The administrator appoints a seal administrator (with a fresh SMS code).
+    let staff = api.login(STAFF);
+    let code = api.admin_code(AGENT);
+    let body = format!(r#"{{"phone":"{STAFF}","role":"seal-admin","code":"{code}"}}"#);
+    assert_eq!(api.call(As::Holder(&agent), "POST", &format!("{org_path}/members"), Some(&body)).0, "204");
+    // A seal administrator cannot appoint anyone; a stranger cannot request seals.
+    let code = api.admin_code(STAFF);
+    let body = format!(r#"{{"phone":"{STRANGER}","role":"staff","code":"{code}"}}"#);
+    assert_eq!(api.call(As::Holder(&staff), "POST", &format!("{org_path}/members"), Some(&body)).0, "403");
+    let stranger = api.login(STRANGER);
+    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    let code = api.admin_code(STRANGER);
+    let seal_body = |code: &str| format!(r#"{{"name":"合同专用章","png":"{}","code":"{code}"}}"#, b64(&png));
+    let requests = format!("{org_path}/seal-requests");
+    assert_eq!(api.call(As::Holder(&stranger), "POST", &requests, Some(&seal_body(&code))).0, "403");
+    // Not a PNG: refused.
+    let code = api.admin_code(STAFF);
+    let junk = format!(r#"{{"name":"x","png":"{}","code":"{code}"}}"#, b64(b"GIF89a not a png"));
+    assert_eq!(api.call(As::Holder(&staff), "POST", &requests, Some(&junk)).0, "400");
+    // The seal administrator's request waits for review; a reviewer approves it.
+    let code = api.admin_code(STAFF);
+    let (status, requested) = api.call(As::Holder(&staff), "POST", &requests, Some(&seal_body(&code)));
+    assert_eq!(status, "202", "{requested}");
+    let pending = admin.json("reviewer", "GET", "/v1/seal-requests", None);
+    assert_eq!(pending["items"][0]["id"], requested["request_id"]);
+    let decision = format!("/v1/seal-requests/{}/decision", requested["request_id"].as_str().unwrap());
+    let decided = admin.json("reviewer", "POST", &decision, Some(r#"{"approve":true}"#));
+    let seal_id = decided["seal_id"].as_str().unwrap().to_string();
+    assert_eq!(admin.curl(Some("reviewer"), "POST", &decision, Some(r#"{"approve":true}"#)).1, "404", "decided once");
+
+    // A session that asks for a seal: the holder must choose one; the platform gets its image.
+    let doc = b"framework agreement";
+    let body = format!(
+        r#"{{"hashes":["{}"],"description":"Agreement","format":"raw","seal":true}}"#,
+        b64(&sha2::Sha256::digest(doc))
+    );
+    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+    assert_eq!(status, "201", "{opened}");
+    let session = opened["session_id"].as_str().unwrap();
+    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+    let claim = format!(
+        r#"{{"payload":"{}"}}"#,
+        cloudca::signing::qr::payload(opened["start_token"].as_str().unwrap(), &secret, 0)
+    );
+    assert_eq!(api.call(As::Holder(&agent), "POST", "/v1/mobile/sessions/claim", Some(&claim)).0, "200");
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    let without = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
+    assert_eq!(api.call(As::Holder(&agent), "POST", &approve, Some(&without)).0, "403", "a seal must be chosen");
+    // Nobody else signs for the holder, not even the seal administrator.
+    let with = format!(r#"{{"credential_id":"{credential}","pin":"246810","seal_id":"{seal_id}"}}"#);
+    assert_eq!(api.call(As::Holder(&staff), "POST", &approve, Some(&with)).0, "404");
+    assert_eq!(api.call(As::Holder(&agent), "POST", &approve, Some(&with)).0, "200");
+    let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}"), None);
+    let image =
+        base64::engine::general_purpose::STANDARD.decode(view["result"]["seal"]["png"].as_str().unwrap()).unwrap();
+    assert_eq!(image, png, "the approved seal image comes with the signature");
+
+    // Hand-over: the seal administrator becomes the administrator; the agent stays as staff.
+    let code = api.admin_code(AGENT);
+    let body = format!(r#"{{"phone":"{STAFF}","code":"{code}"}}"#);
+    assert_eq!(api.call(As::Holder(&agent), "POST", &format!("{org_path}/handover"), Some(&body)).0, "204");
+    let (_, orgs) = api.call(As::Holder(&staff), "GET", "/v1/mobile/orgs", None);
+    assert_eq!(orgs["items"][0]["role"], "admin", "{orgs}");
+    let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
+    assert_eq!(orgs["items"][0]["role"], "staff", "{orgs}");
+    let instance = ca.open().await;
+    for kind in ["org.admin.claimed", "org.member.set", "seal.requested", "seal.decided", "org.admin.handed_over"] {
+        assert_eq!(instance.store.count_audit_events(kind).await.unwrap(), 1, "{kind} audited once");
+    }
+}

@@ -8,6 +8,7 @@ mod audit;
 mod certificates;
 mod operators;
 mod platforms;
+mod seals;
 mod status;
 
 use axum::extract::{Extension, MatchedPath, Request, State};
@@ -74,6 +75,13 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/approvals",
         roles: &[Role::Operator, Role::WebFront],
         handler: || post(approvals::create),
+    },
+    Route { method: "GET", path: "/v1/seal-requests", roles: READERS, handler: || get(seals::pending) },
+    Route {
+        method: "POST",
+        path: "/v1/seal-requests/{id}/decision",
+        roles: &[Role::Reviewer],
+        handler: || post(seals::decide),
     },
     Route {
         method: "POST",

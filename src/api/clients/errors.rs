@@ -43,6 +43,18 @@ pub fn login(e: LoginError) -> Problem {
     }
 }
 
+/// Seal and organisation errors.
+pub fn seal(e: crate::seals::SealError) -> Problem {
+    use crate::seals::SealError;
+    let title = e.to_string();
+    match e {
+        SealError::Invalid(_) => Problem::bad_request(title),
+        SealError::NotAllowed(_) => Problem::new(StatusCode::FORBIDDEN, title),
+        SealError::NotFound => Problem::not_found(title),
+        SealError::Store(s) => Problem::internal(&s),
+    }
+}
+
 /// Signing errors.
 pub fn signing(e: SigningError) -> Problem {
     let title = e.to_string();
@@ -50,7 +62,7 @@ pub fn signing(e: SigningError) -> Problem {
         SigningError::Invalid(_) | SigningError::BadPayload => Problem::bad_request(title),
         SigningError::NotFound => Problem::not_found(title),
         SigningError::WrongState(_) | SigningError::AuthorizationInvalid => Problem::new(StatusCode::CONFLICT, title),
-        SigningError::SignerMismatch => Problem::new(StatusCode::FORBIDDEN, title),
+        SigningError::SignerMismatch | SigningError::Seal(_) => Problem::new(StatusCode::FORBIDDEN, title),
         SigningError::Custody(c) => custody(c),
         SigningError::Store(s) => Problem::internal(&s),
         SigningError::Internal(m) => Problem::internal(&m),

@@ -203,6 +203,8 @@ pub(super) async fn claim(
 pub(super) struct ApproveBody {
     credential_id: String,
     pin: String,
+    #[serde(default)]
+    seal_id: Option<String>,
 }
 
 pub(super) async fn approve(
@@ -212,7 +214,10 @@ pub(super) async fn approve(
     JsonBody(b): JsonBody<ApproveBody>,
 ) -> Result<Response, Problem> {
     let pin = pin(&b.pin)?;
-    i.signing.approve(&holder.phone, &id, &b.credential_id, &pin).await.map_err(errors::signing)?;
+    i.signing
+        .approve(&holder.phone, &id, &b.credential_id, &pin, b.seal_id.as_deref())
+        .await
+        .map_err(errors::signing)?;
     Ok(Json(serde_json::json!({ "state": "signed" })).into_response())
 }
 

@@ -3,6 +3,7 @@
 
 mod errors;
 mod mobile;
+mod orgs;
 mod platform;
 
 use axum::extract::State;
@@ -30,6 +31,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/mobile/sessions/claim"),
     ("POST", "/v1/mobile/sessions/{id}/approve"),
     ("POST", "/v1/mobile/sessions/{id}/refuse"),
+    ("GET", "/v1/mobile/orgs"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/members"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/handover"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/seal-requests"),
     ("POST", "/v1/signing/sessions"),
     ("GET", "/v1/signing/sessions/{id}"),
 ];
@@ -48,6 +53,10 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/sessions/claim", post(mobile::claim))
         .route("/v1/mobile/sessions/{id}/approve", post(mobile::approve))
         .route("/v1/mobile/sessions/{id}/refuse", post(mobile::refuse))
+        .route("/v1/mobile/orgs", get(orgs::list))
+        .route("/v1/mobile/orgs/{credit_code}/members", post(orgs::set_member))
+        .route("/v1/mobile/orgs/{credit_code}/handover", post(orgs::hand_over))
+        .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
         .route("/v1/signing/sessions", post(platform::open))
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .fallback(super::limits::not_found)

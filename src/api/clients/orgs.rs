@@ -1,0 +1,107 @@
+//! Organisation administration from the phone: members, administrator hand-over and seal
+//! requests. Every change needs a fresh `admin` SMS code besides the session.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+
+use super::errors;
+use super::mobile::Holder;
+use crate::api::problem::{JsonBody, Problem};
+use crate::daemon::Instance;
+use crate::mobile::Purpose;
+
+pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Response, Problem> {
+    let mut items = Vec::new();
+    for (credit_code, role) in i.store.orgs_of(&holder.phone).await.map_err(|e| Problem::internal(&e))? {
+        let seals: Vec<_> = i
+            .store
+            .seals_of(&credit_code)
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .iter()
+            .map(|s| serde_json::json!({ "id": s.id, "name": s.name, "status": s.status }))
+            .collect();
+        let members = if role == "admin" {
+            let list = i.store.org_members(&credit_code).await.map_err(|e| Problem::internal(&e))?;
+            serde_json::json!(list
+                .iter()
+                .map(|(p, r)| serde_json::json!({ "phone": p, "role": r }))
+                .collect::<Vec<_>>())
+        } else {
+            serde_json::Value::Null
+        };
+        items.push(serde_json::json!({ "credit_code": credit_code, "role": role, "seals": seals, "members": members }));
+    }
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// Body of a member change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MemberBody {
+    phone: String,
+    role: String,
+    code: String,
+}
+
+pub(super) async fn set_member(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(credit_code): Path<String>,
+    JsonBody(b): JsonBody<MemberBody>,
+) -> Result<Response, Problem> {
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.seals.set_member(&holder.phone, &credit_code, &b.phone, &b.role).await.map_err(errors::seal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of a hand-over.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HandOverBody {
+    phone: String,
+    code: String,
+}
+
+pub(super) async fn hand_over(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(credit_code): Path<String>,
+    JsonBody(b): JsonBody<HandOverBody>,
+) -> Result<Response, Problem> {
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.seals.hand_over(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of a seal request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SealBody {
+    name: String,
+    /// The PNG, base64.
+    png: String,
+    /// The seal to change; absent for a new seal.
+    #[serde(default)]
+    seal_id: Option<String>,
+    code: String,
+}
+
+pub(super) async fn request_seal(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(credit_code): Path<String>,
+    JsonBody(b): JsonBody<SealBody>,
+) -> Result<Response, Problem> {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(&b.png)
+        .map_err(|_| Problem::bad_request("png: not base64"))?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    let request = i.seals.request(&holder.phone, &credit_code, &b.name, png, b.seal_id).await.map_err(errors::seal)?;
+    let body = serde_json::json!({ "request_id": request.id, "status": request.status });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

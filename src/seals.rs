@@ -1,0 +1,183 @@
+//! Seals: PNG images bound to an organisation (the credit code of its organisation
+//! certificate). The agent who enrolled the organisation certificate becomes its certificate
+//! administrator: with the phone and a fresh SMS code they add staff, appoint seal
+//! administrators and hand the administrator role over. Seal additions and changes are requests
+//! that a reviewer decides in the back office. Nobody here can sign for a holder or touch a
+//! holder's PIN: signing stays with the credential and its PIN.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::custody::{new_id, valid_phone};
+use crate::store::{AuditRecord, SealRecord, SealRequestRecord, Store, StoreError};
+
+/// Largest seal image accepted (the JSON body limit leaves room for its base64).
+pub const MAX_PNG_BYTES: usize = 40 * 1024;
+/// Largest seal image side, pixels.
+pub const MAX_PNG_SIDE: u32 = 2048;
+
+/// Why a seal action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// Malformed input; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller does not hold the role this needs in that organisation.
+    #[error("you are not {0} of this organisation")]
+    NotAllowed(&'static str),
+    /// No such request or seal.
+    #[error("no such seal or request")]
+    NotFound,
+    /// Database.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Organisation roles a member may be given (the administrator role moves only by hand-over).
+pub const MEMBER_ROLES: [&str; 2] = ["staff", "seal-admin"];
+
+/// The seal service.
+#[derive(Clone)]
+pub struct Seals {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+/// A PNG's dimensions after checking its signature and header.
+pub fn check_png(bytes: &[u8]) -> Result<(u32, u32), SealError> {
+    if bytes.len() > MAX_PNG_BYTES {
+        return Err(SealError::Invalid(format!("png: at most {MAX_PNG_BYTES} bytes")));
+    }
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let reader = decoder.read_info().map_err(|_| SealError::Invalid("png: not a PNG image".into()))?;
+    let info = reader.info();
+    if info.width == 0 || info.height == 0 || info.width > MAX_PNG_SIDE || info.height > MAX_PNG_SIDE {
+        return Err(SealError::Invalid(format!("png: 1 to {MAX_PNG_SIDE} pixels a side")));
+    }
+    Ok((info.width, info.height))
+}
+
+impl Seals {
+    /// Built by `Instance::open`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Seals { store, clock }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn event(&self, kind: &str, phone: &str, detail: serde_json::Value) -> AuditRecord {
+        AuditRecord {
+            at: self.clock.now().unix_timestamp() * 1000,
+            kind: kind.into(),
+            actor: format!("phone:{phone}"),
+            serial: None,
+            detail: detail.to_string(),
+        }
+    }
+
+    async fn require(
+        &self,
+        credit_code: &str,
+        phone: &str,
+        roles: &[&str],
+        what: &'static str,
+    ) -> Result<String, SealError> {
+        match self.store.org_role(credit_code, phone).await? {
+            Some(role) if roles.contains(&role.as_str()) => Ok(role),
+            _ => Err(SealError::NotAllowed(what)),
+        }
+    }
+
+    /// Adds a member or changes their role (administrator only).
+    pub async fn set_member(&self, admin: &str, credit_code: &str, phone: &str, role: &str) -> Result<(), SealError> {
+        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        if !valid_phone(phone) {
+            return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
+        }
+        if !MEMBER_ROLES.contains(&role) {
+            return Err(SealError::Invalid("role: staff or seal-admin".into()));
+        }
+        let detail = serde_json::json!({ "org": credit_code, "member": phone, "role": role });
+        let audit = self.event("org.member.set", admin, detail);
+        if !self.store.set_member(credit_code, phone, role, admin, self.now(), &audit).await? {
+            return Err(SealError::Invalid("the administrator's role moves only by hand-over".into()));
+        }
+        Ok(())
+    }
+
+    /// Hands the administrator role to another phone (administrator only).
+    pub async fn hand_over(&self, admin: &str, credit_code: &str, to: &str) -> Result<(), SealError> {
+        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        if !valid_phone(to) || to == admin {
+            return Err(SealError::Invalid("phone: another E.164 number".into()));
+        }
+        let audit = self.event("org.admin.handed_over", admin, serde_json::json!({ "org": credit_code, "to": to }));
+        if !self.store.hand_over_admin(credit_code, admin, to, self.now(), &audit).await? {
+            return Err(SealError::NotAllowed("the certificate administrator"));
+        }
+        Ok(())
+    }
+
+    /// Records a new seal or a change for review (administrator or seal administrator).
+    pub async fn request(
+        &self,
+        phone: &str,
+        credit_code: &str,
+        name: &str,
+        png: Vec<u8>,
+        seal_id: Option<String>,
+    ) -> Result<SealRequestRecord, SealError> {
+        self.require(credit_code, phone, &["admin", "seal-admin"], "a seal administrator").await?;
+        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(SealError::Invalid("name: 1 to 64 characters".into()));
+        }
+        check_png(&png)?;
+        if let Some(id) = &seal_id {
+            let seal = self.store.seal(id).await?.filter(|s| s.credit_code == credit_code);
+            seal.ok_or(SealError::NotFound)?;
+        }
+        let request = SealRequestRecord {
+            id: new_id(),
+            credit_code: credit_code.to_string(),
+            seal_id,
+            name: name.trim().to_string(),
+            png,
+            requested_by: phone.to_string(),
+            status: "pending".into(),
+            created_at: self.now(),
+        };
+        let detail = serde_json::json!({ "org": credit_code, "request": request.id, "change_of": request.seal_id, "bytes": request.png.len() });
+        self.store.insert_seal_request(&request, &self.event("seal.requested", phone, detail)).await?;
+        Ok(request)
+    }
+
+    /// A reviewer's decision; on approval the seal is created or replaced. Returns the seal id.
+    pub async fn decide(&self, actor: &str, id: &str, approve: bool) -> Result<Option<String>, SealError> {
+        let pending = self.store.seal_requests("pending").await?;
+        let request = pending.into_iter().find(|r| r.id == id).ok_or(SealError::NotFound)?;
+        // A rejection creates no seal, so it names none.
+        let seal_id = if approve { request.seal_id.clone().unwrap_or_else(new_id) } else { String::new() };
+        let named = approve.then_some(&seal_id);
+        let detail =
+            serde_json::json!({ "request": id, "org": request.credit_code, "approved": approve, "seal": named });
+        let audit = AuditRecord { actor: actor.to_string(), ..self.event("seal.decided", "", detail) };
+        if !self.store.decide_seal_request(id, approve, actor, &seal_id, self.now(), &audit).await? {
+            return Err(SealError::NotFound);
+        }
+        Ok(approve.then_some(seal_id))
+    }
+
+    /// The seal a holder chose, if it is active and belongs to the credential's organisation.
+    pub async fn for_signing(&self, seal_id: &str, credit_code: &str) -> Result<SealRecord, SealError> {
+        let seal = self.store.seal(seal_id).await?.ok_or(SealError::NotFound)?;
+        if seal.credit_code != credit_code {
+            return Err(SealError::NotAllowed("a holder of this seal's organisation"));
+        }
+        if seal.status != "active" {
+            return Err(SealError::Invalid("this seal is retired".into()));
+        }
+        Ok(seal)
+    }
+}

@@ -1,0 +1,292 @@
+//! Rows of organisation membership, seals and seal requests.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{AuditRecord, Store, StoreError};
+
+/// A seal request waiting for (or past) review.
+#[derive(Debug, Clone)]
+pub struct SealRequestRecord {
+    /// Random id.
+    pub id: String,
+    /// The organisation.
+    pub credit_code: String,
+    /// The seal a change replaces; None for a new seal.
+    pub seal_id: Option<String>,
+    /// Seal name.
+    pub name: String,
+    /// PNG bytes.
+    pub png: Vec<u8>,
+    /// Requesting phone.
+    pub requested_by: String,
+    /// `pending`, `approved`, `rejected`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An active or retired seal.
+#[derive(Debug, Clone)]
+pub struct SealRecord {
+    /// Id.
+    pub id: String,
+    /// The organisation.
+    pub credit_code: String,
+    /// Name.
+    pub name: String,
+    /// PNG bytes.
+    pub png: Vec<u8>,
+    /// `active` or `retired`.
+    pub status: String,
+}
+
+fn request(r: &AnyRow) -> Result<SealRequestRecord, sqlx::Error> {
+    Ok(SealRequestRecord {
+        id: r.try_get("id")?,
+        credit_code: r.try_get("credit_code")?,
+        seal_id: r.try_get("seal_id")?,
+        name: r.try_get("name")?,
+        png: r.try_get("png")?,
+        requested_by: r.try_get("requested_by")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn seal(r: &AnyRow) -> Result<SealRecord, sqlx::Error> {
+    Ok(SealRecord {
+        id: r.try_get("id")?,
+        credit_code: r.try_get("credit_code")?,
+        name: r.try_get("name")?,
+        png: r.try_get("png")?,
+        status: r.try_get("status")?,
+    })
+}
+
+impl Store {
+    /// The role of a phone in an organisation.
+    pub async fn org_role(&self, credit_code: &str, phone: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
+            .bind(credit_code)
+            .bind(phone)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("role")).transpose()?)
+    }
+
+    /// Organisations of a phone: (credit code, role).
+    pub async fn orgs_of(&self, phone: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT credit_code, role FROM org_members WHERE phone = $1 ORDER BY credit_code")
+            .bind(phone)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("credit_code")?, r.try_get("role")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Members of an organisation: (phone, role).
+    pub async fn org_members(&self, credit_code: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT phone, role FROM org_members WHERE credit_code = $1 ORDER BY phone")
+            .bind(credit_code)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("phone")?, r.try_get("role")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Makes `phone` the organisation's first administrator if it has none (when its
+    /// organisation certificate is enrolled). Returns whether it did.
+    pub async fn claim_org_admin(
+        &self,
+        credit_code: &str,
+        phone: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) \
+             SELECT $1, $2, 'admin', 'enrolment', $3 WHERE NOT EXISTS \
+             (SELECT 1 FROM org_members WHERE credit_code = $1 AND role = 'admin')",
+        )
+        .bind(credit_code)
+        .bind(phone)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Adds or changes a member (never the administrator role: that moves by hand-over).
+    pub async fn set_member(
+        &self,
+        credit_code: &str,
+        phone: &str,
+        role: &str,
+        by: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
+            .bind(credit_code)
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let existing: Option<String> = existing.map(|r| r.try_get("role")).transpose()?;
+        if existing.as_deref() == Some("admin") {
+            return Ok(false);
+        }
+        let sql = if existing.is_some() {
+            "UPDATE org_members SET role = $3, added_by = $4, added_at = $5 WHERE credit_code = $1 AND phone = $2"
+        } else {
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ($1, $2, $3, $4, $5)"
+        };
+        sqlx::query(sql).bind(credit_code).bind(phone).bind(role).bind(by).bind(now).execute(&mut *tx).await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
+    /// Moves the administrator role from `from` to `to` (who becomes a member if needed; the
+    /// old administrator stays as staff), atomically.
+    pub async fn hand_over_admin(
+        &self,
+        credit_code: &str,
+        from: &str,
+        to: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let demoted = sqlx::query(
+            "UPDATE org_members SET role = 'staff' WHERE credit_code = $1 AND phone = $2 AND role = 'admin'",
+        )
+        .bind(credit_code)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if demoted != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2")
+            .bind(credit_code)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ($1, $2, 'admin', $3, $4)",
+        )
+        .bind(credit_code)
+        .bind(to)
+        .bind(from)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
+    /// Records a seal request for review.
+    pub async fn insert_seal_request(&self, r: &SealRequestRecord, audit: &AuditRecord) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "INSERT INTO seal_requests (id, credit_code, seal_id, name, png, requested_by, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&r.id)
+        .bind(&r.credit_code)
+        .bind(&r.seal_id)
+        .bind(&r.name)
+        .bind(&r.png)
+        .bind(&r.requested_by)
+        .bind(&r.status)
+        .bind(r.created_at);
+        self.execute_audited(q, audit).await.map(|_| ())
+    }
+
+    /// Seal requests in a status, oldest first.
+    pub async fn seal_requests(&self, status: &str) -> Result<Vec<SealRequestRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM seal_requests WHERE status = $1 ORDER BY created_at, id")
+            .bind(status)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(request).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// Decides a pending request; on approval the seal is created or replaced, in the same
+    /// transaction. False when it was not pending.
+    pub async fn decide_seal_request(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        new_seal_id: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM seal_requests WHERE id = $1 AND status = 'pending'")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let r = request(&row)?;
+        sqlx::query("UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1")
+            .bind(id)
+            .bind(if approve { "approved" } else { "rejected" })
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if approve {
+            match &r.seal_id {
+                Some(seal_id) => {
+                    sqlx::query(
+                        "UPDATE seals SET png = $2, name = $3, updated_at = $4 WHERE id = $1 AND credit_code = $5",
+                    )
+                    .bind(seal_id)
+                    .bind(&r.png)
+                    .bind(&r.name)
+                    .bind(now)
+                    .bind(&r.credit_code)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ($1, $2, $3, $4, 'active', $5)",
+                    )
+                    .bind(new_seal_id)
+                    .bind(&r.credit_code)
+                    .bind(&r.name)
+                    .bind(&r.png)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
+    /// Seals of an organisation.
+    pub async fn seals_of(&self, credit_code: &str) -> Result<Vec<SealRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM seals WHERE credit_code = $1 ORDER BY name, id")
+            .bind(credit_code)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(seal).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// One seal.
+    pub async fn seal(&self, id: &str) -> Result<Option<SealRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM seals WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(seal).transpose().map_err(StoreError::from)
+    }
+}
