@@ -270,6 +270,20 @@ async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing(
     let theirs = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
     assert_eq!(api.call(As::Holder(&other), "POST", &approve, Some(&theirs)).0, "404", "not their session");
 
+    // A platform that asked for another signer gets nothing from this holder.
+    let body = format!(
+        r#"{{"hashes":["{}"],"description":"x","format":"raw","signer":{{"credit_code":"91350100M000100Y43"}}}}"#,
+        b64(&[1u8; 32])
+    );
+    let (_, constrained) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+    let secret = cloudca::signing::qr::QrSecret::from_base64(constrained["start_secret"].as_str().unwrap()).unwrap();
+    let payload_now = cloudca::signing::qr::payload(constrained["start_token"].as_str().unwrap(), &secret, 0);
+    let claim_other = format!(r#"{{"payload":"{payload_now}"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim_other)).0, "200");
+    let other_approve = format!("/v1/mobile/sessions/{}/approve", constrained["session_id"].as_str().unwrap());
+    let (status, problem) = api.call(As::Holder(&token), "POST", &other_approve, Some(&theirs));
+    assert_eq!(status, "403", "outside the signer constraint: {problem}");
+
     // Five wrong PINs lock the credential; then even the right PIN signs nothing.
     let wrong = format!(r#"{{"credential_id":"{credential}","pin":"111111"}}"#);
     for _ in 0..4 {
