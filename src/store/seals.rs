@@ -77,24 +77,26 @@ impl Store {
 
     /// Organisations of a phone: (credit code, role).
     pub async fn orgs_of(&self, phone: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT credit_code, role FROM org_members WHERE phone = $1 ORDER BY credit_code")
-            .bind(phone)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("credit_code")?, r.try_get("role")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        self.member_pairs(
+            "SELECT credit_code AS a, role AS b FROM org_members WHERE phone = $1 ORDER BY credit_code",
+            phone,
+        )
+        .await
     }
 
     /// Members of an organisation: (phone, role).
     pub async fn org_members(&self, credit_code: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT phone, role FROM org_members WHERE credit_code = $1 ORDER BY phone")
-            .bind(credit_code)
-            .fetch_all(&self.pool)
-            .await?;
+        self.member_pairs(
+            "SELECT phone AS a, role AS b FROM org_members WHERE credit_code = $1 ORDER BY phone",
+            credit_code,
+        )
+        .await
+    }
+
+    async fn member_pairs(&self, sql: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(sql).bind(key).fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("phone")?, r.try_get("role")?)))
+            .map(|r| Ok((r.try_get("a")?, r.try_get("b")?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

@@ -231,12 +231,8 @@ async fn a_holder_signs_from_the_phone_and_the_platform_verifies_with_openssl() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing() {
-    let mut ca = TestCa::new().await;
     // A one-second interval between codes to one phone, so the unlock steps need not wait 30 s.
-    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
-    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n");
-    std::fs::write(&ca.config_path, text).unwrap();
-    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let ca = quick_sms_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let api = Api { ca: &ca };
     let (token, credential, certificate) = enrolled(&ca, &api, PHONE);
