@@ -7,7 +7,11 @@
 //!        │
 //!   daemon::Instance ─────────── wires config → HSM pool → store → hierarchy → services
 //!        │
-//!   api (ops, public)            listeners per trust zone; the only place errors become HTTP
+//!   api (ops, public, admin,     listeners per trust zone; the only place errors become HTTP
+//!        clients)
+//!        │
+//!   custody, signing, seals,     cloud keys and PINs, signing sessions, organisations,
+//!   mobile, operators, platforms app login, back-office credentials, relying platforms
 //!        │
 //!   ca::IssuanceService          numbered issuance steps (ca/issue.rs)
 //!      │            │
