@@ -125,8 +125,9 @@ impl Instance {
         let sms = Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
         let mobile =
             crate::mobile::Mobile::new(store.clone(), hsm.clone(), sms, issuance.clock.clone(), config.custody.clone());
-        let signing = crate::signing::Signing::new(store.clone(), custody.clone(), issuance.clock.clone());
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
+        let signing =
+            crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
         Ok(Instance {
             config: Arc::new(config),
             hsm,
@@ -197,8 +198,12 @@ pub async fn serve(
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     instance.issuance.issued = Some(issued_tx);
     instance.custody.notify_issued(instance.issuance.issued.clone());
-    instance.signing =
-        crate::signing::Signing::new(instance.store.clone(), instance.custody.clone(), instance.issuance.clock.clone());
+    instance.signing = crate::signing::Signing::new(
+        instance.store.clone(),
+        instance.custody.clone(),
+        instance.seals.clone(),
+        instance.issuance.clock.clone(),
+    );
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;

@@ -176,13 +176,8 @@ impl Mobile {
     }
 
     fn event(&self, kind: &str, phone: &str, outcome: &str) -> AuditRecord {
-        AuditRecord {
-            at: self.clock.now().unix_timestamp() * 1000,
-            kind: kind.into(),
-            actor: format!("phone:{phone}"),
-            serial: None,
-            detail: serde_json::json!({ "outcome": outcome }).to_string(),
-        }
+        let detail = serde_json::json!({ "outcome": outcome });
+        AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
 }
 

@@ -163,7 +163,16 @@ impl Operators {
         };
         let detail = serde_json::json!({ "role": record.role, "subject": record.subject, "fingerprint": record.fingerprint, "days": days });
         self.store
-            .insert_operator_cert(&record, &self.event("operator.certificate.issued", actor, &record.serial, detail))
+            .insert_operator_cert(
+                &record,
+                &AuditRecord::new(
+                    self.clock.as_ref(),
+                    "operator.certificate.issued",
+                    actor,
+                    Some(&record.serial),
+                    detail,
+                ),
+            )
             .await?;
         tracing::info!(target: "audit", serial = %record.serial, role = %record.role, actor, "operator certificate issued");
         Ok(record)
@@ -200,7 +209,9 @@ impl Operators {
         p.use_authority_key_identifier_extension = true;
         let der = self.sign(authority, || p.signed_by(key, &authority.issuer)).await?;
         let detail = serde_json::json!({ "names": names, "fingerprint": hex::encode(sha2::Sha256::digest(&der)) });
-        self.store.audit(&self.event("tls.server_certificate.issued", actor, "", detail)).await?;
+        self.store
+            .audit(&AuditRecord::new(self.clock.as_ref(), "tls.server_certificate.issued", actor, None, detail))
+            .await?;
         Ok(der)
     }
 
@@ -218,7 +229,7 @@ impl Operators {
         let now = self.clock.now().unix_timestamp();
         let detail =
             serde_json::json!({ "reason": reason.name(), "fingerprint": record.fingerprint, "role": record.role });
-        let audit = self.event("operator.certificate.revoked", actor, &serial, detail);
+        let audit = AuditRecord::new(self.clock.as_ref(), "operator.certificate.revoked", actor, Some(&serial), detail);
         let revoked = self.store.revoke_operator_cert(&serial, now, reason.name(), &audit).await?;
         self.revoked.insert(record.fingerprint);
         if !revoked {
@@ -249,15 +260,5 @@ impl Operators {
         let tbs = TbsCapture::capture(build)?;
         let algorithm_id = tbs_certificate_algorithm(&tbs)?;
         Ok(sign_tbs(&self.hsm, &authority.record.key_label, authority.algorithm, &tbs, &algorithm_id).await?)
-    }
-
-    fn event(&self, kind: &str, actor: &str, serial: &str, detail: serde_json::Value) -> AuditRecord {
-        AuditRecord {
-            at: self.clock.now().unix_timestamp() * 1000,
-            kind: kind.into(),
-            actor: actor.into(),
-            serial: (!serial.is_empty()).then(|| serial.to_string()),
-            detail: detail.to_string(),
-        }
     }
 }

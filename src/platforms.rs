@@ -71,7 +71,7 @@ pub async fn register(
         "name": record.name, "display_name": record.display_name,
         "fingerprint": record.fingerprint, "callback_url": record.callback_url,
     });
-    store.insert_platform(&record, &event(clock, "platform.registered", actor, detail)).await?;
+    store.insert_platform(&record, &AuditRecord::new(clock, "platform.registered", actor, None, detail)).await?;
     tracing::info!(target: "audit", platform = %record.name, actor, "relying platform registered");
     Ok(record)
 }
@@ -84,20 +84,10 @@ pub async fn disable(
     actor: &str,
 ) -> Result<PlatformRecord, PlatformError> {
     let detail = serde_json::json!({ "name": name });
-    if !store.disable_platform(name, &event(clock, "platform.disabled", actor, detail)).await? {
+    if !store.disable_platform(name, &AuditRecord::new(clock, "platform.disabled", actor, None, detail)).await? {
         store.platform(name).await?.ok_or_else(|| PlatformError::Unknown(name.to_string()))?;
     }
     store.platform(name).await?.ok_or_else(|| PlatformError::Unknown(name.to_string()))
-}
-
-fn event(clock: &dyn Clock, kind: &str, actor: &str, detail: serde_json::Value) -> AuditRecord {
-    AuditRecord {
-        at: clock.now().unix_timestamp() * 1000,
-        kind: kind.into(),
-        actor: actor.into(),
-        serial: None,
-        detail: detail.to_string(),
-    }
 }
 
 fn valid_name(name: &str) -> Result<String, PlatformError> {

@@ -68,13 +68,7 @@ impl Seals {
     }
 
     fn event(&self, kind: &str, phone: &str, detail: serde_json::Value) -> AuditRecord {
-        AuditRecord {
-            at: self.clock.now().unix_timestamp() * 1000,
-            kind: kind.into(),
-            actor: format!("phone:{phone}"),
-            serial: None,
-            detail: detail.to_string(),
-        }
+        AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
 
     async fn require(
@@ -155,14 +149,14 @@ impl Seals {
 
     /// A reviewer's decision; on approval the seal is created or replaced. Returns the seal id.
     pub async fn decide(&self, actor: &str, id: &str, approve: bool) -> Result<Option<String>, SealError> {
-        let pending = self.store.seal_requests("pending").await?;
-        let request = pending.into_iter().find(|r| r.id == id).ok_or(SealError::NotFound)?;
+        let request =
+            self.store.seal_request(id).await?.filter(|r| r.status == "pending").ok_or(SealError::NotFound)?;
         // A rejection creates no seal, so it names none.
         let seal_id = if approve { request.seal_id.clone().unwrap_or_else(new_id) } else { String::new() };
         let named = approve.then_some(&seal_id);
         let detail =
             serde_json::json!({ "request": id, "org": request.credit_code, "approved": approve, "seal": named });
-        let audit = AuditRecord { actor: actor.to_string(), ..self.event("seal.decided", "", detail) };
+        let audit = AuditRecord::new(self.clock.as_ref(), "seal.decided", actor, None, detail);
         if !self.store.decide_seal_request(id, approve, actor, &seal_id, self.now(), &audit).await? {
             return Err(SealError::NotFound);
         }

@@ -95,16 +95,11 @@ async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::sto
         caller.role = caller.role.or(Some(Role::RelyingPlatform));
         caller.platform = Some(platform.name);
     }
-    let record = AuditRecord {
-        at: config.instance.issuance.clock.now().unix_timestamp() * 1000,
-        kind: "operator.login".into(),
-        actor: super::admin::actor(&caller),
-        serial: None,
-        detail: serde_json::json!({
-            "listener": config.name, "role": caller.role.map(Role::name), "subject": caller.subject, "platform": caller.platform,
-        })
-        .to_string(),
-    };
+    let detail = serde_json::json!({
+        "listener": config.name, "role": caller.role.map(Role::name), "subject": caller.subject, "platform": caller.platform,
+    });
+    let clock = config.instance.issuance.clock.as_ref();
+    let record = AuditRecord::new(clock, "operator.login", &super::admin::actor(&caller), None, detail);
     config.instance.store.audit(&record).await?;
     Ok(caller)
 }

@@ -108,13 +108,7 @@ pub async fn custody(hsm: &HsmPool, store: &Store, clock: &dyn Clock) -> Result<
     let fingerprints: Vec<(String, String)> =
         made.iter().map(|l| (l.to_string(), "secret key (no certificate)".to_string())).collect();
     let writer = store.writer(1);
-    let record = AuditRecord {
-        at: clock.now().unix_timestamp() * 1000,
-        kind: "ceremony.custody".into(),
-        actor: "ceremony".into(),
-        serial: None,
-        detail: serde_json::json!({ "created": made }).to_string(),
-    };
+    let record = AuditRecord::new(clock, "ceremony.custody", "ceremony", None, serde_json::json!({ "created": made }));
     writer.write(Write::Audit(record)).await?;
     Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
 }

@@ -72,7 +72,7 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         if let Action::Login { api, ca, phone, outbox } = action {
-            let client = client(&ca)?;
+            let client = client(&ca, None)?;
             let body = serde_json::json!({ "phone": phone, "purpose": "login" });
             call(&client, reqwest::Method::POST, &format!("{api}/v1/mobile/sms"), None, Some(body)).await?;
             let code = match outbox {
@@ -89,7 +89,7 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
             return Ok(());
         }
         let state: State = serde_json::from_slice(&std::fs::read(state_path).context("log in first: no state file")?)?;
-        let client = client(&state.ca)?;
+        let client = client(&state.ca, None)?;
         let token = Some(state.token.as_str());
         let url = |path: &str| format!("{}{path}", state.api);
         let answer = match action {
@@ -122,16 +122,19 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
     })
 }
 
-/// An HTTPS client that trusts only the given CA and never uses a proxy.
-pub(crate) fn client(ca: &Path) -> anyhow::Result<reqwest::Client> {
+/// An HTTPS client that trusts only the given CA, never uses a proxy, and presents a client
+/// certificate and key (PEM) when given one (relying platforms).
+pub(crate) fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> anyhow::Result<reqwest::Client> {
     let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
     let ca = reqwest::Certificate::from_pem(&pem).context("the CA file is not a PEM certificate")?;
-    Ok(reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca)
-        .no_proxy()
-        .build()?)
+    let mut builder =
+        reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false).add_root_certificate(ca);
+    if let Some((cert, key)) = identity {
+        let mut both = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+        both.extend(std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?);
+        builder = builder.identity(reqwest::Identity::from_pem(&both).context("client certificate or key unreadable")?);
+    }
+    Ok(builder.no_proxy().build()?)
 }
 
 /// One JSON call; a problem document becomes an error naming its title and status.

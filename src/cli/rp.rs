@@ -63,7 +63,7 @@ pub fn run(action: Action) -> anyhow::Result<()> {
     let document = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let client = platform_client(&ca, &cert, &key)?;
+        let client = super::app::client(&ca, Some((&cert, &key)))?;
         let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&document));
         let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let body =
@@ -135,19 +135,6 @@ fn check(
             .map_err(|_| anyhow::anyhow!("the signature does not verify over the file"))?;
     }
     Ok(())
-}
-
-fn platform_client(ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<reqwest::Client> {
-    let mut identity = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-    identity.extend(std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?);
-    let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-    Ok(reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .identity(reqwest::Identity::from_pem(&identity).context("client certificate or key unreadable")?)
-        .no_proxy()
-        .build()?)
 }
 
 /// Writes a file by renaming a sibling, so readers never see half of it.

@@ -122,13 +122,7 @@ impl Custody {
 
     /// An audit record stamped now.
     pub fn event(&self, kind: &str, actor: &str, serial: Option<&str>, detail: serde_json::Value) -> AuditRecord {
-        AuditRecord {
-            at: self.clock.now().unix_timestamp() * 1000,
-            kind: kind.into(),
-            actor: actor.into(),
-            serial: serial.map(str::to_string),
-            detail: detail.to_string(),
-        }
+        AuditRecord::new(self.clock.as_ref(), kind, actor, serial, detail)
     }
 
     /// Records that this identity, at this phone, may hold a certificate of `profile` (the back
@@ -233,8 +227,8 @@ impl Custody {
             _ => {}
         }
         let cert = self.store.certificate(&c.serial).await?.ok_or(CustodyError::NotUsable("certificate missing"))?;
+        // The revocation transaction already destroyed the key; this covers the moment between.
         if cert.status == "revoked" {
-            self.store.destroy_credential_key(&c.serial, self.now()).await?;
             return Err(CustodyError::NotUsable("revoked"));
         }
         if cert.not_after < self.now() {
@@ -247,7 +241,10 @@ impl Custody {
     /// and locks the credential at `max_pin_failures`.
     pub async fn check_pin(&self, c: &CredentialRecord, pin: &Pin, actor: &str) -> Result<(), CustodyError> {
         if pin::verify(&self.hsm, &c.id, pin, &c.pin_hash).await? {
-            self.store.clear_pin_failures(&c.id).await?;
+            // Only a count to clear costs a write; the usual approval has none.
+            if c.failed_attempts > 0 {
+                self.store.clear_pin_failures(&c.id).await?;
+            }
             return Ok(());
         }
         let detail = serde_json::json!({ "credential": c.id });

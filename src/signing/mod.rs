@@ -187,8 +187,7 @@ fn text_field(name: &str, value: &str, max: usize) -> Result<(), SigningError> {
 
 impl Signing {
     /// Built by `Instance::open`.
-    pub fn new(store: Store, custody: Custody, clock: Arc<dyn Clock>) -> Self {
-        let seals = crate::seals::Seals::new(store.clone(), clock.clone());
+    pub fn new(store: Store, custody: Custody, seals: crate::seals::Seals, clock: Arc<dyn Clock>) -> Self {
         Signing { store, custody, seals, clock }
     }
 

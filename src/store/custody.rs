@@ -270,19 +270,6 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Destroys the wrapped key of the credential for a certificate (on revocation).
-    pub async fn destroy_credential_key(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE credentials SET key_blob = NULL, status = 'destroyed', updated_at = $2 \
-             WHERE serial = $1 AND status <> 'destroyed'",
-        )
-        .bind(serial)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// Stores a hashed one-time code.
     pub async fn insert_sms_code(
         &self,

@@ -210,6 +210,12 @@ impl Store {
         self.execute_audited(q, audit).await.map(|_| ())
     }
 
+    /// One seal request.
+    pub async fn seal_request(&self, id: &str) -> Result<Option<SealRequestRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM seal_requests WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(request).transpose().map_err(StoreError::from)
+    }
+
     /// Seal requests in a status, oldest first.
     pub async fn seal_requests(&self, status: &str) -> Result<Vec<SealRequestRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM seal_requests WHERE status = $1 ORDER BY created_at, id")

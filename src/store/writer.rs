@@ -27,6 +27,26 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+impl AuditRecord {
+    /// An event stamped now by `clock`; the detail is JSON and never holds a secret. The one
+    /// constructor every service uses, so timestamps and encoding cannot drift between them.
+    pub fn new(
+        clock: &dyn crate::clock::Clock,
+        kind: &str,
+        actor: &str,
+        serial: Option<&str>,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: clock.now().unix_timestamp() * 1000,
+            kind: kind.into(),
+            actor: actor.into(),
+            serial: serial.map(str::to_string),
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// A write the writer task performs.
 #[derive(Debug, Clone)]
 pub enum Write {

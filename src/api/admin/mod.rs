@@ -133,14 +133,8 @@ async fn authorize(State(instance): State<Instance>, matched: MatchedPath, reque
 
 /// Records a denial in the audit log and answers 403.
 async fn deny(instance: &Instance, caller: &Caller, route: &str, why: &'static str) -> Response {
-    let record = AuditRecord {
-        at: instance.issuance.clock.now().unix_timestamp() * 1000,
-        kind: "access.denied".into(),
-        actor: actor(caller),
-        serial: None,
-        detail: serde_json::json!({ "route": route, "why": why, "role": caller.role.map(Role::name), "subject": caller.subject })
-            .to_string(),
-    };
+    let detail = serde_json::json!({ "route": route, "why": why, "role": caller.role.map(Role::name), "subject": caller.subject });
+    let record = AuditRecord::new(instance.issuance.clock.as_ref(), "access.denied", &actor(caller), None, detail);
     if let Err(e) = instance.store.audit(&record).await {
         return Problem::unavailable(&format!("cannot audit a denial: {e}")).into_response();
     }
