@@ -104,12 +104,17 @@ impl Store {
         Ok(row.map(|r| r.try_get("hash")).transpose()?)
     }
 
-    /// Walks the whole chain in sequence order (streaming) and names the first entry that was
-    /// edited, deleted, inserted or reordered.
+    /// Walks the chain in sequence order (streaming) up to the head as it stood when the walk
+    /// began, and names the first entry that was edited, deleted, inserted or reordered. The
+    /// head is read first: entries appended while the walk runs (by this daemon or another)
+    /// are past it and are left to the next verification instead of looking like a cut.
     pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
-        let mut rows =
-            sqlx::query("SELECT seq, at, kind, actor, serial, detail, prev_hash, hash FROM audit_events ORDER BY seq")
-                .fetch(&self.pool);
+        let (head_seq, head_hash) = self.audit_head().await?;
+        let mut rows = sqlx::query(
+            "SELECT seq, at, kind, actor, serial, detail, prev_hash, hash FROM audit_events WHERE seq <= $1 ORDER BY seq",
+        )
+        .bind(head_seq)
+        .fetch(&self.pool);
         let mut expected_seq = 1i64;
         let mut prev = GENESIS.to_string();
         while let Some(r) = rows.try_next().await? {
@@ -147,8 +152,6 @@ impl Store {
             expected_seq += 1;
         }
         drop(rows);
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
-        let (head_seq, head_hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
         if head_seq != expected_seq - 1 || head_hash != prev {
             return Ok(AuditVerdict::Broken {
                 seq: expected_seq,
@@ -156,6 +159,17 @@ impl Store {
                     "the chain ends at entry {} but its head says {head_seq} (entries removed from the end)",
                     expected_seq - 1
                 ),
+            });
+        }
+        // Rows past the head that the head never counted were written around the chain. Read
+        // the highest row before the head again: a genuine append commits both at once.
+        let max_row = sqlx::query("SELECT MAX(seq) AS seq FROM audit_events").fetch_one(&self.pool).await?;
+        let max_seq: Option<i64> = max_row.try_get("seq")?;
+        let (now_head, _) = self.audit_head().await?;
+        if max_seq.unwrap_or(0) > now_head {
+            return Ok(AuditVerdict::Broken {
+                seq: now_head + 1,
+                problem: "entries past the head of the chain (written around it)".into(),
             });
         }
         Ok(AuditVerdict::Intact { entries: expected_seq - 1, head: prev })

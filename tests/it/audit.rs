@@ -115,3 +115,48 @@ async fn signed_checkpoints_catch_a_cut_log_and_a_forged_checkpoint() {
     let out = verify(&ca);
     assert!(!out.ok && out.text.contains("signature does not verify"), "{}", out.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_written_past_the_head_is_named() {
+    let (ca, pool) = audited_ca().await;
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, kind, actor, serial, detail, prev_hash, hash) \
+         SELECT 15, at, 'certificate.issued', 'forger', NULL, '{}', hash, hash FROM audit_events WHERE seq = 14",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let out = verify(&ca);
+    assert!(!out.ok && out.text.contains("broken at entry 15") && out.text.contains("past the head"), "{}", out.text);
+}
+
+/// Verification while other tasks append (as a daemon's requests and background jobs do)
+/// never mistakes an append for a cut: it walks the chain up to the head it read first.
+#[tokio::test(flavor = "multi_thread")]
+async fn verifying_while_entries_are_appended_finds_the_chain_intact() {
+    let (ca, _) = audited_ca().await;
+    let instance = ca.open().await;
+    let store = instance.store.clone();
+    let appender = tokio::spawn(async move {
+        for i in 0..300 {
+            let record = cloudca::store::AuditRecord::new(
+                &cloudca::clock::SystemClock,
+                "test.append",
+                "test",
+                None,
+                serde_json::json!({ "i": i }),
+            );
+            store.audit(&record).await.unwrap();
+        }
+    });
+    let mut verified = 0;
+    while !appender.is_finished() {
+        let verdict = cloudca::audit::verify(&instance.store).await.unwrap();
+        assert!(matches!(verdict, cloudca::audit::Verdict::Intact { .. }), "{verdict:?}");
+        verified += 1;
+    }
+    appender.await.unwrap();
+    assert!(verified > 1, "verification ran only {verified} time(s) during the appends");
+    let out = verify(&ca);
+    assert!(out.ok && out.text.contains("audit log intact: 314 entries"), "{}", out.text);
+}
