@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Every metric the process exports.
@@ -40,6 +40,17 @@ pub struct Metrics {
     pub audit_appends: IntCounter,
     /// Seconds since the newest signed checkpoint (set when `/metrics` is scraped).
     pub audit_checkpoint_age: IntGauge,
+    /// Orders by flow and state (set when `/metrics` is scraped; no per-order labels).
+    pub ra_orders: IntGaugeVec,
+    /// Seconds from submission to an officer's decision, by flow.
+    pub ra_review_wait_seconds: HistogramVec,
+    /// Seconds the oldest order in the review queue has waited (set when scraped).
+    pub ra_review_oldest_seconds: IntGauge,
+    /// Third-party provider calls by provider, operation and outcome (`ok`, `refused`,
+    /// `unavailable`, `timeout`).
+    pub provider_calls: IntCounterVec,
+    /// Provider call latency by provider.
+    pub provider_call_seconds: HistogramVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -91,6 +102,24 @@ fn build() -> prometheus::Result<Metrics> {
             "audit_checkpoint_age_seconds",
             "Seconds since the newest signed audit checkpoint",
         )?,
+        ra_orders: IntGaugeVec::new(Opts::new("ra_orders", "Orders by flow and state"), &["flow", "state"])?,
+        ra_review_wait_seconds: HistogramVec::new(
+            HistogramOpts::new("ra_review_wait_seconds", "Submission to review decision")
+                .buckets(vec![60.0, 600.0, 3600.0, 4.0 * 3600.0, 86400.0, 3.0 * 86400.0, 5.0 * 86400.0, 10.0 * 86400.0]),
+            &["flow"],
+        )?,
+        ra_review_oldest_seconds: IntGauge::new(
+            "ra_review_oldest_seconds",
+            "Seconds the oldest order in the review queue has waited",
+        )?,
+        provider_calls: IntCounterVec::new(
+            Opts::new("provider_calls_total", "Third-party provider calls by provider, operation and outcome"),
+            &["provider", "operation", "outcome"],
+        )?,
+        provider_call_seconds: HistogramVec::new(
+            HistogramOpts::new("provider_call_seconds", "Provider call latency").buckets(latency_buckets()),
+            &["provider"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
@@ -107,6 +136,11 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.access_denied.clone()))?;
     m.registry.register(Box::new(m.audit_appends.clone()))?;
     m.registry.register(Box::new(m.audit_checkpoint_age.clone()))?;
+    m.registry.register(Box::new(m.ra_orders.clone()))?;
+    m.registry.register(Box::new(m.ra_review_wait_seconds.clone()))?;
+    m.registry.register(Box::new(m.ra_review_oldest_seconds.clone()))?;
+    m.registry.register(Box::new(m.provider_calls.clone()))?;
+    m.registry.register(Box::new(m.provider_call_seconds.clone()))?;
     Ok(m)
 }
 

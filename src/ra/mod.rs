@@ -1,0 +1,3 @@
+//! The registration authority: application orders for every flow, channels, review.
+
+pub mod validate;
