@@ -57,6 +57,9 @@ pub struct Config {
     /// Cloud keys, mobile API, signing sessions.
     #[serde(default)]
     pub custody: CustodyConfig,
+    /// The registration authority: application orders, providers, reminders.
+    #[serde(default)]
+    pub ra: RaConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
@@ -382,6 +385,46 @@ impl Default for CustodyConfig {
     }
 }
 
+/// The registration authority. Providers are the sandbox ones here (the real services cannot
+/// run on this machine); the keys below are those a production provider needs as well.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaConfig {
+    /// Base URL of the `api` listener as people's phones reach it: payment QR codes and face
+    /// check links point under it (the sandbox pay and face pages live there).
+    pub public_url: String,
+    /// Deadline of one provider call (identity, payment, invoice, e-mail), milliseconds.
+    pub provider_timeout_ms: u64,
+    /// Largest material upload, bytes (at most 4 MiB).
+    pub max_material_bytes: usize,
+    /// File with the payment provider's webhook secret (created with a random secret on
+    /// first start when missing, as the sandbox provider's merchant key).
+    pub payment_secret_file: Option<PathBuf>,
+    /// How long the sandbox face check takes before it passes, seconds.
+    pub face_seconds: u64,
+    /// Lifetime of an order-query session, minutes.
+    pub query_minutes: i64,
+    /// Days before expiry when reminders go out.
+    pub reminder_days: Vec<i64>,
+    /// Seconds between passes of the background task (completions, reminders).
+    pub task_seconds: u64,
+}
+
+impl Default for RaConfig {
+    fn default() -> Self {
+        RaConfig {
+            public_url: "https://127.0.0.1:8443".into(),
+            provider_timeout_ms: 5000,
+            max_material_bytes: 2 * 1024 * 1024,
+            payment_secret_file: None,
+            face_seconds: 5,
+            query_minutes: 30,
+            reminder_days: vec![90, 30, 7],
+            task_seconds: 10,
+        }
+    }
+}
+
 fn default_policies_dir() -> PathBuf {
     PathBuf::from("policies")
 }
@@ -465,6 +508,7 @@ impl Config {
             _ => {}
         }
         self.validate_custody()?;
+        self.validate_ra()?;
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }
@@ -519,6 +563,26 @@ impl Config {
             ("custody.authorization_seconds", (10..=600).contains(&c.authorization_seconds), "10 to 600"),
             ("custody.session_seconds", c.session_seconds >= c.scan_window_seconds, "at least scan_window_seconds"),
             ("custody.max_hashes", (1..=10_000).contains(&c.max_hashes), "1 to 10000"),
+        ];
+        for (key, ok, range) in checks {
+            if !ok {
+                return Err(ConfigError::new(key, format!("must be {range}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_ra(&self) -> Result<(), ConfigError> {
+        let r = &self.ra;
+        let url_ok = (r.public_url.starts_with("https://") || r.public_url.starts_with("http://"))
+            && !r.public_url.ends_with('/');
+        let checks: [(&str, bool, &str); 6] = [
+            ("ra.public_url", url_ok, "an http(s) URL without a trailing slash"),
+            ("ra.provider_timeout_ms", (100..=60_000).contains(&r.provider_timeout_ms), "100 to 60000"),
+            ("ra.max_material_bytes", (1024..=4 * 1024 * 1024).contains(&r.max_material_bytes), "1 KiB to 4 MiB"),
+            ("ra.query_minutes", (1..=1440).contains(&r.query_minutes), "1 to 1440"),
+            ("ra.reminder_days", r.reminder_days.iter().all(|d| (1..=365).contains(d)), "days from 1 to 365"),
+            ("ra.task_seconds", (1..=3600).contains(&r.task_seconds), "1 to 3600"),
         ];
         for (key, ok, range) in checks {
             if !ok {

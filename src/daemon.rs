@@ -67,6 +67,10 @@ pub struct Instance {
     pub signing: crate::signing::Signing,
     /// Organisation members and seals.
     pub seals: crate::seals::Seals,
+    /// The registration authority (application orders, review).
+    pub ra: crate::ra::Ra,
+    /// The sandbox providers' pay and face pages.
+    pub sandboxes: crate::ra::setup::Sandboxes,
 }
 
 impl Instance {
@@ -122,14 +126,33 @@ impl Instance {
             issuance.clock.clone(),
             config.custody.clone(),
         );
-        let sms = Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
-        let mobile =
-            crate::mobile::Mobile::new(store.clone(), hsm.clone(), sms, issuance.clock.clone(), config.custody.clone());
+        let sms: Arc<dyn crate::providers::SmsProvider> =
+            Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
+        let mobile = crate::mobile::Mobile::new(
+            store.clone(),
+            hsm.clone(),
+            sms.clone(),
+            issuance.clock.clone(),
+            config.custody.clone(),
+        );
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
+        let channels = crate::ra::channels::load_all(&config.policies_dir).map_err(StartError::Policies)?;
+        let (providers, sandboxes) = crate::ra::setup::providers(&config, sms).map_err(StartError::Policies)?;
+        let services = crate::ra::Services {
+            issuance: issuance.clone(),
+            status: status.clone(),
+            custody: custody.clone(),
+            mobile: mobile.clone(),
+            seals: seals.clone(),
+        };
+        let ra =
+            crate::ra::Ra::new(store.clone(), issuance.clock.clone(), channels, providers, services, config.ra.clone());
         Ok(Instance {
             config: Arc::new(config),
+            ra,
+            sandboxes,
             hsm,
             store,
             issuance,
@@ -204,6 +227,13 @@ pub async fn serve(
         instance.seals.clone(),
         instance.issuance.clock.clone(),
     );
+    instance.ra.rewire(crate::ra::Services {
+        issuance: instance.issuance.clone(),
+        status: instance.status.clone(),
+        custody: instance.custody.clone(),
+        mobile: instance.mobile.clone(),
+        seals: instance.seals.clone(),
+    });
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;
@@ -211,6 +241,7 @@ pub async fn serve(
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = crate::status::tasks::spawn(instance.status.clone(), issued_rx, tx.subscribe());
     tasks.push(tokio::spawn(checkpoints(instance.clone(), tx.subscribe())));
+    tasks.push(tokio::spawn(ra_task(instance.clone(), tx.subscribe())));
     let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -316,6 +347,17 @@ async fn checkpoints(instance: Instance, mut shutdown: tokio::sync::broadcast::R
                     tracing::warn!(error = %e, "audit checkpoint failed; retrying next minute");
                 }
             }
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// The RA's background pass (enrolments completing orders, retries, reminders, metrics).
+async fn ra_task(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(instance.config.ra.task_seconds));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => instance.ra.tick().await,
             _ = shutdown.recv() => return,
         }
     }

@@ -104,8 +104,16 @@ fn build() -> prometheus::Result<Metrics> {
         )?,
         ra_orders: IntGaugeVec::new(Opts::new("ra_orders", "Orders by flow and state"), &["flow", "state"])?,
         ra_review_wait_seconds: HistogramVec::new(
-            HistogramOpts::new("ra_review_wait_seconds", "Submission to review decision")
-                .buckets(vec![60.0, 600.0, 3600.0, 4.0 * 3600.0, 86400.0, 3.0 * 86400.0, 5.0 * 86400.0, 10.0 * 86400.0]),
+            HistogramOpts::new("ra_review_wait_seconds", "Submission to review decision").buckets(vec![
+                60.0,
+                600.0,
+                3600.0,
+                4.0 * 3600.0,
+                86400.0,
+                3.0 * 86400.0,
+                5.0 * 86400.0,
+                10.0 * 86400.0,
+            ]),
             &["flow"],
         )?,
         ra_review_oldest_seconds: IntGauge::new(

@@ -48,6 +48,9 @@ pub enum Purpose {
     Unlock,
     /// Confirming an organisation administrator's action (members, hand-over, seals).
     Admin,
+    /// An application order's step: the certificate holder's consent, the application
+    /// signature, the legal representative's online authorisation, an order query.
+    Order,
 }
 
 impl Purpose {
@@ -66,6 +69,7 @@ impl Purpose {
             Purpose::Login => "login",
             Purpose::Unlock => "unlock",
             Purpose::Admin => "admin",
+            Purpose::Order => "order",
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`ops`]: `/live`, `/ready`, `/metrics` on the metrics listener (operations only).
 //! - [`public`]: CA certificates, CRLs and OCSP for anyone.
-//! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`].
+//! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`]; its route
+//!   table includes the RA's ([`ra`]: the web front's applicant API and the officers').
+//! - [`clients`]: the `api` listener: mobile app, relying platforms, payment webhooks.
 
 pub mod admin;
 pub mod clients;
@@ -12,4 +14,5 @@ pub mod observe;
 pub mod ops;
 pub mod problem;
 pub mod public;
+pub mod ra;
 pub mod tls;

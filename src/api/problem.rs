@@ -14,12 +14,20 @@ use serde::de::DeserializeOwned;
 pub struct Problem {
     status: StatusCode,
     title: String,
+    /// RFC 9457 extension members (field errors, the open order a duplicate names...).
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
     /// A problem with a status and a client-facing title.
     pub fn new(status: StatusCode, title: impl Into<String>) -> Problem {
-        Problem { status, title: title.into() }
+        Problem { status, title: title.into(), extensions: serde_json::Map::new() }
+    }
+
+    /// Adds an extension member (never a secret or an internal cause).
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Problem {
+        self.extensions.insert(key.to_string(), value);
+        self
     }
 
     /// 400.
@@ -47,7 +55,11 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16() });
+        let mut body =
+            serde_json::json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16() });
+        if let Some(map) = body.as_object_mut() {
+            map.extend(self.extensions);
+        }
         (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
     }
 }

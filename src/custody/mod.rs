@@ -290,6 +290,41 @@ impl Custody {
         Ok(())
     }
 
+    /// Re-certifies a key in custody: a new certificate for the same key (renewal: the old
+    /// subject; information change: `subject`), and the credential moves to it. The caller
+    /// revokes the old certificate where the flow asks for it, after this returns.
+    pub async fn recertify(
+        &self,
+        credential: &CredentialRecord,
+        profile: &str,
+        subject: Vec<(String, String)>,
+        actor: &str,
+    ) -> Result<Issued, CustodyError> {
+        let old = self.store.certificate(&credential.serial).await?.ok_or(CustodyError::NotFound)?;
+        let spki = VerifiedRequest::from_certificate(&old.der).map_err(CaError::from)?.spki;
+        let request = VerifiedRequest::from_custody_key(subject, &spki).map_err(CaError::from)?;
+        let issued = self.issuance.issue_verified(profile, &request, actor).await?;
+        let blob = credential.key_blob.as_deref().ok_or(CustodyError::NotUsable("its key was destroyed"))?;
+        let binding = self.binding(&credential.id, &issued.serial, blob).await?;
+        let detail = serde_json::json!({ "credential": credential.id, "old_serial": old.serial });
+        let audit = self.event("credential.recertified", actor, Some(&issued.serial), detail);
+        if !self.store.rebind_credential(&credential.id, &issued.serial, &binding, self.now(), &audit).await? {
+            return Err(CustodyError::NotUsable("its key was destroyed"));
+        }
+        Ok(issued)
+    }
+
+    /// Lifts the PIN lock of a credential after an officer or the channel approved an unlock
+    /// order (the holder proved their identity to the RA).
+    pub async fn lift_lock(&self, credential: &CredentialRecord, actor: &str, order: &str) -> Result<(), CustodyError> {
+        let detail = serde_json::json!({ "credential": credential.id, "order": order });
+        let audit = self.event("credential.unlocked", actor, Some(&credential.serial), detail);
+        if !self.store.lift_lock(&credential.id, self.now(), &audit).await? {
+            return Err(CustodyError::NotUsable("its key was destroyed when it was revoked"));
+        }
+        Ok(())
+    }
+
     /// Unlock after the holder proved their identity again (SMS code checked by the caller,
     /// identity checked here by the provider); sets a new PIN.
     pub async fn unlock(

@@ -1,3 +1,243 @@
-//! The registration authority: application orders for every flow, channels, review.
+//! The registration authority: every application flow from a person's first click to a
+//! certificate, and the officers' review of it.
+//!
+//! ```text
+//!   web front ──mTLS (web-front)──▶ api::admin::ra ──▶ Ra::create / step / upload / pay / cancel
+//!                                                          │ identity, payment, invoice,
+//!                                                          │ SMS, e-mail providers
+//!   officer ───mTLS (reviewer)───▶ api::admin::review ─▶ Ra::decide ─▶ carry out (custody,
+//!                                                          status, lifecycle, seals)
+//!   payment provider ──▶ api::clients webhook ──▶ Ra::payment_webhook (signed, idempotent)
+//! ```
+//!
+//! An order is one row whose `data` holds each completed step's validated input; the steps
+//! still to do are computed from the flow, the channel and that data ([`flow::steps`]). Every
+//! write is a compare-and-set on the row's version with its audit events in the same
+//! transaction, so a step either happened (and is audited) or did not.
 
+pub mod channels;
+pub mod flow;
+pub mod materials;
+mod model;
+mod notify;
+mod orders;
+mod payment;
+mod query;
+mod review;
+pub mod setup;
+mod steps;
 pub mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::Digest;
+
+pub use model::{OrderData, OrderView};
+pub use orders::CodePurpose;
+pub use query::QuerySession;
+
+use crate::ca::IssuanceService;
+use crate::clock::Clock;
+use crate::config::RaConfig;
+use crate::custody::Custody;
+use crate::mobile::Mobile;
+use crate::providers::email::EmailProvider;
+use crate::providers::identity::IdentityChecks;
+use crate::providers::invoice::InvoiceProvider;
+use crate::providers::payment::PaymentProvider;
+use crate::providers::{ProviderError, SmsProvider};
+use crate::seals::Seals;
+use crate::status::StatusService;
+use crate::store::{AuditRecord, OrderRecord, Store, StoreError};
+use channels::Channel;
+use validate::FieldError;
+
+/// Why an RA operation did not happen. Nothing was changed when one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum RaError {
+    /// Input that fails validation, field by field.
+    #[error("some fields need correcting")]
+    Invalid(Vec<FieldError>),
+    /// A request that cannot be understood or does not fit (the message says why).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such order, or not this applicant's.
+    #[error("no such order")]
+    NotFound,
+    /// Another open order for the same credit code or ID number in this channel.
+    #[error(
+        "an application for this {what} is already open in this channel (order {order}); continue or cancel it first"
+    )]
+    Duplicate {
+        /// The open order's number.
+        order: String,
+        /// "credit code" or "ID number".
+        what: &'static str,
+    },
+    /// The order is not in a state that allows this.
+    #[error("{0}")]
+    State(String),
+    /// The channel does not offer this.
+    #[error("{0}")]
+    NotOffered(String),
+    /// The identity check said no; the applicant may correct the data or go offline.
+    #[error("identity check failed: {0}")]
+    CheckFailed(String),
+    /// A provider did not answer or is down; try again or choose another method.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    /// An SMS code step failed.
+    #[error("{0}")]
+    Code(#[from] crate::mobile::LoginError),
+    /// Changed concurrently; read the order again.
+    #[error("the order changed meanwhile; reload it and try again")]
+    Conflict,
+    /// Carrying out an approved order failed (the order stays approved-pending and can be retried).
+    #[error("carrying out the order failed: {0}")]
+    CarryOut(String),
+    /// Database.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The providers the RA calls.
+#[derive(Clone)]
+pub struct Providers {
+    /// Text messages.
+    pub sms: Arc<dyn SmsProvider>,
+    /// E-mail.
+    pub email: Arc<dyn EmailProvider>,
+    /// Identity checks (carrier, bank, micro-deposit, face).
+    pub identity: Arc<dyn IdentityChecks>,
+    /// Payment (WeChat Pay / Alipay style).
+    pub payment: Arc<dyn PaymentProvider>,
+    /// E-invoices.
+    pub invoice: Arc<dyn InvoiceProvider>,
+}
+
+/// What carrying out an order needs from the rest of the CA.
+#[derive(Clone)]
+pub struct Services {
+    /// Issues renewed and changed certificates.
+    pub issuance: IssuanceService,
+    /// Revokes.
+    pub status: StatusService,
+    /// Approvals for the holder's app, re-certification, unlock.
+    pub custody: Custody,
+    /// SMS codes.
+    pub mobile: Mobile,
+    /// Seals.
+    pub seals: Seals,
+}
+
+/// The RA service.
+#[derive(Clone)]
+pub struct Ra {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// Channels by name.
+    pub channels: Arc<BTreeMap<String, Channel>>,
+    providers: Providers,
+    services: Services,
+    config: RaConfig,
+}
+
+impl Ra {
+    /// Built by `Instance::open`.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        channels: BTreeMap<String, Channel>,
+        providers: Providers,
+        services: Services,
+        config: RaConfig,
+    ) -> Self {
+        Ra { store, clock, channels: Arc::new(channels), providers, services, config }
+    }
+
+    /// Points the RA at the services as the daemon finally wired them (issuance notifying
+    /// the OCSP pre-signer).
+    pub fn rewire(&mut self, services: Services) {
+        self.services = services;
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_millis(self.config.provider_timeout_ms)
+    }
+
+    fn event(&self, kind: &str, actor: &str, order: &OrderRecord, detail: serde_json::Value) -> AuditRecord {
+        let mut detail = detail;
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("order".into(), order.id.clone().into());
+            map.insert("flow".into(), order.flow.clone().into());
+        }
+        AuditRecord::new(self.clock.as_ref(), kind, actor, order.serial.as_deref(), detail)
+    }
+
+    fn channel(&self, name: &str) -> Result<&Channel, RaError> {
+        self.channels.get(name).ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
+    }
+
+    /// Loads an order the caller may act on: the order token, or a live order-query session
+    /// that covers it. Anything else is "no such order" (no existence oracle).
+    pub async fn authorized(&self, id: &str, token: &str) -> Result<OrderRecord, RaError> {
+        let order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
+        let hash = token_hash(token);
+        if !token.is_empty() && hash == order.token_hash {
+            return Ok(order);
+        }
+        if let Some((subject, phone)) = self.store.query_session(&hash, self.now()).await? {
+            let covers = order.subject_key.as_deref() == Some(subject.as_str())
+                && (phone.is_none() || phone == order.agent_phone);
+            if covers {
+                return Ok(order);
+            }
+        }
+        Err(RaError::NotFound)
+    }
+
+    /// Writes an order (compare-and-set on its version) with its audit events; maps a second
+    /// open order for the same subject to [`RaError::Duplicate`].
+    async fn save(&self, order: &mut OrderRecord, audits: &[&AuditRecord]) -> Result<(), RaError> {
+        order.updated_at = self.now();
+        match self.store.save_order(order, audits).await {
+            Ok(true) => {
+                order.version += 1;
+                Ok(())
+            }
+            Ok(false) => Err(RaError::Conflict),
+            Err(StoreError::Duplicate(_)) => Err(self.duplicate(order).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn duplicate(&self, order: &OrderRecord) -> RaError {
+        let key = order.open_key.clone().unwrap_or_default();
+        let open = self.store.order_by_open_key(&key).await.ok().flatten();
+        let what = if order.flow == "personal-new" { "ID number" } else { "credit code" };
+        match open {
+            Some(o) => RaError::Duplicate { order: o.id, what },
+            None => RaError::Conflict,
+        }
+    }
+}
+
+/// SHA-256 (hex) of a bearer token: only this is stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A random bearer token (256 bits, URL-safe base64).
+pub fn new_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

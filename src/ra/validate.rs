@@ -1,1 +1,516 @@
-//! Placeholder: being written.
+//! Field validation for application forms, with messages a person can act on.
+//!
+//! Every validator takes the JSON field name to report (e.g. `"company.credit_code"`) and the raw
+//! input, and returns the normalised value or a [`FieldError`]. The error carries a stable `code`
+//! that the web front translates (zh-CN/en) and an English `message` that says what to fix.
+//!
+//! Privacy: messages never echo identity or bank card numbers back; at most they name the expected
+//! check character. Use [`mask`] when an identifier has to appear in logs or on screen.
+
+use time::{Date, Month};
+
+/// One field's problem: which field, a stable code the web front translates (zh-CN/en), and an English message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// JSON field name the problem belongs to, so the front can highlight it.
+    pub field: String,
+    /// Stable machine code, e.g. `"credit_code.check_digit"`; the front translates it.
+    pub code: &'static str,
+    /// Plain-English explanation of what to fix.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds an error; private so every code stays listed in this module.
+    fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        FieldError { field: field.to_string(), code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+// ---------------------------------------------------------------------------------------------
+// Unified social credit code (GB 32100-2015)
+// ---------------------------------------------------------------------------------------------
+
+/// Characters allowed in a unified social credit code; the index of a character is its value.
+const CREDIT_CHARSET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+/// Weights of the first 17 characters in the check-character sum.
+const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+/// Valid registration authority codes (first character).
+const CREDIT_AUTHORITIES: &str = "123456789ABNY";
+
+/// Validates a unified social credit code (统一社会信用代码, GB 32100-2015) and returns it trimmed
+/// and upper-cased, so that applications are rejected before a typo reaches manual review.
+pub fn credit_code(field: &str, s: &str) -> Result<String, FieldError> {
+    let code = s.trim().to_uppercase();
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() != 18 {
+        return Err(FieldError::new(
+            field,
+            "credit_code.length",
+            format!("the credit code should be 18 characters long, but has {}", chars.len()),
+        ));
+    }
+    let values = credit_values(field, &chars)?;
+    check_credit_structure(field, &chars)?;
+    let expected = credit_check_char(&values[..17]);
+    if chars[17] != expected {
+        return Err(FieldError::new(
+            field,
+            "credit_code.check_digit",
+            format!("the credit code's last character should be {expected}: check for a typing mistake"),
+        ));
+    }
+    Ok(code)
+}
+
+/// Maps each character to its value in [`CREDIT_CHARSET`], reporting the first one not allowed.
+fn credit_values(field: &str, chars: &[char]) -> Result<Vec<u32>, FieldError> {
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            CREDIT_CHARSET.find(c).map(|v| v as u32).ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    "credit_code.charset",
+                    format!(
+                        "character {} of the credit code is not allowed: only digits and capital letters \
+                         other than I, O, S, V and Z are used",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Checks the registration authority code and the administrative division digits.
+fn check_credit_structure(field: &str, chars: &[char]) -> Result<(), FieldError> {
+    if !CREDIT_AUTHORITIES.contains(chars[0]) {
+        return Err(FieldError::new(
+            field,
+            "credit_code.charset",
+            "the credit code's first character should be a digit 1-9 or one of A, B, N, Y: check for a typing mistake",
+        ));
+    }
+    if !chars[2..8].iter().all(char::is_ascii_digit) {
+        return Err(FieldError::new(
+            field,
+            "credit_code.charset",
+            "characters 3 to 8 of the credit code (the administrative division) should all be digits",
+        ));
+    }
+    Ok(())
+}
+
+/// Computes the check character over the first 17 character values.
+fn credit_check_char(values: &[u32]) -> char {
+    let sum: u32 = values.iter().zip(CREDIT_WEIGHTS).map(|(v, w)| v * w).sum();
+    let check = (31 - sum % 31) % 31;
+    CREDIT_CHARSET.as_bytes()[check as usize] as char
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resident identity card number (GB 11643-1999)
+// ---------------------------------------------------------------------------------------------
+
+/// Weights of the first 17 digits in the resident ID check sum.
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// Earliest birth date accepted on a resident ID.
+const EARLIEST_BIRTH: Date = time::macros::date!(1900 - 01 - 01);
+
+/// Validates an 18-digit resident identity card number (居民身份证号码, GB 11643-1999) against
+/// `today`, and returns it trimmed with a lowercase `x` check character upper-cased.
+pub fn resident_id(field: &str, s: &str, today: Date) -> Result<String, FieldError> {
+    let id = s.trim().to_uppercase();
+    let bytes = id.as_bytes();
+    let shape_ok = bytes.len() == 18
+        && bytes[..17].iter().all(u8::is_ascii_digit)
+        && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
+    if !shape_ok {
+        return Err(FieldError::new(
+            field,
+            "resident_id.length",
+            "the ID number should be 18 characters: 17 digits followed by a digit or X",
+        ));
+    }
+    check_birth_date(field, &id, today)?;
+    let expected = resident_check_char(&bytes[..17]);
+    if bytes[17] as char != expected {
+        return Err(FieldError::new(
+            field,
+            "resident_id.check_digit",
+            format!("the ID number's last character should be {expected}: check for a typing mistake"),
+        ));
+    }
+    Ok(id)
+}
+
+/// Rejects birth dates that do not exist, lie in the future or before 1900.
+fn check_birth_date(field: &str, id: &str, today: Date) -> Result<(), FieldError> {
+    let problem = match birth_date(id) {
+        None => "is not a real date",
+        Some(d) if d > today => "is in the future",
+        Some(d) if d < EARLIEST_BIRTH => "is before 1900",
+        Some(_) => return Ok(()),
+    };
+    Err(FieldError::new(
+        field,
+        "resident_id.birth_date",
+        format!("the birth date in the ID number (characters 7 to 14, YYYYMMDD) {problem}: check for a typing mistake"),
+    ))
+}
+
+/// Computes the check character over the first 17 ASCII digits.
+fn resident_check_char(digits: &[u8]) -> char {
+    let sum: u32 = digits.iter().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    match (12 - sum % 11) % 11 {
+        10 => 'X',
+        n => char::from(b'0' + n as u8),
+    }
+}
+
+/// Reads the birth date (characters 7 to 14, YYYYMMDD) from a resident ID, so that age rules can
+/// be applied without re-parsing; `None` if the ID is too short or the date does not exist.
+pub fn birth_date(id: &str) -> Option<Date> {
+    let ymd = id.get(6..14)?;
+    if !ymd.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = ymd[0..4].parse().ok()?;
+    let month: u8 = ymd[4..6].parse().ok()?;
+    let day: u8 = ymd[6..8].parse().ok()?;
+    Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mainland mobile numbers
+// ---------------------------------------------------------------------------------------------
+
+/// Validates a mainland China mobile number written the ways people write it (spaces, hyphens,
+/// `+86` / `86` / `0086` prefix) and returns it in E.164 form (`+8613800138000`), so SMS delivery
+/// and duplicate checks see one spelling.
+pub fn mainland_mobile(field: &str, s: &str) -> Result<String, FieldError> {
+    let compact: String = s.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let national = strip_country_code(&compact);
+    let b = national.as_bytes();
+    let ok = b.len() == 11 && b.iter().all(u8::is_ascii_digit) && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
+    if !ok {
+        return Err(FieldError::new(
+            field,
+            "mobile.invalid",
+            "the mobile number should be 11 digits starting with 13 to 19, optionally preceded by +86",
+        ));
+    }
+    Ok(format!("+86{national}"))
+}
+
+/// Removes a leading `+86`, `0086` or `86` when what remains could be an 11-digit number.
+fn strip_country_code(s: &str) -> &str {
+    for prefix in ["+86", "0086", "86"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            if rest.len() == 11 {
+                return rest;
+            }
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bank card numbers
+// ---------------------------------------------------------------------------------------------
+
+/// Validates a bank card number (12 to 19 digits, spaces allowed, Luhn check) and returns the
+/// digits only, so that payment details with a typo are caught on the form.
+pub fn bank_card(field: &str, s: &str) -> Result<String, FieldError> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(12..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new(
+            field,
+            "bank_card.format",
+            "the bank card number should be 12 to 19 digits (spaces are fine)",
+        ));
+    }
+    if !luhn_ok(&digits) {
+        return Err(FieldError::new(
+            field,
+            "bank_card.check_digit",
+            "the bank card number is not valid: check each digit for a typing mistake",
+        ));
+    }
+    Ok(digits)
+}
+
+/// Luhn (mod 10) check over an ASCII digit string.
+fn luhn_ok(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            match i % 2 {
+                0 => d,
+                _ if d * 2 > 9 => d * 2 - 9,
+                _ => d * 2,
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// E-mail
+// ---------------------------------------------------------------------------------------------
+
+/// Pragmatically validates an e-mail address and returns it trimmed with the domain lower-cased
+/// (the local part is left alone: it may be case-sensitive), so notifications reach a real mailbox.
+pub fn email(field: &str, s: &str) -> Result<String, FieldError> {
+    let addr = s.trim();
+    let invalid = || {
+        FieldError::new(field, "email.invalid", "the e-mail address should look like name@example.com: check for typos")
+    };
+    if addr.chars().count() > 254 || addr.matches('@').count() != 1 {
+        return Err(invalid());
+    }
+    let (local, domain) = addr.split_once('@').ok_or_else(invalid)?;
+    if !local_part_ok(local) || !domain_ok(domain) {
+        return Err(invalid());
+    }
+    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
+/// Non-empty, at most 64 characters, no whitespace or control characters.
+fn local_part_ok(local: &str) -> bool {
+    !local.is_empty() && local.chars().count() <= 64 && !local.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// At least two labels of `[A-Za-z0-9-]` not starting or ending with `-`; a TLD of 2+ letters.
+fn domain_ok(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let tld = labels.last().copied().unwrap_or("");
+    labels.len() >= 2 && labels.iter().all(label_ok) && tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and display
+// ---------------------------------------------------------------------------------------------
+
+/// Validates a person's or organisation's name: trimmed, 1 to `max_chars` characters (not bytes,
+/// so Chinese names count correctly), no control characters. Returns the trimmed name.
+pub fn name(field: &str, s: &str, max_chars: usize) -> Result<String, FieldError> {
+    let n = s.trim();
+    let count = n.chars().count();
+    if count == 0 {
+        return Err(FieldError::new(field, "name.empty", "the name is required"));
+    }
+    if count > max_chars {
+        return Err(FieldError::new(
+            field,
+            "name.too_long",
+            format!("the name should be at most {max_chars} characters, but has {count}"),
+        ));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "name.invalid",
+            "the name contains invisible control characters (such as a line break): please retype it",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Masks an identifier for logs and for showing it back to people: keeps the first 3 and last 4
+/// characters and replaces the middle with `*`; strings of 7 characters or fewer become all `*`.
+pub fn mask(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    if n <= 7 {
+        return "*".repeat(n);
+    }
+    let mut out: String = chars[..3].iter().collect();
+    out.push_str(&"*".repeat(n - 7));
+    out.extend(&chars[n - 4..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    const TODAY: Date = date!(2025 - 06 - 01);
+
+    fn code<T: std::fmt::Debug>(r: Result<T, FieldError>) -> &'static str {
+        r.expect_err("expected an error").code
+    }
+
+    #[test]
+    fn credit_code_valid_examples() {
+        assert_eq!(credit_code("c", "91350100M000100Y43").unwrap(), "91350100M000100Y43");
+        assert_eq!(credit_code("c", "91110000802100433B").unwrap(), "91110000802100433B");
+    }
+
+    #[test]
+    fn credit_code_normalises_case_and_whitespace() {
+        assert_eq!(credit_code("c", "  91350100m000100y43 \n").unwrap(), "91350100M000100Y43");
+        assert_eq!(credit_code("c", "91110000802100433b").unwrap(), "91110000802100433B");
+    }
+
+    #[test]
+    fn credit_code_errors() {
+        let e = credit_code("company.credit_code", "91350100M000100Y4").unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("company.credit_code", "credit_code.length"));
+        assert_eq!(code(credit_code("c", "91350100M000100I43")), "credit_code.charset");
+        assert_eq!(code(credit_code("c", "91350100M000100O43")), "credit_code.charset");
+        assert_eq!(code(credit_code("c", "C1350100M000100Y43")), "credit_code.charset");
+        assert_eq!(code(credit_code("c", "9135A100M000100Y43")), "credit_code.charset");
+        let e = credit_code("c", "91350100M000100Y44").unwrap_err();
+        assert_eq!(e.code, "credit_code.check_digit");
+        assert_eq!(e.message, "the credit code's last character should be 3: check for a typing mistake");
+    }
+
+    #[test]
+    fn resident_id_valid_and_lowercase_x() {
+        assert_eq!(resident_id("id", "11010519491231002X", TODAY).unwrap(), "11010519491231002X");
+        assert_eq!(resident_id("id", " 11010519491231002x ", TODAY).unwrap(), "11010519491231002X");
+        assert_eq!(birth_date("11010519491231002X"), Some(date!(1949 - 12 - 31)));
+    }
+
+    #[test]
+    fn resident_id_errors() {
+        assert_eq!(code(resident_id("id", "11010519491231002", TODAY)), "resident_id.length");
+        assert_eq!(code(resident_id("id", "1101051949123100AX", TODAY)), "resident_id.length");
+        let e = resident_id("id", "110105194912310021", TODAY).unwrap_err();
+        assert_eq!(e.code, "resident_id.check_digit");
+        assert!(e.message.contains("should be X"));
+        assert!(!e.message.contains("110105"), "message must not echo the ID");
+        assert_eq!(code(resident_id("id", "110105194913310020", TODAY)), "resident_id.birth_date");
+    }
+
+    /// Builds a resident ID with the right check character around a birth date.
+    fn id_with_birth(ymd: &str) -> String {
+        let body = format!("110105{ymd}002");
+        format!("{body}{}", resident_check_char(body.as_bytes()))
+    }
+
+    #[test]
+    fn resident_id_leap_days() {
+        assert!(resident_id("id", &id_with_birth("20000229"), TODAY).is_ok());
+        assert_eq!(code(resident_id("id", &id_with_birth("19000229"), TODAY)), "resident_id.birth_date");
+        assert_eq!(code(resident_id("id", &id_with_birth("20230229"), TODAY)), "resident_id.birth_date");
+    }
+
+    #[test]
+    fn resident_id_birth_date_bounds() {
+        assert_eq!(code(resident_id("id", &id_with_birth("20250602"), TODAY)), "resident_id.birth_date");
+        assert!(resident_id("id", &id_with_birth("20250601"), TODAY).is_ok());
+        assert_eq!(code(resident_id("id", &id_with_birth("18991231"), TODAY)), "resident_id.birth_date");
+        assert!(resident_id("id", &id_with_birth("19000101"), TODAY).is_ok());
+    }
+
+    #[test]
+    fn mobile_variants() {
+        for s in ["13800138000", "+8613800138000", "86 138 0013 8000", "138-0013-8000", "0086 13800138000"] {
+            assert_eq!(mainland_mobile("m", s).unwrap(), "+8613800138000", "{s}");
+        }
+        assert_eq!(mainland_mobile("m", "+86 199-1234-5678").unwrap(), "+8619912345678");
+    }
+
+    #[test]
+    fn mobile_errors() {
+        for s in ["", "12800138000", "1380013800", "138001380001", "+1 13800138000", "1380013800a", "23800138000"] {
+            assert_eq!(code(mainland_mobile("m", s)), "mobile.invalid", "{s}");
+        }
+    }
+
+    #[test]
+    fn bank_card_luhn() {
+        assert_eq!(bank_card("b", "4111111111111111").unwrap(), "4111111111111111");
+        assert_eq!(bank_card("b", "4111 1111 1111 1111").unwrap(), "4111111111111111");
+        assert_eq!(code(bank_card("b", "4111111111111112")), "bank_card.check_digit");
+        assert_eq!(code(bank_card("b", "4111111111211111")), "bank_card.check_digit");
+    }
+
+    #[test]
+    fn bank_card_format() {
+        assert_eq!(code(bank_card("b", "41111111111")), "bank_card.format");
+        assert_eq!(code(bank_card("b", "41111111111111111111")), "bank_card.format");
+        assert_eq!(code(bank_card("b", "4111-1111-1111-1111")), "bank_card.format");
+        let e = bank_card("b", "4111111111111112").unwrap_err();
+        assert!(!e.message.contains("4111"), "message must not echo the card");
+    }
+
+    #[test]
+    fn email_valid_and_normalised() {
+        assert_eq!(email("e", "  Zhang.San@Example.COM ").unwrap(), "Zhang.San@example.com");
+        assert_eq!(email("e", "a+b@mail.example-1.cn").unwrap(), "a+b@mail.example-1.cn");
+    }
+
+    #[test]
+    fn email_invalid() {
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long_all = format!("a@{}.com", "b".repeat(250));
+        for s in [
+            "",
+            "plain",
+            "a@@example.com",
+            "a@b@example.com",
+            "@example.com",
+            "a b@example.com",
+            "a@localhost",
+            "a@example.c",
+            "a@example.12",
+            "a@-example.com",
+            "a@example-.com",
+            "a@exa_mple.com",
+            "a@example..com",
+            long_local.as_str(),
+            long_all.as_str(),
+        ] {
+            assert_eq!(code(email("e", s)), "email.invalid", "{s}");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(name("n", "  张三  ", 2).unwrap(), "张三");
+        assert_eq!(code(name("n", "   ", 10)), "name.empty");
+        assert_eq!(code(name("n", "张三丰", 2)), "name.too_long");
+        assert_eq!(code(name("n", "张\n三", 10)), "name.invalid");
+    }
+
+    #[test]
+    fn mask_examples() {
+        assert_eq!(mask("+8613800138000"), "+86*******8000");
+        assert_eq!(mask("11010519491231002X"), "110***********002X");
+        assert_eq!(mask("1234567"), "*******");
+        assert_eq!(mask("12345678"), "123*5678");
+        assert_eq!(mask(""), "");
+        assert_eq!(mask("北京市朝阳区建国路"), "北京市**区建国路");
+    }
+
+    #[test]
+    fn field_error_serialises() {
+        let e = email("contact.email", "x").unwrap_err();
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["field"], "contact.email");
+        assert_eq!(v["code"], "email.invalid");
+    }
+}

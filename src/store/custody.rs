@@ -270,6 +270,43 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
+    /// The credential holding a certificate's key, if the key is in custody.
+    pub async fn credential_by_serial(&self, serial: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE serial = $1");
+        let row = sqlx::query(&sql).bind(serial).fetch_optional(&self.pool).await?;
+        row.as_ref().map(credential).transpose().map_err(StoreError::from)
+    }
+
+    /// Points a credential at its renewed or changed certificate (same key, new binding).
+    pub async fn rebind_credential(
+        &self,
+        id: &str,
+        serial: &str,
+        binding: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE credentials SET serial = $2, binding = $3, updated_at = $4 WHERE id = $1 AND status IN ('active', 'locked')",
+        )
+        .bind(id)
+        .bind(serial)
+        .bind(binding)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Lifts a PIN lock after an approved unlock order (the PIN stays; the counter restarts).
+    pub async fn lift_lock(&self, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE credentials SET failed_attempts = 0, status = 'active', updated_at = $2 \
+             WHERE id = $1 AND status IN ('active', 'locked')",
+        )
+        .bind(id)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
     /// Stores a hashed one-time code.
     pub async fn insert_sms_code(
         &self,

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "backoffice", include_str!("migrations/0003_backoffice.sql")),
     (4, "custody", include_str!("migrations/0004_custody.sql")),
     (5, "seals", include_str!("migrations/0005_seals.sql")),
+    (6, "ra", include_str!("migrations/0006_ra.sql")),
 ];
 
 /// Fills in the dialect placeholders.

@@ -9,6 +9,7 @@ mod backoffice;
 mod certificates;
 mod custody;
 mod migrations;
+mod ra;
 mod seals;
 mod status;
 mod writer;
@@ -23,6 +24,7 @@ pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
 pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
+pub use ra::{MaterialRecord, OrderQuery, OrderRecord};
 pub use seals::{SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// A certificate was to be stored for a serial that is not reserved (issuance step 5).
     #[error("no reserved serial to store the certificate under")]
     NotReserved,
+    /// Someone else changed the row between read and write; read it again.
+    #[error("changed concurrently; try again")]
+    Conflict,
 }
 
 impl StoreError {

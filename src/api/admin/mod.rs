@@ -15,10 +15,11 @@ use axum::extract::{Extension, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 
 use super::problem::Problem;
+use crate::api::ra::{applicant, officer};
 use crate::daemon::Instance;
 use crate::roles::{Caller, Role};
 use crate::store::AuditRecord;
@@ -40,6 +41,8 @@ const READERS: &[Role] = &[Role::Operator, Role::Reviewer, Role::Auditor];
 const OPERATOR: &[Role] = &[Role::Operator];
 const AUDITOR: &[Role] = &[Role::Auditor];
 const OPERATOR_AUDITOR: &[Role] = &[Role::Operator, Role::Auditor];
+const WEB_FRONT: &[Role] = &[Role::WebFront];
+const REVIEWER: &[Role] = &[Role::Reviewer];
 
 /// Every admin route.
 pub const ROUTES: &[Route] = &[
@@ -89,6 +92,67 @@ pub const ROUTES: &[Route] = &[
         roles: OPERATOR,
         handler: || post(operators::revoke),
     },
+    // The RA API the web front drives (each order also needs its x-order-token).
+    Route { method: "GET", path: "/v1/ra/channels", roles: WEB_FRONT, handler: || get(applicant::channels) },
+    Route { method: "GET", path: "/v1/ra/channels/{name}", roles: WEB_FRONT, handler: || get(applicant::channel) },
+    Route { method: "POST", path: "/v1/ra/orders", roles: WEB_FRONT, handler: || post(applicant::create) },
+    Route { method: "GET", path: "/v1/ra/orders/{id}", roles: WEB_FRONT, handler: || get(applicant::show) },
+    Route {
+        method: "POST",
+        path: "/v1/ra/orders/{id}/steps/{step}",
+        roles: WEB_FRONT,
+        handler: || post(applicant::step),
+    },
+    Route {
+        method: "POST",
+        path: "/v1/ra/orders/{id}/codes/{purpose}",
+        roles: WEB_FRONT,
+        handler: || post(applicant::code),
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/ra/orders/{id}/materials/{kind}",
+        roles: WEB_FRONT,
+        handler: || put(applicant::upload),
+    },
+    Route {
+        method: "POST",
+        path: "/v1/ra/orders/{id}/authorization",
+        roles: WEB_FRONT,
+        handler: || post(applicant::authorize),
+    },
+    Route { method: "POST", path: "/v1/ra/orders/{id}/cancel", roles: WEB_FRONT, handler: || post(applicant::cancel) },
+    Route {
+        method: "POST",
+        path: "/v1/ra/orders/{id}/offline",
+        roles: WEB_FRONT,
+        handler: || post(applicant::offline),
+    },
+    Route { method: "GET", path: "/v1/ra/orders/{id}/form", roles: WEB_FRONT, handler: || get(applicant::form) },
+    Route { method: "GET", path: "/v1/ra/orders/{id}/invoice", roles: WEB_FRONT, handler: || get(applicant::invoice) },
+    Route {
+        method: "POST",
+        path: "/v1/ra/orders/{id}/invoice/reissue",
+        roles: WEB_FRONT,
+        handler: || post(applicant::reissue_invoice),
+    },
+    Route { method: "PUT", path: "/v1/ra/orders/{id}/address", roles: WEB_FRONT, handler: || put(applicant::address) },
+    Route { method: "POST", path: "/v1/ra/queries/code", roles: WEB_FRONT, handler: || post(applicant::query_code) },
+    Route { method: "POST", path: "/v1/ra/queries", roles: WEB_FRONT, handler: || post(applicant::open_query) },
+    Route { method: "GET", path: "/v1/ra/queries/orders", roles: WEB_FRONT, handler: || get(applicant::query_orders) },
+    // Officers.
+    Route { method: "GET", path: "/v1/reviews", roles: REVIEWER, handler: || get(officer::queue) },
+    Route { method: "GET", path: "/v1/orders", roles: READERS, handler: || get(officer::search) },
+    Route { method: "GET", path: "/v1/orders/{id}", roles: READERS, handler: || get(officer::show) },
+    Route {
+        method: "GET",
+        path: "/v1/orders/{id}/materials/{sha256}",
+        roles: REVIEWER,
+        handler: || get(officer::material),
+    },
+    Route { method: "POST", path: "/v1/orders/{id}/decision", roles: REVIEWER, handler: || post(officer::decide) },
+    Route { method: "POST", path: "/v1/orders/{id}/papers", roles: REVIEWER, handler: || post(officer::papers) },
+    Route { method: "GET", path: "/v1/channels", roles: READERS, handler: || get(applicant::channels) },
 ];
 
 /// The admin API's OpenAPI document, as kept in the repository.
@@ -103,6 +167,7 @@ pub fn router(instance: Instance) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
         .fallback(crate::api::limits::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(crate::api::limits::MAX_UPLOAD_BYTES))
         .layer(axum::middleware::from_fn(crate::api::limits::buffer_body))
         .with_state(instance)
 }

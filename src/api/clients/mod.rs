@@ -1,9 +1,11 @@
 //! The `api` listener (TLS, client certificates optional): the mobile app (bearer tokens from
-//! SMS login, [`mobile`]) and relying platforms (registered client certificates, [`platform`]).
+//! SMS login, [`mobile`]), relying platforms (registered client certificates, [`platform`]),
+//! and payment providers' webhooks with the sandbox providers' pages ([`payments`]).
 
 mod errors;
 mod mobile;
 mod orgs;
+mod payments;
 mod platform;
 
 use axum::extract::State;
@@ -37,6 +39,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/mobile/orgs/{credit_code}/seal-requests"),
     ("POST", "/v1/signing/sessions"),
     ("GET", "/v1/signing/sessions/{id}"),
+    ("POST", "/v1/payments/webhook"),
+    ("GET", "/sandbox/pay/{ref}"),
+    ("POST", "/sandbox/pay/{ref}"),
+    ("GET", "/sandbox/face/{id}"),
+    ("POST", "/sandbox/face/{id}"),
 ];
 
 /// Routes of the api listener.
@@ -59,6 +66,9 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
         .route("/v1/signing/sessions", post(platform::open))
         .route("/v1/signing/sessions/{id}", get(platform::poll))
+        .route("/v1/payments/webhook", post(payments::webhook))
+        .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
+        .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face))
         .fallback(super::limits::not_found)
         .layer(axum::middleware::from_fn(super::limits::buffer_body))
         .with_state(instance)
@@ -71,4 +81,9 @@ async fn health(State(instance): State<Instance>) -> Response {
         Readiness::NotReady(_) => "not ready",
     };
     Json(serde_json::json!({ "status": status })).into_response()
+}
+
+/// Login errors as problems, for other listeners that check SMS codes (the RA).
+pub(crate) fn login_problem(e: crate::mobile::LoginError) -> super::problem::Problem {
+    errors::login(e)
 }

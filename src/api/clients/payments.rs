@@ -1,0 +1,83 @@
+//! The payment provider's webhook, and the sandbox providers' pages that stand in for the
+//! person at the other end (scanning the payment QR code, taking the face check). A real
+//! deployment's providers have their own pages; only the webhook stays.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+
+use crate::api::problem::Problem;
+use crate::daemon::Instance;
+
+/// `POST /v1/payments/webhook`: signed by the provider (`x-pay-timestamp`, `x-pay-signature`).
+pub(super) async fn webhook(
+    State(instance): State<Instance>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    instance.ra.payment_webhook(&header("x-pay-timestamp"), &header("x-pay-signature"), &body).await.map_err(|e| {
+        match e {
+            crate::ra::RaError::Provider(p) => Problem::new(StatusCode::UNAUTHORIZED, p.to_string()),
+            other => crate::api::ra::problem(other),
+        }
+    })?;
+    Ok(Json(serde_json::json!({ "received": true })).into_response())
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{title}</title><body style=\"font-family:sans-serif;max-width:30em;margin:2em auto\"><h1>{title}</h1>{body}</body></html>"
+    ))
+}
+
+fn safe(reference: &str) -> Result<&str, Problem> {
+    if reference.len() <= 64 && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        Ok(reference)
+    } else {
+        Err(Problem::not_found("no such payment"))
+    }
+}
+
+/// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning.
+pub(super) async fn pay_page(Path(reference): Path<String>) -> Result<Response, Problem> {
+    let r = safe(&reference)?;
+    let form =
+        format!("<p>沙箱支付 / sandbox payment {r}</p><form method=\"post\"><button>确认支付 / Pay</button></form>");
+    Ok(page("沙箱支付", &form).into_response())
+}
+
+/// `POST /sandbox/pay/{ref}`: the sandbox pays and delivers its signed webhook.
+pub(super) async fn pay(State(instance): State<Instance>, Path(reference): Path<String>) -> Result<Response, Problem> {
+    let r = safe(&reference)?;
+    let now = instance.issuance.clock.now().unix_timestamp();
+    let (timestamp, signature, body) =
+        instance.sandboxes.payment.pay(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
+    Ok(page("支付成功 / Paid", "<p>支付成功，请返回申请页面。Paid: return to the application.</p>").into_response())
+}
+
+/// `GET /sandbox/face/{id}`: the face check page.
+pub(super) async fn face_page(Path(id): Path<String>) -> Result<Response, Problem> {
+    let id = safe(&id)?;
+    let form = format!(
+        "<p>沙箱人脸识别 / sandbox face check {id}</p><form method=\"post\"><button name=\"result\" value=\"pass\">通过 / Pass</button> \
+         <button name=\"result\" value=\"fail\">不通过 / Fail</button></form>"
+    );
+    Ok(page("人脸识别", &form).into_response())
+}
+
+/// `POST /sandbox/face/{id}`: finishes the face check at once (`result=pass|fail`).
+pub(super) async fn face(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = safe(&id)?;
+    let passed = !String::from_utf8_lossy(&body).contains("result=fail");
+    instance.sandboxes.identity.complete_face(id, passed);
+    Ok(page("完成 / Done", "<p>人脸识别已完成。Face check done.</p>").into_response())
+}

@@ -1,0 +1,272 @@
+//! What the web front calls for applicants (web-front role). Every order route needs the
+//! order's token in `x-order-token` (given when the order is created, or an order-query
+//! session's token); without it the order does not exist.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::problem;
+use crate::api::problem::{JsonBody, Problem};
+use crate::daemon::Instance;
+use crate::ra::flow::Step;
+use crate::ra::{CodePurpose, Ra};
+use crate::store::OrderRecord;
+
+fn token(headers: &HeaderMap, name: &str) -> String {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+async fn order(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
+    ra.authorized(id, &token(headers, "x-order-token")).await.map_err(problem)
+}
+
+async fn view(ra: &Ra, order: &OrderRecord) -> Result<Response, Problem> {
+    Ok(Json(ra.view(order).await.map_err(problem)?).into_response())
+}
+
+pub(crate) async fn channels(State(instance): State<Instance>) -> Response {
+    let items: Vec<_> = instance.ra.channels.values().collect();
+    Json(serde_json::json!({ "items": items })).into_response()
+}
+
+pub(crate) async fn channel(State(instance): State<Instance>, Path(name): Path<String>) -> Result<Response, Problem> {
+    let channel = instance.ra.channels.get(&name).ok_or_else(|| Problem::not_found("no such channel"))?;
+    Ok(Json(channel).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    channel: String,
+    flow: String,
+}
+
+pub(crate) async fn create(
+    State(instance): State<Instance>,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Response, Problem> {
+    let (order, token) = instance.ra.create(&body.channel, &body.flow).await.map_err(problem)?;
+    let view = instance.ra.view(&order).await.map_err(problem)?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "token": token, "order": view }))).into_response())
+}
+
+pub(crate) async fn show(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    view(&instance.ra, &order).await
+}
+
+pub(crate) async fn step(
+    State(instance): State<Instance>,
+    Path((id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, Problem> {
+    let step = Step::parse(&step).ok_or_else(|| Problem::not_found("no such step"))?;
+    let order = order(&instance.ra, &id, &headers).await?;
+    let order = instance.ra.step(order, step, body).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CodeBody {
+    #[serde(default)]
+    serial: Option<String>,
+}
+
+pub(crate) async fn code(
+    State(instance): State<Instance>,
+    Path((id, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CodeBody>,
+) -> Result<Response, Problem> {
+    let purpose: CodePurpose = serde_json::from_value(serde_json::Value::String(purpose))
+        .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization)"))?;
+    let order = order(&instance.ra, &id, &headers).await?;
+    instance.ra.send_code(&order, purpose, body.serial.as_deref()).await.map_err(problem)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
+}
+
+pub(crate) async fn upload(
+    State(instance): State<Instance>,
+    Path((id, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    instance.ra.upload(&order, &kind, &bytes).await.map_err(problem)?;
+    let order = instance.ra.authorized(&id, &token(&headers, "x-order-token")).await.map_err(problem)?;
+    Ok((StatusCode::CREATED, Json(instance.ra.view(&order).await.map_err(problem)?)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthorizationBody {
+    code: String,
+}
+
+pub(crate) async fn authorize(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<AuthorizationBody>,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let order = instance.ra.authorize_online(order, &body.code).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(crate) async fn cancel(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CancelBody>,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let reason = body.reason.unwrap_or_else(|| "cancelled by the applicant".into());
+    let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
+    let order = instance.ra.cancel(order, "applicant", &reason).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+pub(crate) async fn offline(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let order = instance.ra.go_offline(order).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+fn pdf(bytes: Vec<u8>, name: &str) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response()
+}
+
+pub(crate) async fn form(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    Ok(pdf(instance.ra.form(&order).map_err(problem)?, &format!("{id}-form.pdf")))
+}
+
+pub(crate) async fn invoice(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let bytes = instance
+        .ra
+        .invoice(&order)
+        .await
+        .map_err(problem)?
+        .ok_or_else(|| Problem::not_found("no invoice has been issued for this order"))?;
+    Ok(pdf(bytes, &format!("{id}-invoice.pdf")))
+}
+
+pub(crate) async fn reissue_invoice(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let order = instance.ra.reissue_invoice(order).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddressBody {
+    address: String,
+}
+
+pub(crate) async fn address(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<AddressBody>,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let order = instance.ra.change_address(order, &body.address).await.map_err(problem)?;
+    view(&instance.ra, &order).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryCodeBody {
+    subject: String,
+    phone: String,
+}
+
+pub(crate) async fn query_code(
+    State(instance): State<Instance>,
+    JsonBody(body): JsonBody<QueryCodeBody>,
+) -> Result<Response, Problem> {
+    instance.ra.query_code(&body.subject, &body.phone).await.map_err(problem)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryBody {
+    subject: String,
+    phone: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    id_number: Option<String>,
+    #[serde(default)]
+    card: Option<String>,
+}
+
+pub(crate) async fn open_query(
+    State(instance): State<Instance>,
+    JsonBody(b): JsonBody<QueryBody>,
+) -> Result<Response, Problem> {
+    let session = match (&b.code, &b.card) {
+        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code).await,
+        (None, Some(card)) => {
+            let (name, id) = (b.name.as_deref().unwrap_or_default(), b.id_number.as_deref().unwrap_or_default());
+            instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone).await
+        }
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give either the SMS code or the legal representative's bank card",
+            ))
+        }
+    }
+    .map_err(problem)?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+pub(crate) async fn query_orders(State(instance): State<Instance>, headers: HeaderMap) -> Result<Response, Problem> {
+    let orders = instance.ra.query_orders(&token(&headers, "x-query-token")).await.map_err(problem)?;
+    let mut items = Vec::with_capacity(orders.len());
+    for o in &orders {
+        items.push(instance.ra.view(o).await.map_err(problem)?);
+    }
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}

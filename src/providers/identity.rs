@@ -1,0 +1,508 @@
+//! The RA's identity checks on applicants: carrier real-name (phone three elements), bank card
+//! four elements, micro-deposits into a bank account, and face liveness. Distinct from
+//! [`super::IdentityProvider`], which re-checks an already approved person before an unlock.
+//!
+//! The sandbox follows [`super::sandbox_behaviour`] on the phone, card, account and ID numbers,
+//! writes micro-deposits to `DATA_DIR/bank-statements.jsonl` (what the applicant would read on
+//! their bank statement) and texts face-check links through the [`SmsProvider`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use time::OffsetDateTime;
+
+use super::{sandbox_answer, sandbox_behaviour, sandbox_behaviour_of, sandbox_io, Behaviour, ProviderError};
+use super::{ProviderFuture, SmsProvider};
+use crate::clock::{Clock, SystemClock};
+
+/// The provider name in errors and metrics.
+const PROVIDER: &str = "identity";
+
+/// How long a remittance code can be read back.
+pub const DEPOSIT_VALIDITY: time::Duration = time::Duration::hours(48);
+
+/// Wrong remittance codes after which the deposit is spent.
+pub const MAX_WRONG_CODES: u32 = 3;
+
+/// The sandbox's reason when a face does not match.
+const FACE_MISMATCH: &str = "the face did not match the ID photo";
+
+/// The answer of a check that ran: passed, or failed with the provider's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The elements belong together.
+    Passed,
+    /// They do not; the reason is one a person can read, e.g. "the name and ID number do not
+    /// match the phone's real-name registration".
+    Failed(String),
+}
+
+/// A micro-deposit that was paid, so the applicant can be asked for its remittance code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicroDeposit {
+    /// The provider's reference, to confirm the code against.
+    pub reference: String,
+    /// The amount paid, in fen (1–99).
+    pub amount_fen: i64,
+}
+
+/// How the applicant reaches the face check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaceVia {
+    /// A link is texted to this phone.
+    Sms {
+        /// The phone (E.164) the link goes to.
+        phone: String,
+    },
+    /// The link is shown as a QR code at the counter.
+    OnSite,
+}
+
+/// A started face check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceSession {
+    /// The session id, to poll [`IdentityChecks::face_status`].
+    pub id: String,
+    /// The page the applicant opens: shown as a QR code (on site) or texted (SMS).
+    pub url: String,
+}
+
+/// Where a face check stands; it completes asynchronously.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaceStatus {
+    /// The applicant has not finished yet.
+    Pending,
+    /// The live face matched the ID photo.
+    Passed,
+    /// It did not; the reason is the provider's.
+    Failed(String),
+}
+
+/// The RA's identity-check provider, so the RA flows do not depend on one vendor.
+pub trait IdentityChecks: Send + Sync {
+    /// Carrier real-name check: name, ID number and mobile belong together.
+    fn phone_three<'a>(&'a self, name: &'a str, id_number: &'a str, phone: &'a str)
+        -> ProviderFuture<'a, CheckOutcome>;
+    /// Bank card four elements: name, ID number, card number, reserved phone.
+    fn bank_card_four<'a>(
+        &'a self,
+        name: &'a str,
+        id_number: &'a str,
+        card: &'a str,
+        phone: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome>;
+    /// Pays a random small amount with a 6-digit remittance code into the account (company bank
+    /// account or personal account).
+    fn start_micro_deposit<'a>(
+        &'a self,
+        account_name: &'a str,
+        account_number: &'a str,
+        bank: &'a str,
+    ) -> ProviderFuture<'a, MicroDeposit>;
+    /// The applicant reads the remittance code back.
+    fn confirm_micro_deposit<'a>(&'a self, reference: &'a str, code: &'a str) -> ProviderFuture<'a, CheckOutcome>;
+    /// Starts a face liveness check; it completes asynchronously.
+    fn start_face<'a>(&'a self, name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession>;
+    /// Where a started face check stands.
+    fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus>;
+}
+
+/// A paid micro-deposit waiting for its code.
+struct Deposit {
+    code: String,
+    paid_at: OffsetDateTime,
+    wrong: u32,
+}
+
+/// A started face check.
+struct Face {
+    started: tokio::time::Instant,
+    mismatch: bool,
+    completed: Option<bool>,
+}
+
+/// The sandbox identity checks: deterministic by the entered data (see the module docs).
+pub struct SandboxIdentityChecks {
+    data_dir: PathBuf,
+    sms: Arc<dyn SmsProvider>,
+    face_after: Duration,
+    base_url: String,
+    clock: Arc<dyn Clock>,
+    deposits: Mutex<HashMap<String, Deposit>>,
+    faces: Mutex<HashMap<String, Face>>,
+}
+
+impl SandboxIdentityChecks {
+    /// A sandbox writing bank statements under `data_dir`, texting face links through `sms`,
+    /// passing face checks `face_after` after they start, with links under `base_url`.
+    pub fn new(data_dir: PathBuf, sms: Arc<dyn SmsProvider>, face_after: Duration, base_url: String) -> Self {
+        SandboxIdentityChecks {
+            data_dir,
+            sms,
+            face_after,
+            base_url,
+            clock: Arc::new(SystemClock),
+            deposits: Mutex::new(HashMap::new()),
+            faces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same sandbox on another clock, so tests can let remittance codes expire.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The file micro-deposits are written to (the applicant's "bank statement").
+    pub fn bank_statements(&self) -> PathBuf {
+        self.data_dir.join("bank-statements.jsonl")
+    }
+
+    /// Finishes a face session at once (the sandbox face page, tests); unknown ids are ignored.
+    pub fn complete_face(&self, id: &str, passed: bool) {
+        if let Some(face) = lock(&self.faces).get_mut(id) {
+            face.completed = Some(passed);
+        }
+    }
+
+    /// Remembers a paid deposit and returns its reference.
+    fn remember_deposit(&self, code: String) -> String {
+        let reference = format!("md{}", super::random_hex(8));
+        let deposit = Deposit { code, paid_at: self.clock.now(), wrong: 0 };
+        lock(&self.deposits).insert(reference.clone(), deposit);
+        reference
+    }
+
+    /// Checks a code against a deposit, spending it when the check is final.
+    fn check_code(&self, reference: &str, code: &str) -> Result<CheckOutcome, ProviderError> {
+        let now = self.clock.now();
+        let mut deposits = lock(&self.deposits);
+        let Some(deposit) = deposits.get_mut(reference) else {
+            return Err(ProviderError::Refused("unknown or spent micro-deposit reference".into()));
+        };
+        let (outcome, spent) = judge_code(deposit, code.trim(), now);
+        if spent {
+            deposits.remove(reference);
+        }
+        Ok(outcome)
+    }
+
+    /// Registers a face session and returns it.
+    fn remember_face(&self, mismatch: bool) -> FaceSession {
+        let id = super::random_hex(16);
+        let url = format!("{}/sandbox/face/{id}", self.base_url.trim_end_matches('/'));
+        let face = Face { started: tokio::time::Instant::now(), mismatch, completed: None };
+        lock(&self.faces).insert(id.clone(), face);
+        FaceSession { id, url }
+    }
+
+    /// Where a face session stands now.
+    fn face_now(&self, id: &str) -> Result<FaceStatus, ProviderError> {
+        let faces = lock(&self.faces);
+        let face = faces.get(id).ok_or_else(|| ProviderError::Refused("unknown face session".into()))?;
+        let passed = match face.completed {
+            Some(passed) => passed,
+            None if face.started.elapsed() < self.face_after => return Ok(FaceStatus::Pending),
+            None => !face.mismatch,
+        };
+        Ok(if passed { FaceStatus::Passed } else { FaceStatus::Failed(FACE_MISMATCH.into()) })
+    }
+
+    /// Texts the face-check link, as the real provider would.
+    async fn text_link(&self, phone: &str, url: &str) -> Result<(), ProviderError> {
+        let sms = Arc::clone(&self.sms);
+        let (phone, text) = (phone.to_string(), format!("Open this link to complete your face check: {url}"));
+        match sandbox_io(PROVIDER, move || Ok(sms.send(&phone, &text))).await? {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(ProviderError::Refused(format!("the face-check link could not be texted: {reason}"))),
+        }
+    }
+}
+
+/// The outcome of one code attempt against a deposit (counting a wrong one), and whether the
+/// deposit is spent by it (passed, expired, or out of tries).
+fn judge_code(deposit: &mut Deposit, code: &str, now: OffsetDateTime) -> (CheckOutcome, bool) {
+    if now - deposit.paid_at > DEPOSIT_VALIDITY {
+        return (CheckOutcome::Failed("the remittance code has expired; start a new deposit".into()), true);
+    }
+    if code == deposit.code {
+        return (CheckOutcome::Passed, true);
+    }
+    deposit.wrong += 1;
+    match MAX_WRONG_CODES.saturating_sub(deposit.wrong) {
+        0 => (CheckOutcome::Failed("too many wrong codes; start a new deposit".into()), true),
+        left => (CheckOutcome::Failed(format!("the remittance code does not match; {left} tries left")), false),
+    }
+}
+
+/// Locks a sandbox map; a poisoned lock still holds consistent sandbox state.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A random deposit: 1–99 fen and a 6-digit remittance code.
+fn random_deposit() -> (i64, String) {
+    let mut rng = rand::thread_rng();
+    (rng.gen_range(1..=99), format!("{:06}", rng.gen_range(0..1_000_000)))
+}
+
+/// Maps a check's behaviour to its answer, with the provider's mismatch reason.
+fn check_answer(behaviour: Behaviour, mismatch_reason: &str) -> CheckOutcome {
+    match behaviour {
+        Behaviour::Mismatch => CheckOutcome::Failed(mismatch_reason.to_string()),
+        _ => CheckOutcome::Passed,
+    }
+}
+
+impl IdentityChecks for SandboxIdentityChecks {
+    fn phone_three<'a>(
+        &'a self,
+        _name: &'a str,
+        id_number: &'a str,
+        phone: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        Box::pin(async move {
+            let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour_of(&[id_number, phone])).await?;
+            Ok(check_answer(behaviour, "the name and ID number do not match the phone's real-name registration"))
+        })
+    }
+
+    fn bank_card_four<'a>(
+        &'a self,
+        _name: &'a str,
+        id_number: &'a str,
+        card: &'a str,
+        phone: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        Box::pin(async move {
+            let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour_of(&[id_number, card, phone])).await?;
+            Ok(check_answer(
+                behaviour,
+                "the name, ID number, card number and reserved phone do not match the bank's records",
+            ))
+        })
+    }
+
+    fn start_micro_deposit<'a>(
+        &'a self,
+        account_name: &'a str,
+        account_number: &'a str,
+        bank: &'a str,
+    ) -> ProviderFuture<'a, MicroDeposit> {
+        Box::pin(async move {
+            if sandbox_answer(PROVIDER, sandbox_behaviour(account_number)).await? == Behaviour::Mismatch {
+                return Err(ProviderError::Refused("the account name does not match the account number".into()));
+            }
+            let (amount_fen, code) = random_deposit();
+            let reference = self.remember_deposit(code.clone());
+            let line = serde_json::json!({
+                "account_name": account_name,
+                "account_number": account_number,
+                "bank": bank,
+                "amount_fen": amount_fen,
+                "remittance_code": code,
+                "reference": reference,
+                "at": self.clock.now().unix_timestamp(),
+            });
+            let path = self.bank_statements();
+            sandbox_io(PROVIDER, move || super::append_json_line(&path, &line)).await?;
+            Ok(MicroDeposit { reference, amount_fen })
+        })
+    }
+
+    fn confirm_micro_deposit<'a>(&'a self, reference: &'a str, code: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+        Box::pin(async move {
+            sandbox_answer(PROVIDER, Behaviour::Normal).await?;
+            self.check_code(reference, code)
+        })
+    }
+
+    fn start_face<'a>(&'a self, _name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession> {
+        Box::pin(async move {
+            let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour(id_number)).await?;
+            let session = self.remember_face(behaviour == Behaviour::Mismatch);
+            if let FaceVia::Sms { phone } = &via {
+                self.text_link(phone, &session.url).await?;
+            }
+            Ok(session)
+        })
+    }
+
+    fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus> {
+        Box::pin(async move {
+            sandbox_answer(PROVIDER, Behaviour::Normal).await?;
+            self.face_now(session)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::providers::{test_dir, SandboxSms};
+
+    const ID: &str = "110101199001011234";
+    const PHONE: &str = "+8613800138000";
+
+    fn sandbox(name: &str, face_after: Duration) -> (SandboxIdentityChecks, PathBuf) {
+        let dir = test_dir(name);
+        let sms = Arc::new(SandboxSms { outbox: dir.join("sms-outbox.jsonl") });
+        (SandboxIdentityChecks::new(dir.clone(), sms, face_after, "https://ra.example/".into()), dir)
+    }
+
+    /// The remittance code the "bank statement" shows for a reference.
+    fn statement_code(checks: &SandboxIdentityChecks, reference: &str) -> String {
+        let lines = crate::providers::email::read_outbox(&checks.bank_statements());
+        let line = lines.iter().find(|l| l["reference"] == reference).cloned().unwrap_or_default();
+        line["remittance_code"].as_str().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn phone_three_and_bank_card_four_follow_the_sandbox_rule() {
+        let (checks, dir) = sandbox("id-checks", Duration::ZERO);
+        assert_eq!(checks.phone_three("张三", ID, PHONE).await, Ok(CheckOutcome::Passed));
+        let failed = checks.phone_three("张三", ID, "+8613800130000").await;
+        assert!(
+            matches!(failed, Ok(CheckOutcome::Failed(ref r)) if r.contains("real-name registration")),
+            "{failed:?}"
+        );
+        assert_eq!(
+            checks.phone_three("张三", "110101199001019999", PHONE).await,
+            Err(ProviderError::Unavailable("identity".into()))
+        );
+        assert_eq!(checks.bank_card_four("张三", ID, "6222021234567890123", PHONE).await, Ok(CheckOutcome::Passed));
+        let failed = checks.bank_card_four("张三", ID, "6222021234567890000", PHONE).await;
+        assert!(matches!(failed, Ok(CheckOutcome::Failed(_))), "{failed:?}");
+        let slow = checks.bank_card_four("张三", ID, "6222021234567898888", PHONE);
+        let got = crate::providers::call("test-identity-slow", "bank_card_four", Duration::from_millis(30), slow).await;
+        assert_eq!(got, Err(ProviderError::Timeout("test-identity-slow".into())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_right_remittance_code_passes_once() {
+        let (checks, dir) = sandbox("id-deposit", Duration::ZERO);
+        let deposit = checks.start_micro_deposit("示例有限公司", "6222021234567", "ICBC").await;
+        let deposit = deposit.unwrap_or_else(|e| panic!("{e}"));
+        assert!((1..=99).contains(&deposit.amount_fen));
+        let lines = crate::providers::email::read_outbox(&checks.bank_statements());
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["account_number"], "6222021234567");
+        assert_eq!(lines[0]["amount_fen"], deposit.amount_fen);
+        let code = statement_code(&checks, &deposit.reference);
+        assert_eq!(code.len(), 6);
+        assert!(code.chars().all(|c| c.is_ascii_digit()));
+        assert_eq!(checks.confirm_micro_deposit(&deposit.reference, &code).await, Ok(CheckOutcome::Passed));
+        assert!(matches!(
+            checks.confirm_micro_deposit(&deposit.reference, &code).await,
+            Err(ProviderError::Refused(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn three_wrong_codes_spend_the_deposit() {
+        let (checks, dir) = sandbox("id-wrong", Duration::ZERO);
+        let deposit =
+            checks.start_micro_deposit("张三", "6222021234567", "ICBC").await.unwrap_or_else(|e| panic!("{e}"));
+        let code = statement_code(&checks, &deposit.reference);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for left in [2, 1] {
+            let got = checks.confirm_micro_deposit(&deposit.reference, wrong).await;
+            assert_eq!(got, Ok(CheckOutcome::Failed(format!("the remittance code does not match; {left} tries left"))));
+        }
+        let got = checks.confirm_micro_deposit(&deposit.reference, wrong).await;
+        assert_eq!(got, Ok(CheckOutcome::Failed("too many wrong codes; start a new deposit".into())));
+        let after = checks.confirm_micro_deposit(&deposit.reference, &code).await;
+        assert!(matches!(after, Err(ProviderError::Refused(_))), "{after:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_then_the_right_one_passes() {
+        let (checks, dir) = sandbox("id-retry", Duration::ZERO);
+        let deposit =
+            checks.start_micro_deposit("张三", "6222021234567", "ICBC").await.unwrap_or_else(|e| panic!("{e}"));
+        let code = statement_code(&checks, &deposit.reference);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert!(matches!(checks.confirm_micro_deposit(&deposit.reference, wrong).await, Ok(CheckOutcome::Failed(_))));
+        assert_eq!(checks.confirm_micro_deposit(&deposit.reference, &code).await, Ok(CheckOutcome::Passed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn unknown_references_are_refused_and_codes_expire() {
+        let clock = Arc::new(FakeClock::new(OffsetDateTime::now_utc()));
+        let (checks, dir) = sandbox("id-expire", Duration::ZERO);
+        let checks = checks.with_clock(clock.clone());
+        let unknown = checks.confirm_micro_deposit("md-nope", "123456").await;
+        assert!(matches!(unknown, Err(ProviderError::Refused(_))), "{unknown:?}");
+        let deposit =
+            checks.start_micro_deposit("张三", "6222021234567", "ICBC").await.unwrap_or_else(|e| panic!("{e}"));
+        let code = statement_code(&checks, &deposit.reference);
+        clock.advance(DEPOSIT_VALIDITY + time::Duration::seconds(1));
+        let got = checks.confirm_micro_deposit(&deposit.reference, &code).await;
+        assert_eq!(got, Ok(CheckOutcome::Failed("the remittance code has expired; start a new deposit".into())));
+        assert!(matches!(
+            checks.confirm_micro_deposit(&deposit.reference, &code).await,
+            Err(ProviderError::Refused(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn deposit_accounts_follow_the_sandbox_rule() {
+        let (checks, dir) = sandbox("id-account", Duration::ZERO);
+        let mismatch = checks.start_micro_deposit("张三", "6222020000", "ICBC").await;
+        assert!(matches!(mismatch, Err(ProviderError::Refused(_))), "{mismatch:?}");
+        let down = checks.start_micro_deposit("张三", "6222029999", "ICBC").await;
+        assert_eq!(down, Err(ProviderError::Unavailable("identity".into())));
+        assert!(crate::providers::email::read_outbox(&checks.bank_statements()).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn face_is_pending_then_passes_and_the_link_is_texted() {
+        let (checks, dir) = sandbox("id-face", Duration::from_millis(60));
+        let via = FaceVia::Sms { phone: PHONE.into() };
+        let session = checks.start_face("张三", ID, via).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(session.url, format!("https://ra.example/sandbox/face/{}", session.id));
+        assert_eq!(checks.face_status(&session.id).await, Ok(FaceStatus::Pending));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(checks.face_status(&session.id).await, Ok(FaceStatus::Passed));
+        let texts = crate::providers::email::read_outbox(&dir.join("sms-outbox.jsonl"));
+        assert_eq!(texts.len(), 1);
+        assert_eq!(texts[0]["to"], PHONE);
+        assert!(texts[0]["text"].as_str().unwrap_or_default().contains(&session.url));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_mismatched_face_fails_and_unknown_sessions_are_refused() {
+        let (checks, dir) = sandbox("id-face-fail", Duration::ZERO);
+        let session = checks.start_face("张三", "110101199001010000", FaceVia::OnSite).await;
+        let session = session.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checks.face_status(&session.id).await, Ok(FaceStatus::Failed(FACE_MISMATCH.into())));
+        assert_eq!(checks.face_status("nope").await, Err(ProviderError::Refused("unknown face session".into())));
+        assert!(!dir.join("sms-outbox.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn complete_face_finishes_a_session_at_once() {
+        let (checks, dir) = sandbox("id-face-complete", Duration::from_secs(3600));
+        let first = checks.start_face("张三", ID, FaceVia::OnSite).await.unwrap_or_else(|e| panic!("{e}"));
+        let second = checks.start_face("张三", ID, FaceVia::OnSite).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checks.face_status(&first.id).await, Ok(FaceStatus::Pending));
+        checks.complete_face(&first.id, true);
+        checks.complete_face(&second.id, false);
+        checks.complete_face("unknown", true);
+        assert_eq!(checks.face_status(&first.id).await, Ok(FaceStatus::Passed));
+        assert_eq!(checks.face_status(&second.id).await, Ok(FaceStatus::Failed(FACE_MISMATCH.into())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

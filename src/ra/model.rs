@@ -1,0 +1,368 @@
+//! What an order holds (`data`, one section per completed step) and how it is shown: to the
+//! applicant with identifiers masked, to officers whole.
+
+use serde::{Deserialize, Serialize};
+
+use super::channels::{Channel, Method};
+use super::flow::{self, Flow, Shape, Step};
+use super::validate::mask;
+use crate::providers::payment::PayMethod;
+use crate::store::{MaterialRecord, OrderRecord};
+
+/// A company bank account (micro-deposit check).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BankAccount {
+    /// Account holder's name as the bank has it (the company's or person's name).
+    pub account_name: String,
+    /// Account number.
+    pub account_number: String,
+    /// Bank name.
+    pub bank: String,
+}
+
+/// A person: the legal representative, an individual applicant or an agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Person {
+    /// Name.
+    pub name: String,
+    /// Resident ID.
+    pub id_number: String,
+    /// E.164 mobile.
+    pub phone: String,
+    /// E-mail (required of agents and individual applicants).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Bank card (bank-card check).
+    #[serde(default)]
+    pub card: Option<String>,
+}
+
+/// Company data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Company {
+    /// Registered name.
+    pub name: String,
+    /// Unified social credit code.
+    pub credit_code: String,
+    /// The legal representative.
+    pub legal_rep: Person,
+    /// The company account (bank-account check).
+    #[serde(default)]
+    pub bank: Option<BankAccount>,
+}
+
+/// The agent and how they were checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Agent {
+    /// The legal representative applies in person (their data was copied over).
+    pub legal_rep_in_person: bool,
+    /// The agent.
+    pub person: Person,
+    /// How the agent was checked.
+    pub method: Method,
+}
+
+/// An identity check that completes later.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingCheck {
+    /// Method.
+    pub method: Method,
+    /// Micro-deposit reference or face session id.
+    pub reference: String,
+    /// Face check link (QR code on site, or the link that was texted).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The existing certificate a flow is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateRef {
+    /// Serial (hex).
+    pub serial: String,
+    /// Profile (`org`, `personal`).
+    pub profile: String,
+    /// Credit code or resident ID.
+    pub identifier: String,
+    /// Subject attributes.
+    pub subject: Vec<(String, String)>,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// The phone the SMS code went to (holder or certificate administrator).
+    pub holder_phone: String,
+}
+
+/// The chosen product.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProductChoice {
+    /// Product id.
+    pub id: String,
+    /// Name shown.
+    pub name: String,
+    /// Price in fen.
+    pub price_fen: i64,
+    /// An e-invoice is wanted; its title is fixed to the organisation (or person).
+    pub invoice: bool,
+    /// Where the invoice goes.
+    #[serde(default)]
+    pub invoice_email: Option<String>,
+    /// Delivery address for shipped media (changeable until shipped).
+    #[serde(default)]
+    pub delivery_address: Option<String>,
+}
+
+/// Evidence of the application signature.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignatureEvidence {
+    /// SHA-256 of the terms text accepted.
+    pub terms_sha256: String,
+    /// Unix seconds.
+    pub accepted_at: i64,
+    /// The agent phone the SMS code was sent to and read back from.
+    pub phone: String,
+}
+
+/// A payment in progress.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentData {
+    /// WeChat Pay or Alipay.
+    pub method: PayMethod,
+    /// Provider reference.
+    pub provider_ref: String,
+    /// The QR code's URL.
+    pub qr_url: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Everything the completed steps entered. Serialized into the order row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderData {
+    /// Steps completed, in order.
+    #[serde(default)]
+    pub done: Vec<Step>,
+    /// Flows about a certificate: which one.
+    #[serde(default)]
+    pub certificate: Option<CertificateRef>,
+    /// The subject's verification method.
+    #[serde(default)]
+    pub verification: Option<Method>,
+    /// Organisation flows.
+    #[serde(default)]
+    pub company: Option<Company>,
+    /// Personal flows.
+    #[serde(default)]
+    pub person: Option<Person>,
+    /// The subject's asynchronous check.
+    #[serde(default)]
+    pub subject_check: Option<PendingCheck>,
+    /// The agent.
+    #[serde(default)]
+    pub agent: Option<Agent>,
+    /// The agent's asynchronous check.
+    #[serde(default)]
+    pub agent_check: Option<PendingCheck>,
+    /// When the legal representative authorised the agent online (instead of a letter).
+    #[serde(default)]
+    pub authorized_online_at: Option<i64>,
+    /// Product and invoice.
+    #[serde(default)]
+    pub product: Option<ProductChoice>,
+    /// Application signature evidence.
+    #[serde(default)]
+    pub signature: Option<SignatureEvidence>,
+    /// Payment in progress.
+    #[serde(default)]
+    pub payment: Option<PaymentData>,
+    /// Revocation reason asked for (revocation flow).
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
+    /// Failed identity checks so far (after a failure the applicant may go offline).
+    #[serde(default)]
+    pub check_failures: u32,
+}
+
+impl OrderData {
+    /// Parses an order's `data`; a row written by this code always parses.
+    pub fn of(order: &OrderRecord) -> OrderData {
+        serde_json::from_str(&order.data).unwrap_or_default()
+    }
+
+    /// Serialises back into the row.
+    pub fn store(&self, order: &mut OrderRecord) {
+        order.data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+    }
+
+    /// Whether the subject is an organisation.
+    pub fn organisation(&self, flow: Flow) -> bool {
+        match flow {
+            Flow::OrgNew | Flow::Seal => true,
+            Flow::PersonalNew => false,
+            _ => self.certificate.as_ref().is_some_and(|c| c.profile == "org"),
+        }
+    }
+
+    /// The material kinds still required (channel rule, plus the authorisation letter when an
+    /// agent who is not the legal representative has no online authorisation).
+    pub fn required_materials(&self, flow: Flow, channel: &Channel) -> Vec<String> {
+        let mut kinds = channel.rule(flow).materials;
+        let agent_needs_letter = self.organisation(flow)
+            && self.agent.as_ref().is_some_and(|a| !a.legal_rep_in_person)
+            && self.authorized_online_at.is_none();
+        if agent_needs_letter && !kinds.iter().any(|k| k == "authorization-letter") {
+            kinds.push("authorization-letter".into());
+        }
+        kinds
+    }
+
+    /// The steps of this order, in order.
+    pub fn steps(&self, flow: Flow, channel: &Channel) -> Vec<Step> {
+        let shape = Shape {
+            organisation: self.organisation(flow),
+            subject_check_async: self.verification.is_some_and(Method::asynchronous) || self.subject_check.is_some(),
+            agent_check_async: self.agent.as_ref().is_some_and(|a| a.method.asynchronous()),
+            paid: channel.price_from(flow) > 0,
+            materials: !self.required_materials(flow, channel).is_empty(),
+        };
+        flow::steps(flow, shape)
+    }
+
+    /// The first step not done, if any.
+    pub fn next_step(&self, flow: Flow, channel: &Channel) -> Option<Step> {
+        self.steps(flow, channel).into_iter().find(|s| !self.done.contains(s))
+    }
+
+    /// Marks a step done (once).
+    pub fn complete(&mut self, step: Step) {
+        if !self.done.contains(&step) {
+            self.done.push(step);
+        }
+    }
+}
+
+/// The applicant's view of an order (identifiers masked).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    /// Order number.
+    pub id: String,
+    /// Channel.
+    pub channel: String,
+    /// Flow.
+    pub flow: String,
+    /// State.
+    pub state: String,
+    /// The next step, while open.
+    pub next_step: Option<String>,
+    /// Every step with whether it is done.
+    pub steps: Vec<StepView>,
+    /// Price in fen.
+    pub amount_fen: i64,
+    /// Paid at (unix seconds).
+    pub paid_at: Option<i64>,
+    /// The payment QR code while paying.
+    pub payment: Option<PaymentData>,
+    /// Material kinds required, and those uploaded.
+    pub materials_required: Vec<String>,
+    /// Uploaded materials.
+    pub materials: Vec<MaterialView>,
+    /// Summary of what was entered, masked.
+    pub summary: serde_json::Value,
+    /// The face-check link or QR of a pending check.
+    pub pending_check: Option<PendingCheck>,
+    /// The certificate concerned or issued.
+    pub serial: Option<String>,
+    /// E-invoice number, once issued.
+    pub invoice_no: Option<String>,
+    /// Why rejected or cancelled.
+    pub reason: Option<String>,
+    /// Failed identity checks (after one, the offline path is offered).
+    pub check_failures: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A step and whether it is done.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    /// Step name.
+    pub name: &'static str,
+    /// Done.
+    pub done: bool,
+}
+
+/// An uploaded material, without its bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaterialView {
+    /// Kind.
+    pub kind: String,
+    /// Sniffed content type.
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// Content address.
+    pub sha256: String,
+}
+
+impl From<&MaterialRecord> for MaterialView {
+    fn from(m: &MaterialRecord) -> Self {
+        MaterialView {
+            kind: m.kind.clone(),
+            content_type: m.content_type.clone(),
+            size: m.size,
+            sha256: m.sha256.clone(),
+        }
+    }
+}
+
+impl OrderView {
+    /// Builds the applicant's view.
+    pub fn new(order: &OrderRecord, channel: &Channel, materials: &[MaterialRecord]) -> OrderView {
+        let data = OrderData::of(order);
+        let flow = Flow::parse(&order.flow).unwrap_or(Flow::OrgNew);
+        let open = order.state == "open";
+        let steps = data.steps(flow, channel);
+        let pending_check = match data.next_step(flow, channel) {
+            Some(Step::SubjectCheck) if open => data.subject_check.clone(),
+            Some(Step::AgentCheck) if open => data.agent_check.clone(),
+            _ => None,
+        };
+        OrderView {
+            id: order.id.clone(),
+            channel: order.channel.clone(),
+            flow: order.flow.clone(),
+            state: order.state.clone(),
+            next_step: if open { data.next_step(flow, channel).map(|s| s.name().to_string()) } else { None },
+            steps: steps.iter().map(|s| StepView { name: s.name(), done: data.done.contains(s) }).collect(),
+            amount_fen: order.amount_fen,
+            paid_at: order.paid_at,
+            payment: if open && order.paid_at.is_none() { data.payment.clone() } else { None },
+            materials_required: data.required_materials(flow, channel),
+            materials: materials.iter().map(MaterialView::from).collect(),
+            summary: summary(&data),
+            pending_check,
+            serial: order.serial.clone(),
+            invoice_no: order.invoice_no.clone(),
+            reason: order.reason.clone(),
+            check_failures: data.check_failures,
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+}
+
+/// What was entered, with ID numbers, cards, accounts and phones masked.
+fn summary(d: &OrderData) -> serde_json::Value {
+    let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": mask(&p.id_number), "phone": mask(&p.phone), "email": p.email });
+    serde_json::json!({
+        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after })),
+        "verification": d.verification,
+        "company": d.company.as_ref().map(|c| serde_json::json!({ "name": c.name, "credit_code": c.credit_code, "legal_rep": person(&c.legal_rep) })),
+        "person": d.person.as_ref().map(person),
+        "agent": d.agent.as_ref().map(|a| serde_json::json!({ "legal_rep_in_person": a.legal_rep_in_person, "method": a.method, "person": person(&a.person) })),
+        "authorized_online": d.authorized_online_at.is_some(),
+        "product": d.product,
+        "signed": d.signature.is_some(),
+    })
+}

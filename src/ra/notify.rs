@@ -1,0 +1,130 @@
+//! Telling applicants what happened (approval, rejection, issuance, completion) by SMS and
+//! e-mail, expiry reminders, and the background pass that notices holders' enrolments and
+//! retries what a provider or a crash left undone. Notifications are best effort: a failed
+//! send is logged and counted by the provider metrics, never undoes the decision.
+
+use super::model::OrderData;
+use super::Ra;
+use crate::store::OrderRecord;
+
+impl Ra {
+    /// Sends the applicant the news of an order.
+    pub(super) async fn notify(&self, order: &OrderRecord, what: &str) {
+        let data = OrderData::of(order);
+        let (zh, en) = match what {
+            "approved" => ("已审核通过", "has been approved"),
+            "rejected" => ("未通过审核", "was not approved"),
+            "issued" => ("证书已签发，请在手机App中查看", "is done: the certificate is in your app"),
+            _ => ("已办结", "is complete"),
+        };
+        let reason =
+            order.reason.as_deref().filter(|_| what == "rejected").map(|r| format!(" ({r})")).unwrap_or_default();
+        let text = format!(
+            "您的云证书订单 {} {zh}{reason}。Your cloud certificate order {} {en}{reason}.",
+            order.id, order.id
+        );
+        if let Some(phone) = &order.agent_phone {
+            if let Err(e) = self.providers.sms.send(phone, &text) {
+                tracing::warn!(order = %order.id, error = %e, "SMS notification not sent");
+            }
+        }
+        let email = data.agent.as_ref().and_then(|a| a.person.email.clone()).or(data.person.and_then(|p| p.email));
+        if let Some(to) = email {
+            let subject = format!("云证书订单 {} / order {}", order.id, order.id);
+            let send = self.providers.email.send(&to, &subject, &text, &[]);
+            if let Err(e) = crate::providers::call("email", "send", self.deadline(), send).await {
+                tracing::warn!(order = %order.id, error = %e, "e-mail notification not sent");
+            }
+        }
+    }
+
+    /// One pass of the background task: enrolments completing new orders, carry-outs to
+    /// retry, expiry reminders, metrics. Every piece is safe to run on several daemons at
+    /// once (compare-and-set on orders, a unique row per reminder).
+    pub async fn tick(&self) {
+        if let Err(e) = self.complete_enrolled().await {
+            tracing::warn!(error = %e, "RA task: completions");
+        }
+        if let Err(e) = self.retry_carry_outs().await {
+            tracing::warn!(error = %e, "RA task: carry-outs");
+        }
+        if let Err(e) = self.remind().await {
+            tracing::warn!(error = %e, "RA task: reminders");
+        }
+        if let Err(e) = self.gauge().await {
+            tracing::warn!(error = %e, "RA task: metrics");
+        }
+    }
+
+    /// Approved new-certificate orders whose holder has enrolled in the app are completed.
+    async fn complete_enrolled(&self) -> Result<(), super::RaError> {
+        for mut order in self.store.orders_in_state("approved", 200).await? {
+            let Some(approval_id) = order.approval_id.clone() else { continue };
+            let Some(phone) = self.store.approval(&approval_id).await?.map(|a| a.phone) else { continue };
+            let credentials = self.store.credentials_for_phone(&phone).await?;
+            let Some(credential) = credentials.into_iter().find(|c| c.approval_id == approval_id) else { continue };
+            order.state = "completed".into();
+            order.serial = Some(credential.serial.clone());
+            let audit =
+                self.event("order.completed", "system", &order, serde_json::json!({ "serial": credential.serial }));
+            self.save(&mut order, &[&audit]).await?;
+            self.notify(&order, "issued").await;
+        }
+        Ok(())
+    }
+
+    async fn retry_carry_outs(&self) -> Result<(), super::RaError> {
+        for order in self.store.orders_in_state("approved", 50).await? {
+            if order.approval_id.is_none() && order.updated_at < self.now() - 30 {
+                self.carry_out(order).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expiry reminders: each certificate gets the nearest threshold it has passed, once.
+    async fn remind(&self) -> Result<(), super::RaError> {
+        let now = self.now();
+        let mut days = self.config.reminder_days.clone();
+        days.sort_unstable();
+        let Some(&widest) = days.last() else { return Ok(()) };
+        for (serial, not_after) in self.store.expiring(now, now + widest * 86400).await? {
+            let left = (not_after - now + 86399) / 86400;
+            let Some(&threshold) = days.iter().find(|d| left <= **d) else { continue };
+            if !self.store.claim_reminder(&serial, threshold, now).await? {
+                continue;
+            }
+            let phone = match self.store.credential_by_serial(&serial).await? {
+                Some(c) => Some(c.phone),
+                None => None,
+            };
+            let text = format!("您的云证书（序列号 {serial}）将在 {left} 天后到期，请及时续期。Your cloud certificate {serial} expires in {left} days: renew it.");
+            if let Some(phone) = phone {
+                if let Err(e) = self.providers.sms.send(&phone, &text) {
+                    tracing::warn!(%serial, error = %e, "expiry reminder not sent");
+                }
+            }
+            let audit = crate::store::AuditRecord::new(
+                self.clock.as_ref(),
+                "certificate.reminded",
+                "system",
+                Some(&serial),
+                serde_json::json!({ "days": threshold }),
+            );
+            self.store.audit(&audit).await?;
+        }
+        Ok(())
+    }
+
+    async fn gauge(&self) -> Result<(), super::RaError> {
+        let m = crate::metrics::get();
+        m.ra_orders.reset();
+        for (flow, state, n) in self.store.order_counts().await? {
+            m.ra_orders.with_label_values(&[&flow, &state]).set(n);
+        }
+        let oldest =
+            self.store.review_queue(1).await?.first().map(|o| self.now() - o.submitted_at.unwrap_or(o.created_at));
+        m.ra_review_oldest_seconds.set(oldest.unwrap_or(0).max(0));
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Opening, showing, cancelling orders; the offline path and its printable form; SMS codes;
+//! uploads; the legal representative's online authorisation.
+
+use rand::Rng;
+
+use super::channels::MATERIAL_KINDS;
+use super::flow::Flow;
+use super::model::{OrderData, OrderView};
+use super::{new_token, token_hash, Ra, RaError};
+use crate::mobile::Purpose;
+use crate::store::{AuditRecord, OrderRecord};
+
+/// What an SMS code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodePurpose {
+    /// The certificate holder's consent to an order about their certificate.
+    Certificate,
+    /// The application signature (to the agent).
+    Signature,
+    /// The legal representative's online authorisation of the agent.
+    Authorization,
+}
+
+impl Ra {
+    /// Opens an order; returns it with the applicant's token (shown once).
+    pub async fn create(&self, channel: &str, flow: &str) -> Result<(OrderRecord, String), RaError> {
+        let channel = self.channel(channel)?;
+        let flow = Flow::parse(flow).ok_or_else(|| {
+            RaError::BadRequest(format!(
+                "flow: one of {}",
+                Flow::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if !channel.enables(flow) {
+            return Err(RaError::NotOffered(format!("the {} channel does not offer {}", channel.name, flow.name())));
+        }
+        let now = self.now();
+        let token = new_token();
+        let order = OrderRecord {
+            id: order_number(self.clock.now()),
+            channel: channel.name.clone(),
+            flow: flow.name().into(),
+            state: "open".into(),
+            subject_key: None,
+            open_key: None,
+            agent_phone: None,
+            token_hash: token_hash(&token),
+            data: "{}".into(),
+            serial: None,
+            approval_id: None,
+            amount_fen: channel.price_from(flow),
+            payment_ref: None,
+            paid_at: None,
+            refunded_at: None,
+            invoice_no: None,
+            submitted_at: None,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        let audit = self.event("order.created", "applicant", &order, serde_json::json!({ "channel": order.channel }));
+        self.store.insert_order(&order, &audit).await?;
+        Ok((order, token))
+    }
+
+    /// The applicant's view.
+    pub async fn view(&self, order: &OrderRecord) -> Result<OrderView, RaError> {
+        let channel = self.channel(&order.channel)?;
+        let materials = self.store.materials(&order.id).await?;
+        Ok(OrderView::new(order, channel, &materials))
+    }
+
+    /// Cancels an order not yet decided; a payment is refunded.
+    pub async fn cancel(&self, mut order: OrderRecord, actor: &str, reason: &str) -> Result<OrderRecord, RaError> {
+        if !matches!(order.state.as_str(), "open" | "offline" | "review") {
+            return Err(RaError::State(format!("the order is {} and can no longer be cancelled", order.state)));
+        }
+        let refunded = self.refund(&mut order).await?;
+        order.state = "cancelled".into();
+        order.open_key = None;
+        order.reason = Some(reason.to_string());
+        let detail = serde_json::json!({ "reason": reason, "refunded_fen": refunded });
+        let audit = self.event("order.cancelled", actor, &order, detail);
+        self.save(&mut order, &[&audit]).await?;
+        Ok(order)
+    }
+
+    /// Switches to the offline path after a failed identity check: the applicant prints the
+    /// form, mails the papers, and an officer reviews them.
+    pub async fn go_offline(&self, mut order: OrderRecord) -> Result<OrderRecord, RaError> {
+        let data = OrderData::of(&order);
+        if order.state != "open" {
+            return Err(RaError::State(format!("the order is {}", order.state)));
+        }
+        if data.check_failures == 0 {
+            return Err(RaError::State(
+                "the offline path is for applications whose online identity check failed".into(),
+            ));
+        }
+        if order.subject_key.is_none() {
+            return Err(RaError::State("enter the company or personal data first; the form carries it".into()));
+        }
+        order.state = "offline".into();
+        let audit = self.event("order.offline", "applicant", &order, serde_json::json!({}));
+        self.save(&mut order, &[&audit]).await?;
+        Ok(order)
+    }
+
+    /// The printable application form (PDF) of an order.
+    pub fn form(&self, order: &OrderRecord) -> Result<Vec<u8>, RaError> {
+        let channel = self.channel(&order.channel)?;
+        Ok(super::review::form_pdf(order, channel))
+    }
+
+    /// Sends a one-time code for a step.
+    pub async fn send_code(
+        &self,
+        order: &OrderRecord,
+        purpose: CodePurpose,
+        serial: Option<&str>,
+    ) -> Result<(), RaError> {
+        if order.state != "open" {
+            return Err(RaError::State(format!("the order is {}", order.state)));
+        }
+        let data = OrderData::of(order);
+        let phone = match purpose {
+            CodePurpose::Certificate => {
+                let serial =
+                    serial.ok_or_else(|| RaError::BadRequest("serial: the certificate's serial number".into()))?;
+                self.certificate_holder(serial).await?.1
+            }
+            CodePurpose::Signature => {
+                order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?
+            }
+            CodePurpose::Authorization => {
+                self.agent_is_not_rep(&data)?;
+                data.company
+                    .as_ref()
+                    .map(|c| c.legal_rep.phone.clone())
+                    .ok_or(RaError::State("enter the company first".into()))?
+            }
+        };
+        self.services.mobile.send_code(&phone, Purpose::Order).await?;
+        Ok(())
+    }
+
+    fn agent_is_not_rep(&self, data: &OrderData) -> Result<(), RaError> {
+        match &data.agent {
+            Some(a) if !a.legal_rep_in_person => Ok(()),
+            Some(_) => {
+                Err(RaError::State("the legal representative applies in person; no authorisation is needed".into()))
+            }
+            None => Err(RaError::State("enter the agent first".into())),
+        }
+    }
+
+    /// The legal representative authorises the agent online with the code texted to them,
+    /// instead of a stamped letter.
+    pub async fn authorize_online(&self, mut order: OrderRecord, code: &str) -> Result<OrderRecord, RaError> {
+        if order.state != "open" {
+            return Err(RaError::State(format!("the order is {}", order.state)));
+        }
+        let mut data = OrderData::of(&order);
+        self.agent_is_not_rep(&data)?;
+        let phone = data
+            .company
+            .as_ref()
+            .map(|c| c.legal_rep.phone.clone())
+            .ok_or(RaError::State("enter the company first".into()))?;
+        self.services.mobile.check_code(&phone, Purpose::Order, code.trim()).await?;
+        data.authorized_online_at = Some(self.now());
+        data.store(&mut order);
+        let audit = self.event("order.authorized_online", &phone_actor(&phone), &order, serde_json::json!({}));
+        self.save(&mut order, &[&audit]).await?;
+        Ok(order)
+    }
+
+    /// Stores an uploaded material after checking its content.
+    pub async fn upload(&self, order: &OrderRecord, kind: &str, bytes: &[u8]) -> Result<(), RaError> {
+        if !matches!(order.state.as_str(), "open" | "offline") {
+            return Err(RaError::State(format!("the order is {}; materials can no longer change", order.state)));
+        }
+        if !MATERIAL_KINDS.contains(&kind) {
+            return Err(RaError::BadRequest(format!("kind: one of {}", MATERIAL_KINDS.join(", "))));
+        }
+        let material = super::materials::check(bytes, self.config.max_material_bytes).map_err(|e| {
+            RaError::Invalid(vec![super::validate::FieldError {
+                field: format!("materials.{kind}"),
+                code: "material.invalid",
+                message: e.to_string(),
+            }])
+        })?;
+        if kind == "seal-image" {
+            crate::seals::check_png(bytes).map_err(|e| RaError::BadRequest(format!("seal-image: {e}")))?;
+        }
+        let detail = serde_json::json!({ "kind": kind, "sha256": material.sha256, "bytes": bytes.len(), "type": material.content_type });
+        let audit = self.event("order.material", "applicant", order, detail);
+        self.store
+            .put_material(&order.id, kind, &material.sha256, material.content_type, bytes, self.now(), &audit)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the delivery address of a shipped product until it ships (an approved
+    /// order is handed to dispatch: from then on the address is fixed).
+    pub async fn change_address(&self, mut order: OrderRecord, address: &str) -> Result<OrderRecord, RaError> {
+        if !matches!(order.state.as_str(), "open" | "offline" | "review") {
+            return Err(RaError::State("the order has been dispatched; the address can no longer change".into()));
+        }
+        let mut data = OrderData::of(&order);
+        let product = data.product.as_mut().filter(|p| p.delivery_address.is_some()).ok_or_else(|| {
+            RaError::State("nothing is shipped for this order (cloud certificates need no delivery)".into())
+        })?;
+        product.delivery_address =
+            Some(super::validate::name("delivery_address", address, 200).map_err(|e| RaError::Invalid(vec![e]))?);
+        data.store(&mut order);
+        let audit = self.event("order.address_changed", "applicant", &order, serde_json::json!({}));
+        self.save(&mut order, &[&audit]).await?;
+        Ok(order)
+    }
+
+    /// Every step is done: into the review queue, or carried out at once where the channel
+    /// approves the flow automatically.
+    pub(super) async fn submit(&self, mut order: OrderRecord, audit: &AuditRecord) -> Result<OrderRecord, RaError> {
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        order.submitted_at = Some(self.now());
+        if channel.rule(flow).review == super::channels::Review::Review {
+            order.state = "review".into();
+            let queued = self.event("order.submitted", "applicant", &order, serde_json::json!({}));
+            self.save(&mut order, &[audit, &queued]).await?;
+            return Ok(order);
+        }
+        self.save(&mut order, &[audit]).await?;
+        self.approve(order, "auto", "approved automatically by the channel").await
+    }
+}
+
+/// How a phone appears as an audit actor (masked: the log is read by auditors, not holders).
+pub(super) fn phone_actor(phone: &str) -> String {
+    format!("phone:{}", super::validate::mask(phone))
+}
+
+/// `RA` + date + 8 characters of an unambiguous alphabet: readable over the phone.
+fn order_number(now: time::OffsetDateTime) -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::rngs::OsRng;
+    let tail: String = (0..8).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("RA{:04}{:02}{:02}-{tail}", now.year(), u8::from(now.month()), now.day())
+}

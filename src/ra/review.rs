@@ -1,0 +1,303 @@
+//! Officers' decisions and carrying them out: an approved new certificate becomes an
+//! approval the holder's app enrols against; renewal, change, revocation, re-issue, unlock
+//! and seal orders act on the CA at once.
+
+use super::channels::Channel;
+use super::flow::Flow;
+use super::model::OrderData;
+use super::{Ra, RaError};
+use crate::status::RevocationReason;
+use crate::store::{OrderRecord, SealRequestRecord};
+
+impl Ra {
+    /// Orders waiting for review, oldest first.
+    pub async fn queue(&self, limit: i64) -> Result<Vec<OrderRecord>, RaError> {
+        Ok(self.store.review_queue(limit.clamp(1, 500)).await?)
+    }
+
+    /// An officer received the papers of an offline order: it joins the review queue.
+    pub async fn papers_received(&self, mut order: OrderRecord, officer: &str) -> Result<OrderRecord, RaError> {
+        if order.state != "offline" {
+            return Err(RaError::State(format!("the order is {}, not waiting for papers", order.state)));
+        }
+        order.state = "review".into();
+        order.submitted_at = Some(self.now());
+        let audit = self.event("order.papers_received", officer, &order, serde_json::json!({}));
+        self.save(&mut order, &[&audit]).await?;
+        Ok(order)
+    }
+
+    /// An officer's decision on an order in review. A rejection needs a reason and refunds.
+    pub async fn decide(
+        &self,
+        mut order: OrderRecord,
+        officer: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<OrderRecord, RaError> {
+        if order.state != "review" {
+            return Err(RaError::State(format!("the order is {}, not waiting for review", order.state)));
+        }
+        let wait = self.now() - order.submitted_at.unwrap_or(order.created_at);
+        crate::metrics::get().ra_review_wait_seconds.with_label_values(&[&order.flow]).observe(wait.max(0) as f64);
+        if approve {
+            return self.approve(order, officer, reason).await;
+        }
+        if reason.trim().is_empty() {
+            return Err(RaError::BadRequest("reason: say why the application is rejected".into()));
+        }
+        let refunded = self.refund(&mut order).await?;
+        order.state = "rejected".into();
+        order.open_key = None;
+        order.reason = Some(reason.trim().to_string());
+        order.decided_at = Some(self.now());
+        order.decided_by = Some(officer.to_string());
+        let audit = self.event(
+            "order.rejected",
+            officer,
+            &order,
+            serde_json::json!({ "reason": reason, "refunded_fen": refunded }),
+        );
+        self.save(&mut order, &[&audit]).await?;
+        self.notify(&order, "rejected").await;
+        Ok(order)
+    }
+
+    /// Approves and carries out. If carrying out fails the order stays `approved` and the
+    /// background task tries again.
+    pub(super) async fn approve(
+        &self,
+        mut order: OrderRecord,
+        actor: &str,
+        note: &str,
+    ) -> Result<OrderRecord, RaError> {
+        order.state = "approved".into();
+        order.open_key = None;
+        order.decided_at = Some(self.now());
+        order.decided_by = Some(actor.to_string());
+        let audit = self.event("order.approved", actor, &order, serde_json::json!({ "note": note }));
+        self.save(&mut order, &[&audit]).await?;
+        self.notify(&order, "approved").await;
+        self.carry_out(order).await
+    }
+
+    /// Carries out an approved order (idempotent per order: a new-certificate order keeps the
+    /// approval it created; the others end `completed`).
+    pub async fn carry_out(&self, mut order: OrderRecord) -> Result<OrderRecord, RaError> {
+        if order.state != "approved" || order.approval_id.is_some() {
+            return Ok(order);
+        }
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let data = OrderData::of(&order);
+        let actor = format!("ra:{}", order.id);
+        let outcome = self.act(&mut order, flow, &data, &actor).await;
+        let detail = match &outcome {
+            Ok(()) => serde_json::json!({ "outcome": "done" }),
+            Err(e) => serde_json::json!({ "outcome": "failed", "error": e.to_string() }),
+        };
+        if outcome.is_ok() && order.approval_id.is_none() {
+            order.state = "completed".into();
+        }
+        let audit = self.event("order.carried_out", &actor, &order, detail);
+        self.save(&mut order, &[&audit]).await?;
+        outcome?;
+        if order.state == "completed" {
+            self.notify(&order, "completed").await;
+        }
+        Ok(order)
+    }
+
+    async fn act(&self, order: &mut OrderRecord, flow: Flow, data: &OrderData, actor: &str) -> Result<(), RaError> {
+        let fail = |e: &dyn std::fmt::Display| RaError::CarryOut(e.to_string());
+        let custody = &self.services.custody;
+        let cert = data.certificate.as_ref();
+        match flow {
+            Flow::OrgNew | Flow::PersonalNew => {
+                let (profile, subject, phone) =
+                    new_subject(flow, data).ok_or_else(|| RaError::CarryOut("the order has no subject".into()))?;
+                let approval = custody.create_approval(profile, subject, &phone, actor).await.map_err(|e| fail(&e))?;
+                order.approval_id = Some(approval.id);
+            }
+            Flow::Reissue => {
+                let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                self.revoke(&c.serial, RevocationReason::Superseded, actor).await?;
+                let phone = order.agent_phone.clone().unwrap_or_else(|| c.holder_phone.clone());
+                let approval = custody
+                    .create_approval(&c.profile, c.subject.clone(), &phone, actor)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                order.approval_id = Some(approval.id);
+            }
+            Flow::Revocation => {
+                let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                let reason = data
+                    .revocation_reason
+                    .as_deref()
+                    .unwrap_or("cessationOfOperation")
+                    .parse()
+                    .unwrap_or(RevocationReason::CessationOfOperation);
+                self.revoke(&c.serial, reason, actor).await?;
+            }
+            Flow::Renewal | Flow::Change => {
+                let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                let subject = if flow == Flow::Change { changed_subject(c, data) } else { c.subject.clone() };
+                let issued = match self.store.credential_by_serial(&c.serial).await? {
+                    Some(credential) => {
+                        custody.recertify(&credential, &c.profile, subject, actor).await.map_err(|e| fail(&e))?
+                    }
+                    None => {
+                        let lifecycle = crate::lifecycle::Lifecycle {
+                            issuance: &self.services.issuance,
+                            status: &self.services.status,
+                            store: &self.store,
+                        };
+                        lifecycle.renew(&c.serial, None, actor).await.map_err(|e| fail(&e))?
+                    }
+                };
+                if flow == Flow::Change {
+                    self.revoke(&c.serial, RevocationReason::Superseded, actor).await?;
+                }
+                order.serial = Some(issued.serial);
+            }
+            Flow::Unlock => {
+                let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                let credential = self
+                    .store
+                    .credential_by_serial(&c.serial)
+                    .await?
+                    .ok_or_else(|| RaError::CarryOut("no cloud key".into()))?;
+                custody.lift_lock(&credential, actor, &order.id).await.map_err(|e| fail(&e))?;
+            }
+            Flow::Seal => self.add_seal(order, data, actor).await?,
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, serial: &str, reason: RevocationReason, actor: &str) -> Result<(), RaError> {
+        match self.services.status.revoke(serial, reason, None, actor).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RaError::CarryOut(e.to_string())),
+        }
+    }
+
+    async fn add_seal(&self, order: &OrderRecord, data: &OrderData, actor: &str) -> Result<(), RaError> {
+        let c = data.certificate.as_ref().ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+        let materials = self.store.materials(&order.id).await?;
+        let image = materials
+            .iter()
+            .find(|m| m.kind == "seal-image")
+            .ok_or_else(|| RaError::CarryOut("no seal image".into()))?;
+        let (_, png) = self
+            .store
+            .material_bytes(&order.id, &image.sha256)
+            .await?
+            .ok_or_else(|| RaError::CarryOut("seal image missing".into()))?;
+        let name = c.subject.iter().find(|(k, _)| k == "O").map_or_else(|| "seal".to_string(), |(_, v)| v.clone());
+        let request = SealRequestRecord {
+            id: crate::custody::new_id(),
+            credit_code: c.identifier.clone(),
+            seal_id: None,
+            name: name.chars().take(64).collect(),
+            png,
+            requested_by: order.agent_phone.clone().unwrap_or_default(),
+            status: "pending".into(),
+            created_at: self.now(),
+        };
+        let audit = self.event("seal.requested", actor, order, serde_json::json!({ "request": request.id }));
+        self.store.insert_seal_request(&request, &audit).await?;
+        self.services.seals.decide(actor, &request.id, true).await.map_err(|e| RaError::CarryOut(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The approval's profile, subject and holder phone of a new-certificate order.
+fn new_subject(flow: Flow, data: &OrderData) -> Option<(&'static str, Vec<(String, String)>, String)> {
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    match flow {
+        Flow::OrgNew => {
+            let c = data.company.as_ref()?;
+            let phone = data.agent.as_ref()?.person.phone.clone();
+            Some((
+                "org",
+                vec![pair("C", "CN"), pair("O", &c.name), pair("CN", &c.name), pair("serialNumber", &c.credit_code)],
+                phone,
+            ))
+        }
+        _ => {
+            let p = data.person.as_ref()?;
+            Some((
+                "personal",
+                vec![pair("C", "CN"), pair("CN", &p.name), pair("serialNumber", &p.id_number)],
+                p.phone.clone(),
+            ))
+        }
+    }
+}
+
+/// The subject after an information change: the new names, the same identifier.
+fn changed_subject(c: &super::model::CertificateRef, data: &OrderData) -> Vec<(String, String)> {
+    let mut subject = c.subject.clone();
+    let mut set = |k: &str, v: &str| {
+        if let Some(slot) = subject.iter_mut().find(|(a, _)| a == k) {
+            slot.1 = v.to_string();
+        }
+    };
+    if let Some(company) = &data.company {
+        set("O", &company.name);
+        set("CN", &company.name);
+    }
+    if let Some(person) = &data.person {
+        set("CN", &person.name);
+    }
+    subject
+}
+
+/// The printable application form of the offline path.
+pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
+    use crate::pdf::{render, Document, Section};
+    let data = OrderData::of(order);
+    let row = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let mut sections = vec![Section {
+        heading: "订单 / Order".into(),
+        rows: vec![row("订单号 Order", &order.id), row("渠道 Channel", &channel.title), row("业务 Flow", &order.flow)],
+    }];
+    if let Some(c) = &data.company {
+        sections.push(Section {
+            heading: "单位信息 / Organisation".into(),
+            rows: vec![
+                row("单位名称 Name", &c.name),
+                row("统一社会信用代码 Credit code", &c.credit_code),
+                row("法定代表人 Legal representative", &c.legal_rep.name),
+                row("证件号码 ID number", &c.legal_rep.id_number),
+                row("手机 Phone", &c.legal_rep.phone),
+            ],
+        });
+    }
+    if let Some(p) = &data.person {
+        sections.push(Section {
+            heading: "申请人 / Applicant".into(),
+            rows: vec![row("姓名 Name", &p.name), row("证件号码 ID number", &p.id_number), row("手机 Phone", &p.phone)],
+        });
+    }
+    if let Some(a) = &data.agent {
+        sections.push(Section {
+            heading: "经办人 / Agent".into(),
+            rows: vec![
+                row("姓名 Name", &a.person.name),
+                row("证件号码 ID number", &a.person.id_number),
+                row("手机 Phone", &a.person.phone),
+            ],
+        });
+    }
+    sections.push(Section {
+        heading: "签章 / Signatures".into(),
+        rows: vec![
+            row("申请单位盖章 Company stamp", "____________________"),
+            row("法定代表人签字 Legal representative", "____________________"),
+            row("经办人签字 Agent", "____________________"),
+            row("日期 Date", "____________________"),
+            row("邮寄材料 Mail with", "营业执照复印件、身份证复印件、本申请表 / licence copy, ID copies, this form"),
+        ],
+    });
+    render(&Document { title: "云证书申请表 / Cloud certificate application form".into(), sections })
+}

@@ -1,0 +1,73 @@
+//! Builds the RA's provider set from the configuration. Only sandbox providers exist in this
+//! build (the real bank, carrier, payment and invoice services cannot be reached from here);
+//! a production provider implements the same traits and is chosen here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Providers;
+use crate::config::Config;
+use crate::providers::email::SandboxEmail;
+use crate::providers::identity::SandboxIdentityChecks;
+use crate::providers::invoice::SandboxInvoice;
+use crate::providers::payment::SandboxPayment;
+use crate::providers::SmsProvider;
+
+/// The sandbox providers' own handles: their pay and face pages simulate the person at the
+/// other end (scanning the payment QR code, passing the face check).
+#[derive(Clone)]
+pub struct Sandboxes {
+    /// Payment sandbox.
+    pub payment: Arc<SandboxPayment>,
+    /// Identity sandbox.
+    pub identity: Arc<SandboxIdentityChecks>,
+}
+
+/// The providers and the sandbox handles.
+pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>) -> Result<(Providers, Sandboxes), String> {
+    let secret = payment_secret(config)?;
+    let base = config.ra.public_url.clone();
+    let payment = Arc::new(SandboxPayment::new(secret, base.clone()));
+    let identity = Arc::new(SandboxIdentityChecks::new(
+        config.data_dir.clone(),
+        sms.clone(),
+        Duration::from_secs(config.ra.face_seconds),
+        base,
+    ));
+    let providers = Providers {
+        sms,
+        email: Arc::new(SandboxEmail { outbox: config.data_dir.join("email-outbox.jsonl") }),
+        identity: identity.clone(),
+        payment: payment.clone(),
+        invoice: Arc::new(SandboxInvoice),
+    };
+    Ok((providers, Sandboxes { payment, identity }))
+}
+
+/// The payment webhook secret: the configured file, or `DATA_DIR/payment-webhook.secret`
+/// created with 32 random bytes (mode 0600) on first start.
+fn payment_secret(config: &Config) -> Result<Vec<u8>, String> {
+    let path: PathBuf =
+        config.ra.payment_secret_file.clone().unwrap_or_else(|| config.data_dir.join("payment-webhook.secret"));
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 16 => Ok(bytes),
+        Ok(_) => Err(format!("ra.payment_secret_file {}: shorter than 16 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.ra.payment_secret_file.is_none() => {
+            use rand::RngCore;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut secret = vec![0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            file.write_all(&secret).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(secret)
+        }
+        Err(e) => Err(format!("ra.payment_secret_file {}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,683 @@
+//! One handler per step: validate the input field by field, run the identity check the step
+//! carries, and record the result in the order. A step may be redone (to correct data) until
+//! the application is signed; redoing it clears the steps after it.
+
+use serde::Deserialize;
+
+use super::channels::Method;
+use super::flow::{Flow, Step};
+use super::model::{Agent, BankAccount, CertificateRef, Company, OrderData, PendingCheck, Person, ProductChoice};
+use super::model::{PaymentData, SignatureEvidence};
+use super::validate::{self, FieldError};
+use super::{Ra, RaError};
+use crate::mobile::Purpose;
+use crate::providers::identity::{CheckOutcome, FaceVia};
+use crate::providers::payment::PayMethod;
+use crate::store::OrderRecord;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateInput {
+    serial: String,
+    code: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerificationInput {
+    method: Method,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonInput {
+    name: String,
+    id_number: String,
+    phone: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    card: Option<String>,
+    #[serde(default)]
+    bank: Option<BankAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompanyInput {
+    name: String,
+    credit_code: String,
+    legal_rep: PersonInput,
+    #[serde(default)]
+    bank: Option<BankAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckInput {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentInput {
+    legal_rep_in_person: bool,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    id_number: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    email: String,
+    method: Method,
+    #[serde(default)]
+    card: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductInput {
+    product: String,
+    #[serde(default)]
+    invoice: bool,
+    #[serde(default)]
+    invoice_email: Option<String>,
+    #[serde(default)]
+    delivery_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyInput {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureInput {
+    code: String,
+    accept_terms: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentInput {
+    method: PayMethod,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, RaError> {
+    serde_json::from_value(body).map_err(|e| RaError::BadRequest(format!("body: {e}")))
+}
+
+/// Collects field errors so the applicant sees every problem at once.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn take(&mut self, r: Result<String, FieldError>) -> String {
+        r.unwrap_or_else(|e| {
+            self.0.push(e);
+            String::new()
+        })
+    }
+
+    fn fail(&mut self, field: &str, code: &'static str, message: &str) {
+        self.0.push(FieldError { field: field.into(), code, message: message.into() });
+    }
+
+    fn finish(self) -> Result<(), RaError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(RaError::Invalid(self.0))
+        }
+    }
+}
+
+impl Ra {
+    /// Completes (or redoes) one step of an open order. The payment step returns with the
+    /// QR code and completes when the provider's webhook lands.
+    pub async fn step(
+        &self,
+        mut order: OrderRecord,
+        step: Step,
+        body: serde_json::Value,
+    ) -> Result<OrderRecord, RaError> {
+        if order.state != "open" {
+            return Err(RaError::State(format!(
+                "the order is {}; steps can be taken only while it is open",
+                order.state
+            )));
+        }
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?.clone();
+        let mut data = OrderData::of(&order);
+        let steps = data.steps(flow, &channel);
+        let Some(position) = steps.iter().position(|s| *s == step) else {
+            return Err(RaError::State(format!("a {} order has no {} step", flow.name(), step.name())));
+        };
+        if let Some(next) = data.next_step(flow, &channel) {
+            let next_position = steps.iter().position(|s| *s == next).unwrap_or(steps.len());
+            if position > next_position {
+                return Err(RaError::State(format!("complete the {} step first", next.name())));
+            }
+        }
+        if data.done.contains(&step) {
+            if data.signature.is_some() {
+                return Err(RaError::State("the application is signed; cancel it to change what was entered".into()));
+            }
+            // Redo: what came after depends on what changes now.
+            data.done.retain(|s| steps.iter().position(|x| x == s).is_some_and(|p| p < position));
+        }
+        let result = self.run_step(&mut order, &mut data, flow, step, body).await;
+        match result {
+            Ok(completed) => {
+                if completed {
+                    data.complete(step);
+                }
+                data.store(&mut order);
+                let detail = serde_json::json!({ "step": step.name(), "completed": completed });
+                let audit = self.event("order.step", "applicant", &order, detail);
+                if completed && data.next_step(flow, &channel).is_none() {
+                    return self.submit(order, &audit).await;
+                }
+                self.save(&mut order, &[&audit]).await?;
+                Ok(order)
+            }
+            Err(RaError::CheckFailed(reason)) => {
+                data.check_failures += 1;
+                data.store(&mut order);
+                let detail = serde_json::json!({ "step": step.name(), "reason": reason });
+                let audit = self.event("identity.check_failed", "applicant", &order, detail);
+                self.save(&mut order, &[&audit]).await?;
+                Err(RaError::CheckFailed(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a step's handler; Ok(false) when the step started something that completes later.
+    async fn run_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        step: Step,
+        body: serde_json::Value,
+    ) -> Result<bool, RaError> {
+        match step {
+            Step::Certificate => self.certificate_step(order, data, flow, parse(body)?).await.map(|_| true),
+            Step::Verification => self.verification_step(order, data, flow, parse(body)?).map(|_| true),
+            Step::Company => self.company_step(order, data, parse(body)?).await.map(|_| true),
+            Step::Person => self.person_step(order, data, flow, parse(body)?).await.map(|_| true),
+            Step::SubjectCheck => {
+                let pending = data.subject_check.clone().ok_or(RaError::State("no check is pending".into()))?;
+                self.finish_check(&pending, parse::<CheckInput>(body)?.code).await
+            }
+            Step::Agent => self.agent_step(order, data, flow, parse(body)?).await.map(|_| true),
+            Step::AgentCheck => {
+                let pending = data.agent_check.clone().ok_or(RaError::State("no check is pending".into()))?;
+                self.finish_check(&pending, parse::<CheckInput>(body)?.code).await
+            }
+            Step::Product => self.product_step(order, data, flow, parse(body)?).map(|_| true),
+            Step::Materials => {
+                parse::<EmptyInput>(body)?;
+                self.materials_step(order, data, flow).await.map(|_| true)
+            }
+            Step::Signature => self.signature_step(order, data, parse(body)?).await.map(|_| true),
+            Step::Payment => self.payment_step(order, data, parse(body)?).await.map(|_| false),
+        }
+    }
+
+    async fn certificate_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        input: CertificateInput,
+    ) -> Result<(), RaError> {
+        let (cert, phone) = self.certificate_holder(&input.serial).await?;
+        self.services.mobile.check_code(&phone, Purpose::Order, input.code.trim()).await?;
+        let now = self.now();
+        if cert.status != "issued" {
+            return Err(RaError::State(format!("certificate {} is {}", cert.serial, cert.status)));
+        }
+        if cert.not_after < now && flow != Flow::Revocation {
+            return Err(RaError::State("the certificate has expired; apply for a new one".into()));
+        }
+        let credential = self.store.credential_by_serial(&cert.serial).await?;
+        match flow {
+            Flow::Seal if cert.profile != "org" => {
+                return Err(RaError::BadRequest("seals belong to organisation certificates".into()))
+            }
+            Flow::Unlock | Flow::Change if credential.is_none() => {
+                return Err(RaError::BadRequest(format!(
+                    "certificate {}'s key is not in the CA's custody; a {} is done on the key holder's own system",
+                    cert.serial,
+                    flow.name()
+                )))
+            }
+            Flow::Renewal => self.renewal_window(&cert)?,
+            _ => {}
+        }
+        if flow == Flow::Revocation {
+            let reason = input.reason.unwrap_or_else(|| "cessationOfOperation".into());
+            reason
+                .parse::<crate::status::RevocationReason>()
+                .map_err(|e| RaError::BadRequest(format!("reason: {e}")))?;
+            data.revocation_reason = Some(reason);
+        }
+        let subject = crate::ca::VerifiedRequest::from_certificate(&cert.der)
+            .map(|r| r.subject)
+            .map_err(|e| RaError::BadRequest(format!("the certificate cannot be read: {e}")))?;
+        let identifier = cert.identifier.clone().unwrap_or_default();
+        self.set_subject(order, &identifier);
+        order.serial = Some(cert.serial.clone());
+        data.certificate = Some(CertificateRef {
+            serial: cert.serial,
+            profile: cert.profile,
+            identifier,
+            subject,
+            not_after: cert.not_after,
+            holder_phone: phone,
+        });
+        Ok(())
+    }
+
+    fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
+        let days = self.services.issuance.profiles.get(&cert.profile).map_or(90, |p| i64::from(p.renewal_window_days));
+        if self.now() < cert.not_after - days * 86400 {
+            return Err(RaError::State(format!("renewal opens {days} days before the certificate expires")));
+        }
+        Ok(())
+    }
+
+    /// The certificate and the phone that consents for it: the cloud key's holder, else the
+    /// agent of the order that applied for it.
+    pub(super) async fn certificate_holder(
+        &self,
+        serial_text: &str,
+    ) -> Result<(crate::store::CertificateRecord, String), RaError> {
+        let serial = crate::ca::serial::parse(serial_text)
+            .ok_or_else(|| RaError::BadRequest("serial: hexadecimal certificate serial number".into()))?;
+        let cert =
+            self.store.certificate(&serial).await?.ok_or(RaError::BadRequest(format!("no certificate {serial}")))?;
+        if let Some(c) = self.store.credential_by_serial(&serial).await? {
+            return Ok((cert, c.phone));
+        }
+        let identifier = cert.identifier.clone().unwrap_or_default();
+        let phones = self.store.agent_phones(&identifier).await?;
+        let phone = phones.into_iter().next().ok_or_else(|| {
+            RaError::BadRequest("no phone is on file for this certificate; apply at a service counter".into())
+        })?;
+        Ok((cert, phone))
+    }
+
+    fn verification_step(
+        &self,
+        _order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        input: VerificationInput,
+    ) -> Result<(), RaError> {
+        let channel = self.channel(&_order.channel)?;
+        let allowed = if data.organisation(flow) { &channel.methods.organisation } else { &channel.methods.personal };
+        if !allowed.contains(&input.method) {
+            return Err(RaError::NotOffered("this verification method is not offered in this channel".into()));
+        }
+        data.verification = Some(input.method);
+        data.subject_check = None;
+        Ok(())
+    }
+
+    fn person(fields: &mut Fields, prefix: &str, p: PersonInput, today: time::Date, email: bool) -> Person {
+        let f = |name: &str| format!("{prefix}.{name}");
+        let email = match (p.email, email) {
+            (Some(e), _) => Some(fields.take(validate::email(&f("email"), &e))),
+            (None, true) => {
+                fields.fail(&f("email"), "email.missing", "an e-mail address is required");
+                None
+            }
+            (None, false) => None,
+        };
+        Person {
+            name: fields.take(validate::name(&f("name"), &p.name, 32)),
+            id_number: fields.take(validate::resident_id(&f("id_number"), &p.id_number, today)),
+            phone: fields.take(validate::mainland_mobile(&f("phone"), &p.phone)),
+            email,
+            card: p.card.map(|c| fields.take(validate::bank_card(&f("card"), &c))),
+        }
+    }
+
+    async fn company_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        input: CompanyInput,
+    ) -> Result<(), RaError> {
+        let method = data.verification.ok_or(RaError::State("choose a verification method first".into()))?;
+        let mut fields = Fields::default();
+        let today = self.clock.now().date();
+        let company = Company {
+            name: fields.take(validate::name("name", &input.name, 64)),
+            credit_code: fields.take(validate::credit_code("credit_code", &input.credit_code)),
+            legal_rep: Self::person(&mut fields, "legal_rep", input.legal_rep, today, false),
+            bank: input.bank.clone(),
+        };
+        require_method_data(
+            &mut fields,
+            method,
+            "legal_rep.card",
+            company.legal_rep.card.is_some(),
+            input.bank.is_some(),
+        );
+        fields.finish()?;
+        if let Some(c) = &data.certificate {
+            if c.identifier != company.credit_code {
+                return Err(RaError::BadRequest("credit_code: an information change keeps the credit code".into()));
+            }
+        }
+        self.set_subject(order, &company.credit_code);
+        data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
+        data.company = Some(company);
+        Ok(())
+    }
+
+    async fn person_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        input: PersonInput,
+    ) -> Result<(), RaError> {
+        let method = data.verification.ok_or(RaError::State("choose a verification method first".into()))?;
+        let mut fields = Fields::default();
+        let today = self.clock.now().date();
+        let bank = input.bank.clone();
+        let person = Self::person(&mut fields, "person", input, today, true);
+        require_method_data(&mut fields, method, "person.card", person.card.is_some(), bank.is_some());
+        fields.finish()?;
+        if let Some(c) = &data.certificate {
+            if c.identifier != person.id_number {
+                return Err(RaError::BadRequest("id_number: an information change keeps the ID number".into()));
+            }
+        }
+        self.set_subject(order, &person.id_number);
+        data.subject_check = self.check(&person, method, bank.as_ref()).await?;
+        if flow == Flow::PersonalNew {
+            order.agent_phone = Some(person.phone.clone());
+        }
+        data.person = Some(person);
+        Ok(())
+    }
+
+    async fn agent_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        input: AgentInput,
+    ) -> Result<(), RaError> {
+        let channel = self.channel(&order.channel)?;
+        if !channel.methods.agent.contains(&input.method) || input.method == Method::BankAccount {
+            return Err(RaError::NotOffered("this verification method is not offered for agents here".into()));
+        }
+        let today = self.clock.now().date();
+        let mut fields = Fields::default();
+        let person = if input.legal_rep_in_person {
+            let rep = data.company.as_ref().map(|c| c.legal_rep.clone()).ok_or_else(|| {
+                RaError::BadRequest("legal_rep_in_person: only for organisations whose data was entered".into())
+            })?;
+            Person {
+                email: Some(fields.take(validate::email("email", &input.email))),
+                card: input.card.map(|c| fields.take(validate::bank_card("card", &c))),
+                ..rep
+            }
+        } else {
+            let p = PersonInput {
+                name: input.name.unwrap_or_default(),
+                id_number: input.id_number.unwrap_or_default(),
+                phone: input.phone.unwrap_or_default(),
+                email: Some(input.email),
+                card: input.card,
+                bank: None,
+            };
+            Self::person(&mut fields, "agent", p, today, true)
+        };
+        require_method_data(&mut fields, input.method, "card", person.card.is_some(), false);
+        fields.finish()?;
+        let personal_cert = data.certificate.as_ref().is_some_and(|c| c.profile != "org");
+        if personal_cert && data.certificate.as_ref().is_some_and(|c| c.identifier != person.id_number) {
+            return Err(RaError::BadRequest(
+                "id_number: orders about a personal certificate are made by its holder".into(),
+            ));
+        }
+        data.agent_check = self.check(&person, input.method, None).await?;
+        order.agent_phone = Some(person.phone.clone());
+        let in_person = input.legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
+        data.agent = Some(Agent { legal_rep_in_person: in_person, person, method: input.method });
+        Ok(())
+    }
+
+    fn product_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        input: ProductInput,
+    ) -> Result<(), RaError> {
+        let channel = self.channel(&order.channel)?;
+        let product = channel.products_for(flow).find(|p| p.id == input.product).ok_or_else(|| {
+            RaError::NotOffered(format!("product: {:?} is not offered for a {}", input.product, flow.name()))
+        })?;
+        if flow == Flow::Renewal
+            && data.certificate.as_ref().is_some_and(|c| (c.profile == "org") != product.flows.contains(&Flow::OrgNew))
+        {
+            return Err(RaError::NotOffered("product: choose a product of the certificate's kind".into()));
+        }
+        let mut fields = Fields::default();
+        let agent_email = data
+            .agent
+            .as_ref()
+            .and_then(|a| a.person.email.clone())
+            .or(data.person.as_ref().and_then(|p| p.email.clone()));
+        let invoice_email = match input.invoice_email {
+            Some(e) => Some(fields.take(validate::email("invoice_email", &e))),
+            None => agent_email,
+        };
+        if input.invoice && invoice_email.is_none() {
+            fields.fail("invoice_email", "email.missing", "an e-mail address for the invoice is required");
+        }
+        let shipped = product.medium == "usb-key";
+        let delivery_address = match (shipped, input.delivery_address) {
+            (true, Some(a)) => Some(fields.take(validate::name("delivery_address", &a, 200))),
+            (true, None) => {
+                fields.fail("delivery_address", "name.empty", "a delivery address is required for a USB key");
+                None
+            }
+            (false, _) => None,
+        };
+        fields.finish()?;
+        order.amount_fen = product.price_fen;
+        data.product = Some(ProductChoice {
+            id: product.id.clone(),
+            name: product.name.clone(),
+            price_fen: product.price_fen,
+            invoice: input.invoice,
+            invoice_email,
+            delivery_address,
+        });
+        Ok(())
+    }
+
+    async fn materials_step(&self, order: &OrderRecord, data: &OrderData, flow: Flow) -> Result<(), RaError> {
+        let channel = self.channel(&order.channel)?;
+        let uploaded = self.store.materials(&order.id).await?;
+        let missing: Vec<_> = data
+            .required_materials(flow, channel)
+            .into_iter()
+            .filter(|k| !uploaded.iter().any(|m| &m.kind == k))
+            .collect();
+        if !missing.is_empty() {
+            let errors = missing
+                .iter()
+                .map(|k| FieldError {
+                    field: format!("materials.{k}"),
+                    code: "material.missing",
+                    message: format!("upload the {k}"),
+                })
+                .collect();
+            return Err(RaError::Invalid(errors));
+        }
+        Ok(())
+    }
+
+    async fn signature_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        input: SignatureInput,
+    ) -> Result<(), RaError> {
+        if !input.accept_terms {
+            let e = FieldError {
+                field: "accept_terms".into(),
+                code: "terms.not_accepted",
+                message: "read and accept the terms to sign the application".into(),
+            };
+            return Err(RaError::Invalid(vec![e]));
+        }
+        let phone = order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?;
+        self.services.mobile.check_code(&phone, Purpose::Order, input.code.trim()).await?;
+        let channel = self.channel(&order.channel)?;
+        data.signature =
+            Some(SignatureEvidence { terms_sha256: channel.terms_sha256(), accepted_at: self.now(), phone });
+        Ok(())
+    }
+
+    async fn payment_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        input: PaymentInput,
+    ) -> Result<(), RaError> {
+        if let Some(p) = &data.payment {
+            if p.method == input.method && p.expires_at > self.now() + 60 {
+                return Ok(());
+            }
+        }
+        let description = data.product.as_ref().map_or_else(|| order.flow.clone(), |p| p.name.clone());
+        let intent = crate::providers::call(
+            "payment",
+            "create",
+            self.deadline(),
+            self.providers.payment.create(&order.id, order.amount_fen, &description, input.method),
+        )
+        .await?;
+        order.payment_ref = Some(intent.provider_ref.clone());
+        data.payment = Some(PaymentData {
+            method: input.method,
+            provider_ref: intent.provider_ref,
+            qr_url: intent.qr_url,
+            expires_at: intent.expires_at,
+        });
+        Ok(())
+    }
+
+    /// Runs a party's identity check; an asynchronous one comes back pending.
+    async fn check(
+        &self,
+        person: &Person,
+        method: Method,
+        bank: Option<&BankAccount>,
+    ) -> Result<Option<PendingCheck>, RaError> {
+        let ids = &self.providers.identity;
+        let d = self.deadline();
+        use crate::providers::call;
+        let outcome = match method {
+            Method::Phone => {
+                call("identity", "phone_three", d, ids.phone_three(&person.name, &person.id_number, &person.phone))
+                    .await?
+            }
+            Method::BankCard => {
+                let card = person.card.as_deref().unwrap_or_default();
+                call(
+                    "identity",
+                    "bank_card_four",
+                    d,
+                    ids.bank_card_four(&person.name, &person.id_number, card, &person.phone),
+                )
+                .await?
+            }
+            Method::BankAccount => {
+                let b = bank.ok_or(RaError::BadRequest("bank: the account to pay the micro-deposit into".into()))?;
+                let deposit = call(
+                    "identity",
+                    "micro_deposit",
+                    d,
+                    ids.start_micro_deposit(&b.account_name, &b.account_number, &b.bank),
+                )
+                .await?;
+                return Ok(Some(PendingCheck { method, reference: deposit.reference, url: None }));
+            }
+            Method::FaceSms | Method::FaceQr => {
+                let via = if method == Method::FaceSms {
+                    FaceVia::Sms { phone: person.phone.clone() }
+                } else {
+                    FaceVia::OnSite
+                };
+                let session = call("identity", "face", d, ids.start_face(&person.name, &person.id_number, via)).await?;
+                return Ok(Some(PendingCheck { method, reference: session.id, url: Some(session.url) }));
+            }
+        };
+        match outcome {
+            CheckOutcome::Passed => Ok(None),
+            CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
+        }
+    }
+
+    /// Completes a pending check: the remittance code read back, or the face result (still
+    /// pending: Ok(false), the step stays open).
+    async fn finish_check(&self, pending: &PendingCheck, code: Option<String>) -> Result<bool, RaError> {
+        use crate::providers::identity::FaceStatus;
+        let ids = &self.providers.identity;
+        let d = self.deadline();
+        if pending.method == Method::BankAccount {
+            let code =
+                code.ok_or_else(|| RaError::BadRequest("code: the remittance code from the bank statement".into()))?;
+            return match crate::providers::call(
+                "identity",
+                "micro_deposit_confirm",
+                d,
+                ids.confirm_micro_deposit(&pending.reference, code.trim()),
+            )
+            .await?
+            {
+                CheckOutcome::Passed => Ok(true),
+                CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
+            };
+        }
+        match crate::providers::call("identity", "face_status", d, ids.face_status(&pending.reference)).await? {
+            FaceStatus::Pending => Ok(false),
+            FaceStatus::Passed => Ok(true),
+            FaceStatus::Failed(reason) => Err(RaError::CheckFailed(reason)),
+        }
+    }
+
+    /// Records the subject (credit code or ID number) and claims the channel's one open order
+    /// for it (the unique key refuses a second one at the database).
+    fn set_subject(&self, order: &mut OrderRecord, key: &str) {
+        order.subject_key = Some(key.to_string());
+        order.open_key = Some(format!("{}|{key}", order.channel));
+    }
+}
+
+/// Bank-card checks need a card; bank-account checks an account.
+fn require_method_data(fields: &mut Fields, method: Method, card_field: &str, has_card: bool, has_bank: bool) {
+    if method == Method::BankCard && !has_card {
+        fields.fail(card_field, "bank_card.missing", "the bank card number is required for a bank-card check");
+    }
+    if method == Method::BankAccount && !has_bank {
+        fields.fail("bank", "bank.missing", "the bank account is required for a micro-deposit check");
+    }
+}
