@@ -24,6 +24,8 @@ const POLICIES: &[(&str, &str)] = &[
     ("profiles/org.toml", include_str!("../policies/profiles/org.toml")),
     ("profiles/personal.toml", include_str!("../policies/profiles/personal.toml")),
     ("roles.toml", include_str!("../policies/roles.toml")),
+    ("channels/default.toml", include_str!("../policies/channels/default.toml")),
+    ("channels/bidding.toml", include_str!("../policies/channels/bidding.toml")),
 ];
 /// Where Debian installs the SoftHSM2 module.
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -96,7 +98,7 @@ pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevIni
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dir = dir.canonicalize().map_err(io(dir))?;
-    for sub in ["tokens", "secrets", "data", "tls/clients", "policies/profiles"] {
+    for sub in ["tokens", "secrets", "data", "tls/clients", "policies/profiles", "policies/channels"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(io(&p))?;
     }

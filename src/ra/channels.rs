@@ -113,9 +113,15 @@ pub const MATERIAL_KINDS: [&str; 6] =
     ["business-licence", "id-front", "id-back", "authorization-letter", "seal-image", "other"];
 
 impl Channel {
-    /// Whether a flow is enabled.
+    /// Whether a flow is enabled: its feature, and for new certificates a verification
+    /// method for that kind of subject.
     pub fn enables(&self, flow: Flow) -> bool {
-        self.features.contains(&flow.feature())
+        let methods = match flow {
+            Flow::OrgNew => !self.methods.organisation.is_empty(),
+            Flow::PersonalNew => !self.methods.personal.is_empty(),
+            _ => true,
+        };
+        methods && self.features.contains(&flow.feature())
     }
 
     /// The rule of a flow (review, no materials, when unlisted).

@@ -13,6 +13,7 @@ mod hsm;
 mod issuance;
 mod lifecycle;
 mod openapi;
+mod ra;
 mod signing;
 mod status;
 mod storage;

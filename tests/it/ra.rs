@@ -1,0 +1,297 @@
+//! The registration authority end to end over the real admin listener (mutual TLS, web-front
+//! and reviewer certificates) and the api listener (payment webhook, sandbox pages, the
+//! holder's app), against the sandbox providers: every flow, and the failure branches.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const REP: &str = "+8613800138000";
+const AGENT: &str = "+8613700137000";
+const CREDIT: &str = "91350100M000100Y43";
+const CREDIT2: &str = "91110000802100433B";
+const REP_ID: &str = "11010519491231002X";
+const AGENT_ID: &str = "110101199003074338";
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+
+/// A test CA whose SMS interval is one second, RA task every second, short provider deadline
+/// and face check; personal certificates valid 60 days (inside the 90-day renewal window).
+async fn ra_ca() -> TestCa {
+    let mut ca = TestCa::new().await;
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n\n[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
+    text = text
+        .replace("[ra]\n", &format!("[ra]\npublic_url = \"https://localhost:{}\"\n", ca.config.listeners.api.port()));
+    std::fs::write(&ca.config_path, text).unwrap();
+    let profile = ca.config.policies_dir.join("profiles/personal.toml");
+    let personal = std::fs::read_to_string(&profile).unwrap().replace("validity_days = 365", "validity_days = 60");
+    std::fs::write(&profile, personal).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    ca
+}
+
+/// HTTPS as a back-office role (reqwest over rustls with the dev client certificate).
+struct Client<'a> {
+    ca: &'a TestCa,
+    http: reqwest::Client,
+    admin: String,
+    api: String,
+}
+
+fn tls_dir(ca: &TestCa) -> std::path::PathBuf {
+    ca.config_path.parent().unwrap().join("tls")
+}
+
+impl<'a> Client<'a> {
+    fn new(ca: &'a TestCa, role: &str) -> Client<'a> {
+        let dir = tls_dir(ca);
+        let mut pem = std::fs::read(dir.join(format!("clients/{role}.pem"))).unwrap();
+        pem.extend(std::fs::read(dir.join(format!("clients/{role}.key"))).unwrap());
+        let root = reqwest::Certificate::from_pem(&std::fs::read(dir.join("operator-ca.pem")).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .use_rustls_tls()
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .add_root_certificate(root)
+            .build()
+            .unwrap();
+        Client {
+            ca,
+            http,
+            admin: format!("https://localhost:{}", ca.config.listeners.admin.port()),
+            api: format!("https://localhost:{}", ca.config.listeners.api.port()),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("request answered");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method.parse().unwrap(), format!("{}{path}", self.admin));
+        if let Some(t) = token {
+            r = r.header("x-order-token", t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        self.send(r).await
+    }
+
+    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, token, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        v
+    }
+
+    async fn create(&self, flow: &str) -> (String, String) {
+        let v = self.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": flow }))).await;
+        (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string())
+    }
+
+    async fn step(&self, id: &str, token: &str, step: &str, body: Value) -> (u16, Value) {
+        self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), Some(body)).await
+    }
+
+    async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/v1/ra/orders/{id}/materials/{kind}", self.admin))
+            .header("x-order-token", token)
+            .body(bytes.to_vec());
+        self.send(r).await
+    }
+
+    /// Asks for a code and reads it from the sandbox SMS outbox.
+    async fn code(&self, id: &str, token: &str, purpose: &str, phone: &str, body: Value) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (status, v) =
+            self.call("POST", &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(token), Some(body)).await;
+        assert_eq!(status, 202, "{v}");
+        last_code(self.ca, phone)
+    }
+
+    /// The sandbox payer scans the QR code and pays.
+    async fn pay(&self, qr_url: &str) {
+        let response = self.http.post(qr_url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+}
+
+fn last_code(ca: &TestCa, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    let line = outbox.lines().rev().find(|l| l.contains(phone)).expect("an SMS was sent");
+    let text: Value = serde_json::from_str(line).unwrap();
+    text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
+}
+
+fn company(credit: &str, rep_phone: &str) -> Value {
+    json!({ "name": "福建示例科技有限公司", "credit_code": credit,
+            "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": rep_phone } })
+}
+
+fn agent() -> Value {
+    json!({ "legal_rep_in_person": false, "name": "李四", "id_number": AGENT_ID, "phone": AGENT,
+            "email": "lisi@example.com", "method": "phone" })
+}
+
+/// Takes an organisation order through verification, company data and the agent.
+async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
+    let (id, token) = c.create("org-new").await;
+    assert_eq!(c.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
+    let (status, v) = c.step(&id, &token, "company", company(credit, REP)).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = c.step(&id, &token, "agent", agent()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["next_step"], "product");
+    (id, token)
+}
+
+fn count(ca: &TestCa, kind: &str) -> usize {
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", kind]);
+    out.text.lines().filter(|l| l.contains(kind)).count()
+}
+
+/// Waits (bounded) until an order reaches a state.
+async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
+    for _ in 0..100 {
+        let v = c.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+        if v["state"] == state {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("order {id} never became {state}");
+}
+
+/// The holder logs into the app with the agent's phone, sees the approval, sets the PIN:
+/// the key is generated in the HSM and the certificate issued. Returns the certificate serial.
+async fn holder_enrols(c: &Client<'_>, phone: &str) -> String {
+    let http = &c.http;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = http.post(format!("{}/v1/mobile/sms", c.api)).json(&json!({ "phone": phone })).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let login = json!({ "phone": phone, "code": last_code(c.ca, phone) });
+    let session: Value =
+        http.post(format!("{}/v1/mobile/login", c.api)).json(&login).send().await.unwrap().json().await.unwrap();
+    let bearer = format!("Bearer {}", session["token"].as_str().unwrap());
+    let listed: Value = http
+        .get(format!("{}/v1/mobile/credentials", c.api))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let approval = listed["approvals"][0]["approval_id"].clone();
+    assert!(approval.is_string(), "the approved order reached the app: {listed}");
+    let enrol = json!({ "approval_id": approval, "pin": "246810" });
+    let r = http
+        .post(format!("{}/v1/mobile/credentials", c.api))
+        .header("authorization", &bearer)
+        .json(&enrol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let credential: Value = r.json().await.unwrap();
+    credential["serial"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisation_applies_pays_is_approved_and_its_agent_gets_the_certificate_in_the_app() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = org_to_product(&web, CREDIT).await;
+    // Without the order's token the order does not exist.
+    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{id}"), Some("guess"), None).await.0, 404);
+    let v = web
+        .ok(
+            "POST",
+            &format!("/v1/ra/orders/{id}/steps/product"),
+            Some(&token),
+            Some(json!({ "product": "org-cloud-1y", "invoice": true })),
+        )
+        .await;
+    assert_eq!(v["amount_fen"], 40000);
+    assert_eq!(v["next_step"], "materials");
+    let required: Vec<String> = serde_json::from_value(v["materials_required"].clone()).unwrap();
+    assert!(
+        required.contains(&"authorization-letter".to_string()),
+        "an agent needs the representative's authorisation: {required:?}"
+    );
+    // The legal representative authorises online instead of a stamped letter.
+    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
+    let v =
+        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    assert!(!v["materials_required"].as_array().unwrap().iter().any(|k| k == "authorization-letter"), "{v}");
+    // An executable named like a PDF is refused by content; the real papers are accepted.
+    let (status, v) = web.upload(&id, &token, "business-licence", b"MZ\x90\x00 not a pdf").await;
+    assert_eq!(status, 422, "{v}");
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("material.missing")), "{v}");
+    for kind in ["business-licence", "id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    assert_eq!(web.step(&id, &token, "materials", json!({})).await.0, 200);
+    // The application signature: terms not accepted, a wrong code, then right.
+    let code = web.code(&id, &token, "signature", AGENT, json!({})).await;
+    let (status, _) = web.step(&id, &token, "signature", json!({ "code": code, "accept_terms": false })).await;
+    assert_eq!(status, 422);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(web.step(&id, &token, "signature", json!({ "code": wrong, "accept_terms": true })).await.0, 401);
+    let v = web
+        .ok(
+            "POST",
+            &format!("/v1/ra/orders/{id}/steps/signature"),
+            Some(&token),
+            Some(json!({ "code": code, "accept_terms": true })),
+        )
+        .await;
+    assert_eq!(v["next_step"], "payment");
+    // Payment: a QR code; the sandbox payer pays; the webhook moves the order on by itself.
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "wechat" })))
+        .await;
+    let qr = v["payment"]["qr_url"].as_str().unwrap().to_string();
+    assert!(qr.starts_with(&web.api), "{qr}");
+    web.pay(&qr).await;
+    let v = wait_state(&web, &id, &token, "review").await;
+    assert!(v["paid_at"].is_number() && v["invoice_no"].is_string(), "{v}");
+    let invoice = web
+        .http
+        .get(format!("{}/v1/ra/orders/{id}/invoice", web.admin))
+        .header("x-order-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(invoice.bytes().await.unwrap().starts_with(b"%PDF-"));
+    let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap();
+    assert!(mail.contains("lisi@example.com") && mail.contains(".pdf"), "the invoice was e-mailed: {mail}");
+    // The officer sees it in the queue with its data and materials, and approves.
+    let queue = reviewer.ok("GET", "/v1/reviews", None, None).await;
+    let entry = queue["items"].as_array().unwrap().iter().find(|o| o["id"] == id.as_str()).expect("queued").clone();
+    assert_eq!(entry["data"]["company"]["credit_code"], CREDIT);
+    let href = entry["materials"][0]["href"].as_str().unwrap();
+    let (status, _) = reviewer.call("GET", href, None, None).await;
+    assert_eq!(status, 200, "reviewers read materials");
+    assert_eq!(web.call("GET", href, None, None).await.0, 403, "the web front does not");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["state"], "approved");
+    // The approval reaches the agent's app; enrolling issues the certificate and completes the order.
+    let serial = holder_enrols(&web, AGENT).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(v["serial"].as_str().unwrap(), serial);
+    let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    assert!(sms.contains(&format!("{id} 已审核通过")), "the applicant was told");
+    assert_eq!(count(&ca, "payment.received"), 1);
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
+    assert!(out.ok, "{}", out.text);
+}
