@@ -23,7 +23,9 @@ impl Ra {
             "您的云证书订单 {} {zh}{reason}。Your cloud certificate order {} {en}{reason}.",
             order.id, order.id
         );
-        if let Some(phone) = &order.agent_phone {
+        // The agent; before an agent exists (an offline order), the applicant on file.
+        let phone = order.agent_phone.clone().or_else(|| data.company.as_ref().map(|c| c.legal_rep.phone.clone()));
+        if let Some(phone) = &phone {
             if let Err(e) = self.providers.sms.send(phone, &text) {
                 tracing::warn!(order = %order.id, error = %e, "SMS notification not sent");
             }

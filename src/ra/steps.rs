@@ -379,8 +379,9 @@ impl Ra {
             }
         }
         self.set_subject(order, &company.credit_code);
+        // Kept even if the check fails: the applicant corrects it, or it goes on the paper form.
+        data.company = Some(company.clone());
         data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
-        data.company = Some(company);
         Ok(())
     }
 
@@ -404,11 +405,11 @@ impl Ra {
             }
         }
         self.set_subject(order, &person.id_number);
+        data.person = Some(person.clone());
         data.subject_check = self.check(&person, method, bank.as_ref()).await?;
         if flow == Flow::PersonalNew {
             order.agent_phone = Some(person.phone.clone());
         }
-        data.person = Some(person);
         Ok(())
     }
 

@@ -295,3 +295,246 @@ async fn an_organisation_applies_pays_is_approved_and_its_agent_gets_the_certifi
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
     assert!(out.ok, "{}", out.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_provider_down_changes_nothing() {
+    let ca = ra_ca().await;
+    let daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = web.create("org-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    // The carrier says the phone does not belong to the legal representative.
+    let (status, v) = web.step(&id, &token, "company", company(CREDIT, "13800130000")).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["alternatives"], json!(["correct", "offline"]));
+    let before = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(before["check_failures"], 1);
+    // The carrier is down, then too slow: 503, and the order is exactly as it was.
+    for phone in ["13800139999", "13800138888"] {
+        let (status, v) = web.step(&id, &token, "company", company(CREDIT, phone)).await;
+        assert_eq!(status, 503, "{v}");
+        let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+        assert_eq!(after, before, "a provider failure changes nothing");
+    }
+    // Correcting the data passes.
+    let (status, v) = web.step(&id, &token, "company", company(CREDIT, REP)).await;
+    assert_eq!((status, v["next_step"].as_str()), (200, Some("agent")), "{v}");
+    web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
+
+    // Or the offline path: printable form, papers, paper review.
+    let (id, token) = web.create("org-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    assert_eq!(
+        web.call("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await.0,
+        409,
+        "only after a failed check"
+    );
+    assert_eq!(web.step(&id, &token, "company", company(CREDIT2, "13800130000")).await.0, 422);
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    assert_eq!(v["state"], "offline");
+    let form = web
+        .http
+        .get(format!("{}/v1/ra/orders/{id}/form", web.admin))
+        .header("x-order-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.headers()["content-type"], "application/pdf");
+    let pdf = form.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-") && pdf.ends_with(b"%%EOF\n"));
+    assert_eq!(web.step(&id, &token, "agent", agent()).await.0, 409, "offline orders take no online steps");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/papers"), None, None).await;
+    let (status, _) =
+        reviewer.call("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": false }))).await;
+    assert_eq!(status, 422, "a rejection says why");
+    let v = reviewer
+        .ok(
+            "POST",
+            &format!("/v1/orders/{id}/decision"),
+            None,
+            Some(json!({ "approve": false, "reason": "营业执照复印件不清晰" })),
+        )
+        .await;
+    assert_eq!(v["state"], "rejected");
+    let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    assert!(sms.contains("营业执照复印件不清晰"), "the applicant is told why");
+    let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"outcome="timeout",provider="identity""#), "{metrics}");
+    assert!(metrics.contains(r#"outcome="unavailable",provider="identity""#));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"cloudca_ra_orders{flow="org-new",state="rejected"} 1"#), "{metrics}");
+    assert_eq!(count(&ca, "identity.check_failed"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_application_for_the_same_credit_code_is_refused_naming_the_open_order_until_it_is_cancelled() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (first, first_token) = org_to_product(&web, CREDIT).await;
+    let (second, token) = web.create("org-new").await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{second}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone" })),
+    )
+    .await;
+    let (status, v) = web.step(&second, &token, "company", company(CREDIT, REP)).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["open_order"], first.as_str());
+    assert!(v["title"].as_str().unwrap().contains(&first), "the message names the open order: {v}");
+    // The interrupted first order resumes where it stopped, from a new connection.
+    let later = Client::new(&ca, "web-front");
+    let v = later.ok("GET", &format!("/v1/ra/orders/{first}"), Some(&first_token), None).await;
+    assert_eq!(v["next_step"], "product");
+    assert_eq!(v["summary"]["company"]["legal_rep"]["id_number"], "110***********002X", "identifiers come back masked");
+    later
+        .ok("POST", &format!("/v1/ra/orders/{first}/cancel"), Some(&first_token), Some(json!({ "reason": "重新申请" })))
+        .await;
+    assert_eq!(web.step(&first, &first_token, "product", json!({ "product": "org-cloud-1y" })).await.0, 409);
+    let (status, v) = web.step(&second, &token, "company", company(CREDIT, REP)).await;
+    assert_eq!(status, 200, "{v}");
+    // The same credit code in another channel is another application.
+    let (status, v) =
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) =
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "personal-new" }))).await;
+    assert_eq!(status, 422, "the bidding channel has no personal certificates: {v}");
+}
+
+/// Pays a personal order up to the payment step and returns (id, token, provider ref).
+async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (String, String, String) {
+    let (id, token) = c.create("personal-new").await;
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    let person = json!({ "name": "王五", "id_number": id_number, "phone": phone, "email": "wangwu@example.com" });
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    c.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/product"),
+        Some(&token),
+        Some(json!({ "product": "personal-cloud-1y" })),
+    )
+    .await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(c.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let code = c.code(&id, &token, "signature", phone, json!({})).await;
+    c.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/signature"),
+        Some(&token),
+        Some(json!({ "code": code, "accept_terms": true })),
+    )
+    .await;
+    let v = c
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "alipay" })))
+        .await;
+    (id, token, v["payment"]["provider_ref"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_webhooks_are_verified_a_replay_changes_nothing_and_cancelling_refunds() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token, reference) = personal_to_payment(&web, "+8613900139000", "110101199003074338").await;
+    let secret = std::fs::read(ca.config.data_dir.join("payment-webhook.secret")).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let event = |amount: i64| {
+        json!({ "event_id": "evt-1", "provider_ref": reference, "order_id": id, "amount_fen": amount, "status": "paid" })
+            .to_string()
+    };
+    let post = |body: String, ts: i64, sig: String| {
+        web.http
+            .post(format!("{}/v1/payments/webhook", web.api))
+            .header("x-pay-timestamp", ts.to_string())
+            .header("x-pay-signature", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let sign = |body: &str, ts: i64| cloudca::providers::payment::sign_webhook(&secret, ts, body.as_bytes());
+    // Forged, stale and mismatched webhooks are refused and change nothing.
+    assert_eq!(post(event(40000), now, "00".repeat(32)).await.unwrap().status(), 401);
+    assert_eq!(post(event(40000), now - 3600, sign(&event(40000), now - 3600)).await.unwrap().status(), 401);
+    assert_eq!(post(event(1), now, sign(&event(1), now)).await.unwrap().status(), 422);
+    assert_eq!(web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await["state"], "open");
+    // The payer pays (the sandbox delivers its webhook); the provider then delivers it again.
+    web.pay(&format!("{}/sandbox/pay/{reference}", web.api)).await;
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", "payment.received"]);
+    let line: Value = serde_json::from_str(out.text.lines().find(|l| l.contains("payment.received")).unwrap()).unwrap();
+    let detail: Value = match &line["detail"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    let replay = json!({ "event_id": detail["event"], "provider_ref": reference, "order_id": id, "amount_fen": 40000, "status": "paid" }).to_string();
+    for _ in 0..2 {
+        assert_eq!(post(replay.clone(), now, sign(&replay, now)).await.unwrap().status(), 200);
+    }
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["state"], "review");
+    assert_eq!(count(&ca, "payment.received"), 1, "a replayed webhook is applied once");
+    // Cancelling a paid order refunds it.
+    web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
+    let v = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert_eq!(v["state"], "cancelled");
+    assert!(v["refunded_at"].is_string(), "{v}");
+    assert_eq!(web.call("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await.0, 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn micro_deposit_and_face_checks_complete_later() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("personal-new").await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "bank-account" })),
+    )
+    .await;
+    let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
+                         "bank": { "account_name": "王五", "account_number": "6222020200112233445", "bank": "示例银行" } });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    assert_eq!(v["next_step"], "subject-check");
+    let statements = std::fs::read_to_string(ca.config.data_dir.join("bank-statements.jsonl")).unwrap();
+    let deposit: Value = serde_json::from_str(statements.lines().last().unwrap()).unwrap();
+    let code = deposit["remittance_code"].as_str().unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, v) = web.step(&id, &token, "subject-check", json!({ "code": wrong })).await;
+    assert_eq!(status, 422, "{v}");
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/subject-check"), Some(&token), Some(json!({ "code": code })))
+        .await;
+    assert_eq!(v["next_step"], "product");
+
+    // An agent's face check by SMS link: pending until the face is taken.
+    let (id, token) = web.create("org-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    let mut face = agent();
+    face["method"] = json!("face-sms");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(face)).await;
+    assert_eq!(v["next_step"], "agent-check");
+    let url = v["pending_check"]["url"].as_str().unwrap().to_string();
+    let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    assert!(sms.lines().any(|l| l.contains(AGENT) && l.contains(&url)), "the link was texted: {sms}");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent-check"), Some(&token), Some(json!({}))).await;
+    assert_eq!(v["next_step"], "agent-check", "still pending");
+    let done = web.http.post(&url).body("result=pass").send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent-check"), Some(&token), Some(json!({}))).await;
+    assert_eq!(v["next_step"], "product", "{v}");
+}
