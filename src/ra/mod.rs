@@ -85,6 +85,9 @@ pub enum RaError {
     /// The identity check said no; the applicant may correct the data or go offline.
     #[error("identity check failed: {0}")]
     CheckFailed(String),
+    /// A payment webhook that is not authentic or not fresh.
+    #[error("the webhook is not authentic: {0}")]
+    Webhook(String),
     /// A provider did not answer or is down; try again or choose another method.
     #[error("{0}")]
     Provider(#[from] ProviderError),

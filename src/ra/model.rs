@@ -206,7 +206,9 @@ impl OrderData {
     /// agent who is not the legal representative has no online authorisation).
     pub fn required_materials(&self, flow: Flow, channel: &Channel) -> Vec<String> {
         let mut kinds = channel.rule(flow).materials;
-        let agent_needs_letter = self.organisation(flow)
+        // Only a new organisation application needs the representative's authority; orders
+        // about an existing certificate carry its holder's SMS consent instead.
+        let agent_needs_letter = flow == Flow::OrgNew
             && self.agent.as_ref().is_some_and(|a| !a.legal_rep_in_person)
             && self.authorized_online_at.is_none();
         if agent_needs_letter && !kinds.iter().any(|k| k == "authorization-letter") {

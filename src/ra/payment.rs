@@ -14,7 +14,11 @@ impl Ra {
     /// Applies a payment webhook: verified (signature, freshness), matched to its order and
     /// amount, recorded once. A replay answers as the first delivery did and changes nothing.
     pub async fn payment_webhook(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<(), RaError> {
-        let event = self.providers.payment.verify_webhook(timestamp, signature, body, self.now())?;
+        let event = self
+            .providers
+            .payment
+            .verify_webhook(timestamp, signature, body, self.now())
+            .map_err(|e| RaError::Webhook(e.to_string()))?;
         let order = self.store.order_by_payment(&event.provider_ref).await?.ok_or(RaError::NotFound)?;
         if event.order_id != order.id || event.amount_fen != order.amount_fen {
             let detail = serde_json::json!({ "event": event.event_id, "amount_fen": event.amount_fen });

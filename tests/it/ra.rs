@@ -19,7 +19,7 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 async fn ra_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
-    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n\n[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n\n[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
     text = text
         .replace("[ra]\n", &format!("[ra]\npublic_url = \"https://localhost:{}\"\n", ca.config.listeners.api.port()));
     std::fs::write(&ca.config_path, text).unwrap();
@@ -537,4 +537,186 @@ async fn micro_deposit_and_face_checks_complete_later() {
     assert_eq!(done.status(), 200);
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent-check"), Some(&token), Some(json!({}))).await;
     assert_eq!(v["next_step"], "product", "{v}");
+}
+
+/// An order about an existing certificate up to (not including) its product step: the
+/// holder's SMS consent, then the holder as agent.
+async fn about_certificate(
+    c: &Client<'_>,
+    flow: &str,
+    serial: &str,
+    phone: &str,
+    id_number: &str,
+    extra: Value,
+) -> (String, String) {
+    let (id, token) = c.create(flow).await;
+    let code = c.code(&id, &token, "certificate", phone, json!({ "serial": serial })).await;
+    let mut body = json!({ "serial": serial, "code": code });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, v) = c.step(&id, &token, "certificate", body).await;
+    assert_eq!(status, 200, "{v}");
+    if flow == "change" {
+        c.ok(
+            "POST",
+            &format!("/v1/ra/orders/{id}/steps/verification"),
+            Some(&token),
+            Some(json!({ "method": "phone" })),
+        )
+        .await;
+        let person = json!({ "name": "王五一", "id_number": id_number, "phone": phone, "email": "w@example.com" });
+        c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    }
+    let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": id_number, "phone": phone, "email": "w@example.com", "method": "phone" });
+    let (status, v) = c.step(&id, &token, "agent", me).await;
+    assert_eq!(status, 200, "{v}");
+    (id, token)
+}
+
+async fn sign_and_pay(c: &Client<'_>, id: &str, token: &str, phone: &str) -> Value {
+    let code = c.code(id, token, "signature", phone, json!({})).await;
+    let v = c
+        .ok(
+            "POST",
+            &format!("/v1/ra/orders/{id}/steps/signature"),
+            Some(token),
+            Some(json!({ "code": code, "accept_terms": true })),
+        )
+        .await;
+    if v["next_step"] == "payment" {
+        let v = c
+            .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(token), Some(json!({ "method": "wechat" })))
+            .await;
+        c.pay(v["payment"]["qr_url"].as_str().unwrap()).await;
+    }
+    c.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await
+}
+
+async fn certificate_status(c: &Client<'_>, serial: &str) -> String {
+    let v = Client::new(c.ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    v["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca() {
+    const HOLDER: &str = "+8613900139000";
+    const ID: &str = "110101199003074338";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let operator = Client::new(&ca, "operator");
+    let subject = json!([["C", "CN"], ["CN", "王五"], ["serialNumber", ID]]);
+    operator
+        .ok("POST", "/v1/approvals", None, Some(json!({ "profile": "personal", "phone": HOLDER, "subject": subject })))
+        .await;
+    let first = holder_enrols(&web, HOLDER).await;
+
+    // Renewal: approved automatically once paid; the cloud key moves to the new certificate.
+    let (id, token) = about_certificate(&web, "renewal", &first, HOLDER, ID, json!({})).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/product"),
+        Some(&token),
+        Some(json!({ "product": "personal-cloud-1y" })),
+    )
+    .await;
+    sign_and_pay(&web, &id, &token, HOLDER).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    let renewed = v["serial"].as_str().unwrap().to_string();
+    assert_ne!(renewed, first);
+    assert_eq!(certificate_status(&web, &first).await, "issued", "renewal leaves the old certificate to expire");
+
+    // Information change: reviewed; a new certificate with the new name, the old one revoked.
+    let (id, token) = about_certificate(&web, "change", &renewed, HOLDER, ID, json!({})).await;
+    let v = sign_and_pay(&web, &id, &token, HOLDER).await;
+    assert_eq!(v["state"], "review", "{v}");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    let changed = v["serial"].as_str().unwrap().to_string();
+    assert_eq!(certificate_status(&web, &renewed).await, "revoked");
+    let shown = operator.ok("GET", &format!("/v1/certificates/{changed}"), None, None).await;
+    assert!(shown["subject"].as_str().unwrap().contains("王五一"), "{shown}");
+
+    // PIN unlock: automatic; the credential is active with a fresh counter.
+    let (id, token) = about_certificate(&web, "unlock", &changed, HOLDER, ID, json!({})).await;
+    wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(count(&ca, "credential.unlocked"), 1);
+
+    // Re-issue: the old certificate revoked, a new approval for the holder's app.
+    let (id, token) = about_certificate(&web, "reissue", &changed, HOLDER, ID, json!({})).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": "reissue" })))
+        .await;
+    sign_and_pay(&web, &id, &token, HOLDER).await;
+    wait_state(&web, &id, &token, "approved").await;
+    assert_eq!(certificate_status(&web, &changed).await, "revoked");
+    let reissued = holder_enrols(&web, HOLDER).await;
+    wait_state(&web, &id, &token, "completed").await;
+
+    // Revocation: ID photos, reviewed, revoked with the reason asked for.
+    let (id, token) =
+        about_certificate(&web, "revocation", &reissued, HOLDER, ID, json!({ "reason": "keyCompromise" })).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, HOLDER).await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    wait_state(&web, &id, &token, "completed").await;
+    let shown = operator.ok("GET", &format!("/v1/certificates/{reissued}"), None, None).await;
+    assert_eq!(shown["status"], "revoked");
+    assert!(shown.to_string().contains("keyCompromise"), "{shown}");
+    // A revoked certificate takes no more orders.
+    let (id, token) = web.create("renewal").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": reissued })).await;
+    let (status, _) = web.step(&id, &token, "certificate", json!({ "serial": reissued, "code": code })).await;
+    assert_eq!(status, 409);
+    // Certificates inside 90 days of expiry got one reminder each.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let out = cloudca(&[
+        "--config",
+        ca.config_path.to_str().unwrap(),
+        "audit",
+        "list",
+        "--kind",
+        "certificate.reminded",
+        "--serial",
+        &first,
+    ]);
+    assert_eq!(out.text.lines().filter(|l| l.contains("certificate.reminded")).count(), 1, "{}", out.text);
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
+    assert!(out.ok, "{}", out.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seal_order_adds_the_seal_to_the_organisation() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let subject =
+        json!([["C", "CN"], ["O", "福建示例科技有限公司"], ["CN", "福建示例科技有限公司"], ["serialNumber", CREDIT]]);
+    Client::new(&ca, "operator")
+        .ok("POST", "/v1/approvals", None, Some(json!({ "profile": "org", "phone": AGENT, "subject": subject })))
+        .await;
+    let serial = holder_enrols(&web, AGENT).await;
+    let (id, token) = about_certificate(&web, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": "seal" })))
+        .await;
+    assert_eq!(web.upload(&id, &token, "seal-image", PDF).await.0, 422, "a seal image is a PNG");
+    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    assert_eq!(web.upload(&id, &token, "seal-image", &png).await.0, 201);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, AGENT).await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    wait_state(&web, &id, &token, "completed").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM seals WHERE credit_code = $1 AND status = 'active'")
+        .bind(CREDIT)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
 }

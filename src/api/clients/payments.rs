@@ -34,17 +34,18 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn safe(reference: &str) -> Result<&str, Problem> {
+/// A provider reference as it may appear in a page (anything else is not one of ours).
+fn safe<'a>(reference: &'a str, what: &str) -> Result<&'a str, Problem> {
     if reference.len() <= 64 && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         Ok(reference)
     } else {
-        Err(Problem::not_found("no such payment"))
+        Err(Problem::not_found(format!("no such {what}")))
     }
 }
 
 /// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning.
 pub(super) async fn pay_page(Path(reference): Path<String>) -> Result<Response, Problem> {
-    let r = safe(&reference)?;
+    let r = safe(&reference, "payment")?;
     let form =
         format!("<p>沙箱支付 / sandbox payment {r}</p><form method=\"post\"><button>确认支付 / Pay</button></form>");
     Ok(page("沙箱支付", &form).into_response())
@@ -52,7 +53,7 @@ pub(super) async fn pay_page(Path(reference): Path<String>) -> Result<Response, 
 
 /// `POST /sandbox/pay/{ref}`: the sandbox pays and delivers its signed webhook.
 pub(super) async fn pay(State(instance): State<Instance>, Path(reference): Path<String>) -> Result<Response, Problem> {
-    let r = safe(&reference)?;
+    let r = safe(&reference, "payment")?;
     let now = instance.issuance.clock.now().unix_timestamp();
     let (timestamp, signature, body) =
         instance.sandboxes.payment.pay(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
@@ -62,7 +63,7 @@ pub(super) async fn pay(State(instance): State<Instance>, Path(reference): Path<
 
 /// `GET /sandbox/face/{id}`: the face check page.
 pub(super) async fn face_page(Path(id): Path<String>) -> Result<Response, Problem> {
-    let id = safe(&id)?;
+    let id = safe(&id, "face check")?;
     let form = format!(
         "<p>沙箱人脸识别 / sandbox face check {id}</p><form method=\"post\"><button name=\"result\" value=\"pass\">通过 / Pass</button> \
          <button name=\"result\" value=\"fail\">不通过 / Fail</button></form>"
@@ -76,7 +77,7 @@ pub(super) async fn face(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let id = safe(&id)?;
+    let id = safe(&id, "face check")?;
     let passed = !String::from_utf8_lossy(&body).contains("result=fail");
     instance.sandboxes.identity.complete_face(id, passed);
     Ok(page("完成 / Done", "<p>人脸识别已完成。Face check done.</p>").into_response())

@@ -27,6 +27,7 @@ pub(crate) fn problem(e: RaError) -> Problem {
         RaError::NotOffered(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         RaError::CheckFailed(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)
             .with("alternatives", serde_json::json!(["correct", "offline"])),
+        RaError::Webhook(_) => Problem::new(StatusCode::UNAUTHORIZED, title),
         RaError::Provider(p) => {
             tracing::warn!(error = %p, "provider failed");
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("{p}; try again later or choose another method"))
