@@ -720,3 +720,165 @@ async fn a_seal_order_adds_the_seal_to_the_organisation() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_query_shows_an_agent_their_orders_and_the_legal_representative_all() {
+    const OTHER_AGENT: &str = "+8613600136000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    // Two orders for one company: the first (cancelled) by one agent, the second by another.
+    let (first, first_token) = org_to_product(&web, CREDIT).await;
+    web.ok("POST", &format!("/v1/ra/orders/{first}/cancel"), Some(&first_token), Some(json!({}))).await;
+    let (second, token) = web.create("org-new").await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{second}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone" })),
+    )
+    .await;
+    web.ok("POST", &format!("/v1/ra/orders/{second}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    let mut other = agent();
+    other["phone"] = json!(OTHER_AGENT);
+    web.ok("POST", &format!("/v1/ra/orders/{second}/steps/agent"), Some(&token), Some(other)).await;
+
+    let query = |phone: &'static str| {
+        let web = &web;
+        async move {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let (status, _) =
+                web.call("POST", "/v1/ra/queries/code", None, Some(json!({ "subject": CREDIT, "phone": phone }))).await;
+            assert_eq!(status, 202);
+            let code = last_code(web.ca, phone);
+            let session = web
+                .ok("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": phone, "code": code })))
+                .await;
+            let t = session["token"].as_str().unwrap().to_string();
+            let r = web
+                .http
+                .get(format!("{}/v1/ra/queries/orders", web.admin))
+                .header("x-query-token", &t)
+                .send()
+                .await
+                .unwrap();
+            let listed: Value = r.json().await.unwrap();
+            let ids: Vec<String> =
+                listed["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+            (session["role"].as_str().unwrap().to_string(), t, ids)
+        }
+    };
+    let (role, agent_token, ids) = query(AGENT).await;
+    assert_eq!((role.as_str(), ids.clone()), ("agent", vec![first.clone()]), "an agent sees the orders they handled");
+    // The session opens those orders (details), and no others.
+    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{first}"), Some(&agent_token), None).await.0, 200);
+    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{second}"), Some(&agent_token), None).await.0, 404);
+    let (role, rep_token, mut ids) = query(REP).await;
+    ids.sort();
+    let mut all = vec![first.clone(), second.clone()];
+    all.sort();
+    assert_eq!((role.as_str(), ids), ("legal-rep", all), "the legal representative sees all");
+    // Continue the open order from the query.
+    let v = web.ok("GET", &format!("/v1/ra/orders/{second}"), Some(&rep_token), None).await;
+    assert_eq!(v["next_step"], "product");
+    // A phone not on file gets no code (and the answer does not say so).
+    let (status, _) = web
+        .call("POST", "/v1/ra/queries/code", None, Some(json!({ "subject": CREDIT, "phone": "+8613300133000" })))
+        .await;
+    assert_eq!(status, 202);
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    assert!(!outbox.contains("+8613300133000"));
+    let (status, _) = web
+        .call(
+            "POST",
+            "/v1/ra/queries",
+            None,
+            Some(json!({ "subject": CREDIT, "phone": "+8613300133000", "code": "123456" })),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // The fallback: the legal representative's bank card.
+    let card =
+        json!({ "subject": CREDIT, "phone": REP, "name": "张三", "id_number": REP_ID, "card": "6222020200112233445" });
+    let session = web.ok("POST", "/v1/ra/queries", None, Some(card.clone())).await;
+    assert_eq!(session["role"], "legal-rep");
+    let mut wrong = card;
+    wrong["id_number"] = json!(AGENT_ID);
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(wrong)).await.0, 422);
+    assert_eq!(count(&ca, "order.query_opened"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_at_the_ra_endpoints_gets_a_clear_4xx_and_changes_nothing() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("org-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    let before = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    let raw = |path: String, body: &'static str| {
+        web.http
+            .post(format!("{}{path}", web.admin))
+            .header("x-order-token", &token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let company_path = format!("/v1/ra/orders/{id}/steps/company");
+    assert_eq!(raw(company_path.clone(), "{not json").await.unwrap().status(), 400);
+    let cases: Vec<(String, Value, u16, &str)> = vec![
+        (company_path.clone(), json!({ "name": "x" }), 422, "missing fields"),
+        (
+            company_path.clone(),
+            json!({ "name": "x", "credit_code": CREDIT, "legal_rep": {}, "colour": 1 }),
+            422,
+            "unknown field",
+        ),
+        (format!("/v1/ra/orders/{id}/steps/teleport"), json!({}), 404, "unknown step"),
+        (
+            format!("/v1/ra/orders/{id}/steps/signature"),
+            json!({ "code": "1", "accept_terms": true }),
+            409,
+            "out of order",
+        ),
+        (format!("/v1/ra/orders/{id}/steps/verification"), json!({ "method": "telepathy" }), 422, "unknown method"),
+        (format!("/v1/ra/orders/{id}/codes/lottery"), json!({}), 404, "unknown code purpose"),
+        (format!("/v1/ra/orders/{id}/codes/signature"), json!({}), 409, "no agent yet"),
+    ];
+    for (path, body, status, what) in cases {
+        let (got, v) = web.call("POST", &path, Some(&token), Some(body)).await;
+        assert_eq!(got, status, "{what}: {v}");
+        assert_eq!(v["status"], status, "{what}: a problem document");
+    }
+    // Every field wrong at once: each named, with a code the web front translates.
+    let bad = json!({ "name": "", "credit_code": "91350100M000100Y44",
+                      "legal_rep": { "name": "张三", "id_number": "110105194912310021", "phone": "12345" } });
+    let (status, v) = web.step(&id, &token, "company", bad).await;
+    assert_eq!(status, 422);
+    let codes: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["name.empty", "credit_code.check_digit", "resident_id.check_digit", "mobile.invalid"], "{v}");
+    // Uploads: unknown kind, oversized (configured limit; then the listener's), empty.
+    assert_eq!(web.upload(&id, &token, "selfie", PDF).await.0, 422);
+    let big = [PDF.to_vec(), vec![b' '; 3 * 1024 * 1024]].concat();
+    assert_eq!(web.upload(&id, &token, "id-front", &big).await.0, 422);
+    assert_eq!(web.upload(&id, &token, "id-front", &vec![0u8; 5 * 1024 * 1024]).await.0, 413);
+    assert_eq!(web.upload(&id, &token, "id-front", b"").await.0, 422);
+    // Unknown channel and flow; the operator role cannot drive applicants' orders.
+    assert_eq!(
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "nope", "flow": "org-new" }))).await.0,
+        422
+    );
+    assert_eq!(
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": "nope" }))).await.0,
+        422
+    );
+    let operator = Client::new(&ca, "operator");
+    assert_eq!(operator.call("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await.0, 403);
+    assert_eq!(
+        web.call("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await.0,
+        403
+    );
+    let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(after, before, "nothing changed");
+}
