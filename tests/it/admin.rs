@@ -256,7 +256,14 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
             // crl/rebuild and the disable route take no body; an empty JSON object is ignored.
             let body = if route.path.ends_with("/rebuild") || route.path.ends_with("/disable") { None } else { body };
             let (_, status, text) = admin.curl(Some(role.name()), route.method, &path, body);
-            if route.roles.contains(&role) {
+            // RA routes act on orders this walk does not create: an allowed role gets the RA's
+            // own answer (404 no such order, 409, 422), never 403 and never a server error.
+            // Their successes are the RA tests' business (tests/it/ra.rs).
+            let ra = route.path.starts_with("/v1/ra/") || route.path.starts_with("/v1/orders/");
+            if route.roles.contains(&role) && ra {
+                let code: u16 = status.parse().unwrap_or(0);
+                assert!(code != 403 && (200..500).contains(&code), "{} on {} {}: {status} {text}", role.name(), route.method, route.path);
+            } else if route.roles.contains(&role) {
                 assert!(status.starts_with('2'), "{} on {} {}: {status} {text}", role.name(), route.method, route.path);
             } else {
                 assert_eq!(status, "403", "{} may not {} {}: {text}", role.name(), route.method, route.path);
