@@ -199,9 +199,14 @@ impl Ra {
         }
         let detail = serde_json::json!({ "kind": kind, "sha256": material.sha256, "bytes": bytes.len(), "type": material.content_type });
         let audit = self.event("order.material", "applicant", order, detail);
-        self.store
-            .put_material(&order.id, kind, &material.sha256, material.content_type, bytes, self.now(), &audit)
-            .await?;
+        let new = crate::store::NewMaterial {
+            order_id: &order.id,
+            kind,
+            sha256: &material.sha256,
+            content_type: material.content_type,
+            bytes,
+        };
+        self.store.put_material(&new, self.now(), &audit).await?;
         Ok(())
     }
 

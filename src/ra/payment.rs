@@ -154,9 +154,14 @@ impl Ra {
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&invoice.pdf));
         let audit =
             self.event("order.invoice_stored", "system", order, serde_json::json!({ "invoice": invoice.number }));
-        self.store
-            .put_material(&order.id, "invoice", &sha, "application/pdf", &invoice.pdf, self.now(), &audit)
-            .await?;
+        let new = crate::store::NewMaterial {
+            order_id: &order.id,
+            kind: "invoice",
+            sha256: &sha,
+            content_type: "application/pdf",
+            bytes: &invoice.pdf,
+        };
+        self.store.put_material(&new, self.now(), &audit).await?;
         if let Some(to) = email {
             let attachment = Attachment {
                 name: format!("{}.pdf", invoice.number),

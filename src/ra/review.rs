@@ -211,7 +211,9 @@ impl Ra {
 }
 
 /// The approval's profile, subject and holder phone of a new-certificate order.
-fn new_subject(flow: Flow, data: &OrderData) -> Option<(&'static str, Vec<(String, String)>, String)> {
+type NewHolder = (&'static str, Vec<(String, String)>, String);
+
+fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
     match flow {
         Flow::OrgNew => {

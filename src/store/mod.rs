@@ -24,7 +24,7 @@ pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
 pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
-pub use ra::{MaterialRecord, OrderQuery, OrderRecord};
+pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord};
 pub use seals::{SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};

@@ -108,6 +108,21 @@ pub struct OrderQuery {
     pub limit: i64,
 }
 
+/// A material to store: its order, kind, content address, sniffed type and bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMaterial<'a> {
+    /// The order.
+    pub order_id: &'a str,
+    /// Kind, e.g. `business-licence` (or `invoice` for the e-invoice).
+    pub kind: &'a str,
+    /// Hex SHA-256 of `bytes`.
+    pub sha256: &'a str,
+    /// Sniffed content type.
+    pub content_type: &'a str,
+    /// The content.
+    pub bytes: &'a [u8],
+}
+
 /// An uploaded material as listed with its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaterialRecord {
@@ -138,13 +153,8 @@ impl Store {
     /// audit events in the same transaction. Returns false (and writes nothing) on a
     /// concurrent change; a second open order for the same subject is `Duplicate`.
     pub async fn save_order(&self, o: &OrderRecord, audits: &[&AuditRecord]) -> Result<bool, StoreError> {
-        let sql = "UPDATE ra_orders SET channel = $2, flow = $3, state = $4, subject_key = $5, open_key = $6, \
-             agent_phone = $7, token_hash = $8, data = $9, serial = $10, approval_id = $11, amount_fen = $12, \
-             payment_ref = $13, paid_at = $14, refunded_at = $15, invoice_no = $16, submitted_at = $17, \
-             decided_at = $18, decided_by = $19, reason = $20, created_at = $21, updated_at = $22, \
-             version = $23 + 1 WHERE id = $1 AND version = $23";
         let mut tx = self.pool.begin().await?;
-        let changed = bind_order(sqlx::query(sql), o).execute(&mut *tx).await.map_err(StoreError::classify)?;
+        let changed = bind_order(sqlx::query(SAVE_ORDER), o).execute(&mut *tx).await.map_err(StoreError::classify)?;
         if changed.rows_affected() == 0 {
             return Ok(false);
         }
@@ -238,37 +248,28 @@ impl Store {
 
     /// Stores (once) the bytes of a material and links it to an order under its kind,
     /// replacing an earlier upload of that kind.
-    pub async fn put_material(
-        &self,
-        order_id: &str,
-        kind: &str,
-        sha256: &str,
-        content_type: &str,
-        bytes: &[u8],
-        now: i64,
-        audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
+    pub async fn put_material(&self, m: &NewMaterial<'_>, now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO ra_blobs (sha256, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sha256) DO NOTHING",
         )
-        .bind(sha256)
-        .bind(content_type)
-        .bind(bytes)
+        .bind(m.sha256)
+        .bind(m.content_type)
+        .bind(m.bytes)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM ra_materials WHERE order_id = $1 AND kind = $2")
-            .bind(order_id)
-            .bind(kind)
+            .bind(m.order_id)
+            .bind(m.kind)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO ra_materials (order_id, kind, sha256, size, uploaded_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(order_id)
-            .bind(kind)
-            .bind(sha256)
-            .bind(bytes.len() as i64)
+            .bind(m.order_id)
+            .bind(m.kind)
+            .bind(m.sha256)
+            .bind(m.bytes.len() as i64)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -336,18 +337,7 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Ok(false);
         }
-        let sql = "UPDATE ra_orders SET state = $2, paid_at = $3, submitted_at = $4, data = $5, updated_at = $6, \
-                   version = version + 1 WHERE id = $1 AND version = $7";
-        let changed = sqlx::query(sql)
-            .bind(&o.id)
-            .bind(&o.state)
-            .bind(o.paid_at)
-            .bind(o.submitted_at)
-            .bind(&o.data)
-            .bind(o.updated_at)
-            .bind(o.version)
-            .execute(&mut *tx)
-            .await?;
+        let changed = bind_order(sqlx::query(SAVE_ORDER), o).execute(&mut *tx).await?;
         if changed.rows_affected() == 0 {
             return Err(StoreError::Conflict);
         }
@@ -428,6 +418,13 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+/// Writes every column of an order if its version is still the one read (`$23`).
+const SAVE_ORDER: &str = "UPDATE ra_orders SET channel = $2, flow = $3, state = $4, subject_key = $5, open_key = $6, \
+     agent_phone = $7, token_hash = $8, data = $9, serial = $10, approval_id = $11, amount_fen = $12, \
+     payment_ref = $13, paid_at = $14, refunded_at = $15, invoice_no = $16, submitted_at = $17, \
+     decided_at = $18, decided_by = $19, reason = $20, created_at = $21, updated_at = $22, \
+     version = $23 + 1 WHERE id = $1 AND version = $23";
 
 fn bind_order<'q>(q: super::backoffice::AnyQuery<'q>, o: &'q OrderRecord) -> super::backoffice::AnyQuery<'q> {
     q.bind(&o.id)

@@ -262,7 +262,13 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
             let ra = route.path.starts_with("/v1/ra/") || route.path.starts_with("/v1/orders/");
             if route.roles.contains(&role) && ra {
                 let code: u16 = status.parse().unwrap_or(0);
-                assert!(code != 403 && (200..500).contains(&code), "{} on {} {}: {status} {text}", role.name(), route.method, route.path);
+                assert!(
+                    code != 403 && (200..500).contains(&code),
+                    "{} on {} {}: {status} {text}",
+                    role.name(),
+                    route.method,
+                    route.path
+                );
             } else if route.roles.contains(&role) {
                 assert!(status.starts_with('2'), "{} on {} {}: {status} {text}", role.name(), route.method, route.path);
             } else {

@@ -150,6 +150,11 @@ async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
     (id, token)
 }
 
+fn audit_intact(ca: &TestCa) {
+    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
+    assert!(out.ok, "{}", out.text);
+}
+
 fn count(ca: &TestCa, kind: &str) -> usize {
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", kind]);
     out.text.lines().filter(|l| l.contains(kind)).count()
@@ -292,8 +297,7 @@ async fn an_organisation_applies_pays_is_approved_and_its_agent_gets_the_certifi
     let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
     assert!(sms.contains(&format!("{id} 已审核通过")), "the applicant was told");
     assert_eq!(count(&ca, "payment.received"), 1);
-    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
-    assert!(out.ok, "{}", out.text);
+    audit_intact(&ca);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -685,8 +689,7 @@ async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca
         &first,
     ]);
     assert_eq!(out.text.lines().filter(|l| l.contains("certificate.reminded")).count(), 1, "{}", out.text);
-    let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
-    assert!(out.ok, "{}", out.text);
+    audit_intact(&ca);
 }
 
 #[tokio::test(flavor = "multi_thread")]
