@@ -43,6 +43,7 @@ pub mod pdf;
 pub mod platforms;
 pub mod providers;
 pub mod ra;
+pub mod web;
 pub mod roles;
 pub mod seals;
 pub mod signing;

@@ -18,6 +18,7 @@ mod revoke;
 mod rp;
 mod serve;
 mod status;
+mod web;
 
 use std::path::{Path, PathBuf};
 
@@ -93,6 +94,8 @@ enum Command {
         #[command(subcommand)]
         action: rp::Action,
     },
+    /// The web front for applicants (`--config` names its own `web.toml`; no HSM, no database).
+    Web,
     /// Approvals: identities that may hold a cloud certificate.
     Approval {
         #[command(subcommand)]
@@ -219,6 +222,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Platform { action } => Ok(platform::run(action, load(cli.config.as_deref())?)?),
         Command::Operator { action } => Ok(operator::run(action, load(cli.config.as_deref())?)?),
         Command::Serve => Ok(serve::run(load(cli.config.as_deref())?)?),
+        Command::Web => Ok(web::run(load_web(cli.config.as_deref())?)?),
     }
 }
 
@@ -232,6 +236,12 @@ fn load(path: Option<&Path>) -> Result<Config, CliError> {
     let mut config = Config::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })?;
     config.apply_hsm_env();
     Ok(config)
+}
+
+/// Loads the web front's own configuration.
+fn load_web(path: Option<&Path>) -> Result<crate::web::config::WebConfig, CliError> {
+    let path = path.ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: EX_USAGE })?;
+    crate::web::config::WebConfig::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })
 }
 
 /// A multi-threaded runtime for commands that talk to the HSM and database.

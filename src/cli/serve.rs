@@ -10,7 +10,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async { crate::daemon::run(config, shutdown_signal()).await.context("cannot start the daemon") })
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -19,9 +19,8 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 async fn ra_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
-    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n\n[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
-    text = text
-        .replace("[ra]\n", &format!("[ra]\npublic_url = \"https://localhost:{}\"\n", ca.config.listeners.api.port()));
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
+    text = text.replace("[ra]\n", "[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
     std::fs::write(&ca.config_path, text).unwrap();
     let profile = ca.config.policies_dir.join("profiles/personal.toml");
     let personal = std::fs::read_to_string(&profile).unwrap().replace("validity_days = 365", "validity_days = 60");

@@ -3,6 +3,8 @@
 //! HSM, certificate issued), a relying platform opens a session, the holder claims its QR
 //! payload and approves with the PIN, and the platform's signatures verify with openssl.
 
+use std::path::PathBuf;
+
 use base64::Engine;
 use sha2::Digest;
 
@@ -332,7 +334,7 @@ fn claim_path() -> String {
 }
 
 /// Runs the cloudca binary with `input` on standard input; returns (ok, stdout+stderr).
-fn cloudca_with_input(args: &[&str], input: &str) -> (bool, String) {
+pub(crate) fn cloudca_with_input(args: &[&str], input: &str) -> (bool, String) {
     use std::io::Write;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
         .args(args)
@@ -348,6 +350,88 @@ fn cloudca_with_input(args: &[&str], input: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The reference clients, as a holder and a platform use them.
+pub(crate) struct Reference<'a> {
+    pub ca: &'a TestCa,
+    pub state: String,
+}
+
+impl Reference<'_> {
+    fn tls(&self, f: &str) -> String {
+        self.ca.config_path.parent().unwrap().join("tls").join(f).to_str().unwrap().to_string()
+    }
+
+    fn api(&self) -> String {
+        format!("https://localhost:{}", self.ca.config.listeners.api.port())
+    }
+
+    /// `cloudca app login` with the phone (code from the sandbox outbox).
+    pub(crate) fn login(&self, phone: &str) {
+        let outbox = self.ca.config.data_dir.join("sms-outbox.jsonl");
+        let (api, ca) = (self.api(), self.tls("operator-ca.pem"));
+        let login =
+            ["app", "--state", &self.state, "login", "--api", &api, "--ca", &ca, "--phone", phone, "--outbox", outbox.to_str().unwrap()];
+        let out = cloudca(&login);
+        assert!(out.ok, "{}", out.text);
+    }
+
+    /// `cloudca app enroll` on the first approval waiting; returns the credential id.
+    pub(crate) fn enroll(&self) -> String {
+        let listed = cloudca(&["app", "--state", &self.state, "credentials"]);
+        let listed: serde_json::Value = serde_json::from_str(&listed.text).expect("JSON");
+        let approval = listed["approvals"][0]["approval_id"].as_str().expect("an approval waits in the app").to_string();
+        let (ok, text) = cloudca_with_input(&["app", "--state", &self.state, "enroll", "--approval", &approval], "246810\n");
+        assert!(ok, "{text}");
+        let credential: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        credential["id"].as_str().unwrap().to_string()
+    }
+
+    /// `cloudca rp sign` shows the QR payload; `cloudca app claim` and `approve` sign it.
+    /// Returns the signed document, the signature and the QR PNG the platform drew.
+    pub(crate) async fn sign(&self, credential: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let ca = self.ca;
+        let doc = ca.path("bid.txt");
+        std::fs::write(&doc, "tender 2026-117: our bid").unwrap();
+        let payload_file = ca.path("payload.txt");
+        let sig = ca.path("bid.sig");
+        let png = ca.path("qr.png");
+        let (api, cacert, cert, key) = (
+            self.api(),
+            self.tls("operator-ca.pem"),
+            self.tls("clients/relying-platform.pem"),
+            self.tls("clients/relying-platform.key"),
+        );
+        let rp = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+            .args(["rp", "sign", "--api", &api, "--ca", &cacert, "--cert", &cert, "--key", &key])
+            .args(["--root", ca.ca_pem("root").to_str().unwrap(), "--file", doc.to_str().unwrap()])
+            .args(["--out", sig.to_str().unwrap(), "--payload-file", payload_file.to_str().unwrap()])
+            .args(["--png", png.to_str().unwrap(), "--timeout", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("rp starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !payload_file.exists() {
+            assert!(std::time::Instant::now() < deadline, "rp wrote no payload");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let payload = std::fs::read_to_string(&payload_file).unwrap();
+        let claimed = cloudca(&["app", "--state", &self.state, "claim", "--payload", &payload]);
+        assert!(claimed.ok, "{}", claimed.text);
+        let shown: serde_json::Value = serde_json::from_str(&claimed.text).expect("JSON");
+        assert_eq!(shown["documents"][0], "bid.txt");
+        let session = shown["session_id"].as_str().unwrap().to_string();
+        let approve = ["app", "--state", &self.state, "approve", "--session", &session, "--credential", credential];
+        let (ok, text) = cloudca_with_input(&approve, "246810\n");
+        assert!(ok, "{text}");
+        let rp = rp.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&rp.stdout);
+        assert!(rp.status.success(), "rp: {stdout}{}", String::from_utf8_lossy(&rp.stderr));
+        assert!(stdout.contains("signer chain verified"));
+        (doc, sig, png)
+    }
+}
+
 /// The reference clients tell the same story: `cloudca app` as the phone, `cloudca rp` as the
 /// platform (QR payload written every second, chain and signature checked), openssl at the end.
 #[tokio::test(flavor = "multi_thread")]
@@ -355,102 +439,16 @@ async fn the_reference_clients_sign_end_to_end() {
     let ca = TestCa::new().await;
     let _daemon = Daemon::start(&ca).await;
     let config = ca.config_path.to_str().unwrap();
-    let dev = ca.config_path.parent().unwrap();
-    let tls = |f: &str| dev.join("tls").join(f).to_str().unwrap().to_string();
-    let api = format!("https://localhost:{}", ca.config.listeners.api.port());
     let state = ca.path("app.json");
     let state = state.to_str().unwrap();
-    let outbox = ca.config.data_dir.join("sms-outbox.jsonl");
-
     let subject = "/C=CN/CN=张三/serialNumber=11010519491231002X";
-    let out = cloudca(&[
-        "--config",
-        config,
-        "approval",
-        "create",
-        "--profile",
-        "personal",
-        "--phone",
-        PHONE,
-        "--subject",
-        subject,
-    ]);
+    let create = ["--config", config, "approval", "create", "--profile", "personal", "--phone", PHONE, "--subject", subject];
+    let out = cloudca(&create);
     assert!(out.ok, "{}", out.text);
-    let login = [
-        "app",
-        "--state",
-        state,
-        "login",
-        "--api",
-        &api,
-        "--ca",
-        &tls("operator-ca.pem"),
-        "--phone",
-        PHONE,
-        "--outbox",
-        outbox.to_str().unwrap(),
-    ];
-    let out = cloudca(&login);
-    assert!(out.ok, "{}", out.text);
-    let listed = cloudca(&["app", "--state", state, "credentials"]);
-    let listed: serde_json::Value = serde_json::from_str(&listed.text).expect("JSON");
-    let approval = listed["approvals"][0]["approval_id"].as_str().unwrap().to_string();
-    let (ok, text) = cloudca_with_input(&["app", "--state", state, "enroll", "--approval", &approval], "246810\n");
-    assert!(ok, "{text}");
-    let credential: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    let credential = credential["id"].as_str().unwrap().to_string();
-
-    let doc = ca.path("bid.txt");
-    std::fs::write(&doc, "tender 2026-117: our bid").unwrap();
-    let payload_file = ca.path("payload.txt");
-    let sig = ca.path("bid.sig");
-    let png = ca.path("qr.png");
-    let rp = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
-        .args([
-            "rp",
-            "sign",
-            "--api",
-            &api,
-            "--ca",
-            &tls("operator-ca.pem"),
-            "--cert",
-            &tls("clients/relying-platform.pem"),
-            "--key",
-            &tls("clients/relying-platform.key"),
-            "--root",
-            ca.ca_pem("root").to_str().unwrap(),
-            "--file",
-            doc.to_str().unwrap(),
-            "--out",
-            sig.to_str().unwrap(),
-            "--payload-file",
-            payload_file.to_str().unwrap(),
-            "--png",
-            png.to_str().unwrap(),
-            "--timeout",
-            "60",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("rp starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !payload_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "rp wrote no payload");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let payload = std::fs::read_to_string(&payload_file).unwrap();
-    let claimed = cloudca(&["app", "--state", state, "claim", "--payload", &payload]);
-    assert!(claimed.ok, "{}", claimed.text);
-    let shown: serde_json::Value = serde_json::from_str(&claimed.text).expect("JSON");
-    assert_eq!(shown["documents"][0], "bid.txt");
-    let session = shown["session_id"].as_str().unwrap().to_string();
-    let approve = ["app", "--state", state, "approve", "--session", &session, "--credential", &credential];
-    let (ok, text) = cloudca_with_input(&approve, "246810\n");
-    assert!(ok, "{text}");
-    let rp = rp.wait_with_output().unwrap();
-    assert!(rp.status.success(), "rp: {}{}", String::from_utf8_lossy(&rp.stdout), String::from_utf8_lossy(&rp.stderr));
-    assert!(String::from_utf8_lossy(&rp.stdout).contains("signer chain verified"));
+    let reference = Reference { ca: &ca, state: state.to_string() };
+    reference.login(PHONE);
+    let credential = reference.enroll();
+    let (doc, sig, png) = reference.sign(&credential).await;
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"), "a PNG QR code was written");
 
     // Independent check: openssl verifies the raw signature over the file.

@@ -1,0 +1,121 @@
+//! The daemon as the web front sees it: the RA API over mutual TLS with the web-front
+//! certificate, and the api listener for the seal-authorisation pages (as the app would).
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::config::WebConfig;
+
+/// One answer from the daemon: status and JSON body (Null when not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Parsed body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// 2xx.
+    pub fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The problem's title, for showing to the applicant.
+    pub fn title(&self) -> String {
+        self.body["title"].as_str().unwrap_or("the service did not answer").to_string()
+    }
+}
+
+/// Why the daemon could not be asked at all.
+#[derive(Debug, thiserror::Error)]
+#[error("the certificate service is unreachable: {0}")]
+pub struct Unreachable(String);
+
+/// The HTTP client with the web front's credential.
+#[derive(Clone)]
+pub struct Daemon {
+    http: reqwest::Client,
+    admin: String,
+    api: String,
+}
+
+impl Daemon {
+    /// Builds the client from the configured credential and CA.
+    pub fn new(config: &WebConfig) -> Result<Daemon, String> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let mut pem = read(&config.client_cert)?;
+        pem.extend(read(&config.client_key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client_cert/client_key: {e}"))?;
+        let root = reqwest::Certificate::from_pem(&read(&config.daemon_ca)?).map_err(|e| format!("daemon_ca: {e}"))?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .identity(identity)
+            .add_root_certificate(root)
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Daemon { http, admin: config.admin_url.clone(), api: config.api_url.clone() })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Unreachable> {
+        let response = request.send().await.map_err(|e| Unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| Unreachable(e.to_string()))?;
+        Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+    }
+
+    /// A JSON call to the RA API, with the order token when given.
+    pub async fn ra(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Result<Answer, Unreachable> {
+        let mut request = self.http.request(method, format!("{}{path}", self.admin));
+        if let Some(t) = token {
+            request = request.header("x-order-token", t);
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        self.send(request).await
+    }
+
+    /// The orders an order-query session covers.
+    pub async fn queried_orders(&self, query_token: &str) -> Result<Answer, Unreachable> {
+        let request = self.http.get(format!("{}/v1/ra/queries/orders", self.admin)).header("x-query-token", query_token);
+        self.send(request).await
+    }
+
+    /// Uploads a material's bytes.
+    pub async fn upload(&self, order: &str, token: &str, kind: &str, bytes: Vec<u8>) -> Result<Answer, Unreachable> {
+        let request = self
+            .http
+            .put(format!("{}/v1/ra/orders/{order}/materials/{kind}", self.admin))
+            .header("x-order-token", token)
+            .body(bytes);
+        self.send(request).await
+    }
+
+    /// A binary download (PDFs): status and bytes.
+    pub async fn download(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), Unreachable> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .header("x-order-token", token)
+            .send()
+            .await
+            .map_err(|e| Unreachable(e.to_string()))?;
+        let status = response.status();
+        Ok((status, response.bytes().await.map_err(|e| Unreachable(e.to_string()))?.to_vec()))
+    }
+
+    /// A call to the api listener as the app would make it (bearer token when given).
+    pub async fn app(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Result<Answer, Unreachable> {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(b) = bearer {
+            request = request.bearer_auth(b);
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        self.send(request).await
+    }
+}

@@ -1,0 +1,113 @@
+//! Submitted forms to the RA's JSON, and the RA's answers back to inline messages.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::client::Answer;
+use super::html::FormState;
+use super::i18n::{field_error, Lang};
+
+/// The step's checkboxes: a browser sends a checked one as `on` and leaves an unchecked one
+/// out, so each is a boolean either way.
+pub fn checkboxes(step: &str) -> &'static [&'static str] {
+    match step {
+        "agent" => &["legal_rep_in_person"],
+        "product" => &["invoice"],
+        "signature" => &["accept_terms"],
+        _ => &[],
+    }
+}
+
+/// Form fields (`legal_rep.name`) to a JSON object; empty values are left out, the given
+/// checkboxes are booleans, `csrf` and `submit` are not data.
+pub fn to_json(values: &HashMap<String, String>, boxes: &[&str]) -> Value {
+    let mut root = Map::new();
+    for (key, value) in values {
+        if key == "csrf" || key == "submit" || value.trim().is_empty() || boxes.contains(&key.as_str()) {
+            continue;
+        }
+        insert(&mut root, key, Value::String(value.trim().to_string()));
+    }
+    for key in boxes {
+        root.insert(key.to_string(), Value::Bool(values.get(*key).is_some_and(|v| v == "on")));
+    }
+    Value::Object(root)
+}
+
+fn insert(map: &mut Map<String, Value>, dotted: &str, value: Value) {
+    match dotted.split_once('.') {
+        None => {
+            map.insert(dotted.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let child = map.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = child {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// The RA's refusal as the form shows it: field errors inline (in the page language), the
+/// rest as one message.
+pub fn refusal(lang: Lang, values: HashMap<String, String>, answer: &Answer, strip: &[&str]) -> FormState {
+    let mut errors = HashMap::new();
+    if let Some(list) = answer.body["errors"].as_array() {
+        for e in list {
+            let mut field = e["field"].as_str().unwrap_or_default().to_string();
+            for prefix in strip {
+                if let Some(rest) = field.strip_prefix(prefix) {
+                    field = rest.to_string();
+                }
+            }
+            let message = field_error(lang, e["code"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default());
+            errors.insert(field, message);
+        }
+    }
+    let message = if errors.is_empty() { Some(message(lang, answer)) } else { Some(lang.t("Please correct the marked fields.").to_string()) };
+    FormState { values, errors, message }
+}
+
+/// A one-line message for a refusal.
+pub fn message(lang: Lang, answer: &Answer) -> String {
+    let title = answer.title();
+    if lang == Lang::En {
+        return title;
+    }
+    match answer.status.as_u16() {
+        401 => "验证码错误或已过期，请重新获取".into(),
+        429 => "验证码发送过于频繁，请稍后再试".into(),
+        503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
+        409 if answer.body["open_order"].is_string() => {
+            format!("该证件已有未完成的申请（订单 {}），请继续办理或先取消该订单", answer.body["open_order"].as_str().unwrap_or_default())
+        }
+        422 if answer.body["alternatives"].is_array() => format!("身份核验未通过：{title}"),
+        _ => title,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_fields_nest_and_checkboxes_are_booleans() {
+        let values: HashMap<String, String> = [
+            ("name", "示例"),
+            ("legal_rep.name", "张三"),
+            ("legal_rep.phone", " 13800138000 "),
+            ("legal_rep.card", ""),
+            ("accept_terms", "on"),
+            ("csrf", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let json = to_json(&values, checkboxes("signature"));
+        assert_eq!(json["legal_rep"]["name"], "张三");
+        assert_eq!(json["legal_rep"]["phone"], "13800138000");
+        assert!(json["legal_rep"].get("card").is_none() && json.get("csrf").is_none());
+        assert_eq!(json["accept_terms"], true);
+    }
+}

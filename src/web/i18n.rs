@@ -1,0 +1,199 @@
+//! Words on the pages, Chinese first (the users are Chinese), English available. Keys are
+//! English phrases; a missing Chinese entry falls back to the key, so nothing is ever blank.
+
+/// The page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// 简体中文 (default).
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// From a cookie or config value; anything unknown is Chinese.
+    pub fn parse(text: &str) -> Lang {
+        if text == "en" {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+
+    /// `zh` or `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    /// The `lang` attribute.
+    pub fn html(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// Translates an English key.
+    pub fn t(self, key: &'static str) -> &'static str {
+        match self {
+            Lang::En => key,
+            Lang::Zh => zh(key).unwrap_or(key),
+        }
+    }
+}
+
+fn zh(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "Cloud certificates" => "云证书网上办理",
+        "New organisation certificate" => "新办机构云证书",
+        "New personal certificate" => "新办个人云证书",
+        "Renewal" => "证书续期",
+        "Information change" => "信息变更",
+        "Revocation" => "证书吊销",
+        "Re-issue" => "证书补办",
+        "PIN unlock" => "PIN码解锁",
+        "Seal add or change" => "电子印章新增或变更",
+        "Order management" => "订单管理",
+        "Seal authorisation" => "印章授权管理",
+        "Help" => "帮助",
+        "Start" => "开始办理",
+        "Next" => "下一步",
+        "Send code" => "发送验证码",
+        "Cancel the order" => "取消订单",
+        "Before you start, have these ready" => "办理前请准备以下材料",
+        "Authorisation letter with the company stamp, when the agent is not the legal representative" => "经办人非法定代表人时，需加盖公章的授权书（或由法定代表人在线授权）",
+        "Step" => "步骤",
+        "Order" => "订单",
+        "State" => "状态",
+        "Amount" => "金额",
+        "certificate" => "证书",
+        "verification" => "验证方式",
+        "company" => "单位信息",
+        "person" => "个人信息",
+        "subject-check" => "身份核验",
+        "agent" => "经办人",
+        "agent-check" => "经办人核验",
+        "product" => "产品与发票",
+        "materials" => "上传材料",
+        "signature" => "申请签署",
+        "payment" => "支付",
+        "open" => "办理中",
+        "offline" => "线下办理（等待纸质材料）",
+        "review" => "审核中",
+        "approved" => "审核通过",
+        "completed" => "已办结",
+        "rejected" => "未通过",
+        "cancelled" => "已取消",
+        "Company name" => "单位名称",
+        "Unified social credit code" => "统一社会信用代码",
+        "Legal representative" => "法定代表人",
+        "Name" => "姓名",
+        "ID number" => "身份证号码",
+        "Mobile phone" => "手机号码",
+        "E-mail" => "电子邮箱",
+        "Bank card number" => "银行卡号",
+        "Account name" => "账户名称",
+        "Account number" => "银行账号",
+        "Bank" => "开户银行",
+        "The legal representative applies in person" => "法定代表人本人办理",
+        "Agent's verification" => "经办人核验方式",
+        "Verification method" => "验证方式",
+        "bank-account" => "对公账户打款验证",
+        "phone" => "手机号实名验证",
+        "bank-card" => "银行卡验证",
+        "face-sms" => "人脸识别（短信链接）",
+        "face-qr" => "人脸识别（现场扫码）",
+        "Remittance code from the bank statement" => "银行流水中的打款备注码",
+        "Open the face check" => "打开人脸识别",
+        "A link was sent by SMS; finish the face check on the phone, then continue." => "已发送短信链接，请在手机上完成人脸识别后继续。",
+        "Scan this code with the phone to take the face check." => "请用手机扫描二维码完成人脸识别。",
+        "I have finished" => "我已完成",
+        "Product" => "产品",
+        "I want an e-invoice (title: the organisation or person)" => "需要电子发票（抬头为申请单位或个人）",
+        "Invoice e-mail" => "发票接收邮箱",
+        "Delivery address" => "收货地址",
+        "Upload" => "上传",
+        "Uploaded" => "已上传",
+        "Materials are complete" => "材料已齐全",
+        "Or let the legal representative authorise online" => "或由法定代表人在线授权",
+        "Code sent to the legal representative" => "法定代表人收到的验证码",
+        "Authorise" => "确认授权",
+        "Authorised online by the legal representative" => "法定代表人已在线授权",
+        "Terms" => "服务协议",
+        "I have read and accept the terms" => "我已阅读并同意服务协议",
+        "SMS code" => "短信验证码",
+        "Sign the application" => "签署申请",
+        "Pay with" => "支付方式",
+        "wechat" => "微信支付",
+        "alipay" => "支付宝",
+        "Show the payment code" => "生成支付二维码",
+        "Scan to pay. This page moves on by itself when the payment arrives." => "请扫码支付，支付完成后本页面将自动跳转。",
+        "Certificate serial number" => "证书序列号",
+        "Revocation reason" => "吊销原因",
+        "The identity check failed." => "身份核验未通过。",
+        "Correct the data above, or apply offline: print the form, sign and stamp it, and mail it with the papers." => "请修改上方信息，或改为线下办理：打印申请表，签字盖章后连同材料邮寄。",
+        "Apply offline" => "改为线下办理",
+        "Print the application form" => "打印申请表",
+        "Download the invoice" => "下载发票",
+        "Send the invoice again" => "重新发送发票",
+        "Continue" => "继续办理",
+        "Details" => "详情",
+        "Find your orders" => "查询订单",
+        "Credit code or ID number" => "统一社会信用代码或身份证号码",
+        "The phone of an agent on file, or the legal representative's" => "经办人或法定代表人的手机号码",
+        "Show my orders" => "查询",
+        "Or check the legal representative's bank card" => "或验证法定代表人银行卡",
+        "Your orders" => "您的订单",
+        "No orders." => "没有订单。",
+        "Log in with the agent's phone" => "使用经办人手机号登录",
+        "Log in" => "登录",
+        "Members" => "成员",
+        "Role" => "角色",
+        "staff" => "员工",
+        "seal-admin" => "印章管理员",
+        "admin" => "证书管理员",
+        "Add or change a member" => "添加或调整成员",
+        "Hand the administrator role over" => "移交证书管理员",
+        "New administrator's phone" => "新管理员手机号",
+        "Seals" => "电子印章",
+        "Save" => "保存",
+        "Done. The approved certificate waits in the app: log in with the agent's phone, check your identity and set the certificate PIN." => "审核已通过。请在手机App中使用经办人手机号登录，完成身份核验并设置证书PIN码后即可获取证书。",
+        "We are reviewing the application (3 to 5 working days). You will get an SMS and an e-mail." => "申请正在审核中（3至5个工作日），结果将以短信和邮件通知。",
+        "Reason" => "原因",
+        "Mail the signed and stamped form with the papers; the review starts when they arrive." => "请将签字盖章的申请表连同材料邮寄，收到后开始审核。",
+        "Something went wrong; try again." => "出现错误，请重试。",
+        "Please correct the marked fields." => "请修改标出的内容。",
+        "The page expired; please submit again." => "页面已过期，请重新提交。",
+        _ => return None,
+    })
+}
+
+/// A field error's message, from its stable code; the daemon's English message otherwise.
+pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
+    if lang == Lang::En {
+        return english.to_string();
+    }
+    match code {
+        "credit_code.length" => "统一社会信用代码应为18位".into(),
+        "credit_code.charset" => "统一社会信用代码含有无效字符（不使用I、O、Z、S、V）".into(),
+        "credit_code.check_digit" => "统一社会信用代码校验位不正确，请检查是否输入有误".into(),
+        "resident_id.length" => "身份证号码应为18位（17位数字加一位数字或X）".into(),
+        "resident_id.birth_date" => "身份证号码中的出生日期无效".into(),
+        "resident_id.check_digit" => "身份证号码校验位不正确，请检查是否输入有误".into(),
+        "mobile.invalid" => "请输入11位中国大陆手机号码".into(),
+        "bank_card.format" | "bank_card.missing" => "请输入12至19位银行卡号".into(),
+        "bank_card.check_digit" => "银行卡号校验不正确，请检查是否输入有误".into(),
+        "email.invalid" | "email.missing" => "请输入有效的电子邮箱".into(),
+        "name.empty" => "此项不能为空".into(),
+        "name.too_long" => "内容过长".into(),
+        "name.invalid" => "含有无效字符".into(),
+        "material.missing" => "请上传此材料".into(),
+        "material.invalid" => format!("文件无效：{english}"),
+        "terms.not_accepted" => "请阅读并同意服务协议".into(),
+        "bank.missing" => "请填写银行账户信息".into(),
+        _ => english.to_string(),
+    }
+}

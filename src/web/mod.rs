@@ -1,0 +1,138 @@
+//! The web front (`cloudca web --config web.toml`): the pages an applicant walks through. A
+//! separate, unprivileged process: no CA key, no database; everything it does is a call to
+//! the daemon's RA API over mutual TLS with the web-front certificate ([`client`]).
+//!
+//! ```text
+//!   browser ──HTTP(S)──▶ pages (home, apply, orders, seals, help)
+//!                          │ forms → JSON steps; 422 field errors → inline messages
+//!                          ▼
+//!                   client::Daemon ──mTLS──▶ daemon admin listener (/v1/ra/...)
+//!                                  ──TLS───▶ daemon api listener (/v1/mobile/..., seal pages)
+//! ```
+//!
+//! State lives in the browser: each order's token in an HttpOnly cookie `cco_<order>`, an
+//! order-query session in `ccq`, the seal pages' app session in `ccm`, the CSRF token in
+//! `cc_csrf`. The process keeps nothing, so several can run behind a load balancer.
+
+pub mod client;
+pub mod config;
+mod forms;
+pub mod html;
+pub mod i18n;
+mod pages;
+pub mod security;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use client::Daemon;
+use config::WebConfig;
+
+/// What every page handler needs.
+#[derive(Clone)]
+pub struct Web {
+    /// The daemon client.
+    pub daemon: Daemon,
+    /// The configuration.
+    pub config: Arc<WebConfig>,
+}
+
+/// The pages.
+pub fn router(web: Web) -> Router {
+    let tls = web.config.tls_cert.is_some();
+    let lang = i18n::Lang::parse(&web.config.language);
+    let limit = web.config.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .route("/", get(pages::home::home))
+        .route("/help", get(pages::home::help))
+        .route("/lang/{code}", get(pages::home::language))
+        .route("/static/app.css", get(pages::home::stylesheet))
+        .route("/apply/{flow}", get(pages::apply::start).post(pages::apply::create))
+        .route("/orders", get(pages::manage::orders))
+        .route("/orders/query/code", post(pages::manage::query_code))
+        .route("/orders/query", post(pages::manage::query))
+        .route("/orders/{id}", get(pages::order::show))
+        .route("/orders/{id}/steps/{step}", post(pages::order::step))
+        .route("/orders/{id}/code/{purpose}", post(pages::order::code))
+        .route("/orders/{id}/materials", post(pages::order::upload))
+        .route("/orders/{id}/authorize", post(pages::order::authorize))
+        .route("/orders/{id}/cancel", post(pages::order::cancel))
+        .route("/orders/{id}/offline", post(pages::order::offline))
+        .route("/orders/{id}/invoice/reissue", post(pages::order::reissue_invoice))
+        .route("/orders/{id}/form.pdf", get(pages::order::form_pdf))
+        .route("/orders/{id}/invoice.pdf", get(pages::order::invoice_pdf))
+        .route("/seals", get(pages::seals::show))
+        .route("/seals/login/code", post(pages::seals::login_code))
+        .route("/seals/login", post(pages::seals::login))
+        .route("/seals/code", post(pages::seals::admin_code))
+        .route("/seals/{credit_code}/members", post(pages::seals::member))
+        .route("/seals/{credit_code}/handover", post(pages::seals::hand_over))
+        .fallback(pages::home::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::Extension(security::OverTls(tls)))
+        .layer(axum::Extension(security::DefaultLang(lang)))
+        .with_state(web)
+}
+
+/// Serves the pages until `shutdown` resolves (HTTPS when `tls_cert` is set).
+pub async fn serve(config: WebConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    let daemon = Daemon::new(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+    tracing::info!(listen = %config.listen, "web front serving");
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let app = router(Web { daemon, config: Arc::new(config) });
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string()),
+        Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("tls_cert: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls_cert: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_cert/tls_key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else { return };
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut app = app.clone();
+                async move { tower_service::Service::call(&mut app, request).await }
+            });
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}

@@ -1,0 +1,100 @@
+//! The page before a flow starts (what to have ready, as the handbook lists it) and opening
+//! the order.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use reqwest::Method;
+
+use super::{channel, flow_title, html, redirect, trouble, FLOWS};
+use crate::web::forms::message;
+use crate::web::html::{esc, form, page};
+use crate::web::i18n::Lang;
+use crate::web::security::Ctx;
+use crate::web::Web;
+
+/// Material kinds as people call them.
+pub(in crate::web) fn material_name(lang: Lang, kind: &str) -> &'static str {
+    let (zh, en) = match kind {
+        "business-licence" => ("营业执照（副本）", "Business licence"),
+        "id-front" => ("身份证人像面", "ID card, photo side"),
+        "id-back" => ("身份证国徽面", "ID card, emblem side"),
+        "authorization-letter" => ("授权书（加盖公章）", "Authorisation letter (stamped)"),
+        "seal-image" => ("印章图片（PNG）", "Seal image (PNG)"),
+        "invoice" => ("电子发票", "E-invoice"),
+        _ => ("其他材料", "Other"),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): Path<String>) -> Response {
+    let l = ctx.lang;
+    if !FLOWS.iter().any(|(f, _)| *f == flow) {
+        return trouble(&ctx, StatusCode::NOT_FOUND, "404");
+    }
+    let channel = match channel(&web).await {
+        Ok(c) => c,
+        Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let mut kinds: Vec<String> = channel["flows"][&flow]["materials"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let mut list = String::from("<ul class=\"materials\" id=\"required-materials\">");
+    kinds.dedup();
+    for k in &kinds {
+        list.push_str(&format!("<li data-kind=\"{}\">{}</li>", esc(k), esc(material_name(l, k))));
+    }
+    if flow == "org-new" {
+        list.push_str(&format!("<li data-kind=\"authorization-letter\">{}</li>", esc(l.t("Authorisation letter with the company stamp, when the agent is not the legal representative"))));
+    }
+    if kinds.is_empty() && flow != "org-new" {
+        list.push_str("<li>—</li>");
+    }
+    list.push_str("</ul>");
+    let prices: Vec<String> = channel["products"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow.as_str())))
+                .map(|p| format!("<li>{} — {}</li>", esc(p["name"].as_str().unwrap_or_default()), crate::web::html::yuan(p["price_fen"].as_i64().unwrap_or(0))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h2>{}</h2>{list}<h2>{}</h2><ul>{}</ul>{}",
+        esc(l.t("Before you start, have these ready")),
+        esc(l.t("Product")),
+        prices.join(""),
+        form(&ctx, &format!("/apply/{flow}"), "start", "", l.t("Start"))
+    );
+    html(StatusCode::OK, page(&ctx, l.t(flow_title(&flow)), &body, None))
+}
+
+pub(in crate::web) async fn create(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(flow): Path<String>,
+    Form(values): Form<HashMap<String, String>>,
+) -> Response {
+    if !ctx.csrf_ok(values.get("csrf").map_or("", String::as_str)) {
+        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+    }
+    let body = serde_json::json!({ "channel": web.config.channel, "flow": flow });
+    let answer = match web.daemon.ra(Method::POST, "/v1/ra/orders", None, Some(&body)).await {
+        Ok(a) => a,
+        Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    if !answer.ok() {
+        return trouble(&ctx, StatusCode::UNPROCESSABLE_ENTITY, &message(ctx.lang, &answer));
+    }
+    let id = answer.body["order"]["id"].as_str().unwrap_or_default().to_string();
+    let token = answer.body["token"].as_str().unwrap_or_default();
+    redirect(&format!("/orders/{id}"), &[ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400)])
+}

@@ -1,0 +1,121 @@
+//! Order management: find the orders of a credit code or ID number after an identity check
+//! (an SMS code to a phone on file, or the legal representative's bank card), then details,
+//! continue, cancel and invoices on each order's own page.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use reqwest::Method;
+
+use super::order::urlencode;
+use super::{flow_title, html, redirect, trouble};
+use crate::web::forms::message;
+use crate::web::html::{esc, form, input, page, yuan, FormState};
+use crate::web::security::Ctx;
+use crate::web::Web;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(in crate::web) struct Flash {
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    sent: Option<String>,
+}
+
+pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
+    let l = ctx.lang;
+    let mut body = String::new();
+    if let Some(token) = ctx.cookie("ccq") {
+        if let Ok(answer) = web.daemon.queried_orders(token).await {
+            if answer.ok() {
+                body.push_str(&list(&ctx, &answer.body));
+            }
+        }
+    }
+    let mut s = FormState { message: flash.e, ..FormState::default() };
+    s.values.insert("subject".into(), flash.subject.unwrap_or_default());
+    s.values.insert("phone".into(), flash.phone.unwrap_or_default());
+    if flash.sent.is_some() && s.message.is_none() {
+        s.message = Some(if l == crate::web::i18n::Lang::Zh { "验证码已发送（如该手机号在档）".into() } else { "A code was sent if the phone is on file.".into() });
+    }
+    let who = input(&s, l.t("Credit code or ID number"), "subject", "text", true)
+        + &input(&s, l.t("The phone of an agent on file, or the legal representative's"), "phone", "tel", true);
+    body.push_str(&format!("<h2>{}</h2>{}", esc(l.t("Find your orders")), s.banner()));
+    body.push_str(&form(&ctx, "/orders/query/code", "query-code", &who, l.t("Send code")));
+    let with_code = who.clone() + &input(&s, l.t("SMS code"), "code", "text", true);
+    body.push_str(&form(&ctx, "/orders/query", "query", &with_code, l.t("Show my orders")));
+    let card = who
+        + &input(&s, l.t("Name"), "name", "text", true)
+        + &input(&s, l.t("ID number"), "id_number", "text", true)
+        + &input(&s, l.t("Bank card number"), "card", "text", true);
+    body.push_str(&format!("<details><summary>{}</summary>{}</details>", esc(l.t("Or check the legal representative's bank card")), form(&ctx, "/orders/query", "query-card", &card, l.t("Show my orders"))));
+    html(StatusCode::OK, page(&ctx, l.t("Order management"), &body, None))
+}
+
+fn list(ctx: &Ctx, body: &serde_json::Value) -> String {
+    let l = ctx.lang;
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return format!("<p>{}</p>", esc(l.t("No orders.")));
+    }
+    let mut out = format!("<h2>{}</h2><table class=\"orders\" id=\"order-list\"><tbody>", esc(l.t("Your orders")));
+    for o in items {
+        let id = o["id"].as_str().unwrap_or_default();
+        let state = o["state"].as_str().unwrap_or_default();
+        let label = ["open", "offline", "review", "approved", "completed", "rejected", "cancelled"].into_iter().find(|s| *s == state).unwrap_or("open");
+        let link = if state == "open" { l.t("Continue") } else { l.t("Details") };
+        out.push_str(&format!(
+            "<tr data-order=\"{id}\" data-state=\"{state}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/orders/{id}\">{}</a></td></tr>",
+            esc(l.t(flow_title(o["flow"].as_str().unwrap_or_default()))),
+            esc(l.t(label)),
+            yuan(o["amount_fen"].as_i64().unwrap_or(0)),
+            esc(link),
+            id = esc(id),
+            state = esc(state),
+        ));
+    }
+    out + "</tbody></table>"
+}
+
+pub(in crate::web) async fn query_code(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
+    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
+        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+    }
+    let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
+    let body = serde_json::json!({ "subject": subject, "phone": phone });
+    let back = format!("/orders?subject={}&phone={}", urlencode(&subject), urlencode(&phone));
+    match web.daemon.ra(Method::POST, "/v1/ra/queries/code", None, Some(&body)).await {
+        Ok(a) if a.ok() => redirect(&format!("{back}&sent=1"), &[]),
+        Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+pub(in crate::web) async fn query(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
+    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
+        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+    }
+    let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let mut body = serde_json::json!({ "subject": get("subject").unwrap_or_default(), "phone": get("phone").unwrap_or_default() });
+    for key in ["code", "name", "id_number", "card"] {
+        if let Some(value) = get(key) {
+            body[key] = serde_json::Value::String(value);
+        }
+    }
+    let back = format!("/orders?subject={}&phone={}", urlencode(&get("subject").unwrap_or_default()), urlencode(&get("phone").unwrap_or_default()));
+    match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
+        Ok(a) if a.ok() => {
+            let token = a.body["token"].as_str().unwrap_or_default();
+            redirect("/orders", &[ctx.set_cookie("ccq", token, 30 * 60)])
+        }
+        Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
