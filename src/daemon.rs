@@ -251,14 +251,16 @@ pub async fn serve(
                 .await
         })
     };
+    // The TLS listeners are bound before the metrics listener serves: `/ready` answering means
+    // every listener accepts connections.
+    if let Some(tls_config) = &instance.config.tls {
+        tasks.extend(serve_tls(&instance, tls_config, &tx).await?);
+    }
     let observe = crate::api::observe::layer;
     let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
     // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: it only
     // gets the lean request counter (see ARCHITECTURE.md).
     let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
-    if let Some(tls_config) = &instance.config.tls {
-        tasks.extend(serve_tls(&instance, tls_config, &tx).await?);
-    }
     audit_start(&instance).await?;
     shutdown.await;
     tracing::info!("shutting down: draining listeners");
