@@ -5,6 +5,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cloudca::cli::Cli::parse();
     cloudca::cli::init_tracing();
+    // One TLS crypto provider for the whole process (ring, as every config here names it),
+    // whatever other crates' features would pull in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = cloudca::cli::run(cli);
     cloudca::hsm::shutdown();
     match result {

@@ -17,3 +17,4 @@ mod ra;
 mod signing;
 mod status;
 mod storage;
+mod web;

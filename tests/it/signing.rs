@@ -351,7 +351,7 @@ pub(crate) fn cloudca_with_input(args: &[&str], input: &str) -> (bool, String) {
 }
 
 /// The reference clients, as a holder and a platform use them.
-pub(crate) struct Reference<'a> {
+pub struct Reference<'a> {
     pub ca: &'a TestCa,
     pub state: String,
 }

@@ -1,0 +1,426 @@
+//! The web front in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) driven over WebDriver, with JavaScript switched off to prove the core
+//! path needs none. The web front runs as its own process (`cloudca web`) against a real
+//! daemon; the officer uses the back-office API, the holder the reference app. Screenshots
+//! of each step go to `target/screenshots/` (test artefacts).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::signing::Reference;
+
+const REP: &str = "+8613800138000";
+const AGENT: &str = "+8613700137000";
+const CREDIT: &str = "91350100M000100Y43";
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+
+/// A dev instance with quick SMS codes and a one-second RA pass.
+async fn web_ca() -> TestCa {
+    let mut ca = TestCa::new().await;
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
+    text = text.replace("[ra]\n", "[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    ca
+}
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_listening(port: u16, what: &str) {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not start listening on {port}");
+}
+
+/// `cloudca --config web.toml web`, and its base URL.
+async fn web_front(ca: &TestCa) -> (Child, String) {
+    let config = ca.config_path.parent().unwrap().join("web.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let port: u16 = text.lines().find_map(|l| l.strip_prefix("listen = \"127.0.0.1:")).unwrap().trim_end_matches('"').parse().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(["--config", config.to_str().unwrap(), "web"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("web front starts");
+    wait_listening(port, "the web front").await;
+    (Child(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// Headless Chromium through chromedriver; JavaScript off.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    shots: PathBuf,
+    count: std::cell::Cell<u32>,
+}
+
+impl Browser {
+    async fn start(test: &str, width: u32, height: u32) -> Browser {
+        // fantoccini's rustls brings a second crypto provider into the test binary; pick one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = free_port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver) must be installed");
+        let driver = Child(driver);
+        wait_listening(port, "chromedriver").await;
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--no-proxy-server", format!("--window-size={width},{height}"), "--lang=zh-CN"],
+                "prefs": { "profile.managed_default_content_settings.javascript": 2 },
+            }),
+        );
+        let client = fantoccini::ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session");
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots").join(test);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser { client, _driver: driver, shots, count: std::cell::Cell::new(0) }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Saves a screenshot of the page as `NN-name.png`.
+    async fn shot(&self, name: &str) {
+        let n = self.count.get() + 1;
+        self.count.set(n);
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).unwrap();
+    }
+
+    async fn fill(&self, name: &str, value: &str) {
+        let field = self.client.find(Locator::Css(&format!("form [name=\"{name}\"]"))).await.unwrap_or_else(|e| panic!("field {name}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    }
+
+    /// Submits the form with this id and waits for the next page (the old one goes stale).
+    async fn submit(&self, form: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.click(&format!("form#{form} button[type=submit]")).await;
+        for _ in 0..200 {
+            if old.attr("lang").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("submitting {form} loaded no page");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    }
+
+    async fn attr(&self, css: &str, attr: &str) -> Option<String> {
+        self.client.find(Locator::Css(css)).await.ok()?.attr(attr).await.unwrap()
+    }
+
+    /// The step the order page shows as current.
+    async fn current_step(&self) -> Option<String> {
+        self.attr("ol.steps li.current", "data-step").await
+    }
+
+    /// Reloads the page until `css` has `attr` = `value` (bounded).
+    async fn wait_attr(&self, css: &str, attr: &str, value: &str) {
+        for _ in 0..60 {
+            if self.attr(css, attr).await.as_deref() == Some(value) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.client.refresh().await.unwrap();
+        }
+        panic!("{css} never had {attr}={value}: {}", self.client.source().await.unwrap());
+    }
+}
+
+fn last_code(ca: &TestCa, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    let line = outbox.lines().rev().find(|l| l.contains(phone) && l.contains("cloudca code")).expect("an SMS was sent");
+    let text: Value = serde_json::from_str(line).unwrap();
+    text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
+}
+
+/// Presses a "send code" button (after the one-second interval) and returns the code.
+async fn code(b: &Browser, ca: &TestCa, form: &str, phone: &str) -> String {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    b.submit(form).await;
+    last_code(ca, phone)
+}
+
+/// A back-office call with a dev client certificate.
+async fn back_office(ca: &TestCa, role: &str, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
+    let dir = ca.config_path.parent().unwrap().join("tls");
+    let mut pem = std::fs::read(dir.join(format!("clients/{role}.pem"))).unwrap();
+    pem.extend(std::fs::read(dir.join(format!("clients/{role}.key"))).unwrap());
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(dir.join("operator-ca.pem")).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let mut r = http.request(method, url);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let response = r.send().await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// Verification, company and (optionally) the agent of an organisation application.
+async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: bool) {
+    b.goto(&format!("{base}/apply/org-new")).await;
+    b.submit("start").await;
+    b.click("input[name=method][value=phone]").await;
+    b.submit("step-verification").await;
+    for (name, value) in [
+        ("name", "福建示例科技有限公司"),
+        ("credit_code", CREDIT),
+        ("legal_rep.name", "张三"),
+        ("legal_rep.id_number", "11010519491231002X"),
+        ("legal_rep.phone", rep_phone),
+    ] {
+        b.fill(name, value).await;
+    }
+    b.submit("step-company").await;
+    if with_agent {
+        for (name, value) in [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")] {
+            b.fill(name, value).await;
+        }
+        b.click("input[name=method][value=phone]").await;
+        b.submit("step-agent").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_certificate() {
+    let ca = web_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("organisation", 1200, 1700).await;
+    b.goto(&base).await;
+    assert_eq!(b.attr("html", "lang").await.as_deref(), Some("zh-CN"), "Chinese by default");
+    b.shot("home").await;
+    b.click("#flow-org-new").await;
+    let required = b.text("#required-materials").await;
+    assert!(required.contains("营业执照") && required.contains("授权书"), "materials listed before the start: {required}");
+    b.shot("before-you-start").await;
+    b.submit("start").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("verification"));
+    b.click("input[name=method][value=phone]").await;
+    b.shot("verification").await;
+    b.submit("step-verification").await;
+    // A typing mistake in the credit code is named inline and the other values stay.
+    b.fill("name", "福建示例科技有限公司").await;
+    b.fill("credit_code", "91350100M000100Y44").await;
+    b.fill("legal_rep.name", "张三").await;
+    b.fill("legal_rep.id_number", "11010519491231002X").await;
+    b.fill("legal_rep.phone", "13800138000").await;
+    b.submit("step-company").await;
+    let error = b.text(".error[data-field=credit_code]").await;
+    assert!(error.contains("校验位"), "inline message: {error}");
+    b.shot("company-inline-error").await;
+    b.fill("credit_code", CREDIT).await;
+    b.submit("step-company").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    for (name, value) in [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")] {
+        b.fill(name, value).await;
+    }
+    b.click("input[name=method][value=phone]").await;
+    b.shot("agent").await;
+    b.submit("step-agent").await;
+    b.click("input[name=product][value=org-cloud-1y]").await;
+    b.click("input[name=invoice]").await;
+    b.shot("product").await;
+    b.submit("step-product").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("materials"));
+    let file = ca.path("licence.pdf");
+    std::fs::write(&file, PDF).unwrap();
+    for kind in ["business-licence", "id-front", "id-back"] {
+        let input = b.client.find(Locator::Css(&format!("#upload-{kind} input[type=file]"))).await.unwrap();
+        input.send_keys(file.to_str().unwrap()).await.unwrap();
+        b.submit(&format!("upload-{kind}")).await;
+    }
+    // The legal representative authorises the agent online instead of a stamped letter.
+    let rep_code = code(&b, &ca, "code-authorization", REP).await;
+    b.fill("code", &rep_code).await;
+    b.submit("authorize").await;
+    b.shot("materials").await;
+    b.submit("step-materials").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("signature"));
+    assert!(b.text("#terms").await.contains("云证书服务协议"));
+    let agent_code = code(&b, &ca, "code-signature", AGENT).await;
+    b.fill("code", &agent_code).await;
+    b.click("input[name=accept_terms]").await;
+    b.shot("signature").await;
+    b.submit("step-signature").await;
+    b.click("input[name=method][value=wechat]").await;
+    b.submit("step-payment").await;
+    let qr = b.attr("img#pay-qr", "data-url").await.expect("the payment QR code");
+    b.shot("payment-qr").await;
+    // The payer scans and pays (the sandbox provider's page); the order page moves on by
+    // itself (a meta refresh: no JavaScript).
+    let root = reqwest::Certificate::from_pem(&std::fs::read(ca.config_path.parent().unwrap().join("tls/operator-ca.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::builder().no_proxy().use_rustls_tls().add_root_certificate(root).build().unwrap();
+    assert_eq!(http.post(&qr).send().await.unwrap().status(), 200);
+    let order_url = b.client.current_url().await.unwrap().to_string();
+    let id = b.text("#order-id").await;
+    for _ in 0..30 {
+        if b.attr("#order-state", "data-state").await.as_deref() == Some("review") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(b.attr("#order-state", "data-state").await.as_deref(), Some("review"), "moved on when the webhook landed");
+    b.shot("paid-in-review").await;
+
+    // The officer approves through the back-office API.
+    let admin = format!("https://localhost:{}", ca.config.listeners.admin.port());
+    back_office(&ca, "reviewer", reqwest::Method::POST, &format!("{admin}/v1/orders/{id}/decision"), Some(json!({ "approve": true }))).await;
+    b.goto(&order_url).await;
+    assert_eq!(b.attr("#order-state", "data-state").await.as_deref(), Some("approved"));
+    b.shot("approved").await;
+
+    // The agent gets the certificate with the reference app and signs through the QR flow.
+    let reference = Reference { ca: &ca, state: ca.path("app.json").to_str().unwrap().to_string() };
+    reference.login(AGENT);
+    let credential = reference.enroll();
+    let (_, sig, png) = reference.sign(&credential).await;
+    assert!(std::fs::metadata(&sig).unwrap().len() > 0 && std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    // Order management shows it completed, after an SMS check of the agent's phone.
+    b.goto(&format!("{base}/orders")).await;
+    b.fill("subject", CREDIT).await;
+    b.fill("phone", "13700137000").await;
+    let query_code = code(&b, &ca, "query-code", AGENT).await;
+    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
+    b.submit("query").await;
+    b.wait_attr(&format!("tr[data-order=\"{id}\"]"), "data-state", "completed").await;
+    b.shot("order-management-completed").await;
+    b.goto(&format!("{base}/orders/{id}")).await;
+    assert!(b.client.find(Locator::Css("a#invoice")).await.is_ok(), "the invoice can be downloaded");
+    // English is one click away.
+    b.click("#lang").await;
+    assert_eq!(b.attr("html", "lang").await.as_deref(), Some("en"));
+    b.shot("home-english").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_check_offers_the_offline_path() {
+    let ca = web_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    // A phone-sized window: the pages must work there too.
+    let first = Browser::start("interrupted", 390, 1400).await;
+    org_first_steps(&first, &base, "13800138000", false).await;
+    assert_eq!(first.current_step().await.as_deref(), Some("agent"));
+    let id = first.text("#order-id").await;
+    first.shot("interrupted-at-agent").await;
+    first.client.close().await.unwrap();
+
+    // Another browser (no cookies): the order is found through order management by the legal
+    // representative's phone, and continues where it stopped.
+    let again = Browser::start("resumed", 390, 1400).await;
+    again.goto(&format!("{base}/orders")).await;
+    again.fill("subject", CREDIT).await;
+    again.fill("phone", "13800138000").await;
+    let query_code = code(&again, &ca, "query-code", REP).await;
+    again.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
+    again.submit("query").await;
+    again.shot("found").await;
+    again.click(&format!("tr[data-order=\"{id}\"] a")).await;
+    assert_eq!(again.current_step().await.as_deref(), Some("agent"), "resumed at the step it stopped");
+    again.shot("resumed").await;
+
+    // A second application for the same credit code is refused, naming the open one.
+    org_first_steps(&again, &base, "13800138000", false).await;
+    let alert = again.text(".alert").await;
+    assert!(alert.contains(&id), "the message names the open order: {alert}");
+    again.shot("duplicate-refused").await;
+
+    // A failed identity check: correct the data, or the offline path with its printable form.
+    let other = "91110000802100433B";
+    again.goto(&format!("{base}/apply/org-new")).await;
+    again.submit("start").await;
+    again.click("input[name=method][value=phone]").await;
+    again.submit("step-verification").await;
+    for (name, value) in [
+        ("name", "北京示例有限公司"),
+        ("credit_code", other),
+        ("legal_rep.name", "王五"),
+        ("legal_rep.id_number", "110101199003074338"),
+        ("legal_rep.phone", "13800130000"),
+    ] {
+        again.fill(name, value).await;
+    }
+    again.submit("step-company").await;
+    assert!(again.text(".alert").await.contains("身份核验未通过"));
+    assert!(again.client.find(Locator::Css("#offline-path a#print-form")).await.is_ok(), "the form is offered");
+    assert_eq!(again.attr("input[name=\"legal_rep.phone\"]", "value").await.as_deref(), Some("13800130000"), "values kept for correcting");
+    again.shot("check-failed").await;
+    again.submit("go-offline").await;
+    assert_eq!(again.attr("#order-state", "data-state").await.as_deref(), Some("offline"));
+    again.shot("offline").await;
+    let href = again.attr("a#print-form", "href").await.unwrap();
+    assert!(href.ends_with("/form.pdf"));
+}
+
+/// What any browser gets: security headers, CSRF refusal, upload limits (no WebDriver needed).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pages_carry_security_headers_and_refuse_forged_posts() {
+    let ca = web_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let page = http().get(&base).send().await.unwrap();
+    let headers = page.headers().clone();
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("cc_csrf=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // A POST without the matching token (another site's form) opens nothing.
+    let forged = http().post(format!("{base}/apply/org-new")).form(&[("csrf", "guess")]).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    let audit = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", "order.created"]);
+    assert!(!audit.text.contains("order.created"), "no order was created");
+    // An order that is not this browser's does not exist.
+    assert_eq!(http().get(format!("{base}/orders/RA20261124-XXXXXXXX")).send().await.unwrap().status(), 404);
+}
