@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing cloudca needs on Debian: SoftHSM2 and pkcs11-tool,
-# OpenSSL, PostgreSQL (tests run the suite against it too), pkilint and schemathesis from PyPI,
-# cargo-nextest.
+# OpenSSL, PostgreSQL (tests run the suite against it too), Chromium and ChromeDriver (the web
+# front's browser tests), pkilint and schemathesis from PyPI, cargo-nextest.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v wrk >/dev/null || need_apt+=(wrk)                 # benchmarks
 command -v ab >/dev/null || need_apt+=(apache2-utils)        # benchmarks
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)      # tests read QR codes back
+command -v chromium >/dev/null || need_apt+=(chromium)       # web front tests, headless
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -n "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -240,7 +240,10 @@ fn load(path: Option<&Path>) -> Result<Config, CliError> {
 
 /// Loads the web front's own configuration.
 fn load_web(path: Option<&Path>) -> Result<crate::web::config::WebConfig, CliError> {
-    let path = path.ok_or_else(|| CliError { error: anyhow::anyhow!("--config FILE is required for this command"), code: EX_USAGE })?;
+    let path = path.ok_or_else(|| CliError {
+        error: anyhow::anyhow!("--config FILE is required for this command"),
+        code: EX_USAGE,
+    })?;
     crate::web::config::WebConfig::load(path).map_err(|e| CliError { error: e.into(), code: EX_CONFIG })
 }
 

@@ -9,6 +9,9 @@ use crate::web::config::WebConfig;
 pub fn run(config: WebConfig) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        crate::web::serve(config, super::serve::shutdown_signal()).await.map_err(anyhow::Error::msg).context("cannot start the web front")
+        crate::web::serve(config, super::serve::shutdown_signal())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("cannot start the web front")
     })
 }

@@ -67,7 +67,13 @@ impl Daemon {
     }
 
     /// A JSON call to the RA API, with the order token when given.
-    pub async fn ra(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Result<Answer, Unreachable> {
+    pub async fn ra(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Answer, Unreachable> {
         let mut request = self.http.request(method, format!("{}{path}", self.admin));
         if let Some(t) = token {
             request = request.header("x-order-token", t);
@@ -80,7 +86,8 @@ impl Daemon {
 
     /// The orders an order-query session covers.
     pub async fn queried_orders(&self, query_token: &str) -> Result<Answer, Unreachable> {
-        let request = self.http.get(format!("{}/v1/ra/queries/orders", self.admin)).header("x-query-token", query_token);
+        let request =
+            self.http.get(format!("{}/v1/ra/queries/orders", self.admin)).header("x-query-token", query_token);
         self.send(request).await
     }
 
@@ -108,7 +115,13 @@ impl Daemon {
     }
 
     /// A call to the api listener as the app would make it (bearer token when given).
-    pub async fn app(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Result<Answer, Unreachable> {
+    pub async fn app(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Answer, Unreachable> {
         let mut request = self.http.request(method, format!("{}{path}", self.api));
         if let Some(b) = bearer {
             request = request.bearer_auth(b);

@@ -61,11 +61,16 @@ pub fn refusal(lang: Lang, values: HashMap<String, String>, answer: &Answer, str
                     field = rest.to_string();
                 }
             }
-            let message = field_error(lang, e["code"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default());
+            let message =
+                field_error(lang, e["code"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default());
             errors.insert(field, message);
         }
     }
-    let message = if errors.is_empty() { Some(message(lang, answer)) } else { Some(lang.t("Please correct the marked fields.").to_string()) };
+    let message = if errors.is_empty() {
+        Some(message(lang, answer))
+    } else {
+        Some(lang.t("Please correct the marked fields.").to_string())
+    };
     FormState { values, errors, message }
 }
 
@@ -80,7 +85,10 @@ pub fn message(lang: Lang, answer: &Answer) -> String {
         429 => "验证码发送过于频繁，请稍后再试".into(),
         503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
         409 if answer.body["open_order"].is_string() => {
-            format!("该证件已有未完成的申请（订单 {}），请继续办理或先取消该订单", answer.body["open_order"].as_str().unwrap_or_default())
+            format!(
+                "该证件已有未完成的申请（订单 {}），请继续办理或先取消该订单",
+                answer.body["open_order"].as_str().unwrap_or_default()
+            )
         }
         422 if answer.body["alternatives"].is_array() => format!("身份核验未通过：{title}"),
         _ => title,

@@ -70,8 +70,17 @@ pub fn steps(lang: Lang, steps: &[(String, bool)], current: Option<&str>) -> Str
 /// Step names come from a fixed set; map them back to `'static` keys for translation.
 fn leak(name: &str) -> &'static str {
     const KNOWN: [&str; 11] = [
-        "certificate", "verification", "company", "person", "subject-check", "agent", "agent-check", "product",
-        "materials", "signature", "payment",
+        "certificate",
+        "verification",
+        "company",
+        "person",
+        "subject-check",
+        "agent",
+        "agent-check",
+        "product",
+        "materials",
+        "signature",
+        "payment",
     ];
     KNOWN.into_iter().find(|k| *k == name).unwrap_or("")
 }
@@ -103,7 +112,9 @@ pub fn input(state: &FormState, label: &str, name: &str, kind: &str, required: b
     let error = state.errors.get(name);
     let invalid = if error.is_some() { " aria-invalid=\"true\"" } else { "" };
     let req = if required { " required" } else { "" };
-    let err = error.map(|e| format!("<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e)))
+        .unwrap_or_default();
     format!(
         "<label>{label}<input type=\"{kind}\" name=\"{n}\" value=\"{v}\"{req}{invalid}>{err}</label>",
         label = esc(label),
@@ -141,7 +152,11 @@ pub fn checkbox(state: &FormState, label: &str, name: &str) -> String {
         .get(name)
         .map(|e| format!("<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e)))
         .unwrap_or_default();
-    format!("<label class=\"choice\"><input type=\"checkbox\" name=\"{}\"{checked}> {}</label>{err}", esc(name), esc(label))
+    format!(
+        "<label class=\"choice\"><input type=\"checkbox\" name=\"{}\"{checked}> {}</label>{err}",
+        esc(name),
+        esc(label)
+    )
 }
 
 /// A POST form with the CSRF field.

@@ -79,9 +79,13 @@ pub fn router(web: Web) -> Router {
 }
 
 /// Serves the pages until `shutdown` resolves (HTTPS when `tls_cert` is set).
-pub async fn serve(config: WebConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+pub async fn serve(
+    config: WebConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let daemon = Daemon::new(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
     tracing::info!(listen = %config.listen, "web front serving");
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),

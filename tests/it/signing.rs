@@ -369,8 +369,20 @@ impl Reference<'_> {
     pub(crate) fn login(&self, phone: &str) {
         let outbox = self.ca.config.data_dir.join("sms-outbox.jsonl");
         let (api, ca) = (self.api(), self.tls("operator-ca.pem"));
-        let login =
-            ["app", "--state", &self.state, "login", "--api", &api, "--ca", &ca, "--phone", phone, "--outbox", outbox.to_str().unwrap()];
+        let login = [
+            "app",
+            "--state",
+            &self.state,
+            "login",
+            "--api",
+            &api,
+            "--ca",
+            &ca,
+            "--phone",
+            phone,
+            "--outbox",
+            outbox.to_str().unwrap(),
+        ];
         let out = cloudca(&login);
         assert!(out.ok, "{}", out.text);
     }
@@ -379,8 +391,10 @@ impl Reference<'_> {
     pub(crate) fn enroll(&self) -> String {
         let listed = cloudca(&["app", "--state", &self.state, "credentials"]);
         let listed: serde_json::Value = serde_json::from_str(&listed.text).expect("JSON");
-        let approval = listed["approvals"][0]["approval_id"].as_str().expect("an approval waits in the app").to_string();
-        let (ok, text) = cloudca_with_input(&["app", "--state", &self.state, "enroll", "--approval", &approval], "246810\n");
+        let approval =
+            listed["approvals"][0]["approval_id"].as_str().expect("an approval waits in the app").to_string();
+        let (ok, text) =
+            cloudca_with_input(&["app", "--state", &self.state, "enroll", "--approval", &approval], "246810\n");
         assert!(ok, "{text}");
         let credential: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         credential["id"].as_str().unwrap().to_string()
@@ -442,7 +456,8 @@ async fn the_reference_clients_sign_end_to_end() {
     let state = ca.path("app.json");
     let state = state.to_str().unwrap();
     let subject = "/C=CN/CN=张三/serialNumber=11010519491231002X";
-    let create = ["--config", config, "approval", "create", "--profile", "personal", "--phone", PHONE, "--subject", subject];
+    let create =
+        ["--config", config, "approval", "create", "--profile", "personal", "--phone", PHONE, "--subject", subject];
     let out = cloudca(&create);
     assert!(out.ok, "{}", out.text);
     let reference = Reference { ca: &ca, state: state.to_string() };

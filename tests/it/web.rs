@@ -57,7 +57,13 @@ async fn wait_listening(port: u16, what: &str) {
 async fn web_front(ca: &TestCa) -> (Child, String) {
     let config = ca.config_path.parent().unwrap().join("web.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let port: u16 = text.lines().find_map(|l| l.strip_prefix("listen = \"127.0.0.1:")).unwrap().trim_end_matches('"').parse().unwrap();
+    let port: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+        .unwrap()
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
         .args(["--config", config.to_str().unwrap(), "web"])
         .env("RUST_LOG", "warn")
@@ -123,7 +129,11 @@ impl Browser {
     }
 
     async fn fill(&self, name: &str, value: &str) {
-        let field = self.client.find(Locator::Css(&format!("form [name=\"{name}\"]"))).await.unwrap_or_else(|e| panic!("field {name}: {e}"));
+        let field = self
+            .client
+            .find(Locator::Css(&format!("form [name=\"{name}\"]")))
+            .await
+            .unwrap_or_else(|e| panic!("field {name}: {e}"));
         field.clear().await.unwrap();
         field.send_keys(value).await.unwrap();
     }
@@ -194,7 +204,9 @@ async fn back_office(ca: &TestCa, role: &str, method: reqwest::Method, url: &str
         .no_proxy()
         .use_rustls_tls()
         .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(dir.join("operator-ca.pem")).unwrap()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(dir.join("operator-ca.pem")).unwrap()).unwrap(),
+        )
         .build()
         .unwrap();
     let mut r = http.request(method, url);
@@ -223,7 +235,12 @@ async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: b
     }
     b.submit("step-company").await;
     if with_agent {
-        for (name, value) in [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")] {
+        for (name, value) in [
+            ("name", "李四"),
+            ("id_number", "110101199003074338"),
+            ("phone", "13700137000"),
+            ("email", "lisi@example.com"),
+        ] {
             b.fill(name, value).await;
         }
         b.click("input[name=method][value=phone]").await;
@@ -242,7 +259,10 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("home").await;
     b.click("#flow-org-new").await;
     let required = b.text("#required-materials").await;
-    assert!(required.contains("营业执照") && required.contains("授权书"), "materials listed before the start: {required}");
+    assert!(
+        required.contains("营业执照") && required.contains("授权书"),
+        "materials listed before the start: {required}"
+    );
     b.shot("before-you-start").await;
     b.submit("start").await;
     assert_eq!(b.current_step().await.as_deref(), Some("verification"));
@@ -262,7 +282,9 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.fill("credit_code", CREDIT).await;
     b.submit("step-company").await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
-    for (name, value) in [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")] {
+    for (name, value) in
+        [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")]
+    {
         b.fill(name, value).await;
     }
     b.click("input[name=method][value=phone]").await;
@@ -299,7 +321,10 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("payment-qr").await;
     // The payer scans and pays (the sandbox provider's page); the order page moves on by
     // itself (a meta refresh: no JavaScript).
-    let root = reqwest::Certificate::from_pem(&std::fs::read(ca.config_path.parent().unwrap().join("tls/operator-ca.pem")).unwrap()).unwrap();
+    let root = reqwest::Certificate::from_pem(
+        &std::fs::read(ca.config_path.parent().unwrap().join("tls/operator-ca.pem")).unwrap(),
+    )
+    .unwrap();
     let http = reqwest::Client::builder().no_proxy().use_rustls_tls().add_root_certificate(root).build().unwrap();
     assert_eq!(http.post(&qr).send().await.unwrap().status(), 200);
     let order_url = b.client.current_url().await.unwrap().to_string();
@@ -310,12 +335,23 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(b.attr("#order-state", "data-state").await.as_deref(), Some("review"), "moved on when the webhook landed");
+    assert_eq!(
+        b.attr("#order-state", "data-state").await.as_deref(),
+        Some("review"),
+        "moved on when the webhook landed"
+    );
     b.shot("paid-in-review").await;
 
     // The officer approves through the back-office API.
     let admin = format!("https://localhost:{}", ca.config.listeners.admin.port());
-    back_office(&ca, "reviewer", reqwest::Method::POST, &format!("{admin}/v1/orders/{id}/decision"), Some(json!({ "approve": true }))).await;
+    back_office(
+        &ca,
+        "reviewer",
+        reqwest::Method::POST,
+        &format!("{admin}/v1/orders/{id}/decision"),
+        Some(json!({ "approve": true })),
+    )
+    .await;
     b.goto(&order_url).await;
     assert_eq!(b.attr("#order-state", "data-state").await.as_deref(), Some("approved"));
     b.shot("approved").await;
@@ -395,7 +431,11 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     again.submit("step-company").await;
     assert!(again.text(".alert").await.contains("身份核验未通过"));
     assert!(again.client.find(Locator::Css("#offline-path a#print-form")).await.is_ok(), "the form is offered");
-    assert_eq!(again.attr("input[name=\"legal_rep.phone\"]", "value").await.as_deref(), Some("13800130000"), "values kept for correcting");
+    assert_eq!(
+        again.attr("input[name=\"legal_rep.phone\"]", "value").await.as_deref(),
+        Some("13800130000"),
+        "values kept for correcting"
+    );
     again.shot("check-failed").await;
     again.submit("go-offline").await;
     assert_eq!(again.attr("#order-state", "data-state").await.as_deref(), Some("offline"));
@@ -415,7 +455,10 @@ async fn the_pages_carry_security_headers_and_refuse_forged_posts() {
     assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     assert_eq!(headers["x-frame-options"], "DENY");
     let cookie = headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("cc_csrf=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.starts_with("cc_csrf=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     // A POST without the matching token (another site's form) opens nothing.
     let forged = http().post(format!("{base}/apply/org-new")).form(&[("csrf", "guess")]).send().await.unwrap();
     assert_eq!(forged.status(), 403);

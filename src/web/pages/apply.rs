@@ -52,7 +52,10 @@ pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): 
         list.push_str(&format!("<li data-kind=\"{}\">{}</li>", esc(k), esc(material_name(l, k))));
     }
     if flow == "org-new" {
-        list.push_str(&format!("<li data-kind=\"authorization-letter\">{}</li>", esc(l.t("Authorisation letter with the company stamp, when the agent is not the legal representative"))));
+        list.push_str(&format!(
+            "<li data-kind=\"authorization-letter\">{}</li>",
+            esc(l.t("Authorisation letter with the company stamp, when the agent is not the legal representative"))
+        ));
     }
     if kinds.is_empty() && flow != "org-new" {
         list.push_str("<li>—</li>");
@@ -63,7 +66,13 @@ pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): 
         .map(|a| {
             a.iter()
                 .filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow.as_str())))
-                .map(|p| format!("<li>{} — {}</li>", esc(p["name"].as_str().unwrap_or_default()), crate::web::html::yuan(p["price_fen"].as_i64().unwrap_or(0))))
+                .map(|p| {
+                    format!(
+                        "<li>{} — {}</li>",
+                        esc(p["name"].as_str().unwrap_or_default()),
+                        crate::web::html::yuan(p["price_fen"].as_i64().unwrap_or(0))
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -83,8 +92,8 @@ pub(in crate::web) async fn create(
     Path(flow): Path<String>,
     Form(values): Form<HashMap<String, String>>,
 ) -> Response {
-    if !ctx.csrf_ok(values.get("csrf").map_or("", String::as_str)) {
-        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+    if let Some(refused) = super::forged(&ctx, &values) {
+        return refused;
     }
     let body = serde_json::json!({ "channel": web.config.channel, "flow": flow });
     let answer = match web.daemon.ra(Method::POST, "/v1/ra/orders", None, Some(&body)).await {

@@ -19,7 +19,8 @@ pub(in crate::web) async fn home(State(web): State<Web>, ctx: Ctx) -> Response {
         Ok(c) => c,
         Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
-    let features: Vec<&str> = channel["features"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let features: Vec<&str> =
+        channel["features"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
     let mut cards = String::from("<ul class=\"cards\">");
     for (flow, title) in FLOWS {
         let methods_ok = match flow {
@@ -28,7 +29,10 @@ pub(in crate::web) async fn home(State(web): State<Web>, ctx: Ctx) -> Response {
             _ => true,
         };
         if features.contains(&feature(flow)) && methods_ok {
-            cards.push_str(&format!("<li><a class=\"card\" id=\"flow-{flow}\" href=\"/apply/{flow}\">{}</a></li>", esc(l.t(title))));
+            cards.push_str(&format!(
+                "<li><a class=\"card\" id=\"flow-{flow}\" href=\"/apply/{flow}\">{}</a></li>",
+                esc(l.t(title))
+            ));
         }
     }
     cards.push_str(&format!(
@@ -63,7 +67,8 @@ pub(in crate::web) async fn language(ctx: Ctx, Path(code): Path<String>) -> Resp
 }
 
 pub(in crate::web) async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], CSS).into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], CSS)
+        .into_response()
 }
 
 pub(in crate::web) async fn not_found(ctx: Ctx) -> Response {
@@ -79,7 +84,8 @@ const HELP_ZH: &str = "<section><h2>获取手机App</h2><p>在应用商店搜索
 <h2>办理须知</h2><p>同一证件在同一渠道只能有一笔未完成的申请；未完成的订单可在“订单管理”中查询、继续或取消。\
 身份核验未通过时，可修改信息后重试，或打印申请表改为线下办理。</p></section>";
 
-const HELP_EN: &str = "<section><h2>Get the mobile app</h2><p>Search for “cloud certificate” in the app store or ask your \
+const HELP_EN: &str =
+    "<section><h2>Get the mobile app</h2><p>Search for “cloud certificate” in the app store or ask your \
 channel for the link. Log in with the agent's (or your own) phone number from the application and an SMS code.</p>\
 <h2>Download the certificate</h2><p>Once the application is approved, the app shows the certificate waiting for you: \
 check your identity and set a 6 to 12 digit certificate PIN; the key is generated in the CA's HSM and the certificate \

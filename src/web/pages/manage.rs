@@ -43,7 +43,11 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
     s.values.insert("subject".into(), flash.subject.unwrap_or_default());
     s.values.insert("phone".into(), flash.phone.unwrap_or_default());
     if flash.sent.is_some() && s.message.is_none() {
-        s.message = Some(if l == crate::web::i18n::Lang::Zh { "验证码已发送（如该手机号在档）".into() } else { "A code was sent if the phone is on file.".into() });
+        s.message = Some(if l == crate::web::i18n::Lang::Zh {
+            "验证码已发送（如该手机号在档）".into()
+        } else {
+            "A code was sent if the phone is on file.".into()
+        });
     }
     let who = input(&s, l.t("Credit code or ID number"), "subject", "text", true)
         + &input(&s, l.t("The phone of an agent on file, or the legal representative's"), "phone", "tel", true);
@@ -55,7 +59,11 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
         + &input(&s, l.t("Name"), "name", "text", true)
         + &input(&s, l.t("ID number"), "id_number", "text", true)
         + &input(&s, l.t("Bank card number"), "card", "text", true);
-    body.push_str(&format!("<details><summary>{}</summary>{}</details>", esc(l.t("Or check the legal representative's bank card")), form(&ctx, "/orders/query", "query-card", &card, l.t("Show my orders"))));
+    body.push_str(&format!(
+        "<details><summary>{}</summary>{}</details>",
+        esc(l.t("Or check the legal representative's bank card")),
+        form(&ctx, "/orders/query", "query-card", &card, l.t("Show my orders"))
+    ));
     html(StatusCode::OK, page(&ctx, l.t("Order management"), &body, None))
 }
 
@@ -69,7 +77,10 @@ fn list(ctx: &Ctx, body: &serde_json::Value) -> String {
     for o in items {
         let id = o["id"].as_str().unwrap_or_default();
         let state = o["state"].as_str().unwrap_or_default();
-        let label = ["open", "offline", "review", "approved", "completed", "rejected", "cancelled"].into_iter().find(|s| *s == state).unwrap_or("open");
+        let label = ["open", "offline", "review", "approved", "completed", "rejected", "cancelled"]
+            .into_iter()
+            .find(|s| *s == state)
+            .unwrap_or("open");
         let link = if state == "open" { l.t("Continue") } else { l.t("Details") };
         out.push_str(&format!(
             "<tr data-order=\"{id}\" data-state=\"{state}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/orders/{id}\">{}</a></td></tr>",
@@ -84,9 +95,13 @@ fn list(ctx: &Ctx, body: &serde_json::Value) -> String {
     out + "</tbody></table>"
 }
 
-pub(in crate::web) async fn query_code(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
-    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
-        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+pub(in crate::web) async fn query_code(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
     }
     let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
     let body = serde_json::json!({ "subject": subject, "phone": phone });
@@ -98,18 +113,27 @@ pub(in crate::web) async fn query_code(State(web): State<Web>, ctx: Ctx, Form(v)
     }
 }
 
-pub(in crate::web) async fn query(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
-    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
-        return trouble(&ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."));
+pub(in crate::web) async fn query(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
     }
     let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let mut body = serde_json::json!({ "subject": get("subject").unwrap_or_default(), "phone": get("phone").unwrap_or_default() });
+    let mut body =
+        serde_json::json!({ "subject": get("subject").unwrap_or_default(), "phone": get("phone").unwrap_or_default() });
     for key in ["code", "name", "id_number", "card"] {
         if let Some(value) = get(key) {
             body[key] = serde_json::Value::String(value);
         }
     }
-    let back = format!("/orders?subject={}&phone={}", urlencode(&get("subject").unwrap_or_default()), urlencode(&get("phone").unwrap_or_default()));
+    let back = format!(
+        "/orders?subject={}&phone={}",
+        urlencode(&get("subject").unwrap_or_default()),
+        urlencode(&get("phone").unwrap_or_default())
+    );
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();

@@ -42,6 +42,13 @@ pub(super) fn trouble(ctx: &Ctx, status: StatusCode, message: &str) -> Response 
     html(status, page(ctx, ctx.lang.t("Something went wrong; try again."), &body, None))
 }
 
+/// A POST whose CSRF field does not match this browser's token (another site's form, or a
+/// page from before the cookie): the refusal to answer with, if so.
+pub(super) fn forged(ctx: &Ctx, values: &std::collections::HashMap<String, String>) -> Option<Response> {
+    let ok = ctx.csrf_ok(values.get("csrf").map_or("", String::as_str));
+    (!ok).then(|| trouble(ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again.")))
+}
+
 /// The channel these pages serve, as the daemon describes it.
 pub(super) async fn channel(web: &Web) -> Result<Value, String> {
     let path = format!("/v1/ra/channels/{}", web.config.channel);

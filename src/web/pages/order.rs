@@ -161,7 +161,10 @@ fn status_text(l: Lang, flow: &str, view: &Value) -> String {
         "rejected" | "cancelled" => format!("{}: {}", l.t("Reason"), esc(view["reason"].as_str().unwrap_or_default())),
         _ => String::new(),
     };
-    let serial = view["serial"].as_str().map(|s| format!("<p>{}: <span id=\"serial\">{}</span></p>", l.t("Certificate serial number"), esc(s))).unwrap_or_default();
+    let serial = view["serial"]
+        .as_str()
+        .map(|s| format!("<p>{}: <span id=\"serial\">{}</span></p>", l.t("Certificate serial number"), esc(s)))
+        .unwrap_or_default();
     format!("<section class=\"status\"><p>{text}</p>{serial}</section>")
 }
 
@@ -176,7 +179,9 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
     let next = l.t("Next");
     let opts = |list: &Value| -> Vec<(String, String)> {
         list.as_array()
-            .map(|a| a.iter().filter_map(|m| m.as_str()).map(|m| (m.to_string(), l.t(method_key(m)).to_string())).collect())
+            .map(|a| {
+                a.iter().filter_map(|m| m.as_str()).map(|m| (m.to_string(), l.t(method_key(m)).to_string())).collect()
+            })
             .unwrap_or_default()
     };
     let method = summary["verification"].as_str().unwrap_or_default();
@@ -194,10 +199,18 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
     };
     let html = match step {
         "certificate" => {
-            let code_form = form(ctx, &format!("/orders/{id}/code/certificate"), "code-certificate", &input(s, l.t("Certificate serial number"), "serial", "text", true), l.t("Send code"));
-            let mut inner = input(s, l.t("Certificate serial number"), "serial", "text", true) + &input(s, l.t("SMS code"), "code", "text", true);
+            let code_form = form(
+                ctx,
+                &format!("/orders/{id}/code/certificate"),
+                "code-certificate",
+                &input(s, l.t("Certificate serial number"), "serial", "text", true),
+                l.t("Send code"),
+            );
+            let mut inner = input(s, l.t("Certificate serial number"), "serial", "text", true)
+                + &input(s, l.t("SMS code"), "code", "text", true);
             if flow == "revocation" {
-                let reasons = ["cessationOfOperation", "keyCompromise", "affiliationChanged", "superseded"].map(|r| (r.to_string(), r.to_string()));
+                let reasons = ["cessationOfOperation", "keyCompromise", "affiliationChanged", "superseded"]
+                    .map(|r| (r.to_string(), r.to_string()));
                 inner.push_str(&radios(s, l.t("Revocation reason"), "reason", &reasons));
             }
             code_form + &form(ctx, &action, &form_id, &inner, next)
@@ -237,15 +250,17 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
             if flow == "org-new" {
                 inner.push_str(&checkbox(s, l.t("The legal representative applies in person"), "legal_rep_in_person"));
             }
-            inner.push_str(&[
-                input(s, l.t("Name"), "name", "text", false),
-                input(s, l.t("ID number"), "id_number", "text", false),
-                input(s, l.t("Mobile phone"), "phone", "tel", false),
-                input(s, l.t("E-mail"), "email", "email", true),
-                radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])),
-                input(s, l.t("Bank card number"), "card", "text", false),
-            ]
-            .concat());
+            inner.push_str(
+                &[
+                    input(s, l.t("Name"), "name", "text", false),
+                    input(s, l.t("ID number"), "id_number", "text", false),
+                    input(s, l.t("Mobile phone"), "phone", "tel", false),
+                    input(s, l.t("E-mail"), "email", "email", true),
+                    radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])),
+                    input(s, l.t("Bank card number"), "card", "text", false),
+                ]
+                .concat(),
+            );
             form(ctx, &action, &form_id, &inner, next)
         }
         "product" => {
@@ -254,7 +269,16 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
                 .map(|a| {
                     a.iter()
                         .filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow)))
-                        .map(|p| (p["id"].as_str().unwrap_or_default().to_string(), format!("{} {}", p["name"].as_str().unwrap_or_default(), yuan(p["price_fen"].as_i64().unwrap_or(0)))))
+                        .map(|p| {
+                            (
+                                p["id"].as_str().unwrap_or_default().to_string(),
+                                format!(
+                                    "{} {}",
+                                    p["name"].as_str().unwrap_or_default(),
+                                    yuan(p["price_fen"].as_i64().unwrap_or(0))
+                                ),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -268,9 +292,14 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
         }
         "materials" => materials_form(ctx, view, s),
         "signature" => {
-            let terms = format!("<h2>{}</h2><div class=\"terms\" id=\"terms\">{}</div>", esc(l.t("Terms")), esc(channel["terms"].as_str().unwrap_or_default()));
+            let terms = format!(
+                "<h2>{}</h2><div class=\"terms\" id=\"terms\">{}</div>",
+                esc(l.t("Terms")),
+                esc(channel["terms"].as_str().unwrap_or_default())
+            );
             let code_form = form(ctx, &format!("/orders/{id}/code/signature"), "code-signature", "", l.t("Send code"));
-            let inner = input(s, l.t("SMS code"), "code", "text", true) + &checkbox(s, l.t("I have read and accept the terms"), "accept_terms");
+            let inner = input(s, l.t("SMS code"), "code", "text", true)
+                + &checkbox(s, l.t("I have read and accept the terms"), "accept_terms");
             terms + &code_form + &form(ctx, &action, &form_id, &inner, l.t("Sign the application"))
         }
         "payment" => return payment_form(ctx, view, &action, &form_id, s),
@@ -280,7 +309,10 @@ fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState
 }
 
 fn method_key(m: &str) -> &'static str {
-    ["bank-account", "phone", "bank-card", "face-sms", "face-qr", "wechat", "alipay"].into_iter().find(|k| *k == m).unwrap_or("phone")
+    ["bank-account", "phone", "bank-card", "face-sms", "face-qr", "wechat", "alipay"]
+        .into_iter()
+        .find(|k| *k == m)
+        .unwrap_or("phone")
 }
 
 fn qr_img(text: &str, id: &str) -> String {
@@ -303,9 +335,16 @@ fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormStat
     }
     let url = pending["url"].as_str().unwrap_or_default();
     let shown = if pending["method"] == "face-qr" {
-        format!("<p>{}</p>{}", esc(l.t("Scan this code with the phone to take the face check.")), qr_img(url, "face-qr"))
+        format!(
+            "<p>{}</p>{}",
+            esc(l.t("Scan this code with the phone to take the face check.")),
+            qr_img(url, "face-qr")
+        )
     } else {
-        format!("<p id=\"face-sms\">{}</p>", esc(l.t("A link was sent by SMS; finish the face check on the phone, then continue.")))
+        format!(
+            "<p id=\"face-sms\">{}</p>",
+            esc(l.t("A link was sent by SMS; finish the face check on the phone, then continue."))
+        )
     };
     let id = view["id"].as_str().unwrap_or_default();
     let poll = format!("<p><a href=\"/orders/{id}?poll=1\" id=\"poll\">{}</a></p>", esc(l.t("I have finished")));
@@ -315,15 +354,24 @@ fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormStat
 fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> String {
     let l = ctx.lang;
     let id = view["id"].as_str().unwrap_or_default();
-    let uploaded: Vec<&str> = view["materials"].as_array().map(|a| a.iter().filter_map(|m| m["kind"].as_str()).collect()).unwrap_or_default();
+    let uploaded: Vec<&str> =
+        view["materials"].as_array().map(|a| a.iter().filter_map(|m| m["kind"].as_str()).collect()).unwrap_or_default();
     let mut out = String::from("<ul class=\"materials\">");
     for kind in view["materials_required"].as_array().into_iter().flatten().filter_map(|k| k.as_str()) {
         let name = material_name(l, kind);
         if uploaded.contains(&kind) {
-            out.push_str(&format!("<li class=\"done\" data-kind=\"{kind}\">{} ✓ {}</li>", esc(name), esc(l.t("Uploaded"))));
+            out.push_str(&format!(
+                "<li class=\"done\" data-kind=\"{kind}\">{} ✓ {}</li>",
+                esc(name),
+                esc(l.t("Uploaded"))
+            ));
             continue;
         }
-        let err = s.errors.get(&format!("materials.{kind}")).map(|e| format!("<span class=\"error\">{}</span>", esc(e))).unwrap_or_default();
+        let err = s
+            .errors
+            .get(&format!("materials.{kind}"))
+            .map(|e| format!("<span class=\"error\">{}</span>", esc(e)))
+            .unwrap_or_default();
         out.push_str(&format!(
             "<li data-kind=\"{kind}\"><form method=\"post\" enctype=\"multipart/form-data\" action=\"/orders/{id}/materials\" id=\"upload-{kind}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"kind\" value=\"{kind}\">\
@@ -335,11 +383,27 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> String {
         ));
     }
     out.push_str("</ul>");
-    let needs_letter = view["materials_required"].as_array().is_some_and(|a| a.iter().any(|k| k == "authorization-letter"));
+    let needs_letter =
+        view["materials_required"].as_array().is_some_and(|a| a.iter().any(|k| k == "authorization-letter"));
     if needs_letter && view["flow"] == "org-new" {
-        out.push_str(&format!("<section id=\"online-authorization\"><h2>{}</h2>", esc(l.t("Or let the legal representative authorise online"))));
-        out.push_str(&form(ctx, &format!("/orders/{id}/code/authorization"), "code-authorization", "", l.t("Send code")));
-        out.push_str(&form(ctx, &format!("/orders/{id}/authorize"), "authorize", &input(s, l.t("Code sent to the legal representative"), "code", "text", true), l.t("Authorise")));
+        out.push_str(&format!(
+            "<section id=\"online-authorization\"><h2>{}</h2>",
+            esc(l.t("Or let the legal representative authorise online"))
+        ));
+        out.push_str(&form(
+            ctx,
+            &format!("/orders/{id}/code/authorization"),
+            "code-authorization",
+            "",
+            l.t("Send code"),
+        ));
+        out.push_str(&form(
+            ctx,
+            &format!("/orders/{id}/authorize"),
+            "authorize",
+            &input(s, l.t("Code sent to the legal representative"), "code", "text", true),
+            l.t("Authorise"),
+        ));
         out.push_str("</section>");
     }
     out + &form(ctx, &format!("/orders/{id}/steps/materials"), "step-materials", "", l.t("Materials are complete"))
@@ -348,15 +412,15 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> String {
 fn payment_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormState) -> (String, Option<u32>) {
     let l = ctx.lang;
     if let Some(url) = view["payment"]["qr_url"].as_str() {
-        let text = format!("<p>{}</p>{}", esc(l.t("Scan to pay. This page moves on by itself when the payment arrives.")), qr_img(url, "pay-qr"));
+        let text = format!(
+            "<p>{}</p>{}",
+            esc(l.t("Scan to pay. This page moves on by itself when the payment arrives.")),
+            qr_img(url, "pay-qr")
+        );
         return (text, Some(2));
     }
     let methods = [("wechat", "wechat"), ("alipay", "alipay")].map(|(v, k)| (v.to_string(), l.t(k).to_string()));
     (form(ctx, action, form_id, &radios(s, l.t("Pay with"), "method", &methods), l.t("Show the payment code")), None)
-}
-
-fn expired(ctx: &Ctx) -> Response {
-    trouble(ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again."))
 }
 
 pub(in crate::web) async fn step(
@@ -365,8 +429,8 @@ pub(in crate::web) async fn step(
     Path((id, step)): Path<(String, String)>,
     Form(values): Form<HashMap<String, String>>,
 ) -> Response {
-    if !ctx.csrf_ok(values.get("csrf").map_or("", String::as_str)) {
-        return expired(&ctx);
+    if let Some(refused) = super::forged(&ctx, &values) {
+        return refused;
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let mut body = to_json(&values, checkboxes(&step));
@@ -394,7 +458,13 @@ pub(in crate::web) async fn step(
     render(&web, &ctx, &view, state, status).await
 }
 
-fn back(id: &str, answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>, lang: Lang, ok: &str, serial: Option<&str>) -> Response {
+fn back(
+    id: &str,
+    answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>,
+    lang: Lang,
+    ok: &str,
+    serial: Option<&str>,
+) -> Response {
     let serial = serial.map(|s| format!("&serial={}", urlencode(s))).unwrap_or_default();
     match answer {
         Ok(a) if a.ok() => redirect(&format!("/orders/{id}?m={ok}{serial}"), &[]),
@@ -419,18 +489,24 @@ pub(in crate::web) async fn code(
     Path((id, purpose)): Path<(String, String)>,
     Form(values): Form<HashMap<String, String>>,
 ) -> Response {
-    if !ctx.csrf_ok(values.get("csrf").map_or("", String::as_str)) {
-        return expired(&ctx);
+    if let Some(refused) = super::forged(&ctx, &values) {
+        return refused;
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let serial = values.get("serial").map(|s| s.trim().to_string());
     let body = serde_json::json!({ "serial": serial });
     let body = if serial.is_some() { body } else { serde_json::json!({}) };
-    let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(&token), Some(&body)).await;
+    let answer =
+        web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(&token), Some(&body)).await;
     back(&id, answer, ctx.lang, "sent", serial.as_deref())
 }
 
-pub(in crate::web) async fn upload(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>, mut multipart: Multipart) -> Response {
+pub(in crate::web) async fn upload(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
     let (mut csrf, mut kind, mut bytes) = (String::new(), String::new(), Vec::new());
     while let Ok(Some(field)) = multipart.next_field().await {
         match field.name().unwrap_or_default() {
@@ -440,8 +516,9 @@ pub(in crate::web) async fn upload(State(web): State<Web>, ctx: Ctx, Path(id): P
             _ => {}
         }
     }
-    if !ctx.csrf_ok(&csrf) {
-        return expired(&ctx);
+    let fields = HashMap::from([("csrf".to_string(), csrf)]);
+    if let Some(refused) = super::forged(&ctx, &fields) {
+        return refused;
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let answer = web.daemon.upload(&id, &token, &kind, bytes).await;
@@ -450,35 +527,55 @@ pub(in crate::web) async fn upload(State(web): State<Web>, ctx: Ctx, Path(id): P
 
 /// A form with only the CSRF field posting one RA action.
 async fn action(web: &Web, ctx: &Ctx, id: &str, values: &HashMap<String, String>, path: &str, body: Value) -> Response {
-    if !ctx.csrf_ok(values.get("csrf").map_or("", String::as_str)) {
-        return expired(ctx);
+    if let Some(refused) = super::forged(ctx, values) {
+        return refused;
     }
     let Some(token) = token_for(ctx, id) else { return trouble(ctx, StatusCode::NOT_FOUND, "404") };
     let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/{path}"), Some(&token), Some(&body)).await;
     back(id, answer, ctx.lang, "", None)
 }
 
-pub(in crate::web) async fn authorize(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
+pub(in crate::web) async fn authorize(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
     let code = v.get("code").cloned().unwrap_or_default();
     action(&web, &ctx, &id, &v, "authorization", serde_json::json!({ "code": code })).await
 }
 
-pub(in crate::web) async fn cancel(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
+pub(in crate::web) async fn cancel(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
     action(&web, &ctx, &id, &v, "cancel", serde_json::json!({})).await
 }
 
-pub(in crate::web) async fn offline(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
-    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
-        return expired(&ctx);
+pub(in crate::web) async fn offline(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
     back(&id, answer, ctx.lang, "", None)
 }
 
-pub(in crate::web) async fn reissue_invoice(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
-    if !ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
-        return expired(&ctx);
+pub(in crate::web) async fn reissue_invoice(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/invoice/reissue"), Some(&token), None).await;
@@ -490,7 +587,8 @@ async fn pdf(web: &Web, ctx: &Ctx, id: &str, what: &str) -> Response {
     match web.daemon.download(&format!("/v1/ra/orders/{id}/{what}"), &token).await {
         Ok((status, bytes)) if status.is_success() => {
             let disposition = format!("inline; filename=\"{id}-{what}.pdf\"");
-            ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response()
+            ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+                .into_response()
         }
         Ok(_) => trouble(ctx, StatusCode::NOT_FOUND, "404"),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -504,4 +602,3 @@ pub(in crate::web) async fn form_pdf(State(web): State<Web>, ctx: Ctx, Path(id):
 pub(in crate::web) async fn invoice_pdf(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>) -> Response {
     pdf(&web, &ctx, &id, "invoice").await
 }
-

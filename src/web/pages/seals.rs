@@ -35,7 +35,9 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
     s.values.insert("phone".into(), flash.phone.unwrap_or_default());
     let mut body = s.banner();
     let orgs = match ctx.cookie("ccm") {
-        Some(bearer) => web.daemon.app(Method::GET, "/v1/mobile/orgs", Some(bearer), None).await.ok().filter(|a| a.ok()),
+        Some(bearer) => {
+            web.daemon.app(Method::GET, "/v1/mobile/orgs", Some(bearer), None).await.ok().filter(|a| a.ok())
+        }
         None => None,
     };
     let Some(orgs) = orgs else {
@@ -49,20 +51,42 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
     body.push_str(&form(&ctx, "/seals/code", "seal-admin-code", "", l.t("Send code")));
     for org in orgs.body["items"].as_array().into_iter().flatten() {
         let cc = org["credit_code"].as_str().unwrap_or_default();
-        body.push_str(&format!("<section class=\"org\" data-org=\"{}\"><h2>{}</h2><p>{}: {}</p>", esc(cc), esc(cc), esc(l.t("Role")), esc(l.t(role_key(org["role"].as_str().unwrap_or_default())))));
-        let seals: Vec<String> = org["seals"].as_array().into_iter().flatten().map(|x| esc(x["name"].as_str().unwrap_or_default())).collect();
-        body.push_str(&format!("<p>{}: {}</p>", esc(l.t("Seals")), if seals.is_empty() { "—".to_string() } else { seals.join("、") }));
+        body.push_str(&format!(
+            "<section class=\"org\" data-org=\"{}\"><h2>{}</h2><p>{}: {}</p>",
+            esc(cc),
+            esc(cc),
+            esc(l.t("Role")),
+            esc(l.t(role_key(org["role"].as_str().unwrap_or_default())))
+        ));
+        let seals: Vec<String> = org["seals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| esc(x["name"].as_str().unwrap_or_default()))
+            .collect();
+        body.push_str(&format!(
+            "<p>{}: {}</p>",
+            esc(l.t("Seals")),
+            if seals.is_empty() { "—".to_string() } else { seals.join("、") }
+        ));
         if let Some(members) = org["members"].as_array() {
             body.push_str(&format!("<h3>{}</h3><ul class=\"members\">", esc(l.t("Members"))));
             for m in members {
-                body.push_str(&format!("<li data-phone=\"{p}\">{p} — {}</li>", esc(l.t(role_key(m["role"].as_str().unwrap_or_default()))), p = esc(m["phone"].as_str().unwrap_or_default())));
+                body.push_str(&format!(
+                    "<li data-phone=\"{p}\">{p} — {}</li>",
+                    esc(l.t(role_key(m["role"].as_str().unwrap_or_default()))),
+                    p = esc(m["phone"].as_str().unwrap_or_default())
+                ));
             }
             body.push_str("</ul>");
             let roles = ["staff", "seal-admin"].map(|r| (r.to_string(), l.t(role_key(r)).to_string()));
-            let member = input(&s, l.t("Mobile phone"), "phone", "tel", true) + &radios(&s, l.t("Role"), "role", &roles) + &input(&s, l.t("SMS code"), "code", "text", true);
+            let member = input(&s, l.t("Mobile phone"), "phone", "tel", true)
+                + &radios(&s, l.t("Role"), "role", &roles)
+                + &input(&s, l.t("SMS code"), "code", "text", true);
             body.push_str(&format!("<h3>{}</h3>", esc(l.t("Add or change a member"))));
             body.push_str(&form(&ctx, &format!("/seals/{cc}/members"), &format!("member-{cc}"), &member, l.t("Save")));
-            let over = input(&s, l.t("New administrator's phone"), "phone", "tel", true) + &input(&s, l.t("SMS code"), "code", "text", true);
+            let over = input(&s, l.t("New administrator's phone"), "phone", "tel", true)
+                + &input(&s, l.t("SMS code"), "code", "text", true);
             body.push_str(&format!("<h3>{}</h3>", esc(l.t("Hand the administrator role over"))));
             body.push_str(&form(&ctx, &format!("/seals/{cc}/handover"), &format!("handover-{cc}"), &over, l.t("Save")));
         }
@@ -75,15 +99,11 @@ fn role_key(role: &str) -> &'static str {
     ["staff", "seal-admin", "admin"].into_iter().find(|r| *r == role).unwrap_or("staff")
 }
 
-fn checked(ctx: &Ctx, v: &HashMap<String, String>) -> Result<(), Response> {
-    if ctx.csrf_ok(v.get("csrf").map_or("", String::as_str)) {
-        Ok(())
-    } else {
-        Err(trouble(ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again.")))
-    }
-}
-
-fn outcome(ctx: &Ctx, answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>, extra: &str) -> Response {
+fn outcome(
+    ctx: &Ctx,
+    answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>,
+    extra: &str,
+) -> Response {
     match answer {
         Ok(a) if a.ok() => redirect(&format!("/seals?m=ok{extra}"), &[]),
         Ok(a) => redirect(&format!("/seals?e={}{extra}", urlencode(&message(ctx.lang, &a))), &[]),
@@ -91,20 +111,30 @@ fn outcome(ctx: &Ctx, answer: Result<crate::web::client::Answer, crate::web::cli
     }
 }
 
-pub(in crate::web) async fn login_code(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
-    if let Err(r) = checked(&ctx, &v) {
+pub(in crate::web) async fn login_code(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = super::forged(&ctx, &v) {
         return r;
     }
-    let phone = crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let answer = web.daemon.app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone }))).await;
     outcome(&ctx, answer, &format!("&phone={}", urlencode(&phone)))
 }
 
-pub(in crate::web) async fn login(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
-    if let Err(r) = checked(&ctx, &v) {
+pub(in crate::web) async fn login(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = super::forged(&ctx, &v) {
         return r;
     }
-    let phone = crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let body = json!({ "phone": phone, "code": v.get("code").cloned().unwrap_or_default() });
     match web.daemon.app(Method::POST, "/v1/mobile/login", None, Some(&body)).await {
         Ok(a) if a.ok() => {
@@ -115,34 +145,59 @@ pub(in crate::web) async fn login(State(web): State<Web>, ctx: Ctx, Form(v): For
     }
 }
 
-pub(in crate::web) async fn admin_code(State(web): State<Web>, ctx: Ctx, Form(v): Form<HashMap<String, String>>) -> Response {
-    if let Err(r) = checked(&ctx, &v) {
+pub(in crate::web) async fn admin_code(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = super::forged(&ctx, &v) {
         return r;
     }
     // The administrator's own phone, as they logged in with it.
     let Some(phone) = ctx.cookie("ccm_phone").filter(|_| ctx.cookie("ccm").is_some()) else {
         return redirect("/seals", &[]);
     };
-    let answer = web.daemon.app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone, "purpose": "admin" }))).await;
+    let answer = web
+        .daemon
+        .app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone, "purpose": "admin" })))
+        .await;
     outcome(&ctx, answer, "")
 }
 
-async fn org_change(web: &Web, ctx: &Ctx, path: String, body: serde_json::Value, v: &HashMap<String, String>) -> Response {
-    if let Err(r) = checked(ctx, v) {
+async fn org_change(
+    web: &Web,
+    ctx: &Ctx,
+    path: String,
+    body: serde_json::Value,
+    v: &HashMap<String, String>,
+) -> Response {
+    if let Some(r) = super::forged(ctx, v) {
         return r;
     }
     let Some(bearer) = ctx.cookie("ccm") else { return redirect("/seals", &[]) };
     outcome(ctx, web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await, "")
 }
 
-pub(in crate::web) async fn member(State(web): State<Web>, ctx: Ctx, Path(cc): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
-    let phone = crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+pub(in crate::web) async fn member(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(cc): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let body = json!({ "phone": phone, "role": v.get("role").cloned().unwrap_or_default(), "code": v.get("code").cloned().unwrap_or_default() });
     org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/members", urlencode(&cc)), body, &v).await
 }
 
-pub(in crate::web) async fn hand_over(State(web): State<Web>, ctx: Ctx, Path(cc): Path<String>, Form(v): Form<HashMap<String, String>>) -> Response {
-    let phone = crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+pub(in crate::web) async fn hand_over(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(cc): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let body = json!({ "phone": phone, "code": v.get("code").cloned().unwrap_or_default() });
     org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/handover", urlencode(&cc)), body, &v).await
 }
