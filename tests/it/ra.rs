@@ -884,3 +884,66 @@ async fn bad_input_at_the_ra_endpoints_gets_a_clear_4xx_and_changes_nothing() {
     let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     assert_eq!(after, before, "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_payment_code_is_replaced_and_an_expired_sms_code_is_refused() {
+    let mut ca = ra_ca().await;
+    let text =
+        std::fs::read_to_string(&ca.config_path).unwrap().replace("[custody]\n", "[custody]\nsms_code_seconds = 2\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("personal-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/product"),
+        Some(&token),
+        Some(json!({ "product": "personal-cloud-1y" })),
+    )
+    .await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    // A code read back after it expired is refused; a fresh one works.
+    let stale = web.code(&id, &token, "signature", "+8613900139000", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, v) = web.step(&id, &token, "signature", json!({ "code": stale, "accept_terms": true })).await;
+    assert_eq!(status, 401, "{v}");
+    let fresh = web.code(&id, &token, "signature", "+8613900139000", json!({})).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/signature"),
+        Some(&token),
+        Some(json!({ "code": fresh, "accept_terms": true })),
+    )
+    .await;
+    // The payment code expires unpaid (the provider's closed webhook): the order waits at the
+    // payment step, shows a new code, and the old one can no longer be paid.
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "wechat" })))
+        .await;
+    let old = v["payment"]["provider_ref"].as_str().unwrap().to_string();
+    let closed = web.http.post(format!("{}/sandbox/pay/{old}/close", web.api)).send().await.unwrap();
+    assert_eq!(closed.status(), 200);
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(
+        (v["state"].as_str(), v["next_step"].as_str(), v["payment"].is_null()),
+        (Some("open"), Some("payment"), true),
+        "{v}"
+    );
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "wechat" })))
+        .await;
+    let new = v["payment"]["qr_url"].as_str().unwrap().to_string();
+    assert!(!new.ends_with(&old));
+    assert_eq!(web.http.post(format!("{}/sandbox/pay/{old}", web.api)).send().await.unwrap().status(), 409);
+    web.pay(&new).await;
+    assert_eq!(wait_state(&web, &id, &token, "review").await["paid_at"].is_number(), true);
+    assert_eq!(count(&ca, "payment.closed"), 1);
+}

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/payments/webhook"),
     ("GET", "/sandbox/pay/{ref}"),
     ("POST", "/sandbox/pay/{ref}"),
+    ("POST", "/sandbox/pay/{ref}/close"),
     ("GET", "/sandbox/face/{id}"),
     ("POST", "/sandbox/face/{id}"),
 ];
@@ -68,6 +69,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .route("/v1/payments/webhook", post(payments::webhook))
         .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
+        .route("/sandbox/pay/{ref}/close", post(payments::close))
         .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face))
         .fallback(super::limits::not_found)
         .layer(axum::middleware::from_fn(super::limits::buffer_body))

@@ -61,6 +61,20 @@ pub(super) async fn pay(State(instance): State<Instance>, Path(reference): Path<
     Ok(page("支付成功 / Paid", "<p>支付成功，请返回申请页面。Paid: return to the application.</p>").into_response())
 }
 
+/// `POST /sandbox/pay/{ref}/close`: the payment QR code expires unpaid; the sandbox delivers
+/// its signed `closed` webhook, as a real provider does at expiry.
+pub(super) async fn close(
+    State(instance): State<Instance>,
+    Path(reference): Path<String>,
+) -> Result<Response, Problem> {
+    let r = safe(&reference, "payment")?;
+    let now = instance.issuance.clock.now().unix_timestamp();
+    let (timestamp, signature, body) =
+        instance.sandboxes.payment.close(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
+    Ok(page("已关闭 / Closed", "<p>支付二维码已失效。The payment code expired.</p>").into_response())
+}
+
 /// `GET /sandbox/face/{id}`: the face check page.
 pub(super) async fn face_page(Path(id): Path<String>) -> Result<Response, Problem> {
     let id = safe(&id, "face check")?;
