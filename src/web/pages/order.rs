@@ -525,14 +525,23 @@ pub(in crate::web) async fn upload(
     back(&id, answer, ctx.lang, "uploaded", None)
 }
 
-/// A form with only the CSRF field posting one RA action.
-async fn action(web: &Web, ctx: &Ctx, id: &str, values: &HashMap<String, String>, path: &str, body: Value) -> Response {
+/// A form posting one RA action on the order; back to the order page with `flash` or the
+/// refusal.
+async fn action(
+    web: &Web,
+    ctx: &Ctx,
+    id: &str,
+    values: &HashMap<String, String>,
+    path: &str,
+    body: Value,
+    flash: &str,
+) -> Response {
     if let Some(refused) = super::forged(ctx, values) {
         return refused;
     }
     let Some(token) = token_for(ctx, id) else { return trouble(ctx, StatusCode::NOT_FOUND, "404") };
     let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/{path}"), Some(&token), Some(&body)).await;
-    back(id, answer, ctx.lang, "", None)
+    back(id, answer, ctx.lang, flash, None)
 }
 
 pub(in crate::web) async fn authorize(
@@ -542,7 +551,7 @@ pub(in crate::web) async fn authorize(
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
     let code = v.get("code").cloned().unwrap_or_default();
-    action(&web, &ctx, &id, &v, "authorization", serde_json::json!({ "code": code })).await
+    action(&web, &ctx, &id, &v, "authorization", serde_json::json!({ "code": code }), "").await
 }
 
 pub(in crate::web) async fn cancel(
@@ -551,7 +560,7 @@ pub(in crate::web) async fn cancel(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    action(&web, &ctx, &id, &v, "cancel", serde_json::json!({})).await
+    action(&web, &ctx, &id, &v, "cancel", serde_json::json!({}), "").await
 }
 
 pub(in crate::web) async fn offline(
@@ -560,12 +569,7 @@ pub(in crate::web) async fn offline(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
-        return refused;
-    }
-    let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
-    let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
-    back(&id, answer, ctx.lang, "", None)
+    action(&web, &ctx, &id, &v, "offline", serde_json::json!({}), "").await
 }
 
 pub(in crate::web) async fn reissue_invoice(
@@ -574,12 +578,7 @@ pub(in crate::web) async fn reissue_invoice(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
-        return refused;
-    }
-    let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
-    let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/invoice/reissue"), Some(&token), None).await;
-    back(&id, answer, ctx.lang, "sent", None)
+    action(&web, &ctx, &id, &v, "invoice/reissue", serde_json::json!({}), "sent").await
 }
 
 async fn pdf(web: &Web, ctx: &Ctx, id: &str, what: &str) -> Response {
