@@ -316,12 +316,12 @@ impl Ra {
 
     fn verification_step(
         &self,
-        _order: &mut OrderRecord,
+        order: &OrderRecord,
         data: &mut OrderData,
         flow: Flow,
         input: VerificationInput,
     ) -> Result<(), RaError> {
-        let channel = self.channel(&_order.channel)?;
+        let channel = self.channel(&order.channel)?;
         let allowed = if data.organisation(flow) { &channel.methods.organisation } else { &channel.methods.personal };
         if !allowed.contains(&input.method) {
             return Err(RaError::NotOffered("this verification method is not offered in this channel".into()));
