@@ -231,9 +231,25 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
     Ok(outcome.fingerprints)
 }
 
+/// `n` ports free now, chosen at random below Linux's ephemeral range (32768 and up): a port
+/// the kernel hands out for outgoing connections could be taken by any client (a database
+/// connection, say) between dev-init and the daemon's start.
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n * 200 {
+        if held.len() == n {
+            break;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", rng.gen_range(20_000..32_000))) {
+            held.push(listener);
+        }
+    }
+    if held.len() < n {
+        return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free ports in 20000-31999"));
+    }
+    held.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
 }
 
 fn random_digits(n: usize) -> String {
