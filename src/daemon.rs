@@ -140,13 +140,7 @@ impl Instance {
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
         let channels = crate::ra::channels::load_all(&config.policies_dir).map_err(StartError::Policies)?;
         let (providers, sandboxes) = crate::ra::setup::providers(&config, sms).map_err(StartError::Policies)?;
-        let services = crate::ra::Services {
-            issuance: issuance.clone(),
-            status: status.clone(),
-            custody: custody.clone(),
-            mobile: mobile.clone(),
-            seals: seals.clone(),
-        };
+        let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
             crate::ra::Ra::new(store.clone(), issuance.clock.clone(), channels, providers, services, config.ra.clone());
         Ok(Instance {
@@ -227,13 +221,9 @@ pub async fn serve(
         instance.seals.clone(),
         instance.issuance.clock.clone(),
     );
-    instance.ra.rewire(crate::ra::Services {
-        issuance: instance.issuance.clone(),
-        status: instance.status.clone(),
-        custody: instance.custody.clone(),
-        mobile: instance.mobile.clone(),
-        seals: instance.seals.clone(),
-    });
+    let i = &instance;
+    let services = crate::ra::Services::new(&i.issuance, &i.status, &i.custody, &i.mobile, &i.seals);
+    instance.ra.rewire(services);
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;

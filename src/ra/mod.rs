@@ -135,6 +135,25 @@ pub struct Services {
     pub seals: Seals,
 }
 
+impl Services {
+    /// Clones of the instance's services.
+    pub fn new(
+        issuance: &IssuanceService,
+        status: &StatusService,
+        custody: &Custody,
+        mobile: &Mobile,
+        seals: &Seals,
+    ) -> Self {
+        Services {
+            issuance: issuance.clone(),
+            status: status.clone(),
+            custody: custody.clone(),
+            mobile: mobile.clone(),
+            seals: seals.clone(),
+        }
+    }
+}
+
 /// The RA service.
 #[derive(Clone)]
 pub struct Ra {

@@ -44,11 +44,8 @@ impl Ra {
     /// retry, expiry reminders, metrics. Every piece is safe to run on several daemons at
     /// once (compare-and-set on orders, a unique row per reminder).
     pub async fn tick(&self) {
-        if let Err(e) = self.complete_enrolled().await {
-            tracing::warn!(error = %e, "RA task: completions");
-        }
-        if let Err(e) = self.retry_carry_outs().await {
-            tracing::warn!(error = %e, "RA task: carry-outs");
+        if let Err(e) = self.follow_up_approved().await {
+            tracing::warn!(error = %e, "RA task: approved orders");
         }
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
@@ -58,28 +55,24 @@ impl Ra {
         }
     }
 
-    /// Approved new-certificate orders whose holder has enrolled in the app are completed.
-    async fn complete_enrolled(&self) -> Result<(), super::RaError> {
+    /// Approved orders, in one scan: a new-certificate order whose holder has enrolled in the
+    /// app is completed; any other still approved a while after its decision is carried out
+    /// again (the first attempt failed).
+    async fn follow_up_approved(&self) -> Result<(), super::RaError> {
         for mut order in self.store.orders_in_state("approved", 200).await? {
-            let Some(approval_id) = order.approval_id.clone() else { continue };
-            let Some(phone) = self.store.approval(&approval_id).await?.map(|a| a.phone) else { continue };
-            let credentials = self.store.credentials_for_phone(&phone).await?;
-            let Some(credential) = credentials.into_iter().find(|c| c.approval_id == approval_id) else { continue };
+            let Some(approval_id) = order.approval_id.clone() else {
+                if order.updated_at < self.now() - 30 {
+                    self.carry_out(order).await?;
+                }
+                continue;
+            };
+            let Some(credential) = self.store.credential_by_approval(&approval_id).await? else { continue };
             order.state = "completed".into();
             order.serial = Some(credential.serial.clone());
             let audit =
                 self.event("order.completed", "system", &order, serde_json::json!({ "serial": credential.serial }));
             self.save(&mut order, &[&audit]).await?;
             self.notify(&order, "issued").await;
-        }
-        Ok(())
-    }
-
-    async fn retry_carry_outs(&self) -> Result<(), super::RaError> {
-        for order in self.store.orders_in_state("approved", 50).await? {
-            if order.approval_id.is_none() && order.updated_at < self.now() - 30 {
-                self.carry_out(order).await?;
-            }
         }
         Ok(())
     }

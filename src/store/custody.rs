@@ -211,8 +211,18 @@ impl Store {
 
     /// One credential.
     pub async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        self.credential_where("id", id).await
+    }
+
+    /// The credential enrolled against an approval, if the holder has enrolled.
+    pub async fn credential_by_approval(&self, approval_id: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        self.credential_where("approval_id", approval_id).await
+    }
+
+    /// The credential whose unique `column` (id, approval_id, serial) has `value`.
+    async fn credential_where(&self, column: &str, value: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE {column} = $1");
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
         row.as_ref().map(credential).transpose().map_err(StoreError::from)
     }
 
@@ -272,9 +282,7 @@ impl Store {
 
     /// The credential holding a certificate's key, if the key is in custody.
     pub async fn credential_by_serial(&self, serial: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE serial = $1");
-        let row = sqlx::query(&sql).bind(serial).fetch_optional(&self.pool).await?;
-        row.as_ref().map(credential).transpose().map_err(StoreError::from)
+        self.credential_where("serial", serial).await
     }
 
     /// Points a credential at its renewed or changed certificate (same key, new binding).

@@ -10,8 +10,7 @@ use axum::response::Response;
 use axum::Form;
 use reqwest::Method;
 
-use super::order::urlencode;
-use super::{flow_title, html, redirect, trouble};
+use super::{flow_title, html, redirect, trouble, urlencode};
 use crate::web::forms::message;
 use crate::web::html::{esc, form, input, page, yuan, FormState};
 use crate::web::security::Ctx;

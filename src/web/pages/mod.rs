@@ -31,6 +31,16 @@ pub(super) fn redirect(to: &str, cookies: &[String]) -> Response {
     response
 }
 
+/// Percent-encodes a query value.
+pub(super) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A page with a status.
 pub(super) fn html(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()

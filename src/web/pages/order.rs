@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::apply::material_name;
-use super::{channel, flow_title, redirect, token_for, trouble};
+use super::{channel, flow_title, redirect, token_for, trouble, urlencode};
 use crate::web::forms::{checkboxes, message, refusal, to_json};
 use crate::web::html::{checkbox, esc, form, input, page, radios, steps, yuan, FormState};
 use crate::web::i18n::Lang;
@@ -471,16 +471,6 @@ fn back(
         Ok(a) => redirect(&format!("/orders/{id}?e={}{serial}", urlencode(&message(lang, &a))), &[]),
         Err(e) => redirect(&format!("/orders/{id}?e={}", urlencode(&e.to_string())), &[]),
     }
-}
-
-/// Percent-encodes a query value.
-pub(in crate::web) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(in crate::web) async fn code(

@@ -12,8 +12,7 @@ use axum::Form;
 use reqwest::Method;
 use serde_json::json;
 
-use super::order::urlencode;
-use super::{html, redirect, trouble};
+use super::{html, redirect, trouble, urlencode};
 use crate::web::forms::message;
 use crate::web::html::{esc, form, input, page, radios, FormState};
 use crate::web::security::Ctx;
