@@ -1,0 +1,1 @@
+//! Coordination between daemons sharing one database (filled in by issue 8).

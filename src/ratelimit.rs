@@ -1,0 +1,1 @@
+//! Per-client rate limits (filled in by issue 8).

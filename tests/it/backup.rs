@@ -1,0 +1,1 @@
+//! Issue 8: backup tests (being written).

@@ -1,0 +1,1 @@
+//! Issue 8: cluster tests (being written).

@@ -1,0 +1,1 @@
+//! Issue 8: faults tests (being written).

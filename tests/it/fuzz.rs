@@ -1,0 +1,1 @@
+//! Issue 8: fuzz tests (being written).

@@ -1,0 +1,1 @@
+//! Issue 8: limits tests (being written).

@@ -1,0 +1,1 @@
+//! Issue 8: systemd tests (being written).
