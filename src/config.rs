@@ -60,6 +60,9 @@ pub struct Config {
     /// The registration authority: application orders, providers, reminders.
     #[serde(default)]
     pub ra: RaConfig,
+    /// Rate limits on what people and platforms can hammer (per daemon, in memory).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
@@ -237,6 +240,14 @@ pub struct ListenersConfig {
     pub admin: SocketAddr,
     /// Plain HTTP: `/live`, `/ready`, `/metrics` (operations).
     pub metrics: SocketAddr,
+    /// On SIGTERM, how long in-flight requests may take to finish before the daemon closes
+    /// their connections anyway (keep it below systemd's `TimeoutStopSec`).
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
+}
+
+fn default_drain_seconds() -> u64 {
+    20
 }
 
 /// The base URL under which the public listener is reachable from outside.
@@ -425,6 +436,70 @@ impl Default for RaConfig {
     }
 }
 
+/// A rate: `count` requests per `seconds`, as a burst of `count` and then one every
+/// `seconds / count`. `count = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Requests per period (0: unlimited).
+    pub count: u32,
+    /// The period, seconds.
+    pub seconds: u32,
+}
+
+impl Rate {
+    const fn new(count: u32, seconds: u32) -> Rate {
+        Rate { count, seconds }
+    }
+}
+
+/// Rate limits (`crate::ratelimit`), answered with 429 and `Retry-After`. They live in each
+/// daemon's memory, so with N daemons a client may get up to N times these; the exact,
+/// shared counters stay in the database (`custody.max_pin_failures`, `custody.sms_per_hour`,
+/// `custody.sms_min_interval_seconds`). "ip" is the client's address (an IPv6 client's /64),
+/// or for the web front the browser's address it forwards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// SMS codes asked for from one address: app login, unlock and admin codes, RA order
+    /// codes, order-query codes (SMS pumping from one host).
+    pub sms_per_ip: Rate,
+    /// Guesses at a secret (SMS code, PIN) per phone, credential, order or queried subject,
+    /// counted whether right or wrong.
+    pub attempts_per_credential: Rate,
+    /// Guesses at a secret from one address.
+    pub attempts_per_ip: Rate,
+    /// Signing sessions one relying platform opens.
+    pub signing_sessions_per_platform: Rate,
+    /// Changes to one application order (steps with their provider calls, codes, uploads...).
+    pub ra_writes_per_order: Rate,
+    /// New application orders from one address.
+    pub ra_orders_per_ip: Rate,
+    /// Payment webhooks and the sandbox providers' pages from one address.
+    pub callbacks_per_ip: Rate,
+    /// OCSP requests from one address. Off by default (relying parties behind one proxy share
+    /// an address, and OCSP answers are cheap); when on, each request costs one hash lookup.
+    pub ocsp_per_ip: Rate,
+    /// Most keys each limit remembers: its memory bound (about 50 bytes a key).
+    pub max_keys: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            sms_per_ip: Rate::new(30, 3600),
+            attempts_per_credential: Rate::new(10, 60),
+            attempts_per_ip: Rate::new(60, 60),
+            signing_sessions_per_platform: Rate::new(600, 60),
+            ra_writes_per_order: Rate::new(30, 60),
+            ra_orders_per_ip: Rate::new(60, 3600),
+            callbacks_per_ip: Rate::new(1200, 60),
+            ocsp_per_ip: Rate::new(0, 1),
+            max_keys: 100_000,
+        }
+    }
+}
+
 fn default_policies_dir() -> PathBuf {
     PathBuf::from("policies")
 }
@@ -509,6 +584,7 @@ impl Config {
         }
         self.validate_custody()?;
         self.validate_ra()?;
+        self.validate_limits()?;
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }
@@ -520,6 +596,9 @@ impl Config {
                 "publication.base_url",
                 "must be an http:// URL (relying parties fetch CRLs and OCSP over plain HTTP, RFC 5280 §4.2.1.13)",
             ));
+        }
+        if !(1..=300).contains(&self.listeners.drain_seconds) {
+            return Err(ConfigError::new("listeners.drain_seconds", "must be 1 to 300"));
         }
         self.validate_ca()?;
         let st = &self.status;
@@ -588,6 +667,32 @@ impl Config {
             if !ok {
                 return Err(ConfigError::new(key, format!("must be {range}")));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let rates = [
+            ("sms_per_ip", l.sms_per_ip),
+            ("attempts_per_credential", l.attempts_per_credential),
+            ("attempts_per_ip", l.attempts_per_ip),
+            ("signing_sessions_per_platform", l.signing_sessions_per_platform),
+            ("ra_writes_per_order", l.ra_writes_per_order),
+            ("ra_orders_per_ip", l.ra_orders_per_ip),
+            ("callbacks_per_ip", l.callbacks_per_ip),
+            ("ocsp_per_ip", l.ocsp_per_ip),
+        ];
+        for (name, rate) in rates {
+            if !(1..=86_400).contains(&rate.seconds) {
+                return Err(ConfigError::new(format!("limits.{name}.seconds"), "must be 1 to 86400"));
+            }
+            if rate.count > 1_000_000 {
+                return Err(ConfigError::new(format!("limits.{name}.count"), "must be 0 (off) to 1000000"));
+            }
+        }
+        if !(1_000..=10_000_000).contains(&l.max_keys) {
+            return Err(ConfigError::new("limits.max_keys", "must be 1000 to 10000000"));
         }
         Ok(())
     }
@@ -693,6 +798,18 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
         let text = MINIMAL.replace("pin_env = \"CLOUDCA_PIN\"", "pin = \"1234\"");
         let err = Config::parse(&text).unwrap_err();
         assert!(err.to_string().contains("pin"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_and_name_the_bad_key() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.limits.ocsp_per_ip.count, 0, "OCSP is unlimited by default");
+        let text = format!("{MINIMAL}[limits]\nocsp_per_ip = {{ count = 50, seconds = 1 }}\n");
+        assert_eq!(Config::parse(&text).unwrap().limits.ocsp_per_ip, Rate::new(50, 1));
+        let text = format!("{MINIMAL}[limits]\nsms_per_ip = {{ count = 5, seconds = 0 }}\n");
+        assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "limits.sms_per_ip.seconds");
+        let text = format!("{MINIMAL}[limits]\nsms_per_ip = {{ count = 5, second = 1 }}\n");
+        assert!(Config::parse(&text).unwrap_err().to_string().contains("second"));
     }
 
     #[test]

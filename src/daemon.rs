@@ -79,19 +79,9 @@ impl Instance {
         let hsm = start_hsm(&config).await?;
         let store = Store::open(&config.database).await?;
         let hierarchy = Hierarchy::load(&store, &hsm).await?;
-        let profiles = ca::profile::load_all(&config.policies_dir).map_err(StartError::Policies)?;
-        for p in profiles.values() {
-            // Deny by default: only issuing CAs sign end-entity certificates, never the root or
-            // an OCSP responder key.
-            if !hierarchy.get(&p.issuer).is_ok_and(|a| a.record.role == "issuing") {
-                return Err(StartError::Policies(format!(
-                    "profile {} names {:?}, which is not an issuing CA of the hierarchy",
-                    p.name, p.issuer
-                )));
-            }
-        }
+        let profiles = crate::policies::load_profiles(&config.policies_dir, &hierarchy).map_err(StartError::Policies)?;
         let writer = store.writer(config.issuance.max_batch);
-        let profiles = Arc::new(profiles);
+        let profiles = crate::policies::Swappable::new(profiles);
         let status = StatusService::new(
             store.clone(),
             hsm.clone(),
@@ -138,7 +128,7 @@ impl Instance {
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
-        let channels = crate::ra::channels::load_all(&config.policies_dir).map_err(StartError::Policies)?;
+        let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
         let (providers, sandboxes) = crate::ra::setup::providers(&config, sms).map_err(StartError::Policies)?;
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
@@ -229,9 +219,10 @@ pub async fn serve(
     let public = bind("public", listeners.public).await?;
     tracing::info!(metrics = %listeners.metrics, public = %listeners.public, "cloudca serving");
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let mut tasks = crate::status::tasks::spawn(instance.status.clone(), issued_rx, tx.subscribe());
-    tasks.push(tokio::spawn(checkpoints(instance.clone(), tx.subscribe())));
-    tasks.push(tokio::spawn(ra_task(instance.clone(), tx.subscribe())));
+    let leases = crate::coord::Leases::new(instance.store.clone(), instance.issuance.clock.clone());
+    tracing::info!(holder = leases.holder(), "lease holder name");
+    let mut tasks = crate::status::tasks::spawn(instance.status.clone(), leases.clone(), issued_rx, tx.subscribe());
+    tasks.extend(background(&instance, &leases, &tx));
     let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -253,14 +244,53 @@ pub async fn serve(
     let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
     audit_start(&instance).await?;
     shutdown.await;
-    tracing::info!("shutting down: draining listeners");
+    let drain = std::time::Duration::from_secs(instance.config.listeners.drain_seconds);
+    tracing::info!(bound_seconds = drain.as_secs(), "shutting down: no new connections; draining requests in flight");
     let _ = tx.send(());
-    let _ = tokio::join!(a, b);
-    for t in tasks {
-        let _ = t.await;
+    let drained = tokio::time::timeout(drain, async {
+        let _ = tokio::join!(a, b);
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(bound_seconds = drain.as_secs(), "requests still in flight after the drain bound; closing them");
     }
+    if let Err(e) = leases.release().await {
+        tracing::warn!(error = %e, "cannot release leases; the other daemons take over when they expire");
+    }
+    instance.store.close().await;
+    let _ = tokio::task::spawn_blocking(crate::hsm::shutdown).await;
+    tracing::info!("stopped: database connections and HSM sessions closed");
     Ok(())
 }
+
+/// The once-only background jobs, each on the daemon holding its lease: audit checkpoints
+/// and the RA's pass. The RA's metrics are read by every daemon (each exports its own).
+fn background(
+    instance: &Instance,
+    leases: &crate::coord::Leases,
+    tx: &tokio::sync::broadcast::Sender<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::coord::{run_job, Job};
+    let (i, j) = (instance.clone(), instance.clone());
+    let ra_period = std::time::Duration::from_secs(instance.config.ra.task_seconds);
+    vec![
+        tokio::spawn(run_job(leases.clone(), Job::AuditCheckpoint, CHECKPOINT_PERIOD, tx.subscribe(), move || {
+            let i = i.clone();
+            async move { checkpoint(&i).await }
+        })),
+        tokio::spawn(run_job(leases.clone(), Job::Ra, ra_period, tx.subscribe(), move || {
+            let j = j.clone();
+            async move { j.ra.pass().await }
+        })),
+        tokio::spawn(ra_gauge(instance.clone(), tx.subscribe())),
+    ]
+}
+
+/// How often the chain's head is signed while it grows.
+const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Binds the `admin` (mutual TLS) and `api` (TLS) listeners, with certificate reload and the
 /// revoked-credential refresh running beside them.
@@ -271,7 +301,9 @@ async fn serve_tls(
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
     use crate::api::mtls::{self, TlsListener};
     use crate::api::tls::{ClientAuth, Reloadable};
-    let roles = Arc::new(crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?);
+    let roles = crate::policies::Swappable::new(
+        crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?,
+    );
     let revoked = instance.operators.revoked.clone();
     let mut tasks = Vec::new();
     let listeners = [
@@ -288,6 +320,7 @@ async fn serve_tls(
         tasks.push(tokio::spawn(mtls::serve(listener, config, tx.subscribe())));
     }
     tasks.push(tokio::spawn(refresh_revoked(instance.clone(), tx.subscribe())));
+    tasks.push(tokio::spawn(crate::policies::watch(instance.clone(), roles, tx.subscribe())));
     Ok(tasks)
 }
 
@@ -328,28 +361,20 @@ async fn audit_start(instance: &Instance) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Signs an audit checkpoint every minute while the chain grows.
-async fn checkpoints(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let now = instance.issuance.clock.now().unix_timestamp() * 1000;
-                if let Err(e) = crate::audit::checkpoint(&instance.store, &instance.hsm, now).await {
-                    tracing::warn!(error = %e, "audit checkpoint failed; retrying next minute");
-                }
-            }
-            _ = shutdown.recv() => return,
-        }
+/// Signs an audit checkpoint if the chain grew since the last one.
+async fn checkpoint(instance: &Instance) {
+    let now = instance.issuance.clock.now().unix_timestamp() * 1000;
+    if let Err(e) = crate::audit::checkpoint(&instance.store, &instance.hsm, now).await {
+        tracing::warn!(error = %e, "audit checkpoint failed; retrying next round");
     }
 }
 
-/// The RA's background pass (enrolments completing orders, retries, reminders, metrics).
-async fn ra_task(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
+/// The RA's order metrics, on every daemon.
+async fn ra_gauge(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(instance.config.ra.task_seconds));
     loop {
         tokio::select! {
-            _ = tick.tick() => instance.ra.tick().await,
+            _ = tick.tick() => instance.ra.gauge().await,
             _ = shutdown.recv() => return,
         }
     }

@@ -1,1 +1,691 @@
-//! Fuzz targets: one function per parser that sees outside bytes (filled in by issue 8).
+//! Fuzz targets: one function per parser that sees outside bytes, each running the production
+//! path the daemon runs on those bytes up to the first step that needs the HSM, the database
+//! or a provider. A target returns nothing and must never panic, hang or allocate without
+//! bound, whatever the input; where a parser promises a property (a QR payload it accepts is
+//! canonical), the target checks it and panics when it does not hold.
+//!
+//! Two runners use [`ALL`]: the short, deterministic run in CI (`tests/it/fuzz.rs`: the seed
+//! corpus in `fuzz/corpus/<target>/` plus seeded mutations, bounded in count and time) and the
+//! coverage-guided libFuzzer run (`fuzz/`, `scripts/fuzz.sh`). `docs/fuzzing.md` says how to run
+//! both and what the last long run found.
+//!
+//! The JSON targets take a selector byte (which endpoint) and the body. The request types of
+//! the `admin` and `api` listeners are private to their handler modules, so [`bodies`] holds
+//! copies of their shapes; `tests/it/fuzz.rs` checks each copy against the OpenAPI documents.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use serde::de::DeserializeOwned;
+
+use crate::ca::csr::{self, VerifiedRequest};
+use crate::ca::profile::Profile;
+use crate::ra::channels::Channel;
+use crate::signing::qr;
+
+/// A fuzz target: any bytes in, nothing out, never a panic.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name its corpus folder and libFuzzer binary carry.
+pub const ALL: &[(&str, Target)] = &[
+    ("csr", csr),
+    ("ocsp_request", ocsp_request),
+    ("ocsp_get", ocsp_get),
+    ("qr_payload", qr_payload),
+    ("material", material),
+    ("admin_json", admin_json),
+    ("clients_json", clients_json),
+    ("ra_json", ra_json),
+    ("payment_webhook", payment_webhook),
+];
+
+/// "Today" for date checks (birth dates, identifiers), fixed so a run is reproducible.
+const TODAY: time::Date = time::macros::date!(2026 - 01 - 01);
+
+/// "Now" for webhook freshness, the same day.
+const NOW: i64 = 1_767_225_600;
+
+/// The largest upload the RA's configuration allows (`ra.max_material_bytes` is at most 4 MiB).
+const MAX_MATERIAL_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest GET-form OCSP request (`api::public`'s `MAX_OCSP_REQUEST`).
+const MAX_OCSP_GET: usize = 8 * 1024;
+
+/// `custody.max_hashes`' default.
+const MAX_HASHES: usize = 1000;
+
+fn policies_dir() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+}
+
+/// The shipped profiles (`policies/profiles`), loaded once; empty if they cannot be read (a
+/// test checks they can).
+pub fn profiles() -> &'static BTreeMap<String, Profile> {
+    static PROFILES: OnceLock<BTreeMap<String, Profile>> = OnceLock::new();
+    PROFILES.get_or_init(|| crate::ca::profile::load_all(policies_dir()).unwrap_or_default())
+}
+
+/// The shipped RA channels (`policies/channels`), loaded once.
+pub fn channels() -> &'static BTreeMap<String, Channel> {
+    static CHANNELS: OnceLock<BTreeMap<String, Channel>> = OnceLock::new();
+    CHANNELS.get_or_init(|| crate::ra::channels::load_all(policies_dir()).unwrap_or_default())
+}
+
+/// A PKCS#10 request (PEM or DER) as `POST /v1/certificates` and `POST /v1/operators` take it:
+/// parsed, signature verified, then judged by every shipped profile (key, subject, identifiers)
+/// and read for the operator CA's CN.
+pub fn csr(data: &[u8]) {
+    if let Ok(request) = csr::parse(data) {
+        judge(&request, None);
+    }
+}
+
+/// Issuance step 1 without the HSM: the profile's key and subject rules (all profiles, or the
+/// one named), and the operator certificate's CN rule.
+fn judge(request: &VerifiedRequest, profile: Option<&str>) {
+    for p in profiles().values().filter(|p| profile.is_none_or(|name| name == p.name)) {
+        if p.check_key(request.key_type).is_ok() {
+            let _ = crate::ca::subject::build(p, &request.subject, TODAY);
+        }
+    }
+    let _ = crate::ca::key_identifier(&request.spki);
+    let cn = request.subject.iter().find(|(k, _)| k == "CN").map(|(_, v)| v.trim().chars().count());
+    let _ = cn.filter(|n| (1..=64).contains(n));
+}
+
+/// A DER OCSP request, as `POST /ocsp/{ca}` takes it.
+pub fn ocsp_request(data: &[u8]) {
+    if let Ok(request) = crate::status::ocsp::request::parse(data) {
+        assert!(!request.certs.is_empty() && request.certs.len() <= crate::status::ocsp::request::MAX_CERTS);
+        for id in &request.certs {
+            // What the responder looks the certificate up by.
+            let _ = hex::encode(&id.serial);
+        }
+    }
+}
+
+/// The GET form, `GET /ocsp/{ca}/{base64}`: the bytes are the request target's tail after
+/// `/ocsp/ca/`. The URI is parsed and the path percent-decoded by the same `http` and `axum`
+/// code the public listener runs (a router with its route), then decoded as `api::public`'s
+/// `ocsp_get` does: trailing newlines dropped, standard base64, at most 8 KiB, then parsed.
+pub fn ocsp_get(data: &[u8]) {
+    use tower_service::Service;
+    let mut target = b"/ocsp/ca/".to_vec();
+    target.extend_from_slice(data);
+    let Ok(uri) = axum::http::Uri::try_from(target) else { return };
+    let Ok(request) = axum::http::Request::get(uri).body(axum::body::Body::empty()) else { return };
+    let mut router = ocsp_get_router().clone();
+    // Nothing on this route waits for I/O: the response future is ready when first polled.
+    let _ = futures_util::FutureExt::now_or_never(router.call(request));
+}
+
+fn ocsp_get_router() -> &'static axum::Router {
+    static ROUTER: OnceLock<axum::Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        axum::Router::new().route(
+            "/ocsp/{ca}/{*request}",
+            axum::routing::get(|axum::extract::Path((_, request)): axum::extract::Path<(String, String)>| async move {
+                ocsp_get_path(&request);
+            }),
+        )
+    })
+}
+
+/// `api::public::ocsp_get` after the path is extracted.
+fn ocsp_get_path(request: &str) {
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(request.trim_end_matches('\n').as_bytes()) else {
+        return;
+    };
+    if der.len() <= MAX_OCSP_GET {
+        ocsp_request(&der);
+    }
+}
+
+/// Scanned QR text (`cloudca1.{token}.{t}.{code}`), as the app sends it to
+/// `POST /v1/mobile/sessions/claim`: parsed and verified under a session secret. A payload
+/// that parses must be the canonical one, so the payload made for its token and time parses
+/// back to the same and verifies.
+pub fn qr_payload(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    claim(&text);
+    let _ = qr::QrSecret::from_base64(&text);
+}
+
+fn claim(text: &str) {
+    let Ok(scanned) = qr::parse(text) else { return };
+    let secret = qr::QrSecret::from_bytes([0x5a; 32]);
+    let t = scanned.elapsed_secs;
+    for (server, skew, window) in [(t, 3, 30), (0, 3, 30), (u64::MAX, 3, u64::MAX)] {
+        let _ = qr::verify(&scanned, &secret, server, skew, window);
+    }
+    let canonical = qr::payload(&scanned.start_token, &secret, t);
+    let again = qr::parse(&canonical).expect("the payload made from a parsed one parses");
+    assert_eq!((&again.start_token, again.elapsed_secs), (&scanned.start_token, t));
+    assert_eq!(qr::verify(&again, &secret, t, 0, u64::MAX), Ok(t));
+}
+
+/// An uploaded material (`PUT /v1/ra/orders/{id}/materials/{kind}`): content sniffing within
+/// the largest configurable limit, and the PNG header check seal images get.
+pub fn material(data: &[u8]) {
+    if let Ok(m) = crate::ra::materials::check(data, MAX_MATERIAL_BYTES) {
+        assert_eq!(m.sha256.len(), 64);
+    }
+    let _ = crate::seals::check_png(data);
+}
+
+/// Deserializes a body as axum's `Json` extractor does (whole input, trailing whitespace only).
+fn body<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
+    serde_json::from_slice(data).ok()
+}
+
+/// Bodies of the `admin` listener's back-office routes; the first byte picks the route.
+pub fn admin_json(data: &[u8]) {
+    use bodies::admin::*;
+    let Some((&selector, data)) = data.split_first() else { return };
+    match selector % 7 {
+        0 => {
+            // POST /v1/certificates
+            let Some(b) = body::<IssueCertificate>(data) else { return };
+            if let Ok(request) = csr::parse(b.csr.as_bytes()) {
+                judge(&request, Some(&b.profile));
+            }
+        }
+        1 => {
+            // POST /v1/certificates/{serial}/revoke
+            let Some(b) = body::<RevokeCertificate>(data) else { return };
+            let _ = b.reason.parse::<crate::status::RevocationReason>();
+            if let Some(t) = b.invalidity_date.as_deref() {
+                let parsed = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
+                let _ = parsed.map(|t| time::OffsetDateTime::from_unix_timestamp(t.unix_timestamp()));
+            }
+        }
+        2 => {
+            // POST /v1/relying-platforms
+            let Some(b) = body::<crate::platforms::Registration>(data) else { return };
+            let _ = crate::platforms::check(&b);
+        }
+        3 => {
+            // POST /v1/operators
+            let Some(b) = body::<IssueOperator>(data) else { return };
+            let _ = b.role.parse::<crate::roles::Role>();
+            let days = u32::try_from(b.validity_days).ok();
+            if days.is_some_and(|d| (1..=crate::operators::MAX_VALIDITY_DAYS).contains(&d)) {
+                csr(b.csr.as_bytes());
+            }
+        }
+        4 => {
+            // POST /v1/operators/{serial}/revoke
+            let Some(b) = body::<RevokeOperator>(data) else { return };
+            let _ = b.reason.parse::<crate::status::RevocationReason>();
+        }
+        5 => {
+            // POST /v1/approvals: checked when created, judged by the profile at enrolment.
+            let Some(b) = body::<Approval>(data) else { return };
+            let _ = crate::custody::valid_phone(&b.phone);
+            let _ = b.subject.iter().find(|(k, _)| k == "serialNumber");
+            let stored = serde_json::to_string(&b.subject).unwrap_or_default();
+            let subject: Vec<(String, String)> = serde_json::from_str(&stored).unwrap_or_default();
+            if let Some(p) = profiles().get(&b.profile) {
+                let _ = crate::ca::subject::build(p, &subject, TODAY);
+            }
+        }
+        _ => {
+            // POST /v1/seal-requests/{id}/decision
+            let _ = body::<SealDecision>(data);
+        }
+    }
+}
+
+/// Bodies of the `api` listener (the mobile app, organisations, relying platforms).
+pub fn clients_json(data: &[u8]) {
+    use bodies::clients::*;
+    let pin = |text: &str| drop(crate::custody::Pin::new(text));
+    let Some((&selector, data)) = data.split_first() else { return };
+    match selector % 11 {
+        0 => {
+            // POST /v1/mobile/sms
+            let Some(b) = body::<Sms>(data) else { return };
+            let _ = crate::mobile::Purpose::parse(&b.purpose);
+            let _ = crate::custody::valid_phone(&b.phone);
+        }
+        1 => drop(body::<Login>(data)),
+        2 => {
+            // POST /v1/mobile/credentials
+            let Some(b) = body::<Enroll>(data) else { return };
+            pin(&b.pin);
+        }
+        3 => {
+            // POST /v1/mobile/credentials/{id}/pin
+            let Some(b) = body::<PinChange>(data) else { return };
+            pin(&b.old_pin);
+            pin(&b.new_pin);
+        }
+        4 => {
+            // POST /v1/mobile/credentials/{id}/unlock
+            let Some(b) = body::<Unlock>(data) else { return };
+            pin(&b.new_pin);
+        }
+        5 => {
+            // POST /v1/mobile/sessions/claim
+            let Some(b) = body::<Claim>(data) else { return };
+            claim(&b.payload);
+        }
+        6 => {
+            // POST /v1/mobile/sessions/{id}/approve
+            let Some(b) = body::<Approve>(data) else { return };
+            pin(&b.pin);
+        }
+        7 => {
+            // POST /v1/mobile/orgs/{credit_code}/members
+            let Some(b) = body::<Member>(data) else { return };
+            let _ = crate::custody::valid_phone(&b.phone) && crate::seals::MEMBER_ROLES.contains(&b.role.as_str());
+        }
+        8 => {
+            // POST /v1/mobile/orgs/{credit_code}/handover
+            let Some(b) = body::<HandOver>(data) else { return };
+            let _ = crate::custody::valid_phone(&b.phone);
+        }
+        9 => {
+            // POST /v1/mobile/orgs/{credit_code}/seal-requests
+            let Some(b) = body::<SealRequest>(data) else { return };
+            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(&b.png) {
+                let _ = crate::seals::check_png(&png);
+            }
+        }
+        _ => {
+            // POST /v1/signing/sessions
+            let Some(b) = body::<crate::signing::OpenRequest>(data) else { return };
+            if crate::signing::check_open(&b, MAX_HASHES).is_ok() {
+                let _ = serde_json::to_string(&b);
+            }
+        }
+    }
+}
+
+/// Bodies of the RA routes on the `admin` listener (the web front's and the officers'). For a
+/// step, the second byte picks the step.
+pub fn ra_json(data: &[u8]) {
+    use bodies::ra::*;
+    use crate::ra::flow::{Flow, Step};
+    let Some((&selector, data)) = data.split_first() else { return };
+    let trimmed = |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
+    match selector % 9 {
+        0 => {
+            // POST /v1/ra/orders
+            let Some(b) = body::<CreateOrder>(data) else { return };
+            let flow = Flow::parse(&b.flow);
+            let _ = channels().get(&b.channel).zip(flow).map(|(c, f)| c.enables(f));
+        }
+        1 => {
+            // POST /v1/ra/orders/{id}/steps/{step}
+            const STEPS: [&str; 11] = [
+                "certificate",
+                "verification",
+                "company",
+                "person",
+                "subject-check",
+                "agent",
+                "agent-check",
+                "product",
+                "materials",
+                "signature",
+                "payment",
+            ];
+            let Some((&step, data)) = data.split_first() else { return };
+            let Some(step) = Step::parse(STEPS[usize::from(step) % STEPS.len()]) else { return };
+            let Some(value) = body::<serde_json::Value>(data) else { return };
+            let _ = crate::ra::steps::check_body(step, value, TODAY);
+        }
+        2 => {
+            // POST /v1/ra/orders/{id}/codes/{purpose}
+            const PURPOSES: [&str; 4] = ["certificate", "signature", "authorization", "other"];
+            let Some((&purpose, data)) = data.split_first() else { return };
+            let purpose = serde_json::Value::String(PURPOSES[usize::from(purpose) % PURPOSES.len()].into());
+            let _ = serde_json::from_value::<crate::ra::CodePurpose>(purpose);
+            let Some(b) = body::<Code>(data) else { return };
+            let _ = b.serial.as_deref().map(crate::ca::serial::parse);
+        }
+        3 => drop(body::<Authorization>(data)),
+        4 => {
+            // POST /v1/ra/orders/{id}/cancel
+            let Some(b) = body::<Cancel>(data) else { return };
+            let _ = trimmed(b.reason.as_deref().unwrap_or("cancelled by the applicant"), 200);
+        }
+        5 => {
+            // PUT /v1/ra/orders/{id}/address
+            let Some(b) = body::<Address>(data) else { return };
+            let _ = crate::ra::validate::name("delivery_address", &b.address, 200);
+        }
+        6 => {
+            // POST /v1/ra/queries/code
+            let Some(b) = body::<QueryCode>(data) else { return };
+            let _ = crate::ra::Ra::subject_key(&b.subject);
+            let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
+        }
+        7 => {
+            // POST /v1/ra/queries
+            let Some(b) = body::<Query>(data) else { return };
+            let _ = crate::ra::Ra::subject_key(&b.subject);
+            let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
+            let _ = b.id_number.as_deref().map(|id| id.trim().to_uppercase());
+        }
+        _ => {
+            // POST /v1/orders/{id}/decision (officers)
+            let Some(b) = body::<OrderDecision>(data) else { return };
+            let _ = trimmed(&b.reason, 500);
+        }
+    }
+}
+
+/// `POST /v1/payments/webhook`: an even first byte sends the rest as a correctly signed, fresh
+/// body (so the body parser is reached); an odd one sends `timestamp\nsignature\nbody`.
+pub fn payment_webhook(data: &[u8]) {
+    use crate::providers::payment::{sign_webhook, PaymentProvider, SandboxPayment};
+    const SECRET: &[u8] = b"cloudca fuzz webhook secret";
+    static PROVIDER: OnceLock<SandboxPayment> = OnceLock::new();
+    let provider = PROVIDER.get_or_init(|| SandboxPayment::new(SECRET.to_vec(), "https://pay.example".into()));
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 2 == 0 {
+        let signature = sign_webhook(SECRET, NOW, rest);
+        let _ = provider.verify_webhook(&NOW.to_string(), &signature, rest, NOW);
+    } else {
+        let text = String::from_utf8_lossy(rest);
+        let mut parts = text.splitn(3, '\n');
+        let (timestamp, signature) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let body = parts.next().unwrap_or_default();
+        let _ = provider.verify_webhook(timestamp, signature, body.as_bytes(), NOW);
+    }
+}
+
+/// Copies of the request types private to `api::admin`, `api::clients` and `api::ra`: the same
+/// fields, defaults and `deny_unknown_fields`, so a body is accepted here exactly when the
+/// handler's extractor accepts it. `tests/it/fuzz.rs` checks them against `openapi/*.json`.
+pub mod bodies {
+    use serde::Deserialize;
+
+    fn login() -> String {
+        "login".into()
+    }
+
+    fn a_year() -> i64 {
+        365
+    }
+
+    /// The `admin` listener's back-office bodies.
+    pub mod admin {
+        use super::*;
+
+        /// `IssueRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct IssueCertificate {
+            /// PEM.
+            pub csr: String,
+            /// Profile name.
+            pub profile: String,
+        }
+
+        /// `RevokeRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RevokeCertificate {
+            /// Reason name.
+            pub reason: String,
+            /// RFC 3339.
+            #[serde(default)]
+            pub invalidity_date: Option<String>,
+        }
+
+        /// `OperatorRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct IssueOperator {
+            /// PEM.
+            pub csr: String,
+            /// Role name.
+            pub role: String,
+            /// Days.
+            #[serde(default = "a_year")]
+            pub validity_days: i64,
+        }
+
+        /// `OperatorRevokeRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RevokeOperator {
+            /// Reason name.
+            pub reason: String,
+        }
+
+        /// `ApprovalRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Approval {
+            /// Profile name.
+            pub profile: String,
+            /// E.164.
+            pub phone: String,
+            /// (attribute, value) pairs.
+            pub subject: Vec<(String, String)>,
+        }
+
+        /// `SealDecisionRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SealDecision {
+            /// Approve or reject.
+            pub approve: bool,
+        }
+    }
+
+    /// The `api` listener's bodies.
+    pub mod clients {
+        use super::*;
+
+        /// `SmsRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Sms {
+            /// E.164.
+            pub phone: String,
+            /// login, unlock, admin.
+            #[serde(default = "login")]
+            pub purpose: String,
+        }
+
+        /// `LoginRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Login {
+            /// E.164.
+            pub phone: String,
+            /// SMS code.
+            pub code: String,
+        }
+
+        /// `EnrollRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Enroll {
+            /// Approval id.
+            pub approval_id: String,
+            /// First PIN.
+            pub pin: String,
+        }
+
+        /// `PinChangeRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct PinChange {
+            /// Current PIN.
+            pub old_pin: String,
+            /// New PIN.
+            pub new_pin: String,
+        }
+
+        /// `UnlockRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Unlock {
+            /// SMS code.
+            pub code: String,
+            /// Credit code or ID number.
+            pub identifier: String,
+            /// Identity evidence.
+            pub evidence: String,
+            /// New PIN.
+            pub new_pin: String,
+        }
+
+        /// `ClaimRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Claim {
+            /// Scanned QR text.
+            pub payload: String,
+        }
+
+        /// `ApproveRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Approve {
+            /// Credential id.
+            pub credential_id: String,
+            /// PIN.
+            pub pin: String,
+            /// Seal id.
+            #[serde(default)]
+            pub seal_id: Option<String>,
+        }
+
+        /// `MemberRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Member {
+            /// E.164.
+            pub phone: String,
+            /// staff, seal-admin.
+            pub role: String,
+            /// SMS code.
+            pub code: String,
+        }
+
+        /// `HandOverRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct HandOver {
+            /// E.164.
+            pub phone: String,
+            /// SMS code.
+            pub code: String,
+        }
+
+        /// `SealRequest` (the `api` listener's).
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SealRequest {
+            /// Seal name.
+            pub name: String,
+            /// PNG, base64.
+            pub png: String,
+            /// The seal changed.
+            #[serde(default)]
+            pub seal_id: Option<String>,
+            /// SMS code.
+            pub code: String,
+        }
+    }
+
+    /// The RA routes' bodies.
+    pub mod ra {
+        use super::*;
+
+        /// `CreateOrderRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct CreateOrder {
+            /// Channel name.
+            pub channel: String,
+            /// Flow name.
+            pub flow: String,
+        }
+
+        /// `CodeRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Code {
+            /// Certificate serial.
+            #[serde(default)]
+            pub serial: Option<String>,
+        }
+
+        /// `AuthorizationRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Authorization {
+            /// SMS code.
+            pub code: String,
+        }
+
+        /// `CancelRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Cancel {
+            /// Why.
+            #[serde(default)]
+            pub reason: Option<String>,
+        }
+
+        /// `AddressRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Address {
+            /// Delivery address.
+            pub address: String,
+        }
+
+        /// `QueryCodeRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct QueryCode {
+            /// Credit code or ID number.
+            pub subject: String,
+            /// Mainland mobile.
+            pub phone: String,
+        }
+
+        /// `QueryRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Query {
+            /// Credit code or ID number.
+            pub subject: String,
+            /// Mainland mobile.
+            pub phone: String,
+            /// SMS code.
+            #[serde(default)]
+            pub code: Option<String>,
+            /// Legal representative's name.
+            #[serde(default)]
+            pub name: Option<String>,
+            /// Legal representative's ID number.
+            #[serde(default)]
+            pub id_number: Option<String>,
+            /// Legal representative's bank card.
+            #[serde(default)]
+            pub card: Option<String>,
+        }
+
+        /// `OrderDecisionRequest`.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct OrderDecision {
+            /// Approve or reject.
+            pub approve: bool,
+            /// Why.
+            #[serde(default)]
+            pub reason: String,
+        }
+    }
+}

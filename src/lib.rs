@@ -43,6 +43,7 @@ pub mod mobile;
 pub mod operators;
 pub mod pdf;
 pub mod platforms;
+pub mod policies;
 pub mod providers;
 pub mod ratelimit;
 pub mod ra;

@@ -71,9 +71,8 @@ impl Lifecycle<'_> {
     /// Renews: a new validity period, same key (no CSR) or a new key (CSR with the same subject).
     pub async fn renew(&self, serial: &str, csr_bytes: Option<&[u8]>, actor: &str) -> Result<Issued, LifecycleError> {
         let old = self.current(serial).await?;
-        let profile = self
-            .issuance
-            .profiles
+        let profiles = self.issuance.profiles.current();
+        let profile = profiles
             .get(&old.profile)
             .ok_or_else(|| CaError::Build(format!("profile {} no longer exists", old.profile)))?;
         let now = self.issuance.clock.now().unix_timestamp();

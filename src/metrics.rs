@@ -15,6 +15,8 @@ pub struct Metrics {
     pub hsm_pool_size: IntGauge,
     /// 1 when the HSM pool has working sessions, 0 while it is rebuilding or the token is gone.
     pub hsm_ready: IntGauge,
+    /// 1 for each once-only job whose lease this daemon holds (`crate::coord`).
+    pub leases_held: IntGaugeVec,
     /// Completed HSM operations by kind.
     pub hsm_operations: IntCounterVec,
     /// Failed HSM operations by PKCS#11 function and CKR code.
@@ -51,6 +53,8 @@ pub struct Metrics {
     pub provider_calls: IntCounterVec,
     /// Provider call latency by provider.
     pub provider_call_seconds: HistogramVec,
+    /// Requests refused by a rate limit, by limit (its `[limits]` key).
+    pub rate_limited: IntCounterVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -69,6 +73,10 @@ fn build() -> prometheus::Result<Metrics> {
     let m = Metrics {
         hsm_pool_size: IntGauge::new("hsm_pool_size", "Sessions in the HSM pool")?,
         hsm_ready: IntGauge::new("hsm_ready", "1 when the HSM pool has working sessions")?,
+        leases_held: IntGaugeVec::new(
+            Opts::new("leases_held", "1 for each once-only job whose lease this daemon holds"),
+            &["job"],
+        )?,
         hsm_operations: IntCounterVec::new(Opts::new("hsm_operations_total", "Completed HSM operations"), &["op"])?,
         hsm_errors: IntCounterVec::new(
             Opts::new("hsm_errors_total", "Failed HSM operations by PKCS#11 function and code"),
@@ -128,10 +136,12 @@ fn build() -> prometheus::Result<Metrics> {
             HistogramOpts::new("provider_call_seconds", "Provider call latency").buckets(latency_buckets()),
             &["provider"],
         )?,
+        rate_limited: IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused by a rate limit"), &["limit"])?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
     m.registry.register(Box::new(m.hsm_ready.clone()))?;
+    m.registry.register(Box::new(m.leases_held.clone()))?;
     m.registry.register(Box::new(m.hsm_operations.clone()))?;
     m.registry.register(Box::new(m.hsm_errors.clone()))?;
     m.registry.register(Box::new(m.hsm_operation_seconds.clone()))?;
@@ -149,6 +159,7 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.ra_review_oldest_seconds.clone()))?;
     m.registry.register(Box::new(m.provider_calls.clone()))?;
     m.registry.register(Box::new(m.provider_call_seconds.clone()))?;
+    m.registry.register(Box::new(m.rate_limited.clone()))?;
     Ok(m)
 }
 

@@ -2,8 +2,13 @@
 //! Codes are 6 random digits, stored only as an HMAC keyed by the HSM pepper, valid minutes,
 //! a few tries each, and sends are rate-limited per phone. Tokens are 256 random bits; only
 //! their SHA-256 is stored, so a database copy opens no session.
+//!
+//! Rate limits: the per-phone send limits are counted in the database (exact across daemons);
+//! a refusal is remembered in memory for its exact wait, so hammering one phone costs no query.
+//! Every code check is an attempt against `limits.attempts_per_credential` for its phone.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine;
 use rand::RngCore;
@@ -14,6 +19,7 @@ use crate::config::CustodyConfig;
 use crate::custody::valid_phone;
 use crate::hsm::{HsmError, HsmPool};
 use crate::providers::SmsProvider;
+use crate::ratelimit::{Limits, Refusal};
 use crate::store::{AuditRecord, Store, StoreError};
 
 /// Why a login step failed.
@@ -22,9 +28,9 @@ pub enum LoginError {
     /// Malformed phone or purpose.
     #[error("{0}")]
     Invalid(String),
-    /// Too many codes; the message says when to try again.
-    #[error("too many codes sent to this phone; try again later")]
-    RateLimited,
+    /// Too many codes to this phone, or too many tries: wait as the refusal says.
+    #[error("too many requests for this phone; try again in {} s", .0.retry_after())]
+    RateLimited(Refusal),
     /// Wrong, expired, used-up or missing code.
     #[error("the code is wrong or expired")]
     BadCode,
@@ -91,6 +97,10 @@ pub struct Mobile {
     sms: Arc<dyn SmsProvider>,
     clock: Arc<dyn Clock>,
     config: CustodyConfig,
+    /// The daemon's rate limits. One per daemon, shared by every listener and every clone of
+    /// this service: kept here because this service is in the `Instance` from the start; the
+    /// routers fill it from `[limits]` when they are built (see [`Mobile::rate_limits`]).
+    limits: Arc<OnceLock<Arc<Limits>>>,
 }
 
 impl Mobile {
@@ -102,7 +112,26 @@ impl Mobile {
         clock: Arc<dyn Clock>,
         config: CustodyConfig,
     ) -> Self {
-        Mobile { store, hsm, sms, clock, config }
+        Mobile { store, hsm, sms, clock, config, limits: Arc::default() }
+    }
+
+    /// The daemon's rate limits, built from `config` on first use.
+    pub fn rate_limits(&self, config: &crate::config::LimitsConfig) -> Arc<Limits> {
+        self.limits.get_or_init(|| Arc::new(Limits::new(config))).clone()
+    }
+
+    /// Audits the first refusal of a security-relevant limit (later ones until the key is
+    /// allowed again are only counted), so a flood is on record without flooding the log.
+    pub async fn audit_refusal(&self, refusal: &Refusal, actor: &str) {
+        if !refusal.first {
+            return;
+        }
+        let detail = serde_json::json!({ "limit": refusal.limit, "retry_after": refusal.retry_after() });
+        let record = AuditRecord::new(self.clock.as_ref(), "ratelimit.refused", actor, None, detail);
+        if let Err(e) = self.store.audit(&record).await {
+            tracing::warn!(error = %e, limit = refusal.limit, "cannot audit a rate-limit refusal");
+        }
+        tracing::warn!(target: "audit", limit = refusal.limit, actor, "rate limit engaged");
     }
 
     fn now(&self) -> i64 {
@@ -119,11 +148,21 @@ impl Mobile {
         if !valid_phone(phone) {
             return Err(LoginError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
+        let limits = self.limits.get();
+        if let Some(held) = limits.map(|l| l.sms_per_phone.peek(phone)) {
+            held.map_err(LoginError::RateLimited)?;
+        }
         let now = self.now();
-        let recent = self.store.sms_sent_since(phone, now - self.config.sms_min_interval_seconds + 1).await?;
-        let hourly = self.store.sms_sent_since(phone, now - 3600).await?;
-        if recent > 0 || hourly >= self.config.sms_per_hour {
-            return Err(LoginError::RateLimited);
+        let wait = self.send_wait(phone, now).await?;
+        if wait > 0 {
+            let wait = Duration::from_secs(wait.unsigned_abs());
+            crate::metrics::get().rate_limited.with_label_values(&["sms_per_phone"]).inc();
+            if let Some(l) = limits {
+                l.sms_per_phone.hold(phone, wait);
+            }
+            let refusal = Refusal { limit: "sms_per_phone", wait, first: true };
+            self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
+            return Err(LoginError::RateLimited(refusal));
         }
         let code = format!("{:06}", rand::rngs::OsRng.next_u32() % 1_000_000);
         let hash = self.code_hash(phone, purpose, &code).await?;
@@ -132,8 +171,36 @@ impl Mobile {
         self.sms.send(phone, &text).map_err(LoginError::Sms)
     }
 
-    /// Checks a code (one try spent; used once on success).
+    /// Seconds until the database's per-phone limits allow another code (0: now): a code sent
+    /// less than `sms_min_interval_seconds` ago, or `sms_per_hour` in the last hour. Only a
+    /// refusal searches for the exact wait (by halving, a few indexed counts), and it is then
+    /// remembered, so a phone being hammered costs the database nothing more.
+    async fn send_wait(&self, phone: &str, now: i64) -> Result<i64, LoginError> {
+        let interval = self.config.sms_min_interval_seconds.max(1);
+        let (per_hour, store) = (self.config.sms_per_hour, &self.store);
+        // Allowed at now + t when no code in (now + t - interval, now + t] and fewer than
+        // per_hour in [now + t - 3600, now + t]; both only get truer as t grows.
+        let recent = |t: i64| async move { Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - interval + 1).await? == 0) };
+        let hourly = |t: i64| async move { Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - 3600).await? < per_hour) };
+        let mut wait = 0;
+        if !recent(0).await? {
+            wait = first_true(1, interval, recent).await?;
+        }
+        if !hourly(0).await? {
+            wait = wait.max(first_true(1, 3600, hourly).await?);
+        }
+        Ok(wait)
+    }
+
+    /// Checks a code (one try spent; used once on success). Each check, right or wrong, is an
+    /// attempt against the phone's `limits.attempts_per_credential`.
     pub async fn check_code(&self, phone: &str, purpose: Purpose, code: &str) -> Result<(), LoginError> {
+        if let Some(limits) = self.limits.get() {
+            if let Err(refusal) = limits.attempts_per_credential.check(&("phone", phone)) {
+                self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
+                return Err(LoginError::RateLimited(refusal));
+            }
+        }
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(LoginError::BadCode);
         }
@@ -153,7 +220,11 @@ impl Mobile {
 
     /// Logs in with a code; returns a new bearer token.
     pub async fn login(&self, phone: &str, code: &str) -> Result<MobileSession, LoginError> {
-        let result = self.check_code(phone, Purpose::Login, code).await;
+        let result = match self.check_code(phone, Purpose::Login, code).await {
+            // Refused before any try: the limit audits its own first refusal.
+            Err(LoginError::RateLimited(refusal)) => return Err(LoginError::RateLimited(refusal)),
+            other => other,
+        };
         let outcome = if result.is_ok() { "ok" } else { "refused" };
         let now = self.now();
         if result.is_err() {
@@ -183,6 +254,23 @@ impl Mobile {
         let detail = serde_json::json!({ "outcome": outcome });
         AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
+}
+
+/// The least `t` in `lo..=hi` for which `holds(t)` (monotone: false, then true), or `hi`.
+async fn first_true<F, Fut>(mut lo: i64, mut hi: i64, holds: F) -> Result<i64, StoreError>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid).await? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
 }
 
 /// Equality without an early exit, so timing says nothing about where two codes differ.

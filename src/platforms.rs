@@ -90,6 +90,16 @@ pub async fn disable(
     store.platform(name).await?.ok_or_else(|| PlatformError::Unknown(name.to_string()))
 }
 
+/// The checks [`register`] makes before it writes anything, without the store: for the fuzz
+/// targets (`crate::fuzz`).
+pub(crate) fn check(r: &Registration) -> Result<(), PlatformError> {
+    valid_name(&r.name)?;
+    valid_display_name(&r.display_name)?;
+    fingerprint_of(r)?;
+    valid_callback(&r.callback_url)?;
+    Ok(())
+}
+
 fn valid_name(name: &str) -> Result<String, PlatformError> {
     let ok = (1..=63).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -5,6 +5,7 @@
 //! - [`admin`]: the back office over mutual TLS ([`tls`]), roles from [`roles`]; its route
 //!   table includes the RA's ([`ra`]: the web front's applicant API and the officers').
 //! - [`clients`]: the `api` listener: mobile app, relying platforms, payment webhooks.
+//! - [`throttle`]: rate limits as every listener applies them (429 with `Retry-After`).
 
 pub mod admin;
 pub mod clients;
@@ -15,4 +16,5 @@ pub mod ops;
 pub mod problem;
 pub mod public;
 pub mod ra;
+pub mod throttle;
 pub mod tls;

@@ -1,7 +1,7 @@
 //! The TLS accept loop of the `admin` and `api` listeners: handshake with the current
 //! (reloadable) configuration, count failures by reason, identify the client certificate once
 //! per connection (roles, then the relying-platform registry), record the login in the audit
-//! log, and serve the router with the caller attached to every request.
+//! log, and serve the router with the caller and the peer's address attached to every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,19 +21,23 @@ pub struct TlsListener {
     /// Server configuration, swapped on reload.
     pub tls: Arc<Reloadable>,
     /// Role rules from `roles.toml`.
-    pub roles: Arc<Roles>,
+    pub roles: crate::policies::Swappable<Roles>,
     /// The routes.
     pub router: Router,
     /// Store and clock for identification and the login audit.
     pub instance: Instance,
 }
 
-/// Accepts connections until shutdown; each is served on its own task.
+/// Accepts connections until shutdown; each is served on its own task. At shutdown it stops
+/// accepting, asks every open connection to finish the request in flight and close, and
+/// returns once they all have (the daemon bounds that wait).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: TlsListener,
     mut shutdown: tokio::sync::broadcast::Receiver<()>,
 ) {
+    // Every connection task holds a sender; `recv` yields `None` once the last is gone.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,14 +47,24 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.recv() => return,
+            _ = shutdown.recv() => break,
         };
-        let config = config.clone();
-        tokio::spawn(async move { connection(config, stream, peer).await });
+        let (config, open, stop) = (config.clone(), open.clone(), shutdown.resubscribe());
+        tokio::spawn(async move {
+            connection(config, stream, peer, stop).await;
+            drop(open);
+        });
     }
+    drop((listener, open));
+    let _ = all_closed.recv().await;
 }
 
-async fn connection(config: TlsListener, stream: tokio::net::TcpStream, peer: SocketAddr) {
+async fn connection(
+    config: TlsListener,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.current());
     let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
     let tls = match handshake.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
@@ -78,11 +92,23 @@ async fn connection(config: TlsListener, stream: tokio::net::TcpStream, peer: So
         if let Some(caller) = &caller {
             request.extensions_mut().insert(caller.clone());
         }
+        // The peer's address, for per-address rate limits (`api::throttle`).
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let mut router = router.clone();
         async move { tower_service::Service::call(&mut router, request).await }
     });
     let io = hyper_util::rt::TokioIo::new(tls);
-    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+    let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(served);
+    let ended = tokio::select! {
+        ended = served.as_mut() => ended,
+        _ = stop.recv() => {
+            // Finish the request in flight (if any), then close instead of keeping alive.
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(listener = config.name, %peer, error = %e, "connection ended");
     }
 }
@@ -90,7 +116,7 @@ async fn connection(config: TlsListener, stream: tokio::net::TcpStream, peer: So
 /// Who the certificate is, and the `operator.login` audit event (the connection is refused if
 /// that cannot be written).
 async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::store::StoreError> {
-    let mut caller = crate::roles::identify(der, &config.roles);
+    let mut caller = crate::roles::identify(der, &config.roles.current());
     if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
         caller.role = caller.role.or(Some(Role::RelyingPlatform));
         caller.platform = Some(platform.name);

@@ -16,12 +16,23 @@ pub struct Problem {
     title: String,
     /// RFC 9457 extension members (field errors, the open order a duplicate names...).
     extensions: serde_json::Map<String, serde_json::Value>,
+    /// Seconds for the `Retry-After` header (rate limits).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
     /// A problem with a status and a client-facing title.
     pub fn new(status: StatusCode, title: impl Into<String>) -> Problem {
-        Problem { status, title: title.into(), extensions: serde_json::Map::new() }
+        Problem { status, title: title.into(), extensions: serde_json::Map::new(), retry_after: None }
+    }
+
+    /// 429 for a rate limit: `Retry-After` (whole seconds, at least 1) and the same number as
+    /// the `retry_after` member, for clients that only read the body.
+    pub fn too_many(title: impl Into<String>, retry_after: u64) -> Problem {
+        let seconds = retry_after.max(1);
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, title).with("retry_after", seconds.into());
+        problem.retry_after = Some(seconds);
+        problem
     }
 
     /// Adds an extension member (never a secret or an internal cause).
@@ -60,7 +71,12 @@ impl IntoResponse for Problem {
         if let Some(map) = body.as_object_mut() {
             map.extend(self.extensions);
         }
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

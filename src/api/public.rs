@@ -6,10 +6,19 @@
 //!   exactly the URL written in the certificates' CDP.
 //! - `POST /ocsp/{name}` with `application/ocsp-request`, and `GET /ocsp/{name}/{base64}`:
 //!   OCSP, RFC 6960 with the RFC 5019 caching headers.
+//!
+//! OCSP is the hot path (measured against a bare-hyper ceiling). A per-address limit
+//! (`limits.ocsp_per_ip`) is off by default; off, neither the limit's layer nor the peer
+//! address exists ([`spawn`]), so it costs nothing. On, each OCSP request costs one keyed hash
+//! and one map lookup under a sharded lock, and a refusal is a 429 problem (not audited).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -18,6 +27,7 @@ use time::OffsetDateTime;
 
 use super::problem::Problem;
 use crate::daemon::Instance;
+use crate::ratelimit::Limits;
 use crate::status::ocsp::response::{self, ErrorStatus};
 use crate::status::ocsp::Answer;
 
@@ -38,15 +48,63 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Routes of the public listener, with the lean request counter (see `observe::count_only`).
 pub fn router(instance: Instance) -> Router {
+    let mut ocsp =
+        Router::new().route("/ocsp/{ca}", axum::routing::post(ocsp_post)).route("/ocsp/{ca}/{*request}", get(ocsp_get));
+    let limits = super::throttle::limits(&instance);
+    if limits.ocsp_per_ip.enabled() {
+        ocsp = ocsp.route_layer(axum::middleware::from_fn_with_state(limits, ocsp_limit));
+    }
     Router::new()
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
-        .route("/ocsp/{ca}", axum::routing::post(ocsp_post))
-        .route("/ocsp/{ca}/{*request}", get(ocsp_get))
+        .merge(ocsp)
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .layer(axum::middleware::from_fn_with_state("public", super::observe::count_only))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
         .with_state(instance)
+}
+
+/// Serves the public listener until `shutdown` fires. The peer's address is attached to
+/// requests (`ConnectInfo`) only when `limits.ocsp_per_ip` is on: otherwise the router is
+/// served bare, exactly as without rate limits.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    instance: Instance,
+    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let limited = instance.config.limits.ocsp_per_ip.count > 0;
+    let router = router(instance);
+    tokio::spawn(async move {
+        let signal = async move {
+            let _ = shutdown.recv().await;
+        };
+        if limited {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service).with_graceful_shutdown(signal).await
+        } else {
+            axum::serve(listener, router).with_graceful_shutdown(signal).await
+        }
+    })
+}
+
+/// The per-address OCSP limit (only layered when configured).
+async fn ocsp_limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        static UNWIRED: std::sync::Once = std::sync::Once::new();
+        UNWIRED.call_once(|| {
+            tracing::error!("limits.ocsp_per_ip is set but the public listener gives no peer addresses: not limited");
+        });
+        return next.run(request).await;
+    };
+    match limits.ocsp_per_ip.check(&super::throttle::normalize(peer.ip())) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            // Read the (small, bounded) body first: closing with unread bytes can reset the
+            // connection before the client reads the answer.
+            let _ = axum::body::to_bytes(request.into_body(), MAX_OCSP_REQUEST).await;
+            super::throttle::refused(&refusal).into_response()
+        }
+    }
 }
 
 async fn ca_certificate(State(instance): State<Instance>, Path(file): Path<String>) -> Response {

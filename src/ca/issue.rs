@@ -52,7 +52,7 @@ pub struct IssuanceService {
     /// The CAs.
     pub hierarchy: Arc<Hierarchy>,
     /// Profiles by name.
-    pub profiles: Arc<BTreeMap<String, Profile>>,
+    pub profiles: crate::policies::Swappable<BTreeMap<String, Profile>>,
     /// URLs written into certificates.
     pub publication: PublicationConfig,
     /// CRL partitioning (the CDP of each certificate names its partition).
@@ -91,8 +91,9 @@ impl IssuanceService {
 
     async fn issue_inner(&self, profile_name: &str, request: &VerifiedRequest, actor: &str) -> Result<Issued, CaError> {
         // Step 1: the request against the profile.
+        let profiles = self.profiles.current();
         let profile =
-            self.profiles.get(profile_name).ok_or_else(|| RequestError::UnknownProfile(profile_name.to_string()))?;
+            profiles.get(profile_name).ok_or_else(|| RequestError::UnknownProfile(profile_name.to_string()))?;
         profile.check_key(request.key_type)?;
         let now = self.clock.now();
         let subject = subject::build(profile, &request.subject, now.date())?;

@@ -137,7 +137,7 @@ impl Custody {
         if !valid_phone(phone) {
             return Err(CustodyError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
-        if !self.issuance.profiles.contains_key(profile) {
+        if !self.issuance.profiles.current().contains_key(profile) {
             return Err(CustodyError::Invalid(format!("profile: no profile named {profile:?}")));
         }
         let identifier =

@@ -25,7 +25,7 @@ mod payment;
 mod query;
 mod review;
 pub mod setup;
-mod steps;
+pub(crate) mod steps;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -160,7 +160,7 @@ pub struct Ra {
     store: Store,
     clock: Arc<dyn Clock>,
     /// Channels by name.
-    pub channels: Arc<BTreeMap<String, Channel>>,
+    channels: crate::policies::Swappable<BTreeMap<String, Arc<Channel>>>,
     providers: Providers,
     services: Services,
     config: RaConfig,
@@ -171,12 +171,12 @@ impl Ra {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
-        channels: BTreeMap<String, Channel>,
+        channels: BTreeMap<String, Arc<Channel>>,
         providers: Providers,
         services: Services,
         config: RaConfig,
     ) -> Self {
-        Ra { store, clock, channels: Arc::new(channels), providers, services, config }
+        Ra { store, clock, channels: crate::policies::Swappable::new(channels), providers, services, config }
     }
 
     /// Points the RA at the services as the daemon finally wired them (issuance notifying
@@ -202,8 +202,18 @@ impl Ra {
         AuditRecord::new(self.clock.as_ref(), kind, actor, order.serial.as_deref(), detail)
     }
 
-    fn channel(&self, name: &str) -> Result<&Channel, RaError> {
-        self.channels.get(name).ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
+    /// Every channel, as the current policies define them.
+    pub fn channels(&self) -> Arc<BTreeMap<String, Arc<Channel>>> {
+        self.channels.current()
+    }
+
+    /// Replaces the channels (policy reload).
+    pub fn replace_channels(&self, channels: BTreeMap<String, Arc<Channel>>) {
+        self.channels.replace(channels);
+    }
+
+    fn channel(&self, name: &str) -> Result<Arc<Channel>, RaError> {
+        self.channels.current().get(name).cloned().ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
     }
 
     /// Loads an order the caller may act on: the order token, or a live order-query session

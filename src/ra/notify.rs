@@ -41,16 +41,21 @@ impl Ra {
     }
 
     /// One pass of the background task: enrolments completing new orders, carry-outs to
-    /// retry, expiry reminders, metrics. Every piece is safe to run on several daemons at
-    /// once (compare-and-set on orders, a unique row per reminder).
-    pub async fn tick(&self) {
+    /// retry, expiry reminders. Run by the daemon holding the RA lease; every piece would
+    /// still be safe on several daemons at once (compare-and-set on orders, a unique row per
+    /// reminder), the lease only saves the duplicate work.
+    pub async fn pass(&self) {
         if let Err(e) = self.follow_up_approved().await {
             tracing::warn!(error = %e, "RA task: approved orders");
         }
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
         }
-        if let Err(e) = self.gauge().await {
+    }
+
+    /// Refreshes the order gauges from the database.
+    pub async fn gauge(&self) {
+        if let Err(e) = self.count().await {
             tracing::warn!(error = %e, "RA task: metrics");
         }
     }
@@ -111,7 +116,7 @@ impl Ra {
         Ok(())
     }
 
-    async fn gauge(&self) -> Result<(), super::RaError> {
+    async fn count(&self) -> Result<(), super::RaError> {
         let m = crate::metrics::get();
         m.ra_orders.reset();
         for (flow, state, n) in self.store.order_counts().await? {

@@ -71,7 +71,7 @@ impl Ra {
     pub async fn view(&self, order: &OrderRecord) -> Result<OrderView, RaError> {
         let channel = self.channel(&order.channel)?;
         let materials = self.store.materials(&order.id).await?;
-        Ok(OrderView::new(order, channel, &materials))
+        Ok(OrderView::new(order, &channel, &materials))
     }
 
     /// Cancels an order not yet decided; a payment is refunded.
@@ -113,7 +113,7 @@ impl Ra {
     /// The printable application form (PDF) of an order.
     pub fn form(&self, order: &OrderRecord) -> Result<Vec<u8>, RaError> {
         let channel = self.channel(&order.channel)?;
-        Ok(super::review::form_pdf(order, channel))
+        Ok(super::review::form_pdf(order, &channel))
     }
 
     /// Sends a one-time code for a step.

@@ -21,7 +21,8 @@ pub struct QuerySession {
 }
 
 impl Ra {
-    fn subject_key(value: &str) -> Result<String, RaError> {
+    /// A query's subject: a resident ID (18 characters, 17 digits first) or a credit code.
+    pub(crate) fn subject_key(value: &str) -> Result<String, RaError> {
         let v = value.trim();
         if v.len() == 18 && v.chars().take(17).all(|c| c.is_ascii_digit()) {
             return validate::resident_id("subject", v, time::OffsetDateTime::now_utc().date())
@@ -41,7 +42,8 @@ impl Ra {
     }
 
     /// Sends the query code when the phone is an agent's or the legal representative's on
-    /// file. Answers the same either way, so nobody learns which phones are on file.
+    /// file. Answers the same either way, so nobody learns which phones are on file: also when
+    /// the phone has had too many codes (that refusal is counted and audited, not shown).
     pub async fn query_code(&self, subject: &str, phone: &str) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
@@ -49,7 +51,10 @@ impl Ra {
         let on_file = orders.iter().any(|o| o.agent_phone.as_deref() == Some(phone.as_str()))
             || Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str());
         if on_file {
-            self.services.mobile.send_code(&phone, Purpose::Order).await?;
+            match self.services.mobile.send_code(&phone, Purpose::Order).await {
+                Ok(()) | Err(crate::mobile::LoginError::RateLimited(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

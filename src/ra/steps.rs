@@ -30,7 +30,7 @@ struct VerificationInput {
     method: Method,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PersonInput {
     name: String,
@@ -44,7 +44,7 @@ struct PersonInput {
     bank: Option<BankAccount>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompanyInput {
     name: String,
@@ -77,7 +77,7 @@ struct AgentInput {
     card: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProductInput {
     product: String,
@@ -286,7 +286,7 @@ impl Ra {
     }
 
     fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
-        let days = self.services.issuance.profiles.get(&cert.profile).map_or(90, |p| i64::from(p.renewal_window_days));
+        let days = self.services.issuance.profiles.current().get(&cert.profile).map_or(90, |p| i64::from(p.renewal_window_days));
         if self.now() < cert.not_after - days * 86400 {
             return Err(RaError::State(format!("renewal opens {days} days before the certificate expires")));
         }
@@ -357,22 +357,7 @@ impl Ra {
         input: CompanyInput,
     ) -> Result<(), RaError> {
         let method = data.verification.ok_or(RaError::State("choose a verification method first".into()))?;
-        let mut fields = Fields::default();
-        let today = self.clock.now().date();
-        let company = Company {
-            name: fields.take(validate::name("name", &input.name, 64)),
-            credit_code: fields.take(validate::credit_code("credit_code", &input.credit_code)),
-            legal_rep: Self::person(&mut fields, "legal_rep", input.legal_rep, today, false),
-            bank: input.bank.clone(),
-        };
-        require_method_data(
-            &mut fields,
-            method,
-            "legal_rep.card",
-            company.legal_rep.card.is_some(),
-            input.bank.is_some(),
-        );
-        fields.finish()?;
+        let company = company_fields(input, method, self.clock.now().date())?;
         if let Some(c) = &data.certificate {
             if c.identifier != company.credit_code {
                 return Err(RaError::BadRequest("credit_code: an information change keeps the credit code".into()));
@@ -393,12 +378,7 @@ impl Ra {
         input: PersonInput,
     ) -> Result<(), RaError> {
         let method = data.verification.ok_or(RaError::State("choose a verification method first".into()))?;
-        let mut fields = Fields::default();
-        let today = self.clock.now().date();
-        let bank = input.bank.clone();
-        let person = Self::person(&mut fields, "person", input, today, true);
-        require_method_data(&mut fields, method, "person.card", person.card.is_some(), bank.is_some());
-        fields.finish()?;
+        let (person, bank) = person_fields(input, method, self.clock.now().date())?;
         if let Some(c) = &data.certificate {
             if c.identifier != person.id_number {
                 return Err(RaError::BadRequest("id_number: an information change keeps the ID number".into()));
@@ -424,40 +404,19 @@ impl Ra {
         if !channel.methods.agent.contains(&input.method) || input.method == Method::BankAccount {
             return Err(RaError::NotOffered("this verification method is not offered for agents here".into()));
         }
-        let today = self.clock.now().date();
-        let mut fields = Fields::default();
-        let person = if input.legal_rep_in_person {
-            let rep = data.company.as_ref().map(|c| c.legal_rep.clone()).ok_or_else(|| {
-                RaError::BadRequest("legal_rep_in_person: only for organisations whose data was entered".into())
-            })?;
-            Person {
-                email: Some(fields.take(validate::email("email", &input.email))),
-                card: input.card.map(|c| fields.take(validate::bank_card("card", &c))),
-                ..rep
-            }
-        } else {
-            let p = PersonInput {
-                name: input.name.unwrap_or_default(),
-                id_number: input.id_number.unwrap_or_default(),
-                phone: input.phone.unwrap_or_default(),
-                email: Some(input.email),
-                card: input.card,
-                bank: None,
-            };
-            Self::person(&mut fields, "agent", p, today, true)
-        };
-        require_method_data(&mut fields, input.method, "card", person.card.is_some(), false);
-        fields.finish()?;
+        let (method, legal_rep_in_person) = (input.method, input.legal_rep_in_person);
+        let rep = data.company.as_ref().map(|c| c.legal_rep.clone());
+        let person = agent_fields(input, rep, self.clock.now().date())?;
         let personal_cert = data.certificate.as_ref().is_some_and(|c| c.profile != "org");
         if personal_cert && data.certificate.as_ref().is_some_and(|c| c.identifier != person.id_number) {
             return Err(RaError::BadRequest(
                 "id_number: orders about a personal certificate are made by its holder".into(),
             ));
         }
-        data.agent_check = self.check(&person, input.method, None).await?;
+        data.agent_check = self.check(&person, method, None).await?;
         order.agent_phone = Some(person.phone.clone());
-        let in_person = input.legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
-        data.agent = Some(Agent { legal_rep_in_person: in_person, person, method: input.method });
+        let in_person = legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
+        data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
         Ok(())
     }
 
@@ -477,35 +436,19 @@ impl Ra {
         {
             return Err(RaError::NotOffered("product: choose a product of the certificate's kind".into()));
         }
-        let mut fields = Fields::default();
         let agent_email = data
             .agent
             .as_ref()
             .and_then(|a| a.person.email.clone())
             .or(data.person.as_ref().and_then(|p| p.email.clone()));
-        let invoice_email = match input.invoice_email {
-            Some(e) => Some(fields.take(validate::email("invoice_email", &e))),
-            None => agent_email,
-        };
-        if input.invoice && invoice_email.is_none() {
-            fields.fail("invoice_email", "email.missing", "an e-mail address for the invoice is required");
-        }
-        let shipped = product.medium == "usb-key";
-        let delivery_address = match (shipped, input.delivery_address) {
-            (true, Some(a)) => Some(fields.take(validate::name("delivery_address", &a, 200))),
-            (true, None) => {
-                fields.fail("delivery_address", "name.empty", "a delivery address is required for a USB key");
-                None
-            }
-            (false, _) => None,
-        };
-        fields.finish()?;
+        let invoice = input.invoice;
+        let (invoice_email, delivery_address) = product_fields(input, agent_email, product.medium == "usb-key")?;
         order.amount_fen = product.price_fen;
         data.product = Some(ProductChoice {
             id: product.id.clone(),
             name: product.name.clone(),
             price_fen: product.price_fen,
-            invoice: input.invoice,
+            invoice,
             invoice_email,
             delivery_address,
         });
@@ -516,7 +459,7 @@ impl Ra {
         let channel = self.channel(&order.channel)?;
         let uploaded = self.store.materials(&order.id).await?;
         let missing: Vec<_> = data
-            .required_materials(flow, channel)
+            .required_materials(flow, &channel)
             .into_iter()
             .filter(|k| !uploaded.iter().any(|m| &m.kind == k))
             .collect();
@@ -671,6 +614,153 @@ impl Ra {
         order.subject_key = Some(key.to_string());
         order.open_key = Some(format!("{}|{key}", order.channel));
     }
+}
+
+/// The company step's fields, validated; every problem reported at once.
+fn company_fields(input: CompanyInput, method: Method, today: time::Date) -> Result<Company, RaError> {
+    let mut fields = Fields::default();
+    let company = Company {
+        name: fields.take(validate::name("name", &input.name, 64)),
+        credit_code: fields.take(validate::credit_code("credit_code", &input.credit_code)),
+        legal_rep: Ra::person(&mut fields, "legal_rep", input.legal_rep, today, false),
+        bank: input.bank,
+    };
+    let (card, bank) = (company.legal_rep.card.is_some(), company.bank.is_some());
+    require_method_data(&mut fields, method, "legal_rep.card", card, bank);
+    fields.finish()?;
+    Ok(company)
+}
+
+/// The person step's fields, validated, and the account a micro-deposit check pays into.
+fn person_fields(
+    input: PersonInput,
+    method: Method,
+    today: time::Date,
+) -> Result<(Person, Option<BankAccount>), RaError> {
+    let mut fields = Fields::default();
+    let bank = input.bank.clone();
+    let person = Ra::person(&mut fields, "person", input, today, true);
+    require_method_data(&mut fields, method, "person.card", person.card.is_some(), bank.is_some());
+    fields.finish()?;
+    Ok((person, bank))
+}
+
+/// The agent: the legal representative on file (`rep`) applying in person, or the person
+/// entered, validated.
+fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Result<Person, RaError> {
+    let mut fields = Fields::default();
+    let person = if input.legal_rep_in_person {
+        let rep = rep.ok_or_else(|| {
+            RaError::BadRequest("legal_rep_in_person: only for organisations whose data was entered".into())
+        })?;
+        Person {
+            email: Some(fields.take(validate::email("email", &input.email))),
+            card: input.card.map(|c| fields.take(validate::bank_card("card", &c))),
+            ..rep
+        }
+    } else {
+        let p = PersonInput {
+            name: input.name.unwrap_or_default(),
+            id_number: input.id_number.unwrap_or_default(),
+            phone: input.phone.unwrap_or_default(),
+            email: Some(input.email),
+            card: input.card,
+            bank: None,
+        };
+        Ra::person(&mut fields, "agent", p, today, true)
+    };
+    require_method_data(&mut fields, input.method, "card", person.card.is_some(), false);
+    fields.finish()?;
+    Ok(person)
+}
+
+/// The product step's invoice e-mail (entered, else `agent_email`) and delivery address
+/// (required when the product is `shipped`), validated.
+fn product_fields(
+    input: ProductInput,
+    agent_email: Option<String>,
+    shipped: bool,
+) -> Result<(Option<String>, Option<String>), RaError> {
+    let mut fields = Fields::default();
+    let invoice_email = match input.invoice_email {
+        Some(e) => Some(fields.take(validate::email("invoice_email", &e))),
+        None => agent_email,
+    };
+    if input.invoice && invoice_email.is_none() {
+        fields.fail("invoice_email", "email.missing", "an e-mail address for the invoice is required");
+    }
+    let delivery_address = match (shipped, input.delivery_address) {
+        (true, Some(a)) => Some(fields.take(validate::name("delivery_address", &a, 200))),
+        (true, None) => {
+            fields.fail("delivery_address", "name.empty", "a delivery address is required for a USB key");
+            None
+        }
+        (false, _) => None,
+    };
+    fields.finish()?;
+    Ok((invoice_email, delivery_address))
+}
+
+/// What a step does with its body before it needs the order, the store or a provider: read it
+/// into the step's input type and validate every field, as [`Ra::step`] does (with each
+/// verification method and product shape, since those come from the order). For the fuzz
+/// targets (`crate::fuzz`), which must run without a database.
+pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date) -> Result<(), RaError> {
+    const METHODS: [Method; 5] = [Method::BankAccount, Method::Phone, Method::BankCard, Method::FaceSms, Method::FaceQr];
+    match step {
+        Step::Certificate => {
+            let input: CertificateInput = parse(body)?;
+            let _ = crate::ca::serial::parse(&input.serial);
+            if let Some(reason) = input.reason {
+                reason.parse::<crate::status::RevocationReason>().map_err(RaError::BadRequest)?;
+            }
+        }
+        Step::Verification => {
+            let _: VerificationInput = parse(body)?;
+        }
+        Step::Company => {
+            let input: CompanyInput = parse(body)?;
+            for method in METHODS {
+                company_fields(input.clone(), method, today)?;
+            }
+        }
+        Step::Person => {
+            let input: PersonInput = parse(body)?;
+            for method in METHODS {
+                person_fields(input.clone(), method, today)?;
+            }
+        }
+        Step::SubjectCheck | Step::AgentCheck => {
+            let _: CheckInput = parse(body)?;
+        }
+        Step::Agent => {
+            let input: AgentInput = parse(body)?;
+            let rep = Person {
+                name: "张三".into(),
+                id_number: "11010519491231002X".into(),
+                phone: "+8613800138000".into(),
+                email: None,
+                card: None,
+            };
+            agent_fields(input, Some(rep), today)?;
+        }
+        Step::Product => {
+            let input: ProductInput = parse(body)?;
+            for shipped in [false, true] {
+                product_fields(input.clone(), None, shipped)?;
+            }
+        }
+        Step::Materials => {
+            let _: EmptyInput = parse(body)?;
+        }
+        Step::Signature => {
+            let _: SignatureInput = parse(body)?;
+        }
+        Step::Payment => {
+            let _: PaymentInput = parse(body)?;
+        }
+    }
+    Ok(())
 }
 
 /// Bank-card checks need a card; bank-account checks an account.

@@ -185,6 +185,27 @@ fn text_field(name: &str, value: &str, max: usize) -> Result<(), SigningError> {
     Ok(())
 }
 
+/// Checks a platform's request before anything is stored: 1 to `max_hashes` SHA-256 values,
+/// the texts the holder will read, at most one document name per hash, one signer constraint.
+/// Pure, so the fuzz targets (`crate::fuzz`) run it without a database.
+pub(crate) fn check_open(request: &OpenRequest, max_hashes: usize) -> Result<(), SigningError> {
+    decode_hashes(&request.hashes, max_hashes)?;
+    text_field("description", &request.description, 512)?;
+    if request.documents.len() > request.hashes.len() {
+        return Err(SigningError::Invalid("documents: at most one name per hash".into()));
+    }
+    for d in &request.documents {
+        text_field("documents[]", d, 200)?;
+    }
+    if let Some(s) = &request.signer {
+        let given = [&s.credit_code, &s.id_number, &s.serial].iter().filter(|v| v.is_some()).count();
+        if given != 1 {
+            return Err(SigningError::Invalid("signer: exactly one of credit_code, id_number, serial".into()));
+        }
+    }
+    Ok(())
+}
+
 impl Signing {
     /// Built by `Instance::open`.
     pub fn new(store: Store, custody: Custody, seals: crate::seals::Seals, clock: Arc<dyn Clock>) -> Self {
@@ -194,20 +215,7 @@ impl Signing {
     /// Opens a session for a registered platform.
     pub async fn open(&self, platform: &str, request: OpenRequest) -> Result<Opened, SigningError> {
         let config = &self.custody.config;
-        decode_hashes(&request.hashes, config.max_hashes)?;
-        text_field("description", &request.description, 512)?;
-        if request.documents.len() > request.hashes.len() {
-            return Err(SigningError::Invalid("documents: at most one name per hash".into()));
-        }
-        for d in &request.documents {
-            text_field("documents[]", d, 200)?;
-        }
-        if let Some(s) = &request.signer {
-            let given = [&s.credit_code, &s.id_number, &s.serial].iter().filter(|v| v.is_some()).count();
-            if given != 1 {
-                return Err(SigningError::Invalid("signer: exactly one of credit_code, id_number, serial".into()));
-            }
-        }
+        check_open(&request, config.max_hashes)?;
         let now = self.clock.now();
         let secret = qr::QrSecret::generate();
         let record = SigningSessionRecord {

@@ -136,7 +136,7 @@ struct Inner {
     hsm: HsmPool,
     config: StatusConfig,
     publication: PublicationConfig,
-    profiles: Arc<BTreeMap<String, Profile>>,
+    profiles: crate::policies::Swappable<BTreeMap<String, Profile>>,
     clock: Arc<dyn Clock>,
     issuers: Vec<Arc<IssuerKeys>>,
     /// Root and issuing CAs, each publishing CRLs.
@@ -157,7 +157,7 @@ impl StatusService {
         store: Store,
         hsm: HsmPool,
         hierarchy: &Hierarchy,
-        profiles: Arc<BTreeMap<String, Profile>>,
+        profiles: crate::policies::Swappable<BTreeMap<String, Profile>>,
         config: StatusConfig,
         publication: PublicationConfig,
         clock: Arc<dyn Clock>,

@@ -10,6 +10,10 @@
 //!
 //! When the HSM is down, every step that needs it is retried on the next round; what was
 //! already signed keeps being served.
+//!
+//! With several daemons on one database, CRL builds and the OCSP refresh run only on the
+//! daemon holding their lease (`crate::coord`); every daemon follows the feed (its own cache
+//! must learn of revocations) and pre-signs what it issued itself.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use super::StatusService;
+use crate::coord::{self, Held, Job, Leases};
 
 /// Most OCSP responses refreshed per round (the rest wait for the next round).
 const REFRESH_BATCH: i64 = 2000;
@@ -29,15 +34,24 @@ const FEED_LOOKBACK: i64 = 256;
 /// long CRL builds or OCSP refreshes never delay it past `propagation_seconds`.
 pub fn spawn(
     status: StatusService,
+    leases: Leases,
     issued: mpsc::Receiver<String>,
     shutdown: broadcast::Receiver<()>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let refresher = status.clone();
     vec![
         tokio::spawn(presign_issued(status.clone(), issued, shutdown.resubscribe())),
         tokio::spawn(feed(status.clone(), shutdown.resubscribe())),
-        tokio::spawn(maintain(status, shutdown)),
+        tokio::spawn(coord::run_job(leases.clone(), Job::OcspRefresh, REFRESH_PERIOD, shutdown.resubscribe(), move || {
+            let status = refresher.clone();
+            async move { refresh_ocsp(&status).await }
+        })),
+        tokio::spawn(maintain(status, leases, shutdown)),
     ]
 }
+
+/// How often the OCSP refresher looks for responses due.
+const REFRESH_PERIOD: Duration = Duration::from_secs(60);
 
 async fn presign_issued(
     status: StatusService,
@@ -71,29 +85,39 @@ async fn feed(status: StatusService, mut shutdown: broadcast::Receiver<()>) {
     }
 }
 
-async fn maintain(status: StatusService, mut shutdown: broadcast::Receiver<()>) {
+/// CRL builds: after revocations (woken), on schedule, and, on the lease holder only. A
+/// daemon without the lease keeps its dirty set: if it takes the lease over, it rebuilds every
+/// partition anyway, since the previous holder may have died before publishing.
+async fn maintain(status: StatusService, leases: Leases, mut shutdown: broadcast::Receiver<()>) {
     let config = status.inner.config.clone();
-    for (issuer, shard) in status.partitions() {
-        status.mark_dirty(&issuer, shard);
-    }
     let period = Duration::from_secs(60 * u64::from(config.crl_rebuild_minutes));
     let mut rebuild = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let mut refresh = tokio::time::interval(Duration::from_secs(60));
+    let mut renew = tokio::time::interval(coord::RENEW);
+    let mut epoch = None;
     loop {
-        rebuild_dirty(&status).await;
+        match leases.hold(Job::Crl, &mut epoch).await {
+            Held::Taken { .. } => {
+                mark_all(&status);
+                rebuild_dirty(&status).await;
+            }
+            Held::Kept => rebuild_dirty(&status).await,
+            Held::Elsewhere => {}
+        }
         tokio::select! {
             _ = status.inner.wake.notified() => {
                 // Let a burst of revocations land in one rebuild.
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            _ = rebuild.tick() => {
-                for (issuer, shard) in status.partitions() {
-                    status.mark_dirty(&issuer, shard);
-                }
-            }
-            _ = refresh.tick() => refresh_ocsp(&status).await,
+            _ = rebuild.tick() => mark_all(&status),
+            _ = renew.tick() => {}
             _ = shutdown.recv() => return,
         }
+    }
+}
+
+fn mark_all(status: &StatusService) {
+    for (issuer, shard) in status.partitions() {
+        status.mark_dirty(&issuer, shard);
     }
 }
 
@@ -144,7 +168,7 @@ async fn rebuild_dirty(status: &StatusService) {
 async fn refresh_ocsp(status: &StatusService) {
     let now = status.inner.clock.now().unix_timestamp();
     let before = now + 3600 * i64::from(status.inner.config.ocsp_refresh_hours);
-    let longest_service = status.inner.profiles.values().map(|p| p.status_after_expiry_days).max().unwrap_or(0);
+    let longest_service = status.inner.profiles.current().values().map(|p| p.status_after_expiry_days).max().unwrap_or(0);
     let served_after = now - 86400 * i64::from(longest_service);
     let due = match status.inner.store.ocsp_due(before, served_after, REFRESH_BATCH).await {
         Ok(due) => due,

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "custody", include_str!("migrations/0004_custody.sql")),
     (5, "seals", include_str!("migrations/0005_seals.sql")),
     (6, "ra", include_str!("migrations/0006_ra.sql")),
+    (7, "leases", include_str!("migrations/0007_leases.sql")),
 ];
 
 /// Fills in the dialect placeholders.

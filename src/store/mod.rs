@@ -8,6 +8,7 @@ mod authorities;
 mod backoffice;
 mod certificates;
 mod custody;
+mod leases;
 mod migrations;
 mod ra;
 mod seals;
@@ -23,6 +24,7 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
+pub use leases::LeaseRecord;
 pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord};
 pub use seals::{SealRecord, SealRequestRecord};
@@ -128,6 +130,11 @@ impl Store {
     /// Starts the group-commit writer on this store.
     pub fn writer(&self, max_batch: usize) -> Writer {
         Writer::start(self.pool.clone(), max_batch)
+    }
+
+    /// Closes every connection once the ones in use come back (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// A cheap round trip, for readiness.

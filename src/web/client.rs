@@ -1,10 +1,20 @@
 //! The daemon as the web front sees it: the RA API over mutual TLS with the web-front
 //! certificate, and the api listener for the seal-authorisation pages (as the app would).
+//!
+//! Every call names the browser it is made for in `x-forwarded-for` (the daemon trusts it from
+//! the web-front certificate only), so the daemon's per-address rate limits count browsers,
+//! not this process. The address comes from [`BROWSER`], set per page request by the router.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::config::WebConfig;
+
+tokio::task_local! {
+    /// The address of the browser whose page request is being served (set by the router's
+    /// `security::browser` layer), forwarded on every call made while serving it.
+    pub static BROWSER: std::net::IpAddr;
+}
 
 /// One answer from the daemon: status and JSON body (Null when not JSON).
 #[derive(Debug, Clone)]
@@ -13,6 +23,8 @@ pub struct Answer {
     pub status: StatusCode,
     /// Parsed body.
     pub body: Value,
+    /// `Retry-After` seconds of a 429 (rate limit).
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -60,10 +72,19 @@ impl Daemon {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Unreachable> {
+        let request = match BROWSER.try_with(|ip| *ip) {
+            Ok(ip) => request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string()),
+            Err(_) => request,
+        };
         let response = request.send().await.map_err(|e| Unreachable(e.to_string()))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = response.bytes().await.map_err(|e| Unreachable(e.to_string()))?;
-        Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+        Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), retry_after })
     }
 
     /// A JSON call to the RA API, with the order token when given.
@@ -103,13 +124,11 @@ impl Daemon {
 
     /// A binary download (PDFs): status and bytes.
     pub async fn download(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), Unreachable> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.admin))
-            .header("x-order-token", token)
-            .send()
-            .await
-            .map_err(|e| Unreachable(e.to_string()))?;
+        let mut request = self.http.get(format!("{}{path}", self.admin)).header("x-order-token", token);
+        if let Ok(ip) = BROWSER.try_with(|ip| *ip) {
+            request = request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string());
+        }
+        let response = request.send().await.map_err(|e| Unreachable(e.to_string()))?;
         let status = response.status();
         Ok((status, response.bytes().await.map_err(|e| Unreachable(e.to_string()))?.to_vec()))
     }

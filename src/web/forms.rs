@@ -76,13 +76,15 @@ pub fn refusal(lang: Lang, values: HashMap<String, String>, answer: &Answer, str
 
 /// A one-line message for a refusal.
 pub fn message(lang: Lang, answer: &Answer) -> String {
+    if answer.status.as_u16() == 429 {
+        return too_many(lang, answer.retry_after);
+    }
     let title = answer.title();
     if lang == Lang::En {
         return title;
     }
     match answer.status.as_u16() {
         401 => "验证码错误或已过期，请重新获取".into(),
-        429 => "验证码发送过于频繁，请稍后再试".into(),
         503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
         409 if answer.body["open_order"].is_string() => {
             format!(
@@ -95,9 +97,31 @@ pub fn message(lang: Lang, answer: &Answer) -> String {
     }
 }
 
+/// A rate limit's refusal: when to try again, from the daemon's `Retry-After`.
+pub fn too_many(lang: Lang, retry_after: Option<u64>) -> String {
+    match (lang, retry_after) {
+        (Lang::Zh, Some(n)) => format!("操作过于频繁，请 {n} 秒后再试"),
+        (Lang::Zh, None) => "操作过于频繁，请稍后再试".into(),
+        (Lang::En, Some(n)) => format!("Too many attempts; try again in {n} s."),
+        (Lang::En, None) => "Too many attempts; try again later.".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_says_when_to_try_again_in_the_page_language() {
+        let answer = Answer {
+            status: reqwest::StatusCode::TOO_MANY_REQUESTS,
+            body: serde_json::json!({ "title": "too many attempts; try again in 7 s", "retry_after": 7 }),
+            retry_after: Some(7),
+        };
+        assert_eq!(message(Lang::Zh, &answer), "操作过于频繁，请 7 秒后再试");
+        assert_eq!(message(Lang::En, &answer), "Too many attempts; try again in 7 s.");
+        assert_eq!(too_many(Lang::Zh, None), "操作过于频繁，请稍后再试");
+    }
 
     #[test]
     fn dotted_fields_nest_and_checkboxes_are_booleans() {

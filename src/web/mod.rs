@@ -73,6 +73,7 @@ pub fn router(web: Web) -> Router {
         .fallback(pages::home::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn(security::browser))
         .layer(axum::Extension(security::OverTls(tls)))
         .layer(axum::Extension(security::DefaultLang(lang)))
         .with_state(web)
@@ -93,7 +94,10 @@ pub async fn serve(
     };
     let app = router(Web { daemon, config: Arc::new(config) });
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string()),
+        None => {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string())
+        }
         Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
     }
 }
@@ -124,14 +128,15 @@ async fn serve_tls(
 ) -> Result<(), String> {
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
             _ = &mut shutdown => return Ok(()),
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else { return };
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 let mut app = app.clone();
                 async move { tower_service::Service::call(&mut app, request).await }
             });

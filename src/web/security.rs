@@ -3,8 +3,9 @@
 //! that are HttpOnly, SameSite and (over TLS) Secure.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
@@ -85,6 +86,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 
 #[derive(Debug, Clone)]
 struct NewCsrf(String);
+
+/// Serves the request with its browser's address in [`super::client::BROWSER`], so every call
+/// to the daemon forwards it and the daemon's per-address rate limits count this browser, not
+/// the web front. The address is the TCP peer's (none when served without `ConnectInfo`).
+pub async fn browser(request: Request, next: Next) -> Response {
+    match request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+        Some(ip) => super::client::BROWSER.scope(ip, next.run(request)).await,
+        None => next.run(request).await,
+    }
+}
 
 /// Adds the security headers, and a CSRF cookie to browsers that have none.
 pub async fn headers(mut request: Request, next: Next) -> Response {

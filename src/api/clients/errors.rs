@@ -32,7 +32,7 @@ pub fn login(e: LoginError) -> Problem {
     let title = e.to_string();
     match e {
         LoginError::Invalid(_) => Problem::bad_request(title),
-        LoginError::RateLimited => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
+        LoginError::RateLimited(refusal) => crate::api::throttle::refused(&refusal),
         LoginError::BadCode => Problem::new(StatusCode::UNAUTHORIZED, title),
         LoginError::Sms(cause) => {
             tracing::error!(error = %cause, "SMS provider failed");

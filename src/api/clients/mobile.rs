@@ -1,5 +1,9 @@
 //! The mobile app's endpoints: SMS login, credentials (first PIN, PIN change, unlock) and the
 //! holder's side of signing sessions. Every call but login carries `Authorization: Bearer`.
+//!
+//! Rate limits: SMS sends per client address (and per phone, in `Mobile`); every call that
+//! checks a secret (SMS code, PIN) is an attempt per client address, and per phone (in
+//! `Mobile::check_code`) or per credential of the holder (PINs).
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -10,6 +14,7 @@ use serde::Deserialize;
 
 use super::errors;
 use crate::api::problem::{JsonBody, Problem};
+use crate::api::throttle::{self, ClientIp};
 use crate::custody::Pin;
 use crate::daemon::Instance;
 use crate::mobile::Purpose;
@@ -41,6 +46,20 @@ fn pin(text: &str) -> Result<Pin, Problem> {
     Pin::new(text).map_err(|e| Problem::bad_request(e.to_string()))
 }
 
+/// One guess at a secret from this address (the per-phone count is `Mobile::check_code`'s).
+pub(super) async fn attempt(i: &Instance, ip: ClientIp) -> Result<(), Problem> {
+    throttle::check_ip(i, &throttle::limits(i).attempts_per_ip, ip).await
+}
+
+/// One PIN guess from this address at this holder's credential. Keyed by holder and
+/// credential, so another holder naming the credential cannot spend its owner's budget.
+async fn pin_attempt(i: &Instance, ip: ClientIp, holder: &Holder, credential: &str) -> Result<(), Problem> {
+    attempt(i, ip).await?;
+    let key = ("credential", holder.phone.as_str(), credential);
+    let limits = throttle::limits(i);
+    throttle::check(i, &limits.attempts_per_credential, &key, || format!("credential:{credential}")).await
+}
+
 /// Body of a code request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,8 +73,13 @@ fn login_purpose() -> String {
     "login".into()
 }
 
-pub(super) async fn send_code(State(i): State<Instance>, JsonBody(b): JsonBody<CodeBody>) -> Result<Response, Problem> {
+pub(super) async fn send_code(
+    State(i): State<Instance>,
+    ip: ClientIp,
+    JsonBody(b): JsonBody<CodeBody>,
+) -> Result<Response, Problem> {
     let purpose = Purpose::parse(&b.purpose).map_err(errors::login)?;
+    throttle::check_ip(&i, &throttle::limits(&i).sms_per_ip, ip).await?;
     i.mobile.send_code(&b.phone, purpose).await.map_err(errors::login)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }
@@ -68,7 +92,12 @@ pub(super) struct LoginBody {
     code: String,
 }
 
-pub(super) async fn login(State(i): State<Instance>, JsonBody(b): JsonBody<LoginBody>) -> Result<Response, Problem> {
+pub(super) async fn login(
+    State(i): State<Instance>,
+    ip: ClientIp,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
     let session = i.mobile.login(&b.phone, &b.code).await.map_err(errors::login)?;
     Ok(Json(
         serde_json::json!({ "token": session.token, "expires_at": crate::api::admin::rfc3339(session.expires_at) }),
@@ -144,10 +173,12 @@ pub(super) struct PinBody {
 pub(super) async fn change_pin(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<PinBody>,
 ) -> Result<Response, Problem> {
     let (old, new) = (pin(&b.old_pin)?, pin(&b.new_pin)?);
+    pin_attempt(&i, ip, &holder, &id).await?;
     let actor = format!("phone:{}", holder.phone);
     i.custody.change_pin(&id, &holder.phone, &old, &new, &actor).await.map_err(errors::custody)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -166,10 +197,12 @@ pub(super) struct UnlockBody {
 pub(super) async fn unlock(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UnlockBody>,
 ) -> Result<Response, Problem> {
     let new = pin(&b.new_pin)?;
+    attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Unlock, &b.code).await.map_err(errors::login)?;
     let actor = format!("phone:{}", holder.phone);
     let proof = crate::custody::IdentityProof {
@@ -210,10 +243,12 @@ pub(super) struct ApproveBody {
 pub(super) async fn approve(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<ApproveBody>,
 ) -> Result<Response, Problem> {
     let pin = pin(&b.pin)?;
+    pin_attempt(&i, ip, &holder, &b.credential_id).await?;
     i.signing
         .approve(&holder.phone, &id, &b.credential_id, &pin, b.seal_id.as_deref())
         .await

@@ -1,6 +1,8 @@
 //! The `api` listener (TLS, client certificates optional): the mobile app (bearer tokens from
 //! SMS login, [`mobile`]), relying platforms (registered client certificates, [`platform`]),
-//! and payment providers' webhooks with the sandbox providers' pages ([`payments`]).
+//! and payment providers' webhooks with the sandbox providers' pages ([`payments`]). The
+//! webhook and the sandbox pages are rate-limited per client address
+//! (`limits.callbacks_per_ip`); the other limits sit in the handlers.
 
 mod errors;
 mod mobile;
@@ -14,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::api::throttle::{self, Pick};
 use crate::daemon::{Instance, Readiness};
 
 /// The api listener's OpenAPI document, as kept in the repository.
@@ -49,6 +52,13 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Routes of the api listener.
 pub fn router(instance: Instance) -> Router {
+    let callbacks: Pick = |limits| &limits.callbacks_per_ip;
+    let providers = Router::new()
+        .route("/v1/payments/webhook", post(payments::webhook))
+        .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
+        .route("/sandbox/pay/{ref}/close", post(payments::close))
+        .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face))
+        .route_layer(axum::middleware::from_fn_with_state((instance.clone(), callbacks), throttle::per_ip));
     Router::new()
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/v1/health", get(health))
@@ -67,10 +77,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
         .route("/v1/signing/sessions", post(platform::open))
         .route("/v1/signing/sessions/{id}", get(platform::poll))
-        .route("/v1/payments/webhook", post(payments::webhook))
-        .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
-        .route("/sandbox/pay/{ref}/close", post(payments::close))
-        .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face))
+        .merge(providers)
         .fallback(super::limits::not_found)
         .layer(axum::middleware::from_fn(super::limits::buffer_body))
         .with_state(instance)

@@ -1,5 +1,6 @@
 //! Organisation administration from the phone: members, administrator hand-over and seal
-//! requests. Every change needs a fresh `admin` SMS code besides the session.
+//! requests. Every change needs a fresh `admin` SMS code besides the session: an attempt per
+//! client address and per phone (rate limits).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,8 +10,9 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::errors;
-use super::mobile::Holder;
+use super::mobile::{attempt, Holder};
 use crate::api::problem::{JsonBody, Problem};
+use crate::api::throttle::ClientIp;
 use crate::daemon::Instance;
 use crate::mobile::Purpose;
 
@@ -51,9 +53,11 @@ pub(super) struct MemberBody {
 pub(super) async fn set_member(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(credit_code): Path<String>,
     JsonBody(b): JsonBody<MemberBody>,
 ) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
     i.seals.set_member(&holder.phone, &credit_code, &b.phone, &b.role).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -70,9 +74,11 @@ pub(super) struct HandOverBody {
 pub(super) async fn hand_over(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(credit_code): Path<String>,
     JsonBody(b): JsonBody<HandOverBody>,
 ) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
     i.seals.hand_over(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -94,12 +100,14 @@ pub(super) struct SealBody {
 pub(super) async fn request_seal(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     Path(credit_code): Path<String>,
     JsonBody(b): JsonBody<SealBody>,
 ) -> Result<Response, Problem> {
     let png = base64::engine::general_purpose::STANDARD
         .decode(&b.png)
         .map_err(|_| Problem::bad_request("png: not base64"))?;
+    attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
     let request = i.seals.request(&holder.phone, &credit_code, &b.name, png, b.seal_id).await.map_err(errors::seal)?;
     let body = serde_json::json!({ "request_id": request.id, "status": request.status });

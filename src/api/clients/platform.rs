@@ -1,5 +1,6 @@
 //! The relying platform's endpoints (mutual TLS, a registered platform certificate): open a
-//! signing session and long-poll it.
+//! signing session (rate-limited per platform: `limits.signing_sessions_per_platform`) and
+//! long-poll it.
 
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub(super) async fn open(
     JsonBody(body): JsonBody<OpenRequest>,
 ) -> Result<Response, Problem> {
     let platform = platform(caller)?;
+    let limits = crate::api::throttle::limits(&i);
+    crate::api::throttle::check(&i, &limits.signing_sessions_per_platform, &platform, String::new).await?;
     let opened = i.signing.open(&platform, body).await.map_err(errors::signing)?;
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }

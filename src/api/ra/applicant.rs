@@ -1,6 +1,11 @@
 //! What the web front calls for applicants (web-front role). Every order route needs the
 //! order's token in `x-order-token` (given when the order is created, or an order-query
 //! session's token); without it the order does not exist.
+//!
+//! Rate limits (`[limits]`): every change to an order counts against `ra_writes_per_order`
+//! once its token has been checked (so nobody without it can use up an order's budget); new
+//! orders, SMS codes and secret guesses count per browser address as the web front forwards
+//! it (`api::throttle`); codes per phone and code guesses per phone are `Mobile`'s.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,6 +16,7 @@ use serde::Deserialize;
 
 use super::problem;
 use crate::api::problem::{JsonBody, Problem};
+use crate::api::throttle::{self, ClientIp};
 use crate::daemon::Instance;
 use crate::ra::flow::Step;
 use crate::ra::{CodePurpose, Ra};
@@ -24,18 +30,27 @@ async fn order(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Pr
     ra.authorized(id, &token(headers, "x-order-token")).await.map_err(problem)
 }
 
+/// The order, for a change: its token checked, then one of its `ra_writes_per_order`.
+async fn writable(instance: &Instance, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
+    let order = order(&instance.ra, id, headers).await?;
+    let limits = throttle::limits(instance);
+    throttle::check(instance, &limits.ra_writes_per_order, &order.id, String::new).await?;
+    Ok(order)
+}
+
 async fn view(ra: &Ra, order: &OrderRecord) -> Result<Response, Problem> {
     Ok(Json(ra.view(order).await.map_err(problem)?).into_response())
 }
 
 pub(crate) async fn channels(State(instance): State<Instance>) -> Response {
-    let items: Vec<_> = instance.ra.channels.values().collect();
+    let channels = instance.ra.channels();
+    let items: Vec<_> = channels.values().map(|c| c.as_ref()).collect();
     Json(serde_json::json!({ "items": items })).into_response()
 }
 
 pub(crate) async fn channel(State(instance): State<Instance>, Path(name): Path<String>) -> Result<Response, Problem> {
-    let channel = instance.ra.channels.get(&name).ok_or_else(|| Problem::not_found("no such channel"))?;
-    Ok(Json(channel).into_response())
+    let channel = instance.ra.channels().get(&name).cloned().ok_or_else(|| Problem::not_found("no such channel"))?;
+    Ok(Json(channel.as_ref()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -47,8 +62,10 @@ pub(crate) struct CreateBody {
 
 pub(crate) async fn create(
     State(instance): State<Instance>,
+    ip: ClientIp,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Problem> {
+    throttle::check_ip(&instance, &throttle::limits(&instance).ra_orders_per_ip, ip).await?;
     let (order, token) = instance.ra.create(&body.channel, &body.flow).await.map_err(problem)?;
     let view = instance.ra.view(&order).await.map_err(problem)?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "token": token, "order": view }))).into_response())
@@ -70,7 +87,7 @@ pub(crate) async fn step(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     let step = Step::parse(&step).ok_or_else(|| Problem::not_found("no such step"))?;
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     let order = instance.ra.step(order, step, body).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -86,11 +103,13 @@ pub(crate) async fn code(
     State(instance): State<Instance>,
     Path((id, purpose)): Path<(String, String)>,
     headers: HeaderMap,
+    ip: ClientIp,
     JsonBody(body): JsonBody<CodeBody>,
 ) -> Result<Response, Problem> {
     let purpose: CodePurpose = serde_json::from_value(serde_json::Value::String(purpose))
         .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization)"))?;
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
+    throttle::check_ip(&instance, &throttle::limits(&instance).sms_per_ip, ip).await?;
     instance.ra.send_code(&order, purpose, body.serial.as_deref()).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }
@@ -101,7 +120,7 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     instance.ra.upload(&order, &kind, &bytes).await.map_err(problem)?;
     let order = instance.ra.authorized(&id, &token(&headers, "x-order-token")).await.map_err(problem)?;
     Ok((StatusCode::CREATED, Json(instance.ra.view(&order).await.map_err(problem)?)).into_response())
@@ -117,9 +136,11 @@ pub(crate) async fn authorize(
     State(instance): State<Instance>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ip: ClientIp,
     JsonBody(body): JsonBody<AuthorizationBody>,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
+    throttle::check_ip(&instance, &throttle::limits(&instance).attempts_per_ip, ip).await?;
     let order = instance.ra.authorize_online(order, &body.code).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -137,7 +158,7 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CancelBody>,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     let reason = body.reason.unwrap_or_else(|| "cancelled by the applicant".into());
     let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
     let order = instance.ra.cancel(order, "applicant", &reason).await.map_err(problem)?;
@@ -149,7 +170,7 @@ pub(crate) async fn offline(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     let order = instance.ra.go_offline(order).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -189,7 +210,7 @@ pub(crate) async fn reissue_invoice(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     let order = instance.ra.reissue_invoice(order).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -206,7 +227,7 @@ pub(crate) async fn address(
     headers: HeaderMap,
     JsonBody(body): JsonBody<AddressBody>,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = writable(&instance, &id, &headers).await?;
     let order = instance.ra.change_address(order, &body.address).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -220,8 +241,10 @@ pub(crate) struct QueryCodeBody {
 
 pub(crate) async fn query_code(
     State(instance): State<Instance>,
+    ip: ClientIp,
     JsonBody(body): JsonBody<QueryCodeBody>,
 ) -> Result<Response, Problem> {
+    throttle::check_ip(&instance, &throttle::limits(&instance).sms_per_ip, ip).await?;
     instance.ra.query_code(&body.subject, &body.phone).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response())
 }
@@ -243,11 +266,18 @@ pub(crate) struct QueryBody {
 
 pub(crate) async fn open_query(
     State(instance): State<Instance>,
+    ip: ClientIp,
     JsonBody(b): JsonBody<QueryBody>,
 ) -> Result<Response, Problem> {
+    let limits = throttle::limits(&instance);
+    throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
     let session = match (&b.code, &b.card) {
         (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code).await,
         (None, Some(card)) => {
+            // A paid provider check per try: counted per subject as well.
+            let subject = b.subject.trim().to_uppercase();
+            let key = ("subject", subject.as_str());
+            throttle::check(&instance, &limits.attempts_per_credential, &key, || format!("subject:{}", crate::ra::validate::mask(&subject))).await?;
             let (name, id) = (b.name.as_deref().unwrap_or_default(), b.id_number.as_deref().unwrap_or_default());
             instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone).await
         }

@@ -455,7 +455,12 @@ pub(in crate::web) async fn step(
         Err(r) => return r,
     };
     let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    render(&web, &ctx, &view, state, status).await
+    let mut response = render(&web, &ctx, &view, state, status).await;
+    // The daemon's rate limit, passed on to the browser with the page that explains it.
+    if let Some(seconds) = answer.retry_after.filter(|_| status == StatusCode::TOO_MANY_REQUESTS) {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 fn back(
