@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::ca::{self, CaError, Hierarchy, IssuanceService};
+use crate::ca::{CaError, Hierarchy, IssuanceService};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hsm::{HsmError, HsmPool};

@@ -234,7 +234,7 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
 /// `n` ports free now, chosen at random below Linux's ephemeral range (32768 and up): a port
 /// the kernel hands out for outgoing connections could be taken by any client (a database
 /// connection, say) between dev-init and the daemon's start.
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
     let mut held = Vec::with_capacity(n);

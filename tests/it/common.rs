@@ -48,6 +48,34 @@ impl TestCa {
         Instance::open(self.config.clone(), Arc::new(SystemClock)).await.expect("instance opens")
     }
 
+    /// A second daemon's view of this CA: the same database, token, TLS material and data
+    /// folder, its own listeners (written as `cloudca-twin.toml` beside the first config).
+    pub fn twin(&self) -> TestCa {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let ports = cloudca::devinit::free_ports(4).expect("free ports");
+        let l = &self.config.listeners;
+        // Only the listeners move: publication URLs stay those of the CA (a load balancer
+        // in front of both daemons in production).
+        let moved: Vec<(String, String)> = [l.public, l.api, l.admin, l.metrics]
+            .iter()
+            .zip(ports)
+            .map(|(old, port)| (format!("\"{old}\""), format!("\"127.0.0.1:{port}\"")))
+            .collect();
+        let twin: String = text
+            .lines()
+            .map(|line| {
+                let listener = ["public =", "api =", "admin =", "metrics ="].iter().any(|k| line.starts_with(k));
+                let pair = moved.iter().find(|(old, _)| listener && line.ends_with(old.as_str()));
+                pair.map_or_else(|| line.to_string(), |(old, new)| line.replace(old.as_str(), new))
+            })
+            .map(|line| line + "\n")
+            .collect();
+        let path = self.config_path.with_file_name("cloudca-twin.toml");
+        std::fs::write(&path, twin).unwrap();
+        let config = Config::load(&path).expect("twin config");
+        TestCa { dir: tempfile::tempdir().unwrap(), config_path: path, config }
+    }
+
     /// A scratch path inside the test folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -11,23 +11,23 @@ use sha2::Digest;
 use crate::admin::Admin;
 use crate::common::*;
 
-const PHONE: &str = "+8613800138000";
+pub(crate) const PHONE: &str = "+8613800138000";
 const PERSONAL: &str = r#"[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]"#;
 
 /// curl against the api listener: as the holder (bearer token), as the dev platform (mutual
 /// TLS), or anonymous. Returns (HTTP status, parsed body or Null).
-struct Api<'a> {
-    ca: &'a TestCa,
+pub(crate) struct Api<'a> {
+    pub(crate) ca: &'a TestCa,
 }
 
-enum As<'a> {
+pub(crate) enum As<'a> {
     Nobody,
     Holder(&'a str),
     Platform,
 }
 
 impl Api<'_> {
-    fn call(&self, who: As<'_>, method: &str, path: &str, body: Option<&str>) -> (String, serde_json::Value) {
+    pub(crate) fn call(&self, who: As<'_>, method: &str, path: &str, body: Option<&str>) -> (String, serde_json::Value) {
         let dir = self.ca.config_path.parent().unwrap().join("tls");
         let url = format!("https://localhost:{}{path}", self.ca.config.listeners.api.port());
         let cacert = dir.join("operator-ca.pem").to_str().unwrap().to_string();
@@ -59,14 +59,14 @@ impl Api<'_> {
     }
 
     /// The newest code the sandbox SMS provider "sent" to a phone.
-    fn last_code(&self, phone: &str) -> String {
+    pub(crate) fn last_code(&self, phone: &str) -> String {
         let outbox = std::fs::read_to_string(self.ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
         let line = outbox.lines().rev().find(|l| l.contains(phone)).expect("an SMS was sent");
         let text: serde_json::Value = serde_json::from_str(line).unwrap();
         text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
     }
 
-    fn login(&self, phone: &str) -> String {
+    pub(crate) fn login(&self, phone: &str) -> String {
         let (status, _) = self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&format!(r#"{{"phone":"{phone}"}}"#)));
         assert_eq!(status, "202");
         let body = format!(r#"{{"phone":"{phone}","code":"{}"}}"#, self.last_code(phone));
@@ -81,7 +81,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// Approval → login → PIN → credential id and certificate PEM.
-fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, String, String) {
+pub(crate) fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, String, String) {
     let admin = Admin::new(ca);
     let approval = admin.json(
         "operator",
@@ -102,7 +102,7 @@ fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, String, String)
 }
 
 /// Opens a session for `doc` and returns (session id, start token, secret).
-fn open(api: &Api<'_>, doc: &[u8], format: &str) -> (String, String, cloudca::signing::qr::QrSecret) {
+pub(crate) fn open(api: &Api<'_>, doc: &[u8], format: &str) -> (String, String, cloudca::signing::qr::QrSecret) {
     let body = format!(
         r#"{{"hashes":["{}"],"description":"Bid for tender 2026-117","documents":["bid.pdf"],"format":"{format}"}}"#,
         b64(&sha2::Sha256::digest(doc))
@@ -113,7 +113,7 @@ fn open(api: &Api<'_>, doc: &[u8], format: &str) -> (String, String, cloudca::si
     (opened["session_id"].as_str().unwrap().to_string(), opened["start_token"].as_str().unwrap().to_string(), secret)
 }
 
-fn payload(token: &str, secret: &cloudca::signing::qr::QrSecret, opened_at: std::time::Instant) -> String {
+pub(crate) fn payload(token: &str, secret: &cloudca::signing::qr::QrSecret, opened_at: std::time::Instant) -> String {
     cloudca::signing::qr::payload(token, secret, opened_at.elapsed().as_secs())
 }
 

@@ -8,7 +8,7 @@ use crate::common::*;
 use cloudca::status::{Revocation, RevocationReason, StatusError};
 
 /// Runs `openssl ocsp` against the daemon; returns its output.
-fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) -> Output {
+pub(crate) fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) -> Output {
     let issuer = ca.ca_pem("org");
     let bundle = bundle(ca, "org");
     let url = format!("{}/ocsp/org", daemon.public);
@@ -28,7 +28,7 @@ fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) ->
 }
 
 /// Waits until `openssl ocsp` says `expected` (the revocation feed is polled).
-async fn wait_for_ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, expected: &str) -> Output {
+pub(crate) async fn wait_for_ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, expected: &str) -> Output {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = ocsp(ca, daemon, cert, &["-no_nonce"]);
