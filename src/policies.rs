@@ -47,7 +47,10 @@ pub fn load_profiles(
     let profiles = crate::ca::profile::load_all(dir)?;
     for p in profiles.values() {
         if !hierarchy.get(&p.issuer).is_ok_and(|a| a.record.role == "issuing") {
-            return Err(format!("profile {} names {:?}, which is not an issuing CA of the hierarchy", p.name, p.issuer));
+            return Err(format!(
+                "profile {} names {:?}, which is not an issuing CA of the hierarchy",
+                p.name, p.issuer
+            ));
         }
     }
     Ok(profiles)
@@ -97,7 +100,10 @@ pub async fn reload(instance: &crate::daemon::Instance, roles: &Swappable<crate:
             instance.issuance.profiles.replace(profiles);
             instance.ra.replace_channels(channels);
             tracing::info!(profiles = ?names, "policies reloaded");
-            ("policies.reloaded", serde_json::json!({ "policies_sha256": crate::config::policies_digest(dir), "profiles": names }))
+            (
+                "policies.reloaded",
+                serde_json::json!({ "policies_sha256": crate::config::policies_digest(dir), "profiles": names }),
+            )
         }
         Err(reason) => {
             tracing::error!(%reason, "policies not reloaded; keeping the ones in force");

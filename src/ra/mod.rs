@@ -213,7 +213,11 @@ impl Ra {
     }
 
     fn channel(&self, name: &str) -> Result<Arc<Channel>, RaError> {
-        self.channels.current().get(name).cloned().ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
+        self.channels
+            .current()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
     }
 
     /// Loads an order the caller may act on: the order token, or a live order-query session

@@ -249,6 +249,9 @@ impl StatusService {
             });
         }
         tracing::info!(target: "audit", serial = %serial, reason = reason.name(), actor, "certificate revoked");
+        // The transaction deleted the stored "good" response; drop the copy in memory too, so
+        // this process never serves it again, even if re-signing below fails (HSM away).
+        self.forget_ocsp(&serial);
         // Publication: best effort now; the tasks retry whatever fails here.
         if let Err(e) = self.presign(&serial).await {
             tracing::warn!(serial = %serial, error = %e, "could not re-sign the OCSP response yet; the refresher will");

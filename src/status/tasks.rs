@@ -42,10 +42,16 @@ pub fn spawn(
     vec![
         tokio::spawn(presign_issued(status.clone(), issued, shutdown.resubscribe())),
         tokio::spawn(feed(status.clone(), shutdown.resubscribe())),
-        tokio::spawn(coord::run_job(leases.clone(), Job::OcspRefresh, REFRESH_PERIOD, shutdown.resubscribe(), move || {
-            let status = refresher.clone();
-            async move { refresh_ocsp(&status).await }
-        })),
+        tokio::spawn(coord::run_job(
+            leases.clone(),
+            Job::OcspRefresh,
+            REFRESH_PERIOD,
+            shutdown.resubscribe(),
+            move || {
+                let status = refresher.clone();
+                async move { refresh_ocsp(&status).await }
+            },
+        )),
         tokio::spawn(maintain(status, leases, shutdown)),
     ]
 }
@@ -168,7 +174,8 @@ async fn rebuild_dirty(status: &StatusService) {
 async fn refresh_ocsp(status: &StatusService) {
     let now = status.inner.clock.now().unix_timestamp();
     let before = now + 3600 * i64::from(status.inner.config.ocsp_refresh_hours);
-    let longest_service = status.inner.profiles.current().values().map(|p| p.status_after_expiry_days).max().unwrap_or(0);
+    let longest_service =
+        status.inner.profiles.current().values().map(|p| p.status_after_expiry_days).max().unwrap_or(0);
     let served_after = now - 86400 * i64::from(longest_service);
     let due = match status.inner.store.ocsp_due(before, served_after, REFRESH_BATCH).await {
         Ok(due) => due,

@@ -20,7 +20,13 @@ impl Store {
     /// returns the epoch when `holder` now holds it. One statement, so two daemons racing for
     /// it cannot both win: the row lock (PostgreSQL) or the write lock (SQLite) orders them and
     /// the `WHERE` sees the winner's row.
-    pub async fn take_lease(&self, name: &str, holder: &str, now: i64, expires_at: i64) -> Result<Option<i64>, StoreError> {
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO leases (name, holder, expires_at, epoch) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
@@ -39,14 +45,20 @@ impl Store {
 
     /// Gives up every lease `holder` has, so a successor need not wait for them to expire.
     pub async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE leases SET expires_at = 0 WHERE holder = $1").bind(holder).execute(&self.pool).await?;
+        let done =
+            sqlx::query("UPDATE leases SET expires_at = 0 WHERE holder = $1").bind(holder).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
     /// Every lease, by name.
     pub async fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
         let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as("SELECT name, holder, expires_at, epoch FROM leases ORDER BY name").fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(name, holder, expires_at, epoch)| LeaseRecord { name, holder, expires_at, epoch }).collect())
+            sqlx::query_as("SELECT name, holder, expires_at, epoch FROM leases ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, holder, expires_at, epoch)| LeaseRecord { name, holder, expires_at, epoch })
+            .collect())
     }
 }

@@ -182,7 +182,8 @@ impl StatusService {
         if cert.issuer != issuer {
             return Ok(CertStatus::Unknown);
         }
-        let after_expiry = self.inner.profiles.current().get(&cert.profile).map(|p| p.status_after_expiry_days).unwrap_or(0);
+        let after_expiry =
+            self.inner.profiles.current().get(&cert.profile).map(|p| p.status_after_expiry_days).unwrap_or(0);
         if self.inner.clock.now().unix_timestamp() > cert.not_after + i64::from(after_expiry) * 86400 {
             return Ok(CertStatus::Unknown);
         }

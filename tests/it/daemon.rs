@@ -1,0 +1,189 @@
+//! The daemon process and its signals: SIGTERM stops accepting, lets requests in flight finish
+//! (within `listeners.drain_seconds`), gives up its leases and closes the database and HSM;
+//! SIGHUP reloads the policies without dropping open connections, and keeps the old ones when
+//! the new ones are wrong.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::signing::{open, Api, As};
+
+/// `cloudca serve` with its log in a file (info level), so the test can read what it did.
+fn spawn(ca: &TestCa) -> (Child, std::path::PathBuf) {
+    let log = ca.path(&format!("daemon-{}.log", rand::random::<u32>()));
+    let child = Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(["--config", ca.config_path.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("daemon starts");
+    (child, log)
+}
+
+async fn ready(ca: &TestCa) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://{}/ready", ca.config.listeners.metrics);
+    while !http().get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(Instant::now() < deadline, "daemon did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    assert!(run("kill", &["-s", name, &child.id().to_string()]).ok, "kill -s {name}");
+}
+
+/// Waits for the process to exit (bounded); returns its status and when it exited.
+async fn exited(child: &mut Child, bound: Duration) -> (std::process::ExitStatus, Instant) {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, Instant::now());
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A platform's long poll of a signing session in a thread: (HTTP status, when it ended).
+fn long_poll(ca: &TestCa, session: &str, wait: u32) -> std::thread::JoinHandle<(String, Instant)> {
+    let (config_path, config) = (ca.config_path.clone(), ca.config.clone());
+    let session = session.to_string();
+    std::thread::spawn(move || {
+        let twin = TestCa { dir: tempfile::tempdir().unwrap(), config_path, config };
+        let (status, _) =
+            Api { ca: &twin }.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}?wait={wait}"), None);
+        (status, Instant::now())
+    })
+}
+
+fn set_drain(ca: &mut TestCa, seconds: u64) {
+    let text = std::fs::read_to_string(&ca.config_path).unwrap();
+    let text = text.replacen("[listeners]\n", &format!("[listeners]\ndrain_seconds = {seconds}\n"), 1);
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_requests_in_flight_refuses_new_ones_and_closes_cleanly() {
+    let ca = TestCa::new().await;
+    let (mut child, log) = spawn(&ca);
+    ready(&ca).await;
+    let (session, _, _) = open(&Api { ca: &ca }, b"contract", "raw");
+    let poll = long_poll(&ca, &session, 4);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    signal(&child, "TERM");
+    let termed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = std::net::TcpStream::connect(ca.config.listeners.api).is_err();
+    let (status, answered) = poll.join().unwrap();
+    let (exit, gone) = exited(&mut child, Duration::from_secs(25)).await;
+    assert!(refused, "no new connection is accepted once SIGTERM arrived");
+    assert_eq!(status, "200", "the request in flight was answered, not cut");
+    assert!(answered <= gone && answered > termed, "answered during the drain, before the exit");
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in ["draining requests in flight", "leases released", "database connections and HSM sessions closed"] {
+        assert!(text.contains(line), "log says {line:?}:\n{text}");
+    }
+    // The leases are free for the next daemon at once, not after their expiry.
+    let store = cloudca::store::Store::open(&ca.config.database).await.unwrap();
+    let leases = store.leases().await.unwrap();
+    assert!(!leases.is_empty() && leases.iter().all(|l| l.expires_at == 0), "{leases:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_longer_than_the_drain_bound_does_not_hold_the_shutdown() {
+    let mut ca = TestCa::new().await;
+    set_drain(&mut ca, 1);
+    let (mut child, _) = spawn(&ca);
+    ready(&ca).await;
+    let (session, _, _) = open(&Api { ca: &ca }, b"contract", "raw");
+    let poll = long_poll(&ca, &session, 25);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(&child, "TERM");
+    let termed = Instant::now();
+    let (exit, _) = exited(&mut child, Duration::from_secs(15)).await;
+    let (status, ended) = poll.join().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_ne!(status, "200", "the 25 s poll was cut at the bound, not answered");
+    assert!(ended < termed + Duration::from_secs(15), "the client saw its connection close when the daemon left");
+}
+
+/// Issues through one keep-alive mutual-TLS connection; returns the certificate PEM.
+async fn issue(client: &reqwest::Client, ca: &TestCa, name: &str) -> String {
+    let key = make_key(ca.dir.path(), name, "ec:P-256");
+    make_csr(ca.dir.path(), name, &key, ORG_SUBJECT);
+    let csr = std::fs::read_to_string(ca.path(&format!("{name}.csr"))).unwrap();
+    let url = format!("https://localhost:{}/v1/certificates", ca.config.listeners.admin.port());
+    let response = client.post(url).json(&serde_json::json!({ "csr": csr, "profile": "org" })).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["pem"].as_str().unwrap().to_string()
+}
+
+/// Whether the certificate is still valid `days` from now (`openssl x509 -checkend`).
+fn valid_in(ca: &TestCa, pem: &str, days: u32) -> bool {
+    let path = ca.path(&format!("c-{}.pem", rand::random::<u32>()));
+    std::fs::write(&path, pem).unwrap();
+    run("openssl", &["x509", "-in", path.to_str().unwrap(), "-noout", "-checkend", &(days * 86400).to_string()]).ok
+}
+
+async fn until_audited(store: &cloudca::store::Store, kind: &str, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.count_audit_events(kind).await.unwrap() < count {
+        assert!(Instant::now() < deadline, "no {kind} event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_policies_on_open_connections_and_keeps_them_when_wrong() {
+    let ca = TestCa::new().await;
+    let (mut child, _) = spawn(&ca);
+    ready(&ca).await;
+    let tls = ca.config_path.parent().unwrap().join("tls");
+    let mut identity = std::fs::read(tls.join("clients/operator.pem")).unwrap();
+    identity.extend(std::fs::read(tls.join("clients/operator.key")).unwrap());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .identity(reqwest::Identity::from_pem(&identity).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(tls.join("operator-ca.pem")).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let store = cloudca::store::Store::open(&ca.config.database).await.unwrap();
+
+    assert!(valid_in(&ca, &issue(&client, &ca, "before").await, 300), "365-day profile");
+    let logins = store.count_audit_events("operator.login").await.unwrap();
+
+    // A shorter validity, reloaded by SIGHUP: the same connection issues under it.
+    let profile = ca.config.policies_dir.join("profiles/org.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, text.replace("validity_days = 365", "validity_days = 200")).unwrap();
+    signal(&child, "HUP");
+    until_audited(&store, "policies.reloaded", 1).await;
+    let after = issue(&client, &ca, "after").await;
+    assert!(valid_in(&ca, &after, 190) && !valid_in(&ca, &after, 210), "200-day profile after the reload");
+    assert_eq!(store.count_audit_events("operator.login").await.unwrap(), logins, "no new connection was needed");
+
+    // A profile the hierarchy cannot serve: refused, and the 200-day set stays in force.
+    std::fs::write(
+        &profile,
+        text.replace("validity_days = 365", "validity_days = 100").replace("issuer = \"org\"", "issuer = \"root\""),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    until_audited(&store, "policies.reload_failed", 1).await;
+    let kept = issue(&client, &ca, "kept").await;
+    assert!(valid_in(&ca, &kept, 190), "the old policies stay in force");
+    assert!(child.try_wait().unwrap().is_none(), "a bad reload does not stop the daemon");
+    let _ = child.kill();
+    let _ = child.wait();
+}
