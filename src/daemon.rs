@@ -79,7 +79,8 @@ impl Instance {
         let hsm = start_hsm(&config).await?;
         let store = Store::open(&config.database).await?;
         let hierarchy = Hierarchy::load(&store, &hsm).await?;
-        let profiles = crate::policies::load_profiles(&config.policies_dir, &hierarchy).map_err(StartError::Policies)?;
+        let profiles =
+            crate::policies::load_profiles(&config.policies_dir, &hierarchy).map_err(StartError::Policies)?;
         let writer = store.writer(config.issuance.max_batch);
         let profiles = crate::policies::Swappable::new(profiles);
         let status = StatusService::new(
@@ -241,7 +242,7 @@ pub async fn serve(
     let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
     // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: it only
     // gets the lean request counter (see ARCHITECTURE.md).
-    let b = serve(public, crate::api::public::router(instance.clone()), tx.subscribe());
+    let b = crate::api::public::spawn(public, instance.clone(), tx.subscribe());
     audit_start(&instance).await?;
     shutdown.await;
     let drain = std::time::Duration::from_secs(instance.config.listeners.drain_seconds);

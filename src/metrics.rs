@@ -136,7 +136,10 @@ fn build() -> prometheus::Result<Metrics> {
             HistogramOpts::new("provider_call_seconds", "Provider call latency").buckets(latency_buckets()),
             &["provider"],
         )?,
-        rate_limited: IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused by a rate limit"), &["limit"])?,
+        rate_limited: IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+            &["limit"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;

@@ -176,14 +176,17 @@ impl Mobile {
     /// refusal searches for the exact wait (by halving, a few indexed counts), and it is then
     /// remembered, so a phone being hammered costs the database nothing more.
     async fn send_wait(&self, phone: &str, now: i64) -> Result<i64, LoginError> {
-        let interval = self.config.sms_min_interval_seconds.max(1);
+        let interval = self.config.sms_min_interval_seconds;
         let (per_hour, store) = (self.config.sms_per_hour, &self.store);
         // Allowed at now + t when no code in (now + t - interval, now + t] and fewer than
         // per_hour in [now + t - 3600, now + t]; both only get truer as t grows.
-        let recent = |t: i64| async move { Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - interval + 1).await? == 0) };
-        let hourly = |t: i64| async move { Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - 3600).await? < per_hour) };
+        let recent = |t: i64| async move {
+            Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - interval + 1).await? == 0)
+        };
+        let hourly =
+            |t: i64| async move { Ok::<_, StoreError>(store.sms_sent_since(phone, now + t - 3600).await? < per_hour) };
         let mut wait = 0;
-        if !recent(0).await? {
+        if interval > 0 && !recent(0).await? {
             wait = first_true(1, interval, recent).await?;
         }
         if !hourly(0).await? {

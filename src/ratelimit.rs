@@ -210,7 +210,11 @@ impl Limiter {
         let next = tat + self.emission;
         if next - now > self.window {
             self.refused.inc();
-            return Err(Refusal { limit: self.name, wait: Duration::from_nanos(next - self.window - now), first: false });
+            return Err(Refusal {
+                limit: self.name,
+                wait: Duration::from_nanos(next - self.window - now),
+                first: false,
+            });
         }
         Ok(())
     }

@@ -60,9 +60,16 @@ impl Problem {
     /// 503, for a dependency that is away (HSM, database); cause logged.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Problem {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable, try again later")
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable, try again later");
+        // The HSM pool probes every second and the database pool reconnects on demand: a few
+        // seconds is the honest hint (RFC 9110 §10.2.3).
+        problem.retry_after = Some(UNAVAILABLE_RETRY_SECONDS);
+        problem
     }
 }
+
+/// `Retry-After` on a 503 from a missing HSM or database.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

@@ -277,7 +277,10 @@ pub(crate) async fn open_query(
             // A paid provider check per try: counted per subject as well.
             let subject = b.subject.trim().to_uppercase();
             let key = ("subject", subject.as_str());
-            throttle::check(&instance, &limits.attempts_per_credential, &key, || format!("subject:{}", crate::ra::validate::mask(&subject))).await?;
+            throttle::check(&instance, &limits.attempts_per_credential, &key, || {
+                format!("subject:{}", crate::ra::validate::mask(&subject))
+            })
+            .await?;
             let (name, id) = (b.name.as_deref().unwrap_or_default(), b.id_number.as_deref().unwrap_or_default());
             instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone).await
         }
