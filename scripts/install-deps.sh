@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing cloudca needs on Debian: SoftHSM2 and pkcs11-tool,
 # OpenSSL, PostgreSQL (tests run the suite against it too), Chromium and ChromeDriver (the web
-# front's browser tests), pkilint and schemathesis from PyPI, cargo-nextest.
+# front's browser tests), systemd-analyze (the unit tests), pkilint and schemathesis from PyPI,
+# cargo-nextest and cargo-deny.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ command -v zbarimg >/dev/null || need_apt+=(zbar-tools)      # tests read QR cod
 command -v chromium >/dev/null || need_apt+=(chromium)       # web front tests, headless
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -n "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need_apt+=(postgresql)
+command -v pg_dump >/dev/null || need_apt+=(postgresql-client)     # back-up tests
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)       # tests/it/systemd.rs (verify, security)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
@@ -40,4 +43,17 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null
+fi
+
+# cargo-deny checks licences, bans and sources offline (scripts/test.sh); deny.toml is written for
+# 0.20 (pinned so every machine reads it the same way), which needs rustc 1.88 or newer.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version >/dev/null 2>&1; then
+  rustc_minor="$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')"
+  if [ "$rustc_minor" -lt 88 ]; then
+    echo "cargo-deny $CARGO_DENY_VERSION needs rustc 1.88 or newer (found $(rustc --version)); run rustup update" >&2
+    exit 1
+  fi
+  echo "installing cargo-deny $CARGO_DENY_VERSION"
+  cargo install --locked "cargo-deny@$CARGO_DENY_VERSION" >/dev/null
 fi

@@ -4,6 +4,7 @@
 mod app;
 mod approval;
 mod audit;
+mod backup;
 mod ceremony;
 mod cert;
 mod config_check;
@@ -78,6 +79,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: audit::Action,
+    },
+    /// Back up and restore the database (SQLite; PostgreSQL uses pg_dump/pg_restore).
+    Backup {
+        #[command(subcommand)]
+        action: backup::Action,
     },
     /// HSM pool and readiness of the instance.
     Status,
@@ -215,6 +221,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Reissue(args) => Ok(lifecycle::run(lifecycle::Flow::Reissue(args), load(cli.config.as_deref())?)?),
         Command::Crl(args) => Ok(crl::run(args, load(cli.config.as_deref())?)?),
         Command::Audit { action } => Ok(audit::run(action, load(cli.config.as_deref())?)?),
+        Command::Backup { action } => backup::run(action, load(cli.config.as_deref())?),
         Command::Status => Ok(status::run(load(cli.config.as_deref())?)?),
         Command::App { state, action } => Ok(app::run(&state, action)?),
         Command::Rp { action } => Ok(rp::run(action)?),

@@ -6,6 +6,7 @@
 pub mod audit;
 mod authorities;
 mod backoffice;
+pub mod backup;
 mod certificates;
 mod custody;
 mod leases;
@@ -24,8 +25,8 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use authorities::AuthorityRecord;
 pub use backoffice::{OperatorCertRecord, PlatformRecord};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
-pub use leases::LeaseRecord;
 pub use custody::{ApprovalRecord, CredentialRecord, SigningSessionRecord};
+pub use leases::LeaseRecord;
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord};
 pub use seals::{SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
@@ -71,6 +72,9 @@ impl StoreError {
         StoreError::Database(err)
     }
 }
+
+/// How long [`Store::ping`] waits for the database.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which SQL backend the URL selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +141,14 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip, for readiness. Bounded: while the server refuses connections the
+    /// pool keeps retrying until its acquire timeout (30 s), and readiness must say "not ready"
+    /// long before a probe gives up on it.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await {
+            Ok(done) => done.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
     }
 }
 
