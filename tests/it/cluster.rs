@@ -26,7 +26,12 @@ fn issue(ca: &TestCa, admin: &Admin, name: &str) -> (String, std::path::PathBuf)
 }
 
 fn revoke(admin: &Admin, serial: &str) -> String {
-    let done = admin.json("operator", "POST", &format!("/v1/certificates/{serial}/revoke"), Some(r#"{"reason":"keyCompromise"}"#));
+    let done = admin.json(
+        "operator",
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(r#"{"reason":"keyCompromise"}"#),
+    );
     done["outcome"].as_str().unwrap().to_string()
 }
 

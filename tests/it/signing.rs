@@ -27,7 +27,13 @@ pub(crate) enum As<'a> {
 }
 
 impl Api<'_> {
-    pub(crate) fn call(&self, who: As<'_>, method: &str, path: &str, body: Option<&str>) -> (String, serde_json::Value) {
+    pub(crate) fn call(
+        &self,
+        who: As<'_>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (String, serde_json::Value) {
         let dir = self.ca.config_path.parent().unwrap().join("tls");
         let url = format!("https://localhost:{}{path}", self.ca.config.listeners.api.port());
         let cacert = dir.join("operator-ca.pem").to_str().unwrap().to_string();
