@@ -71,6 +71,8 @@ pub struct Instance {
     pub ra: crate::ra::Ra,
     /// The sandbox providers' pay and face pages.
     pub sandboxes: crate::ra::setup::Sandboxes,
+    /// This daemon's rate limits (`[limits]`), shared by every listener.
+    pub limits: Arc<crate::ratelimit::Limits>,
 }
 
 impl Instance {
@@ -119,12 +121,14 @@ impl Instance {
         );
         let sms: Arc<dyn crate::providers::SmsProvider> =
             Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
+        let limits = Arc::new(crate::ratelimit::Limits::new(&config.limits));
         let mobile = crate::mobile::Mobile::new(
             store.clone(),
             hsm.clone(),
             sms.clone(),
             issuance.clock.clone(),
             config.custody.clone(),
+            limits.clone(),
         );
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
@@ -136,6 +140,7 @@ impl Instance {
             crate::ra::Ra::new(store.clone(), issuance.clock.clone(), channels, providers, services, config.ra.clone());
         Ok(Instance {
             config: Arc::new(config),
+            limits,
             ra,
             sandboxes,
             hsm,

@@ -7,7 +7,7 @@
 //! a refusal is remembered in memory for its exact wait, so hammering one phone costs no query.
 //! Every code check is an attempt against `limits.attempts_per_credential` for its phone.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -97,10 +97,8 @@ pub struct Mobile {
     sms: Arc<dyn SmsProvider>,
     clock: Arc<dyn Clock>,
     config: CustodyConfig,
-    /// The daemon's rate limits. One per daemon, shared by every listener and every clone of
-    /// this service: kept here because this service is in the `Instance` from the start; the
-    /// routers fill it from `[limits]` when they are built (see [`Mobile::rate_limits`]).
-    limits: Arc<OnceLock<Arc<Limits>>>,
+    /// The daemon's rate limits (`Instance::limits`), for the per-phone checks here.
+    limits: Arc<Limits>,
 }
 
 impl Mobile {
@@ -111,13 +109,9 @@ impl Mobile {
         sms: Arc<dyn SmsProvider>,
         clock: Arc<dyn Clock>,
         config: CustodyConfig,
+        limits: Arc<Limits>,
     ) -> Self {
-        Mobile { store, hsm, sms, clock, config, limits: Arc::default() }
-    }
-
-    /// The daemon's rate limits, built from `config` on first use.
-    pub fn rate_limits(&self, config: &crate::config::LimitsConfig) -> Arc<Limits> {
-        self.limits.get_or_init(|| Arc::new(Limits::new(config))).clone()
+        Mobile { store, hsm, sms, clock, config, limits }
     }
 
     /// Audits the first refusal of a security-relevant limit (later ones until the key is
@@ -148,18 +142,13 @@ impl Mobile {
         if !valid_phone(phone) {
             return Err(LoginError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
-        let limits = self.limits.get();
-        if let Some(held) = limits.map(|l| l.sms_per_phone.peek(phone)) {
-            held.map_err(LoginError::RateLimited)?;
-        }
+        self.limits.sms_per_phone.peek(phone).map_err(LoginError::RateLimited)?;
         let now = self.now();
         let wait = self.send_wait(phone, now).await?;
         if wait > 0 {
             let wait = Duration::from_secs(wait.unsigned_abs());
             crate::metrics::get().rate_limited.with_label_values(&["sms_per_phone"]).inc();
-            if let Some(l) = limits {
-                l.sms_per_phone.hold(phone, wait);
-            }
+            self.limits.sms_per_phone.hold(phone, wait);
             let refusal = Refusal { limit: "sms_per_phone", wait, first: true };
             self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
             return Err(LoginError::RateLimited(refusal));
@@ -198,11 +187,9 @@ impl Mobile {
     /// Checks a code (one try spent; used once on success). Each check, right or wrong, is an
     /// attempt against the phone's `limits.attempts_per_credential`.
     pub async fn check_code(&self, phone: &str, purpose: Purpose, code: &str) -> Result<(), LoginError> {
-        if let Some(limits) = self.limits.get() {
-            if let Err(refusal) = limits.attempts_per_credential.check(&("phone", phone)) {
-                self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
-                return Err(LoginError::RateLimited(refusal));
-            }
+        if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", phone)) {
+            self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
+            return Err(LoginError::RateLimited(refusal));
         }
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(LoginError::BadCode);

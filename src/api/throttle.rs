@@ -70,7 +70,7 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
 
 /// The daemon's limits (one set, shared by every listener).
 pub fn limits(instance: &Instance) -> Arc<Limits> {
-    instance.mobile.rate_limits(&instance.config.limits)
+    instance.limits.clone()
 }
 
 /// What a refused client is told: what it did too often, and when to try again.
