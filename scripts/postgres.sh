@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sourced helper: start_postgres starts a throwaway PostgreSQL cluster on 127.0.0.1 (trust auth,
 # loopback only) and exports PG_URL; the cluster is stopped and removed when the shell exits.
+# tests/it/faults.rs starts a cluster of its own the same way (it restarts it under load, so it
+# cannot share this one): keep the two in step.
 
 start_postgres() {
   local bin port as=()
