@@ -226,6 +226,14 @@ pub struct DatabaseConfig {
     /// Maximum pool connections.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it is answered 503: while
+    /// the database is away, requests fail fast instead of piling up.
+    #[serde(default = "default_acquire_timeout_seconds")]
+    pub acquire_timeout_seconds: u64,
+}
+
+fn default_acquire_timeout_seconds() -> u64 {
+    5
 }
 
 /// One listener per trust zone.
@@ -596,6 +604,9 @@ impl Config {
                 "publication.base_url",
                 "must be an http:// URL (relying parties fetch CRLs and OCSP over plain HTTP, RFC 5280 §4.2.1.13)",
             ));
+        }
+        if !(1..=120).contains(&self.database.acquire_timeout_seconds) {
+            return Err(ConfigError::new("database.acquire_timeout_seconds", "must be 1 to 120"));
         }
         if !(1..=300).contains(&self.listeners.drain_seconds) {
             return Err(ConfigError::new("listeners.drain_seconds", "must be 1 to 300"));

@@ -11,7 +11,8 @@
 //! calls [`Leases::hold`]: it takes the lease if it is free or expired and renews it if it is
 //! already its own. The holder renews at every round (rounds are far shorter than [`TTL`]); a
 //! daemon that dies or loses the database simply stops renewing, and the next daemon to ask
-//! after the expiry takes over, with a higher epoch. A graceful shutdown releases its leases
+//! after the expiry takes over, with a higher epoch; the same daemon restarted (same host and
+//! public listener) takes its own leases back at once. A graceful shutdown releases its leases
 //! at once. With SQLite (one daemon) the same code runs and always wins.
 
 use std::sync::Arc;
@@ -87,9 +88,9 @@ impl Held {
 }
 
 impl Leases {
-    /// A daemon's leases, under a holder name unique to this process.
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Leases {
-        Leases { store, holder: holder_name().into(), clock }
+    /// A daemon's leases under `holder` (see [`holder_name`]).
+    pub fn new(store: Store, clock: Arc<dyn Clock>, holder: String) -> Leases {
+        Leases { store, holder: holder.into(), clock }
     }
 
     /// This daemon's holder name (host, process, random suffix), as it appears in the table.
@@ -168,15 +169,17 @@ pub async fn run_job<F, Fut>(
     }
 }
 
-/// `host:pid:random`: distinct for every daemon process, even two on one host.
-fn holder_name() -> String {
+/// `host/public-listener`: the same for a daemon and its restart, so a daemon restarted after
+/// a crash takes its own leases back at once instead of waiting out [`TTL`]; different for any
+/// two daemons alive at once, since two processes cannot both have bound one address on one
+/// host (the listeners are bound before any lease is asked for).
+pub fn holder_name(public_listener: std::net::SocketAddr) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
-    let suffix: u32 = rand::random();
-    format!("{host}:{}:{suffix:08x}", std::process::id())
+    format!("{host}/{public_listener}")
 }
 
 #[cfg(test)]
@@ -186,7 +189,7 @@ mod tests {
 
     async fn store(dir: &std::path::Path) -> Store {
         let url = format!("sqlite://{}", dir.join("leases.db").display());
-        Store::open(&crate::config::DatabaseConfig { url, password_file: None, max_connections: 4 }).await.unwrap()
+        Store::open(&crate::config::DatabaseConfig { url, password_file: None, max_connections: 4, acquire_timeout_seconds: 5 }).await.unwrap()
     }
 
     #[tokio::test]
@@ -194,8 +197,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         let clock = Arc::new(FakeClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()));
-        let a = Leases::new(store.clone(), clock.clone());
-        let b = Leases::new(store.clone(), clock.clone());
+        let a = Leases::new(store.clone(), clock.clone(), "host-a/127.0.0.1:80".into());
+        let b = Leases::new(store.clone(), clock.clone(), "host-b/127.0.0.1:80".into());
         let (mut la, mut lb) = (None, None);
         assert_eq!(a.hold(Job::Crl, &mut la).await, Held::Taken { epoch: 1 });
         assert_eq!(b.hold(Job::Crl, &mut lb).await, Held::Elsewhere, "a holds it");
@@ -212,5 +215,9 @@ mod tests {
         assert_eq!(a.hold(Job::Crl, &mut la).await, Held::Taken { epoch: 3 });
         let rows = store.leases().await.unwrap();
         assert_eq!(rows.iter().find(|r| r.name == "crl").map(|r| r.holder.as_str()), Some(a.holder()));
+        // a crashes and restarts under the same name: its leases are its own again at once.
+        let restarted = Leases::new(store.clone(), clock.clone(), a.holder().to_string());
+        assert_eq!(restarted.hold(Job::Crl, &mut None).await, Held::Taken { epoch: 3 });
+        assert_eq!(b.hold(Job::Crl, &mut lb).await, Held::Elsewhere);
     }
 }

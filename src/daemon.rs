@@ -225,7 +225,8 @@ pub async fn serve(
     let public = bind("public", listeners.public).await?;
     tracing::info!(metrics = %listeners.metrics, public = %listeners.public, "cloudca serving");
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let leases = crate::coord::Leases::new(instance.store.clone(), instance.issuance.clock.clone());
+    let holder = crate::coord::holder_name(instance.config.listeners.public);
+    let leases = crate::coord::Leases::new(instance.store.clone(), instance.issuance.clock.clone(), holder);
     tracing::info!(holder = leases.holder(), "lease holder name");
     let mut tasks = crate::status::tasks::spawn(instance.status.clone(), leases.clone(), issued_rx, tx.subscribe());
     tasks.extend(background(&instance, &leases, &tx));

@@ -116,8 +116,10 @@ pub fn ocsp_get(data: &[u8]) {
     let Ok(uri) = axum::http::Uri::try_from(target) else { return };
     let Ok(request) = axum::http::Request::get(uri).body(axum::body::Body::empty()) else { return };
     let mut router = ocsp_get_router().clone();
-    // Nothing on this route waits for I/O: the response future is ready when first polled.
-    let _ = futures_util::FutureExt::now_or_never(router.call(request));
+    // Nothing on this route waits for I/O: the response future is ready when first polled (if
+    // it ever were not, the handler would not run: fail loudly rather than fuzz nothing).
+    let answered = futures_util::FutureExt::now_or_never(router.call(request));
+    assert!(answered.is_some(), "the router did not answer at once");
 }
 
 fn ocsp_get_router() -> &'static axum::Router {
@@ -306,8 +308,8 @@ pub fn clients_json(data: &[u8]) {
 /// Bodies of the RA routes on the `admin` listener (the web front's and the officers'). For a
 /// step, the second byte picks the step.
 pub fn ra_json(data: &[u8]) {
-    use bodies::ra::*;
     use crate::ra::flow::{Flow, Step};
+    use bodies::ra::*;
     let Some((&selector, data)) = data.split_first() else { return };
     let trimmed = |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
     match selector % 9 {
@@ -344,7 +346,9 @@ pub fn ra_json(data: &[u8]) {
             let purpose = serde_json::Value::String(PURPOSES[usize::from(purpose) % PURPOSES.len()].into());
             let _ = serde_json::from_value::<crate::ra::CodePurpose>(purpose);
             let Some(b) = body::<Code>(data) else { return };
-            let _ = b.serial.as_deref().map(crate::ca::serial::parse);
+            if let Some(text) = b.serial.as_deref() {
+                serial(text);
+            }
         }
         3 => drop(body::<Authorization>(data)),
         4 => {
@@ -375,6 +379,15 @@ pub fn ra_json(data: &[u8]) {
             let Some(b) = body::<OrderDecision>(data) else { return };
             let _ = trimmed(&b.reason, 500);
         }
+    }
+}
+
+/// A serial as operators and applicants type it: when accepted, a positive magnitude in
+/// even-length lowercase hex (what the store keys certificates by).
+fn serial(text: &str) {
+    if let Some(hex) = crate::ca::serial::parse(text) {
+        let digits = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        assert!(!hex.is_empty() && hex.len() % 2 == 0 && !hex.starts_with("00") && digits, "{text:?} read as {hex:?}");
     }
 }
 

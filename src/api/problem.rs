@@ -52,7 +52,10 @@ impl Problem {
     }
 
     /// 500, with the cause logged (inside the request's span, so with its id) and not shown.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Problem {
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Problem {
+        if database_away(cause) {
+            return Problem::unavailable(&cause);
+        }
         tracing::error!(error = %cause, "request failed");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
@@ -66,6 +69,18 @@ impl Problem {
         problem.retry_after = Some(UNAVAILABLE_RETRY_SECONDS);
         problem
     }
+}
+
+/// Whether a storage error somewhere in the cause chain says the database is away.
+fn database_away(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(cause);
+    while let Some(e) = next {
+        if let Some(store) = e.downcast_ref::<crate::store::StoreError>() {
+            return store.is_unavailable();
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// `Retry-After` on a 503 from a missing HSM or database.

@@ -30,6 +30,10 @@ pub fn parse(text: &str) -> Option<String> {
         return None;
     }
     let trimmed = cleaned.trim_start_matches('0');
+    if trimmed.is_empty() {
+        // Zero: serials are positive (RFC 5280 §4.1.2.2); an empty magnitude names nothing.
+        return None;
+    }
     let padded = if trimmed.len() % 2 == 1 { format!("0{trimmed}") } else { trimmed.to_string() };
     Some(padded)
 }
@@ -53,5 +57,8 @@ mod tests {
         assert_eq!(parse("abc").as_deref(), Some("0abc"));
         assert_eq!(parse("xyz"), None);
         assert_eq!(parse(""), None);
+        assert_eq!(parse("0"), None);
+        assert_eq!(parse("00:00"), None);
+        assert_eq!(parse("0x"), None);
     }
 }

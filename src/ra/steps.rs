@@ -286,7 +286,13 @@ impl Ra {
     }
 
     fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
-        let days = self.services.issuance.profiles.current().get(&cert.profile).map_or(90, |p| i64::from(p.renewal_window_days));
+        let days = self
+            .services
+            .issuance
+            .profiles
+            .current()
+            .get(&cert.profile)
+            .map_or(90, |p| i64::from(p.renewal_window_days));
         if self.now() < cert.not_after - days * 86400 {
             return Err(RaError::State(format!("renewal opens {days} days before the certificate expires")));
         }
@@ -706,7 +712,8 @@ fn product_fields(
 /// verification method and product shape, since those come from the order). For the fuzz
 /// targets (`crate::fuzz`), which must run without a database.
 pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date) -> Result<(), RaError> {
-    const METHODS: [Method; 5] = [Method::BankAccount, Method::Phone, Method::BankCard, Method::FaceSms, Method::FaceQr];
+    const METHODS: [Method; 5] =
+        [Method::BankAccount, Method::Phone, Method::BankCard, Method::FaceSms, Method::FaceQr];
     match step {
         Step::Certificate => {
             let input: CertificateInput = parse(body)?;

@@ -59,6 +59,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database is away (connection lost or refused, pool exhausted, server
+    /// shutting down) rather than refusing this request: callers answer 503, not 500, and
+    /// the client may retry. SQLSTATE classes 08 (connection exception) and 57P (operator
+    /// intervention: shutdown, restart) are PostgreSQL's words for it.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+            }
+            StoreError::WriterStopped => true,
+            _ => false,
+        }
+    }
+
     /// Classifies unique-constraint violations, which callers handle (retry with a new serial).
     fn classify(err: sqlx::Error) -> StoreError {
         if let sqlx::Error::Database(db) = &err {
@@ -103,6 +120,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Config(e.to_string()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(config.acquire_timeout_seconds))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

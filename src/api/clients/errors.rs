@@ -59,12 +59,12 @@ pub fn seal(e: crate::seals::SealError) -> Problem {
 pub fn signing(e: SigningError) -> Problem {
     let title = e.to_string();
     match e {
+        SigningError::Internal(_) => Problem::internal(&e),
         SigningError::Invalid(_) | SigningError::BadPayload => Problem::bad_request(title),
         SigningError::NotFound => Problem::not_found(title),
         SigningError::WrongState(_) | SigningError::AuthorizationInvalid => Problem::new(StatusCode::CONFLICT, title),
         SigningError::SignerMismatch | SigningError::Seal(_) => Problem::new(StatusCode::FORBIDDEN, title),
         SigningError::Custody(c) => custody(c),
         SigningError::Store(s) => Problem::internal(&s),
-        SigningError::Internal(m) => Problem::internal(&m),
     }
 }
