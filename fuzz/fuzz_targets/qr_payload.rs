@@ -1,0 +1,4 @@
+//! `cloudca::fuzz::qr_payload` under libFuzzer (see docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cloudca::fuzz::qr_payload(data));
