@@ -239,10 +239,14 @@ pub async fn serve(
                 .await
         })
     };
+    let roles = crate::policies::Swappable::new(
+        crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?,
+    );
+    tasks.push(tokio::spawn(crate::policies::watch(instance.clone(), roles.clone(), tx.subscribe())));
     // The TLS listeners are bound before the metrics listener serves: `/ready` answering means
     // every listener accepts connections.
     if let Some(tls_config) = &instance.config.tls {
-        tasks.extend(serve_tls(&instance, tls_config, &tx).await?);
+        tasks.extend(serve_tls(&instance, tls_config, roles, &tx).await?);
     }
     let observe = crate::api::observe::layer;
     let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
@@ -304,13 +308,11 @@ const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(60
 async fn serve_tls(
     instance: &Instance,
     tls_config: &crate::config::TlsConfig,
+    roles: crate::policies::Swappable<crate::roles::Roles>,
     tx: &tokio::sync::broadcast::Sender<()>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
     use crate::api::mtls::{self, TlsListener};
     use crate::api::tls::{ClientAuth, Reloadable};
-    let roles = crate::policies::Swappable::new(
-        crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?,
-    );
     let revoked = instance.operators.revoked.clone();
     let mut tasks = Vec::new();
     let listeners = [
@@ -327,7 +329,6 @@ async fn serve_tls(
         tasks.push(tokio::spawn(mtls::serve(listener, config, tx.subscribe())));
     }
     tasks.push(tokio::spawn(refresh_revoked(instance.clone(), tx.subscribe())));
-    tasks.push(tokio::spawn(crate::policies::watch(instance.clone(), roles, tx.subscribe())));
     Ok(tasks)
 }
 

@@ -284,3 +284,22 @@ pub fn bundle(ca: &TestCa, issuer: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// An OCSP request (DER) for a certificate of the `org` CA: SHA-1 CertID, no nonce.
+pub fn ocsp_request(ca: &TestCa, cert: &Path) -> Vec<u8> {
+    let out = ca.path(&format!("{}.ocsp-req", cert.file_name().unwrap().to_string_lossy()));
+    let issuer = ca.ca_pem("org");
+    let args = [
+        "ocsp",
+        "-issuer",
+        issuer.to_str().unwrap(),
+        "-cert",
+        cert.to_str().unwrap(),
+        "-no_nonce",
+        "-reqout",
+        out.to_str().unwrap(),
+    ];
+    let result = run("openssl", &args);
+    assert!(result.ok, "{}", result.text);
+    std::fs::read(out).unwrap()
+}

@@ -362,29 +362,16 @@ async fn ra_codes_and_order_writes_are_limited_and_the_web_front_says_when_to_re
 }
 
 /// An OCSP request for a freshly issued certificate.
-fn ocsp_request(ca: &TestCa) -> Vec<u8> {
+fn limited_ocsp_request(ca: &TestCa) -> Vec<u8> {
     let (cert, _) = issue_cli(ca, "limited", "org", ORG_SUBJECT);
-    let req = ca.path("req.der");
-    let issuer = ca.ca_pem("org");
-    let args = [
-        "ocsp",
-        "-issuer",
-        issuer.to_str().unwrap(),
-        "-cert",
-        cert.to_str().unwrap(),
-        "-no_nonce",
-        "-reqout",
-        req.to_str().unwrap(),
-    ];
-    assert!(run("openssl", &args).ok);
-    std::fs::read(req).unwrap()
+    ocsp_request(ca, &cert)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ocsp_is_limited_per_client_address_when_configured() {
     let ca = ca_with("[limits]\nocsp_per_ip = { count = 3, seconds = 2 }\n").await;
     let daemon = Daemon::start(&ca).await;
-    let der = ocsp_request(&ca);
+    let der = limited_ocsp_request(&ca);
     let client = |from| reqwest::Client::builder().no_proxy().local_address(loopback(from)).build().unwrap();
     let (a, b) = (client(2), client(3));
     let post = |c: &reqwest::Client| {

@@ -2,7 +2,6 @@
 //! every request, and the figures printed per fault.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,25 +122,6 @@ pub fn issued(body: &[u8]) -> (String, Vec<u8>) {
     let v: Value = serde_json::from_slice(body).unwrap();
     let der = pem::parse(v["pem"].as_str().unwrap()).unwrap().into_contents();
     (v["serial"].as_str().unwrap().to_string(), der)
-}
-
-/// An OCSP request (DER) for a certificate of the `org` CA: SHA-1 CertID, no nonce.
-pub fn ocsp_request(ca: &TestCa, cert: &Path) -> Vec<u8> {
-    let out = ca.path(&format!("{}.ocsp-req", cert.file_name().unwrap().to_string_lossy()));
-    let issuer = ca.ca_pem("org");
-    let args = [
-        "ocsp",
-        "-issuer",
-        issuer.to_str().unwrap(),
-        "-cert",
-        cert.to_str().unwrap(),
-        "-no_nonce",
-        "-reqout",
-        out.to_str().unwrap(),
-    ];
-    let result = run("openssl", &args);
-    assert!(result.ok, "{}", result.text);
-    std::fs::read(out).unwrap()
 }
 
 pub fn ocsp_post(client: &reqwest::Client, public: &str, der: &[u8]) -> reqwest::RequestBuilder {
