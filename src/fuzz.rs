@@ -9,9 +9,9 @@
 //! coverage-guided libFuzzer run (`fuzz/`, `scripts/fuzz.sh`). `docs/fuzzing.md` says how to run
 //! both and what the last long run found.
 //!
-//! The JSON targets take a selector byte (which endpoint) and the body. The request types of
-//! the `admin` and `api` listeners are private to their handler modules, so [`bodies`] holds
-//! copies of their shapes; `tests/it/fuzz.rs` checks each copy against the OpenAPI documents.
+//! The JSON targets take a selector byte (which endpoint) and the body, and deserialize it into
+//! the handler's own request type (crate-visible for this), so a body reaches the checks here
+//! exactly when the handler's extractor accepts it.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -48,9 +48,6 @@ const NOW: i64 = 1_767_225_600;
 
 /// The largest upload the RA's configuration allows (`ra.max_material_bytes` is at most 4 MiB).
 const MAX_MATERIAL_BYTES: usize = 4 * 1024 * 1024;
-
-/// The largest GET-form OCSP request (`api::public`'s `MAX_OCSP_REQUEST`).
-const MAX_OCSP_GET: usize = 8 * 1024;
 
 /// `custody.max_hashes`' default.
 const MAX_HASHES: usize = 1000;
@@ -107,8 +104,8 @@ pub fn ocsp_request(data: &[u8]) {
 
 /// The GET form, `GET /ocsp/{ca}/{base64}`: the bytes are the request target's tail after
 /// `/ocsp/ca/`. The URI is parsed and the path percent-decoded by the same `http` and `axum`
-/// code the public listener runs (a router with its route), then decoded as `api::public`'s
-/// `ocsp_get` does: trailing newlines dropped, standard base64, at most 8 KiB, then parsed.
+/// code the public listener runs (a router with its route), then decoded by the handler's own
+/// `api::public::decode_get` (trailing newlines dropped, standard base64, at most 8 KiB) and parsed.
 pub fn ocsp_get(data: &[u8]) {
     use tower_service::Service;
     let mut target = b"/ocsp/ca/".to_vec();
@@ -136,10 +133,7 @@ fn ocsp_get_router() -> &'static axum::Router {
 
 /// `api::public::ocsp_get` after the path is extracted.
 fn ocsp_get_path(request: &str) {
-    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(request.trim_end_matches('\n').as_bytes()) else {
-        return;
-    };
-    if der.len() <= MAX_OCSP_GET {
+    if let Ok(der) = crate::api::public::decode_get(request) {
         ocsp_request(&der);
     }
 }
@@ -183,19 +177,19 @@ fn body<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
 
 /// Bodies of the `admin` listener's back-office routes; the first byte picks the route.
 pub fn admin_json(data: &[u8]) {
-    use bodies::admin::*;
+    use crate::api::admin::{approvals, certificates, operators, seals};
     let Some((&selector, data)) = data.split_first() else { return };
     match selector % 7 {
         0 => {
             // POST /v1/certificates
-            let Some(b) = body::<IssueCertificate>(data) else { return };
+            let Some(b) = body::<certificates::IssueBody>(data) else { return };
             if let Ok(request) = csr::parse(b.csr.as_bytes()) {
                 judge(&request, Some(&b.profile));
             }
         }
         1 => {
             // POST /v1/certificates/{serial}/revoke
-            let Some(b) = body::<RevokeCertificate>(data) else { return };
+            let Some(b) = body::<certificates::RevokeBody>(data) else { return };
             let _ = b.reason.parse::<crate::status::RevocationReason>();
             if let Some(t) = b.invalidity_date.as_deref() {
                 let parsed = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
@@ -209,7 +203,7 @@ pub fn admin_json(data: &[u8]) {
         }
         3 => {
             // POST /v1/operators
-            let Some(b) = body::<IssueOperator>(data) else { return };
+            let Some(b) = body::<operators::IssueBody>(data) else { return };
             let _ = b.role.parse::<crate::roles::Role>();
             let days = u32::try_from(b.validity_days).ok();
             if days.is_some_and(|d| (1..=crate::operators::MAX_VALIDITY_DAYS).contains(&d)) {
@@ -218,12 +212,12 @@ pub fn admin_json(data: &[u8]) {
         }
         4 => {
             // POST /v1/operators/{serial}/revoke
-            let Some(b) = body::<RevokeOperator>(data) else { return };
+            let Some(b) = body::<operators::RevokeBody>(data) else { return };
             let _ = b.reason.parse::<crate::status::RevocationReason>();
         }
         5 => {
             // POST /v1/approvals: checked when created, judged by the profile at enrolment.
-            let Some(b) = body::<Approval>(data) else { return };
+            let Some(b) = body::<approvals::ApprovalBody>(data) else { return };
             let _ = crate::custody::valid_phone(&b.phone);
             let _ = b.subject.iter().find(|(k, _)| k == "serialNumber");
             let stored = serde_json::to_string(&b.subject).unwrap_or_default();
@@ -234,63 +228,64 @@ pub fn admin_json(data: &[u8]) {
         }
         _ => {
             // POST /v1/seal-requests/{id}/decision
-            let _ = body::<SealDecision>(data);
+            let _ = body::<seals::DecisionBody>(data);
         }
     }
 }
 
 /// Bodies of the `api` listener (the mobile app, organisations, relying platforms).
 pub fn clients_json(data: &[u8]) {
-    use bodies::clients::*;
+    use crate::api::clients::mobile::{ApproveBody, ClaimBody, CodeBody, EnrollBody, LoginBody, PinBody, UnlockBody};
+    use crate::api::clients::orgs::{HandOverBody, MemberBody, SealBody};
     let pin = |text: &str| drop(crate::custody::Pin::new(text));
     let Some((&selector, data)) = data.split_first() else { return };
     match selector % 11 {
         0 => {
             // POST /v1/mobile/sms
-            let Some(b) = body::<Sms>(data) else { return };
+            let Some(b) = body::<CodeBody>(data) else { return };
             let _ = crate::mobile::Purpose::parse(&b.purpose);
             let _ = crate::custody::valid_phone(&b.phone);
         }
-        1 => drop(body::<Login>(data)),
+        1 => drop(body::<LoginBody>(data)),
         2 => {
             // POST /v1/mobile/credentials
-            let Some(b) = body::<Enroll>(data) else { return };
+            let Some(b) = body::<EnrollBody>(data) else { return };
             pin(&b.pin);
         }
         3 => {
             // POST /v1/mobile/credentials/{id}/pin
-            let Some(b) = body::<PinChange>(data) else { return };
+            let Some(b) = body::<PinBody>(data) else { return };
             pin(&b.old_pin);
             pin(&b.new_pin);
         }
         4 => {
             // POST /v1/mobile/credentials/{id}/unlock
-            let Some(b) = body::<Unlock>(data) else { return };
+            let Some(b) = body::<UnlockBody>(data) else { return };
             pin(&b.new_pin);
         }
         5 => {
             // POST /v1/mobile/sessions/claim
-            let Some(b) = body::<Claim>(data) else { return };
+            let Some(b) = body::<ClaimBody>(data) else { return };
             claim(&b.payload);
         }
         6 => {
             // POST /v1/mobile/sessions/{id}/approve
-            let Some(b) = body::<Approve>(data) else { return };
+            let Some(b) = body::<ApproveBody>(data) else { return };
             pin(&b.pin);
         }
         7 => {
             // POST /v1/mobile/orgs/{credit_code}/members
-            let Some(b) = body::<Member>(data) else { return };
+            let Some(b) = body::<MemberBody>(data) else { return };
             let _ = crate::custody::valid_phone(&b.phone) && crate::seals::MEMBER_ROLES.contains(&b.role.as_str());
         }
         8 => {
             // POST /v1/mobile/orgs/{credit_code}/handover
-            let Some(b) = body::<HandOver>(data) else { return };
+            let Some(b) = body::<HandOverBody>(data) else { return };
             let _ = crate::custody::valid_phone(&b.phone);
         }
         9 => {
             // POST /v1/mobile/orgs/{credit_code}/seal-requests
-            let Some(b) = body::<SealRequest>(data) else { return };
+            let Some(b) = body::<SealBody>(data) else { return };
             if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(&b.png) {
                 let _ = crate::seals::check_png(&png);
             }
@@ -308,14 +303,17 @@ pub fn clients_json(data: &[u8]) {
 /// Bodies of the RA routes on the `admin` listener (the web front's and the officers'). For a
 /// step, the second byte picks the step.
 pub fn ra_json(data: &[u8]) {
+    use crate::api::ra::applicant::{
+        AddressBody, AuthorizationBody, CancelBody, CodeBody, CreateBody, QueryBody, QueryCodeBody,
+    };
+    use crate::api::ra::officer::DecisionBody;
     use crate::ra::flow::{Flow, Step};
-    use bodies::ra::*;
     let Some((&selector, data)) = data.split_first() else { return };
     let trimmed = |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
     match selector % 9 {
         0 => {
             // POST /v1/ra/orders
-            let Some(b) = body::<CreateOrder>(data) else { return };
+            let Some(b) = body::<CreateBody>(data) else { return };
             let flow = Flow::parse(&b.flow);
             let _ = channels().get(&b.channel).zip(flow).map(|(c, f)| c.enables(f));
         }
@@ -345,38 +343,38 @@ pub fn ra_json(data: &[u8]) {
             let Some((&purpose, data)) = data.split_first() else { return };
             let purpose = serde_json::Value::String(PURPOSES[usize::from(purpose) % PURPOSES.len()].into());
             let _ = serde_json::from_value::<crate::ra::CodePurpose>(purpose);
-            let Some(b) = body::<Code>(data) else { return };
+            let Some(b) = body::<CodeBody>(data) else { return };
             if let Some(text) = b.serial.as_deref() {
                 serial(text);
             }
         }
-        3 => drop(body::<Authorization>(data)),
+        3 => drop(body::<AuthorizationBody>(data)),
         4 => {
             // POST /v1/ra/orders/{id}/cancel
-            let Some(b) = body::<Cancel>(data) else { return };
+            let Some(b) = body::<CancelBody>(data) else { return };
             let _ = trimmed(b.reason.as_deref().unwrap_or("cancelled by the applicant"), 200);
         }
         5 => {
             // PUT /v1/ra/orders/{id}/address
-            let Some(b) = body::<Address>(data) else { return };
+            let Some(b) = body::<AddressBody>(data) else { return };
             let _ = crate::ra::validate::name("delivery_address", &b.address, 200);
         }
         6 => {
             // POST /v1/ra/queries/code
-            let Some(b) = body::<QueryCode>(data) else { return };
+            let Some(b) = body::<QueryCodeBody>(data) else { return };
             let _ = crate::ra::Ra::subject_key(&b.subject);
             let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
         }
         7 => {
             // POST /v1/ra/queries
-            let Some(b) = body::<Query>(data) else { return };
+            let Some(b) = body::<QueryBody>(data) else { return };
             let _ = crate::ra::Ra::subject_key(&b.subject);
             let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
             let _ = b.id_number.as_deref().map(|id| id.trim().to_uppercase());
         }
         _ => {
             // POST /v1/orders/{id}/decision (officers)
-            let Some(b) = body::<OrderDecision>(data) else { return };
+            let Some(b) = body::<DecisionBody>(data) else { return };
             let _ = trimmed(&b.reason, 500);
         }
     }
@@ -408,297 +406,5 @@ pub fn payment_webhook(data: &[u8]) {
         let (timestamp, signature) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         let body = parts.next().unwrap_or_default();
         let _ = provider.verify_webhook(timestamp, signature, body.as_bytes(), NOW);
-    }
-}
-
-/// Copies of the request types private to `api::admin`, `api::clients` and `api::ra`: the same
-/// fields, defaults and `deny_unknown_fields`, so a body is accepted here exactly when the
-/// handler's extractor accepts it. `tests/it/fuzz.rs` checks them against `openapi/*.json`.
-pub mod bodies {
-    use serde::Deserialize;
-
-    fn login() -> String {
-        "login".into()
-    }
-
-    fn a_year() -> i64 {
-        365
-    }
-
-    /// The `admin` listener's back-office bodies.
-    pub mod admin {
-        use super::*;
-
-        /// `IssueRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct IssueCertificate {
-            /// PEM.
-            pub csr: String,
-            /// Profile name.
-            pub profile: String,
-        }
-
-        /// `RevokeRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct RevokeCertificate {
-            /// Reason name.
-            pub reason: String,
-            /// RFC 3339.
-            #[serde(default)]
-            pub invalidity_date: Option<String>,
-        }
-
-        /// `OperatorRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct IssueOperator {
-            /// PEM.
-            pub csr: String,
-            /// Role name.
-            pub role: String,
-            /// Days.
-            #[serde(default = "a_year")]
-            pub validity_days: i64,
-        }
-
-        /// `OperatorRevokeRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct RevokeOperator {
-            /// Reason name.
-            pub reason: String,
-        }
-
-        /// `ApprovalRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Approval {
-            /// Profile name.
-            pub profile: String,
-            /// E.164.
-            pub phone: String,
-            /// (attribute, value) pairs.
-            pub subject: Vec<(String, String)>,
-        }
-
-        /// `SealDecisionRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct SealDecision {
-            /// Approve or reject.
-            pub approve: bool,
-        }
-    }
-
-    /// The `api` listener's bodies.
-    pub mod clients {
-        use super::*;
-
-        /// `SmsRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Sms {
-            /// E.164.
-            pub phone: String,
-            /// login, unlock, admin.
-            #[serde(default = "login")]
-            pub purpose: String,
-        }
-
-        /// `LoginRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Login {
-            /// E.164.
-            pub phone: String,
-            /// SMS code.
-            pub code: String,
-        }
-
-        /// `EnrollRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Enroll {
-            /// Approval id.
-            pub approval_id: String,
-            /// First PIN.
-            pub pin: String,
-        }
-
-        /// `PinChangeRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct PinChange {
-            /// Current PIN.
-            pub old_pin: String,
-            /// New PIN.
-            pub new_pin: String,
-        }
-
-        /// `UnlockRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Unlock {
-            /// SMS code.
-            pub code: String,
-            /// Credit code or ID number.
-            pub identifier: String,
-            /// Identity evidence.
-            pub evidence: String,
-            /// New PIN.
-            pub new_pin: String,
-        }
-
-        /// `ClaimRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Claim {
-            /// Scanned QR text.
-            pub payload: String,
-        }
-
-        /// `ApproveRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Approve {
-            /// Credential id.
-            pub credential_id: String,
-            /// PIN.
-            pub pin: String,
-            /// Seal id.
-            #[serde(default)]
-            pub seal_id: Option<String>,
-        }
-
-        /// `MemberRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Member {
-            /// E.164.
-            pub phone: String,
-            /// staff, seal-admin.
-            pub role: String,
-            /// SMS code.
-            pub code: String,
-        }
-
-        /// `HandOverRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct HandOver {
-            /// E.164.
-            pub phone: String,
-            /// SMS code.
-            pub code: String,
-        }
-
-        /// `SealRequest` (the `api` listener's).
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct SealRequest {
-            /// Seal name.
-            pub name: String,
-            /// PNG, base64.
-            pub png: String,
-            /// The seal changed.
-            #[serde(default)]
-            pub seal_id: Option<String>,
-            /// SMS code.
-            pub code: String,
-        }
-    }
-
-    /// The RA routes' bodies.
-    pub mod ra {
-        use super::*;
-
-        /// `CreateOrderRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct CreateOrder {
-            /// Channel name.
-            pub channel: String,
-            /// Flow name.
-            pub flow: String,
-        }
-
-        /// `CodeRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Code {
-            /// Certificate serial.
-            #[serde(default)]
-            pub serial: Option<String>,
-        }
-
-        /// `AuthorizationRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Authorization {
-            /// SMS code.
-            pub code: String,
-        }
-
-        /// `CancelRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Cancel {
-            /// Why.
-            #[serde(default)]
-            pub reason: Option<String>,
-        }
-
-        /// `AddressRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Address {
-            /// Delivery address.
-            pub address: String,
-        }
-
-        /// `QueryCodeRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct QueryCode {
-            /// Credit code or ID number.
-            pub subject: String,
-            /// Mainland mobile.
-            pub phone: String,
-        }
-
-        /// `QueryRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct Query {
-            /// Credit code or ID number.
-            pub subject: String,
-            /// Mainland mobile.
-            pub phone: String,
-            /// SMS code.
-            #[serde(default)]
-            pub code: Option<String>,
-            /// Legal representative's name.
-            #[serde(default)]
-            pub name: Option<String>,
-            /// Legal representative's ID number.
-            #[serde(default)]
-            pub id_number: Option<String>,
-            /// Legal representative's bank card.
-            #[serde(default)]
-            pub card: Option<String>,
-        }
-
-        /// `OrderDecisionRequest`.
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct OrderDecision {
-            /// Approve or reject.
-            pub approve: bool,
-            /// Why.
-            #[serde(default)]
-            pub reason: String,
-        }
     }
 }

@@ -16,11 +16,11 @@ use crate::roles::Caller;
 /// Body of an approval.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ApprovalBody {
-    profile: String,
-    phone: String,
+pub(crate) struct ApprovalBody {
+    pub(crate) profile: String,
+    pub(crate) phone: String,
     /// `[[attribute, value], ...]` in order, e.g. `[["C","CN"],["CN","张三"],["serialNumber","..."]]`.
-    subject: Vec<(String, String)>,
+    pub(crate) subject: Vec<(String, String)>,
 }
 
 pub(super) async fn create(

@@ -121,9 +121,9 @@ pub(super) async fn show(State(instance): State<Instance>, Path(serial): Path<St
 /// Body of an issuance.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct IssueBody {
-    csr: String,
-    profile: String,
+pub(crate) struct IssueBody {
+    pub(crate) csr: String,
+    pub(crate) profile: String,
 }
 
 pub(super) async fn issue(
@@ -153,10 +153,10 @@ pub(super) async fn issue(
 /// Body of a revocation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RevokeBody {
-    reason: String,
+pub(crate) struct RevokeBody {
+    pub(crate) reason: String,
     #[serde(default)]
-    invalidity_date: Option<String>,
+    pub(crate) invalidity_date: Option<String>,
 }
 
 pub(super) async fn revoke(

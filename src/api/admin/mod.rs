@@ -3,12 +3,12 @@
 //! test walks it and the OpenAPI drift test compares it with `openapi/admin.json`. Anything
 //! not in the table is 404; a role not listed for a route is 403 with an audit event.
 
-mod approvals;
+pub(crate) mod approvals;
 mod audit;
-mod certificates;
-mod operators;
+pub(crate) mod certificates;
+pub(crate) mod operators;
 mod platforms;
-mod seals;
+pub(crate) mod seals;
 mod status;
 
 use axum::extract::{Extension, MatchedPath, Request, State};

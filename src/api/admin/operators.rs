@@ -36,11 +36,11 @@ fn problem(e: OperatorError) -> Problem {
 /// Body of an operator-certificate issuance.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct IssueBody {
-    csr: String,
-    role: String,
+pub(crate) struct IssueBody {
+    pub(crate) csr: String,
+    pub(crate) role: String,
     #[serde(default = "default_days")]
-    validity_days: i64,
+    pub(crate) validity_days: i64,
 }
 
 fn default_days() -> i64 {
@@ -66,8 +66,8 @@ pub(super) async fn list(State(instance): State<Instance>) -> Result<Response, P
 /// Body of an operator-certificate revocation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RevokeBody {
-    reason: String,
+pub(crate) struct RevokeBody {
+    pub(crate) reason: String,
 }
 
 pub(super) async fn revoke(

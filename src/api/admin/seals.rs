@@ -34,7 +34,7 @@ pub(super) async fn pending(State(instance): State<Instance>) -> Result<Response
 /// A reviewer's decision.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecisionBody {
+pub(crate) struct DecisionBody {
     approve: bool,
 }
 

@@ -63,10 +63,10 @@ async fn pin_attempt(i: &Instance, ip: ClientIp, holder: &Holder, credential: &s
 /// Body of a code request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CodeBody {
-    phone: String,
+pub(crate) struct CodeBody {
+    pub(crate) phone: String,
     #[serde(default = "login_purpose")]
-    purpose: String,
+    pub(crate) purpose: String,
 }
 
 fn login_purpose() -> String {
@@ -87,7 +87,7 @@ pub(super) async fn send_code(
 /// Body of a login.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LoginBody {
+pub(crate) struct LoginBody {
     phone: String,
     code: String,
 }
@@ -138,9 +138,9 @@ pub(super) async fn credentials(State(i): State<Instance>, holder: Holder) -> Re
 /// Body of the first PIN.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct EnrollBody {
+pub(crate) struct EnrollBody {
     approval_id: String,
-    pin: String,
+    pub(crate) pin: String,
 }
 
 pub(super) async fn enroll(
@@ -165,9 +165,9 @@ pub(super) async fn enroll(
 /// Body of a PIN change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PinBody {
-    old_pin: String,
-    new_pin: String,
+pub(crate) struct PinBody {
+    pub(crate) old_pin: String,
+    pub(crate) new_pin: String,
 }
 
 pub(super) async fn change_pin(
@@ -187,11 +187,11 @@ pub(super) async fn change_pin(
 /// Body of an unlock: a fresh `unlock` SMS code, the identity check, the new PIN.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UnlockBody {
+pub(crate) struct UnlockBody {
     code: String,
     identifier: String,
     evidence: String,
-    new_pin: String,
+    pub(crate) new_pin: String,
 }
 
 pub(super) async fn unlock(
@@ -217,8 +217,8 @@ pub(super) async fn unlock(
 /// Body of a claim.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ClaimBody {
-    payload: String,
+pub(crate) struct ClaimBody {
+    pub(crate) payload: String,
 }
 
 pub(super) async fn claim(
@@ -233,9 +233,9 @@ pub(super) async fn claim(
 /// Body of an approval.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ApproveBody {
+pub(crate) struct ApproveBody {
     credential_id: String,
-    pin: String,
+    pub(crate) pin: String,
     #[serde(default)]
     seal_id: Option<String>,
 }

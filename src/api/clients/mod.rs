@@ -5,8 +5,8 @@
 //! (`limits.callbacks_per_ip`); the other limits sit in the handlers.
 
 mod errors;
-mod mobile;
-mod orgs;
+pub(crate) mod mobile;
+pub(crate) mod orgs;
 mod payments;
 mod platform;
 

@@ -44,9 +44,9 @@ pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Re
 /// Body of a member change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MemberBody {
-    phone: String,
-    role: String,
+pub(crate) struct MemberBody {
+    pub(crate) phone: String,
+    pub(crate) role: String,
     code: String,
 }
 
@@ -66,8 +66,8 @@ pub(super) async fn set_member(
 /// Body of a hand-over.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct HandOverBody {
-    phone: String,
+pub(crate) struct HandOverBody {
+    pub(crate) phone: String,
     code: String,
 }
 
@@ -87,10 +87,10 @@ pub(super) async fn hand_over(
 /// Body of a seal request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SealBody {
+pub(crate) struct SealBody {
     name: String,
     /// The PNG, base64.
-    png: String,
+    pub(crate) png: String,
     /// The seal to change; absent for a new seal.
     #[serde(default)]
     seal_id: Option<String>,

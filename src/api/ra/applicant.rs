@@ -56,8 +56,8 @@ pub(crate) async fn channel(State(instance): State<Instance>, Path(name): Path<S
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
-    channel: String,
-    flow: String,
+    pub(crate) channel: String,
+    pub(crate) flow: String,
 }
 
 pub(crate) async fn create(
@@ -96,7 +96,7 @@ pub(crate) async fn step(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CodeBody {
     #[serde(default)]
-    serial: Option<String>,
+    pub(crate) serial: Option<String>,
 }
 
 pub(crate) async fn code(
@@ -149,7 +149,7 @@ pub(crate) async fn authorize(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelBody {
     #[serde(default)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 pub(crate) async fn cancel(
@@ -218,7 +218,7 @@ pub(crate) async fn reissue_invoice(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddressBody {
-    address: String,
+    pub(crate) address: String,
 }
 
 pub(crate) async fn address(
@@ -235,8 +235,8 @@ pub(crate) async fn address(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryCodeBody {
-    subject: String,
-    phone: String,
+    pub(crate) subject: String,
+    pub(crate) phone: String,
 }
 
 pub(crate) async fn query_code(
@@ -252,14 +252,14 @@ pub(crate) async fn query_code(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryBody {
-    subject: String,
-    phone: String,
+    pub(crate) subject: String,
+    pub(crate) phone: String,
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
-    id_number: Option<String>,
+    pub(crate) id_number: Option<String>,
     #[serde(default)]
     card: Option<String>,
 }

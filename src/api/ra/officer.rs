@@ -135,7 +135,7 @@ pub(crate) async fn material(
 pub(crate) struct DecisionBody {
     approve: bool,
     #[serde(default)]
-    reason: String,
+    pub(crate) reason: String,
 }
 
 pub(crate) async fn decide(
