@@ -189,7 +189,14 @@ mod tests {
 
     async fn store(dir: &std::path::Path) -> Store {
         let url = format!("sqlite://{}", dir.join("leases.db").display());
-        Store::open(&crate::config::DatabaseConfig { url, password_file: None, max_connections: 4, acquire_timeout_seconds: 5 }).await.unwrap()
+        Store::open(&crate::config::DatabaseConfig {
+            url,
+            password_file: None,
+            max_connections: 4,
+            acquire_timeout_seconds: 5,
+        })
+        .await
+        .unwrap()
     }
 
     #[tokio::test]

@@ -521,7 +521,12 @@ mod tests {
     use super::*;
 
     fn sqlite_config(path: &Path) -> DatabaseConfig {
-        DatabaseConfig { url: format!("sqlite://{}", path.display()), password_file: None, max_connections: 2, acquire_timeout_seconds: 5 }
+        DatabaseConfig {
+            url: format!("sqlite://{}", path.display()),
+            password_file: None,
+            max_connections: 2,
+            acquire_timeout_seconds: 5,
+        }
     }
 
     #[tokio::test]
@@ -557,8 +562,12 @@ mod tests {
 
     #[test]
     fn a_postgresql_instance_is_pointed_at_its_own_tools() {
-        let config =
-            DatabaseConfig { url: "postgres://cloudca@db/cloudca".into(), password_file: None, max_connections: 2, acquire_timeout_seconds: 5 };
+        let config = DatabaseConfig {
+            url: "postgres://cloudca@db/cloudca".into(),
+            password_file: None,
+            max_connections: 2,
+            acquire_timeout_seconds: 5,
+        };
         let err = sqlite_path(&config, "back it up").unwrap_err();
         assert!(err.to_string().contains("pg_dump -Fc") && err.to_string().contains("pg_restore"), "{err}");
     }
