@@ -129,6 +129,21 @@ impl Flow {
 }
 
 impl Step {
+    /// Every step, in the order a flow lists them.
+    pub const ALL: [Step; 11] = [
+        Step::Certificate,
+        Step::Verification,
+        Step::Company,
+        Step::Person,
+        Step::SubjectCheck,
+        Step::Agent,
+        Step::AgentCheck,
+        Step::Product,
+        Step::Materials,
+        Step::Signature,
+        Step::Payment,
+    ];
+
     /// The name used in the API (`/steps/{name}`).
     pub fn name(self) -> &'static str {
         match self {
@@ -148,21 +163,7 @@ impl Step {
 
     /// Parses [`Step::name`].
     pub fn parse(text: &str) -> Option<Step> {
-        [
-            Step::Certificate,
-            Step::Verification,
-            Step::Company,
-            Step::Person,
-            Step::SubjectCheck,
-            Step::Agent,
-            Step::AgentCheck,
-            Step::Product,
-            Step::Materials,
-            Step::Signature,
-            Step::Payment,
-        ]
-        .into_iter()
-        .find(|s| s.name() == text)
+        Step::ALL.into_iter().find(|s| s.name() == text)
     }
 }
 

@@ -69,20 +69,7 @@ pub fn steps(lang: Lang, steps: &[(String, bool)], current: Option<&str>) -> Str
 
 /// Step names come from a fixed set; map them back to `'static` keys for translation.
 fn leak(name: &str) -> &'static str {
-    const KNOWN: [&str; 11] = [
-        "certificate",
-        "verification",
-        "company",
-        "person",
-        "subject-check",
-        "agent",
-        "agent-check",
-        "product",
-        "materials",
-        "signature",
-        "payment",
-    ];
-    KNOWN.into_iter().find(|k| *k == name).unwrap_or("")
+    crate::ra::flow::Step::parse(name).map_or("", crate::ra::flow::Step::name)
 }
 
 /// Values and errors of a form being redisplayed.
