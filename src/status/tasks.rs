@@ -91,9 +91,9 @@ async fn feed(status: StatusService, mut shutdown: broadcast::Receiver<()>) {
     }
 }
 
-/// CRL builds: after revocations (woken), on schedule, and, on the lease holder only. A
-/// daemon without the lease keeps its dirty set: if it takes the lease over, it rebuilds every
-/// partition anyway, since the previous holder may have died before publishing.
+/// CRL builds, on the daemon holding the `crl` lease only: after revocations (woken) and on
+/// schedule. A daemon without the lease keeps its dirty set; if it takes the lease over, it
+/// rebuilds every partition anyway, since the previous holder may have died before publishing.
 async fn maintain(status: StatusService, leases: Leases, mut shutdown: broadcast::Receiver<()>) {
     let config = status.inner.config.clone();
     let period = Duration::from_secs(60 * u64::from(config.crl_rebuild_minutes));
