@@ -412,7 +412,7 @@ pub struct RaConfig {
     /// Base URL of the `api` listener as people's phones reach it: payment QR codes and face
     /// check links point under it (the sandbox pay and face pages live there).
     pub public_url: String,
-    /// Deadline of one provider call (identity, payment, invoice, e-mail), milliseconds.
+    /// Deadline of one provider call (identity, payment, invoice, e-mail, SMS), milliseconds.
     pub provider_timeout_ms: u64,
     /// Largest material upload, bytes (at most 4 MiB).
     pub max_material_bytes: usize,

@@ -129,6 +129,7 @@ impl Instance {
             issuance.clock.clone(),
             config.custody.clone(),
             limits.clone(),
+            std::time::Duration::from_millis(config.ra.provider_timeout_ms),
         );
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::CustodyConfig;
 use crate::custody::valid_phone;
 use crate::hsm::{HsmError, HsmPool};
-use crate::providers::SmsProvider;
+use crate::providers::{ProviderError, SmsProvider, SMS};
 use crate::ratelimit::{Limits, Refusal};
 use crate::store::{AuditRecord, Store, StoreError};
 
@@ -34,9 +34,10 @@ pub enum LoginError {
     /// Wrong, expired, used-up or missing code.
     #[error("the code is wrong or expired")]
     BadCode,
-    /// The SMS provider refused.
-    #[error("the SMS could not be sent")]
-    Sms(String),
+    /// The SMS gateway did not take the message (down, too slow, or refused); the code was
+    /// withdrawn, so asking again is not held back by the per-phone limits.
+    #[error("the SMS could not be sent: {0}")]
+    Sms(ProviderError),
     /// HSM (pepper).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
@@ -99,6 +100,8 @@ pub struct Mobile {
     config: CustodyConfig,
     /// The daemon's rate limits (`Instance::limits`), for the per-phone checks here.
     limits: Arc<Limits>,
+    /// How long one SMS send may take (`ra.provider_timeout_ms`).
+    sms_deadline: Duration,
 }
 
 impl Mobile {
@@ -110,8 +113,9 @@ impl Mobile {
         clock: Arc<dyn Clock>,
         config: CustodyConfig,
         limits: Arc<Limits>,
+        sms_deadline: Duration,
     ) -> Self {
-        Mobile { store, hsm, sms, clock, config, limits }
+        Mobile { store, hsm, sms, clock, config, limits, sms_deadline }
     }
 
     /// Audits the first refusal of a security-relevant limit (later ones until the key is
@@ -155,9 +159,14 @@ impl Mobile {
         }
         let code = format!("{:06}", rand::rngs::OsRng.next_u32() % 1_000_000);
         let hash = self.code_hash(phone, purpose, &code).await?;
-        self.store.insert_sms_code(phone, purpose.name(), &hash, now, self.config.sms_code_seconds).await?;
+        let id = self.store.insert_sms_code(phone, purpose.name(), &hash, now, self.config.sms_code_seconds).await?;
         let text = format!("cloudca code {code}. Do not share it; cloudca never asks for it by phone.");
-        self.sms.send(phone, &text).map_err(LoginError::Sms)
+        let sent = crate::providers::call(SMS, "send", self.sms_deadline, self.sms.send(phone, &text)).await;
+        if let Err(e) = sent {
+            self.store.withdraw_sms_code(id).await?;
+            return Err(LoginError::Sms(e));
+        }
+        Ok(())
     }
 
     /// Seconds until the database's per-phone limits allow another code (0: now): a code sent

@@ -71,6 +71,21 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A third-party provider (SMS, identity, payment...) gave no answer: 503 with
+    /// `Retry-After` when it is down or too slow, 502 when it refused. `title` says what the
+    /// person can do; the provider's own words are logged, not shown.
+    pub fn provider(cause: &crate::providers::ProviderError, title: impl Into<String>) -> Problem {
+        tracing::warn!(error = %cause, "provider failed");
+        if let crate::providers::ProviderError::Refused(_) = cause {
+            return Problem::new(StatusCode::BAD_GATEWAY, title);
+        }
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, title);
+        problem.retry_after = Some(UNAVAILABLE_RETRY_SECONDS);
+        problem
+    }
+}
+
 /// Whether a storage error somewhere in the cause chain says the database is away.
 fn database_away(cause: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(cause);

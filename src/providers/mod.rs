@@ -16,6 +16,11 @@
 //! | `8888` | [`Behaviour::Slow`] | sleeps [`SLOW`] first, so the caller's deadline fires |
 //! | anything else | [`Behaviour::Normal`] | answers after [`LATENCY`] |
 //!
+//! The value each sandbox looks at: identity checks the phone, card, account or ID number
+//! entered; SMS the phone it texts; payment the amount in fen (a product priced 88.88 or
+//! 99.99 finds the wallet slow or down). SMS and payment have nothing to mismatch
+//! ([`delivery_behaviour`]). E-mail is down for addresses at `@down.example`.
+//!
 //! Callers run every provider call through [`call`], which bounds it by a deadline and counts it.
 
 use std::io::Write;
@@ -29,25 +34,39 @@ pub mod payment;
 
 /// Sends a text message to a phone.
 pub trait SmsProvider: Send + Sync {
-    /// Delivers `text` to `phone` (E.164) or says why not.
-    fn send(&self, phone: &str, text: &str) -> Result<(), String>;
+    /// Delivers `text` to `phone` (E.164) or says why not. Callers bound it with [`call`]: a
+    /// gateway that hangs must not hold a login or an order.
+    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> ProviderFuture<'a, ()>;
 }
 
-/// Writes messages as JSON lines to an outbox file the dev instance and tests read.
+/// Writes messages as JSON lines to an outbox file the dev instance and tests read. Phones
+/// ending in `9999` find the gateway down and `8888` find it slow (see the module docs);
+/// `0000` has no meaning for a text message, so it is delivered.
 pub struct SandboxSms {
     /// The outbox (`DATA_DIR/sms-outbox.jsonl`).
     pub outbox: PathBuf,
 }
 
 impl SmsProvider for SandboxSms {
-    fn send(&self, phone: &str, text: &str) -> Result<(), String> {
-        let line = serde_json::json!({ "to": phone, "text": text, "at": crate::clock::unix_now() });
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.outbox)
-            .map_err(|e| format!("{}: {e}", self.outbox.display()))?;
-        writeln!(file, "{line}").map_err(|e| format!("{}: {e}", self.outbox.display()))
+    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            sandbox_answer(SMS, delivery_behaviour(phone)).await?;
+            let line = serde_json::json!({ "to": phone, "text": text, "at": crate::clock::unix_now() });
+            let outbox = self.outbox.clone();
+            sandbox_io(SMS, move || append_json_line(&outbox, &line)).await
+        })
+    }
+}
+
+/// The provider name of SMS in errors and metrics.
+pub const SMS: &str = "sms";
+
+/// The sandbox behaviour of a provider that only delivers or takes money (SMS, payment): it
+/// is down or slow as the digits say, and has nothing to mismatch.
+pub fn delivery_behaviour(value: &str) -> Behaviour {
+    match sandbox_behaviour(value) {
+        Behaviour::Mismatch => Behaviour::Normal,
+        other => other,
     }
 }
 
@@ -287,13 +306,18 @@ mod tests {
         assert_eq!(normal, Ok(Behaviour::Mismatch));
     }
 
-    #[test]
-    fn sandbox_sms_still_appends_to_its_outbox() {
+    #[tokio::test]
+    async fn sandbox_sms_delivers_to_its_outbox_unless_the_phone_asks_for_a_fault() {
         let dir = test_dir("sms");
         let sms = SandboxSms { outbox: dir.join("sms-outbox.jsonl") };
-        assert_eq!(sms.send("+8613800138000", "hello"), Ok(()));
+        assert_eq!(sms.send("+8613800138000", "hello").await, Ok(()));
+        assert_eq!(sms.send("+8613800130000", "mismatch means nothing here").await, Ok(()));
+        assert_eq!(sms.send("+8613800139999", "down").await, Err(ProviderError::Unavailable(SMS.into())));
+        let slow = call("test-sms-slow", "send", Duration::from_millis(30), sms.send("+8613800138888", "slow")).await;
+        assert_eq!(slow, Err(ProviderError::Timeout("test-sms-slow".into())));
         let text = std::fs::read_to_string(&sms.outbox).unwrap_or_default();
-        assert!(text.contains("hello"));
+        assert!(text.contains("hello") && text.contains("mismatch"), "{text}");
+        assert!(!text.contains("down") && !text.contains("slow"), "a failed send left no message: {text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{sandbox_answer, Behaviour, ProviderError, ProviderFuture};
+use super::{delivery_behaviour, sandbox_answer, Behaviour, ProviderError, ProviderFuture};
 
 /// The provider name in errors and metrics.
 const PROVIDER: &str = "payment";
@@ -257,6 +257,12 @@ fn verify(
     serde_json::from_slice(body).map_err(|_| refused("malformed webhook body"))
 }
 
+/// The sandbox wallet's behaviour for an amount: slow for amounts ending in 8888 fen, down
+/// for 9999 (see the module docs of `providers`), so a test product's price picks the branch.
+fn amount_behaviour(amount_fen: i64) -> Behaviour {
+    delivery_behaviour(&amount_fen.to_string())
+}
+
 impl PaymentProvider for SandboxPayment {
     fn create<'a>(
         &'a self,
@@ -266,7 +272,7 @@ impl PaymentProvider for SandboxPayment {
         method: PayMethod,
     ) -> ProviderFuture<'a, PaymentIntent> {
         Box::pin(async move {
-            sandbox_answer(PROVIDER, Behaviour::Normal).await?;
+            sandbox_answer(PROVIDER, amount_behaviour(amount_fen)).await?;
             if amount_fen <= 0 {
                 return Err(ProviderError::Refused("the amount must be positive".into()));
             }
@@ -291,7 +297,7 @@ impl PaymentProvider for SandboxPayment {
 
     fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64) -> ProviderFuture<'a, Refund> {
         Box::pin(async move {
-            sandbox_answer(PROVIDER, Behaviour::Normal).await?;
+            sandbox_answer(PROVIDER, amount_behaviour(amount_fen)).await?;
             self.record_refund(provider_ref, amount_fen)
         })
     }
@@ -323,6 +329,21 @@ mod tests {
         let now = intent.expires_at - 60;
         pay.pay(&intent.provider_ref, now).unwrap_or_else(|e| panic!("{e}"));
         (intent, now)
+    }
+
+    #[tokio::test]
+    async fn amounts_ending_in_9999_or_8888_find_the_wallet_down_or_slow() {
+        let pay = sandbox();
+        let down = pay.create("order-d", 9999, "certificate", PayMethod::Wechat).await;
+        assert_eq!(down.map(|i| i.provider_ref), Err(ProviderError::Unavailable(PROVIDER.into())));
+        let slow = pay.create("order-s", 8888, "certificate", PayMethod::Wechat);
+        let slow = super::super::call("test-pay-slow", "create", std::time::Duration::from_millis(30), slow).await;
+        assert_eq!(slow.map(|i| i.provider_ref), Err(ProviderError::Timeout("test-pay-slow".into())));
+        assert!(lock(&pay.intents).is_empty(), "no intent was left behind");
+        let (intent, _) = paid(&pay, 10000).await;
+        let refund = pay.refund(&intent.provider_ref, 9999).await;
+        assert_eq!(refund.map(|r| r.amount_fen), Err(ProviderError::Unavailable(PROVIDER.into())));
+        assert_eq!(pay.refund(&intent.provider_ref, 10000).await.map(|r| r.amount_fen), Ok(10000));
     }
 
     #[tokio::test]

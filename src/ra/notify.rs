@@ -26,7 +26,8 @@ impl Ra {
         // The agent; before an agent exists (an offline order), the applicant on file.
         let phone = order.agent_phone.clone().or_else(|| data.company.as_ref().map(|c| c.legal_rep.phone.clone()));
         if let Some(phone) = &phone {
-            if let Err(e) = self.providers.sms.send(phone, &text) {
+            let send = self.providers.sms.send(phone, &text);
+            if let Err(e) = crate::providers::call(crate::providers::SMS, "send", self.deadline(), send).await {
                 tracing::warn!(order = %order.id, error = %e, "SMS notification not sent");
             }
         }
@@ -100,7 +101,8 @@ impl Ra {
             };
             let text = format!("您的云证书（序列号 {serial}）将在 {left} 天后到期，请及时续期。Your cloud certificate {serial} expires in {left} days: renew it.");
             if let Some(phone) = phone {
-                if let Err(e) = self.providers.sms.send(&phone, &text) {
+                let send = self.providers.sms.send(&phone, &text);
+                if let Err(e) = crate::providers::call(crate::providers::SMS, "send", self.deadline(), send).await {
                     tracing::warn!(%serial, error = %e, "expiry reminder not sent");
                 }
             }

@@ -43,7 +43,9 @@ impl Ra {
 
     /// Sends the query code when the phone is an agent's or the legal representative's on
     /// file. Answers the same either way, so nobody learns which phones are on file: also when
-    /// the phone has had too many codes (that refusal is counted and audited, not shown).
+    /// the phone has had too many codes (that refusal is counted and audited, not shown) and
+    /// when the SMS gateway fails (counted and logged; the code is withdrawn, so asking again
+    /// works at once).
     pub async fn query_code(&self, subject: &str, phone: &str) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
@@ -52,7 +54,7 @@ impl Ra {
             || Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str());
         if on_file {
             match self.services.mobile.send_code(&phone, Purpose::Order).await {
-                Ok(()) | Err(crate::mobile::LoginError::RateLimited(_)) => {}
+                Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -315,7 +315,7 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Stores a hashed one-time code.
+    /// Stores a hashed one-time code; its id lets the caller withdraw it if the SMS fails.
     pub async fn insert_sms_code(
         &self,
         phone: &str,
@@ -323,18 +323,25 @@ impl Store {
         code_hash: &str,
         now: i64,
         ttl: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
             "INSERT INTO sms_codes (phone, purpose, code_hash, sent_at, expires_at, attempts, used) \
-             VALUES ($1, $2, $3, $4, $5, 0, 0)",
+             VALUES ($1, $2, $3, $4, $5, 0, 0) RETURNING id",
         )
         .bind(phone)
         .bind(purpose)
         .bind(code_hash)
         .bind(now)
         .bind(now + ttl)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Withdraws a code the SMS gateway did not take: it counts against no per-phone limit,
+    /// so the person can ask again at once, and cannot be used if it arrives late.
+    pub async fn withdraw_sms_code(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sms_codes WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -85,7 +85,7 @@ pub fn message(lang: Lang, answer: &Answer) -> String {
     }
     match answer.status.as_u16() {
         401 => "验证码错误或已过期，请重新获取".into(),
-        503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
+        502 | 503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
         409 if answer.body["open_order"].is_string() => {
             format!(
                 "该证件已有未完成的申请（订单 {}），请继续办理或先取消该订单",

@@ -34,10 +34,7 @@ pub fn login(e: LoginError) -> Problem {
         LoginError::Invalid(_) => Problem::bad_request(title),
         LoginError::RateLimited(refusal) => crate::api::throttle::refused(&refusal),
         LoginError::BadCode => Problem::new(StatusCode::UNAUTHORIZED, title),
-        LoginError::Sms(cause) => {
-            tracing::error!(error = %cause, "SMS provider failed");
-            Problem::new(StatusCode::BAD_GATEWAY, title)
-        }
+        LoginError::Sms(cause) => Problem::provider(&cause, "the SMS could not be sent; try again later"),
         LoginError::Hsm(h) => Problem::unavailable(&h),
         LoginError::Store(s) => Problem::internal(&s),
     }

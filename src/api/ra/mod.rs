@@ -28,10 +28,7 @@ pub(crate) fn problem(e: RaError) -> Problem {
         RaError::CheckFailed(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)
             .with("alternatives", serde_json::json!(["correct", "offline"])),
         RaError::Webhook(_) => Problem::new(StatusCode::UNAUTHORIZED, title),
-        RaError::Provider(p) => {
-            tracing::warn!(error = %p, "provider failed");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("{p}; try again later or choose another method"))
-        }
+        RaError::Provider(p) => Problem::provider(&p, format!("{p}; try again later or choose another method")),
         RaError::Code(l) => crate::api::clients::login_problem(l),
         RaError::CarryOut(cause) => {
             tracing::error!(error = %cause, "carrying out an approved order failed");
