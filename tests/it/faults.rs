@@ -353,12 +353,15 @@ async fn postgresql_restarting_under_load_fails_requests_cleanly_then_service_re
 // 4. Slow and failing providers
 // ---------------------------------------------------------------------------------------------
 //
-// The identity sandbox is the one with slow (8888) and down (9999) modes on a synchronous
-// request path: the sandbox SMS provider only writes to its outbox and the sandbox payment
-// provider always answers (see the report).
+// The sandboxes are slow for values ending in 8888 and down for 9999 (`providers` module docs).
+// Two providers on request paths are driven here at once: the identity check of the RA's
+// company step and the SMS gateway behind the app's login codes. The payment sandbox's modes
+// are exercised at the RA's payment step (tests/it/ra.rs).
 
 const CREDIT: &str = "91350100M000100Y43";
 const CREDIT2: &str = "91110000802100433B";
+/// A phone whose texts go through.
+const FAST_PHONE: &str = "+8613800138000";
 
 fn company(credit: &str, rep_phone: &str) -> Value {
     json!({ "name": "福建示例科技有限公司", "credit_code": credit,
@@ -387,7 +390,7 @@ async fn company_step(web: &reqwest::Client, admin: &str, order: &(String, Strin
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
+async fn slow_and_failing_identity_and_sms_providers_do_not_hold_up_other_requests() {
     let mut ca = TestCa::new().await;
     let timeout_ms = 4000;
     let text = std::fs::read_to_string(&ca.config_path).unwrap();
@@ -400,14 +403,19 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
     let web = role_client(&ca, "web-front");
     let operator = client_with(&target.operator);
 
-    // More slow calls than cores (a provider call that held a thread would stall the daemon),
-    // and some calls to a provider that is down.
+    let api = format!("https://localhost:{}", ca.config.listeners.api.port());
+    let sms = |phone: String| web.post(format!("{api}/v1/mobile/sms")).json(&json!({ "phone": phone }));
+
+    // More slow calls of each provider than cores (a provider call that held a thread would
+    // stall the daemon), and some calls to providers that are down.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slow_count = 2 * cores + 1;
     let mut slow_orders = Vec::new();
     for _ in 0..slow_count {
         slow_orders.push(order_at_company_step(&web, &admin).await);
     }
+    let slow_phones: Vec<String> = (0..slow_count).map(|i| format!("+86138{i:02}008888")).collect();
+    let down_phones: Vec<String> = (0..2).map(|i| format!("+86138{i:02}009999")).collect();
     let mut down_orders = Vec::new();
     for _ in 0..2 {
         down_orders.push(order_at_company_step(&web, &admin).await);
@@ -421,10 +429,10 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
 
     let slow_done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let spawn = |order: (String, String), phone: &'static str, done: Option<Arc<AtomicUsize>>| {
-        let (web, admin, slow_done) = (web.clone(), admin.clone(), slow_done.clone());
+    let spawn = |request: reqwest::RequestBuilder, done: Option<Arc<AtomicUsize>>| {
+        let slow_done = slow_done.clone();
         tokio::spawn(async move {
-            let answer = company_step(&web, &admin, &order, company(CREDIT, phone)).await;
+            let answer = send(request).await;
             let elapsed = started.elapsed();
             // For a down provider: were the slow calls still pending when it answered?
             let slow_pending = slow_done.load(Ordering::SeqCst) == 0;
@@ -434,8 +442,21 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
             (failure(answer), elapsed, slow_pending)
         })
     };
-    let slow: Vec<_> = slow_orders.iter().map(|o| spawn(o.clone(), "13800138888", Some(slow_done.clone()))).collect();
-    let down: Vec<_> = down_orders.iter().map(|o| spawn(o.clone(), "13800139999", None)).collect();
+    let company_check = |(id, token): &(String, String), phone: &str| {
+        web.post(format!("{admin}/v1/ra/orders/{id}/steps/company"))
+            .header("x-order-token", token)
+            .json(&company(CREDIT, phone))
+    };
+    let mut slow = Vec::new();
+    for (order, phone) in slow_orders.iter().zip(&slow_phones) {
+        slow.push(spawn(company_check(order, "13800138888"), Some(slow_done.clone())));
+        slow.push(spawn(sms(phone.clone()), Some(slow_done.clone())));
+    }
+    let mut down = Vec::new();
+    for (order, phone) in down_orders.iter().zip(&down_phones) {
+        down.push(spawn(company_check(order, "13800139999"), None));
+        down.push(spawn(sms(phone.clone()), None));
+    }
     // Let the slow calls reach the daemon before the other requests go out.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -461,6 +482,10 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
                 company_step(&web, &admin, &fast_order, company(CREDIT2, "+8613800138000")).await.unwrap();
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             finished_first.push(("fast identity check", slow_done.load(Ordering::SeqCst) == 0));
+            // A login code to a phone whose texts go through.
+            let (status, _, body) = send(sms(FAST_PHONE.into())).await.unwrap();
+            assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+            finished_first.push(("SMS code", slow_done.load(Ordering::SeqCst) == 0));
         }
         let ready = plain_client().get(format!("{}/ready", target.metrics));
         assert_eq!(send(ready).await.unwrap().0, 200);
@@ -478,10 +503,10 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
     }
     let slowest = slow_results.iter().map(|r| r.1).max().unwrap_or_default();
     eprintln!(
-        "[faults] providers: {slow_count} slow identity checks (sandbox answers after {} s, deadline {timeout_ms} ms) \
-         answered {:?} after {}..{} ms; {} calls to a provider that is down answered {:?} after at most {} ms; \
-         {} other requests (OCSP, issuance, RA order reads, a fast identity check, readiness) all finished within \
-         {} ms, before any slow call ended: {}",
+        "[faults] providers: {slow_count} slow identity checks and {slow_count} slow SMS sends (sandbox answers \
+         after {} s, deadline {timeout_ms} ms) answered {:?} after {}..{} ms; {} calls to providers that are down \
+         answered {:?} after at most {} ms; {} other requests (OCSP, issuance, RA order reads, a fast identity \
+         check, a fast SMS code, readiness) all finished within {} ms, before any slow call ended: {}",
         cloudca::providers::SLOW.as_secs(),
         slow_results.iter().map(|r| &r.0).collect::<BTreeSet<_>>(),
         slow_results.iter().map(|r| r.1.as_millis()).min().unwrap_or_default(),
@@ -506,13 +531,28 @@ async fn slow_and_failing_identity_providers_do_not_hold_up_other_requests() {
         assert!(*elapsed < cloudca::providers::SLOW, "a slow call took {elapsed:?}");
     }
     let metrics = http().get(format!("{}/metrics", target.metrics)).send().await.unwrap().text().await.unwrap();
-    let timeouts = metrics.lines().find(|l| {
-        l.starts_with("cloudca_provider_calls_total{")
-            && ["provider=\"identity\"", "operation=\"phone_three\"", "outcome=\"timeout\""]
-                .iter()
-                .all(|p| l.contains(p))
-    });
-    assert_eq!(timeouts.and_then(|l| l.rsplit(' ').next()), Some(slow_count.to_string().as_str()), "timeouts counted");
+    for (provider, operation, outcome, want) in [
+        ("identity", "phone_three", "timeout", slow_count),
+        ("sms", "send", "timeout", slow_count),
+        ("sms", "send", "unavailable", down_phones.len()),
+    ] {
+        let labels =
+            [format!("provider=\"{provider}\""), format!("operation=\"{operation}\""), format!("outcome=\"{outcome}\"")];
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("cloudca_provider_calls_total{") && labels.iter().all(|p| l.contains(p.as_str())));
+        assert_eq!(line.and_then(|l| l.rsplit(' ').next()), Some(want.to_string().as_str()), "{provider} {outcome}");
+    }
+    // A text that did not go out holds nothing back: the same phone may ask again at once
+    // (503 again while its gateway is down, not 429), whereas a code that went out holds the
+    // phone for `custody.sms_min_interval_seconds`.
+    assert_eq!(failure(send(sms(down_phones[0].clone())).await), Outcome::Clean("503".into()), "asked again");
+    assert_eq!(send(sms(FAST_PHONE.into())).await.unwrap().0, 429, "a code that went out counts");
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default();
+    for phone in slow_phones.iter().chain(&down_phones) {
+        assert!(!outbox.contains(phone.as_str()), "no text to {phone} went out");
+    }
+    assert!(outbox.contains(FAST_PHONE), "the fast code went out");
     // A provider failure changes nothing.
     let (id, token) = &slow_orders[0];
     let r = web.get(format!("{admin}/v1/ra/orders/{id}")).header("x-order-token", token);

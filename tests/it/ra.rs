@@ -413,34 +413,78 @@ async fn a_second_application_for_the_same_credit_code_is_refused_naming_the_ope
 
 /// Pays a personal order up to the payment step and returns (id, token, provider ref).
 async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (String, String, String) {
+    let (id, token) = personal_signed(c, phone, id_number, "personal-cloud-1y").await;
+    let v = c
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "alipay" })))
+        .await;
+    (id, token, v["payment"]["provider_ref"].as_str().unwrap().to_string())
+}
+
+/// A personal order for `product`, signed and due for payment: (id, token).
+async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
     let (id, token) = c.create("personal-new").await;
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
     let person = json!({ "name": "王五", "id_number": id_number, "phone": phone, "email": "wangwu@example.com" });
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
-    c.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/product"),
-        Some(&token),
-        Some(json!({ "product": "personal-cloud-1y" })),
-    )
-    .await;
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": product })))
+        .await;
     for kind in ["id-front", "id-back"] {
         assert_eq!(c.upload(&id, &token, kind, PDF).await.0, 201);
     }
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
     let code = c.code(&id, &token, "signature", phone, json!({})).await;
-    c.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/signature"),
-        Some(&token),
-        Some(json!({ "code": code, "accept_terms": true })),
-    )
-    .await;
     let v = c
-        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "alipay" })))
+        .ok(
+            "POST",
+            &format!("/v1/ra/orders/{id}/steps/signature"),
+            Some(&token),
+            Some(json!({ "code": code, "accept_terms": true })),
+        )
         .await;
-    (id, token, v["payment"]["provider_ref"].as_str().unwrap().to_string())
+    assert_eq!(v["next_step"], "payment", "{v}");
+    (id, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_provider_that_is_down_or_too_slow_answers_503_with_retry_after_and_changes_nothing() {
+    let ca = ra_ca().await;
+    // Products whose prices drive the sandbox wallet: 99.99 finds it down, 88.88 too slow.
+    let channel = ca.config.policies_dir.join("channels/default.toml");
+    let mut text = std::fs::read_to_string(&channel).unwrap();
+    for (id, price) in [("wallet-down", 9999), ("wallet-slow", 8888)] {
+        text.push_str(&format!(
+            "\n[[products]]\nid = \"{id}\"\nname = \"{id}\"\nflows = [\"personal-new\"]\nyears = 1\nprice_fen = {price}\nmedium = \"cloud\"\n"
+        ));
+    }
+    std::fs::write(&channel, text).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    for (product, phone, id_number) in
+        [("wallet-down", "+8613900139001", AGENT_ID), ("wallet-slow", "+8613900139002", REP_ID)]
+    {
+        let (id, token) = personal_signed(&web, phone, id_number, product).await;
+        let before = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+        let started = std::time::Instant::now();
+        let response = web
+            .http
+            .post(format!("{}/v1/ra/orders/{id}/steps/payment", web.admin))
+            .header("x-order-token", &token)
+            .json(&json!({ "method": "wechat" }))
+            .send()
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 503, "{product}");
+        assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"), "{product}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(problem["title"].as_str().unwrap_or_default().contains("payment"), "{problem}");
+        // The slow wallet was cut by the deadline (700 ms here), not by its own 30 s answer.
+        assert!(elapsed < std::time::Duration::from_secs(10), "{product}: {elapsed:?}");
+        let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+        assert_eq!(after, before, "{product}: a wallet failure changes nothing");
+        assert!(after["payment"].is_null(), "{after}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
