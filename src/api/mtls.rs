@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use axum::Router;
 
+use super::problem::Problem;
 use super::tls::Reloadable;
 use crate::daemon::Instance;
 use crate::roles::{Caller, Role, Roles};
@@ -81,7 +83,8 @@ async fn connection(
         Some(der) => match identify(&config, &der).await {
             Ok(caller) => Some(caller),
             Err(e) => {
-                tracing::error!(listener = config.name, error = %e, "cannot record the login; closing the connection");
+                tracing::error!(listener = config.name, error = %e, "cannot record the login; answering 503");
+                refuse_unrecorded(tls, &e).await;
                 return;
             }
         },
@@ -113,8 +116,25 @@ async fn connection(
     }
 }
 
-/// Who the certificate is, and the `operator.login` audit event (the connection is refused if
-/// that cannot be written).
+/// A caller whose login could not be audited (the database is away) is served nothing: every
+/// request on the connection (one, as keep-alive is off) gets a 503 with `Retry-After`, so the
+/// client knows to come back instead of seeing a dropped connection.
+async fn refuse_unrecorded(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    cause: &crate::store::StoreError,
+) {
+    let answer = Arc::new(cause.to_string());
+    let service = hyper::service::service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
+        let answer = answer.clone();
+        async move { Ok::<_, std::convert::Infallible>(Problem::unavailable(&answer).into_response()) }
+    });
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let served = hyper::server::conn::http1::Builder::new().keep_alive(false).serve_connection(io, service);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), served).await;
+}
+
+/// Who the certificate is, and the `operator.login` audit event (nothing is served if that
+/// cannot be written).
 async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::store::StoreError> {
     let mut caller = crate::roles::identify(der, &config.roles.current());
     if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {

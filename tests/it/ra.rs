@@ -427,8 +427,7 @@ async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: 
         .await;
     let person = json!({ "name": "王五", "id_number": id_number, "phone": phone, "email": "wangwu@example.com" });
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
-    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": product })))
-        .await;
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": product }))).await;
     for kind in ["id-front", "id-back"] {
         assert_eq!(c.upload(&id, &token, kind, PDF).await.0, 201);
     }
