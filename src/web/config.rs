@@ -40,6 +40,14 @@ pub struct WebConfig {
     /// Largest upload, bytes.
     #[serde(default = "default_upload")]
     pub max_upload_bytes: usize,
+    /// On SIGTERM, how long requests in flight may run before they are cut, seconds (1 to
+    /// 300), like the daemon's `listeners.drain_seconds`.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
+}
+
+fn default_drain_seconds() -> u64 {
+    20
 }
 
 fn default_channel() -> String {
@@ -91,6 +99,9 @@ impl WebConfig {
         }
         if !(1024..=4 * 1024 * 1024).contains(&self.max_upload_bytes) {
             return bad("max_upload_bytes", "1 KiB to 4 MiB");
+        }
+        if !(1..=300).contains(&self.drain_seconds) {
+            return bad("drain_seconds", "1 to 300");
         }
         Ok(())
     }

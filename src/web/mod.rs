@@ -79,7 +79,8 @@ pub fn router(web: Web) -> Router {
         .with_state(web)
 }
 
-/// Serves the pages until `shutdown` resolves (HTTPS when `tls_cert` is set).
+/// Serves the pages until `shutdown` resolves (HTTPS when `tls_cert` is set); then stops
+/// accepting, lets requests in flight finish within `drain_seconds`, and returns.
 pub async fn serve(
     config: WebConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -92,13 +93,46 @@ pub async fn serve(
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
     };
+    let drain = std::time::Duration::from_secs(config.drain_seconds);
     let app = router(Web { daemon, config: Arc::new(config) });
-    match tls {
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let served: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> = match tls {
         None => {
             let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string())
+            let mut stopped = stop.subscribe();
+            let graceful = async move {
+                let _ = stopped.recv().await;
+            };
+            Box::pin(async move {
+                axum::serve(listener, app).with_graceful_shutdown(graceful).await.map_err(|e| e.to_string())
+            })
         }
-        Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
+        Some(acceptor) => Box::pin(serve_tls(listener, acceptor, app, stop.subscribe())),
+    };
+    drain_on(served, shutdown, &stop, drain).await
+}
+
+/// Runs `served` until `shutdown`, then tells it to stop (`stop`) and waits at most `drain`
+/// for the requests in flight; what is still running then is cut, so a stuck request cannot
+/// hold a stop or a restart.
+async fn drain_on(
+    mut served: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>,
+    shutdown: impl std::future::Future<Output = ()>,
+    stop: &tokio::sync::broadcast::Sender<()>,
+    drain: std::time::Duration,
+) -> Result<(), String> {
+    tokio::select! {
+        ended = &mut served => return ended,
+        _ = shutdown => {}
+    }
+    tracing::info!(drain_seconds = drain.as_secs(), "stopping: draining requests in flight");
+    let _ = stop.send(());
+    match tokio::time::timeout(drain, served).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            tracing::warn!(drain_seconds = drain.as_secs(), "requests still running at the drain bound were cut");
+            Ok(())
+        }
     }
 }
 
@@ -124,24 +158,56 @@ async fn serve_tls(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
 ) -> Result<(), String> {
-    let mut shutdown = std::pin::pin!(shutdown);
+    // Every connection task holds a sender; `recv` returns `None` once all have ended.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|e| e.to_string())?,
-            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.recv() => break,
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let (acceptor, app, open, stop) = (acceptor.clone(), app.clone(), open.clone(), stop.resubscribe());
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else { return };
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                let mut app = app.clone();
-                async move { tower_service::Service::call(&mut app, request).await }
-            });
-            let io = hyper_util::rt::TokioIo::new(tls);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            tls_connection(acceptor, stream, peer, app, stop).await;
+            drop(open);
         });
+    }
+    drop((listener, open));
+    let _ = all_closed.recv().await;
+    Ok(())
+}
+
+/// One HTTPS connection: served until it ends, or, once `stop` fires, until the request in
+/// flight is answered.
+async fn tls_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) {
+    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+    let Ok(Ok(tls)) = handshake.await else { return };
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { tower_service::Service::call(&mut app, request).await }
+    });
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => {}
+        _ = stop.recv() => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
     }
 }

@@ -187,3 +187,113 @@ async fn sighup_reloads_policies_on_open_connections_and_keeps_them_when_wrong()
     let _ = child.kill();
     let _ = child.wait();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The web front's SIGTERM: the same drain, bounded by its own `drain_seconds`.
+// ---------------------------------------------------------------------------------------------
+
+/// A byte stream to the web front, plain or HTTPS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// `cloudca web` with `drain_seconds` (and HTTPS with the dev server certificate when `tls`);
+/// returns the process, its listening address and its log.
+async fn spawn_web(ca: &TestCa, drain: u64, tls: bool) -> (Child, std::net::SocketAddr, std::path::PathBuf) {
+    let dir = ca.config_path.parent().unwrap();
+    let config = dir.join(format!("web-{}.toml", rand::random::<u32>()));
+    let mut text = std::fs::read_to_string(dir.join("web.toml")).unwrap();
+    text.push_str(&format!("drain_seconds = {drain}\n"));
+    if tls {
+        let t = dir.join("tls");
+        text.push_str(&format!("tls_cert = {:?}\ntls_key = {:?}\n", t.join("server.pem"), t.join("server.key")));
+    }
+    std::fs::write(&config, &text).unwrap();
+    let listen: std::net::SocketAddr =
+        text.lines().find_map(|l| l.strip_prefix("listen = ")).unwrap().trim_matches('"').parse().unwrap();
+    let log = ca.path(&format!("web-{}.log", rand::random::<u32>()));
+    let child = Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(["--config", config.to_str().unwrap(), "web"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("web front starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(listen).await.is_err() {
+        assert!(Instant::now() < deadline, "the web front did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, listen, log)
+}
+
+/// A connection to the web front, through TLS (trusting the dev operator CA) when `tls`.
+async fn connect(ca: &TestCa, listen: std::net::SocketAddr, tls: bool) -> Box<dyn Stream> {
+    use rustls_pki_types::pem::PemObject;
+    let tcp = tokio::net::TcpStream::connect(listen).await.unwrap();
+    if !tls {
+        return Box::new(tcp);
+    }
+    let anchor = ca.config_path.parent().unwrap().join("tls/operator-ca.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(anchor).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    Box::new(connector.connect(name, tcp).await.unwrap())
+}
+
+/// A form POST whose body is only half sent, so the request is in flight until the rest comes.
+const HALF_REQUEST: &str = "POST /seals/login/code HTTP/1.1\r\nHost: localhost\r\n\
+    Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 20\r\n\r\nphone=+861";
+const REST_OF_BODY: &str = "3800138000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_front_answers_requests_in_flight_on_sigterm_within_its_drain_bound() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new().await;
+    for tls in [false, true] {
+        // Drained: the request in flight gets its answer after the signal.
+        let (mut child, listen, log) = spawn_web(&ca, 20, tls).await;
+        let mut stream = connect(&ca, listen, tls).await;
+        stream.write_all(HALF_REQUEST.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(&child, "TERM");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(tokio::net::TcpStream::connect(listen).await.is_err(), "tls={tls}: new connections refused");
+        stream.write_all(REST_OF_BODY.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        assert!(answer.starts_with("HTTP/1.1 "), "tls={tls}: answered during the drain: {read:?} {answer:?}");
+        let (exit, _) = exited(&mut child, Duration::from_secs(10)).await;
+        assert!(exit.success(), "tls={tls}: {exit:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("draining requests in flight"), "{text}");
+
+        // Bounded: a request that never completes is cut after `drain_seconds`.
+        let (mut child, listen, log) = spawn_web(&ca, 1, tls).await;
+        let mut stream = connect(&ca, listen, tls).await;
+        stream.write_all(HALF_REQUEST.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(&child, "TERM");
+        let termed = Instant::now();
+        let (exit, gone) = exited(&mut child, Duration::from_secs(10)).await;
+        assert!(exit.success(), "tls={tls}: {exit:?}");
+        assert!(gone - termed < Duration::from_secs(5), "tls={tls}: exited {:?} after SIGTERM", gone - termed);
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1"), "tls={tls}: the stuck request got no answer");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("requests still running at the drain bound were cut"), "{text}");
+    }
+}
