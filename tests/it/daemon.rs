@@ -239,11 +239,12 @@ async fn connect(ca: &TestCa, listen: std::net::SocketAddr, tls: bool) -> Box<dy
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(anchor).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     Box::new(connector.connect(name, tcp).await.unwrap())
