@@ -25,6 +25,8 @@ pub struct Metrics {
     pub hsm_operation_seconds: HistogramVec,
     /// Session rebuilds after a loss.
     pub hsm_rebuilds: IntCounter,
+    /// PKCS#11 module re-initialisations (C_Finalize + C_Initialize) after a long outage.
+    pub hsm_module_reinits: IntCounter,
     /// Issuance outcomes by profile and result (`issued`, `refused`, `failed`).
     pub issuance: IntCounterVec,
     /// End-to-end issuance latency by profile.
@@ -87,6 +89,10 @@ fn build() -> prometheus::Result<Metrics> {
             &["op"],
         )?,
         hsm_rebuilds: IntCounter::new("hsm_session_rebuilds_total", "HSM session rebuilds after a loss")?,
+        hsm_module_reinits: IntCounter::new(
+            "hsm_module_reinits_total",
+            "PKCS#11 module re-initialisations after no session worked for a while",
+        )?,
         issuance: IntCounterVec::new(Opts::new("issuance_total", "Issuance outcomes"), &["profile", "result"])?,
         issuance_seconds: HistogramVec::new(
             HistogramOpts::new("issuance_seconds", "End-to-end issuance latency").buckets(latency_buckets()),
@@ -149,6 +155,7 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.hsm_errors.clone()))?;
     m.registry.register(Box::new(m.hsm_operation_seconds.clone()))?;
     m.registry.register(Box::new(m.hsm_rebuilds.clone()))?;
+    m.registry.register(Box::new(m.hsm_module_reinits.clone()))?;
     m.registry.register(Box::new(m.issuance.clone()))?;
     m.registry.register(Box::new(m.issuance_seconds.clone()))?;
     m.registry.register(Box::new(m.db_batch_size.clone()))?;

@@ -48,8 +48,8 @@ impl HsmPool {
     /// Fails with a message naming the cause: missing module, missing token, wrong PIN.
     pub fn start(config: &HsmConfig) -> Result<Self, HsmError> {
         let pin = read_pin(config)?;
-        let ctx = context::context(&config.module)?;
-        let (shared, first) = Shared::connect(ctx, &config.token_label, pin)?;
+        let module = context::module(&config.module)?;
+        let (shared, first) = Shared::connect(module, &config.token_label, pin)?;
         let shared = Arc::new(shared);
         let size = config.worker_count();
         let (tx, rx) = crossbeam_channel::bounded::<Box<dyn Job>>(size * 256);

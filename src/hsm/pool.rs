@@ -5,14 +5,16 @@
 //! Recovery: when a call fails with a session-loss code (see [`HsmError::is_session_lost`]) the
 //! worker marks the pool not ready, bumps the generation, forgets cached object handles, opens a
 //! new session (re-finding the slot by label) and retries the job once. Login happens at most
-//! once per generation, and never again after the token refused the PIN.
+//! once per generation, and never again after the token refused the PIN. When no session has
+//! worked for [`REINIT_AFTER`], the module itself is re-initialised
+//! ([`context::Module::reinitialise`]), for modules that never see a vanished token again
+//! otherwise.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
@@ -27,11 +29,13 @@ use crate::metrics;
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Minimum spacing between two rebuild attempts while the token is away.
 const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
+/// How long no session may work before the module is re-initialised.
+const REINIT_AFTER: Duration = Duration::from_secs(3);
 
 /// Shared state of the pool, visible to every worker.
 pub(crate) struct Shared {
-    /// The process-wide PKCS#11 context.
-    ctx: Pkcs11,
+    /// The process-wide PKCS#11 module.
+    module: context::Module,
     /// The token label: the slot is re-found by it on every rebuild.
     label: String,
     /// The user PIN, kept (zeroized on drop by `secrecy`) to log in again after a rebuild.
@@ -42,10 +46,12 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// Serialises rebuilds and holds whether the current generation still needs a login.
     rebuild: Mutex<RebuildState>,
-    /// Whether the pool can serve jobs now.
-    ready: AtomicBool,
+    /// Whether the pool can serve jobs now (shared with the module's registry).
+    ready: Arc<AtomicBool>,
     /// Why the pool is not ready, for `/ready` and logs.
     reason: Mutex<String>,
+    /// Since when the pool has not been ready.
+    down_since: Mutex<Option<Instant>>,
     /// Object handles found by label, tagged with the generation they were found in.
     handles: RwLock<HashMap<(String, bool), (u64, ObjectHandle)>>,
 }
@@ -60,6 +66,8 @@ struct RebuildState {
     last_attempt: Option<Instant>,
     /// Login attempts that failed for reasons other than the PIN, in a row.
     login_failures: u32,
+    /// Whether the last login failed because the token itself did not answer.
+    token_silent: bool,
 }
 
 /// Login failures of any kind in a row after which the pool stops trying (some HSMs report a
@@ -77,10 +85,12 @@ pub(crate) trait Job: Send {
 
 impl Shared {
     /// Logs in (first pool) and builds the shared state.
-    pub(crate) fn connect(ctx: Pkcs11, label: &str, pin: AuthPin) -> Result<(Self, Session), HsmError> {
-        let slot = context::slot_for_label(&ctx, label)?;
+    pub(crate) fn connect(module: context::Module, label: &str, pin: AuthPin) -> Result<(Self, Session), HsmError> {
+        let slot = context::slot_for_label(&module.ctx, label)?;
+        let ready = Arc::new(AtomicBool::new(false));
+        module.register(&ready);
         let shared = Shared {
-            ctx,
+            module,
             label: label.to_string(),
             pin,
             slot: Mutex::new(slot),
@@ -90,9 +100,11 @@ impl Shared {
                 login_refused: None,
                 last_attempt: None,
                 login_failures: 0,
+                token_silent: false,
             }),
-            ready: AtomicBool::new(false),
+            ready,
             reason: Mutex::new("starting".into()),
+            down_since: Mutex::new(None),
             handles: RwLock::new(HashMap::new()),
         };
         let session = shared.open_session()?;
@@ -106,18 +118,20 @@ impl Shared {
             return Err(HsmError::LoginRefused { code: code.clone() });
         }
         let slot = *lock(&self.slot);
-        let session = match self.ctx.open_rw_session(slot) {
-            Ok(s) => s,
+        let ctx = &self.module.ctx;
+        let (session, slot) = match ctx.open_rw_session(slot) {
+            Ok(s) => (s, slot),
             Err(_) => {
                 // The token may have come back in another slot: find it by label again.
-                let slot = context::slot_for_label(&self.ctx, &self.label)?;
+                let slot = context::slot_for_label(ctx, &self.label)?;
                 *lock(&self.slot) = slot;
-                self.ctx.open_rw_session(slot).map_err(HsmError::from_cryptoki)?
+                (ctx.open_rw_session(slot).map_err(HsmError::from_cryptoki)?, slot)
             }
         };
         if state.needs_login || !is_logged_in(&session) {
             // Never hammer the token with logins: at most one attempt per backoff period.
-            if state.last_attempt.is_some_and(|t| t.elapsed() < REBUILD_BACKOFF) && state.login_failures > 0 {
+            let failed_before = state.login_failures > 0 || state.token_silent;
+            if state.last_attempt.is_some_and(|t| t.elapsed() < REBUILD_BACKOFF) && failed_before {
                 return Err(HsmError::NotReady("waiting before the next login attempt".into()));
             }
             state.last_attempt = Some(Instant::now());
@@ -138,8 +152,14 @@ impl Shared {
                     return Err(HsmError::LoginRefused { code });
                 }
                 Err(e) => {
-                    state.login_failures += 1;
                     let err = HsmError::from_cryptoki(e);
+                    if ctx.get_token_info(slot).is_err() {
+                        // The token itself does not answer (its files or device are gone):
+                        // an outage, not a PIN some HSMs report as a device error.
+                        state.token_silent = true;
+                        return Err(err);
+                    }
+                    state.login_failures += 1;
                     if state.login_failures >= MAX_LOGIN_FAILURES {
                         state.login_refused = Some(err.to_string());
                         tracing::error!(target: "audit", event = "hsm.login_refused", error = %err, "login failed {MAX_LOGIN_FAILURES} times in a row; not retrying");
@@ -148,10 +168,12 @@ impl Shared {
                 }
             }
             state.login_failures = 0;
+            state.token_silent = false;
             state.needs_login = false;
             tracing::info!(token = %self.label, "logged in to the token");
         }
         self.ready.store(true, Ordering::SeqCst);
+        *lock(&self.down_since) = None;
         metrics::get().hsm_ready.set(1);
         Ok(session)
     }
@@ -171,8 +193,26 @@ impl Shared {
 
     fn set_not_ready(&self, reason: &str) {
         self.ready.store(false, Ordering::SeqCst);
+        lock(&self.down_since).get_or_insert_with(Instant::now);
         metrics::get().hsm_ready.set(0);
         *lock(&self.reason) = reason.to_string();
+    }
+
+    /// Whether the module should be re-initialised: nothing has worked for [`REINIT_AFTER`]
+    /// and the token has not refused the PIN (a re-initialisation must never become a way
+    /// round the no-second-login rule).
+    fn wants_reinit(&self) -> bool {
+        let down_long = lock(&self.down_since).is_some_and(|t| t.elapsed() >= REINIT_AFTER);
+        down_long && lock(&self.rebuild).login_refused.is_none()
+    }
+
+    /// After a re-initialisation every session is gone: a new generation, with a login.
+    fn after_reinit(&self) {
+        let mut state = lock(&self.rebuild);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        state.needs_login = true;
+        state.last_attempt = None;
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Finds a key object by label (private or public), caching the handle for this generation.
@@ -253,38 +293,54 @@ pub(crate) fn worker(
     mut session: Option<Session>,
 ) {
     let mut generation = shared.generation.load(Ordering::SeqCst);
+    let mut epoch = *shared.module.enter();
     loop {
         let next = crossbeam_channel::select! {
             recv(jobs) -> job => job.map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
             recv(stop) -> _ => Err(crossbeam_channel::RecvTimeoutError::Disconnected),
             default(HEALTH_INTERVAL) => Err(crossbeam_channel::RecvTimeoutError::Timeout),
         };
-        match next {
-            Ok(mut job) => {
-                if let Err(e) = ensure_session(&shared, &mut session, &mut generation) {
-                    job.fail(e);
-                    continue;
-                }
-                let Some(s) = session.as_ref() else { continue };
-                let Some(lost) = job.run(s, &shared) else { continue };
-                // Session loss: rebuild and retry the job exactly once.
-                shared.mark_lost(generation, &lost);
-                session = None;
-                match ensure_session(&shared, &mut session, &mut generation) {
-                    Ok(()) => match session.as_ref().and_then(|s| job.run(s, &shared)) {
-                        None => {}
-                        Some(again) => {
-                            shared.mark_lost(generation, &again);
-                            session = None;
-                            job.fail(again);
-                        }
-                    },
-                    Err(e) => job.fail(e),
-                }
+        let gate = shared.module.enter();
+        if *gate != epoch {
+            // The module was re-initialised: the old handle means nothing now (or names
+            // another session), so the session is forgotten, not closed.
+            if let Some(old) = session.take() {
+                std::mem::forget(old);
             }
+            epoch = *gate;
+        }
+        match next {
+            Ok(job) => serve(&shared, job, &mut session, &mut generation),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => health_check(&shared, &mut session, &mut generation),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
+        drop(gate);
+        if session.is_none() && shared.wants_reinit() && shared.module.reinitialise(epoch) {
+            shared.after_reinit();
+        }
+    }
+}
+
+/// Runs one job on the worker's session; on a session loss, rebuilds and retries it once.
+fn serve(shared: &Shared, mut job: Box<dyn Job>, session: &mut Option<Session>, generation: &mut u64) {
+    if let Err(e) = ensure_session(shared, session, generation) {
+        job.fail(e);
+        return;
+    }
+    let Some(s) = session.as_ref() else { return };
+    let Some(lost) = job.run(s, shared) else { return };
+    shared.mark_lost(*generation, &lost);
+    *session = None;
+    match ensure_session(shared, session, generation) {
+        Ok(()) => match session.as_ref().and_then(|s| job.run(s, shared)) {
+            None => {}
+            Some(again) => {
+                shared.mark_lost(*generation, &again);
+                *session = None;
+                job.fail(again);
+            }
+        },
+        Err(e) => job.fail(e),
     }
 }
 
