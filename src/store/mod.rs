@@ -50,6 +50,10 @@ pub enum StoreError {
     /// The group-commit writer has stopped.
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// The database was away when a batch of writes (this one among them) was committed; the
+    /// text is the original error, which another caller of the batch received.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// A certificate was to be stored for a serial that is not reserved (issuance step 5).
     #[error("no reserved serial to store the certificate under")]
     NotReserved,
@@ -71,7 +75,7 @@ impl StoreError {
             StoreError::Database(sqlx::Error::Database(db)) => {
                 db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
             }
-            StoreError::WriterStopped => true,
+            StoreError::WriterStopped | StoreError::Unavailable(_) => true,
             _ => false,
         }
     }

@@ -99,16 +99,20 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Err(e) if batch.len() > 1 => {
+            Err(e) if batch.len() > 1 && !e.is_unavailable() => {
                 tracing::warn!(error = %e, rows = batch.len(), "batch commit failed; replaying writes one by one");
                 for (write, reply) in batch.drain(..) {
                     let _ = reply.send(commit(&pool, &[&write]).await);
                 }
             }
             Err(e) => {
-                // A batch of one: its only caller gets the error itself.
-                if let Some((_, reply)) = batch.pop() {
-                    let _ = reply.send(Err(e));
+                // A batch of one, or the database is away (replaying row by row would only
+                // make every caller wait again): every caller gets the error at once.
+                let text = e.to_string();
+                let mut first = Some(e);
+                for (_, reply) in batch.drain(..) {
+                    let err = first.take().unwrap_or_else(|| StoreError::Unavailable(text.clone()));
+                    let _ = reply.send(Err(err));
                 }
             }
         }

@@ -358,6 +358,66 @@ async fn postgresql_restarting_under_load_fails_requests_cleanly_then_service_re
     drop(daemon);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_down_longer_than_a_lease_then_back_resumes_every_job_by_itself() {
+    // 35 s: longer than a lease (20 s), than sqlx's connect timeout and than the pool's
+    // idle timeouts, so nothing survives on a connection or a lease of before.
+    let outage = Duration::from_secs(35);
+    let pg = Postgres::start();
+    let ca = test_ca_on(pg.database("cloudca_long_outage").await).await;
+    let daemon = Daemon::start(&ca).await;
+    let target = Target::new(&ca, 2, 1).await;
+    let public = target.public.clone();
+    let plan = Plan {
+        issuers: 2,
+        revoke_every: 4,
+        max_revocations: 30,
+        ocsp: 1,
+        readers: 0,
+        max_requests: 3000,
+        deadline: Duration::from_secs(120),
+        pause: Duration::from_millis(50),
+    };
+    let load = Load::start(target, plan);
+    wait_for_issuance(&load, 6).await;
+    let start = Instant::now();
+    let out = pg.pg_ctl(&["-m", "fast", "stop"]);
+    assert!(out.ok, "pg_ctl stop: {}", out.text);
+    tokio::time::sleep(outage).await;
+    pg.start_server();
+    let fault =
+        Fault { name: format!("pg_ctl stop -m fast, {} s down, start", outage.as_secs()), start, end: Instant::now() };
+    // Long enough after the outage for revocations to be acknowledged again.
+    wait_for_issuance(&load, 12).await;
+    let record = load.stop().await;
+
+    let f = figures(&record, &fault, None);
+    f.print("PostgreSQL", &fault.name);
+    assert!(f.unclean.is_empty(), "unclean failures {:?}", f.unclean);
+    assert!(f.recovery.is_some(), "service resumed by itself");
+    assert!(f.readiness.contains("not ready"), "readiness said {:?}", f.readiness);
+    let revoked_after = record
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::Revoke && e.outcome == Outcome::Ok && e.start > fault.end)
+        .count();
+    assert!(revoked_after > 0, "revocations were acknowledged after the outage");
+    // The leases lapsed during the outage; the daemon holds every job again.
+    let store = cloudca::store::Store::open(&ca.config.database).await.unwrap();
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let leases = store.leases().await.unwrap();
+    assert!(leases.len() >= 4 && leases.iter().all(|l| l.expires_at > now_ms), "{leases:?}");
+    let db = check_database(&ca, &record).await;
+    let listed = check_crl_and_ocsp(&ca, &public, &db).await;
+    eprintln!(
+        "[faults] PostgreSQL / {} s outage: {revoked_after} revocations acknowledged after it, all on the CRL {} ms after \
+         the checks began",
+        outage.as_secs(),
+        listed.saturating_duration_since(fault.end).as_millis(),
+    );
+    drop(daemon);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Slow and failing providers
 // ---------------------------------------------------------------------------------------------
