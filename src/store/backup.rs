@@ -141,44 +141,60 @@ pub fn sqlite_path(config: &DatabaseConfig, hint: &'static str) -> Result<PathBu
     Ok(options.get_filename().to_path_buf())
 }
 
+/// A private copy under a temporary name, removed when dropped unless kept: a copy that was
+/// never checked and put in place leaves nothing behind.
+#[derive(Debug)]
+struct TempCopy {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TempCopy {
+    /// Creates the file empty, mode 0600, before anything is written to it: copies hold
+    /// wrapped keys and PIN hashes and must never be readable by others, not even briefly.
+    fn create(path: PathBuf) -> Result<(TempCopy, std::fs::File), BackupError> {
+        let file = create_private(&path)?;
+        Ok((TempCopy { path, kept: false }, file))
+    }
+}
+
+impl Drop for TempCopy {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// A back-up written under a temporary name (`FILE.partial`, mode 0600) and not yet published.
 /// Dropping it unpublished removes the temporary file.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Where the copy is now.
-    partial: PathBuf,
+    partial: TempCopy,
     /// The name it gets once checked.
     out: PathBuf,
-    /// Set by `publish`, so drop leaves the file alone.
-    published: bool,
 }
 
 impl Snapshot {
     /// The temporary file, to check before publishing.
     pub fn path(&self) -> &Path {
-        &self.partial
+        &self.partial.path
     }
 
     /// Gives the checked copy its final name, durably, without ever replacing an existing file
     /// (a hard link fails if the name is taken).
     pub fn publish(mut self) -> Result<PathBuf, BackupError> {
-        sync_file(&self.partial)?;
-        std::fs::hard_link(&self.partial, &self.out).map_err(|e| match e.kind() {
+        let partial = self.partial.path.clone();
+        sync_file(&partial)?;
+        std::fs::hard_link(&partial, &self.out).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => BackupError::OutputExists(self.out.clone()),
             _ => BackupError::Io { path: self.out.clone(), source: e },
         })?;
-        self.published = true;
-        std::fs::remove_file(&self.partial).map_err(BackupError::io(&self.partial))?;
+        self.partial.kept = true;
+        std::fs::remove_file(&partial).map_err(BackupError::io(&partial))?;
         sync_parent(&self.out)?;
         Ok(self.out.clone())
-    }
-}
-
-impl Drop for Snapshot {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = std::fs::remove_file(&self.partial);
-        }
     }
 }
 
@@ -193,20 +209,16 @@ pub async fn snapshot(config: &DatabaseConfig, out: &Path) -> Result<Snapshot, B
     if out.exists() {
         return Err(BackupError::OutputExists(out.to_path_buf()));
     }
-    let mut partial = out.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    // Created empty with mode 0600 first (VACUUM INTO accepts an empty file): the copy holds
-    // wrapped keys and PIN hashes and must never be readable by others, not even briefly.
-    create_private(&partial)?;
-    let snapshot = Snapshot { partial, out: out.to_path_buf(), published: false };
+    // Created empty first (VACUUM INTO accepts an empty file), so it is private from the start.
+    let (partial, _) = TempCopy::create(sibling(out, ".partial"))?;
+    let snapshot = Snapshot { partial, out: out.to_path_buf() };
     let options = SqliteConnectOptions::new()
         .filename(&source)
         .busy_timeout(std::time::Duration::from_secs(30))
         .foreign_keys(false);
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    let target = snapshot.partial.to_str().ok_or_else(|| BackupError::Io {
-        path: snapshot.partial.clone(),
+    let target = snapshot.path().to_str().ok_or_else(|| BackupError::Io {
+        path: snapshot.path().to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path is not UTF-8"),
     })?;
     sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await?;
@@ -417,24 +429,22 @@ pub async fn ensure_empty(target: &Path) -> Result<(), BackupError> {
 #[derive(Debug)]
 pub struct Staged {
     /// The copy.
-    path: PathBuf,
+    copy: TempCopy,
     /// Where it goes.
     target: PathBuf,
-    /// Set by `install`.
-    installed: bool,
 }
 
 impl Staged {
     /// The copy, to check before installing.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.copy.path
     }
 
     /// Renames the checked copy over the (empty or missing) target, after removing the empty
     /// target's WAL and shared-memory files so no stale log is replayed into the restored data.
     /// Call `ensure_empty` again just before: the target must still be empty.
     pub fn install(mut self) -> Result<PathBuf, BackupError> {
-        sync_file(&self.path)?;
+        sync_file(self.path())?;
         for suffix in ["-wal", "-shm", "-journal"] {
             let leftover = sibling(&self.target, suffix);
             match std::fs::remove_file(&leftover) {
@@ -443,18 +453,10 @@ impl Staged {
                 Err(e) => return Err(BackupError::Io { path: leftover, source: e }),
             }
         }
-        std::fs::rename(&self.path, &self.target).map_err(BackupError::io(&self.target))?;
-        self.installed = true;
+        std::fs::rename(&self.copy.path, &self.target).map_err(BackupError::io(&self.target))?;
+        self.copy.kept = true;
         sync_parent(&self.target)?;
         Ok(self.target.clone())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.installed {
-            let _ = std::fs::remove_file(&self.path);
-        }
     }
 }
 
@@ -464,7 +466,7 @@ impl Drop for Staged {
 /// (`coord::TTL`) before rebuilding CRLs from the restored revocations. Leases are coordination
 /// state, not records: nothing else in the copy changes.
 pub async fn release_leases(staged: &Staged) -> Result<(), BackupError> {
-    let options = SqliteConnectOptions::new().filename(&staged.path);
+    let options = SqliteConnectOptions::new().filename(staged.path());
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
     let exists: Option<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'leases'")
@@ -482,12 +484,11 @@ pub fn stage(from: &Path, target: &Path) -> Result<Staged, BackupError> {
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(BackupError::io(dir))?;
     }
-    let path = sibling(target, ".restoring");
     let mut source = std::fs::File::open(from).map_err(BackupError::io(from))?;
-    let mut copy = create_private(&path)?;
-    let staged = Staged { path, target: target.to_path_buf(), installed: false };
-    std::io::copy(&mut source, &mut copy).map_err(BackupError::io(&staged.path))?;
-    copy.flush().map_err(BackupError::io(&staged.path))?;
+    let (copy, mut file) = TempCopy::create(sibling(target, ".restoring"))?;
+    let staged = Staged { copy, target: target.to_path_buf() };
+    std::io::copy(&mut source, &mut file).map_err(BackupError::io(staged.path()))?;
+    file.flush().map_err(BackupError::io(staged.path()))?;
     Ok(staged)
 }
 

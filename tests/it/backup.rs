@@ -80,26 +80,6 @@ fn fresh_instance(ca: &TestCa, database_url: Option<&str>) -> TestCa {
     TestCa { dir, config_path, config }
 }
 
-/// `openssl ocsp` for an `org` certificate against a daemon, with the original CA's certificates.
-fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &Path) -> Output {
-    let url = format!("{}/ocsp/org", daemon.public);
-    run(
-        "openssl",
-        &[
-            "ocsp",
-            "-no_nonce",
-            "-issuer",
-            ca.ca_pem("org").to_str().unwrap(),
-            "-cert",
-            cert.to_str().unwrap(),
-            "-url",
-            &url,
-            "-CAfile",
-            bundle(ca, "org").to_str().unwrap(),
-        ],
-    )
-}
-
 /// Polls until `check` is Ok (status tasks run in the background), or fails with its last error.
 async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -224,12 +204,12 @@ async fn a_backup_restores_into_a_fresh_instance_with_certificates_revocations_a
 
     // The revocation, by OCSP and in the CRL; the others still good.
     eventually("OCSP reports the revocation", || {
-        let out = ocsp(&ca, &daemon, revoked_cert);
+        let out = crate::status::ocsp(&ca, &daemon, revoked_cert, &["-no_nonce"]);
         let ok = out.text.contains("Response verify OK") && out.text.contains(": revoked");
         ok.then_some(()).ok_or(out.text)
     })
     .await;
-    let out = ocsp(&ca, &daemon, &issued[0].0);
+    let out = crate::status::ocsp(&ca, &daemon, &issued[0].0, &["-no_nonce"]);
     assert!(out.text.contains("Response verify OK") && out.text.contains(": good"), "{}", out.text);
     // The back-up may predate the CRL rebuild after the revocation; with the old instance's
     // leases gone the fresh daemon rebuilds every CRL at start (left in place, they would delay
@@ -250,7 +230,7 @@ async fn a_backup_restores_into_a_fresh_instance_with_certificates_revocations_a
     assert!(out.ok && out.text.contains("audit log intact"), "{}", out.text);
     assert!(!out.text.contains(" 0 signed checkpoints"), "{}", out.text);
     let (cert, _) = issue_cli(&fresh, "after", "org", ORG_SUBJECT);
-    assert!(ocsp(&ca, &daemon, &cert).text.contains(": good"));
+    assert!(crate::status::ocsp(&ca, &daemon, &cert, &["-no_nonce"]).text.contains(": good"));
     let out = cloudca(&["--config", config_arg(&fresh), "audit", "verify"]);
     assert!(out.ok && out.text.contains("audit log intact"), "{}", out.text);
 }

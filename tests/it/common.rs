@@ -285,6 +285,39 @@ pub fn bundle(ca: &TestCa, issuer: &str) -> PathBuf {
     path
 }
 
+/// `openssl ocsp` about certificates of the `org` CA against a public listener, verifying the
+/// answer with the CA bundle. Owned paths, so checks can run on several threads at once.
+#[derive(Clone)]
+pub struct OcspCheck {
+    issuer: PathBuf,
+    bundle: PathBuf,
+    url: String,
+}
+
+impl OcspCheck {
+    /// Against the public listener at `public` (its base URL).
+    pub fn new(ca: &TestCa, public: &str) -> OcspCheck {
+        OcspCheck { issuer: ca.ca_pem("org"), bundle: bundle(ca, "org"), url: format!("{public}/ocsp/org") }
+    }
+
+    /// Asks about `cert`, with `extra` flags (`-no_nonce`, `-respout`, ...).
+    pub fn run(&self, cert: &Path, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "ocsp",
+            "-issuer",
+            self.issuer.to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &self.url,
+            "-CAfile",
+            self.bundle.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run("openssl", &args)
+    }
+}
+
 /// An OCSP request (DER) for a certificate of the `org` CA: SHA-1 CertID, no nonce.
 pub fn ocsp_request(ca: &TestCa, cert: &Path) -> Vec<u8> {
     let out = ca.path(&format!("{}.ocsp-req", cert.file_name().unwrap().to_string_lossy()));

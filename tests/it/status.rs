@@ -9,22 +9,7 @@ use cloudca::status::{Revocation, RevocationReason, StatusError};
 
 /// Runs `openssl ocsp` against the daemon; returns its output.
 pub(crate) fn ocsp(ca: &TestCa, daemon: &Daemon, cert: &std::path::Path, extra: &[&str]) -> Output {
-    let issuer = ca.ca_pem("org");
-    let bundle = bundle(ca, "org");
-    let url = format!("{}/ocsp/org", daemon.public);
-    let mut args = vec![
-        "ocsp",
-        "-issuer",
-        issuer.to_str().unwrap(),
-        "-cert",
-        cert.to_str().unwrap(),
-        "-url",
-        &url,
-        "-CAfile",
-        bundle.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run("openssl", &args)
+    OcspCheck::new(ca, &daemon.public).run(cert, extra)
 }
 
 /// Waits until `openssl ocsp` says `expected` (the revocation feed is polled).
@@ -76,25 +61,8 @@ async fn ocsp_reports_good_then_revoked_with_its_reason() {
     assert!(out.text.contains(": revoked") && !out.text.contains("WARNING"), "{}", out.text);
 
     // GET, plain base64 and URL-encoded, verified by openssl from the saved response.
-    let req = ca.path("req.der");
     let issuer = ca.ca_pem("org");
-    assert!(
-        run(
-            "openssl",
-            &[
-                "ocsp",
-                "-issuer",
-                issuer.to_str().unwrap(),
-                "-cert",
-                cert.to_str().unwrap(),
-                "-no_nonce",
-                "-reqout",
-                req.to_str().unwrap()
-            ]
-        )
-        .ok
-    );
-    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&req).unwrap());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(ocsp_request(&ca, &cert));
     let encoded: String = b64
         .chars()
         .map(|c| match c {

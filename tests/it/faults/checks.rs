@@ -136,26 +136,14 @@ pub async fn check_crl_and_ocsp(ca: &TestCa, public: &str, db: &Snapshot) -> Ins
             (serial.clone(), path)
         })
         .collect();
-    let (issuer, url) = (ca.ca_pem("org"), format!("{public}/ocsp/org"));
+    let check = OcspCheck::new(ca, public);
     let handles: Vec<_> = jobs
         .chunks(jobs.len().div_ceil(4).max(1))
         .map(|chunk| {
-            let (chunk, issuer, url, bundle) = (chunk.to_vec(), issuer.clone(), url.clone(), bundle.clone());
+            let (chunk, check) = (chunk.to_vec(), check.clone());
             tokio::task::spawn_blocking(move || {
                 for (serial, cert) in chunk {
-                    let args = [
-                        "ocsp",
-                        "-issuer",
-                        issuer.to_str().unwrap(),
-                        "-cert",
-                        cert.to_str().unwrap(),
-                        "-url",
-                        &url,
-                        "-CAfile",
-                        bundle.to_str().unwrap(),
-                        "-no_nonce",
-                    ];
-                    let out = run("openssl", &args);
+                    let out = check.run(&cert, &["-no_nonce"]);
                     assert!(
                         out.text.contains("Response verify OK") && out.text.contains(": revoked"),
                         "OCSP for revoked {serial}: {}",
