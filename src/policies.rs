@@ -18,7 +18,7 @@ impl<T> Clone for Swappable<T> {
 impl<T> Swappable<T> {
     /// Starts with `value`.
     pub fn new(value: T) -> Self {
-        Swappable(Arc::new(RwLock::new(Arc::new(value))))
+        Swappable::from(Arc::new(value))
     }
 
     /// The current value; a request keeps using the snapshot it took.
@@ -27,8 +27,14 @@ impl<T> Swappable<T> {
     }
 
     /// Replaces the value for every later reader.
-    pub fn replace(&self, value: T) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);
+    pub fn replace(&self, value: impl Into<Arc<T>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = value.into();
+    }
+}
+
+impl<T> From<Arc<T>> for Swappable<T> {
+    fn from(value: Arc<T>) -> Self {
+        Swappable(Arc::new(RwLock::new(value)))
     }
 }
 

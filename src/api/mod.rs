@@ -7,6 +7,7 @@
 //! - [`clients`]: the `api` listener: mobile app, relying platforms, payment webhooks.
 //! - [`throttle`]: rate limits as every listener applies them (429 with `Retry-After`).
 
+pub mod accept;
 pub mod admin;
 pub mod clients;
 pub mod limits;

@@ -36,36 +36,20 @@ pub struct TlsListener {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: TlsListener,
-    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+    shutdown: tokio::sync::broadcast::Receiver<()>,
 ) {
-    // Every connection task holds a sender; `recv` yields `None` once the last is gone.
-    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(listener = config.name, error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.recv() => break,
-        };
-        let (config, open, stop) = (config.clone(), open.clone(), shutdown.resubscribe());
-        tokio::spawn(async move {
-            connection(config, stream, peer, stop).await;
-            drop(open);
-        });
-    }
-    drop((listener, open));
-    let _ = all_closed.recv().await;
+    let name = config.name;
+    super::accept::serve(listener, name, shutdown, move |stream, peer, stop| {
+        connection(config.clone(), stream, peer, stop)
+    })
+    .await;
 }
 
 async fn connection(
     config: TlsListener,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    mut stop: tokio::sync::broadcast::Receiver<()>,
+    stop: tokio::sync::broadcast::Receiver<()>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.current());
     let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
@@ -100,17 +84,7 @@ async fn connection(
         let mut router = router.clone();
         async move { tower_service::Service::call(&mut router, request).await }
     });
-    let io = hyper_util::rt::TokioIo::new(tls);
-    let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-    tokio::pin!(served);
-    let ended = tokio::select! {
-        ended = served.as_mut() => ended,
-        _ = stop.recv() => {
-            // Finish the request in flight (if any), then close instead of keeping alive.
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
+    let ended = super::accept::http1(hyper_util::rt::TokioIo::new(tls), service, stop).await;
     if let Err(e) = ended {
         tracing::debug!(listener = config.name, %peer, error = %e, "connection ended");
     }

@@ -20,6 +20,7 @@ use sha2::Digest;
 
 use crate::config::TlsConfig;
 use crate::operators::RevokedSet;
+use crate::policies::Swappable;
 
 /// Whether a listener requires client certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,7 @@ pub fn failure_reason(error: &std::io::Error) -> &'static str {
 
 /// A server configuration that can be swapped while the listener runs.
 pub struct Reloadable {
-    current: RwLock<Arc<ServerConfig>>,
+    current: Swappable<ServerConfig>,
     files: Vec<PathBuf>,
     stamps: RwLock<Vec<Option<SystemTime>>>,
     build: Box<dyn Fn() -> Result<Arc<ServerConfig>, String> + Send + Sync>,
@@ -145,12 +146,12 @@ impl Reloadable {
         let files = vec![config.server_cert.clone(), config.server_key.clone(), config.client_ca.clone()];
         let stamps = files.iter().map(|f| modified(f)).collect();
         let first = build()?;
-        Ok(Arc::new(Reloadable { current: RwLock::new(first), files, stamps: RwLock::new(stamps), build }))
+        Ok(Arc::new(Reloadable { current: Swappable::from(first), files, stamps: RwLock::new(stamps), build }))
     }
 
     /// The configuration for a new connection.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current.current()
     }
 
     /// Rebuilds from the files; on failure the previous configuration stays in use.
@@ -158,7 +159,7 @@ impl Reloadable {
         let stamps = self.files.iter().map(|f| modified(f)).collect();
         match (self.build)() {
             Ok(config) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
+                self.current.replace(config);
                 *self.stamps.write().unwrap_or_else(|p| p.into_inner()) = stamps;
                 tracing::info!(why, "TLS certificates reloaded");
                 Ok(())

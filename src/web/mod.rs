@@ -158,29 +158,12 @@ async fn serve_tls(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: Router,
-    mut stop: tokio::sync::broadcast::Receiver<()>,
+    stop: tokio::sync::broadcast::Receiver<()>,
 ) -> Result<(), String> {
-    // Every connection task holds a sender; `recv` returns `None` once all have ended.
-    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = stop.recv() => break,
-        };
-        let (acceptor, app, open, stop) = (acceptor.clone(), app.clone(), open.clone(), stop.resubscribe());
-        tokio::spawn(async move {
-            tls_connection(acceptor, stream, peer, app, stop).await;
-            drop(open);
-        });
-    }
-    drop((listener, open));
-    let _ = all_closed.recv().await;
+    crate::api::accept::serve(listener, "web", stop, move |stream, peer, stop| {
+        tls_connection(acceptor.clone(), stream, peer, app.clone(), stop)
+    })
+    .await;
     Ok(())
 }
 
@@ -191,7 +174,7 @@ async fn tls_connection(
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     app: Router,
-    mut stop: tokio::sync::broadcast::Receiver<()>,
+    stop: tokio::sync::broadcast::Receiver<()>,
 ) {
     let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
     let Ok(Ok(tls)) = handshake.await else { return };
@@ -200,14 +183,5 @@ async fn tls_connection(
         let mut app = app.clone();
         async move { tower_service::Service::call(&mut app, request).await }
     });
-    let io = hyper_util::rt::TokioIo::new(tls);
-    let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-    tokio::pin!(served);
-    tokio::select! {
-        _ = served.as_mut() => {}
-        _ = stop.recv() => {
-            served.as_mut().graceful_shutdown();
-            let _ = served.await;
-        }
-    }
+    let _ = crate::api::accept::http1(hyper_util::rt::TokioIo::new(tls), service, stop).await;
 }
