@@ -50,7 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(instance: Instance) -> Router {
     let mut ocsp =
         Router::new().route("/ocsp/{ca}", axum::routing::post(ocsp_post)).route("/ocsp/{ca}/{*request}", get(ocsp_get));
-    let limits = super::throttle::limits(&instance);
+    let limits = instance.limits.clone();
     if limits.ocsp_per_ip.enabled() {
         ocsp = ocsp.route_layer(axum::middleware::from_fn_with_state(limits, ocsp_limit));
     }

@@ -12,7 +12,6 @@
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -66,11 +65,6 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
             }
         },
     }
-}
-
-/// The daemon's limits (one set, shared by every listener).
-pub fn limits(instance: &Instance) -> Arc<Limits> {
-    instance.limits.clone()
 }
 
 /// What a refused client is told: what it did too often, and when to try again.
@@ -131,7 +125,7 @@ pub type Pick = fn(&Limits) -> &Limiter;
 pub async fn per_ip(State((instance, pick)): State<(Instance, Pick)>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let ip = ClientIp::of(&parts);
-    if let Err(refused) = check_ip(&instance, pick(&limits(&instance)), ip).await {
+    if let Err(refused) = check_ip(&instance, pick(&instance.limits), ip).await {
         return refused.into_response();
     }
     next.run(Request::from_parts(parts, body)).await

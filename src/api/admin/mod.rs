@@ -160,8 +160,6 @@ pub const OPENAPI: &str = include_str!("../../../openapi/admin.json");
 
 /// Routes of the admin listener, built from [`ROUTES`], behind the authorisation layer.
 pub fn router(instance: Instance) -> Router {
-    // The daemon's limits exist before the first request (the RA's code checks use them).
-    crate::api::throttle::limits(&instance);
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(route.path, (route.handler)());

@@ -48,7 +48,7 @@ fn pin(text: &str) -> Result<Pin, Problem> {
 
 /// One guess at a secret from this address (the per-phone count is `Mobile::check_code`'s).
 pub(super) async fn attempt(i: &Instance, ip: ClientIp) -> Result<(), Problem> {
-    throttle::check_ip(i, &throttle::limits(i).attempts_per_ip, ip).await
+    throttle::check_ip(i, &i.limits.attempts_per_ip, ip).await
 }
 
 /// One PIN guess from this address at this holder's credential. Keyed by holder and
@@ -56,7 +56,7 @@ pub(super) async fn attempt(i: &Instance, ip: ClientIp) -> Result<(), Problem> {
 async fn pin_attempt(i: &Instance, ip: ClientIp, holder: &Holder, credential: &str) -> Result<(), Problem> {
     attempt(i, ip).await?;
     let key = ("credential", holder.phone.as_str(), credential);
-    let limits = throttle::limits(i);
+    let limits = &i.limits;
     throttle::check(i, &limits.attempts_per_credential, &key, || format!("credential:{credential}")).await
 }
 
@@ -79,7 +79,7 @@ pub(super) async fn send_code(
     JsonBody(b): JsonBody<CodeBody>,
 ) -> Result<Response, Problem> {
     let purpose = Purpose::parse(&b.purpose).map_err(errors::login)?;
-    throttle::check_ip(&i, &throttle::limits(&i).sms_per_ip, ip).await?;
+    throttle::check_ip(&i, &i.limits.sms_per_ip, ip).await?;
     i.mobile.send_code(&b.phone, purpose).await.map_err(errors::login)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }

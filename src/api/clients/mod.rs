@@ -52,8 +52,6 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Routes of the api listener.
 pub fn router(instance: Instance) -> Router {
-    // The daemon's limits exist before the first request (the login service checks them too).
-    throttle::limits(&instance);
     let callbacks: Pick = |limits| &limits.callbacks_per_ip;
     let providers = Router::new()
         .route("/v1/payments/webhook", post(payments::webhook))

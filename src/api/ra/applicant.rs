@@ -33,7 +33,7 @@ async fn order(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Pr
 /// The order, for a change: its token checked, then one of its `ra_writes_per_order`.
 async fn writable(instance: &Instance, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
     let order = order(&instance.ra, id, headers).await?;
-    let limits = throttle::limits(instance);
+    let limits = &instance.limits;
     throttle::check(instance, &limits.ra_writes_per_order, &order.id, String::new).await?;
     Ok(order)
 }
@@ -65,7 +65,7 @@ pub(crate) async fn create(
     ip: ClientIp,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Problem> {
-    throttle::check_ip(&instance, &throttle::limits(&instance).ra_orders_per_ip, ip).await?;
+    throttle::check_ip(&instance, &instance.limits.ra_orders_per_ip, ip).await?;
     let (order, token) = instance.ra.create(&body.channel, &body.flow).await.map_err(problem)?;
     let view = instance.ra.view(&order).await.map_err(problem)?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "token": token, "order": view }))).into_response())
@@ -109,7 +109,7 @@ pub(crate) async fn code(
     let purpose: CodePurpose = serde_json::from_value(serde_json::Value::String(purpose))
         .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization)"))?;
     let order = writable(&instance, &id, &headers).await?;
-    throttle::check_ip(&instance, &throttle::limits(&instance).sms_per_ip, ip).await?;
+    throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
     instance.ra.send_code(&order, purpose, body.serial.as_deref()).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }
@@ -140,7 +140,7 @@ pub(crate) async fn authorize(
     JsonBody(body): JsonBody<AuthorizationBody>,
 ) -> Result<Response, Problem> {
     let order = writable(&instance, &id, &headers).await?;
-    throttle::check_ip(&instance, &throttle::limits(&instance).attempts_per_ip, ip).await?;
+    throttle::check_ip(&instance, &instance.limits.attempts_per_ip, ip).await?;
     let order = instance.ra.authorize_online(order, &body.code).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -244,7 +244,7 @@ pub(crate) async fn query_code(
     ip: ClientIp,
     JsonBody(body): JsonBody<QueryCodeBody>,
 ) -> Result<Response, Problem> {
-    throttle::check_ip(&instance, &throttle::limits(&instance).sms_per_ip, ip).await?;
+    throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
     instance.ra.query_code(&body.subject, &body.phone).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response())
 }
@@ -269,7 +269,7 @@ pub(crate) async fn open_query(
     ip: ClientIp,
     JsonBody(b): JsonBody<QueryBody>,
 ) -> Result<Response, Problem> {
-    let limits = throttle::limits(&instance);
+    let limits = &instance.limits;
     throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
     let session = match (&b.code, &b.card) {
         (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code).await,
