@@ -72,11 +72,7 @@ impl Daemon {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Unreachable> {
-        let request = match BROWSER.try_with(|ip| *ip) {
-            Ok(ip) => request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string()),
-            Err(_) => request,
-        };
-        let response = request.send().await.map_err(|e| Unreachable(e.to_string()))?;
+        let response = forwarded(request).send().await.map_err(|e| Unreachable(e.to_string()))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -124,11 +120,8 @@ impl Daemon {
 
     /// A binary download (PDFs): status and bytes.
     pub async fn download(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), Unreachable> {
-        let mut request = self.http.get(format!("{}{path}", self.admin)).header("x-order-token", token);
-        if let Ok(ip) = BROWSER.try_with(|ip| *ip) {
-            request = request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string());
-        }
-        let response = request.send().await.map_err(|e| Unreachable(e.to_string()))?;
+        let request = self.http.get(format!("{}{path}", self.admin)).header("x-order-token", token);
+        let response = forwarded(request).send().await.map_err(|e| Unreachable(e.to_string()))?;
         let status = response.status();
         Ok((status, response.bytes().await.map_err(|e| Unreachable(e.to_string()))?.to_vec()))
     }
@@ -149,5 +142,13 @@ impl Daemon {
             request = request.json(b);
         }
         self.send(request).await
+    }
+}
+
+/// Names the browser being served (if any) in `x-forwarded-for`.
+fn forwarded(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match BROWSER.try_with(|ip| *ip) {
+        Ok(ip) => request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string()),
+        Err(_) => request,
     }
 }
