@@ -56,8 +56,7 @@ pub(super) async fn attempt(i: &Instance, ip: ClientIp) -> Result<(), Problem> {
 async fn pin_attempt(i: &Instance, ip: ClientIp, holder: &Holder, credential: &str) -> Result<(), Problem> {
     attempt(i, ip).await?;
     let key = ("credential", holder.phone.as_str(), credential);
-    let limits = &i.limits;
-    throttle::check(i, &limits.attempts_per_credential, &key, || format!("credential:{credential}")).await
+    throttle::check(i, &i.limits.attempts_per_credential, &key, || format!("credential:{credential}")).await
 }
 
 /// Body of a code request.

@@ -31,8 +31,7 @@ pub(super) async fn open(
     JsonBody(body): JsonBody<OpenRequest>,
 ) -> Result<Response, Problem> {
     let platform = platform(caller)?;
-    let limits = &i.limits;
-    crate::api::throttle::check(&i, &limits.signing_sessions_per_platform, &platform, String::new).await?;
+    crate::api::throttle::check(&i, &i.limits.signing_sessions_per_platform, &platform, String::new).await?;
     let opened = i.signing.open(&platform, body).await.map_err(errors::signing)?;
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }

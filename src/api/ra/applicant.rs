@@ -33,8 +33,7 @@ async fn order(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Pr
 /// The order, for a change: its token checked, then one of its `ra_writes_per_order`.
 async fn writable(instance: &Instance, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
     let order = order(&instance.ra, id, headers).await?;
-    let limits = &instance.limits;
-    throttle::check(instance, &limits.ra_writes_per_order, &order.id, String::new).await?;
+    throttle::check(instance, &instance.limits.ra_writes_per_order, &order.id, String::new).await?;
     Ok(order)
 }
 
