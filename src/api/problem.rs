@@ -30,9 +30,13 @@ impl Problem {
     /// the `retry_after` member, for clients that only read the body.
     pub fn too_many(title: impl Into<String>, retry_after: u64) -> Problem {
         let seconds = retry_after.max(1);
-        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, title).with("retry_after", seconds.into());
-        problem.retry_after = Some(seconds);
-        problem
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, title).with("retry_after", seconds.into()).retry_in(seconds)
+    }
+
+    /// Sets the `Retry-After` header.
+    fn retry_in(mut self, seconds: u64) -> Problem {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds an extension member (never a secret or an internal cause).
@@ -63,26 +67,21 @@ impl Problem {
     /// 503, for a dependency that is away (HSM, database); cause logged.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Problem {
         tracing::warn!(error = %cause, "dependency unavailable");
-        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable, try again later");
         // The HSM pool probes every second and the database pool reconnects on demand: a few
         // seconds is the honest hint (RFC 9110 §10.2.3).
-        problem.retry_after = Some(UNAVAILABLE_RETRY_SECONDS);
-        problem
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable, try again later")
+            .retry_in(UNAVAILABLE_RETRY_SECONDS)
     }
-}
 
-impl Problem {
     /// A third-party provider (SMS, identity, payment...) gave no answer: 503 with
-    /// `Retry-After` when it is down or too slow, 502 when it refused. `title` says what the
-    /// person can do; the provider's own words are logged, not shown.
+    /// `Retry-After` when it is down or too slow, 502 when it refused. `title` is what the
+    /// person is told; the error is logged.
     pub fn provider(cause: &crate::providers::ProviderError, title: impl Into<String>) -> Problem {
         tracing::warn!(error = %cause, "provider failed");
         if let crate::providers::ProviderError::Refused(_) = cause {
             return Problem::new(StatusCode::BAD_GATEWAY, title);
         }
-        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, title);
-        problem.retry_after = Some(UNAVAILABLE_RETRY_SECONDS);
-        problem
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, title).retry_in(UNAVAILABLE_RETRY_SECONDS)
     }
 }
 
