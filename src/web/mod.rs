@@ -96,7 +96,7 @@ pub async fn serve(
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     let app = router(Web { daemon, config: Arc::new(config) });
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
-    let served: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> = match tls {
+    let served: Served = match tls {
         None => {
             let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let mut stopped = stop.subscribe();
@@ -112,11 +112,14 @@ pub async fn serve(
     drain_on(served, shutdown, &stop, drain).await
 }
 
+/// A listener being served, plain or HTTPS.
+type Served = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 /// Runs `served` until `shutdown`, then tells it to stop (`stop`) and waits at most `drain`
 /// for the requests in flight; what is still running then is cut, so a stuck request cannot
 /// hold a stop or a restart.
 async fn drain_on(
-    mut served: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>,
+    mut served: Served,
     shutdown: impl std::future::Future<Output = ()>,
     stop: &tokio::sync::broadcast::Sender<()>,
     drain: std::time::Duration,
