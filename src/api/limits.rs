@@ -53,6 +53,18 @@ fn too_large(max: usize) -> Response {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {max} bytes")).into_response()
 }
 
+/// Refuses a request target with a NUL character (`%00`, the only way one can arrive) before a
+/// handler sees it: no identifier or filter holds one, and PostgreSQL cannot even compare text
+/// with it, so both backends answer the same 400 instead of a 404 on one and a database error
+/// on the other.
+pub async fn refuse_nul(request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or("", |pq| pq.as_str());
+    if target.contains("%00") {
+        return Problem::bad_request("the request target contains a NUL character (%00)").into_response();
+    }
+    next.run(request).await
+}
+
 /// The answer for paths no route matches: a problem document, like every other error.
 pub async fn not_found() -> Response {
     Problem::not_found("no such endpoint").into_response()

@@ -57,8 +57,14 @@ impl Problem {
 
     /// 500, with the cause logged (inside the request's span, so with its id) and not shown.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Problem {
-        if database_away(cause) {
-            return Problem::unavailable(&cause);
+        if let Some(store) = store_error(cause) {
+            if store.is_unavailable() {
+                return Problem::unavailable(&cause);
+            }
+            if store.is_bad_value() {
+                tracing::warn!(error = %cause, "the database refused a value from the request");
+                return Problem::bad_request("a value in the request cannot be stored (e.g. a NUL character)");
+            }
         }
         tracing::error!(error = %cause, "request failed");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -85,16 +91,17 @@ impl Problem {
     }
 }
 
-/// Whether a storage error somewhere in the cause chain says the database is away.
-fn database_away(cause: &(dyn std::error::Error + 'static)) -> bool {
+/// The storage error somewhere in the cause chain, if any: it says whether the database is away
+/// or refused a value, which decides the status.
+fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a crate::store::StoreError> {
     let mut next = Some(cause);
     while let Some(e) = next {
         if let Some(store) = e.downcast_ref::<crate::store::StoreError>() {
-            return store.is_unavailable();
+            return Some(store);
         }
         next = e.source();
     }
-    false
+    None
 }
 
 /// `Retry-After` on a 503 from a missing HSM or database.

@@ -80,6 +80,16 @@ impl StoreError {
         }
     }
 
+    /// Whether the database refused a value itself (SQLSTATE class 22, data exception: a NUL
+    /// character in text, a number out of range): the request carried it, so callers answer
+    /// 400, not 500. SQLite stores such values; PostgreSQL does not.
+    pub fn is_bad_value(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("22")),
+            _ => false,
+        }
+    }
+
     /// Classifies unique-constraint violations, which callers handle (retry with a new serial).
     fn classify(err: sqlx::Error) -> StoreError {
         if let sqlx::Error::Database(db) = &err {

@@ -70,6 +70,7 @@ pub fn router(web: Web) -> Router {
         .route("/seals/code", post(pages::seals::admin_code))
         .route("/seals/{credit_code}/members", post(pages::seals::member))
         .route("/seals/{credit_code}/handover", post(pages::seals::hand_over))
+        .route_layer(axum::middleware::from_fn(security::plain_paths))
         .fallback(pages::home::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security::headers))

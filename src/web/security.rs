@@ -97,6 +97,17 @@ pub async fn browser(request: Request, next: Next) -> Response {
     }
 }
 
+/// Refuses, with the not-found page, a path that is not plain: the pages put order ids, steps
+/// and credit codes into the daemon's URLs, where a percent-encoded character (`%2F`, `%00`) or
+/// a dot segment would aim the call at another endpoint than the page means. No page needs one.
+pub async fn plain_paths(ctx: Ctx, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.contains('%') || path.split('/').any(|s| s == "." || s == "..") {
+        return super::pages::home::not_found(ctx).await;
+    }
+    next.run(request).await
+}
+
 /// Adds the security headers, and a CSRF cookie to browsers that have none.
 pub async fn headers(mut request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();

@@ -12,11 +12,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use cloudca::config::Config;
 
-/// The PostgreSQL server the harness was given, if any.
-fn postgres_admin_url() -> Option<String> {
-    std::env::var("CLOUDCA_TEST_POSTGRES").ok().filter(|s| !s.is_empty())
-}
-
 fn config_arg(ca: &TestCa) -> &str {
     ca.config_path.to_str().unwrap()
 }

@@ -87,10 +87,21 @@ impl TestCa {
     }
 }
 
+/// The PostgreSQL server the suite runs against (`CLOUDCA_TEST_POSTGRES`), if any; None in the
+/// SQLite pass.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("CLOUDCA_TEST_POSTGRES").ok().filter(|s| !s.is_empty())
+}
+
+/// Whether this is the PostgreSQL pass of the suite.
+pub fn postgres_under_test() -> bool {
+    postgres_admin_url().is_some()
+}
+
 /// With `CLOUDCA_TEST_POSTGRES=postgres://user@127.0.0.1:5432/postgres`, creates a fresh
 /// database for this test and returns its URL; otherwise None (SQLite in the folder).
 pub async fn postgres_database() -> Option<String> {
-    let admin = std::env::var("CLOUDCA_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
+    let admin = postgres_admin_url()?;
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL server");
     let name = format!("cloudca_t_{}_{}", std::process::id(), rand_suffix());

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::postgres_under_test;
+
 /// Most mutated inputs per target.
 const MUTATIONS: u64 = 250_000;
 /// Most time spent on mutations per target (the seeds always all run).
@@ -280,7 +282,7 @@ fn run(name: &'static str, target: &dyn Fn(&[u8]), mutations: u64, budget: Durat
 
 /// Runs a target of `cloudca::fuzz::ALL` in the short, bounded way; fails with the input.
 fn short_run(name: &'static str) {
-    if std::env::var("CLOUDCA_TEST_POSTGRES").is_ok_and(|v| !v.is_empty()) {
+    if postgres_under_test() {
         println!("fuzz targets use no database: they ran in the SQLite pass");
         return;
     }

@@ -53,10 +53,27 @@ async fn a_certificate_without_a_reserved_serial_is_refused_and_its_audit_event_
 async fn the_backend_under_test_is_the_one_requested() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
-    let expected = if std::env::var("CLOUDCA_TEST_POSTGRES").is_ok_and(|v| !v.is_empty()) {
-        cloudca::store::Backend::Postgres
-    } else {
-        cloudca::store::Backend::Sqlite
-    };
+    let expected =
+        if postgres_under_test() { cloudca::store::Backend::Postgres } else { cloudca::store::Backend::Sqlite };
     assert_eq!(instance.store.backend(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_the_database_cannot_hold_is_the_request_s_fault_not_a_server_error() {
+    use axum::response::IntoResponse;
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    // PostgreSQL refuses a NUL in text even in a comparison; SQLite stores and compares it.
+    match instance.store.order("ord\0x").await {
+        Ok(found) => {
+            assert!(!postgres_under_test(), "PostgreSQL accepted a NUL");
+            assert!(found.is_none());
+        }
+        Err(err) => {
+            assert!(postgres_under_test(), "SQLite refused a NUL: {err:?}");
+            assert!(err.is_bad_value() && !err.is_unavailable(), "{err:?}");
+            let response = cloudca::api::problem::Problem::internal(&err).into_response();
+            assert_eq!(response.status(), 400, "a client error, not a 500");
+        }
+    }
 }

@@ -466,4 +466,12 @@ async fn the_pages_carry_security_headers_and_refuse_forged_posts() {
     assert!(!audit.text.contains("order.created"), "no order was created");
     // An order that is not this browser's does not exist.
     assert_eq!(http().get(format!("{base}/orders/RA20261124-XXXXXXXX")).send().await.unwrap().status(), 404);
+    // Nor does a path that would aim the page's call to the daemon elsewhere: `{id}%2Fform`
+    // reached the order's form endpoint with the order's own token before pages refused
+    // percent-encoded characters.
+    let (id, token) = crate::ra::Client::new(&ca, "web-front").create("org-new").await;
+    let cookie = format!("ccq={token}");
+    let page = |path: String| http().get(format!("{base}/orders/{path}")).header("cookie", cookie.clone()).send();
+    assert_eq!(page(id.clone()).await.unwrap().status(), 200, "the order's own page");
+    assert_eq!(page(format!("{id}%2Fform")).await.unwrap().status(), 404);
 }

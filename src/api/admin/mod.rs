@@ -165,6 +165,7 @@ pub fn router(instance: Instance) -> Router {
         router = router.route(route.path, (route.handler)());
     }
     router
+        .route_layer(axum::middleware::from_fn(crate::api::limits::refuse_nul))
         .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
         .fallback(crate::api::limits::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(crate::api::limits::MAX_UPLOAD_BYTES))
