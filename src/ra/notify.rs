@@ -120,13 +120,48 @@ impl Ra {
 
     async fn count(&self) -> Result<(), super::RaError> {
         let m = crate::metrics::get();
-        m.ra_orders.reset();
-        for (flow, state, n) in self.store.order_counts().await? {
-            m.ra_orders.with_label_values(&[&flow, &state]).set(n);
-        }
+        publish_counts(&m.ra_orders, self.store.order_counts().await?);
         let oldest =
             self.store.review_queue(1).await?.first().map(|o| self.now() - o.submitted_at.unwrap_or(o.created_at));
         m.ra_review_oldest_seconds.set(oldest.unwrap_or(0).max(0));
         Ok(())
+    }
+}
+
+/// Sets the order gauge to `counts` in place, never through a reset: a scrape must not catch it
+/// empty. A (flow, state) that has emptied reads 0, which is what a dashboard wants anyway.
+fn publish_counts(gauge: &prometheus::IntGaugeVec, counts: Vec<(String, String, i64)>) {
+    for (flow, state) in gauge_labels(gauge) {
+        if !counts.iter().any(|(f, s, _)| *f == flow && *s == state) {
+            gauge.with_label_values(&[&flow, &state]).set(0);
+        }
+    }
+    for (flow, state, n) in counts {
+        gauge.with_label_values(&[&flow, &state]).set(n);
+    }
+}
+
+/// The (flow, state) label pairs the order gauge currently exports.
+fn gauge_labels(gauge: &prometheus::IntGaugeVec) -> Vec<(String, String)> {
+    use prometheus::core::Collector;
+    let label = |m: &prometheus::proto::Metric, name: &str| {
+        m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_owned()).unwrap_or_default()
+    };
+    gauge.collect().iter().flat_map(|f| f.get_metric()).map(|m| (label(m, "flow"), label(m, "state"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emptied_state_reads_zero_and_the_others_their_new_count() {
+        let gauge = prometheus::IntGaugeVec::new(prometheus::Opts::new("t", "t"), &["flow", "state"]).unwrap();
+        let row = |f: &str, s: &str, n| (f.to_owned(), s.to_owned(), n);
+        publish_counts(&gauge, vec![row("org-new", "review", 2), row("org-new", "paid", 1)]);
+        publish_counts(&gauge, vec![row("org-new", "review", 3), row("renew", "paid", 4)]);
+        let read = |f: &str, s: &str| gauge.with_label_values(&[f, s]).get();
+        assert_eq!((read("org-new", "review"), read("org-new", "paid"), read("renew", "paid")), (3, 0, 4));
+        assert_eq!(gauge_labels(&gauge).len(), 3);
     }
 }
