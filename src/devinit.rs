@@ -41,6 +41,9 @@ pub struct Options {
     pub key_algorithm: KeyAlgorithm,
     /// Token label.
     pub token_label: String,
+    /// Listener ports (public, api, admin, metrics, web front); None picks free ones at random.
+    /// A test harness running many instances at once reserves its own so no two collide.
+    pub ports: Option<[u16; 5]>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             hsm_workers: 0,
             key_algorithm: KeyAlgorithm::EcdsaP256,
             token_label: "cloudca-dev".into(),
+            ports: None,
         }
     }
 }
@@ -113,7 +117,10 @@ pub async fn create(dir: &Path, options: &Options) -> Result<DevInstance, DevIni
     std::env::set_var("SOFTHSM2_CONF", &softhsm_conf);
     init_token(&dir, &options.token_label)?;
     let config_path = dir.join("cloudca.toml");
-    let ports = free_ports(5).map_err(io(&dir))?;
+    let ports = match options.ports {
+        Some(ports) => ports.to_vec(),
+        None => free_ports(5).map_err(io(&dir))?,
+    };
     write_file(&config_path, config_text(&dir, options, &ports).as_bytes(), 0o600)?;
     write_file(&dir.join("web.toml"), web_text(&dir, &ports).as_bytes(), 0o644)?;
     let fingerprints = ceremony(&config_path).await?;

@@ -178,7 +178,9 @@ fn read_secret(prompt: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
 /// The newest code the sandbox provider wrote for this phone.
 fn code_from_outbox(path: &Path, phone: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let line = text.lines().rev().find(|l| l.contains(phone)).context("no SMS for this phone in the outbox")?;
+    // Skip other texts to the phone (expiry reminders, face-check links).
+    let code_sms = |l: &&str| l.contains(phone) && l.contains("cloudca code");
+    let line = text.lines().rev().find(code_sms).context("no code SMS for this phone in the outbox")?;
     let message: serde_json::Value = serde_json::from_str(line)?;
     let code = message["text"].as_str().and_then(|t| t.split_whitespace().nth(2)).context("no code in the SMS")?;
     Ok(zeroize::Zeroizing::new(code.trim_end_matches('.').to_string()))

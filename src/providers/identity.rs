@@ -469,12 +469,14 @@ mod tests {
 
     #[tokio::test]
     async fn face_is_pending_then_passes_and_the_link_is_texted() {
-        let (checks, dir) = sandbox("id-face", Duration::from_millis(60));
+        // Half a second of pending: far longer than the start (an SMS and a file append on a
+        // loaded machine) takes, so "pending" is never read after it has lapsed.
+        let (checks, dir) = sandbox("id-face", Duration::from_millis(500));
         let via = FaceVia::Sms { phone: PHONE.into() };
         let session = checks.start_face("张三", ID, via).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(session.url, format!("https://ra.example/sandbox/face/{}", session.id));
         assert_eq!(checks.face_status(&session.id).await, Ok(FaceStatus::Pending));
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        tokio::time::sleep(Duration::from_millis(520)).await;
         assert_eq!(checks.face_status(&session.id).await, Ok(FaceStatus::Passed));
         let texts = crate::providers::email::read_outbox(&dir.join("sms-outbox.jsonl"));
         assert_eq!(texts.len(), 1);

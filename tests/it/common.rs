@@ -37,6 +37,7 @@ impl TestCa {
             hsm_workers: 2,
             key_algorithm: algorithm,
             token_label: format!("t{}", std::process::id()),
+            ports: Some(reserve_ports()),
         };
         let created = devinit::create(&dir.path().join("ca"), &options).await.expect("dev-init");
         let config = Config::load(&created.config_path).expect("config");
@@ -52,7 +53,7 @@ impl TestCa {
     /// folder, its own listeners (written as `cloudca-twin.toml` beside the first config).
     pub fn twin(&self) -> TestCa {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
-        let ports = cloudca::devinit::free_ports(4).expect("free ports");
+        let ports = reserve_ports::<4>();
         let l = &self.config.listeners;
         // Only the listeners move: publication URLs stay those of the CA (a load balancer
         // in front of both daemons in production).
@@ -85,6 +86,41 @@ impl TestCa {
     pub fn ca_pem(&self, name: &str) -> PathBuf {
         self.config.data_dir.join("ca").join(format!("{name}.pem"))
     }
+}
+
+/// `N` ports no other test of the suite holds. nextest runs tests as parallel
+/// processes, and an instance's ports stay unbound from dev-init until its daemon starts
+/// seconds later; free-right-now is not enough. Each port is claimed by a lock on a file
+/// shared by all test processes, held until this process exits (the kernel drops it even on
+/// a crash), and checked free by binding it.
+pub fn reserve_ports<const N: usize>() -> [u16; N] {
+    use rand::Rng;
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("cloudca-test-ports");
+    std::fs::create_dir_all(&dir).expect("port lock folder");
+    let mut ports = [0u16; N];
+    let mut found = 0;
+    for _ in 0..1_000 {
+        let port = rand::rngs::OsRng.gen_range(20_000..32_000);
+        let Ok(lock) = std::fs::File::create(dir.join(port.to_string())) else { continue };
+        if try_lock(&lock) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap().push(lock);
+            ports[found] = port;
+            found += 1;
+            if found == ports.len() {
+                return ports;
+            }
+        }
+    }
+    panic!("no {N} free ports in 20000-31999");
+}
+
+/// An exclusive `flock` on `file` if no other open file holds one (`File::try_lock` needs a
+/// newer Rust than the crate's minimum).
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns and keeps open; no memory is involved.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// The PostgreSQL server the suite runs against (`CLOUDCA_TEST_POSTGRES`), if any; None in the
@@ -212,13 +248,18 @@ impl Daemon {
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("daemon starts");
-        let daemon = Daemon {
+        let mut daemon = Daemon {
             child: Some(child),
             public: format!("http://{}", ca.config.listeners.public),
             metrics: format!("http://{}", ca.config.listeners.metrics),
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
+            // A daemon that died (a port taken, say) must not pass for ready because something
+            // else answers on its port.
+            if let Some(status) = daemon.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the daemon exited ({status}) before it was ready; its log is above");
+            }
             if let Ok(r) = http().get(format!("{}/ready", daemon.metrics)).send().await {
                 if r.status() == 200 {
                     return daemon;
@@ -244,6 +285,16 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The newest login or order code the sandbox SMS provider "sent" to a phone. Other texts
+/// (expiry reminders from the background task, face-check links) are skipped: one can land
+/// between the code and this read.
+pub fn last_code(ca: &TestCa, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    let line = outbox.lines().rev().find(|l| l.contains(phone) && l.contains("cloudca code")).expect("a code was sent");
+    let text: serde_json::Value = serde_json::from_str(line).unwrap();
+    text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
 }
 
 /// An HTTP client that never uses a proxy (tests talk to 127.0.0.1 only).

@@ -14,13 +14,14 @@ const REP_ID: &str = "11010519491231002X";
 const AGENT_ID: &str = "110101199003074338";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 
-/// A test CA whose SMS interval is one second, RA task every second, short provider deadline
-/// and face check; personal certificates valid 60 days (inside the 90-day renewal window).
+/// A test CA whose SMS interval is one second, RA task every second, short provider deadline,
+/// a sandbox face check that stays pending until the test takes the face; personal
+/// certificates valid 60 days (inside the 90-day renewal window).
 async fn ra_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
     text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
-    text = text.replace("[ra]\n", "[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 1\n");
+    text = text.replace("[ra]\n", "[ra]\ntask_seconds = 1\nprovider_timeout_ms = 700\nface_seconds = 3600\n");
     std::fs::write(&ca.config_path, text).unwrap();
     let profile = ca.config.policies_dir.join("profiles/personal.toml");
     let personal = std::fs::read_to_string(&profile).unwrap().replace("validity_days = 365", "validity_days = 60");
@@ -118,13 +119,6 @@ impl<'a> Client<'a> {
         let response = self.http.post(qr_url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
-}
-
-fn last_code(ca: &TestCa, phone: &str) -> String {
-    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
-    let line = outbox.lines().rev().find(|l| l.contains(phone)).expect("an SMS was sent");
-    let text: Value = serde_json::from_str(line).unwrap();
-    text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
 }
 
 fn company(credit: &str, rep_phone: &str) -> Value {

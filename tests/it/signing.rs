@@ -64,18 +64,10 @@ impl Api<'_> {
         (status.to_string(), serde_json::from_str(text).unwrap_or(serde_json::Value::Null))
     }
 
-    /// The newest code the sandbox SMS provider "sent" to a phone.
-    pub(crate) fn last_code(&self, phone: &str) -> String {
-        let outbox = std::fs::read_to_string(self.ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
-        let line = outbox.lines().rev().find(|l| l.contains(phone)).expect("an SMS was sent");
-        let text: serde_json::Value = serde_json::from_str(line).unwrap();
-        text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
-    }
-
     pub(crate) fn login(&self, phone: &str) -> String {
         let (status, _) = self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&format!(r#"{{"phone":"{phone}"}}"#)));
         assert_eq!(status, "202");
-        let body = format!(r#"{{"phone":"{phone}","code":"{}"}}"#, self.last_code(phone));
+        let body = format!(r#"{{"phone":"{phone}","code":"{}"}}"#, last_code(self.ca, phone));
         let (status, session) = self.call(As::Nobody, "POST", "/v1/mobile/login", Some(&body));
         assert_eq!(status, "200", "{session}");
         session["token"].as_str().unwrap().to_string()
@@ -302,13 +294,13 @@ async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing(
     // The per-phone send interval applies; wait it out.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
-    let code = api.last_code(PHONE);
+    let code = last_code(api.ca, PHONE);
     let bad_identity =
         format!(r#"{{"code":"{code}","identifier":"110105194912310000","evidence":"face","new_pin":"135790"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&bad_identity)).0, "403");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
-    let code = api.last_code(PHONE);
+    let code = last_code(api.ca, PHONE);
     let good = format!(r#"{{"code":"{code}","identifier":"11010519491231002X","evidence":"face","new_pin":"135790"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&good)).0, "204");
     let right = format!(r#"{{"credential_id":"{credential}","pin":"135790"}}"#);
@@ -516,7 +508,7 @@ impl Api<'_> {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let body = format!(r#"{{"phone":"{phone}","purpose":"admin"}}"#);
         assert_eq!(self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&body)).0, "202");
-        self.last_code(phone)
+        last_code(self.ca, phone)
     }
 }
 

@@ -39,10 +39,6 @@ impl Drop for Child {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn wait_listening(port: u16, what: &str) {
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -85,7 +81,7 @@ impl Browser {
     async fn start(test: &str, width: u32, height: u32) -> Browser {
         // fantoccini's rustls brings a second crypto provider into the test binary; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let port = free_port();
+        let [port] = reserve_ports();
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
@@ -179,13 +175,6 @@ impl Browser {
         }
         panic!("{css} never had {attr}={value}: {}", self.client.source().await.unwrap());
     }
-}
-
-fn last_code(ca: &TestCa, phone: &str) -> String {
-    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
-    let line = outbox.lines().rev().find(|l| l.contains(phone) && l.contains("cloudca code")).expect("an SMS was sent");
-    let text: Value = serde_json::from_str(line).unwrap();
-    text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
 }
 
 /// Presses a "send code" button (after the one-second interval) and returns the code.

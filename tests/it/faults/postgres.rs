@@ -100,6 +100,7 @@ pub async fn test_ca_on(database_url: String) -> TestCa {
         hsm_workers: 2,
         key_algorithm: cloudca::hsm::KeyAlgorithm::EcdsaP256,
         token_label: format!("t{}", std::process::id()),
+        ports: Some(crate::common::reserve_ports()),
     };
     let created = cloudca::devinit::create(&dir.path().join("ca"), &options).await.expect("dev-init");
     let config = cloudca::config::Config::load(&created.config_path).expect("config");
