@@ -45,6 +45,12 @@ impl Module {
         self.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Held while no other PKCS#11 call of the process may run (re-initialisation, fault
+    /// injection).
+    pub(crate) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, u64> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Counts a pool's readiness in [`Self::all_down`].
     pub(crate) fn register(&self, ready: &Arc<AtomicBool>) {
         lock(&self.pools).push(Arc::downgrade(ready));
@@ -69,7 +75,7 @@ impl Module {
             }
             *last = Some(Instant::now());
         }
-        let mut epoch = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut epoch = self.exclusive();
         if *epoch != seen {
             return false;
         }

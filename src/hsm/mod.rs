@@ -90,6 +90,16 @@ impl HsmPool {
         self.suspended.store(suspended, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Fault injection for tests and drills: runs `f` (a raw `C_CloseAllSessions`, say) while
+    /// no PKCS#11 call of the process is in progress. A token reset or HSM fail-over drops
+    /// sessions between two calls of ours; closing a session another thread is inside would,
+    /// with an in-process module such as SoftHSM2, free memory under that call, a crash no
+    /// real HSM causes.
+    pub fn dangerous_exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _no_call_runs = self.shared.module().exclusive();
+        f()
+    }
+
     /// The PKCS#11 slot id the token currently sits in (tests use it to close sessions).
     pub fn slot_id(&self) -> u64 {
         self.shared.slot().id()

@@ -267,6 +267,11 @@ impl Shared {
     pub(crate) fn slot(&self) -> Slot {
         *lock(&self.slot)
     }
+
+    /// The module the pool's sessions live on.
+    pub(crate) fn module(&self) -> &context::Module {
+        &self.module
+    }
 }
 
 /// Finds objects of a class with a label.

@@ -214,9 +214,14 @@ pub fn pkilint_cert(path: &Path) -> String {
     }
 }
 
-/// Closes every session of this process on the slot, behind the pool's back, through the
-/// module's own C_CloseAllSessions: what a token reset or HSM fail-over does to a daemon.
-pub fn close_all_sessions(slot: u64) {
+/// Closes every session of this process on the pool's slot, behind the pool's back, through
+/// the module's own C_CloseAllSessions: what a token reset or HSM fail-over does to a daemon.
+/// It runs between PKCS#11 calls, as a real reset would (see `HsmPool::dangerous_exclusive`).
+pub fn close_all_sessions(hsm: &cloudca::hsm::HsmPool) {
+    hsm.dangerous_exclusive(|| close_all_sessions_now(hsm.slot_id()));
+}
+
+fn close_all_sessions_now(slot: u64) {
     // SAFETY: dlopen of the already-loaded module returns the same instance; the function list
     // is the module's static table; C_CloseAllSessions takes a plain slot id.
     unsafe {

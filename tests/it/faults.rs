@@ -195,14 +195,13 @@ async fn the_hsm_going_away_under_load_gives_clean_503s_keeps_ocsp_answering_and
     };
     let load = Load::start(target, plan);
     wait_for_issuance(&load, 5).await;
-    let slot = instance.hsm.slot_id();
     let mut faults = Vec::new();
 
     // (a) Every session closed under the pool (what a token reset or HSM fail-over does), five
     // times in a row: the pool rebuilds and retries.
     let start = Instant::now();
     for _ in 0..5 {
-        close_all_sessions(slot);
+        close_all_sessions(&instance.hsm);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     faults.push(Fault { name: "sessions closed (C_CloseAllSessions x5)".into(), start, end: Instant::now() });
@@ -243,7 +242,7 @@ async fn the_hsm_going_away_under_load_gives_clean_503s_keeps_ocsp_answering_and
     let reinits = module_reinits(&metrics).await;
     let start = Instant::now();
     std::fs::rename(&tokens, &away).unwrap();
-    close_all_sessions(slot);
+    close_all_sessions(&instance.hsm);
     wait_for_refusal(&load, start).await;
     tokio::time::sleep((start + Duration::from_secs(2)).saturating_duration_since(Instant::now())).await;
     std::fs::rename(&away, &tokens).unwrap();

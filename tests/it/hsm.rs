@@ -73,7 +73,7 @@ async fn losing_every_session_is_survived_without_a_restart() {
     let rebuilds = cloudca::metrics::get().hsm_rebuilds.get();
 
     // 1. Sessions vanish under load: the next job rebuilds, logs in again and is retried.
-    close_all_sessions(instance.hsm.slot_id());
+    close_all_sessions(&instance.hsm);
     for _ in 0..4 {
         instance.issuance.issue("org", &csr, "test").await.expect("issued after the loss");
     }
@@ -82,7 +82,7 @@ async fn losing_every_session_is_survived_without_a_restart() {
 
     // 2. Sessions vanish while idle: the health check notices and rebuilds on its own.
     let before = cloudca::metrics::get().hsm_rebuilds.get();
-    close_all_sessions(instance.hsm.slot_id());
+    close_all_sessions(&instance.hsm);
     let deadline = Instant::now() + Duration::from_secs(15);
     while cloudca::metrics::get().hsm_rebuilds.get() == before
         || instance.readiness().await != cloudca::daemon::Readiness::Ready
