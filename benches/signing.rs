@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use cloudca::clock::SystemClock;
 use cloudca::config::Config;
-use cloudca::custody::Pin;
+use cloudca::custody::{Pin, ProofMethod, ProofPurpose, ProvenPin};
 use cloudca::daemon::Instance;
 use cloudca::devinit::{self, Options};
 use cloudca::hsm::KeyAlgorithm;
@@ -129,9 +129,17 @@ async fn enroll(instance: &Instance) -> String {
         ("CN".to_string(), "张三".to_string()),
         ("serialNumber".to_string(), "11010519491231002X".to_string()),
     ];
-    let approval = instance.custody.create_approval("personal", subject, PHONE, "bench").await.expect("approval");
+    let approval = instance.custody.create_approval("personal", subject, PHONE, None, "bench").await.expect("approval");
     let pin = Pin::new("246810").expect("pin");
-    let (credential, _) = instance.custody.enroll(&approval.id, PHONE, &pin, "bench").await.expect("enroll");
+    // The identity proof: a face check started by the server, passed on the sandbox's page.
+    let (_, holder) = instance.custody.enrollable(&approval.id, PHONE).await.expect("enrollable");
+    let proofs = &instance.custody.proofs;
+    let started =
+        proofs.start(PHONE, ProofPurpose::Enrol, &approval.id, &holder, ProofMethod::Face).await.expect("proof");
+    let face = started.face_url.as_deref().and_then(|u| u.rsplit('/').next()).expect("face page");
+    instance.sandboxes.identity.complete_face(face, true);
+    let proven = ProvenPin { proof_id: &started.proof_id, code: None, pin: &pin };
+    let (credential, _) = instance.custody.enroll(&approval.id, PHONE, proven, "bench").await.expect("enroll");
     credential.id
 }
 
@@ -146,6 +154,7 @@ async fn approve(instance: &Instance, credential: &str, pin: &Pin, hashes: usize
         signer: None,
         format: Format::Raw,
         seal: false,
+        seal_optional: false,
     };
     let opened = instance.signing.open("dev-platform", request).await.expect("open");
     let secret = qr::QrSecret::from_base64(&opened.start_secret).expect("secret");

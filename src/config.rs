@@ -63,6 +63,9 @@ pub struct Config {
     /// Rate limits on what people and platforms can hammer (per daemon, in memory).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Which third-party providers this instance uses.
+    #[serde(default)]
+    pub providers: ProvidersConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
@@ -385,6 +388,13 @@ pub struct CustodyConfig {
     pub authorization_seconds: i64,
     /// Largest number of hashes in one signing session.
     pub max_hashes: usize,
+    /// Days an approval waits for its holder to enrol before it expires.
+    pub approval_days: i64,
+    /// How long an identity proof (face check, bank card with its code) stays usable, seconds.
+    pub proof_seconds: i64,
+    /// Identity proofs that may be started for one credential or approval per 24 hours,
+    /// counted in the database (so across daemons): each one costs a provider check.
+    pub proofs_per_day: i64,
 }
 
 impl Default for CustodyConfig {
@@ -400,8 +410,32 @@ impl Default for CustodyConfig {
             session_seconds: 300,
             authorization_seconds: 120,
             max_hashes: 1000,
+            approval_days: 30,
+            proof_seconds: 600,
+            proofs_per_day: 5,
         }
     }
+}
+
+/// Third-party providers. Only sandboxes can run on this machine; a provider left unset is
+/// absent, and every check that needs it fails closed (identity proofs, the RA's checks).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// Identity checks (face liveness, bank card four elements, carrier real name,
+    /// micro-deposits) for the RA and for the identity proof before a PIN is set.
+    pub identity: ProviderChoice,
+}
+
+/// Which implementation of a provider to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderChoice {
+    /// None configured: every call fails closed as "unavailable".
+    #[default]
+    None,
+    /// The sandbox, which behaves like the real service for development and tests.
+    Sandbox,
 }
 
 /// The registration authority. Providers are the sandbox ones here (the real services cannot
@@ -647,8 +681,11 @@ impl Config {
 
     fn validate_custody(&self) -> Result<(), ConfigError> {
         let c = &self.custody;
-        let checks: [(&str, bool, &str); 5] = [
+        let checks: [(&str, bool, &str); 8] = [
             ("custody.max_pin_failures", (3..=10).contains(&c.max_pin_failures), "3 to 10"),
+            ("custody.approval_days", (1..=365).contains(&c.approval_days), "1 to 365"),
+            ("custody.proof_seconds", (60..=3600).contains(&c.proof_seconds), "60 to 3600"),
+            ("custody.proofs_per_day", (1..=50).contains(&c.proofs_per_day), "1 to 50"),
             ("custody.scan_window_seconds", (10..=600).contains(&c.scan_window_seconds), "10 to 600"),
             ("custody.authorization_seconds", (10..=600).contains(&c.authorization_seconds), "10 to 600"),
             ("custody.session_seconds", c.session_seconds >= c.scan_window_seconds, "at least scan_window_seconds"),

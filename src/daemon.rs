@@ -112,16 +112,10 @@ impl Instance {
             issued: None,
             clock,
         };
-        let custody = crate::custody::Custody::new(
-            store.clone(),
-            hsm.clone(),
-            issuance.clone(),
-            issuance.clock.clone(),
-            config.custody.clone(),
-        );
         let sms: Arc<dyn crate::providers::SmsProvider> =
             Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
         let limits = Arc::new(crate::ratelimit::Limits::new(&config.limits));
+        let provider_deadline = std::time::Duration::from_millis(config.ra.provider_timeout_ms);
         let mobile = crate::mobile::Mobile::new(
             store.clone(),
             hsm.clone(),
@@ -129,13 +123,31 @@ impl Instance {
             issuance.clock.clone(),
             config.custody.clone(),
             limits.clone(),
-            std::time::Duration::from_millis(config.ra.provider_timeout_ms),
+            provider_deadline,
         );
+        // One provider set for the RA and for custody's identity proofs.
+        let (providers, sandboxes) = crate::ra::setup::providers(&config, sms.clone()).map_err(StartError::Policies)?;
+        let proofs = crate::custody::Proofs::new(
+            store.clone(),
+            providers.identity.clone(),
+            mobile.clone(),
+            issuance.clock.clone(),
+            config.custody.clone(),
+            provider_deadline,
+        );
+        let custody = crate::custody::Custody::new(crate::custody::CustodyParts {
+            store: store.clone(),
+            hsm: hsm.clone(),
+            issuance: issuance.clone(),
+            status: status.clone(),
+            proofs,
+            sms,
+            config: config.custody.clone(),
+        });
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
         let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
-        let (providers, sandboxes) = crate::ra::setup::providers(&config, sms).map_err(StartError::Policies)?;
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
             crate::ra::Ra::new(store.clone(), issuance.clock.clone(), channels, providers, services, config.ra.clone());

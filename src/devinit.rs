@@ -192,6 +192,10 @@ server_cert = "{d}/tls/server.pem"
 server_key = "{d}/tls/server.key"
 client_ca = "{d}/tls/operator-ca.pem"
 
+[providers]
+# Development only: the sandbox identity checks (face, bank card, carrier, micro-deposits).
+identity = "sandbox"
+
 [ra]
 # QR codes and face-check links point at the api listener (the sandbox pay and face pages).
 public_url = "https://localhost:{p1}"

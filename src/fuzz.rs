@@ -235,7 +235,7 @@ pub fn admin_json(data: &[u8]) {
 
 /// Bodies of the `api` listener (the mobile app, organisations, relying platforms).
 pub fn clients_json(data: &[u8]) {
-    use crate::api::clients::mobile::{ApproveBody, ClaimBody, CodeBody, EnrollBody, LoginBody, PinBody, UnlockBody};
+    use crate::api::clients::mobile::{ApproveBody, ClaimBody, CodeBody, EnrollBody, LoginBody, PinBody, ResetBody};
     use crate::api::clients::orgs::{HandOverBody, MemberBody, SealBody};
     let pin = |text: &str| drop(crate::custody::Pin::new(text));
     let Some((&selector, data)) = data.split_first() else { return };
@@ -259,8 +259,8 @@ pub fn clients_json(data: &[u8]) {
             pin(&b.new_pin);
         }
         4 => {
-            // POST /v1/mobile/credentials/{id}/unlock
-            let Some(b) = body::<UnlockBody>(data) else { return };
+            // POST /v1/mobile/credentials/{id}/unlock and /pin-reset
+            let Some(b) = body::<ResetBody>(data) else { return };
             pin(&b.new_pin);
         }
         5 => {

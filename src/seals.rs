@@ -163,14 +163,41 @@ impl Seals {
         Ok(approve.then_some(seal_id))
     }
 
-    /// The seal a holder chose, if it is active and belongs to the credential's organisation.
-    pub async fn for_signing(&self, seal_id: &str, credit_code: &str) -> Result<SealRecord, SealError> {
+    /// Allows or stops a member stamping with one seal (the administrator or a seal
+    /// administrator of its organisation; handbook §7: seal administrators authorise named staff).
+    pub async fn set_seal_user(
+        &self,
+        granter: &str,
+        credit_code: &str,
+        seal_id: &str,
+        phone: &str,
+        allowed: bool,
+    ) -> Result<(), SealError> {
+        self.require(credit_code, granter, &["admin", "seal-admin"], "a seal administrator").await?;
+        self.store.seal(seal_id).await?.filter(|s| s.credit_code == credit_code).ok_or(SealError::NotFound)?;
+        if allowed && self.store.org_role(credit_code, phone).await?.is_none() {
+            return Err(SealError::Invalid("phone: add them to the organisation first".into()));
+        }
+        let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": phone, "allowed": allowed });
+        let audit = self.event("seal.user.set", granter, detail);
+        self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await?;
+        Ok(())
+    }
+
+    /// The seal a signer chose, if it is active, belongs to the credential's organisation, and
+    /// the signer (`phone`) was allowed to stamp with it and is still a member. Holding some
+    /// certificate of the same credit code is not enough.
+    pub async fn for_signing(&self, seal_id: &str, credit_code: &str, phone: &str) -> Result<SealRecord, SealError> {
         let seal = self.store.seal(seal_id).await?.ok_or(SealError::NotFound)?;
         if seal.credit_code != credit_code {
             return Err(SealError::NotAllowed("a holder of this seal's organisation"));
         }
         if seal.status != "active" {
             return Err(SealError::Invalid("this seal is retired".into()));
+        }
+        let member = self.store.org_role(credit_code, phone).await?.is_some();
+        if !member || !self.store.seal_user_allowed(seal_id, phone).await? {
+            return Err(SealError::NotAllowed("allowed to use this seal"));
         }
         Ok(seal)
     }

@@ -30,11 +30,30 @@ pub enum Action {
     },
     /// Approvals waiting for a PIN, and credentials.
     Credentials,
-    /// Set the first PIN for an approval (the key is generated and the certificate issued).
+    /// Prove identity, then set the first PIN for an approval (the key is generated and the
+    /// certificate issued).
     Enroll {
         /// The approval id.
         #[arg(long)]
         approval: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+    /// Prove identity, then set a new PIN on a locked credential.
+    Unlock {
+        /// Credential id.
+        #[arg(long)]
+        credential: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+    /// Prove identity, then replace the forgotten PIN of an active credential.
+    ResetPin {
+        /// Credential id.
+        #[arg(long)]
+        credential: String,
+        #[command(flatten)]
+        proof: ProofArgs,
     },
     /// Claim a signing session from a scanned QR payload and show what it is about.
     Claim {
@@ -57,6 +76,25 @@ pub enum Action {
         #[arg(long)]
         session: String,
     },
+}
+
+/// How the holder proves who they are before a PIN is set: a face check (the app opens the
+/// provider's page; the sandbox's is passed here, as the person in front of the camera would),
+/// or a bank card with its reserved phone (the code comes from `--outbox` or standard input).
+#[derive(Debug, clap::Args)]
+pub struct ProofArgs {
+    /// `face` or `bank-card`.
+    #[arg(long, default_value = "face")]
+    method: String,
+    /// Bank card number (bank-card method).
+    #[arg(long)]
+    card: Option<String>,
+    /// The phone the bank has for the card, E.164 (bank-card method).
+    #[arg(long)]
+    card_phone: Option<String>,
+    /// Development only: read the bank card's code from the sandbox SMS outbox file.
+    #[arg(long, value_name = "FILE")]
+    outbox: Option<PathBuf>,
 }
 
 /// What the client remembers between calls.
@@ -97,10 +135,17 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
             Action::Credentials => {
                 call(&client, reqwest::Method::GET, &url("/v1/mobile/credentials"), token, None).await?
             }
-            Action::Enroll { approval } => {
+            Action::Enroll { approval, proof } => {
                 let pin = read_secret("new PIN: ")?;
-                let body = serde_json::json!({ "approval_id": approval, "pin": pin.trim() });
+                let (proof_id, code) = prove(&client, &state, "enrol", &approval, &proof).await?;
+                let body = serde_json::json!({ "approval_id": approval, "proof_id": proof_id, "code": code, "pin": pin.trim() });
                 call(&client, reqwest::Method::POST, &url("/v1/mobile/credentials"), token, Some(body)).await?
+            }
+            Action::Unlock { credential, proof } => {
+                new_pin(&client, &state, "unlock", &credential, &proof).await?
+            }
+            Action::ResetPin { credential, proof } => {
+                new_pin(&client, &state, "reset", &credential, &proof).await?
             }
             Action::Claim { payload } => {
                 let body = serde_json::json!({ "payload": payload });
@@ -120,6 +165,80 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         Ok(())
     })
+}
+
+/// Unlock (`purpose` unlock) or reset a credential's PIN: the new PIN from standard input, an
+/// identity proof, then the call.
+async fn new_pin(
+    client: &reqwest::Client,
+    state: &State,
+    purpose: &str,
+    credential: &str,
+    proof: &ProofArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let pin = read_secret("new PIN: ")?;
+    let (proof_id, code) = prove(client, state, purpose, credential, proof).await?;
+    let route = if purpose == "unlock" { "unlock" } else { "pin-reset" };
+    let url = format!("{}/v1/mobile/credentials/{credential}/{route}", state.api);
+    let body = serde_json::json!({ "proof_id": proof_id, "code": code, "new_pin": pin.trim() });
+    call(client, reqwest::Method::POST, &url, Some(&state.token), Some(body)).await?;
+    Ok(serde_json::json!({ "credential": credential, "pin": "set" }))
+}
+
+/// Runs an identity proof for `purpose` on `target` and waits for it to pass. Returns the
+/// proof id and, for a bank card, the code texted to its reserved phone.
+async fn prove(
+    client: &reqwest::Client,
+    state: &State,
+    purpose: &str,
+    target: &str,
+    args: &ProofArgs,
+) -> anyhow::Result<(String, Option<String>)> {
+    let token = Some(state.token.as_str());
+    let mut body = serde_json::json!({ "purpose": purpose, "target": target });
+    match args.method.as_str() {
+        "face" => body["method"] = "face".into(),
+        "bank-card" => {
+            body["method"] = "bank_card".into();
+            body["card"] = args.card.clone().context("--card is required with --method bank-card")?.into();
+            body["card_phone"] = args.card_phone.clone().context("--card-phone is required with --method bank-card")?.into();
+        }
+        other => anyhow::bail!("--method {other}: face or bank-card"),
+    }
+    let url = format!("{}/v1/mobile/proofs", state.api);
+    let started = call(client, reqwest::Method::POST, &url, token, Some(body)).await?;
+    let proof_id = started["proof_id"].as_str().context("no proof id in the answer")?.to_string();
+    if let Some(phone) = args.card_phone.as_deref().filter(|_| args.method == "bank-card") {
+        let code = match &args.outbox {
+            Some(path) => code_from_outbox(path, phone)?,
+            None => read_secret("code sent to the card's phone: ")?,
+        };
+        return Ok((proof_id, Some(code.trim().to_string())));
+    }
+    let face_url = started["face_url"].as_str().context("no face-check page in the answer")?;
+    take_face_check(client, face_url).await?;
+    let poll = format!("{}/v1/mobile/proofs/{proof_id}", state.api);
+    for _ in 0..120 {
+        let view = call(client, reqwest::Method::GET, &poll, token, None).await?;
+        match view["state"].as_str() {
+            Some("passed") => return Ok((proof_id, None)),
+            Some("pending") => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            other => anyhow::bail!("the identity check ended {}", other.unwrap_or("unknown")),
+        }
+    }
+    anyhow::bail!("the identity check did not finish within a minute")
+}
+
+/// The face check: a sandbox page is passed here, as the person in front of the camera would;
+/// a real provider's page is for the holder to open on the phone.
+async fn take_face_check(client: &reqwest::Client, face_url: &str) -> anyhow::Result<()> {
+    if face_url.contains("/sandbox/face/") {
+        let response = client.post(face_url).form(&[("result", "pass")]).send().await?;
+        anyhow::ensure!(response.status().is_success() || response.status().is_redirection(), "sandbox face page: {}", response.status());
+    } else {
+        eprintln!("open {face_url} on the phone to take the face check");
+    }
+    Ok(())
 }
 
 /// An HTTPS client that trusts only the given CA, never uses a proxy, and presents a client

@@ -24,6 +24,10 @@ pub enum Action {
         /// The subject as openssl writes it: `/C=CN/CN=张三/serialNumber=11010519491231002X`.
         #[arg(long)]
         subject: String,
+        /// Organisation certificates: the agent who will hold the key, `NAME/ID_NUMBER`; the
+        /// identity proof before the first PIN checks this person.
+        #[arg(long, value_name = "NAME/ID_NUMBER")]
+        holder: Option<String>,
     },
 }
 
@@ -41,12 +45,18 @@ pub(crate) fn parse_subject(text: &str) -> anyhow::Result<Vec<(String, String)>>
 
 /// Runs an `approval` command.
 pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
-    let Action::Create { profile, phone, subject } = action;
+    let Action::Create { profile, phone, subject, holder } = action;
     let subject = parse_subject(&subject)?;
+    let holder = holder
+        .map(|h| match h.rsplit_once('/') {
+            Some((name, id_number)) => Ok(crate::store::HolderIdentity { name: name.into(), id_number: id_number.into() }),
+            None => Err(anyhow::anyhow!("--holder: NAME/ID_NUMBER")),
+        })
+        .transpose()?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let instance = Instance::open(config, Arc::new(SystemClock)).await?;
-        let approval = instance.custody.create_approval(&profile, subject, &phone, "cli").await?;
+        let approval = instance.custody.create_approval(&profile, subject, &phone, holder, "cli").await?;
         println!("approval {} for {} ({}): the holder can now set a PIN in the app", approval.id, phone, profile);
         Ok(())
     })

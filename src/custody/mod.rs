@@ -1,11 +1,16 @@
-//! Holders' cloud keys. An approval (identity, phone, profile) becomes a credential when the
-//! holder sets a PIN: the key is generated in the HSM and kept only wrapped, the certificate is
-//! issued through the normal issuance steps, and the PIN is stored as an Argon2id hash of its
-//! HSM-peppered HMAC. Every signature checks, in order: the credential is the caller's, not
-//! locked or destroyed; its certificate is neither revoked nor expired; the PIN is right (a
-//! wrong one counts toward the lock); the blob is bound to this row.
+//! Holders' cloud keys. An approval (identity, phone, profile, the person who will hold the
+//! key) becomes a credential when the holder, after an identity proof ([`proof`]), sets a PIN:
+//! the approval is claimed first, the key is generated in the HSM and kept only wrapped, the
+//! certificate is issued through the normal issuance steps, and the PIN is stored as an
+//! Argon2id hash of its HSM-peppered HMAC. Every signature checks, in order: the credential is
+//! the caller's, not locked or destroyed; its certificate is neither revoked nor expired; a PIN
+//! try is reserved in the database, then the PIN is checked (a wrong one stays counted and locks
+//! at the limit); the blob is bound to this row. A PIN is set again (unlock, reset) only by
+//! spending a fresh identity proof, and the holder is told by SMS.
 
+mod codes;
 pub mod pin;
+pub mod proof;
 
 use std::sync::Arc;
 
@@ -15,8 +20,13 @@ use crate::ca::{CaError, IssuanceService, Issued, VerifiedRequest};
 use crate::clock::Clock;
 use crate::config::CustodyConfig;
 use crate::hsm::{custody::BLOB_VERSION, HsmError, HsmPool, KeyAlgorithm};
-use crate::store::{ApprovalRecord, AuditRecord, CredentialRecord, Store, StoreError};
+use crate::providers::{ProviderError, SmsProvider};
+use crate::status::{RevocationReason, StatusService};
+use crate::store::{
+    ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError,
+};
 pub use pin::Pin;
+pub use proof::{ProofMethod, ProofPurpose, Proofs, StartedProof};
 
 /// Why a custody action failed. Each variant is something the holder or operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +37,17 @@ pub enum CustodyError {
     /// No such approval or credential for this holder.
     #[error("no such credential or approval for this phone")]
     NotFound,
-    /// The approval was already turned into a credential (or cancelled).
+    /// The approval was already turned into a credential (or cancelled, or is being enrolled).
     #[error("this approval has been used already")]
     ApprovalUsed,
+    /// Nobody enrolled within `custody.approval_days`; the RA or an officer approves again.
+    #[error("this approval has expired; apply again")]
+    ApprovalExpired,
+    /// The approval does not name the person who will hold the key, so no identity proof can
+    /// check them (approvals from before this was recorded; an organisation approval without
+    /// its agent).
+    #[error("this approval names no holder to check; ask the CA for a new approval")]
+    NoHolder,
     /// Wrong PIN; this many tries remain before the credential locks.
     #[error("wrong PIN; {remaining} tries left before the credential locks")]
     WrongPin {
@@ -42,9 +60,34 @@ pub enum CustodyError {
     /// Revoked, expired or destroyed: it signs nothing.
     #[error("the certificate cannot sign: {0}")]
     NotUsable(&'static str),
-    /// The identity check for an unlock failed.
+    /// The identity check failed (the provider said the person does not match).
     #[error("the identity check failed")]
     IdentityRefused,
+    /// No such identity proof for this action, target and phone.
+    #[error("no such identity proof for this action")]
+    ProofNotFound,
+    /// The face check is not finished yet: ask again shortly.
+    #[error("the identity check is not finished yet")]
+    ProofPending,
+    /// The proof expired or was spent: start a new one.
+    #[error("the identity check has expired or was used; start a new one")]
+    ProofExpired,
+    /// Too many identity proofs for this credential or approval today.
+    #[error("too many identity checks for this certificate today; try again tomorrow")]
+    TooManyProofs,
+    /// An unlock asked of a credential that is not locked (a forgotten PIN is a reset).
+    #[error("the credential is not locked")]
+    NotLocked,
+    /// The state changed under the request (another unlock, a lock, a revocation): nothing was
+    /// written; read it again.
+    #[error("the credential changed meanwhile; nothing was changed")]
+    Conflict,
+    /// The identity provider gave no answer (down, too slow, or none configured).
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    /// The code texted during an identity proof.
+    #[error("{0}")]
+    Code(crate::mobile::LoginError),
     /// PIN format or hashing.
     #[error("{0}")]
     Pin(#[from] pin::PinError),
@@ -59,15 +102,14 @@ pub enum CustodyError {
     Store(#[from] StoreError),
 }
 
-/// What a holder presents to unlock a credential: the identity provider's check of the
-/// claimed identifier against the evidence (a live face, a bank card).
-pub struct IdentityProof<'a> {
-    /// The provider that judges the evidence.
-    pub provider: &'a dyn crate::providers::IdentityProvider,
-    /// The identifier the holder claims (must be the approval's).
-    pub identifier: &'a str,
-    /// The evidence, as the provider expects it.
-    pub evidence: &'a str,
+/// A new PIN set after an identity proof: which proof, the code of a bank-card proof, the PIN.
+pub struct ProvenPin<'a> {
+    /// The passed identity proof for this action.
+    pub proof_id: &'a str,
+    /// The code texted to the bank card's reserved phone (bank-card proofs only).
+    pub code: Option<&'a str>,
+    /// The new PIN.
+    pub pin: &'a Pin,
 }
 
 /// The custody service.
@@ -76,7 +118,31 @@ pub struct Custody {
     store: Store,
     hsm: HsmPool,
     issuance: IssuanceService,
+    /// Revokes a certificate whose enrolment failed after issuance.
+    status: StatusService,
+    /// Identity proofs before a PIN is set.
+    pub proofs: Proofs,
+    /// Texts the holder that their PIN was reset.
+    sms: Arc<dyn SmsProvider>,
     clock: Arc<dyn Clock>,
+    /// Limits and lifetimes.
+    pub config: CustodyConfig,
+}
+
+/// The parts [`Custody`] is built from.
+pub struct CustodyParts {
+    /// Database.
+    pub store: Store,
+    /// HSM.
+    pub hsm: HsmPool,
+    /// Issuance.
+    pub issuance: IssuanceService,
+    /// Revocation.
+    pub status: StatusService,
+    /// Identity proofs.
+    pub proofs: Proofs,
+    /// SMS, for the reset notice.
+    pub sms: Arc<dyn SmsProvider>,
     /// Limits and lifetimes.
     pub config: CustodyConfig,
 }
@@ -96,14 +162,10 @@ pub fn valid_phone(phone: &str) -> bool {
 
 impl Custody {
     /// Built by `Instance::open`.
-    pub fn new(
-        store: Store,
-        hsm: HsmPool,
-        issuance: IssuanceService,
-        clock: Arc<dyn Clock>,
-        config: CustodyConfig,
-    ) -> Self {
-        Custody { store, hsm, issuance, clock, config }
+    pub fn new(parts: CustodyParts) -> Self {
+        let CustodyParts { store, hsm, issuance, status, proofs, sms, config } = parts;
+        let clock = issuance.clock.clone();
+        Custody { store, hsm, issuance, status, proofs, sms, clock, config }
     }
 
     /// Lets certificates issued here reach the OCSP pre-signing task like any other.
@@ -125,13 +187,16 @@ impl Custody {
         AuditRecord::new(self.clock.as_ref(), kind, actor, serial, detail)
     }
 
-    /// Records that this identity, at this phone, may hold a certificate of `profile` (the back
-    /// office now; the RA workflow later writes the same record).
+    /// Records that this identity, at this phone, may hold a certificate of `profile` until the
+    /// approval expires (the back office, and the RA after its checks). `holder` is the person
+    /// who will hold the key: for a personal certificate the subject itself (taken from it when
+    /// None; a different one is refused), for an organisation's its agent (required).
     pub async fn create_approval(
         &self,
         profile: &str,
         subject: Vec<(String, String)>,
         phone: &str,
+        holder: Option<HolderIdentity>,
         actor: &str,
     ) -> Result<ApprovalRecord, CustodyError> {
         if !valid_phone(phone) {
@@ -144,6 +209,8 @@ impl Custody {
             subject.iter().find(|(k, _)| k == "serialNumber").map(|(_, v)| v.clone()).ok_or_else(|| {
                 CustodyError::Invalid("subject: serialNumber (credit code or ID number) is required".into())
             })?;
+        let holder = approval_holder(profile, &subject, &identifier, holder)?;
+        let now = self.now();
         let approval = ApprovalRecord {
             id: new_id(),
             profile: profile.to_string(),
@@ -151,38 +218,86 @@ impl Custody {
             identifier,
             phone: phone.to_string(),
             status: "approved".into(),
-            created_at: self.now(),
+            created_at: now,
             created_by: actor.to_string(),
+            expires_at: now + self.config.approval_days * 86_400,
+            holder: Some(holder),
         };
         let detail = serde_json::json!({ "approval": approval.id, "profile": profile, "identifier": approval.identifier, "phone": phone });
         self.store.insert_approval(&approval, &self.event("approval.created", actor, None, detail)).await?;
         Ok(approval)
     }
 
-    /// Sets the first PIN of an approved certificate: generates the key in the HSM, issues the
-    /// certificate, stores the wrapped key and the PIN hash.
-    pub async fn enroll(
-        &self,
-        approval_id: &str,
-        phone: &str,
-        pin: &Pin,
-        actor: &str,
-    ) -> Result<(CredentialRecord, Issued), CustodyError> {
+    /// The approval of this phone that can still be enrolled, and the person it names.
+    pub async fn enrollable(&self, approval_id: &str, phone: &str) -> Result<(ApprovalRecord, HolderIdentity), CustodyError> {
         let approval =
             self.store.approval(approval_id).await?.filter(|a| a.phone == phone).ok_or(CustodyError::NotFound)?;
         if approval.status != "approved" {
             return Err(CustodyError::ApprovalUsed);
         }
+        if approval.expires_at <= self.now() {
+            return Err(CustodyError::ApprovalExpired);
+        }
+        let holder = approval.holder.clone().ok_or(CustodyError::NoHolder)?;
+        Ok((approval, holder))
+    }
+
+    /// Sets the first PIN of an approved certificate, in numbered steps:
+    /// 1. the approval is this phone's, unexpired, names its holder; the PIN is not weak;
+    /// 2. the identity proof for this approval has passed;
+    /// 3. the proof is spent and the approval claimed (`approved` → `enrolling`) in one
+    ///    transaction, so a concurrent enrolment gets nothing;
+    /// 4. the key is generated in the HSM, the certificate issued, the credential stored and the
+    ///    approval marked used;
+    /// 5. if step 4 fails, a certificate it issued is revoked and the approval given back, so no
+    ///    valid certificate is ever left without its credential.
+    pub async fn enroll(
+        &self,
+        approval_id: &str,
+        phone: &str,
+        proven: ProvenPin<'_>,
+        actor: &str,
+    ) -> Result<(CredentialRecord, Issued), CustodyError> {
+        let (approval, holder) = self.enrollable(approval_id, phone).await?;
+        proven.pin.check_strength(Some(&holder.id_number))?;
+        let purpose = ProofPurpose::Enrol;
+        self.proofs.settle(proven.proof_id, phone, purpose, approval_id, proven.code).await?;
+        let spend = ProofSpend { id: proven.proof_id, phone, purpose: purpose.name(), target: approval_id };
+        let detail = serde_json::json!({ "approval": approval.id, "proof": proven.proof_id });
+        if !self.store.claim_approval_with_proof(&spend, self.now(), &self.event("approval.claimed", actor, None, detail)).await? {
+            return Err(CustodyError::ApprovalUsed);
+        }
+        let mut issued_serial = None;
+        let made = self.make_credential(&approval, phone, proven.pin, actor, &mut issued_serial).await;
+        if let Err(e) = &made {
+            tracing::warn!(target: "audit", approval = %approval.id, error = %e, "enrolment failed; undoing it");
+            self.undo_enrolment(&approval.id, issued_serial.as_deref(), actor).await;
+        }
+        made
+    }
+
+    /// Step 4 of [`Custody::enroll`]: key, certificate, credential. Sets `issued` as soon as a
+    /// certificate exists, so a failure after it can be undone.
+    async fn make_credential(
+        &self,
+        approval: &ApprovalRecord,
+        phone: &str,
+        pin: &Pin,
+        actor: &str,
+        issued_serial: &mut Option<String>,
+    ) -> Result<(CredentialRecord, Issued), CustodyError> {
         let subject: Vec<(String, String)> = serde_json::from_str(&approval.subject)
             .map_err(|_| CustodyError::Invalid("the approval's subject is unreadable".into()))?;
+        let id = new_id();
+        let pin_hash = pin::hash(&self.hsm, &id, pin).await?;
         let algorithm = KeyAlgorithm::EcdsaP256;
         let wrapped = self.hsm.generate_wrapped(algorithm).await?;
         let request = VerifiedRequest::from_custody_key(subject, &wrapped.spki).map_err(CaError::from)?;
         let issued = self.issuance.issue_verified(&approval.profile, &request, actor).await?;
-        let id = new_id();
+        *issued_serial = Some(issued.serial.clone());
         let credential = CredentialRecord {
             binding: self.binding(&id, &issued.serial, &wrapped.blob).await?,
-            pin_hash: pin::hash(&self.hsm, &id, pin).await?,
+            pin_hash,
             id,
             approval_id: approval.id.clone(),
             phone: phone.to_string(),
@@ -204,9 +319,27 @@ impl Custody {
         if approval.profile == "org" {
             let detail = serde_json::json!({ "org": approval.identifier });
             let audit = self.event("org.admin.claimed", actor, Some(&issued.serial), detail);
-            self.store.claim_org_admin(&approval.identifier, phone, self.now(), &audit).await?;
+            if let Err(e) = self.store.claim_org_admin(&approval.identifier, phone, self.now(), &audit).await {
+                // The credential exists and is the holder's; only the role is missing, which the
+                // organisation's administrator or an officer can give later.
+                tracing::warn!(error = %e, org = %approval.identifier, "cannot record the organisation administrator");
+            }
         }
         Ok((credential, issued))
+    }
+
+    /// Step 5 of [`Custody::enroll`]: revokes a certificate issued for a failed enrolment and
+    /// gives the approval back. Best effort, logged: a certificate that cannot be revoked now
+    /// is named in the log for an officer.
+    async fn undo_enrolment(&self, approval_id: &str, serial: Option<&str>, actor: &str) {
+        if let Some(serial) = serial {
+            if let Err(e) = self.status.revoke(serial, RevocationReason::CessationOfOperation, None, actor).await {
+                tracing::error!(target: "audit", serial, error = %e, "cannot revoke the certificate of a failed enrolment; revoke it by hand");
+            }
+        }
+        if let Err(e) = self.store.release_approval(approval_id).await {
+            tracing::error!(approval = approval_id, error = %e, "cannot give a claimed approval back");
+        }
     }
 
     /// The HMAC that ties a blob to its credential row and certificate.
@@ -237,27 +370,32 @@ impl Custody {
         Ok(c)
     }
 
-    /// Checks the PIN of a usable credential; a wrong PIN is counted (and audited) atomically
-    /// and locks the credential at `max_pin_failures`.
+    /// Checks the PIN of a usable credential in three steps: reserve a try in the database
+    /// (refused when the credential is not active or every try is taken, so K parallel guesses
+    /// across daemons get exactly `max_pin_failures` checks), run Argon2, then settle: a right
+    /// PIN clears the count (and is refused if the credential locked meanwhile), a wrong one
+    /// stays counted (audited) and locks the credential at the limit.
     pub async fn check_pin(&self, c: &CredentialRecord, pin: &Pin, actor: &str) -> Result<(), CustodyError> {
+        let max = self.config.max_pin_failures;
+        let Some(_reserved) = self.store.reserve_pin_attempt(&c.id, max, self.now()).await? else {
+            return Err(CustodyError::Locked);
+        };
         if pin::verify(&self.hsm, &c.id, pin, &c.pin_hash).await? {
-            // Only a count to clear costs a write; the usual approval has none.
-            if c.failed_attempts > 0 {
-                self.store.clear_pin_failures(&c.id).await?;
+            if !self.store.settle_pin_success(&c.id, self.now()).await? {
+                return Err(CustodyError::Locked);
             }
             return Ok(());
         }
         let detail = serde_json::json!({ "credential": c.id });
         let audit = self.event("pin.failed", actor, Some(&c.serial), detail);
-        let (attempts, status) =
-            self.store.record_pin_failure(&c.id, self.config.max_pin_failures, self.now(), &audit).await?;
+        let (attempts, status) = self.store.settle_pin_failure(&c.id, max, self.now(), &audit).await?;
         tracing::warn!(target: "audit", credential = %c.id, attempts, "wrong PIN");
         if status == "locked" {
             let detail = serde_json::json!({ "credential": c.id, "attempts": attempts });
             self.store.audit(&self.event("credential.locked", actor, Some(&c.serial), detail)).await?;
             return Err(CustodyError::Locked);
         }
-        Err(CustodyError::WrongPin { remaining: (self.config.max_pin_failures - attempts).max(0) })
+        Err(CustodyError::WrongPin { remaining: (max - attempts).max(0) })
     }
 
     /// Signs token inputs (digests) with the credential's key: binding checked, one unwrap,
@@ -283,10 +421,14 @@ impl Custody {
         actor: &str,
     ) -> Result<(), CustodyError> {
         let c = self.usable(id, phone).await?;
+        new.check_strength(self.holder_id_number(&c).await?.as_deref())?;
         self.check_pin(&c, old, actor).await?;
         let hash = pin::hash(&self.hsm, &c.id, new).await?;
         let audit = self.event("pin.changed", actor, Some(&c.serial), serde_json::json!({ "credential": c.id }));
-        self.store.set_pin(&c.id, &hash, self.now(), &audit).await?;
+        // Only an active credential: a lock that landed meanwhile stays.
+        if !self.store.set_pin(&c.id, &hash, self.now(), &audit).await? {
+            return Err(CustodyError::Locked);
+        }
         Ok(())
     }
 
@@ -325,34 +467,124 @@ impl Custody {
         Ok(())
     }
 
-    /// Unlock after the holder proved their identity again (SMS code checked by the caller,
-    /// identity checked here by the provider); sets a new PIN.
-    pub async fn unlock(
+    /// The holder's credential a PIN may be set again on (`Unlock`: locked; `Reset`: active),
+    /// with the person its approval names.
+    pub async fn resettable(
         &self,
         id: &str,
         phone: &str,
-        proof: IdentityProof<'_>,
-        new: &Pin,
-        actor: &str,
-    ) -> Result<(), CustodyError> {
-        let IdentityProof { provider: identity, identifier: claimed_identifier, evidence } = proof;
+        purpose: ProofPurpose,
+    ) -> Result<(CredentialRecord, HolderIdentity), CustodyError> {
         let c = self.store.credential(id).await?.filter(|c| c.phone == phone).ok_or(CustodyError::NotFound)?;
-        if c.status == "destroyed" {
-            return Err(CustodyError::NotUsable("its key was destroyed when it was revoked"));
+        match (purpose, c.status.as_str()) {
+            (_, "destroyed") => return Err(CustodyError::NotUsable("its key was destroyed when it was revoked")),
+            (ProofPurpose::Unlock, "locked") | (ProofPurpose::Reset, "active") => {}
+            (ProofPurpose::Unlock, _) => return Err(CustodyError::NotLocked),
+            _ => return Err(CustodyError::Locked),
         }
         let approval = self.store.approval(&c.approval_id).await?.ok_or(CustodyError::NotFound)?;
-        let verified =
-            identity.verify(&approval.identifier, claimed_identifier, evidence).map_err(CustodyError::Invalid)?;
-        if !verified {
-            let audit =
-                self.event("identity.refused", actor, Some(&c.serial), serde_json::json!({ "credential": c.id }));
-            self.store.audit(&audit).await?;
-            return Err(CustodyError::IdentityRefused);
+        let holder = approval.holder.ok_or(CustodyError::NoHolder)?;
+        Ok((c, holder))
+    }
+
+    /// Sets a new PIN after a fresh identity proof: unlocks a locked credential (`Unlock`) or
+    /// replaces a forgotten PIN (`Reset`). The proof must have passed for exactly this action,
+    /// credential and phone; it is spent in the transaction that sets the PIN, so a failed or
+    /// refused attempt changes nothing. Every outcome is audited, and the holder is texted that
+    /// the PIN was reset.
+    pub async fn reset_pin(
+        &self,
+        id: &str,
+        phone: &str,
+        purpose: ProofPurpose,
+        proven: ProvenPin<'_>,
+        actor: &str,
+    ) -> Result<(), CustodyError> {
+        let result = self.reset_pin_steps(id, phone, purpose, &proven, actor).await;
+        if let Err(e) = &result {
+            let detail = serde_json::json!({ "credential": id, "purpose": purpose.name(), "proof": proven.proof_id, "reason": e.to_string() });
+            self.store.audit(&self.event("pin.reset_refused", actor, None, detail)).await?;
         }
-        let hash = pin::hash(&self.hsm, &c.id, new).await?;
-        let audit =
-            self.event("credential.unlocked", actor, Some(&c.serial), serde_json::json!({ "credential": c.id }));
-        self.store.set_pin(&c.id, &hash, self.now(), &audit).await?;
+        result
+    }
+
+    async fn reset_pin_steps(
+        &self,
+        id: &str,
+        phone: &str,
+        purpose: ProofPurpose,
+        proven: &ProvenPin<'_>,
+        actor: &str,
+    ) -> Result<(), CustodyError> {
+        let (c, holder) = self.resettable(id, phone, purpose).await?;
+        proven.pin.check_strength(Some(&holder.id_number))?;
+        self.proofs.settle(proven.proof_id, phone, purpose, &c.id, proven.code).await?;
+        let hash = pin::hash(&self.hsm, &c.id, proven.pin).await?;
+        let kind = if purpose == ProofPurpose::Unlock { "credential.unlocked" } else { "pin.reset" };
+        let detail = serde_json::json!({ "credential": c.id, "proof": proven.proof_id });
+        let audit = self.event(kind, actor, Some(&c.serial), detail);
+        let spend = ProofSpend { id: proven.proof_id, phone, purpose: purpose.name(), target: &c.id };
+        let from = if purpose == ProofPurpose::Unlock { "locked" } else { "active" };
+        if !self.store.reset_pin_with_proof(&spend, from, &hash, self.now(), &audit).await? {
+            return Err(CustodyError::Conflict);
+        }
+        self.notify_reset(&c).await;
         Ok(())
+    }
+
+    /// Tells the holder out of band that their PIN was set again, so a takeover does not go
+    /// unnoticed. Best effort: a text that does not go out is logged and audited.
+    async fn notify_reset(&self, c: &CredentialRecord) {
+        let text = format!(
+            "cloudca: the PIN of your certificate {} was reset. If this was not you, call your CA at once to revoke it. \
+             cloudca：您的证书 {} 的密码已重置；如非本人操作，请立即联系 CA 吊销。",
+            c.serial, c.serial
+        );
+        let deadline = std::time::Duration::from_secs(5);
+        let sent = crate::providers::call(crate::providers::SMS, "send", deadline, self.sms.send(&c.phone, &text)).await;
+        if let Err(e) = sent {
+            tracing::warn!(target: "audit", credential = %c.id, error = %e, "the PIN reset notice was not sent");
+            let detail = serde_json::json!({ "credential": c.id, "error": e.to_string() });
+            if let Err(e) = self.store.audit(&self.event("pin.reset_notice_failed", "daemon", Some(&c.serial), detail)).await {
+                tracing::warn!(error = %e, "cannot audit a failed reset notice");
+            }
+        }
+    }
+
+    /// The resident ID of the person a credential's approval names, for the weak-PIN rules.
+    async fn holder_id_number(&self, c: &CredentialRecord) -> Result<Option<String>, CustodyError> {
+        Ok(self.store.approval(&c.approval_id).await?.and_then(|a| a.holder).map(|h| h.id_number))
+    }
+}
+
+/// The person an approval names as holder: for `personal`, the subject (CN and serialNumber),
+/// and a `holder` given must be that person; for other profiles (organisations) the `holder`
+/// given, required.
+fn approval_holder(
+    profile: &str,
+    subject: &[(String, String)],
+    identifier: &str,
+    holder: Option<HolderIdentity>,
+) -> Result<HolderIdentity, CustodyError> {
+    let valid = |h: &HolderIdentity| {
+        let id = h.id_number.trim();
+        let check = id.get(..17).and_then(crate::ca::identifiers::resident_id_check_char);
+        !h.name.trim().is_empty() && id.len() == 18 && check.is_some_and(|c| id.ends_with(c.to_ascii_uppercase()) || id.ends_with(c.to_ascii_lowercase()))
+    };
+    if profile == "personal" {
+        let name = subject.iter().find(|(k, _)| k == "CN").map(|(_, v)| v.clone()).unwrap_or_default();
+        let own = HolderIdentity { name, id_number: identifier.to_string() };
+        return match holder {
+            Some(h) if !h.id_number.eq_ignore_ascii_case(identifier) => {
+                Err(CustodyError::Invalid("holder: a personal certificate's holder is its subject".into()))
+            }
+            _ if valid(&own) => Ok(own),
+            _ => Err(CustodyError::Invalid("subject: CN and a resident ID serialNumber are required".into())),
+        };
+    }
+    match holder {
+        Some(h) if valid(&h) => Ok(h),
+        Some(_) => Err(CustodyError::Invalid("holder: name and an 18-character resident ID number".into())),
+        None => Err(CustodyError::Invalid("holder: the agent who will hold the key (name, id_number) is required".into())),
     }
 }

@@ -25,6 +25,9 @@ pub enum PinError {
     /// The stored hash is unreadable (never expected; the credential is then unusable).
     #[error("stored PIN hash unreadable: {0}")]
     Stored(String),
+    /// A PIN anyone would try first; the text says which rule.
+    #[error("this PIN is too easy to guess: {0}; choose another")]
+    Weak(&'static str),
 }
 
 /// A PIN as received: zeroized when dropped.
@@ -36,6 +39,48 @@ impl Pin {
         let ok = (MIN_DIGITS..=MAX_DIGITS).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
         ok.then(|| Pin(Zeroizing::new(text.to_string()))).ok_or(PinError::Format)
     }
+}
+
+impl Pin {
+    /// Refuses the PINs an attacker tries first within the five tries: one digit repeated,
+    /// a run up or down (123456, 987654), and the holder's birth date or the end of their ID
+    /// number, which is printed in the certificate. `id_number` is the holder's resident ID
+    /// (None for holders we only know by credit code).
+    pub fn check_strength(&self, id_number: Option<&str>) -> Result<(), PinError> {
+        let digits = self.0.as_bytes();
+        if digits.iter().all(|d| *d == digits[0]) {
+            return Err(PinError::Weak("one digit repeated"));
+        }
+        let steps: Vec<i16> = digits.windows(2).map(|w| i16::from(w[1]) - i16::from(w[0])).collect();
+        if steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == -1) {
+            return Err(PinError::Weak("digits in a row"));
+        }
+        let text = self.0.as_str();
+        if id_number.is_some_and(|id| personal_patterns(id).iter().any(|p| text.contains(p.as_str()))) {
+            return Err(PinError::Weak("taken from the birth date or ID number"));
+        }
+        Ok(())
+    }
+}
+
+/// The digit strings of a resident ID a PIN must not contain: the birth date (digits 7 to 14,
+/// YYYYMMDD) as YYMMDD, MMDDYY, DDMMYY and YYYYMMDD, and the ID's last six characters when
+/// they are digits.
+fn personal_patterns(id_number: &str) -> Vec<String> {
+    let id = id_number.trim();
+    let mut patterns = Vec::new();
+    if id.len() == 18 && id.is_ascii() {
+        let birth = &id[6..14];
+        if birth.bytes().all(|b| b.is_ascii_digit()) {
+            let (yy, mm, dd) = (&birth[2..4], &birth[4..6], &birth[6..8]);
+            patterns.extend([birth.to_string(), format!("{yy}{mm}{dd}"), format!("{mm}{dd}{yy}"), format!("{dd}{mm}{yy}")]);
+        }
+        let tail = &id[12..];
+        if tail.bytes().all(|b| b.is_ascii_digit()) {
+            patterns.push(tail.to_string());
+        }
+    }
+    patterns
 }
 
 impl std::fmt::Debug for Pin {
@@ -93,6 +138,23 @@ mod tests {
             assert!(Pin::new(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(format!("{:?}", Pin::new("123456").unwrap()), "Pin(<redacted>)");
+    }
+
+    #[test]
+    fn weak_pins_are_refused() {
+        let id = Some("11010519491231002X");
+        for weak in ["000000", "999999", "123456", "345678", "987654", "654321", "491231", "123149", "311249", "19491231", "1949123100"] {
+            let pin = Pin::new(weak).unwrap();
+            assert!(matches!(pin.check_strength(id), Err(PinError::Weak(_))), "{weak} accepted");
+        }
+        let id = Some("110105194912310021");
+        assert!(matches!(Pin::new("310021").unwrap().check_strength(id), Err(PinError::Weak(_))), "ID tail accepted");
+        for fine in ["246810", "135790", "918273", "112358"] {
+            assert!(Pin::new(fine).unwrap().check_strength(id).is_ok(), "{fine} refused");
+        }
+        // Without a resident ID (an organisation known by credit code) only the patterns apply.
+        assert!(Pin::new("491231").unwrap().check_strength(None).is_ok());
+        assert!(Pin::new("111111").unwrap().check_strength(None).is_err());
     }
 
     #[test]

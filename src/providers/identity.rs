@@ -1,6 +1,8 @@
-//! The RA's identity checks on applicants: carrier real-name (phone three elements), bank card
-//! four elements, micro-deposits into a bank account, and face liveness. Distinct from
-//! [`super::IdentityProvider`], which re-checks an already approved person before an unlock.
+//! Identity checks: carrier real-name (phone three elements), bank card four elements,
+//! micro-deposits into a bank account, and face liveness. The RA checks applicants with them, and
+//! custody checks a holder again before a PIN is set (`crate::custody::proof`): one provider,
+//! chosen by `providers.identity`; with none configured every check fails closed
+//! ([`NoIdentityChecks`]).
 //!
 //! The sandbox follows [`super::sandbox_behaviour`] on the phone, card, account and ID numbers,
 //! writes micro-deposits to `DATA_DIR/bank-statements.jsonl` (what the applicant would read on
@@ -52,6 +54,8 @@ pub struct MicroDeposit {
 /// How the applicant reaches the face check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaceVia {
+    /// The holder's app opens the link itself (the provider's liveness page or SDK).
+    App,
     /// A link is texted to this phone.
     Sms {
         /// The phone (E.164) the link goes to.
@@ -108,6 +112,41 @@ pub trait IdentityChecks: Send + Sync {
     fn start_face<'a>(&'a self, name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession>;
     /// Where a started face check stands.
     fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus>;
+}
+
+/// The provider when none is configured: every check fails closed as unavailable, so nothing
+/// that needs an identity check (an RA step, a PIN set after enrolment, unlock or reset) can
+/// pass without one.
+pub struct NoIdentityChecks;
+
+/// Why [`NoIdentityChecks`] answers nothing.
+const NOT_CONFIGURED: &str = "identity (no provider configured: providers.identity)";
+
+impl NoIdentityChecks {
+    fn refuse<'a, T: Send + 'a>() -> ProviderFuture<'a, T> {
+        Box::pin(async { Err(ProviderError::Unavailable(NOT_CONFIGURED.into())) })
+    }
+}
+
+impl IdentityChecks for NoIdentityChecks {
+    fn phone_three<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+        Self::refuse()
+    }
+    fn bank_card_four<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+        Self::refuse()
+    }
+    fn start_micro_deposit<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, MicroDeposit> {
+        Self::refuse()
+    }
+    fn confirm_micro_deposit<'a>(&'a self, _: &'a str, _: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+        Self::refuse()
+    }
+    fn start_face<'a>(&'a self, _: &'a str, _: &'a str, _: FaceVia) -> ProviderFuture<'a, FaceSession> {
+        Self::refuse()
+    }
+    fn face_status<'a>(&'a self, _: &'a str) -> ProviderFuture<'a, FaceStatus> {
+        Self::refuse()
+    }
 }
 
 /// A paid micro-deposit waiting for its code.

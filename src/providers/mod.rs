@@ -70,23 +70,6 @@ pub fn delivery_behaviour(value: &str) -> Behaviour {
     }
 }
 
-/// Checks again that a person is who the approval says (face or bank-card check in
-/// production), before a locked credential is unlocked.
-pub trait IdentityProvider: Send + Sync {
-    /// Whether the claimed identifier and the evidence match the approved identity.
-    fn verify(&self, approved_identifier: &str, claimed_identifier: &str, evidence: &str) -> Result<bool, String>;
-}
-
-/// The sandbox check: the claimed identifier must equal the approved one and the evidence must
-/// be non-empty (a real provider compares a live face or a bank card with the identity).
-pub struct SandboxIdentity;
-
-impl IdentityProvider for SandboxIdentity {
-    fn verify(&self, approved_identifier: &str, claimed_identifier: &str, evidence: &str) -> Result<bool, String> {
-        Ok(!evidence.trim().is_empty() && approved_identifier.eq_ignore_ascii_case(claimed_identifier.trim()))
-    }
-}
-
 /// Why a provider call did not give an answer or refused, so callers can tell "try again later"
 /// from "the provider said no".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use super::flow::Flow;
 use super::model::OrderData;
 use super::{Ra, RaError};
 use crate::status::RevocationReason;
-use crate::store::{OrderRecord, SealRequestRecord};
+use crate::store::{HolderIdentity, OrderRecord, SealRequestRecord};
 
 impl Ra {
     /// Orders waiting for review, oldest first.
@@ -113,17 +113,21 @@ impl Ra {
         let cert = data.certificate.as_ref();
         match flow {
             Flow::OrgNew | Flow::PersonalNew => {
-                let (profile, subject, phone) =
+                let (profile, subject, phone, holder) =
                     new_subject(flow, data).ok_or_else(|| RaError::CarryOut("the order has no subject".into()))?;
-                let approval = custody.create_approval(profile, subject, &phone, actor).await.map_err(|e| fail(&e))?;
+                let approval =
+                    custody.create_approval(profile, subject, &phone, holder, actor).await.map_err(|e| fail(&e))?;
                 order.approval_id = Some(approval.id);
             }
             Flow::Reissue => {
                 let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
                 self.revoke(&c.serial, RevocationReason::Superseded, actor).await?;
                 let phone = order.agent_phone.clone().unwrap_or_else(|| c.holder_phone.clone());
+                // The new key's holder: this order's verified agent (organisations); a personal
+                // certificate's holder is its subject.
+                let holder = data.agent.as_ref().map(|a| holder_of(&a.person));
                 let approval = custody
-                    .create_approval(&c.profile, c.subject.clone(), &phone, actor)
+                    .create_approval(&c.profile, c.subject.clone(), &phone, holder, actor)
                     .await
                     .map_err(|e| fail(&e))?;
                 order.approval_id = Some(approval.id);
@@ -211,18 +215,25 @@ impl Ra {
 }
 
 /// The approval's profile, subject and holder phone of a new-certificate order.
-type NewHolder = (&'static str, Vec<(String, String)>, String);
+/// Profile, subject, phone and the person who will hold the key.
+type NewHolder = (&'static str, Vec<(String, String)>, String, Option<HolderIdentity>);
+
+/// The identity a person's data gives an approval's holder.
+fn holder_of(p: &super::model::Person) -> HolderIdentity {
+    HolderIdentity { name: p.name.clone(), id_number: p.id_number.clone() }
+}
 
 fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
     match flow {
         Flow::OrgNew => {
             let c = data.company.as_ref()?;
-            let phone = data.agent.as_ref()?.person.phone.clone();
+            let agent = &data.agent.as_ref()?.person;
             Some((
                 "org",
                 vec![pair("C", "CN"), pair("O", &c.name), pair("CN", &c.name), pair("serialNumber", &c.credit_code)],
-                phone,
+                agent.phone.clone(),
+                Some(holder_of(agent)),
             ))
         }
         _ => {
@@ -231,6 +242,7 @@ fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
                 "personal",
                 vec![pair("C", "CN"), pair("CN", &p.name), pair("serialNumber", &p.id_number)],
                 p.phone.clone(),
+                Some(holder_of(p)),
             ))
         }
     }

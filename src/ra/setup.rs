@@ -1,15 +1,16 @@
-//! Builds the RA's provider set from the configuration. Only sandbox providers exist in this
-//! build (the real bank, carrier, payment and invoice services cannot be reached from here);
-//! a production provider implements the same traits and is chosen here.
+//! Builds the provider set from the configuration, for the RA and for custody's identity proofs
+//! alike. Only sandbox providers exist in this build (the real bank, carrier, payment and invoice
+//! services cannot be reached from here); a production provider implements the same traits and
+//! is chosen here. An identity provider left unconfigured fails every check closed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Providers;
-use crate::config::Config;
+use crate::config::{Config, ProviderChoice};
 use crate::providers::email::SandboxEmail;
-use crate::providers::identity::SandboxIdentityChecks;
+use crate::providers::identity::{IdentityChecks, NoIdentityChecks, SandboxIdentityChecks};
 use crate::providers::invoice::SandboxInvoice;
 use crate::providers::payment::SandboxPayment;
 use crate::providers::SmsProvider;
@@ -35,10 +36,14 @@ pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>) -> Result<(Provider
         Duration::from_secs(config.ra.face_seconds),
         base,
     ));
+    let checks: Arc<dyn IdentityChecks> = match config.providers.identity {
+        ProviderChoice::Sandbox => identity.clone(),
+        ProviderChoice::None => Arc::new(NoIdentityChecks),
+    };
     let providers = Providers {
         sms,
         email: Arc::new(SandboxEmail { outbox: config.data_dir.join("email-outbox.jsonl") }),
-        identity: identity.clone(),
+        identity: checks,
         payment: payment.clone(),
         invoice: Arc::new(SandboxInvoice),
     };

@@ -98,6 +98,10 @@ pub struct OpenRequest {
     /// Whether a seal image is wanted.
     #[serde(default)]
     pub seal: bool,
+    /// With `seal`: sign without the seal when the signer may not stamp with one (the seal's
+    /// administrators did not allow them), instead of refusing.
+    #[serde(default)]
+    pub seal_optional: bool,
 }
 
 /// What the platform gets back when it opens a session.
@@ -256,7 +260,7 @@ impl Signing {
                 .filter(|s| s.platform == platform)
                 .ok_or(SigningError::NotFound)?;
             let s = self.expire_if_due(s).await?;
-            let open = s.state == "pending" || s.state == "claimed";
+            let open = matches!(s.state.as_str(), "pending" | "claimed" | "signing");
             if !open || tokio::time::Instant::now() >= deadline {
                 return Ok(view(&s));
             }
@@ -345,7 +349,15 @@ impl Signing {
     }
 
     /// The holder approves with a credential and its PIN (and a seal, when the platform asked
-    /// for one): checks, authorisation, signatures.
+    /// for one), in numbered steps:
+    /// 1. the session is this holder's and claimed; the credential is theirs and usable, fits the
+    ///    signer constraint, and may stamp with the chosen seal;
+    /// 2. the PIN (a try reserved in the database first, see [`Custody::check_pin`]);
+    /// 3. one transaction: the session moves `claimed` → `signing`, the single-use authorisation
+    ///    (bound to credential and hashes, one per session) is recorded and spent, and the key use
+    ///    it allows is audited. A concurrent approval of the same session stops here (409);
+    /// 4. one unwrap, the signatures; if the HSM fails the session ends `failed`;
+    /// 5. the result and `signature.created` stored together.
     pub async fn approve(
         &self,
         phone: &str,
@@ -359,19 +371,29 @@ impl Signing {
             serde_json::from_str(&s.request).map_err(|e| SigningError::Internal(e.to_string()))?;
         let hashes = decode_hashes(&request.hashes, usize::MAX)?;
         let credential = self.custody.usable(credential_id, phone).await?;
-        self.check_signer(&request, &credential).await?;
-        let seal = self.chosen_seal(&request, &credential, seal_id).await?;
+        let approval = self.store.approval(&credential.approval_id).await?.ok_or(SigningError::SignerMismatch)?;
+        check_signer(&request, &credential, &approval)?;
+        let seal = self.chosen_seal(&request, &approval, phone, seal_id).await?;
         let actor = format!("phone:{phone}");
         self.custody.check_pin(&credential, pin, &actor).await?;
-        // The authorisation: single use, minutes long, bound to holder, credential and hashes.
         let now = self.clock.now().unix_timestamp();
         let digest = hex::encode(hashes_digest(&hashes));
         let authorization = new_id();
         let expires = now + self.custody.config.authorization_seconds;
-        if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now).await? {
-            return Err(SigningError::AuthorizationInvalid);
+        let detail = serde_json::json!({ "session": s.id, "credential": credential.id, "authorization": authorization, "hashes": hashes.len() });
+        let unwrap = self.custody.event("key.unwrap_authorised", &actor, Some(&credential.serial), detail);
+        if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now, &unwrap).await? {
+            return Err(SigningError::WrongState("being signed or finished already".into()));
         }
-        let mut result = self.sign(&credential, &request, &hashes).await?;
+        let mut result = match self.sign(&credential, &request, &hashes).await {
+            Ok(result) => result,
+            Err(e) => {
+                let detail = serde_json::json!({ "session": s.id, "authorization": authorization, "error": e.to_string() });
+                let audit = self.custody.event("signing.failed", &actor, Some(&credential.serial), detail);
+                self.store.fail_session(&s.id, self.clock.now().unix_timestamp(), &audit).await?;
+                return Err(e);
+            }
+        };
         if let Some(seal) = seal {
             let png = base64::engine::general_purpose::STANDARD.encode(&seal.png);
             result["seal"] = serde_json::json!({ "id": seal.id, "name": seal.name, "png": png });
@@ -379,48 +401,35 @@ impl Signing {
         let detail = serde_json::json!({ "session": s.id, "credential": credential.id, "hashes": hashes.len(), "authorization": authorization });
         let audit = self.custody.event("signature.created", &actor, Some(&credential.serial), detail);
         if !self.store.complete_session(&s.id, &credential.id, &result.to_string(), now, &audit).await? {
-            return Err(SigningError::WrongState("no longer claimed".into()));
+            return Err(SigningError::WrongState("no longer being signed".into()));
         }
         Ok(())
     }
 
-    /// The seal for a session that asked for one: active, of the credential's organisation.
+    /// The seal for a session that asked for one: active, of the credential's organisation, and
+    /// one its administrators allowed this signer to use. When the signer may not stamp, the
+    /// session is refused, or signed without the seal if the platform said `seal_optional`.
     async fn chosen_seal(
         &self,
         request: &OpenRequest,
-        c: &crate::store::CredentialRecord,
+        approval: &crate::store::ApprovalRecord,
+        phone: &str,
         seal_id: Option<&str>,
     ) -> Result<Option<crate::store::SealRecord>, SigningError> {
         if !request.seal {
             return Ok(None);
         }
-        let seal_id = seal_id.ok_or_else(|| SigningError::Seal("this session asks for a seal: choose one".into()))?;
-        let approval = self.store.approval(&c.approval_id).await?.ok_or(SigningError::SignerMismatch)?;
+        let refused = |why: String| if request.seal_optional { Ok(None) } else { Err(SigningError::Seal(why)) };
         if approval.profile != "org" {
-            return Err(SigningError::Seal("seals belong to organisation certificates".into()));
+            return refused("seals belong to organisation certificates".into());
         }
-        let seal = self.seals.for_signing(seal_id, &approval.identifier).await.map_err(|e| match e {
-            crate::seals::SealError::Store(s) => SigningError::Store(s),
-            other => SigningError::Seal(other.to_string()),
-        })?;
-        Ok(Some(seal))
-    }
-
-    async fn check_signer(
-        &self,
-        request: &OpenRequest,
-        c: &crate::store::CredentialRecord,
-    ) -> Result<(), SigningError> {
-        let Some(signer) = &request.signer else { return Ok(()) };
-        let approval = self.store.approval(&c.approval_id).await?.ok_or(SigningError::SignerMismatch)?;
-        let serial_ok = signer.serial.as_deref().and_then(crate::ca::serial::parse).is_some_and(|s| s == c.serial);
-        let id_ok = [&signer.credit_code, &signer.id_number]
-            .iter()
-            .any(|v| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(&approval.identifier)));
-        if serial_ok || id_ok {
-            Ok(())
-        } else {
-            Err(SigningError::SignerMismatch)
+        let Some(seal_id) = seal_id else {
+            return refused("this session asks for a seal: choose one".into());
+        };
+        match self.seals.for_signing(seal_id, &approval.identifier, phone).await {
+            Ok(seal) => Ok(Some(seal)),
+            Err(crate::seals::SealError::Store(s)) => Err(SigningError::Store(s)),
+            Err(other) => refused(other.to_string()),
         }
     }
 
@@ -465,6 +474,25 @@ impl Signing {
             "certificate": pem(&cert.der),
             "chain": chain.iter().map(|c| pem(c)).collect::<Vec<_>>(),
         }))
+    }
+}
+
+/// Whether a credential fits the platform's signer constraint: its serial, or its identifier
+/// of the right kind (a credit code matches only organisation certificates, an ID number only
+/// personal ones).
+fn check_signer(
+    request: &OpenRequest,
+    c: &crate::store::CredentialRecord,
+    approval: &crate::store::ApprovalRecord,
+) -> Result<(), SigningError> {
+    let Some(signer) = &request.signer else { return Ok(()) };
+    let serial_ok = signer.serial.as_deref().and_then(crate::ca::serial::parse).is_some_and(|s| s == c.serial);
+    let wanted = if approval.profile == "org" { &signer.credit_code } else { &signer.id_number };
+    let id_ok = wanted.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(&approval.identifier));
+    if serial_ok || id_ok {
+        Ok(())
+    } else {
+        Err(SigningError::SignerMismatch)
     }
 }
 

@@ -20,12 +20,28 @@ pub struct ApprovalRecord {
     pub identifier: String,
     /// E.164 phone number.
     pub phone: String,
-    /// `approved`, `used` or `cancelled`.
+    /// `approved`, `enrolling` (claimed by an enrolment in progress), `used` or `cancelled`.
     pub status: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Audit actor who created it.
     pub created_by: String,
+    /// No enrolment after this (unix seconds): an approval nobody took up does not wait forever
+    /// for whoever holds the phone number next.
+    pub expires_at: i64,
+    /// The person who will hold the key (the applicant, or an organisation's verified agent):
+    /// the identity proof before the first PIN checks this person. None on approvals from
+    /// before it was recorded; they cannot be enrolled until an officer issues a new one.
+    pub holder: Option<HolderIdentity>,
+}
+
+/// The person an identity proof checks: name and resident ID number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderIdentity {
+    /// Name as on the resident ID.
+    pub name: String,
+    /// Resident ID number.
+    pub id_number: String,
 }
 
 /// A holder's credential: certificate, wrapped key, PIN hash and lock state.
@@ -102,6 +118,11 @@ fn approval(r: &AnyRow) -> Result<ApprovalRecord, sqlx::Error> {
         status: r.try_get("status")?,
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
+        expires_at: r.try_get("expires_at")?,
+        holder: match (r.try_get::<Option<String>, _>("holder_name")?, r.try_get::<Option<String>, _>("holder_id_number")?) {
+            (Some(name), Some(id_number)) => Some(HolderIdentity { name, id_number }),
+            _ => None,
+        },
     })
 }
 
@@ -143,8 +164,8 @@ impl Store {
     /// Records an approval with its audit event.
     pub async fn insert_approval(&self, a: &ApprovalRecord, audit: &AuditRecord) -> Result<(), StoreError> {
         let q = sqlx::query(
-            "INSERT INTO approvals (id, profile, subject, identifier, phone, status, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO approvals (id, profile, subject, identifier, phone, status, created_at, created_by, \
+             expires_at, holder_name, holder_id_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&a.id)
         .bind(&a.profile)
@@ -153,7 +174,10 @@ impl Store {
         .bind(&a.phone)
         .bind(&a.status)
         .bind(a.created_at)
-        .bind(&a.created_by);
+        .bind(&a.created_by)
+        .bind(a.expires_at)
+        .bind(a.holder.as_ref().map(|h| h.name.clone()))
+        .bind(a.holder.as_ref().map(|h| h.id_number.clone()));
         self.execute_audited(q, audit).await.map(|_| ())
     }
 
@@ -172,11 +196,21 @@ impl Store {
         rows.iter().map(approval).collect::<Result<_, _>>().map_err(StoreError::from)
     }
 
-    /// Stores a new credential and marks its approval used, with the audit event, atomically.
-    /// Returns false (nothing written) when the approval is no longer `approved`.
+    /// Gives a claimed approval back (`enrolling` → `approved`) after an enrolment failed, so
+    /// the holder can try again with a new identity proof.
+    pub async fn release_approval(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE approvals SET status = 'approved' WHERE id = $1 AND status = 'enrolling'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a new credential and marks its claimed approval used, with the audit event,
+    /// atomically. Returns false (nothing written) when the approval is no longer `enrolling`.
     pub async fn create_credential(&self, c: &CredentialRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let used = sqlx::query("UPDATE approvals SET status = 'used' WHERE id = $1 AND status = 'approved'")
+        let used = sqlx::query("UPDATE approvals SET status = 'used' WHERE id = $1 AND status = 'enrolling'")
             .bind(&c.approval_id)
             .execute(&mut *tx)
             .await?
@@ -233,9 +267,41 @@ impl Store {
         rows.iter().map(credential).collect::<Result<_, _>>().map_err(StoreError::from)
     }
 
-    /// Counts a wrong PIN atomically and locks at `max`; returns (attempts, status) after it.
-    /// The audit event is in the same transaction.
-    pub async fn record_pin_failure(
+    /// Reserves one PIN try before the PIN is checked: counts it as a failure up front, in one
+    /// conditional update, only while the credential is active and fewer than `max` tries are
+    /// counted. Returns the count including this try, or None when no try is left (locked,
+    /// destroyed, or `max` tries already in flight). So K parallel guesses on any number of
+    /// daemons get exactly `max` checks; a crash after the reservation leaves it counted.
+    pub async fn reserve_pin_attempt(&self, id: &str, max: i64, now: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1, updated_at = $3 \
+             WHERE id = $1 AND status = 'active' AND failed_attempts < $2 RETURNING failed_attempts",
+        )
+        .bind(id)
+        .bind(max)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("failed_attempts")).transpose()?)
+    }
+
+    /// A reserved try turned out right: the count starts again. False when the credential
+    /// stopped being active meanwhile (then the right PIN must not be used).
+    pub async fn settle_pin_success(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials SET failed_attempts = 0, updated_at = $2 WHERE id = $1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A reserved try turned out wrong: it stays counted, and the credential locks once `max`
+    /// are counted. Returns (count, status) after it; the audit event is in the same
+    /// transaction.
+    pub async fn settle_pin_failure(
         &self,
         id: &str,
         max: i64,
@@ -244,8 +310,8 @@ impl Store {
     ) -> Result<(i64, String), StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "UPDATE credentials SET failed_attempts = failed_attempts + 1, updated_at = $3, \
-             status = CASE WHEN failed_attempts + 1 >= $2 AND status = 'active' THEN 'locked' ELSE status END \
+            "UPDATE credentials SET updated_at = $3, \
+             status = CASE WHEN failed_attempts >= $2 AND status = 'active' THEN 'locked' ELSE status END \
              WHERE id = $1 RETURNING failed_attempts, status",
         )
         .bind(id)
@@ -258,21 +324,12 @@ impl Store {
         Ok((row.try_get("failed_attempts")?, row.try_get("status")?))
     }
 
-    /// A correct PIN clears the failure count.
-    pub async fn clear_pin_failures(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE credentials SET failed_attempts = 0 WHERE id = $1 AND failed_attempts > 0")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Sets a new PIN hash (change or unlock): clears failures and reactivates a locked
-    /// credential, never a destroyed one.
+    /// Sets a new PIN hash after the old PIN was given (PIN change): only on an active
+    /// credential, so a change never lifts a lock.
     pub async fn set_pin(&self, id: &str, pin_hash: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
         let q = sqlx::query(
-            "UPDATE credentials SET pin_hash = $2, failed_attempts = 0, updated_at = $3, status = 'active' \
-             WHERE id = $1 AND status IN ('active', 'locked')",
+            "UPDATE credentials SET pin_hash = $2, failed_attempts = 0, updated_at = $3 \
+             WHERE id = $1 AND status = 'active'",
         )
         .bind(id)
         .bind(pin_hash)
@@ -499,9 +556,12 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Records a single-use authorisation and spends it, in one transaction: it must be
-    /// unused, unexpired and bound to exactly this credential and these hashes. False (and
-    /// nothing kept) otherwise; nothing may be signed then.
+    /// Records a single-use authorisation and spends it, in one transaction with moving the
+    /// session from `claimed` to `signing` and the audit event of the key use it allows: it must
+    /// be unused, unexpired and bound to exactly this credential and these hashes, and the
+    /// session must still be claimed (one authorisation per session, by a unique index too).
+    /// False (and nothing kept) otherwise; nothing may be signed then.
+    #[allow(clippy::too_many_arguments)]
     pub async fn authorize_once(
         &self,
         id: &str,
@@ -510,8 +570,20 @@ impl Store {
         hashes_digest: &str,
         expires_at: i64,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE signing_sessions SET state = 'signing', updated_at = $2 WHERE id = $1 AND state = 'claimed'",
+        )
+        .bind(session_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO authorizations (id, session_id, credential_id, hashes_digest, expires_at, used) \
              VALUES ($1, $2, $3, $4, $5, 0)",
@@ -538,11 +610,24 @@ impl Store {
         if spent != 1 {
             return Ok(false);
         }
-        tx.commit().await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
         Ok(true)
     }
 
-    /// Completes a claimed session with its signatures and the audit event.
+    /// Ends a session whose signing failed after its authorisation was spent (`signing` →
+    /// `failed`), with the audit event: the authorisation is gone, so the platform opens a new
+    /// session rather than the same one being approved twice.
+    pub async fn fail_session(&self, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE signing_sessions SET state = 'failed', updated_at = $2 WHERE id = $1 AND state = 'signing'",
+        )
+        .bind(id)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Completes a session being signed with its signatures and the audit event.
     pub async fn complete_session(
         &self,
         id: &str,
@@ -553,7 +638,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let q = sqlx::query(
             "UPDATE signing_sessions SET state = 'signed', credential_id = $2, result = $3, updated_at = $4 \
-             WHERE id = $1 AND state = 'claimed'",
+             WHERE id = $1 AND state = 'signing'",
         )
         .bind(id)
         .bind(credential_id)

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "seals", include_str!("migrations/0005_seals.sql")),
     (6, "ra", include_str!("migrations/0006_ra.sql")),
     (7, "leases", include_str!("migrations/0007_leases.sql")),
+    (8, "sole_control", include_str!("migrations/0008_sole_control.sql")),
 ];
 
 /// Fills in the dialect placeholders.

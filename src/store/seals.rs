@@ -118,7 +118,14 @@ impl Store {
         .bind(credit_code)
         .bind(phone)
         .bind(now);
-        Ok(self.execute_audited(q, audit).await? > 0)
+        // A concurrent claim loses to the unique index on one administrator per organisation
+        // (PostgreSQL's NOT EXISTS does not see the other's uncommitted row); a phone that is a
+        // member already keeps its role. Neither is an error: the organisation has its admin.
+        match self.execute_audited(q, audit).await {
+            Ok(n) => Ok(n > 0),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Adds or changes a member (never the administrator role: that moves by hand-over).
@@ -296,5 +303,44 @@ impl Store {
     pub async fn seal(&self, id: &str) -> Result<Option<SealRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM seals WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(seal).transpose().map_err(StoreError::from)
+    }
+
+    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event.
+    pub async fn set_seal_user(
+        &self,
+        seal_id: &str,
+        phone: &str,
+        allowed: bool,
+        by: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM seal_users WHERE seal_id = $1 AND phone = $2")
+            .bind(seal_id)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?;
+        if allowed {
+            sqlx::query("INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) VALUES ($1, $2, $3, $4)")
+                .bind(seal_id)
+                .bind(phone)
+                .bind(by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await
+    }
+
+    /// Whether a phone may stamp with a seal.
+    pub async fn seal_user_allowed(&self, seal_id: &str, phone: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM seal_users WHERE seal_id = $1 AND phone = $2")
+            .bind(seal_id)
+            .bind(phone)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 }

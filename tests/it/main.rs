@@ -21,6 +21,7 @@ mod limits;
 mod openapi;
 mod ra;
 mod signing;
+mod sole_control;
 mod status;
 mod storage;
 mod systemd;

@@ -12,6 +12,8 @@ use crate::admin::Admin;
 use crate::common::*;
 
 pub(crate) const PHONE: &str = "+8613800138000";
+/// The agent who holds an organisation's test certificate.
+pub(crate) const AGENT_PERSON: &str = r#"{"name":"李四","id_number":"110105198001010016"}"#;
 const PERSONAL: &str = r#"[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]"#;
 
 /// curl against the api listener: as the holder (bearer token), as the dev platform (mutual
@@ -78,7 +80,36 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Approval → login → PIN → credential id and certificate PEM.
+/// An identity proof by face for `purpose` (`enrol`, `unlock`, `reset`) on `target`: started
+/// by the server, the sandbox face page passed as the person would, then polled until the
+/// provider's verdict. Returns the proof id.
+pub(crate) fn prove_face(api: &Api<'_>, token: &str, purpose: &str, target: &str) -> String {
+    let body = format!(r#"{{"purpose":"{purpose}","target":"{target}","method":"face"}}"#);
+    let (status, started) = api.call(As::Holder(token), "POST", "/v1/mobile/proofs", Some(&body));
+    assert_eq!(status, "201", "{started}");
+    let id = started["proof_id"].as_str().unwrap().to_string();
+    let url = started["face_url"].as_str().unwrap();
+    let page = &url[url.find("/sandbox/face/").expect("a sandbox face page")..];
+    assert_eq!(api.call(As::Nobody, "POST", page, Some("result=pass")).0, "200");
+    for _ in 0..50 {
+        let (_, view) = api.call(As::Holder(token), "GET", &format!("/v1/mobile/proofs/{id}"), None);
+        if view["state"] == "passed" {
+            return id;
+        }
+        assert_eq!(view["state"], "pending", "{view}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the face check never passed");
+}
+
+/// Enrols an approval of the logged-in holder with a face proof and `pin`: (status, body).
+pub(crate) fn enroll_with_proof(api: &Api<'_>, token: &str, approval: &str, pin: &str) -> (String, serde_json::Value) {
+    let proof = prove_face(api, token, "enrol", approval);
+    let body = format!(r#"{{"approval_id":"{approval}","proof_id":"{proof}","pin":"{pin}"}}"#);
+    api.call(As::Holder(token), "POST", "/v1/mobile/credentials", Some(&body))
+}
+
+/// Approval → login → identity proof → PIN → credential id and certificate PEM.
 pub(crate) fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, String, String) {
     let admin = Admin::new(ca);
     let approval = admin.json(
@@ -91,10 +122,11 @@ pub(crate) fn enrolled(ca: &TestCa, api: &Api<'_>, phone: &str) -> (String, Stri
     let (status, listed) = api.call(As::Holder(&token), "GET", "/v1/mobile/credentials", None);
     assert_eq!(status, "200");
     assert_eq!(listed["approvals"][0]["approval_id"], approval["id"]);
-    let body = format!(r#"{{"approval_id":{},"pin":"246810"}}"#, approval["id"]);
-    let (status, credential) = api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body));
+    let approval = approval["id"].as_str().unwrap();
+    let (status, credential) = enroll_with_proof(api, &token, approval, "246810");
     assert_eq!(status, "201", "{credential}");
-    let (status, again) = api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body));
+    let body = format!(r#"{{"purpose":"enrol","target":"{approval}","method":"face"}}"#);
+    let (status, again) = api.call(As::Holder(&token), "POST", "/v1/mobile/proofs", Some(&body));
     assert_eq!(status, "409", "an approval enrolls once: {again}");
     (token, credential["id"].as_str().unwrap().to_string(), credential["certificate"].as_str().unwrap().to_string())
 }
@@ -288,21 +320,12 @@ async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing(
     assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&wrong)).0, "423", "locked at the fifth");
     assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&theirs)).0, "423", "locked means locked");
 
-    // Unlock: a fresh unlock code and the identity check, then a new PIN.
+    // Unlock: a fresh identity proof of the holder, then a new PIN.
     let unlock = format!("/v1/mobile/credentials/{credential}/unlock");
-    let sms = format!(r#"{{"phone":"{PHONE}","purpose":"unlock"}}"#);
-    // The per-phone send interval applies; wait it out.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
-    let code = last_code(api.ca, PHONE);
-    let bad_identity =
-        format!(r#"{{"code":"{code}","identifier":"110105194912310000","evidence":"face","new_pin":"135790"}}"#);
-    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&bad_identity)).0, "403");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&sms)).0, "202");
-    let code = last_code(api.ca, PHONE);
-    let good = format!(r#"{{"code":"{code}","identifier":"11010519491231002X","evidence":"face","new_pin":"135790"}}"#);
+    let proof = prove_face(&api, &token, "unlock", &credential);
+    let good = format!(r#"{{"proof_id":"{proof}","new_pin":"135790"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&good)).0, "204");
+    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&good)).0, "409", "not locked any more");
     let right = format!(r#"{{"credential_id":"{credential}","pin":"135790"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&right)).0, "200");
 
@@ -322,7 +345,7 @@ async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing(
     let instance = ca.open().await;
     let stored = instance.store.credential(&credential).await.unwrap().unwrap();
     assert!(stored.key_blob.is_none() && stored.status == "destroyed", "the wrapped key is gone");
-    for kind in ["pin.failed", "credential.locked", "credential.unlocked", "identity.refused"] {
+    for kind in ["pin.failed", "credential.locked", "credential.unlocked", "identity.proof_passed"] {
         assert!(instance.store.count_audit_events(kind).await.unwrap() >= 1, "{kind} audited");
     }
 }
@@ -493,7 +516,7 @@ async fn the_reference_clients_sign_end_to_end() {
 }
 
 /// A TestCa whose SMS interval is one second, so a test can send several codes to one phone.
-async fn quick_sms_ca() -> TestCa {
+pub(crate) async fn quick_sms_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
     text.push_str("\n[custody]\nsms_min_interval_seconds = 1\n");
@@ -526,11 +549,10 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
         "operator",
         "POST",
         "/v1/approvals",
-        Some(&format!(r#"{{"profile":"org","phone":"{AGENT}","subject":{org}}}"#)),
+        Some(&format!(r#"{{"profile":"org","phone":"{AGENT}","subject":{org},"holder":{AGENT_PERSON}}}"#)),
     );
     let agent = api.login(AGENT);
-    let body = format!(r#"{{"approval_id":{},"pin":"246810"}}"#, approval["id"]);
-    let (status, credential) = api.call(As::Holder(&agent), "POST", "/v1/mobile/credentials", Some(&body));
+    let (status, credential) = enroll_with_proof(&api, &agent, approval["id"].as_str().unwrap(), "246810");
     assert_eq!(status, "201", "{credential}");
     let credential = credential["id"].as_str().unwrap().to_string();
     let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
@@ -585,8 +607,14 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
     let approve = format!("/v1/mobile/sessions/{session}/approve");
     let without = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
     assert_eq!(api.call(As::Holder(&agent), "POST", &approve, Some(&without)).0, "403", "a seal must be chosen");
-    // Nobody else signs for the holder, not even the seal administrator.
+    // Stamping needs the seal administrators' leave, even for the certificate administrator.
     let with = format!(r#"{{"credential_id":"{credential}","pin":"246810","seal_id":"{seal_id}"}}"#);
+    assert_eq!(api.call(As::Holder(&agent), "POST", &approve, Some(&with)).0, "403", "not allowed the seal yet");
+    let code = api.admin_code(STAFF);
+    let grant = format!(r#"{{"phone":"{AGENT}","allowed":true,"code":"{code}"}}"#);
+    let users = format!("{org_path}/seals/{seal_id}/users");
+    assert_eq!(api.call(As::Holder(&staff), "POST", &users, Some(&grant)).0, "204");
+    // Nobody else signs for the holder, not even the seal administrator.
     assert_eq!(api.call(As::Holder(&staff), "POST", &approve, Some(&with)).0, "404");
     assert_eq!(api.call(As::Holder(&agent), "POST", &approve, Some(&with)).0, "200");
     let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}"), None);
@@ -603,7 +631,7 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
     let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
     assert_eq!(orgs["items"][0]["role"], "staff", "{orgs}");
     let instance = ca.open().await;
-    for kind in ["org.admin.claimed", "org.member.set", "seal.requested", "seal.decided", "org.admin.handed_over"] {
+    for kind in ["org.admin.claimed", "org.member.set", "seal.requested", "seal.decided", "org.admin.handed_over", "seal.user.set"] {
         assert_eq!(instance.store.count_audit_events(kind).await.unwrap(), 1, "{kind} audited once");
     }
 }

@@ -11,13 +11,22 @@ use crate::signing::SigningError;
 pub fn custody(e: CustodyError) -> Problem {
     let title = e.to_string();
     match e {
-        CustodyError::Invalid(_) | CustodyError::Pin(crate::custody::pin::PinError::Format) => {
-            Problem::bad_request(title)
-        }
-        CustodyError::NotFound => Problem::not_found(title),
-        CustodyError::ApprovalUsed | CustodyError::NotUsable(_) => Problem::new(StatusCode::CONFLICT, title),
+        CustodyError::Invalid(_)
+        | CustodyError::Pin(crate::custody::pin::PinError::Format)
+        | CustodyError::Pin(crate::custody::pin::PinError::Weak(_)) => Problem::bad_request(title),
+        CustodyError::NotFound | CustodyError::ProofNotFound => Problem::not_found(title),
+        CustodyError::ApprovalUsed
+        | CustodyError::NotUsable(_)
+        | CustodyError::NotLocked
+        | CustodyError::Conflict
+        | CustodyError::ProofPending => Problem::new(StatusCode::CONFLICT, title),
+        CustodyError::ApprovalExpired | CustodyError::ProofExpired => Problem::new(StatusCode::GONE, title),
+        CustodyError::NoHolder => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
+        CustodyError::TooManyProofs => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
         CustodyError::WrongPin { .. } | CustodyError::IdentityRefused => Problem::new(StatusCode::FORBIDDEN, title),
         CustodyError::Locked => Problem::new(StatusCode::LOCKED, title),
+        CustodyError::Provider(cause) => Problem::provider(&cause, "the identity check is unavailable; try again later"),
+        CustodyError::Code(e) => login(e),
         CustodyError::Ca(crate::ca::CaError::Request(r)) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, r.to_string())
         }

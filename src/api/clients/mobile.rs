@@ -1,5 +1,7 @@
-//! The mobile app's endpoints: SMS login, credentials (first PIN, PIN change, unlock) and the
-//! holder's side of signing sessions. Every call but login carries `Authorization: Bearer`.
+//! The mobile app's endpoints: SMS login, identity proofs, credentials (first PIN, PIN change,
+//! unlock, reset) and the holder's side of signing sessions. Every call but login carries
+//! `Authorization: Bearer`. Setting a PIN without the old one (first PIN, unlock, reset) needs a
+//! passed identity proof (`POST /v1/mobile/proofs`), never an SMS code alone.
 //!
 //! Rate limits: SMS sends per client address (and per phone, in `Mobile`); every call that
 //! checks a secret (SMS code, PIN) is an attempt per client address, and per phone (in
@@ -15,7 +17,7 @@ use serde::Deserialize;
 use super::errors;
 use crate::api::problem::{JsonBody, Problem};
 use crate::api::throttle::{self, ClientIp};
-use crate::custody::Pin;
+use crate::custody::{Pin, ProofMethod, ProofPurpose, ProvenPin};
 use crate::daemon::Instance;
 use crate::mobile::Purpose;
 
@@ -123,34 +125,90 @@ pub(super) async fn credentials(State(i): State<Instance>, holder: Holder) -> Re
             "certificate_status": cert.as_ref().map(|c| c.status.clone()),
         }));
     }
+    let now = crate::clock::unix_now();
     let pending: Vec<_> = approvals
         .iter()
-        .filter(|a| a.status == "approved")
+        .filter(|a| a.status == "approved" && a.expires_at > now)
         .map(|a| {
             let subject: serde_json::Value = serde_json::from_str(&a.subject).unwrap_or_default();
-            serde_json::json!({ "approval_id": a.id, "profile": a.profile, "subject": subject })
+            let expires_at = crate::api::admin::rfc3339(a.expires_at);
+            serde_json::json!({ "approval_id": a.id, "profile": a.profile, "subject": subject, "expires_at": expires_at })
         })
         .collect();
     Ok(Json(serde_json::json!({ "approvals": pending, "credentials": items })).into_response())
 }
 
-/// Body of the first PIN.
+/// Body of an identity proof: what it is for (`enrol` an approval, `unlock` or `reset` a
+/// credential), and how (`face`, or `bank_card` with the card and its reserved phone).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProofBody {
+    purpose: String,
+    target: String,
+    method: String,
+    #[serde(default)]
+    card: Option<String>,
+    #[serde(default)]
+    card_phone: Option<String>,
+}
+
+pub(super) async fn start_proof(
+    State(i): State<Instance>,
+    holder: Holder,
+    ip: ClientIp,
+    JsonBody(b): JsonBody<ProofBody>,
+) -> Result<Response, Problem> {
+    let purpose = ProofPurpose::parse(&b.purpose).map_err(errors::custody)?;
+    let method = match (b.method.as_str(), b.card, b.card_phone) {
+        ("face", None, None) => ProofMethod::Face,
+        ("bank_card", Some(card), Some(reserved_phone)) => ProofMethod::BankCard { card, reserved_phone },
+        _ => return Err(Problem::bad_request("method: face, or bank_card with card and card_phone")),
+    };
+    pin_attempt(&i, ip, &holder, &b.target).await?;
+    let custody = &i.custody;
+    let person = match purpose {
+        ProofPurpose::Enrol => custody.enrollable(&b.target, &holder.phone).await.map(|(_, h)| h),
+        _ => custody.resettable(&b.target, &holder.phone, purpose).await.map(|(_, h)| h),
+    }
+    .map_err(errors::custody)?;
+    let started =
+        custody.proofs.start(&holder.phone, purpose, &b.target, &person, method).await.map_err(errors::custody)?;
+    Ok((StatusCode::CREATED, Json(started)).into_response())
+}
+
+pub(super) async fn proof(
+    State(i): State<Instance>,
+    holder: Holder,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let state = i.custody.proofs.poll(&id, &holder.phone).await.map_err(errors::custody)?;
+    Ok(Json(serde_json::json!({ "proof_id": id, "state": state })).into_response())
+}
+
+/// Body of the first PIN: the approval, its passed identity proof (with the bank card's code
+/// for a bank-card proof), the PIN.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnrollBody {
     approval_id: String,
+    proof_id: String,
+    #[serde(default)]
+    code: Option<String>,
     pub(crate) pin: String,
 }
 
 pub(super) async fn enroll(
     State(i): State<Instance>,
     holder: Holder,
+    ip: ClientIp,
     JsonBody(b): JsonBody<EnrollBody>,
 ) -> Result<Response, Problem> {
     let pin = pin(&b.pin)?;
+    pin_attempt(&i, ip, &holder, &b.approval_id).await?;
     let actor = format!("phone:{}", holder.phone);
+    let proven = ProvenPin { proof_id: &b.proof_id, code: b.code.as_deref(), pin: &pin };
     let (credential, issued) =
-        i.custody.enroll(&b.approval_id, &holder.phone, &pin, &actor).await.map_err(errors::custody)?;
+        i.custody.enroll(&b.approval_id, &holder.phone, proven, &actor).await.map_err(errors::custody)?;
     if let Err(e) = i.status.presign(&issued.serial).await {
         tracing::warn!(error = %e, "OCSP pre-signing deferred to the refresh task");
     }
@@ -183,33 +241,53 @@ pub(super) async fn change_pin(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Body of an unlock: a fresh `unlock` SMS code, the identity check, the new PIN.
+/// Body of an unlock or reset: the passed identity proof for it (with the bank card's code
+/// for a bank-card proof), and the new PIN.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UnlockBody {
-    code: String,
-    identifier: String,
-    evidence: String,
+pub(crate) struct ResetBody {
+    proof_id: String,
+    #[serde(default)]
+    code: Option<String>,
     pub(crate) new_pin: String,
 }
 
+/// `POST /v1/mobile/credentials/{id}/unlock`: a locked credential gets a new PIN.
 pub(super) async fn unlock(
     State(i): State<Instance>,
     holder: Holder,
     ip: ClientIp,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<UnlockBody>,
+    JsonBody(b): JsonBody<ResetBody>,
+) -> Result<Response, Problem> {
+    reset(&i, &holder, ip, &id, ProofPurpose::Unlock, &b).await
+}
+
+/// `POST /v1/mobile/credentials/{id}/pin-reset`: an active credential whose PIN the holder
+/// forgot gets a new one.
+pub(super) async fn pin_reset(
+    State(i): State<Instance>,
+    holder: Holder,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ResetBody>,
+) -> Result<Response, Problem> {
+    reset(&i, &holder, ip, &id, ProofPurpose::Reset, &b).await
+}
+
+async fn reset(
+    i: &Instance,
+    holder: &Holder,
+    ip: ClientIp,
+    id: &str,
+    purpose: ProofPurpose,
+    b: &ResetBody,
 ) -> Result<Response, Problem> {
     let new = pin(&b.new_pin)?;
-    attempt(&i, ip).await?;
-    i.mobile.check_code(&holder.phone, Purpose::Unlock, &b.code).await.map_err(errors::login)?;
+    pin_attempt(i, ip, holder, id).await?;
     let actor = format!("phone:{}", holder.phone);
-    let proof = crate::custody::IdentityProof {
-        provider: &crate::providers::SandboxIdentity,
-        identifier: &b.identifier,
-        evidence: &b.evidence,
-    };
-    i.custody.unlock(&id, &holder.phone, proof, &new, &actor).await.map_err(errors::custody)?;
+    let proven = ProvenPin { proof_id: &b.proof_id, code: b.code.as_deref(), pin: &new };
+    i.custody.reset_pin(id, &holder.phone, purpose, proven, &actor).await.map_err(errors::custody)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -33,6 +33,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/mobile/credentials"),
     ("POST", "/v1/mobile/credentials/{id}/pin"),
     ("POST", "/v1/mobile/credentials/{id}/unlock"),
+    ("POST", "/v1/mobile/credentials/{id}/pin-reset"),
+    ("POST", "/v1/mobile/proofs"),
+    ("GET", "/v1/mobile/proofs/{id}"),
     ("POST", "/v1/mobile/sessions/claim"),
     ("POST", "/v1/mobile/sessions/{id}/approve"),
     ("POST", "/v1/mobile/sessions/{id}/refuse"),
@@ -40,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/mobile/orgs/{credit_code}/members"),
     ("POST", "/v1/mobile/orgs/{credit_code}/handover"),
     ("POST", "/v1/mobile/orgs/{credit_code}/seal-requests"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/seals/{seal_id}/users"),
     ("POST", "/v1/signing/sessions"),
     ("GET", "/v1/signing/sessions/{id}"),
     ("POST", "/v1/payments/webhook"),
@@ -68,6 +72,9 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/credentials", get(mobile::credentials).post(mobile::enroll))
         .route("/v1/mobile/credentials/{id}/pin", post(mobile::change_pin))
         .route("/v1/mobile/credentials/{id}/unlock", post(mobile::unlock))
+        .route("/v1/mobile/credentials/{id}/pin-reset", post(mobile::pin_reset))
+        .route("/v1/mobile/proofs", post(mobile::start_proof))
+        .route("/v1/mobile/proofs/{id}", get(mobile::proof))
         .route("/v1/mobile/sessions/claim", post(mobile::claim))
         .route("/v1/mobile/sessions/{id}/approve", post(mobile::approve))
         .route("/v1/mobile/sessions/{id}/refuse", post(mobile::refuse))
@@ -75,6 +82,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/orgs/{credit_code}/members", post(orgs::set_member))
         .route("/v1/mobile/orgs/{credit_code}/handover", post(orgs::hand_over))
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
+        .route("/v1/mobile/orgs/{credit_code}/seals/{seal_id}/users", post(orgs::set_seal_user))
         .route("/v1/signing/sessions", post(platform::open))
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .merge(providers)

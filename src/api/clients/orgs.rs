@@ -113,3 +113,28 @@ pub(super) async fn request_seal(
     let body = serde_json::json!({ "request_id": request.id, "status": request.status });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
+
+/// Body of a seal-use grant: the member, whether they may stamp with the seal, a fresh
+/// administrator code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SealUserBody {
+    pub(crate) phone: String,
+    allowed: bool,
+    code: String,
+}
+
+/// `POST /v1/mobile/orgs/{credit_code}/seals/{seal_id}/users`: a seal administrator allows or
+/// stops a member stamping with the seal.
+pub(super) async fn set_seal_user(
+    State(i): State<Instance>,
+    holder: Holder,
+    ip: ClientIp,
+    Path((credit_code, seal_id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<SealUserBody>,
+) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.seals.set_seal_user(&holder.phone, &credit_code, &seal_id, &b.phone, b.allowed).await.map_err(errors::seal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
