@@ -23,6 +23,16 @@ async fn count(pool: &sqlx::AnyPool, sql: &str, bind: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql).bind(bind).fetch_one(pool).await.unwrap()
 }
 
+/// The CA with 40 guesses a minute per credential in each daemon's memory (10 by default), so
+/// what stops an attack in these tests is the database's count, not the per-daemon limiter.
+fn roomy(mut ca: TestCa) -> TestCa {
+    let text = std::fs::read_to_string(&ca.config_path).unwrap();
+    let text = text + "\n[limits]\nattempts_per_credential = { count = 40, seconds = 60 }\n";
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    ca
+}
+
 /// Starts a face proof and lets the sandbox face page give `result` (pass or fail) without
 /// waiting for the verdict. Returns the proof id.
 fn face_with(api: &Api<'_>, token: &str, purpose: &str, target: &str, result: &str) -> String {
@@ -55,7 +65,8 @@ fn sms_texts(ca: &TestCa, phone: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sms_code_alone_never_sets_a_pin_and_a_failed_proof_changes_nothing() {
-    let ca = quick_sms_ca().await;
+    // Room in the per-daemon limiter, so the database's daily proof limit is what stops us.
+    let ca = roomy(quick_sms_ca().await);
     let _daemon = Daemon::start(&ca).await;
     let api = Api { ca: &ca };
     // The thief logged in with the holder's SMS code: that is all they have.
@@ -65,7 +76,7 @@ async fn an_sms_code_alone_never_sets_a_pin_and_a_failed_proof_changes_nothing()
 
     // The old unlock (an SMS code plus the identifier printed in the certificate) is gone.
     let old = r#"{"code":"123456","identifier":"11010519491231002X","evidence":"x","new_pin":"135790"}"#;
-    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(old)).0, "400");
+    assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(old)).0, "422");
     // No proof, a made-up proof: nothing.
     let made_up = r#"{"proof_id":"00112233445566778899aabbccddeeff","new_pin":"135790"}"#;
     assert_eq!(api.call(As::Holder(&token), "POST", &reset, Some(made_up)).0, "404");
@@ -200,7 +211,8 @@ async fn enrolment_proves_identity_claims_the_approval_once_and_approvals_expire
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_parallel_wrong_pins_on_two_daemons_get_exactly_five_tries() {
-    let a = TestCa::new().await;
+    // Room in each daemon's in-memory limiter: the database alone must hold the line.
+    let a = roomy(TestCa::new().await);
     let b = a.twin();
     let (_da, _db) = (Daemon::start(&a).await, Daemon::start(&b).await);
     let (api_a, api_b) = (Api { ca: &a }, Api { ca: &b });
@@ -222,8 +234,7 @@ async fn twenty_parallel_wrong_pins_on_two_daemons_get_exactly_five_tries() {
     assert_eq!(failures, 5, "exactly the configured tries: {statuses:?}");
     let instance = a.open().await;
     assert_eq!(instance.store.count_audit_events("pin.failed").await.unwrap(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| *s == "403").count(), 4, "{statuses:?}");
-    assert!(statuses.iter().all(|s| s == "403" || s == "423" || s == "429"), "{statuses:?}");
+    assert!(statuses.iter().all(|s| s == "403" || s == "423"), "{statuses:?}");
     assert_eq!(instance.store.credential(&credential).await.unwrap().unwrap().status, "locked");
 
     // After the lock the right PIN signs nothing, on either daemon, and a PIN change with the

@@ -61,6 +61,15 @@ async fn pin_attempt(i: &Instance, ip: ClientIp, holder: &Holder, credential: &s
     throttle::check(i, &i.limits.attempts_per_credential, &key, || format!("credential:{credential}")).await
 }
 
+/// One request from this address that sets a PIN on this holder's approval or credential
+/// (first PIN, unlock, reset), or starts the identity proof for it: counted apart from PIN
+/// guesses, so proving identity does not spend the PIN's budget.
+async fn pin_set_attempt(i: &Instance, ip: ClientIp, holder: &Holder, target: &str) -> Result<(), Problem> {
+    attempt(i, ip).await?;
+    let key = ("pin-set", holder.phone.as_str(), target);
+    throttle::check(i, &i.limits.attempts_per_credential, &key, || format!("pin-set:{target}")).await
+}
+
 /// Body of a code request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +173,7 @@ pub(super) async fn start_proof(
         ("bank_card", Some(card), Some(reserved_phone)) => ProofMethod::BankCard { card, reserved_phone },
         _ => return Err(Problem::bad_request("method: face, or bank_card with card and card_phone")),
     };
-    pin_attempt(&i, ip, &holder, &b.target).await?;
+    pin_set_attempt(&i, ip, &holder, &b.target).await?;
     let custody = &i.custody;
     let person = match purpose {
         ProofPurpose::Enrol => custody.enrollable(&b.target, &holder.phone).await.map(|(_, h)| h),
@@ -204,7 +213,7 @@ pub(super) async fn enroll(
     JsonBody(b): JsonBody<EnrollBody>,
 ) -> Result<Response, Problem> {
     let pin = pin(&b.pin)?;
-    pin_attempt(&i, ip, &holder, &b.approval_id).await?;
+    pin_set_attempt(&i, ip, &holder, &b.approval_id).await?;
     let actor = format!("phone:{}", holder.phone);
     let proven = ProvenPin { proof_id: &b.proof_id, code: b.code.as_deref(), pin: &pin };
     let (credential, issued) =
@@ -284,7 +293,7 @@ async fn reset(
     b: &ResetBody,
 ) -> Result<Response, Problem> {
     let new = pin(&b.new_pin)?;
-    pin_attempt(i, ip, holder, id).await?;
+    pin_set_attempt(i, ip, holder, id).await?;
     let actor = format!("phone:{}", holder.phone);
     let proven = ProvenPin { proof_id: &b.proof_id, code: b.code.as_deref(), pin: &new };
     i.custody.reset_pin(id, &holder.phone, purpose, proven, &actor).await.map_err(errors::custody)?;
