@@ -155,7 +155,10 @@ async fn sms_sends_logins_and_pin_attempts_are_limited_with_retry_after() {
     let admin = Admin::new(&ca);
     let body = format!(r#"{{"profile":"personal","phone":"{p2}","subject":{PERSONAL}}}"#);
     let approval = admin.json("operator", "POST", "/v1/approvals", Some(&body));
-    let enrol = json!({ "approval_id": approval["id"], "pin": "246810" });
+    let api_client = crate::signing::Api { ca: &ca };
+    let token = p2_session.body["token"].as_str().unwrap();
+    let proof = crate::signing::prove_face(&api_client, token, "enrol", approval["id"].as_str().unwrap());
+    let enrol = json!({ "approval_id": approval["id"], "proof_id": proof, "pin": "246810" });
     let enrolled =
         send(a.post(format!("{api}/v1/mobile/credentials")).header("authorization", &bearer).json(&enrol)).await;
     assert_eq!(enrolled.status, 201, "{}", enrolled.body);

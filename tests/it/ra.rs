@@ -167,6 +167,28 @@ async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value
 
 /// The holder logs into the app with the agent's phone, sees the approval, sets the PIN:
 /// the key is generated in the HSM and the certificate issued. Returns the certificate serial.
+/// An identity proof by face, started by the server and passed on the sandbox's face page as
+/// the person would, polled until the verdict. Returns the proof id.
+pub(crate) async fn face_proof(c: &Client<'_>, bearer: &str, purpose: &str, target: &str) -> String {
+    let http = &c.http;
+    let body = json!({ "purpose": purpose, "target": target, "method": "face" });
+    let r = http.post(format!("{}/v1/mobile/proofs", c.api)).header("authorization", bearer).json(&body);
+    let started: Value = r.send().await.unwrap().json().await.unwrap();
+    let id = started["proof_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
+    let url = started["face_url"].as_str().unwrap();
+    let page = format!("{}{}", c.api, &url[url.find("/sandbox/face/").unwrap()..]);
+    assert!(http.post(page).body("result=pass").send().await.unwrap().status().is_success());
+    for _ in 0..50 {
+        let r = http.get(format!("{}/v1/mobile/proofs/{id}", c.api)).header("authorization", bearer);
+        let view: Value = r.send().await.unwrap().json().await.unwrap();
+        if view["state"] == "passed" {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the face check never passed");
+}
+
 async fn holder_enrols(c: &Client<'_>, phone: &str) -> String {
     let http = &c.http;
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -187,7 +209,8 @@ async fn holder_enrols(c: &Client<'_>, phone: &str) -> String {
         .unwrap();
     let approval = listed["approvals"][0]["approval_id"].clone();
     assert!(approval.is_string(), "the approved order reached the app: {listed}");
-    let enrol = json!({ "approval_id": approval, "pin": "246810" });
+    let proof = face_proof(c, &bearer, "enrol", approval.as_str().unwrap()).await;
+    let enrol = json!({ "approval_id": approval, "proof_id": proof, "pin": "246810" });
     let r = http
         .post(format!("{}/v1/mobile/credentials", c.api))
         .header("authorization", &bearer)
@@ -737,7 +760,12 @@ async fn a_seal_order_adds_the_seal_to_the_organisation() {
     let subject =
         json!([["C", "CN"], ["O", "福建示例科技有限公司"], ["CN", "福建示例科技有限公司"], ["serialNumber", CREDIT]]);
     Client::new(&ca, "operator")
-        .ok("POST", "/v1/approvals", None, Some(json!({ "profile": "org", "phone": AGENT, "subject": subject })))
+        .ok(
+            "POST",
+            "/v1/approvals",
+            None,
+            Some(json!({ "profile": "org", "phone": AGENT, "subject": subject, "holder": { "name": "李四", "id_number": AGENT_ID } })),
+        )
         .await;
     let serial = holder_enrols(&web, AGENT).await;
     let (id, token) = about_certificate(&web, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
