@@ -6,11 +6,11 @@
 //! Keys that cannot leave. The user PIN sits in a file on the CA host, so the HSM itself, not
 //! cloudca, must stop a PIN holder from turning a stored blob into a plaintext key:
 //!
-//! - The KEK carries `CKA_UNWRAP_TEMPLATE` ([`unwrapped_key`]): whatever it unwraps is a
+//! - The KEK carries `CKA_UNWRAP_TEMPLATE` (`unwrapped_key`): whatever it unwraps is a
 //!   sensitive, non-extractable, non-modifiable, non-copyable session key that can sign and do
 //!   nothing else, whoever asks. SoftHSM2 2.6.1 enforces it by refusing (CKR_TEMPLATE_INCONSISTENT)
 //!   any unwrap whose template does not repeat it; other HSMs apply it over the caller's.
-//! - The KEK carries `CKA_WRAP_TEMPLATE` ([`wrappable_key`]): it wraps only private keys born
+//! - The KEK carries `CKA_WRAP_TEMPLATE` (`wrappable_key`): it wraps only private keys born
 //!   sensitive in the HSM (`CKA_LOCAL`), so no key whose value someone knows becomes a blob.
 //! - The KEK and the pepper are `CKA_MODIFIABLE=false` and `CKA_COPYABLE=false`, and allow one
 //!   mechanism each (`CKA_ALLOWED_MECHANISMS`): nobody can switch on `CKA_DECRYPT` and compute
@@ -68,10 +68,7 @@ impl HsmPool {
     pub async fn ensure_custody_keys(&self) -> Result<Vec<&'static str>, HsmError> {
         let rx = self.submit("custody_keys", move |s: &Session, sh: &Shared| {
             let mut made = Vec::new();
-            let keks = find_secrets(s, KEK_LABEL)?
-                .into_iter()
-                .map(|handle| inspect_kek(s, handle))
-                .collect::<Result<Vec<_>, _>>()?;
+            let keks = inspect_keks(s)?;
             let legacy: Vec<&KekState> = keks.iter().filter(|k| !k.missing.is_empty()).collect();
             if !legacy.is_empty() && !find_secrets(s, LEGACY_KEK_LABEL)?.is_empty() {
                 // Blobs would then be under two old KEKs, and unwrap tries only one.
@@ -222,10 +219,14 @@ pub(crate) struct KekState {
 /// Finds the KEK and reads its protections. Two objects carry its label only between the two
 /// steps of [`HsmPool::ensure_custody_keys`]; then the hardened one is used.
 fn read_kek(s: &Session) -> Result<KekState, HsmError> {
-    let mut keks =
-        find_secrets(s, KEK_LABEL)?.into_iter().map(|handle| inspect_kek(s, handle)).collect::<Result<Vec<_>, _>>()?;
+    let mut keks = inspect_keks(s)?;
     keks.sort_by_key(|k| k.missing.len());
     keks.into_iter().next().ok_or(HsmError::KeyNotFound { label: KEK_LABEL.into(), class: "secret" })
+}
+
+/// Every object labelled as the KEK, inspected.
+fn inspect_keks(s: &Session) -> Result<Vec<KekState>, HsmError> {
+    find_secrets(s, KEK_LABEL)?.into_iter().map(|handle| inspect_kek(s, handle)).collect()
 }
 
 /// Reads what a KEK is allowed to do and names each protection it lacks. An attribute the

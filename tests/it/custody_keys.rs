@@ -234,6 +234,7 @@ async fn ca_ocsp_and_audit_keys_can_be_neither_changed_nor_copied() {
     assert_eq!(authorities.len(), 7, "root, 2 issuing CAs, 2 OCSP responders, the audit key, the operator CA");
     for a in authorities {
         let label = a.key_label.as_bytes().to_vec();
+        let mut ids = Vec::new();
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
             let found = s.find_objects(&[Attribute::Class(class), Attribute::Label(label.clone())]).unwrap();
             assert_eq!(found.len(), 1, "{} {class}", a.key_label);
@@ -243,15 +244,19 @@ async fn ca_ocsp_and_audit_keys_can_be_neither_changed_nor_copied() {
             let relabel = s.update_attributes(key, &[Attribute::Label(b"cloudca-swapped".to_vec())]);
             assert_eq!(refused(relabel), RvError::ActionProhibited, "{}", a.key_label);
             assert_eq!(refused(s.copy_object(key, &[])), RvError::ActionProhibited, "{}", a.key_label);
+            if class == ObjectClass::PRIVATE_KEY {
+                let usage = s.update_attributes(key, &[Attribute::Derive(true)]);
+                assert_eq!(refused(usage), RvError::ActionProhibited, "{}", a.key_label);
+            }
+            ids.push(s.get_attributes(key, &[AttributeType::Id]).unwrap());
         }
-        let private =
-            s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.clone())]).unwrap()[0];
-        let usage = s.update_attributes(private, &[Attribute::Derive(true)]);
-        assert_eq!(refused(usage), RvError::ActionProhibited, "{}", a.key_label);
+        // CKA_ID, set at generation now that nothing can set it afterwards, pairs the halves.
+        assert!(matches!(&ids[0][..], [Attribute::Id(id)] if id.len() == 20), "{}: {ids:?}", a.key_label);
+        assert_eq!(ids[0], ids[1], "{}", a.key_label);
+        // Still generated inside the HSM, sensitive and never extractable.
+        let p = instance.hsm.protection(&a.key_label).await.unwrap();
+        assert!(p.always_sensitive && p.never_extractable && !p.modifiable && !p.copyable, "{}: {p:?}", a.key_label);
     }
-    // The CKA_ID still pairs both halves of each key (set at generation now, not after).
-    let p = instance.hsm.protection("cloudca-org").await.unwrap();
-    assert!(p.token && p.private && p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable);
 }
 
 /// The KEK template of ceremonies before issue 14: wrap and unwrap, and nothing that limits
