@@ -170,24 +170,13 @@ impl HsmPool {
 }
 
 /// What every unwrapped holder key is: the KEK's `CKA_UNWRAP_TEMPLATE`, and the template
-/// [`unwrap`] passes (SoftHSM2 wants each of these repeated with the same value). A session
-/// object that signs and does nothing else, cannot be wrapped out, changed or copied.
-/// `CKA_MODIFIABLE=false` comes last: SoftHSM2 2.6.1 applies an unwrap template in order and
-/// refuses every attribute after it (CKR_ATTRIBUTE_READ_ONLY).
-fn unwrapped_key() -> [Attribute; 11] {
-    [
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::Token(false),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Decrypt(false),
-        Attribute::Derive(false),
-        Attribute::Unwrap(false),
-        Attribute::Copyable(false),
-        Attribute::Modifiable(false),
-    ]
+/// [`unwrap`] passes (SoftHSM2 wants each of these repeated with the same value): a session
+/// object that signs and does nothing else ([`keys::signing_only`]), so it cannot be wrapped
+/// out, changed or copied.
+fn unwrapped_key() -> Vec<Attribute> {
+    let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+    template.extend(keys::signing_only(false));
+    template
 }
 
 /// What the KEK may wrap (`CKA_WRAP_TEMPLATE`): signing private keys generated in this HSM
@@ -393,7 +382,7 @@ fn unwrap(s: &Session, kek: ObjectHandle, blob: &[u8], algorithm: KeyAlgorithm) 
     if algorithm.ec_params().is_none() {
         return Err(HsmError::InvalidBlob);
     }
-    let mut template = unwrapped_key().to_vec();
+    let mut template = unwrapped_key();
     template.insert(1, Attribute::KeyType(KeyType::EC));
     // A tampered blob makes SoftHSM2 answer CKR_GENERAL_ERROR, not WRAPPED_KEY_INVALID.
     s.unwrap_key(&Mechanism::AesKeyWrapPad, kek, blob, &template).map_err(|e| match HsmError::from_cryptoki(e) {

@@ -39,20 +39,8 @@ pub struct KeyProtection {
 pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
     let label_attr = Attribute::Label(label.as_bytes().to_vec());
     let id = Attribute::Id(key_id(label));
-    let private = vec![
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Decrypt(false),
-        Attribute::Derive(false),
-        Attribute::Unwrap(false),
-        Attribute::Copyable(false),
-        Attribute::Modifiable(false),
-        label_attr.clone(),
-        id.clone(),
-    ];
+    let mut private = signing_only(true).to_vec();
+    private.extend([label_attr.clone(), id.clone()]);
     let mut public = vec![
         Attribute::Token(true),
         Attribute::Verify(true),
@@ -75,6 +63,26 @@ pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) 
     };
     let (pub_handle, _) = session.generate_key_pair(&mechanism, &public, &private).map_err(HsmError::from_cryptoki)?;
     public_key_info(session, pub_handle, algorithm)
+}
+
+/// A private key that signs and does nothing else: sensitive, never extractable, never changed
+/// or copied. CA keys are made so (`token`), and every holder key comes out of an unwrap so
+/// (the custody KEK's unwrap template). `CKA_MODIFIABLE=false` comes last: SoftHSM2 2.6.1
+/// applies an unwrap template in order and refuses every attribute after it
+/// (CKR_ATTRIBUTE_READ_ONLY).
+pub(crate) fn signing_only(token: bool) -> [Attribute; 10] {
+    [
+        Attribute::Token(token),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Unwrap(false),
+        Attribute::Copyable(false),
+        Attribute::Modifiable(false),
+    ]
 }
 
 /// The `CKA_ID` of a key pair: SHA-1 of its label, 20 bytes like a subject key identifier.
