@@ -201,6 +201,13 @@ pub struct HsmConfig {
     /// Environment variables the module reads at load time (e.g. `SOFTHSM2_CONF`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Generate holder keys with CKA_WRAP_WITH_TRUSTED, so the HSM wraps them only under a key
+    /// the Security Officer marked CKA_TRUSTED at the ceremony, and check that the KEK is.
+    /// Off by default: it needs an HSM whose SO can mark a private KEK trusted, which SoftHSM2
+    /// cannot (its SO makes only public objects, stored unencrypted), and validation refuses
+    /// it there (`pkcs11-config/README.md`).
+    #[serde(default)]
+    pub trusted_kek: bool,
     /// The PIN taken from `pin_env` at start-up (not a config key).
     #[serde(skip)]
     pub pin_from_env: crate::hsm::PinSecret,
@@ -627,6 +634,13 @@ impl Config {
         self.validate_custody()?;
         self.validate_ra()?;
         self.validate_limits()?;
+        let softhsm = self.hsm.module.file_name().is_some_and(|n| n.to_string_lossy().contains("softhsm"));
+        if self.hsm.trusted_kek && softhsm {
+            return Err(ConfigError::new(
+                "hsm.trusted_kek",
+                "SoftHSM2 cannot mark a private KEK trusted (its SO makes only public objects, stored unencrypted); leave it false",
+            ));
+        }
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }

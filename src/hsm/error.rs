@@ -60,6 +60,25 @@ pub enum HsmError {
     /// another HSM.
     #[error("the wrapped key is invalid for this HSM")]
     InvalidBlob,
+    /// The custody KEK was made by an older ceremony, without the protections that keep holder
+    /// keys in the HSM: a key made under it could be exported by anyone with the user PIN.
+    #[error(
+        "the custody KEK lacks {missing}: anyone with the user PIN can unwrap the holder keys it \
+         wraps as extractable and export them in plaintext, so no new holder key is made under it; \
+         run `cloudca --config FILE ceremony custody` on one host, then restart every daemon \
+         (pkcs11-config/README.md, \"Existing tokens\")"
+    )]
+    LegacyKek {
+        /// The protections it lacks, e.g. `CKA_UNWRAP_TEMPLATE, CKA_MODIFIABLE=false`.
+        missing: String,
+    },
+    /// `hsm.trusted_kek` is set but the Security Officer has not marked the KEK trusted, so
+    /// holder keys (CKA_WRAP_WITH_TRUSTED) cannot be wrapped under it.
+    #[error(
+        "hsm.trusted_kek is set but the custody KEK is not CKA_TRUSTED: the Security Officer must \
+         mark it trusted with the HSM vendor's tool (pkcs11-config/README.md)"
+    )]
+    KekNotTrusted,
     /// The pool has stopped.
     #[error("the HSM pool is shut down")]
     ShutDown,

@@ -1,5 +1,7 @@
 //! Key generation templates and public-key export. Every CA key is a token object that is
-//! private, sensitive and never extractable: the templates below are the only place that says so.
+//! private, sensitive and never extractable, and neither half of the pair can be changed
+//! (`CKA_MODIFIABLE=false`: no relabelling, no switching on decryption or derivation) or copied
+//! (`CKA_COPYABLE=false`): the templates below are the only place that says so.
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
@@ -23,23 +25,31 @@ pub struct KeyProtection {
     pub always_sensitive: bool,
     /// CKA_NEVER_EXTRACTABLE: has never been extractable.
     pub never_extractable: bool,
+    /// CKA_MODIFIABLE: its attributes can be changed (false for keys made by this version).
+    pub modifiable: bool,
+    /// CKA_COPYABLE: C_CopyObject may copy it (false for keys made by this version).
+    pub copyable: bool,
 }
 
 /// Generates a persistent, non-extractable key pair and returns its SubjectPublicKeyInfo DER.
+///
+/// `CKA_ID` must be set at generation, as nothing can change the objects afterwards: it is the
+/// SHA-1 of the label ([`key_id`]), the same on both halves so PKCS#11 tools pair them. Keys of
+/// older ceremonies carry the subject key identifier instead, set after generation.
 pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) -> Result<Vec<u8>, HsmError> {
     let label_attr = Attribute::Label(label.as_bytes().to_vec());
-    let private = vec![
+    let id = Attribute::Id(key_id(label));
+    let mut private = signing_only(true).to_vec();
+    private.extend([label_attr.clone(), id.clone()]);
+    let mut public = vec![
         Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Decrypt(false),
-        Attribute::Derive(false),
-        Attribute::Unwrap(false),
-        label_attr.clone(),
+        Attribute::Verify(true),
+        Attribute::Private(false),
+        Attribute::Copyable(false),
+        Attribute::Modifiable(false),
+        label_attr,
+        id,
     ];
-    let mut public = vec![Attribute::Token(true), Attribute::Verify(true), Attribute::Private(false), label_attr];
     let mechanism = match algorithm.ec_params() {
         Some(params) => {
             public.push(Attribute::EcParams(params.to_vec()));
@@ -51,15 +61,34 @@ pub(crate) fn generate(session: &Session, label: &str, algorithm: KeyAlgorithm) 
             Mechanism::RsaPkcsKeyPairGen
         }
     };
-    let (pub_handle, priv_handle) =
-        session.generate_key_pair(&mechanism, &public, &private).map_err(HsmError::from_cryptoki)?;
-    let spki = public_key_info(session, pub_handle, algorithm)?;
-    // CKA_ID = the subject key identifier, so other PKCS#11 tools can pair key and certificate.
-    let id = Attribute::Id(crate::ca::key_identifier(&spki));
-    for handle in [pub_handle, priv_handle] {
-        session.update_attributes(handle, std::slice::from_ref(&id)).map_err(HsmError::from_cryptoki)?;
-    }
-    Ok(spki)
+    let (pub_handle, _) = session.generate_key_pair(&mechanism, &public, &private).map_err(HsmError::from_cryptoki)?;
+    public_key_info(session, pub_handle, algorithm)
+}
+
+/// A private key that signs and does nothing else: sensitive, never extractable, never changed
+/// or copied. CA keys are made so (`token`), and every holder key comes out of an unwrap so
+/// (the custody KEK's unwrap template). `CKA_MODIFIABLE=false` comes last: SoftHSM2 2.6.1
+/// applies an unwrap template in order and refuses every attribute after it
+/// (CKR_ATTRIBUTE_READ_ONLY).
+pub(crate) fn signing_only(token: bool) -> [Attribute; 10] {
+    [
+        Attribute::Token(token),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Unwrap(false),
+        Attribute::Copyable(false),
+        Attribute::Modifiable(false),
+    ]
+}
+
+/// The `CKA_ID` of a key pair: SHA-1 of its label, 20 bytes like a subject key identifier.
+pub(crate) fn key_id(label: &str) -> Vec<u8> {
+    use sha1::Digest;
+    sha1::Sha1::digest(label.as_bytes()).to_vec()
 }
 
 /// Reads a public key object and encodes it as SubjectPublicKeyInfo DER.
@@ -122,6 +151,8 @@ pub(crate) fn protection(session: &Session, handle: ObjectHandle) -> Result<KeyP
                 AttributeType::Extractable,
                 AttributeType::AlwaysSensitive,
                 AttributeType::NeverExtractable,
+                AttributeType::Modifiable,
+                AttributeType::Copyable,
             ],
         )
         .map_err(HsmError::from_cryptoki)?;
@@ -134,6 +165,8 @@ pub(crate) fn protection(session: &Session, handle: ObjectHandle) -> Result<KeyP
             Attribute::Extractable(v) => p.extractable = v,
             Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
             Attribute::NeverExtractable(v) => p.never_extractable = v,
+            Attribute::Modifiable(v) => p.modifiable = v,
+            Attribute::Copyable(v) => p.copyable = v,
             _ => {}
         }
     }

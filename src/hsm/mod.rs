@@ -12,6 +12,7 @@ mod error;
 mod keys;
 mod pin;
 mod pool;
+mod template;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +42,9 @@ pub struct HsmPool {
     size: usize,
     /// Set by [`HsmPool::dangerous_suspend`].
     suspended: Arc<std::sync::atomic::AtomicBool>,
+    /// `hsm.trusted_kek`: holder keys are generated CKA_WRAP_WITH_TRUSTED, and wrapped only
+    /// under a KEK the Security Officer marked CKA_TRUSTED.
+    trusted_kek: bool,
 }
 
 impl HsmPool {
@@ -51,6 +55,7 @@ impl HsmPool {
         let module = context::module(&config.module)?;
         let (shared, first) = Shared::connect(module, &config.token_label, pin)?;
         let shared = Arc::new(shared);
+        custody::report_at_start(&first, &shared, config.trusted_kek);
         let size = config.worker_count();
         let (tx, rx) = crossbeam_channel::bounded::<Box<dyn Job>>(size * 256);
         let mut first = Some(first);
@@ -68,7 +73,7 @@ impl HsmPool {
         lock_workers().push((stop_tx, handles));
         metrics::get().hsm_pool_size.set(size as i64);
         tracing::info!(token = %config.token_label, workers = size, "HSM pool started");
-        Ok(HsmPool { shared, jobs: tx, size, suspended: Arc::default() })
+        Ok(HsmPool { shared, jobs: tx, size, suspended: Arc::default(), trusted_kek: config.trusted_kek })
     }
 
     /// Number of sessions (workers) in the pool.

@@ -21,6 +21,7 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
+use super::custody::KekState;
 use super::{context, HsmError};
 use crate::metrics;
 
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     down_since: Mutex<Option<Instant>>,
     /// Object handles found by label, tagged with the generation they were found in.
     handles: RwLock<HashMap<(String, bool), (u64, ObjectHandle)>>,
+    /// The custody KEK and its protections, read once per generation like the handles, so
+    /// that checking them adds no round trip to an unwrap.
+    kek: RwLock<Option<(u64, KekState)>>,
 }
 
 /// What the current generation still needs.
@@ -106,6 +110,7 @@ impl Shared {
             reason: Mutex::new("starting".into()),
             down_since: Mutex::new(None),
             handles: RwLock::new(HashMap::new()),
+            kek: RwLock::new(None),
         };
         let session = shared.open_session()?;
         Ok((shared, session))
@@ -252,6 +257,30 @@ impl Shared {
             self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(key, (generation, handle));
         }
         Ok(handle)
+    }
+
+    /// The custody KEK's state, read by `read` once per generation.
+    pub(crate) fn kek(
+        &self,
+        session: &Session,
+        read: impl FnOnce(&Session) -> Result<KekState, HsmError>,
+    ) -> Result<KekState, HsmError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, state)) = self.kek.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if *g == generation {
+                return Ok(state.clone());
+            }
+        }
+        let state = read(session)?;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *self.kek.write().unwrap_or_else(|p| p.into_inner()) = Some((generation, state.clone()));
+        }
+        Ok(state)
+    }
+
+    /// Forgets the KEK's state: the custody ceremony just replaced or created it.
+    pub(crate) fn forget_kek(&self) {
+        *self.kek.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Whether the pool serves jobs now, and if not, why.

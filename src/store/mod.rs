@@ -150,6 +150,11 @@ impl Store {
                         conn.execute("PRAGMA cache_size = -32768").await?;
                         // Same referential rules as PostgreSQL: a certificate needs its serial.
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // A destroyed cloud key must not linger on disk (docs/backup.md): freed
+                        // row space is zeroed, and the WAL is cut back to what the first commit
+                        // after each checkpoint wrote, so older frames holding a blob go too.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
+                        conn.execute("PRAGMA journal_size_limit = 0").await?;
                     }
                     Ok(())
                 })

@@ -11,6 +11,7 @@ mod backup;
 mod ceremony;
 mod cli;
 mod cluster;
+mod custody_keys;
 mod daemon;
 mod faults;
 mod fuzz;
