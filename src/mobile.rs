@@ -46,38 +46,93 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
-/// What a one-time code is for.
+/// What a one-time code authorises. Each action has its own purpose and names the object it
+/// acts on (an order, a certificate, an organisation, an identity proof); both are bound into
+/// the code's MAC and named in the text, so a code read off one screen cannot be replayed for
+/// another action or another order, and the person reading the SMS knows what they approve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// Logging in.
+    /// Logging in to the app (object: none).
     Login,
-    /// Proving identity again to unlock a credential.
-    Unlock,
-    /// Confirming an organisation administrator's action (members, hand-over, seals).
+    /// Confirming an organisation administrator's action (object: the credit code).
     Admin,
-    /// An application order's step: the certificate holder's consent, the application
-    /// signature, the legal representative's online authorisation, an order query.
-    Order,
+    /// A certificate holder's consent to an order on their certificate (object:
+    /// `order/serial`).
+    Consent,
+    /// The agent's signature of an application (object: the order).
+    ApplicationSignature,
+    /// The legal representative's online authorisation of the agent (object: the order).
+    LegalRepAuthorisation,
+    /// Opening an order query (object: the credit code or ID number).
+    OrderQuery,
+    /// The code texted to a bank card's reserved phone in an identity proof (object: the
+    /// proof).
+    IdentityProof,
 }
 
 impl Purpose {
-    /// Parses `login` or `unlock`.
+    /// Parses what a client may ask `/v1/mobile/sms` for: `login`, or `admin` (with the
+    /// organisation's credit code as object). Every other purpose is sent by the server itself
+    /// as part of the step it belongs to.
     pub fn parse(text: &str) -> Result<Purpose, LoginError> {
         match text {
             "login" => Ok(Purpose::Login),
-            "unlock" => Ok(Purpose::Unlock),
             "admin" => Ok(Purpose::Admin),
-            _ => Err(LoginError::Invalid("purpose: login, unlock or admin".into())),
+            _ => Err(LoginError::Invalid(
+                "purpose: login or admin (a PIN is set again through /v1/mobile/proofs)".into(),
+            )),
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The name stored with the code and bound into its MAC.
+    pub fn name(self) -> &'static str {
         match self {
             Purpose::Login => "login",
-            Purpose::Unlock => "unlock",
             Purpose::Admin => "admin",
-            Purpose::Order => "order",
+            Purpose::Consent => "consent",
+            Purpose::ApplicationSignature => "application-signature",
+            Purpose::LegalRepAuthorisation => "legal-rep-authorisation",
+            Purpose::OrderQuery => "order-query",
+            Purpose::IdentityProof => "identity-proof",
         }
+    }
+
+    /// What the SMS says the code is for. Identifiers of people are masked (an ID number in a
+    /// text message would outlive the code).
+    fn action(self, object: &str) -> String {
+        match self {
+            Purpose::Login => "to log in to the cloudca app".into(),
+            Purpose::Admin => format!("to confirm an administrator action for organisation {object}"),
+            Purpose::Consent => {
+                let (order, serial) = object.split_once('/').unwrap_or((object, ""));
+                format!("to consent to order {order} on your certificate {serial}")
+            }
+            Purpose::ApplicationSignature => format!("to sign the application of order {object}"),
+            Purpose::LegalRepAuthorisation => {
+                format!("to authorise, as legal representative, the agent of order {object}")
+            }
+            Purpose::OrderQuery => format!("to view the orders of {}", mask(object)),
+            Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
+        }
+    }
+}
+
+/// `110105********002X`: the first six and last four characters of a long identifier.
+fn mask(identifier: &str) -> String {
+    let chars: Vec<char> = identifier.chars().collect();
+    if chars.len() <= 10 {
+        return "*".repeat(chars.len());
+    }
+    let hidden = "*".repeat(chars.len() - 10);
+    format!("{}{hidden}{}", chars[..6].iter().collect::<String>(), chars[chars.len() - 4..].iter().collect::<String>())
+}
+
+/// A code's scope as stored: `purpose` or `purpose:object`.
+fn scope(purpose: Purpose, object: &str) -> String {
+    if object.is_empty() {
+        purpose.name().to_string()
+    } else {
+        format!("{}:{object}", purpose.name())
     }
 }
 
@@ -136,13 +191,13 @@ impl Mobile {
         self.clock.now().unix_timestamp()
     }
 
-    async fn code_hash(&self, phone: &str, purpose: Purpose, code: &str) -> Result<String, LoginError> {
-        let message = format!("cloudca-sms\n{phone}\n{}\n{code}", purpose.name());
+    async fn code_hash(&self, phone: &str, scope: &str, code: &str) -> Result<String, LoginError> {
+        let message = format!("cloudca-sms\n{phone}\n{scope}\n{code}");
         Ok(hex::encode(self.hsm.pepper(message.as_bytes()).await?))
     }
 
-    /// Sends a code, within the per-phone limits.
-    pub async fn send_code(&self, phone: &str, purpose: Purpose) -> Result<(), LoginError> {
+    /// Sends a code for `purpose` on `object` (empty for a login), within the per-phone limits.
+    pub async fn send_code(&self, phone: &str, purpose: Purpose, object: &str) -> Result<(), LoginError> {
         if !valid_phone(phone) {
             return Err(LoginError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
@@ -158,9 +213,11 @@ impl Mobile {
             return Err(LoginError::RateLimited(refusal));
         }
         let code = format!("{:06}", rand::rngs::OsRng.next_u32() % 1_000_000);
-        let hash = self.code_hash(phone, purpose, &code).await?;
-        let id = self.store.insert_sms_code(phone, purpose.name(), &hash, now, self.config.sms_code_seconds).await?;
-        let text = format!("cloudca code {code}. Do not share it; cloudca never asks for it by phone.");
+        let scope = scope(purpose, object);
+        let hash = self.code_hash(phone, &scope, &code).await?;
+        let id = self.store.insert_sms_code(phone, &scope, &hash, now, self.config.sms_code_seconds).await?;
+        let action = purpose.action(object);
+        let text = format!("cloudca code {code} {action}. Do not share it; cloudca never asks for it by phone.");
         let sent = crate::providers::call(SMS, "send", self.sms_deadline, self.sms.send(phone, &text)).await;
         if let Err(e) = sent {
             self.store.withdraw_sms_code(id).await?;
@@ -193,9 +250,10 @@ impl Mobile {
         Ok(wait)
     }
 
-    /// Checks a code (one try spent; used once on success). Each check, right or wrong, is an
-    /// attempt against the phone's `limits.attempts_per_credential`.
-    pub async fn check_code(&self, phone: &str, purpose: Purpose, code: &str) -> Result<(), LoginError> {
+    /// Checks a code sent for exactly this purpose and object (one try spent; used once on
+    /// success). Each check, right or wrong, is an attempt against the phone's
+    /// `limits.attempts_per_credential`.
+    pub async fn check_code(&self, phone: &str, purpose: Purpose, object: &str, code: &str) -> Result<(), LoginError> {
         if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", phone)) {
             self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
             return Err(LoginError::RateLimited(refusal));
@@ -204,12 +262,12 @@ impl Mobile {
             return Err(LoginError::BadCode);
         }
         let now = self.now();
-        let Some((id, stored)) =
-            self.store.take_sms_attempt(phone, purpose.name(), now, self.config.sms_code_attempts).await?
+        let scope = scope(purpose, object);
+        let Some((id, stored)) = self.store.take_sms_attempt(phone, &scope, now, self.config.sms_code_attempts).await?
         else {
             return Err(LoginError::BadCode);
         };
-        let given = self.code_hash(phone, purpose, code).await?;
+        let given = self.code_hash(phone, &scope, code).await?;
         let equal = constant_time_eq(given.as_bytes(), stored.as_bytes());
         if !equal || !self.store.use_sms_code(id).await? {
             return Err(LoginError::BadCode);
@@ -219,7 +277,7 @@ impl Mobile {
 
     /// Logs in with a code; returns a new bearer token.
     pub async fn login(&self, phone: &str, code: &str) -> Result<MobileSession, LoginError> {
-        let result = match self.check_code(phone, Purpose::Login, code).await {
+        let result = match self.check_code(phone, Purpose::Login, "", code).await {
             // Refused before any try: the limit audits its own first refusal.
             Err(LoginError::RateLimited(refusal)) => return Err(LoginError::RateLimited(refusal)),
             other => other,

@@ -201,7 +201,8 @@ async fn prove(
         "bank-card" => {
             body["method"] = "bank_card".into();
             body["card"] = args.card.clone().context("--card is required with --method bank-card")?.into();
-            body["card_phone"] = args.card_phone.clone().context("--card-phone is required with --method bank-card")?.into();
+            body["card_phone"] =
+                args.card_phone.clone().context("--card-phone is required with --method bank-card")?.into();
         }
         other => anyhow::bail!("--method {other}: face or bank-card"),
     }
@@ -234,7 +235,11 @@ async fn prove(
 async fn take_face_check(client: &reqwest::Client, face_url: &str) -> anyhow::Result<()> {
     if face_url.contains("/sandbox/face/") {
         let response = client.post(face_url).form(&[("result", "pass")]).send().await?;
-        anyhow::ensure!(response.status().is_success() || response.status().is_redirection(), "sandbox face page: {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success() || response.status().is_redirection(),
+            "sandbox face page: {}",
+            response.status()
+        );
     } else {
         eprintln!("open {face_url} on the phone to take the face check");
     }

@@ -49,7 +49,9 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
     let subject = parse_subject(&subject)?;
     let holder = holder
         .map(|h| match h.rsplit_once('/') {
-            Some((name, id_number)) => Ok(crate::store::HolderIdentity { name: name.into(), id_number: id_number.into() }),
+            Some((name, id_number)) => {
+                Ok(crate::store::HolderIdentity { name: name.into(), id_number: id_number.into() })
+            }
             None => Err(anyhow::anyhow!("--holder: NAME/ID_NUMBER")),
         })
         .transpose()?;

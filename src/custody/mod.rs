@@ -8,7 +8,6 @@
 //! at the limit); the blob is bound to this row. A PIN is set again (unlock, reset) only by
 //! spending a fresh identity proof, and the holder is told by SMS.
 
-mod codes;
 pub mod pin;
 pub mod proof;
 
@@ -22,9 +21,7 @@ use crate::config::CustodyConfig;
 use crate::hsm::{custody::BLOB_VERSION, HsmError, HsmPool, KeyAlgorithm};
 use crate::providers::{ProviderError, SmsProvider};
 use crate::status::{RevocationReason, StatusService};
-use crate::store::{
-    ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError,
-};
+use crate::store::{ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError};
 pub use pin::Pin;
 pub use proof::{ProofMethod, ProofPurpose, Proofs, StartedProof};
 
@@ -229,7 +226,11 @@ impl Custody {
     }
 
     /// The approval of this phone that can still be enrolled, and the person it names.
-    pub async fn enrollable(&self, approval_id: &str, phone: &str) -> Result<(ApprovalRecord, HolderIdentity), CustodyError> {
+    pub async fn enrollable(
+        &self,
+        approval_id: &str,
+        phone: &str,
+    ) -> Result<(ApprovalRecord, HolderIdentity), CustodyError> {
         let approval =
             self.store.approval(approval_id).await?.filter(|a| a.phone == phone).ok_or(CustodyError::NotFound)?;
         if approval.status != "approved" {
@@ -264,7 +265,11 @@ impl Custody {
         self.proofs.settle(proven.proof_id, phone, purpose, approval_id, proven.code).await?;
         let spend = ProofSpend { id: proven.proof_id, phone, purpose: purpose.name(), target: approval_id };
         let detail = serde_json::json!({ "approval": approval.id, "proof": proven.proof_id });
-        if !self.store.claim_approval_with_proof(&spend, self.now(), &self.event("approval.claimed", actor, None, detail)).await? {
+        if !self
+            .store
+            .claim_approval_with_proof(&spend, self.now(), &self.event("approval.claimed", actor, None, detail))
+            .await?
+        {
             return Err(CustodyError::ApprovalUsed);
         }
         let mut issued_serial = None;
@@ -541,11 +546,14 @@ impl Custody {
             c.serial, c.serial
         );
         let deadline = std::time::Duration::from_secs(5);
-        let sent = crate::providers::call(crate::providers::SMS, "send", deadline, self.sms.send(&c.phone, &text)).await;
+        let sent =
+            crate::providers::call(crate::providers::SMS, "send", deadline, self.sms.send(&c.phone, &text)).await;
         if let Err(e) = sent {
             tracing::warn!(target: "audit", credential = %c.id, error = %e, "the PIN reset notice was not sent");
             let detail = serde_json::json!({ "credential": c.id, "error": e.to_string() });
-            if let Err(e) = self.store.audit(&self.event("pin.reset_notice_failed", "daemon", Some(&c.serial), detail)).await {
+            if let Err(e) =
+                self.store.audit(&self.event("pin.reset_notice_failed", "daemon", Some(&c.serial), detail)).await
+            {
                 tracing::warn!(error = %e, "cannot audit a failed reset notice");
             }
         }
@@ -569,7 +577,9 @@ fn approval_holder(
     let valid = |h: &HolderIdentity| {
         let id = h.id_number.trim();
         let check = id.get(..17).and_then(crate::ca::identifiers::resident_id_check_char);
-        !h.name.trim().is_empty() && id.len() == 18 && check.is_some_and(|c| id.ends_with(c.to_ascii_uppercase()) || id.ends_with(c.to_ascii_lowercase()))
+        !h.name.trim().is_empty()
+            && id.len() == 18
+            && check.is_some_and(|c| id.ends_with(c.to_ascii_uppercase()) || id.ends_with(c.to_ascii_lowercase()))
     };
     if profile == "personal" {
         let name = subject.iter().find(|(k, _)| k == "CN").map(|(_, v)| v.clone()).unwrap_or_default();
@@ -585,6 +595,8 @@ fn approval_holder(
     match holder {
         Some(h) if valid(&h) => Ok(h),
         Some(_) => Err(CustodyError::Invalid("holder: name and an 18-character resident ID number".into())),
-        None => Err(CustodyError::Invalid("holder: the agent who will hold the key (name, id_number) is required".into())),
+        None => {
+            Err(CustodyError::Invalid("holder: the agent who will hold the key (name, id_number) is required".into()))
+        }
     }
 }

@@ -73,7 +73,12 @@ fn personal_patterns(id_number: &str) -> Vec<String> {
         let birth = &id[6..14];
         if birth.bytes().all(|b| b.is_ascii_digit()) {
             let (yy, mm, dd) = (&birth[2..4], &birth[4..6], &birth[6..8]);
-            patterns.extend([birth.to_string(), format!("{yy}{mm}{dd}"), format!("{mm}{dd}{yy}"), format!("{dd}{mm}{yy}")]);
+            patterns.extend([
+                birth.to_string(),
+                format!("{yy}{mm}{dd}"),
+                format!("{mm}{dd}{yy}"),
+                format!("{dd}{mm}{yy}"),
+            ]);
         }
         let tail = &id[12..];
         if tail.bytes().all(|b| b.is_ascii_digit()) {
@@ -143,7 +148,19 @@ mod tests {
     #[test]
     fn weak_pins_are_refused() {
         let id = Some("11010519491231002X");
-        for weak in ["000000", "999999", "123456", "345678", "987654", "654321", "491231", "123149", "311249", "19491231", "1949123100"] {
+        for weak in [
+            "000000",
+            "999999",
+            "123456",
+            "345678",
+            "987654",
+            "654321",
+            "491231",
+            "123149",
+            "311249",
+            "19491231",
+            "1949123100",
+        ] {
             let pin = Pin::new(weak).unwrap();
             assert!(matches!(pin.check_strength(id), Err(PinError::Weak(_))), "{weak} accepted");
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::CustodyConfig;
-use crate::mobile::Mobile;
+use crate::mobile::{Mobile, Purpose};
 use crate::providers::identity::{CheckOutcome, FaceStatus, FaceVia, IdentityChecks};
 use crate::providers::{call, ProviderError};
 use crate::store::{AuditRecord, HolderIdentity, ProofRecord, Store};
@@ -173,9 +173,15 @@ impl Proofs {
             serde_json::json!({ "proof": id, "purpose": purpose.name(), "target": target, "method": method.name() });
         self.store.insert_proof(&record, &self.event("identity.proof_started", phone, detail)).await?;
         if matches!(method, ProofMethod::BankCard { .. }) {
-            super::codes::send_proof_code(&self.mobile, &reference, &id).await?;
+            self.mobile.send_code(&reference, Purpose::IdentityProof, &id).await.map_err(CustodyError::Code)?;
         }
-        Ok(StartedProof { proof_id: id, method: method.name(), state: record.state, face_url, expires_at: record.expires_at })
+        Ok(StartedProof {
+            proof_id: id,
+            method: method.name(),
+            state: record.state,
+            face_url,
+            expires_at: record.expires_at,
+        })
     }
 
     /// The provider's bank-card check of the approval's person with the card and its phone.
@@ -265,24 +271,31 @@ impl Proofs {
             _ => {}
         }
         let verdict = match p.method.as_str() {
-            "face" => match call("identity", "face_status", self.deadline, self.identity.face_status(&p.reference)).await {
-                Ok(FaceStatus::Pending) => return Err(CustodyError::ProofPending),
-                Ok(FaceStatus::Passed) => Ok(()),
-                Ok(FaceStatus::Failed(reason)) => Err(reason),
-                Err(ProviderError::Refused(reason)) => Err(reason),
-                Err(away) => return Err(away.into()),
-            },
+            "face" => {
+                match call("identity", "face_status", self.deadline, self.identity.face_status(&p.reference)).await {
+                    Ok(FaceStatus::Pending) => return Err(CustodyError::ProofPending),
+                    Ok(FaceStatus::Passed) => Ok(()),
+                    Ok(FaceStatus::Failed(reason)) => Err(reason),
+                    Err(ProviderError::Refused(reason)) => Err(reason),
+                    Err(away) => return Err(away.into()),
+                }
+            }
             _ => {
                 let code = code.ok_or_else(|| {
                     CustodyError::Invalid("code: the code sent to the bank card's reserved phone".into())
                 })?;
                 // A wrong code is one of the code's few tries; the proof stays pending.
-                super::codes::check_proof_code(&self.mobile, &p.reference, &p.id, code).await?;
+                self.mobile
+                    .check_code(&p.reference, Purpose::IdentityProof, &p.id, code)
+                    .await
+                    .map_err(CustodyError::Code)?;
                 Ok(())
             }
         };
-        let (to, kind) = if verdict.is_ok() { ("passed", "identity.proof_passed") } else { ("failed", "identity.proof_failed") };
-        let mut detail = serde_json::json!({ "proof": p.id, "purpose": p.purpose, "target": p.target, "method": p.method });
+        let (to, kind) =
+            if verdict.is_ok() { ("passed", "identity.proof_passed") } else { ("failed", "identity.proof_failed") };
+        let mut detail =
+            serde_json::json!({ "proof": p.id, "purpose": p.purpose, "target": p.target, "method": p.method });
         if let Err(reason) = &verdict {
             detail["reason"] = serde_json::json!(reason);
         }

@@ -132,7 +132,13 @@ impl IdentityChecks for NoIdentityChecks {
     fn phone_three<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, CheckOutcome> {
         Self::refuse()
     }
-    fn bank_card_four<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+    fn bank_card_four<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
         Self::refuse()
     }
     fn start_micro_deposit<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> ProviderFuture<'a, MicroDeposit> {

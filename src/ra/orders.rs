@@ -127,24 +127,28 @@ impl Ra {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
         let data = OrderData::of(order);
-        let phone = match purpose {
+        let (phone, purpose, object) = match purpose {
             CodePurpose::Certificate => {
                 let serial =
                     serial.ok_or_else(|| RaError::BadRequest("serial: the certificate's serial number".into()))?;
-                self.certificate_holder(serial).await?.1
+                let (cert, phone) = self.certificate_holder(serial).await?;
+                (phone, Purpose::Consent, consent_object(order, &cert.serial))
             }
             CodePurpose::Signature => {
-                order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?
+                let phone = order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?;
+                (phone, Purpose::ApplicationSignature, order.id.clone())
             }
             CodePurpose::Authorization => {
                 self.agent_is_not_rep(&data)?;
-                data.company
+                let phone = data
+                    .company
                     .as_ref()
                     .map(|c| c.legal_rep.phone.clone())
-                    .ok_or(RaError::State("enter the company first".into()))?
+                    .ok_or(RaError::State("enter the company first".into()))?;
+                (phone, Purpose::LegalRepAuthorisation, order.id.clone())
             }
         };
-        self.services.mobile.send_code(&phone, Purpose::Order).await?;
+        self.services.mobile.send_code(&phone, purpose, &object).await?;
         Ok(())
     }
 
@@ -171,7 +175,7 @@ impl Ra {
             .as_ref()
             .map(|c| c.legal_rep.phone.clone())
             .ok_or(RaError::State("enter the company first".into()))?;
-        self.services.mobile.check_code(&phone, Purpose::Order, code.trim()).await?;
+        self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, &order.id, code.trim()).await?;
         data.authorized_online_at = Some(self.now());
         data.store(&mut order);
         let audit = self.event("order.authorized_online", &phone_actor(&phone), &order, serde_json::json!({}));
@@ -256,4 +260,9 @@ fn order_number(now: time::OffsetDateTime) -> String {
     let mut rng = rand::rngs::OsRng;
     let tail: String = (0..8).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
     format!("RA{:04}{:02}{:02}-{tail}", now.year(), u8::from(now.month()), now.day())
+}
+
+/// What a certificate holder's consent code is bound to: this order, on this certificate.
+pub(super) fn consent_object(order: &OrderRecord, serial: &str) -> String {
+    format!("{}/{serial}", order.id)
 }

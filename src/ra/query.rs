@@ -53,7 +53,7 @@ impl Ra {
         let on_file = orders.iter().any(|o| o.agent_phone.as_deref() == Some(phone.as_str()))
             || Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str());
         if on_file {
-            match self.services.mobile.send_code(&phone, Purpose::Order).await {
+            match self.services.mobile.send_code(&phone, Purpose::OrderQuery, &subject).await {
                 Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -65,7 +65,7 @@ impl Ra {
     pub async fn open_query(&self, subject: &str, phone: &str, code: &str) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
-        self.services.mobile.check_code(&phone, Purpose::Order, code.trim()).await?;
+        self.services.mobile.check_code(&phone, Purpose::OrderQuery, &subject, code.trim()).await?;
         let orders = self.subject_orders(&subject).await?;
         if Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str()) {
             return self.query_session(&subject, None, "phone").await;

@@ -238,7 +238,8 @@ impl Ra {
         input: CertificateInput,
     ) -> Result<(), RaError> {
         let (cert, phone) = self.certificate_holder(&input.serial).await?;
-        self.services.mobile.check_code(&phone, Purpose::Order, input.code.trim()).await?;
+        let object = super::orders::consent_object(order, &cert.serial);
+        self.services.mobile.check_code(&phone, Purpose::Consent, &object, input.code.trim()).await?;
         let now = self.now();
         if cert.status != "issued" {
             return Err(RaError::State(format!("certificate {} is {}", cert.serial, cert.status)));
@@ -498,7 +499,7 @@ impl Ra {
             return Err(RaError::Invalid(vec![e]));
         }
         let phone = order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?;
-        self.services.mobile.check_code(&phone, Purpose::Order, input.code.trim()).await?;
+        self.services.mobile.check_code(&phone, Purpose::ApplicationSignature, &order.id, input.code.trim()).await?;
         let channel = self.channel(&order.channel)?;
         data.signature =
             Some(SignatureEvidence { terms_sha256: channel.terms_sha256(), accepted_at: self.now(), phone });

@@ -388,7 +388,8 @@ impl Signing {
         let mut result = match self.sign(&credential, &request, &hashes).await {
             Ok(result) => result,
             Err(e) => {
-                let detail = serde_json::json!({ "session": s.id, "authorization": authorization, "error": e.to_string() });
+                let detail =
+                    serde_json::json!({ "session": s.id, "authorization": authorization, "error": e.to_string() });
                 let audit = self.custody.event("signing.failed", &actor, Some(&credential.serial), detail);
                 self.store.fail_session(&s.id, self.clock.now().unix_timestamp(), &audit).await?;
                 return Err(e);

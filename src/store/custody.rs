@@ -119,7 +119,10 @@ fn approval(r: &AnyRow) -> Result<ApprovalRecord, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
         expires_at: r.try_get("expires_at")?,
-        holder: match (r.try_get::<Option<String>, _>("holder_name")?, r.try_get::<Option<String>, _>("holder_id_number")?) {
+        holder: match (
+            r.try_get::<Option<String>, _>("holder_name")?,
+            r.try_get::<Option<String>, _>("holder_id_number")?,
+        ) {
             (Some(name), Some(id_number)) => Some(HolderIdentity { name, id_number }),
             _ => None,
         },

@@ -84,7 +84,9 @@ pub struct ProofSpend<'a> {
 impl Store {
     /// Records a started proof with its audit event.
     pub async fn insert_proof(&self, p: &ProofRecord, audit: &AuditRecord) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO identity_proofs ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)");
+        let sql = format!(
+            "INSERT INTO identity_proofs ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)"
+        );
         let q = sqlx::query(&sql)
             .bind(&p.id)
             .bind(&p.phone)
@@ -119,12 +121,11 @@ impl Store {
     /// Records the provider's verdict on a pending proof (`pending` → `passed` or `failed`),
     /// with its audit event; false when it was no longer pending.
     pub async fn judge_proof(&self, id: &str, to: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
-        let q = sqlx::query(
-            "UPDATE identity_proofs SET state = $2, updated_at = $3 WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(to)
-        .bind(now);
+        let q =
+            sqlx::query("UPDATE identity_proofs SET state = $2, updated_at = $3 WHERE id = $1 AND state = 'pending'")
+                .bind(id)
+                .bind(to)
+                .bind(now);
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 

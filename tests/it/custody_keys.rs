@@ -524,8 +524,19 @@ async fn a_destroyed_blob_leaves_no_copy_in_the_sqlite_files() {
     let pin = cloudca::custody::Pin::new("246810").unwrap();
     let mut enrolled = Vec::new();
     for phone in ["+8613800138000", "+8613800138001"] {
-        let approval = instance.custody.create_approval("personal", subject.clone(), phone, "test").await.unwrap();
-        enrolled.push(instance.custody.enroll(&approval.id, phone, &pin, "test").await.unwrap());
+        let approval =
+            instance.custody.create_approval("personal", subject.clone(), phone, None, "test").await.unwrap();
+        let (_, holder) = instance.custody.enrollable(&approval.id, phone).await.unwrap();
+        // The holder proves identity with a bank card and the code texted to its reserved phone.
+        let card = cloudca::custody::ProofMethod::BankCard {
+            card: "6222021234567890123".into(),
+            reserved_phone: phone.to_string(),
+        };
+        let purpose = cloudca::custody::ProofPurpose::Enrol;
+        let proof = instance.custody.proofs.start(phone, purpose, &approval.id, &holder, card).await.unwrap();
+        let code = last_code(&ca, phone);
+        let proven = cloudca::custody::ProvenPin { proof_id: &proof.proof_id, code: Some(&code), pin: &pin };
+        enrolled.push(instance.custody.enroll(&approval.id, phone, proven, "test").await.unwrap());
     }
     let (credential, issued) = &enrolled[0];
     let blob = credential.key_blob.clone().expect("an enrolled credential has a blob");

@@ -526,10 +526,10 @@ pub(crate) async fn quick_sms_ca() -> TestCa {
 }
 
 impl Api<'_> {
-    /// A fresh `admin` code for a phone (waiting out the one-second send interval).
+    /// A fresh `admin` code for the test organisation to a phone (waiting out the one-second send interval).
     fn admin_code(&self, phone: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let body = format!(r#"{{"phone":"{phone}","purpose":"admin"}}"#);
+        let body = format!(r#"{{"phone":"{phone}","purpose":"admin","object":"91350100M000100Y43"}}"#);
         assert_eq!(self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&body)).0, "202");
         last_code(self.ca, phone)
     }
@@ -631,7 +631,14 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
     let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
     assert_eq!(orgs["items"][0]["role"], "staff", "{orgs}");
     let instance = ca.open().await;
-    for kind in ["org.admin.claimed", "org.member.set", "seal.requested", "seal.decided", "org.admin.handed_over", "seal.user.set"] {
+    for kind in [
+        "org.admin.claimed",
+        "org.member.set",
+        "seal.requested",
+        "seal.decided",
+        "org.admin.handed_over",
+        "seal.user.set",
+    ] {
         assert_eq!(instance.store.count_audit_events(kind).await.unwrap(), 1, "{kind} audited once");
     }
 }

@@ -2,7 +2,8 @@
 //! SQLite and (in the suite's PostgreSQL pass) PostgreSQL: a PIN is set again only after a
 //! fresh identity proof by the provider, never by an SMS code; enrolment proves identity and
 //! claims its approval once; PIN tries are reserved before Argon2 so parallel guesses on two
-//! daemons get exactly five; a claimed session is signed once.
+//! daemons get exactly five; a claimed session is signed once; an SMS code authorises one
+//! action on one object.
 
 use std::time::Duration;
 
@@ -122,7 +123,14 @@ async fn an_sms_code_alone_never_sets_a_pin_and_a_failed_proof_changes_nothing()
     assert!(limited, "custody.proofs_per_day holds");
 
     let instance = ca.open().await;
-    for kind in ["identity.proof_started", "identity.proof_failed", "identity.proof_passed", "pin.reset_refused", "pin.reset", "identity.proof_limited"] {
+    for kind in [
+        "identity.proof_started",
+        "identity.proof_failed",
+        "identity.proof_passed",
+        "pin.reset_refused",
+        "pin.reset",
+        "identity.proof_limited",
+    ] {
         assert!(instance.store.count_audit_events(kind).await.unwrap() >= 1, "{kind} audited");
     }
 }
@@ -130,7 +138,8 @@ async fn an_sms_code_alone_never_sets_a_pin_and_a_failed_proof_changes_nothing()
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_identity_provider_no_pin_is_set() {
     let mut ca = TestCa::new().await;
-    let text = std::fs::read_to_string(&ca.config_path).unwrap().replace("identity = \"sandbox\"", "identity = \"none\"");
+    let text =
+        std::fs::read_to_string(&ca.config_path).unwrap().replace("identity = \"sandbox\"", "identity = \"none\"");
     std::fs::write(&ca.config_path, text).unwrap();
     ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
     let _daemon = Daemon::start(&ca).await;
@@ -163,7 +172,8 @@ async fn enrolment_proves_identity_claims_the_approval_once_and_approvals_expire
     let approval = approve(PHONE);
     let token = api.login(PHONE);
     // Possession of the phone is not enough: no proof, no PIN.
-    let body = format!(r#"{{"approval_id":"{approval}","proof_id":"00112233445566778899aabbccddeeff","pin":"246810"}}"#);
+    let body =
+        format!(r#"{{"approval_id":"{approval}","proof_id":"00112233445566778899aabbccddeeff","pin":"246810"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body)).0, "404");
     // Another phone's proof does not count for this approval.
     let other = api.login("+8613900139000");
@@ -283,4 +293,56 @@ async fn two_parallel_approvals_of_one_session_sign_once() {
     assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 3, "one set per session");
     assert_eq!(instance.store.count_audit_events("key.unwrap_authorised").await.unwrap(), 3, "every unwrap audited");
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_authorises_one_action_on_one_object_and_says_which() {
+    use cloudca::mobile::{LoginError, Purpose};
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let mobile = &instance.mobile;
+    mobile.send_code(PHONE, Purpose::ApplicationSignature, "order-1").await.unwrap();
+    let code = last_code(&ca, PHONE);
+    let text = sms_texts(&ca, PHONE).pop().unwrap();
+    assert!(text.contains("to sign the application of order order-1"), "the text names the action: {text}");
+    // The same digits for another action, another order, or a login: refused, and the code
+    // stays good for what it was sent for.
+    let others = [
+        (Purpose::LegalRepAuthorisation, "order-1"),
+        (Purpose::ApplicationSignature, "order-2"),
+        (Purpose::Consent, "order-1"),
+        (Purpose::Login, ""),
+    ];
+    for (purpose, object) in others {
+        let got = mobile.check_code(PHONE, purpose, object, &code).await;
+        assert!(matches!(got, Err(LoginError::BadCode)), "{purpose:?} {object}: {got:?}");
+    }
+    assert!(mobile.login(PHONE, &code).await.is_err(), "an application code does not log in");
+    mobile.check_code(PHONE, Purpose::ApplicationSignature, "order-1", &code).await.unwrap();
+    let again = mobile.check_code(PHONE, Purpose::ApplicationSignature, "order-1", &code).await;
+    assert!(matches!(again, Err(LoginError::BadCode)), "used once: {again:?}");
+
+    // An order query names whose orders, with the ID number masked.
+    let other = "+8613900139000";
+    mobile.send_code(other, Purpose::OrderQuery, "11010519491231002X").await.unwrap();
+    let text = sms_texts(&ca, other).pop().unwrap();
+    assert!(text.contains("110105********002X") && !text.contains("11010519491231002X"), "{text}");
+
+    // The app may ask only for a login code, or an administrator code for one organisation.
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let third = "+8613700137000";
+    for body in [
+        r#"{"phone":"+8613700137000","purpose":"unlock"}"#,
+        r#"{"phone":"+8613700137000","purpose":"admin"}"#,
+        r#"{"phone":"+8613700137000","purpose":"admin","object":"not-a-credit-code"}"#,
+        r#"{"phone":"+8613700137000","purpose":"login","object":"91350100M000100Y43"}"#,
+    ] {
+        assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(body)).0, "400", "{body}");
+    }
+    assert!(sms_texts(&ca, third).is_empty(), "a refused request sends nothing");
+    let body = r#"{"phone":"+8613700137000","purpose":"admin","object":"91350100M000100Y43"}"#;
+    assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(body)).0, "202");
+    let text = sms_texts(&ca, third).pop().unwrap();
+    assert!(text.contains("administrator action for organisation 91350100M000100Y43"), "{text}");
 }

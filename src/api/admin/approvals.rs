@@ -40,15 +40,15 @@ pub(super) async fn create(
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<ApprovalBody>,
 ) -> Result<Response, Problem> {
-    let holder =
-        body.holder.map(|h| crate::store::HolderIdentity { name: h.name, id_number: h.id_number });
-    let approval =
-        instance.custody.create_approval(&body.profile, body.subject, &body.phone, holder, &actor(&caller)).await.map_err(
-            |e| match e {
-                CustodyError::Invalid(m) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-                other => Problem::internal(&other),
-            },
-        )?;
+    let holder = body.holder.map(|h| crate::store::HolderIdentity { name: h.name, id_number: h.id_number });
+    let approval = instance
+        .custody
+        .create_approval(&body.profile, body.subject, &body.phone, holder, &actor(&caller))
+        .await
+        .map_err(|e| match e {
+            CustodyError::Invalid(m) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            other => Problem::internal(&other),
+        })?;
     let subject: serde_json::Value = serde_json::from_str(&approval.subject).unwrap_or_default();
     let body = serde_json::json!({
         "id": approval.id, "profile": approval.profile, "phone": approval.phone, "subject": subject,

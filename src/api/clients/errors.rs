@@ -25,7 +25,9 @@ pub fn custody(e: CustodyError) -> Problem {
         CustodyError::TooManyProofs => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
         CustodyError::WrongPin { .. } | CustodyError::IdentityRefused => Problem::new(StatusCode::FORBIDDEN, title),
         CustodyError::Locked => Problem::new(StatusCode::LOCKED, title),
-        CustodyError::Provider(cause) => Problem::provider(&cause, "the identity check is unavailable; try again later"),
+        CustodyError::Provider(cause) => {
+            Problem::provider(&cause, "the identity check is unavailable; try again later")
+        }
         CustodyError::Code(e) => login(e),
         CustodyError::Ca(crate::ca::CaError::Request(r)) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, r.to_string())

@@ -77,6 +77,9 @@ pub(crate) struct CodeBody {
     pub(crate) phone: String,
     #[serde(default = "login_purpose")]
     pub(crate) purpose: String,
+    /// What the code acts on: the organisation's credit code for `admin`; none for `login`.
+    #[serde(default)]
+    pub(crate) object: Option<String>,
 }
 
 fn login_purpose() -> String {
@@ -89,8 +92,14 @@ pub(super) async fn send_code(
     JsonBody(b): JsonBody<CodeBody>,
 ) -> Result<Response, Problem> {
     let purpose = Purpose::parse(&b.purpose).map_err(errors::login)?;
+    let object = match (purpose, b.object.as_deref()) {
+        (Purpose::Login, None) => "",
+        (Purpose::Admin, Some(code)) if crate::ra::validate::credit_code("object", code).is_ok() => code,
+        (Purpose::Admin, _) => return Err(Problem::bad_request("object: the organisation's credit code")),
+        _ => return Err(Problem::bad_request("object: a login code acts on nothing")),
+    };
     throttle::check_ip(&i, &i.limits.sms_per_ip, ip).await?;
-    i.mobile.send_code(&b.phone, purpose).await.map_err(errors::login)?;
+    i.mobile.send_code(&b.phone, purpose, object).await.map_err(errors::login)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }
 

@@ -58,7 +58,7 @@ pub(super) async fn set_member(
     JsonBody(b): JsonBody<MemberBody>,
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
-    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     i.seals.set_member(&holder.phone, &credit_code, &b.phone, &b.role).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -79,7 +79,7 @@ pub(super) async fn hand_over(
     JsonBody(b): JsonBody<HandOverBody>,
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
-    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     i.seals.hand_over(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -108,7 +108,7 @@ pub(super) async fn request_seal(
         .decode(&b.png)
         .map_err(|_| Problem::bad_request("png: not base64"))?;
     attempt(&i, ip).await?;
-    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     let request = i.seals.request(&holder.phone, &credit_code, &b.name, png, b.seal_id).await.map_err(errors::seal)?;
     let body = serde_json::json!({ "request_id": request.id, "status": request.status });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -134,7 +134,7 @@ pub(super) async fn set_seal_user(
     JsonBody(b): JsonBody<SealUserBody>,
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
-    i.mobile.check_code(&holder.phone, Purpose::Admin, &b.code).await.map_err(errors::login)?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     i.seals.set_seal_user(&holder.phone, &credit_code, &seal_id, &b.phone, b.allowed).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
