@@ -34,7 +34,8 @@ pub enum Action {
         out: PathBuf,
     },
     /// Add the cloud-key custody keys (KEK, PIN pepper) to an instance made before they
-    /// existed; keys already present are kept.
+    /// existed, or replace a KEK made before the unwrap templates (it is relabelled
+    /// `cloudca-kek-legacy` and only unwraps the blobs made under it); sound keys are kept.
     Custody,
 }
 

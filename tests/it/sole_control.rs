@@ -346,3 +346,36 @@ async fn a_code_authorises_one_action_on_one_object_and_says_which() {
     let text = sms_texts(&ca, third).pop().unwrap();
     assert!(text.contains("administrator action for organisation 91350100M000100Y43"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_writer_moving_a_key_or_a_pin_hash_to_another_credential_signs_nothing() {
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let pool = database(&ca).await;
+    let (_, victim, _) = enrolled(&ca, &api, PHONE);
+    let (token, mine, _) = enrolled(&ca, &api, "+8613900139000");
+    let right = format!(r#"{{"credential_id":"{mine}","pin":"246810"}}"#);
+    let copy = |column: &str| {
+        format!("UPDATE credentials SET {column} = (SELECT {column} FROM credentials WHERE id = $1) WHERE id = $2")
+    };
+    let saved: String =
+        sqlx::query_scalar("SELECT pin_hash FROM credentials WHERE id = $1").bind(&mine).fetch_one(&pool).await.unwrap();
+
+    // The victim's PIN hash on my row: the hash covers the credential, so even the same PIN
+    // does not verify (a counted wrong try, nothing signed).
+    sqlx::query(&copy("pin_hash")).bind(&victim).bind(&mine).execute(&pool).await.unwrap();
+    let (_, approve) = claimed(&api, &token, b"hash moved");
+    let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
+    assert_eq!(status, "403", "a moved PIN hash verifies nothing: {problem}");
+    sqlx::query("UPDATE credentials SET pin_hash = $1 WHERE id = $2").bind(&saved).bind(&mine).execute(&pool).await.unwrap();
+
+    // The victim's wrapped key on my row, with my right PIN: the binding of blob to row and
+    // certificate fails before any unwrap.
+    sqlx::query(&copy("key_blob")).bind(&victim).bind(&mine).execute(&pool).await.unwrap();
+    let (_, approve) = claimed(&api, &token, b"key moved");
+    let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
+    assert_ne!(status, "200", "a moved key signs nothing: {problem}");
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 0);
+}
