@@ -296,6 +296,64 @@ async fn every_route_answers_every_role_as_the_route_table_says() {
     }
 }
 
+/// Review C2, the compromised web front's story: it holds the web front's certificate and key
+/// and tries every route of every TLS listener. On the admin listener it reaches exactly the
+/// applicant routes under `/v1/ra/` (which also need each order's token); in particular it
+/// cannot mint an approval, which would give a certificate in anyone's name to a phone of its
+/// choosing. On the api listener its certificate gets it nothing an anonymous caller does not
+/// get. (The public and metrics listeners are plain HTTP and see no certificate.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compromised_web_front_reaches_only_the_applicant_routes() {
+    use cloudca::roles::Role;
+    // Every role may read the listener's own description; nothing else is shared.
+    let public = |route: &cloudca::api::admin::Route| route.roles == Role::ALL;
+    for route in cloudca::api::admin::ROUTES.iter().filter(|r| !public(r)) {
+        let applicant = route.path.starts_with("/v1/ra/");
+        assert_eq!(route.roles.contains(&Role::WebFront), applicant, "{} {}", route.method, route.path);
+        assert!(!applicant || route.roles == [Role::WebFront], "{}: the applicant routes are the web front's alone", route.path);
+    }
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let admin = Admin::new(&ca);
+    let web = Some("web-front");
+    // The attack: an approval for the attacker's phone in a company's name.
+    let body = r#"{"profile":"personal","phone":"+8613800138000","subject":[["C","CN"],["CN","张三"],["serialNumber","11010519491231002X"]]}"#;
+    let (_, status, text) = admin.curl(web, "POST", "/v1/approvals", Some(body));
+    assert_eq!(status, "403", "{text}");
+    for route in cloudca::api::admin::ROUTES.iter().filter(|r| !r.path.starts_with("/v1/ra/") && !public(r)) {
+        let path = route.path.replace("{serial}", "01").replace("{name}", "x").replace("{id}", "x");
+        let body = (route.method != "GET").then_some("{}");
+        let (_, status, text) = admin.curl(web, route.method, &path, body);
+        assert_eq!(status, "403", "web-front {} {}: {text}", route.method, route.path);
+    }
+    let instance = ca.open().await;
+    let approvals = instance.store.count_audit_events("approval.created").await.unwrap();
+    assert_eq!(approvals, 0, "no approval was made");
+
+    // The api listener: with the web front's certificate, every documented operation answers
+    // as it does to a caller without one.
+    let api = Admin { ca: &ca, url: format!("https://localhost:{}", ca.config.listeners.api.port()) };
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("openapi/api.json").unwrap()).unwrap();
+    let mut walked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete"].into_iter().filter(|m| item.get(*m).is_some()) {
+            let path = path
+                .replace("{id}", "0123456789abcdef0123456789abcdef")
+                .replace("{credit_code}", "91350100M000100Y43")
+                .replace("{seal_id}", "x")
+                .replace("{ref}", "x");
+            let method = method.to_uppercase();
+            let body = (method != "GET").then_some("{}");
+            let (_, anonymous, _) = api.curl(None, &method, &path, body);
+            let (_, status, text) = api.curl(web, &method, &path, body);
+            assert_eq!(status, anonymous, "web-front {method} {path}: {text}");
+            walked += 1;
+        }
+    }
+    assert!(walked >= 25, "walked {walked} operations");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_at_every_endpoint_is_a_clear_4xx_and_changes_nothing() {
     let ca = TestCa::new().await;
