@@ -429,9 +429,47 @@ impl Default for CustodyConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
+    /// `production` (the default when the key is absent) or `sandbox` (written by `dev-init`).
+    /// A production daemon refuses to start while any provider is a sandbox, and only a
+    /// sandbox instance mounts the sandbox pay and face pages.
+    pub mode: ProvidersMode,
     /// Identity checks (face liveness, bank card four elements, carrier real name,
     /// micro-deposits) for the RA and for the identity proof before a PIN is set.
     pub identity: ProviderChoice,
+}
+
+/// Whether this instance may run on sandbox providers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvidersMode {
+    /// Real providers only.
+    #[default]
+    Production,
+    /// Development and tests: sandboxes that behave like the real services.
+    Sandbox,
+}
+
+impl ProvidersConfig {
+    /// Whether the daemon may start with these providers. SMS, payment, invoice and e-mail
+    /// have only their sandboxes in this build (the real services cannot be reached from
+    /// here), so production mode refuses until a real adapter is built in; an identity
+    /// sandbox passes checks a real provider would fail, so it is refused by name.
+    pub fn check_mode(&self) -> Result<(), ConfigError> {
+        if self.mode == ProvidersMode::Sandbox {
+            return Ok(());
+        }
+        if self.identity == ProviderChoice::Sandbox {
+            return Err(ConfigError::new(
+                "providers.identity",
+                "the sandbox passes identity checks a real provider would fail; production mode needs a real one",
+            ));
+        }
+        Err(ConfigError::new(
+            "providers.mode",
+            "production mode needs real SMS, payment, invoice and e-mail providers and this build has only their \
+             sandboxes; set providers.mode = \"sandbox\" for development and tests",
+        ))
+    }
 }
 
 /// Which implementation of a provider to use.

@@ -112,8 +112,7 @@ impl Instance {
             issued: None,
             clock,
         };
-        let sms: Arc<dyn crate::providers::SmsProvider> =
-            Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") });
+        let sms = crate::ra::setup::sms(&config);
         let limits = Arc::new(crate::ratelimit::Limits::new(&config.limits));
         let provider_deadline = std::time::Duration::from_millis(config.ra.provider_timeout_ms);
         let mobile = crate::mobile::Mobile::new(

@@ -193,7 +193,10 @@ server_key = "{d}/tls/server.key"
 client_ca = "{d}/tls/operator-ca.pem"
 
 [providers]
-# Development only: the sandbox identity checks (face, bank card, carrier, micro-deposits).
+# Development only: sandbox SMS, payment, invoice and e-mail (their outboxes in the data folder,
+# their pay and face pages on the api listener) and sandbox identity checks (face, bank card,
+# carrier, micro-deposits). A production instance says mode = "production" (the default).
+mode = "sandbox"
 identity = "sandbox"
 
 [ra]

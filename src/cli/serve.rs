@@ -7,6 +7,7 @@ use crate::config::Config;
 /// Runs the daemon.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
+    config.providers.check_mode()?;
     runtime.block_on(async { crate::daemon::run(config, shutdown_signal()).await.context("cannot start the daemon") })
 }
 

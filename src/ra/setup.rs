@@ -25,6 +25,12 @@ pub struct Sandboxes {
     pub identity: Arc<SandboxIdentityChecks>,
 }
 
+/// The SMS gateway (the sandbox's outbox file: the only one in this build), chosen here with
+/// the others; built first because logins need it before the RA is.
+pub fn sms(config: &Config) -> Arc<dyn SmsProvider> {
+    Arc::new(crate::providers::SandboxSms { outbox: config.data_dir.join("sms-outbox.jsonl") })
+}
+
 /// The providers and the sandbox handles.
 pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>) -> Result<(Providers, Sandboxes), String> {
     let secret = payment_secret(config)?;

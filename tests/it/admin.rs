@@ -310,7 +310,11 @@ async fn a_compromised_web_front_reaches_only_the_applicant_routes() {
     for route in cloudca::api::admin::ROUTES.iter().filter(|r| !public(r)) {
         let applicant = route.path.starts_with("/v1/ra/");
         assert_eq!(route.roles.contains(&Role::WebFront), applicant, "{} {}", route.method, route.path);
-        assert!(!applicant || route.roles == [Role::WebFront], "{}: the applicant routes are the web front's alone", route.path);
+        assert!(
+            !applicant || route.roles == [Role::WebFront],
+            "{}: the applicant routes are the web front's alone",
+            route.path
+        );
     }
     let ca = TestCa::new().await;
     let _daemon = Daemon::start(&ca).await;
@@ -333,8 +337,7 @@ async fn a_compromised_web_front_reaches_only_the_applicant_routes() {
     // The api listener: with the web front's certificate, every documented operation answers
     // as it does to a caller without one.
     let api = Admin { ca: &ca, url: format!("https://localhost:{}", ca.config.listeners.api.port()) };
-    let spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("openapi/api.json").unwrap()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("openapi/api.json").unwrap()).unwrap();
     let mut walked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "delete"].into_iter().filter(|m| item.get(*m).is_some()) {

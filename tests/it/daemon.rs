@@ -298,3 +298,82 @@ async fn the_web_front_answers_requests_in_flight_on_sigterm_within_its_drain_bo
         assert!(text.contains("requests still running at the drain bound were cut"), "{text}");
     }
 }
+
+/// `cloudca serve` with `config`: its exit code and output, or a failure if it keeps running.
+fn serve_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the daemon started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Review H4, an applicant's story: on an instance that ran the sandbox providers, anyone could
+/// mark their order paid on the sandbox pay page, pass a face check on the sandbox face page,
+/// and read every login code in the SMS outbox. A production instance (the default when
+/// `providers.mode` is absent) refuses to start while any provider is a sandbox, naming the
+/// key, and never mounts the sandbox pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_production_instance_never_runs_on_sandbox_providers_nor_serves_their_pages() {
+    let ca = TestCa::new().await;
+    let text = std::fs::read_to_string(&ca.config_path).unwrap();
+    assert!(text.contains("mode = \"sandbox\"\n"), "dev-init writes a sandbox instance");
+    let write = |name: &str, text: String| {
+        let path = ca.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // The key left out: production, and the sandbox identity checks are named.
+    let absent = write("absent.toml", text.replace("mode = \"sandbox\"\n", ""));
+    let (code, stderr) = serve_exit(&absent);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("providers.identity"), "{stderr}");
+    // No identity sandbox, but SMS, payment, invoice and e-mail have only sandboxes here.
+    let production = text
+        .replace("mode = \"sandbox\"", "mode = \"production\"")
+        .replace("identity = \"sandbox\"", "identity = \"none\"");
+    let production = write("production.toml", production);
+    let (code, stderr) = serve_exit(&production);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("providers.mode"), "{stderr}");
+    assert!(!ca.config.data_dir.join("sms-outbox.jsonl").exists(), "nothing was texted");
+
+    // Were a production instance served anyway (as tests may, in process), the pages are not
+    // there; the payment webhook, which a real provider calls, is.
+    let api = Api { ca: &ca };
+    let config = cloudca::config::Config::load(&production).unwrap();
+    let instance =
+        cloudca::daemon::Instance::open(config, std::sync::Arc::new(cloudca::clock::SystemClock)).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(cloudca::daemon::serve(instance, async move {
+        let _ = stopped.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.call(As::Nobody, "GET", "/v1/health", None).0 != "200" {
+        assert!(Instant::now() < deadline, "daemon did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (method, path) in
+        [("GET", "/sandbox/face/x"), ("POST", "/sandbox/face/x"), ("GET", "/sandbox/pay/x"), ("POST", "/sandbox/pay/x")]
+    {
+        assert_eq!(api.call(As::Nobody, method, path, Some("result=pass")).0, "404", "{method} {path}");
+    }
+    assert_eq!(api.call(As::Nobody, "POST", "/v1/payments/webhook", Some("{}")).0, "401", "the webhook stays");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+
+    // The sandbox instance serves the face page (the contrast that makes the 404s mean something).
+    let _daemon = Daemon::start(&ca).await;
+    assert_eq!(api.call(As::Nobody, "GET", "/sandbox/face/x", None).0, "200");
+}

@@ -57,12 +57,17 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// Routes of the api listener.
 pub fn router(instance: Instance) -> Router {
     let callbacks: Pick = |limits| &limits.callbacks_per_ip;
-    let providers = Router::new()
-        .route("/v1/payments/webhook", post(payments::webhook))
-        .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
-        .route("/sandbox/pay/{ref}/close", post(payments::close))
-        .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face))
-        .route_layer(axum::middleware::from_fn_with_state((instance.clone(), callbacks), throttle::per_ip));
+    let mut providers = Router::new().route("/v1/payments/webhook", post(payments::webhook));
+    // The pages that stand in for the payer and the person taking a face check: a sandbox
+    // instance only, or anyone could mark an order paid or pass a face check (review H4).
+    if instance.config.providers.mode == crate::config::ProvidersMode::Sandbox {
+        providers = providers
+            .route("/sandbox/pay/{ref}", get(payments::pay_page).post(payments::pay))
+            .route("/sandbox/pay/{ref}/close", post(payments::close))
+            .route("/sandbox/face/{id}", get(payments::face_page).post(payments::face));
+    }
+    let providers =
+        providers.route_layer(axum::middleware::from_fn_with_state((instance.clone(), callbacks), throttle::per_ip));
     Router::new()
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/v1/health", get(health))
