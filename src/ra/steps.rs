@@ -169,6 +169,15 @@ impl Ra {
             }
             // Redo: what came after depends on what changes now.
             data.done.retain(|s| steps.iter().position(|x| x == s).is_some_and(|p| p < position));
+            // So do the consents and checks given for it (review H1): the legal
+            // representative authorised *that* agent for *that* company, the agent check was of
+            // *that* person. None carries over to what replaces them.
+            let agent_at = steps.iter().position(|s| *s == Step::Agent).unwrap_or(steps.len());
+            if position <= agent_at {
+                data.authorized_online_at = None;
+                data.agent_check = None;
+                order.agent_phone = None;
+            }
         }
         let result = self.run_step(&mut order, &mut data, flow, step, body).await;
         match result {

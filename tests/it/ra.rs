@@ -1020,3 +1020,25 @@ async fn an_expired_payment_code_is_replaced_and_an_expired_sms_code_is_refused(
     assert!(wait_state(&web, &id, &token, "review").await["paid_at"].is_number());
     assert_eq!(count(&ca, "payment.closed"), 1);
 }
+
+/// Review H1, an attacker's story: the legal representative authorised the agent of an order
+/// online; someone holding the order (its token) redoes the agent step with their own person
+/// and phone. The authorisation was for the first agent and does not carry over.
+#[tokio::test(flavor = "multi_thread")]
+async fn redoing_the_agent_step_clears_the_legal_representatives_authorisation() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = org_to_product(&web, CREDIT).await;
+    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
+    let v =
+        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    assert_eq!(v["summary"]["authorized_online"], true, "{v}");
+    let mut attacker = agent();
+    attacker["phone"] = json!("+8613600136000");
+    attacker["name"] = json!("王五");
+    let (status, v) = web.step(&id, &token, "agent", attacker).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["summary"]["authorized_online"], false, "the authorisation was for the first agent: {v}");
+    assert!(v["materials_required"].as_array().unwrap().iter().any(|k| k == "authorization-letter"), "{v}");
+}
