@@ -111,20 +111,10 @@ impl Purpose {
             Purpose::LegalRepAuthorisation => {
                 format!("to authorise, as legal representative, the agent of order {object}")
             }
-            Purpose::OrderQuery => format!("to view the orders of {}", mask(object)),
+            Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
             Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
         }
     }
-}
-
-/// `110105********002X`: the first six and last four characters of a long identifier.
-fn mask(identifier: &str) -> String {
-    let chars: Vec<char> = identifier.chars().collect();
-    if chars.len() <= 10 {
-        return "*".repeat(chars.len());
-    }
-    let hidden = "*".repeat(chars.len() - 10);
-    format!("{}{hidden}{}", chars[..6].iter().collect::<String>(), chars[chars.len() - 4..].iter().collect::<String>())
 }
 
 /// A code's scope as stored: `purpose` or `purpose:object`.
