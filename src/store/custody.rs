@@ -415,7 +415,7 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Spends one attempt on the newest live code of a phone and purpose: returns its hash if an
+    /// Spends one attempt on the newest live code of a phone and scope (`purpose:object`): returns its hash if an
     /// attempt was left (the caller compares), None when there is no usable code.
     pub async fn take_sms_attempt(
         &self,

@@ -359,11 +359,12 @@ async fn a_database_writer_moving_a_key_or_a_pin_hash_to_another_credential_sign
     let copy = |column: &str| {
         format!("UPDATE credentials SET {column} = (SELECT {column} FROM credentials WHERE id = $1) WHERE id = $2")
     };
-    let saved: String = sqlx::query_scalar("SELECT pin_hash FROM credentials WHERE id = $1")
-        .bind(&mine)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // The victim's wrapped key on my row, with my right PIN: the binding of blob to row and
+    // certificate fails before any unwrap.
+    sqlx::query(&copy("key_blob")).bind(&victim).bind(&mine).execute(&pool).await.unwrap();
+    let (_, approve) = claimed(&api, &token, b"key moved");
+    let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
+    assert_ne!(status, "200", "a moved key signs nothing: {problem}");
 
     // The victim's PIN hash on my row: the hash covers the credential, so even the same PIN
     // does not verify (a counted wrong try, nothing signed).
@@ -371,19 +372,6 @@ async fn a_database_writer_moving_a_key_or_a_pin_hash_to_another_credential_sign
     let (_, approve) = claimed(&api, &token, b"hash moved");
     let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
     assert_eq!(status, "403", "a moved PIN hash verifies nothing: {problem}");
-    sqlx::query("UPDATE credentials SET pin_hash = $1 WHERE id = $2")
-        .bind(&saved)
-        .bind(&mine)
-        .execute(&pool)
-        .await
-        .unwrap();
-
-    // The victim's wrapped key on my row, with my right PIN: the binding of blob to row and
-    // certificate fails before any unwrap.
-    sqlx::query(&copy("key_blob")).bind(&victim).bind(&mine).execute(&pool).await.unwrap();
-    let (_, approve) = claimed(&api, &token, b"key moved");
-    let (status, problem) = api.call(As::Holder(&token), "POST", &approve, Some(&right));
-    assert_ne!(status, "200", "a moved key signs nothing: {problem}");
     let instance = ca.open().await;
     assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 0);
 }
