@@ -16,6 +16,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "ra", include_str!("migrations/0006_ra.sql")),
     (7, "leases", include_str!("migrations/0007_leases.sql")),
     (8, "sole_control", include_str!("migrations/0008_sole_control.sql")),
+    (9, "ra_identity", include_str!("migrations/0009_ra_identity.sql")),
+    (10, "ra_payments", include_str!("migrations/0010_ra_payments.sql")),
+    (11, "ra_bounds", include_str!("migrations/0011_ra_bounds.sql")),
 ];
 
 /// Fills in the dialect placeholders.

@@ -1,0 +1,1 @@
+-- The RA's verified contacts: who may act for a certificate's subject.

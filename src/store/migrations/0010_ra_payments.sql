@@ -1,0 +1,1 @@
+-- Every payment intent of an order.
