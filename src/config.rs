@@ -506,6 +506,10 @@ pub struct RaConfig {
     pub reminder_days: Vec<i64>,
     /// Seconds between passes of the background task (completions, reminders).
     pub task_seconds: u64,
+    /// An open order nobody has touched for this many days is cancelled by the background
+    /// task, so an abandoned (or hostile) application does not hold its subject's one open
+    /// order per channel for ever.
+    pub open_order_days: i64,
 }
 
 impl Default for RaConfig {
@@ -519,6 +523,7 @@ impl Default for RaConfig {
             query_minutes: 30,
             reminder_days: vec![90, 30, 7],
             task_seconds: 10,
+            open_order_days: 30,
         }
     }
 }
@@ -762,6 +767,7 @@ impl Config {
             ("ra.query_minutes", (1..=1440).contains(&r.query_minutes), "1 to 1440"),
             ("ra.reminder_days", r.reminder_days.iter().all(|d| (1..=365).contains(d)), "days from 1 to 365"),
             ("ra.task_seconds", (1..=3600).contains(&r.task_seconds), "1 to 3600"),
+            ("ra.open_order_days", (1..=365).contains(&r.open_order_days), "1 to 365"),
         ];
         for (key, ok, range) in checks {
             if !ok {
