@@ -760,7 +760,7 @@ impl Config {
         let r = &self.ra;
         let url_ok = (r.public_url.starts_with("https://") || r.public_url.starts_with("http://"))
             && !r.public_url.ends_with('/');
-        let checks: [(&str, bool, &str); 6] = [
+        let checks: [(&str, bool, &str); 7] = [
             ("ra.public_url", url_ok, "an http(s) URL without a trailing slash"),
             ("ra.provider_timeout_ms", (100..=60_000).contains(&r.provider_timeout_ms), "100 to 60000"),
             ("ra.max_material_bytes", (1024..=4 * 1024 * 1024).contains(&r.max_material_bytes), "1 KiB to 4 MiB"),
