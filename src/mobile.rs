@@ -65,6 +65,9 @@ pub enum Purpose {
     LegalRepAuthorisation,
     /// Opening an order query (object: the credit code or ID number).
     OrderQuery,
+    /// Taking an order up again from an order query, with a new order token (object: the
+    /// order).
+    OrderResume,
     /// The code texted to a bank card's reserved phone in an identity proof (object: the
     /// proof).
     IdentityProof,
@@ -93,6 +96,7 @@ impl Purpose {
             Purpose::ApplicationSignature => "application-signature",
             Purpose::LegalRepAuthorisation => "legal-rep-authorisation",
             Purpose::OrderQuery => "order-query",
+            Purpose::OrderResume => "order-resume",
             Purpose::IdentityProof => "identity-proof",
         }
     }
@@ -112,6 +116,7 @@ impl Purpose {
                 format!("to authorise, as legal representative, the agent of order {object}")
             }
             Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
+            Purpose::OrderResume => format!("to continue order {object} on a new device"),
             Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
         }
     }

@@ -112,6 +112,17 @@ pub trait IdentityChecks: Send + Sync {
     fn start_face<'a>(&'a self, name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession>;
     /// Where a started face check stands.
     fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus>;
+    /// The enterprise registry check (企业三要素 plus the legal representative's ID number):
+    /// the credit code is registered to this company name, and this person (name and ID
+    /// number) is its legal representative. What ties the legal representative to the
+    /// company (review H3).
+    fn enterprise_elements<'a>(
+        &'a self,
+        credit_code: &'a str,
+        company_name: &'a str,
+        legal_rep_name: &'a str,
+        legal_rep_id: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome>;
 }
 
 /// The provider when none is configured: every check fails closed as unavailable, so nothing
@@ -151,6 +162,15 @@ impl IdentityChecks for NoIdentityChecks {
         Self::refuse()
     }
     fn face_status<'a>(&'a self, _: &'a str) -> ProviderFuture<'a, FaceStatus> {
+        Self::refuse()
+    }
+    fn enterprise_elements<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
         Self::refuse()
     }
 }
@@ -305,6 +325,24 @@ fn check_answer(behaviour: Behaviour, mismatch_reason: &str) -> CheckOutcome {
 }
 
 impl IdentityChecks for SandboxIdentityChecks {
+    /// The sandbox rule on the credit code's digits (a registry knows every company; the
+    /// sandbox cannot, so the code chooses the answer).
+    fn enterprise_elements<'a>(
+        &'a self,
+        credit_code: &'a str,
+        _company_name: &'a str,
+        _legal_rep_name: &'a str,
+        _legal_rep_id: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        Box::pin(async move {
+            let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour(credit_code)).await?;
+            Ok(check_answer(
+                behaviour,
+                "the enterprise registry does not list this company name and legal representative under the credit code",
+            ))
+        })
+    }
+
     fn phone_three<'a>(
         &'a self,
         _name: &'a str,

@@ -16,6 +16,7 @@
 //! transaction, so a step either happened (and is audited) or did not.
 
 pub mod channels;
+mod contacts;
 pub mod flow;
 pub mod materials;
 mod model;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use sha2::Digest;
 
 pub use model::{OrderData, OrderView};
+
 pub use orders::CodePurpose;
 pub use query::QuerySession;
 
@@ -50,7 +52,7 @@ use crate::providers::payment::PaymentProvider;
 use crate::providers::{ProviderError, SmsProvider};
 use crate::seals::Seals;
 use crate::status::StatusService;
-use crate::store::{AuditRecord, OrderRecord, Store, StoreError};
+use crate::store::{AuditRecord, ContactRecord, OrderRecord, Store, StoreError};
 use channels::Channel;
 use validate::FieldError;
 
@@ -66,13 +68,14 @@ pub enum RaError {
     /// No such order, or not this applicant's.
     #[error("no such order")]
     NotFound,
-    /// Another open order for the same credit code or ID number in this channel.
+    /// Another open order for the same credit code or ID number in this channel. It is not
+    /// named (review M6: that would tell anyone whose identifier has an application open, and
+    /// where).
     #[error(
-        "an application for this {what} is already open in this channel (order {order}); continue or cancel it first"
+        "an application for this {what} is already open in this channel; continue it with its order token or \
+         through order query (an idle one is cancelled after some days)"
     )]
     Duplicate {
-        /// The open order's number.
-        order: String,
         /// "credit code" or "ID number".
         what: &'static str,
     },
@@ -220,20 +223,27 @@ impl Ra {
             .ok_or_else(|| RaError::BadRequest(format!("channel: no channel named {name:?}")))
     }
 
-    /// Loads an order the caller may act on: the order token, or a live order-query session
-    /// that covers it. Anything else is "no such order" (no existence oracle).
+    /// Loads an order the caller may change: only with the order's own token (review H1: a
+    /// query session reads, it does not write). Anything else is "no such order" (no
+    /// existence oracle).
     pub async fn authorized(&self, id: &str, token: &str) -> Result<OrderRecord, RaError> {
         let order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
-        let hash = token_hash(token);
-        if !token.is_empty() && hash == order.token_hash {
+        if !token.is_empty() && token_hash(token) == order.token_hash {
             return Ok(order);
         }
-        if let Some((subject, phone)) = self.store.query_session(&hash, self.now()).await? {
-            let covers = order.subject_key.as_deref() == Some(subject.as_str())
-                && (phone.is_none() || phone == order.agent_phone);
-            if covers {
-                return Ok(order);
-            }
+        Err(RaError::NotFound)
+    }
+
+    /// Loads an order the caller may read: its own token, or a live order-query session that
+    /// covers it. The second is [`Access::Query`]: what can act on the order (the payment QR,
+    /// a face-check link) is left out of its view.
+    pub async fn readable(&self, id: &str, token: &str) -> Result<(OrderRecord, Access), RaError> {
+        let order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
+        if !token.is_empty() && token_hash(token) == order.token_hash {
+            return Ok((order, Access::Owner));
+        }
+        if self.query_covers(&order, token).await? {
+            return Ok((order, Access::Query));
         }
         Err(RaError::NotFound)
     }
@@ -241,8 +251,19 @@ impl Ra {
     /// Writes an order (compare-and-set on its version) with its audit events; maps a second
     /// open order for the same subject to [`RaError::Duplicate`].
     async fn save(&self, order: &mut OrderRecord, audits: &[&AuditRecord]) -> Result<(), RaError> {
+        self.save_with(order, None, audits).await
+    }
+
+    /// [`Ra::save`], recording the verified contacts an approval establishes in the same
+    /// transaction.
+    async fn save_with(
+        &self,
+        order: &mut OrderRecord,
+        contact: Option<&ContactRecord>,
+        audits: &[&AuditRecord],
+    ) -> Result<(), RaError> {
         order.updated_at = self.now();
-        match self.store.save_order(order, audits).await {
+        match self.store.save_order(order, contact, audits).await {
             Ok(true) => {
                 order.version += 1;
                 Ok(())
@@ -254,14 +275,18 @@ impl Ra {
     }
 
     async fn duplicate(&self, order: &OrderRecord) -> RaError {
-        let key = order.open_key.clone().unwrap_or_default();
-        let open = self.store.order_by_open_key(&key).await.ok().flatten();
         let what = if order.flow == "personal-new" { "ID number" } else { "credit code" };
-        match open {
-            Some(o) => RaError::Duplicate { order: o.id, what },
-            None => RaError::Conflict,
-        }
+        RaError::Duplicate { what }
     }
+}
+
+/// How a reader reached an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// With the order's own token: may read and change it.
+    Owner,
+    /// Through an order-query session: reads only.
+    Query,
 }
 
 /// SHA-256 (hex) of a bearer token: only this is stored.

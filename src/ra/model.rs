@@ -180,6 +180,10 @@ pub struct OrderData {
     /// Failed identity checks so far (after a failure the applicant may go offline).
     #[serde(default)]
     pub check_failures: u32,
+    /// Why this order must go to an officer whatever the channel's rule (e.g. nobody is on
+    /// file to consent for its certificate online).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub officer_review: Option<String>,
 }
 
 impl OrderData {
@@ -279,6 +283,10 @@ pub struct OrderView {
     pub reason: Option<String>,
     /// Failed identity checks (after one, the offline path is offered).
     pub check_failures: u32,
+    /// Why this order must go to an officer whatever the channel's rule (e.g. nobody is on
+    /// file to consent for its certificate online).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer_review: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -348,6 +356,7 @@ impl OrderView {
             invoice_no: order.invoice_no.clone(),
             reason: order.reason.clone(),
             check_failures: data.check_failures,
+            officer_review: data.officer_review.clone(),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }

@@ -49,6 +49,9 @@ impl Ra {
         if let Err(e) = self.follow_up_approved().await {
             tracing::warn!(error = %e, "RA task: approved orders");
         }
+        if let Err(e) = self.expire_idle().await {
+            tracing::warn!(error = %e, "RA task: idle open orders");
+        }
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
         }
@@ -61,26 +64,67 @@ impl Ra {
         }
     }
 
-    /// Approved orders, in one scan: a new-certificate order whose holder has enrolled in the
+    /// Approved orders, page by page: a new-certificate order whose holder has enrolled in the
     /// app is completed; any other still approved a while after its decision is carried out
-    /// again (the first attempt failed).
+    /// again (the first attempt failed). One order failing is logged and the pass goes on
+    /// (review M11).
     async fn follow_up_approved(&self) -> Result<(), super::RaError> {
-        for mut order in self.store.orders_in_state("approved", 200).await? {
-            let Some(approval_id) = order.approval_id.clone() else {
-                if order.updated_at < self.now() - 30 {
-                    self.carry_out(order).await?;
-                }
-                continue;
-            };
-            let Some(credential) = self.store.credential_by_approval(&approval_id).await? else { continue };
-            order.state = "completed".into();
-            order.serial = Some(credential.serial.clone());
-            let audit =
-                self.event("order.completed", "system", &order, serde_json::json!({ "serial": credential.serial }));
-            self.save(&mut order, &[&audit]).await?;
-            self.notify(&order, "issued").await;
-        }
+        let started = self.now();
+        self.each_order("approved", started + 1, |ra, order| async move { ra.follow_up(order, started).await }).await
+    }
+
+    async fn follow_up(&self, mut order: OrderRecord, started: i64) -> Result<(), super::RaError> {
+        let Some(approval_id) = order.approval_id.clone() else {
+            if order.updated_at < started - 30 {
+                self.carry_out(order).await?;
+            }
+            return Ok(());
+        };
+        let Some(credential) = self.store.credential_by_approval(&approval_id).await? else { return Ok(()) };
+        order.state = "completed".into();
+        order.serial = Some(credential.serial.clone());
+        let audit = self.event("order.completed", "system", &order, serde_json::json!({ "serial": credential.serial }));
+        self.save(&mut order, &[&audit]).await?;
+        self.notify(&order, "issued").await;
         Ok(())
+    }
+
+    /// Cancels open orders nobody touched for `ra.open_order_days` days, so an abandoned or
+    /// hostile application does not hold its subject's one open order per channel for ever
+    /// (review M6). Audited as `order.cancelled` by `system`.
+    async fn expire_idle(&self) -> Result<(), super::RaError> {
+        let before = self.now() - self.config.open_order_days * 86400;
+        let reason = format!("cancelled after {} days without activity", self.config.open_order_days);
+        self.each_order("open", before, |ra, order| {
+            let reason = reason.clone();
+            async move { ra.cancel(order, "system", &reason).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    /// Runs `work` on every order in `state` last updated before `updated_before`, a page at
+    /// a time, logging and skipping an order that fails.
+    async fn each_order<F, Fut>(&self, state: &str, updated_before: i64, work: F) -> Result<(), super::RaError>
+    where
+        F: Fn(Ra, OrderRecord) -> Fut,
+        Fut: std::future::Future<Output = Result<(), super::RaError>>,
+    {
+        let mut cursor = (i64::MIN, String::new());
+        loop {
+            let page = self.store.orders_in_state(state, updated_before, &cursor, PAGE).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            cursor = (last.updated_at, last.id.clone());
+            let full = page.len() as i64 == PAGE;
+            for order in page {
+                let id = order.id.clone();
+                if let Err(e) = work(self.clone(), order).await {
+                    tracing::warn!(order = %id, state, error = %e, "RA task: order skipped this pass");
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// Expiry reminders: each certificate gets the nearest threshold it has passed, once.
@@ -165,3 +209,6 @@ mod tests {
         assert_eq!(gauge_labels(&gauge).len(), 3);
     }
 }
+
+/// Orders read per page by the background pass.
+const PAGE: i64 = 200;

@@ -74,6 +74,17 @@ impl Ra {
         Ok(OrderView::new(order, &channel, &materials))
     }
 
+    /// The view as a reader reached it: a query session sees the order but nothing that acts
+    /// on it (the payment QR code, a face-check link).
+    pub async fn view_as(&self, order: &OrderRecord, access: super::Access) -> Result<OrderView, RaError> {
+        let mut view = self.view(order).await?;
+        if access == super::Access::Query {
+            view.payment = None;
+            view.pending_check = None;
+        }
+        Ok(view)
+    }
+
     /// Cancels an order not yet decided; a payment is refunded.
     pub async fn cancel(&self, mut order: OrderRecord, actor: &str, reason: &str) -> Result<OrderRecord, RaError> {
         if !matches!(order.state.as_str(), "open" | "offline" | "review") {
@@ -132,6 +143,8 @@ impl Ra {
                 let serial =
                     serial.ok_or_else(|| RaError::BadRequest("serial: the certificate's serial number".into()))?;
                 let (cert, phone) = self.certificate_holder(serial).await?;
+                let phone = phone
+                    .ok_or_else(|| RaError::State(format!("{}; continue without a code", super::steps::NO_CONTACT)))?;
                 (phone, Purpose::Consent, consent_object(order, &cert.serial))
             }
             CodePurpose::Signature => {
@@ -238,7 +251,7 @@ impl Ra {
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
         order.submitted_at = Some(self.now());
-        if channel.rule(flow).review == super::channels::Review::Review {
+        if channel.rule(flow).review == super::channels::Review::Review || self.needs_officer(&order, flow).await? {
             order.state = "review".into();
             let queued = self.event("order.submitted", "applicant", &order, serde_json::json!({}));
             self.save(&mut order, &[audit, &queued]).await?;
@@ -246,6 +259,22 @@ impl Ra {
         }
         self.save(&mut order, &[audit]).await?;
         self.approve(order, "auto", "approved automatically by the channel").await
+    }
+}
+
+impl Ra {
+    /// Orders an officer must decide whatever the channel says: those about a certificate
+    /// with no verified contact, and every re-issue of a key outside the CA's custody (it
+    /// revokes the certificate and hands a new key to whoever applied: review H2).
+    async fn needs_officer(&self, order: &OrderRecord, flow: Flow) -> Result<bool, RaError> {
+        if OrderData::of(order).officer_review.is_some() {
+            return Ok(true);
+        }
+        if flow != Flow::Reissue {
+            return Ok(false);
+        }
+        let Some(serial) = &order.serial else { return Ok(true) };
+        Ok(self.store.credential_by_serial(serial).await?.is_none())
     }
 }
 

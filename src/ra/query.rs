@@ -1,8 +1,13 @@
 //! Order query: by credit code or ID number, after an identity check. An agent proves the
 //! phone on file with an SMS code and sees the orders they handled; the legal representative
-//! (their phone, or their bank card as the fallback) sees all of the organisation's.
+//! (their phone, or their bank card as the fallback) sees all of the organisation's (handbook
+//! §4.2). Who is on file comes from approved orders only ([`super::contacts`]).
+//!
+//! A query session only reads (review H1): it lists and shows orders and downloads invoices.
+//! Changing, continuing or cancelling an order takes that order's own token, which a query
+//! session can get again only with a fresh code sent to the order's verified agent
+//! ([`Ra::resume_code`], [`Ra::resume`]).
 
-use super::model::OrderData;
 use super::validate;
 use super::{new_token, token_hash, Ra, RaError};
 use crate::mobile::Purpose;
@@ -31,28 +36,17 @@ impl Ra {
         validate::credit_code("subject", v).map_err(|e| RaError::Invalid(vec![e]))
     }
 
-    async fn subject_orders(&self, subject: &str) -> Result<Vec<OrderRecord>, RaError> {
-        let q = OrderQuery { subject_key: Some(subject.to_string()), limit: 500, ..OrderQuery::default() };
-        Ok(self.store.orders(&q).await?)
-    }
-
-    /// The legal representative's phone as entered in the subject's orders.
-    fn legal_rep_phone(orders: &[OrderRecord]) -> Option<String> {
-        orders.iter().find_map(|o| OrderData::of(o).company.map(|c| c.legal_rep.phone))
-    }
-
-    /// Sends the query code when the phone is an agent's or the legal representative's on
-    /// file. Answers the same either way, so nobody learns which phones are on file: also when
-    /// the phone has had too many codes (that refusal is counted and audited, not shown) and
-    /// when the SMS gateway fails (counted and logged; the code is withdrawn, so asking again
-    /// works at once).
+    /// Sends the query code when the phone is a verified agent's or the legal
+    /// representative's on file ([`super::contacts`]): never a phone some open, failed or
+    /// cancelled order typed. Answers the same either way, so nobody learns which phones are
+    /// on file: also when the phone has had too many codes (that refusal is counted and
+    /// audited, not shown) and when the SMS gateway fails (counted and logged; the code is
+    /// withdrawn, so asking again works at once).
     pub async fn query_code(&self, subject: &str, phone: &str) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
-        let orders = self.subject_orders(&subject).await?;
-        let on_file = orders.iter().any(|o| o.agent_phone.as_deref() == Some(phone.as_str()))
-            || Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str());
-        if on_file {
+        let on_file = self.on_file(&subject).await?;
+        if on_file.is_agent(&phone) || on_file.is_legal_rep(&phone) {
             match self.services.mobile.send_code(&phone, Purpose::OrderQuery, &subject).await {
                 Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -61,22 +55,24 @@ impl Ra {
         Ok(())
     }
 
-    /// Opens a query session with the SMS code.
+    /// Opens a query session with the SMS code: the legal representative on file sees all
+    /// the subject's orders, a verified agent those they handled.
     pub async fn open_query(&self, subject: &str, phone: &str, code: &str) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
         self.services.mobile.check_code(&phone, Purpose::OrderQuery, &subject, code.trim()).await?;
-        let orders = self.subject_orders(&subject).await?;
-        if Self::legal_rep_phone(&orders).as_deref() == Some(phone.as_str()) {
+        let on_file = self.on_file(&subject).await?;
+        if on_file.is_legal_rep(&phone) {
             return self.query_session(&subject, None, "phone").await;
         }
-        if orders.iter().any(|o| o.agent_phone.as_deref() == Some(phone.as_str())) {
+        if on_file.is_agent(&phone) {
             return self.query_session(&subject, Some(&phone), "phone").await;
         }
         Err(RaError::NotFound)
     }
 
-    /// The fallback: the legal representative's bank card four-element check.
+    /// The fallback: the bank card four-element check of the legal representative on file
+    /// (name and ID number as the newest approved order recorded them).
     pub async fn open_query_by_card(
         &self,
         subject: &str,
@@ -86,12 +82,11 @@ impl Ra {
         phone: &str,
     ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
-        let orders = self.subject_orders(&subject).await?;
-        let rep = orders.iter().find_map(|o| OrderData::of(o).company.map(|c| c.legal_rep)).ok_or(RaError::NotFound)?;
-        if rep.id_number != id_number.trim().to_uppercase() {
-            return Err(RaError::CheckFailed("the ID number is not the legal representative's on file".into()));
+        let (rep_name, rep_id, _) = self.on_file(&subject).await?.legal_rep.ok_or(RaError::NotFound)?;
+        if rep_id != id_number.trim().to_uppercase() || rep_name != name.trim() {
+            return Err(RaError::CheckFailed("this is not the legal representative on file".into()));
         }
-        let call = self.providers.identity.bank_card_four(name.trim(), &rep.id_number, card.trim(), phone.trim());
+        let call = self.providers.identity.bank_card_four(&rep_name, &rep_id, card.trim(), phone.trim());
         match crate::providers::call("identity", "bank_card_four", self.deadline(), call).await? {
             CheckOutcome::Passed => self.query_session(&subject, None, "bank-card").await,
             CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
@@ -115,5 +110,51 @@ impl Ra {
             self.store.query_session(&token_hash(token), self.now()).await?.ok_or(RaError::NotFound)?;
         let q = OrderQuery { subject_key: Some(subject), agent_phone: phone, limit: 200, ..OrderQuery::default() };
         Ok(self.store.orders(&q).await?)
+    }
+
+    /// Whether a live query session covers the order (for reading it).
+    pub(super) async fn query_covers(&self, order: &OrderRecord, token: &str) -> Result<bool, RaError> {
+        if token.is_empty() {
+            return Ok(false);
+        }
+        let Some((subject, phone)) = self.store.query_session(&token_hash(token), self.now()).await? else {
+            return Ok(false);
+        };
+        Ok(order.subject_key.as_deref() == Some(subject.as_str()) && (phone.is_none() || phone == order.agent_phone))
+    }
+
+    /// Sends the order's verified agent a code to take the order up again from a query
+    /// session (a lost order token). Only open and offline orders can be continued.
+    pub async fn resume_code(&self, id: &str, query_token: &str) -> Result<(), RaError> {
+        let order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
+        let phone = self.resumable(&order, query_token).await?;
+        self.services.mobile.send_code(&phone, Purpose::OrderResume, &order.id).await?;
+        Ok(())
+    }
+
+    /// Checks the agent's code and gives the order a new token (the old one stops working),
+    /// audited.
+    pub async fn resume(&self, id: &str, query_token: &str, code: &str) -> Result<(OrderRecord, String), RaError> {
+        let mut order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
+        let phone = self.resumable(&order, query_token).await?;
+        self.services.mobile.check_code(&phone, Purpose::OrderResume, &order.id, code.trim()).await?;
+        let token = new_token();
+        order.token_hash = token_hash(&token);
+        let actor = super::orders::phone_actor(&phone);
+        let audit = self.event("order.resumed", &actor, &order, serde_json::json!({}));
+        self.save(&mut order, &[&audit]).await?;
+        Ok((order, token))
+    }
+
+    async fn resumable(&self, order: &OrderRecord, query_token: &str) -> Result<String, RaError> {
+        if !self.query_covers(order, query_token).await? {
+            return Err(RaError::NotFound);
+        }
+        if !matches!(order.state.as_str(), "open" | "offline") {
+            return Err(RaError::State(format!("the order is {}; there is nothing to continue", order.state)));
+        }
+        order.agent_phone.clone().ok_or_else(|| {
+            RaError::State("nobody was verified for this order yet; start a new application instead".into())
+        })
     }
 }

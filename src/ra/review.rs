@@ -76,7 +76,8 @@ impl Ra {
         order.decided_at = Some(self.now());
         order.decided_by = Some(actor.to_string());
         let audit = self.event("order.approved", actor, &order, serde_json::json!({ "note": note }));
-        self.save(&mut order, &[&audit]).await?;
+        let contact = super::contacts::of_approved(&order, self.now());
+        self.save_with(&mut order, contact.as_ref(), &[&audit]).await?;
         self.notify(&order, "approved").await;
         self.carry_out(order).await
     }

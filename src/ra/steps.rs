@@ -15,11 +15,17 @@ use crate::providers::identity::{CheckOutcome, FaceVia};
 use crate::providers::payment::PayMethod;
 use crate::store::OrderRecord;
 
+/// Why an order about a certificate with no verified contact goes to an officer.
+pub(super) const NO_CONTACT: &str =
+    "no verified contact is on file for this certificate (it was not applied for online): an officer checks the papers";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CertificateInput {
     serial: String,
-    code: String,
+    /// The consent code sent to the certificate's holder; absent only when nobody is on file.
+    #[serde(default)]
+    code: Option<String>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -184,6 +190,11 @@ impl Ra {
             Ok(completed) => {
                 if completed {
                     data.complete(step);
+                    match step {
+                        Step::SubjectCheck => Self::subject_checked(&mut order, &data, flow),
+                        Step::AgentCheck => Self::agent_checked(&mut order, &data),
+                        _ => {}
+                    }
                 }
                 data.store(&mut order);
                 let detail = serde_json::json!({ "step": step.name(), "completed": completed });
@@ -196,6 +207,9 @@ impl Ra {
             }
             Err(RaError::CheckFailed(reason)) => {
                 data.check_failures += 1;
+                if matches!(step, Step::Company | Step::Person | Step::SubjectCheck) {
+                    order.open_key = None;
+                }
                 data.store(&mut order);
                 let detail = serde_json::json!({ "step": step.name(), "reason": reason });
                 let audit = self.event("identity.check_failed", "applicant", &order, detail);
@@ -247,8 +261,14 @@ impl Ra {
         input: CertificateInput,
     ) -> Result<(), RaError> {
         let (cert, phone) = self.certificate_holder(&input.serial).await?;
-        let object = super::orders::consent_object(order, &cert.serial);
-        self.services.mobile.check_code(&phone, Purpose::Consent, &object, input.code.trim()).await?;
+        if let Some(phone) = &phone {
+            let code = input.code.as_deref().unwrap_or_default().trim();
+            let object = super::orders::consent_object(order, &cert.serial);
+            self.services.mobile.check_code(phone, Purpose::Consent, &object, code).await?;
+            data.officer_review = None;
+        } else {
+            data.officer_review = Some(NO_CONTACT.into());
+        }
         let now = self.now();
         if cert.status != "issued" {
             return Err(RaError::State(format!("certificate {} is {}", cert.serial, cert.status)));
@@ -282,7 +302,13 @@ impl Ra {
             .map(|r| r.subject)
             .map_err(|e| RaError::BadRequest(format!("the certificate cannot be read: {e}")))?;
         let identifier = cert.identifier.clone().unwrap_or_default();
-        self.set_subject(order, &identifier);
+        if phone.is_some() {
+            self.set_subject(order, &identifier);
+        } else {
+            // Nobody consented: the order does not hold the subject's one open order.
+            order.subject_key = Some(identifier.clone());
+            order.open_key = None;
+        }
         order.serial = Some(cert.serial.clone());
         data.certificate = Some(CertificateRef {
             serial: cert.serial,
@@ -290,7 +316,7 @@ impl Ra {
             identifier,
             subject,
             not_after: cert.not_after,
-            holder_phone: phone,
+            holder_phone: phone.unwrap_or_default(),
         });
         Ok(())
     }
@@ -310,24 +336,22 @@ impl Ra {
     }
 
     /// The certificate and the phone that consents for it: the cloud key's holder, else the
-    /// agent of the order that applied for it.
+    /// verified agent of the order that applied for it (review H2). A certificate with
+    /// neither (issued from a CSR in the back office) has nobody who can consent online
+    /// (None): its order goes to an officer, who checks the papers.
     pub(super) async fn certificate_holder(
         &self,
         serial_text: &str,
-    ) -> Result<(crate::store::CertificateRecord, String), RaError> {
+    ) -> Result<(crate::store::CertificateRecord, Option<String>), RaError> {
         let serial = crate::ca::serial::parse(serial_text)
             .ok_or_else(|| RaError::BadRequest("serial: hexadecimal certificate serial number".into()))?;
         let cert =
             self.store.certificate(&serial).await?.ok_or(RaError::BadRequest(format!("no certificate {serial}")))?;
         if let Some(c) = self.store.credential_by_serial(&serial).await? {
-            return Ok((cert, c.phone));
+            return Ok((cert, Some(c.phone)));
         }
-        let identifier = cert.identifier.clone().unwrap_or_default();
-        let phones = self.store.agent_phones(&identifier).await?;
-        let phone = phones.into_iter().next().ok_or_else(|| {
-            RaError::BadRequest("no phone is on file for this certificate; apply at a service counter".into())
-        })?;
-        Ok((cert, phone))
+        let contact = self.store.contact_of_certificate(&serial).await?;
+        Ok((cert, contact.and_then(|c| c.agent_phone)))
     }
 
     fn verification_step(
@@ -379,10 +403,15 @@ impl Ra {
                 return Err(RaError::BadRequest("credit_code: an information change keeps the credit code".into()));
             }
         }
-        self.set_subject(order, &company.credit_code);
+        self.enter_subject(order, &company.credit_code);
         // Kept even if the check fails: the applicant corrects it, or it goes on the paper form.
         data.company = Some(company.clone());
+        data.subject_check = None;
+        self.enterprise_check(&company).await?;
         data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
+        if data.subject_check.is_none() {
+            Self::subject_checked(order, data, Flow::OrgNew);
+        }
         Ok(())
     }
 
@@ -400,11 +429,11 @@ impl Ra {
                 return Err(RaError::BadRequest("id_number: an information change keeps the ID number".into()));
             }
         }
-        self.set_subject(order, &person.id_number);
+        self.enter_subject(order, &person.id_number);
         data.person = Some(person.clone());
         data.subject_check = self.check(&person, method, bank.as_ref()).await?;
-        if flow == Flow::PersonalNew {
-            order.agent_phone = Some(person.phone.clone());
+        if data.subject_check.is_none() {
+            Self::subject_checked(order, data, flow);
         }
         Ok(())
     }
@@ -430,9 +459,11 @@ impl Ra {
             ));
         }
         data.agent_check = self.check(&person, method, None).await?;
-        order.agent_phone = Some(person.phone.clone());
         let in_person = legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
         data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
+        if data.agent_check.is_none() {
+            Self::agent_checked(order, data);
+        }
         Ok(())
     }
 
@@ -544,6 +575,17 @@ impl Ra {
         Ok(())
     }
 
+    /// The enterprise registry check: the company and its legal representative belong
+    /// together, whatever method then checks the legal representative (review H3).
+    async fn enterprise_check(&self, c: &Company) -> Result<(), RaError> {
+        let r = &c.legal_rep;
+        let call = self.providers.identity.enterprise_elements(&c.credit_code, &c.name, &r.name, &r.id_number);
+        match crate::providers::call("identity", "enterprise_elements", self.deadline(), call).await? {
+            CheckOutcome::Passed => Ok(()),
+            CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
+        }
+    }
+
     /// Runs a party's identity check; an asynchronous one comes back pending.
     async fn check(
         &self,
@@ -625,10 +667,35 @@ impl Ra {
     }
 
     /// Records the subject (credit code or ID number) and claims the channel's one open order
-    /// for it (the unique key refuses a second one at the database).
+    /// for it (the unique key refuses a second one at the database). Only once the subject is
+    /// checked (or, for orders about a certificate, its holder consented): an order that only
+    /// typed someone's identifier holds nothing (review M6).
     fn set_subject(&self, order: &mut OrderRecord, key: &str) {
         order.subject_key = Some(key.to_string());
         order.open_key = Some(format!("{}|{key}", order.channel));
+    }
+
+    /// Records a typed subject, not yet checked: it claims nothing (see [`Ra::set_subject`]).
+    fn enter_subject(&self, order: &mut OrderRecord, key: &str) {
+        order.subject_key = Some(key.to_string());
+        order.open_key = None;
+    }
+
+    /// The subject check passed: the order claims its subject, and a person applying for
+    /// themselves is their own verified agent.
+    pub(super) fn subject_checked(order: &mut OrderRecord, data: &OrderData, flow: Flow) {
+        if let Some(key) = order.subject_key.clone() {
+            order.open_key = Some(format!("{}|{key}", order.channel));
+        }
+        if flow == Flow::PersonalNew {
+            order.agent_phone = data.person.as_ref().map(|p| p.phone.clone());
+        }
+    }
+
+    /// The agent check passed: the agent's phone is verified for this order (review H2: not
+    /// before, so a pending or failed check puts nobody on file).
+    pub(super) fn agent_checked(order: &mut OrderRecord, data: &OrderData) {
+        order.agent_phone = data.agent.as_ref().map(|a| a.person.phone.clone());
     }
 }
 
@@ -639,7 +706,7 @@ fn company_fields(input: CompanyInput, method: Method, today: time::Date) -> Res
         name: fields.take(validate::name("name", &input.name, 64)),
         credit_code: fields.take(validate::credit_code("credit_code", &input.credit_code)),
         legal_rep: Ra::person(&mut fields, "legal_rep", input.legal_rep, today, false),
-        bank: input.bank,
+        bank: input.bank.map(|b| bank_fields(&mut fields, b, &input.name, "the company's")),
     };
     let (card, bank) = (company.legal_rep.card.is_some(), company.bank.is_some());
     require_method_data(&mut fields, method, "legal_rep.card", card, bank);
@@ -654,7 +721,7 @@ fn person_fields(
     today: time::Date,
 ) -> Result<(Person, Option<BankAccount>), RaError> {
     let mut fields = Fields::default();
-    let bank = input.bank.clone();
+    let bank = input.bank.clone().map(|b| bank_fields(&mut fields, b, &input.name, "your"));
     let person = Ra::person(&mut fields, "person", input, today, true);
     require_method_data(&mut fields, method, "person.card", person.card.is_some(), bank.is_some());
     fields.finish()?;
@@ -778,6 +845,26 @@ pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date)
         }
     }
     Ok(())
+}
+
+/// The account a micro-deposit pays into, validated: it must be in the subject's own name
+/// (review H3: a deposit into the applicant's own account proves nothing about the company or
+/// person applied for). The provider's transfer names the holder, so the bank refuses an
+/// account whose name differs.
+fn bank_fields(fields: &mut Fields, b: BankAccount, holder: &str, whose: &str) -> BankAccount {
+    let account_name = fields.take(validate::name("bank.account_name", &b.account_name, 64));
+    if !account_name.is_empty() && !validate::same_name(&account_name, holder) {
+        fields.fail(
+            "bank.account_name",
+            "bank.not_subject",
+            &format!("the account must be in {whose} own name, exactly as registered"),
+        );
+    }
+    BankAccount {
+        account_name,
+        account_number: fields.take(validate::account_number("bank.account_number", &b.account_number)),
+        bank: fields.take(validate::name("bank.bank", &b.bank, 64)),
+    }
 }
 
 /// Bank-card checks need a card; bank-account checks an account.

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{AuditRecord, Store, StoreError};
+use super::{AuditRecord, ContactRecord, Store, StoreError};
 
 /// One application order as stored. The RA owns its meaning; this is the row.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,11 +152,25 @@ impl Store {
     /// Writes an order's new state if nobody changed it since `o.version` was read, with its
     /// audit events in the same transaction. Returns false (and writes nothing) on a
     /// concurrent change; a second open order for the same subject is `Duplicate`.
-    pub async fn save_order(&self, o: &OrderRecord, audits: &[&AuditRecord]) -> Result<bool, StoreError> {
+    ///
+    /// `contact` is recorded with an approval (see [`ContactRecord`]); a completed order's
+    /// certificate is tied to its contacts in the same transaction.
+    pub async fn save_order(
+        &self,
+        o: &OrderRecord,
+        contact: Option<&ContactRecord>,
+        audits: &[&AuditRecord],
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let changed = bind_order(sqlx::query(SAVE_ORDER), o).execute(&mut *tx).await.map_err(StoreError::classify)?;
         if changed.rows_affected() == 0 {
             return Ok(false);
+        }
+        if let Some(c) = contact {
+            super::contacts::insert(&mut tx, c).await?;
+        }
+        if let (Some(serial), "completed") = (&o.serial, o.state.as_str()) {
+            super::contacts::set_serial(&mut tx, &o.id, serial).await?;
         }
         super::writer::insert_audits(&mut tx, audits).await?;
         super::audit::commit(tx, audits.len()).await?;
@@ -167,13 +181,6 @@ impl Store {
     pub async fn order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM ra_orders WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(order).transpose()?)
-    }
-
-    /// The open order holding a unique key, if any (to name it in a refusal).
-    pub async fn order_by_open_key(&self, open_key: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM ra_orders WHERE open_key = $1");
-        let row = sqlx::query(&sql).bind(open_key).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(order).transpose()?)
     }
 
@@ -228,10 +235,28 @@ impl Store {
         Ok(rows.iter().map(order).collect::<Result<_, _>>()?)
     }
 
-    /// Orders in a state (approved new orders waiting for the holder, for instance).
-    pub async fn orders_in_state(&self, state: &str, limit: i64) -> Result<Vec<OrderRecord>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM ra_orders WHERE state = $1 ORDER BY updated_at LIMIT $2");
-        let rows = sqlx::query(&sql).bind(state).bind(limit).fetch_all(&self.pool).await?;
+    /// One page of the orders in a state, least recently updated first, after the cursor
+    /// `(updated_at, id)` (keyset paging: the background task walks every one of them, not
+    /// only the first page: review M11). `updated_before` leaves out orders touched since.
+    pub async fn orders_in_state(
+        &self,
+        state: &str,
+        updated_before: i64,
+        after: &(i64, String),
+        limit: i64,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM ra_orders WHERE state = $1 AND updated_at < $2 \
+             AND (updated_at > $3 OR (updated_at = $3 AND id > $4)) ORDER BY updated_at, id LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(state)
+            .bind(updated_before)
+            .bind(after.0)
+            .bind(&after.1)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(order).collect::<Result<_, _>>()?)
     }
 
@@ -376,17 +401,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("subject_key")?, r.try_get("phone")?))).transpose()?)
-    }
-
-    /// Agent phones on file for a subject (from its orders), for the order-query SMS check.
-    pub async fn agent_phones(&self, subject_key: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT agent_phone FROM ra_orders WHERE subject_key = $1 AND agent_phone IS NOT NULL",
-        )
-        .bind(subject_key)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.try_get("agent_phone")).collect::<Result<_, _>>()?)
     }
 
     /// Marks a reminder sent; false when it was sent before.

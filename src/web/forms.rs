@@ -86,11 +86,9 @@ pub fn message(lang: Lang, answer: &Answer) -> String {
     match answer.status.as_u16() {
         401 => "验证码错误或已过期，请重新获取".into(),
         502 | 503 => "服务暂时不可用，请稍后重试或选择其他验证方式".into(),
-        409 if answer.body["open_order"].is_string() => {
-            format!(
-                "该证件已有未完成的申请（订单 {}），请继续办理或先取消该订单",
-                answer.body["open_order"].as_str().unwrap_or_default()
-            )
+        409 if title.starts_with("an application for this") => {
+            "该证件在本渠道已有未完成的申请，请凭订单凭证或通过订单查询继续办理（闲置的申请会在若干天后自动取消）"
+                .into()
         }
         422 if answer.body["alternatives"].is_array() => format!("身份核验未通过：{title}"),
         _ => title,

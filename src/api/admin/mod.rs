@@ -142,6 +142,18 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/v1/ra/queries/code", roles: WEB_FRONT, handler: || post(applicant::query_code) },
     Route { method: "POST", path: "/v1/ra/queries", roles: WEB_FRONT, handler: || post(applicant::open_query) },
     Route { method: "GET", path: "/v1/ra/queries/orders", roles: WEB_FRONT, handler: || get(applicant::query_orders) },
+    Route {
+        method: "POST",
+        path: "/v1/ra/queries/orders/{id}/resume-code",
+        roles: WEB_FRONT,
+        handler: || post(applicant::resume_code),
+    },
+    Route {
+        method: "POST",
+        path: "/v1/ra/queries/orders/{id}/resume",
+        roles: WEB_FRONT,
+        handler: || post(applicant::resume),
+    },
     // Officers.
     Route { method: "GET", path: "/v1/reviews", roles: REVIEWER, handler: || get(officer::queue) },
     Route { method: "GET", path: "/v1/orders", roles: READERS, handler: || get(officer::search) },
@@ -154,6 +166,7 @@ pub const ROUTES: &[Route] = &[
     },
     Route { method: "POST", path: "/v1/orders/{id}/decision", roles: REVIEWER, handler: || post(officer::decide) },
     Route { method: "POST", path: "/v1/orders/{id}/papers", roles: REVIEWER, handler: || post(officer::papers) },
+    Route { method: "POST", path: "/v1/orders/{id}/cancel", roles: REVIEWER, handler: || post(officer::cancel) },
     Route { method: "GET", path: "/v1/channels", roles: READERS, handler: || get(applicant::channels) },
 ];
 

@@ -1,6 +1,9 @@
 //! What the web front calls for applicants (web-front role). Every order route needs the
-//! order's token in `x-order-token` (given when the order is created, or an order-query
-//! session's token); without it the order does not exist.
+//! order's token in `x-order-token` (given when the order is created); without it the order
+//! does not exist. An order-query session's token (`x-query-token` on the query routes, or in
+//! `x-order-token` on `GET` of an order and its invoice) only reads; a lost order token is
+//! replaced through `/v1/ra/queries/orders/{id}/resume` with a code to the order's verified
+//! agent.
 //!
 //! Rate limits (`[limits]`): every change to an order counts against `ra_writes_per_order`
 //! once its token has been checked (so nobody without it can use up an order's budget); new
@@ -19,7 +22,7 @@ use crate::api::problem::{JsonBody, Problem};
 use crate::api::throttle::{self, ClientIp};
 use crate::daemon::Instance;
 use crate::ra::flow::Step;
-use crate::ra::{CodePurpose, Ra};
+use crate::ra::{Access, CodePurpose, Ra};
 use crate::store::OrderRecord;
 
 fn token(headers: &HeaderMap, name: &str) -> String {
@@ -35,6 +38,11 @@ async fn writable(instance: &Instance, id: &str, headers: &HeaderMap) -> Result<
     let order = order(&instance.ra, id, headers).await?;
     throttle::check(instance, &instance.limits.ra_writes_per_order, &order.id, String::new).await?;
     Ok(order)
+}
+
+/// The order for reading: its own token or a query session covering it.
+async fn readable(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<(OrderRecord, Access), Problem> {
+    ra.readable(id, &token(headers, "x-order-token")).await.map_err(problem)
 }
 
 async fn view(ra: &Ra, order: &OrderRecord) -> Result<Response, Problem> {
@@ -75,8 +83,8 @@ pub(crate) async fn show(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
-    view(&instance.ra, &order).await
+    let (order, access) = readable(&instance.ra, &id, &headers).await?;
+    Ok(Json(instance.ra.view_as(&order, access).await.map_err(problem)?).into_response())
 }
 
 pub(crate) async fn step(
@@ -194,7 +202,7 @@ pub(crate) async fn invoice(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let (order, _) = readable(&instance.ra, &id, &headers).await?;
     let bytes = instance
         .ra
         .invoice(&order)
@@ -298,7 +306,40 @@ pub(crate) async fn query_orders(State(instance): State<Instance>, headers: Head
     let orders = instance.ra.query_orders(&token(&headers, "x-query-token")).await.map_err(problem)?;
     let mut items = Vec::with_capacity(orders.len());
     for o in &orders {
-        items.push(instance.ra.view(o).await.map_err(problem)?);
+        items.push(instance.ra.view_as(o, Access::Query).await.map_err(problem)?);
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// Sends the order's verified agent a code to take the order up again (a lost order token).
+pub(crate) async fn resume_code(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ip: ClientIp,
+) -> Result<Response, Problem> {
+    throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
+    instance.ra.resume_code(&id, &token(&headers, "x-query-token")).await.map_err(problem)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResumeBody {
+    code: String,
+}
+
+/// With the agent's code, a new token for the order (the old one stops working).
+pub(crate) async fn resume(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    JsonBody(body): JsonBody<ResumeBody>,
+) -> Result<Response, Problem> {
+    throttle::check_ip(&instance, &instance.limits.attempts_per_ip, ip).await?;
+    let query = token(&headers, "x-query-token");
+    let (order, token) = instance.ra.resume(&id, &query, &body.code).await.map_err(problem)?;
+    let view = instance.ra.view(&order).await.map_err(problem)?;
+    Ok(Json(serde_json::json!({ "token": token, "order": view })).into_response())
 }

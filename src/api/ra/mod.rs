@@ -20,9 +20,7 @@ pub(crate) fn problem(e: RaError) -> Problem {
             .with("errors", serde_json::to_value(errors).unwrap_or_default()),
         RaError::BadRequest(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         RaError::NotFound => Problem::not_found(title),
-        RaError::Duplicate { order, .. } => {
-            Problem::new(StatusCode::CONFLICT, title).with("open_order", serde_json::Value::String(order))
-        }
+        RaError::Duplicate { .. } => Problem::new(StatusCode::CONFLICT, title),
         RaError::State(_) | RaError::Conflict => Problem::new(StatusCode::CONFLICT, title),
         RaError::NotOffered(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         RaError::CheckFailed(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)

@@ -159,3 +159,29 @@ pub(crate) async fn papers(
     let order = instance.ra.papers_received(order, &actor(&caller)).await.map_err(problem)?;
     Ok(Json(full(&instance, &order).await?).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OfficerCancelBody {
+    reason: String,
+}
+
+/// An officer cancels an order not yet decided (an abandoned application holding its
+/// subject's open order, an abusive one: review M6), with a reason; a payment is refunded.
+pub(crate) async fn cancel(
+    State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<OfficerCancelBody>,
+) -> Result<Response, Problem> {
+    let reason: String = body.reason.chars().filter(|c| !c.is_control()).take(500).collect();
+    if reason.trim().is_empty() {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "reason: say why the order is cancelled",
+        ));
+    }
+    let order = load(&instance, &id).await?;
+    let order = instance.ra.cancel(order, &actor(&caller), reason.trim()).await.map_err(problem)?;
+    Ok(Json(full(&instance, &order).await?).into_response())
+}

@@ -1,0 +1,88 @@
+//! Who is on file for a subject or a certificate (review H1, H2). The only source is
+//! `ra_contacts`: the agent and legal representative of each *approved* order, written with
+//! the approval, and the certificate the order produced. Nothing an open, failed or cancelled
+//! order typed ever makes someone a contact, so opening an order for a company gives nobody a
+//! say over that company's certificates or orders.
+
+use super::channels::Method;
+use super::flow::Flow;
+use super::model::OrderData;
+use super::{Ra, RaError};
+use crate::store::{ContactRecord, OrderRecord};
+
+/// The flows whose approval produces a certificate, and so a certificate's contacts.
+fn issues(flow: Flow) -> bool {
+    matches!(flow, Flow::OrgNew | Flow::PersonalNew | Flow::Renewal | Flow::Change | Flow::Reissue)
+}
+
+/// Whether the order checked the legal representative's phone itself: the subject check ran
+/// on it (carrier or bank-card elements, or the face link texted there), or the legal
+/// representative authorised the agent online with a code sent to it.
+fn legal_rep_phone_checked(data: &OrderData) -> bool {
+    data.authorized_online_at.is_some()
+        || matches!(data.verification, Some(Method::Phone | Method::BankCard | Method::FaceSms))
+}
+
+/// The contacts an order establishes when it is approved; None for flows that issue nothing
+/// or an order without a subject.
+pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Option<ContactRecord> {
+    let flow = Flow::parse(&order.flow)?;
+    if !issues(flow) {
+        return None;
+    }
+    let data = OrderData::of(order);
+    let rep = data.company.as_ref().map(|c| &c.legal_rep);
+    Some(ContactRecord {
+        order_id: order.id.clone(),
+        subject_key: order.subject_key.clone()?,
+        serial: None,
+        agent_phone: order.agent_phone.clone(),
+        legal_rep_name: rep.map(|r| r.name.clone()),
+        legal_rep_id: rep.map(|r| r.id_number.clone()),
+        legal_rep_phone: rep.filter(|_| legal_rep_phone_checked(&data)).map(|r| r.phone.clone()),
+        approved_at: now,
+    })
+}
+
+/// What a subject has on file: its verified agents' phones and its legal representative as
+/// the newest approved order recorded them.
+#[derive(Debug, Default)]
+pub(super) struct OnFile {
+    /// Verified agent phones, newest first, without repeats.
+    pub agents: Vec<String>,
+    /// The legal representative of the newest approved order: (name, ID number, phone if
+    /// that order checked it).
+    pub legal_rep: Option<(String, String, Option<String>)>,
+}
+
+impl OnFile {
+    /// Whether `phone` is the legal representative's on file.
+    pub fn is_legal_rep(&self, phone: &str) -> bool {
+        self.legal_rep.as_ref().and_then(|r| r.2.as_deref()) == Some(phone)
+    }
+
+    /// Whether `phone` is a verified agent's.
+    pub fn is_agent(&self, phone: &str) -> bool {
+        self.agents.iter().any(|a| a == phone)
+    }
+}
+
+impl Ra {
+    /// The subject's contacts on file (see the module docs for where they come from).
+    pub(super) async fn on_file(&self, subject: &str) -> Result<OnFile, RaError> {
+        let mut on_file = OnFile::default();
+        for c in self.store.contacts_of_subject(subject).await? {
+            if let Some(phone) = c.agent_phone {
+                if !on_file.agents.contains(&phone) {
+                    on_file.agents.push(phone);
+                }
+            }
+            if on_file.legal_rep.is_none() {
+                if let (Some(name), Some(id)) = (c.legal_rep_name, c.legal_rep_id) {
+                    on_file.legal_rep = Some((name, id, c.legal_rep_phone));
+                }
+            }
+        }
+        Ok(on_file)
+    }
+}
