@@ -248,10 +248,8 @@ impl Ra {
     /// Every step is done: into the review queue, or carried out at once where the channel
     /// approves the flow automatically.
     pub(super) async fn submit(&self, mut order: OrderRecord, audit: &AuditRecord) -> Result<OrderRecord, RaError> {
-        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
-        let channel = self.channel(&order.channel)?;
         order.submitted_at = Some(self.now());
-        if channel.rule(flow).review == super::channels::Review::Review || self.needs_officer(&order, flow).await? {
+        if !self.auto_approves(&order).await? {
             order.state = "review".into();
             let queued = self.event("order.submitted", "applicant", &order, serde_json::json!({}));
             self.save(&mut order, &[audit, &queued]).await?;
@@ -263,6 +261,17 @@ impl Ra {
 }
 
 impl Ra {
+    /// Whether a complete order is approved without an officer: the channel approves its
+    /// flow automatically and nothing about the order asks for an officer.
+    pub(super) async fn auto_approves(&self, order: &OrderRecord) -> Result<bool, RaError> {
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        if channel.rule(flow).review != super::channels::Review::Auto {
+            return Ok(false);
+        }
+        Ok(!self.needs_officer(order, flow).await?)
+    }
+
     /// Orders an officer must decide whatever the channel says: those about a certificate
     /// with no verified contact, and every re-issue of a key outside the CA's custody (it
     /// revokes the certificate and hands a new key to whoever applied: review H2).

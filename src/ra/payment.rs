@@ -65,9 +65,7 @@ impl Ra {
     /// is carried out; its invoice is issued.
     async fn after_payment(&self, order: OrderRecord) -> Result<(), RaError> {
         let order = self.issue_invoice(order).await;
-        let flow = super::flow::Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
-        let channel = self.channel(&order.channel)?;
-        if channel.rule(flow).review == super::channels::Review::Auto {
+        if self.auto_approves(&order).await? {
             self.approve(order, "auto", "approved automatically by the channel").await?;
         } else {
             let queued = self.event("order.submitted", "applicant", &order, serde_json::json!({}));

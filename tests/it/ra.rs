@@ -6,18 +6,18 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const REP: &str = "+8613800138000";
-const AGENT: &str = "+8613700137000";
-const CREDIT: &str = "91350100M000100Y43";
+pub(crate) const REP: &str = "+8613800138000";
+pub(crate) const AGENT: &str = "+8613700137000";
+pub(crate) const CREDIT: &str = "91350100M000100Y43";
 const CREDIT2: &str = "91110000802100433B";
-const REP_ID: &str = "11010519491231002X";
-const AGENT_ID: &str = "110101199003074338";
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+pub(crate) const REP_ID: &str = "11010519491231002X";
+pub(crate) const AGENT_ID: &str = "110101199003074338";
+pub(crate) const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 
 /// A test CA whose SMS interval is one second, RA task every second, short provider deadline,
 /// a sandbox face check that stays pending until the test takes the face; personal
 /// certificates valid 60 days (inside the 90-day renewal window).
-async fn ra_ca() -> TestCa {
+pub(crate) async fn ra_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
     text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
@@ -32,10 +32,10 @@ async fn ra_ca() -> TestCa {
 
 /// HTTPS as a back-office role (reqwest over rustls with the dev client certificate).
 pub(crate) struct Client<'a> {
-    ca: &'a TestCa,
-    http: reqwest::Client,
-    admin: String,
-    api: String,
+    pub(crate) ca: &'a TestCa,
+    pub(crate) http: reqwest::Client,
+    pub(crate) admin: String,
+    pub(crate) api: String,
 }
 
 fn tls_dir(ca: &TestCa) -> std::path::PathBuf {
@@ -63,14 +63,20 @@ impl<'a> Client<'a> {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.expect("request answered");
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self.http.request(method.parse().unwrap(), format!("{}{path}", self.admin));
         if let Some(t) = token {
             r = r.header("x-order-token", t);
@@ -81,7 +87,7 @@ impl<'a> Client<'a> {
         self.send(r).await
     }
 
-    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
         let (status, v) = self.call(method, path, token, body).await;
         assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
         v
@@ -92,11 +98,11 @@ impl<'a> Client<'a> {
         (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string())
     }
 
-    async fn step(&self, id: &str, token: &str, step: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn step(&self, id: &str, token: &str, step: &str, body: Value) -> (u16, Value) {
         self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), Some(body)).await
     }
 
-    async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
+    pub(crate) async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
         let r = self
             .http
             .put(format!("{}/v1/ra/orders/{id}/materials/{kind}", self.admin))
@@ -106,7 +112,7 @@ impl<'a> Client<'a> {
     }
 
     /// Asks for a code and reads it from the sandbox SMS outbox.
-    async fn code(&self, id: &str, token: &str, purpose: &str, phone: &str, body: Value) -> String {
+    pub(crate) async fn code(&self, id: &str, token: &str, purpose: &str, phone: &str, body: Value) -> String {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let (status, v) =
             self.call("POST", &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(token), Some(body)).await;
@@ -115,24 +121,24 @@ impl<'a> Client<'a> {
     }
 
     /// The sandbox payer scans the QR code and pays.
-    async fn pay(&self, qr_url: &str) {
+    pub(crate) async fn pay(&self, qr_url: &str) {
         let response = self.http.post(qr_url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
 }
 
-fn company(credit: &str, rep_phone: &str) -> Value {
+pub(crate) fn company(credit: &str, rep_phone: &str) -> Value {
     json!({ "name": "福建示例科技有限公司", "credit_code": credit,
             "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": rep_phone } })
 }
 
-fn agent() -> Value {
+pub(crate) fn agent() -> Value {
     json!({ "legal_rep_in_person": false, "name": "李四", "id_number": AGENT_ID, "phone": AGENT,
             "email": "lisi@example.com", "method": "phone" })
 }
 
 /// Takes an organisation order through verification, company data and the agent.
-async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
+pub(crate) async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
     let (id, token) = c.create("org-new").await;
     assert_eq!(c.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
     let (status, v) = c.step(&id, &token, "company", company(credit, REP)).await;
@@ -148,13 +154,13 @@ fn audit_intact(ca: &TestCa) {
     assert!(out.ok, "{}", out.text);
 }
 
-fn count(ca: &TestCa, kind: &str) -> usize {
+pub(crate) fn count(ca: &TestCa, kind: &str) -> usize {
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", kind]);
     out.text.lines().filter(|l| l.contains(kind)).count()
 }
 
 /// Waits (bounded) until an order reaches a state.
-async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
+pub(crate) async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
     for _ in 0..100 {
         let v = c.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
         if v["state"] == state {
@@ -189,7 +195,7 @@ pub(crate) async fn face_proof(c: &Client<'_>, bearer: &str, purpose: &str, targ
     panic!("the face check never passed");
 }
 
-async fn holder_enrols(c: &Client<'_>, phone: &str) -> String {
+pub(crate) async fn holder_enrols(c: &Client<'_>, phone: &str) -> String {
     let http = &c.http;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let r = http.post(format!("{}/v1/mobile/sms", c.api)).json(&json!({ "phone": phone })).send().await.unwrap();
@@ -606,7 +612,7 @@ async fn micro_deposit_and_face_checks_complete_later() {
 
 /// An order about an existing certificate up to (not including) its product step: the
 /// holder's SMS consent, then the holder as agent.
-async fn about_certificate(
+pub(crate) async fn about_certificate(
     c: &Client<'_>,
     flow: &str,
     serial: &str,
@@ -639,7 +645,7 @@ async fn about_certificate(
     (id, token)
 }
 
-async fn sign_and_pay(c: &Client<'_>, id: &str, token: &str, phone: &str) -> Value {
+pub(crate) async fn sign_and_pay(c: &Client<'_>, id: &str, token: &str, phone: &str) -> Value {
     let code = c.code(id, token, "signature", phone, json!({})).await;
     let v = c
         .ok(
@@ -788,93 +794,6 @@ async fn a_seal_order_adds_the_seal_to_the_organisation() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_order_query_shows_an_agent_their_orders_and_the_legal_representative_all() {
-    const OTHER_AGENT: &str = "+8613600136000";
-    let ca = ra_ca().await;
-    let _daemon = Daemon::start(&ca).await;
-    let web = Client::new(&ca, "web-front");
-    // Two orders for one company: the first (cancelled) by one agent, the second by another.
-    let (first, first_token) = org_to_product(&web, CREDIT).await;
-    web.ok("POST", &format!("/v1/ra/orders/{first}/cancel"), Some(&first_token), Some(json!({}))).await;
-    let (second, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{second}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone" })),
-    )
-    .await;
-    web.ok("POST", &format!("/v1/ra/orders/{second}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
-    let mut other = agent();
-    other["phone"] = json!(OTHER_AGENT);
-    web.ok("POST", &format!("/v1/ra/orders/{second}/steps/agent"), Some(&token), Some(other)).await;
-
-    let query = |phone: &'static str| {
-        let web = &web;
-        async move {
-            std::thread::sleep(std::time::Duration::from_millis(1100));
-            let (status, _) =
-                web.call("POST", "/v1/ra/queries/code", None, Some(json!({ "subject": CREDIT, "phone": phone }))).await;
-            assert_eq!(status, 202);
-            let code = last_code(web.ca, phone);
-            let session = web
-                .ok("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": phone, "code": code })))
-                .await;
-            let t = session["token"].as_str().unwrap().to_string();
-            let r = web
-                .http
-                .get(format!("{}/v1/ra/queries/orders", web.admin))
-                .header("x-query-token", &t)
-                .send()
-                .await
-                .unwrap();
-            let listed: Value = r.json().await.unwrap();
-            let ids: Vec<String> =
-                listed["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
-            (session["role"].as_str().unwrap().to_string(), t, ids)
-        }
-    };
-    let (role, agent_token, ids) = query(AGENT).await;
-    assert_eq!((role.as_str(), ids.clone()), ("agent", vec![first.clone()]), "an agent sees the orders they handled");
-    // The session opens those orders (details), and no others.
-    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{first}"), Some(&agent_token), None).await.0, 200);
-    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{second}"), Some(&agent_token), None).await.0, 404);
-    let (role, rep_token, mut ids) = query(REP).await;
-    ids.sort();
-    let mut all = vec![first.clone(), second.clone()];
-    all.sort();
-    assert_eq!((role.as_str(), ids), ("legal-rep", all), "the legal representative sees all");
-    // Continue the open order from the query.
-    let v = web.ok("GET", &format!("/v1/ra/orders/{second}"), Some(&rep_token), None).await;
-    assert_eq!(v["next_step"], "product");
-    // A phone not on file gets no code (and the answer does not say so).
-    let (status, _) = web
-        .call("POST", "/v1/ra/queries/code", None, Some(json!({ "subject": CREDIT, "phone": "+8613300133000" })))
-        .await;
-    assert_eq!(status, 202);
-    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
-    assert!(!outbox.contains("+8613300133000"));
-    let (status, _) = web
-        .call(
-            "POST",
-            "/v1/ra/queries",
-            None,
-            Some(json!({ "subject": CREDIT, "phone": "+8613300133000", "code": "123456" })),
-        )
-        .await;
-    assert_eq!(status, 401);
-    // The fallback: the legal representative's bank card.
-    let card =
-        json!({ "subject": CREDIT, "phone": REP, "name": "张三", "id_number": REP_ID, "card": "6222020200112233445" });
-    let session = web.ok("POST", "/v1/ra/queries", None, Some(card.clone())).await;
-    assert_eq!(session["role"], "legal-rep");
-    let mut wrong = card;
-    wrong["id_number"] = json!(AGENT_ID);
-    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(wrong)).await.0, 422);
-    assert_eq!(count(&ca, "order.query_opened"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
