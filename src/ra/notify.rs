@@ -139,9 +139,11 @@ impl Ra {
             if !self.store.claim_reminder(&serial, threshold, now).await? {
                 continue;
             }
+            // The cloud key's holder, else the certificate's verified contact; never a phone
+            // some order only typed.
             let phone = match self.store.credential_by_serial(&serial).await? {
                 Some(c) => Some(c.phone),
-                None => None,
+                None => self.store.contact_of_certificate(&serial).await?.and_then(|c| c.agent_phone),
             };
             let text = format!("您的云证书（序列号 {serial}）将在 {left} 天后到期，请及时续期。Your cloud certificate {serial} expires in {left} days: renew it.");
             if let Some(phone) = phone {

@@ -25,6 +25,14 @@ pub struct QuerySession {
     pub expires_at: i64,
 }
 
+/// Who opened an order query.
+enum QueryRole {
+    /// Sees all of the subject's orders.
+    LegalRep,
+    /// Sees the orders their phone verified.
+    Agent,
+}
+
 impl Ra {
     /// A query's subject: a resident ID (18 characters, 17 digits first) or a credit code.
     pub(crate) fn subject_key(value: &str) -> Result<String, RaError> {
@@ -45,8 +53,7 @@ impl Ra {
     pub async fn query_code(&self, subject: &str, phone: &str) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
-        let on_file = self.on_file(&subject).await?;
-        if on_file.is_agent(&phone) || on_file.is_legal_rep(&phone) {
+        if self.query_role(&subject, &phone).await?.is_some() {
             match self.services.mobile.send_code(&phone, Purpose::OrderQuery, &subject).await {
                 Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -61,14 +68,27 @@ impl Ra {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
         self.services.mobile.check_code(&phone, Purpose::OrderQuery, &subject, code.trim()).await?;
-        let on_file = self.on_file(&subject).await?;
-        if on_file.is_legal_rep(&phone) {
-            return self.query_session(&subject, None, "phone").await;
+        match self.query_role(&subject, &phone).await? {
+            Some(QueryRole::LegalRep) => self.query_session(&subject, None, "phone").await,
+            Some(QueryRole::Agent) => self.query_session(&subject, Some(&phone), "phone").await,
+            None => Err(RaError::NotFound),
         }
-        if on_file.is_agent(&phone) {
-            return self.query_session(&subject, Some(&phone), "phone").await;
+    }
+
+    /// Who a phone is for a subject's order query: the legal representative on file (from
+    /// approved orders only), or an agent: a verified agent on file, or the agent whose check
+    /// passed on one of the subject's orders. The agent role shows only the orders that phone
+    /// itself verified, so a phone proving itself can never see, let alone act on, anyone
+    /// else's order; being "on file" for consents and renewals needs an approved order.
+    async fn query_role(&self, subject: &str, phone: &str) -> Result<Option<QueryRole>, RaError> {
+        let on_file = self.on_file(subject).await?;
+        if on_file.is_legal_rep(phone) {
+            return Ok(Some(QueryRole::LegalRep));
         }
-        Err(RaError::NotFound)
+        if on_file.is_agent(phone) || self.store.handled_orders(subject, phone).await? {
+            return Ok(Some(QueryRole::Agent));
+        }
+        Ok(None)
     }
 
     /// The fallback: the bank card four-element check of the legal representative on file

@@ -403,6 +403,17 @@ impl Store {
         Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("subject_key")?, r.try_get("phone")?))).transpose()?)
     }
 
+    /// Whether a phone is the verified agent of one of a subject's orders (`agent_phone` is
+    /// set only when the agent's check passed).
+    pub async fn handled_orders(&self, subject_key: &str, phone: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM ra_orders WHERE subject_key = $1 AND agent_phone = $2 LIMIT 1")
+            .bind(subject_key)
+            .bind(phone)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Marks a reminder sent; false when it was sent before.
     pub async fn claim_reminder(&self, serial: &str, days: i64, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(

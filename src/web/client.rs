@@ -108,6 +108,12 @@ impl Daemon {
         self.send(request).await
     }
 
+    /// A POST under an order-query session (`x-query-token`), e.g. resuming an order.
+    pub async fn with_query(&self, path: &str, query_token: &str, body: &Value) -> Result<Answer, Unreachable> {
+        let request = self.http.post(format!("{}{path}", self.admin)).header("x-query-token", query_token).json(body);
+        self.send(request).await
+    }
+
     /// Uploads a material's bytes.
     pub async fn upload(&self, order: &str, token: &str, kind: &str, bytes: Vec<u8>) -> Result<Answer, Unreachable> {
         let request = self

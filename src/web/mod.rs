@@ -54,6 +54,8 @@ pub fn router(web: Web) -> Router {
         .route("/orders", get(pages::manage::orders))
         .route("/orders/query/code", post(pages::manage::query_code))
         .route("/orders/query", post(pages::manage::query))
+        .route("/orders/{id}/resume/code", post(pages::manage::resume_code))
+        .route("/orders/{id}/resume", post(pages::manage::resume))
         .route("/orders/{id}", get(pages::order::show))
         .route("/orders/{id}/steps/{step}", post(pages::order::step))
         .route("/orders/{id}/code/{purpose}", post(pages::order::code))

@@ -1,10 +1,11 @@
 //! Order management: find the orders of a credit code or ID number after an identity check
-//! (an SMS code to a phone on file, or the legal representative's bank card), then details,
-//! continue, cancel and invoices on each order's own page.
+//! (an SMS code to a phone on file, or the legal representative's bank card), then details
+//! and invoices on each order's own page. The query session only reads: to continue an open
+//! order, its verified agent gets a code and the browser gets the order's new token.
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
@@ -26,6 +27,9 @@ pub(in crate::web) struct Flash {
     phone: Option<String>,
     #[serde(default)]
     sent: Option<String>,
+    /// The order whose resume code was just sent.
+    #[serde(default)]
+    resume: Option<String>,
 }
 
 pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
@@ -34,7 +38,7 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
     if let Some(token) = ctx.cookie("ccq") {
         if let Ok(answer) = web.daemon.queried_orders(token).await {
             if answer.ok() {
-                body.push_str(&list(&ctx, &answer.body));
+                body.push_str(&list(&ctx, &answer.body, flash.resume.as_deref()));
             }
         }
     }
@@ -66,7 +70,7 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
     html(StatusCode::OK, page(&ctx, l.t("Order management"), &body, None))
 }
 
-fn list(ctx: &Ctx, body: &serde_json::Value) -> String {
+fn list(ctx: &Ctx, body: &serde_json::Value, resume: Option<&str>) -> String {
     let l = ctx.lang;
     let items = body["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
@@ -80,13 +84,14 @@ fn list(ctx: &Ctx, body: &serde_json::Value) -> String {
             .into_iter()
             .find(|s| *s == state)
             .unwrap_or("open");
-        let link = if state == "open" { l.t("Continue") } else { l.t("Details") };
+        let continuing =
+            if matches!(state, "open" | "offline") { continue_forms(ctx, id, resume) } else { String::new() };
         out.push_str(&format!(
-            "<tr data-order=\"{id}\" data-state=\"{state}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/orders/{id}\">{}</a></td></tr>",
+            "<tr data-order=\"{id}\" data-state=\"{state}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/orders/{id}\">{}</a>{continuing}</td></tr>",
             esc(l.t(flow_title(o["flow"].as_str().unwrap_or_default()))),
             esc(l.t(label)),
             yuan(o["amount_fen"].as_i64().unwrap_or(0)),
-            esc(link),
+            esc(l.t("Details")),
             id = esc(id),
             state = esc(state),
         ));
@@ -139,6 +144,62 @@ pub(in crate::web) async fn query(
             redirect("/orders", &[ctx.set_cookie("ccq", token, 30 * 60)])
         }
         Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Continuing an open order from a query: a code to the order's verified agent, then the code.
+fn continue_forms(ctx: &Ctx, id: &str, resume: Option<&str>) -> String {
+    let l = ctx.lang;
+    let send = form(ctx, &format!("/orders/{id}/resume/code"), &format!("resume-code-{id}"), "", l.t("Continue"));
+    if resume != Some(id) {
+        return send;
+    }
+    let code = input(&FormState::default(), l.t("SMS code"), "code", "text", true);
+    send + &form(ctx, &format!("/orders/{id}/resume"), &format!("resume-{id}"), &code, l.t("Continue"))
+}
+
+/// Texts the order's verified agent a code to continue it (from a query session).
+pub(in crate::web) async fn resume_code(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
+    }
+    let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
+    let path = format!("/v1/ra/queries/orders/{}/resume-code", urlencode(&id));
+    match web.daemon.with_query(&path, query, &serde_json::json!({})).await {
+        Ok(a) if a.ok() => redirect(&format!("/orders?resume={}&sent=1", urlencode(&id)), &[]),
+        Ok(a) => redirect(&format!("/orders?e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// With the agent's code: the order's new token in this browser, and on to the order.
+pub(in crate::web) async fn resume(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = super::forged(&ctx, &v) {
+        return refused;
+    }
+    let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
+    let code = v.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
+    let path = format!("/v1/ra/queries/orders/{}/resume", urlencode(&id));
+    match web.daemon.with_query(&path, query, &serde_json::json!({ "code": code })).await {
+        Ok(a) if a.ok() => {
+            // The order number as the daemon gives it (not the path's), in the cookie's name.
+            let (id, token) =
+                (a.body["order"]["id"].as_str().unwrap_or_default(), a.body["token"].as_str().unwrap_or_default());
+            let cookie = ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400);
+            redirect(&format!("/orders/{}", urlencode(id)), &[cookie])
+        }
+        Ok(a) => redirect(&format!("/orders?resume={}&e={}", urlencode(&id), urlencode(&message(ctx.lang, &a))), &[]),
         Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
