@@ -196,6 +196,9 @@ fn gauge_labels(gauge: &prometheus::IntGaugeVec) -> Vec<(String, String)> {
     gauge.collect().iter().flat_map(|f| f.get_metric()).map(|m| (label(m, "flow"), label(m, "state"))).collect()
 }
 
+/// Orders read per page by the background pass.
+const PAGE: i64 = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +214,3 @@ mod tests {
         assert_eq!(gauge_labels(&gauge).len(), 3);
     }
 }
-
-/// Orders read per page by the background pass.
-const PAGE: i64 = 200;

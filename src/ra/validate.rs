@@ -350,6 +350,34 @@ pub fn mask(s: &str) -> String {
     out
 }
 
+/// Whether two names are the same for a bank or a registry: spaces ignored, full-width
+/// brackets and letters as their ASCII forms, ASCII letters in any case (a company's name is
+/// written both ways: 某某（北京）有限公司 and 某某(北京)有限公司).
+pub fn same_name(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| match c {
+                '（' => '(',
+                '）' => ')',
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                _ => c,
+            })
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+    norm(a) == norm(b)
+}
+
+/// A bank account number: 6 to 32 digits (spaces and hyphens as written are dropped).
+pub fn account_number(field: &str, s: &str) -> Result<String, FieldError> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    if !(6..=32).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new(field, "account_number.format", "the account number should be 6 to 32 digits"));
+    }
+    Ok(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,32 +541,4 @@ mod tests {
         assert_eq!(v["field"], "contact.email");
         assert_eq!(v["code"], "email.invalid");
     }
-}
-
-/// Whether two names are the same for a bank or a registry: spaces ignored, full-width
-/// brackets and letters as their ASCII forms, ASCII letters in any case (a company's name is
-/// written both ways: 某某（北京）有限公司 and 某某(北京)有限公司).
-pub fn same_name(a: &str, b: &str) -> bool {
-    fn norm(s: &str) -> String {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| match c {
-                '（' => '(',
-                '）' => ')',
-                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-                _ => c,
-            })
-            .flat_map(char::to_lowercase)
-            .collect()
-    }
-    norm(a) == norm(b)
-}
-
-/// A bank account number: 6 to 32 digits (spaces and hyphens as written are dropped).
-pub fn account_number(field: &str, s: &str) -> Result<String, FieldError> {
-    let digits: String = s.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    if !(6..=32).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FieldError::new(field, "account_number.format", "the account number should be 6 to 32 digits"));
-    }
-    Ok(digits)
 }
