@@ -192,14 +192,16 @@ async fn web_front(ca: &TestCa) -> (Child, String) {
     let config = ca.config_path.parent().unwrap().join("web.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let listen = text.lines().find_map(|l| l.strip_prefix("listen = \"")).unwrap().trim_end_matches('"').to_string();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
-        .args(["--config", config.to_str().unwrap(), "web"])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("web front starts");
+    let child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+            .args(["--config", config.to_str().unwrap(), "web"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("web front starts"),
+    );
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(&listen).await.is_ok() {
-            return (Child(child), format!("http://{listen}"));
+            return (child, format!("http://{listen}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
