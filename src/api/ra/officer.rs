@@ -24,7 +24,7 @@ use crate::roles::{Caller, Role};
 use crate::store::{OrderQuery, OrderRecord};
 
 /// How much of an order's personal data an answer shows.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Reveal {
     /// Everything entered: a reviewer's read of one order, audited.
     Whole,
