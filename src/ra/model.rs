@@ -1,5 +1,8 @@
 //! What an order holds (`data`, one section per completed step) and how it is shown: to the
-//! applicant with identifiers masked, to officers whole.
+//! applicant with identifiers masked, to reviewers whole, and to everyone else who may see an
+//! order (operators, auditors, order-query sessions) through the masked views
+//! [`OrderData::masked`] and [`OrderView::masked`]: names stay, ID numbers, phones, bank cards
+//! and accounts and e-mail addresses are shown as [`mask`] leaves them.
 
 use serde::{Deserialize, Serialize};
 
@@ -246,6 +249,111 @@ impl OrderData {
     }
 }
 
+impl Person {
+    /// The person with ID number, phone, e-mail and bank card masked; the name stays.
+    fn masked(&self) -> Person {
+        // Destructured so that a field added to `Person` must be placed here, masked or not.
+        let Person { name, id_number, phone, email, card } = self;
+        Person {
+            name: name.clone(),
+            id_number: mask(id_number),
+            phone: mask(phone),
+            email: email.as_deref().map(mask),
+            card: card.as_deref().map(mask),
+        }
+    }
+}
+
+impl OrderData {
+    /// The same data with every personal identifier masked (ID numbers, phones, bank cards and
+    /// account numbers, e-mail addresses, a certificate's identifier and `serialNumber`): what
+    /// a role that does not decide on the order may see (review L10). Names, the credit code
+    /// (the key of a public register) and the delivery address (dispatch needs it) stay.
+    ///
+    /// Every struct is destructured in full, so a field added to the order data does not
+    /// compile until it is decided here whether it is masked.
+    pub fn masked(&self) -> OrderData {
+        let OrderData {
+            done,
+            certificate,
+            verification,
+            company,
+            person,
+            subject_check,
+            agent,
+            agent_check,
+            authorized_online_at,
+            product,
+            signature,
+            payment,
+            revocation_reason,
+            check_failures,
+            officer_review,
+        } = self;
+        OrderData {
+            done: done.clone(),
+            certificate: certificate.as_ref().map(|c| {
+                let CertificateRef { serial, profile, identifier, subject, not_after, holder_phone } = c;
+                CertificateRef {
+                    serial: serial.clone(),
+                    profile: profile.clone(),
+                    identifier: mask(identifier),
+                    subject: subject
+                        .iter()
+                        .map(|(k, v)| (k.clone(), if k == "serialNumber" { mask(v) } else { v.clone() }))
+                        .collect(),
+                    not_after: *not_after,
+                    holder_phone: mask(holder_phone),
+                }
+            }),
+            verification: *verification,
+            company: company.as_ref().map(|c| {
+                let Company { name, credit_code, legal_rep, bank } = c;
+                Company {
+                    name: name.clone(),
+                    credit_code: credit_code.clone(),
+                    legal_rep: legal_rep.masked(),
+                    bank: bank.as_ref().map(|b| {
+                        let BankAccount { account_name, account_number, bank } = b;
+                        BankAccount {
+                            account_name: account_name.clone(),
+                            account_number: mask(account_number),
+                            bank: bank.clone(),
+                        }
+                    }),
+                }
+            }),
+            person: person.as_ref().map(Person::masked),
+            subject_check: subject_check.clone(),
+            agent: agent.as_ref().map(|a| {
+                let Agent { legal_rep_in_person, person, method } = a;
+                Agent { legal_rep_in_person: *legal_rep_in_person, person: person.masked(), method: *method }
+            }),
+            agent_check: agent_check.clone(),
+            authorized_online_at: *authorized_online_at,
+            product: product.as_ref().map(|p| {
+                let ProductChoice { id, name, price_fen, invoice, invoice_email, delivery_address } = p;
+                ProductChoice {
+                    id: id.clone(),
+                    name: name.clone(),
+                    price_fen: *price_fen,
+                    invoice: *invoice,
+                    invoice_email: invoice_email.as_deref().map(mask),
+                    delivery_address: delivery_address.clone(),
+                }
+            }),
+            signature: signature.as_ref().map(|s| {
+                let SignatureEvidence { terms_sha256, accepted_at, phone } = s;
+                SignatureEvidence { terms_sha256: terms_sha256.clone(), accepted_at: *accepted_at, phone: mask(phone) }
+            }),
+            payment: payment.clone(),
+            revocation_reason: revocation_reason.clone(),
+            check_failures: *check_failures,
+            officer_review: officer_review.clone(),
+        }
+    }
+}
+
 /// The applicant's view of an order (identifiers masked).
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
@@ -363,6 +471,28 @@ impl OrderView {
     }
 }
 
+/// Where [`summary`] shows an e-mail address in full (the applicant's own view does).
+const SUMMARY_EMAILS: [&str; 4] =
+    ["/company/legal_rep/email", "/person/email", "/agent/person/email", "/product/invoice_email"];
+
+impl OrderView {
+    /// The view with e-mail addresses masked as well, for anyone but the applicant who typed
+    /// them in (order-query sessions: an agent proving their phone sees the orders they
+    /// handled, not other people's contacts). ID numbers and phones are masked in every view
+    /// already; names, the delivery address, the payment QR code and a pending face check's
+    /// link stay, since whoever may act on the order needs them.
+    pub fn masked(mut self) -> OrderView {
+        for pointer in SUMMARY_EMAILS {
+            if let Some(value) = self.summary.pointer_mut(pointer) {
+                if let Some(email) = value.as_str() {
+                    *value = mask(email).into();
+                }
+            }
+        }
+        self
+    }
+}
+
 /// What was entered, with ID numbers, cards, accounts and phones masked.
 fn summary(d: &OrderData) -> serde_json::Value {
     let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": mask(&p.id_number), "phone": mask(&p.phone), "email": p.email });
@@ -376,4 +506,102 @@ fn summary(d: &OrderData) -> serde_json::Value {
         "product": d.product,
         "signed": d.signature.is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "11010519491231002X";
+    const PHONE: &str = "+8613800138000";
+    const EMAIL: &str = "lisi@example.com";
+    const CARD: &str = "6222020200112233445";
+    const ACCOUNT: &str = "35001234567890123";
+
+    fn person() -> Person {
+        Person {
+            name: "张三".into(),
+            id_number: ID.into(),
+            phone: PHONE.into(),
+            email: Some(EMAIL.into()),
+            card: Some(CARD.into()),
+        }
+    }
+
+    fn data() -> OrderData {
+        OrderData {
+            certificate: Some(CertificateRef {
+                serial: "01".into(),
+                profile: "personal".into(),
+                identifier: ID.into(),
+                subject: vec![("CN".into(), "张三".into()), ("serialNumber".into(), ID.into())],
+                not_after: 0,
+                holder_phone: PHONE.into(),
+            }),
+            company: Some(Company {
+                name: "福建示例科技有限公司".into(),
+                credit_code: "91350100M000100Y43".into(),
+                legal_rep: person(),
+                bank: Some(BankAccount {
+                    account_name: "福建示例科技有限公司".into(),
+                    account_number: ACCOUNT.into(),
+                    bank: "某银行".into(),
+                }),
+            }),
+            person: Some(person()),
+            agent: Some(Agent { legal_rep_in_person: false, person: person(), method: Method::Phone }),
+            product: Some(ProductChoice {
+                id: "p".into(),
+                name: "p".into(),
+                price_fen: 1,
+                invoice: true,
+                invoice_email: Some(EMAIL.into()),
+                delivery_address: None,
+            }),
+            signature: Some(SignatureEvidence { terms_sha256: "00".into(), accepted_at: 0, phone: PHONE.into() }),
+            ..OrderData::default()
+        }
+    }
+
+    #[test]
+    fn masked_order_data_shows_no_identifier_in_full_and_keeps_names() {
+        let text = serde_json::to_string(&data().masked()).unwrap();
+        for secret in [ID, PHONE, EMAIL, CARD, ACCOUNT] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains(&mask(ID)) && text.contains(&mask(ACCOUNT)), "{text}");
+        assert!(text.contains("张三") && text.contains("91350100M000100Y43"), "{text}");
+    }
+
+    #[test]
+    fn masked_order_view_masks_the_emails_the_applicant_view_shows() {
+        let mut view = OrderView {
+            id: "o".into(),
+            channel: "default".into(),
+            flow: "org-new".into(),
+            state: "open".into(),
+            next_step: None,
+            steps: vec![],
+            amount_fen: 0,
+            paid_at: None,
+            payment: None,
+            materials_required: vec![],
+            materials: vec![],
+            summary: summary(&data()),
+            pending_check: None,
+            serial: None,
+            invoice_no: None,
+            reason: None,
+            check_failures: 0,
+            officer_review: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(view.summary.to_string().contains(EMAIL), "the applicant's own view shows the e-mail");
+        view = view.masked();
+        let text = view.summary.to_string();
+        for secret in [ID, PHONE, EMAIL] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
 }

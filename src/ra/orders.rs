@@ -74,11 +74,12 @@ impl Ra {
         Ok(OrderView::new(order, &channel, &materials))
     }
 
-    /// The view as a reader reached it: a query session sees the order but nothing that acts
-    /// on it (the payment QR code, a face-check link).
+    /// The view as a reader reached it: a query session sees the order masked (e-mails too)
+    /// and nothing that acts on it (the payment QR code, a face-check link).
     pub async fn view_as(&self, order: &OrderRecord, access: super::Access) -> Result<OrderView, RaError> {
         let mut view = self.view(order).await?;
         if access == super::Access::Query {
+            view = view.masked();
             view.payment = None;
             view.pending_check = None;
         }

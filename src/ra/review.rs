@@ -316,3 +316,21 @@ pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
     });
     render(&Document { title: "云证书申请表 / Cloud certificate application form".into(), sections })
 }
+
+impl Ra {
+    /// Records that an officer read an order's personal data or one of its materials (`kind`
+    /// names which, `detail` says what beyond the order and flow; review L10). Called before
+    /// the data is served: a read that cannot be audited does not happen.
+    pub async fn audit_read(
+        &self,
+        officer: &str,
+        order: &OrderRecord,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), RaError> {
+        let audit = self.event(kind, officer, order, detail);
+        self.store.audit(&audit).await?;
+        tracing::info!(target: "audit", kind, order = %order.id, officer, "officer read an order's personal data");
+        Ok(())
+    }
+}

@@ -4,11 +4,17 @@
 //! Every call names the browser it is made for in `x-forwarded-for` (the daemon trusts it from
 //! the web-front certificate only), so the daemon's per-address rate limits count browsers,
 //! not this process. The address comes from [`BROWSER`], set per page request by the router.
+//!
+//! The daemon receives exactly the path a page means (review L5): values go into a path
+//! through [`segment`] (percent-encoded, dot segments refused), and every URL is built by one
+//! function that refuses a path URL parsing would rewrite, so a value pasted in unencoded
+//! (`../approvals`) cannot aim the web-front certificate at another endpoint.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::config::WebConfig;
+use crate::ra::channels::MATERIAL_KINDS;
 
 tokio::task_local! {
     /// The address of the browser whose page request is being served (set by the router's
@@ -41,8 +47,37 @@ impl Answer {
 
 /// Why the daemon could not be asked at all.
 #[derive(Debug, thiserror::Error)]
-#[error("the certificate service is unreachable: {0}")]
-pub struct Unreachable(String);
+pub enum Unreachable {
+    /// The connection failed, or the answer could not be read.
+    #[error("the certificate service is unreachable: {0}")]
+    Down(String),
+    /// The web front would not send this request: a value that does not belong in a daemon
+    /// URL (the message says which), so the daemon was not called.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One path segment of a daemon URL: percent-encoded, so `/`, `?`, `#` and `%` in the value
+/// stay inside the segment. An empty or dot segment is refused: URL parsing resolves `..`
+/// however it is encoded (`%2e%2e` too), so no encoding keeps it a plain segment.
+pub fn segment(value: &str) -> Result<String, Unreachable> {
+    if matches!(value, "" | "." | "..") {
+        return Err(Unreachable::Refused(format!("{value:?} is not a valid path segment")));
+    }
+    Ok(super::pages::urlencode(value))
+}
+
+/// The URL of `path` on `base`, refused unless URL parsing leaves the path exactly as written
+/// (no dot segment resolved, no `\` turned into `/`, no query or fragment split off): the
+/// request then goes to the endpoint the caller named, whatever values it pasted in.
+fn url(base: &str, path: &str) -> Result<reqwest::Url, Unreachable> {
+    let refused = || Unreachable::Refused(format!("the path {path:?} does not name one endpoint"));
+    let url = reqwest::Url::parse(&format!("{base}{path}")).map_err(|_| refused())?;
+    if !path.starts_with('/') || !url.path().ends_with(path) || url.query().is_some() || url.fragment().is_some() {
+        return Err(refused());
+    }
+    Ok(url)
+}
 
 /// The HTTP client with the web front's credential.
 #[derive(Clone)]
@@ -72,14 +107,14 @@ impl Daemon {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Unreachable> {
-        let response = forwarded(request).send().await.map_err(|e| Unreachable(e.to_string()))?;
+        let response = forwarded(request).send().await.map_err(|e| Unreachable::Down(e.to_string()))?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = response.bytes().await.map_err(|e| Unreachable(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| Unreachable::Down(e.to_string()))?;
         Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), retry_after })
     }
 
@@ -91,7 +126,7 @@ impl Daemon {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, Unreachable> {
-        let mut request = self.http.request(method, format!("{}{path}", self.admin));
+        let mut request = self.http.request(method, url(&self.admin, path)?);
         if let Some(t) = token {
             request = request.header("x-order-token", t);
         }
@@ -103,33 +138,33 @@ impl Daemon {
 
     /// The orders an order-query session covers.
     pub async fn queried_orders(&self, query_token: &str) -> Result<Answer, Unreachable> {
-        let request =
-            self.http.get(format!("{}/v1/ra/queries/orders", self.admin)).header("x-query-token", query_token);
+        let request = self.http.get(url(&self.admin, "/v1/ra/queries/orders")?).header("x-query-token", query_token);
         self.send(request).await
     }
 
     /// A POST under an order-query session (`x-query-token`), e.g. resuming an order.
     pub async fn with_query(&self, path: &str, query_token: &str, body: &Value) -> Result<Answer, Unreachable> {
-        let request = self.http.post(format!("{}{path}", self.admin)).header("x-query-token", query_token).json(body);
+        let request = self.http.post(url(&self.admin, path)?).header("x-query-token", query_token).json(body);
         self.send(request).await
     }
 
-    /// Uploads a material's bytes.
+    /// Uploads a material's bytes. `kind` comes from the browser's form, so it must be one of
+    /// the RA's material kinds before it goes near a URL (review L5).
     pub async fn upload(&self, order: &str, token: &str, kind: &str, bytes: Vec<u8>) -> Result<Answer, Unreachable> {
-        let request = self
-            .http
-            .put(format!("{}/v1/ra/orders/{order}/materials/{kind}", self.admin))
-            .header("x-order-token", token)
-            .body(bytes);
+        if !MATERIAL_KINDS.contains(&kind) {
+            return Err(Unreachable::Refused(format!("kind: one of {}", MATERIAL_KINDS.join(", "))));
+        }
+        let path = format!("/v1/ra/orders/{}/materials/{}", segment(order)?, segment(kind)?);
+        let request = self.http.put(url(&self.admin, &path)?).header("x-order-token", token).body(bytes);
         self.send(request).await
     }
 
     /// A binary download (PDFs): status and bytes.
     pub async fn download(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), Unreachable> {
-        let request = self.http.get(format!("{}{path}", self.admin)).header("x-order-token", token);
-        let response = forwarded(request).send().await.map_err(|e| Unreachable(e.to_string()))?;
+        let request = self.http.get(url(&self.admin, path)?).header("x-order-token", token);
+        let response = forwarded(request).send().await.map_err(|e| Unreachable::Down(e.to_string()))?;
         let status = response.status();
-        Ok((status, response.bytes().await.map_err(|e| Unreachable(e.to_string()))?.to_vec()))
+        Ok((status, response.bytes().await.map_err(|e| Unreachable::Down(e.to_string()))?.to_vec()))
     }
 
     /// A call to the api listener as the app would make it (bearer token when given).
@@ -140,7 +175,7 @@ impl Daemon {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, Unreachable> {
-        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        let mut request = self.http.request(method, url(&self.api, path)?);
         if let Some(b) = bearer {
             request = request.bearer_auth(b);
         }
@@ -156,5 +191,32 @@ fn forwarded(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     match BROWSER.try_with(|ip| *ip) {
         Ok(ip) => request.header(crate::api::throttle::FORWARDED_FOR, ip.to_string()),
         Err(_) => request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://localhost:8443";
+
+    #[test]
+    fn a_dot_segment_or_a_pasted_query_never_reaches_the_daemon() {
+        for path in
+            ["/v1/ra/orders/x/materials/../approvals", "/v1/ra/orders/x/%2e%2e/y", "/v1/a\\..\\b", "/v1/a?b", "/v1/a#b"]
+        {
+            assert!(matches!(url(BASE, path), Err(Unreachable::Refused(_))), "{path}");
+        }
+        assert_eq!(url(BASE, "/v1/ra/orders/RA1/steps/company").unwrap().path(), "/v1/ra/orders/RA1/steps/company");
+    }
+
+    #[test]
+    fn segments_are_encoded_and_dot_segments_refused() {
+        assert_eq!(segment("id-front").unwrap(), "id-front");
+        assert_eq!(segment("../approvals").unwrap(), "..%2Fapprovals");
+        assert_eq!(segment("a?b#c%").unwrap(), "a%3Fb%23c%25");
+        for bad in ["", ".", ".."] {
+            assert!(segment(bad).is_err(), "{bad:?}");
+        }
     }
 }

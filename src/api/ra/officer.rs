@@ -1,5 +1,12 @@
 //! The officers' side: the review queue with data and materials, decisions, offline papers,
 //! order search, channels.
+//!
+//! Personal data goes only to those who need it (review L10): a reviewer reading one order
+//! ([`show`]) sees it whole, and that read is audited (`order.identity_read`) before it is
+//! served; every list (queue, search), every operator's and auditor's read, and the answers
+//! to decisions are masked ([`OrderData::masked`]). Materials go to reviewers only, as
+//! downloads that a browser will not render in the back office's origin, each read audited
+//! (`order.material_read`).
 
 use axum::extract::{Extension, Path, State};
 use axum::http::header;
@@ -11,17 +18,32 @@ use super::problem;
 use crate::api::admin::{actor, rfc3339};
 use crate::api::problem::{JsonBody, Params, Problem};
 use crate::daemon::Instance;
+use crate::ra::validate::mask;
 use crate::ra::OrderData;
-use crate::roles::Caller;
+use crate::roles::{Caller, Role};
 use crate::store::{OrderQuery, OrderRecord};
 
-/// An order as officers see it: everything entered, unmasked, and its materials.
-async fn full(instance: &Instance, o: &OrderRecord) -> Result<serde_json::Value, Problem> {
+/// How much of an order's personal data an answer shows.
+#[derive(Clone, Copy)]
+enum Reveal {
+    /// Everything entered: a reviewer's read of one order, audited.
+    Whole,
+    /// ID numbers, phones, cards, accounts and e-mail masked: lists, operators, auditors.
+    Masked,
+}
+
+/// An order as officers see it: everything entered (whole or masked), and its materials.
+async fn full(instance: &Instance, o: &OrderRecord, reveal: Reveal) -> Result<serde_json::Value, Problem> {
     let materials = instance.store.materials(&o.id).await.map_err(|e| Problem::internal(&e))?;
-    let data = OrderData::of(o);
+    let (data, subject_key, agent_phone) = match reveal {
+        Reveal::Whole => (OrderData::of(o), o.subject_key.clone(), o.agent_phone.clone()),
+        Reveal::Masked => {
+            (OrderData::of(o).masked(), o.subject_key.as_deref().map(mask), o.agent_phone.as_deref().map(mask))
+        }
+    };
     Ok(serde_json::json!({
-        "id": o.id, "channel": o.channel, "flow": o.flow, "state": o.state, "subject_key": o.subject_key,
-        "agent_phone": o.agent_phone, "serial": o.serial, "approval_id": o.approval_id, "amount_fen": o.amount_fen,
+        "id": o.id, "channel": o.channel, "flow": o.flow, "state": o.state, "subject_key": subject_key,
+        "agent_phone": agent_phone, "serial": o.serial, "approval_id": o.approval_id, "amount_fen": o.amount_fen,
         "paid_at": o.paid_at.and_then(rfc3339), "refunded_at": o.refunded_at.and_then(rfc3339), "invoice_no": o.invoice_no,
         "submitted_at": o.submitted_at.and_then(rfc3339), "decided_at": o.decided_at.and_then(rfc3339),
         "decided_by": o.decided_by, "reason": o.reason, "created_at": rfc3339(o.created_at),
@@ -60,7 +82,7 @@ pub(crate) async fn queue(
     let orders = instance.ra.queue(p.limit).await.map_err(problem)?;
     let mut items = Vec::with_capacity(orders.len());
     for o in &orders {
-        items.push(full(&instance, o).await?);
+        items.push(full(&instance, o, Reveal::Masked).await?);
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
@@ -106,27 +128,65 @@ pub(crate) async fn search(
     let next = (orders.len() as i64 == p.limit).then(|| orders.last().map(|o| o.id.clone())).flatten();
     let mut items = Vec::with_capacity(orders.len());
     for o in &orders {
-        items.push(full(&instance, o).await?);
+        items.push(full(&instance, o, Reveal::Masked).await?);
     }
     Ok(Json(serde_json::json!({ "items": items, "next_before": next })).into_response())
 }
 
-pub(crate) async fn show(State(instance): State<Instance>, Path(id): Path<String>) -> Result<Response, Problem> {
+/// One order: whole to a reviewer, after auditing the read (who, which order); masked to
+/// operators and auditors, who do not decide on orders and need no one's ID number.
+pub(crate) async fn show(
+    State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let order = load(&instance, &id).await?;
-    Ok(Json(full(&instance, &order).await?).into_response())
+    if caller.role != Some(Role::Reviewer) {
+        return Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response());
+    }
+    instance
+        .ra
+        .audit_read(&actor(&caller), &order, "order.identity_read", serde_json::json!({}))
+        .await
+        .map_err(problem)?;
+    Ok(Json(full(&instance, &order, Reveal::Whole).await?).into_response())
 }
 
+/// A material's bytes, to reviewers only, after auditing the read (who, which order, which
+/// material). Uploads are sniffed as PDF, PNG or JPEG, but a file can be two formats at once
+/// (an HTML polyglot, a PDF with scripts): so it is served as an attachment under a sandbox
+/// CSP with `nosniff`, never rendered as a page of the admin origin.
 pub(crate) async fn material(
     State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
     Path((id, sha)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (content_type, bytes) = instance
-        .store
-        .material_bytes(&id, &sha)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .ok_or_else(|| Problem::not_found("no such material on this order"))?;
-    Ok(([(header::CONTENT_TYPE, content_type), (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into())], bytes)
+    let missing = || Problem::not_found("no such material on this order");
+    let order = load(&instance, &id).await?;
+    let materials = instance.store.materials(&order.id).await.map_err(|e| Problem::internal(&e))?;
+    let kind = materials.iter().find(|m| m.sha256 == sha).map(|m| m.kind.clone()).ok_or_else(missing)?;
+    let detail = serde_json::json!({ "kind": kind, "sha256": sha });
+    instance.ra.audit_read(&actor(&caller), &order, "order.material_read", detail).await.map_err(problem)?;
+    let (content_type, bytes) =
+        instance.store.material_bytes(&order.id, &sha).await.map_err(|e| Problem::internal(&e))?.ok_or_else(missing)?;
+    let extension = match content_type.as_str() {
+        "application/pdf" => "pdf",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        _ => "bin",
+    };
+    // `kind` is one of `MATERIAL_KINDS` and the order id is ours: nothing to quote.
+    let disposition = format!("attachment; filename=\"{}-{kind}.{extension}\"", order.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".into()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+            (header::CACHE_CONTROL, "no-store".into()),
+        ],
+        bytes,
+    )
         .into_response())
 }
 
@@ -138,6 +198,8 @@ pub(crate) struct DecisionBody {
     pub(crate) reason: String,
 }
 
+/// Decides an order in review. The answer is masked: the decision is audited on its own, and
+/// the data it was made on was read (and audited) through [`show`].
 pub(crate) async fn decide(
     State(instance): State<Instance>,
     Extension(caller): Extension<Caller>,
@@ -147,9 +209,10 @@ pub(crate) async fn decide(
     let order = load(&instance, &id).await?;
     let reason: String = body.reason.chars().filter(|c| !c.is_control()).take(500).collect();
     let order = instance.ra.decide(order, &actor(&caller), body.approve, &reason).await.map_err(problem)?;
-    Ok(Json(full(&instance, &order).await?).into_response())
+    Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response())
 }
 
+/// The papers of an offline order arrived: it joins the review queue (masked answer).
 pub(crate) async fn papers(
     State(instance): State<Instance>,
     Extension(caller): Extension<Caller>,
@@ -157,7 +220,7 @@ pub(crate) async fn papers(
 ) -> Result<Response, Problem> {
     let order = load(&instance, &id).await?;
     let order = instance.ra.papers_received(order, &actor(&caller)).await.map_err(problem)?;
-    Ok(Json(full(&instance, &order).await?).into_response())
+    Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -183,5 +246,5 @@ pub(crate) async fn cancel(
     }
     let order = load(&instance, &id).await?;
     let order = instance.ra.cancel(order, &actor(&caller), reason.trim()).await.map_err(problem)?;
-    Ok(Json(full(&instance, &order).await?).into_response())
+    Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response())
 }

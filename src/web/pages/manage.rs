@@ -170,7 +170,10 @@ pub(in crate::web) async fn resume_code(
         return refused;
     }
     let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
-    let path = format!("/v1/ra/queries/orders/{}/resume-code", urlencode(&id));
+    let path = match crate::web::client::segment(&id) {
+        Ok(id) => format!("/v1/ra/queries/orders/{id}/resume-code"),
+        Err(e) => return trouble(&ctx, StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     match web.daemon.with_query(&path, query, &serde_json::json!({})).await {
         Ok(a) if a.ok() => redirect(&format!("/orders?resume={}&sent=1", urlencode(&id)), &[]),
         Ok(a) => redirect(&format!("/orders?e={}", urlencode(&message(ctx.lang, &a))), &[]),
@@ -190,7 +193,10 @@ pub(in crate::web) async fn resume(
     }
     let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
     let code = v.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
-    let path = format!("/v1/ra/queries/orders/{}/resume", urlencode(&id));
+    let path = match crate::web::client::segment(&id) {
+        Ok(id) => format!("/v1/ra/queries/orders/{id}/resume"),
+        Err(e) => return trouble(&ctx, StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     match web.daemon.with_query(&path, query, &serde_json::json!({ "code": code })).await {
         Ok(a) if a.ok() => {
             // The order number as the daemon gives it (not the path's), in the cookie's name.
