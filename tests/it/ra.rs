@@ -70,7 +70,13 @@ impl<'a> Client<'a> {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self.http.request(method.parse().unwrap(), format!("{}{path}", self.admin));
         if let Some(t) = token {
             r = r.header("x-order-token", t);
@@ -96,7 +102,7 @@ impl<'a> Client<'a> {
         self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), Some(body)).await
     }
 
-    async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
+    pub(crate) async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
         let r = self
             .http
             .put(format!("{}/v1/ra/orders/{id}/materials/{kind}", self.admin))
