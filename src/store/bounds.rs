@@ -57,12 +57,14 @@ impl Store {
     }
 
     /// Whether a phone may be sent login and administrator codes: it has an approval waiting
-    /// for enrolment or a credential that is not destroyed. Anyone else has nothing to log in
-    /// to, so texting them only serves SMS pumping and bombing.
+    /// for enrolment, a credential that is not destroyed, or a place in an organisation (put
+    /// there by its administrator). Anyone else has nothing to log in to, so texting them only
+    /// serves SMS pumping and bombing.
     pub async fn phone_has_standing(&self, phone: &str, now: i64) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM approvals WHERE phone = $1 AND status = 'approved' AND expires_at > $2) \
-             + (SELECT COUNT(*) FROM credentials WHERE phone = $1 AND status IN ('active', 'locked')) AS n",
+             + (SELECT COUNT(*) FROM credentials WHERE phone = $1 AND status IN ('active', 'locked')) \
+             + (SELECT COUNT(*) FROM org_members WHERE phone = $1) AS n",
         )
         .bind(phone)
         .bind(now)
