@@ -385,8 +385,16 @@ pub struct CustodyConfig {
     pub sms_code_attempts: i64,
     /// Fewest seconds between two codes to one phone.
     pub sms_min_interval_seconds: i64,
-    /// Most codes to one phone per hour.
+    /// Most codes to one phone per hour (face-check links texted to the phone count too).
     pub sms_per_hour: i64,
+    /// Country calling codes (digits, no `+`) whose phones may be texted at all; the default
+    /// is mainland China only. Every other number is refused before any SMS is paid for, so a
+    /// client cannot run up international SMS charges (SMS pumping).
+    pub sms_country_codes: Vec<String>,
+    /// Most SMS of every kind (codes, face-check links, notices), to all phones together, per
+    /// clock hour, counted in the database across all daemons. When it is spent no SMS goes out
+    /// until the next hour starts (a circuit breaker against pumping and bombing at scale).
+    pub sms_total_per_hour: i64,
     /// How long a new signing session's QR code can be scanned, seconds.
     pub scan_window_seconds: i64,
     /// How long a signing session lives in total, from opening to approval, seconds.
@@ -413,6 +421,8 @@ impl Default for CustodyConfig {
             sms_code_attempts: 5,
             sms_min_interval_seconds: 30,
             sms_per_hour: 10,
+            sms_country_codes: vec!["86".into()],
+            sms_total_per_hour: 1000,
             scan_window_seconds: 60,
             session_seconds: 300,
             authorization_seconds: 120,
@@ -495,6 +505,12 @@ pub struct RaConfig {
     pub provider_timeout_ms: u64,
     /// Largest material upload, bytes (at most 4 MiB).
     pub max_material_bytes: usize,
+    /// Most bytes one order may upload in total, replaced uploads included, so an applicant
+    /// cannot fill the database by uploading again and again.
+    pub order_upload_bytes: u64,
+    /// Most uploads of one kind of material per order, the first included (so a material can
+    /// be replaced this many times less one).
+    pub uploads_per_material: i64,
     /// File with the payment provider's webhook secret (created with a random secret on
     /// first start when missing, as the sandbox provider's merchant key).
     pub payment_secret_file: Option<PathBuf>,
@@ -518,6 +534,8 @@ impl Default for RaConfig {
             public_url: "https://127.0.0.1:8443".into(),
             provider_timeout_ms: 5000,
             max_material_bytes: 2 * 1024 * 1024,
+            order_upload_bytes: 20 * 1024 * 1024,
+            uploads_per_material: 10,
             payment_secret_file: None,
             face_seconds: 5,
             query_minutes: 30,
@@ -738,7 +756,13 @@ impl Config {
 
     fn validate_custody(&self) -> Result<(), ConfigError> {
         let c = &self.custody;
-        let checks: [(&str, bool, &str); 8] = [
+        let codes_ok = !c.sms_country_codes.is_empty()
+            && c.sms_country_codes.iter().all(|code| {
+                (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0')
+            });
+        let checks: [(&str, bool, &str); 10] = [
+            ("custody.sms_country_codes", codes_ok, "a non-empty list of country calling codes such as [\"86\"]"),
+            ("custody.sms_total_per_hour", (1..=1_000_000).contains(&c.sms_total_per_hour), "1 to 1000000"),
             ("custody.max_pin_failures", (3..=10).contains(&c.max_pin_failures), "3 to 10"),
             ("custody.approval_days", (1..=365).contains(&c.approval_days), "1 to 365"),
             ("custody.proof_seconds", (60..=3600).contains(&c.proof_seconds), "60 to 3600"),
@@ -760,7 +784,10 @@ impl Config {
         let r = &self.ra;
         let url_ok = (r.public_url.starts_with("https://") || r.public_url.starts_with("http://"))
             && !r.public_url.ends_with('/');
-        let checks: [(&str, bool, &str); 7] = [
+        let quota_ok = (r.max_material_bytes as u64..=1024 * 1024 * 1024).contains(&r.order_upload_bytes);
+        let checks: [(&str, bool, &str); 9] = [
+            ("ra.order_upload_bytes", quota_ok, "at least ra.max_material_bytes and at most 1 GiB"),
+            ("ra.uploads_per_material", (1..=100).contains(&r.uploads_per_material), "1 to 100"),
             ("ra.public_url", url_ok, "an http(s) URL without a trailing slash"),
             ("ra.provider_timeout_ms", (100..=60_000).contains(&r.provider_timeout_ms), "100 to 60000"),
             ("ra.max_material_bytes", (1024..=4 * 1024 * 1024).contains(&r.max_material_bytes), "1 KiB to 4 MiB"),
@@ -916,6 +943,26 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
         assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "limits.sms_per_ip.seconds");
         let text = format!("{MINIMAL}[limits]\nsms_per_ip = {{ count = 5, second = 1 }}\n");
         assert!(Config::parse(&text).unwrap_err().to_string().contains("second"));
+    }
+
+    #[test]
+    fn sms_and_upload_bounds_default_safe_and_name_the_bad_key() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.custody.sms_country_codes, vec!["86".to_string()], "mainland numbers only by default");
+        assert!(c.ra.order_upload_bytes >= c.ra.max_material_bytes as u64);
+        let bad = [
+            ("[custody]\nsms_country_codes = []\n", "custody.sms_country_codes"),
+            ("[custody]\nsms_country_codes = [\"+44\"]\n", "custody.sms_country_codes"),
+            ("[custody]\nsms_total_per_hour = 0\n", "custody.sms_total_per_hour"),
+            ("[ra]\norder_upload_bytes = 1024\n", "ra.order_upload_bytes"),
+            ("[ra]\nuploads_per_material = 0\n", "ra.uploads_per_material"),
+        ];
+        for (section, key) in bad {
+            let text = format!("{MINIMAL}{section}");
+            assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, key);
+        }
+        let text = format!("{MINIMAL}[custody]\nsms_country_codes = [\"86\", \"852\"]\n");
+        Config::parse(&text).unwrap().validate().unwrap();
     }
 
     #[test]

@@ -112,20 +112,28 @@ impl Instance {
             issued: None,
             clock,
         };
-        let sms = crate::ra::setup::sms(&config);
+        // The raw provider goes to `Mobile`, which puts it behind the SMS gate (country list,
+        // hourly budget); every other sender gets the gated one.
+        let raw_sms = crate::ra::setup::sms(&config);
         let limits = Arc::new(crate::ratelimit::Limits::new(&config.limits));
         let provider_deadline = std::time::Duration::from_millis(config.ra.provider_timeout_ms);
         let mobile = crate::mobile::Mobile::new(
             store.clone(),
             hsm.clone(),
-            sms.clone(),
+            raw_sms.clone(),
             issuance.clock.clone(),
             config.custody.clone(),
             limits.clone(),
             provider_deadline,
         );
-        // One provider set for the RA and for custody's identity proofs.
-        let (providers, sandboxes) = crate::ra::setup::providers(&config, sms.clone()).map_err(StartError::Policies)?;
+        let sms = mobile.sms();
+        // One provider set for the RA and for custody's identity proofs. The sandbox texts face
+        // links through the raw provider: `BoundedFaceLinks` has already passed them through
+        // the gate (as it must for a real provider, which texts them itself).
+        let (mut providers, sandboxes) = crate::ra::setup::providers(&config, raw_sms).map_err(StartError::Policies)?;
+        providers.sms = sms.clone();
+        providers.identity =
+            Arc::new(crate::providers::identity::BoundedFaceLinks::new(providers.identity, mobile.clone()));
         let proofs = crate::custody::Proofs::new(
             store.clone(),
             providers.identity.clone(),

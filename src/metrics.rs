@@ -57,6 +57,13 @@ pub struct Metrics {
     pub provider_call_seconds: HistogramVec,
     /// Requests refused by a rate limit, by limit (its `[limits]` key).
     pub rate_limited: IntCounterVec,
+    /// SMS not sent because of a bound, by reason: `country` (outside
+    /// `custody.sms_country_codes`), `no_standing` (a login or admin code to a phone with no
+    /// approval or credential), `budget` (`custody.sms_total_per_hour` spent).
+    pub sms_refused: IntCounterVec,
+    /// Material uploads refused by an order's bounds, by bound (`order_upload_bytes`,
+    /// `uploads_per_material`).
+    pub uploads_refused: IntCounterVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -146,6 +153,14 @@ fn build() -> prometheus::Result<Metrics> {
             Opts::new("rate_limited_total", "Requests refused by a rate limit"),
             &["limit"],
         )?,
+        sms_refused: IntCounterVec::new(
+            Opts::new("sms_refused_total", "SMS not sent because of a bound"),
+            &["reason"],
+        )?,
+        uploads_refused: IntCounterVec::new(
+            Opts::new("uploads_refused_total", "Material uploads refused by an order's bounds"),
+            &["bound"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
@@ -170,6 +185,8 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.provider_calls.clone()))?;
     m.registry.register(Box::new(m.provider_call_seconds.clone()))?;
     m.registry.register(Box::new(m.rate_limited.clone()))?;
+    m.registry.register(Box::new(m.sms_refused.clone()))?;
+    m.registry.register(Box::new(m.uploads_refused.clone()))?;
     Ok(m)
 }
 

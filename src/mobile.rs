@@ -6,7 +6,19 @@
 //! Rate limits: the per-phone send limits are counted in the database (exact across daemons);
 //! a refusal is remembered in memory for its exact wait, so hammering one phone costs no query.
 //! Every code check is an attempt against `limits.attempts_per_credential` for its phone.
+//!
+//! SMS bounds (security review M7), so the CA cannot be used for SMS pumping or bombing:
+//! - every SMS the daemon sends, whatever sends it, passes the [`SmsGate`] (wrapped around the
+//!   provider as [`GatedSms`]): only phones in `custody.sms_country_codes` (mainland China by
+//!   default), and at most `custody.sms_total_per_hour` in a clock hour across all daemons,
+//!   counted in the database; once spent, the circuit stays open until the hour rolls;
+//! - login and administrator codes go only to phones with an approval or a credential. Any
+//!   other phone gets the same answer, and the same per-phone limits, but no SMS, so the
+//!   endpoint tells nobody which phones are holders;
+//! - face-check links texted to a phone count in its per-phone limits like codes
+//!   ([`Mobile::admit_face_link`]).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::CustodyConfig;
 use crate::custody::valid_phone;
 use crate::hsm::{HsmError, HsmPool};
-use crate::providers::{ProviderError, SmsProvider, SMS};
+use crate::providers::{ProviderError, ProviderFuture, SmsProvider, SMS};
 use crate::ratelimit::{Limits, Refusal};
 use crate::store::{AuditRecord, Store, StoreError};
 
@@ -131,6 +143,134 @@ fn scope(purpose: Purpose, object: &str) -> String {
     }
 }
 
+/// What is stored in place of a code's MAC when no SMS went out (a login code asked for a phone
+/// with no approval or credential, a face-check link): the row counts in the per-phone limits
+/// like a sent code, and no entered code can match it (a MAC is 64 hex digits).
+const NOT_A_CODE: &str = "-";
+
+/// Why the gate held an SMS back.
+#[derive(Debug, thiserror::Error)]
+pub enum SmsRefusal {
+    /// The number is outside `custody.sms_country_codes`.
+    #[error("only phones in {0} can receive SMS")]
+    Country(String),
+    /// `custody.sms_total_per_hour` is spent; SMS resume when the clock hour rolls.
+    #[error("the hourly SMS budget is spent; SMS resume in {} s", .0.as_secs())]
+    Budget(Duration),
+    /// Database (the budget could not be counted, so nothing was sent).
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<SmsRefusal> for ProviderError {
+    fn from(refusal: SmsRefusal) -> ProviderError {
+        match refusal {
+            SmsRefusal::Country(_) => ProviderError::Refused(refusal.to_string()),
+            SmsRefusal::Budget(_) => ProviderError::Unavailable(format!("{SMS} (hourly budget spent)")),
+            SmsRefusal::Store(_) => ProviderError::Unavailable(format!("{SMS} (budget not countable)")),
+        }
+    }
+}
+
+/// The bounds every SMS passes before it costs anything: the country list and the global
+/// hourly budget. The budget is a counter row per clock hour in the database, so it holds
+/// across daemons; once a daemon sees it spent, it remembers the hour (the open circuit) and
+/// asks the database nothing more until the hour rolls.
+#[derive(Clone)]
+pub struct SmsGate {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// `custody.sms_country_codes`, each with its `+`.
+    prefixes: Arc<[String]>,
+    /// `custody.sms_total_per_hour`.
+    per_hour: i64,
+    /// The clock hour (unix seconds / 3600) whose budget this daemon saw spent, or -1.
+    spent_hour: Arc<AtomicI64>,
+}
+
+impl SmsGate {
+    /// A gate with the configured country list and budget.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: &CustodyConfig) -> SmsGate {
+        let prefixes: Vec<String> = config.sms_country_codes.iter().map(|c| format!("+{c}")).collect();
+        SmsGate {
+            store,
+            clock,
+            prefixes: prefixes.into(),
+            per_hour: config.sms_total_per_hour,
+            spent_hour: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+
+    /// Whether `phone` (E.164) is in one of the configured countries.
+    pub fn allows_country(&self, phone: &str) -> bool {
+        self.prefixes.iter().any(|p| phone.starts_with(p.as_str()))
+    }
+
+    fn country_refusal(&self) -> SmsRefusal {
+        SmsRefusal::Country(self.prefixes.join(", "))
+    }
+
+    /// While the budget of this hour is known spent: how long until it rolls.
+    pub fn open_circuit(&self) -> Option<Duration> {
+        let now = self.clock.now().unix_timestamp();
+        (self.spent_hour.load(Ordering::Relaxed) == now.div_euclid(3600)).then(|| until_next_hour(now))
+    }
+
+    /// Lets one SMS to `phone` through, spending one from this hour's budget, or says why not.
+    /// Each refusal is counted; the first budget refusal of an hour in this daemon is also
+    /// logged and audited (the circuit opens), later ones cost no query and no audit row.
+    pub async fn take(&self, phone: &str) -> Result<(), SmsRefusal> {
+        let refused = |reason| crate::metrics::get().sms_refused.with_label_values(&[reason]).inc();
+        if !self.allows_country(phone) {
+            refused("country");
+            return Err(self.country_refusal());
+        }
+        if let Some(wait) = self.open_circuit() {
+            refused("budget");
+            return Err(SmsRefusal::Budget(wait));
+        }
+        let now = self.clock.now().unix_timestamp();
+        let hour = now.div_euclid(3600);
+        if self.store.take_sms_budget(hour, self.per_hour).await? {
+            return Ok(());
+        }
+        refused("budget");
+        if self.spent_hour.swap(hour, Ordering::Relaxed) != hour {
+            tracing::warn!(target: "audit", budget = self.per_hour, hour, "hourly SMS budget spent: no SMS until the hour rolls");
+            let detail = serde_json::json!({ "budget": self.per_hour, "hour_start": hour * 3600 });
+            let record = AuditRecord::new(self.clock.as_ref(), "sms.budget_spent", "system", None, detail);
+            if let Err(e) = self.store.audit(&record).await {
+                tracing::warn!(error = %e, "cannot audit the spent SMS budget");
+            }
+        }
+        Err(SmsRefusal::Budget(until_next_hour(now)))
+    }
+}
+
+/// Time from `now` (unix seconds) to the next full clock hour.
+fn until_next_hour(now: i64) -> Duration {
+    Duration::from_secs((3600 - now.rem_euclid(3600)).unsigned_abs())
+}
+
+/// An SMS provider behind the [`SmsGate`]: what the daemon hands to everything that texts
+/// (codes, RA notices, custody notices), so no sender can bypass the bounds.
+pub struct GatedSms {
+    inner: Arc<dyn SmsProvider>,
+    gate: SmsGate,
+}
+
+impl SmsProvider for GatedSms {
+    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(refusal) = self.gate.take(phone).await {
+                tracing::info!(reason = %refusal, "SMS held back by the gate");
+                return Err(refusal.into());
+            }
+            self.inner.send(phone, text).await
+        })
+    }
+}
+
 /// A new session.
 #[derive(Debug, Clone)]
 pub struct MobileSession {
@@ -145,7 +285,10 @@ pub struct MobileSession {
 pub struct Mobile {
     store: Store,
     hsm: HsmPool,
+    /// The provider behind the gate ([`GatedSms`]).
     sms: Arc<dyn SmsProvider>,
+    /// The country list and global budget, also for face-check links.
+    gate: SmsGate,
     clock: Arc<dyn Clock>,
     config: CustodyConfig,
     /// The daemon's rate limits (`Instance::limits`), for the per-phone checks here.
@@ -155,7 +298,8 @@ pub struct Mobile {
 }
 
 impl Mobile {
-    /// Built by `Instance::open`.
+    /// Built by `Instance::open` with the raw provider; every SMS it sends passes the gate
+    /// ([`Mobile::sms`] hands the gated provider to the daemon's other senders).
     pub fn new(
         store: Store,
         hsm: HsmPool,
@@ -165,7 +309,14 @@ impl Mobile {
         limits: Arc<Limits>,
         sms_deadline: Duration,
     ) -> Self {
-        Mobile { store, hsm, sms, clock, config, limits, sms_deadline }
+        let gate = SmsGate::new(store.clone(), clock.clone(), &config);
+        let sms: Arc<dyn SmsProvider> = Arc::new(GatedSms { inner: sms, gate: gate.clone() });
+        Mobile { store, hsm, sms, gate, clock, config, limits, sms_deadline }
+    }
+
+    /// The SMS provider behind the gate, for every other sender (RA notices, custody notices).
+    pub fn sms(&self) -> Arc<dyn SmsProvider> {
+        self.sms.clone()
     }
 
     /// Audits the first refusal of a security-relevant limit (later ones until the key is
@@ -191,25 +342,30 @@ impl Mobile {
         Ok(hex::encode(self.hsm.pepper(message.as_bytes()).await?))
     }
 
-    /// Sends a code for `purpose` on `object` (empty for a login), within the per-phone limits.
+    /// Sends a code for `purpose` on `object` (empty for a login), within the per-phone limits
+    /// and the gate. A login or administrator code to a phone with no approval or credential
+    /// is answered as if sent, and counted against the phone as if sent, but no SMS goes out.
     pub async fn send_code(&self, phone: &str, purpose: Purpose, object: &str) -> Result<(), LoginError> {
-        if !valid_phone(phone) {
-            return Err(LoginError::Invalid("phone: E.164, e.g. +8613800138000".into()));
+        self.admit(phone).await?;
+        if let Some(wait) = self.gate.open_circuit() {
+            // Every phone gets this answer while the budget is spent, known or not.
+            crate::metrics::get().sms_refused.with_label_values(&["budget"]).inc();
+            return Err(LoginError::Sms(SmsRefusal::Budget(wait).into()));
         }
-        self.limits.sms_per_phone.peek(phone).map_err(LoginError::RateLimited)?;
         let now = self.now();
-        let wait = self.send_wait(phone, now).await?;
-        if wait > 0 {
-            let wait = Duration::from_secs(wait.unsigned_abs());
-            crate::metrics::get().rate_limited.with_label_values(&["sms_per_phone"]).inc();
-            self.limits.sms_per_phone.hold(phone, wait);
-            let refusal = Refusal { limit: "sms_per_phone", wait, first: true };
-            self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
-            return Err(LoginError::RateLimited(refusal));
-        }
         let code = format!("{:06}", rand::rngs::OsRng.next_u32() % 1_000_000);
         let scope = scope(purpose, object);
         let hash = self.code_hash(phone, &scope, &code).await?;
+        if matches!(purpose, Purpose::Login | Purpose::Admin) && !self.store.phone_has_standing(phone, now).await? {
+            self.store.insert_sms_code(phone, &scope, NOT_A_CODE, now, self.config.sms_code_seconds).await?;
+            crate::metrics::get().sms_refused.with_label_values(&["no_standing"]).inc();
+            let detail = serde_json::json!({ "reason": "no approval or credential", "purpose": purpose.name() });
+            self.store
+                .audit(&AuditRecord::new(self.clock.as_ref(), "sms.refused", &actor(phone), None, detail))
+                .await?;
+            tracing::info!(purpose = purpose.name(), "code not sent: the phone has no approval or credential");
+            return Ok(());
+        }
         let id = self.store.insert_sms_code(phone, &scope, &hash, now, self.config.sms_code_seconds).await?;
         let action = purpose.action(object);
         let text = format!("cloudca code {code} {action}. Do not share it; cloudca never asks for it by phone.");
@@ -217,6 +373,45 @@ impl Mobile {
         if let Err(e) = sent {
             self.store.withdraw_sms_code(id).await?;
             return Err(LoginError::Sms(e));
+        }
+        Ok(())
+    }
+
+    /// Lets a face-check link be texted to `phone` (by the identity provider): the same
+    /// country list, per-phone limits and global budget as a code, and it counts against the
+    /// phone's limits like one, so redoing a face check cannot bomb a phone.
+    pub async fn admit_face_link(&self, phone: &str) -> Result<(), LoginError> {
+        self.admit(phone).await?;
+        self.gate.take(phone).await.map_err(|refusal| LoginError::Sms(refusal.into()))?;
+        let now = self.now();
+        self.store.insert_sms_code(phone, "face-link", NOT_A_CODE, now, 0).await?;
+        Ok(())
+    }
+
+    /// The checks before anything is texted to a phone: a well-formed number in an allowed
+    /// country (refusals counted and audited: a foreign number is how SMS pumping starts),
+    /// within the per-phone limits.
+    async fn admit(&self, phone: &str) -> Result<(), LoginError> {
+        if !valid_phone(phone) {
+            return Err(LoginError::Invalid("phone: E.164, e.g. +8613800138000".into()));
+        }
+        if !self.gate.allows_country(phone) {
+            crate::metrics::get().sms_refused.with_label_values(&["country"]).inc();
+            let detail = serde_json::json!({ "reason": "country" });
+            self.store
+                .audit(&AuditRecord::new(self.clock.as_ref(), "sms.refused", &actor(phone), None, detail))
+                .await?;
+            return Err(LoginError::Invalid(format!("phone: {}", self.gate.country_refusal())));
+        }
+        self.limits.sms_per_phone.peek(phone).map_err(LoginError::RateLimited)?;
+        let wait = self.send_wait(phone, self.now()).await?;
+        if wait > 0 {
+            let wait = Duration::from_secs(wait.unsigned_abs());
+            crate::metrics::get().rate_limited.with_label_values(&["sms_per_phone"]).inc();
+            self.limits.sms_per_phone.hold(phone, wait);
+            let refusal = Refusal { limit: "sms_per_phone", wait, first: true };
+            self.audit_refusal(&refusal, &actor(phone)).await;
+            return Err(LoginError::RateLimited(refusal));
         }
         Ok(())
     }
@@ -306,6 +501,11 @@ impl Mobile {
         let detail = serde_json::json!({ "outcome": outcome });
         AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
+}
+
+/// The audit actor for a phone.
+fn actor(phone: &str) -> String {
+    format!("phone:{phone}")
 }
 
 /// The least `t` in `lo..=hi` for which `holds(t)` (monotone: false, then true), or `hi`.

@@ -7,6 +7,10 @@
 //! The sandbox follows [`super::sandbox_behaviour`] on the phone, card, account and ID numbers,
 //! writes micro-deposits to `DATA_DIR/bank-statements.jsonl` (what the applicant would read on
 //! their bank statement) and texts face-check links through the [`SmsProvider`].
+//!
+//! Whatever the provider, a face-check link texted to a phone is bounded like an SMS code
+//! ([`BoundedFaceLinks`]): the country list, the phone's limits and the global SMS budget, so
+//! redoing a face check again and again cannot bomb a phone or run up SMS charges.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -172,6 +176,84 @@ impl IdentityChecks for NoIdentityChecks {
         _: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
         Self::refuse()
+    }
+}
+
+/// Any identity provider with its texted face-check links bounded by [`crate::mobile::Mobile`]:
+/// before a link goes to a phone, the phone must be in `custody.sms_country_codes`, within its
+/// per-phone SMS limits (`custody.sms_min_interval_seconds`, `custody.sms_per_hour`), and the
+/// hour's global budget must have room; the link then counts against the phone like a code.
+/// The real providers text the link themselves, so the bound sits here, before the call.
+pub struct BoundedFaceLinks {
+    inner: Arc<dyn IdentityChecks>,
+    mobile: crate::mobile::Mobile,
+}
+
+impl BoundedFaceLinks {
+    /// Wraps `inner`; `mobile` keeps the per-phone counts and the gate.
+    pub fn new(inner: Arc<dyn IdentityChecks>, mobile: crate::mobile::Mobile) -> BoundedFaceLinks {
+        BoundedFaceLinks { inner, mobile }
+    }
+}
+
+/// What a refused face-check link tells the applicant (the reason, never the phone).
+fn face_link_refusal(e: crate::mobile::LoginError) -> ProviderError {
+    use crate::mobile::LoginError;
+    match e {
+        LoginError::Sms(cause) => cause,
+        LoginError::RateLimited(r) => ProviderError::Refused(format!(
+            "too many texts to this phone; the face-check link can be texted again in {} s",
+            r.retry_after()
+        )),
+        LoginError::Invalid(reason) => {
+            ProviderError::Refused(format!("the face-check link cannot be texted: {reason}"))
+        }
+        LoginError::BadCode | LoginError::Hsm(_) | LoginError::Store(_) => {
+            tracing::warn!(error = %e, "face-check link not admitted");
+            ProviderError::Unavailable(format!("{} (face-check link)", super::SMS))
+        }
+    }
+}
+
+impl IdentityChecks for BoundedFaceLinks {
+    fn phone_three<'a>(
+        &'a self,
+        name: &'a str,
+        id_number: &'a str,
+        phone: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        self.inner.phone_three(name, id_number, phone)
+    }
+    fn bank_card_four<'a>(
+        &'a self,
+        name: &'a str,
+        id_number: &'a str,
+        card: &'a str,
+        phone: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        self.inner.bank_card_four(name, id_number, card, phone)
+    }
+    fn start_micro_deposit<'a>(
+        &'a self,
+        account_name: &'a str,
+        account_number: &'a str,
+        bank: &'a str,
+    ) -> ProviderFuture<'a, MicroDeposit> {
+        self.inner.start_micro_deposit(account_name, account_number, bank)
+    }
+    fn confirm_micro_deposit<'a>(&'a self, reference: &'a str, code: &'a str) -> ProviderFuture<'a, CheckOutcome> {
+        self.inner.confirm_micro_deposit(reference, code)
+    }
+    fn start_face<'a>(&'a self, name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession> {
+        Box::pin(async move {
+            if let FaceVia::Sms { phone } = &via {
+                self.mobile.admit_face_link(phone).await.map_err(face_link_refusal)?;
+            }
+            self.inner.start_face(name, id_number, via).await
+        })
+    }
+    fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus> {
+        self.inner.face_status(session)
     }
 }
 

@@ -1,6 +1,11 @@
 //! Uploaded materials are judged by their bytes, not their names: PNG, JPEG or PDF only, each
 //! recognised by its signature and a plausible end, within a size limit. Stored
 //! content-addressed (SHA-256), so the same file uploaded twice is kept once.
+//!
+//! Each order is bounded (security review M12): its uploads, replaced ones included, may total
+//! at most `ra.order_upload_bytes`, and each kind may be uploaded `ra.uploads_per_material`
+//! times; a replaced upload's blob is deleted when no other material references it. So one
+//! applicant cannot fill the database by uploading again and again.
 
 use sha2::Digest;
 
@@ -28,6 +33,46 @@ pub enum MaterialError {
     /// Signature right but the file is cut short.
     #[error("the file looks truncated; upload it again")]
     Truncated,
+    /// The order's uploads would pass `ra.order_upload_bytes` (the bytes, replaced uploads
+    /// included).
+    #[error("this order has used its upload allowance of {0} bytes; contact the RA to continue")]
+    OrderQuota(u64),
+    /// This kind was uploaded `ra.uploads_per_material` times already (the count).
+    #[error("this material was uploaded {0} times already and cannot be replaced again; contact the RA")]
+    Replacements(i64),
+}
+
+impl MaterialError {
+    /// The machine-readable code of the field error the applicant sees.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MaterialError::OrderQuota(_) => "material.quota",
+            MaterialError::Replacements(_) => "material.replacements",
+            _ => "material.invalid",
+        }
+    }
+
+    /// The refusal of an upload by the order's bounds, counted by bound.
+    pub fn from_refusal(refusal: crate::store::UploadRefusal, config: &crate::config::RaConfig) -> MaterialError {
+        let (bound, error) = match refusal {
+            crate::store::UploadRefusal::Quota => {
+                ("order_upload_bytes", MaterialError::OrderQuota(config.order_upload_bytes))
+            }
+            crate::store::UploadRefusal::Replacements => {
+                ("uploads_per_material", MaterialError::Replacements(config.uploads_per_material))
+            }
+        };
+        crate::metrics::get().uploads_refused.with_label_values(&[bound]).inc();
+        error
+    }
+}
+
+/// The bounds of one order's uploads, from the configuration.
+pub fn bounds(config: &crate::config::RaConfig) -> crate::store::UploadBounds {
+    crate::store::UploadBounds {
+        order_bytes: i64::try_from(config.order_upload_bytes).unwrap_or(i64::MAX),
+        per_material: config.uploads_per_material,
+    }
 }
 
 /// Checks an upload and computes its address.

@@ -205,13 +205,14 @@ impl Ra {
         if !MATERIAL_KINDS.contains(&kind) {
             return Err(RaError::BadRequest(format!("kind: one of {}", MATERIAL_KINDS.join(", "))));
         }
-        let material = super::materials::check(bytes, self.config.max_material_bytes).map_err(|e| {
+        let refuse = |e: super::materials::MaterialError| {
             RaError::Invalid(vec![super::validate::FieldError {
                 field: format!("materials.{kind}"),
-                code: "material.invalid",
+                code: e.code(),
                 message: e.to_string(),
             }])
-        })?;
+        };
+        let material = super::materials::check(bytes, self.config.max_material_bytes).map_err(refuse)?;
         if kind == "seal-image" {
             crate::seals::check_png(bytes).map_err(|e| RaError::BadRequest(format!("seal-image: {e}")))?;
         }
@@ -224,7 +225,14 @@ impl Ra {
             content_type: material.content_type,
             bytes,
         };
-        self.store.put_material(&new, self.now(), &audit).await?;
+        let bounds = super::materials::bounds(&self.config);
+        if let Err(refusal) = self.store.put_material_within(&new, bounds, self.now(), &audit).await? {
+            let error = super::materials::MaterialError::from_refusal(refusal, &self.config);
+            tracing::info!(order = %order.id, kind, error = %error, "upload refused by the order's bounds");
+            let detail = serde_json::json!({ "kind": kind, "bytes": bytes.len(), "bound": error.code() });
+            self.store.audit(&self.event("order.upload_refused", "applicant", order, detail)).await?;
+            return Err(refuse(error));
+        }
         Ok(())
     }
 

@@ -272,32 +272,12 @@ impl Store {
     }
 
     /// Stores (once) the bytes of a material and links it to an order under its kind,
-    /// replacing an earlier upload of that kind.
+    /// replacing an earlier upload of that kind; the earlier blob is deleted when no material
+    /// references it any more (`bounds::replace_material`). Applicant uploads go through
+    /// `put_material_within`, which also charges the order's upload bounds.
     pub async fn put_material(&self, m: &NewMaterial<'_>, now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO ra_blobs (sha256, content_type, bytes, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(m.sha256)
-        .bind(m.content_type)
-        .bind(m.bytes)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM ra_materials WHERE order_id = $1 AND kind = $2")
-            .bind(m.order_id)
-            .bind(m.kind)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO ra_materials (order_id, kind, sha256, size, uploaded_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(m.order_id)
-            .bind(m.kind)
-            .bind(m.sha256)
-            .bind(m.bytes.len() as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        super::bounds::replace_material(&mut tx, m, now).await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await
     }

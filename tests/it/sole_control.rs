@@ -176,6 +176,7 @@ async fn enrolment_proves_identity_claims_the_approval_once_and_approvals_expire
         format!(r#"{{"approval_id":"{approval}","proof_id":"00112233445566778899aabbccddeeff","pin":"246810"}}"#);
     assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/credentials", Some(&body)).0, "404");
     // Another phone's proof does not count for this approval.
+    crate::signing::approve_phone(&ca, "+8613900139000");
     let other = api.login("+8613900139000");
     let body = format!(r#"{{"purpose":"enrol","target":"{approval}","method":"face"}}"#);
     assert_eq!(api.call(As::Holder(&other), "POST", "/v1/mobile/proofs", Some(&body)).0, "404");
@@ -341,6 +342,7 @@ async fn a_code_authorises_one_action_on_one_object_and_says_which() {
         assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(body)).0, "400", "{body}");
     }
     assert!(sms_texts(&ca, third).is_empty(), "a refused request sends nothing");
+    crate::signing::approve_phone(&ca, third);
     let body = r#"{"phone":"+8613700137000","purpose":"admin","object":"91350100M000100Y43"}"#;
     assert_eq!(api.call(As::Nobody, "POST", "/v1/mobile/sms", Some(body)).0, "202");
     let text = sms_texts(&ca, third).pop().unwrap();
