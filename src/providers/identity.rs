@@ -255,6 +255,15 @@ impl IdentityChecks for BoundedFaceLinks {
     fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus> {
         self.inner.face_status(session)
     }
+    fn enterprise_elements<'a>(
+        &'a self,
+        credit_code: &'a str,
+        company_name: &'a str,
+        legal_rep_name: &'a str,
+        legal_rep_id: &'a str,
+    ) -> ProviderFuture<'a, CheckOutcome> {
+        self.inner.enterprise_elements(credit_code, company_name, legal_rep_name, legal_rep_id)
+    }
 }
 
 /// A paid micro-deposit waiting for its code.

@@ -55,6 +55,12 @@ impl Ra {
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
         }
+        // Blobs no material references (a crash between replace and collect), after an hour.
+        match self.store.sweep_unreferenced_blobs(self.now() - 3600, 500).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "RA task: unreferenced uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "RA task: unreferenced uploads"),
+        }
     }
 
     /// Refreshes the order gauges from the database.
