@@ -52,6 +52,9 @@ impl Ra {
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
         }
+        if let Err(e) = self.settle_payments().await {
+            tracing::warn!(error = %e, "RA task: refunds due, intents to close");
+        }
     }
 
     /// Refreshes the order gauges from the database.

@@ -43,11 +43,19 @@ fn safe<'a>(reference: &'a str, what: &str) -> Result<&'a str, Problem> {
     }
 }
 
-/// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning.
-pub(super) async fn pay_page(Path(reference): Path<String>) -> Result<Response, Problem> {
+/// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning, with where the
+/// payment stands (`<p id="status">open, refunded 0 of 40000 fen</p>`), as a wallet app's
+/// bill shows it.
+pub(super) async fn pay_page(
+    State(instance): State<Instance>,
+    Path(reference): Path<String>,
+) -> Result<Response, Problem> {
     let r = safe(&reference, "payment")?;
-    let form =
-        format!("<p>沙箱支付 / sandbox payment {r}</p><form method=\"post\"><button>确认支付 / Pay</button></form>");
+    let status = instance.sandboxes.payment.describe(r).unwrap_or_else(|| "unknown".into());
+    let form = format!(
+        "<p>沙箱支付 / sandbox payment {r}</p><p id=\"status\">{status}</p>\
+         <form method=\"post\"><button>确认支付 / Pay</button></form>"
+    );
     Ok(page("沙箱支付", &form).into_response())
 }
 
