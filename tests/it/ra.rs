@@ -17,7 +17,7 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 /// A test CA whose SMS interval is one second, RA task every second, short provider deadline,
 /// a sandbox face check that stays pending until the test takes the face; personal
 /// certificates valid 60 days (inside the 90-day renewal window).
-async fn ra_ca() -> TestCa {
+pub(crate) async fn ra_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
     text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
@@ -33,9 +33,9 @@ async fn ra_ca() -> TestCa {
 /// HTTPS as a back-office role (reqwest over rustls with the dev client certificate).
 pub(crate) struct Client<'a> {
     ca: &'a TestCa,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     admin: String,
-    api: String,
+    pub(crate) api: String,
 }
 
 fn tls_dir(ca: &TestCa) -> std::path::PathBuf {
@@ -70,7 +70,13 @@ impl<'a> Client<'a> {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self.http.request(method.parse().unwrap(), format!("{}{path}", self.admin));
         if let Some(t) = token {
             r = r.header("x-order-token", t);
@@ -81,7 +87,7 @@ impl<'a> Client<'a> {
         self.send(r).await
     }
 
-    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
         let (status, v) = self.call(method, path, token, body).await;
         assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
         v
@@ -115,7 +121,7 @@ impl<'a> Client<'a> {
     }
 
     /// The sandbox payer scans the QR code and pays.
-    async fn pay(&self, qr_url: &str) {
+    pub(crate) async fn pay(&self, qr_url: &str) {
         let response = self.http.post(qr_url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
@@ -143,18 +149,18 @@ async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
     (id, token)
 }
 
-fn audit_intact(ca: &TestCa) {
+pub(crate) fn audit_intact(ca: &TestCa) {
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
     assert!(out.ok, "{}", out.text);
 }
 
-fn count(ca: &TestCa, kind: &str) -> usize {
+pub(crate) fn count(ca: &TestCa, kind: &str) -> usize {
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "list", "--kind", kind]);
     out.text.lines().filter(|l| l.contains(kind)).count()
 }
 
 /// Waits (bounded) until an order reaches a state.
-async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
+pub(crate) async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
     for _ in 0..100 {
         let v = c.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
         if v["state"] == state {
@@ -438,7 +444,7 @@ async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (S
 }
 
 /// A personal order for `product`, signed and due for payment: (id, token).
-async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
+pub(crate) async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
     let (id, token) = c.create("personal-new").await;
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
