@@ -28,6 +28,10 @@ use crate::store::{
 /// provider for the same refund: longer than any provider deadline.
 const REFUND_CLAIM_SECS: i64 = 120;
 
+/// How long after its expiry a superseded intent is taken as closed without asking the
+/// wallet (clock skew between us and the provider).
+const EXPIRY_MARGIN_SECS: i64 = 300;
+
 /// How many due refunds and unclosed superseded intents one background pass handles.
 const RETRY_BATCH: i64 = 100;
 
@@ -72,7 +76,7 @@ impl Ra {
             "event": event.event_id, "amount_fen": event.amount_fen, "status": "paid",
             "intent": intent.provider_ref, "method": intent.method,
         });
-        if order.state == "open" && order.paid_at.is_none() {
+        if order.state == "open" && order.paid_at.is_none() && intent.amount_fen == order.amount_fen {
             return self.accept_payment(event, intent, order, detail).await;
         }
         let reason =
@@ -284,8 +288,11 @@ impl Ra {
         order.updated_at = self.now();
         let detail = serde_json::json!({ "intent": reference, "amount_fen": order.amount_fen, "reason": order.state });
         let marker = self.event("payment.refund_due", "system", order, detail);
-        if !self.store.save_order_refund_due(order, &reference, self.now(), &[audit, &marker]).await? {
-            return Err(RaError::Conflict);
+        match self.store.save_order_refund_due(order, &reference, self.now(), &[audit, &marker]).await? {
+            None => return Err(RaError::Conflict),
+            Some(false) => tracing::error!(order = %order.id, intent = %reference,
+                "the order's payment is not on record as paid; it was not marked for refund: refund it by hand"),
+            Some(true) => {}
         }
         order.version += 1;
         self.close_other_intents(order, None).await;
@@ -330,6 +337,15 @@ impl Ra {
         }
         for intent in self.store.payment_intents_in_state(IntentState::Superseded, RETRY_BATCH).await? {
             let Some(order) = self.store.order(&intent.order_id).await? else { continue };
+            if intent.expires_at + EXPIRY_MARGIN_SECS < self.now() {
+                // The wallet no longer takes payment: closed without asking it. A payment made
+                // just before expiry is still matched when its webhook lands.
+                let detail = serde_json::json!({ "intent": intent.provider_ref, "expired": true });
+                let audit = self.event("payment.intent_closed", "system", &order, detail);
+                let (from, to) = (IntentState::Superseded, IntentState::Closed);
+                self.store.move_payment_intent(&intent.provider_ref, from, to, self.now(), &audit).await?;
+                continue;
+            }
             if let Err(e) = self.close_intent(&order, &intent).await {
                 tracing::warn!(intent = %intent.provider_ref, error = %e, "payment intent not closed yet");
             }

@@ -259,22 +259,23 @@ impl Store {
 
     /// Writes an order's new state (compare-and-set, as [`Store::save_order`]) and, in the
     /// same transaction, marks its paying intent `refund_due` (review L3: the state change
-    /// that calls for the refund is recorded before any money moves). False, and nothing
-    /// written, when the order changed meanwhile.
+    /// that calls for the refund is recorded before any money moves). None, and nothing
+    /// written, when the order changed meanwhile; else whether the intent was marked (false:
+    /// it was not on record as paid).
     pub async fn save_order_refund_due(
         &self,
         o: &OrderRecord,
         provider_ref: &str,
         now: i64,
         audits: &[&AuditRecord],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let changed = bind_order(sqlx::query(SAVE_ORDER), o).execute(&mut *tx).await.map_err(StoreError::classify)?;
         if changed.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let sql = format!("UPDATE {TABLE} SET state = $1, updated_at = $2 WHERE provider_ref = $3 AND state = $4");
-        sqlx::query(&sql)
+        let marked = sqlx::query(&sql)
             .bind(IntentState::RefundDue.as_str())
             .bind(now)
             .bind(provider_ref)
@@ -283,7 +284,7 @@ impl Store {
             .await?;
         super::writer::insert_audits(&mut tx, audits).await?;
         super::audit::commit(tx, audits.len()).await?;
-        Ok(true)
+        Ok(Some(marked.rows_affected() == 1))
     }
 
     /// Claims a due refund for `lease` seconds: only the claimant calls the provider. Returns
