@@ -356,3 +356,107 @@ impl Store {
 }
 
 const TABLE: &str = "ra_payment_intents";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+
+    async fn store(dir: &std::path::Path) -> Store {
+        let config = DatabaseConfig {
+            url: format!("sqlite://{}", dir.join("cloudca.db").display()),
+            password_file: None,
+            max_connections: 2,
+            acquire_timeout_seconds: 5,
+        };
+        Store::open(&config).await.unwrap()
+    }
+
+    fn audit(kind: &str) -> AuditRecord {
+        AuditRecord::new(&crate::clock::SystemClock, kind, "test", None, serde_json::json!({}))
+    }
+
+    fn paid_order(reference: &str) -> OrderRecord {
+        OrderRecord {
+            id: "RA20261206-TEST0001".into(),
+            channel: "default".into(),
+            flow: "personal-new".into(),
+            state: "cancelled".into(),
+            subject_key: None,
+            open_key: None,
+            agent_phone: None,
+            token_hash: "00".into(),
+            data: "{}".into(),
+            serial: None,
+            approval_id: None,
+            amount_fen: 500,
+            payment_ref: Some(reference.into()),
+            paid_at: Some(10),
+            refunded_at: None,
+            invoice_no: None,
+            submitted_at: None,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            created_at: 1,
+            updated_at: 1,
+            version: 3,
+        }
+    }
+
+    fn due_intent(reference: &str, order_id: &str) -> PaymentIntentRecord {
+        PaymentIntentRecord {
+            provider_ref: reference.into(),
+            order_id: order_id.into(),
+            method: "wechat".into(),
+            amount_fen: 500,
+            qr_url: String::new(),
+            state: IntentState::RefundDue,
+            expires_at: 100,
+            created_at: 1,
+            updated_at: 1,
+            paid_at: Some(10),
+            refund_claimed_at: None,
+            refund_ref: None,
+            refunded_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_due_refund_is_claimed_by_one_at_a_time_and_recorded_once_on_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let order = paid_order("wx1");
+        store.insert_order(&order, &audit("order.created")).await.unwrap();
+        store.insert_payment_intent(&due_intent("wx1", &order.id), &audit("payment.refund_due")).await.unwrap();
+
+        assert!(store.claim_refund("wx1", 1000, 120).await.unwrap().is_some());
+        assert!(store.claim_refund("wx1", 1050, 120).await.unwrap().is_none(), "the claim is live");
+        assert!(store.claim_refund("wx1", 1121, 120).await.unwrap().is_some(), "a stale claim is taken over");
+        assert!(store.finish_refund("wx1", "rf1", 1130, &[&audit("payment.refunded")]).await.unwrap());
+        assert!(!store.finish_refund("wx1", "rf1", 1140, &[&audit("payment.refunded")]).await.unwrap());
+        assert!(store.claim_refund("wx1", 5000, 120).await.unwrap().is_none(), "nothing is due any more");
+
+        let intent = store.payment_intent("wx1").await.unwrap().unwrap();
+        assert_eq!(
+            (intent.state, intent.refund_ref.as_deref(), intent.refunded_at),
+            (IntentState::Refunded, Some("rf1"), Some(1130))
+        );
+        let order = store.order(&order.id).await.unwrap().unwrap();
+        assert_eq!((order.refunded_at, order.version), (Some(1130), 4), "recorded once, the version bumped");
+    }
+
+    #[tokio::test]
+    async fn an_extra_payment_refunded_leaves_its_orders_own_payment_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let order = paid_order("ali1");
+        store.insert_order(&order, &audit("order.created")).await.unwrap();
+        store.insert_payment_intent(&due_intent("wx2", &order.id), &audit("payment.refund_due")).await.unwrap();
+        assert!(store.claim_refund("wx2", 1000, 120).await.unwrap().is_some());
+        assert!(store.finish_refund("wx2", "rf2", 1010, &[&audit("payment.refunded")]).await.unwrap());
+        let order = store.order(&order.id).await.unwrap().unwrap();
+        assert_eq!((order.refunded_at, order.version), (None, 3));
+        assert_eq!(store.payment_intents(&order.id).await.unwrap().len(), 1);
+    }
+}
