@@ -86,8 +86,15 @@ pub trait PaymentProvider: Send + Sync {
         description: &'a str,
         method: PayMethod,
     ) -> ProviderFuture<'a, PaymentIntent>;
-    /// Refunds part or all of a paid payment.
-    fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64) -> ProviderFuture<'a, Refund>;
+    /// Refunds part or all of a paid payment. `refund_key` is the idempotency key (WeChat Pay's
+    /// `out_refund_no`, Alipay's `out_request_no`): a second call with the same key returns the
+    /// first refund instead of paying out again, so a retry after a lost answer is safe.
+    fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64, refund_key: &'a str) -> ProviderFuture<'a, Refund>;
+    /// Closes an unpaid intent so its QR code can no longer be paid (WeChat Pay's "close
+    /// order", Alipay's `trade.close`): used when the applicant switches wallet or cancels.
+    /// Closing a closed intent succeeds; an intent already paid is `Refused` (its webhook
+    /// tells the rest).
+    fn close_intent<'a>(&'a self, provider_ref: &'a str) -> ProviderFuture<'a, ()>;
     /// Verifies a webhook's signature and freshness and parses it. Headers: `x-pay-timestamp`
     /// (unix secs), `x-pay-signature` (hex HMAC-SHA256 over "{timestamp}\n{body}").
     fn verify_webhook(
@@ -126,13 +133,14 @@ struct Intent {
     amount_fen: i64,
     expires_at: i64,
     state: State,
-    refunds: Vec<Refund>,
+    /// Refunds by their idempotency key.
+    refunds: Vec<(String, Refund)>,
 }
 
 impl Intent {
     /// What has been refunded so far, in fen.
     fn refunded(&self) -> i64 {
-        self.refunds.iter().map(|r| r.amount_fen).sum()
+        self.refunds.iter().map(|(_, r)| r.amount_fen).sum()
     }
 }
 
@@ -182,14 +190,45 @@ impl SandboxPayment {
         Ok((now.to_string(), sign_webhook(&self.secret, now, &body), body))
     }
 
-    /// Records a refund on a paid intent if the rules allow it.
-    fn record_refund(&self, provider_ref: &str, amount_fen: i64) -> Result<Refund, ProviderError> {
+    /// Records a refund on a paid intent if the rules allow it; a key seen before returns its
+    /// refund again.
+    fn record_refund(&self, provider_ref: &str, amount_fen: i64, key: &str) -> Result<Refund, ProviderError> {
         let mut intents = lock(&self.intents);
         let intent = intents.get_mut(provider_ref).ok_or_else(unknown)?;
+        if let Some((_, earlier)) = intent.refunds.iter().find(|(k, _)| k == key) {
+            return Ok(earlier.clone());
+        }
         check_refund(intent, amount_fen)?;
         let refund = Refund { refund_ref: format!("rf{}", super::random_hex(12)), amount_fen };
-        intent.refunds.push(refund.clone());
+        intent.refunds.push((key.to_string(), refund.clone()));
         Ok(refund)
+    }
+
+    /// Closes an open intent without a webhook (the merchant asked; nothing to report).
+    fn close_quietly(&self, provider_ref: &str) -> Result<(), ProviderError> {
+        let mut intents = lock(&self.intents);
+        let intent = intents.get_mut(provider_ref).ok_or_else(unknown)?;
+        match intent.state {
+            State::Open => {
+                intent.state = State::Closed;
+                Ok(())
+            }
+            State::Closed => Ok(()),
+            State::Paid => Err(ProviderError::Refused("the payment has already been paid".into())),
+        }
+    }
+
+    /// What the payer's phone shows about an intent: its state and what was refunded, e.g.
+    /// `paid, refunded 400 of 1000 fen`; None for a reference the sandbox never issued.
+    pub fn describe(&self, provider_ref: &str) -> Option<String> {
+        let intents = lock(&self.intents);
+        let intent = intents.get(provider_ref)?;
+        let state = match intent.state {
+            State::Open => "open",
+            State::Paid => "paid",
+            State::Closed => "closed",
+        };
+        Some(format!("{state}, refunded {} of {} fen", intent.refunded(), intent.amount_fen))
     }
 }
 
@@ -295,10 +334,17 @@ impl PaymentProvider for SandboxPayment {
         })
     }
 
-    fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64) -> ProviderFuture<'a, Refund> {
+    fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64, refund_key: &'a str) -> ProviderFuture<'a, Refund> {
         Box::pin(async move {
             sandbox_answer(PROVIDER, amount_behaviour(amount_fen)).await?;
-            self.record_refund(provider_ref, amount_fen)
+            self.record_refund(provider_ref, amount_fen, refund_key)
+        })
+    }
+
+    fn close_intent<'a>(&'a self, provider_ref: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            sandbox_answer(PROVIDER, Behaviour::Normal).await?;
+            self.close_quietly(provider_ref)
         })
     }
 
@@ -341,9 +387,9 @@ mod tests {
         assert_eq!(slow.map(|i| i.provider_ref), Err(ProviderError::Timeout("test-pay-slow".into())));
         assert!(lock(&pay.intents).is_empty(), "no intent was left behind");
         let (intent, _) = paid(&pay, 10000).await;
-        let refund = pay.refund(&intent.provider_ref, 9999).await;
+        let refund = pay.refund(&intent.provider_ref, 9999, "k1").await;
         assert_eq!(refund.map(|r| r.amount_fen), Err(ProviderError::Unavailable(PROVIDER.into())));
-        assert_eq!(pay.refund(&intent.provider_ref, 10000).await.map(|r| r.amount_fen), Ok(10000));
+        assert_eq!(pay.refund(&intent.provider_ref, 10000, "k2").await.map(|r| r.amount_fen), Ok(10000));
     }
 
     #[tokio::test]
@@ -445,7 +491,7 @@ mod tests {
         assert_eq!(event.order_id, "order-9");
         assert!(matches!(pay.close(&intent.provider_ref, late), Err(ProviderError::Refused(_))));
         assert!(matches!(pay.pay(&intent.provider_ref, intent.expires_at - 1), Err(ProviderError::Refused(_))));
-        let refund = pay.refund(&intent.provider_ref, 500).await;
+        let refund = pay.refund(&intent.provider_ref, 500, "k").await;
         assert_eq!(refund, Err(ProviderError::Refused("only a paid payment can be refunded".into())));
     }
 
@@ -453,20 +499,40 @@ mod tests {
     async fn refunds_follow_the_rules() {
         let pay = sandbox();
         let open = pay.create("order-2", 300, "x", PayMethod::Alipay).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(pay.refund(&open.provider_ref, 100).await, Err(ProviderError::Refused(_))));
-        assert_eq!(pay.refund("nope", 1).await, Err(ProviderError::Refused("unknown payment".into())));
+        assert!(matches!(pay.refund(&open.provider_ref, 100, "k0").await, Err(ProviderError::Refused(_))));
+        assert_eq!(pay.refund("nope", 1, "k0").await, Err(ProviderError::Refused("unknown payment".into())));
 
         let (intent, _) = paid(&pay, 1000).await;
         let refs = &intent.provider_ref;
-        assert!(matches!(pay.refund(refs, 0).await, Err(ProviderError::Refused(_))));
-        assert!(matches!(pay.refund(refs, 1001).await, Err(ProviderError::Refused(_))));
-        let first = pay.refund(refs, 400).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(pay.refund(refs, 0, "k0").await, Err(ProviderError::Refused(_))));
+        assert!(matches!(pay.refund(refs, 1001, "k0").await, Err(ProviderError::Refused(_))));
+        let first = pay.refund(refs, 400, "k1").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(first.amount_fen, 400);
         assert!(first.refund_ref.starts_with("rf"));
-        assert!(matches!(pay.refund(refs, 601).await, Err(ProviderError::Refused(_))));
-        let second = pay.refund(refs, 600).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(pay.refund(refs, 601, "k2").await, Err(ProviderError::Refused(_))));
+        let second = pay.refund(refs, 600, "k2").await.unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(first.refund_ref, second.refund_ref);
-        let again = pay.refund(refs, 1).await;
+        let again = pay.refund(refs, 1, "k3").await;
         assert_eq!(again, Err(ProviderError::Refused("the payment has already been fully refunded".into())));
+    }
+
+    #[tokio::test]
+    async fn a_refund_key_refunds_once_and_a_closed_intent_cannot_be_paid() {
+        let pay = sandbox();
+        let (intent, now) = paid(&pay, 700).await;
+        let first = pay.refund(&intent.provider_ref, 700, "order-1/rf").await.unwrap_or_else(|e| panic!("{e}"));
+        let again = pay.refund(&intent.provider_ref, 700, "order-1/rf").await;
+        assert_eq!(again, Ok(first), "the same key returns the first refund");
+        assert_eq!(pay.describe(&intent.provider_ref).as_deref(), Some("paid, refunded 700 of 700 fen"));
+        assert_eq!(
+            pay.close_intent(&intent.provider_ref).await,
+            Err(ProviderError::Refused("the payment has already been paid".into()))
+        );
+
+        let open = pay.create("order-1", 700, "x", PayMethod::Alipay).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pay.close_intent(&open.provider_ref).await, Ok(()));
+        assert_eq!(pay.close_intent(&open.provider_ref).await, Ok(()), "closing twice is fine");
+        assert_eq!(pay.pay(&open.provider_ref, now), Err(ProviderError::Refused("the payment has been closed".into())));
+        assert_eq!(pay.describe("nope"), None);
     }
 }

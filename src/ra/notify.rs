@@ -55,6 +55,9 @@ impl Ra {
         if let Err(e) = self.remind().await {
             tracing::warn!(error = %e, "RA task: reminders");
         }
+        if let Err(e) = self.settle_payments().await {
+            tracing::warn!(error = %e, "RA task: refunds due, intents to close");
+        }
         // Blobs no material references (a crash between replace and collect), after an hour.
         match self.store.sweep_unreferenced_blobs(self.now() - 3600, 500).await {
             Ok(0) => {}

@@ -86,18 +86,18 @@ impl Ra {
         Ok(view)
     }
 
-    /// Cancels an order not yet decided; a payment is refunded.
+    /// Cancels an order not yet decided; a payment is refunded after the cancellation is
+    /// recorded (review L3: a cancel that loses the race with a decision refunds nothing).
     pub async fn cancel(&self, mut order: OrderRecord, actor: &str, reason: &str) -> Result<OrderRecord, RaError> {
         if !matches!(order.state.as_str(), "open" | "offline" | "review") {
             return Err(RaError::State(format!("the order is {} and can no longer be cancelled", order.state)));
         }
-        let refunded = self.refund(&mut order).await?;
         order.state = "cancelled".into();
         order.open_key = None;
         order.reason = Some(reason.to_string());
-        let detail = serde_json::json!({ "reason": reason, "refunded_fen": refunded });
+        let detail = serde_json::json!({ "reason": reason, "refund_due_fen": super::payment::refund_due_fen(&order) });
         let audit = self.event("order.cancelled", actor, &order, detail);
-        self.save(&mut order, &[&audit]).await?;
+        self.save_then_refund(&mut order, &audit).await?;
         Ok(order)
     }
 

@@ -1,64 +1,356 @@
-//! Payment: the QR code comes from the provider (steps.rs); the provider's signed webhook
-//! moves the order on, once however often it is delivered; a cancellation refunds; a paid
-//! order that wants an invoice gets one by e-mail.
+//! Payment (review M5, L3): money is never lost.
+//!
+//! 1. Every QR code an order shows is a payment intent, recorded (`ra_payment_intents`) before
+//!    the code is shown (steps.rs). A newer code supersedes the older ones, which are closed at
+//!    the provider; until that succeeds they may still be paid.
+//! 2. The provider's signed webhook for *any* intent of the order is matched to it: the first
+//!    payment pays the order (the intent becomes the order's `payment_ref`); a payment the
+//!    order does not want (already paid, cancelled, rejected) is marked `refund_due`. A replay
+//!    changes nothing.
+//! 3. A refund is a marker written with the state change that calls for it (cancel, reject,
+//!    an unwanted payment), in one transaction. Only then is the provider asked, under a claim
+//!    and with an idempotency key, and the refund recorded once. The background task retries
+//!    a refund still due.
+//!
+//! A paid order that wants an invoice gets one by e-mail.
 
 use super::flow::Step;
-use super::model::OrderData;
+use super::model::{OrderData, PaymentData};
 use super::{Ra, RaError};
 use crate::providers::email::Attachment;
 use crate::providers::invoice::InvoiceRequest;
-use crate::providers::payment::PaymentStatus;
-use crate::store::OrderRecord;
+use crate::providers::payment::{PayMethod, PaymentEvent, PaymentIntent, PaymentStatus};
+use crate::store::{
+    AuditRecord, IntentChange, IntentState, OrderRecord, PaymentEventOutcome, PaymentIntentRecord, StoreError,
+};
+
+/// How long a refund claim keeps other daemons (and the background task) from calling the
+/// provider for the same refund: longer than any provider deadline.
+const REFUND_CLAIM_SECS: i64 = 120;
+
+/// How long after its expiry a superseded intent is taken as closed without asking the
+/// wallet (clock skew between us and the provider).
+const EXPIRY_MARGIN_SECS: i64 = 300;
+
+/// How many due refunds and unclosed superseded intents one background pass handles.
+const RETRY_BATCH: i64 = 100;
 
 impl Ra {
-    /// Applies a payment webhook: verified (signature, freshness), matched to its order and
-    /// amount, recorded once. A replay answers as the first delivery did and changes nothing.
+    /// Applies a payment webhook: verified (signature, freshness), matched to the intent it
+    /// names and that intent's order, checked against the amount, recorded once. A replay
+    /// answers as the first delivery did and changes nothing.
     pub async fn payment_webhook(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<(), RaError> {
         let event = self
             .providers
             .payment
             .verify_webhook(timestamp, signature, body, self.now())
             .map_err(|e| RaError::Webhook(e.to_string()))?;
-        let order = self.store.order_by_payment(&event.provider_ref).await?.ok_or(RaError::NotFound)?;
-        if event.order_id != order.id || event.amount_fen != order.amount_fen {
+        let intent = self.store.payment_intent(&event.provider_ref).await?.ok_or(RaError::NotFound)?;
+        let order = self.store.order(&intent.order_id).await?.ok_or(RaError::NotFound)?;
+        if event.order_id != order.id || event.amount_fen != intent.amount_fen {
             let detail = serde_json::json!({ "event": event.event_id, "amount_fen": event.amount_fen });
             self.store.audit(&self.event("payment.mismatch", "payment-provider", &order, detail)).await?;
             return Err(RaError::BadRequest("the payment does not match its order".into()));
         }
+        match event.status {
+            PaymentStatus::Paid => self.intent_paid(&event, &intent, order).await,
+            PaymentStatus::Closed => self.intent_closed(&event, &intent, order).await,
+        }
+    }
+
+    /// A payment through one of the order's intents. The first pays the order; any other
+    /// (another wallet's code paid as well, the order cancelled or rejected meanwhile) is
+    /// marked for refund and refunded.
+    async fn intent_paid(
+        &self,
+        event: &PaymentEvent,
+        intent: &PaymentIntentRecord,
+        order: OrderRecord,
+    ) -> Result<(), RaError> {
+        if !intent.state.unpaid() {
+            // Another delivery of a payment already recorded (a new event id for it).
+            tracing::info!(order = %order.id, intent = %intent.provider_ref, "payment already recorded");
+            return Ok(());
+        }
+        let detail = serde_json::json!({
+            "event": event.event_id, "amount_fen": event.amount_fen, "status": "paid",
+            "intent": intent.provider_ref, "method": intent.method,
+        });
+        if order.state == "open" && order.paid_at.is_none() && intent.amount_fen == order.amount_fen {
+            return self.accept_payment(event, intent, order, detail).await;
+        }
+        let reason =
+            if order.paid_at.is_some() { "the order is already paid" } else { "the order no longer wants paying" };
+        let mut detail = detail;
+        detail["reason"] = reason.into();
+        detail["order_state"] = order.state.clone().into();
+        let audit = self.event("payment.refund_due", "payment-provider", &order, detail);
+        let change = IntentChange {
+            event_id: &event.event_id,
+            status: "paid",
+            provider_ref: &intent.provider_ref,
+            order_id: &order.id,
+            from: intent.state,
+            to: IntentState::RefundDue,
+            order: None,
+        };
+        if self.apply(&change, &[&audit]).await? == PaymentEventOutcome::Applied {
+            self.settle_refund_logged(&intent.provider_ref).await;
+        }
+        Ok(())
+    }
+
+    /// The order's first payment: it moves on to review (or is carried out), whichever of its
+    /// intents was paid; its other intents are closed.
+    async fn accept_payment(
+        &self,
+        event: &PaymentEvent,
+        intent: &PaymentIntentRecord,
+        order: OrderRecord,
+        detail: serde_json::Value,
+    ) -> Result<(), RaError> {
         let mut next = order.clone();
         let mut data = OrderData::of(&order);
-        let status = match event.status {
-            PaymentStatus::Paid => "paid",
-            PaymentStatus::Closed => "closed",
-        };
-        let kind = match event.status {
-            PaymentStatus::Paid if order.state == "open" && order.paid_at.is_none() => {
-                data.complete(Step::Payment);
-                next.paid_at = Some(self.now());
-                next.submitted_at = Some(self.now());
-                next.state = "review".into();
-                "payment.received"
-            }
-            // Paid after a cancellation (the QR code was still open): recorded and refunded below.
-            PaymentStatus::Paid => "payment.late",
-            PaymentStatus::Closed => {
-                data.payment = None;
-                "payment.closed"
-            }
-        };
+        data.complete(Step::Payment);
+        if let (Some(method), false) = (parse_method(&intent.method), intent.qr_url.is_empty()) {
+            data.payment = Some(PaymentData {
+                method,
+                provider_ref: intent.provider_ref.clone(),
+                qr_url: intent.qr_url.clone(),
+                expires_at: intent.expires_at,
+            });
+        }
         data.store(&mut next);
+        next.payment_ref = Some(intent.provider_ref.clone());
+        next.paid_at = Some(self.now());
+        next.submitted_at = Some(self.now());
+        next.state = "review".into();
         next.updated_at = self.now();
-        let detail = serde_json::json!({ "event": event.event_id, "amount_fen": event.amount_fen, "status": status });
-        let audit = self.event(kind, "payment-provider", &next, detail);
-        if !self.store.apply_payment_event(&event.event_id, status, &next, self.now(), &[&audit]).await? {
-            return Ok(()); // replayed
+        let received = self.event("payment.received", "payment-provider", &next, detail.clone());
+        let superseded = self.event("payment.superseded_accepted", "payment-provider", &next, detail);
+        let mut audits = vec![&received];
+        if intent.state != IntentState::Open {
+            audits.push(&superseded);
+        }
+        let change = IntentChange {
+            event_id: &event.event_id,
+            status: "paid",
+            provider_ref: &intent.provider_ref,
+            order_id: &order.id,
+            from: intent.state,
+            to: IntentState::Paid,
+            order: Some(&next),
+        };
+        if self.apply(&change, &audits).await? == PaymentEventOutcome::Replayed {
+            return Ok(());
         }
         next.version += 1;
-        match kind {
-            "payment.received" => self.after_payment(next).await,
-            "payment.late" => self.refund_late(next, event.amount_fen).await,
-            _ => Ok(()),
+        self.close_other_intents(&next, Some(&intent.provider_ref)).await;
+        self.after_payment(next).await
+    }
+
+    /// An intent closed unpaid at the provider (expired). If it was the order's current code,
+    /// the order forgets it and the applicant is shown a new one.
+    async fn intent_closed(
+        &self,
+        event: &PaymentEvent,
+        intent: &PaymentIntentRecord,
+        order: OrderRecord,
+    ) -> Result<(), RaError> {
+        if !matches!(intent.state, IntentState::Open | IntentState::Superseded) {
+            return Ok(()); // closed before, or paid: nothing to forget
         }
+        let mut next = order.clone();
+        let current = order.state == "open"
+            && order.paid_at.is_none()
+            && order.payment_ref.as_deref() == Some(intent.provider_ref.as_str());
+        if current {
+            let mut data = OrderData::of(&order);
+            data.payment = None;
+            data.store(&mut next);
+            next.updated_at = self.now();
+        }
+        let detail = serde_json::json!({
+            "event": event.event_id, "amount_fen": event.amount_fen, "status": "closed", "intent": intent.provider_ref,
+        });
+        let audit = self.event("payment.closed", "payment-provider", &next, detail);
+        let change = IntentChange {
+            event_id: &event.event_id,
+            status: "closed",
+            provider_ref: &intent.provider_ref,
+            order_id: &order.id,
+            from: intent.state,
+            to: IntentState::Closed,
+            order: current.then_some(&next),
+        };
+        self.apply(&change, &[&audit]).await.map(|_| ())
+    }
+
+    /// Writes a webhook's changes; a concurrent change is `Conflict` (the provider retries).
+    async fn apply(&self, change: &IntentChange<'_>, audits: &[&AuditRecord]) -> Result<PaymentEventOutcome, RaError> {
+        match self.store.apply_intent_event(change, self.now(), audits).await {
+            Err(StoreError::Conflict) => Err(RaError::Conflict),
+            other => Ok(other?),
+        }
+    }
+
+    /// Records a new intent (before its QR code is shown) and closes the order's older ones:
+    /// the payment step's half of review M5.
+    pub(super) async fn record_intent(
+        &self,
+        order: &OrderRecord,
+        method: PayMethod,
+        intent: &PaymentIntent,
+    ) -> Result<(), RaError> {
+        let now = self.now();
+        let record = PaymentIntentRecord {
+            provider_ref: intent.provider_ref.clone(),
+            order_id: order.id.clone(),
+            method: method_name(method).into(),
+            amount_fen: order.amount_fen,
+            qr_url: intent.qr_url.clone(),
+            state: IntentState::Open,
+            expires_at: intent.expires_at,
+            created_at: now,
+            updated_at: now,
+            paid_at: None,
+            refund_claimed_at: None,
+            refund_ref: None,
+            refunded_at: None,
+        };
+        let detail = serde_json::json!({
+            "intent": intent.provider_ref, "method": record.method, "amount_fen": record.amount_fen,
+            "expires_at": intent.expires_at,
+        });
+        let audit = self.event("payment.intent_created", "applicant", order, detail);
+        self.store.insert_payment_intent(&record, &audit).await?;
+        self.close_other_intents(order, Some(&intent.provider_ref)).await;
+        Ok(())
+    }
+
+    /// Whether an intent can still be shown to the payer (recorded and open).
+    pub(super) async fn intent_is_open(&self, provider_ref: &str) -> Result<bool, RaError> {
+        let intent = self.store.payment_intent(provider_ref).await?;
+        Ok(intent.is_some_and(|i| i.state == IntentState::Open))
+    }
+
+    /// Closes every unpaid intent of an order except `keep`: first marked superseded (so the
+    /// record says it may still be paid), then closed at the provider, then recorded closed.
+    /// A provider failure leaves it superseded for the background task; a payment through it
+    /// meanwhile is still matched by its webhook.
+    pub(super) async fn close_other_intents(&self, order: &OrderRecord, keep: Option<&str>) {
+        let intents = match self.store.payment_intents(&order.id).await {
+            Ok(intents) => intents,
+            Err(e) => return tracing::warn!(order = %order.id, error = %e, "payment intents not read; not closed"),
+        };
+        for intent in intents.iter().filter(|i| Some(i.provider_ref.as_str()) != keep) {
+            if let Err(e) = self.close_intent(order, intent).await {
+                tracing::warn!(order = %order.id, intent = %intent.provider_ref, error = %e, "payment intent not closed yet");
+            }
+        }
+    }
+
+    async fn close_intent(&self, order: &OrderRecord, intent: &PaymentIntentRecord) -> Result<(), RaError> {
+        let reference = &intent.provider_ref;
+        let detail = serde_json::json!({ "intent": reference, "method": intent.method });
+        if intent.state == IntentState::Open {
+            let audit = self.event("payment.intent_superseded", "system", order, detail.clone());
+            let now = self.now();
+            if !self
+                .store
+                .move_payment_intent(reference, IntentState::Open, IntentState::Superseded, now, &audit)
+                .await?
+            {
+                return Ok(()); // paid or closed meanwhile: its webhook decided
+            }
+        } else if intent.state != IntentState::Superseded {
+            return Ok(());
+        }
+        let close = self.providers.payment.close_intent(reference);
+        crate::providers::call("payment", "close", self.deadline(), close).await?;
+        let audit = self.event("payment.intent_closed", "system", order, detail);
+        self.store
+            .move_payment_intent(reference, IntentState::Superseded, IntentState::Closed, self.now(), &audit)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an order's new state (compare-and-set) together with the refund it calls for,
+    /// then refunds: review L3's order of operations. The refund itself may fail (the
+    /// provider is down): it stays due and the background task retries. `order` is re-read
+    /// afterwards so it shows the refund if it was made.
+    pub(super) async fn save_then_refund(&self, order: &mut OrderRecord, audit: &AuditRecord) -> Result<(), RaError> {
+        let Some(reference) = refundable(order) else {
+            self.save(order, &[audit]).await?;
+            self.close_other_intents(order, None).await;
+            return Ok(());
+        };
+        order.updated_at = self.now();
+        let detail = serde_json::json!({ "intent": reference, "amount_fen": order.amount_fen, "reason": order.state });
+        let marker = self.event("payment.refund_due", "system", order, detail);
+        match self.store.save_order_refund_due(order, &reference, self.now(), &[audit, &marker]).await? {
+            None => return Err(RaError::Conflict),
+            Some(false) => tracing::error!(order = %order.id, intent = %reference,
+                "the order's payment is not on record as paid; it was not marked for refund: refund it by hand"),
+            Some(true) => {}
+        }
+        order.version += 1;
+        self.close_other_intents(order, None).await;
+        self.settle_refund_logged(&reference).await;
+        if let Some(fresh) = self.store.order(&order.id).await? {
+            *order = fresh;
+        }
+        Ok(())
+    }
+
+    /// Settles a due refund, logging a failure (it stays due; the background task retries).
+    async fn settle_refund_logged(&self, provider_ref: &str) {
+        if let Err(e) = self.settle_refund(provider_ref).await {
+            tracing::warn!(intent = %provider_ref, error = %e, "refund due but not made yet; will retry");
+        }
+    }
+
+    /// Pays out a due refund once: claim it, ask the provider (idempotency key: the intent),
+    /// record it. Nothing happens when it is not due or another claim is live.
+    async fn settle_refund(&self, provider_ref: &str) -> Result<(), RaError> {
+        let Some(intent) = self.store.claim_refund(provider_ref, self.now(), REFUND_CLAIM_SECS).await? else {
+            return Ok(());
+        };
+        let key = format!("refund-{provider_ref}");
+        let refund = self.providers.payment.refund(provider_ref, intent.amount_fen, &key);
+        let refund = crate::providers::call("payment", "refund", self.deadline(), refund).await?;
+        let order = self.store.order(&intent.order_id).await?.ok_or(RaError::NotFound)?;
+        let detail = serde_json::json!({
+            "intent": provider_ref, "refund": refund.refund_ref, "amount_fen": refund.amount_fen,
+        });
+        let audit = self.event("payment.refunded", "system", &order, detail);
+        if !self.store.finish_refund(provider_ref, &refund.refund_ref, self.now(), &[&audit]).await? {
+            tracing::info!(intent = %provider_ref, "refund recorded before");
+        }
+        Ok(())
+    }
+
+    /// The background task's part: refunds still due, superseded intents not yet closed.
+    pub(super) async fn settle_payments(&self) -> Result<(), RaError> {
+        for intent in self.store.payment_intents_in_state(IntentState::RefundDue, RETRY_BATCH).await? {
+            self.settle_refund_logged(&intent.provider_ref).await;
+        }
+        for intent in self.store.payment_intents_in_state(IntentState::Superseded, RETRY_BATCH).await? {
+            let Some(order) = self.store.order(&intent.order_id).await? else { continue };
+            if intent.expires_at + EXPIRY_MARGIN_SECS < self.now() {
+                // The wallet no longer takes payment: closed without asking it. A payment made
+                // just before expiry is still matched when its webhook lands.
+                let detail = serde_json::json!({ "intent": intent.provider_ref, "expired": true });
+                let audit = self.event("payment.intent_closed", "system", &order, detail);
+                let (from, to) = (IntentState::Superseded, IntentState::Closed);
+                self.store.move_payment_intent(&intent.provider_ref, from, to, self.now(), &audit).await?;
+                continue;
+            }
+            if let Err(e) = self.close_intent(&order, &intent).await {
+                tracing::warn!(intent = %intent.provider_ref, error = %e, "payment intent not closed yet");
+            }
+        }
+        Ok(())
     }
 
     /// A paid order goes to review or, where the channel approves the flow automatically,
@@ -72,37 +364,6 @@ impl Ra {
             self.store.audit(&queued).await?;
         }
         Ok(())
-    }
-
-    async fn refund_late(&self, mut order: OrderRecord, amount: i64) -> Result<(), RaError> {
-        let reference = order.payment_ref.clone().unwrap_or_default();
-        let refund = crate::providers::call(
-            "payment",
-            "refund",
-            self.deadline(),
-            self.providers.payment.refund(&reference, amount),
-        )
-        .await?;
-        order.refunded_at = Some(self.now());
-        let detail = serde_json::json!({ "refund": refund.refund_ref, "amount_fen": refund.amount_fen });
-        let audit = self.event("payment.refunded", "system", &order, detail);
-        self.save(&mut order, &[&audit]).await
-    }
-
-    /// Refunds a paid order (on cancellation or rejection); returns the amount refunded.
-    pub(super) async fn refund(&self, order: &mut OrderRecord) -> Result<i64, RaError> {
-        let (Some(reference), Some(_), None) = (order.payment_ref.clone(), order.paid_at, order.refunded_at) else {
-            return Ok(0);
-        };
-        let refund = crate::providers::call(
-            "payment",
-            "refund",
-            self.deadline(),
-            self.providers.payment.refund(&reference, order.amount_fen),
-        )
-        .await?;
-        order.refunded_at = Some(self.now());
-        Ok(refund.amount_fen)
     }
 
     /// Issues the e-invoice of a paid order that asked for one and e-mails it. A provider
@@ -214,4 +475,35 @@ impl Ra {
 fn subject_name(subject: &[(String, String)]) -> String {
     let find = |k: &str| subject.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
     find("O").or_else(|| find("CN")).unwrap_or_default()
+}
+
+/// What an order in its new (cancelled or rejected) state gives back, in fen: for its audit.
+pub(super) fn refund_due_fen(order: &OrderRecord) -> i64 {
+    refundable(order).map_or(0, |_| order.amount_fen)
+}
+
+/// The intent whose payment an order in its new (cancelled or rejected) state must give
+/// back: its own payment, if paid and not refunded.
+fn refundable(order: &OrderRecord) -> Option<String> {
+    match (&order.payment_ref, order.paid_at, order.refunded_at) {
+        (Some(reference), Some(_), None) => Some(reference.clone()),
+        _ => None,
+    }
+}
+
+/// A wallet's name in the intents table.
+fn method_name(method: PayMethod) -> &'static str {
+    match method {
+        PayMethod::Wechat => "wechat",
+        PayMethod::Alipay => "alipay",
+    }
+}
+
+/// The wallet of a stored intent (None for intents recorded before the table existed).
+fn parse_method(name: &str) -> Option<PayMethod> {
+    match name {
+        "wechat" => Some(PayMethod::Wechat),
+        "alipay" => Some(PayMethod::Alipay),
+        _ => None,
+    }
 }

@@ -46,19 +46,20 @@ impl Ra {
         if reason.trim().is_empty() {
             return Err(RaError::BadRequest("reason: say why the application is rejected".into()));
         }
-        let refunded = self.refund(&mut order).await?;
+        // The rejection is recorded first, the refund made after (review L3).
         order.state = "rejected".into();
         order.open_key = None;
         order.reason = Some(reason.trim().to_string());
         order.decided_at = Some(self.now());
         order.decided_by = Some(officer.to_string());
+        let due = super::payment::refund_due_fen(&order);
         let audit = self.event(
             "order.rejected",
             officer,
             &order,
-            serde_json::json!({ "reason": reason, "refunded_fen": refunded }),
+            serde_json::json!({ "reason": reason, "refund_due_fen": due }),
         );
-        self.save(&mut order, &[&audit]).await?;
+        self.save_then_refund(&mut order, &audit).await?;
         self.notify(&order, "rejected").await;
         Ok(order)
     }

@@ -553,7 +553,8 @@ impl Ra {
         input: PaymentInput,
     ) -> Result<(), RaError> {
         if let Some(p) = &data.payment {
-            if p.method == input.method && p.expires_at > self.now() + 60 {
+            let fresh = p.method == input.method && p.expires_at > self.now() + 60;
+            if fresh && self.intent_is_open(&p.provider_ref).await? {
                 return Ok(());
             }
         }
@@ -565,6 +566,8 @@ impl Ra {
             self.providers.payment.create(&order.id, order.amount_fen, &description, input.method),
         )
         .await?;
+        // Recorded before the code is shown, the older codes closed (review M5).
+        self.record_intent(order, input.method, &intent).await?;
         order.payment_ref = Some(intent.provider_ref.clone());
         data.payment = Some(PaymentData {
             method: input.method,

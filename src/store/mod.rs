@@ -13,6 +13,7 @@ mod contacts;
 mod custody;
 mod leases;
 mod migrations;
+mod payments;
 mod proofs;
 mod ra;
 mod seals;
@@ -32,6 +33,7 @@ pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Rese
 pub use contacts::ContactRecord;
 pub use custody::{ApprovalRecord, CredentialRecord, HolderIdentity, SigningSessionRecord};
 pub use leases::LeaseRecord;
+pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntentRecord};
 pub use proofs::{ProofRecord, ProofSpend};
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord};
 pub use seals::{SealRecord, SealRequestRecord};

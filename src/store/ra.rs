@@ -425,13 +425,17 @@ impl Store {
 }
 
 /// Writes every column of an order if its version is still the one read (`$23`).
-const SAVE_ORDER: &str = "UPDATE ra_orders SET channel = $2, flow = $3, state = $4, subject_key = $5, open_key = $6, \
+pub(super) const SAVE_ORDER: &str =
+    "UPDATE ra_orders SET channel = $2, flow = $3, state = $4, subject_key = $5, open_key = $6, \
      agent_phone = $7, token_hash = $8, data = $9, serial = $10, approval_id = $11, amount_fen = $12, \
      payment_ref = $13, paid_at = $14, refunded_at = $15, invoice_no = $16, submitted_at = $17, \
      decided_at = $18, decided_by = $19, reason = $20, created_at = $21, updated_at = $22, \
      version = $23 + 1 WHERE id = $1 AND version = $23";
 
-fn bind_order<'q>(q: super::backoffice::AnyQuery<'q>, o: &'q OrderRecord) -> super::backoffice::AnyQuery<'q> {
+pub(super) fn bind_order<'q>(
+    q: super::backoffice::AnyQuery<'q>,
+    o: &'q OrderRecord,
+) -> super::backoffice::AnyQuery<'q> {
     q.bind(&o.id)
         .bind(&o.channel)
         .bind(&o.flow)

@@ -149,7 +149,7 @@ pub(crate) async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, Str
     (id, token)
 }
 
-fn audit_intact(ca: &TestCa) {
+pub(crate) fn audit_intact(ca: &TestCa) {
     let out = cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"]);
     assert!(out.ok, "{}", out.text);
 }
@@ -446,7 +446,7 @@ async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (S
 }
 
 /// A personal order for `product`, signed and due for payment: (id, token).
-async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
+pub(crate) async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
     let (id, token) = c.create("personal-new").await;
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;

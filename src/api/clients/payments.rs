@@ -3,7 +3,7 @@
 //! deployment's providers have their own pages; only the webhook stays.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -43,20 +43,49 @@ fn safe<'a>(reference: &'a str, what: &str) -> Result<&'a str, Problem> {
     }
 }
 
-/// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning.
-pub(super) async fn pay_page(Path(reference): Path<String>) -> Result<Response, Problem> {
+/// `GET /sandbox/pay/{ref}`: what the payer's phone shows after scanning, with where the
+/// payment stands (`<p id="status">open, refunded 0 of 40000 fen</p>`), as a wallet app's
+/// bill shows it.
+pub(super) async fn pay_page(
+    State(instance): State<Instance>,
+    Path(reference): Path<String>,
+) -> Result<Response, Problem> {
     let r = safe(&reference, "payment")?;
-    let form =
-        format!("<p>沙箱支付 / sandbox payment {r}</p><form method=\"post\"><button>确认支付 / Pay</button></form>");
+    let status = instance.sandboxes.payment.describe(r).unwrap_or_else(|| "unknown".into());
+    let form = format!(
+        "<p>沙箱支付 / sandbox payment {r}</p><p id=\"status\">{status}</p>\
+         <form method=\"post\"><button>确认支付 / Pay</button></form>"
+    );
     Ok(page("沙箱支付", &form).into_response())
 }
 
+/// How the sandbox delivers a payment's webhook.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct Delivery {
+    /// `?hold=true`: the payment is taken but its webhook is handed back (JSON `timestamp`,
+    /// `signature`, `body`) for the caller to deliver later, as a slow network or the
+    /// provider's retry queue would. Tests use it to land a payment after the applicant
+    /// switched wallet or cancelled.
+    #[serde(default)]
+    hold: bool,
+}
+
 /// `POST /sandbox/pay/{ref}`: the sandbox pays and delivers its signed webhook.
-pub(super) async fn pay(State(instance): State<Instance>, Path(reference): Path<String>) -> Result<Response, Problem> {
+pub(super) async fn pay(
+    State(instance): State<Instance>,
+    Path(reference): Path<String>,
+    Query(delivery): Query<Delivery>,
+) -> Result<Response, Problem> {
     let r = safe(&reference, "payment")?;
     let now = instance.issuance.clock.now().unix_timestamp();
     let (timestamp, signature, body) =
         instance.sandboxes.payment.pay(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    if delivery.hold {
+        let body = String::from_utf8_lossy(&body);
+        return Ok(
+            Json(serde_json::json!({ "timestamp": timestamp, "signature": signature, "body": body })).into_response()
+        );
+    }
     instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
     Ok(page("支付成功 / Paid", "<p>支付成功，请返回申请页面。Paid: return to the application.</p>").into_response())
 }
