@@ -184,13 +184,6 @@ impl Store {
         Ok(row.as_ref().map(order).transpose()?)
     }
 
-    /// The order a payment belongs to.
-    pub async fn order_by_payment(&self, payment_ref: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM ra_orders WHERE payment_ref = $1");
-        let row = sqlx::query(&sql).bind(payment_ref).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(order).transpose()?)
-    }
-
     /// Orders matching the filters, newest first.
     pub async fn orders(&self, q: &OrderQuery) -> Result<Vec<OrderRecord>, StoreError> {
         let mut sql = format!("SELECT {ORDER_COLUMNS} FROM ra_orders WHERE 1 = 1");
@@ -316,39 +309,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("content_type")?, r.try_get("bytes")?))).transpose()?)
-    }
-
-    /// Records a payment webhook and applies the order's new state in one transaction.
-    /// Returns false when the event was seen before (a replay changes nothing).
-    pub async fn apply_payment_event(
-        &self,
-        event_id: &str,
-        status: &str,
-        o: &OrderRecord,
-        now: i64,
-        audits: &[&AuditRecord],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO ra_payment_events (event_id, order_id, status, received_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(&o.id)
-        .bind(status)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let changed = bind_order(sqlx::query(SAVE_ORDER), o).execute(&mut *tx).await?;
-        if changed.rows_affected() == 0 {
-            return Err(StoreError::Conflict);
-        }
-        super::writer::insert_audits(&mut tx, audits).await?;
-        super::audit::commit(tx, audits.len()).await?;
-        Ok(true)
     }
 
     /// Stores an order-query session.
