@@ -130,7 +130,8 @@ impl Instance {
         // One provider set for the RA and for custody's identity proofs. The sandbox texts face
         // links through the raw provider: `BoundedFaceLinks` has already passed them through
         // the gate (as it must for a real provider, which texts them itself).
-        let (mut providers, sandboxes) = crate::ra::setup::providers(&config, raw_sms).map_err(StartError::Policies)?;
+        let (mut providers, sandboxes) =
+            crate::ra::setup::providers(&config, raw_sms, &store).map_err(StartError::Policies)?;
         providers.sms = sms.clone();
         providers.identity =
             Arc::new(crate::providers::identity::BoundedFaceLinks::new(providers.identity, mobile.clone()));

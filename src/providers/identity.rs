@@ -12,17 +12,22 @@
 //! ([`BoundedFaceLinks`]): the country list, the phone's limits and the global SMS budget, so
 //! redoing a face check again and again cannot bomb a phone or run up SMS charges.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use time::OffsetDateTime;
 
+use super::sandbox_state::SandboxTable;
 use super::{sandbox_answer, sandbox_behaviour, sandbox_behaviour_of, sandbox_io, Behaviour, ProviderError};
 use super::{ProviderFuture, SmsProvider};
 use crate::clock::{Clock, SystemClock};
+use crate::store::Store;
+
+/// Sandbox state kinds.
+const DEPOSITS: &str = "micro-deposit";
+const FACES: &str = "face";
 
 /// The provider name in errors and metrics.
 const PROVIDER: &str = "identity";
@@ -267,15 +272,19 @@ impl IdentityChecks for BoundedFaceLinks {
 }
 
 /// A paid micro-deposit waiting for its code.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Deposit {
     code: String,
-    paid_at: OffsetDateTime,
+    /// Unix seconds.
+    paid_at: i64,
     wrong: u32,
 }
 
 /// A started face check.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Face {
-    started: tokio::time::Instant,
+    /// Unix milliseconds.
+    started_ms: i64,
     mismatch: bool,
     completed: Option<bool>,
 }
@@ -287,8 +296,8 @@ pub struct SandboxIdentityChecks {
     face_after: Duration,
     base_url: String,
     clock: Arc<dyn Clock>,
-    deposits: Mutex<HashMap<String, Deposit>>,
-    faces: Mutex<HashMap<String, Face>>,
+    deposits: SandboxTable<Deposit>,
+    faces: SandboxTable<Face>,
 }
 
 impl SandboxIdentityChecks {
@@ -301,9 +310,17 @@ impl SandboxIdentityChecks {
             face_after,
             base_url,
             clock: Arc::new(SystemClock),
-            deposits: Mutex::new(HashMap::new()),
-            faces: Mutex::new(HashMap::new()),
+            deposits: SandboxTable::memory(DEPOSITS),
+            faces: SandboxTable::memory(FACES),
         }
+    }
+
+    /// The same sandbox keeping its deposits and face sessions in the database, so several
+    /// daemons and a restart see them (a daemon always uses this).
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.deposits = SandboxTable::database(DEPOSITS, store.clone());
+        self.faces = SandboxTable::database(FACES, store);
+        self
     }
 
     /// The same sandbox on another clock, so tests can let remittance codes expire.
@@ -318,50 +335,55 @@ impl SandboxIdentityChecks {
     }
 
     /// Finishes a face session at once (the sandbox face page, tests); unknown ids are ignored.
-    pub fn complete_face(&self, id: &str, passed: bool) {
-        if let Some(face) = lock(&self.faces).get_mut(id) {
-            face.completed = Some(passed);
-        }
+    pub async fn complete_face(&self, id: &str, passed: bool) -> Result<(), ProviderError> {
+        self.faces.update(id, |face| Ok(((), Some(Face { completed: Some(passed), ..face })))).await?;
+        Ok(())
+    }
+
+    /// Wall-clock milliseconds: a face check takes real time on whichever daemon asks (the
+    /// `Clock` trait gives whole seconds).
+    fn now_ms(&self) -> i64 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Remembers a paid deposit and returns its reference.
-    fn remember_deposit(&self, code: String) -> String {
+    async fn remember_deposit(&self, code: String) -> Result<String, ProviderError> {
         let reference = format!("md{}", super::random_hex(8));
-        let deposit = Deposit { code, paid_at: self.clock.now(), wrong: 0 };
-        lock(&self.deposits).insert(reference.clone(), deposit);
-        reference
+        let deposit = Deposit { code, paid_at: self.clock.now().unix_timestamp(), wrong: 0 };
+        self.deposits.insert(&reference, &deposit).await?;
+        Ok(reference)
     }
 
     /// Checks a code against a deposit, spending it when the check is final.
-    fn check_code(&self, reference: &str, code: &str) -> Result<CheckOutcome, ProviderError> {
+    async fn check_code(&self, reference: &str, code: &str) -> Result<CheckOutcome, ProviderError> {
         let now = self.clock.now();
-        let mut deposits = lock(&self.deposits);
-        let Some(deposit) = deposits.get_mut(reference) else {
-            return Err(ProviderError::Refused("unknown or spent micro-deposit reference".into()));
-        };
-        let (outcome, spent) = judge_code(deposit, code.trim(), now);
-        if spent {
-            deposits.remove(reference);
-        }
-        Ok(outcome)
+        let judged = self
+            .deposits
+            .update(reference, |mut deposit| {
+                let (outcome, spent) = judge_code(&mut deposit, code.trim(), now);
+                Ok((outcome, if spent { None } else { Some(deposit) }))
+            })
+            .await?;
+        judged.ok_or_else(|| ProviderError::Refused("unknown or spent micro-deposit reference".into()))
     }
 
     /// Registers a face session and returns it.
-    fn remember_face(&self, mismatch: bool) -> FaceSession {
+    async fn remember_face(&self, mismatch: bool) -> Result<FaceSession, ProviderError> {
         let id = super::random_hex(16);
         let url = format!("{}/sandbox/face/{id}", self.base_url.trim_end_matches('/'));
-        let face = Face { started: tokio::time::Instant::now(), mismatch, completed: None };
-        lock(&self.faces).insert(id.clone(), face);
-        FaceSession { id, url }
+        let face = Face { started_ms: self.now_ms(), mismatch, completed: None };
+        self.faces.insert(&id, &face).await?;
+        Ok(FaceSession { id, url })
     }
 
     /// Where a face session stands now.
-    fn face_now(&self, id: &str) -> Result<FaceStatus, ProviderError> {
-        let faces = lock(&self.faces);
-        let face = faces.get(id).ok_or_else(|| ProviderError::Refused("unknown face session".into()))?;
+    async fn face_now(&self, id: &str) -> Result<FaceStatus, ProviderError> {
+        let face = self.faces.get(id).await?.ok_or_else(|| ProviderError::Refused("unknown face session".into()))?;
+        let elapsed = u64::try_from(self.now_ms() - face.started_ms).unwrap_or(0);
         let passed = match face.completed {
             Some(passed) => passed,
-            None if face.started.elapsed() < self.face_after => return Ok(FaceStatus::Pending),
+            None if u128::from(elapsed) < self.face_after.as_millis() => return Ok(FaceStatus::Pending),
             None => !face.mismatch,
         };
         Ok(if passed { FaceStatus::Passed } else { FaceStatus::Failed(FACE_MISMATCH.into()) })
@@ -383,7 +405,7 @@ impl SandboxIdentityChecks {
 /// The outcome of one code attempt against a deposit (counting a wrong one), and whether the
 /// deposit is spent by it (passed, expired, or out of tries).
 fn judge_code(deposit: &mut Deposit, code: &str, now: OffsetDateTime) -> (CheckOutcome, bool) {
-    if now - deposit.paid_at > DEPOSIT_VALIDITY {
+    if now.unix_timestamp() - deposit.paid_at > DEPOSIT_VALIDITY.whole_seconds() {
         return (CheckOutcome::Failed("the remittance code has expired; start a new deposit".into()), true);
     }
     if code == deposit.code {
@@ -394,11 +416,6 @@ fn judge_code(deposit: &mut Deposit, code: &str, now: OffsetDateTime) -> (CheckO
         0 => (CheckOutcome::Failed("too many wrong codes; start a new deposit".into()), true),
         left => (CheckOutcome::Failed(format!("the remittance code does not match; {left} tries left")), false),
     }
-}
-
-/// Locks a sandbox map; a poisoned lock still holds consistent sandbox state.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A random deposit: 1–99 fen and a 6-digit remittance code.
@@ -473,7 +490,7 @@ impl IdentityChecks for SandboxIdentityChecks {
                 return Err(ProviderError::Refused("the account name does not match the account number".into()));
             }
             let (amount_fen, code) = random_deposit();
-            let reference = self.remember_deposit(code.clone());
+            let reference = self.remember_deposit(code.clone()).await?;
             let line = serde_json::json!({
                 "account_name": account_name,
                 "account_number": account_number,
@@ -492,14 +509,14 @@ impl IdentityChecks for SandboxIdentityChecks {
     fn confirm_micro_deposit<'a>(&'a self, reference: &'a str, code: &'a str) -> ProviderFuture<'a, CheckOutcome> {
         Box::pin(async move {
             sandbox_answer(PROVIDER, Behaviour::Normal).await?;
-            self.check_code(reference, code)
+            self.check_code(reference, code).await
         })
     }
 
     fn start_face<'a>(&'a self, _name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession> {
         Box::pin(async move {
             let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour(id_number)).await?;
-            let session = self.remember_face(behaviour == Behaviour::Mismatch);
+            let session = self.remember_face(behaviour == Behaviour::Mismatch).await?;
             if let FaceVia::Sms { phone } = &via {
                 self.text_link(phone, &session.url).await?;
             }
@@ -510,7 +527,7 @@ impl IdentityChecks for SandboxIdentityChecks {
     fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus> {
         Box::pin(async move {
             sandbox_answer(PROVIDER, Behaviour::Normal).await?;
-            self.face_now(session)
+            self.face_now(session).await
         })
     }
 }
@@ -676,9 +693,9 @@ mod tests {
         let first = checks.start_face("张三", ID, FaceVia::OnSite).await.unwrap_or_else(|e| panic!("{e}"));
         let second = checks.start_face("张三", ID, FaceVia::OnSite).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(checks.face_status(&first.id).await, Ok(FaceStatus::Pending));
-        checks.complete_face(&first.id, true);
-        checks.complete_face(&second.id, false);
-        checks.complete_face("unknown", true);
+        checks.complete_face(&first.id, true).await.unwrap();
+        checks.complete_face(&second.id, false).await.unwrap();
+        checks.complete_face("unknown", true).await.unwrap();
         assert_eq!(checks.face_status(&first.id).await, Ok(FaceStatus::Passed));
         assert_eq!(checks.face_status(&second.id).await, Ok(FaceStatus::Failed(FACE_MISMATCH.into())));
         let _ = std::fs::remove_dir_all(&dir);

@@ -31,6 +31,7 @@ pub mod email;
 pub mod identity;
 pub mod invoice;
 pub mod payment;
+pub mod sandbox_state;
 
 /// Sends a text message to a phone.
 pub trait SmsProvider: Send + Sync {

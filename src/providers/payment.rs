@@ -1,15 +1,14 @@
 //! QR-code payments (WeChat Pay / Alipay style): create an intent, the payer scans and pays, the
 //! provider POSTs a signed webhook, refunds go back through the provider.
 //!
-//! The sandbox keeps intents in memory; [`SandboxPayment::pay`] and [`SandboxPayment::close`]
+//! The sandbox keeps its intents in the database (`providers::sandbox_state`; in memory in
+//! unit tests); [`SandboxPayment::pay`] and [`SandboxPayment::close`]
 //! play the payer and the provider and return the signed webhook the provider would POST.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::sandbox_state::SandboxTable;
 use super::{delivery_behaviour, sandbox_answer, Behaviour, ProviderError, ProviderFuture};
 
 /// The provider name in errors and metrics.
@@ -68,7 +67,7 @@ pub struct PaymentEvent {
 }
 
 /// A refund the provider accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refund {
     /// The provider's refund reference.
     pub refund_ref: String,
@@ -120,7 +119,7 @@ fn webhook_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
 }
 
 /// Where a sandbox intent stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     Open,
     Paid,
@@ -128,6 +127,7 @@ enum State {
 }
 
 /// A sandbox intent.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Intent {
     order_id: String,
     amount_fen: i64,
@@ -148,81 +148,93 @@ impl Intent {
 pub struct SandboxPayment {
     secret: Vec<u8>,
     base_url: String,
-    intents: Mutex<HashMap<String, Intent>>,
+    intents: SandboxTable<Intent>,
 }
 
 impl SandboxPayment {
     /// A sandbox signing webhooks with `secret`, with QR links under `base_url`.
     pub fn new(secret: Vec<u8>, base_url: String) -> Self {
-        SandboxPayment { secret, base_url, intents: Mutex::new(HashMap::new()) }
+        SandboxPayment { secret, base_url, intents: SandboxTable::memory(INTENTS) }
+    }
+
+    /// The same sandbox keeping its intents in the database, so several daemons and a
+    /// restart see them (a daemon always uses this).
+    pub fn with_store(mut self, store: crate::store::Store) -> Self {
+        self.intents = SandboxTable::database(INTENTS, store);
+        self
     }
 
     /// Simulates the payer scanning and paying at `now`: marks the intent paid and returns the
     /// signed webhook the provider would POST as (timestamp, signature, body).
-    pub fn pay(&self, provider_ref: &str, now: i64) -> Result<(String, String, Vec<u8>), ProviderError> {
-        self.finish(provider_ref, now, PaymentStatus::Paid)
+    pub async fn pay(&self, provider_ref: &str, now: i64) -> Result<(String, String, Vec<u8>), ProviderError> {
+        self.finish(provider_ref, now, PaymentStatus::Paid).await
     }
 
     /// Simulates the provider closing an unpaid intent at `now` (expiry, cancellation) and
     /// returns the signed Closed webhook, like [`SandboxPayment::pay`].
-    pub fn close(&self, provider_ref: &str, now: i64) -> Result<(String, String, Vec<u8>), ProviderError> {
-        self.finish(provider_ref, now, PaymentStatus::Closed)
+    pub async fn close(&self, provider_ref: &str, now: i64) -> Result<(String, String, Vec<u8>), ProviderError> {
+        self.finish(provider_ref, now, PaymentStatus::Closed).await
     }
 
     /// Moves an open intent to its final state and signs the webhook saying so.
-    fn finish(
+    async fn finish(
         &self,
         provider_ref: &str,
         now: i64,
         status: PaymentStatus,
     ) -> Result<(String, String, Vec<u8>), ProviderError> {
-        let event = {
-            let mut intents = lock(&self.intents);
-            let intent = intents.get_mut(provider_ref).ok_or_else(unknown)?;
-            ensure_open(intent)?;
-            if status == PaymentStatus::Paid && now > intent.expires_at {
-                return Err(ProviderError::Refused("the payment QR code has expired".into()));
-            }
-            intent.state = if status == PaymentStatus::Paid { State::Paid } else { State::Closed };
-            event_for(provider_ref, intent, status)
-        };
+        let event = self
+            .intents
+            .update(provider_ref, |mut intent| {
+                ensure_open(&intent)?;
+                if status == PaymentStatus::Paid && now > intent.expires_at {
+                    return Err(ProviderError::Refused("the payment QR code has expired".into()));
+                }
+                intent.state = if status == PaymentStatus::Paid { State::Paid } else { State::Closed };
+                Ok((event_for(provider_ref, &intent, status), Some(intent)))
+            })
+            .await?
+            .ok_or_else(unknown)?;
         let body = serde_json::to_vec(&event).map_err(|_| ProviderError::Unavailable(PROVIDER.into()))?;
         Ok((now.to_string(), sign_webhook(&self.secret, now, &body), body))
     }
 
     /// Records a refund on a paid intent if the rules allow it; a key seen before returns its
     /// refund again.
-    fn record_refund(&self, provider_ref: &str, amount_fen: i64, key: &str) -> Result<Refund, ProviderError> {
-        let mut intents = lock(&self.intents);
-        let intent = intents.get_mut(provider_ref).ok_or_else(unknown)?;
-        if let Some((_, earlier)) = intent.refunds.iter().find(|(k, _)| k == key) {
-            return Ok(earlier.clone());
-        }
-        check_refund(intent, amount_fen)?;
-        let refund = Refund { refund_ref: format!("rf{}", super::random_hex(12)), amount_fen };
-        intent.refunds.push((key.to_string(), refund.clone()));
-        Ok(refund)
+    async fn record_refund(&self, provider_ref: &str, amount_fen: i64, key: &str) -> Result<Refund, ProviderError> {
+        let refund_ref = format!("rf{}", super::random_hex(12));
+        self.intents
+            .update(provider_ref, |mut intent| {
+                if let Some((_, earlier)) = intent.refunds.iter().find(|(k, _)| k == key) {
+                    return Ok((earlier.clone(), Some(intent)));
+                }
+                check_refund(&intent, amount_fen)?;
+                let refund = Refund { refund_ref: refund_ref.clone(), amount_fen };
+                intent.refunds.push((key.to_string(), refund.clone()));
+                Ok((refund, Some(intent)))
+            })
+            .await?
+            .ok_or_else(unknown)
     }
 
     /// Closes an open intent without a webhook (the merchant asked; nothing to report).
-    fn close_quietly(&self, provider_ref: &str) -> Result<(), ProviderError> {
-        let mut intents = lock(&self.intents);
-        let intent = intents.get_mut(provider_ref).ok_or_else(unknown)?;
-        match intent.state {
-            State::Open => {
-                intent.state = State::Closed;
-                Ok(())
-            }
-            State::Closed => Ok(()),
-            State::Paid => Err(ProviderError::Refused("the payment has already been paid".into())),
-        }
+    async fn close_quietly(&self, provider_ref: &str) -> Result<(), ProviderError> {
+        self.intents
+            .update(provider_ref, |mut intent| match intent.state {
+                State::Open | State::Closed => {
+                    intent.state = State::Closed;
+                    Ok(((), Some(intent)))
+                }
+                State::Paid => Err(ProviderError::Refused("the payment has already been paid".into())),
+            })
+            .await?
+            .ok_or_else(unknown)
     }
 
     /// What the payer's phone shows about an intent: its state and what was refunded, e.g.
     /// `paid, refunded 400 of 1000 fen`; None for a reference the sandbox never issued.
-    pub fn describe(&self, provider_ref: &str) -> Option<String> {
-        let intents = lock(&self.intents);
-        let intent = intents.get(provider_ref)?;
+    pub async fn describe(&self, provider_ref: &str) -> Option<String> {
+        let intent = self.intents.get(provider_ref).await.ok()??;
         let state = match intent.state {
             State::Open => "open",
             State::Paid => "paid",
@@ -273,10 +285,8 @@ fn unknown() -> ProviderError {
     ProviderError::Refused("unknown payment".into())
 }
 
-/// Locks the intents; a poisoned lock still holds consistent sandbox state.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// The sandbox state kind of intents.
+const INTENTS: &str = "payment-intent";
 
 /// Checks a webhook's signature (constant time) and freshness, then parses its body.
 fn verify(
@@ -328,7 +338,7 @@ impl PaymentProvider for SandboxPayment {
                 state: State::Open,
                 refunds: Vec::new(),
             };
-            lock(&self.intents).insert(provider_ref.clone(), intent);
+            self.intents.insert(&provider_ref, &intent).await?;
             let qr_url = format!("{}/sandbox/pay/{provider_ref}", self.base_url.trim_end_matches('/'));
             Ok(PaymentIntent { provider_ref, qr_url, expires_at })
         })
@@ -337,14 +347,14 @@ impl PaymentProvider for SandboxPayment {
     fn refund<'a>(&'a self, provider_ref: &'a str, amount_fen: i64, refund_key: &'a str) -> ProviderFuture<'a, Refund> {
         Box::pin(async move {
             sandbox_answer(PROVIDER, amount_behaviour(amount_fen)).await?;
-            self.record_refund(provider_ref, amount_fen, refund_key)
+            self.record_refund(provider_ref, amount_fen, refund_key).await
         })
     }
 
     fn close_intent<'a>(&'a self, provider_ref: &'a str) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
             sandbox_answer(PROVIDER, Behaviour::Normal).await?;
-            self.close_quietly(provider_ref)
+            self.close_quietly(provider_ref).await
         })
     }
 
@@ -373,7 +383,7 @@ mod tests {
         let intent = pay.create("order-1", amount_fen, "certificate", PayMethod::Wechat).await;
         let intent = intent.unwrap_or_else(|e| panic!("{e}"));
         let now = intent.expires_at - 60;
-        pay.pay(&intent.provider_ref, now).unwrap_or_else(|e| panic!("{e}"));
+        pay.pay(&intent.provider_ref, now).await.unwrap_or_else(|e| panic!("{e}"));
         (intent, now)
     }
 
@@ -385,7 +395,7 @@ mod tests {
         let slow = pay.create("order-s", 8888, "certificate", PayMethod::Wechat);
         let slow = super::super::call("test-pay-slow", "create", std::time::Duration::from_millis(30), slow).await;
         assert_eq!(slow.map(|i| i.provider_ref), Err(ProviderError::Timeout("test-pay-slow".into())));
-        assert!(lock(&pay.intents).is_empty(), "no intent was left behind");
+        assert!(pay.intents.is_empty(), "no intent was left behind");
         let (intent, _) = paid(&pay, 10000).await;
         let refund = pay.refund(&intent.provider_ref, 9999, "k1").await;
         assert_eq!(refund.map(|r| r.amount_fen), Err(ProviderError::Unavailable(PROVIDER.into())));
@@ -402,7 +412,7 @@ mod tests {
         let now = crate::clock::unix_now();
         assert!((intent.expires_at - now - INTENT_VALIDITY_SECS).abs() <= 2);
 
-        let (timestamp, signature, body) = pay.pay(&intent.provider_ref, now).unwrap_or_else(|e| panic!("{e}"));
+        let (timestamp, signature, body) = pay.pay(&intent.provider_ref, now).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(timestamp, now.to_string());
         assert_eq!(signature, sign_webhook(SECRET, now, &body));
         let event = pay.verify_webhook(&timestamp, &signature, &body, now + 10).unwrap_or_else(|e| panic!("{e}"));
@@ -414,7 +424,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         assert_eq!(json["status"], "paid");
 
-        let again = pay.pay(&intent.provider_ref, now);
+        let again = pay.pay(&intent.provider_ref, now).await;
         assert!(matches!(again, Err(ProviderError::Refused(_))), "{again:?}");
         let wx = pay.create("order-43", 1, "x", PayMethod::Wechat).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(wx.provider_ref.starts_with("wx"));
@@ -427,7 +437,7 @@ mod tests {
             let got = pay.create("order-1", amount, "x", PayMethod::Wechat).await;
             assert_eq!(got, Err(ProviderError::Refused("the amount must be positive".into())));
         }
-        assert_eq!(pay.pay("wxnope", 0), Err(ProviderError::Refused("unknown payment".into())));
+        assert_eq!(pay.pay("wxnope", 0).await, Err(ProviderError::Refused("unknown payment".into())));
     }
 
     #[tokio::test]
@@ -435,7 +445,7 @@ mod tests {
         let pay = sandbox();
         let intent = pay.create("order-1", 100, "x", PayMethod::Wechat).await.unwrap_or_else(|e| panic!("{e}"));
         let now = crate::clock::unix_now();
-        let (timestamp, signature, body) = pay.pay(&intent.provider_ref, now).unwrap_or_else(|e| panic!("{e}"));
+        let (timestamp, signature, body) = pay.pay(&intent.provider_ref, now).await.unwrap_or_else(|e| panic!("{e}"));
         let bad = Err(ProviderError::Refused("bad webhook signature".into()));
 
         let tampered = String::from_utf8_lossy(&body).replace("100", "1");
@@ -482,15 +492,16 @@ mod tests {
         let pay = sandbox();
         let intent = pay.create("order-9", 500, "x", PayMethod::Wechat).await.unwrap_or_else(|e| panic!("{e}"));
         let late = intent.expires_at + 1;
-        let got = pay.pay(&intent.provider_ref, late);
+        let got = pay.pay(&intent.provider_ref, late).await;
         assert_eq!(got, Err(ProviderError::Refused("the payment QR code has expired".into())));
 
-        let (timestamp, signature, body) = pay.close(&intent.provider_ref, late).unwrap_or_else(|e| panic!("{e}"));
+        let (timestamp, signature, body) =
+            pay.close(&intent.provider_ref, late).await.unwrap_or_else(|e| panic!("{e}"));
         let event = pay.verify_webhook(&timestamp, &signature, &body, late).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(event.status, PaymentStatus::Closed);
         assert_eq!(event.order_id, "order-9");
-        assert!(matches!(pay.close(&intent.provider_ref, late), Err(ProviderError::Refused(_))));
-        assert!(matches!(pay.pay(&intent.provider_ref, intent.expires_at - 1), Err(ProviderError::Refused(_))));
+        assert!(matches!(pay.close(&intent.provider_ref, late).await, Err(ProviderError::Refused(_))));
+        assert!(matches!(pay.pay(&intent.provider_ref, intent.expires_at - 1).await, Err(ProviderError::Refused(_))));
         let refund = pay.refund(&intent.provider_ref, 500, "k").await;
         assert_eq!(refund, Err(ProviderError::Refused("only a paid payment can be refunded".into())));
     }
@@ -523,7 +534,7 @@ mod tests {
         let first = pay.refund(&intent.provider_ref, 700, "order-1/rf").await.unwrap_or_else(|e| panic!("{e}"));
         let again = pay.refund(&intent.provider_ref, 700, "order-1/rf").await;
         assert_eq!(again, Ok(first), "the same key returns the first refund");
-        assert_eq!(pay.describe(&intent.provider_ref).as_deref(), Some("paid, refunded 700 of 700 fen"));
+        assert_eq!(pay.describe(&intent.provider_ref).await.as_deref(), Some("paid, refunded 700 of 700 fen"));
         assert_eq!(
             pay.close_intent(&intent.provider_ref).await,
             Err(ProviderError::Refused("the payment has already been paid".into()))
@@ -532,7 +543,10 @@ mod tests {
         let open = pay.create("order-1", 700, "x", PayMethod::Alipay).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(pay.close_intent(&open.provider_ref).await, Ok(()));
         assert_eq!(pay.close_intent(&open.provider_ref).await, Ok(()), "closing twice is fine");
-        assert_eq!(pay.pay(&open.provider_ref, now), Err(ProviderError::Refused("the payment has been closed".into())));
-        assert_eq!(pay.describe("nope"), None);
+        assert_eq!(
+            pay.pay(&open.provider_ref, now).await,
+            Err(ProviderError::Refused("the payment has been closed".into()))
+        );
+        assert_eq!(pay.describe("nope").await, None);
     }
 }

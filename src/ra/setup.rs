@@ -14,6 +14,7 @@ use crate::providers::identity::{IdentityChecks, NoIdentityChecks, SandboxIdenti
 use crate::providers::invoice::SandboxInvoice;
 use crate::providers::payment::SandboxPayment;
 use crate::providers::SmsProvider;
+use crate::store::Store;
 
 /// The sandbox providers' own handles: their pay and face pages simulate the person at the
 /// other end (scanning the payment QR code, passing the face check).
@@ -32,16 +33,20 @@ pub fn sms(config: &Config) -> Arc<dyn SmsProvider> {
 }
 
 /// The providers and the sandbox handles.
-pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>) -> Result<(Providers, Sandboxes), String> {
+/// The sandboxes keep their state in `store`, so several daemons and restarts share it.
+pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>, store: &Store) -> Result<(Providers, Sandboxes), String> {
     let secret = payment_secret(config)?;
     let base = config.ra.public_url.clone();
-    let payment = Arc::new(SandboxPayment::new(secret, base.clone()));
-    let identity = Arc::new(SandboxIdentityChecks::new(
-        config.data_dir.clone(),
-        sms.clone(),
-        Duration::from_secs(config.ra.face_seconds),
-        base,
-    ));
+    let payment = Arc::new(SandboxPayment::new(secret, base.clone()).with_store(store.clone()));
+    let identity = Arc::new(
+        SandboxIdentityChecks::new(
+            config.data_dir.clone(),
+            sms.clone(),
+            Duration::from_secs(config.ra.face_seconds),
+            base,
+        )
+        .with_store(store.clone()),
+    );
     let checks: Arc<dyn IdentityChecks> = match config.providers.identity {
         ProviderChoice::Sandbox => identity.clone(),
         ProviderChoice::None => Arc::new(NoIdentityChecks),

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "ra_identity", include_str!("migrations/0009_ra_identity.sql")),
     (10, "ra_payments", include_str!("migrations/0010_ra_payments.sql")),
     (11, "ra_bounds", include_str!("migrations/0011_ra_bounds.sql")),
+    (12, "sandbox", include_str!("migrations/0012_sandbox.sql")),
 ];
 
 /// Fills in the dialect placeholders.

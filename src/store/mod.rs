@@ -16,6 +16,7 @@ mod migrations;
 mod payments;
 mod proofs;
 mod ra;
+mod sandbox;
 mod seals;
 mod status;
 mod writer;

@@ -194,3 +194,70 @@ async fn when_the_daemon_holding_the_crl_lease_is_killed_the_other_takes_over() 
     let verdict = admin.json("auditor", "GET", "/v1/audit/verify", None);
     assert_eq!(verdict["intact"], true, "{verdict}");
 }
+
+/// Issue 15, point 5: the sandbox providers keep their state in the database, as a real
+/// provider keeps it on its side: a micro-deposit, a face check and a payment started through
+/// one daemon complete through another (and so across a restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_on_another() {
+    use crate::ra::{agent, company, ra_ca, Client, CREDIT, REP};
+    use serde_json::{json, Value};
+    let ca = ra_ca().await;
+    let twin = ca.twin();
+    let _a = Daemon::start(&ca).await;
+    let _b = Daemon::start(&twin).await;
+    let (a, b) = (Client::new(&ca, "web-front"), Client::new(&twin, "web-front"));
+    // A micro-deposit paid through daemon A, its code read back through daemon B.
+    let (id, token) = a.create("personal-new").await;
+    a.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "bank-account" })),
+    )
+    .await;
+    let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
+                         "bank": { "account_name": "王五", "account_number": "6222020200112233445", "bank": "示例银行" } });
+    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    let statements = std::fs::read_to_string(ca.config.data_dir.join("bank-statements.jsonl")).unwrap();
+    let deposit: Value = serde_json::from_str(statements.lines().last().unwrap()).unwrap();
+    let code = deposit["remittance_code"].as_str().unwrap();
+    let v = b
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/subject-check"), Some(&token), Some(json!({ "code": code })))
+        .await;
+    assert_eq!(v["next_step"], "product", "{v}");
+    // A payment QR code made by A, paid on B's sandbox page.
+    b.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/product"),
+        Some(&token),
+        Some(json!({ "product": "personal-cloud-1y" })),
+    )
+    .await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(a.upload(&id, &token, kind, crate::ra::PDF).await.0, 201);
+    }
+    b.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let code = b.code(&id, &token, "signature", "+8613900139000", json!({})).await;
+    let signed = json!({ "code": code, "accept_terms": true });
+    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signed)).await;
+    let v = a
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "wechat" })))
+        .await;
+    let reference = v["payment"]["provider_ref"].as_str().unwrap().to_string();
+    let paid = b.http.post(format!("{}/sandbox/pay/{reference}", b.api)).send().await.unwrap();
+    assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
+    // A face check started through A, passed on B's face page.
+    let (id, token) = a.create("org-new").await;
+    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    let mut face = agent();
+    face["method"] = json!("face-sms");
+    let v = a.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(face)).await;
+    let session = v["pending_check"]["reference"].as_str().unwrap().to_string();
+    let done = b.http.post(format!("{}/sandbox/face/{session}", b.api)).body("result=pass").send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let v = a.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent-check"), Some(&token), Some(json!({}))).await;
+    assert_eq!(v["next_step"], "product", "{v}");
+}

@@ -51,7 +51,7 @@ pub(super) async fn pay_page(
     Path(reference): Path<String>,
 ) -> Result<Response, Problem> {
     let r = safe(&reference, "payment")?;
-    let status = instance.sandboxes.payment.describe(r).unwrap_or_else(|| "unknown".into());
+    let status = instance.sandboxes.payment.describe(r).await.unwrap_or_else(|| "unknown".into());
     let form = format!(
         "<p>沙箱支付 / sandbox payment {r}</p><p id=\"status\">{status}</p>\
          <form method=\"post\"><button>确认支付 / Pay</button></form>"
@@ -79,7 +79,7 @@ pub(super) async fn pay(
     let r = safe(&reference, "payment")?;
     let now = instance.issuance.clock.now().unix_timestamp();
     let (timestamp, signature, body) =
-        instance.sandboxes.payment.pay(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+        instance.sandboxes.payment.pay(r, now).await.map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
     if delivery.hold {
         let body = String::from_utf8_lossy(&body);
         return Ok(
@@ -98,8 +98,12 @@ pub(super) async fn close(
 ) -> Result<Response, Problem> {
     let r = safe(&reference, "payment")?;
     let now = instance.issuance.clock.now().unix_timestamp();
-    let (timestamp, signature, body) =
-        instance.sandboxes.payment.close(r, now).map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    let (timestamp, signature, body) = instance
+        .sandboxes
+        .payment
+        .close(r, now)
+        .await
+        .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
     instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
     Ok(page("已关闭 / Closed", "<p>支付二维码已失效。The payment code expired.</p>").into_response())
 }
@@ -122,6 +126,6 @@ pub(super) async fn face(
 ) -> Result<Response, Problem> {
     let id = safe(&id, "face check")?;
     let passed = !String::from_utf8_lossy(&body).contains("result=fail");
-    instance.sandboxes.identity.complete_face(id, passed);
+    instance.sandboxes.identity.complete_face(id, passed).await.map_err(|e| Problem::provider(&e, e.to_string()))?;
     Ok(page("完成 / Done", "<p>人脸识别已完成。Face check done.</p>").into_response())
 }
