@@ -4,7 +4,6 @@
 //! order typed ever makes someone a contact, so opening an order for a company gives nobody a
 //! say over that company's certificates or orders.
 
-use super::channels::Method;
 use super::flow::Flow;
 use super::model::OrderData;
 use super::{Ra, RaError};
@@ -13,14 +12,6 @@ use crate::store::{ContactRecord, OrderRecord};
 /// The flows whose approval produces a certificate, and so a certificate's contacts.
 fn issues(flow: Flow) -> bool {
     matches!(flow, Flow::OrgNew | Flow::PersonalNew | Flow::Renewal | Flow::Change | Flow::Reissue)
-}
-
-/// Whether the order checked the legal representative's phone itself: the subject check ran
-/// on it (carrier or bank-card elements, or the face link texted there), or the legal
-/// representative authorised the agent online with a code sent to it.
-fn legal_rep_phone_checked(data: &OrderData) -> bool {
-    data.authorized_online_at.is_some()
-        || matches!(data.verification, Some(Method::Phone | Method::BankCard | Method::FaceSms))
 }
 
 /// The contacts an order establishes when it is approved; None for flows that issue nothing
@@ -39,7 +30,7 @@ pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Option<ContactRecord
         agent_phone: order.agent_phone.clone(),
         legal_rep_name: rep.map(|r| r.name.clone()),
         legal_rep_id: rep.map(|r| r.id_number.clone()),
-        legal_rep_phone: rep.filter(|_| legal_rep_phone_checked(&data)).map(|r| r.phone.clone()),
+        legal_rep_phone: rep.filter(|_| data.legal_rep_phone_checked).map(|r| r.phone.clone()),
         approved_at: now,
     })
 }

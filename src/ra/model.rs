@@ -187,6 +187,13 @@ pub struct OrderData {
     /// file to consent for its certificate online).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub officer_review: Option<String>,
+    /// The subject check that passed checked the legal representative's phone itself, so an
+    /// approval may put that phone on file.
+    #[serde(default)]
+    pub legal_rep_phone_checked: bool,
+    /// Face-check links this order has had texted (capped per order).
+    #[serde(default)]
+    pub face_links: u32,
 }
 
 impl OrderData {
@@ -289,6 +296,8 @@ impl OrderData {
             revocation_reason,
             check_failures,
             officer_review,
+            legal_rep_phone_checked,
+            face_links,
         } = self;
         OrderData {
             done: done.clone(),
@@ -350,6 +359,8 @@ impl OrderData {
             revocation_reason: revocation_reason.clone(),
             check_failures: *check_failures,
             officer_review: officer_review.clone(),
+            legal_rep_phone_checked: *legal_rep_phone_checked,
+            face_links: *face_links,
         }
     }
 }

@@ -4,7 +4,7 @@
 use rand::Rng;
 
 use super::channels::MATERIAL_KINDS;
-use super::flow::Flow;
+use super::flow::{Flow, Step};
 use super::model::{OrderData, OrderView};
 use super::{new_token, token_hash, Ra, RaError};
 use crate::mobile::Purpose;
@@ -153,27 +153,35 @@ impl Ra {
                 (phone, Purpose::ApplicationSignature, order.id.clone())
             }
             CodePurpose::Authorization => {
-                self.agent_is_not_rep(&data)?;
-                let phone = data
-                    .company
-                    .as_ref()
-                    .map(|c| c.legal_rep.phone.clone())
-                    .ok_or(RaError::State("enter the company first".into()))?;
-                (phone, Purpose::LegalRepAuthorisation, order.id.clone())
+                (self.authorisation_phone(order, &data)?, Purpose::LegalRepAuthorisation, order.id.clone())
             }
         };
         self.services.mobile.send_code(&phone, purpose, &object).await?;
         Ok(())
     }
 
-    fn agent_is_not_rep(&self, data: &OrderData) -> Result<(), RaError> {
+    /// The phone the legal representative's online authorisation goes to, once there is
+    /// something to authorise: the company and its check, the agent and theirs, all done (a
+    /// company step that failed its check, or an agent not yet verified, authorises nothing;
+    /// running either step again withdraws the authorisation).
+    fn authorisation_phone(&self, order: &OrderRecord, data: &OrderData) -> Result<String, RaError> {
         match &data.agent {
-            Some(a) if !a.legal_rep_in_person => Ok(()),
+            Some(a) if !a.legal_rep_in_person => {}
             Some(_) => {
-                Err(RaError::State("the legal representative applies in person; no authorisation is needed".into()))
+                return Err(RaError::State(
+                    "the legal representative applies in person; no authorisation is needed".into(),
+                ))
             }
-            None => Err(RaError::State("enter the agent first".into())),
+            None => return Err(RaError::State("enter the agent first".into())),
         }
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        let steps = data.steps(flow, &channel);
+        let last = steps.iter().rposition(|s| matches!(s, Step::Agent | Step::AgentCheck)).unwrap_or(0);
+        if order.agent_phone.is_none() || !steps[..=last].iter().all(|s| data.done.contains(s)) {
+            return Err(RaError::State("the company, the agent and their checks come first".into()));
+        }
+        data.company.as_ref().map(|c| c.legal_rep.phone.clone()).ok_or(RaError::State("enter the company first".into()))
     }
 
     /// The legal representative authorises the agent online with the code texted to them,
@@ -183,12 +191,7 @@ impl Ra {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
         let mut data = OrderData::of(&order);
-        self.agent_is_not_rep(&data)?;
-        let phone = data
-            .company
-            .as_ref()
-            .map(|c| c.legal_rep.phone.clone())
-            .ok_or(RaError::State("enter the company first".into()))?;
+        let phone = self.authorisation_phone(&order, &data)?;
         self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, &order.id, code.trim()).await?;
         data.authorized_online_at = Some(self.now());
         data.store(&mut order);
@@ -282,8 +285,9 @@ impl Ra {
     }
 
     /// Orders an officer must decide whatever the channel says: those about a certificate
-    /// with no verified contact, and every re-issue of a key outside the CA's custody (it
-    /// revokes the certificate and hands a new key to whoever applied: review H2).
+    /// with no verified contact, and every re-issue of a key outside the CA's custody or to
+    /// someone other than the key's holder (it revokes the certificate and hands a new key to
+    /// whoever applied: review H2).
     async fn needs_officer(&self, order: &OrderRecord, flow: Flow) -> Result<bool, RaError> {
         if OrderData::of(order).officer_review.is_some() {
             return Ok(true);
@@ -291,8 +295,12 @@ impl Ra {
         if flow != Flow::Reissue {
             return Ok(false);
         }
+        // A re-issue hands a new key to the order's agent: automatic only when that is the
+        // key's holder, who consented (one consent code must not move a company's key to
+        // someone else).
         let Some(serial) = &order.serial else { return Ok(true) };
-        Ok(self.store.credential_by_serial(serial).await?.is_none())
+        let holder = self.store.credential_by_serial(serial).await?.map(|c| c.phone);
+        Ok(holder.is_none() || holder != order.agent_phone)
     }
 }
 

@@ -102,14 +102,18 @@ impl Ra {
         phone: &str,
     ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
-        let (rep_name, rep_id, _) = self.on_file(&subject).await?.legal_rep.ok_or(RaError::NotFound)?;
+        // One answer for every way this fails (nobody on file, another person, the bank says
+        // no), so the fallback tells nobody whether a subject has an approved order or whose
+        // ID number is on file.
+        let refused = || RaError::CheckFailed("the legal representative's bank card check did not pass".into());
+        let Some((rep_name, rep_id, _)) = self.on_file(&subject).await?.legal_rep else { return Err(refused()) };
         if rep_id != id_number.trim().to_uppercase() || rep_name != name.trim() {
-            return Err(RaError::CheckFailed("this is not the legal representative on file".into()));
+            return Err(refused());
         }
         let call = self.providers.identity.bank_card_four(&rep_name, &rep_id, card.trim(), phone.trim());
         match crate::providers::call("identity", "bank_card_four", self.deadline(), call).await? {
             CheckOutcome::Passed => self.query_session(&subject, None, "bank-card").await,
-            CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
+            CheckOutcome::Failed(_) => Err(refused()),
         }
     }
 

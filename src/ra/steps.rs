@@ -178,8 +178,14 @@ impl Ra {
             // So do the consents and checks given for it (review H1): the legal
             // representative authorised *that* agent for *that* company, the agent check was of
             // *that* person. None carries over to what replaces them.
-            let agent_at = steps.iter().position(|s| *s == Step::Agent).unwrap_or(steps.len());
-            if position <= agent_at {
+            // The step that verified the phone the order acts through: the agent's, or for a
+            // person applying for themselves (no agent step), their own check.
+            let verified_at = steps
+                .iter()
+                .position(|s| *s == Step::Agent)
+                .or_else(|| steps.iter().rposition(|s| matches!(s, Step::Person | Step::SubjectCheck)))
+                .unwrap_or(0);
+            if position <= verified_at {
                 data.authorized_online_at = None;
                 data.agent_check = None;
                 order.agent_phone = None;
@@ -191,7 +197,7 @@ impl Ra {
                 if completed {
                     data.complete(step);
                     match step {
-                        Step::SubjectCheck => Self::subject_checked(&mut order, &data, flow),
+                        Step::SubjectCheck => Self::subject_checked(&mut order, &mut data, flow),
                         Step::AgentCheck => Self::agent_checked(&mut order, &data),
                         _ => {}
                     }
@@ -405,9 +411,13 @@ impl Ra {
         }
         self.enter_subject(order, &company.credit_code);
         // Kept even if the check fails: the applicant corrects it, or it goes on the paper form.
+        // Whatever was authorised or checked for the company entered before is withdrawn.
         data.company = Some(company.clone());
         data.subject_check = None;
+        data.authorized_online_at = None;
+        data.legal_rep_phone_checked = false;
         self.enterprise_check(&company).await?;
+        count_face_link(data, method)?;
         data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
         if data.subject_check.is_none() {
             Self::subject_checked(order, data, Flow::OrgNew);
@@ -431,6 +441,7 @@ impl Ra {
         }
         self.enter_subject(order, &person.id_number);
         data.person = Some(person.clone());
+        count_face_link(data, method)?;
         data.subject_check = self.check(&person, method, bank.as_ref()).await?;
         if data.subject_check.is_none() {
             Self::subject_checked(order, data, flow);
@@ -458,6 +469,9 @@ impl Ra {
                 "id_number: orders about a personal certificate are made by its holder".into(),
             ));
         }
+        data.authorized_online_at = None;
+        order.agent_phone = None;
+        count_face_link(data, method)?;
         data.agent_check = self.check(&person, method, None).await?;
         let in_person = legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
         data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
@@ -686,10 +700,14 @@ impl Ra {
 
     /// The subject check passed: the order claims its subject, and a person applying for
     /// themselves is their own verified agent.
-    pub(super) fn subject_checked(order: &mut OrderRecord, data: &OrderData, flow: Flow) {
+    pub(super) fn subject_checked(order: &mut OrderRecord, data: &mut OrderData, flow: Flow) {
         if let Some(key) = order.subject_key.clone() {
             order.open_key = Some(format!("{}|{key}", order.channel));
         }
+        // The methods that check the legal representative's phone itself (carrier, the bank
+        // card's reserved phone, the face link texted to it): only then is it on file.
+        data.legal_rep_phone_checked = data.company.is_some()
+            && matches!(data.verification, Some(Method::Phone | Method::BankCard | Method::FaceSms));
         if flow == Flow::PersonalNew {
             order.agent_phone = data.person.as_ref().map(|p| p.phone.clone());
         }
@@ -700,6 +718,25 @@ impl Ra {
     pub(super) fn agent_checked(order: &mut OrderRecord, data: &OrderData) {
         order.agent_phone = data.agent.as_ref().map(|a| a.person.phone.clone());
     }
+}
+
+/// Face-check links one order may have texted: enough to retry a failed face, too few to
+/// spend the SMS budget through redone steps (the per-phone limit does not see made-up
+/// phones).
+const MAX_FACE_LINKS: u32 = 3;
+
+/// Counts a face-check link the step is about to text, refusing one past [`MAX_FACE_LINKS`].
+fn count_face_link(data: &mut OrderData, method: Method) -> Result<(), RaError> {
+    if method != Method::FaceSms {
+        return Ok(());
+    }
+    if data.face_links >= MAX_FACE_LINKS {
+        return Err(RaError::State(
+            "this order has texted its face-check links; choose another method or go to a service counter".into(),
+        ));
+    }
+    data.face_links += 1;
+    Ok(())
 }
 
 /// The company step's fields, validated; every problem reported at once.

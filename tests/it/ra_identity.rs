@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::ra::{
-    agent, company, count, org_to_product, ra_ca, sign_and_pay, wait_state, Client, AGENT, CREDIT, PDF, REP, REP_ID,
+    agent, company, count, holder_enrols, org_to_product, ra_ca, sign_and_pay, wait_state, Client, AGENT, CREDIT, PDF,
+    REP, REP_ID,
 };
 
 /// The attacker's own phone and ID number: real, checked, and not the company's.
@@ -21,6 +22,11 @@ async fn database(ca: &TestCa) -> sqlx::AnyPool {
 
 fn outbox(ca: &TestCa) -> String {
     std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default()
+}
+
+/// Whether any code (not a notification) was texted to the phone.
+fn coded(ca: &TestCa, phone: &str) -> bool {
+    outbox(ca).lines().any(|l| l.contains(phone) && l.contains("cloudca code"))
 }
 
 /// An organisation order taken all the way to the officer's approval: the legal
@@ -47,7 +53,7 @@ async fn open_query(web: &Client<'_>, phone: &str) -> (u16, Value) {
     let (status, _) =
         web.call("POST", "/v1/ra/queries/code", None, Some(json!({ "subject": CREDIT, "phone": phone }))).await;
     assert_eq!(status, 202, "the answer is the same whether or not the phone is on file");
-    let code = if outbox(web.ca).contains(phone) { last_code(web.ca, phone) } else { "123456".into() };
+    let code = if coded(web.ca, phone) { last_code(web.ca, phone) } else { "123456".into() };
     web.call("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": phone, "code": code }))).await
 }
 
@@ -311,4 +317,121 @@ async fn identity_checks_are_bound_to_the_subject_not_to_whatever_the_applicant_
     let (status, v) = web.step(&id, &token, "company", company("91350100M00010000P", REP)).await;
     assert_eq!(status, 422, "{v}");
     assert!(v["title"].as_str().unwrap().contains("enterprise registry"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_representatives_online_authorisation_goes_only_to_a_checked_company_and_agent_and_is_withdrawn_by_a_change(
+) {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = org_to_product(&web, CREDIT).await;
+    // The attacker redoes the company step typing their own phone as the representative's:
+    // the carrier check fails, but the typed company is kept for correction.
+    const THEIRS: &str = "+8613800130000";
+    let (status, _) = web.step(&id, &token, "company", company(CREDIT, THEIRS)).await;
+    assert_eq!(status, 422);
+    // Before the fix the authorisation code then went to the attacker's phone.
+    let path = format!("/v1/ra/orders/{id}/codes/authorization");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, v) = web.call("POST", &path, Some(&token), Some(json!({}))).await;
+    assert_eq!(status, 409, "nothing checked is there to authorise: {v}");
+    assert!(!outbox(&ca).contains(THEIRS));
+    // Done properly, the authorisation holds only for what it was given for.
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
+    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
+    let v =
+        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    assert_eq!(v["summary"]["authorized_online"], true);
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
+    assert_eq!(v["summary"]["authorized_online"], false, "entering the agent again withdraws it: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_consent_code_from_a_key_holder_does_not_reissue_the_key_to_someone_else_automatically() {
+    const HOLDER: &str = "+8613900139000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let operator = Client::new(&ca, "operator");
+    let subject =
+        json!([["C", "CN"], ["O", "福建示例科技有限公司"], ["CN", "福建示例科技有限公司"], ["serialNumber", CREDIT]]);
+    let holder = json!({ "name": "张三", "id_number": REP_ID });
+    let approval = json!({ "profile": "org", "phone": HOLDER, "subject": subject, "holder": holder });
+    operator.ok("POST", "/v1/approvals", None, Some(approval)).await;
+    let serial = holder_enrols(&web, HOLDER).await;
+    // The attacker has the holder's consent code (a stolen SMS, a phished code) and applies
+    // for a re-issue as its agent.
+    let (id, token) = web.create("reissue").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/certificate"),
+        Some(&token),
+        Some(json!({ "serial": serial, "code": code })),
+    )
+    .await;
+    let mut me = agent();
+    me["name"] = json!("王攻击");
+    me["id_number"] = json!(ATTACKER_ID);
+    me["phone"] = json!(ATTACKER);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(me)).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": "reissue" })))
+        .await;
+    sign_and_pay(&web, &id, &token, ATTACKER).await;
+    let v = wait_state(&web, &id, &token, "review").await;
+    assert_eq!(v["state"], "review", "a new key for someone other than the holder waits for an officer");
+    let cert = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    assert_eq!(cert["status"], "issued");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_puts_on_file_only_a_representatives_phone_that_a_check_proved() {
+    const TYPED: &str = "+8613800130000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    // The carrier check of the typed phone fails; the application goes the offline way and an
+    // officer approves the papers.
+    let (id, token) = web.create("org-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    assert_eq!(web.step(&id, &token, "company", company(CREDIT, TYPED)).await.0, 422);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), Some(json!({}))).await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/papers"), None, None).await;
+    // Approved (carrying it out waits for the agent the papers name: 503, retried later).
+    let decision = json!({ "approve": true });
+    let (status, v) = reviewer.call("POST", &format!("/v1/orders/{id}/decision"), None, Some(decision)).await;
+    assert!(status == 200 || status == 503, "{v}");
+    // The phone nobody proved is not the representative's on file.
+    let (status, _) = open_query(&web, TYPED).await;
+    assert_eq!(status, 401);
+    assert!(!coded(&ca, TYPED), "no code went to it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_who_changes_their_product_stays_their_own_verified_agent() {
+    const PERSON: &str = "+8613900139000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("personal-new").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    let person =
+        json!({ "name": "王五", "id_number": "110101199003074338", "phone": PERSON, "email": "w@example.com" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product.clone())).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    // Before the fix the redo cleared the person's verified phone and the order was stuck.
+    let code = web.code(&id, &token, "signature", PERSON, json!({})).await;
+    let signed = json!({ "code": code, "accept_terms": true });
+    assert_eq!(web.step(&id, &token, "signature", signed).await.0, 200);
 }
