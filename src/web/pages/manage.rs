@@ -159,6 +159,17 @@ fn continue_forms(ctx: &Ctx, id: &str, resume: Option<&str>) -> String {
     send + &form(ctx, &format!("/orders/{id}/resume"), &format!("resume-{id}"), &code, l.t("Continue"))
 }
 
+/// The query session and the daemon path of a resume call (`what`: `resume-code` or
+/// `resume`), or the page to answer with instead (a forged form, no session, a bad id).
+fn resume_call(ctx: &Ctx, form: &HashMap<String, String>, id: &str, what: &str) -> Result<(String, String), Response> {
+    if let Some(refused) = super::forged(ctx, form) {
+        return Err(refused);
+    }
+    let Some(query) = ctx.cookie("ccq") else { return Err(redirect("/orders", &[])) };
+    let id = crate::web::client::segment(id).map_err(|e| trouble(ctx, StatusCode::BAD_REQUEST, &e.to_string()))?;
+    Ok((query.to_string(), format!("/v1/ra/queries/orders/{id}/{what}")))
+}
+
 /// Texts the order's verified agent a code to continue it (from a query session).
 pub(in crate::web) async fn resume_code(
     State(web): State<Web>,
@@ -166,15 +177,11 @@ pub(in crate::web) async fn resume_code(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
-        return refused;
-    }
-    let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
-    let path = match crate::web::client::segment(&id) {
-        Ok(id) => format!("/v1/ra/queries/orders/{id}/resume-code"),
-        Err(e) => return trouble(&ctx, StatusCode::BAD_REQUEST, &e.to_string()),
+    let (query, path) = match resume_call(&ctx, &v, &id, "resume-code") {
+        Ok(call) => call,
+        Err(refused) => return refused,
     };
-    match web.daemon.with_query(&path, query, &serde_json::json!({})).await {
+    match web.daemon.with_query(&path, &query, &serde_json::json!({})).await {
         Ok(a) if a.ok() => redirect(&format!("/orders?resume={}&sent=1", urlencode(&id)), &[]),
         Ok(a) => redirect(&format!("/orders?e={}", urlencode(&message(ctx.lang, &a))), &[]),
         Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -188,16 +195,12 @@ pub(in crate::web) async fn resume(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
-        return refused;
-    }
-    let Some(query) = ctx.cookie("ccq") else { return redirect("/orders", &[]) };
-    let code = v.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
-    let path = match crate::web::client::segment(&id) {
-        Ok(id) => format!("/v1/ra/queries/orders/{id}/resume"),
-        Err(e) => return trouble(&ctx, StatusCode::BAD_REQUEST, &e.to_string()),
+    let (query, path) = match resume_call(&ctx, &v, &id, "resume") {
+        Ok(call) => call,
+        Err(refused) => return refused,
     };
-    match web.daemon.with_query(&path, query, &serde_json::json!({ "code": code })).await {
+    let code = v.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
+    match web.daemon.with_query(&path, &query, &serde_json::json!({ "code": code })).await {
         Ok(a) if a.ok() => {
             // The order number as the daemon gives it (not the path's), in the cookie's name.
             let (id, token) =
