@@ -167,7 +167,7 @@ async fn face_check_links_count_in_the_phones_limit() {
     assert_eq!(step("verification", json!({ "method": "phone" })).await.0, 200);
     let company = json!({ "name": "福建示例科技有限公司", "credit_code": "91350100M000100Y43",
                           "legal_rep": { "name": "张三", "id_number": "11010519491231002X", "phone": "+8613800138000" } });
-    assert_eq!(step("company", company).await.0, 200);
+    assert_eq!(step("company", company.clone()).await.0, 200);
     let agent = json!({ "legal_rep_in_person": false, "name": "李四", "id_number": "110101199003074338",
                         "phone": victim, "email": "lisi@example.com", "method": "face-sms" });
     for round in 0..3 {
@@ -175,7 +175,21 @@ async fn face_check_links_count_in_the_phones_limit() {
         assert_eq!(status, 200, "round {round}: {v}");
     }
     assert_eq!(texts_to(&ca, victim).len(), 3);
+    // One order texts three links at most, whatever the phone.
     let (status, v) = step("agent", agent.clone()).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["title"].as_str().unwrap_or_default().contains("face-check links"), "{v}");
+    // Another order for the same phone meets the phone's limit.
+    let (other, other_token) = web.create("org-new").await;
+    let other_step = |name: &'static str, body: Value| {
+        let (id, token, web) = (&other, &other_token, &web);
+        async move { web.call("POST", &format!("/v1/ra/orders/{id}/steps/{name}"), Some(token), Some(body)).await }
+    };
+    assert_eq!(other_step("verification", json!({ "method": "phone" })).await.0, 200);
+    let mut second = company.clone();
+    second["credit_code"] = json!("91110000802100433B");
+    assert_eq!(other_step("company", second).await.0, 200);
+    let (status, v) = other_step("agent", agent.clone()).await;
     assert!((400..500).contains(&status) || status == 502, "the fourth link is refused: {status} {v}");
     assert!(v["title"].as_str().unwrap_or_default().contains("too many texts"), "{v}");
     assert_eq!(texts_to(&ca, victim).len(), 3, "no fourth link was texted");
