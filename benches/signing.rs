@@ -137,7 +137,7 @@ async fn enroll(instance: &Instance) -> String {
     let started =
         proofs.start(PHONE, ProofPurpose::Enrol, &approval.id, &holder, ProofMethod::Face).await.expect("proof");
     let face = started.face_url.as_deref().and_then(|u| u.rsplit('/').next()).expect("face page");
-    instance.sandboxes.identity.complete_face(face, true);
+    instance.sandboxes.identity.complete_face(face, true).await.expect("face");
     let proven = ProvenPin { proof_id: &started.proof_id, code: None, pin: &pin };
     let (credential, _) = instance.custody.enroll(&approval.id, PHONE, proven, "bench").await.expect("enroll");
     credential.id

@@ -161,12 +161,18 @@ fn continue_forms(ctx: &Ctx, id: &str, resume: Option<&str>) -> String {
 
 /// The query session and the daemon path of a resume call (`what`: `resume-code` or
 /// `resume`), or the page to answer with instead (a forged form, no session, a bad id).
-fn resume_call(ctx: &Ctx, form: &HashMap<String, String>, id: &str, what: &str) -> Result<(String, String), Response> {
+fn resume_call(
+    ctx: &Ctx,
+    form: &HashMap<String, String>,
+    id: &str,
+    what: &str,
+) -> Result<(String, String), Box<Response>> {
     if let Some(refused) = super::forged(ctx, form) {
-        return Err(refused);
+        return Err(Box::new(refused));
     }
-    let Some(query) = ctx.cookie("ccq") else { return Err(redirect("/orders", &[])) };
-    let id = crate::web::client::segment(id).map_err(|e| trouble(ctx, StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let Some(query) = ctx.cookie("ccq") else { return Err(Box::new(redirect("/orders", &[]))) };
+    let id =
+        crate::web::client::segment(id).map_err(|e| Box::new(trouble(ctx, StatusCode::BAD_REQUEST, &e.to_string())))?;
     Ok((query.to_string(), format!("/v1/ra/queries/orders/{id}/{what}")))
 }
 
@@ -179,7 +185,7 @@ pub(in crate::web) async fn resume_code(
 ) -> Response {
     let (query, path) = match resume_call(&ctx, &v, &id, "resume-code") {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match web.daemon.with_query(&path, &query, &serde_json::json!({})).await {
         Ok(a) if a.ok() => redirect(&format!("/orders?resume={}&sent=1", urlencode(&id)), &[]),
@@ -197,7 +203,7 @@ pub(in crate::web) async fn resume(
 ) -> Response {
     let (query, path) = match resume_call(&ctx, &v, &id, "resume") {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let code = v.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
     match web.daemon.with_query(&path, &query, &serde_json::json!({ "code": code })).await {
