@@ -435,3 +435,32 @@ async fn a_person_who_changes_their_product_stays_their_own_verified_agent() {
     let signed = json!({ "code": code, "accept_terms": true });
     assert_eq!(web.step(&id, &token, "signature", signed).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ra_pass_walks_every_approved_order_page_by_page_not_only_the_first() {
+    let ca = ra_ca().await;
+    // 250 approved orders whose holders never enrol (more than one page of the background
+    // pass, and older than anything else): before the fix the pass read only the first 200
+    // and never reached a newer order.
+    let pool = database(&ca).await;
+    let old = time::OffsetDateTime::now_utc().unix_timestamp() - 40 * 86400;
+    for n in 0..250 {
+        sqlx::query(
+            "INSERT INTO ra_orders (id, channel, flow, state, token_hash, data, amount_fen, approval_id, created_at, \
+             updated_at, version) VALUES ($1, 'default', 'org-new', 'approved', 'x', '{}', 0, $2, $3, $3, 0)",
+        )
+        .bind(format!("RA20261001-WAIT{n:04}"))
+        .bind(format!("never-enrolled-{n}"))
+        .bind(old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = approved_org(&web, &reviewer, CREDIT).await;
+    let serial = holder_enrols(&web, AGENT).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(v["serial"].as_str(), Some(serial.as_str()), "the newest order was completed past the waiting ones");
+}
