@@ -176,6 +176,11 @@ impl From<SmsRefusal> for ProviderError {
 /// hourly budget. The budget is a counter row per clock hour in the database, so it holds
 /// across daemons; once a daemon sees it spent, it remembers the hour (the open circuit) and
 /// asks the database nothing more until the hour rolls.
+///
+/// A quarter of the budget is kept for holders ([`SmsClass::Holder`]: login and administrator
+/// codes to phones with standing, identity-proof codes): traffic anyone can start (RA codes,
+/// face links, notices) stops at three quarters, so a flood of applications cannot stop
+/// holders from logging in and signing for the rest of the hour.
 #[derive(Clone)]
 pub struct SmsGate {
     store: Store,
@@ -184,8 +189,19 @@ pub struct SmsGate {
     prefixes: Arc<[String]>,
     /// `custody.sms_total_per_hour`.
     per_hour: i64,
-    /// The clock hour (unix seconds / 3600) whose budget this daemon saw spent, or -1.
+    /// The clock hour (unix seconds / 3600) whose general share this daemon saw spent, or -1.
     spent_hour: Arc<AtomicI64>,
+    /// The same for the whole budget (holders' share included).
+    spent_hour_holders: Arc<AtomicI64>,
+}
+
+/// Which share of the hourly SMS budget a text may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsClass {
+    /// Anything an applicant or the RA starts: up to three quarters of the budget.
+    General,
+    /// Codes a holder with standing asks for: the whole budget.
+    Holder,
 }
 
 impl SmsGate {
@@ -198,6 +214,7 @@ impl SmsGate {
             prefixes: prefixes.into(),
             per_hour: config.sms_total_per_hour,
             spent_hour: Arc::new(AtomicI64::new(-1)),
+            spent_hour_holders: Arc::new(AtomicI64::new(-1)),
         }
     }
 
@@ -210,34 +227,51 @@ impl SmsGate {
         SmsRefusal::Country(self.prefixes.join(", "))
     }
 
-    /// While the budget of this hour is known spent: how long until it rolls.
-    pub fn open_circuit(&self) -> Option<Duration> {
+    /// While the share of this hour that `class` may use is known spent: how long until it
+    /// rolls.
+    pub fn open_circuit(&self, class: SmsClass) -> Option<Duration> {
         let now = self.clock.now().unix_timestamp();
-        (self.spent_hour.load(Ordering::Relaxed) == now.div_euclid(3600)).then(|| until_next_hour(now))
+        (self.spent(class).load(Ordering::Relaxed) == now.div_euclid(3600)).then(|| until_next_hour(now))
+    }
+
+    fn spent(&self, class: SmsClass) -> &AtomicI64 {
+        match class {
+            SmsClass::General => &self.spent_hour,
+            SmsClass::Holder => &self.spent_hour_holders,
+        }
+    }
+
+    /// How many texts of an hour `class` may use.
+    fn share(&self, class: SmsClass) -> i64 {
+        match class {
+            SmsClass::General => self.per_hour - self.per_hour / 4,
+            SmsClass::Holder => self.per_hour,
+        }
     }
 
     /// Lets one SMS to `phone` through, spending one from this hour's budget, or says why not.
     /// Each refusal is counted; the first budget refusal of an hour in this daemon is also
     /// logged and audited (the circuit opens), later ones cost no query and no audit row.
-    pub async fn take(&self, phone: &str) -> Result<(), SmsRefusal> {
+    pub async fn take(&self, phone: &str, class: SmsClass) -> Result<(), SmsRefusal> {
         let refused = |reason| crate::metrics::get().sms_refused.with_label_values(&[reason]).inc();
         if !self.allows_country(phone) {
             refused("country");
             return Err(self.country_refusal());
         }
-        if let Some(wait) = self.open_circuit() {
+        if let Some(wait) = self.open_circuit(class) {
             refused("budget");
             return Err(SmsRefusal::Budget(wait));
         }
         let now = self.clock.now().unix_timestamp();
         let hour = now.div_euclid(3600);
-        if self.store.take_sms_budget(hour, self.per_hour).await? {
+        if self.store.take_sms_budget(hour, self.share(class)).await? {
             return Ok(());
         }
         refused("budget");
-        if self.spent_hour.swap(hour, Ordering::Relaxed) != hour {
+        if self.spent(class).swap(hour, Ordering::Relaxed) != hour {
             tracing::warn!(target: "audit", budget = self.per_hour, hour, "hourly SMS budget spent: no SMS until the hour rolls");
-            let detail = serde_json::json!({ "budget": self.per_hour, "hour_start": hour * 3600 });
+            let share = if class == SmsClass::Holder { "holders" } else { "general" };
+            let detail = serde_json::json!({ "budget": self.per_hour, "share": share, "hour_start": hour * 3600 });
             let record = AuditRecord::new(self.clock.as_ref(), "sms.budget_spent", "system", None, detail);
             if let Err(e) = self.store.audit(&record).await {
                 tracing::warn!(error = %e, "cannot audit the spent SMS budget");
@@ -262,7 +296,7 @@ pub struct GatedSms {
 impl SmsProvider for GatedSms {
     fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(refusal) = self.gate.take(phone).await {
+            if let Err(refusal) = self.gate.take(phone, SmsClass::General).await {
                 tracing::info!(reason = %refusal, "SMS held back by the gate");
                 return Err(refusal.into());
             }
@@ -285,8 +319,10 @@ pub struct MobileSession {
 pub struct Mobile {
     store: Store,
     hsm: HsmPool,
-    /// The provider behind the gate ([`GatedSms`]).
+    /// The provider behind the gate ([`GatedSms`], general share).
     sms: Arc<dyn SmsProvider>,
+    /// The provider itself, for holders' codes after [`SmsGate::take`] with their share.
+    raw: Arc<dyn SmsProvider>,
     /// The country list and global budget, also for face-check links.
     gate: SmsGate,
     clock: Arc<dyn Clock>,
@@ -310,8 +346,9 @@ impl Mobile {
         sms_deadline: Duration,
     ) -> Self {
         let gate = SmsGate::new(store.clone(), clock.clone(), &config);
-        let sms: Arc<dyn SmsProvider> = Arc::new(GatedSms { inner: sms, gate: gate.clone() });
-        Mobile { store, hsm, sms, gate, clock, config, limits, sms_deadline }
+        let raw = sms;
+        let sms: Arc<dyn SmsProvider> = Arc::new(GatedSms { inner: raw.clone(), gate: gate.clone() });
+        Mobile { store, hsm, sms, raw, gate, clock, config, limits, sms_deadline }
     }
 
     /// The SMS provider behind the gate, for every other sender (RA notices, custody notices).
@@ -347,7 +384,12 @@ impl Mobile {
     /// is answered as if sent, and counted against the phone as if sent, but no SMS goes out.
     pub async fn send_code(&self, phone: &str, purpose: Purpose, object: &str) -> Result<(), LoginError> {
         self.admit(phone).await?;
-        if let Some(wait) = self.gate.open_circuit() {
+        let class = if matches!(purpose, Purpose::Login | Purpose::Admin | Purpose::IdentityProof) {
+            SmsClass::Holder
+        } else {
+            SmsClass::General
+        };
+        if let Some(wait) = self.gate.open_circuit(class) {
             // Every phone gets this answer while the budget is spent, known or not.
             crate::metrics::get().sms_refused.with_label_values(&["budget"]).inc();
             return Err(LoginError::Sms(SmsRefusal::Budget(wait).into()));
@@ -369,7 +411,15 @@ impl Mobile {
         let id = self.store.insert_sms_code(phone, &scope, &hash, now, self.config.sms_code_seconds).await?;
         let action = purpose.action(object);
         let text = format!("cloudca code {code} {action}. Do not share it; cloudca never asks for it by phone.");
-        let sent = crate::providers::call(SMS, "send", self.sms_deadline, self.sms.send(phone, &text)).await;
+        let text = &text;
+        let send: crate::providers::ProviderFuture<'_, ()> = Box::pin(async move {
+            if class == SmsClass::General {
+                return self.sms.send(phone, text).await;
+            }
+            self.gate.take(phone, class).await?;
+            self.raw.send(phone, text).await
+        });
+        let sent = crate::providers::call(SMS, "send", self.sms_deadline, send).await;
         if let Err(e) = sent {
             self.store.withdraw_sms_code(id).await?;
             return Err(LoginError::Sms(e));
@@ -382,7 +432,7 @@ impl Mobile {
     /// phone's limits like one, so redoing a face check cannot bomb a phone.
     pub async fn admit_face_link(&self, phone: &str) -> Result<(), LoginError> {
         self.admit(phone).await?;
-        self.gate.take(phone).await.map_err(|refusal| LoginError::Sms(refusal.into()))?;
+        self.gate.take(phone, SmsClass::General).await.map_err(|refusal| LoginError::Sms(refusal.into()))?;
         let now = self.now();
         self.store.insert_sms_code(phone, "face-link", NOT_A_CODE, now, 0).await?;
         Ok(())

@@ -269,3 +269,38 @@ async fn replacing_a_material_frees_its_blob_and_uploads_past_the_quota_are_refu
     assert_eq!(store.sweep_unreferenced_blobs(cloudca::clock::unix_now(), 100).await.unwrap(), 1);
     assert_eq!(blobs(&ca, &c).await, 1, "a referenced blob stays");
 }
+
+/// Review finding (attacker review of issue 15): anyone who can open applications can spend
+/// the hourly budget with face-check links; a quarter of it is kept for holders' own codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_applications_cannot_spend_the_sms_the_holders_need() {
+    let ca = bounded_ca("sms_total_per_hour = 4\nsms_min_interval_seconds = 0\n", "face_seconds = 3600\n").await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let holder = "+8613900001111";
+    approve(&ca, holder);
+    // The attacker's applications text face-check links to made-up phones.
+    let mut links = 0;
+    for (n, credit) in ["91350100M000100Y43", "91110000802100433B"].into_iter().enumerate() {
+        let (id, token) = web.create("org-new").await;
+        let step = |name: &'static str, body: Value| {
+            let (id, token, web) = (&id, &token, &web);
+            async move { web.call("POST", &format!("/v1/ra/orders/{id}/steps/{name}"), Some(token), Some(body)).await }
+        };
+        assert_eq!(step("verification", json!({ "method": "phone" })).await.0, 200);
+        let company = json!({ "name": "福建示例科技有限公司", "credit_code": credit,
+                              "legal_rep": { "name": "张三", "id_number": "11010519491231002X", "phone": "+8613800138000" } });
+        assert_eq!(step("company", company).await.0, 200);
+        for round in 0..2 {
+            let agent = json!({ "legal_rep_in_person": false, "name": "李四", "id_number": "110101199003074338",
+                                "phone": format!("+86137001370{n}{round}"), "email": "lisi@example.com", "method": "face-sms" });
+            if step("agent", agent).await.0 == 200 {
+                links += 1;
+            }
+        }
+    }
+    assert_eq!(links, 3, "three quarters of the budget went to applications, the fourth link was refused");
+    // The holder still gets a login code.
+    assert_eq!(ask_code(&ca, holder).await.0, 202);
+    assert_eq!(texts_to(&ca, holder).len(), 1, "the holders' share was kept");
+}
