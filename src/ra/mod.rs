@@ -269,12 +269,12 @@ impl Ra {
                 Ok(())
             }
             Ok(false) => Err(RaError::Conflict),
-            Err(StoreError::Duplicate(_)) => Err(self.duplicate(order).await),
+            Err(StoreError::Duplicate(_)) => Err(Self::duplicate(order)),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn duplicate(&self, order: &OrderRecord) -> RaError {
+    fn duplicate(order: &OrderRecord) -> RaError {
         let what = if order.flow == "personal-new" { "ID number" } else { "credit code" };
         RaError::Duplicate { what }
     }

@@ -29,6 +29,14 @@ fn coded(ca: &TestCa, phone: &str) -> bool {
     outbox(ca).lines().any(|l| l.contains(phone) && l.contains("cloudca code"))
 }
 
+/// A new order of `flow` with its verification method chosen.
+async fn start(web: &Client<'_>, flow: &str, method: &str) -> (String, String) {
+    let (id, token) = web.create(flow).await;
+    let body = json!({ "method": method });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(body)).await;
+    (id, token)
+}
+
 /// An organisation order taken all the way to the officer's approval: the legal
 /// representative's phone checked (carrier check) and their online authorisation.
 async fn approved_org(web: &Client<'_>, reviewer: &Client<'_>, credit: &str) -> (String, String) {
@@ -77,14 +85,7 @@ async fn an_internet_user_who_opens_and_cancels_an_order_for_a_company_does_not_
     let reviewer = Client::new(&ca, "reviewer");
     // The attacker applies for company X, typing their own phone as its legal representative's,
     // and cancels: before the fix this made them X's legal representative in order query.
-    let (theirs, their_token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{theirs}/steps/verification"),
-        Some(&their_token),
-        Some(json!({ "method": "phone" })),
-    )
-    .await;
+    let (theirs, their_token) = start(&web, "org-new", "phone").await;
     web.ok(
         "POST",
         &format!("/v1/ra/orders/{theirs}/steps/company"),
@@ -193,14 +194,7 @@ async fn a_consent_code_for_a_certificate_outside_custody_never_goes_to_a_phone_
     let web = Client::new(&ca, "web-front");
     // The attacker passes the agent step of an order for X with their own identity: before
     // the fix their phone was "on file" for X and got X's consent codes.
-    let (order, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{order}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone" })),
-    )
-    .await;
+    let (order, token) = start(&web, "org-new", "phone").await;
     web.ok("POST", &format!("/v1/ra/orders/{order}/steps/company"), Some(&token), Some(company(CREDIT, ATTACKER)))
         .await;
     let mut me = agent();
@@ -240,9 +234,7 @@ async fn typing_someone_elses_identifier_claims_nothing_and_an_idle_or_abusive_o
     let web = Client::new(&ca, "web-front");
     // The attacker types X's credit code with data that fails the check (before the fix the
     // order held X's one open order in the channel for ever).
-    let (theirs, t) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{theirs}/steps/verification"), Some(&t), Some(json!({ "method": "phone" })))
-        .await;
+    let (theirs, t) = start(&web, "org-new", "phone").await;
     let (status, v) = web.step(&theirs, &t, "company", company(CREDIT, "+8613800130000")).await;
     assert_eq!(status, 422, "{v}");
     // X applies in the same channel unhindered.
@@ -277,14 +269,7 @@ async fn identity_checks_are_bound_to_the_subject_not_to_whatever_the_applicant_
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     // A micro-deposit into the attacker's own account proves nothing about the person applied for.
-    let (id, token) = web.create("personal-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "bank-account" })),
-    )
-    .await;
+    let (id, token) = start(&web, "personal-new", "bank-account").await;
     let bank =
         |name: &str| json!({ "account_name": name, "account_number": "6222 0202 0011 2233", "bank": "工商银行" });
     let person = |name: &str| json!({ "name": "张三", "id_number": REP_ID, "phone": REP, "email": "z@example.com", "bank": bank(name) });
@@ -295,14 +280,7 @@ async fn identity_checks_are_bound_to_the_subject_not_to_whatever_the_applicant_
     let (status, v) = web.step(&id, &token, "person", person(" 张 三 ")).await;
     assert_eq!(status, 200, "the person's own account, however spaced: {v}");
     // A company's account must be the company's.
-    let (id, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "bank-account" })),
-    )
-    .await;
+    let (id, token) = start(&web, "org-new", "bank-account").await;
     let mut c = company(CREDIT, REP);
     c["bank"] = bank("张三");
     let (status, v) = web.step(&id, &token, "company", c.clone()).await;
@@ -311,9 +289,7 @@ async fn identity_checks_are_bound_to_the_subject_not_to_whatever_the_applicant_
     assert_eq!(web.step(&id, &token, "company", c).await.0, 200);
     // The enterprise registry ties the legal representative to the company: a company whose
     // registry entry does not match fails, whatever the carrier says about the person.
-    let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    let (id, token) = start(&web, "org-new", "phone").await;
     let (status, v) = web.step(&id, &token, "company", company("91350100M00010000P", REP)).await;
     assert_eq!(status, 422, "{v}");
     assert!(v["title"].as_str().unwrap().contains("enterprise registry"), "{v}");
@@ -395,9 +371,7 @@ async fn an_approval_puts_on_file_only_a_representatives_phone_that_a_check_prov
     let reviewer = Client::new(&ca, "reviewer");
     // The carrier check of the typed phone fails; the application goes the offline way and an
     // officer approves the papers.
-    let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    let (id, token) = start(&web, "org-new", "phone").await;
     assert_eq!(web.step(&id, &token, "company", company(CREDIT, TYPED)).await.0, 422);
     web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), Some(json!({}))).await;
     reviewer.ok("POST", &format!("/v1/orders/{id}/papers"), None, None).await;
@@ -417,9 +391,7 @@ async fn a_person_who_changes_their_product_stays_their_own_verified_agent() {
     let ca = ra_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
-    let (id, token) = web.create("personal-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    let (id, token) = start(&web, "personal-new", "phone").await;
     let person =
         json!({ "name": "王五", "id_number": "110101199003074338", "phone": PERSON, "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
