@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "ra_payments", include_str!("migrations/0010_ra_payments.sql")),
     (11, "ra_bounds", include_str!("migrations/0011_ra_bounds.sql")),
     (12, "sandbox", include_str!("migrations/0012_sandbox.sql")),
+    (13, "audit_witness", include_str!("migrations/0013_audit_witness.sql")),
 ];
 
 /// Fills in the dialect placeholders.

@@ -7,6 +7,8 @@ mod common;
 
 mod admin;
 mod audit;
+mod audit_events;
+mod audit_witness;
 mod backup;
 mod ceremony;
 mod cli;
@@ -19,6 +21,7 @@ mod hsm;
 mod issuance;
 mod lifecycle;
 mod limits;
+mod listeners;
 mod openapi;
 mod ra;
 mod ra_bounds;

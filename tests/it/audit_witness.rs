@@ -1,0 +1,1 @@
+//! (issue 16) filled in by its owner.
