@@ -3,6 +3,8 @@
 //! checkpoint's signature and position. Rewriting history then needs the audit key, not just
 //! write access to the database.
 
+pub mod coalesce;
+
 use crate::hsm::{HsmError, HsmPool, KeyAlgorithm};
 use crate::store::audit::{checkpoint_message, AuditVerdict, Checkpoint};
 use crate::store::{Store, StoreError};
