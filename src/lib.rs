@@ -49,6 +49,7 @@ pub mod ra;
 pub mod ratelimit;
 pub mod roles;
 pub mod seals;
+pub mod security_events;
 pub mod signing;
 pub mod status;
 pub mod store;
