@@ -7,6 +7,12 @@
 //! a refusal is remembered in memory for its exact wait, so hammering one phone costs no query.
 //! Every code check is an attempt against `limits.attempts_per_credential` for its phone.
 //!
+//! Failed code checks are audited, rate-bounded per phone ([`SecurityEvents`]): a failed login
+//! as `mobile.login` (`outcome: refused`), every other purpose as `sms.code_failed`, each the
+//! first of its minute for that phone with the count of the others (`coalesced`), so someone
+//! guessing codes (a stolen phone number, an SMS thief racing the holder) is on record without
+//! flooding the log.
+//!
 //! SMS bounds (security review M7), so the CA cannot be used for SMS pumping or bombing:
 //! - every SMS the daemon sends, whatever sends it, passes the [`SmsGate`] (wrapped around the
 //!   provider as [`GatedSms`]): only phones in `custody.sms_country_codes` (mainland China by
@@ -32,6 +38,7 @@ use crate::custody::valid_phone;
 use crate::hsm::{HsmError, HsmPool};
 use crate::providers::{ProviderError, ProviderFuture, SmsProvider, SMS};
 use crate::ratelimit::{Limits, Refusal};
+use crate::security_events::SecurityEvents;
 use crate::store::{AuditRecord, Store, StoreError};
 
 /// Why a login step failed.
@@ -331,6 +338,8 @@ pub struct Mobile {
     limits: Arc<Limits>,
     /// How long one SMS send may take (`ra.provider_timeout_ms`).
     sms_deadline: Duration,
+    /// Failed code checks, one entry per phone per minute.
+    events: SecurityEvents,
 }
 
 impl Mobile {
@@ -348,7 +357,8 @@ impl Mobile {
         let gate = SmsGate::new(store.clone(), clock.clone(), &config);
         let raw = sms;
         let sms: Arc<dyn SmsProvider> = Arc::new(GatedSms { inner: raw.clone(), gate: gate.clone() });
-        Mobile { store, hsm, sms, raw, gate, clock, config, limits, sms_deadline }
+        let events = SecurityEvents::new(store.clone(), clock.clone());
+        Mobile { store, hsm, sms, raw, gate, clock, config, limits, sms_deadline, events }
     }
 
     /// The SMS provider behind the gate, for every other sender (RA notices, custody notices).
@@ -492,47 +502,68 @@ impl Mobile {
 
     /// Checks a code sent for exactly this purpose and object (one try spent; used once on
     /// success). Each check, right or wrong, is an attempt against the phone's
-    /// `limits.attempts_per_credential`.
+    /// `limits.attempts_per_credential`. A wrong, expired or malformed code is audited, once
+    /// per phone per minute with the count of the others: `mobile.login` (`outcome: refused`)
+    /// for a login, `sms.code_failed` for every other purpose. Neither holds the code.
     pub async fn check_code(&self, phone: &str, purpose: Purpose, object: &str, code: &str) -> Result<(), LoginError> {
+        let Err(reason) = self.try_code(phone, purpose, object, code).await? else {
+            return Ok(());
+        };
+        let actor = actor(phone);
+        let detail = match purpose {
+            Purpose::Login => serde_json::json!({ "outcome": "refused", "reason": reason }),
+            _ => {
+                serde_json::json!({ "purpose": purpose.name(), "object": audited_object(purpose, object), "reason": reason })
+            }
+        };
+        let kind = if purpose == Purpose::Login { "mobile.login" } else { "sms.code_failed" };
+        self.events.refused(kind, &actor, &actor, None, detail).await;
+        Err(LoginError::BadCode)
+    }
+
+    /// One try of a code: Ok(Err(why)) when the code is malformed, missing (none sent, expired,
+    /// used, out of tries) or wrong; Err when the check itself could not run or the phone is
+    /// over its attempt limit (that refusal audits its own first occurrence).
+    async fn try_code(
+        &self,
+        phone: &str,
+        purpose: Purpose,
+        object: &str,
+        code: &str,
+    ) -> Result<Result<(), &'static str>, LoginError> {
         if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", phone)) {
-            self.audit_refusal(&refusal, &format!("phone:{phone}")).await;
+            self.audit_refusal(&refusal, &actor(phone)).await;
             return Err(LoginError::RateLimited(refusal));
         }
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(LoginError::BadCode);
+            return Ok(Err("malformed"));
         }
         let now = self.now();
         let scope = scope(purpose, object);
         let Some((id, stored)) = self.store.take_sms_attempt(phone, &scope, now, self.config.sms_code_attempts).await?
         else {
-            return Err(LoginError::BadCode);
+            return Ok(Err("no live code"));
         };
         let given = self.code_hash(phone, &scope, code).await?;
-        let equal = constant_time_eq(given.as_bytes(), stored.as_bytes());
-        if !equal || !self.store.use_sms_code(id).await? {
-            return Err(LoginError::BadCode);
+        if !constant_time_eq(given.as_bytes(), stored.as_bytes()) {
+            return Ok(Err("wrong"));
         }
-        Ok(())
+        if !self.store.use_sms_code(id).await? {
+            return Ok(Err("used meanwhile"));
+        }
+        Ok(Ok(()))
     }
 
-    /// Logs in with a code; returns a new bearer token.
+    /// Logs in with a code; returns a new bearer token. A refused code is audited by
+    /// [`Mobile::check_code`]; a login is audited with its session.
     pub async fn login(&self, phone: &str, code: &str) -> Result<MobileSession, LoginError> {
-        let result = match self.check_code(phone, Purpose::Login, "", code).await {
-            // Refused before any try: the limit audits its own first refusal.
-            Err(LoginError::RateLimited(refusal)) => return Err(LoginError::RateLimited(refusal)),
-            other => other,
-        };
-        let outcome = if result.is_ok() { "ok" } else { "refused" };
+        self.check_code(phone, Purpose::Login, "", code).await?;
         let now = self.now();
-        if result.is_err() {
-            self.store.audit(&self.event("mobile.login", phone, outcome)).await?;
-            result?;
-        }
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let expires_at = now + self.config.mobile_session_minutes * 60;
-        let audit = self.event("mobile.login", phone, outcome);
+        let audit = self.event("mobile.login", phone, "ok");
         self.store.insert_mobile_session(&token_hash(&token), phone, now, expires_at, &audit).await?;
         Ok(MobileSession { token, expires_at })
     }
@@ -556,6 +587,15 @@ impl Mobile {
 /// The audit actor for a phone.
 fn actor(phone: &str) -> String {
     format!("phone:{phone}")
+}
+
+/// What a failed code's audit entry says it was for: the object as bound into the code, but a
+/// person's identifier (an order query's ID number) masked, as the SMS text masks it.
+fn audited_object(purpose: Purpose, object: &str) -> String {
+    match purpose {
+        Purpose::OrderQuery => crate::ra::validate::mask(object),
+        _ => object.to_string(),
+    }
 }
 
 /// The least `t` in `lo..=hi` for which `holds(t)` (monotone: false, then true), or `hi`.
