@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::CustodyConfig;
 use crate::hsm::{custody::BLOB_VERSION, HsmError, HsmPool, KeyAlgorithm};
 use crate::providers::{ProviderError, SmsProvider};
+use crate::security_events::SecurityEvents;
 use crate::status::{RevocationReason, StatusService};
 use crate::store::{ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError};
 pub use pin::Pin;
@@ -124,6 +125,8 @@ pub struct Custody {
     clock: Arc<dyn Clock>,
     /// Limits and lifetimes.
     pub config: CustodyConfig,
+    /// Refused unlocks and resets, one entry per holder per minute.
+    events: SecurityEvents,
 }
 
 /// The parts [`Custody`] is built from.
@@ -162,7 +165,8 @@ impl Custody {
     pub fn new(parts: CustodyParts) -> Self {
         let CustodyParts { store, hsm, issuance, status, proofs, sms, config } = parts;
         let clock = issuance.clock.clone();
-        Custody { store, hsm, issuance, status, proofs, sms, clock, config }
+        let events = SecurityEvents::new(store.clone(), clock.clone());
+        Custody { store, hsm, issuance, status, proofs, sms, clock, config, events }
     }
 
     /// Lets certificates issued here reach the OCSP pre-signing task like any other.
@@ -496,7 +500,11 @@ impl Custody {
     /// replaces a forgotten PIN (`Reset`). The proof must have passed for exactly this action,
     /// credential and phone; it is spent in the transaction that sets the PIN, so a failed or
     /// refused attempt changes nothing. Every outcome is audited, and the holder is texted that
-    /// the PIN was reset.
+    /// the PIN was reset. A refusal (no such credential, not locked, a weak PIN, a proof
+    /// missing, failed or spent, a wrong code of a bank-card proof) is `pin.reset_refused`,
+    /// written once per holder's phone per minute with the count of the others, so someone
+    /// holding the phone and trying to take the key over is on record without flooding the log;
+    /// the refusal stands even if its entry cannot be written.
     pub async fn reset_pin(
         &self,
         id: &str,
@@ -508,7 +516,7 @@ impl Custody {
         let result = self.reset_pin_steps(id, phone, purpose, &proven, actor).await;
         if let Err(e) = &result {
             let detail = serde_json::json!({ "credential": id, "purpose": purpose.name(), "proof": proven.proof_id, "reason": e.to_string() });
-            self.store.audit(&self.event("pin.reset_refused", actor, None, detail)).await?;
+            self.events.refused("pin.reset_refused", actor, &format!("phone:{phone}"), None, detail).await;
         }
         result
     }

@@ -22,6 +22,7 @@ use crate::config::CustodyConfig;
 use crate::mobile::{Mobile, Purpose};
 use crate::providers::identity::{CheckOutcome, FaceStatus, FaceVia, IdentityChecks};
 use crate::providers::{call, ProviderError};
+use crate::security_events::SecurityEvents;
 use crate::store::{AuditRecord, HolderIdentity, ProofRecord, Store};
 
 use super::{new_id, valid_phone, CustodyError};
@@ -107,6 +108,8 @@ pub struct Proofs {
     config: CustodyConfig,
     /// Deadline of one provider call (`ra.provider_timeout_ms`).
     deadline: Duration,
+    /// Proofs refused by the daily limit, one entry per phone per minute.
+    events: SecurityEvents,
 }
 
 impl Proofs {
@@ -119,7 +122,8 @@ impl Proofs {
         config: CustodyConfig,
         deadline: Duration,
     ) -> Self {
-        Proofs { store, identity, mobile, clock, config, deadline }
+        let events = SecurityEvents::new(store.clone(), clock.clone());
+        Proofs { store, identity, mobile, clock, config, deadline, events }
     }
 
     fn now(&self) -> i64 {
@@ -130,8 +134,9 @@ impl Proofs {
         AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
 
-    /// Starts a check of `holder` for `purpose` on `target`, within the daily limit. A bank
-    /// card the provider does not match fails at once (audited, nothing else written).
+    /// Starts a check of `holder` for `purpose` on `target`, within the daily limit (a refusal
+    /// is `identity.proof_limited`, once per phone per minute). A bank card the provider does
+    /// not match fails at once (audited, nothing else written).
     pub async fn start(
         &self,
         phone: &str,
@@ -143,7 +148,8 @@ impl Proofs {
         let now = self.now();
         if self.store.proofs_started_since(target, now - 86_400).await? >= self.config.proofs_per_day {
             let detail = serde_json::json!({ "purpose": purpose.name(), "target": target });
-            self.store.audit(&self.event("identity.proof_limited", phone, detail)).await?;
+            let actor = format!("phone:{phone}");
+            self.events.refused("identity.proof_limited", &actor, &actor, None, detail).await;
             return Err(CustodyError::TooManyProofs);
         }
         let id = new_id();
