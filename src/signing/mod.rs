@@ -17,6 +17,7 @@ use sha2::Digest;
 
 use crate::clock::Clock;
 use crate::custody::{new_id, Custody, CustodyError, Pin};
+use crate::security_events::SecurityEvents;
 use crate::store::{SigningSessionRecord, Store, StoreError};
 
 /// Why a signing step failed.
@@ -148,6 +149,8 @@ pub struct Signing {
     custody: Custody,
     seals: crate::seals::Seals,
     clock: Arc<dyn Clock>,
+    /// Refused claims of authentic QR codes, one entry per holder's phone per minute.
+    events: SecurityEvents,
 }
 
 /// The verification code for a hash list: 4 digits from SHA-256 over the hashes in order.
@@ -213,7 +216,8 @@ pub(crate) fn check_open(request: &OpenRequest, max_hashes: usize) -> Result<(),
 impl Signing {
     /// Built by `Instance::open`.
     pub fn new(store: Store, custody: Custody, seals: crate::seals::Seals, clock: Arc<dyn Clock>) -> Self {
-        Signing { store, custody, seals, clock }
+        let events = SecurityEvents::new(store.clone(), clock.clone());
+        Signing { store, custody, seals, clock, events }
     }
 
     /// Opens a session for a registered platform.
@@ -282,7 +286,11 @@ impl Signing {
         Ok(s)
     }
 
-    /// The holder's app claims a session with the scanned payload.
+    /// The holder's app claims a session with the scanned payload. An authentic code that is
+    /// refused (stale, after the scan window, or for a session no longer pending: a replayed
+    /// or relayed picture, or a second phone racing the first) is `signing.claim_refused`,
+    /// once per phone per minute with the count of the others; forged and malformed payloads
+    /// are noise anyone can send and are not recorded.
     pub async fn claim(&self, phone: &str, payload: &str) -> Result<Claimed, SigningError> {
         let scanned = qr::parse(payload).map_err(|_| SigningError::BadPayload)?;
         let s = self.store.signing_session_by_token(&scanned.start_token).await?.ok_or(SigningError::BadPayload)?;
@@ -290,8 +298,21 @@ impl Signing {
         let now = self.clock.now();
         let elapsed = ((now.unix_timestamp_nanos() / 1_000_000) as i64 - s.created_ms).max(0) as u64 / 1000;
         let window = (s.scan_deadline * 1000 - s.created_ms).max(0) as u64 / 1000;
-        qr::verify(&scanned, &qr::QrSecret::from_bytes(secret), elapsed, 3, window)
-            .map_err(|_| SigningError::BadPayload)?;
+        let t = scanned.elapsed_secs;
+        match qr::verify(&scanned, &qr::QrSecret::from_bytes(secret), elapsed, 3, window) {
+            Ok(_) => {}
+            Err(qr::QrError::Stale { .. }) => {
+                let detail = serde_json::json!({ "t": t, "server_t": elapsed });
+                self.claim_refused(phone, &s, "stale", detail).await;
+                return Err(SigningError::BadPayload);
+            }
+            Err(qr::QrError::WindowClosed { window_secs }) => {
+                let detail = serde_json::json!({ "t": t, "server_t": elapsed, "window": window_secs });
+                self.claim_refused(phone, &s, "scan window closed", detail).await;
+                return Err(SigningError::BadPayload);
+            }
+            Err(_) => return Err(SigningError::BadPayload),
+        }
         let s = self.expire_if_due(s).await?;
         let detail = serde_json::json!({ "session": s.id, "platform": s.platform });
         let audit = self.custody.event("signing.claimed", &format!("phone:{phone}"), None, detail);
@@ -300,7 +321,10 @@ impl Signing {
             .transition_session(&s.id, "pending", "claimed", Some(phone), now.unix_timestamp(), &audit)
             .await?
         {
-            return Err(SigningError::WrongState(s.state));
+            let state = self.store.signing_session(&s.id).await?.map_or(s.state.clone(), |fresh| fresh.state);
+            let reason = format!("session {state}");
+            self.claim_refused(phone, &s, &reason, serde_json::json!({ "t": t })).await;
+            return Err(SigningError::WrongState(state));
         }
         let request: OpenRequest =
             serde_json::from_str(&s.request).map_err(|e| SigningError::Internal(e.to_string()))?;
@@ -316,6 +340,20 @@ impl Signing {
             format: request.format,
             seal: request.seal,
         })
+    }
+
+    /// Audits the refused claim of an authentic code (see [`Signing::claim`]). The entry names
+    /// the session, the platform and the payload's time, never the payload (its code is a
+    /// live credential for a second or so).
+    async fn claim_refused(&self, phone: &str, s: &SigningSessionRecord, reason: &str, detail: serde_json::Value) {
+        let mut detail = detail;
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("session".into(), s.id.clone().into());
+            map.insert("platform".into(), s.platform.clone().into());
+            map.insert("reason".into(), reason.into());
+        }
+        let actor = format!("phone:{phone}");
+        self.events.refused("signing.claim_refused", &actor, &actor, None, detail).await;
     }
 
     /// The holder refuses.

@@ -107,7 +107,8 @@ const MIN_QR_VERSION: i16 = 5;
 ///
 /// The variants are separate because the service reacts differently: `Malformed` and `BadCode`
 /// are noise or forgery, `Stale` of an authentic code is a replayed or relayed picture (worth an
-/// audit record), and `WindowClosed` means the session must be restarted.
+/// audit record: `Signing::claim` writes `signing.claim_refused`), and `WindowClosed` means the
+/// session must be restarted (also recorded, as the code was authentic).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QrError {
     /// The text is not a syntactically valid payload. The reason is fixed text: the offending
