@@ -51,6 +51,7 @@ use crate::providers::invoice::InvoiceProvider;
 use crate::providers::payment::PaymentProvider;
 use crate::providers::{ProviderError, SmsProvider};
 use crate::seals::Seals;
+use crate::security_events::SecurityEvents;
 use crate::status::StatusService;
 use crate::store::{AuditRecord, ContactRecord, OrderRecord, Store, StoreError};
 use channels::Channel;
@@ -167,6 +168,12 @@ pub struct Ra {
     providers: Providers,
     services: Services,
     config: RaConfig,
+    /// Refused webhooks, one entry per client address per minute.
+    refusals: SecurityEvents,
+    /// Officers' reads of personal data and materials, one entry per officer and thing read
+    /// per minute; apart from `refusals`, so a flood of those cannot crowd reads out of the
+    /// coalescer's table.
+    reads: SecurityEvents,
 }
 
 impl Ra {
@@ -179,7 +186,10 @@ impl Ra {
         services: Services,
         config: RaConfig,
     ) -> Self {
-        Ra { store, clock, channels: crate::policies::Swappable::new(channels), providers, services, config }
+        let refusals = SecurityEvents::new(store.clone(), clock.clone());
+        let reads = SecurityEvents::new(store.clone(), clock.clone());
+        let channels = crate::policies::Swappable::new(channels);
+        Ra { store, clock, channels, providers, services, config, refusals, reads }
     }
 
     /// Points the RA at the services as the daemon finally wired them (issuance notifying

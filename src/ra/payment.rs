@@ -36,15 +36,28 @@ const EXPIRY_MARGIN_SECS: i64 = 300;
 const RETRY_BATCH: i64 = 100;
 
 impl Ra {
-    /// Applies a payment webhook: verified (signature, freshness), matched to the intent it
-    /// names and that intent's order, checked against the amount, recorded once. A replay
-    /// answers as the first delivery did and changes nothing.
-    pub async fn payment_webhook(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<(), RaError> {
-        let event = self
-            .providers
-            .payment
-            .verify_webhook(timestamp, signature, body, self.now())
-            .map_err(|e| RaError::Webhook(e.to_string()))?;
+    /// Applies a payment webhook from `client` (`ip:ADDRESS`, normalised as the rate limits
+    /// count it): verified (signature, freshness), matched to the intent it names and that
+    /// intent's order, checked against the amount, recorded once. A replay answers as the
+    /// first delivery did and changes nothing. One that fails verification (forged, stale,
+    /// malformed) is `payment.webhook_refused`, once per client per minute with the count of
+    /// the others; the entry holds the reason and the body's size, never the signature or body.
+    pub async fn payment_webhook(
+        &self,
+        client: &str,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<(), RaError> {
+        let event = match self.providers.payment.verify_webhook(timestamp, signature, body, self.now()) {
+            Ok(event) => event,
+            Err(e) => {
+                let reason = e.to_string();
+                let detail = serde_json::json!({ "reason": reason, "bytes": body.len() });
+                self.refusals.refused("payment.webhook_refused", client, client, None, detail).await;
+                return Err(RaError::Webhook(reason));
+            }
+        };
         let intent = self.store.payment_intent(&event.provider_ref).await?.ok_or(RaError::NotFound)?;
         let order = self.store.order(&intent.order_id).await?.ok_or(RaError::NotFound)?;
         if event.order_id != order.id || event.amount_fen != intent.amount_fen {

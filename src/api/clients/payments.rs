@@ -9,20 +9,29 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
 use crate::api::problem::Problem;
+use crate::api::throttle::ClientIp;
 use crate::daemon::Instance;
 
+/// Who delivered a webhook, as its audit entries name it: the client address as the rate
+/// limits count it (an IPv6 address by its /64).
+fn client(ip: ClientIp) -> String {
+    ip.0.map_or_else(|| "ip:unknown".to_string(), |address| format!("ip:{address}"))
+}
+
 /// `POST /v1/payments/webhook`: signed by the provider (`x-pay-timestamp`, `x-pay-signature`).
+/// A webhook that fails verification is audited per client address (`Ra::payment_webhook`).
 pub(super) async fn webhook(
     State(instance): State<Instance>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    instance.ra.payment_webhook(&header("x-pay-timestamp"), &header("x-pay-signature"), &body).await.map_err(|e| {
-        match e {
-            crate::ra::RaError::Provider(p) => Problem::new(StatusCode::UNAUTHORIZED, p.to_string()),
-            other => crate::api::ra::problem(other),
-        }
+    let from = client(ip);
+    let (timestamp, signature) = (header("x-pay-timestamp"), header("x-pay-signature"));
+    instance.ra.payment_webhook(&from, &timestamp, &signature, &body).await.map_err(|e| match e {
+        crate::ra::RaError::Provider(p) => Problem::new(StatusCode::UNAUTHORIZED, p.to_string()),
+        other => crate::api::ra::problem(other),
     })?;
     Ok(Json(serde_json::json!({ "received": true })).into_response())
 }
@@ -86,7 +95,7 @@ pub(super) async fn pay(
             Json(serde_json::json!({ "timestamp": timestamp, "signature": signature, "body": body })).into_response()
         );
     }
-    instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
+    instance.ra.payment_webhook("sandbox", &timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
     Ok(page("支付成功 / Paid", "<p>支付成功，请返回申请页面。Paid: return to the application.</p>").into_response())
 }
 
@@ -104,7 +113,7 @@ pub(super) async fn close(
         .close(r, now)
         .await
         .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
-    instance.ra.payment_webhook(&timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
+    instance.ra.payment_webhook("sandbox", &timestamp, &signature, &body).await.map_err(crate::api::ra::problem)?;
     Ok(page("已关闭 / Closed", "<p>支付二维码已失效。The payment code expired.</p>").into_response())
 }
 
