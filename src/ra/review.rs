@@ -321,7 +321,9 @@ pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
 impl Ra {
     /// Records that an officer read an order's personal data or one of its materials (`kind`
     /// names which, `detail` says what beyond the order and flow; review L10). Called before
-    /// the data is served: a read that cannot be audited does not happen.
+    /// the data is served: a read that cannot be audited does not happen. Written once per
+    /// officer, kind and `what` (the order, or the order and material) per minute, with the
+    /// count of the reads between, so a loop of reads cannot flood the log.
     pub async fn audit_read(
         &self,
         officer: &str,
@@ -329,9 +331,32 @@ impl Ra {
         kind: &str,
         detail: serde_json::Value,
     ) -> Result<(), RaError> {
-        let audit = self.event(kind, officer, order, detail);
-        self.store.audit(&audit).await?;
+        let mut detail = detail;
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("order".into(), order.id.clone().into());
+            map.insert("flow".into(), order.flow.clone().into());
+        }
+        let what = match detail.get("sha256").and_then(serde_json::Value::as_str) {
+            Some(material) => format!("{}/{material}", order.id),
+            None => order.id.clone(),
+        };
+        self.audit_officer_read(officer, kind, &what, order.serial.as_deref(), detail).await?;
         tracing::info!(target: "audit", kind, order = %order.id, officer, "officer read an order's personal data");
+        Ok(())
+    }
+
+    /// Records that an officer read personal data or material bytes outside an order (seal
+    /// requests, certificate records), as [`Ra::audit_read`] does for orders: before it is
+    /// served, once per officer, kind and `what` per minute.
+    pub async fn audit_officer_read(
+        &self,
+        officer: &str,
+        kind: &str,
+        what: &str,
+        serial: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), RaError> {
+        self.reads.read(kind, officer, &format!("{officer}|{what}"), serial, detail).await?;
         Ok(())
     }
 }

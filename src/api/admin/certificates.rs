@@ -1,4 +1,8 @@
 //! Certificates: search, show, issue from a CSR, revoke.
+//!
+//! A certificate record names its subject unmasked (a personal certificate's name and resident
+//! ID number), so every search and every read of one is audited before it is served
+//! (`certificate.identity_read`, once per officer and search or certificate per minute).
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
@@ -88,19 +92,51 @@ fn summary(r: &CertificateRecord, now: i64) -> serde_json::Value {
     })
 }
 
+/// The filters a search was made with, for its audit entry (only those given).
+fn filters(params: &SearchParams) -> serde_json::Value {
+    let given = [
+        ("serial", &params.serial),
+        ("subject", &params.subject),
+        ("identifier", &params.identifier),
+        ("status", &params.status),
+        ("profile", &params.profile),
+        ("not_after_from", &params.not_after_from),
+        ("not_after_to", &params.not_after_to),
+        ("after", &params.after),
+    ];
+    let mut map = serde_json::Map::new();
+    for (name, value) in given {
+        if let Some(v) = value {
+            map.insert(name.into(), v.clone().into());
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
 pub(super) async fn search(
     State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
     Params(params): Params<SearchParams>,
 ) -> Result<Response, Problem> {
     let query = params.query()?;
     let now = instance.issuance.clock.now().unix_timestamp();
     let rows = instance.store.search_certificates(&query, now).await.map_err(|e| Problem::internal(&e))?;
+    let filters = filters(&params);
+    let detail = serde_json::json!({ "search": filters, "limit": query.limit, "results": rows.len() });
+    let what = format!("search {filters} {}", query.limit);
+    let officer = actor(&caller);
+    let read = instance.ra.audit_officer_read(&officer, "certificate.identity_read", &what, None, detail);
+    read.await.map_err(crate::api::ra::problem)?;
     let next = (rows.len() as i64 == query.limit).then(|| rows.last().map(|r| r.serial.clone())).flatten();
     let items: Vec<_> = rows.iter().map(|r| summary(r, now)).collect();
     Ok(Json(serde_json::json!({ "items": items, "next": next })).into_response())
 }
 
-pub(super) async fn show(State(instance): State<Instance>, Path(serial): Path<String>) -> Result<Response, Problem> {
+pub(super) async fn show(
+    State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
+    Path(serial): Path<String>,
+) -> Result<Response, Problem> {
     let serial = hex_serial(&serial)?;
     let store = &instance.store;
     let record = store
@@ -108,6 +144,10 @@ pub(super) async fn show(State(instance): State<Instance>, Path(serial): Path<St
         .await
         .map_err(|e| Problem::internal(&e))?
         .ok_or_else(|| Problem::not_found("no certificate with that serial"))?;
+    let officer = actor(&caller);
+    let detail = serde_json::json!({});
+    let read = instance.ra.audit_officer_read(&officer, "certificate.identity_read", &serial, Some(&serial), detail);
+    read.await.map_err(crate::api::ra::problem)?;
     let revocation = store.revocation(&serial).await.map_err(|e| Problem::internal(&e))?.map(|r| {
         let reason = RevocationReason::from_code(r.reason).map_or("unspecified", RevocationReason::name);
         serde_json::json!({ "revoked_at": rfc3339(r.revoked_at), "reason": reason })

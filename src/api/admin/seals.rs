@@ -1,11 +1,14 @@
 //! Seal requests in the back office: reviewers see pending additions and changes (with the
-//! image) and decide them.
+//! image) and decide them. A read of the pending requests (seal images, the requesting
+//! holders' phones) is audited before it is served (`seal.requests_read`, once per officer and
+//! set of requests per minute).
 
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
+use sha2::Digest;
 
 use super::{actor, rfc3339};
 use crate::api::problem::{JsonBody, Problem};
@@ -13,12 +16,20 @@ use crate::daemon::Instance;
 use crate::roles::Caller;
 use crate::seals::SealError;
 
-pub(super) async fn pending(State(instance): State<Instance>) -> Result<Response, Problem> {
-    let items: Vec<_> = instance
-        .store
-        .seal_requests("pending")
-        .await
-        .map_err(|e| Problem::internal(&e))?
+pub(super) async fn pending(
+    State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let requests = instance.store.seal_requests("pending").await.map_err(|e| Problem::internal(&e))?;
+    if !requests.is_empty() {
+        let ids: Vec<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+        let what = hex::encode(sha2::Sha256::digest(ids.join(",").as_bytes()));
+        let detail = serde_json::json!({ "requests": ids });
+        let officer = actor(&caller);
+        let read = instance.ra.audit_officer_read(&officer, "seal.requests_read", &what, None, detail);
+        read.await.map_err(crate::api::ra::problem)?;
+    }
+    let items: Vec<_> = requests
         .iter()
         .map(|r| {
             serde_json::json!({
