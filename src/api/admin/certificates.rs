@@ -92,7 +92,9 @@ fn summary(r: &CertificateRecord, now: i64) -> serde_json::Value {
     })
 }
 
-/// The filters a search was made with, for its audit entry (only those given).
+/// The filters a search was made with, for its audit entry (only those given). A person's ID
+/// number or name typed as a filter is masked like everywhere else personal data is shown in
+/// bulk: the log says who searched and how many records came back, not whom they looked for.
 fn filters(params: &SearchParams) -> serde_json::Value {
     let given = [
         ("serial", &params.serial),
@@ -107,7 +109,9 @@ fn filters(params: &SearchParams) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (name, value) in given {
         if let Some(v) = value {
-            map.insert(name.into(), v.clone().into());
+            let personal = matches!(name, "subject" | "identifier");
+            let shown = if personal { crate::ra::validate::mask(v) } else { v.clone() };
+            map.insert(name.into(), shown.into());
         }
     }
     serde_json::Value::Object(map)
