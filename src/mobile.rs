@@ -412,9 +412,7 @@ impl Mobile {
             self.store.insert_sms_code(phone, &scope, NOT_A_CODE, now, self.config.sms_code_seconds).await?;
             crate::metrics::get().sms_refused.with_label_values(&["no_standing"]).inc();
             let detail = serde_json::json!({ "reason": "no approval or credential", "purpose": purpose.name() });
-            self.store
-                .audit(&AuditRecord::new(self.clock.as_ref(), "sms.refused", &actor(phone), None, detail))
-                .await?;
+            self.events.refused("sms.refused", &actor(phone), &actor(phone), None, detail).await;
             tracing::info!(purpose = purpose.name(), "code not sent: the phone has no approval or credential");
             return Ok(());
         }
@@ -458,9 +456,7 @@ impl Mobile {
         if !self.gate.allows_country(phone) {
             crate::metrics::get().sms_refused.with_label_values(&["country"]).inc();
             let detail = serde_json::json!({ "reason": "country" });
-            self.store
-                .audit(&AuditRecord::new(self.clock.as_ref(), "sms.refused", &actor(phone), None, detail))
-                .await?;
+            self.events.refused("sms.refused", &actor(phone), &actor(phone), None, detail).await;
             return Err(LoginError::Invalid(format!("phone: {}", self.gate.country_refusal())));
         }
         self.limits.sms_per_phone.peek(phone).map_err(LoginError::RateLimited)?;
