@@ -4,6 +4,7 @@
 //! write access to the database.
 
 pub mod coalesce;
+pub mod pin;
 
 use crate::hsm::{HsmError, HsmPool, KeyAlgorithm};
 use crate::store::audit::{checkpoint_message, AuditVerdict, Checkpoint};

@@ -66,10 +66,28 @@ pub struct Config {
     /// Which third-party providers this instance uses.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// The audit log's anchors outside the database.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
     pub source_sha256: String,
+    /// The file this was loaded from (None when parsed from a string): where the ceremony
+    /// writes the audit certificate's pin.
+    #[serde(skip)]
+    pub source_path: Option<PathBuf>,
+}
+
+/// `[audit]`: what the audit log's integrity rests on besides the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Hex SHA-256 of the audit key's certificate. Written by the ceremony and `dev-init`
+    /// (`cloudca audit pin` for older instances); a different certificate in the database stops
+    /// the daemon and `audit verify`.
+    #[serde(default)]
+    pub certificate_sha256: Option<String>,
 }
 
 /// SHA-256 over every policy file (name and content, in name order), so the audit log shows
@@ -642,6 +660,7 @@ impl Config {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(text.as_bytes()))
         };
+        config.source_path = Some(path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.validate()?;
@@ -691,6 +710,15 @@ impl Config {
                 return Err(ConfigError::new("hsm.pin_file", "one of hsm.pin_file or hsm.pin_env is required"))
             }
             _ => {}
+        }
+        if let Some(pin) = &self.audit.certificate_sha256 {
+            let hex = crate::audit::pin::normalise(pin);
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    "audit.certificate_sha256",
+                    "must be a hex SHA-256 (64 digits, colons allowed)",
+                ));
+            }
         }
         self.validate_custody()?;
         self.validate_ra()?;

@@ -32,6 +32,9 @@ pub enum StartError {
     /// TLS material of the admin listener.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The audit certificate is not the one `cloudca.toml` pins.
+    #[error("audit: {0}")]
+    AuditPin(#[from] crate::audit::pin::PinError),
     /// Listener binding.
     #[error("listener {name} ({addr}): {reason}")]
     Listen {
@@ -81,6 +84,7 @@ impl Instance {
         let hsm = start_hsm(&config).await?;
         let store = Store::open(&config.database).await?;
         let hierarchy = Hierarchy::load(&store, &hsm).await?;
+        crate::audit::pin::audit_authority(&store, config.audit.certificate_sha256.as_deref()).await?;
         let profiles =
             crate::policies::load_profiles(&config.policies_dir, &hierarchy).map_err(StartError::Policies)?;
         let writer = store.writer(config.issuance.max_batch);

@@ -236,11 +236,13 @@ async fn ceremony(config_path: &Path) -> Result<Vec<(String, String)>, DevInitEr
     let store = Store::open(&config.database).await.map_err(|e| setup(e.to_string()))?;
     let outcome =
         crate::ca::ceremony::run(&config, &hsm, &store, &SystemClock).await.map_err(|e| setup(e.to_string()))?;
+    crate::audit::pin::pin_after_ceremony(&store, config_path, None).await.map_err(|e| setup(e.to_string()))?;
     let hierarchy = crate::ca::Hierarchy::load(&store, &hsm).await.map_err(|e| setup(e.to_string()))?;
     let clock = std::sync::Arc::new(SystemClock);
     let operators = Operators::new(store.clone(), hsm, &hierarchy, config.ca.organization.clone(), clock);
     let dir = config_path.parent().unwrap_or(Path::new("."));
     make_tls(dir, &operators).await?;
+    pin_operator_ca(dir, &operators)?;
     register_dev_platform(dir, &store).await?;
     Ok(outcome.fingerprints)
 }
@@ -298,6 +300,17 @@ async fn register_dev_platform(dir: &Path, store: &Store) -> Result<(), DevInitE
         .await
         .map_err(|e| DevInitError::Setup(format!("dev platform: {e}")))?;
     Ok(())
+}
+
+/// Writes the operator CA's key digest into the role rules in place of the shipped placeholder,
+/// so the subject rules grant roles only to certificates this operator CA issued.
+fn pin_operator_ca(dir: &Path, operators: &Operators) -> Result<(), DevInitError> {
+    let setup = |e: &str| DevInitError::Setup(format!("roles.toml: {e}"));
+    let ca = operators.ca_certificate().ok_or_else(|| setup("no operator CA"))?;
+    let digest = crate::roles::spki_sha256(ca).ok_or_else(|| setup("unreadable operator CA certificate"))?;
+    let path = dir.join("policies/roles.toml");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    std::fs::write(&path, text.replace(crate::roles::OPERATOR_CA_PLACEHOLDER, &digest)).map_err(io(&path))
 }
 
 /// TLS material for the listeners, all from the operator CA in the HSM: its certificate as

@@ -62,9 +62,9 @@ async fn connection(
             return;
         }
     };
-    let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-    let caller = match certificate {
-        Some(der) => match identify(&config, &der).await {
+    let chain = tls.get_ref().1.peer_certificates().map(|c| c.to_vec());
+    let caller = match chain.as_deref() {
+        Some(chain @ [_, ..]) => match identify(&config, chain).await {
             Ok(caller) => Some(caller),
             Err(e) => {
                 tracing::error!(listener = config.name, error = %e, "cannot record the login; answering 503");
@@ -72,7 +72,7 @@ async fn connection(
                 return;
             }
         },
-        None => None,
+        _ => None,
     };
     let router = config.router.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -109,8 +109,12 @@ async fn refuse_unrecorded(
 
 /// Who the certificate is, and the `operator.login` audit event (nothing is served if that
 /// cannot be written).
-async fn identify(config: &TlsListener, der: &[u8]) -> Result<Caller, crate::store::StoreError> {
-    let mut caller = crate::roles::identify(der, &config.roles.current());
+async fn identify(
+    config: &TlsListener,
+    chain: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Caller, crate::store::StoreError> {
+    let issuer = config.tls.issuer_spki_sha256(chain);
+    let mut caller = crate::roles::identify(chain[0].as_ref(), issuer, &config.roles.current());
     if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
         caller.role = caller.role.or(Some(Role::RelyingPlatform));
         caller.platform = Some(platform.name);

@@ -154,8 +154,7 @@ mod tests {
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
         parts.extensions.insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
         if let Some(role) = caller {
-            let subject = std::collections::BTreeMap::new();
-            parts.extensions.insert(Caller { fingerprint: String::new(), subject, role: Some(role), platform: None });
+            parts.extensions.insert(Caller { role: Some(role), ..Caller::default() });
         }
         parts
     }

@@ -130,23 +130,38 @@ pub fn failure_reason(error: &std::io::Error) -> &'static str {
     }
 }
 
+/// The certificates in `tls.client_ca` (DER), for finding which anchor issued a client's
+/// certificate (`roles::issuer_spki_sha256`).
+fn client_anchors(config: &TlsConfig) -> Result<Vec<Vec<u8>>, String> {
+    let named = |e: &dyn std::fmt::Display| format!("tls.client_ca {}: {e}", config.client_ca.display());
+    CertificateDer::pem_file_iter(&config.client_ca)
+        .map_err(|e| named(&e))?
+        .map(|c| c.map(|c| c.to_vec()).map_err(|e| named(&e)))
+        .collect()
+}
+
+/// What one (re)load builds: the server configuration and the client trust anchors.
+type Built = (Arc<ServerConfig>, Vec<Vec<u8>>);
+
 /// A server configuration that can be swapped while the listener runs.
 pub struct Reloadable {
     current: Swappable<ServerConfig>,
+    anchors: Swappable<Vec<Vec<u8>>>,
     files: Vec<PathBuf>,
     stamps: RwLock<Vec<Option<SystemTime>>>,
-    build: Box<dyn Fn() -> Result<Arc<ServerConfig>, String> + Send + Sync>,
+    build: Box<dyn Fn() -> Result<Built, String> + Send + Sync>,
 }
 
 impl Reloadable {
     /// Builds the first configuration (a failure here stops start-up).
     pub fn new(config: &TlsConfig, auth: ClientAuth, revoked: RevokedSet) -> Result<Arc<Reloadable>, String> {
         let owned = config.clone();
-        let build = Box::new(move || server_config(&owned, auth, revoked.clone()));
+        let build = Box::new(move || Ok((server_config(&owned, auth, revoked.clone())?, client_anchors(&owned)?)));
         let files = vec![config.server_cert.clone(), config.server_key.clone(), config.client_ca.clone()];
         let stamps = files.iter().map(|f| modified(f)).collect();
-        let first = build()?;
-        Ok(Arc::new(Reloadable { current: Swappable::from(first), files, stamps: RwLock::new(stamps), build }))
+        let (first, anchors) = build()?;
+        let (current, anchors) = (Swappable::from(first), Swappable::new(anchors));
+        Ok(Arc::new(Reloadable { current, anchors, files, stamps: RwLock::new(stamps), build }))
     }
 
     /// The configuration for a new connection.
@@ -154,12 +169,22 @@ impl Reloadable {
         self.current.current()
     }
 
+    /// Hex SHA-256 of the key that signed a client certificate the handshake verified: one of
+    /// the anchors in force, or an intermediate the client sent (`chain`, leaf first).
+    pub fn issuer_spki_sha256(&self, chain: &[CertificateDer<'_>]) -> Option<String> {
+        let (leaf, intermediates) = chain.split_first()?;
+        let anchors = self.anchors.current();
+        let candidates = anchors.iter().map(Vec::as_slice).chain(intermediates.iter().map(|c| c.as_ref()));
+        crate::roles::issuer_spki_sha256(leaf.as_ref(), candidates)
+    }
+
     /// Rebuilds from the files; on failure the previous configuration stays in use.
     pub fn reload(&self, why: &str) -> Result<(), String> {
         let stamps = self.files.iter().map(|f| modified(f)).collect();
         match (self.build)() {
-            Ok(config) => {
+            Ok((config, anchors)) => {
                 self.current.replace(config);
+                self.anchors.replace(anchors);
                 *self.stamps.write().unwrap_or_else(|p| p.into_inner()) = stamps;
                 tracing::info!(why, "TLS certificates reloaded");
                 Ok(())

@@ -69,8 +69,24 @@ pub fn run(action: Option<Action>, config: Config) -> anyhow::Result<()> {
         for path in &outcome.csr_files {
             println!("CSR for the external root: {}", path.display());
         }
+        pin_audit_certificate(&config, &store).await?;
+        let operators = store.authorities().await?.into_iter().find(|a| a.role == crate::ca::ceremony::OPERATORS);
+        if let Some(digest) = operators.and_then(|ca| crate::roles::spki_sha256(&ca.certificate)) {
+            println!("operator CA key  issuer_spki_sha256 = \"{digest}\" (for subject rules in roles.toml)");
+        }
         Ok(())
     })
+}
+
+/// Pins the audit certificate in the configuration file the ceremony ran with.
+async fn pin_audit_certificate(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let path =
+        config.source_path.as_deref().context("the configuration has no file to pin the audit certificate in")?;
+    let pinned = config.audit.certificate_sha256.as_deref();
+    if let Some(written) = crate::audit::pin::pin_after_ceremony(store, path, pinned).await? {
+        println!("audit certificate pinned in {}: certificate_sha256 = \"{written}\"", path.display());
+    }
+    Ok(())
 }
 
 /// Reads a certificate file in PEM or DER.

@@ -16,6 +16,7 @@ pub enum Action {
 pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
     match action {
         Action::Check => {
+            let roles = crate::roles::Roles::load(&config.policies_dir).map_err(|e| anyhow::anyhow!(e))?;
             let profiles = crate::ca::profile::load_all(&config.policies_dir).map_err(|e| anyhow::anyhow!(e))?;
             for p in profiles.values() {
                 if !config.ca.issuing.iter().any(|i| i.name == p.issuer) {
@@ -23,7 +24,8 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
                 }
             }
             println!(
-                "configuration OK ({} profiles: {})",
+                "configuration OK ({} role rules; {} profiles: {})",
+                roles.rule.len(),
                 profiles.len(),
                 profiles.keys().cloned().collect::<Vec<_>>().join(", ")
             );

@@ -88,7 +88,7 @@ fn json_string(s: &str) -> String {
 }
 
 /// A client certificate and key from another CA (not the operator CA).
-fn foreign_certificate(ca: &TestCa) -> (String, String) {
+pub(crate) fn foreign_certificate(ca: &TestCa) -> (String, String) {
     let dir = ca.path("foreign");
     std::fs::create_dir_all(&dir).unwrap();
     let p = |name: &str| dir.join(name).to_str().unwrap().to_string();

@@ -28,6 +28,7 @@ mod ra_bounds;
 mod ra_identity;
 mod ra_money;
 mod ra_privacy;
+mod roles;
 mod signing;
 mod sole_control;
 mod status;
