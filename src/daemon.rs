@@ -83,8 +83,8 @@ impl Instance {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Instance, StartError> {
         let hsm = start_hsm(&config).await?;
         let store = Store::open(&config.database).await?;
-        let hierarchy = Hierarchy::load(&store, &hsm).await?;
         crate::audit::pin::audit_authority(&store, config.audit.certificate_sha256.as_deref()).await?;
+        let hierarchy = Hierarchy::load(&store, &hsm).await?;
         let profiles =
             crate::policies::load_profiles(&config.policies_dir, &hierarchy).map_err(StartError::Policies)?;
         let writer = store.writer(config.issuance.max_batch);

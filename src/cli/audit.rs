@@ -20,6 +20,13 @@ pub enum Action {
     Verify,
     /// Sign a checkpoint of the current head now (the daemon does this every minute).
     Checkpoint,
+    /// Pin the audit certificate in this configuration file (instances made before the pin
+    /// existed): the fingerprint from the ceremony minutes must match the database's.
+    Pin {
+        /// Hex SHA-256 of the audit certificate, as the ceremony printed it (colons allowed).
+        #[arg(long)]
+        fingerprint: String,
+    },
     /// Print entries in order, one JSON object per line, narrowed by the filters given.
     List {
         /// Entries after this sequence number.
@@ -75,6 +82,7 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Action::Pin { fingerprint } => pin(&config, &fingerprint).await,
             Action::Checkpoint => {
                 let instance = Instance::open(config, Arc::new(SystemClock)).await?;
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
@@ -86,6 +94,35 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// `audit pin`: checks the operator's fingerprint against the database's audit certificate,
+/// writes it into the configuration file and records `audit.pinned`. A database holding a
+/// different certificate is refused: that is the swap the pin is for.
+async fn pin(config: &Config, fingerprint: &str) -> anyhow::Result<()> {
+    use crate::audit::pin::{self as audit_pin, PinError};
+    let path = config.source_path.as_deref().context("no configuration file to write the pin into")?;
+    let store = Store::open(&config.database).await.context("cannot open the database")?;
+    let wanted = audit_pin::normalise(fingerprint);
+    if let Some(pinned) = config.audit.certificate_sha256.as_deref().map(audit_pin::normalise) {
+        anyhow::ensure!(
+            pinned == wanted,
+            "audit.certificate_sha256 already pins {pinned}; a new pin is written only by hand, after checking why the audit certificate changed"
+        );
+    }
+    match audit_pin::audit_authority(&store, Some(&wanted)).await {
+        Ok(_) => {}
+        Err(PinError::Mismatch { found, .. }) => anyhow::bail!(
+            "the database's audit certificate is {found}, not {wanted}: compare with the ceremony minutes before trusting it"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    audit_pin::write(path, &wanted)?;
+    let clock = SystemClock;
+    let detail = serde_json::json!({ "certificate_sha256": wanted, "config": path.display().to_string() });
+    store.audit(&crate::store::AuditRecord::new(&clock, "audit.pinned", "cli", None, detail)).await?;
+    println!("audit certificate pinned in {}: certificate_sha256 = \"{wanted}\"", path.display());
+    Ok(())
 }
 
 /// The chain or a checkpoint is broken.

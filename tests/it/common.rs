@@ -317,6 +317,13 @@ pub fn cloudca(args: &[&str]) -> Output {
     }
 }
 
+/// `cloudca serve` expected to refuse to start: bounded (30 s, then killed), so a daemon that
+/// wrongly starts fails the test instead of hanging it.
+pub fn serve_refused(config: &Path) -> Output {
+    let bin = env!("CARGO_BIN_EXE_cloudca");
+    run("timeout", &["30", bin, "--config", config.to_str().unwrap(), "serve"])
+}
+
 /// Issues a certificate through the CLI; returns (certificate path, serial as openssl prints it).
 pub fn issue_cli(ca: &TestCa, name: &str, profile: &str, subject: &str) -> (PathBuf, String) {
     let key = make_key(ca.dir.path(), name, "ec:P-256");

@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod audit;
 mod audit_events;
+mod audit_pin;
 mod audit_witness;
 mod backup;
 mod ceremony;

@@ -49,7 +49,7 @@ async fn a_subject_rule_without_an_issuer_is_refused_by_config_check_and_at_star
     std::fs::write(&rules, unpinned).unwrap();
     let check = cloudca(&["--config", config, "config", "check"]);
     assert!(!check.ok && check.text.contains("rule 1") && check.text.contains("issuer_spki_sha256"), "{}", check.text);
-    let serve = cloudca(&["--config", config, "serve"]);
+    let serve = serve_refused(&ca.config_path);
     assert!(!serve.ok && serve.text.contains("issuer_spki_sha256"), "the daemon must not start: {}", serve.text);
 
     // Two rules with the same criteria: which role is meant is ambiguous.
