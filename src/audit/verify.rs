@@ -58,8 +58,7 @@ pub async fn verify(store: &Store, witnesses: &[WitnessSource]) -> Result<Verdic
     if let Some(problem) = check_checkpoints(store, &checkpoints).await? {
         return Ok(Verdict::Broken(problem));
     }
-    let by_counter: HashMap<i64, &Checkpoint> =
-        checkpoints.iter().filter_map(|c| c.counter.map(|n| (n, c))).collect();
+    let by_counter: HashMap<i64, &Checkpoint> = checkpoints.iter().filter_map(|c| c.counter.map(|n| (n, c))).collect();
     let newest = by_counter.keys().max().copied().unwrap_or(0);
     let mut count = 0;
     for (path, records) in &witnessed {
@@ -92,9 +91,7 @@ async fn check_checkpoints(store: &Store, checkpoints: &[Checkpoint]) -> Result<
         match store.audit_hash(c.seq).await? {
             Some(h) if h == c.hash => {}
             Some(_) => return Ok(Some(format!("entry {}: differs from its signed {name} (rewritten)", c.seq))),
-            None => {
-                return Ok(Some(format!("entry {}: missing, but a signed checkpoint covers it (log cut)", c.seq)))
-            }
+            None => return Ok(Some(format!("entry {}: missing, but a signed checkpoint covers it (log cut)", c.seq))),
         }
         if let Some(problem) = link(c, previous, expected) {
             return Ok(Some(problem));
@@ -147,9 +144,9 @@ fn against_witness(
              (checkpoint missing: checkpoints deleted, or entries cut from the end with them)"
         )),
         None => Some(format!("{name}: in witness {file}, not in the database (checkpoint missing: deleted)")),
-        Some(c) if *c != w => Some(format!(
-            "{name}: differs from the copy in witness {file} (checkpoint edited or replaced)"
-        )),
+        Some(c) if *c != w => {
+            Some(format!("{name}: differs from the copy in witness {file} (checkpoint edited or replaced)"))
+        }
         Some(_) => None,
     }
 }

@@ -65,7 +65,8 @@ pub fn line(c: &Checkpoint) -> String {
 fn parse(path: &Path, number: usize, text: &str) -> Result<Checkpoint, WitnessError> {
     let corrupt = |reason: String| WitnessError::Corrupt { path: path.to_path_buf(), line: number, reason };
     let l: Line = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    let signature = base64::engine::general_purpose::STANDARD.decode(&l.signature).map_err(|e| corrupt(e.to_string()))?;
+    let signature =
+        base64::engine::general_purpose::STANDARD.decode(&l.signature).map_err(|e| corrupt(e.to_string()))?;
     Ok(Checkpoint {
         counter: Some(l.counter),
         prev_hash: Some(l.prev_hash),
@@ -123,11 +124,7 @@ pub fn writable(path: &Path) -> Result<(), WitnessError> {
 /// Every checkpoint in the file, in order.
 pub fn read_all(path: &Path) -> Result<Vec<Checkpoint>, WitnessError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| parse(path, i + 1, l))
-        .collect()
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| parse(path, i + 1, l)).collect()
 }
 
 /// The last checkpoint in the file, read from its end (the file grows by one line a minute;
