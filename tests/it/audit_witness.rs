@@ -336,3 +336,43 @@ async fn legacy_checkpoints_start_the_chain() {
     let (code, text) = verify(&ca, &[]);
     assert!(code == 65 && text.contains("checkpoint 1 (entry 17)") && text.contains("does not link"), "{text}");
 }
+
+/// Figures, not assertions: one checkpoint round after 1 and after 1000 new entries, and a
+/// full `audit verify` (the binary) of 50k entries. Run with
+/// `cargo nextest run --run-ignored only -E 'test(/measure_checkpoint/)' --no-capture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, run by hand"]
+async fn measure_checkpoint_rounds_and_verify() {
+    let (ca, _pool, instance, checkpointer) = checkpointed_ca().await;
+    for n in [1usize, 1000] {
+        checkpointer.round(&instance.store, &instance.hsm, now_ms()).await.unwrap();
+        append(&instance, n).await;
+        let t = std::time::Instant::now();
+        checkpointer.round(&instance.store, &instance.hsm, now_ms()).await.unwrap().unwrap();
+        eprintln!("MEASURE checkpoint round after {n} new entries: {:?}", t.elapsed());
+    }
+    // 49k more entries written straight into the chain (hashes computed here), in one go.
+    let (mut seq, mut prev) = instance.store.audit_head().await.unwrap();
+    let mut tx = _pool.begin().await.unwrap();
+    for i in 0..49_000 {
+        seq += 1;
+        let record =
+            AuditRecord::new(&cloudca::clock::SystemClock, "test.bulk", "test", None, serde_json::json!({ "i": i }));
+        let hash = entry_hash(seq, &record, &prev);
+        sqlx::query("INSERT INTO audit_events (seq, at, kind, actor, serial, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, NULL, $5, $6, $7)")
+            .bind(seq).bind(record.at).bind(&record.kind).bind(&record.actor).bind(&record.detail).bind(&prev).bind(&hash)
+            .execute(&mut *tx).await.unwrap();
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    checkpointer.round(&instance.store, &instance.hsm, now_ms()).await.unwrap();
+    let t = std::time::Instant::now();
+    let (code, text) = verify(&ca, &[]);
+    eprintln!("MEASURE audit verify: {:?} ({code}) {text}", t.elapsed());
+}
