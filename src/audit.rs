@@ -1,13 +1,23 @@
 //! The audit log's trust anchor: checkpoints of the hash chain signed by the `audit` key in the
-//! HSM, and the full verification (`cloudca audit verify`): the chain links, then every
-//! checkpoint's signature and position. Rewriting history then needs the audit key, not just
-//! write access to the database.
+//! HSM, chained to one another and copied to a witness file outside the database, and the full
+//! verification (`cloudca audit verify`). Rewriting history then needs the audit key and this
+//! host's files, not just write access to the database.
+//!
+//! - [`checkpoint`]: the round the daemon runs every minute: check the segment since the last
+//!   checkpoint, refuse over a broken one, else sign, witness, store.
+//! - [`verify`]: entries, every checkpoint's signature and link, and the witnesses.
+//! - [`witness`]: the append-only file.
 
+pub mod checkpoint;
 pub mod coalesce;
 pub mod pin;
+pub mod verify;
+pub mod witness;
 
-use crate::hsm::{HsmError, HsmPool, KeyAlgorithm};
-use crate::store::audit::{checkpoint_message, AuditVerdict, Checkpoint};
+pub use checkpoint::{Checkpointer, Refusal};
+pub use verify::{verify, Verdict, WitnessSource};
+
+use crate::hsm::{HsmError, KeyAlgorithm};
 use crate::store::{Store, StoreError};
 
 /// Why checkpointing or verification failed (not: what verification found).
@@ -22,9 +32,17 @@ pub enum AuditError {
     /// No audit key in the hierarchy.
     #[error("no audit key in the CA hierarchy (run the ceremony)")]
     NoAuditKey,
+    /// The checkpoint round refused to sign (see [`Refusal`]).
+    #[error("audit checkpoint refused: {0}")]
+    Refused(Refusal),
+    /// A witness file could not be read.
+    #[error("{0}")]
+    Witness(#[from] witness::WitnessError),
 }
 
-/// The audit key as stored in the hierarchy: label, algorithm and public key bits.
+/// The audit key as stored in the hierarchy: label, algorithm and public key bits. Every use
+/// of the audit key's certificate goes through here, so a check of that certificate (the pin
+/// in `cloudca.toml`) has one place to live.
 async fn audit_key(store: &Store) -> Result<(String, KeyAlgorithm, Vec<u8>), AuditError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let record = store.authorities().await?.into_iter().find(|a| a.role == "audit").ok_or(AuditError::NoAuditKey)?;
@@ -33,65 +51,19 @@ async fn audit_key(store: &Store) -> Result<(String, KeyAlgorithm, Vec<u8>), Aud
     Ok((record.key_label, algorithm, cert.tbs_certificate.subject_pki.subject_public_key.data.to_vec()))
 }
 
-/// Signs the current head if it moved since the last checkpoint; returns the seq covered.
-pub async fn checkpoint(store: &Store, hsm: &HsmPool, now_ms: i64) -> Result<Option<i64>, AuditError> {
-    let (seq, hash) = store.audit_head().await?;
-    let last = store.checkpoints().await?.last().map(|c| c.seq).unwrap_or(0);
-    if seq == 0 || seq <= last {
-        return Ok(None);
-    }
-    let (label, algorithm, _) = audit_key(store).await?;
-    let signature = hsm.sign(&label, algorithm, &checkpoint_message(seq, &hash, now_ms)).await?;
-    store.put_checkpoint(&Checkpoint { seq, hash, at: now_ms, signature }).await?;
-    Ok(Some(seq))
+/// Checks checkpoint signatures with the audit key's public key.
+struct SignatureCheck {
+    key: ring::signature::UnparsedPublicKey<Vec<u8>>,
 }
 
-/// What the full verification found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Chain and checkpoints intact.
-    Intact {
-        /// Entries.
-        entries: i64,
-        /// Checkpoints verified.
-        checkpoints: usize,
-    },
-    /// The first problem.
-    Broken(String),
-}
+impl SignatureCheck {
+    async fn load(store: &Store) -> Result<(String, KeyAlgorithm, SignatureCheck), AuditError> {
+        let (label, algorithm, public_key) = audit_key(store).await?;
+        let key = ring::signature::UnparsedPublicKey::new(algorithm.ring_verification(), public_key);
+        Ok((label, algorithm, SignatureCheck { key }))
+    }
 
-/// Walks the chain, then checks every checkpoint: signed by the audit key, and matching the
-/// entry it names (a chain cut or rewritten before a checkpoint no longer matches it).
-pub async fn verify(store: &Store) -> Result<Verdict, AuditError> {
-    let entries = match store.verify_audit().await? {
-        AuditVerdict::Intact { entries, .. } => entries,
-        AuditVerdict::Broken { seq, problem } => return Ok(Verdict::Broken(format!("entry {seq}: {problem}"))),
-    };
-    let checkpoints = store.checkpoints().await?;
-    if checkpoints.is_empty() {
-        return Ok(Verdict::Intact { entries, checkpoints: 0 });
+    fn verifies(&self, c: &crate::store::audit::Checkpoint) -> bool {
+        self.key.verify(&c.message(), &c.signature).is_ok()
     }
-    let (_, algorithm, public_key) = audit_key(store).await?;
-    let key = ring::signature::UnparsedPublicKey::new(algorithm.ring_verification(), public_key);
-    for c in &checkpoints {
-        if key.verify(&checkpoint_message(c.seq, &c.hash, c.at), &c.signature).is_err() {
-            return Ok(Verdict::Broken(format!(
-                "checkpoint at entry {}: signature does not verify with the audit key",
-                c.seq
-            )));
-        }
-        match store.audit_hash(c.seq).await? {
-            Some(h) if h == c.hash => {}
-            Some(_) => {
-                return Ok(Verdict::Broken(format!("entry {}: differs from its signed checkpoint (rewritten)", c.seq)))
-            }
-            None => {
-                return Ok(Verdict::Broken(format!(
-                    "entry {}: missing, but a signed checkpoint covers it (log cut)",
-                    c.seq
-                )))
-            }
-        }
-    }
-    Ok(Verdict::Intact { entries, checkpoints: checkpoints.len() })
 }

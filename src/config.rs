@@ -66,7 +66,7 @@ pub struct Config {
     /// Which third-party providers this instance uses.
     #[serde(default)]
     pub providers: ProvidersConfig,
-    /// The audit log's anchors outside the database.
+    /// The audit log's anchors outside the database: the pinned certificate, the witness file.
     #[serde(default)]
     pub audit: AuditConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
@@ -88,6 +88,18 @@ pub struct AuditConfig {
     /// the daemon and `audit verify`.
     #[serde(default)]
     pub certificate_sha256: Option<String>,
+    /// The append-only file every signed checkpoint is copied to before it is stored
+    /// (default `<data_dir>/audit-witness.log`). Each daemon needs its own; keep it off the
+    /// database's host and out of the database's backups.
+    #[serde(default)]
+    pub witness_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// This daemon's audit witness file: `audit.witness_file`, or `<data_dir>/audit-witness.log`.
+    pub fn audit_witness(&self) -> PathBuf {
+        self.audit.witness_file.clone().unwrap_or_else(|| self.data_dir.join("audit-witness.log"))
+    }
 }
 
 /// SHA-256 over every policy file (name and content, in name order), so the audit log shows
@@ -687,6 +699,9 @@ impl Config {
         };
         abs(&mut self.data_dir);
         abs(&mut self.policies_dir);
+        if let Some(p) = self.audit.witness_file.as_mut() {
+            abs(p)
+        }
         if let Some(p) = self.hsm.pin_file.as_mut() {
             abs(p)
         }

@@ -312,10 +312,11 @@ fn background(
     use crate::coord::{run_job, Job};
     let (i, j) = (instance.clone(), instance.clone());
     let ra_period = std::time::Duration::from_secs(instance.config.ra.task_seconds);
+    let checkpointer = Arc::new(crate::audit::Checkpointer::open(instance.config.audit_witness()));
     vec![
         tokio::spawn(run_job(leases.clone(), Job::AuditCheckpoint, CHECKPOINT_PERIOD, tx.subscribe(), move || {
-            let i = i.clone();
-            async move { checkpoint(&i).await }
+            let (i, c) = (i.clone(), checkpointer.clone());
+            async move { checkpoint(&i, &c).await }
         })),
         tokio::spawn(run_job(leases.clone(), Job::Ra, ra_period, tx.subscribe(), move || {
             let j = j.clone();
@@ -394,11 +395,12 @@ async fn audit_start(instance: &Instance) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Signs an audit checkpoint if the chain grew since the last one.
-async fn checkpoint(instance: &Instance) {
+/// Signs an audit checkpoint if the chain grew since the last one (refusals log themselves).
+async fn checkpoint(instance: &Instance, checkpointer: &crate::audit::Checkpointer) {
     let now = instance.issuance.clock.now().unix_timestamp() * 1000;
-    if let Err(e) = crate::audit::checkpoint(&instance.store, &instance.hsm, now).await {
-        tracing::warn!(error = %e, "audit checkpoint failed; retrying next round");
+    match checkpointer.round(&instance.store, &instance.hsm, now).await {
+        Ok(_) | Err(crate::audit::AuditError::Refused(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; retrying next round"),
     }
 }
 

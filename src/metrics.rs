@@ -44,6 +44,11 @@ pub struct Metrics {
     pub audit_appends: IntCounter,
     /// Seconds since the newest signed checkpoint (set when `/metrics` is scraped).
     pub audit_checkpoint_age: IntGauge,
+    /// 1 while this daemon's checkpoint round finds the audit chain broken and refuses to sign.
+    pub audit_chain_broken: IntGauge,
+    /// Checkpoint rounds that refused to sign, by reason (`chain_broken`,
+    /// `checkpoints_deleted`, `witness`).
+    pub audit_checkpoint_refusals: IntCounterVec,
     /// Orders by flow and state (set when `/metrics` is scraped; no per-order labels).
     pub ra_orders: IntGaugeVec,
     /// Seconds from submission to an officer's decision, by flow.
@@ -123,6 +128,14 @@ fn build() -> prometheus::Result<Metrics> {
             "audit_checkpoint_age_seconds",
             "Seconds since the newest signed audit checkpoint",
         )?,
+        audit_chain_broken: IntGauge::new(
+            "audit_chain_broken",
+            "1 while the checkpoint round finds the audit chain broken and refuses to sign",
+        )?,
+        audit_checkpoint_refusals: IntCounterVec::new(
+            Opts::new("audit_checkpoint_refusals_total", "Audit checkpoint rounds that refused to sign, by reason"),
+            &["reason"],
+        )?,
         ra_orders: IntGaugeVec::new(Opts::new("ra_orders", "Orders by flow and state"), &["flow", "state"])?,
         ra_review_wait_seconds: HistogramVec::new(
             HistogramOpts::new("ra_review_wait_seconds", "Submission to review decision").buckets(vec![
@@ -179,6 +192,12 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.access_denied.clone()))?;
     m.registry.register(Box::new(m.audit_appends.clone()))?;
     m.registry.register(Box::new(m.audit_checkpoint_age.clone()))?;
+    m.registry.register(Box::new(m.audit_chain_broken.clone()))?;
+    m.registry.register(Box::new(m.audit_checkpoint_refusals.clone()))?;
+    for reason in ["chain_broken", "checkpoints_deleted", "witness"] {
+        // Present at 0 from the start, so `increase()` in an alert rule sees the first refusal.
+        m.audit_checkpoint_refusals.with_label_values(&[reason]);
+    }
     m.registry.register(Box::new(m.ra_orders.clone()))?;
     m.registry.register(Box::new(m.ra_review_wait_seconds.clone()))?;
     m.registry.register(Box::new(m.ra_review_oldest_seconds.clone()))?;

@@ -1,13 +1,16 @@
-//! `cloudca --config FILE audit verify`: walks the hash chain and names the first entry that
-//! was edited, deleted, inserted or reordered. `audit list` prints entries; `audit checkpoint`
-//! signs the head now.
+//! `cloudca --config FILE audit verify`: walks the hash chain, the signed checkpoints and the
+//! witness files, and names the first entry or checkpoint that was edited, deleted, inserted,
+//! reordered or cut. Exit 0 intact, 65 broken, 66 a witness file missing. `audit list` prints
+//! entries; `audit checkpoint` signs the head now (through the same checks as the daemon).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::audit::Verdict;
+use super::{CliError, EX_DATAERR};
+use crate::audit::{AuditError, Verdict, WitnessSource};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::daemon::Instance;
@@ -16,8 +19,17 @@ use crate::store::Store;
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Action {
-    /// Check the chain and its signed checkpoints (database only; no HSM needed).
-    Verify,
+    /// Check the chain, its signed checkpoints and the witness files (no HSM needed).
+    Verify {
+        /// Another witness file to check against (repeatable), e.g. other daemons' copies;
+        /// `<data_dir>/audit-witness.log` (or `audit.witness_file`) is always read unless
+        /// `--no-witness`.
+        #[arg(long = "witness", value_name = "FILE")]
+        witnesses: Vec<PathBuf>,
+        /// Check the database alone (e.g. on a host without the daemon's witness).
+        #[arg(long, conflicts_with = "witnesses")]
+        no_witness: bool,
+    },
     /// Sign a checkpoint of the current head now (the daemon does this every minute).
     Checkpoint,
     /// Pin the audit certificate in this configuration file (instances made before the pin
@@ -48,20 +60,11 @@ pub enum Action {
 }
 
 /// Runs an `audit` command.
-pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
+pub fn run(action: Action, config: Config) -> Result<(), CliError> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         match action {
-            Action::Verify => {
-                let store = Store::open(&config.database).await.context("cannot open the database")?;
-                match crate::audit::verify(&store).await? {
-                    Verdict::Intact { entries, checkpoints } => {
-                        println!("audit log intact: {entries} entries, {checkpoints} signed checkpoints verified");
-                        Ok(())
-                    }
-                    Verdict::Broken(problem) => Err(anyhow::Error::new(AuditBroken { problem })),
-                }
-            }
+            Action::Verify { witnesses, no_witness } => verify(&config, witnesses, no_witness).await,
             Action::List { after_seq, kind, actor, serial, limit } => {
                 let store = Store::open(&config.database).await.context("cannot open the database")?;
                 let serial = match serial {
@@ -72,7 +75,7 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
                     None => None,
                 };
                 let query = crate::store::AuditQuery { after_seq, kind, actor, serial, limit: limit.clamp(1, 100_000) };
-                for e in store.audit_events(&query).await? {
+                for e in store.audit_events(&query).await.map_err(anyhow::Error::from)? {
                     let detail: serde_json::Value = serde_json::from_str(&e.record.detail).unwrap_or_default();
                     let line = serde_json::json!({
                         "seq": e.seq, "at_ms": e.record.at, "kind": e.record.kind, "actor": e.record.actor,
@@ -84,11 +87,19 @@ pub fn run(action: Action, config: Config) -> anyhow::Result<()> {
             }
             Action::Pin { fingerprint } => pin(&config, &fingerprint).await,
             Action::Checkpoint => {
-                let instance = Instance::open(config, Arc::new(SystemClock)).await?;
+                let witness = config.audit_witness();
+                let instance = Instance::open(config, Arc::new(SystemClock)).await.map_err(anyhow::Error::from)?;
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                match crate::audit::checkpoint(&instance.store, &instance.hsm, now).await? {
-                    Some(seq) => println!("checkpoint signed at entry {seq}"),
-                    None => println!("no new entries since the last checkpoint"),
+                match crate::audit::Checkpointer::open(witness).round(&instance.store, &instance.hsm, now).await {
+                    Ok(Some(seq)) => println!("checkpoint signed at entry {seq}"),
+                    Ok(None) => println!("no new entries since the last checkpoint"),
+                    Err(AuditError::Refused(refusal)) => {
+                        return Err(CliError {
+                            error: anyhow::anyhow!("checkpoint refused ({}): {}", refusal.reason, refusal.problem),
+                            code: EX_DATAERR,
+                        })
+                    }
+                    Err(e) => return Err(anyhow::Error::from(e).into()),
                 }
                 Ok(())
             }
@@ -131,4 +142,35 @@ async fn pin(config: &Config, fingerprint: &str) -> anyhow::Result<()> {
 pub struct AuditBroken {
     /// Where and what.
     pub problem: String,
+}
+
+/// EX_NOINPUT: a witness file named (or the default one) cannot be read.
+const EX_NOINPUT: u8 = 66;
+
+/// `audit verify`: the database against the witnesses; the exit status says which failed.
+async fn verify(config: &Config, witnesses: Vec<PathBuf>, no_witness: bool) -> Result<(), CliError> {
+    let store = Store::open(&config.database).await.context("cannot open the database")?;
+    let mut sources = Vec::new();
+    if !no_witness {
+        sources.push(WitnessSource { path: config.audit_witness(), explicit: false });
+        sources.extend(witnesses.into_iter().map(|path| WitnessSource { path, explicit: true }));
+    }
+    let verdict = crate::audit::verify(&store, &sources).await;
+    store.close().await;
+    match verdict {
+        Ok(Verdict::Intact { entries, checkpoints, witnessed }) => {
+            let files = if no_witness { "no witness read".to_string() } else { format!("{witnessed} witnessed") };
+            println!("audit log intact: {entries} entries, {checkpoints} signed checkpoints verified ({files})");
+            Ok(())
+        }
+        Ok(Verdict::Broken(problem)) => Err(anyhow::Error::new(AuditBroken { problem }).into()),
+        Err(AuditError::Witness(e)) => Err(CliError {
+            error: anyhow::anyhow!(
+                "{e}: cannot check the checkpoints against it; name the witness files with --witness FILE, \
+                 or check the database alone with --no-witness"
+            ),
+            code: EX_NOINPUT,
+        }),
+        Err(e) => Err(anyhow::Error::from(e).into()),
+    }
 }

@@ -114,7 +114,7 @@ struct Checked {
 /// Schema and counts, then the audit chain and its signed checkpoints.
 async fn check(store: &Store, label: &Path) -> Result<Checked, CliError> {
     let summary = backup::inspect(store, label).await.map_err(refused)?;
-    match crate::audit::verify(store).await.context("cannot verify the audit chain")? {
+    match crate::audit::verify(store, &[]).await.context("cannot verify the audit chain")? {
         Verdict::Intact { checkpoints, .. } => Ok(Checked { summary, checkpoints }),
         Verdict::Broken(problem) => Err(CliError {
             error: anyhow::anyhow!("{}: audit chain broken at {problem}; not a back-up to rely on", label.display()),

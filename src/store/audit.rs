@@ -36,21 +36,50 @@ pub enum AuditVerdict {
 }
 
 /// A signed checkpoint of the chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// Position in the chain of checkpoints (1, 2, 3 ...); `None` for a legacy checkpoint
+    /// written before migration 13, which starts the chain.
+    pub counter: Option<i64>,
+    /// [`Checkpoint::record_hash`] of the previous checkpoint ([`GENESIS`] for the first);
+    /// `None` for a legacy checkpoint.
+    pub prev_hash: Option<String>,
     /// The entry it covers.
     pub seq: i64,
     /// That entry's hash.
     pub hash: String,
     /// Unix milliseconds.
     pub at: i64,
-    /// Signature by the audit key over [`checkpoint_message`].
+    /// Signature by the audit key over [`Checkpoint::message`].
     pub signature: Vec<u8>,
 }
 
-/// The bytes the audit key signs for a checkpoint.
-pub fn checkpoint_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
-    format!("cloudca-audit-checkpoint\n{seq}\n{hash}\n{at}").into_bytes()
+impl Checkpoint {
+    /// The bytes the audit key signs: a domain-separation tag, then counter, previous
+    /// checkpoint's hash, seq, head hash and time for a chained checkpoint; the legacy form
+    /// (tag, seq, hash, time) for one written before checkpoints were chained.
+    pub fn message(&self) -> Vec<u8> {
+        let (seq, hash, at) = (self.seq, &self.hash, self.at);
+        match (self.counter, &self.prev_hash) {
+            (Some(counter), Some(prev)) => {
+                format!("cloudca-audit-checkpoint-v2\n{counter}\n{prev}\n{seq}\n{hash}\n{at}").into_bytes()
+            }
+            _ => format!("cloudca-audit-checkpoint\n{seq}\n{hash}\n{at}").into_bytes(),
+        }
+    }
+
+    /// SHA-256 (hex) of the signed message: what the next checkpoint's `prev_hash` names.
+    pub fn record_hash(&self) -> String {
+        hex::encode(sha2::Sha256::digest(self.message()))
+    }
+
+    /// How reports name it: `checkpoint 7 (entry 120)`, or `legacy checkpoint (entry 40)`.
+    pub fn name(&self) -> String {
+        match self.counter {
+            Some(n) => format!("checkpoint {n} (entry {})", self.seq),
+            None => format!("legacy checkpoint (entry {})", self.seq),
+        }
+    }
 }
 
 /// Commits a transaction that appended `appended` audit entries, and counts them.
@@ -60,6 +89,33 @@ pub(super) async fn commit(tx: sqlx::Transaction<'static, sqlx::Any>, appended: 
     Ok(())
 }
 
+/// A checkpoint row inserted but not committed: the caller writes its witness first, then
+/// [`PendingCheckpoint::commit`]s (dropping it rolls the row back). A second signer racing for
+/// the same counter fails at the insert, before any witness holds its copy.
+pub struct PendingCheckpoint {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl PendingCheckpoint {
+    /// Makes the checkpoint durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+const CHECKPOINT_COLUMNS: &str = "counter, prev_hash, seq, hash, at, signature";
+
+fn checkpoint_row(r: &sqlx::any::AnyRow) -> Result<Checkpoint, sqlx::Error> {
+    Ok(Checkpoint {
+        counter: r.try_get("counter")?,
+        prev_hash: r.try_get("prev_hash")?,
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        at: r.try_get("at")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
 impl Store {
     /// The head of the chain: (last seq, its hash).
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
@@ -67,34 +123,51 @@ impl Store {
         Ok((head.try_get("seq")?, head.try_get("hash")?))
     }
 
-    /// Stores a signed checkpoint.
-    pub async fn put_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING")
-            .bind(c.seq)
-            .bind(&c.hash)
-            .bind(c.at)
-            .bind(&c.signature)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Inserts a signed checkpoint in a transaction left open for the witness write.
+    pub async fn begin_checkpoint(&self, c: &Checkpoint) -> Result<PendingCheckpoint, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (counter, prev_hash, seq, hash, at, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.counter)
+        .bind(&c.prev_hash)
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(c.at)
+        .bind(&c.signature)
+        .execute(&mut *tx)
+        .await?;
+        Ok(PendingCheckpoint { tx })
     }
 
     /// Every checkpoint, oldest first.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows = sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Checkpoint {
-                    seq: r.try_get("seq")?,
-                    hash: r.try_get("hash")?,
-                    at: r.try_get("at")?,
-                    signature: r.try_get("signature")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(checkpoint_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
+    }
+
+    /// The newest checkpoint (highest entry covered), if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1");
+        let row = sqlx::query(&sql).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(checkpoint_row).transpose()?)
+    }
+
+    /// The chained checkpoint with this counter, if stored.
+    pub async fn checkpoint_by_counter(&self, counter: i64) -> Result<Option<Checkpoint>, StoreError> {
+        let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE counter = $1");
+        let row = sqlx::query(&sql).bind(counter).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(checkpoint_row).transpose()?)
+    }
+
+    /// The newest legacy (unchained) checkpoint below entry `seq`: what checkpoint 1 links to.
+    pub async fn legacy_checkpoint_before(&self, seq: i64) -> Result<Option<Checkpoint>, StoreError> {
+        let sql = format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE counter IS NULL AND seq < $1 ORDER BY seq DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql).bind(seq).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(checkpoint_row).transpose()?)
     }
 
     /// The hash of one entry, as stored.
@@ -110,13 +183,27 @@ impl Store {
     /// are past it and are left to the next verification instead of looking like a cut.
     pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
         let (head_seq, head_hash) = self.audit_head().await?;
+        self.verify_audit_segment(0, GENESIS, head_seq, &head_hash).await
+    }
+
+    /// Walks the entries after `from_seq` (whose hash is `from_hash`: a verified checkpoint,
+    /// or the genesis) up to the head `head_seq`/`head_hash`, recomputing every link; then
+    /// looks for rows past the head. What the checkpoint job checks before it signs.
+    pub async fn verify_audit_segment(
+        &self,
+        from_seq: i64,
+        from_hash: &str,
+        head_seq: i64,
+        head_hash: &str,
+    ) -> Result<AuditVerdict, StoreError> {
         let mut rows = sqlx::query(
-            "SELECT seq, at, kind, actor, serial, detail, prev_hash, hash FROM audit_events WHERE seq <= $1 ORDER BY seq",
+            "SELECT seq, at, kind, actor, serial, detail, prev_hash, hash FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq",
         )
+        .bind(from_seq)
         .bind(head_seq)
         .fetch(&self.pool);
-        let mut expected_seq = 1i64;
-        let mut prev = GENESIS.to_string();
+        let mut expected_seq = from_seq + 1;
+        let mut prev = from_hash.to_string();
         while let Some(r) = rows.try_next().await? {
             let seq: i64 = r.try_get("seq")?;
             let record = AuditRecord {
@@ -128,25 +215,8 @@ impl Store {
             };
             let prev_hash: String = r.try_get("prev_hash")?;
             let hash: String = r.try_get("hash")?;
-            if seq != expected_seq {
-                let problem = if seq > expected_seq {
-                    format!("entries {expected_seq}..{} are missing (deleted)", seq - 1)
-                } else {
-                    "out of sequence".to_string()
-                };
+            if let Some(problem) = link_problem(seq, expected_seq, &record, &prev_hash, &hash, &prev) {
                 return Ok(AuditVerdict::Broken { seq: expected_seq.min(seq), problem });
-            }
-            if prev_hash != prev {
-                return Ok(AuditVerdict::Broken {
-                    seq,
-                    problem: "does not chain to the entry before it (inserted, deleted or reordered)".into(),
-                });
-            }
-            if entry_hash(seq, &record, &prev_hash) != hash {
-                return Ok(AuditVerdict::Broken {
-                    seq,
-                    problem: "its content does not match its hash (edited)".into(),
-                });
             }
             prev = hash;
             expected_seq += 1;
@@ -174,6 +244,32 @@ impl Store {
         }
         Ok(AuditVerdict::Intact { entries: expected_seq - 1, head: prev })
     }
+}
+
+/// What is wrong with one row of the walk, if anything: its position, its link to the entry
+/// before it, or its own hash.
+fn link_problem(
+    seq: i64,
+    expected_seq: i64,
+    record: &AuditRecord,
+    prev_hash: &str,
+    hash: &str,
+    prev: &str,
+) -> Option<String> {
+    if seq != expected_seq {
+        return Some(if seq > expected_seq {
+            format!("entries {expected_seq}..{} are missing (deleted)", seq - 1)
+        } else {
+            "out of sequence".to_string()
+        });
+    }
+    if prev_hash != prev {
+        return Some("does not chain to the entry before it (inserted, deleted or reordered)".into());
+    }
+    if entry_hash(seq, record, prev_hash) != hash {
+        return Some("its content does not match its hash (edited)".into());
+    }
+    None
 }
 
 /// One audit entry as stored, for queries.

@@ -2,13 +2,13 @@
 
 use crate::common::*;
 
-fn verify(ca: &TestCa) -> Output {
+pub(crate) fn verify(ca: &TestCa) -> Output {
     cloudca(&["--config", ca.config_path.to_str().unwrap(), "audit", "verify"])
 }
 
 /// A CA with a few audited events (ceremony, the dev TLS credentials and the dev platform:
 /// 8 entries; then three issuances and revocations: 14), and a raw connection.
-async fn audited_ca() -> (TestCa, sqlx::AnyPool) {
+pub(crate) async fn audited_ca() -> (TestCa, sqlx::AnyPool) {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
     let key = make_key(ca.dir.path(), "k", "ec:P-256");
@@ -151,7 +151,7 @@ async fn verifying_while_entries_are_appended_finds_the_chain_intact() {
     });
     let mut verified = 0;
     while !appender.is_finished() {
-        let verdict = cloudca::audit::verify(&instance.store).await.unwrap();
+        let verdict = cloudca::audit::verify(&instance.store, &[]).await.unwrap();
         assert!(matches!(verdict, cloudca::audit::Verdict::Intact { .. }), "{verdict:?}");
         verified += 1;
     }

@@ -57,10 +57,17 @@ pub(super) async fn query(
     Ok(Json(serde_json::json!({ "items": items, "next_seq": next_seq })).into_response())
 }
 
+/// The same verification as `cloudca audit verify`: the database, and this daemon's own
+/// witness (a missing or unreadable witness is reported as not intact).
 pub(super) async fn verify(State(instance): State<Instance>) -> Result<Response, Problem> {
-    let verdict = crate::audit::verify(&instance.store).await.map_err(|e| Problem::internal(&e))?;
+    let witness = crate::audit::WitnessSource { path: instance.config.audit_witness(), explicit: false };
+    let verdict = match crate::audit::verify(&instance.store, &[witness]).await {
+        Ok(verdict) => verdict,
+        Err(crate::audit::AuditError::Witness(e)) => crate::audit::Verdict::Broken(e.to_string()),
+        Err(e) => return Err(Problem::internal(&e)),
+    };
     Ok(Json(match verdict {
-        crate::audit::Verdict::Intact { entries, checkpoints } => {
+        crate::audit::Verdict::Intact { entries, checkpoints, .. } => {
             serde_json::json!({ "intact": true, "entries": entries, "checkpoints": checkpoints })
         }
         crate::audit::Verdict::Broken(problem) => serde_json::json!({ "intact": false, "problem": problem }),

@@ -1,0 +1,152 @@
+//! The full verification behind `cloudca audit verify` and `GET /v1/audit/verify`: the entry
+//! chain, every checkpoint (signature, the entry it names, its link to the checkpoint before
+//! it, no counter missing), then each witness file (every checkpoint it holds is in the
+//! database, unchanged; the database's newest is not older than the witness's).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::witness::{self, WitnessError};
+use super::{AuditError, SignatureCheck};
+use crate::store::audit::{AuditVerdict, Checkpoint, GENESIS};
+use crate::store::Store;
+
+/// What the full verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Chain, checkpoints and witnesses intact.
+    Intact {
+        /// Entries.
+        entries: i64,
+        /// Checkpoints verified.
+        checkpoints: usize,
+        /// Witness records found in the database unchanged (over all witness files read).
+        witnessed: usize,
+    },
+    /// The first problem, naming the entry or checkpoint and what is wrong.
+    Broken(String),
+}
+
+/// A witness file to check the database against.
+#[derive(Debug, Clone)]
+pub struct WitnessSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Named by the operator (`--witness`): missing is always an error. The default
+    /// (`<data_dir>/audit-witness.log`) may be missing only while the database holds no
+    /// chained checkpoint yet (a new CA whose daemon has not signed one).
+    pub explicit: bool,
+}
+
+/// Verifies entries, checkpoints and the given witnesses. A missing or unreadable witness is
+/// an error ([`AuditError::Witness`]), not a verdict: without it nothing can be said.
+pub async fn verify(store: &Store, witnesses: &[WitnessSource]) -> Result<Verdict, AuditError> {
+    let checkpoints = store.checkpoints().await?;
+    let chained = checkpoints.iter().any(|c| c.counter.is_some());
+    let mut witnessed = Vec::new();
+    for source in witnesses {
+        match witness::read_all(&source.path) {
+            Ok(records) => witnessed.push((source.path.clone(), records)),
+            Err(WitnessError::Missing(_)) if !source.explicit && !chained => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let entries = match store.verify_audit().await? {
+        AuditVerdict::Intact { entries, .. } => entries,
+        AuditVerdict::Broken { seq, problem } => return Ok(Verdict::Broken(format!("entry {seq}: {problem}"))),
+    };
+    if let Some(problem) = check_checkpoints(store, &checkpoints).await? {
+        return Ok(Verdict::Broken(problem));
+    }
+    let by_counter: HashMap<i64, &Checkpoint> = checkpoints.iter().filter_map(|c| c.counter.map(|n| (n, c))).collect();
+    let newest = by_counter.keys().max().copied().unwrap_or(0);
+    let mut count = 0;
+    for (path, records) in &witnessed {
+        for w in records {
+            if let Some(problem) = against_witness(w, &by_counter, newest, path) {
+                return Ok(Verdict::Broken(problem));
+            }
+            count += 1;
+        }
+    }
+    Ok(Verdict::Intact { entries, checkpoints: checkpoints.len(), witnessed: count })
+}
+
+/// Every checkpoint in entry order: signed by the audit key, matching the entry it names,
+/// chained (counters 1, 2, 3 ... each naming the previous record's hash; legacy ones first).
+async fn check_checkpoints(store: &Store, checkpoints: &[Checkpoint]) -> Result<Option<String>, AuditError> {
+    if checkpoints.is_empty() {
+        return Ok(None);
+    }
+    let (_, _, signatures) = SignatureCheck::load(store).await?;
+    let mut previous: Option<&Checkpoint> = None;
+    let mut expected = 1;
+    for c in checkpoints {
+        let name = c.name();
+        if !signatures.verifies(c) {
+            return Ok(Some(format!(
+                "{name}: signature does not verify with the audit key (checkpoint edited or forged)"
+            )));
+        }
+        match store.audit_hash(c.seq).await? {
+            Some(h) if h == c.hash => {}
+            Some(_) => return Ok(Some(format!("entry {}: differs from its signed {name} (rewritten)", c.seq))),
+            None => return Ok(Some(format!("entry {}: missing, but a signed checkpoint covers it (log cut)", c.seq))),
+        }
+        if let Some(problem) = link(c, previous, expected) {
+            return Ok(Some(problem));
+        }
+        if let Some(n) = c.counter {
+            expected = n + 1;
+        }
+        previous = Some(c);
+    }
+    Ok(None)
+}
+
+/// What is wrong with `c`'s place in the chain of checkpoints, if anything.
+pub(super) fn link(c: &Checkpoint, previous: Option<&Checkpoint>, expected: i64) -> Option<String> {
+    let name = c.name();
+    let Some(n) = c.counter else {
+        return (expected > 1).then(|| {
+            format!("{name}: an unchained checkpoint after chained ones (inserted, or signed by a daemon older than migration 13)")
+        });
+    };
+    if n > expected {
+        return Some(format!(
+            "checkpoint {expected}: missing from the database, the next one is {name} (checkpoint missing: deleted)"
+        ));
+    }
+    if n < expected {
+        return Some(format!("{name}: out of order (checkpoint inserted or reordered)"));
+    }
+    let wanted = previous.map(Checkpoint::record_hash).unwrap_or_else(|| GENESIS.to_string());
+    if c.prev_hash.as_deref() != Some(wanted.as_str()) {
+        return Some(format!(
+            "{name}: does not link to the checkpoint before it (checkpoint edited, inserted or replaced)"
+        ));
+    }
+    None
+}
+
+/// One witness record against the database's checkpoints.
+fn against_witness(
+    w: &Checkpoint,
+    by_counter: &HashMap<i64, &Checkpoint>,
+    newest: i64,
+    path: &std::path::Path,
+) -> Option<String> {
+    let name = w.name();
+    let file = path.display();
+    match by_counter.get(&w.counter.unwrap_or(0)) {
+        None if w.counter.unwrap_or(0) > newest => Some(format!(
+            "{name}: in witness {file}, but the database's newest is checkpoint {newest} \
+             (checkpoint missing: checkpoints deleted, or entries cut from the end with them)"
+        )),
+        None => Some(format!("{name}: in witness {file}, not in the database (checkpoint missing: deleted)")),
+        Some(c) if *c != w => {
+            Some(format!("{name}: differs from the copy in witness {file} (checkpoint edited or replaced)"))
+        }
+        Some(_) => None,
+    }
+}
