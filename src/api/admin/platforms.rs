@@ -56,5 +56,7 @@ pub(super) async fn disable(
 ) -> Result<Response, Problem> {
     let clock = instance.issuance.clock.as_ref();
     let record = crate::platforms::disable(&instance.store, clock, &name, &actor(&caller)).await.map_err(problem)?;
+    // Its open connections here lose the role at their next request, not after the cache time.
+    instance.operators.platforms.forget();
     Ok(Json(json(&record)).into_response())
 }
