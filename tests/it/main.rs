@@ -21,6 +21,7 @@ mod hsm;
 mod issuance;
 mod lifecycle;
 mod limits;
+mod listener_identity;
 mod listeners;
 mod openapi;
 mod ra;
