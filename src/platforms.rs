@@ -109,12 +109,20 @@ const CACHE_ENTRIES: usize = 10_000;
 /// older than that is asked again, and an error is an error (the caller refuses), never the
 /// stale answer.
 #[derive(Clone, Default)]
-pub struct PlatformCache(Arc<Mutex<HashMap<String, (Instant, Option<String>)>>>);
+pub struct PlatformCache(Arc<Mutex<Answers>>);
+
+/// Fingerprint → (when the database answered, the active platform's name).
+type Answers = HashMap<String, (Instant, Option<String>)>;
 
 impl PlatformCache {
     /// The name of the active platform registered for this certificate fingerprint (hex), if
     /// any, from an answer younger than `max_age` or from the database.
-    pub async fn lookup(&self, store: &Store, fingerprint: &str, max_age: Duration) -> Result<Option<String>, StoreError> {
+    pub async fn lookup(
+        &self,
+        store: &Store,
+        fingerprint: &str,
+        max_age: Duration,
+    ) -> Result<Option<String>, StoreError> {
         let cached = self.entries().get(fingerprint).cloned();
         if let Some((_, name)) = cached.filter(|(at, _)| at.elapsed() < max_age) {
             return Ok(name);
@@ -136,7 +144,7 @@ impl PlatformCache {
         self.entries().clear();
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<String>)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Answers> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

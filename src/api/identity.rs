@@ -79,7 +79,9 @@ pub(crate) async fn check(
                 request.extensions_mut().insert(caller.clone());
                 Some(caller)
             }
-            Err(e) => return Problem::unavailable(&format!("cannot check the client certificate: {e}")).into_response(),
+            Err(e) => {
+                return Problem::unavailable(&format!("cannot check the client certificate: {e}")).into_response()
+            }
         },
         None => None,
     };
@@ -123,7 +125,11 @@ async fn current(instance: &Instance, mut caller: Caller) -> Result<(Caller, boo
 /// Identifies a new connection's certificate and records the `operator.login` event, once per
 /// (listener, certificate) per minute. Err: the first login of a minute could not be recorded
 /// (or the registry not read), and the connection must be served nothing.
-pub(crate) async fn login(instance: &Instance, listener: &'static str, presented: Caller) -> Result<Caller, StoreError> {
+pub(crate) async fn login(
+    instance: &Instance,
+    listener: &'static str,
+    presented: Caller,
+) -> Result<Caller, StoreError> {
     let (caller, _) = current(instance, presented).await?;
     let detail = serde_json::json!({
         "listener": listener, "role": caller.role.map(Role::name), "subject": caller.subject, "platform": caller.platform,
