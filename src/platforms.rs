@@ -138,7 +138,7 @@ impl PlatformCache {
         Ok(name)
     }
 
-    /// Forgets every answer: after a change made here (a platform disabled), the next request
+    /// Forgets every answer: after a change made here (a platform registered or disabled), the next request
     /// of every certificate asks the database.
     pub fn forget(&self) {
         self.entries().clear();
