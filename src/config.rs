@@ -292,6 +292,24 @@ pub struct ListenersConfig {
     /// their connections anyway (keep it below systemd's `TimeoutStopSec`).
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// How long the `admin` and `api` listeners may reuse what they learnt about a client
+    /// certificate (relying-platform registration, revoked set) before asking the database
+    /// again: 1 to 60 seconds. A disabled platform or a revoked certificate loses access at
+    /// its next request after at most this long, even on a connection that stays open.
+    #[serde(default = "default_identity_cache_seconds", deserialize_with = "identity_cache_seconds")]
+    pub identity_cache_seconds: u64,
+}
+
+fn default_identity_cache_seconds() -> u64 {
+    5
+}
+
+fn identity_cache_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let seconds = u64::deserialize(d)?;
+    if !(1..=60).contains(&seconds) {
+        return Err(serde::de::Error::custom("listeners.identity_cache_seconds must be 1 to 60"));
+    }
+    Ok(seconds)
 }
 
 fn default_drain_seconds() -> u64 {

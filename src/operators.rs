@@ -1,6 +1,7 @@
 //! Back-office credentials: client certificates for operators and machine clients, issued by
 //! the operator CA (a key in the HSM, made by the ceremony), recorded so they can be revoked,
-//! and the revoked set the TLS layer consults at every handshake and every request.
+//! and the revoked set the TLS layer consults at every handshake and every request (with the
+//! platform registrations cached beside it, see `api::identity`).
 //!
 //! The operator CA is its own trust anchor, separate from the public hierarchy: a subscriber
 //! certificate can never open the back office, and a back-office credential is never valid in
@@ -8,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose,
@@ -56,25 +58,36 @@ pub enum OperatorError {
 
 /// Fingerprints of revoked back-office certificates, shared by the TLS verifiers and the
 /// authorisation layer. Refreshed from the database so revocations made elsewhere (the CLI,
-/// another daemon) take effect within seconds.
+/// another daemon) take effect within seconds; it remembers when it last was, so a request
+/// check can refuse to rely on a list the database has not confirmed for too long.
 #[derive(Clone, Default, Debug)]
-pub struct RevokedSet(Arc<RwLock<HashSet<String>>>);
+pub struct RevokedSet {
+    fingerprints: Arc<RwLock<HashSet<String>>>,
+    /// When the database last confirmed the list (None: never).
+    refreshed: Arc<RwLock<Option<Instant>>>,
+}
 
 impl RevokedSet {
     /// Whether the certificate with this SHA-256 fingerprint (hex) is revoked.
     pub fn contains(&self, fingerprint: &str) -> bool {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(fingerprint)
+        self.fingerprints.read().unwrap_or_else(|p| p.into_inner()).contains(fingerprint)
     }
 
     /// Replaces the set with the database's view.
     pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
         let fresh: HashSet<String> = store.revoked_operator_fingerprints().await?.into_iter().collect();
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self.fingerprints.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self.refreshed.write().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         Ok(())
     }
 
+    /// Whether the database confirmed the list less than `max_age` ago.
+    pub fn fresh_within(&self, max_age: Duration) -> bool {
+        self.refreshed.read().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| at.elapsed() < max_age)
+    }
+
     fn insert(&self, fingerprint: String) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(fingerprint);
+        self.fingerprints.write().unwrap_or_else(|p| p.into_inner()).insert(fingerprint);
     }
 }
 
@@ -88,6 +101,11 @@ pub struct Operators {
     clock: Arc<dyn Clock>,
     /// The revoked set the TLS layer checks.
     pub revoked: RevokedSet,
+    /// Relying-platform registrations by certificate, cached a few seconds for the TLS
+    /// listeners' per-request identity check (`api::identity`).
+    pub platforms: crate::platforms::PlatformCache,
+    /// Logins and api-listener refusals, audited once per client (and route) per minute.
+    pub events: crate::security_events::SecurityEvents,
 }
 
 /// What an operator-certificate revocation did.
@@ -103,7 +121,9 @@ impl Operators {
     /// Built by `Instance::open`; works without an operator CA except for issuance.
     pub fn new(store: Store, hsm: HsmPool, hierarchy: &Hierarchy, organization: String, clock: Arc<dyn Clock>) -> Self {
         let authority = hierarchy.authorities.values().find(|a| a.record.role == OPERATORS).cloned();
-        Operators { store, hsm, authority, organization, clock, revoked: RevokedSet::default() }
+        let events = crate::security_events::SecurityEvents::new(store.clone(), clock.clone());
+        let platforms = crate::platforms::PlatformCache::default();
+        Operators { store, hsm, authority, organization, clock, revoked: RevokedSet::default(), platforms, events }
     }
 
     /// The operator CA certificate (DER), the trust anchor `tls.client_ca` should hold.

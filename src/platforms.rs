@@ -2,6 +2,15 @@
 //! records the name holders see on their phone, the platform's client certificate (by
 //! SHA-256 fingerprint) and its https callback. A registered, active fingerprint is what gives
 //! a client certificate the `relying-platform` role when `roles.toml` does not name it.
+//!
+//! The TLS listeners ask the registry again before every request ([`PlatformCache`], read by
+//! `api::identity`): what they learnt is reused for at most `listeners.identity_cache_seconds`,
+//! so a disabled platform loses the role at its next request after at most that long, even on a
+//! connection that stays open (at once on the daemon that disabled it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
@@ -76,7 +85,8 @@ pub async fn register(
     Ok(record)
 }
 
-/// Disables a platform: its certificate loses the role at the next request.
+/// Disables a platform: its certificate loses the role at its next request (on another daemon,
+/// after at most `listeners.identity_cache_seconds`; see [`PlatformCache`]).
 pub async fn disable(
     store: &Store,
     clock: &dyn Clock,
@@ -88,6 +98,55 @@ pub async fn disable(
         store.platform(name).await?.ok_or_else(|| PlatformError::Unknown(name.to_string()))?;
     }
     store.platform(name).await?.ok_or_else(|| PlatformError::Unknown(name.to_string()))
+}
+
+/// At most this many certificates are remembered; beyond it, lookups go to the database.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Which active platform each client certificate belongs to, as the database said less than a
+/// few seconds ago: the per-request check of the TLS listeners must not cost a query per
+/// request, nor trust an answer for longer than `listeners.identity_cache_seconds`. An answer
+/// older than that is asked again, and an error is an error (the caller refuses), never the
+/// stale answer.
+#[derive(Clone, Default)]
+pub struct PlatformCache(Arc<Mutex<Answers>>);
+
+/// Fingerprint → (when the database answered, the active platform's name).
+type Answers = HashMap<String, (Instant, Option<String>)>;
+
+impl PlatformCache {
+    /// The name of the active platform registered for this certificate fingerprint (hex), if
+    /// any, from an answer younger than `max_age` or from the database.
+    pub async fn lookup(
+        &self,
+        store: &Store,
+        fingerprint: &str,
+        max_age: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let cached = self.entries().get(fingerprint).cloned();
+        if let Some((_, name)) = cached.filter(|(at, _)| at.elapsed() < max_age) {
+            return Ok(name);
+        }
+        let name = store.platform_by_fingerprint(fingerprint).await?.map(|p| p.name);
+        let mut entries = self.entries();
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(fingerprint) {
+            entries.retain(|_, (at, _)| at.elapsed() < max_age);
+        }
+        if entries.len() < CACHE_ENTRIES || entries.contains_key(fingerprint) {
+            entries.insert(fingerprint.to_string(), (Instant::now(), name.clone()));
+        }
+        Ok(name)
+    }
+
+    /// Forgets every answer: after a change made here (a platform registered or disabled), the next request
+    /// of every certificate asks the database.
+    pub fn forget(&self) {
+        self.entries().clear();
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The checks [`register`] makes before it writes anything, without the store: for the fuzz

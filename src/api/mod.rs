@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod admin;
 pub mod clients;
+pub(crate) mod identity;
 pub mod limits;
 pub mod mtls;
 pub mod observe;

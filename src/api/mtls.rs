@@ -1,7 +1,9 @@
 //! The TLS accept loop of the `admin` and `api` listeners: handshake with the current
-//! (reloadable) configuration, count failures by reason, identify the client certificate once
-//! per connection (roles, then the relying-platform registry), record the login in the audit
-//! log, and serve the router with the caller and the peer's address attached to every request.
+//! (reloadable) configuration, count failures by reason, identify the client certificate when
+//! the connection opens (roles, then the relying-platform registry) and record the login
+//! (coalesced per minute), and serve the router with the certificate and the peer's address
+//! attached to every request; `api::identity` decides again before each request what that
+//! certificate may do.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +14,7 @@ use axum::Router;
 use super::problem::Problem;
 use super::tls::Reloadable;
 use crate::daemon::Instance;
-use crate::roles::{Caller, Role, Roles};
-use crate::store::AuditRecord;
+use crate::roles::{Caller, Roles};
 
 /// What a TLS listener serves and how it identifies clients.
 #[derive(Clone)]
@@ -74,10 +75,12 @@ async fn connection(
         },
         _ => None,
     };
-    let router = config.router.clone();
+    let (router, roles) = (config.router.clone(), config.roles.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        // The certificate, with the role the current roles.toml gives it; `api::identity`
+        // checks it against the revoked set and the platform registry before the route runs.
         if let Some(caller) = &caller {
-            request.extensions_mut().insert(caller.clone());
+            request.extensions_mut().insert(super::identity::presented(caller, &roles.current()));
         }
         // The peer's address, for per-address rate limits (`api::throttle`).
         request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
@@ -107,23 +110,14 @@ async fn refuse_unrecorded(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), served).await;
 }
 
-/// Who the certificate is, and the `operator.login` audit event (nothing is served if that
-/// cannot be written).
+/// Who the certificate is, and the `operator.login` audit event, once per (listener,
+/// certificate) per minute (`api::identity::login`): nothing is served if the first of a
+/// minute cannot be written.
 async fn identify(
     config: &TlsListener,
     chain: &[rustls_pki_types::CertificateDer<'static>],
 ) -> Result<Caller, crate::store::StoreError> {
     let issuer = config.tls.issuer_spki_sha256(chain);
-    let mut caller = crate::roles::identify(chain[0].as_ref(), issuer, &config.roles.current());
-    if let Some(platform) = config.instance.store.platform_by_fingerprint(&caller.fingerprint).await? {
-        caller.role = caller.role.or(Some(Role::RelyingPlatform));
-        caller.platform = Some(platform.name);
-    }
-    let detail = serde_json::json!({
-        "listener": config.name, "role": caller.role.map(Role::name), "subject": caller.subject, "platform": caller.platform,
-    });
-    let clock = config.instance.issuance.clock.as_ref();
-    let record = AuditRecord::new(clock, "operator.login", &super::admin::actor(&caller), None, detail);
-    config.instance.store.audit(&record).await?;
-    Ok(caller)
+    let presented = crate::roles::identify(chain[0].as_ref(), issuer, &config.roles.current());
+    super::identity::login(&config.instance, config.name, presented).await
 }

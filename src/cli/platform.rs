@@ -39,7 +39,8 @@ pub enum Action {
         /// Its name.
         name: String,
     },
-    /// Disable a platform: its certificate loses the role at once.
+    /// Disable a platform: its certificate loses the role at its next request (running daemons:
+    /// within `listeners.identity_cache_seconds`).
     Disable {
         /// Its name.
         name: String,

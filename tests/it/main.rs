@@ -22,6 +22,7 @@ mod hsm;
 mod issuance;
 mod lifecycle;
 mod limits;
+mod listener_identity;
 mod listeners;
 mod openapi;
 mod ra;

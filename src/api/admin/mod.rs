@@ -183,14 +183,15 @@ pub fn router(instance: Instance) -> Router {
         .route_layer(axum::middleware::from_fn(crate::api::limits::refuse_nul))
         .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
         .fallback(crate::api::limits::not_found)
+        .layer(axum::middleware::from_fn_with_state((instance.clone(), "admin"), crate::api::identity::check))
         .layer(axum::extract::DefaultBodyLimit::max(crate::api::limits::MAX_UPLOAD_BYTES))
         .layer(axum::middleware::from_fn(crate::api::limits::buffer_body))
         .with_state(instance)
 }
 
-/// Deny by default: the caller's role must be one the route's entry in [`ROUTES`] names, and
-/// its certificate must not have been revoked since the connection opened; otherwise 403,
-/// audited (and the request fails if the audit write fails).
+/// Deny by default: the caller's role (as of this request: `api::identity`) must be one the
+/// route's entry in [`ROUTES`] names, and its certificate must not have been revoked since the
+/// connection opened; otherwise 403, audited (and the request fails if the audit write fails).
 async fn authorize(State(instance): State<Instance>, matched: MatchedPath, request: Request, next: Next) -> Response {
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         return Problem::new(StatusCode::UNAUTHORIZED, "no client certificate").into_response();

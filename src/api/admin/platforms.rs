@@ -35,6 +35,8 @@ pub(super) async fn register(
 ) -> Result<Response, Problem> {
     let clock = instance.issuance.clock.as_ref();
     let record = crate::platforms::register(&instance.store, clock, &body, &actor(&caller)).await.map_err(problem)?;
+    // Its certificate is a platform here from its next request, not after the cache time.
+    instance.operators.platforms.forget();
     Ok((StatusCode::CREATED, Json(json(&record))).into_response())
 }
 
@@ -56,5 +58,7 @@ pub(super) async fn disable(
 ) -> Result<Response, Problem> {
     let clock = instance.issuance.clock.as_ref();
     let record = crate::platforms::disable(&instance.store, clock, &name, &actor(&caller)).await.map_err(problem)?;
+    // Its open connections here lose the role at their next request, not after the cache time.
+    instance.operators.platforms.forget();
     Ok(Json(json(&record)).into_response())
 }

@@ -92,6 +92,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .merge(providers)
         .fallback(super::limits::not_found)
+        .layer(axum::middleware::from_fn_with_state((instance.clone(), "api"), super::identity::check))
         .layer(axum::middleware::from_fn(super::limits::refuse_nul))
         .layer(axum::middleware::from_fn(super::limits::buffer_body))
         .with_state(instance)
