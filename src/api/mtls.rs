@@ -3,7 +3,6 @@
 //! per connection (roles, then the relying-platform registry), record the login in the audit
 //! log, and serve the router with the caller and the peer's address attached to every request.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
@@ -35,25 +34,19 @@ pub struct TlsListener {
 /// returns once they all have (the daemon bounds that wait).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    guard: super::accept::Guard,
     config: TlsListener,
     shutdown: tokio::sync::broadcast::Receiver<()>,
 ) {
-    let name = config.name;
-    super::accept::serve(listener, name, shutdown, move |stream, peer, stop| {
-        connection(config.clone(), stream, peer, stop)
-    })
-    .await;
+    super::accept::serve(listener, guard, shutdown, move |stream, session| connection(config.clone(), stream, session))
+        .await;
 }
 
-async fn connection(
-    config: TlsListener,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    stop: tokio::sync::broadcast::Receiver<()>,
-) {
+async fn connection(config: TlsListener, stream: tokio::net::TcpStream, session: super::accept::Session) {
+    let peer = session.peer;
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.current());
-    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
-    let tls = match handshake.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
+    let handshake = session.handshake(acceptor.accept(stream)).await;
+    let tls = match handshake.unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into())) {
         Ok(tls) => tls,
         Err(e) => {
             let reason = super::tls::failure_reason(&e);
@@ -74,20 +67,12 @@ async fn connection(
         },
         None => None,
     };
-    let router = config.router.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        if let Some(caller) = &caller {
-            request.extensions_mut().insert(caller.clone());
-        }
-        // The peer's address, for per-address rate limits (`api::throttle`).
-        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        let mut router = router.clone();
-        async move { tower_service::Service::call(&mut router, request).await }
-    });
-    let ended = super::accept::http1(hyper_util::rt::TokioIo::new(tls), service, stop).await;
-    if let Err(e) = ended {
-        tracing::debug!(listener = config.name, %peer, error = %e, "connection ended");
+    // The caller goes with every request; `accept` adds the client's address.
+    let mut base = axum::http::Extensions::new();
+    if let Some(caller) = caller {
+        base.insert(caller);
     }
+    super::accept::http1(tls, session, config.router.clone(), base).await;
 }
 
 /// A caller whose login could not be audited (the database is away) is served nothing: every
