@@ -312,6 +312,7 @@ where
                 }
                 return;
             }
+            _ = state.changed.notified() => {}
             _ = tokio::time::sleep_until(deadline) => {
                 if state.deadline(&bounds).0 <= Instant::now() {
                     tracing::debug!(listener = guard.name, %peer, phase, "connection timed out");
@@ -344,6 +345,8 @@ enum Phase {
 struct ConnState {
     opened: Instant,
     phase: Mutex<Phase>,
+    /// Wakes the watchdog when the phase changes (its deadline moves).
+    changed: tokio::sync::Notify,
     /// Set when an answer was given with the request body unread (413, 408): the socket is
     /// then drained briefly after closing, so the client reads the answer instead of a reset.
     linger: AtomicBool,
@@ -353,12 +356,21 @@ impl ConnState {
     fn new() -> ConnState {
         let now = Instant::now();
         // A new connection must start (and finish) its first head within the header timeout.
-        ConnState { opened: now, phase: Mutex::new(Phase::Head(now)), linger: AtomicBool::new(false) }
+        ConnState {
+            opened: now,
+            phase: Mutex::new(Phase::Head(now)),
+            changed: tokio::sync::Notify::new(),
+            linger: AtomicBool::new(false),
+        }
     }
 
     fn set(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
-        *phase = f(*phase);
+        let next = f(*phase);
+        if std::mem::discriminant(&next) != std::mem::discriminant(&*phase) {
+            self.changed.notify_one();
+        }
+        *phase = next;
     }
 
     /// Bytes arrived: an idle connection has started a head.

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
@@ -83,10 +83,8 @@ async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S, bound: Duration) -> O
         };
         let head = String::from_utf8_lossy(&data[..end]).to_lowercase();
         let status = head.split(' ').nth(1)?.parse().ok()?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap_or(0));
+        let length: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
         let mut body = data[end..].to_vec();
         while body.len() < length {
             let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
@@ -173,11 +171,8 @@ async fn two_thousand_slow_header_connections_do_not_stop_ocsp_crl_or_the_mobile
     let mut held = Vec::with_capacity(2_000);
     for i in 0..2_000usize {
         let from = 10 + (i / 100) as u8;
-        let (to, partial): (SocketAddr, &[u8]) = if i % 2 == 0 {
-            (public, b"GET /crl/org.crl HTTP/1.1\r\nHost: x\r\n")
-        } else {
-            (api, b"\x16\x03\x01")
-        };
+        let (to, partial): (SocketAddr, &[u8]) =
+            if i % 2 == 0 { (public, b"GET /crl/org.crl HTTP/1.1\r\nHost: x\r\n") } else { (api, b"\x16\x03\x01") };
         let mut stream = connect(to, from).await;
         stream.write_all(partial).await.unwrap();
         held.push(stream);
@@ -266,12 +261,14 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let daemon = Daemon::start(&ca).await;
     let mut stream = connect(ca.config.listeners.public, 2).await;
     // Requests 1 s apart keep it open past the idle timeout.
-    for _ in 0..4 {
+    for round in 0..4 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+        }
         stream.write_all(b"GET /ca/org.crt HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let answer = read_answer(&mut stream, Duration::from_secs(5)).await.expect("answered");
         assert_eq!(answer.status, 200);
         assert!(!answer.body.is_empty());
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
     }
     // Then idle: closed after 2 s (not before 1 s).
     let idle = Instant::now();
@@ -287,7 +284,8 @@ async fn a_slow_body_is_cut_at_the_request_timeout() {
     let ca = ca_with("request_timeout_seconds = 2", "").await;
     let daemon = Daemon::start(&ca).await;
     let mut stream = connect(ca.config.listeners.public, 2).await;
-    let head = "POST /ocsp/org HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 100\r\n\r\n";
+    let head =
+        "POST /ocsp/org HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 100\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&[0x30; 10]).await.unwrap();
     let sent = Instant::now();
