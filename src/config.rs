@@ -292,6 +292,37 @@ pub struct ListenersConfig {
     /// their connections anyway (keep it below systemd's `TimeoutStopSec`).
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// A connection must finish its request head (and a TLS handshake) this long after it
+    /// opened or started the head, seconds; slow-header clients are closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// A keep-alive connection with no request under way is closed after this, seconds.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// Reading the body and answering one request must end within this, seconds (else 408
+    /// and the connection closes).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// A connection is closed after the request in flight once it is this old, seconds.
+    #[serde(default = "default_max_connection")]
+    pub max_connection_seconds: u64,
+    /// Concurrent connections per listener; more are closed at once.
+    #[serde(default = "default_listener_connections")]
+    pub max_connections: usize,
+    /// Concurrent connections per client address (IPv6 by /64) per listener.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Largest body of a request without a client certificate or bearer token, bytes.
+    #[serde(default = "default_pre_auth_body_bytes")]
+    pub pre_auth_body_bytes: usize,
+    /// Addresses or CIDRs of the reverse proxies whose `X-Forwarded-For` and PROXY protocol
+    /// headers name the client; nobody else's are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Listeners (`public`, `api`, `admin`, `metrics`) that expect a PROXY protocol header (v1
+    /// or v2) from a trusted proxy on every connection.
+    #[serde(default)]
+    pub proxy_protocol: Vec<String>,
     /// How long the `admin` and `api` listeners may reuse what they learnt about a client
     /// certificate (relying-platform registration, revoked set) before asking the database
     /// again: 1 to 60 seconds. A disabled platform or a revoked certificate loses access at
@@ -314,6 +345,97 @@ fn identity_cache_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64,
 
 fn default_drain_seconds() -> u64 {
     20
+}
+
+/// Defaults of the connection bounds, shared with the web front's `[listener]`.
+pub(crate) fn default_header_read_timeout() -> u64 {
+    10
+}
+pub(crate) fn default_idle_timeout() -> u64 {
+    30
+}
+pub(crate) fn default_request_timeout() -> u64 {
+    60
+}
+pub(crate) fn default_max_connection() -> u64 {
+    600
+}
+pub(crate) fn default_listener_connections() -> usize {
+    4096
+}
+pub(crate) fn default_max_connections_per_client() -> usize {
+    128
+}
+pub(crate) fn default_pre_auth_body_bytes() -> usize {
+    8192
+}
+
+/// Checks the connection bounds shared by `[listeners]` and the web front's `[listener]`;
+/// `section` prefixes the key named in an error.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn validate_bounds(
+    section: &str,
+    header: u64,
+    idle: u64,
+    request: u64,
+    lifetime: u64,
+    total: usize,
+    per_client: usize,
+    pre_auth: usize,
+    trusted: &[String],
+) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("{section}.{k}");
+    let checks: [(&str, bool, &str); 7] = [
+        ("header_read_timeout_seconds", (1..=300).contains(&header), "must be 1 to 300"),
+        ("idle_timeout_seconds", (1..=3600).contains(&idle), "must be 1 to 3600"),
+        ("request_timeout_seconds", (1..=3600).contains(&request), "must be 1 to 3600"),
+        ("max_connection_seconds", (1..=86400).contains(&lifetime), "must be 1 to 86400"),
+        ("max_connections", (1..=1_000_000).contains(&total), "must be 1 to 1000000"),
+        ("max_connections_per_client", (1..=total).contains(&per_client), "must be 1 to max_connections"),
+        ("pre_auth_body_bytes", (1024..=64 * 1024).contains(&pre_auth), "must be 1024 to 65536"),
+    ];
+    if let Some((k, _, problem)) = checks.iter().find(|(_, ok, _)| !ok) {
+        return Err(ConfigError::new(key(k), *problem));
+    }
+    for entry in trusted {
+        if crate::api::client_addr::Cidr::parse(entry).is_none() {
+            return Err(ConfigError::new(key("trusted_proxies"), format!("{entry:?} is not an IP address or CIDR")));
+        }
+    }
+    Ok(())
+}
+
+impl ListenersConfig {
+    /// Whether the listener `name` expects a PROXY protocol header.
+    pub fn proxy_protocol(&self, name: &str) -> bool {
+        self.proxy_protocol.iter().any(|n| n == name)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_bounds(
+            "listeners",
+            self.header_read_timeout_seconds,
+            self.idle_timeout_seconds,
+            self.request_timeout_seconds,
+            self.max_connection_seconds,
+            self.max_connections,
+            self.max_connections_per_client,
+            self.pre_auth_body_bytes,
+            &self.trusted_proxies,
+        )?;
+        for name in &self.proxy_protocol {
+            if !["public", "api", "admin", "metrics"].contains(&name.as_str()) {
+                return Err(ConfigError::new("listeners.proxy_protocol", format!("{name:?} is not a listener")));
+            }
+        }
+        if !self.proxy_protocol.is_empty() && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::new(
+                "listeners.proxy_protocol",
+                "needs listeners.trusted_proxies: only a trusted proxy may send the header",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The base URL under which the public listener is reachable from outside.
@@ -781,6 +903,7 @@ impl Config {
         if !(1..=300).contains(&self.listeners.drain_seconds) {
             return Err(ConfigError::new("listeners.drain_seconds", "must be 1 to 300"));
         }
+        self.listeners.validate()?;
         self.validate_ca()?;
         let st = &self.status;
         if st.crl_shards == 0 || st.crl_shards > 4096 {

@@ -255,15 +255,6 @@ pub async fn serve(
     tracing::info!(holder = leases.holder(), "lease holder name");
     let mut tasks = crate::status::tasks::spawn(instance.status.clone(), leases.clone(), issued_rx, tx.subscribe());
     tasks.extend(background(&instance, &leases, &tx));
-    let serve = |listener, router: axum::Router, mut rx: tokio::sync::broadcast::Receiver<()>| {
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.recv().await;
-                })
-                .await
-        })
-    };
     let roles = crate::policies::Swappable::new(
         crate::roles::Roles::load(&instance.config.policies_dir).map_err(StartError::Policies)?,
     );
@@ -274,7 +265,12 @@ pub async fn serve(
         tasks.extend(serve_tls(&instance, tls_config, roles, &tx).await?);
     }
     let observe = crate::api::observe::layer;
-    let a = serve(metrics, observe(crate::api::ops::router(instance.clone()), "metrics"), tx.subscribe());
+    let a = tokio::spawn(crate::api::accept::serve_plain(
+        metrics,
+        guard(&instance, "metrics"),
+        observe(crate::api::ops::router(instance.clone()), "metrics"),
+        tx.subscribe(),
+    ));
     // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: it only
     // gets the lean request counter (see ARCHITECTURE.md).
     let b = crate::api::public::spawn(public, instance.clone(), tx.subscribe());
@@ -352,7 +348,7 @@ async fn serve_tls(
         tasks.push(tokio::spawn(tls.clone().watch(tx.subscribe())));
         let router = crate::api::observe::layer(router, name);
         let config = TlsListener { name, tls, roles: roles.clone(), router, instance: instance.clone() };
-        tasks.push(tokio::spawn(mtls::serve(listener, config, tx.subscribe())));
+        tasks.push(tokio::spawn(mtls::serve(listener, guard(instance, name), config, tx.subscribe())));
     }
     tasks.push(tokio::spawn(refresh_revoked(instance.clone(), tx.subscribe())));
     Ok(tasks)
@@ -413,6 +409,11 @@ async fn ra_gauge(instance: Instance, mut shutdown: tokio::sync::broadcast::Rece
             _ = shutdown.recv() => return,
         }
     }
+}
+
+/// The connection bounds of listener `name` (`[listeners]`).
+pub(crate) fn guard(instance: &Instance, name: &'static str) -> crate::api::accept::Guard {
+    crate::api::accept::Guard::new(name, crate::api::accept::Bounds::daemon(&instance.config.listeners, name))
 }
 
 async fn bind(name: &'static str, addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {

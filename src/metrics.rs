@@ -69,6 +69,14 @@ pub struct Metrics {
     /// Material uploads refused by an order's bounds, by bound (`order_upload_bytes`,
     /// `uploads_per_material`).
     pub uploads_refused: IntCounterVec,
+    /// Open connections by listener (`api::accept`).
+    pub connections_open: IntGaugeVec,
+    /// Connections closed before serving, by listener and reason (`max_connections`,
+    /// `max_connections_per_client`, `proxy_header`, `untrusted_proxy`).
+    pub connections_refused: IntCounterVec,
+    /// Connections closed by a timeout, by listener and phase (`handshake`, `header`, `idle`,
+    /// `request`).
+    pub connections_timed_out: IntCounterVec,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -174,6 +182,15 @@ fn build() -> prometheus::Result<Metrics> {
             Opts::new("uploads_refused_total", "Material uploads refused by an order's bounds"),
             &["bound"],
         )?,
+        connections_open: IntGaugeVec::new(Opts::new("connections_open", "Open connections"), &["listener"])?,
+        connections_refused: IntCounterVec::new(
+            Opts::new("connections_refused_total", "Connections closed before serving, by reason"),
+            &["listener", "reason"],
+        )?,
+        connections_timed_out: IntCounterVec::new(
+            Opts::new("connections_timed_out_total", "Connections closed by a timeout, by phase"),
+            &["listener", "phase"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.hsm_pool_size.clone()))?;
@@ -206,6 +223,9 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.rate_limited.clone()))?;
     m.registry.register(Box::new(m.sms_refused.clone()))?;
     m.registry.register(Box::new(m.uploads_refused.clone()))?;
+    m.registry.register(Box::new(m.connections_open.clone()))?;
+    m.registry.register(Box::new(m.connections_refused.clone()))?;
+    m.registry.register(Box::new(m.connections_timed_out.clone()))?;
     Ok(m)
 }
 

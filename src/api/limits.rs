@@ -1,7 +1,12 @@
-//! Request-size limits that never cut a connection short. The whole body (up to
-//! [`MAX_BODY_BYTES`]) is read before any handler or the authorisation layer runs, so an early
-//! answer (403, 404, 413) never leaves unread bytes behind: closing a socket with unread data
-//! makes the kernel send a reset that can destroy the answer before the client reads it.
+//! Request-size limits (security review M1). Before authentication a body may hold only a
+//! few KiB (`listeners.pre_auth_body_bytes`, see [`super::accept::BodyLimit`]): anonymous
+//! requests on `api` (no client certificate, no bearer token) and everything on `public`.
+//! Authenticated requests get [`MAX_BODY_BYTES`], the material-upload route
+//! [`MAX_UPLOAD_BYTES`]. The body is read with its limit before any handler or the
+//! authorisation layer runs; once the limit is crossed (or `Content-Length` says it will be)
+//! the answer is 413 with `Connection: close` at once, never after draining megabytes, and the
+//! connection is drained only briefly after closing (`accept`'s lingering close) so the client
+//! reads the 413 instead of a reset.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -9,19 +14,35 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::accept::{BodyLimit, CloseAfterAnswer};
 use super::problem::Problem;
 
-/// Largest request body the TLS listeners accept (CSRs and certificates fit many times over).
+/// Largest request body of an authenticated caller (CSRs and certificates fit many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Largest upload of an applicant's material (the RA checks its own, lower, configured limit).
 pub const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
-/// How much of an oversized body is read and discarded before answering 413.
-const DRAIN_BYTES: usize = 5 * 1024 * 1024;
+/// Used when a request did not come through `accept` (tests that call a router directly).
+const DEFAULT_PRE_AUTH: usize = 8 * 1024;
 
-/// The body limit of a request: uploads of materials get the larger one.
+/// Whether the request carries credentials: a client certificate the TLS layer identified,
+/// or a bearer token (checked later by its handler; an invalid one still gets at most
+/// [`MAX_BODY_BYTES`]).
+fn authenticated(parts: &axum::http::request::Parts) -> bool {
+    parts.extensions.get::<crate::roles::Caller>().is_some()
+        || parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+}
+
+/// The body limit of a request.
 fn limit(parts: &axum::http::request::Parts) -> usize {
+    if !authenticated(parts) {
+        return parts.extensions.get::<BodyLimit>().map_or(DEFAULT_PRE_AUTH, |l| l.0);
+    }
     let segments: Vec<&str> = parts.uri.path().split('/').collect();
     let upload = parts.method == axum::http::Method::PUT
         && matches!(segments.as_slice(), ["", "v1", "ra", "orders", _, "materials", _]);
@@ -32,25 +53,31 @@ fn limit(parts: &axum::http::request::Parts) -> usize {
     }
 }
 
-/// Reads the body (bounded), answers 413 for oversized ones, and passes the rest on with the
-/// body in memory.
+/// Reads the body up to its limit and passes the request on with the body in memory; 413
+/// (and close) as soon as the limit is crossed.
 pub async fn buffer_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let max = limit(&parts);
-    match axum::body::to_bytes(body, DRAIN_BYTES).await {
-        Ok(bytes) if bytes.len() <= max => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(_) => too_large(max),
-        Err(_) => {
-            // Larger than we are willing to drain, or the client went away: answer and close.
-            let mut response = too_large(max);
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(&parts, max);
+    }
+    match axum::body::to_bytes(body, max).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        // Over the limit, or the client went away.
+        Err(_) => too_large(&parts, max),
     }
 }
 
-fn too_large(max: usize) -> Response {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {max} bytes")).into_response()
+/// 413 with `Connection: close`; the rest of the body is never read (beyond the brief drain).
+fn too_large(parts: &axum::http::request::Parts, max: usize) -> Response {
+    if let Some(connection) = parts.extensions.get::<CloseAfterAnswer>() {
+        connection.close();
+    }
+    let mut response =
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {max} bytes")).into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Refuses a request target with a NUL character (`%00`, the only way one can arrive) before a

@@ -5,7 +5,6 @@
 //! attached to every request; `api::identity` decides again before each request what that
 //! certificate may do.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
@@ -36,25 +35,19 @@ pub struct TlsListener {
 /// returns once they all have (the daemon bounds that wait).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    guard: super::accept::Guard,
     config: TlsListener,
     shutdown: tokio::sync::broadcast::Receiver<()>,
 ) {
-    let name = config.name;
-    super::accept::serve(listener, name, shutdown, move |stream, peer, stop| {
-        connection(config.clone(), stream, peer, stop)
-    })
-    .await;
+    super::accept::serve(listener, guard, shutdown, move |stream, session| connection(config.clone(), stream, session))
+        .await;
 }
 
-async fn connection(
-    config: TlsListener,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    stop: tokio::sync::broadcast::Receiver<()>,
-) {
+async fn connection(config: TlsListener, stream: tokio::net::TcpStream, session: super::accept::Session) {
+    let peer = session.peer;
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.current());
-    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
-    let tls = match handshake.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
+    let handshake = session.handshake(acceptor.accept(stream)).await;
+    let tls = match handshake.unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into())) {
         Ok(tls) => tls,
         Err(e) => {
             let reason = super::tls::failure_reason(&e);
@@ -75,22 +68,14 @@ async fn connection(
         },
         _ => None,
     };
-    let (router, roles) = (config.router.clone(), config.roles.clone());
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        // The certificate, with the role the current roles.toml gives it; `api::identity`
-        // checks it against the revoked set and the platform registry before the route runs.
-        if let Some(caller) = &caller {
-            request.extensions_mut().insert(super::identity::presented(caller, &roles.current()));
-        }
-        // The peer's address, for per-address rate limits (`api::throttle`).
-        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        let mut router = router.clone();
-        async move { tower_service::Service::call(&mut router, request).await }
-    });
-    let ended = super::accept::http1(hyper_util::rt::TokioIo::new(tls), service, stop).await;
-    if let Err(e) = ended {
-        tracing::debug!(listener = config.name, %peer, error = %e, "connection ended");
+    // The certificate goes with every request with the role roles.toml gives it and no
+    // platform: `api::identity` checks it against the revoked set and the platform registry
+    // before the route runs. `accept` adds the client's address.
+    let mut base = axum::http::Extensions::new();
+    if let Some(caller) = caller {
+        base.insert(super::identity::presented(&caller, &config.roles.current()));
     }
+    super::accept::http1(tls, session, config.router.clone(), base).await;
 }
 
 /// A caller whose login could not be audited (the database is away) is served nothing: every

@@ -8,8 +8,8 @@
 //!   OCSP, RFC 6960 with the RFC 5019 caching headers.
 //!
 //! OCSP is the hot path (measured against a bare-hyper ceiling). A per-address limit
-//! (`limits.ocsp_per_ip`) is off by default; off, neither the limit's layer nor the peer
-//! address exists ([`spawn`]), so it costs nothing. On, each OCSP request costs one keyed hash
+//! (`limits.ocsp_per_ip`) is off by default; off, the limit's layer does not exist, so it
+//! costs nothing (the client address is attached by `accept` on every listener). On, each OCSP request costs one keyed hash
 //! and one map lookup under a sharded lock, and a refusal is a 429 problem (not audited).
 
 use std::net::SocketAddr;
@@ -60,31 +60,20 @@ pub fn router(instance: Instance) -> Router {
         .merge(ocsp)
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .layer(axum::middleware::from_fn_with_state("public", super::observe::count_only))
+        .layer(axum::middleware::from_fn(super::limits::buffer_body))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
         .with_state(instance)
 }
 
-/// Serves the public listener until `shutdown` fires. The peer's address is attached to
-/// requests (`ConnectInfo`) only when `limits.ocsp_per_ip` is on: otherwise the router is
-/// served bare, exactly as without rate limits.
+/// Serves the public listener until `shutdown` fires, on the hardened path every listener
+/// shares (`accept`: connection caps, timeouts, the client address as `ConnectInfo`).
 pub fn spawn(
     listener: tokio::net::TcpListener,
     instance: Instance,
-    mut shutdown: tokio::sync::broadcast::Receiver<()>,
-) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let limited = instance.config.limits.ocsp_per_ip.count > 0;
-    let router = router(instance);
-    tokio::spawn(async move {
-        let signal = async move {
-            let _ = shutdown.recv().await;
-        };
-        if limited {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service).with_graceful_shutdown(signal).await
-        } else {
-            axum::serve(listener, router).with_graceful_shutdown(signal).await
-        }
-    })
+    shutdown: tokio::sync::broadcast::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let guard = crate::daemon::guard(&instance, "public");
+    tokio::spawn(super::accept::serve_plain(listener, guard, router(instance), shutdown))
 }
 
 /// The per-address OCSP limit (only layered when configured).

@@ -85,7 +85,7 @@ pub fn run(action: Action, config: Config) -> Result<(), CliError> {
                 }
                 Ok(())
             }
-            Action::Pin { fingerprint } => pin(&config, &fingerprint).await,
+            Action::Pin { fingerprint } => Ok(pin(&config, &fingerprint).await?),
             Action::Checkpoint => {
                 let witness = config.audit_witness();
                 let instance = Instance::open(config, Arc::new(SystemClock)).await.map_err(anyhow::Error::from)?;

@@ -44,6 +44,88 @@ pub struct WebConfig {
     /// 300), like the daemon's `listeners.drain_seconds`.
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// Connection bounds and the client address behind a proxy (the daemon's `[listeners]`
+    /// keys, `proxy_protocol` a yes/no for this one listener).
+    #[serde(default)]
+    pub listener: WebListener,
+}
+
+/// `[listener]` of `web.toml`: the same bounds the daemon's listeners have.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebListener {
+    /// See `listeners.header_read_timeout_seconds`.
+    #[serde(default = "crate::config::default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// See `listeners.idle_timeout_seconds`.
+    #[serde(default = "crate::config::default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// See `listeners.request_timeout_seconds`.
+    #[serde(default = "crate::config::default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// See `listeners.max_connection_seconds`.
+    #[serde(default = "crate::config::default_max_connection")]
+    pub max_connection_seconds: u64,
+    /// See `listeners.max_connections`.
+    #[serde(default = "crate::config::default_listener_connections")]
+    pub max_connections: usize,
+    /// See `listeners.max_connections_per_client`.
+    #[serde(default = "crate::config::default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// See `listeners.pre_auth_body_bytes` (the pages' own upload limit is `max_upload_bytes`).
+    #[serde(default = "crate::config::default_pre_auth_body_bytes")]
+    pub pre_auth_body_bytes: usize,
+    /// See `listeners.trusted_proxies`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Whether every connection starts with a PROXY protocol header from a trusted proxy.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+impl Default for WebListener {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|e| unreachable!("every key has a default: {e}"))
+    }
+}
+
+impl WebListener {
+    /// The serving bounds.
+    pub fn bounds(&self) -> crate::api::accept::Bounds {
+        use std::time::Duration;
+        crate::api::accept::Bounds {
+            header_read: Duration::from_secs(self.header_read_timeout_seconds),
+            idle: Duration::from_secs(self.idle_timeout_seconds),
+            request: Duration::from_secs(self.request_timeout_seconds),
+            lifetime: Duration::from_secs(self.max_connection_seconds),
+            max_connections: self.max_connections,
+            max_per_client: self.max_connections_per_client,
+            pre_auth_body: self.pre_auth_body_bytes,
+            trusted: crate::api::client_addr::TrustedProxies::new(&self.trusted_proxies),
+            proxy_protocol: self.proxy_protocol,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::config::validate_bounds(
+            "listener",
+            self.header_read_timeout_seconds,
+            self.idle_timeout_seconds,
+            self.request_timeout_seconds,
+            self.max_connection_seconds,
+            self.max_connections,
+            self.max_connections_per_client,
+            self.pre_auth_body_bytes,
+            &self.trusted_proxies,
+        )?;
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError {
+                key: "listener.proxy_protocol".into(),
+                problem: "needs listener.trusted_proxies: only a trusted proxy may send the header".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn default_drain_seconds() -> u64 {
@@ -103,6 +185,7 @@ impl WebConfig {
         if !(1..=300).contains(&self.drain_seconds) {
             return bad("drain_seconds", "1 to 300");
         }
+        self.listener.validate()?;
         Ok(())
     }
 }

@@ -97,20 +97,18 @@ pub async fn serve(
         _ => None,
     };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
+    let guard = crate::api::accept::Guard::new("web", config.listener.bounds());
     let app = router(Web { daemon, config: Arc::new(config) });
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let served: Served = match tls {
-        None => {
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            let mut stopped = stop.subscribe();
-            let graceful = async move {
-                let _ = stopped.recv().await;
-            };
-            Box::pin(async move {
-                axum::serve(listener, app).with_graceful_shutdown(graceful).await.map_err(|e| e.to_string())
-            })
-        }
-        Some(acceptor) => Box::pin(serve_tls(listener, acceptor, app, stop.subscribe())),
+        None => Box::pin({
+            let stopped = stop.subscribe();
+            async move {
+                crate::api::accept::serve_plain(listener, guard, app, stopped).await;
+                Ok(())
+            }
+        }),
+        Some(acceptor) => Box::pin(serve_tls(listener, guard, acceptor, app, stop.subscribe())),
     };
     drain_on(served, shutdown, &stop, drain).await
 }
@@ -162,32 +160,25 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_r
 
 async fn serve_tls(
     listener: tokio::net::TcpListener,
+    guard: crate::api::accept::Guard,
     acceptor: tokio_rustls::TlsAcceptor,
     app: Router,
     stop: tokio::sync::broadcast::Receiver<()>,
 ) -> Result<(), String> {
-    crate::api::accept::serve(listener, "web", stop, move |stream, peer, stop| {
-        tls_connection(acceptor.clone(), stream, peer, app.clone(), stop)
+    crate::api::accept::serve(listener, guard, stop, move |stream, session| {
+        tls_connection(acceptor.clone(), stream, session, app.clone())
     })
     .await;
     Ok(())
 }
 
-/// One HTTPS connection: served until it ends, or, once `stop` fires, until the request in
-/// flight is answered.
+/// One HTTPS connection, on the same bounded path as the daemon's listeners.
 async fn tls_connection(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
+    session: crate::api::accept::Session,
     app: Router,
-    stop: tokio::sync::broadcast::Receiver<()>,
 ) {
-    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
-    let Ok(Ok(tls)) = handshake.await else { return };
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        let mut app = app.clone();
-        async move { tower_service::Service::call(&mut app, request).await }
-    });
-    let _ = crate::api::accept::http1(hyper_util::rt::TokioIo::new(tls), service, stop).await;
+    let Some(Ok(tls)) = session.handshake(acceptor.accept(stream)).await else { return };
+    crate::api::accept::http1(tls, session, app, axum::http::Extensions::new()).await;
 }

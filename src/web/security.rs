@@ -89,7 +89,8 @@ struct NewCsrf(String);
 
 /// Serves the request with its browser's address in [`super::client::BROWSER`], so every call
 /// to the daemon forwards it and the daemon's per-address rate limits count this browser, not
-/// the web front. The address is the TCP peer's (none when served without `ConnectInfo`).
+/// the web front. The address is the one `api::accept` resolved: the TCP peer's, or behind a
+/// proxy in `listener.trusted_proxies` the client it names (none without `ConnectInfo`).
 pub async fn browser(request: Request, next: Next) -> Response {
     match request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
         Some(ip) => super::client::BROWSER.scope(ip, next.run(request)).await,
