@@ -220,13 +220,15 @@ async fn a_backup_restores_into_a_fresh_instance_with_certificates_revocations_a
     };
     assert!(!text.contains(&format!("Serial Number: {}", issued[0].1)), "{text}");
 
-    // The audit chain, signed checkpoints included, and it goes on growing.
-    let out = cloudca(&["--config", config_arg(&fresh), "audit", "verify"]);
+    // The audit chain, signed checkpoints included, and it goes on growing. The restored
+    // database is checked on its own: the fresh host has no witness of the old checkpoints
+    // (docs/backup.md: the witness is moved aside knowingly; audit_witness tests the witness).
+    let out = cloudca(&["--config", config_arg(&fresh), "audit", "verify", "--no-witness"]);
     assert!(out.ok && out.text.contains("audit log intact"), "{}", out.text);
     assert!(!out.text.contains(" 0 signed checkpoints"), "{}", out.text);
     let (cert, _) = issue_cli(&fresh, "after", "org", ORG_SUBJECT);
     assert!(crate::status::ocsp(&ca, &daemon, &cert, &["-no_nonce"]).text.contains(": good"));
-    let out = cloudca(&["--config", config_arg(&fresh), "audit", "verify"]);
+    let out = cloudca(&["--config", config_arg(&fresh), "audit", "verify", "--no-witness"]);
     assert!(out.ok && out.text.contains("audit log intact"), "{}", out.text);
 }
 
