@@ -322,14 +322,14 @@ async fn postgresql_restarting_under_load_fails_requests_cleanly_then_service_re
     let start = Instant::now();
     let out = pg.pg_ctl(&["-m", "fast", "stop"]);
     assert!(out.ok, "pg_ctl stop: {}", out.text);
-    // A new mutual-TLS connection meanwhile: its login cannot be audited, so it is served
-    // nothing, but it is told so (503, Retry-After) rather than dropped.
+    // A new mutual-TLS connection meanwhile: told to come back (503, Retry-After) rather than
+    // dropped. Its login was already recorded this minute (logins are coalesced per certificate
+    // per minute), so it is served, and the request itself finds the database away.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let fresh = role_client(&ca, "operator").get(format!("{admin}/v1/certificates/01"));
     let response = fresh.send().await.expect("an answer, not a dropped connection");
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
-    assert_eq!(response.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
     tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed())).await;
     pg.start_server();
     faults.push(Fault { name: "pg_ctl stop -m fast, 3 s down, start".into(), start, end: Instant::now() });
