@@ -38,14 +38,17 @@ pub enum AuditError {
     /// A witness file could not be read.
     #[error("{0}")]
     Witness(#[from] witness::WitnessError),
+    /// The audit certificate in the database is not the one `cloudca.toml` pins.
+    #[error("{0}")]
+    Pin(#[from] pin::PinError),
 }
 
 /// The audit key as stored in the hierarchy: label, algorithm and public key bits. Every use
 /// of the audit key's certificate goes through here, so a check of that certificate (the pin
 /// in `cloudca.toml`) has one place to live.
-async fn audit_key(store: &Store) -> Result<(String, KeyAlgorithm, Vec<u8>), AuditError> {
+async fn audit_key(store: &Store, pinned: Option<&str>) -> Result<(String, KeyAlgorithm, Vec<u8>), AuditError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let record = store.authorities().await?.into_iter().find(|a| a.role == "audit").ok_or(AuditError::NoAuditKey)?;
+    let record = pin::audit_authority(store, pinned).await?.ok_or(AuditError::NoAuditKey)?;
     let algorithm = KeyAlgorithm::from_name(&record.key_algorithm).ok_or(AuditError::NoAuditKey)?;
     let (_, cert) = X509Certificate::from_der(&record.certificate).map_err(|_| AuditError::NoAuditKey)?;
     Ok((record.key_label, algorithm, cert.tbs_certificate.subject_pki.subject_public_key.data.to_vec()))
@@ -57,8 +60,8 @@ struct SignatureCheck {
 }
 
 impl SignatureCheck {
-    async fn load(store: &Store) -> Result<(String, KeyAlgorithm, SignatureCheck), AuditError> {
-        let (label, algorithm, public_key) = audit_key(store).await?;
+    async fn load(store: &Store, pinned: Option<&str>) -> Result<(String, KeyAlgorithm, SignatureCheck), AuditError> {
+        let (label, algorithm, public_key) = audit_key(store, pinned).await?;
         let key = ring::signature::UnparsedPublicKey::new(algorithm.ring_verification(), public_key);
         Ok((label, algorithm, SignatureCheck { key }))
     }

@@ -308,7 +308,10 @@ fn background(
     use crate::coord::{run_job, Job};
     let (i, j) = (instance.clone(), instance.clone());
     let ra_period = std::time::Duration::from_secs(instance.config.ra.task_seconds);
-    let checkpointer = Arc::new(crate::audit::Checkpointer::open(instance.config.audit_witness()));
+    let checkpointer = Arc::new(crate::audit::Checkpointer::open(
+        instance.config.audit_witness(),
+        instance.config.audit.certificate_sha256.clone(),
+    ));
     vec![
         tokio::spawn(run_job(leases.clone(), Job::AuditCheckpoint, CHECKPOINT_PERIOD, tx.subscribe(), move || {
             let (i, c) = (i.clone(), checkpointer.clone());

@@ -418,9 +418,12 @@ impl CloseAfterAnswer {
     }
 }
 
-/// How long, and how much, a connection closed with an unread body is drained.
+/// How long, and how much, a connection closed with an unread body is drained. Enough for a
+/// client still sending an upload a little over the largest limit (a few MiB takes
+/// milliseconds) to finish writing and read its 413, instead of a reset that loses it; never
+/// more than 2 s per connection, and the connection caps bound how many drain at once.
 const LINGER: Duration = Duration::from_secs(2);
-const LINGER_BYTES: u64 = 256 * 1024;
+const LINGER_BYTES: u64 = 2 * super::limits::MAX_UPLOAD_BYTES as u64;
 
 /// The connection's stream, telling the state when bytes arrive.
 struct Watched<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {

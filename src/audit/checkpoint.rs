@@ -19,7 +19,7 @@ use crate::store::{AuditRecord, Store};
 #[error("{problem}")]
 pub struct Refusal {
     /// The `reason` label of `cloudca_audit_checkpoint_refusals_total`: `chain_broken`,
-    /// `checkpoints_deleted` or `witness`.
+    /// `checkpoints_deleted`, `audit_certificate` (not the pinned one) or `witness`.
     pub reason: &'static str,
     /// What was found, naming the entry or checkpoint.
     pub problem: String,
@@ -35,6 +35,9 @@ impl Refusal {
 /// witnessed, and whether its last round found the chain broken.
 pub struct Checkpointer {
     witness: PathBuf,
+    /// `[audit] certificate_sha256`: re-checked every round, since the row can change under a
+    /// running daemon.
+    pinned: Option<String>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -56,7 +59,8 @@ struct Segment {
 impl Checkpointer {
     /// A checkpointer writing to `witness`; reads the witness's last line, so a restarted daemon
     /// knows what it signed before. An unreadable witness is reported by every round.
-    pub fn open(witness: PathBuf) -> Checkpointer {
+    /// `pinned` is the audit certificate's fingerprint from the configuration.
+    pub fn open(witness: PathBuf, pinned: Option<String>) -> Checkpointer {
         let last_witnessed = match witness::last(&witness) {
             Ok(last) => {
                 match &last {
@@ -70,14 +74,14 @@ impl Checkpointer {
                 None
             }
         };
-        Checkpointer { witness, state: tokio::sync::Mutex::new(State { last_witnessed, broken: false }) }
+        Checkpointer { witness, pinned, state: tokio::sync::Mutex::new(State { last_witnessed, broken: false }) }
     }
 
     /// One round: checks, then signs the head if it moved since the newest checkpoint. Returns
     /// the entry covered, `None` when there was nothing new, or the refusal.
     pub async fn round(&self, store: &Store, hsm: &HsmPool, now_ms: i64) -> Result<Option<i64>, AuditError> {
         let mut state = self.state.lock().await;
-        let segment = match self.check(store, &state).await? {
+        let segment = match self.check(store, &state, now_ms).await? {
             Ok(segment) => segment,
             Err(refusal) => return Err(refuse(&mut state, refusal)),
         };
@@ -92,7 +96,7 @@ impl Checkpointer {
         if let Err(e) = witness::writable(&self.witness) {
             return Err(refuse(&mut state, Refusal::new("witness", format!("{e}; no checkpoint signed"))));
         }
-        let (label, algorithm, _) = SignatureCheck::load(store).await?;
+        let (label, algorithm, _) = SignatureCheck::load(store, self.pinned.as_deref()).await?;
         let mut c = Checkpoint {
             counter: Some(segment.latest.as_ref().and_then(|c| c.counter).map_or(1, |n| n + 1)),
             prev_hash: Some(segment.latest.as_ref().map_or_else(|| GENESIS.to_string(), Checkpoint::record_hash)),
@@ -114,15 +118,26 @@ impl Checkpointer {
     }
 
     /// The checks before signing; `Ok(Err(_))` is a refusal, `Err(_)` a failure to check.
-    async fn check(&self, store: &Store, state: &State) -> Result<Result<Segment, Refusal>, AuditError> {
+    async fn check(&self, store: &Store, state: &State, now_ms: i64) -> Result<Result<Segment, Refusal>, AuditError> {
+        // A swapped audit certificate would make a writer's own checkpoints look signed.
+        match super::pin::audit_authority(store, self.pinned.as_deref()).await {
+            Ok(_) => {}
+            Err(super::pin::PinError::Store(e)) => return Err(e.into()),
+            Err(e) => return Ok(Err(Refusal::new("audit_certificate", e.to_string()))),
+        }
         let tail = match witness::last(&self.witness) {
             Ok(tail) => tail,
             Err(e) => return Ok(Err(Refusal::new("witness", e.to_string()))),
         };
         // The newer of what this process remembers and what its witness says.
         let known = [tail, state.last_witnessed.clone()].into_iter().flatten().max_by_key(|c| c.counter);
+        let mut latest = store.latest_checkpoint().await?;
+        if let Some(w) = &known {
+            if complete_interrupted(store, w, latest.as_ref(), self.pinned.as_deref(), now_ms).await? {
+                latest = store.latest_checkpoint().await?;
+            }
+        }
         let (head_seq, head_hash) = store.audit_head().await?;
-        let latest = store.latest_checkpoint().await?;
         if let Some(w) = &known {
             if let Some(refusal) = against_witness(store, w, latest.as_ref()).await? {
                 return Ok(Err(refusal));
@@ -131,7 +146,7 @@ impl Checkpointer {
         let (from_seq, from_hash) = match &latest {
             None => (0, GENESIS.to_string()),
             Some(c) => {
-                if let Some(problem) = check_latest(store, c).await? {
+                if let Some(problem) = check_latest(store, c, self.pinned.as_deref()).await? {
                     return Ok(Err(Refusal::new("chain_broken", problem)));
                 }
                 (c.seq, c.hash.clone())
@@ -150,6 +165,50 @@ impl Checkpointer {
             }
         }
     }
+}
+
+/// A daemon stopped between the witness append and the commit leaves a witnessed checkpoint the
+/// database lacks. When it is exactly the next link (the counter after the database's newest,
+/// chained to it, signed by the pinned audit key, naming an entry whose hash it holds), the
+/// round finishes that commit instead of refusing for ever; anything else stays a deletion.
+async fn complete_interrupted(
+    store: &Store,
+    witnessed: &Checkpoint,
+    latest: Option<&Checkpoint>,
+    pinned: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, AuditError> {
+    let Some(n) = witnessed.counter else { return Ok(false) };
+    if store.checkpoint_by_counter(n).await?.is_some() {
+        return Ok(false);
+    }
+    let expected_counter = latest.and_then(|c| c.counter).map_or(1, |m| m + 1);
+    let expected_prev = latest.map_or_else(|| GENESIS.to_string(), Checkpoint::record_hash);
+    let next = n == expected_counter
+        && witnessed.prev_hash.as_deref() == Some(expected_prev.as_str())
+        && witnessed.seq > latest.map_or(0, |c| c.seq);
+    if !next || store.audit_hash(witnessed.seq).await?.as_deref() != Some(witnessed.hash.as_str()) {
+        return Ok(false);
+    }
+    let (_, _, signatures) = SignatureCheck::load(store, pinned).await?;
+    if !signatures.verifies(witnessed) {
+        return Ok(false);
+    }
+    store.begin_checkpoint(witnessed).await?.commit().await?;
+    let record = AuditRecord {
+        at: now_ms,
+        kind: "audit.checkpoint_completed".into(),
+        actor: "daemon".into(),
+        serial: None,
+        detail: serde_json::json!({ "checkpoint": witnessed.name(), "from": "witness" }).to_string(),
+    };
+    store.audit(&record).await?;
+    tracing::warn!(
+        event = "audit.checkpoint_completed",
+        checkpoint = %witnessed.name(),
+        "a checkpoint witnessed before a stop was missing from the database; its commit is completed"
+    );
+    Ok(true)
 }
 
 /// The last checkpoint this process witnessed must still be in the database, unchanged.
@@ -178,9 +237,9 @@ async fn against_witness(
 
 /// The newest checkpoint: signed by the audit key, linked to the one before it, and still
 /// matching the entry it names.
-async fn check_latest(store: &Store, c: &Checkpoint) -> Result<Option<String>, AuditError> {
+async fn check_latest(store: &Store, c: &Checkpoint, pinned: Option<&str>) -> Result<Option<String>, AuditError> {
     let name = c.name();
-    let (_, _, signatures) = SignatureCheck::load(store).await?;
+    let (_, _, signatures) = SignatureCheck::load(store, pinned).await?;
     if !signatures.verifies(c) {
         return Ok(Some(format!("{name}: signature does not verify with the audit key (checkpoint edited or forged)")));
     }

@@ -38,9 +38,16 @@ pub struct WitnessSource {
     pub explicit: bool,
 }
 
-/// Verifies entries, checkpoints and the given witnesses. A missing or unreadable witness is
-/// an error ([`AuditError::Witness`]), not a verdict: without it nothing can be said.
-pub async fn verify(store: &Store, witnesses: &[WitnessSource]) -> Result<Verdict, AuditError> {
+/// Verifies the audit certificate against its pin (`[audit] certificate_sha256`), then entries,
+/// checkpoints and the given witnesses. A swapped certificate is a broken verdict: checkpoints
+/// "verifying" with a database writer's own key prove nothing. A missing or unreadable witness
+/// is an error ([`AuditError::Witness`]), not a verdict: without it nothing can be said.
+pub async fn verify(store: &Store, witnesses: &[WitnessSource], pinned: Option<&str>) -> Result<Verdict, AuditError> {
+    match super::pin::audit_authority(store, pinned).await {
+        Ok(_) => {}
+        Err(super::pin::PinError::Store(e)) => return Err(e.into()),
+        Err(e) => return Ok(Verdict::Broken(e.to_string())),
+    }
     let checkpoints = store.checkpoints().await?;
     let chained = checkpoints.iter().any(|c| c.counter.is_some());
     let mut witnessed = Vec::new();
@@ -55,7 +62,7 @@ pub async fn verify(store: &Store, witnesses: &[WitnessSource]) -> Result<Verdic
         AuditVerdict::Intact { entries, .. } => entries,
         AuditVerdict::Broken { seq, problem } => return Ok(Verdict::Broken(format!("entry {seq}: {problem}"))),
     };
-    if let Some(problem) = check_checkpoints(store, &checkpoints).await? {
+    if let Some(problem) = check_checkpoints(store, &checkpoints, pinned).await? {
         return Ok(Verdict::Broken(problem));
     }
     let by_counter: HashMap<i64, &Checkpoint> = checkpoints.iter().filter_map(|c| c.counter.map(|n| (n, c))).collect();
@@ -74,11 +81,15 @@ pub async fn verify(store: &Store, witnesses: &[WitnessSource]) -> Result<Verdic
 
 /// Every checkpoint in entry order: signed by the audit key, matching the entry it names,
 /// chained (counters 1, 2, 3 ... each naming the previous record's hash; legacy ones first).
-async fn check_checkpoints(store: &Store, checkpoints: &[Checkpoint]) -> Result<Option<String>, AuditError> {
+async fn check_checkpoints(
+    store: &Store,
+    checkpoints: &[Checkpoint],
+    pinned: Option<&str>,
+) -> Result<Option<String>, AuditError> {
     if checkpoints.is_empty() {
         return Ok(None);
     }
-    let (_, _, signatures) = SignatureCheck::load(store).await?;
+    let (_, _, signatures) = SignatureCheck::load(store, pinned).await?;
     let mut previous: Option<&Checkpoint> = None;
     let mut expected = 1;
     for c in checkpoints {

@@ -88,9 +88,11 @@ pub fn run(action: Action, config: Config) -> Result<(), CliError> {
             Action::Pin { fingerprint } => Ok(pin(&config, &fingerprint).await?),
             Action::Checkpoint => {
                 let witness = config.audit_witness();
+                let pinned = config.audit.certificate_sha256.clone();
                 let instance = Instance::open(config, Arc::new(SystemClock)).await.map_err(anyhow::Error::from)?;
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                match crate::audit::Checkpointer::open(witness).round(&instance.store, &instance.hsm, now).await {
+                match crate::audit::Checkpointer::open(witness, pinned).round(&instance.store, &instance.hsm, now).await
+                {
                     Ok(Some(seq)) => println!("checkpoint signed at entry {seq}"),
                     Ok(None) => println!("no new entries since the last checkpoint"),
                     Err(AuditError::Refused(refusal)) => {
@@ -155,7 +157,7 @@ async fn verify(config: &Config, witnesses: Vec<PathBuf>, no_witness: bool) -> R
         sources.push(WitnessSource { path: config.audit_witness(), explicit: false });
         sources.extend(witnesses.into_iter().map(|path| WitnessSource { path, explicit: true }));
     }
-    let verdict = crate::audit::verify(&store, &sources).await;
+    let verdict = crate::audit::verify(&store, &sources, config.audit.certificate_sha256.as_deref()).await;
     store.close().await;
     match verdict {
         Ok(Verdict::Intact { entries, checkpoints, witnessed }) => {

@@ -55,14 +55,14 @@ pub fn run(action: Action, config: Config) -> Result<(), CliError> {
             Action::Restore { from } => restore(&config, &from).await,
             Action::Verify { from: Some(file) } => {
                 let store = backup::open_file(&file).await.map_err(refused)?;
-                let checked = check(&store, &file).await;
+                let checked = check(&store, &file, &config).await;
                 store.close().await;
                 print_summary(&format!("{} is a sound back-up", file.display()), &checked?);
                 Ok(())
             }
             Action::Verify { from: None } => {
                 let store = Store::open(&config.database).await.context("cannot open the database")?;
-                let checked = check(&store, Path::new("the configured database")).await;
+                let checked = check(&store, Path::new("the configured database"), &config).await;
                 store.close().await;
                 print_summary("the configured database is sound", &checked?);
                 Ok(())
@@ -75,7 +75,7 @@ pub fn run(action: Action, config: Config) -> Result<(), CliError> {
 async fn create(config: &Config, out: &Path) -> Result<(), CliError> {
     let snapshot = backup::snapshot(&config.database, out).await.map_err(refused)?;
     let store = backup::open_file(snapshot.path()).await.map_err(refused)?;
-    let checked = check(&store, snapshot.path()).await;
+    let checked = check(&store, snapshot.path(), config).await;
     store.close().await;
     let checked = checked?;
     let path = snapshot.publish().map_err(refused)?;
@@ -91,7 +91,7 @@ async fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
     backup::ensure_empty(&target).await.map_err(refused)?;
     let staged = backup::stage(from, &target).map_err(refused)?;
     let store = backup::open_file(staged.path()).await.map_err(|e| refused(relabel(e, staged.path(), from)))?;
-    let checked = check(&store, from).await;
+    let checked = check(&store, from, config).await;
     store.close().await;
     let checked = checked?;
     backup::release_leases(&staged).await.map_err(refused)?;
@@ -111,10 +111,14 @@ struct Checked {
     checkpoints: usize,
 }
 
-/// Schema and counts, then the audit chain and its signed checkpoints.
-async fn check(store: &Store, label: &Path) -> Result<Checked, CliError> {
+/// Schema and counts, then the audit chain and its signed checkpoints. The audit certificate
+/// must be the one `config` pins: a back-up is of this CA or of none.
+async fn check(store: &Store, label: &Path, config: &Config) -> Result<Checked, CliError> {
     let summary = backup::inspect(store, label).await.map_err(refused)?;
-    match crate::audit::verify(store, &[]).await.context("cannot verify the audit chain")? {
+    match crate::audit::verify(store, &[], config.audit.certificate_sha256.as_deref())
+        .await
+        .context("cannot verify the audit chain")?
+    {
         Verdict::Intact { checkpoints, .. } => Ok(Checked { summary, checkpoints }),
         Verdict::Broken(problem) => Err(CliError {
             error: anyhow::anyhow!("{}: audit chain broken at {problem}; not a back-up to rely on", label.display()),

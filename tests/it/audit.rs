@@ -151,7 +151,9 @@ async fn verifying_while_entries_are_appended_finds_the_chain_intact() {
     });
     let mut verified = 0;
     while !appender.is_finished() {
-        let verdict = cloudca::audit::verify(&instance.store, &[]).await.unwrap();
+        let verdict = cloudca::audit::verify(&instance.store, &[], instance.config.audit.certificate_sha256.as_deref())
+            .await
+            .unwrap();
         assert!(matches!(verdict, cloudca::audit::Verdict::Intact { .. }), "{verdict:?}");
         verified += 1;
     }

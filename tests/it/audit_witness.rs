@@ -39,7 +39,7 @@ async fn append(instance: &Instance, n: usize) {
 async fn checkpointed_ca() -> (TestCa, sqlx::AnyPool, Instance, Checkpointer) {
     let (ca, pool) = audited_ca().await;
     let instance = ca.open().await;
-    let checkpointer = Checkpointer::open(ca.config.audit_witness());
+    let checkpointer = Checkpointer::open(ca.config.audit_witness(), ca.config.audit.certificate_sha256.clone());
     assert_eq!(checkpointer.round(&instance.store, &instance.hsm, now_ms()).await.unwrap(), Some(14));
     for expected in [20, 26] {
         append(&instance, 6).await;
@@ -325,7 +325,7 @@ async fn legacy_checkpoints_start_the_chain() {
     assert!(code == 0 && text.contains("1 signed checkpoints verified"), "legacy only, no witness yet: {text}");
 
     append(&instance, 3).await;
-    let checkpointer = Checkpointer::open(ca.config.audit_witness());
+    let checkpointer = Checkpointer::open(ca.config.audit_witness(), ca.config.audit.certificate_sha256.clone());
     assert_eq!(checkpointer.round(&instance.store, &instance.hsm, now_ms()).await.unwrap(), Some(17));
     let first = instance.store.checkpoint_by_counter(1).await.unwrap().unwrap();
     assert_eq!(first.prev_hash, Some(legacy.record_hash()));
@@ -375,4 +375,27 @@ async fn measure_checkpoint_rounds_and_verify() {
     let t = std::time::Instant::now();
     let (code, text) = verify(&ca, &[]);
     eprintln!("MEASURE audit verify: {:?} ({code}) {text}", t.elapsed());
+}
+
+/// A daemon killed between the witness append and the commit: the witness holds checkpoint 3,
+/// the database does not. A new process completes that commit from its witness (the genuine,
+/// signed next link), records `audit.checkpoint_completed` and signs on, instead of refusing for
+/// ever; `audit verify` agrees. A witnessed checkpoint that is not the next link stays refused
+/// (the H6 test above).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_witnessed_but_not_committed_before_a_crash_is_completed_by_the_next_process() {
+    let (ca, pool, instance, checkpointer) = checkpointed_ca().await;
+    drop(checkpointer);
+    exec(&pool, "DELETE FROM audit_checkpoints WHERE counter = 3").await;
+    let (code, text) = verify(&ca, &[]);
+    assert_eq!(code, 65, "uncommitted, the database alone is short of the witness: {text}");
+
+    let restarted = Checkpointer::open(ca.config.audit_witness(), ca.config.audit.certificate_sha256.clone());
+    let signed = restarted.round(&instance.store, &instance.hsm, now_ms()).await.unwrap();
+    assert_eq!(signed, Some(29), "28 entries and the completion's own event");
+    assert_eq!(instance.store.count_audit_events("audit.checkpoint_completed").await.unwrap(), 1);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_checkpoints").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 4);
+    let (code, text) = verify(&ca, &[]);
+    assert_eq!(code, 0, "{text}");
 }

@@ -61,7 +61,8 @@ pub(super) async fn query(
 /// witness (a missing or unreadable witness is reported as not intact).
 pub(super) async fn verify(State(instance): State<Instance>) -> Result<Response, Problem> {
     let witness = crate::audit::WitnessSource { path: instance.config.audit_witness(), explicit: false };
-    let verdict = match crate::audit::verify(&instance.store, &[witness]).await {
+    let pinned = instance.config.audit.certificate_sha256.as_deref();
+    let verdict = match crate::audit::verify(&instance.store, &[witness], pinned).await {
         Ok(verdict) => verdict,
         Err(crate::audit::AuditError::Witness(e)) => crate::audit::Verdict::Broken(e.to_string()),
         Err(e) => return Err(Problem::internal(&e)),
