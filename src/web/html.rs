@@ -1,6 +1,6 @@
 //! Page building with [`maud`]: the layout (header, language switch, the channel's
 //! customer-service phone, footer), form widgets, the step indicator and inline errors. Every
-//! value spliced into a template is escaped by maud; nothing in `web/` writes `PreEscaped`, so
+//! value spliced into a template is escaped by maud; nothing in `web/` opts out of that, so
 //! no text from the daemon or the applicant reaches the page as markup (a unit test in
 //! [`super::i18n`] checks the sources for it). Plain HTML forms: the core path needs no
 //! JavaScript.

@@ -67,7 +67,6 @@ const TEXTS: &[(&str, &str)] = &[
     ("Cancel the order", "取消订单"),
     ("Before you start, have these ready", "办理前请准备以下材料"),
     ("Authorisation letter with the company stamp, when the agent is not the legal representative", "经办人非法定代表人时，需加盖公章的授权书（或由法定代表人在线授权）"),
-    ("Step", "步骤"),
     ("Order", "订单"),
     ("State", "状态"),
     ("Amount", "金额"),
@@ -109,21 +108,18 @@ const TEXTS: &[(&str, &str)] = &[
     ("face-sms", "人脸识别（短信链接）"),
     ("face-qr", "人脸识别（现场扫码）"),
     ("Remittance code from the bank statement", "银行流水中的打款备注码"),
-    ("Open the face check", "打开人脸识别"),
     ("A link was sent by SMS; finish the face check on the phone, then continue.", "已发送短信链接，请在手机上完成人脸识别后继续。"),
     ("Scan this code with the phone to take the face check.", "请用手机扫描二维码完成人脸识别。"),
     ("I have finished", "我已完成"),
     ("Product", "产品"),
     ("I want an e-invoice (title: the organisation or person)", "需要电子发票（抬头为申请单位或个人）"),
     ("Invoice e-mail", "发票接收邮箱"),
-    ("Delivery address", "收货地址"),
     ("Upload", "上传"),
     ("Uploaded", "已上传"),
     ("Materials are complete", "材料已齐全"),
     ("Or let the legal representative authorise online", "或由法定代表人在线授权"),
     ("Code sent to the legal representative", "法定代表人收到的验证码"),
     ("Authorise", "确认授权"),
-    ("Authorised online by the legal representative", "法定代表人已在线授权"),
     ("Terms", "服务协议"),
     ("I have read and accept the terms", "我已阅读并同意服务协议"),
     ("SMS code", "短信验证码"),
@@ -222,7 +218,7 @@ mod tests {
 
     use super::*;
 
-    /// The `.t("…")` literals in the web front's sources.
+    /// The literal keys translated with `t` in the web front's sources.
     fn literal_keys(dir: &Path, out: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

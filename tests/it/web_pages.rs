@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::ra::{about_certificate, agent, holder_enrols, Client, AGENT, AGENT_ID, CREDIT, PDF, REP, REP_ID};
-use crate::web::{org_first_steps, web_ca, web_front, Browser};
+use crate::web::{code, org_first_steps, web_ca, web_front, Browser};
 
 /// Serves more channels from the dev web front's `web.toml`.
 fn serve_channels(ca: &TestCa, names: &[&str]) {
@@ -45,6 +45,9 @@ flows = ["org-new"]
 years = 1
 price_fen = 100
 medium = "cloud"
+
+[flows.org-new]
+review = "review"
 "#,
         title = toml_string(HOSTILE)
     );
@@ -146,7 +149,7 @@ async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_c
     ] {
         assert!(shown.contains(expected), "{expected} shown: {shown}");
     }
-    assert!(!shown.contains("13700137000") && shown.contains("8613*"), "phones masked: {shown}");
+    assert!(!shown.contains("13700137000") && shown.contains("+86*******7000"), "phones masked: {shown}");
     let fields = b.client.find_all(Locator::Css("#confirmation input, #confirmation select, #confirmation textarea"));
     assert!(fields.await.unwrap().is_empty(), "the confirmation cannot be edited");
     for step in ["verification", "company", "agent", "product"] {
@@ -212,11 +215,19 @@ async fn a_seal_order_shows_the_certificates_subject_read_only() {
         )
         .await;
     let serial = holder_enrols(&ra, AGENT).await;
-    let (id, token) = about_certificate(&ra, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
+    let (id, _) = about_certificate(&ra, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
+    // The agent takes the order up in the browser: order query, then a code to continue.
     let b = Browser::start("seal-subject", 1200, 1600).await;
-    b.goto(&base).await;
-    b.client.add_cookie(fantoccini::cookies::Cookie::new(format!("cco_{id}"), token)).await.unwrap();
-    b.goto(&format!("{base}/orders/{id}")).await;
+    b.goto(&format!("{base}/orders")).await;
+    b.fill("subject", CREDIT).await;
+    b.fill("phone", "13700137000").await;
+    let query_code = code(&b, &ca, "query-code", AGENT).await;
+    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
+    b.submit("query").await;
+    let resume_code = code(&b, &ca, &format!("resume-code-{id}"), AGENT).await;
+    let field = b.client.find(Locator::Css(&format!("form#resume-{id} [name=code]"))).await.unwrap();
+    field.send_keys(&resume_code).await.unwrap();
+    b.submit(&format!("resume-{id}")).await;
     assert_eq!(b.current_step().await.as_deref(), Some("product"));
     let shown = b.text("#subject").await;
     assert!(shown.contains("福建示例科技有限公司") && shown.contains(&serial), "{shown}");

@@ -195,6 +195,7 @@ fn status_text(ctx: &Ctx, flow: &str, view: &Value) -> Markup {
     let l = ctx.lang;
     let state = view["state"].as_str().unwrap_or_default();
     let issued = flow.ends_with("-new") || flow == "reissue";
+    let done = l.t("Done. The approved certificate waits in the app: log in with the agent's phone, check your identity and set the certificate PIN.");
     html! {
         section.status {
             p {
@@ -206,11 +207,7 @@ fn status_text(ctx: &Ctx, flow: &str, view: &Value) -> Markup {
                         (l.t("Mail the signed and stamped form with the papers; the review starts when they arrive.")) " "
                         a #print-form href=(ctx.url(&format!("{}/form.pdf", order_path(view)))) { (l.t("Print the application form")) }
                     }
-                    "approved" => {
-                        @if issued {
-                            (l.t("Done. The approved certificate waits in the app: log in with the agent's phone, check your identity and set the certificate PIN."))
-                        }
-                    }
+                    "approved" => { (if issued { done } else { "" }) }
                     "rejected" | "cancelled" => { (l.t("Reason")) ": " (view["reason"].as_str().unwrap_or_default()) }
                     _ => {}
                 }
