@@ -106,6 +106,9 @@ pub struct Channel {
     pub flows: BTreeMap<Flow, FlowRule>,
     /// The terms the applicant accepts when signing the application.
     pub terms: String,
+    /// The customer-service phone every page of the channel shows (digits, spaces, `+`, `-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_phone: Option<String>,
 }
 
 /// Material kinds an applicant can upload.
@@ -154,6 +157,14 @@ impl Channel {
         }
         if self.terms.trim().is_empty() {
             return Err("terms: the text applicants accept must not be empty".into());
+        }
+        if let Some(phone) = &self.service_phone {
+            let ok = (3..=32).contains(&phone.len())
+                && phone.bytes().any(|b| b.is_ascii_digit())
+                && phone.bytes().all(|b| b.is_ascii_digit() || b" +-".contains(&b));
+            if !ok {
+                return Err("service_phone: 3 to 32 characters of digits, spaces, + and -".into());
+            }
         }
         let mut ids = BTreeSet::new();
         for p in &self.products {

@@ -504,11 +504,17 @@ impl OrderView {
     }
 }
 
+/// A certificate's subject as the applicant sees it (read-only): `serialNumber` (an ID
+/// number or credit code) masked like every identifier.
+fn subject_shown(subject: &[(String, String)]) -> Vec<(String, String)> {
+    subject.iter().map(|(k, v)| (k.clone(), if k == "serialNumber" { mask(v) } else { v.clone() })).collect()
+}
+
 /// What was entered, with ID numbers, cards, accounts and phones masked.
 fn summary(d: &OrderData) -> serde_json::Value {
     let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": mask(&p.id_number), "phone": mask(&p.phone), "email": p.email });
     serde_json::json!({
-        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after })),
+        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject) })),
         "verification": d.verification,
         "company": d.company.as_ref().map(|c| serde_json::json!({ "name": c.name, "credit_code": c.credit_code, "legal_rep": person(&c.legal_rep) })),
         "person": d.person.as_ref().map(person),

@@ -31,9 +31,13 @@ pub struct WebConfig {
     /// Key of `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// The channel these pages serve.
+    /// The default channel: its pages are at `/` (and at `/c/{channel}/`).
     #[serde(default = "default_channel")]
     pub channel: String,
+    /// Further channels served by the same pages at `/c/{name}/` (the handbook's
+    /// `channelId`); any other channel in a URL is not found.
+    #[serde(default)]
+    pub channels: Vec<String>,
     /// `zh` (default) or `en`.
     #[serde(default = "default_language")]
     pub language: String,
@@ -145,6 +149,11 @@ fn default_upload() -> usize {
 }
 
 impl WebConfig {
+    /// Whether these pages serve `channel` (the default one or one of `channels`).
+    pub fn serves(&self, channel: &str) -> bool {
+        self.channel == channel || self.channels.iter().any(|c| c == channel)
+    }
+
     /// Reads and validates; relative paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -175,6 +184,15 @@ impl WebConfig {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        for (i, name) in std::iter::once(&self.channel).chain(&self.channels).enumerate() {
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let key = if i == 0 { "channel".to_string() } else { format!("channels[{}]", i - 1) };
+            if !ok {
+                return bad(&key, "a channel name: 1 to 32 characters of a-z, 0-9 and -");
+            }
         }
         if self.language != "zh" && self.language != "en" {
             return bad("language", "zh or en");

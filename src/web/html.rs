@@ -1,74 +1,76 @@
-//! Page building: the layout (header, language switch, footer), escaping, form widgets, the
-//! step indicator and inline errors. Plain HTML forms: the core path needs no JavaScript.
+//! Page building with [`maud`]: the layout (header, language switch, the channel's
+//! customer-service phone, footer), form widgets, the step indicator and inline errors. Every
+//! value spliced into a template is escaped by maud; nothing in `web/` opts out of that, so
+//! no text from the daemon or the applicant reaches the page as markup (a unit test in
+//! [`super::i18n`] checks the sources for it). Plain HTML forms: the core path needs no
+//! JavaScript.
 
 use std::collections::HashMap;
-use std::fmt::Write;
+
+use maud::{html, Markup, DOCTYPE};
 
 use super::i18n::Lang;
 use super::security::Ctx;
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// A whole page. `refresh` adds a meta refresh (payment and face-check waits work without
 /// JavaScript).
-pub fn page(ctx: &Ctx, title: &str, body: &str, refresh: Option<u32>) -> String {
+pub fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -> String {
     let l = ctx.lang;
-    let other = match l {
+    let (other_code, other_name) = match l {
         Lang::Zh => ("en", "English"),
         Lang::En => ("zh", "中文"),
     };
-    let refresh = refresh.map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">")).unwrap_or_default();
-    format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}<title>{title} · cloudca</title>\
-<link rel=\"stylesheet\" href=\"/static/app.css\"></head><body>\
-<header><a class=\"brand\" href=\"/\">{brand}</a><nav><a href=\"/orders\">{orders}</a><a href=\"/seals\">{seals}</a>\
-<a href=\"/help\">{help}</a><a id=\"lang\" href=\"/lang/{code}\">{name}</a></nav></header>\
-<main><h1>{title}</h1>{body}</main><footer>cloudca · {brand}</footer></body></html>",
-        lang = l.html(),
-        title = esc(title),
-        brand = l.t("Cloud certificates"),
-        orders = l.t("Order management"),
-        seals = l.t("Seal authorisation"),
-        help = l.t("Help"),
-        code = other.0,
-        name = other.1,
-    )
+    let site = &ctx.site;
+    html! {
+        (DOCTYPE)
+        html lang=(l.html()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
+                title { (title) " · cloudca" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header {
+                    a.brand href=(ctx.url("/")) { (l.t("Cloud certificates")) }
+                    nav {
+                        a href=(ctx.url("/orders")) { (l.t("Order management")) }
+                        a href=(ctx.url("/seals")) { (l.t("Seal authorisation")) }
+                        a href=(ctx.url("/help")) { (l.t("Help")) }
+                        a #lang href=(ctx.url(&format!("/lang/{other_code}"))) { (other_name) }
+                    }
+                    @if let Some(phone) = &site.phone {
+                        p.contact #service-phone data-channel=(site.channel) {
+                            (l.t("Customer service")) ": " a href={ "tel:" (phone) } { (phone) }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+                footer {
+                    "cloudca · " (l.t("Cloud certificates"))
+                    @if let Some(phone) = &site.phone { " · " (l.t("Customer service")) " " (phone) }
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The step indicator: done, current, to do.
-pub fn steps(lang: Lang, steps: &[(String, bool)], current: Option<&str>) -> String {
-    let mut out = String::from("<ol class=\"steps\">");
-    for (name, done) in steps {
-        let class = if Some(name.as_str()) == current {
-            "current"
-        } else if *done {
-            "done"
-        } else {
-            "todo"
-        };
-        let _ = write!(out, "<li class=\"{class}\" data-step=\"{}\">{}</li>", esc(name), esc(lang.t(leak(name))));
+pub fn steps(lang: Lang, steps: &[(String, bool)], current: Option<&str>) -> Markup {
+    html! {
+        ol.steps {
+            @for (name, done) in steps {
+                @let class = if Some(name.as_str()) == current { "current" } else if *done { "done" } else { "todo" };
+                li class=(class) data-step=(name) { (lang.t(step_key(name))) }
+            }
+        }
     }
-    out.push_str("</ol>");
-    out
 }
 
 /// Step names come from a fixed set; map them back to `'static` keys for translation.
-fn leak(name: &str) -> &'static str {
+pub fn step_key(name: &str) -> &'static str {
     crate::ra::flow::Step::parse(name).map_or("", crate::ra::flow::Step::name)
 }
 
@@ -84,77 +86,64 @@ pub struct FormState {
 }
 
 impl FormState {
-    fn value(&self, name: &str) -> String {
-        self.values.get(name).cloned().unwrap_or_default()
+    fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
     }
 
     /// The form-level message, if any.
-    pub fn banner(&self) -> String {
-        self.message.as_ref().map(|m| format!("<p class=\"alert\" role=\"alert\">{}</p>", esc(m))).unwrap_or_default()
+    pub fn banner(&self) -> Markup {
+        html! { @if let Some(m) = &self.message { p.alert role="alert" { (m) } } }
+    }
+
+    fn error(&self, name: &str) -> Markup {
+        html! { @if let Some(e) = self.errors.get(name) { span.error data-field=(name) { (e) } } }
     }
 }
 
 /// A labelled input with its inline error.
-pub fn input(state: &FormState, label: &str, name: &str, kind: &str, required: bool) -> String {
-    let error = state.errors.get(name);
-    let invalid = if error.is_some() { " aria-invalid=\"true\"" } else { "" };
-    let req = if required { " required" } else { "" };
-    let err = error
-        .map(|e| format!("<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e)))
-        .unwrap_or_default();
-    format!(
-        "<label>{label}<input type=\"{kind}\" name=\"{n}\" value=\"{v}\"{req}{invalid}>{err}</label>",
-        label = esc(label),
-        n = esc(name),
-        v = esc(&state.value(name)),
-    )
+pub fn input(state: &FormState, label: &str, name: &str, kind: &str, required: bool) -> Markup {
+    let invalid = state.errors.contains_key(name);
+    html! {
+        label {
+            (label)
+            input type=(kind) name=(name) value=(state.value(name)) required[required] aria-invalid=[invalid.then_some("true")];
+            (state.error(name))
+        }
+    }
 }
 
 /// A group of radio buttons.
-pub fn radios(state: &FormState, legend: &str, name: &str, options: &[(String, String)]) -> String {
+pub fn radios(state: &FormState, legend: &str, name: &str, options: &[(String, String)]) -> Markup {
     let chosen = state.value(name);
-    let mut out = format!("<fieldset><legend>{}</legend>", esc(legend));
-    for (i, (value, label)) in options.iter().enumerate() {
-        let checked = if chosen == *value || (chosen.is_empty() && i == 0) { " checked" } else { "" };
-        let _ = write!(
-            out,
-            "<label class=\"choice\"><input type=\"radio\" name=\"{}\" value=\"{}\"{checked}> {}</label>",
-            esc(name),
-            esc(value),
-            esc(label)
-        );
+    html! {
+        fieldset {
+            legend { (legend) }
+            @for (i, (value, label)) in options.iter().enumerate() {
+                @let checked = chosen == value || (chosen.is_empty() && i == 0);
+                label.choice { input type="radio" name=(name) value=(value) checked[checked]; " " (label) }
+            }
+            (state.error(name))
+        }
     }
-    if let Some(e) = state.errors.get(name) {
-        let _ = write!(out, "<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e));
-    }
-    out.push_str("</fieldset>");
-    out
 }
 
 /// A checkbox.
-pub fn checkbox(state: &FormState, label: &str, name: &str) -> String {
-    let checked = if state.value(name) == "on" { " checked" } else { "" };
-    let err = state
-        .errors
-        .get(name)
-        .map(|e| format!("<span class=\"error\" data-field=\"{}\">{}</span>", esc(name), esc(e)))
-        .unwrap_or_default();
-    format!(
-        "<label class=\"choice\"><input type=\"checkbox\" name=\"{}\"{checked}> {}</label>{err}",
-        esc(name),
-        esc(label)
-    )
+pub fn checkbox(state: &FormState, label: &str, name: &str) -> Markup {
+    html! {
+        label.choice { input type="checkbox" name=(name) checked[state.value(name) == "on"]; " " (label) }
+        (state.error(name))
+    }
 }
 
-/// A POST form with the CSRF field.
-pub fn form(ctx: &Ctx, action: &str, id: &str, inner: &str, submit: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"{a}\" id=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">{inner}\
-<button type=\"submit\" name=\"submit\" value=\"{id}\">{s}</button></form>",
-        a = esc(action),
-        c = esc(&ctx.csrf),
-        s = esc(submit),
-    )
+/// A POST form with the CSRF field. `action` is a path of this channel's pages.
+pub fn form(ctx: &Ctx, action: &str, id: &str, inner: Markup, submit: &str) -> Markup {
+    html! {
+        form method="post" action=(ctx.url(action)) id=(id) {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            (inner)
+            button type="submit" name="submit" value=(id) { (submit) }
+        }
+    }
 }
 
 /// Money in fen as yuan.

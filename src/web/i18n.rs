@@ -1,5 +1,6 @@
 //! Words on the pages, Chinese first (the users are Chinese), English available. Keys are
-//! English phrases; a missing Chinese entry falls back to the key, so nothing is ever blank.
+//! English phrases (the English text itself); a missing Chinese entry would fall back to the
+//! key, and a unit test makes sure none is missing.
 
 /// The page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,130 +46,142 @@ impl Lang {
     }
 }
 
+/// Every text of the pages: the English key (which is the English text) and its Chinese.
+/// A unit test checks that every key the pages use is here, and every key here is used.
+const TEXTS: &[(&str, &str)] = &[
+    ("Cloud certificates", "云证书网上办理"),
+    ("New organisation certificate", "新办机构云证书"),
+    ("New personal certificate", "新办个人云证书"),
+    ("Renewal", "证书续期"),
+    ("Information change", "信息变更"),
+    ("Revocation", "证书吊销"),
+    ("Re-issue", "证书补办"),
+    ("PIN unlock", "PIN码解锁"),
+    ("Seal add or change", "电子印章新增或变更"),
+    ("Order management", "订单管理"),
+    ("Seal authorisation", "印章授权管理"),
+    ("Help", "帮助"),
+    ("Start", "开始办理"),
+    ("Next", "下一步"),
+    ("Send code", "发送验证码"),
+    ("Cancel the order", "取消订单"),
+    ("Before you start, have these ready", "办理前请准备以下材料"),
+    ("Authorisation letter with the company stamp, when the agent is not the legal representative", "经办人非法定代表人时，需加盖公章的授权书（或由法定代表人在线授权）"),
+    ("Order", "订单"),
+    ("State", "状态"),
+    ("Amount", "金额"),
+    ("certificate", "证书"),
+    ("verification", "验证方式"),
+    ("company", "单位信息"),
+    ("person", "个人信息"),
+    ("subject-check", "身份核验"),
+    ("agent", "经办人"),
+    ("agent-check", "经办人核验"),
+    ("product", "产品与发票"),
+    ("materials", "上传材料"),
+    ("signature", "申请签署"),
+    ("payment", "支付"),
+    ("open", "办理中"),
+    ("offline", "线下办理（等待纸质材料）"),
+    ("review", "审核中"),
+    ("approved", "审核通过"),
+    ("completed", "已办结"),
+    ("rejected", "未通过"),
+    ("cancelled", "已取消"),
+    ("Company name", "单位名称"),
+    ("Unified social credit code", "统一社会信用代码"),
+    ("Legal representative", "法定代表人"),
+    ("Name", "姓名"),
+    ("ID number", "身份证号码"),
+    ("Mobile phone", "手机号码"),
+    ("E-mail", "电子邮箱"),
+    ("Bank card number", "银行卡号"),
+    ("Account name", "账户名称"),
+    ("Account number", "银行账号"),
+    ("Bank", "开户银行"),
+    ("The legal representative applies in person", "法定代表人本人办理"),
+    ("Agent's verification", "经办人核验方式"),
+    ("Verification method", "验证方式"),
+    ("bank-account", "对公账户打款验证"),
+    ("phone", "手机号实名验证"),
+    ("bank-card", "银行卡验证"),
+    ("face-sms", "人脸识别（短信链接）"),
+    ("face-qr", "人脸识别（现场扫码）"),
+    ("Remittance code from the bank statement", "银行流水中的打款备注码"),
+    ("A link was sent by SMS; finish the face check on the phone, then continue.", "已发送短信链接，请在手机上完成人脸识别后继续。"),
+    ("Scan this code with the phone to take the face check.", "请用手机扫描二维码完成人脸识别。"),
+    ("I have finished", "我已完成"),
+    ("Product", "产品"),
+    ("I want an e-invoice (title: the organisation or person)", "需要电子发票（抬头为申请单位或个人）"),
+    ("Invoice e-mail", "发票接收邮箱"),
+    ("Upload", "上传"),
+    ("Uploaded", "已上传"),
+    ("Materials are complete", "材料已齐全"),
+    ("Or let the legal representative authorise online", "或由法定代表人在线授权"),
+    ("Code sent to the legal representative", "法定代表人收到的验证码"),
+    ("Authorise", "确认授权"),
+    ("Terms", "服务协议"),
+    ("I have read and accept the terms", "我已阅读并同意服务协议"),
+    ("SMS code", "短信验证码"),
+    ("Sign the application", "签署申请"),
+    ("Pay with", "支付方式"),
+    ("wechat", "微信支付"),
+    ("alipay", "支付宝"),
+    ("Show the payment code", "生成支付二维码"),
+    ("Scan to pay. This page moves on by itself when the payment arrives.", "请扫码支付，支付完成后本页面将自动跳转。"),
+    ("Certificate serial number", "证书序列号"),
+    ("Revocation reason", "吊销原因"),
+    ("The identity check failed.", "身份核验未通过。"),
+    ("Correct the data above, or apply offline: print the form, sign and stamp it, and mail it with the papers.", "请修改上方信息，或改为线下办理：打印申请表，签字盖章后连同材料邮寄。"),
+    ("Apply offline", "改为线下办理"),
+    ("Print the application form", "打印申请表"),
+    ("Download the invoice", "下载发票"),
+    ("Send the invoice again", "重新发送发票"),
+    ("Continue", "继续办理"),
+    ("Details", "详情"),
+    ("Find your orders", "查询订单"),
+    ("Credit code or ID number", "统一社会信用代码或身份证号码"),
+    ("The phone of an agent on file, or the legal representative's", "经办人或法定代表人的手机号码"),
+    ("Show my orders", "查询"),
+    ("Or check the legal representative's bank card", "或验证法定代表人银行卡"),
+    ("Your orders", "您的订单"),
+    ("No orders.", "没有订单。"),
+    ("Log in with the agent's phone", "使用经办人手机号登录"),
+    ("Log in", "登录"),
+    ("Members", "成员"),
+    ("Role", "角色"),
+    ("staff", "员工"),
+    ("seal-admin", "印章管理员"),
+    ("admin", "证书管理员"),
+    ("Add or change a member", "添加或调整成员"),
+    ("Hand the administrator role over", "移交证书管理员"),
+    ("New administrator's phone", "新管理员手机号"),
+    ("Seals", "电子印章"),
+    ("Save", "保存"),
+    ("Done. The approved certificate waits in the app: log in with the agent's phone, check your identity and set the certificate PIN.", "审核已通过。请在手机App中使用经办人手机号登录，完成身份核验并设置证书PIN码后即可获取证书。"),
+    ("We are reviewing the application (3 to 5 working days). You will get an SMS and an e-mail.", "申请正在审核中（3至5个工作日），结果将以短信和邮件通知。"),
+    ("Reason", "原因"),
+    ("Mail the signed and stamped form with the papers; the review starts when they arrive.", "请将签字盖章的申请表连同材料邮寄，收到后开始审核。"),
+    ("Something went wrong; try again.", "出现错误，请重试。"),
+    ("Please correct the marked fields.", "请修改标出的内容。"),
+    ("The page expired; please submit again.", "页面已过期，请重新提交。"),
+    ("Customer service", "客服电话"),
+    ("A code was sent if the phone is on file.", "验证码已发送（如该手机号在档）"),
+    ("The code was sent.", "验证码已发送"),
+    ("Check what you entered", "核对已填写的信息"),
+    ("Confirm the application", "商品信息确认"),
+    ("This page cannot be edited; go back to a step to correct it.", "确认页面无法编辑，如有问题请返回相应步骤修改。"),
+    ("Change", "修改"),
+    ("Yes", "是"),
+    ("No", "否"),
+    ("Invoice", "发票"),
+    ("Correct this step; the steps after it are taken again.", "修改本步骤后，其后的步骤需重新办理。"),
+    ("Back to the confirmation", "返回信息确认"),
+    ("Subject", "证书主体"),
+];
+
 fn zh(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "Cloud certificates" => "云证书网上办理",
-        "New organisation certificate" => "新办机构云证书",
-        "New personal certificate" => "新办个人云证书",
-        "Renewal" => "证书续期",
-        "Information change" => "信息变更",
-        "Revocation" => "证书吊销",
-        "Re-issue" => "证书补办",
-        "PIN unlock" => "PIN码解锁",
-        "Seal add or change" => "电子印章新增或变更",
-        "Order management" => "订单管理",
-        "Seal authorisation" => "印章授权管理",
-        "Help" => "帮助",
-        "Start" => "开始办理",
-        "Next" => "下一步",
-        "Send code" => "发送验证码",
-        "Cancel the order" => "取消订单",
-        "Before you start, have these ready" => "办理前请准备以下材料",
-        "Authorisation letter with the company stamp, when the agent is not the legal representative" => "经办人非法定代表人时，需加盖公章的授权书（或由法定代表人在线授权）",
-        "Step" => "步骤",
-        "Order" => "订单",
-        "State" => "状态",
-        "Amount" => "金额",
-        "certificate" => "证书",
-        "verification" => "验证方式",
-        "company" => "单位信息",
-        "person" => "个人信息",
-        "subject-check" => "身份核验",
-        "agent" => "经办人",
-        "agent-check" => "经办人核验",
-        "product" => "产品与发票",
-        "materials" => "上传材料",
-        "signature" => "申请签署",
-        "payment" => "支付",
-        "open" => "办理中",
-        "offline" => "线下办理（等待纸质材料）",
-        "review" => "审核中",
-        "approved" => "审核通过",
-        "completed" => "已办结",
-        "rejected" => "未通过",
-        "cancelled" => "已取消",
-        "Company name" => "单位名称",
-        "Unified social credit code" => "统一社会信用代码",
-        "Legal representative" => "法定代表人",
-        "Name" => "姓名",
-        "ID number" => "身份证号码",
-        "Mobile phone" => "手机号码",
-        "E-mail" => "电子邮箱",
-        "Bank card number" => "银行卡号",
-        "Account name" => "账户名称",
-        "Account number" => "银行账号",
-        "Bank" => "开户银行",
-        "The legal representative applies in person" => "法定代表人本人办理",
-        "Agent's verification" => "经办人核验方式",
-        "Verification method" => "验证方式",
-        "bank-account" => "对公账户打款验证",
-        "phone" => "手机号实名验证",
-        "bank-card" => "银行卡验证",
-        "face-sms" => "人脸识别（短信链接）",
-        "face-qr" => "人脸识别（现场扫码）",
-        "Remittance code from the bank statement" => "银行流水中的打款备注码",
-        "Open the face check" => "打开人脸识别",
-        "A link was sent by SMS; finish the face check on the phone, then continue." => "已发送短信链接，请在手机上完成人脸识别后继续。",
-        "Scan this code with the phone to take the face check." => "请用手机扫描二维码完成人脸识别。",
-        "I have finished" => "我已完成",
-        "Product" => "产品",
-        "I want an e-invoice (title: the organisation or person)" => "需要电子发票（抬头为申请单位或个人）",
-        "Invoice e-mail" => "发票接收邮箱",
-        "Delivery address" => "收货地址",
-        "Upload" => "上传",
-        "Uploaded" => "已上传",
-        "Materials are complete" => "材料已齐全",
-        "Or let the legal representative authorise online" => "或由法定代表人在线授权",
-        "Code sent to the legal representative" => "法定代表人收到的验证码",
-        "Authorise" => "确认授权",
-        "Authorised online by the legal representative" => "法定代表人已在线授权",
-        "Terms" => "服务协议",
-        "I have read and accept the terms" => "我已阅读并同意服务协议",
-        "SMS code" => "短信验证码",
-        "Sign the application" => "签署申请",
-        "Pay with" => "支付方式",
-        "wechat" => "微信支付",
-        "alipay" => "支付宝",
-        "Show the payment code" => "生成支付二维码",
-        "Scan to pay. This page moves on by itself when the payment arrives." => "请扫码支付，支付完成后本页面将自动跳转。",
-        "Certificate serial number" => "证书序列号",
-        "Revocation reason" => "吊销原因",
-        "The identity check failed." => "身份核验未通过。",
-        "Correct the data above, or apply offline: print the form, sign and stamp it, and mail it with the papers." => "请修改上方信息，或改为线下办理：打印申请表，签字盖章后连同材料邮寄。",
-        "Apply offline" => "改为线下办理",
-        "Print the application form" => "打印申请表",
-        "Download the invoice" => "下载发票",
-        "Send the invoice again" => "重新发送发票",
-        "Continue" => "继续办理",
-        "Details" => "详情",
-        "Find your orders" => "查询订单",
-        "Credit code or ID number" => "统一社会信用代码或身份证号码",
-        "The phone of an agent on file, or the legal representative's" => "经办人或法定代表人的手机号码",
-        "Show my orders" => "查询",
-        "Or check the legal representative's bank card" => "或验证法定代表人银行卡",
-        "Your orders" => "您的订单",
-        "No orders." => "没有订单。",
-        "Log in with the agent's phone" => "使用经办人手机号登录",
-        "Log in" => "登录",
-        "Members" => "成员",
-        "Role" => "角色",
-        "staff" => "员工",
-        "seal-admin" => "印章管理员",
-        "admin" => "证书管理员",
-        "Add or change a member" => "添加或调整成员",
-        "Hand the administrator role over" => "移交证书管理员",
-        "New administrator's phone" => "新管理员手机号",
-        "Seals" => "电子印章",
-        "Save" => "保存",
-        "Done. The approved certificate waits in the app: log in with the agent's phone, check your identity and set the certificate PIN." => "审核已通过。请在手机App中使用经办人手机号登录，完成身份核验并设置证书PIN码后即可获取证书。",
-        "We are reviewing the application (3 to 5 working days). You will get an SMS and an e-mail." => "申请正在审核中（3至5个工作日），结果将以短信和邮件通知。",
-        "Reason" => "原因",
-        "Mail the signed and stamped form with the papers; the review starts when they arrive." => "请将签字盖章的申请表连同材料邮寄，收到后开始审核。",
-        "Something went wrong; try again." => "出现错误，请重试。",
-        "Please correct the marked fields." => "请修改标出的内容。",
-        "The page expired; please submit again." => "页面已过期，请重新提交。",
-        _ => return None,
-    })
+    TEXTS.iter().find(|(en, _)| *en == key).map(|(_, zh)| *zh)
 }
 
 /// A field error's message, from its stable code; the daemon's English message otherwise.
@@ -195,5 +208,86 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "terms.not_accepted" => "请阅读并同意服务协议".into(),
         "bank.missing" => "请填写银行账户信息".into(),
         _ => english.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// The literal keys translated with `t` in the web front's sources.
+    fn literal_keys(dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                literal_keys(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let mut rest = text.as_str();
+                while let Some(at) = rest.find(".t(\"") {
+                    let tail = &rest[at + 4..];
+                    let end = tail.find('"').unwrap();
+                    out.insert(tail[..end].to_string());
+                    rest = &tail[end..];
+                }
+            }
+        }
+    }
+
+    /// Every key the pages translate: the literals, and the fixed sets translated by value
+    /// (flow titles, step names, order states, methods, member roles).
+    fn used_keys() -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        literal_keys(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web"), &mut keys);
+        let by_value = crate::web::pages::FLOWS
+            .iter()
+            .map(|(_, title)| *title)
+            .chain(crate::ra::flow::Step::ALL.iter().map(|s| s.name()))
+            .chain(crate::web::pages::order::STATES)
+            .chain(crate::web::pages::steps::METHODS)
+            .chain(crate::web::pages::seals::ROLES);
+        keys.extend(by_value.map(str::to_string));
+        keys
+    }
+
+    #[test]
+    fn every_text_the_pages_use_has_chinese_and_english_and_none_is_unused() {
+        let used = used_keys();
+        assert!(used.len() > 100, "the scan found the pages' texts: {}", used.len());
+        let missing: Vec<_> = used.iter().filter(|k| zh(k).is_none_or(str::is_empty) || k.is_empty()).collect();
+        assert!(missing.is_empty(), "texts without a Chinese entry: {missing:?}");
+        let unused: Vec<_> = TEXTS.iter().map(|(en, _)| *en).filter(|k| !used.contains(*k)).collect();
+        assert!(unused.is_empty(), "Chinese entries no page uses: {unused:?}");
+        let mut seen = BTreeSet::new();
+        let twice: Vec<_> = TEXTS.iter().filter(|(en, _)| !seen.insert(*en)).collect();
+        assert!(twice.is_empty(), "keys listed twice: {twice:?}");
+        assert_eq!(Lang::Zh.t("Customer service"), "客服电话");
+        assert_eq!(Lang::En.t("Customer service"), "Customer service");
+    }
+
+    /// No page writes markup by hand: every value goes through maud's escaping.
+    #[test]
+    fn no_page_builds_html_by_hand() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("i18n.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for banned in ["PreEscaped", "fn esc(", "\"<"] {
+                    assert!(!text.contains(banned), "{} contains {banned:?}", path.display());
+                }
+            }
+        }
     }
 }

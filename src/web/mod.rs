@@ -12,7 +12,9 @@
 //!
 //! State lives in the browser: each order's token in an HttpOnly cookie `cco_<order>`, an
 //! order-query session in `ccq`, the seal pages' app session in `ccm`, the CSRF token in
-//! `cc_csrf`. The process keeps nothing, so several can run behind a load balancer.
+//! `cc_csrf`. The process keeps nothing but the served channels' descriptions for a few seconds
+//! ([`site`]), so several can run behind a load balancer. Pages are [`maud`] templates
+//! ([`html`]): every value is escaped on the way in.
 
 pub mod client;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod html;
 pub mod i18n;
 mod pages;
 pub mod security;
+pub mod site;
 
 use std::sync::Arc;
 
@@ -38,13 +41,28 @@ pub struct Web {
     pub daemon: Daemon,
     /// The configuration.
     pub config: Arc<WebConfig>,
+    /// The served channels' descriptions, briefly kept.
+    pub channels: Arc<site::Channels>,
 }
 
-/// The pages.
+/// The pages, for every served channel: [`site::select`] takes the channel out of the URL
+/// before the page routes see it.
 pub fn router(web: Web) -> Router {
     let tls = web.config.tls_cert.is_some();
     let lang = i18n::Lang::parse(&web.config.language);
     let limit = web.config.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .fallback_service(page_routes(web.clone()))
+        .layer(axum::middleware::from_fn_with_state(web, site::select))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn(security::browser))
+        .layer(axum::Extension(security::OverTls(tls)))
+        .layer(axum::Extension(security::DefaultLang(lang)))
+}
+
+/// The page routes of one channel.
+fn page_routes(web: Web) -> Router {
     Router::new()
         .route("/", get(pages::home::home))
         .route("/help", get(pages::home::help))
@@ -57,6 +75,8 @@ pub fn router(web: Web) -> Router {
         .route("/orders/{id}/resume/code", post(pages::manage::resume_code))
         .route("/orders/{id}/resume", post(pages::manage::resume))
         .route("/orders/{id}", get(pages::order::show))
+        .route("/orders/{id}/confirm", get(pages::confirm::show))
+        .route("/orders/{id}/edit/{step}", get(pages::confirm::edit))
         .route("/orders/{id}/steps/{step}", post(pages::order::step))
         .route("/orders/{id}/code/{purpose}", post(pages::order::code))
         .route("/orders/{id}/materials", post(pages::order::upload))
@@ -74,11 +94,6 @@ pub fn router(web: Web) -> Router {
         .route("/seals/{credit_code}/handover", post(pages::seals::hand_over))
         .route_layer(axum::middleware::from_fn(security::plain_paths))
         .fallback(pages::home::not_found)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(security::headers))
-        .layer(axum::middleware::from_fn(security::browser))
-        .layer(axum::Extension(security::OverTls(tls)))
-        .layer(axum::Extension(security::DefaultLang(lang)))
         .with_state(web)
 }
 
@@ -98,7 +113,7 @@ pub async fn serve(
     };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     let guard = crate::api::accept::Guard::new("web", config.listener.bounds());
-    let app = router(Web { daemon, config: Arc::new(config) });
+    let app = router(Web { daemon, config: Arc::new(config), channels: Arc::default() });
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let served: Served = match tls {
         None => Box::pin({

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::i18n::Lang;
+pub use super::site::Site;
 
 /// The Content-Security-Policy: everything from this origin only, no inline script, images
 /// may be data: URLs (QR codes), never framed.
@@ -29,9 +30,16 @@ pub struct Ctx {
     pub csrf: String,
     /// Whether the pages are served over TLS (cookies get `Secure`).
     pub tls: bool,
+    /// The channel these pages are for ([`super::site::select`] put it on the request).
+    pub site: Site,
 }
 
 impl Ctx {
+    /// A path of this channel's pages: `/c/{channel}/orders` outside the default channel.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.site.base)
+    }
+
     /// A cookie's value.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)
@@ -80,7 +88,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         let lang = cookies.get("lang").map_or(default, |l| Lang::parse(l));
         let csrf = parts.extensions.get::<NewCsrf>().map(|c| c.0.clone()).or_else(|| cookies.get("cc_csrf").cloned());
         let tls = parts.extensions.get::<OverTls>().is_some_and(|t| t.0);
-        Ok(Ctx { cookies, lang, csrf: csrf.unwrap_or_default(), tls })
+        // Without the selection (never on the served path) the channel is empty: the daemon
+        // knows no such channel, so nothing is shown or created for a guessed one.
+        let site = parts.extensions.get::<Site>().cloned().unwrap_or_default();
+        Ok(Ctx { cookies, lang, csrf: csrf.unwrap_or_default(), tls, site })
     }
 }
 

@@ -37,3 +37,4 @@ mod status;
 mod storage;
 mod systemd;
 mod web;
+mod web_pages;

@@ -19,7 +19,7 @@ const CREDIT: &str = "91350100M000100Y43";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
 
 /// A dev instance with quick SMS codes and a one-second RA pass.
-async fn web_ca() -> TestCa {
+pub(crate) async fn web_ca() -> TestCa {
     let mut ca = TestCa::new().await;
     let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
     text.push_str("\n[custody]\nsms_min_interval_seconds = 1\nsms_per_hour = 100\n");
@@ -30,7 +30,7 @@ async fn web_ca() -> TestCa {
 }
 
 /// A child process killed when dropped.
-struct Child(std::process::Child);
+pub(crate) struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ impl Drop for Child {
     }
 }
 
-async fn wait_listening(port: u16, what: &str) {
+pub(crate) async fn wait_listening(port: u16, what: &str) {
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return;
@@ -50,7 +50,7 @@ async fn wait_listening(port: u16, what: &str) {
 }
 
 /// `cloudca --config web.toml web`, and its base URL.
-async fn web_front(ca: &TestCa) -> (Child, String) {
+pub(crate) async fn web_front(ca: &TestCa) -> (Child, String) {
     let config = ca.config_path.parent().unwrap().join("web.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let port: u16 = text
@@ -70,15 +70,15 @@ async fn web_front(ca: &TestCa) -> (Child, String) {
 }
 
 /// Headless Chromium through chromedriver; JavaScript off.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Child,
     shots: PathBuf,
     count: std::cell::Cell<u32>,
 }
 
 impl Browser {
-    async fn start(test: &str, width: u32, height: u32) -> Browser {
+    pub(crate) async fn start(test: &str, width: u32, height: u32) -> Browser {
         // fantoccini's rustls brings a second crypto provider into the test binary; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let [port] = reserve_ports();
@@ -112,19 +112,19 @@ impl Browser {
         Browser { client, _driver: driver, shots, count: std::cell::Cell::new(0) }
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
     /// Saves a screenshot of the page as `NN-name.png`.
-    async fn shot(&self, name: &str) {
+    pub(crate) async fn shot(&self, name: &str) {
         let n = self.count.get() + 1;
         self.count.set(n);
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).unwrap();
     }
 
-    async fn fill(&self, name: &str, value: &str) {
+    pub(crate) async fn fill(&self, name: &str, value: &str) {
         let field = self
             .client
             .find(Locator::Css(&format!("form [name=\"{name}\"]")))
@@ -134,12 +134,12 @@ impl Browser {
         field.send_keys(value).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
     }
 
     /// Submits the form with this id and waits for the next page (the old one goes stale).
-    async fn submit(&self, form: &str) {
+    pub(crate) async fn submit(&self, form: &str) {
         let old = self.client.find(Locator::Css("html")).await.unwrap();
         self.click(&format!("form#{form} button[type=submit]")).await;
         for _ in 0..200 {
@@ -151,23 +151,23 @@ impl Browser {
         panic!("submitting {form} loaded no page");
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
     }
 
     /// An attribute, or None when the element is missing or went stale (a page that refreshes
     /// itself, like the paying order's, may replace it between find and read).
-    async fn attr(&self, css: &str, attr: &str) -> Option<String> {
+    pub(crate) async fn attr(&self, css: &str, attr: &str) -> Option<String> {
         self.client.find(Locator::Css(css)).await.ok()?.attr(attr).await.ok()?
     }
 
     /// The step the order page shows as current.
-    async fn current_step(&self) -> Option<String> {
+    pub(crate) async fn current_step(&self) -> Option<String> {
         self.attr("ol.steps li.current", "data-step").await
     }
 
     /// Reloads the page until `css` has `attr` = `value` (bounded).
-    async fn wait_attr(&self, css: &str, attr: &str, value: &str) {
+    pub(crate) async fn wait_attr(&self, css: &str, attr: &str, value: &str) {
         for _ in 0..60 {
             if self.attr(css, attr).await.as_deref() == Some(value) {
                 return;
@@ -180,7 +180,7 @@ impl Browser {
 }
 
 /// Presses a "send code" button (after the one-second interval) and returns the code.
-async fn code(b: &Browser, ca: &TestCa, form: &str, phone: &str) -> String {
+pub(crate) async fn code(b: &Browser, ca: &TestCa, form: &str, phone: &str) -> String {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     b.submit(form).await;
     last_code(ca, phone)
@@ -210,7 +210,7 @@ async fn back_office(ca: &TestCa, role: &str, method: reqwest::Method, url: &str
 }
 
 /// Verification, company and (optionally) the agent of an organisation application.
-async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: bool) {
+pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: bool) {
     b.goto(&format!("{base}/apply/org-new")).await;
     b.submit("start").await;
     b.click("input[name=method][value=phone]").await;
@@ -285,6 +285,10 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.click("input[name=invoice]").await;
     b.shot("product").await;
     b.submit("step-product").await;
+    // 商品信息确认: what was entered, read-only, before the uploads.
+    assert!(b.text("#confirmation").await.contains("福建示例科技有限公司"));
+    b.shot("confirmation").await;
+    b.submit("confirm").await;
     assert_eq!(b.current_step().await.as_deref(), Some("materials"));
     let file = ca.path("licence.pdf");
     std::fs::write(&file, PDF).unwrap();

@@ -9,9 +9,11 @@ use axum::response::Response;
 use axum::Form;
 use reqwest::Method;
 
-use super::{channel, flow_title, html, redirect, trouble, FLOWS};
+use maud::html;
+
+use super::{channel, flow_title, redirect, respond, trouble, FLOWS};
 use crate::web::forms::message;
-use crate::web::html::{esc, form, page};
+use crate::web::html::{form, page, yuan};
 use crate::web::i18n::Lang;
 use crate::web::security::Ctx;
 use crate::web::Web;
@@ -38,7 +40,7 @@ pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): 
     if !FLOWS.iter().any(|(f, _)| *f == flow) {
         return trouble(&ctx, StatusCode::NOT_FOUND, "404");
     }
-    let channel = match channel(&web).await {
+    let channel = match channel(&web, &ctx).await {
         Ok(c) => c,
         Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
@@ -46,44 +48,33 @@ pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): 
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    let mut list = String::from("<ul class=\"materials\" id=\"required-materials\">");
     kinds.dedup();
-    for k in &kinds {
-        list.push_str(&format!("<li data-kind=\"{}\">{}</li>", esc(k), esc(material_name(l, k))));
-    }
-    if flow == "org-new" {
-        list.push_str(&format!(
-            "<li data-kind=\"authorization-letter\">{}</li>",
-            esc(l.t("Authorisation letter with the company stamp, when the agent is not the legal representative"))
-        ));
-    }
-    if kinds.is_empty() && flow != "org-new" {
-        list.push_str("<li>—</li>");
-    }
-    list.push_str("</ul>");
-    let prices: Vec<String> = channel["products"]
+    let products: Vec<&serde_json::Value> = channel["products"]
         .as_array()
         .map(|a| {
-            a.iter()
-                .filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow.as_str())))
-                .map(|p| {
-                    format!(
-                        "<li>{} — {}</li>",
-                        esc(p["name"].as_str().unwrap_or_default()),
-                        crate::web::html::yuan(p["price_fen"].as_i64().unwrap_or(0))
-                    )
-                })
-                .collect()
+            a.iter().filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow.as_str()))).collect()
         })
         .unwrap_or_default();
-    let body = format!(
-        "<h2>{}</h2>{list}<h2>{}</h2><ul>{}</ul>{}",
-        esc(l.t("Before you start, have these ready")),
-        esc(l.t("Product")),
-        prices.join(""),
-        form(&ctx, &format!("/apply/{flow}"), "start", "", l.t("Start"))
-    );
-    html(StatusCode::OK, page(&ctx, l.t(flow_title(&flow)), &body, None))
+    let body = html! {
+        h2 { (l.t("Before you start, have these ready")) }
+        ul.materials #required-materials {
+            @for k in &kinds { li data-kind=(k) { (material_name(l, k)) } }
+            @if flow == "org-new" {
+                li data-kind="authorization-letter" {
+                    (l.t("Authorisation letter with the company stamp, when the agent is not the legal representative"))
+                }
+            }
+            @if kinds.is_empty() && flow != "org-new" { li { "—" } }
+        }
+        h2 { (l.t("Product")) }
+        ul {
+            @for p in &products {
+                li { (p["name"].as_str().unwrap_or_default()) " — " (yuan(p["price_fen"].as_i64().unwrap_or(0))) }
+            }
+        }
+        (form(&ctx, &format!("/apply/{flow}"), "start", html! {}, l.t("Start")))
+    };
+    respond(StatusCode::OK, page(&ctx, l.t(flow_title(&flow)), body, None))
 }
 
 pub(in crate::web) async fn create(
@@ -95,7 +86,7 @@ pub(in crate::web) async fn create(
     if let Some(refused) = super::forged(&ctx, &values) {
         return refused;
     }
-    let body = serde_json::json!({ "channel": web.config.channel, "flow": flow });
+    let body = serde_json::json!({ "channel": ctx.site.channel, "flow": flow });
     let answer = match web.daemon.ra(Method::POST, "/v1/ra/orders", None, Some(&body)).await {
         Ok(a) => a,
         Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -105,5 +96,5 @@ pub(in crate::web) async fn create(
     }
     let id = answer.body["order"]["id"].as_str().unwrap_or_default().to_string();
     let token = answer.body["token"].as_str().unwrap_or_default();
-    redirect(&format!("/orders/{id}"), &[ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400)])
+    redirect(&ctx.url(&format!("/orders/{id}")), &[ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400)])
 }

@@ -4,8 +4,10 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{channel, html, redirect, trouble, FLOWS};
-use crate::web::html::{esc, page};
+use maud::{html, Markup};
+
+use super::{channel, redirect, respond, trouble, FLOWS};
+use crate::web::html::page;
 use crate::web::i18n::Lang;
 use crate::web::security::Ctx;
 use crate::web::Web;
@@ -15,33 +17,31 @@ const CSS: &str = include_str!("../static/app.css");
 
 pub(in crate::web) async fn home(State(web): State<Web>, ctx: Ctx) -> Response {
     let l = ctx.lang;
-    let channel = match channel(&web).await {
+    let channel = match channel(&web, &ctx).await {
         Ok(c) => c,
         Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
     let features: Vec<&str> =
         channel["features"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-    let mut cards = String::from("<ul class=\"cards\">");
-    for (flow, title) in FLOWS {
-        let methods_ok = match flow {
+    let offered = FLOWS.iter().filter(|(flow, _)| {
+        let methods_ok = match *flow {
             "org-new" => channel["methods"]["organisation"].as_array().is_some_and(|a| !a.is_empty()),
             "personal-new" => channel["methods"]["personal"].as_array().is_some_and(|a| !a.is_empty()),
             _ => true,
         };
-        if features.contains(&feature(flow)) && methods_ok {
-            cards.push_str(&format!(
-                "<li><a class=\"card\" id=\"flow-{flow}\" href=\"/apply/{flow}\">{}</a></li>",
-                esc(l.t(title))
-            ));
+        features.contains(&feature(flow)) && methods_ok
+    });
+    let cards = html! {
+        ul.cards {
+            @for &(flow, title) in offered {
+                li { a.card id={ "flow-" (flow) } href=(ctx.url(&format!("/apply/{flow}"))) { (l.t(title)) } }
+            }
+            li { a.card href=(ctx.url("/orders")) { (l.t("Order management")) } }
+            li { a.card href=(ctx.url("/seals")) { (l.t("Seal authorisation")) } }
         }
-    }
-    cards.push_str(&format!(
-        "<li><a class=\"card\" href=\"/orders\">{}</a></li><li><a class=\"card\" href=\"/seals\">{}</a></li></ul>",
-        esc(l.t("Order management")),
-        esc(l.t("Seal authorisation"))
-    ));
+    };
     let title = channel["title"].as_str().unwrap_or("cloudca").to_string();
-    html(StatusCode::OK, page(&ctx, &title, &cards, None))
+    respond(StatusCode::OK, page(&ctx, &title, cards, None))
 }
 
 /// The channel feature a flow belongs to.
@@ -55,15 +55,15 @@ fn feature(flow: &str) -> &str {
 
 pub(in crate::web) async fn help(ctx: Ctx) -> Response {
     let body = match ctx.lang {
-        Lang::Zh => HELP_ZH,
-        Lang::En => HELP_EN,
+        Lang::Zh => help_zh(),
+        Lang::En => help_en(),
     };
-    html(StatusCode::OK, page(&ctx, ctx.lang.t("Help"), body, None))
+    respond(StatusCode::OK, page(&ctx, ctx.lang.t("Help"), body, None))
 }
 
 pub(in crate::web) async fn language(ctx: Ctx, Path(code): Path<String>) -> Response {
     let lang = Lang::parse(&code);
-    redirect("/", &[ctx.set_cookie("lang", lang.code(), 365 * 86400)])
+    redirect(&ctx.url("/"), &[ctx.set_cookie("lang", lang.code(), 365 * 86400)])
 }
 
 pub(in crate::web) async fn stylesheet() -> Response {
@@ -75,24 +75,56 @@ pub(in crate::web) async fn not_found(ctx: Ctx) -> Response {
     trouble(&ctx, StatusCode::NOT_FOUND, "404")
 }
 
-const HELP_ZH: &str = "<section><h2>获取手机App</h2><p>在应用商店搜索“云证书”，或向您的渠道索取下载链接。\
-使用申请时填写的经办人（或本人）手机号码和短信验证码登录。</p>\
-<h2>下载证书</h2><p>申请审核通过后，登录App即可看到待领取的证书：完成身份核验，设置6至12位证书PIN码，\
-密钥在CA的硬件密码模块中生成，证书随即签发。PIN码请牢记，连续输错5次将被锁定，可在App中或通过“PIN码解锁”业务解锁。</p>\
-<h2>扫码签名</h2><p>在业务平台（如电子招投标平台）选择云证书签名后，平台显示二维码；打开App扫描二维码，\
-核对平台名称、签署内容和四位核对码，输入证书PIN码确认即可完成签名。二维码每秒变化，请勿截图转发。</p>\
-<h2>办理须知</h2><p>同一证件在同一渠道只能有一笔未完成的申请；未完成的订单可在“订单管理”中查询、继续或取消。\
-身份核验未通过时，可修改信息后重试，或打印申请表改为线下办理。</p></section>";
+fn help_zh() -> Markup {
+    html! {
+        section {
+            h2 { "获取手机App" }
+            p { "在应用商店搜索“云证书”，或向您的渠道索取下载链接。使用申请时填写的经办人（或本人）手机号码和短信验证码登录。" }
+            h2 { "下载证书" }
+            p {
+                "申请审核通过后，登录App即可看到待领取的证书：完成身份核验，设置6至12位证书PIN码，"
+                "密钥在CA的硬件密码模块中生成，证书随即签发。PIN码请牢记，连续输错5次将被锁定，可在App中或通过“PIN码解锁”业务解锁。"
+            }
+            h2 { "扫码签名" }
+            p {
+                "在业务平台（如电子招投标平台）选择云证书签名后，平台显示二维码；打开App扫描二维码，"
+                "核对平台名称、签署内容和四位核对码，输入证书PIN码确认即可完成签名。二维码每秒变化，请勿截图转发。"
+            }
+            h2 { "办理须知" }
+            p {
+                "同一证件在同一渠道只能有一笔未完成的申请；未完成的订单可在“订单管理”中查询、继续或取消。"
+                "身份核验未通过时，可修改信息后重试，或打印申请表改为线下办理。"
+            }
+        }
+    }
+}
 
-const HELP_EN: &str =
-    "<section><h2>Get the mobile app</h2><p>Search for “cloud certificate” in the app store or ask your \
-channel for the link. Log in with the agent's (or your own) phone number from the application and an SMS code.</p>\
-<h2>Download the certificate</h2><p>Once the application is approved, the app shows the certificate waiting for you: \
-check your identity and set a 6 to 12 digit certificate PIN; the key is generated in the CA's HSM and the certificate \
-issued. Five wrong PINs in a row lock it; unlock in the app or with a PIN unlock order.</p>\
-<h2>Sign by scanning</h2><p>When a platform (an e-bidding site, say) asks for a cloud-certificate signature it shows \
-a QR code; scan it with the app, check the platform's name, what is signed and the four-digit code, and confirm with \
-the PIN. The code changes every second: never forward a screenshot.</p>\
-<h2>Good to know</h2><p>One open application per ID number or credit code and channel; unfinished orders can be found, \
-continued or cancelled under Order management. If an identity check fails, correct the data and try again, or print \
-the form and apply offline.</p></section>";
+fn help_en() -> Markup {
+    html! {
+        section {
+            h2 { "Get the mobile app" }
+            p {
+                "Search for “cloud certificate” in the app store or ask your channel for the link. Log in with the "
+                "agent's (or your own) phone number from the application and an SMS code."
+            }
+            h2 { "Download the certificate" }
+            p {
+                "Once the application is approved, the app shows the certificate waiting for you: check your identity "
+                "and set a 6 to 12 digit certificate PIN; the key is generated in the CA's HSM and the certificate "
+                "issued. Five wrong PINs in a row lock it; unlock in the app or with a PIN unlock order."
+            }
+            h2 { "Sign by scanning" }
+            p {
+                "When a platform (an e-bidding site, say) asks for a cloud-certificate signature it shows a QR code; "
+                "scan it with the app, check the platform's name, what is signed and the four-digit code, and confirm "
+                "with the PIN. The code changes every second: never forward a screenshot."
+            }
+            h2 { "Good to know" }
+            p {
+                "One open application per ID number or credit code and channel; unfinished orders can be found, "
+                "continued or cancelled under Order management. If an identity check fails, correct the data and try "
+                "again, or print the form and apply offline."
+            }
+        }
+    }
+}

@@ -11,9 +11,12 @@ use axum::response::Response;
 use axum::Form;
 use reqwest::Method;
 
-use super::{flow_title, html, redirect, trouble, urlencode};
+use maud::{html, Markup};
+
+use super::order::state_key;
+use super::{flow_title, redirect, respond, trouble, urlencode};
 use crate::web::forms::message;
-use crate::web::html::{esc, form, input, page, yuan, FormState};
+use crate::web::html::{form, input, page, yuan, FormState};
 use crate::web::security::Ctx;
 use crate::web::Web;
 
@@ -34,11 +37,11 @@ pub(in crate::web) struct Flash {
 
 pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
     let l = ctx.lang;
-    let mut body = String::new();
+    let mut found = None;
     if let Some(token) = ctx.cookie("ccq") {
         if let Ok(answer) = web.daemon.queried_orders(token).await {
             if answer.ok() {
-                body.push_str(&list(&ctx, &answer.body, flash.resume.as_deref()));
+                found = Some(list(&ctx, &answer.body, flash.resume.as_deref()));
             }
         }
     }
@@ -46,57 +49,58 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
     s.values.insert("subject".into(), flash.subject.unwrap_or_default());
     s.values.insert("phone".into(), flash.phone.unwrap_or_default());
     if flash.sent.is_some() && s.message.is_none() {
-        s.message = Some(if l == crate::web::i18n::Lang::Zh {
-            "验证码已发送（如该手机号在档）".into()
-        } else {
-            "A code was sent if the phone is on file.".into()
-        });
+        s.message = Some(l.t("A code was sent if the phone is on file.").to_string());
     }
-    let who = input(&s, l.t("Credit code or ID number"), "subject", "text", true)
-        + &input(&s, l.t("The phone of an agent on file, or the legal representative's"), "phone", "tel", true);
-    body.push_str(&format!("<h2>{}</h2>{}", esc(l.t("Find your orders")), s.banner()));
-    body.push_str(&form(&ctx, "/orders/query/code", "query-code", &who, l.t("Send code")));
-    let with_code = who.clone() + &input(&s, l.t("SMS code"), "code", "text", true);
-    body.push_str(&form(&ctx, "/orders/query", "query", &with_code, l.t("Show my orders")));
-    let card = who
-        + &input(&s, l.t("Name"), "name", "text", true)
-        + &input(&s, l.t("ID number"), "id_number", "text", true)
-        + &input(&s, l.t("Bank card number"), "card", "text", true);
-    body.push_str(&format!(
-        "<details><summary>{}</summary>{}</details>",
-        esc(l.t("Or check the legal representative's bank card")),
-        form(&ctx, "/orders/query", "query-card", &card, l.t("Show my orders"))
-    ));
-    html(StatusCode::OK, page(&ctx, l.t("Order management"), &body, None))
+    let who = html! {
+        (input(&s, l.t("Credit code or ID number"), "subject", "text", true))
+        (input(&s, l.t("The phone of an agent on file, or the legal representative's"), "phone", "tel", true))
+    };
+    let with_code = html! { (who) (input(&s, l.t("SMS code"), "code", "text", true)) };
+    let card = html! {
+        (who)
+        (input(&s, l.t("Name"), "name", "text", true))
+        (input(&s, l.t("ID number"), "id_number", "text", true))
+        (input(&s, l.t("Bank card number"), "card", "text", true))
+    };
+    let body = html! {
+        @if let Some(found) = found { (found) }
+        h2 { (l.t("Find your orders")) }
+        (s.banner())
+        (form(&ctx, "/orders/query/code", "query-code", who.clone(), l.t("Send code")))
+        (form(&ctx, "/orders/query", "query", with_code, l.t("Show my orders")))
+        details {
+            summary { (l.t("Or check the legal representative's bank card")) }
+            (form(&ctx, "/orders/query", "query-card", card, l.t("Show my orders")))
+        }
+    };
+    respond(StatusCode::OK, page(&ctx, l.t("Order management"), body, None))
 }
 
-fn list(ctx: &Ctx, body: &serde_json::Value, resume: Option<&str>) -> String {
+fn list(ctx: &Ctx, body: &serde_json::Value, resume: Option<&str>) -> Markup {
     let l = ctx.lang;
     let items = body["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        return format!("<p>{}</p>", esc(l.t("No orders.")));
+        return html! { p { (l.t("No orders.")) } };
     }
-    let mut out = format!("<h2>{}</h2><table class=\"orders\" id=\"order-list\"><tbody>", esc(l.t("Your orders")));
-    for o in items {
-        let id = o["id"].as_str().unwrap_or_default();
-        let state = o["state"].as_str().unwrap_or_default();
-        let label = ["open", "offline", "review", "approved", "completed", "rejected", "cancelled"]
-            .into_iter()
-            .find(|s| *s == state)
-            .unwrap_or("open");
-        let continuing =
-            if matches!(state, "open" | "offline") { continue_forms(ctx, id, resume) } else { String::new() };
-        out.push_str(&format!(
-            "<tr data-order=\"{id}\" data-state=\"{state}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/orders/{id}\">{}</a>{continuing}</td></tr>",
-            esc(l.t(flow_title(o["flow"].as_str().unwrap_or_default()))),
-            esc(l.t(label)),
-            yuan(o["amount_fen"].as_i64().unwrap_or(0)),
-            esc(l.t("Details")),
-            id = esc(id),
-            state = esc(state),
-        ));
+    html! {
+        h2 { (l.t("Your orders")) }
+        table.orders #order-list { tbody {
+            @for o in &items {
+                @let id = o["id"].as_str().unwrap_or_default();
+                @let state = o["state"].as_str().unwrap_or_default();
+                tr data-order=(id) data-state=(state) {
+                    td { (id) }
+                    td { (l.t(flow_title(o["flow"].as_str().unwrap_or_default()))) }
+                    td { (l.t(state_key(state))) }
+                    td { (yuan(o["amount_fen"].as_i64().unwrap_or(0))) }
+                    td {
+                        a href=(ctx.url(&format!("/orders/{}", urlencode(id)))) { (l.t("Details")) }
+                        @if matches!(state, "open" | "offline") { (continue_forms(ctx, id, resume)) }
+                    }
+                }
+            }
+        } }
     }
-    out + "</tbody></table>"
 }
 
 pub(in crate::web) async fn query_code(
@@ -109,7 +113,7 @@ pub(in crate::web) async fn query_code(
     }
     let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
     let body = serde_json::json!({ "subject": subject, "phone": phone });
-    let back = format!("/orders?subject={}&phone={}", urlencode(&subject), urlencode(&phone));
+    let back = ctx.url(&format!("/orders?subject={}&phone={}", urlencode(&subject), urlencode(&phone)));
     match web.daemon.ra(Method::POST, "/v1/ra/queries/code", None, Some(&body)).await {
         Ok(a) if a.ok() => redirect(&format!("{back}&sent=1"), &[]),
         Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
@@ -133,15 +137,15 @@ pub(in crate::web) async fn query(
             body[key] = serde_json::Value::String(value);
         }
     }
-    let back = format!(
+    let back = ctx.url(&format!(
         "/orders?subject={}&phone={}",
         urlencode(&get("subject").unwrap_or_default()),
         urlencode(&get("phone").unwrap_or_default())
-    );
+    ));
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();
-            redirect("/orders", &[ctx.set_cookie("ccq", token, 30 * 60)])
+            redirect(&ctx.url("/orders"), &[ctx.set_cookie("ccq", token, 30 * 60)])
         }
         Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
         Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -149,14 +153,16 @@ pub(in crate::web) async fn query(
 }
 
 /// Continuing an open order from a query: a code to the order's verified agent, then the code.
-fn continue_forms(ctx: &Ctx, id: &str, resume: Option<&str>) -> String {
+fn continue_forms(ctx: &Ctx, id: &str, resume: Option<&str>) -> Markup {
     let l = ctx.lang;
-    let send = form(ctx, &format!("/orders/{id}/resume/code"), &format!("resume-code-{id}"), "", l.t("Continue"));
-    if resume != Some(id) {
-        return send;
+    let path = format!("/orders/{}", urlencode(id));
+    html! {
+        (form(ctx, &format!("{path}/resume/code"), &format!("resume-code-{id}"), html! {}, l.t("Continue")))
+        @if resume == Some(id) {
+            (form(ctx, &format!("{path}/resume"), &format!("resume-{id}"),
+                input(&FormState::default(), l.t("SMS code"), "code", "text", true), l.t("Continue")))
+        }
     }
-    let code = input(&FormState::default(), l.t("SMS code"), "code", "text", true);
-    send + &form(ctx, &format!("/orders/{id}/resume"), &format!("resume-{id}"), &code, l.t("Continue"))
 }
 
 /// The query session and the daemon path of a resume call (`what`: `resume-code` or
@@ -170,7 +176,7 @@ fn resume_call(
     if let Some(refused) = super::forged(ctx, form) {
         return Err(Box::new(refused));
     }
-    let Some(query) = ctx.cookie("ccq") else { return Err(Box::new(redirect("/orders", &[]))) };
+    let Some(query) = ctx.cookie("ccq") else { return Err(Box::new(redirect(&ctx.url("/orders"), &[]))) };
     let id =
         crate::web::client::segment(id).map_err(|e| Box::new(trouble(ctx, StatusCode::BAD_REQUEST, &e.to_string())))?;
     Ok((query.to_string(), format!("/v1/ra/queries/orders/{id}/{what}")))
@@ -188,8 +194,8 @@ pub(in crate::web) async fn resume_code(
         Err(refused) => return *refused,
     };
     match web.daemon.with_query(&path, &query, &serde_json::json!({})).await {
-        Ok(a) if a.ok() => redirect(&format!("/orders?resume={}&sent=1", urlencode(&id)), &[]),
-        Ok(a) => redirect(&format!("/orders?e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Ok(a) if a.ok() => redirect(&ctx.url(&format!("/orders?resume={}&sent=1", urlencode(&id))), &[]),
+        Ok(a) => redirect(&ctx.url(&format!("/orders?e={}", urlencode(&message(ctx.lang, &a)))), &[]),
         Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
@@ -212,9 +218,12 @@ pub(in crate::web) async fn resume(
             let (id, token) =
                 (a.body["order"]["id"].as_str().unwrap_or_default(), a.body["token"].as_str().unwrap_or_default());
             let cookie = ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400);
-            redirect(&format!("/orders/{}", urlencode(id)), &[cookie])
+            redirect(&ctx.url(&format!("/orders/{}", urlencode(id))), &[cookie])
         }
-        Ok(a) => redirect(&format!("/orders?resume={}&e={}", urlencode(&id), urlencode(&message(ctx.lang, &a))), &[]),
+        Ok(a) => redirect(
+            &ctx.url(&format!("/orders?resume={}&e={}", urlencode(&id), urlencode(&message(ctx.lang, &a)))),
+            &[],
+        ),
         Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

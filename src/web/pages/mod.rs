@@ -1,16 +1,20 @@
 //! One file per group of pages.
 
 pub(super) mod apply;
+pub(super) mod confirm;
 pub(super) mod home;
 pub(super) mod manage;
 pub(super) mod order;
 pub(super) mod seals;
+pub(super) mod steps;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
 
-use super::html::{esc, page};
+use maud::html;
+
+use super::html::page;
 use super::security::Ctx;
 use super::Web;
 
@@ -42,14 +46,14 @@ pub(super) fn urlencode(s: &str) -> String {
 }
 
 /// A page with a status.
-pub(super) fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn respond(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
 }
 
 /// A page that says something went wrong, and where to go.
 pub(super) fn trouble(ctx: &Ctx, status: StatusCode, message: &str) -> Response {
-    let body = format!("<p class=\"alert\" role=\"alert\">{}</p><p><a href=\"/\">←</a></p>", esc(message));
-    html(status, page(ctx, ctx.lang.t("Something went wrong; try again."), &body, None))
+    let body = html! { p.alert role="alert" { (message) } p { a href=(ctx.url("/")) { "←" } } };
+    respond(status, page(ctx, ctx.lang.t("Something went wrong; try again."), body, None))
 }
 
 /// A POST whose CSRF field does not match this browser's token (another site's form, or a
@@ -59,15 +63,9 @@ pub(super) fn forged(ctx: &Ctx, values: &std::collections::HashMap<String, Strin
     (!ok).then(|| trouble(ctx, StatusCode::FORBIDDEN, ctx.lang.t("The page expired; please submit again.")))
 }
 
-/// The channel these pages serve, as the daemon describes it.
-pub(super) async fn channel(web: &Web) -> Result<Value, String> {
-    let path = format!("/v1/ra/channels/{}", web.config.channel);
-    let answer = web.daemon.ra(reqwest::Method::GET, &path, None, None).await.map_err(|e| e.to_string())?;
-    if answer.ok() {
-        Ok(answer.body)
-    } else {
-        Err(answer.title())
-    }
+/// The channel of this request's pages, as the daemon describes it.
+pub(super) async fn channel(web: &Web, ctx: &Ctx) -> Result<Value, String> {
+    web.channels.get(&web.daemon, &ctx.site.channel).await
 }
 
 /// The flows in the order the home page lists them, with their titles.

@@ -12,9 +12,11 @@ use axum::Form;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{html, redirect, trouble, urlencode};
+use maud::{html, Markup};
+
+use super::{redirect, respond, trouble, urlencode};
 use crate::web::forms::message;
-use crate::web::html::{esc, form, input, page, radios, FormState};
+use crate::web::html::{form, input, page, radios, FormState};
 use crate::web::security::Ctx;
 use crate::web::Web;
 
@@ -32,70 +34,74 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
     let l = ctx.lang;
     let mut s = FormState { message: flash.e.or(flash.m), ..FormState::default() };
     s.values.insert("phone".into(), flash.phone.unwrap_or_default());
-    let mut body = s.banner();
     let orgs = match ctx.cookie("ccm") {
         Some(bearer) => {
             web.daemon.app(Method::GET, "/v1/mobile/orgs", Some(bearer), None).await.ok().filter(|a| a.ok())
         }
         None => None,
     };
-    let Some(orgs) = orgs else {
-        let phone = input(&s, l.t("Mobile phone"), "phone", "tel", true);
-        body.push_str(&format!("<h2>{}</h2>", esc(l.t("Log in with the agent's phone"))));
-        body.push_str(&form(&ctx, "/seals/login/code", "seal-login-code", &phone, l.t("Send code")));
-        let with_code = phone + &input(&s, l.t("SMS code"), "code", "text", true);
-        body.push_str(&form(&ctx, "/seals/login", "seal-login", &with_code, l.t("Log in")));
-        return html(StatusCode::OK, page(&ctx, l.t("Seal authorisation"), &body, None));
-    };
-    body.push_str(&form(&ctx, "/seals/code", "seal-admin-code", "", l.t("Send code")));
-    for org in orgs.body["items"].as_array().into_iter().flatten() {
-        let cc = org["credit_code"].as_str().unwrap_or_default();
-        body.push_str(&format!(
-            "<section class=\"org\" data-org=\"{}\"><h2>{}</h2><p>{}: {}</p>",
-            esc(cc),
-            esc(cc),
-            esc(l.t("Role")),
-            esc(l.t(role_key(org["role"].as_str().unwrap_or_default())))
-        ));
-        let seals: Vec<String> = org["seals"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|x| esc(x["name"].as_str().unwrap_or_default()))
-            .collect();
-        body.push_str(&format!(
-            "<p>{}: {}</p>",
-            esc(l.t("Seals")),
-            if seals.is_empty() { "—".to_string() } else { seals.join("、") }
-        ));
-        if let Some(members) = org["members"].as_array() {
-            body.push_str(&format!("<h3>{}</h3><ul class=\"members\">", esc(l.t("Members"))));
-            for m in members {
-                body.push_str(&format!(
-                    "<li data-phone=\"{p}\">{p} — {}</li>",
-                    esc(l.t(role_key(m["role"].as_str().unwrap_or_default()))),
-                    p = esc(m["phone"].as_str().unwrap_or_default())
-                ));
+    let body = match orgs {
+        None => {
+            let phone = input(&s, l.t("Mobile phone"), "phone", "tel", true);
+            let with_code = html! { (phone) (input(&s, l.t("SMS code"), "code", "text", true)) };
+            html! {
+                (s.banner())
+                h2 { (l.t("Log in with the agent's phone")) }
+                (form(&ctx, "/seals/login/code", "seal-login-code", phone.clone(), l.t("Send code")))
+                (form(&ctx, "/seals/login", "seal-login", with_code, l.t("Log in")))
             }
-            body.push_str("</ul>");
-            let roles = ["staff", "seal-admin"].map(|r| (r.to_string(), l.t(role_key(r)).to_string()));
-            let member = input(&s, l.t("Mobile phone"), "phone", "tel", true)
-                + &radios(&s, l.t("Role"), "role", &roles)
-                + &input(&s, l.t("SMS code"), "code", "text", true);
-            body.push_str(&format!("<h3>{}</h3>", esc(l.t("Add or change a member"))));
-            body.push_str(&form(&ctx, &format!("/seals/{cc}/members"), &format!("member-{cc}"), &member, l.t("Save")));
-            let over = input(&s, l.t("New administrator's phone"), "phone", "tel", true)
-                + &input(&s, l.t("SMS code"), "code", "text", true);
-            body.push_str(&format!("<h3>{}</h3>", esc(l.t("Hand the administrator role over"))));
-            body.push_str(&form(&ctx, &format!("/seals/{cc}/handover"), &format!("handover-{cc}"), &over, l.t("Save")));
         }
-        body.push_str("</section>");
-    }
-    html(StatusCode::OK, page(&ctx, l.t("Seal authorisation"), &body, None))
+        Some(orgs) => html! {
+            (s.banner())
+            (form(&ctx, "/seals/code", "seal-admin-code", html! {}, l.t("Send code")))
+            @for org in orgs.body["items"].as_array().into_iter().flatten() { (organisation(&ctx, &s, org)) }
+        },
+    };
+    respond(StatusCode::OK, page(&ctx, l.t("Seal authorisation"), body, None))
 }
 
+/// One organisation the administrator belongs to: its seals, members and the forms to change
+/// them.
+fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
+    let l = ctx.lang;
+    let cc = org["credit_code"].as_str().unwrap_or_default();
+    let seals: Vec<&str> =
+        org["seals"].as_array().into_iter().flatten().map(|x| x["name"].as_str().unwrap_or_default()).collect();
+    let roles = ["staff", "seal-admin"].map(|r| (r.to_string(), l.t(role_key(r)).to_string()));
+    html! {
+        section.org data-org=(cc) {
+            h2 { (cc) }
+            p { (l.t("Role")) ": " (l.t(role_key(org["role"].as_str().unwrap_or_default()))) }
+            p { (l.t("Seals")) ": " @if seals.is_empty() { "—" } @else { (seals.join("、")) } }
+            @if let Some(members) = org["members"].as_array() {
+                h3 { (l.t("Members")) }
+                ul.members {
+                    @for m in members {
+                        @let p = m["phone"].as_str().unwrap_or_default();
+                        li data-phone=(p) { (p) " — " (l.t(role_key(m["role"].as_str().unwrap_or_default()))) }
+                    }
+                }
+                h3 { (l.t("Add or change a member")) }
+                (form(ctx, &format!("/seals/{}/members", urlencode(cc)), &format!("member-{cc}"), html! {
+                    (input(s, l.t("Mobile phone"), "phone", "tel", true))
+                    (radios(s, l.t("Role"), "role", &roles))
+                    (input(s, l.t("SMS code"), "code", "text", true))
+                }, l.t("Save")))
+                h3 { (l.t("Hand the administrator role over")) }
+                (form(ctx, &format!("/seals/{}/handover", urlencode(cc)), &format!("handover-{cc}"), html! {
+                    (input(s, l.t("New administrator's phone"), "phone", "tel", true))
+                    (input(s, l.t("SMS code"), "code", "text", true))
+                }, l.t("Save")))
+            }
+        }
+    }
+}
+
+/// The member roles, as keys of the page texts.
+pub(in crate::web) const ROLES: [&str; 3] = ["staff", "seal-admin", "admin"];
+
 fn role_key(role: &str) -> &'static str {
-    ["staff", "seal-admin", "admin"].into_iter().find(|r| *r == role).unwrap_or("staff")
+    ROLES.into_iter().find(|r| *r == role).unwrap_or("staff")
 }
 
 fn outcome(
@@ -104,8 +110,8 @@ fn outcome(
     extra: &str,
 ) -> Response {
     match answer {
-        Ok(a) if a.ok() => redirect(&format!("/seals?m=ok{extra}"), &[]),
-        Ok(a) => redirect(&format!("/seals?e={}{extra}", urlencode(&message(ctx.lang, &a))), &[]),
+        Ok(a) if a.ok() => redirect(&ctx.url(&format!("/seals?m=ok{extra}")), &[]),
+        Ok(a) => redirect(&ctx.url(&format!("/seals?e={}{extra}", urlencode(&message(ctx.lang, &a)))), &[]),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
@@ -138,7 +144,10 @@ pub(in crate::web) async fn login(
     match web.daemon.app(Method::POST, "/v1/mobile/login", None, Some(&body)).await {
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();
-            redirect("/seals", &[ctx.set_cookie("ccm", token, 15 * 60), ctx.set_cookie("ccm_phone", &phone, 15 * 60)])
+            redirect(
+                &ctx.url("/seals"),
+                &[ctx.set_cookie("ccm", token, 15 * 60), ctx.set_cookie("ccm_phone", &phone, 15 * 60)],
+            )
         }
         other => outcome(&ctx, other, ""),
     }
@@ -154,7 +163,7 @@ pub(in crate::web) async fn admin_code(
     }
     // The administrator's own phone, as they logged in with it.
     let Some(phone) = ctx.cookie("ccm_phone").filter(|_| ctx.cookie("ccm").is_some()) else {
-        return redirect("/seals", &[]);
+        return redirect(&ctx.url("/seals"), &[]);
     };
     let answer = web
         .daemon
@@ -173,7 +182,7 @@ async fn org_change(
     if let Some(r) = super::forged(ctx, v) {
         return r;
     }
-    let Some(bearer) = ctx.cookie("ccm") else { return redirect("/seals", &[]) };
+    let Some(bearer) = ctx.cookie("ccm") else { return redirect(&ctx.url("/seals"), &[]) };
     outcome(ctx, web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await, "")
 }
 

@@ -1,0 +1,248 @@
+//! The form of each step of an order, filled from a [`FormState`] (what was typed, or for a
+//! step being corrected what the order holds), and the refresh interval of a page that waits.
+
+use base64::Engine;
+use maud::{html, Markup};
+use serde_json::Value;
+
+use super::apply::material_name;
+use super::urlencode;
+use crate::web::html::{checkbox, form, input, radios, yuan, FormState};
+use crate::web::security::Ctx;
+
+/// Verification methods and payment methods, as keys of the page texts.
+pub(in crate::web) const METHODS: [&str; 7] =
+    ["bank-account", "phone", "bank-card", "face-sms", "face-qr", "wechat", "alipay"];
+
+/// Revocation reasons offered (RFC 5280 names, shown as they are).
+const REASONS: [&str; 4] = ["cessationOfOperation", "keyCompromise", "affiliationChanged", "superseded"];
+
+fn method_key(m: &str) -> &'static str {
+    METHODS.into_iter().find(|k| *k == m).unwrap_or("phone")
+}
+
+/// The path of an order's pages (the id as one URL segment).
+pub(super) fn order_path(view: &Value) -> String {
+    format!("/orders/{}", urlencode(view["id"].as_str().unwrap_or_default()))
+}
+
+/// The form of a step, and a refresh interval when the page waits for something.
+pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s: &FormState) -> (Markup, Option<u32>) {
+    let l = ctx.lang;
+    let path = order_path(view);
+    let flow = view["flow"].as_str().unwrap_or_default();
+    let action = format!("{path}/steps/{step}");
+    let form_id = format!("step-{step}");
+    let next = l.t("Next");
+    let summary = &view["summary"];
+    let opts = |list: &Value| -> Vec<(String, String)> {
+        list.as_array()
+            .map(|a| {
+                a.iter().filter_map(|m| m.as_str()).map(|m| (m.to_string(), l.t(method_key(m)).to_string())).collect()
+            })
+            .unwrap_or_default()
+    };
+    let method = summary["verification"].as_str().unwrap_or_default();
+    let extra = |prefix: &str| -> Markup {
+        html! {
+            @match method {
+                "bank-card" => { (input(s, l.t("Bank card number"), &format!("{prefix}card"), "text", true)) }
+                "bank-account" => {
+                    (input(s, l.t("Account name"), "bank.account_name", "text", true))
+                    (input(s, l.t("Account number"), "bank.account_number", "text", true))
+                    (input(s, l.t("Bank"), "bank.bank", "text", true))
+                }
+                _ => {}
+            }
+        }
+    };
+    let markup = match step {
+        "certificate" => {
+            let serial = || input(s, l.t("Certificate serial number"), "serial", "text", true);
+            let reasons = REASONS.map(|r| (r.to_string(), r.to_string()));
+            html! {
+                (form(ctx, &format!("{path}/code/certificate"), "code-certificate", serial(), l.t("Send code")))
+                (form(ctx, &action, &form_id, html! {
+                    (serial())
+                    (input(s, l.t("SMS code"), "code", "text", true))
+                    @if flow == "revocation" { (radios(s, l.t("Revocation reason"), "reason", &reasons)) }
+                }, next))
+            }
+        }
+        "verification" => {
+            let organisation = flow == "org-new" || summary["certificate"]["profile"] == "org";
+            let list = if organisation { &channel["methods"]["organisation"] } else { &channel["methods"]["personal"] };
+            form(ctx, &action, &form_id, radios(s, l.t("Verification method"), "method", &opts(list)), next)
+        }
+        "company" => form(
+            ctx,
+            &action,
+            &form_id,
+            html! {
+                (input(s, l.t("Company name"), "name", "text", true))
+                (input(s, l.t("Unified social credit code"), "credit_code", "text", true))
+                h2 { (l.t("Legal representative")) }
+                (input(s, l.t("Name"), "legal_rep.name", "text", true))
+                (input(s, l.t("ID number"), "legal_rep.id_number", "text", true))
+                (input(s, l.t("Mobile phone"), "legal_rep.phone", "tel", true))
+                (extra("legal_rep."))
+            },
+            next,
+        ),
+        "person" => form(
+            ctx,
+            &action,
+            &form_id,
+            html! {
+                (input(s, l.t("Name"), "name", "text", true))
+                (input(s, l.t("ID number"), "id_number", "text", true))
+                (input(s, l.t("Mobile phone"), "phone", "tel", true))
+                (input(s, l.t("E-mail"), "email", "email", true))
+                (extra(""))
+            },
+            next,
+        ),
+        "subject-check" | "agent-check" => return check_form(ctx, view, &action, &form_id, s),
+        "agent" => form(
+            ctx,
+            &action,
+            &form_id,
+            html! {
+                @if flow == "org-new" {
+                    (checkbox(s, l.t("The legal representative applies in person"), "legal_rep_in_person"))
+                }
+                (input(s, l.t("Name"), "name", "text", false))
+                (input(s, l.t("ID number"), "id_number", "text", false))
+                (input(s, l.t("Mobile phone"), "phone", "tel", false))
+                (input(s, l.t("E-mail"), "email", "email", true))
+                (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
+                (input(s, l.t("Bank card number"), "card", "text", false))
+            },
+            next,
+        ),
+        "product" => form(
+            ctx,
+            &action,
+            &form_id,
+            html! {
+                (radios(s, l.t("Product"), "product", &products(channel, flow)))
+                (checkbox(s, l.t("I want an e-invoice (title: the organisation or person)"), "invoice"))
+                (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
+            },
+            next,
+        ),
+        "materials" => materials_form(ctx, view, s),
+        "signature" => html! {
+            h2 { (l.t("Terms")) }
+            div.terms #terms { (channel["terms"].as_str().unwrap_or_default()) }
+            (form(ctx, &format!("{path}/code/signature"), "code-signature", html! {}, l.t("Send code")))
+            (form(ctx, &action, &form_id, html! {
+                (input(s, l.t("SMS code"), "code", "text", true))
+                (checkbox(s, l.t("I have read and accept the terms"), "accept_terms"))
+            }, l.t("Sign the application")))
+        },
+        "payment" => return payment_form(ctx, view, &action, &form_id, s),
+        _ => html! {},
+    };
+    (markup, None)
+}
+
+/// The channel's products in a flow, as radio options (name and price).
+fn products(channel: &Value, flow: &str) -> Vec<(String, String)> {
+    channel["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow)))
+        .map(|p| {
+            let label =
+                format!("{} {}", p["name"].as_str().unwrap_or_default(), yuan(p["price_fen"].as_i64().unwrap_or(0)));
+            (p["id"].as_str().unwrap_or_default().to_string(), label)
+        })
+        .collect()
+}
+
+fn qr_img(text: &str, id: &str) -> Markup {
+    match crate::signing::qr::render_png(text, 6) {
+        Ok(png) => {
+            let src = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
+            html! { img.qr id=(id) alt="QR" data-url=(text) src=(src); }
+        }
+        Err(_) => html! { a href=(text) id=(id) { (text) } },
+    }
+}
+
+fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormState) -> (Markup, Option<u32>) {
+    let l = ctx.lang;
+    let pending = &view["pending_check"];
+    if pending["method"] == "bank-account" {
+        let inner = input(s, l.t("Remittance code from the bank statement"), "code", "text", true);
+        return (form(ctx, action, form_id, inner, l.t("Next")), None);
+    }
+    let url = pending["url"].as_str().unwrap_or_default();
+    let poll = ctx.url(&format!("{}?poll=1", order_path(view)));
+    let markup = html! {
+        @if pending["method"] == "face-qr" {
+            p { (l.t("Scan this code with the phone to take the face check.")) }
+            (qr_img(url, "face-qr"))
+        } @else {
+            p #face-sms { (l.t("A link was sent by SMS; finish the face check on the phone, then continue.")) }
+        }
+        (form(ctx, action, form_id, html! {}, l.t("I have finished")))
+        p { a #poll href=(poll) { (l.t("I have finished")) } }
+    };
+    (markup, Some(3))
+}
+
+fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
+    let l = ctx.lang;
+    let path = order_path(view);
+    let uploaded: Vec<&str> =
+        view["materials"].as_array().map(|a| a.iter().filter_map(|m| m["kind"].as_str()).collect()).unwrap_or_default();
+    let required: Vec<&str> =
+        view["materials_required"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
+    let online = required.contains(&"authorization-letter") && view["flow"] == "org-new";
+    html! {
+        ul.materials {
+            @for kind in &required {
+                @let name = material_name(l, kind);
+                @if uploaded.contains(kind) {
+                    li.done data-kind=(kind) { (name) " ✓ " (l.t("Uploaded")) }
+                } @else {
+                    li data-kind=(kind) {
+                        form method="post" enctype="multipart/form-data" action=(ctx.url(&format!("{path}/materials")))
+                            id={ "upload-" (kind) } {
+                            input type="hidden" name="csrf" value=(ctx.csrf);
+                            input type="hidden" name="kind" value=(kind);
+                            label { (name) input type="file" name="file" accept="image/png,image/jpeg,application/pdf" required; }
+                            @if let Some(e) = s.errors.get(&format!("materials.{kind}")) { span.error { (e) } }
+                            button type="submit" { (l.t("Upload")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if online {
+            section #online-authorization {
+                h2 { (l.t("Or let the legal representative authorise online")) }
+                (form(ctx, &format!("{path}/code/authorization"), "code-authorization", html! {}, l.t("Send code")))
+                (form(ctx, &format!("{path}/authorize"), "authorize",
+                    input(s, l.t("Code sent to the legal representative"), "code", "text", true), l.t("Authorise")))
+            }
+        }
+        (form(ctx, &format!("{path}/steps/materials"), "step-materials", html! {}, l.t("Materials are complete")))
+    }
+}
+
+fn payment_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormState) -> (Markup, Option<u32>) {
+    let l = ctx.lang;
+    if let Some(url) = view["payment"]["qr_url"].as_str() {
+        let markup = html! {
+            p { (l.t("Scan to pay. This page moves on by itself when the payment arrives.")) }
+            (qr_img(url, "pay-qr"))
+        };
+        return (markup, Some(2));
+    }
+    let methods = ["wechat", "alipay"].map(|k| (k.to_string(), l.t(k).to_string()));
+    (form(ctx, action, form_id, radios(s, l.t("Pay with"), "method", &methods), l.t("Show the payment code")), None)
+}

@@ -1,0 +1,303 @@
+//! The web front's pages as templates: values from the daemon and from the applicant are
+//! escaped; the read-only confirmation (商品信息确认) with its way back to each step; the
+//! subject of a seal order shown read-only; several channels on one web front, each page
+//! with its channel's customer-service phone. Browser tests use the WebDriver set-up of
+//! `web.rs`; screenshots go to `target/screenshots/`.
+
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::common::*;
+use crate::ra::{about_certificate, agent, holder_enrols, Client, AGENT, AGENT_ID, CREDIT, PDF, REP, REP_ID};
+use crate::web::{code, org_first_steps, web_ca, web_front, Browser};
+
+/// Serves more channels from the dev web front's `web.toml`.
+fn serve_channels(ca: &TestCa, names: &[&str]) {
+    let path = ca.config_path.parent().unwrap().join("web.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    text.push_str(&format!("channels = [{}]\n", list.join(", ")));
+    std::fs::write(path, text).unwrap();
+}
+
+/// Markup in every text a channel file can carry (the daemon's answers), and in the name an
+/// applicant types.
+const HOSTILE: &str = "<script>alert(\"x\")</script> & 'q'";
+
+fn hostile_channel(ca: &TestCa) {
+    let dir = ca.config_path.parent().unwrap().join("policies/channels");
+    let text = format!(
+        r#"name = "hostile"
+title = {title}
+service_phone = "400 111 222"
+features = ["new"]
+terms = {title}
+
+[methods]
+organisation = ["phone"]
+personal = []
+agent = ["phone"]
+
+[[products]]
+id = "p1"
+name = {title}
+flows = ["org-new"]
+years = 1
+price_fen = 100
+medium = "cloud"
+
+[flows.org-new]
+review = "review"
+"#,
+        title = toml_string(HOSTILE)
+    );
+    std::fs::write(dir.join("hostile.toml"), text).unwrap();
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// What `HOSTILE` must look like in a page: escaped, never as markup.
+fn assert_escaped(page: &str, what: &str) {
+    assert!(!page.contains("<script>"), "{what}: raw markup reached the page");
+    assert!(
+        page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'q'"),
+        "{what}: escaped value shown"
+    );
+}
+
+async fn get(url: &str, cookie: Option<&str>) -> (u16, String) {
+    let mut r = http().get(url);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    let response = r.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_from_the_daemon_and_the_applicant_are_escaped_on_every_page_that_shows_them() {
+    let ca = web_ca().await;
+    hostile_channel(&ca);
+    serve_channels(&ca, &["hostile"]);
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    // From the daemon: the channel's title (home), product name (before the start).
+    let (status, home) = get(&format!("{base}/c/hostile/"), None).await;
+    assert_eq!(status, 200, "{home}");
+    assert_escaped(&home, "home");
+    let (_, apply) = get(&format!("{base}/c/hostile/apply/org-new"), None).await;
+    assert_escaped(&apply, "before you start");
+    // From the applicant: the company name, on the confirmation, the form correcting it, and
+    // the product page's options; the channel's terms on the signature step.
+    let ra = Client::new(&ca, "web-front");
+    let v = ra.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "hostile", "flow": "org-new" }))).await;
+    let (id, token) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
+    let cookie = format!("cco_{id}={token}");
+    for (name, body) in [
+        ("verification", json!({ "method": "phone" })),
+        (
+            "company",
+            json!({ "name": HOSTILE, "credit_code": CREDIT,
+            "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": REP } }),
+        ),
+        ("agent", agent()),
+        ("product", json!({ "product": "p1", "invoice": false })),
+    ] {
+        let (status, v) = ra.step(&id, &token, name, body).await;
+        assert_eq!(status, 200, "{name}: {v}");
+    }
+    let order = format!("{base}/c/hostile/orders/{id}");
+    let (status, confirm) = get(&format!("{order}/confirm"), Some(&cookie)).await;
+    assert_eq!(status, 200, "{confirm}");
+    assert_escaped(&confirm, "confirmation");
+    let (_, edit) = get(&format!("{order}/edit/company"), Some(&cookie)).await;
+    assert_escaped(&edit, "the company form, filled again");
+    let (_, product) = get(&format!("{order}/edit/product"), Some(&cookie)).await;
+    assert_escaped(&product, "product options");
+    assert_eq!(ra.upload(&id, &token, "authorization-letter", PDF).await.0, 201);
+    let (status, v) = ra.step(&id, &token, "materials", json!({})).await;
+    assert_eq!((status, v["next_step"].as_str()), (200, Some("signature")), "{v}");
+    let (_, signature) = get(&order, Some(&cookie)).await;
+    assert!(signature.contains("id=\"terms\""), "the signature step with the terms");
+    assert_escaped(&signature, "terms");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_correct_a_step() {
+    let ca = web_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("confirmation", 1200, 1800).await;
+    org_first_steps(&b, &base, "13800138000", true).await;
+    b.click("input[name=product][value=org-cloud-1y]").await;
+    b.click("input[name=invoice]").await;
+    b.fill("invoice_email", "fapiao@example.com").await;
+    b.submit("step-product").await;
+    // Everything entered, read-only: no field to type in, masked identifiers.
+    let shown = b.text("#confirmation").await;
+    for expected in [
+        "福建示例科技有限公司",
+        CREDIT,
+        "张三",
+        "李四",
+        "lisi@example.com",
+        "机构云证书（1年）",
+        "¥400.00",
+        "fapiao@example.com",
+    ] {
+        assert!(shown.contains(expected), "{expected} shown: {shown}");
+    }
+    assert!(!shown.contains("13700137000") && shown.contains("+86*******7000"), "phones masked: {shown}");
+    let fields = b.client.find_all(Locator::Css("#confirmation input, #confirmation select, #confirmation textarea"));
+    assert!(fields.await.unwrap().is_empty(), "the confirmation cannot be edited");
+    for step in ["verification", "company", "agent", "product"] {
+        assert!(b.attr(&format!("a#edit-{step}"), "href").await.is_some(), "a way back to {step}");
+    }
+    b.shot("confirmation").await;
+
+    // Back to the product: another choice, and the confirmation shows it.
+    b.click("a#edit-product").await;
+    assert_eq!(b.attr("#correcting", "data-step").await.as_deref(), Some("product"));
+    assert_eq!(
+        b.attr("input[name=product][value=org-cloud-1y]", "checked").await.as_deref(),
+        Some("true"),
+        "the form shows what was chosen"
+    );
+    b.click("input[name=product][value=org-cloud-seal-1y]").await;
+    b.shot("correcting-product").await;
+    b.submit("step-product").await;
+    let shown = b.text("#confirmation").await;
+    assert!(shown.contains("机构云证书含电子印章（1年）") && shown.contains("¥500.00"), "{shown}");
+
+    // Back to the company: the name is filled in again, identifiers are typed again; the
+    // steps after it are taken again, and the confirmation shows the corrected name.
+    b.click("a#edit-company").await;
+    assert_eq!(b.attr("input[name=name]", "value").await.as_deref(), Some("福建示例科技有限公司"));
+    b.fill("name", "福建示例科技股份有限公司").await;
+    b.fill("legal_rep.id_number", "11010519491231002X").await;
+    b.fill("legal_rep.phone", "13800138000").await;
+    b.shot("correcting-company").await;
+    b.submit("step-company").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"), "the steps after it are taken again");
+    for (name, value) in
+        [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")]
+    {
+        b.fill(name, value).await;
+    }
+    b.click("input[name=method][value=phone]").await;
+    b.submit("step-agent").await;
+    b.click("input[name=product][value=org-cloud-1y]").await;
+    b.submit("step-product").await;
+    assert!(b.text("#confirmation").await.contains("福建示例科技股份有限公司"));
+    b.shot("confirmation-corrected").await;
+    b.submit("confirm").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("materials"));
+    // Until the application is signed the confirmation stays one click away.
+    assert!(b.attr("a#to-confirm", "href").await.is_some_and(|h| h.ends_with("/confirm")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seal_order_shows_the_certificates_subject_read_only() {
+    let ca = web_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let subject =
+        json!([["C", "CN"], ["O", "福建示例科技有限公司"], ["CN", "福建示例科技有限公司"], ["serialNumber", CREDIT]]);
+    Client::new(&ca, "operator")
+        .ok(
+            "POST",
+            "/v1/approvals",
+            None,
+            Some(json!({ "profile": "org", "phone": AGENT, "subject": subject, "holder": { "name": "李四", "id_number": AGENT_ID } })),
+        )
+        .await;
+    let serial = holder_enrols(&ra, AGENT).await;
+    let (id, _) = about_certificate(&ra, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
+    // The agent takes the order up in the browser: order query, then a code to continue.
+    let b = Browser::start("seal-subject", 1200, 1600).await;
+    b.goto(&format!("{base}/orders")).await;
+    b.fill("subject", CREDIT).await;
+    b.fill("phone", "13700137000").await;
+    let query_code = code(&b, &ca, "query-code", AGENT).await;
+    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
+    b.submit("query").await;
+    let resume_code = code(&b, &ca, &format!("resume-code-{id}"), AGENT).await;
+    let field = b.client.find(Locator::Css(&format!("form#resume-{id} [name=code]"))).await.unwrap();
+    field.send_keys(&resume_code).await.unwrap();
+    b.submit(&format!("resume-{id}")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"));
+    let shown = b.text("#subject").await;
+    assert!(shown.contains("福建示例科技有限公司") && shown.contains(&serial), "{shown}");
+    assert!(!shown.contains(CREDIT), "the credit code in the subject is masked like every identifier: {shown}");
+    let fields = b.client.find_all(Locator::Css("#subject input")).await.unwrap();
+    assert!(fields.is_empty(), "the subject cannot be changed");
+    b.shot("seal-order-subject").await;
+    b.click("input[name=product][value=seal]").await;
+    b.submit("step-product").await;
+    assert!(b.text("#subject").await.contains("福建示例科技有限公司"), "on the confirmation too");
+    assert!(b.client.find(Locator::Css("#confirmation")).await.is_ok());
+    b.shot("seal-order-confirmation").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_web_front_serves_several_channels_each_page_with_its_customer_service_phone() {
+    let ca = web_ca().await;
+    serve_channels(&ca, &["bidding"]);
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("channels", 1200, 1200).await;
+    // The default channel where it always was, with its phone on every page.
+    for path in ["/", "/help", "/orders", "/seals", "/apply/org-new", "/no-such-page"] {
+        b.goto(&format!("{base}{path}")).await;
+        assert_eq!(b.text("#service-phone").await, "客服电话: 400-600-0000", "{path}");
+        assert_eq!(b.attr("#service-phone", "data-channel").await.as_deref(), Some("default"));
+    }
+    b.goto(&base).await;
+    b.shot("default-channel").await;
+    // The bidding channel by name in the URL, as the handbook's channelId: its own title,
+    // flows, phone, and links that stay in it.
+    b.goto(&format!("{base}/?channelId=bidding")).await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/"));
+    assert_eq!(b.text("h1").await, "招投标平台云证书");
+    assert_eq!(b.text("#service-phone").await, "客服电话: 023-6000-0000");
+    assert!(
+        b.client.find(Locator::Css("#flow-personal-new")).await.is_err(),
+        "bidding offers no personal certificates"
+    );
+    b.shot("bidding-channel").await;
+    b.click("#flow-org-new").await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/apply/"));
+    b.submit("start").await;
+    let order_url = b.client.current_url().await.unwrap();
+    assert!(order_url.path().starts_with("/c/bidding/orders/"), "{order_url}");
+    assert_eq!(b.text("#service-phone").await, "客服电话: 023-6000-0000");
+    let methods: Vec<String> = {
+        let mut out = Vec::new();
+        for e in b.client.find_all(Locator::Css("input[name=method]")).await.unwrap() {
+            out.push(e.attr("value").await.unwrap().unwrap());
+        }
+        out
+    };
+    assert_eq!(methods, ["bank-account", "phone"], "the bidding channel's methods");
+    b.shot("bidding-order").await;
+    let id = b.text("#order-id").await;
+    // Opened under the default channel's address, the order moves to its own channel.
+    b.goto(&format!("{base}/orders/{id}")).await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/orders/"));
+    // In the daemon the order is the bidding channel's.
+    let back_office = Client::new(&ca, "reviewer");
+    let order = back_office.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert_eq!(order["channel"], "bidding", "{order}");
+    // A channel this web front does not serve is not found, by path or by channelId.
+    assert_eq!(get(&format!("{base}/c/other/"), None).await.0, 404);
+    assert_eq!(get(&format!("{base}/?channelId=other"), None).await.0, 404);
+    b.click("#lang").await;
+    assert_eq!(b.text("#service-phone").await, "Customer service: 023-6000-0000");
+    assert!(
+        b.client.current_url().await.unwrap().path().starts_with("/c/bidding"),
+        "the language switch stays in the channel"
+    );
+}
