@@ -87,14 +87,13 @@ async fn a_database_made_by_the_earlier_runner_is_adopted_and_keeps_its_data() {
     // The legacy table stays as it was, for a previous-release daemon restarting mid-upgrade.
     let legacy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&pool).await.unwrap();
     assert_eq!(legacy, 12);
-    let rows = sqlx::query("SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version")
+    let rows = sqlx::query("SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
         .fetch_all(&pool)
         .await
         .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get("version")).collect();
     assert_eq!(versions, (1..=13).collect::<Vec<_>>(), "12 adopted, the 13th applied by the Migrator");
     for r in &rows {
-        assert!(r.get::<bool, _>("success"));
         assert_eq!(r.get::<Vec<u8>, _>("checksum").len(), 48, "SHA-384 of the migration text");
     }
     assert_eq!(rows[4].get::<String, _>("description"), "seals");
