@@ -582,9 +582,15 @@ mod tests {
         let path = dir.path().join("cloudca.db");
         let store = Store::open(&sqlite_config(&path)).await.unwrap();
         inspect(&store, &path).await.expect("a fresh database is sound");
-        sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 2").execute(&store.pool).await.unwrap();
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 2")
+            .execute(&store.pool)
+            .await
+            .unwrap();
         let err = inspect(&store, &path).await.unwrap_err();
-        assert!(matches!(&err, BackupError::Damaged { detail, .. } if detail.contains("migration 2 (status)")), "{err}");
+        assert!(
+            matches!(&err, BackupError::Damaged { detail, .. } if detail.contains("migration 2 (status)")),
+            "{err}"
+        );
         store.close().await;
     }
 

@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn the_rfc_8785_string_escapes() {
-        let text = array(&[Value::String("\u{0}\u{1f}\u{8}\t\n\u{c}\r\"\\/\u{7f}€😀"), Value::Null, Value::Integer(-7)]);
+        let text =
+            array(&[Value::String("\u{0}\u{1f}\u{8}\t\n\u{c}\r\"\\/\u{7f}€😀"), Value::Null, Value::Integer(-7)]);
         assert_eq!(text, "[\"\\u0000\\u001f\\b\\t\\n\\f\\r\\\"\\\\/\u{7f}€😀\",null,-7]");
     }
 

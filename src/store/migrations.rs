@@ -52,7 +52,13 @@ pub(super) fn rendered(backend: Backend) -> Vec<Migration> {
     MIGRATIONS
         .iter()
         .map(|(version, name, sql)| {
-            Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, Cow::Owned(dialect(sql, backend)), false)
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                Cow::Owned(dialect(sql, backend)),
+                false,
+            )
         })
         .collect()
 }
@@ -137,8 +143,7 @@ async fn adopt_legacy(conn: &mut AnyConnection, backend: Backend, migrator: &Mig
         return Ok(());
     }
     for &(version, applied_at) in &missing {
-        let migration =
-            migrator.iter().find(|m| m.version == version).ok_or(StoreError::UnknownMigration(version))?;
+        let migration = migrator.iter().find(|m| m.version == version).ok_or(StoreError::UnknownMigration(version))?;
         sqlx::query(&insert)
             .bind(version)
             .bind(migration.description.as_ref())

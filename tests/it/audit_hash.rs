@@ -9,13 +9,7 @@ use cloudca::store::AuditRecord;
 use sha2::Digest;
 
 fn record(at: i64, kind: &str, actor: &str, serial: Option<&str>, detail: &str) -> AuditRecord {
-    AuditRecord {
-        at,
-        kind: kind.into(),
-        actor: actor.into(),
-        serial: serial.map(Into::into),
-        detail: detail.into(),
-    }
+    AuditRecord { at, kind: kind.into(), actor: actor.into(), serial: serial.map(Into::into), detail: detail.into() }
 }
 
 /// Control characters, quotes and backslashes (escaped), DEL, U+2028, `</script>`, CJK and a

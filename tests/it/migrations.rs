@@ -87,17 +87,19 @@ async fn a_database_made_by_the_earlier_runner_is_adopted_and_keeps_its_data() {
     // The legacy table stays as it was, for a previous-release daemon restarting mid-upgrade.
     let legacy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&pool).await.unwrap();
     assert_eq!(legacy, 12);
-    let rows = sqlx::query("SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows =
+        sqlx::query("SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get("version")).collect();
     assert_eq!(versions, (1..=13).collect::<Vec<_>>(), "12 adopted, the 13th applied by the Migrator");
     for r in &rows {
         assert_eq!(r.get::<Vec<u8>, _>("checksum").len(), 48, "SHA-384 of the migration text");
     }
     assert_eq!(rows[4].get::<String, _>("description"), "seals");
-    let holder: String = sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'crl'").fetch_one(&pool).await.unwrap();
+    let holder: String =
+        sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'crl'").fetch_one(&pool).await.unwrap();
     assert_eq!(holder, "old-daemon", "data made before the upgrade is still there");
     // Migration 13 ran: the chained checkpoint columns exist.
     sqlx::query("SELECT counter, prev_hash FROM audit_checkpoints").fetch_all(&pool).await.unwrap();
@@ -159,7 +161,11 @@ async fn the_daemon_refuses_to_start_on_a_changed_migration() {
     pool.close().await;
     let out = serve_refused(&ca.config_path);
     assert!(!out.ok, "{}", out.text);
-    assert!(out.text.contains("migration 13 (audit_witness)") && out.text.contains("checksum mismatch"), "{}", out.text);
+    assert!(
+        out.text.contains("migration 13 (audit_witness)") && out.text.contains("checksum mismatch"),
+        "{}",
+        out.text
+    );
 }
 
 /// Daemons sharing one PostgreSQL database start together: the Migrator's advisory lock lets
