@@ -77,7 +77,8 @@ async fn fill(url: &str, entries: usize) {
                 let n = (start + i) as u64;
                 let serial =
                     format!("{:016x}{:016x}", 0x4000_0000_0000_0000u64 | n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n);
-                let reason = if n % 3 == 0 { RevocationReason::Unspecified } else { RevocationReason::Superseded };
+                let reason =
+                    if n.is_multiple_of(3) { RevocationReason::Unspecified } else { RevocationReason::Superseded };
                 let entry = crl::encode_entry(&crl::Entry {
                     serial: hex::decode(&serial).unwrap(),
                     revoked_at: time::OffsetDateTime::from_unix_timestamp(now).unwrap(),

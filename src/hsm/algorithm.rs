@@ -106,7 +106,7 @@ impl KeyAlgorithm {
         if self == KeyAlgorithm::Rsa3072 {
             return Ok(raw);
         }
-        if raw.is_empty() || raw.len() % 2 != 0 {
+        if raw.is_empty() || !raw.len().is_multiple_of(2) {
             return Err(super::HsmError::BadData(format!("ECDSA signature of {} bytes", raw.len())));
         }
         let (r, s) = raw.split_at(raw.len() / 2);

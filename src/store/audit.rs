@@ -4,15 +4,30 @@ use futures_util::TryStreamExt;
 use sha2::Digest;
 use sqlx::Row;
 
-use super::{AuditRecord, Store, StoreError};
+use super::{jcs, AuditRecord, Store, StoreError};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// SHA-256 over the canonical JSON of an entry and the previous entry's hash. JSON arrays of
-/// plain values serialise one way only, so the hash is reproducible by any tool.
+/// SHA-256 (hex) over the RFC 8785 canonical JSON (JCS) of `[seq, at, kind, actor, serial,
+/// detail, prev_hash]` (`serial` null when absent), so any JCS tool recomputes it. The detail is
+/// hashed as the string it is stored as, never re-serialised, so no JSON library's map order
+/// can change a hash. Entries written before JCS hashed serde_json's compact text of the same
+/// array, which is byte-identical for strings and safe integers: old chains verify unchanged
+/// (pinned in `tests/it/audit_hash.rs`). `seq` and `at` are safe integers (within 2^53, as JCS
+/// numbers are exact there); the walk refuses entries whose are not.
 pub fn entry_hash(seq: i64, a: &AuditRecord, prev_hash: &str) -> String {
-    let canonical = serde_json::json!([seq, a.at, a.kind, a.actor, a.serial, a.detail, prev_hash]).to_string();
+    use super::jcs::Value::{Integer, Null, String as Text};
+    let serial = a.serial.as_deref().map_or(Null, Text);
+    let canonical = super::jcs::array(&[
+        Integer(seq),
+        Integer(a.at),
+        Text(&a.kind),
+        Text(&a.actor),
+        serial,
+        Text(&a.detail),
+        Text(prev_hash),
+    ]);
     hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
@@ -265,6 +280,9 @@ fn link_problem(
     }
     if prev_hash != prev {
         return Some("does not chain to the entry before it (inserted, deleted or reordered)".into());
+    }
+    if !jcs::is_safe_integer(seq) || !jcs::is_safe_integer(record.at) {
+        return Some("its time or position is beyond what its hash covers exactly (edited)".into());
     }
     if entry_hash(seq, record, prev_hash) != hash {
         return Some("its content does not match its hash (edited)".into());

@@ -266,10 +266,7 @@ fn not_a_database(path: &Path, detail: &str) -> BackupError {
 pub async fn inspect(store: &Store, label: &Path) -> Result<Summary, BackupError> {
     let not_cloudca = |detail: String| BackupError::NotCloudca { path: label.to_path_buf(), detail };
     let reference = Reference::build().await?;
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-        .fetch_all(&store.pool)
-        .await
-        .map_err(|_| not_cloudca("no schema_migrations table".into()))?;
+    let versions = applied_versions(store, label).await?;
     let found = versions.last().copied().unwrap_or(0);
     let known = reference.versions.last().copied().unwrap_or(0);
     if found > known {
@@ -304,6 +301,33 @@ pub async fn inspect(store: &Store, label: &Path) -> Result<Summary, BackupError
         audit_entries: count("SELECT seq FROM audit_head WHERE id = 1").await?,
         authorities,
     })
+}
+
+/// The migrations the database records: `_sqlx_migrations`, each checked against the checksum
+/// of the text this binary holds (a back-up whose schema was edited is not sound); or, in a
+/// back-up made before the Migrator, `schema_migrations` (adopted when the daemon next starts).
+async fn applied_versions(store: &Store, label: &Path) -> Result<Vec<i64>, BackupError> {
+    let not_cloudca = |detail: String| BackupError::NotCloudca { path: label.to_path_buf(), detail };
+    let recorded: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&store.pool)
+            .await;
+    let Ok(recorded) = recorded else {
+        return sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&store.pool)
+            .await
+            .map_err(|_| not_cloudca("no _sqlx_migrations table".into()));
+    };
+    let ours = super::migrations::rendered(store.backend);
+    for (version, checksum) in &recorded {
+        if let Some(m) = ours.iter().find(|m| m.version == *version) {
+            if m.checksum.as_ref() != checksum.as_slice() {
+                let detail = format!("migration {version} ({}) does not match its checksum", m.description);
+                return Err(BackupError::Damaged { path: label.to_path_buf(), detail });
+            }
+        }
+    }
+    Ok(recorded.into_iter().map(|(version, _)| version).collect())
 }
 
 /// Every stored certificate (CA and end-entity) still hashes to its recorded SHA-256
@@ -347,11 +371,12 @@ impl Reference {
         let options = AnyConnectOptions::from_str("sqlite::memory:").map_err(|e| StoreError::Config(e.to_string()))?;
         let pool = AnyPoolOptions::new().max_connections(1).connect_with(options).await?;
         // Quietly: "applied migration" lines about a scratch database would only confuse.
-        super::migrations::run(&pool, Backend::Sqlite)
+        let mut conn = pool.acquire().await?;
+        super::migrations::run(&mut conn, Backend::Sqlite)
             .with_subscriber(tracing::subscriber::NoSubscriber::default())
             .await?;
-        let versions =
-            sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&pool).await?;
+        drop(conn);
+        let versions = super::migrations::rendered(Backend::Sqlite).iter().map(|m| m.version).collect();
         let store = Store { pool, backend: Backend::Sqlite };
         let tables = table_names(&store).await?;
         store.close().await;
@@ -405,7 +430,7 @@ pub async fn ensure_empty(target: &Path) -> Result<(), BackupError> {
     .fetch_all(&mut conn)
     .await
     .map_err(|e| BackupError::TargetNotEmpty { path: target.to_path_buf(), detail: e.to_string() })?;
-    for table in tables.iter().filter(|t| t.as_str() != "schema_migrations") {
+    for table in tables.iter().filter(|t| !matches!(t.as_str(), "_sqlx_migrations" | "schema_migrations")) {
         // The table names come from sqlite_master, not from input; quoted all the same.
         let sql = if table == "audit_head" {
             "SELECT 1 FROM \"audit_head\" WHERE seq > 0 LIMIT 1".to_string()
@@ -548,6 +573,24 @@ mod tests {
             .unwrap();
         let err = ensure_empty(&path).await.unwrap_err();
         assert!(matches!(&err, BackupError::TargetNotEmpty { detail, .. } if detail.contains("leases")), "{err}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_migration_record_that_does_not_match_its_checksum_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloudca.db");
+        let store = Store::open(&sqlite_config(&path)).await.unwrap();
+        inspect(&store, &path).await.expect("a fresh database is sound");
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 2")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = inspect(&store, &path).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Damaged { detail, .. } if detail.contains("migration 2 (status)")),
+            "{err}"
+        );
         store.close().await;
     }
 

@@ -1,8 +1,20 @@
-//! One set of migrations for SQLite and PostgreSQL. The SQL is written once; the few words the
-//! two dialects spell differently are placeholders filled in per backend. Applied versions are
-//! recorded in `schema_migrations`; a migration never changes once released.
+//! One set of migrations for SQLite and PostgreSQL, applied by sqlx's `Migrator`. The SQL is
+//! written once; the few words the two dialects spell differently are placeholders filled in per
+//! backend, and the rendered text is what the Migrator runs (whole, in one transaction per
+//! migration) and checksums (SHA-384, recorded in `_sqlx_migrations`). A released migration never
+//! changes: a recorded checksum that differs from the text this binary holds refuses the start.
+//! On PostgreSQL the Migrator's advisory lock keeps two daemons starting together from both
+//! migrating.
+//!
+//! Databases made before the Migrator recorded their versions in `schema_migrations`, without
+//! checksums; [`adopt_legacy`] copies those rows into `_sqlx_migrations`, under the same lock.
 
-use sqlx::AnyPool;
+use std::borrow::Cow;
+
+use futures_util::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyConnection, Connection};
 
 use super::{Backend, StoreError};
 
@@ -23,6 +35,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "audit_witness", include_str!("migrations/0013_audit_witness.sql")),
 ];
 
+/// The table the hand-written runner (before the Migrator) recorded applied versions in.
+const LEGACY_TABLE: &str = "schema_migrations";
+
 /// Fills in the dialect placeholders.
 fn dialect(sql: &str, backend: Backend) -> String {
     match backend {
@@ -31,42 +46,126 @@ fn dialect(sql: &str, backend: Backend) -> String {
     }
 }
 
-/// Applies every migration not yet recorded, each in its own transaction.
-pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-        .execute(pool)
-        .await?;
-    for (version, name, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
-        if backend == Backend::Postgres {
-            // Two daemons starting together must not both migrate.
-            sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        }
-        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(*version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if done.is_some() {
-            continue;
-        }
-        for statement in strip_comments(&dialect(sql, backend)).split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let statement = statement.to_string();
-            sqlx::query(&statement).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(*version)
-            .bind(*name)
-            .bind(crate::clock::unix_now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version, name, "applied migration");
+/// Every migration rendered for `backend`, with its checksum: what the Migrator applies and
+/// what a database's `_sqlx_migrations` must match.
+pub(super) fn rendered(backend: Backend) -> Vec<Migration> {
+    MIGRATIONS
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                Cow::Owned(dialect(sql, backend)),
+                false,
+            )
+        })
+        .collect()
+}
+
+/// The migrations as a Migrator source (they are compiled in, not read from a folder).
+#[derive(Debug)]
+struct Rendered(Backend);
+
+impl MigrationSource<'static> for Rendered {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move { Ok(rendered(self.0)) })
+    }
+}
+
+/// Applies every migration not yet recorded, after checking the recorded ones against their
+/// checksums. `conn` is a connection of its own on PostgreSQL (the advisory lock is held by the
+/// session; closing it on an error releases the lock).
+pub(crate) async fn run(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
+    let mut migrator = Migrator::new(Rendered(backend)).await.map_err(StoreError::from)?;
+    // The lock is taken here rather than by `run`, so adopting the legacy rows happens under it.
+    migrator.set_locking(false);
+    conn.lock().await.map_err(StoreError::from)?;
+    let applied = apply(conn, backend, &migrator).await;
+    if applied.is_ok() {
+        conn.unlock().await.map_err(StoreError::from)?;
+    }
+    applied
+}
+
+async fn apply(conn: &mut AnyConnection, backend: Backend, migrator: &Migrator) -> Result<(), StoreError> {
+    conn.ensure_migrations_table().await.map_err(StoreError::from)?;
+    adopt_legacy(conn, backend, migrator).await?;
+    let before: Vec<i64> =
+        conn.list_applied_migrations().await.map_err(StoreError::from)?.iter().map(|m| m.version).collect();
+    // `run_direct` is `run` without the `Acquire` bound, whose lifetime makes every future
+    // that opens a store non-`Send` (sqlx's own comment on it says as much).
+    migrator.run_direct(conn).await.map_err(|e| describe(e, migrator))?;
+    for m in migrator.iter().filter(|m| !before.contains(&m.version)) {
+        tracing::info!(version = m.version, name = %m.description, "applied migration");
     }
     Ok(())
 }
 
-fn strip_comments(statement: &str) -> String {
-    statement.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n").trim().to_string()
+/// Names the migration in the errors an operator must act on.
+fn describe(err: MigrateError, migrator: &Migrator) -> StoreError {
+    let name = |version: i64| {
+        migrator.iter().find(|m| m.version == version).map(|m| m.description.to_string()).unwrap_or_default()
+    };
+    match err {
+        MigrateError::VersionMismatch(version) => StoreError::MigrationChanged { version, name: name(version) },
+        MigrateError::VersionMissing(version) => StoreError::UnknownMigration(version),
+        other => StoreError::Migration(other),
+    }
+}
+
+/// Copies the versions the hand-written runner recorded in `schema_migrations` into
+/// `_sqlx_migrations`, with the checksum of the text this binary holds for each (that runner
+/// kept none, so this is the one point where the applied text is taken on trust), in one
+/// transaction. The old table stays, frozen: a daemon of the previous release restarting during
+/// a rolling upgrade still finds its versions there. A version this binary does not know
+/// refuses the start.
+async fn adopt_legacy(conn: &mut AnyConnection, backend: Backend, migrator: &Migrator) -> Result<(), StoreError> {
+    if !legacy_table_exists(conn, backend).await? {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    let legacy: Vec<(i64, i64)> =
+        sqlx::query_as(&format!("SELECT version, applied_at FROM {LEGACY_TABLE} ORDER BY version"))
+            .fetch_all(&mut *tx)
+            .await?;
+    let recorded: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&mut *tx).await?;
+    let installed_on = match backend {
+        Backend::Sqlite => "datetime($3, 'unixepoch')",
+        Backend::Postgres => "to_timestamp($3)",
+    };
+    let insert = format!(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         VALUES ($1, $2, {installed_on}, TRUE, $4, -1)"
+    );
+    let missing: Vec<(i64, i64)> = legacy.into_iter().filter(|(v, _)| !recorded.contains(v)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for &(version, applied_at) in &missing {
+        let migration = migrator.iter().find(|m| m.version == version).ok_or(StoreError::UnknownMigration(version))?;
+        sqlx::query(&insert)
+            .bind(version)
+            .bind(migration.description.as_ref())
+            .bind(applied_at)
+            .bind(migration.checksum.as_ref())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(versions = missing.len(), "adopted the migrations recorded in schema_migrations");
+    Ok(())
+}
+
+async fn legacy_table_exists(conn: &mut AnyConnection, backend: Backend) -> Result<bool, StoreError> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+        }
+    };
+    let count: i64 = sqlx::query_scalar(sql).bind(LEGACY_TABLE).fetch_one(&mut *conn).await?;
+    Ok(count > 0)
 }
 
 #[cfg(test)]
@@ -79,5 +178,12 @@ mod tests {
         assert!(sql.contains("BYTEA") && sql.contains("BIGSERIAL") && !sql.contains("{autoid}"));
         let sql = dialect(MIGRATIONS[0].2, Backend::Sqlite);
         assert!(sql.contains("AUTOINCREMENT") && sql.contains("BLOB"));
+    }
+
+    #[test]
+    fn versions_are_contiguous_from_one() {
+        for (i, m) in rendered(Backend::Sqlite).iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.description);
+        }
     }
 }

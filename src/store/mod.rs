@@ -11,6 +11,7 @@ mod bounds;
 mod certificates;
 mod contacts;
 mod custody;
+mod jcs;
 mod leases;
 mod migrations;
 mod payments;
@@ -24,7 +25,7 @@ mod writer;
 use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 pub use audit::{AuditEntry, AuditQuery};
 pub use authorities::AuthorityRecord;
@@ -69,6 +70,24 @@ pub enum StoreError {
     /// Someone else changed the row between read and write; read it again.
     #[error("changed concurrently; try again")]
     Conflict,
+    /// A migration applied to this database has a different text (checksum) than the one this
+    /// binary holds: released migrations never change, so the schema cannot be trusted.
+    #[error(
+        "migration {version} ({name}) was applied to this database with a different text (checksum mismatch); \
+         a released migration never changes, refusing to start"
+    )]
+    MigrationChanged {
+        /// The migration's version.
+        version: i64,
+        /// Its name.
+        name: String,
+    },
+    /// The database records a migration this binary does not have (made by a newer release).
+    #[error("the database records migration {0}, which this cloudca does not know (made by a newer release?); refusing to start")]
+    UnknownMigration(i64),
+    /// Applying the migrations failed.
+    #[error("migrating the database: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
 }
 
 impl StoreError {
@@ -144,31 +163,18 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(config.acquire_timeout_seconds))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL for concurrent readers; FULL so a commit survives power loss;
-                        // a busy timeout so the CLI and the daemon can share the file.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // 32 MiB of page cache per connection: large scans (CRL builds) mostly
-                        // hit memory without every pooled connection holding a huge cache.
-                        conn.execute("PRAGMA cache_size = -32768").await?;
-                        // Same referential rules as PostgreSQL: a certificate needs its serial.
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // A destroyed cloud key must not linger on disk (docs/backup.md): freed
-                        // row space is zeroed, and the WAL is cut back to what the first commit
-                        // after each checkpoint wrote, so older frames holding a blob go too.
-                        conn.execute("PRAGMA secure_delete = ON").await?;
-                        conn.execute("PRAGMA journal_size_limit = 0").await?;
-                    }
-                    Ok(())
-                })
-            })
+            .after_connect(move |conn, _| Box::pin(async move { prepare(conn, backend).await }))
             .connect_with(options)
             .await?;
-        migrations::run(&pool, backend).await?;
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = migrations::run(&mut conn, backend).await {
+            // On PostgreSQL the migration lock belongs to the session: a connection that failed
+            // half-way is closed, never handed back to the pool still holding it.
+            let _ = conn.detach().close().await;
+            pool.close().await;
+            return Err(e);
+        }
+        drop(conn);
         Ok(Store { pool, backend })
     }
 
@@ -196,6 +202,27 @@ impl Store {
             Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
         }
     }
+}
+
+/// Sets up a new connection: on SQLite, WAL for concurrent readers; FULL so a commit survives
+/// power loss; a busy timeout so the CLI and the daemon can share the file.
+async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = FULL").await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        // 32 MiB of page cache per connection: large scans (CRL builds) mostly hit memory
+        // without every pooled connection holding a huge cache.
+        conn.execute("PRAGMA cache_size = -32768").await?;
+        // Same referential rules as PostgreSQL: a certificate needs its serial.
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        // A destroyed cloud key must not linger on disk (docs/backup.md): freed row space is
+        // zeroed, and the WAL is cut back to what the first commit after each checkpoint
+        // wrote, so older frames holding a blob go too.
+        conn.execute("PRAGMA secure_delete = ON").await?;
+        conn.execute("PRAGMA journal_size_limit = 0").await?;
+    }
+    Ok(())
 }
 
 /// Builds the connection URL: creates SQLite files on first use, substitutes the password.

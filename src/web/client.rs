@@ -88,18 +88,26 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Builds the client from the configured credential and CA.
+    /// Builds the client from the configured credential and CA. The daemon is trusted only if
+    /// its certificate chains to `daemon_ca` (the operator CA): no built-in or system roots, so
+    /// a certificate any public CA issued for the daemon's name cannot stand in for it and
+    /// collect the web front's client credential, order tokens and applicants' data.
     pub fn new(config: &WebConfig) -> Result<Daemon, String> {
         let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let mut pem = read(&config.client_cert)?;
         pem.extend(read(&config.client_key)?);
         let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client_cert/client_key: {e}"))?;
-        let root = reqwest::Certificate::from_pem(&read(&config.daemon_ca)?).map_err(|e| format!("daemon_ca: {e}"))?;
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let roots =
+            reqwest::Certificate::from_pem_bundle(&read(&config.daemon_ca)?).map_err(|e| format!("daemon_ca: {e}"))?;
+        if roots.is_empty() {
+            return Err(format!("daemon_ca: {} holds no certificate", config.daemon_ca.display()));
+        }
+        let builder = reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false);
+        let http = roots
+            .into_iter()
+            .fold(builder, reqwest::ClientBuilder::add_root_certificate)
             .no_proxy()
             .identity(identity)
-            .add_root_certificate(root)
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| e.to_string())?;

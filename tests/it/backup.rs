@@ -301,8 +301,9 @@ async fn restores_are_refused_over_data_and_from_damaged_or_foreign_files() {
     edit(&swapped, Some(&good), "UPDATE certificates SET der = X'3000'").await;
     refused(&swapped, "does not match its fingerprint");
     let newer = ca.path("newer.backup");
-    edit(&newer, Some(&good), "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
-        .await;
+    let future = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                  VALUES (9999, 'future', TRUE, X'00', 0)";
+    edit(&newer, Some(&good), future).await;
     refused(&newer, "schema version 9999");
 
     // `verify` says the same about a file, and changes nothing in it.
