@@ -519,6 +519,18 @@ fn summary(d: &OrderData) -> serde_json::Value {
     })
 }
 
+/// What the certificate's data pre-fills in the subject step of a renewal or change (handbook
+/// §3.1 证书更新信息): the name, and an organisation's credit code (a public register's key;
+/// a person's ID number stays masked and is typed again).
+fn prefill(c: &CertificateRef) -> serde_json::Value {
+    let attr = |k: &str| c.subject.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    if c.profile == "org" {
+        serde_json::json!({ "name": attr("O").or_else(|| attr("CN")), "credit_code": c.identifier })
+    } else {
+        serde_json::json!({ "name": attr("CN") })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,17 +626,5 @@ mod tests {
         for secret in [ID, PHONE, EMAIL] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
-    }
-}
-
-/// What the certificate's data pre-fills in the subject step of a renewal or change (handbook
-/// §3.1 证书更新信息): the name, and an organisation's credit code (a public register's key;
-/// a person's ID number stays masked and is typed again).
-fn prefill(c: &CertificateRef) -> serde_json::Value {
-    let attr = |k: &str| c.subject.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
-    if c.profile == "org" {
-        serde_json::json!({ "name": attr("O").or_else(|| attr("CN")), "credit_code": c.identifier })
-    } else {
-        serde_json::json!({ "name": attr("CN") })
     }
 }
