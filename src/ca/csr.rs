@@ -53,6 +53,9 @@ pub struct VerifiedRequest {
     pub spki: Vec<u8>,
     /// The subjectPublicKey BIT STRING content (what rcgen calls the key's DER bytes).
     pub public_key_bits: Vec<u8>,
+    /// A renewal's old notAfter (unix seconds): the new certificate runs to it plus the
+    /// profile's term, so renewing early keeps the days paid (handbook §3.1). None: from now.
+    pub renews_until: Option<i64>,
 }
 
 /// Parses a CSR from PEM or DER and verifies its self-signature.
@@ -79,6 +82,7 @@ pub fn parse(input: &[u8]) -> Result<VerifiedRequest, RequestError> {
         key_type,
         spki: spki.raw.to_vec(),
         public_key_bits: spki.subject_public_key.data.to_vec(),
+        renews_until: None,
     })
 }
 
@@ -96,6 +100,7 @@ impl VerifiedRequest {
             key_type,
             spki: tbs.subject_pki.raw.to_vec(),
             public_key_bits: tbs.subject_pki.subject_public_key.data.to_vec(),
+            renews_until: None,
         })
     }
 }
@@ -112,6 +117,7 @@ impl VerifiedRequest {
             key_type: key_type(&parsed)?,
             spki: spki.to_vec(),
             public_key_bits: parsed.subject_public_key.data.to_vec(),
+            renews_until: None,
         })
     }
 }

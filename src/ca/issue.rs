@@ -107,7 +107,8 @@ impl IssuanceService {
         let serial_hex = serial::to_hex(&serial_bytes);
 
         // Step 3: build and lint the exact TBS bytes.
-        let not_after = now + time::Duration::days(profile.validity_days.into()) - time::Duration::seconds(1);
+        let not_after = renewal_start(profile, request, now)? + time::Duration::days(profile.validity_days.into())
+            - time::Duration::seconds(1);
         let params = self.params(profile, &subject, request, &serial_bytes, now, not_after)?;
         let subject_key = SubjectKey::new(request);
         let tbs = TbsCapture::capture(|| params.signed_by(&subject_key, &authority.issuer))?;
@@ -256,4 +257,21 @@ fn extended_key_usage(name: &str) -> Option<ExtendedKeyUsagePurpose> {
         "codeSigning" => ExtendedKeyUsagePurpose::CodeSigning,
         _ => return None,
     })
+}
+
+/// Where a certificate's term starts: now, or just after a renewal's old notAfter when that lies
+/// inside the profile's renewal window (keeps the days paid); any other value is refused (fail
+/// closed).
+fn renewal_start(
+    profile: &Profile,
+    request: &VerifiedRequest,
+    now: time::OffsetDateTime,
+) -> Result<time::OffsetDateTime, CaError> {
+    let Some(until) = request.renews_until else { return Ok(now) };
+    let window = i64::from(profile.renewal_window_days) * 86400;
+    if until <= now.unix_timestamp() || until > now.unix_timestamp() + window {
+        return Err(CaError::Build(format!("a renewal extends from a notAfter within {window} s from now")));
+    }
+    // The new term starts the second after the old one ends.
+    time::OffsetDateTime::from_unix_timestamp(until + 1).map_err(|e| CaError::Build(e.to_string()))
 }

@@ -449,11 +449,13 @@ impl Custody {
         credential: &CredentialRecord,
         profile: &str,
         subject: Vec<(String, String)>,
+        renews_until: Option<i64>,
         actor: &str,
     ) -> Result<Issued, CustodyError> {
         let old = self.store.certificate(&credential.serial).await?.ok_or(CustodyError::NotFound)?;
         let spki = VerifiedRequest::from_certificate(&old.der).map_err(CaError::from)?.spki;
-        let request = VerifiedRequest::from_custody_key(subject, &spki).map_err(CaError::from)?;
+        let mut request = VerifiedRequest::from_custody_key(subject, &spki).map_err(CaError::from)?;
+        request.renews_until = renews_until;
         let issued = self.issuance.issue_verified(profile, &request, actor).await?;
         let blob = credential.key_blob.as_deref().ok_or(CustodyError::NotUsable("its key was destroyed"))?;
         let binding = self.binding(&credential.id, &issued.serial, blob).await?;

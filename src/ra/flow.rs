@@ -189,10 +189,16 @@ pub fn steps(flow: Flow, shape: Shape) -> Vec<Step> {
     let mut out = match flow {
         Flow::OrgNew => vec![Verification, Company, SubjectCheck, Agent, AgentCheck],
         Flow::PersonalNew => vec![Verification, Person, SubjectCheck],
-        Flow::Change => vec![Certificate, Verification, subject(shape.organisation), SubjectCheck, Agent, AgentCheck],
-        Flow::Renewal | Flow::Revocation | Flow::Reissue | Flow::Unlock | Flow::Seal => {
-            vec![Certificate, Agent, AgentCheck]
+        // The certificate's data, pre-filled, edited and checked again (handbook §3.1
+        // 证书更新信息, §3.2).
+        Flow::Change | Flow::Renewal => {
+            vec![Certificate, Verification, subject(shape.organisation), SubjectCheck, Agent, AgentCheck]
         }
+        // An organisation's revocation verifies the company (企业认证, §3.3) before the agent.
+        Flow::Revocation if shape.organisation => {
+            vec![Certificate, Verification, Company, SubjectCheck, Agent, AgentCheck]
+        }
+        Flow::Revocation | Flow::Reissue | Flow::Unlock | Flow::Seal => vec![Certificate, Agent, AgentCheck],
     };
     out.retain(|s| match s {
         SubjectCheck => shape.subject_check_async,
@@ -256,5 +262,14 @@ mod tests {
         assert_eq!(names, ["certificate", "agent", "materials", "signature"]);
         let names: Vec<_> = steps(Flow::Unlock, Shape::default()).into_iter().map(Step::name).collect();
         assert_eq!(names, ["certificate", "agent"]);
+    }
+
+    #[test]
+    fn organisation_revocation_and_every_renewal_verify_the_subject_again() {
+        let org = Shape { organisation: true, ..Shape::default() };
+        let names: Vec<_> = steps(Flow::Revocation, org).into_iter().map(Step::name).collect();
+        assert_eq!(names, ["certificate", "verification", "company", "agent", "signature"]);
+        let names: Vec<_> = steps(Flow::Renewal, Shape::default()).into_iter().map(Step::name).collect();
+        assert_eq!(names, ["certificate", "verification", "person", "agent", "product", "signature"]);
     }
 }

@@ -15,6 +15,7 @@
 //! write is a compare-and-set on the row's version with its audit events in the same
 //! transaction, so a step either happened (and is audited) or did not.
 
+mod authorisation;
 pub mod channels;
 mod contacts;
 pub mod flow;
@@ -25,6 +26,7 @@ mod orders;
 mod payment;
 mod query;
 mod review;
+mod services;
 pub mod setup;
 pub(crate) mod steps;
 pub mod validate;
@@ -39,6 +41,7 @@ pub use model::{OrderData, OrderView};
 
 pub use orders::CodePurpose;
 pub use query::QuerySession;
+pub use services::CertificateChoice;
 
 use crate::ca::IssuanceService;
 use crate::clock::Clock;

@@ -514,7 +514,7 @@ fn subject_shown(subject: &[(String, String)]) -> Vec<(String, String)> {
 fn summary(d: &OrderData) -> serde_json::Value {
     let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": mask(&p.id_number), "phone": mask(&p.phone), "email": p.email });
     serde_json::json!({
-        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject) })),
+        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject), "prefill": prefill(c) })),
         "verification": d.verification,
         "company": d.company.as_ref().map(|c| serde_json::json!({ "name": c.name, "credit_code": c.credit_code, "legal_rep": person(&c.legal_rep) })),
         "person": d.person.as_ref().map(person),
@@ -523,6 +523,18 @@ fn summary(d: &OrderData) -> serde_json::Value {
         "product": d.product,
         "signed": d.signature.is_some(),
     })
+}
+
+/// What the certificate's data pre-fills in the subject step of a renewal or change (handbook
+/// §3.1 证书更新信息): the name, and an organisation's credit code (a public register's key;
+/// a person's ID number stays masked and is typed again).
+fn prefill(c: &CertificateRef) -> serde_json::Value {
+    let attr = |k: &str| c.subject.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    if c.profile == "org" {
+        serde_json::json!({ "name": attr("O").or_else(|| attr("CN")), "credit_code": c.identifier })
+    } else {
+        serde_json::json!({ "name": attr("CN") })
+    }
 }
 
 #[cfg(test)]

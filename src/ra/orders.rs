@@ -143,7 +143,8 @@ impl Ra {
             CodePurpose::Certificate => {
                 let serial =
                     serial.ok_or_else(|| RaError::BadRequest("serial: the certificate's serial number".into()))?;
-                let (cert, phone) = self.certificate_holder(serial).await?;
+                let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+                let (cert, phone) = self.certificate_holder(serial, flow).await?;
                 let phone = phone
                     .ok_or_else(|| RaError::State(format!("{}; continue without a code", super::steps::NO_CONTACT)))?;
                 (phone, Purpose::Consent, consent_object(order, &cert.serial))
@@ -193,9 +194,12 @@ impl Ra {
         let mut data = OrderData::of(&order);
         let phone = self.authorisation_phone(&order, &data)?;
         self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, &order.id, code.trim()).await?;
+        // The letter they signed (scope and period) is kept with the order as evidence.
+        let letter = self.keep_signed_letter(&order, &phone).await?;
         data.authorized_online_at = Some(self.now());
         data.store(&mut order);
-        let audit = self.event("order.authorized_online", &phone_actor(&phone), &order, serde_json::json!({}));
+        let detail = serde_json::json!({ "letter_sha256": letter });
+        let audit = self.event("order.authorized_online", &phone_actor(&phone), &order, detail);
         self.save(&mut order, &[&audit]).await?;
         Ok(order)
     }

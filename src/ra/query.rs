@@ -12,7 +12,14 @@ use super::validate;
 use super::{new_token, token_hash, Ra, RaError};
 use crate::mobile::Purpose;
 use crate::providers::identity::CheckOutcome;
-use crate::store::{OrderQuery, OrderRecord};
+use crate::store::{OrderQuery, OrderRecord, QueryRow};
+
+/// What a query session covers: a subject, within a channel if the web front named one.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    subject: &'a str,
+    channel: Option<&'a str>,
+}
 
 /// A live query session (the token is shown once).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -64,28 +71,47 @@ impl Ra {
 
     /// Opens a query session with the SMS code: the legal representative on file sees all
     /// the subject's orders, a verified agent those they handled.
-    pub async fn open_query(&self, subject: &str, phone: &str, code: &str) -> Result<QuerySession, RaError> {
+    /// `channel`: the channel the web front serves; the session then shows only that
+    /// channel's orders (handbook §4.2).
+    pub async fn open_query(
+        &self,
+        subject: &str,
+        phone: &str,
+        code: &str,
+        channel: Option<&str>,
+    ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
         let phone = validate::mainland_mobile("phone", phone).map_err(|e| RaError::Invalid(vec![e]))?;
+        let channel = self.query_channel(channel)?;
         self.services.mobile.check_code(&phone, Purpose::OrderQuery, &subject, code.trim()).await?;
+        let scope = Scope { subject: &subject, channel: channel.as_deref() };
         match self.query_role(&subject, &phone).await? {
-            Some(QueryRole::LegalRep) => self.query_session(&subject, None, "phone").await,
-            Some(QueryRole::Agent) => self.query_session(&subject, Some(&phone), "phone").await,
+            Some(QueryRole::LegalRep) => self.query_session(scope, None, "phone").await,
+            Some(QueryRole::Agent) => self.query_session(scope, Some(&phone), "phone").await,
             None => Err(RaError::NotFound),
         }
     }
 
+    /// The channel a query is limited to, if the web front named one (it must exist).
+    fn query_channel(&self, channel: Option<&str>) -> Result<Option<String>, RaError> {
+        channel.map(|c| self.channel(c.trim()).map(|c| c.name.clone())).transpose()
+    }
+
     /// Who a phone is for a subject's order query: the legal representative on file (from
-    /// approved orders only), or an agent: a verified agent on file, or the agent whose check
-    /// passed on one of the subject's orders. The agent role shows only the orders that phone
-    /// itself verified, so a phone proving itself can never see, let alone act on, anyone
-    /// else's order; being "on file" for consents and renewals needs an approved order.
+    /// approved orders only), or an agent: the certificate administrator, a verified agent on
+    /// file, or the agent whose check passed on one of the subject's orders. The agent role
+    /// shows only the orders that phone itself verified, so a phone proving itself can never
+    /// see, let alone act on, anyone else's order; being "on file" for consents and renewals
+    /// needs an approved order.
     async fn query_role(&self, subject: &str, phone: &str) -> Result<Option<QueryRole>, RaError> {
         let on_file = self.on_file(subject).await?;
         if on_file.is_legal_rep(phone) {
             return Ok(Some(QueryRole::LegalRep));
         }
-        if on_file.is_agent(phone) || self.store.handled_orders(subject, phone).await? {
+        // The organisation's certificate administrator (after a hand-over, the new one) is
+        // on file too: certificate services start from their query session (handbook §3.1).
+        let admin = self.store.org_role(subject, phone).await?.as_deref() == Some("admin");
+        if admin || on_file.is_agent(phone) || self.store.handled_orders(subject, phone).await? {
             return Ok(Some(QueryRole::Agent));
         }
         Ok(None)
@@ -100,8 +126,10 @@ impl Ra {
         id_number: &str,
         card: &str,
         phone: &str,
+        channel: Option<&str>,
     ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
+        let channel = self.query_channel(channel)?;
         // One answer for every way this fails (nobody on file, another person, the bank says
         // no), so the fallback tells nobody whether a subject has an approved order or whose
         // ID number is on file.
@@ -112,27 +140,40 @@ impl Ra {
         }
         let call = self.providers.identity.bank_card_four(&rep_name, &rep_id, card.trim(), phone.trim());
         match crate::providers::call("identity", "bank_card_four", self.deadline(), call).await? {
-            CheckOutcome::Passed => self.query_session(&subject, None, "bank-card").await,
+            CheckOutcome::Passed => {
+                self.query_session(Scope { subject: &subject, channel: channel.as_deref() }, None, "bank-card").await
+            }
             CheckOutcome::Failed(_) => Err(refused()),
         }
     }
 
-    async fn query_session(&self, subject: &str, phone: Option<&str>, how: &str) -> Result<QuerySession, RaError> {
+    async fn query_session(&self, scope: Scope<'_>, phone: Option<&str>, how: &str) -> Result<QuerySession, RaError> {
         let token = new_token();
         let expires_at = self.now() + self.config.query_minutes * 60;
         let role = if phone.is_some() { "agent" } else { "legal-rep" };
-        let detail = serde_json::json!({ "subject": validate::mask(subject), "role": role, "checked_by": how });
+        let detail = serde_json::json!({ "subject": validate::mask(scope.subject), "role": role, "checked_by": how, "channel": scope.channel });
         let actor = phone.map_or_else(|| "legal-rep".to_string(), super::orders::phone_actor);
         let audit = crate::store::AuditRecord::new(self.clock.as_ref(), "order.query_opened", &actor, None, detail);
-        self.store.insert_query(&token_hash(&token), subject, phone, expires_at, &audit).await?;
+        let row = QueryRow {
+            subject_key: scope.subject.to_string(),
+            phone: phone.map(String::from),
+            channel: scope.channel.map(String::from),
+            expires_at,
+        };
+        self.store.insert_query(&row, &token_hash(&token), &audit).await?;
         Ok(QuerySession { token, role, expires_at })
     }
 
-    /// The orders a query session covers, newest first.
+    /// The orders a query session covers (within its channel), newest first.
     pub async fn query_orders(&self, token: &str) -> Result<Vec<OrderRecord>, RaError> {
-        let (subject, phone) =
-            self.store.query_session(&token_hash(token), self.now()).await?.ok_or(RaError::NotFound)?;
-        let q = OrderQuery { subject_key: Some(subject), agent_phone: phone, limit: 200, ..OrderQuery::default() };
+        let s = self.store.query_session(&token_hash(token), self.now()).await?.ok_or(RaError::NotFound)?;
+        let q = OrderQuery {
+            subject_key: Some(s.subject_key),
+            agent_phone: s.phone,
+            channel: s.channel,
+            limit: 200,
+            ..OrderQuery::default()
+        };
         Ok(self.store.orders(&q).await?)
     }
 
@@ -141,10 +182,12 @@ impl Ra {
         if token.is_empty() {
             return Ok(false);
         }
-        let Some((subject, phone)) = self.store.query_session(&token_hash(token), self.now()).await? else {
+        let Some(s) = self.store.query_session(&token_hash(token), self.now()).await? else {
             return Ok(false);
         };
-        Ok(order.subject_key.as_deref() == Some(subject.as_str()) && (phone.is_none() || phone == order.agent_phone))
+        let channel_ok = s.channel.as_deref().is_none_or(|c| c == order.channel);
+        let phone_ok = s.phone.is_none() || s.phone == order.agent_phone;
+        Ok(order.subject_key.as_deref() == Some(s.subject_key.as_str()) && phone_ok && channel_ok)
     }
 
     /// Sends the order's verified agent a code to take the order up again from a query

@@ -146,10 +146,13 @@ impl Ra {
             }
             Flow::Renewal | Flow::Change => {
                 let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
-                let subject = if flow == Flow::Change { changed_subject(c, data) } else { c.subject.clone() };
+                // Both carry the subject data entered and checked again in the order.
+                let subject = changed_subject(c, data);
+                // A renewal inside the window keeps the days paid (handbook §3.1).
+                let until = (flow == Flow::Renewal && c.not_after > self.now()).then_some(c.not_after);
                 let issued = match self.store.credential_by_serial(&c.serial).await? {
                     Some(credential) => {
-                        custody.recertify(&credential, &c.profile, subject, actor).await.map_err(|e| fail(&e))?
+                        custody.recertify(&credential, &c.profile, subject, until, actor).await.map_err(|e| fail(&e))?
                     }
                     None => {
                         let lifecycle = crate::lifecycle::Lifecycle {

@@ -23,9 +23,15 @@ pub(super) const NO_CONTACT: &str =
 #[serde(deny_unknown_fields)]
 struct CertificateInput {
     serial: String,
-    /// The consent code sent to the certificate's holder; absent only when nobody is on file.
+    /// The consent code sent to the certificate's consenter; absent when an order-query
+    /// session stands for the subject, or when nobody is on file.
     #[serde(default)]
     code: Option<String>,
+    /// An order-query session of the certificate's subject (the legal representative's, or
+    /// the consenter's): the subject-first start of a certificate service
+    /// ([`super::services`]).
+    #[serde(default)]
+    query_token: Option<String>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -266,15 +272,23 @@ impl Ra {
         flow: Flow,
         input: CertificateInput,
     ) -> Result<(), RaError> {
-        let (cert, phone) = self.certificate_holder(&input.serial).await?;
-        if let Some(phone) = &phone {
+        let (cert, phone) = self.certificate_holder(&input.serial, flow).await?;
+        let query = input.query_token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let mut by_session = None;
+        let consented = if let Some(query) = query {
+            by_session = Some(self.session_consents(query, &cert, phone.as_deref()).await?);
+            data.officer_review = None;
+            true
+        } else if let Some(phone) = &phone {
             let code = input.code.as_deref().unwrap_or_default().trim();
             let object = super::orders::consent_object(order, &cert.serial);
             self.services.mobile.check_code(phone, Purpose::Consent, &object, code).await?;
             data.officer_review = None;
+            true
         } else {
             data.officer_review = Some(NO_CONTACT.into());
-        }
+            false
+        };
         let now = self.now();
         if cert.status != "issued" {
             return Err(RaError::State(format!("certificate {} is {}", cert.serial, cert.status)));
@@ -308,12 +322,16 @@ impl Ra {
             .map(|r| r.subject)
             .map_err(|e| RaError::BadRequest(format!("the certificate cannot be read: {e}")))?;
         let identifier = cert.identifier.clone().unwrap_or_default();
-        if phone.is_some() {
+        if consented {
             self.set_subject(order, &identifier);
         } else {
             // Nobody consented: the order does not hold the subject's one open order.
             order.subject_key = Some(identifier.clone());
             order.open_key = None;
+        }
+        if let Some(role) = by_session {
+            let detail = serde_json::json!({ "serial": cert.serial, "by": role, "via": "order-query" });
+            self.store.audit(&self.event("order.certificate_consent", "applicant", order, detail)).await?;
         }
         order.serial = Some(cert.serial.clone());
         data.certificate = Some(CertificateRef {
@@ -328,36 +346,30 @@ impl Ra {
     }
 
     fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
-        let days = self
-            .services
-            .issuance
-            .profiles
-            .current()
-            .get(&cert.profile)
-            .map_or(90, |p| i64::from(p.renewal_window_days));
+        let days = self.renewal_window_days(&cert.profile);
         if self.now() < cert.not_after - days * 86400 {
             return Err(RaError::State(format!("renewal opens {days} days before the certificate expires")));
         }
         Ok(())
     }
 
-    /// The certificate and the phone that consents for it: the cloud key's holder, else the
-    /// verified agent of the order that applied for it (review H2). A certificate with
-    /// neither (issued from a CSR in the back office) has nobody who can consent online
-    /// (None): its order goes to an officer, who checks the papers.
+    /// The certificate and the phone that consents for it in `flow` ([`Ra::consenter`]: an
+    /// organisation's certificate administrator, the cloud key's holder, else the verified
+    /// agent of the order that applied for it; review H2). A certificate with none of them
+    /// (issued from a CSR in the back office) has nobody who can consent by code (None): its
+    /// order goes to an officer, who checks the papers, unless the legal representative's
+    /// order-query session stands for it.
     pub(super) async fn certificate_holder(
         &self,
         serial_text: &str,
+        flow: Flow,
     ) -> Result<(crate::store::CertificateRecord, Option<String>), RaError> {
         let serial = crate::ca::serial::parse(serial_text)
             .ok_or_else(|| RaError::BadRequest("serial: hexadecimal certificate serial number".into()))?;
         let cert =
             self.store.certificate(&serial).await?.ok_or(RaError::BadRequest(format!("no certificate {serial}")))?;
-        if let Some(c) = self.store.credential_by_serial(&serial).await? {
-            return Ok((cert, Some(c.phone)));
-        }
-        let contact = self.store.contact_of_certificate(&serial).await?;
-        Ok((cert, contact.and_then(|c| c.agent_phone)))
+        let phone = self.consenter(&cert, flow).await?;
+        Ok((cert, phone))
     }
 
     fn verification_step(

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "ra_bounds", include_str!("migrations/0011_ra_bounds.sql")),
     (12, "sandbox", include_str!("migrations/0012_sandbox.sql")),
     (13, "audit_witness", include_str!("migrations/0013_audit_witness.sql")),
+    (14, "ra_services", include_str!("migrations/0014_ra_services.sql")),
 ];
 
 /// The table the hand-written runner (before the Migrator) recorded applied versions in.

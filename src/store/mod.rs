@@ -37,7 +37,7 @@ pub use custody::{ApprovalRecord, CredentialRecord, HolderIdentity, SigningSessi
 pub use leases::LeaseRecord;
 pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntentRecord};
 pub use proofs::{ProofRecord, ProofSpend};
-pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord};
+pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord, QueryRow};
 pub use seals::{SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, OcspRecord, RevocationRecord};
 pub use writer::{AuditRecord, Write, Writer};

@@ -108,6 +108,20 @@ pub struct OrderQuery {
     pub limit: i64,
 }
 
+/// An order-query session as stored (the token only as its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRow {
+    /// Credit code or ID number queried.
+    pub subject_key: String,
+    /// The agent's phone; None for the legal representative (sees all of the subject's).
+    pub phone: Option<String>,
+    /// The channel the query was made in (handbook §4: results within the current channel);
+    /// None for a session opened without one (every channel).
+    pub channel: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// A material to store: its order, kind, content address, sniffed type and bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct NewMaterial<'a> {
@@ -312,35 +326,36 @@ impl Store {
     }
 
     /// Stores an order-query session.
-    pub async fn insert_query(
-        &self,
-        token_hash: &str,
-        subject_key: &str,
-        phone: Option<&str>,
-        expires_at: i64,
-        audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
-        let query =
-            sqlx::query("INSERT INTO ra_queries (token_hash, subject_key, phone, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(token_hash)
-                .bind(subject_key)
-                .bind(phone)
-                .bind(expires_at);
+    pub async fn insert_query(&self, q: &QueryRow, token_hash: &str, audit: &AuditRecord) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "INSERT INTO ra_queries (token_hash, subject_key, phone, channel, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(&q.subject_key)
+        .bind(&q.phone)
+        .bind(&q.channel)
+        .bind(q.expires_at);
         self.execute_audited(query, audit).await.map(|_| ())
     }
 
-    /// A live order-query session: (subject key, agent phone or None for everything).
-    pub async fn query_session(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<Option<(String, Option<String>)>, StoreError> {
-        let row = sqlx::query("SELECT subject_key, phone FROM ra_queries WHERE token_hash = $1 AND expires_at > $2")
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("subject_key")?, r.try_get("phone")?))).transpose()?)
+    /// A live order-query session.
+    pub async fn query_session(&self, token_hash: &str, now: i64) -> Result<Option<QueryRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT subject_key, phone, channel, expires_at FROM ra_queries WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.map(|r| {
+            Ok::<_, sqlx::Error>(QueryRow {
+                subject_key: r.try_get("subject_key")?,
+                phone: r.try_get("phone")?,
+                channel: r.try_get("channel")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        });
+        Ok(row.transpose()?)
     }
 
     /// Whether a phone is the verified agent of one of a subject's orders (`agent_phone` is

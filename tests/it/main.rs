@@ -32,6 +32,7 @@ mod ra_bounds;
 mod ra_identity;
 mod ra_money;
 mod ra_privacy;
+mod ra_services;
 mod roles;
 mod signing;
 mod sole_control;

@@ -628,7 +628,7 @@ pub(crate) async fn about_certificate(
     }
     let (status, v) = c.step(&id, &token, "certificate", body).await;
     assert_eq!(status, 200, "{v}");
-    if flow == "change" {
+    if flow == "change" || flow == "renewal" {
         c.ok(
             "POST",
             &format!("/v1/ra/orders/{id}/steps/verification"),
@@ -636,7 +636,9 @@ pub(crate) async fn about_certificate(
             Some(json!({ "method": "phone" })),
         )
         .await;
-        let person = json!({ "name": "王五一", "id_number": id_number, "phone": phone, "email": "w@example.com" });
+        // A renewal shows the data again and checks it (§3.1); a change enters new data.
+        let name = if flow == "change" { "王五一" } else { "王五" };
+        let person = json!({ "name": name, "id_number": id_number, "phone": phone, "email": "w@example.com" });
         c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     }
     let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": id_number, "phone": phone, "email": "w@example.com", "method": "phone" });

@@ -131,6 +131,12 @@ pub const ROUTES: &[Route] = &[
         handler: || post(applicant::offline),
     },
     Route { method: "GET", path: "/v1/ra/orders/{id}/form", roles: WEB_FRONT, handler: || get(applicant::form) },
+    Route {
+        method: "GET",
+        path: "/v1/ra/orders/{id}/authorization-letter",
+        roles: WEB_FRONT,
+        handler: || get(applicant::authorization_letter),
+    },
     Route { method: "GET", path: "/v1/ra/orders/{id}/invoice", roles: WEB_FRONT, handler: || get(applicant::invoice) },
     Route {
         method: "POST",
@@ -142,6 +148,12 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/v1/ra/queries/code", roles: WEB_FRONT, handler: || post(applicant::query_code) },
     Route { method: "POST", path: "/v1/ra/queries", roles: WEB_FRONT, handler: || post(applicant::open_query) },
     Route { method: "GET", path: "/v1/ra/queries/orders", roles: WEB_FRONT, handler: || get(applicant::query_orders) },
+    Route {
+        method: "GET",
+        path: "/v1/ra/queries/certificates",
+        roles: WEB_FRONT,
+        handler: || get(applicant::query_certificates),
+    },
     Route {
         method: "POST",
         path: "/v1/ra/queries/orders/{id}/resume-code",

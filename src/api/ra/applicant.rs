@@ -197,6 +197,18 @@ pub(crate) async fn form(
     Ok(pdf(instance.ra.form(&order).map_err(problem)?, &format!("{id}-form.pdf")))
 }
 
+/// The legal representative's authorisation letter (scope and period) to print, stamp and
+/// upload as `authorization-letter`.
+pub(crate) async fn authorization_letter(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = order(&instance.ra, &id, &headers).await?;
+    let bytes = instance.ra.authorisation_letter(&order).await.map_err(problem)?;
+    Ok(pdf(bytes, &format!("{id}-authorization-letter.pdf")))
+}
+
 pub(crate) async fn invoice(
     State(instance): State<Instance>,
     Path(id): Path<String>,
@@ -269,6 +281,9 @@ pub(crate) struct QueryBody {
     pub(crate) id_number: Option<String>,
     #[serde(default)]
     card: Option<String>,
+    /// The channel the web front serves: the session shows that channel's orders only.
+    #[serde(default)]
+    pub(crate) channel: Option<String>,
 }
 
 pub(crate) async fn open_query(
@@ -279,7 +294,7 @@ pub(crate) async fn open_query(
     let limits = &instance.limits;
     throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
     let session = match (&b.code, &b.card) {
-        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code).await,
+        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code, b.channel.as_deref()).await,
         (None, Some(card)) => {
             // A paid provider check per try: counted per subject as well.
             let subject = b.subject.trim().to_uppercase();
@@ -289,7 +304,7 @@ pub(crate) async fn open_query(
             })
             .await?;
             let (name, id) = (b.name.as_deref().unwrap_or_default(), b.id_number.as_deref().unwrap_or_default());
-            instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone).await
+            instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone, b.channel.as_deref()).await
         }
         _ => {
             return Err(Problem::new(
@@ -308,6 +323,17 @@ pub(crate) async fn query_orders(State(instance): State<Instance>, headers: Head
     for o in &orders {
         items.push(instance.ra.view_as(o, Access::Query).await.map_err(problem)?);
     }
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// The query session's subject's certificates to pick a service for (handbook §4.3): the
+/// legal representative sees all, an agent those they consent for. The serial goes, with the
+/// session's token, into the certificate step of a new order.
+pub(crate) async fn query_certificates(
+    State(instance): State<Instance>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let items = instance.ra.subject_certificates(&token(&headers, "x-query-token")).await.map_err(problem)?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 

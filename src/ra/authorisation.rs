@@ -1,0 +1,142 @@
+//! The legal representative's authorisation letter (法定代表人授权委托书; handbook §2, coverage
+//! B29-B31): generated from the order with its scope and period, printed and stamped (uploaded as
+//! `authorization-letter`), or signed online by the legal representative with the code texted to
+//! their own phone, in which case the signed letter is kept with the order as evidence.
+
+use super::flow::Flow;
+use super::model::OrderData;
+use super::{Ra, RaError};
+use crate::pdf::{render, Document, Section};
+use crate::store::OrderRecord;
+
+/// How the letter was signed online: the legal representative's masked phone and when.
+pub(super) struct OnlineSignature {
+    /// Masked phone the code went to.
+    pub phone: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// The business a flow is, in the handbook's words.
+fn business(flow: Flow) -> &'static str {
+    match flow {
+        Flow::OrgNew | Flow::PersonalNew => "新办 / new certificate",
+        Flow::Renewal => "更新 / renewal",
+        Flow::Change => "信息变更 / change",
+        Flow::Revocation => "吊销 / revocation",
+        Flow::Reissue => "补办 / re-issue",
+        Flow::Unlock => "解锁 / unlock",
+        Flow::Seal => "印章 / seal",
+    }
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default()
+}
+
+impl Ra {
+    /// The letter for an order whose company and agent are entered: who authorises whom, for
+    /// what (scope: the business, product and order) and until when (period: from `from` for
+    /// the order's lifetime, `ra.open_order_days`, at most).
+    pub(super) fn letter_pdf(
+        &self,
+        order: &OrderRecord,
+        from: i64,
+        signed: Option<&OnlineSignature>,
+    ) -> Result<Vec<u8>, RaError> {
+        let data = OrderData::of(order);
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
+        let agent = data.agent.as_ref().ok_or(RaError::State("enter the agent first".into()))?;
+        let row = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mask = super::validate::mask;
+        let product = data.product.as_ref().map_or("-", |p| p.name.as_str());
+        let until = from + self.config.open_order_days * 86400;
+        let rep = &company.legal_rep;
+        let signature = match signed {
+            Some(s) => vec![
+                row(
+                    "签署方式 Signed",
+                    "法定代表人本人手机短信验证码在线签署 / online, with the code texted to the legal representative",
+                ),
+                row("手机 Phone", &s.phone),
+                row(
+                    "签署时间 At (UTC)",
+                    &time::OffsetDateTime::from_unix_timestamp(s.at).map(|t| t.to_string()).unwrap_or_default(),
+                ),
+            ],
+            None => vec![
+                row("单位盖章 Company stamp", "____________________"),
+                row("法定代表人签字 Legal representative", "____________________"),
+                row("日期 Date", "____________________"),
+            ],
+        };
+        let sections = vec![
+            Section {
+                heading: "委托单位 / Company".into(),
+                rows: vec![
+                    row("单位名称 Name", &company.name),
+                    row("统一社会信用代码 Credit code", &company.credit_code),
+                ],
+            },
+            Section {
+                heading: "法定代表人 / Legal representative".into(),
+                rows: vec![row("姓名 Name", &rep.name), row("证件号码 ID number", &mask(&rep.id_number))],
+            },
+            Section {
+                heading: "受托人（经办人）/ Agent".into(),
+                rows: vec![
+                    row("姓名 Name", &agent.person.name),
+                    row("证件号码 ID number", &mask(&agent.person.id_number)),
+                    row("手机 Phone", &mask(&agent.person.phone)),
+                ],
+            },
+            Section {
+                heading: "授权范围与期限 / Scope and period".into(),
+                rows: vec![
+                    row("业务 Business", business(flow)),
+                    row("产品 Product", product),
+                    row("订单 Order", &order.id),
+                    row("渠道 Channel", &channel.title),
+                    row(
+                        "期限 Period",
+                        &format!("{} 至 {}（订单办结即止）/ until the order is done", date(from), date(until)),
+                    ),
+                ],
+            },
+            Section { heading: "签署 / Signature".into(), rows: signature },
+        ];
+        Ok(render(&Document { title: "法定代表人授权委托书 / Authorisation letter".into(), sections }))
+    }
+
+    /// The unsigned letter to print, stamp and upload (B29).
+    pub async fn authorisation_letter(&self, order: &OrderRecord) -> Result<Vec<u8>, RaError> {
+        self.letter_pdf(order, self.now(), None)
+    }
+
+    /// Keeps the letter the legal representative signed online as the order's
+    /// `authorization-letter` material (evidence an officer sees with the others).
+    pub(super) async fn keep_signed_letter(&self, order: &OrderRecord, phone: &str) -> Result<String, RaError> {
+        let signed = OnlineSignature { phone: super::validate::mask(phone), at: self.now() };
+        let pdf = self.letter_pdf(order, order.created_at, Some(&signed))?;
+        let material = super::materials::check(&pdf, usize::MAX)
+            .map_err(|e| RaError::BadRequest(format!("authorisation letter: {e}")))?;
+        let kind = "authorization-letter";
+        let detail =
+            serde_json::json!({ "kind": kind, "sha256": material.sha256, "bytes": pdf.len(), "signed": "online" });
+        let audit = self.event("order.material", &super::orders::phone_actor(phone), order, detail);
+        let new = crate::store::NewMaterial {
+            order_id: &order.id,
+            kind,
+            sha256: &material.sha256,
+            content_type: material.content_type,
+            bytes: &pdf,
+        };
+        let bounds = super::materials::bounds(&self.config);
+        if self.store.put_material_within(&new, bounds, self.now(), &audit).await?.is_err() {
+            return Err(RaError::State("the order's upload allowance is used up; the letter could not be kept".into()));
+        }
+        Ok(material.sha256)
+    }
+}
