@@ -293,8 +293,18 @@ impl Ra {
     /// someone other than the key's holder (it revokes the certificate and hands a new key to
     /// whoever applied: review H2).
     async fn needs_officer(&self, order: &OrderRecord, flow: Flow) -> Result<bool, RaError> {
-        if OrderData::of(order).officer_review.is_some() {
+        let data = OrderData::of(order);
+        if data.officer_review.is_some() {
             return Ok(true);
+        }
+        // A renewal that changes the name on the certificate is a change in all but name: an
+        // officer sees it, whatever the channel's renewal review says.
+        if flow == Flow::Renewal {
+            if let Some(c) = &data.certificate {
+                if super::review::changed_subject(c, &data) != c.subject {
+                    return Ok(true);
+                }
+            }
         }
         if flow != Flow::Reissue {
             return Ok(false);

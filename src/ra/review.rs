@@ -146,10 +146,24 @@ impl Ra {
             }
             Flow::Renewal | Flow::Change => {
                 let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                // The certificate as it is now, not as the order saw it: one revoked (a key
+                // compromise, say) or expired since the certificate step is not renewed.
+                let stored = self
+                    .store
+                    .certificate(&c.serial)
+                    .await?
+                    .ok_or_else(|| RaError::CarryOut(format!("certificate {} is gone", c.serial)))?;
+                if stored.status != "issued" || stored.not_after <= self.now() {
+                    return Err(RaError::CarryOut(format!(
+                        "certificate {} is {} since the order chose it; nothing is issued",
+                        c.serial,
+                        if stored.status != "issued" { stored.status.as_str() } else { "expired" }
+                    )));
+                }
                 // Both carry the subject data entered and checked again in the order.
                 let subject = changed_subject(c, data);
                 // A renewal inside the window keeps the days paid (handbook §3.1).
-                let until = (flow == Flow::Renewal && c.not_after > self.now()).then_some(c.not_after);
+                let until = (flow == Flow::Renewal).then_some(stored.not_after);
                 let issued = match self.store.credential_by_serial(&c.serial).await? {
                     Some(credential) => {
                         custody.recertify(&credential, &c.profile, subject, until, actor).await.map_err(|e| fail(&e))?
@@ -254,7 +268,7 @@ fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
 }
 
 /// The subject after an information change: the new names, the same identifier.
-fn changed_subject(c: &super::model::CertificateRef, data: &OrderData) -> Vec<(String, String)> {
+pub(super) fn changed_subject(c: &super::model::CertificateRef, data: &OrderData) -> Vec<(String, String)> {
     let mut subject = c.subject.clone();
     let mut set = |k: &str, v: &str| {
         if let Some(slot) = subject.iter_mut().find(|(a, _)| a == k) {

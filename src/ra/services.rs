@@ -97,7 +97,12 @@ impl Ra {
         let renewable_now = status == "issued" && now >= opens;
         let mut services = Vec::new();
         for flow in candidate_flows(status, renewable_now, in_custody, cert.profile == "org") {
-            if phone.is_none() || self.consenter(&cert, flow).await?.as_deref() == phone {
+            let allowed = match phone {
+                // A PIN unlock is the key holder's own, never the legal representative's.
+                None => flow != Flow::Unlock,
+                Some(_) => self.consenter(&cert, flow).await?.as_deref() == phone,
+            };
+            if allowed {
                 services.push(flow.name());
             }
         }
@@ -120,14 +125,23 @@ impl Ra {
         self.services.issuance.profiles.current().get(profile).map_or(90, |p| i64::from(p.renewal_window_days))
     }
 
-    /// Checks that a live query session may start `flow` on the certificate: the session is
-    /// of the certificate's subject, and is the legal representative's or the consenter's.
+    /// Checks that a live query session may pick the certificate for `flow` in `order`: the
+    /// session is of the certificate's subject and of the order's channel, and is the legal
+    /// representative's or the consenter's. A PIN unlock stays the key holder's alone.
     /// Anything else is "no such certificate" (nothing tells whose it is). Returns the role.
+    ///
+    /// The session only chooses; it never consents by itself: the consenter still confirms
+    /// this order and serial with a fresh code, and the legal representative's choice goes to
+    /// an officer (see `certificate_step`). A session token lives for many minutes and sits in
+    /// a cookie of the web front, so whoever captured it must not be able to renew, unlock or
+    /// revoke with it.
     pub(super) async fn session_consents(
         &self,
         query_token: &str,
         cert: &CertificateRecord,
         consenter: Option<&str>,
+        order: &crate::store::OrderRecord,
+        flow: Flow,
     ) -> Result<&'static str, RaError> {
         let refused = || RaError::BadRequest(format!("no certificate {} for this order query", cert.serial));
         let Some(session) = self.store.query_session(&token_hash(query_token), self.now()).await? else {
@@ -136,7 +150,11 @@ impl Ra {
         if cert.identifier.as_deref() != Some(session.subject_key.as_str()) {
             return Err(refused());
         }
+        if session.channel.as_deref().is_some_and(|c| c != order.channel) {
+            return Err(refused());
+        }
         match session.phone {
+            None if flow == Flow::Unlock => Err(refused()),
             None => Ok("legal-rep"),
             Some(p) if consenter == Some(p.as_str()) => Ok("consenter"),
             Some(_) => Err(refused()),

@@ -15,6 +15,11 @@ use crate::providers::identity::{CheckOutcome, FaceVia};
 use crate::providers::payment::PayMethod;
 use crate::store::OrderRecord;
 
+/// Why an order the legal representative started through an order query, without the
+/// certificate's consenter confirming it, goes to an officer.
+pub(super) const LEGAL_REP_CHOICE: &str =
+    "the legal representative chose this certificate through an order query and its consenter did not confirm: an officer checks the papers";
+
 /// Why an order about a certificate with no verified contact goes to an officer.
 pub(super) const NO_CONTACT: &str =
     "no verified contact is on file for this certificate (it was not applied for online): an officer checks the papers";
@@ -274,20 +279,29 @@ impl Ra {
     ) -> Result<(), RaError> {
         let (cert, phone) = self.certificate_holder(&input.serial, flow).await?;
         let query = input.query_token.as_deref().map(str::trim).filter(|t| !t.is_empty());
-        let mut by_session = None;
-        let consented = if let Some(query) = query {
-            by_session = Some(self.session_consents(query, &cert, phone.as_deref()).await?);
-            data.officer_review = None;
-            true
-        } else if let Some(phone) = &phone {
-            let code = input.code.as_deref().unwrap_or_default().trim();
-            let object = super::orders::consent_object(order, &cert.serial);
-            self.services.mobile.check_code(phone, Purpose::Consent, &object, code).await?;
-            data.officer_review = None;
-            true
-        } else {
-            data.officer_review = Some(NO_CONTACT.into());
-            false
+        let code = input.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let by_session = match query {
+            Some(query) => Some(self.session_consents(query, &cert, phone.as_deref(), order, flow).await?),
+            None => None,
+        };
+        let consented = match (&phone, code, by_session) {
+            // The legal representative chose it without the consenter: an officer checks.
+            (_, None, Some("legal-rep")) => {
+                data.officer_review = Some(LEGAL_REP_CHOICE.into());
+                true
+            }
+            // The consenter confirms this order and this serial with a fresh code, whether the
+            // certificate was found through a session or its serial typed.
+            (Some(phone), code, _) => {
+                let object = super::orders::consent_object(order, &cert.serial);
+                self.services.mobile.check_code(phone, Purpose::Consent, &object, code.unwrap_or_default()).await?;
+                data.officer_review = None;
+                true
+            }
+            (None, _, _) => {
+                data.officer_review = Some(NO_CONTACT.into());
+                false
+            }
         };
         let now = self.now();
         if cert.status != "issued" {

@@ -147,13 +147,23 @@ async fn an_organisation_certificate_is_renewed_from_the_credit_code_by_its_admi
     assert!(listed["subject"].as_str().unwrap().contains("福建示例科技有限公司"), "{listed}");
     assert!(listed["services"].as_array().unwrap().iter().any(|s| s == "renewal"), "{listed}");
 
-    // Renewal: the session stands for the consent; the data is pre-filled and checked again.
+    // The session only finds the certificate: on its own (captured from the web front's
+    // cookie, say) it renews nothing. The administrator confirms this order and serial with a
+    // fresh code; the data is then pre-filled and checked again.
+    let (status, v) = web.step(&id, &token, "certificate", json!({ "serial": serial, "query_token": query })).await;
+    assert_ne!(status, 200, "a session token alone is no consent: {v}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, _) = web
+        .call("POST", &format!("/v1/ra/orders/{id}/codes/certificate"), Some(&token), Some(json!({ "serial": serial })))
+        .await;
+    assert_eq!(status, 202);
+    let code = last_code(&ca, AGENT);
     let v = web
         .ok(
             "POST",
             &format!("/v1/ra/orders/{id}/steps/certificate"),
             Some(&token),
-            Some(json!({ "serial": serial, "query_token": query })),
+            Some(json!({ "serial": serial, "query_token": query, "code": code })),
         )
         .await;
     assert_eq!(v["next_step"], "verification", "the subject is verified again (企业认证): {v}");
@@ -244,10 +254,16 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
     let rep = session["token"].as_str().unwrap().to_string();
     let (_, items) = certificates(&web, &rep).await;
     assert_eq!(items.len(), 1);
+    assert!(!items[0]["services"].as_array().unwrap().iter().any(|s| s == "unlock"), "{items:?}");
+    let (id, token) = web.create("unlock").await;
+    let (status, v) = web.step(&id, &token, "certificate", json!({ "serial": serial, "query_token": rep })).await;
+    assert_eq!(status, 422, "a PIN unlock is the key holder's alone: {v}");
+    web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
     let (id, token) = web.create("revocation").await;
     let body = json!({ "serial": serial, "query_token": rep, "reason": "keyCompromise" });
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/certificate"), Some(&token), Some(body)).await;
     assert_eq!(v["next_step"], "verification", "{v}");
+    assert!(v["officer_review"].as_str().unwrap_or_default().contains("legal representative"), "{v}");
     // Another company's data does not pass as this certificate's.
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
