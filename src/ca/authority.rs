@@ -11,7 +11,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::CaError;
 use der::asn1::{AnyRef, BitStringRef};
-use der::{Decode, Header, Reader, SliceReader, Tag};
+use der::{Decode, Header, SliceReader, Tag, Tagged};
 
 use crate::asn1;
 use crate::hsm::{HsmPool, KeyAlgorithm};

@@ -281,7 +281,7 @@ fn parse_certificate(der: &[u8], role: String) -> Result<Certificate, CmsError> 
 
 /// `Attribute ::= SEQUENCE { attrType OID, attrValues SET OF AttributeValue }` with one value.
 fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
-    let value = Any::encode_from(value).map_err(bad_attribute)?;
+    let value = Any::from_der(&value.to_der().map_err(bad_attribute)?).map_err(bad_attribute)?;
     Ok(Attribute { oid, values: SetOfVec::from_iter([value]).map_err(bad_attribute)? })
 }
 
@@ -586,7 +586,7 @@ mod tests {
             assert_eq!(set.len(), 4);
             assert_eq!(set.to_der().unwrap(), attrs, "attributes not in DER SET OF order");
             let time = set.iter().find(|a| a.oid == ID_SIGNING_TIME).unwrap();
-            assert_eq!(time.values.get(0).unwrap().tag(), time_tag, "{at}");
+            assert_eq!(der::Tagged::tag(time.values.get(0).unwrap()), time_tag, "{at}");
             let expected = signing_certificate_v2_attribute(&pki.signer_der, &signer).unwrap();
             check_signed_attributes(&attrs, &expected).unwrap();
         }

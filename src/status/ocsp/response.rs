@@ -93,7 +93,7 @@ struct BasicResponse<'a> {
     signature_algorithm: AnyRef<'a>,
     signature: BitString,
     #[asn1(context_specific = "0")]
-    certs: [AnyRef<'a>; 1],
+    certs: Vec<AnyRef<'a>>,
 }
 
 /// `ResponseData` (version v1 omitted: DEFAULT), responder by key hash.
@@ -103,7 +103,7 @@ struct ResponseData<'a> {
     produced_at: GeneralizedTime,
     responses: Vec<SingleResponse<'a>>,
     #[asn1(context_specific = "1", optional = "true")]
-    response_extensions: Option<[AnyRef<'a>; 1]>,
+    response_extensions: Option<Vec<AnyRef<'a>>>,
 }
 
 /// `ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }`; we always answer byKey.
@@ -173,7 +173,7 @@ pub fn response_data(
         ),
         produced_at: asn1::generalized_time(produced_at),
         responses: singles.iter().map(single).collect(),
-        response_extensions: nonce_extension.map(|n| [der_value(n, "nonce extension")]),
+        response_extensions: nonce_extension.map(|n| vec![der_value(n, "nonce extension")]),
     };
     asn1::encode(&data)
 }
@@ -206,7 +206,7 @@ pub fn assemble(response_data: &[u8], algorithm_id: &[u8], signature: &[u8], res
         tbs_response_data: der_value(response_data, "ResponseData"),
         signature_algorithm: der_value(algorithm_id, "signature AlgorithmIdentifier"),
         signature: BitString::from_bytes(signature).expect("invariant: a signature is far below der's length limit"),
-        certs: [der_value(responder_certificate, "responder certificate")],
+        certs: vec![der_value(responder_certificate, "responder certificate")],
     };
     let basic = asn1::encode(&basic);
     let response = SuccessfulResponse {
