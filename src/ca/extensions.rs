@@ -2,9 +2,9 @@
 //! Information Access (OCSP and caIssuers URLs), certificatePolicies, and id-pkix-ocsp-nocheck
 //! for the delegated OCSP responders. rcgen places the DER we hand it as the extnValue.
 
-use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_PE_AUTHORITY_INFO_ACCESS};
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_CE_CERTIFICATE_POLICIES, ID_PE_AUTHORITY_INFO_ACCESS};
 use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
-use const_oid::{AssociatedOid, ObjectIdentifier};
+use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5String, Null};
 use rcgen::CustomExtension;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -47,7 +47,7 @@ pub fn certificate_policies(oids: &[Vec<u64>]) -> Result<CustomExtension, CaErro
         policies.push(PolicyInformation { policy_identifier, policy_qualifiers: None });
     }
     let value = asn1::encode(&CertificatePolicies(policies));
-    Ok(CustomExtension::from_oid_content(&arcs(CertificatePolicies::OID), value))
+    Ok(CustomExtension::from_oid_content(&arcs(ID_CE_CERTIFICATE_POLICIES), value))
 }
 
 /// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients need not check the responder's status.

@@ -7,7 +7,7 @@
 //! bytes needs N bytes of memory (plus one row at a time from the database).
 
 use bytes::Bytes;
-use const_oid::AssociatedOid;
+use const_oid::db::rfc5280;
 use der::asn1::{ContextSpecific, Ia5String, OctetString, Uint};
 use der::{Encode, Header as DerHeader, Length, Tag, TagMode, TagNumber};
 use futures_util::{Stream, TryStreamExt};
@@ -134,11 +134,11 @@ where
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let mut extensions = Vec::new();
     if let Some(reason) = crl_reason(e.reason) {
-        extensions.push(extension(CrlReason::OID, false, &reason));
+        extensions.push(extension(rfc5280::ID_CE_CRL_REASONS, false, &reason));
     }
     if let Some(at) = e.invalidity_date {
         // id-ce-invalidityDate (RFC 5280 §5.3.2): always GeneralizedTime.
-        extensions.push(extension(const_oid::db::rfc5280::ID_CE_INVALIDITY_DATE, false, &asn1::generalized_time(at)));
+        extensions.push(extension(rfc5280::ID_CE_INVALIDITY_DATE, false, &asn1::generalized_time(at)));
     }
     let entry: RevokedCert = RevokedCert {
         serial_number: SerialNumber::new(&e.serial).expect("invariant: stored serials are at most 20 octets"),
@@ -167,7 +167,10 @@ fn extensions(h: &Header<'_>) -> Vec<Extension> {
         authority_cert_serial_number: None,
     };
     let number = CrlNumber(Uint::new(&h.number.to_be_bytes()).expect("invariant: a u64 is a valid INTEGER"));
-    let mut list = vec![extension(AuthorityKeyIdentifier::OID, false, &aki), extension(CrlNumber::OID, false, &number)];
+    let mut list = vec![
+        extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki),
+        extension(rfc5280::ID_CE_CRL_NUMBER, false, &number),
+    ];
     if let Some(url) = h.partition_url {
         // Invariant: publication.base_url is validated as ASCII (an IA5String) in config.
         let uri = Ia5String::new(url).expect("invariant: publication URLs are ASCII (validated in config)");
@@ -179,7 +182,7 @@ fn extensions(h: &Header<'_>) -> Vec<Extension> {
             indirect_crl: false,
             only_contains_attribute_certs: false,
         };
-        list.push(extension(IssuingDistributionPoint::OID, true, &idp));
+        list.push(extension(rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT, true, &idp));
     }
     list
 }
