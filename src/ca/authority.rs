@@ -97,7 +97,10 @@ pub fn tbs_certificate_algorithm(tbs: &[u8]) -> Result<Vec<u8>, CaError> {
     let mut reader = SliceReader::new(tbs).map_err(bad)?;
     let outer = Header::decode(&mut reader).map_err(bad)?;
     if outer.tag() != Tag::Sequence {
-        return Err(bad(der::Error::from(der::ErrorKind::TagUnexpected { expected: Some(Tag::Sequence), actual: outer.tag() })));
+        return Err(bad(der::Error::from(der::ErrorKind::TagUnexpected {
+            expected: Some(Tag::Sequence),
+            actual: outer.tag(),
+        })));
     }
     let first = AnyRef::decode(&mut reader).map_err(bad)?;
     if first.tag().is_context_specific() {

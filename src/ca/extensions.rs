@@ -7,8 +7,8 @@ use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5String, Null};
 use rcgen::CustomExtension;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies};
 
 use super::CaError;

@@ -156,7 +156,10 @@ mod tests {
     fn signature_algorithm_identifiers() {
         assert_eq!(KeyAlgorithm::EcdsaP256.signature_algorithm_der(), hex::decode("300a06082a8648ce3d040302").unwrap());
         assert_eq!(KeyAlgorithm::EcdsaP384.signature_algorithm_der(), hex::decode("300a06082a8648ce3d040303").unwrap());
-        assert_eq!(KeyAlgorithm::Rsa3072.signature_algorithm_der(), hex::decode("300d06092a864886f70d01010b0500").unwrap());
+        assert_eq!(
+            KeyAlgorithm::Rsa3072.signature_algorithm_der(),
+            hex::decode("300d06092a864886f70d01010b0500").unwrap()
+        );
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub(crate) fn public_key_info(
             let (Some(n), Some(e)) = (n, e) else {
                 return Err(HsmError::BadData("RSA public key without modulus or exponent".into()));
             };
-            let rsa = RsaPublicKey { modulus: Uint::new(&n).map_err(bad_der)?, exponent: Uint::new(&e).map_err(bad_der)? };
+            let rsa =
+                RsaPublicKey { modulus: Uint::new(&n).map_err(bad_der)?, exponent: Uint::new(&e).map_err(bad_der)? };
             let algorithm = AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Any::null()) };
             spki(algorithm, &asn1::encode(&rsa))
         }

@@ -36,9 +36,15 @@
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
-use const_oid::db::rfc5911::{ID_AA_SIGNING_CERTIFICATE_V_2, ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME};
-use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, ID_SHA_256, RSA_ENCRYPTION, SECP_256_R_1, SHA_256_WITH_RSA_ENCRYPTION};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::db::rfc5911::{
+    ID_AA_SIGNING_CERTIFICATE_V_2, ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME,
+};
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, ID_SHA_256, RSA_ENCRYPTION, SECP_256_R_1, SHA_256_WITH_RSA_ENCRYPTION,
+};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, SetOfVec};
 use der::{Decode, Encode, Sequence};
@@ -92,7 +98,8 @@ impl CmsAlgorithm {
         match self {
             CmsAlgorithm::EcdsaP256Sha256 => {
                 key.oid == ID_EC_PUBLIC_KEY
-                    && key.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok()) == Some(SECP_256_R_1)
+                    && key.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                        == Some(SECP_256_R_1)
             }
             CmsAlgorithm::RsaPkcs1Sha256 => key.oid == RSA_ENCRYPTION,
         }
@@ -223,10 +230,8 @@ pub fn signed_data(
     for (i, cert) in chain_der.iter().enumerate() {
         chain.push(parse_certificate(cert, format!("chain certificate {i}"))?);
     }
-    let signed_attrs = check_signed_attributes(
-        signed_attributes_der,
-        &signing_certificate_v2_attribute(signer_cert_der, &signer)?,
-    )?;
+    let signed_attrs =
+        check_signed_attributes(signed_attributes_der, &signing_certificate_v2_attribute(signer_cert_der, &signer)?)?;
     let spki = signer.tbs_certificate().subject_public_key_info();
     if !algorithm.fits_key(&spki.algorithm) {
         return Err(CmsError::KeyAlgorithmMismatch(algorithm));
@@ -560,8 +565,14 @@ mod tests {
         assert_eq!(set.len(), 3);
         assert!(set.iter().all(|a| a.oid != ID_SIGNING_TIME));
         let sig = ecdsa_signer(&pki, &ECDSA_P256_SHA256_ASN1_SIGNING)(&attrs);
-        let p7s = signed_data(&pki.signer_der, std::slice::from_ref(&pki.issuing_der), &attrs, &sig, CmsAlgorithm::EcdsaP256Sha256)
-            .unwrap();
+        let p7s = signed_data(
+            &pki.signer_der,
+            std::slice::from_ref(&pki.issuing_der),
+            &attrs,
+            &sig,
+            CmsAlgorithm::EcdsaP256Sha256,
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("doc.bin"), &document).unwrap();
         std::fs::write(dir.path().join("sig.p7s"), &p7s).unwrap();
@@ -596,7 +607,10 @@ mod tests {
     fn ess_cert_id_v2_omits_the_default_hash_algorithm_and_copies_issuer_serial() {
         let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256, None);
         let signer = parse_certificate(&pki.signer_der, "signer".into()).unwrap();
-        assert_eq!(signer.tbs_certificate().serial_number().as_bytes(), &[0x00, 0x9c, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]);
+        assert_eq!(
+            signer.tbs_certificate().serial_number().as_bytes(),
+            &[0x00, 0x9c, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]
+        );
         let attr = signing_certificate_v2_attribute(&pki.signer_der, &signer).unwrap();
         let value = attr.values.get(0).unwrap().to_der().unwrap();
         // SEQUENCE { SEQUENCE OF { ESSCertIDv2 { OCTET STRING certHash, IssuerSerial } } }

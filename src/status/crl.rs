@@ -106,7 +106,8 @@ where
     }
     let entries_len = buffer.len() - GAP;
     // crlExtensions [0] EXPLICIT Extensions
-    let crl_extensions = ContextSpecific { tag_number: TagNumber(0), tag_mode: TagMode::Explicit, value: extensions(header) };
+    let crl_extensions =
+        ContextSpecific { tag_number: TagNumber(0), tag_mode: TagMode::Explicit, value: extensions(header) };
     asn1::encode_into(&crl_extensions, &mut buffer);
     let extensions_len = buffer.len() - GAP - entries_len;
 
@@ -175,7 +176,9 @@ fn extensions(h: &Header<'_>) -> Vec<Extension> {
         // Invariant: publication.base_url is validated as ASCII (an IA5String) in config.
         let uri = Ia5String::new(url).expect("invariant: publication URLs are ASCII (validated in config)");
         let idp = IssuingDistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(uri)])),
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(
+                uri,
+            )])),
             only_contains_user_certs: false,
             only_contains_ca_certs: false,
             only_some_reasons: None,
@@ -206,6 +209,9 @@ mod tests {
         assert_eq!(decoded.serial_number.as_bytes(), &[0x00, 0x80, 1, 2]);
         assert_eq!(decoded.crl_entry_extensions.unwrap().len(), 2);
         let plain = encode_entry(&Entry { reason: RevocationReason::Unspecified, invalidity_date: None, ..entry });
-        assert!(RevokedCert::<x509_cert::certificate::Rfc5280>::from_der(&plain).unwrap().crl_entry_extensions.is_none());
+        assert!(RevokedCert::<x509_cert::certificate::Rfc5280>::from_der(&plain)
+            .unwrap()
+            .crl_entry_extensions
+            .is_none());
     }
 }

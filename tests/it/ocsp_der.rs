@@ -111,7 +111,8 @@ fn ber_variants(der: &[u8]) -> Vec<(String, Vec<u8>)> {
     for target in 0..count(&tree) {
         variants.push((format!("long length at TLV {target}"), write(&tree, target, Form::NonMinimalLength, &mut 0)));
         if is_constructed(&tree, target) {
-            variants.push((format!("indefinite length at TLV {target}"), write(&tree, target, Form::Indefinite, &mut 0)));
+            variants
+                .push((format!("indefinite length at TLV {target}"), write(&tree, target, Form::Indefinite, &mut 0)));
         }
     }
     variants.push(("trailing byte".into(), [der, &[0]].concat()));

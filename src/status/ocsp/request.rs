@@ -237,7 +237,9 @@ mod tests {
         assert!(parse(b"hello world").is_err());
         let mut trailing = openssl_request();
         trailing.push(0);
-        assert!(matches!(parse(&trailing), Err(Malformed::Der(e)) if matches!(e.kind(), der::ErrorKind::TrailingData { .. })));
+        assert!(
+            matches!(parse(&trailing), Err(Malformed::Der(e)) if matches!(e.kind(), der::ErrorKind::TrailingData { .. }))
+        );
     }
 
     #[test]
