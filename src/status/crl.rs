@@ -194,6 +194,44 @@ fn extensions(h: &Header<'_>) -> Vec<Extension> {
 mod tests {
     use super::*;
 
+    /// The layout decodes as a strict DER TBSCertList whose crlExtensions carry the RFC 5280
+    /// OIDs (x509-cert 0.3.0 gives `IssuingDistributionPoint` the SIA OID: not used).
+    #[test]
+    fn the_laid_out_tbs_is_strict_der_with_the_right_extension_oids() {
+        use der::Decode;
+        let at = time::macros::datetime!(2026-11-24 1:02:03 UTC);
+        let entry = encode_entry(&Entry {
+            serial: vec![1, 2],
+            revoked_at: at,
+            reason: RevocationReason::Superseded,
+            invalidity_date: None,
+        });
+        let algorithm_id = crate::hsm::KeyAlgorithm::EcdsaP256.signature_algorithm_der();
+        let issuer = hex::decode("300f310d300b06035504030c0454657374").unwrap();
+        let header = Header {
+            algorithm_id: &algorithm_id,
+            issuer: &issuer,
+            this_update: at,
+            next_update: at + time::Duration::days(7),
+            key_id: &[7; 20],
+            number: 300,
+            partition_url: Some("http://ca.test/crl/org-1.crl"),
+        };
+        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(entry)]);
+        let unsigned = futures_util::FutureExt::now_or_never(lay_out(&header, stream, 1)).unwrap().unwrap();
+        let tbs = x509_cert::crl::TbsCertList::<x509_cert::certificate::Rfc5280>::from_der(unsigned.tbs()).unwrap();
+        assert_eq!(tbs.revoked_certificates.unwrap().len(), 1);
+        let oids: Vec<_> = tbs.crl_extensions.unwrap().iter().map(|e| (e.extn_id, e.critical)).collect();
+        assert_eq!(
+            oids,
+            [
+                (rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false),
+                (rfc5280::ID_CE_CRL_NUMBER, false),
+                (rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT, true)
+            ]
+        );
+    }
+
     #[test]
     fn entries_decode_as_strict_der_revoked_certs() {
         use der::Decode;
