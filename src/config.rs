@@ -897,6 +897,10 @@ impl Config {
                 "must be an http:// URL (relying parties fetch CRLs and OCSP over plain HTTP, RFC 5280 §4.2.1.13)",
             ));
         }
+        if !self.publication.base_url.is_ascii() {
+            // Certificates and CRLs carry these URLs as IA5String (RFC 5280 §4.2.1.6).
+            return Err(ConfigError::new("publication.base_url", "must be ASCII (punycode and percent-encoding)"));
+        }
         if !(1..=120).contains(&self.database.acquire_timeout_seconds) {
             return Err(ConfigError::new("database.acquire_timeout_seconds", "must be 1 to 120"));
         }
@@ -1101,6 +1105,12 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
         assert_eq!(c.ca.key_algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(c.ca.issuing[0].validity_days, 3650);
         assert!(c.hsm.worker_count() >= 1);
+    }
+
+    #[test]
+    fn a_non_ascii_publication_url_is_refused_by_name() {
+        let text = MINIMAL.replace("http://127.0.0.1:8080", "http://证书.example");
+        assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "publication.base_url");
     }
 
     #[test]

@@ -10,6 +10,9 @@ use rcgen::{Issuer, PublicKeyData, SigningKey};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::CaError;
+use der::asn1::{AnyRef, BitStringRef};
+use der::{Decode, Header, SliceReader, Tag, Tagged};
+
 use crate::asn1;
 use crate::hsm::{HsmPool, KeyAlgorithm};
 use crate::store::{AuthorityRecord, Store};
@@ -58,6 +61,15 @@ impl SigningKey for TbsCapture {
     }
 }
 
+/// `Certificate` / `CertificateList` / `CertificationRequest`: the signed envelope around a TBS
+/// this process built (RFC 5280 §4.1, §5.1; RFC 2986 §4.2).
+#[derive(der::Sequence)]
+struct Signed<'a> {
+    tbs: AnyRef<'a>,
+    signature_algorithm: AnyRef<'a>,
+    signature: BitStringRef<'a>,
+}
+
 /// Signs a TBS structure (certificate, CRL) once in the HSM and assembles the signed DER:
 /// `SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }`. The algorithm identifier is
 /// copied from inside the TBS, so outer and inner always agree (RFC 5280 §4.1.1.2).
@@ -69,24 +81,33 @@ pub async fn sign_tbs(
     algorithm_id: &[u8],
 ) -> Result<Vec<u8>, CaError> {
     let signature = hsm.sign(label, algorithm, tbs).await?;
-    let bits = [&[0u8][..], &signature].concat();
-    Ok(asn1::sequence(&[tbs, algorithm_id, &asn1::tlv(asn1::tag::BIT_STRING, &bits)]))
+    let bad = |e: der::Error| CaError::Build(format!("cannot assemble the signed structure: {e}"));
+    let signed = Signed {
+        tbs: AnyRef::from_der(tbs).map_err(bad)?,
+        signature_algorithm: AnyRef::from_der(algorithm_id).map_err(bad)?,
+        signature: BitStringRef::from_bytes(&signature).map_err(bad)?,
+    };
+    Ok(asn1::encode(&signed))
 }
 
-/// The signature AlgorithmIdentifier inside a TBSCertificate (after version and serial).
+/// The signature AlgorithmIdentifier inside a TBSCertificate (after version and serial),
+/// read with `der` (strict lengths) without decoding the rest of the TBS.
 pub fn tbs_certificate_algorithm(tbs: &[u8]) -> Result<Vec<u8>, CaError> {
-    let bad = || CaError::Build("cannot read the signature algorithm of the TBS".into());
-    let (_, mut body, _) = asn1::read_tlv(tbs).ok_or_else(bad)?;
-    let (tag, _, rest) = asn1::read_tlv(body).ok_or_else(bad)?;
-    if tag == 0xa0 {
-        body = rest; // explicit version
-        let (_, _, rest) = asn1::read_tlv(body).ok_or_else(bad)?; // serial
-        body = rest;
-    } else {
-        body = rest; // v1: the first element was the serial
+    let bad = |e: der::Error| CaError::Build(format!("cannot read the signature algorithm of the TBS: {e}"));
+    let mut reader = SliceReader::new(tbs).map_err(bad)?;
+    let outer = Header::decode(&mut reader).map_err(bad)?;
+    if outer.tag() != Tag::Sequence {
+        return Err(bad(der::Error::from(der::ErrorKind::TagUnexpected {
+            expected: Some(Tag::Sequence),
+            actual: outer.tag(),
+        })));
     }
-    let (tag, content, _) = asn1::read_tlv(body).ok_or_else(bad)?;
-    Ok(asn1::tlv(tag, content))
+    let first = AnyRef::decode(&mut reader).map_err(bad)?;
+    if first.tag().is_context_specific() {
+        AnyRef::decode(&mut reader).map_err(bad)?; // explicit version, then the serial
+    }
+    let algorithm = AnyRef::decode(&mut reader).map_err(bad)?;
+    Ok(asn1::encode(&algorithm))
 }
 
 /// One CA, ready to sign.

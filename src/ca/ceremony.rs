@@ -223,7 +223,7 @@ impl Ceremony<'_> {
 
     async fn make_issuing(&self, root: &Authority, issuing: &IssuingConfig) -> Result<Arc<Authority>, CaError> {
         let (label, spki) = self.generate(&issuing.name).await?;
-        let p = self.issuing_params(issuing, &spki);
+        let p = self.issuing_params(issuing, &spki)?;
         let subject = SpkiKey::new(&spki, self.algorithm)?;
         let tbs = TbsCapture::capture(|| p.signed_by(&subject, &root.issuer))?;
         let der = self.sign(&root.record.key_label, &tbs).await?;
@@ -244,7 +244,7 @@ impl Ceremony<'_> {
         self.store_authority(OPERATORS, OPERATORS, None, label, der).await
     }
 
-    fn issuing_params(&self, issuing: &IssuingConfig, spki: &[u8]) -> CertificateParams {
+    fn issuing_params(&self, issuing: &IssuingConfig, spki: &[u8]) -> Result<CertificateParams, CaError> {
         let publication = &self.config.publication;
         let mut p = self.base_params(&issuing.common_name, issuing.validity_days, spki);
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -252,13 +252,13 @@ impl Ceremony<'_> {
         p.use_authority_key_identifier_extension = true;
         p.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![publication.crl_url("root")] }];
         p.custom_extensions =
-            vec![super::extensions::authority_information_access(None, &publication.ca_issuers_url("root"))];
-        p
+            vec![super::extensions::authority_information_access(None, &publication.ca_issuers_url("root"))?];
+        Ok(p)
     }
 
     async fn make_issuing_csr(&self, issuing: &IssuingConfig) -> Result<std::path::PathBuf, CaError> {
         let (label, spki) = self.generate(&issuing.name).await?;
-        let p = self.issuing_params(issuing, &spki);
+        let p = self.issuing_params(issuing, &spki)?;
         let key = TbsCapture::new(bits_of(&spki)?, self.algorithm);
         let info = TbsCapture::capture(|| p.serialize_request(&key))?;
         let der = sign_tbs(self.hsm, &label, self.algorithm, &info, &self.algorithm.signature_algorithm_der()).await?;

@@ -197,8 +197,8 @@ impl IssuanceService {
             extensions::authority_information_access(
                 Some(&self.publication.ocsp_url(&profile.issuer)),
                 &self.publication.ca_issuers_url(&profile.issuer),
-            ),
-            extensions::certificate_policies(&oids),
+            )?,
+            extensions::certificate_policies(&oids)?,
         ];
         Ok(p)
     }

@@ -78,10 +78,8 @@ pub fn key_identifier(spki: &[u8]) -> Vec<u8> {
 }
 
 /// The subjectPublicKey BIT STRING content of a SubjectPublicKeyInfo (without the unused-bits
-/// byte), or None when the DER is malformed.
+/// byte), or None when it is not one strict DER SubjectPublicKeyInfo.
 pub(crate) fn spki_bits(spki: &[u8]) -> Option<&[u8]> {
-    let (_, body, _) = crate::asn1::read_tlv(spki)?;
-    let (_, _, rest) = crate::asn1::read_tlv(body)?;
-    let (_, bits, _) = crate::asn1::read_tlv(rest)?;
-    bits.get(1..)
+    use der::Decode;
+    spki::SubjectPublicKeyInfoRef::from_der(spki).ok()?.subject_public_key.as_bytes()
 }

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_256_WITH_RSA_ENCRYPTION};
+use der::asn1::Uint;
+use spki::AlgorithmIdentifierOwned;
+
 use crate::asn1;
 
 /// The algorithm of a CA key. ECDSA P-256 is the default: it is what the HSM signs fastest.
@@ -71,15 +75,14 @@ impl KeyAlgorithm {
     }
 
     /// The DER AlgorithmIdentifier of the signature, for structures we encode ourselves (CRLs,
-    /// OCSP responses).
+    /// OCSP responses): ECDSA without parameters (RFC 5758 §3.2), RSA with NULL (RFC 4055 §5).
     pub fn signature_algorithm_der(self) -> Vec<u8> {
-        match self {
-            KeyAlgorithm::EcdsaP256 => asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 4, 3, 2])]),
-            KeyAlgorithm::EcdsaP384 => asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 4, 3, 3])]),
-            KeyAlgorithm::Rsa3072 => {
-                asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 11]), &asn1::tlv(asn1::tag::NULL, &[])])
-            }
-        }
+        let (oid, parameters) = match self {
+            KeyAlgorithm::EcdsaP256 => (ECDSA_WITH_SHA_256, None),
+            KeyAlgorithm::EcdsaP384 => (ECDSA_WITH_SHA_384, None),
+            KeyAlgorithm::Rsa3072 => (SHA_256_WITH_RSA_ENCRYPTION, Some(der::asn1::Any::null())),
+        };
+        asn1::encode(&AlgorithmIdentifierOwned { oid, parameters })
     }
 
     /// What the token is asked to sign: SoftHSM2 has only raw CKM_ECDSA, so we hash here;
@@ -110,8 +113,17 @@ impl KeyAlgorithm {
             return Err(super::HsmError::BadData(format!("ECDSA signature of {} bytes", raw.len())));
         }
         let (r, s) = raw.split_at(raw.len() / 2);
-        Ok(asn1::sequence(&[&asn1::unsigned_integer(r), &asn1::unsigned_integer(s)]))
+        let bad = |e: der::Error| super::HsmError::BadData(format!("ECDSA signature value: {e}"));
+        let value = EcdsaSigValue { r: Uint::new(r).map_err(bad)?, s: Uint::new(s).map_err(bad)? };
+        Ok(asn1::encode(&value))
     }
+}
+
+/// `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (RFC 5480 §2.2 / RFC 3279).
+#[derive(der::Sequence)]
+struct EcdsaSigValue {
+    r: Uint,
+    s: Uint,
 }
 
 impl std::fmt::Display for KeyAlgorithm {
@@ -132,6 +144,22 @@ mod tests {
         assert_eq!(der[0], 0x30);
         assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
         assert!(KeyAlgorithm::EcdsaP256.x509_signature(vec![1, 2, 3]).is_err());
+        // Leading zeros of r and s are stripped: the INTEGERs are minimal.
+        let mut raw = vec![0x00; 31];
+        raw.push(0x05);
+        raw.extend(vec![0x01; 32]);
+        let der = KeyAlgorithm::EcdsaP256.x509_signature(raw).unwrap();
+        assert_eq!(&der[2..5], &[0x02, 1, 0x05]);
+    }
+
+    #[test]
+    fn signature_algorithm_identifiers() {
+        assert_eq!(KeyAlgorithm::EcdsaP256.signature_algorithm_der(), hex::decode("300a06082a8648ce3d040302").unwrap());
+        assert_eq!(KeyAlgorithm::EcdsaP384.signature_algorithm_der(), hex::decode("300a06082a8648ce3d040303").unwrap());
+        assert_eq!(
+            KeyAlgorithm::Rsa3072.signature_algorithm_der(),
+            hex::decode("300d06092a864886f70d01010b0500").unwrap()
+        );
     }
 
     #[test]

@@ -8,6 +8,11 @@ use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 
 use super::{HsmError, KeyAlgorithm};
+use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION};
+use der::asn1::{Any, BitString, OctetStringRef, Uint};
+use der::Decode;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
 use crate::asn1;
 
 /// The protection attributes of a private key as the token reports them.
@@ -103,13 +108,14 @@ pub(crate) fn public_key_info(
             let Some(Attribute::EcPoint(wrapped)) = attrs.into_iter().next() else {
                 return Err(HsmError::BadData("public key has no CKA_EC_POINT".into()));
             };
-            // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point.
-            let point = match asn1::read_tlv(&wrapped) {
-                Some((asn1::tag::OCTET_STRING, point, [])) => point.to_vec(),
-                _ => wrapped,
+            // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (some tokens
+            // return the bare point).
+            let point = match <&OctetStringRef>::from_der(&wrapped) {
+                Ok(point) => point.as_bytes().to_vec(),
+                Err(_) => wrapped,
             };
-            let algorithm_id = asn1::sequence(&[&asn1::oid(&[1, 2, 840, 10045, 2, 1]), params]);
-            Ok(spki(&algorithm_id, &point))
+            let curve = Any::from_der(params).map_err(bad_der)?;
+            spki(AlgorithmIdentifierOwned { oid: ID_EC_PUBLIC_KEY, parameters: Some(curve) }, &point)
         }
         None => {
             let attrs = session
@@ -126,17 +132,28 @@ pub(crate) fn public_key_info(
             let (Some(n), Some(e)) = (n, e) else {
                 return Err(HsmError::BadData("RSA public key without modulus or exponent".into()));
             };
-            let rsa = asn1::sequence(&[&asn1::unsigned_integer(&n), &asn1::unsigned_integer(&e)]);
-            let algorithm_id =
-                asn1::sequence(&[&asn1::oid(&[1, 2, 840, 113549, 1, 1, 1]), &asn1::tlv(asn1::tag::NULL, &[])]);
-            Ok(spki(&algorithm_id, &rsa))
+            let rsa =
+                RsaPublicKey { modulus: Uint::new(&n).map_err(bad_der)?, exponent: Uint::new(&e).map_err(bad_der)? };
+            let algorithm = AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Any::null()) };
+            spki(algorithm, &asn1::encode(&rsa))
         }
     }
 }
 
-fn spki(algorithm_id: &[u8], key: &[u8]) -> Vec<u8> {
-    let bits = [&[0u8][..], key].concat();
-    asn1::sequence(&[algorithm_id, &asn1::tlv(asn1::tag::BIT_STRING, &bits)])
+/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+#[derive(der::Sequence)]
+struct RsaPublicKey {
+    modulus: Uint,
+    exponent: Uint,
+}
+
+fn bad_der(e: der::Error) -> HsmError {
+    HsmError::BadData(format!("public key: {e}"))
+}
+
+fn spki(algorithm: AlgorithmIdentifierOwned, key: &[u8]) -> Result<Vec<u8>, HsmError> {
+    let subject_public_key = BitString::from_bytes(key).map_err(bad_der)?;
+    Ok(asn1::encode(&SubjectPublicKeyInfoOwned { algorithm, subject_public_key }))
 }
 
 /// Reads the protection attributes of a private key.

@@ -1,135 +1,121 @@
 //! Detached CMS SignedData (RFC 5652) over a document hash, for a signer whose private key stays
-//! in the HSM.
+//! in the HSM, built from the `cms` crate's types (`SignedData`, `SignerInfo`, ...) and encoded
+//! with `der`.
 //!
 //! The HSM never sees the document and this module never sees a key, so building a signature is
-//! two steps with the HSM call in between:
+//! two steps with the HSM call in between (build, sign, assemble):
 //!
-//! 1. [`signed_attributes`] returns the DER `SET OF Attribute` (contentType, signingTime,
-//!    messageDigest, signingCertificateV2). Those exact bytes are the *message* the HSM signs
-//!    (it hashes them itself: SHA-256 for P-256 and RSA, SHA-384 for P-384, which is what
-//!    [`crate::hsm::HsmPool::sign`] does for the matching [`crate::hsm::KeyAlgorithm`]).
+//! 1. [`signed_attributes`] (or [`signed_attributes_pades`], without signingTime) returns the
+//!    DER `SET OF Attribute` (contentType, signingTime, messageDigest, signingCertificateV2).
+//!    Those exact bytes are the *message* the HSM signs (it hashes them itself with SHA-256).
 //! 2. [`signed_data`] wraps the attributes, the signature and the certificates into a
 //!    `ContentInfo` carrying a detached `SignedData` (no eContent), ready to write as `.p7s`.
 //!
-//! Step 2 re-parses everything it is given and checks the signature against the signer
+//! The `cms` crate's own builder (`SignerInfoBuilder`, feature `builder`) is not used: it signs
+//! through the synchronous `signature` traits and pulls in its RSA, AES and elliptic-curve
+//! stacks; the two functions here are the same finalize/assemble split around an async HSM call.
+//!
+//! Step 2 decodes everything it is given (strict DER) and checks the signature against the signer
 //! certificate's public key before emitting anything: a CMS file whose signature does not verify
 //! (wrong key label, raw `r||s` instead of DER, attributes built for another certificate) is
 //! refused here instead of being discovered by a relying party.
 //!
 //! Encoding notes that verifiers are strict about:
-//! * The attributes are sorted in DER `SET OF` order. OpenSSL re-encodes the parsed attributes
-//!   (sorting them) before checking the signature, so unsorted attributes fail to verify.
+//! * The attributes are a DER `SET OF` (`SetOfVec` sorts them). OpenSSL re-encodes the parsed
+//!   attributes before checking the signature, so unsorted attributes would fail to verify.
 //! * `ESSCertIDv2.hashAlgorithm` is omitted because SHA-256 is its DEFAULT (DER forbids encoding a
-//!   default), and `issuerSerial` repeats the signer certificate's issuer Name and serial byte for
-//!   byte. `openssl cms -verify -cades` (and CAdES/PAdES validators) reject the signature when
-//!   the certHash or issuerSerial does not match the signer certificate; plain `cms -verify`
-//!   ignores the attribute, so [`signed_data`] checks the match itself.
+//!   default), and `issuerSerial` repeats the signer certificate's issuer Name and serial; the
+//!   certificate is checked to be DER, so the re-encoded Name and serial are byte for byte the
+//!   certificate's. `openssl cms -verify -cades` (and CAdES/PAdES validators) reject the
+//!   signature when the certHash or issuerSerial does not match the signer certificate.
 //! * SHA-2 `AlgorithmIdentifier`s are written without parameters (RFC 5754 §2), ECDSA signature
 //!   algorithms without parameters (RFC 5758), `sha256WithRSAEncryption` with NULL (RFC 4055).
+//! * The digest algorithm and the hash under the signature agree (RFC 5753 §2.1.1, RFC 5754):
+//!   SHA-256 for both supported algorithms. There is no P-384 variant: it would need a SHA-384
+//!   document digest, and the signing API takes SHA-256 document hashes.
 
-use std::cmp::Ordering;
-
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::db::rfc5911::{
+    ID_AA_SIGNING_CERTIFICATE_V_2, ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME,
+};
+use const_oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, ID_SHA_256, RSA_ENCRYPTION, SECP_256_R_1, SHA_256_WITH_RSA_ENCRYPTION,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::{Any, OctetString, SetOfVec};
+use der::{Decode, Encode, Sequence};
 use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::{Attribute, Attributes};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::Certificate;
 
-use crate::asn1::{self, tag};
+use crate::asn1;
 
-/// id-data (1.2.840.113549.1.7.1): the type of the detached content.
-const ID_DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 1];
-/// id-signedData (1.2.840.113549.1.7.2).
-const ID_SIGNED_DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 2];
-/// id-contentType attribute (1.2.840.113549.1.9.3).
-const ID_CONTENT_TYPE: &[u64] = &[1, 2, 840, 113549, 1, 9, 3];
-/// id-messageDigest attribute (1.2.840.113549.1.9.4).
-const ID_MESSAGE_DIGEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 4];
-/// id-signingTime attribute (1.2.840.113549.1.9.5).
-const ID_SIGNING_TIME: &[u64] = &[1, 2, 840, 113549, 1, 9, 5];
-/// id-aa-signingCertificateV2 attribute (1.2.840.113549.1.9.16.2.47, RFC 5035).
-const ID_AA_SIGNING_CERTIFICATE_V2: &[u64] = &[1, 2, 840, 113549, 1, 9, 16, 2, 47];
-/// id-sha256 (2.16.840.1.101.3.4.2.1).
-const ID_SHA256: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 1];
-/// ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
-const ECDSA_WITH_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
-/// ecdsa-with-SHA384 (1.2.840.10045.4.3.3).
-const ECDSA_WITH_SHA384: &[u64] = &[1, 2, 840, 10045, 4, 3, 3];
-/// sha256WithRSAEncryption (1.2.840.113549.1.1.11).
-const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 11];
-/// id-ecPublicKey (1.2.840.10045.2.1).
-const ID_EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10045, 2, 1];
-/// prime256v1 / P-256 (1.2.840.10045.3.1.7).
-const CURVE_P256: &[u64] = &[1, 2, 840, 10045, 3, 1, 7];
-/// secp384r1 / P-384 (1.3.132.0.34).
-const CURVE_P384: &[u64] = &[1, 3, 132, 0, 34];
-/// rsaEncryption (1.2.840.113549.1.1.1).
-const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113549, 1, 1, 1];
-
-/// Signature algorithm of the signer key. It decides the `signatureAlgorithm` of the SignerInfo
-/// and which hash the signer applies to the signed attributes; the document digest
-/// (`digestAlgorithm`, `messageDigest`) is SHA-256 in every case because the caller hands us a
-/// precomputed SHA-256 of the document.
+/// Signature algorithm of the signer key. It decides the `signatureAlgorithm` of the SignerInfo;
+/// the document digest (`digestAlgorithm`, `messageDigest`) and the hash the signer applies to
+/// the signed attributes are SHA-256 in every case, as RFC 5753/5754 pair them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CmsAlgorithm {
-    /// ECDSA on P-256; the signer computes SHA-256 over the signed attributes.
+    /// ECDSA on P-256 with SHA-256.
     EcdsaP256Sha256,
-    /// ECDSA on P-384; the signer computes SHA-384 over the signed attributes and the
-    /// signatureAlgorithm is ecdsa-with-SHA384, while digestAlgorithm/messageDigest stay SHA-256.
-    ///
-    /// Interoperability warning: OpenSSL (checked with 3.0) hashes the signed attributes with the
-    /// SignerInfo *digestAlgorithm* (SHA-256 here), not with the signature algorithm's hash, so
-    /// `openssl cms -verify` rejects these signatures ("CMS_SignerInfo_verify: verification
-    /// failure"). Verifiers that take the hash from the signatureAlgorithm accept them.
-    /// An OpenSSL-verifiable P-384 signature needs either a SHA-384 document digest
-    /// (digestAlgorithm sha384) or a P-384 signature over SHA-256 (ecdsa-with-SHA256).
-    EcdsaP384Sha384,
-    /// RSA PKCS#1 v1.5; the signer computes SHA-256 over the signed attributes.
+    /// RSA PKCS#1 v1.5 with SHA-256.
     RsaPkcs1Sha256,
 }
 
 impl CmsAlgorithm {
-    /// The DER AlgorithmIdentifier for the SignerInfo `signatureAlgorithm`: ECDSA without
-    /// parameters (RFC 5758 §3.2), RSA with an explicit NULL (RFC 4055 §5).
-    pub fn signature_algorithm_der(self) -> Vec<u8> {
+    /// The SignerInfo `signatureAlgorithm`: ECDSA without parameters (RFC 5758 §3.2), RSA with
+    /// an explicit NULL (RFC 4055 §5).
+    fn signature_algorithm(self) -> AlgorithmIdentifierOwned {
         match self {
-            CmsAlgorithm::EcdsaP256Sha256 => asn1::sequence(&[&asn1::oid(ECDSA_WITH_SHA256)]),
-            CmsAlgorithm::EcdsaP384Sha384 => asn1::sequence(&[&asn1::oid(ECDSA_WITH_SHA384)]),
-            CmsAlgorithm::RsaPkcs1Sha256 => asn1::sequence(&[&asn1::oid(SHA256_WITH_RSA), &asn1::tlv(tag::NULL, &[])]),
+            CmsAlgorithm::EcdsaP256Sha256 => AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA_256, parameters: None },
+            CmsAlgorithm::RsaPkcs1Sha256 => {
+                AlgorithmIdentifierOwned { oid: SHA_256_WITH_RSA_ENCRYPTION, parameters: Some(der::asn1::Any::null()) }
+            }
         }
+    }
+
+    /// The DER of [`Self::signature_algorithm`].
+    pub fn signature_algorithm_der(self) -> Vec<u8> {
+        asn1::encode(&self.signature_algorithm())
     }
 
     /// The ring algorithm that checks a signature made by this kind of key over the attributes.
     fn ring_verification(self) -> &'static dyn ring::signature::VerificationAlgorithm {
         match self {
             CmsAlgorithm::EcdsaP256Sha256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
-            CmsAlgorithm::EcdsaP384Sha384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
             CmsAlgorithm::RsaPkcs1Sha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         }
     }
 
-    /// Whether a SubjectPublicKeyInfo AlgorithmIdentifier (its content octets) is a key this
-    /// algorithm can have produced the signature with.
-    fn fits_key(self, spki_algorithm: &[u8]) -> bool {
-        let Some((oid_tag, key_oid, params)) = asn1::read_tlv(spki_algorithm) else {
-            return false;
-        };
-        if oid_tag != tag::OID {
-            return false;
-        }
-        let is = |arcs: &[u64]| asn1::oid(arcs)[2..] == *key_oid;
+    /// Whether a SubjectPublicKeyInfo algorithm is a key this algorithm can have signed with.
+    fn fits_key(self, key: &AlgorithmIdentifierOwned) -> bool {
         match self {
-            CmsAlgorithm::EcdsaP256Sha256 => is(ID_EC_PUBLIC_KEY) && params == asn1::oid(CURVE_P256).as_slice(),
-            CmsAlgorithm::EcdsaP384Sha384 => is(ID_EC_PUBLIC_KEY) && params == asn1::oid(CURVE_P384).as_slice(),
-            CmsAlgorithm::RsaPkcs1Sha256 => is(RSA_ENCRYPTION),
+            CmsAlgorithm::EcdsaP256Sha256 => {
+                key.oid == ID_EC_PUBLIC_KEY
+                    && key.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                        == Some(SECP_256_R_1)
+            }
+            CmsAlgorithm::RsaPkcs1Sha256 => key.oid == RSA_ENCRYPTION,
         }
     }
 }
 
-impl From<crate::hsm::KeyAlgorithm> for CmsAlgorithm {
+impl TryFrom<crate::hsm::KeyAlgorithm> for CmsAlgorithm {
+    type Error = CmsError;
+
     /// The CMS algorithm of a CA/HSM key, so callers can pass the same algorithm they give
-    /// [`crate::hsm::HsmPool::sign`] (which hashes the message exactly as listed on each variant).
-    fn from(key: crate::hsm::KeyAlgorithm) -> Self {
+    /// [`crate::hsm::HsmPool::sign`]; P-384 has none (see the module notes).
+    fn try_from(key: crate::hsm::KeyAlgorithm) -> Result<Self, CmsError> {
         match key {
-            crate::hsm::KeyAlgorithm::EcdsaP256 => CmsAlgorithm::EcdsaP256Sha256,
-            crate::hsm::KeyAlgorithm::EcdsaP384 => CmsAlgorithm::EcdsaP384Sha384,
-            crate::hsm::KeyAlgorithm::Rsa3072 => CmsAlgorithm::RsaPkcs1Sha256,
+            crate::hsm::KeyAlgorithm::EcdsaP256 => Ok(CmsAlgorithm::EcdsaP256Sha256),
+            crate::hsm::KeyAlgorithm::Rsa3072 => Ok(CmsAlgorithm::RsaPkcs1Sha256),
+            other => Err(CmsError::UnsupportedAlgorithm(other)),
         }
     }
 }
@@ -144,11 +130,11 @@ pub enum CmsError {
     MalformedCertificate {
         /// "signer certificate" or "chain certificate N" (0-based).
         role: String,
-        /// What the parser objected to.
+        /// What the decoder objected to.
         reason: String,
     },
-    /// The signing time cannot be written as UTCTime/GeneralizedTime (UTC year outside 0..=9999).
-    #[error("signing time {0} cannot be encoded (UTC year must be 0000..=9999)")]
+    /// The signing time cannot be written as UTCTime/GeneralizedTime (UTC year outside 1970..=9999).
+    #[error("signing time {0} cannot be encoded (UTC year must be 1970..=9999)")]
     SigningTimeOutOfRange(time::OffsetDateTime),
     /// The bytes given as signed attributes are not what [`signed_attributes`] returns.
     #[error("signed attributes: {0}")]
@@ -160,6 +146,9 @@ pub enum CmsError {
     /// The signer certificate's key is not of the kind the algorithm says.
     #[error("the signer certificate's key is not a {0:?} key")]
     KeyAlgorithmMismatch(CmsAlgorithm),
+    /// No CMS algorithm pairs with this key algorithm.
+    #[error("no CMS signature algorithm for {0} keys (the document digest is SHA-256)")]
+    UnsupportedAlgorithm(crate::hsm::KeyAlgorithm),
     /// The signature does not verify over the signed attributes with the signer certificate's key.
     #[error(
         "the signature does not verify with the signer certificate's key over the signed attributes \
@@ -182,31 +171,49 @@ pub fn signed_attributes(
     signing_time: time::OffsetDateTime,
     signer_cert_der: &[u8],
 ) -> Result<Vec<u8>, CmsError> {
-    let signer = Cert::parse(signer_cert_der, "signer certificate".into())?;
     let utc = signing_time
         .checked_to_offset(time::UtcOffset::UTC)
-        .filter(|t| (0..=9999).contains(&t.year()))
+        .filter(|t| (1970..=9999).contains(&t.year()))
         .ok_or(CmsError::SigningTimeOutOfRange(signing_time))?;
+    build_signed_attributes(document_sha256, Some(utc), signer_cert_der)
+}
 
-    let mut attributes = [
+/// Step 1 for PAdES (ETSI EN 319 142-1 §5.2.1): the same attributes without signingTime, which
+/// PAdES forbids in the CMS (the time is the PDF signature dictionary's /M or a timestamp).
+pub fn signed_attributes_pades(document_sha256: &[u8; 32], signer_cert_der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    build_signed_attributes(document_sha256, None, signer_cert_der)
+}
+
+fn build_signed_attributes(
+    document_sha256: &[u8; 32],
+    signing_time: Option<time::OffsetDateTime>,
+    signer_cert_der: &[u8],
+) -> Result<Vec<u8>, CmsError> {
+    let signer = parse_certificate(signer_cert_der, "signer certificate".into())?;
+    let mut attributes = vec![
         content_type_attribute(),
-        attribute(ID_SIGNING_TIME, &asn1::time(utc)),
-        attribute(ID_MESSAGE_DIGEST, &asn1::tlv(tag::OCTET_STRING, document_sha256)),
-        signing_certificate_v2_attribute(&signer),
+        attribute(ID_MESSAGE_DIGEST, &OctetString::new(document_sha256.as_slice()).map_err(bad_attribute)?)?,
+        signing_certificate_v2_attribute(signer_cert_der, &signer)?,
     ];
-    attributes.sort_by(|a, b| der_set_order(a, b));
-    Ok(asn1::tlv(tag::SET, &attributes.concat()))
+    if let Some(at) = signing_time {
+        attributes.push(attribute(ID_SIGNING_TIME, &asn1::x509_time(at))?);
+    }
+    let set: Attributes = SetOfVec::from_iter(attributes).map_err(bad_attribute)?;
+    Ok(asn1::encode(&set))
+}
+
+fn bad_attribute(_: der::Error) -> CmsError {
+    CmsError::MalformedSignedAttributes("an attribute cannot be encoded")
 }
 
 /// Step 2: the ContentInfo(SignedData) DER, detached (no eContent), ready to ship as `.p7s`.
 ///
 /// SignedData version 1, digestAlgorithms {sha256}, encapContentInfo {id-data} without content,
-/// certificates = `signer_cert_der` then `chain_der` in the given order (issuing CA ... root;
-/// the root is optional, exact duplicates are left out), and one SignerInfo: version 1,
+/// certificates = `signer_cert_der` and `chain_der` (issuing CA ... root; the root is optional,
+/// exact duplicates are left out; a DER SET OF, so in DER order), and one SignerInfo: version 1,
 /// sid = issuerAndSerialNumber, digestAlgorithm sha256, signedAttrs = `signed_attributes_der`
-/// with its SET tag changed to `[0]` IMPLICIT (0xA0), signatureAlgorithm per `algorithm`, and
-/// `signature` (DER ECDSA `SEQUENCE {r, s}` or the RSA PKCS#1 v1.5 block) made over
-/// `signed_attributes_der` by the signer.
+/// stored as `[0]` IMPLICIT, signatureAlgorithm per `algorithm`, and `signature` (DER ECDSA
+/// `SEQUENCE {r, s}` or the RSA PKCS#1 v1.5 block) made over `signed_attributes_der`.
 ///
 /// Before building, the signature is verified against the signer certificate's public key and
 /// the attributes are checked to be a well-formed DER set that names this signer certificate,
@@ -218,194 +225,147 @@ pub fn signed_data(
     signature: &[u8],
     algorithm: CmsAlgorithm,
 ) -> Result<Vec<u8>, CmsError> {
-    let signer = Cert::parse(signer_cert_der, "signer certificate".into())?;
+    let signer = parse_certificate(signer_cert_der, "signer certificate".into())?;
+    let mut chain = Vec::with_capacity(chain_der.len());
     for (i, cert) in chain_der.iter().enumerate() {
-        Cert::parse(cert, format!("chain certificate {i}"))?;
+        chain.push(parse_certificate(cert, format!("chain certificate {i}"))?);
     }
-    check_signed_attributes(signed_attributes_der, &signing_certificate_v2_attribute(&signer))?;
-    if !algorithm.fits_key(signer.spki_algorithm) {
+    let signed_attrs =
+        check_signed_attributes(signed_attributes_der, &signing_certificate_v2_attribute(signer_cert_der, &signer)?)?;
+    let spki = signer.tbs_certificate().subject_public_key_info();
+    if !algorithm.fits_key(&spki.algorithm) {
         return Err(CmsError::KeyAlgorithmMismatch(algorithm));
     }
-    ring::signature::UnparsedPublicKey::new(algorithm.ring_verification(), signer.public_key)
+    ring::signature::UnparsedPublicKey::new(algorithm.ring_verification(), spki.subject_public_key.raw_bytes())
         .verify(signed_attributes_der, signature)
         .map_err(|_| CmsError::SignatureMismatch)?;
 
-    // The stored form of signedAttrs is [0] IMPLICIT SET OF: same length and content, new tag
-    // (the slice is a checked, non-empty TLV at this point).
-    let signed_attrs_implicit = [&[0xa0][..], &signed_attributes_der[1..]].concat();
-
+    let internal = |_: der::Error| CmsError::MalformedSignedAttributes("the SignedData cannot be encoded");
     let sha256 = sha256_algorithm();
-    let signer_info = asn1::sequence(&[
-        &asn1::small_integer(1),
-        &asn1::sequence(&[signer.issuer, &asn1::tlv(tag::INTEGER, signer.serial)]),
-        &sha256,
-        &signed_attrs_implicit,
-        &algorithm.signature_algorithm_der(),
-        &asn1::tlv(tag::OCTET_STRING, signature),
-    ]);
-
-    let mut certificates: Vec<&[u8]> = vec![signer_cert_der];
-    for cert in chain_der {
-        if !certificates.contains(&cert.as_slice()) {
-            certificates.push(cert);
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: signer.tbs_certificate().issuer().clone(),
+            serial_number: signer.tbs_certificate().serial_number().clone(),
+        }),
+        digest_alg: sha256.clone(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: algorithm.signature_algorithm(),
+        signature: OctetString::new(signature).map_err(internal)?,
+        unsigned_attrs: None,
+    };
+    let mut certificates = SetOfVec::new();
+    for cert in std::iter::once(signer).chain(chain) {
+        let choice = CertificateChoices::Certificate(cert);
+        if !certificates.iter().any(|c| *c == choice) {
+            certificates.insert(choice).map_err(internal)?;
         }
     }
-
-    let signed_data = asn1::sequence(&[
-        &asn1::small_integer(1),
-        &asn1::tlv(tag::SET, &sha256),
-        &asn1::sequence(&[&asn1::oid(ID_DATA)]),
-        &asn1::context(0, true, &certificates.concat()),
-        &asn1::tlv(tag::SET, &signer_info),
-    ]);
-    Ok(asn1::sequence(&[&asn1::oid(ID_SIGNED_DATA), &asn1::context(0, true, &signed_data)]))
+    let signed = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::from_iter([sha256]).map_err(internal)?,
+        encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None },
+        certificates: Some(CertificateSet(certificates)),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::from_iter([signer_info]).map_err(internal)?),
+    };
+    let content = Any::encode_from(&signed).map_err(internal)?;
+    Ok(asn1::encode(&ContentInfo { content_type: ID_SIGNED_DATA, content }))
 }
 
-/// The parts of a certificate CMS needs, borrowed from its DER.
-struct Cert<'a> {
-    /// The whole certificate DER (hashed for ESSCertIDv2).
-    der: &'a [u8],
-    /// The issuer Name, whole TLV, byte for byte as in the certificate.
-    issuer: &'a [u8],
-    /// The serialNumber INTEGER content octets, byte for byte as in the certificate.
-    serial: &'a [u8],
-    /// The content octets of the SubjectPublicKeyInfo AlgorithmIdentifier.
-    spki_algorithm: &'a [u8],
-    /// The subjectPublicKey bits (EC point or RSAPublicKey DER).
-    public_key: &'a [u8],
-}
-
-impl<'a> Cert<'a> {
-    /// Validates `der` as exactly one X.509 certificate (x509-parser, no trailing bytes), then
-    /// takes the fields out of the raw bytes so they are reproduced exactly, never re-encoded.
-    fn parse(der: &'a [u8], role: String) -> Result<Self, CmsError> {
-        let bad = |reason: String| CmsError::MalformedCertificate { role: role.clone(), reason };
-        match x509_parser::parse_x509_certificate(der) {
-            Ok(([], _)) => {}
-            Ok((rest, _)) => return Err(bad(format!("{} bytes after the certificate", rest.len()))),
-            Err(e) => return Err(bad(e.to_string())),
-        }
-        Self::fields(der).ok_or_else(|| bad("unexpected certificate layout".into()))
+/// Decodes `der` as exactly one strict DER X.509 certificate: no trailing bytes, and re-encoding
+/// gives the same bytes, so the issuer Name and serial copied out of it are the certificate's own.
+fn parse_certificate(der: &[u8], role: String) -> Result<Certificate, CmsError> {
+    let bad = |reason: String| CmsError::MalformedCertificate { role: role.clone(), reason };
+    let cert = Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+    if cert.to_der().map_err(|e| bad(e.to_string()))? != der {
+        return Err(bad("not DER: re-encoding differs".into()));
     }
-
-    /// Walks Certificate → TBSCertificate to serial, issuer and subjectPublicKeyInfo.
-    fn fields(der: &'a [u8]) -> Option<Self> {
-        let (cert, _) = expect(der, tag::SEQUENCE)?;
-        let (tbs, _) = expect(cert, tag::SEQUENCE)?;
-        let (first_tag, _, after_version) = asn1::read_tlv(tbs)?;
-        let tbs = if first_tag == 0xa0 { after_version } else { tbs };
-        let (serial, rest) = expect(tbs, tag::INTEGER)?;
-        let (_signature, rest) = expect(rest, tag::SEQUENCE)?;
-        let (_, after_issuer) = expect(rest, tag::SEQUENCE)?;
-        let issuer = &rest[..rest.len() - after_issuer.len()];
-        let (_validity, rest) = expect(after_issuer, tag::SEQUENCE)?;
-        let (_subject, rest) = expect(rest, tag::SEQUENCE)?;
-        let (spki, _) = expect(rest, tag::SEQUENCE)?;
-        let (spki_algorithm, rest) = expect(spki, tag::SEQUENCE)?;
-        let (bits, _) = expect(rest, tag::BIT_STRING)?;
-        let (&unused_bits, public_key) = bits.split_first()?;
-        (unused_bits == 0).then_some(Cert { der, issuer, serial, spki_algorithm, public_key })
-    }
-}
-
-/// Reads one TLV that must carry `want` as its tag: (content, rest).
-fn expect(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
-    let (got, content, rest) = asn1::read_tlv(input)?;
-    (got == want).then_some((content, rest))
+    Ok(cert)
 }
 
 /// `Attribute ::= SEQUENCE { attrType OID, attrValues SET OF AttributeValue }` with one value.
-fn attribute(kind: &[u64], value: &[u8]) -> Vec<u8> {
-    asn1::sequence(&[&asn1::oid(kind), &asn1::tlv(tag::SET, value)])
+fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
+    let value = Any::from_der(&value.to_der().map_err(bad_attribute)?).map_err(bad_attribute)?;
+    Ok(Attribute { oid, values: SetOfVec::from_iter([value]).map_err(bad_attribute)? })
 }
 
 /// contentType = id-data, the only content type this module signs.
-fn content_type_attribute() -> Vec<u8> {
-    attribute(ID_CONTENT_TYPE, &asn1::oid(ID_DATA))
+fn content_type_attribute() -> Attribute {
+    attribute(ID_CONTENT_TYPE, &ID_DATA).expect("invariant: an OID attribute always encodes")
 }
 
 /// The SHA-256 AlgorithmIdentifier, parameters absent (RFC 5754 §2).
-fn sha256_algorithm() -> Vec<u8> {
-    asn1::sequence(&[&asn1::oid(ID_SHA256)])
+fn sha256_algorithm() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned { oid: ID_SHA_256, parameters: None }
 }
 
-/// signingCertificateV2 (RFC 5035 §5.4.1.1):
-///
-/// ```text
-/// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2 }
-/// ESSCertIDv2 ::= SEQUENCE {
-///     hashAlgorithm AlgorithmIdentifier DEFAULT {algorithm id-sha256},  -- omitted: it is SHA-256
-///     certHash OCTET STRING,                                            -- SHA-256 of the cert DER
-///     issuerSerial IssuerSerial }
-/// IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber INTEGER }
-/// ```
-///
-/// GeneralNames holds one directoryName, `[4]` EXPLICIT Name (GeneralName is a CHOICE, so the
-/// tag is explicit whatever the module default is).
-fn signing_certificate_v2_attribute(signer: &Cert<'_>) -> Vec<u8> {
-    let cert_hash = Sha256::digest(signer.der);
-    let issuer_serial = asn1::sequence(&[
-        &asn1::sequence(&[&asn1::context(4, true, signer.issuer)]),
-        &asn1::tlv(tag::INTEGER, signer.serial),
-    ]);
-    let ess_cert_id_v2 = asn1::sequence(&[&asn1::tlv(tag::OCTET_STRING, &cert_hash), &issuer_serial]);
-    let signing_certificate_v2 = asn1::sequence(&[&asn1::sequence(&[&ess_cert_id_v2])]);
-    attribute(ID_AA_SIGNING_CERTIFICATE_V2, &signing_certificate_v2)
+/// `SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, policies ... OPTIONAL }`
+/// (RFC 5035 §3); no policies.
+#[derive(Debug, Sequence)]
+struct SigningCertificateV2 {
+    certs: Vec<EssCertIdV2>,
 }
 
-/// DER SET OF order (X.690 §11.6): encodings compared as octet strings, the shorter one padded
-/// with trailing zero octets.
-fn der_set_order(a: &[u8], b: &[u8]) -> Ordering {
-    let n = a.len().max(b.len());
-    (0..n)
-        .map(|i| a.get(i).copied().unwrap_or(0).cmp(&b.get(i).copied().unwrap_or(0)))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
+/// `ESSCertIDv2 ::= SEQUENCE { hashAlgorithm DEFAULT id-sha256, certHash, issuerSerial OPTIONAL }`:
+/// hashAlgorithm is always SHA-256 here, so always omitted (DER leaves out a DEFAULT).
+#[derive(Debug, Sequence)]
+struct EssCertIdV2 {
+    cert_hash: OctetString,
+    issuer_serial: IssuerSerial,
 }
 
-/// Checks that `attrs` is one DER SET of attributes in SET OF order, with exactly one
-/// contentType (id-data), one messageDigest, and a signingCertificateV2 equal to `expected_ess`.
-fn check_signed_attributes(attrs: &[u8], expected_ess: &[u8]) -> Result<(), CmsError> {
+/// `IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber CertificateSerialNumber }`;
+/// GeneralNames holds one directoryName (`[4]` EXPLICIT Name).
+#[derive(Debug, Sequence)]
+struct IssuerSerial {
+    issuer: Vec<GeneralName>,
+    serial_number: SerialNumber,
+}
+
+/// signingCertificateV2 (RFC 5035 §5.4.1.1) naming `signer` by the SHA-256 of its DER and its
+/// issuer and serial.
+fn signing_certificate_v2_attribute(signer_der: &[u8], signer: &Certificate) -> Result<Attribute, CmsError> {
+    let tbs = signer.tbs_certificate();
+    let value = SigningCertificateV2 {
+        certs: vec![EssCertIdV2 {
+            cert_hash: OctetString::new(Sha256::digest(signer_der).as_slice()).map_err(bad_attribute)?,
+            issuer_serial: IssuerSerial {
+                issuer: vec![GeneralName::DirectoryName(tbs.issuer().clone())],
+                serial_number: tbs.serial_number().clone(),
+            },
+        }],
+    };
+    attribute(ID_AA_SIGNING_CERTIFICATE_V_2, &value)
+}
+
+/// Decodes `attrs` as one strict DER SET of attributes (SET OF order, no repeats, no trailing
+/// bytes) with exactly one contentType (id-data), one messageDigest, at most one signingTime and
+/// a signingCertificateV2 equal to `expected_ess`.
+fn check_signed_attributes(attrs: &[u8], expected_ess: &Attribute) -> Result<Attributes, CmsError> {
     let bad = CmsError::MalformedSignedAttributes;
-    let (set_tag, mut content, rest) = asn1::read_tlv(attrs).ok_or(bad("not a DER TLV"))?;
-    if set_tag != tag::SET {
+    if attrs.first() != Some(&0x31) {
         return Err(bad("must be the SET (tag 0x31) that signed_attributes returns"));
     }
-    if !rest.is_empty() {
-        return Err(bad("trailing bytes after the SET"));
+    let set = Attributes::from_der(attrs).map_err(|e| match e.kind() {
+        der::ErrorKind::TrailingData { .. } => bad("trailing bytes after the SET"),
+        der::ErrorKind::SetOrdering => bad("attributes are not in DER SET OF order (or repeat)"),
+        _ => bad("not a DER SET OF Attribute"),
+    })?;
+    // Decoding sorts a SET OF; only the same bytes on re-encoding show it was in DER order.
+    if set.to_der().ok().as_deref() != Some(attrs) {
+        return Err(bad("attributes are not in DER SET OF order (or repeat)"));
     }
-    let (content_type, message_digest, signing_certificate) =
-        (asn1::oid(ID_CONTENT_TYPE), asn1::oid(ID_MESSAGE_DIGEST), asn1::oid(ID_AA_SIGNING_CERTIFICATE_V2));
-    let (mut n_content_type, mut n_message_digest, mut n_signing_certificate) = (0, 0, 0);
-    let mut previous: Option<&[u8]> = None;
-    while !content.is_empty() {
-        let (attr, rest) = expect(content, tag::SEQUENCE).ok_or(bad("an element is not an Attribute SEQUENCE"))?;
-        let whole = &content[..content.len() - rest.len()];
-        if previous.is_some_and(|p| der_set_order(p, whole).is_ge()) {
-            return Err(bad("attributes are not in DER SET OF order (or repeat)"));
-        }
-        let (oid_tag, _, _) = asn1::read_tlv(attr).ok_or(bad("an Attribute has no type"))?;
-        if oid_tag != tag::OID {
-            return Err(bad("an Attribute type is not an OBJECT IDENTIFIER"));
-        }
-        if attr.starts_with(&content_type) {
-            if whole != content_type_attribute() {
-                return Err(bad("contentType must be id-data"));
-            }
-            n_content_type += 1;
-        } else if attr.starts_with(&message_digest) {
-            n_message_digest += 1;
-        } else if attr.starts_with(&signing_certificate) {
-            if whole != expected_ess {
-                return Err(CmsError::SignerCertificateMismatch);
-            }
-            n_signing_certificate += 1;
-        }
-        previous = Some(whole);
-        content = rest;
+    let count = |oid: ObjectIdentifier| set.iter().filter(|a| a.oid == oid).count();
+    let content_type = set.iter().find(|a| a.oid == ID_CONTENT_TYPE);
+    if content_type.is_some_and(|a| *a != content_type_attribute()) {
+        return Err(bad("contentType must be id-data"));
     }
-    match (n_content_type, n_message_digest, n_signing_certificate) {
-        (1, 1, 1) => Ok(()),
+    if set.iter().any(|a| a.oid == ID_AA_SIGNING_CERTIFICATE_V_2 && a != expected_ess) {
+        return Err(CmsError::SignerCertificateMismatch);
+    }
+    match (count(ID_CONTENT_TYPE), count(ID_MESSAGE_DIGEST), count(ID_AA_SIGNING_CERTIFICATE_V_2)) {
+        (1, 1, 1) if count(ID_SIGNING_TIME) <= 1 => Ok(set),
         _ => Err(bad("need exactly one contentType, messageDigest and signingCertificateV2")),
     }
 }
@@ -576,71 +536,93 @@ mod tests {
         }
     }
 
-    /// P-384 as specified (messageDigest/digestAlgorithm SHA-256, ecdsa-with-SHA384 over
-    /// SHA-384 of the attributes): the structure parses in OpenSSL and our own check of the
-    /// signature (inside `signed_data`) passes. OpenSSL 3.0's `cms -verify` hashes the attributes
-    /// with the SignerInfo digestAlgorithm (SHA-256) rather than the signature algorithm's hash,
-    /// so it rejects this combination (see [`CmsAlgorithm::EcdsaP384Sha384`]); the outcome is
-    /// printed, not asserted, so a verifier change does not break the build.
+    /// P-384 is gone: RFC 5753/5754 pair ecdsa-with-SHA384 with a SHA-384 digest, which a
+    /// SHA-256 document hash cannot give. A P-384 signer certificate is refused with the
+    /// P-256 algorithm instead of yielding a file OpenSSL cannot verify.
     #[test]
-    fn p384_structure_parses_in_openssl() {
+    fn p384_is_refused_not_mispaired() {
+        assert!(matches!(
+            CmsAlgorithm::try_from(crate::hsm::KeyAlgorithm::EcdsaP384),
+            Err(CmsError::UnsupportedAlgorithm(_))
+        ));
         let pki = pki(&rcgen::PKCS_ECDSA_P384_SHA384, None);
-        let sign = ecdsa_signer(&pki, &ECDSA_P384_SHA384_ASN1_SIGNING);
-        let (dir, _) = sign_document(&pki, CmsAlgorithm::EcdsaP384Sha384, sign);
-        let printed = openssl(dir.path(), &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "sig.p7s"]);
-        assert!(printed.status.success(), "{}", text(&printed));
-        assert!(text(&printed).contains("ecdsa-with-SHA384"), "{}", text(&printed));
-        let verified = verify(dir.path(), false);
-        eprintln!("openssl cms -verify on P-384/ecdsa-with-SHA384 + sha256 digest: {}", text(&verified));
+        let attrs = signed_attributes(&[3; 32], time::OffsetDateTime::now_utc(), &pki.signer_der).unwrap();
+        let sig = ecdsa_signer(&pki, &ECDSA_P384_SHA384_ASN1_SIGNING)(&attrs);
+        assert!(matches!(
+            signed_data(&pki.signer_der, &[], &attrs, &sig, CmsAlgorithm::EcdsaP256Sha256),
+            Err(CmsError::KeyAlgorithmMismatch(_))
+        ));
+    }
+
+    /// The PAdES variant has no signingTime, and OpenSSL verifies it (also with `-cades`).
+    #[test]
+    fn pades_variant_omits_signing_time_and_verifies() {
+        let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256, None);
+        let document = b"%PDF-1.7 byte range".repeat(50);
+        let hash: [u8; 32] = Sha256::digest(&document).into();
+        let attrs = signed_attributes_pades(&hash, &pki.signer_der).unwrap();
+        let set = Attributes::from_der(&attrs).unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.iter().all(|a| a.oid != ID_SIGNING_TIME));
+        let sig = ecdsa_signer(&pki, &ECDSA_P256_SHA256_ASN1_SIGNING)(&attrs);
+        let p7s = signed_data(
+            &pki.signer_der,
+            std::slice::from_ref(&pki.issuing_der),
+            &attrs,
+            &sig,
+            CmsAlgorithm::EcdsaP256Sha256,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("doc.bin"), &document).unwrap();
+        std::fs::write(dir.path().join("sig.p7s"), &p7s).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &pki.root_pem).unwrap();
+        for cades in [false, true] {
+            let ok = verify(dir.path(), cades);
+            assert!(ok.status.success(), "openssl cms -verify (cades: {cades}) failed: {}", text(&ok));
+        }
     }
 
     #[test]
     fn attributes_are_der_sorted_and_switch_to_generalized_time_after_2049() {
         let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256, None);
+        let signer = parse_certificate(&pki.signer_der, "signer".into()).unwrap();
         for (at, time_tag) in [
-            (time::macros::datetime!(2049-12-31 23:59:59 UTC), tag::UTC_TIME),
-            (time::macros::datetime!(2050-01-01 00:00:00 UTC), tag::GENERALIZED_TIME),
-            (time::macros::datetime!(2050-01-01 00:30:00 +01:00), tag::UTC_TIME),
+            (time::macros::datetime!(2049-12-31 23:59:59 UTC), der::Tag::UtcTime),
+            (time::macros::datetime!(2050-01-01 00:00:00 UTC), der::Tag::GeneralizedTime),
+            (time::macros::datetime!(2050-01-01 00:30:00 +01:00), der::Tag::UtcTime),
         ] {
             let attrs = signed_attributes(&[7; 32], at, &pki.signer_der).unwrap();
-            let (_, mut content, rest) = asn1::read_tlv(&attrs).unwrap();
-            assert!(rest.is_empty());
-            let mut elements = Vec::new();
-            while !content.is_empty() {
-                let (_, attr, rest) = asn1::read_tlv(content).unwrap();
-                elements.push(content[..content.len() - rest.len()].to_vec());
-                if attr.starts_with(&asn1::oid(ID_SIGNING_TIME)) {
-                    let (_, values, _) = asn1::read_tlv(&attr[asn1::oid(ID_SIGNING_TIME).len()..]).unwrap();
-                    assert_eq!(values[0], time_tag, "{at}");
-                }
-                content = rest;
-            }
-            assert_eq!(elements.len(), 4);
-            assert!(elements.windows(2).all(|w| der_set_order(&w[0], &w[1]).is_lt()));
-            check_signed_attributes(&attrs, &signing_certificate_v2_attribute(&Cert::fields(&pki.signer_der).unwrap()))
-                .unwrap();
+            let set = Attributes::from_der(&attrs).unwrap();
+            assert_eq!(set.len(), 4);
+            assert_eq!(set.to_der().unwrap(), attrs, "attributes not in DER SET OF order");
+            let time = set.iter().find(|a| a.oid == ID_SIGNING_TIME).unwrap();
+            assert_eq!(der::Tagged::tag(time.values.get(0).unwrap()), time_tag, "{at}");
+            let expected = signing_certificate_v2_attribute(&pki.signer_der, &signer).unwrap();
+            check_signed_attributes(&attrs, &expected).unwrap();
         }
     }
 
     #[test]
     fn ess_cert_id_v2_omits_the_default_hash_algorithm_and_copies_issuer_serial() {
         let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256, None);
-        let signer = Cert::fields(&pki.signer_der).unwrap();
-        assert_eq!(signer.serial, &[0x00, 0x9c, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]);
-        let attr = signing_certificate_v2_attribute(&signer);
-        let (_, attr_content, _) = asn1::read_tlv(&attr).unwrap();
-        let (_, values, _) = asn1::read_tlv(&attr_content[asn1::oid(ID_AA_SIGNING_CERTIFICATE_V2).len()..]).unwrap();
-        let (_, signing_cert, _) = asn1::read_tlv(values).unwrap();
-        let (_, certs, _) = asn1::read_tlv(signing_cert).unwrap();
-        let (_, ess_cert_id, _) = asn1::read_tlv(certs).unwrap();
-        let (first_tag, hash, rest) = asn1::read_tlv(ess_cert_id).unwrap();
-        assert_eq!(first_tag, tag::OCTET_STRING, "hashAlgorithm must be omitted (DEFAULT sha256)");
-        assert_eq!(hash, Sha256::digest(&pki.signer_der).as_slice());
-        let (_, issuer_serial, _) = asn1::read_tlv(rest).unwrap();
-        let (_, general_names, rest) = asn1::read_tlv(issuer_serial).unwrap();
-        let (dn_tag, name, _) = asn1::read_tlv(general_names).unwrap();
-        assert_eq!((dn_tag, name), (0xa4, signer.issuer));
-        assert_eq!(rest, asn1::tlv(tag::INTEGER, signer.serial).as_slice());
+        let signer = parse_certificate(&pki.signer_der, "signer".into()).unwrap();
+        assert_eq!(
+            signer.tbs_certificate().serial_number().as_bytes(),
+            &[0x00, 0x9c, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]
+        );
+        let attr = signing_certificate_v2_attribute(&pki.signer_der, &signer).unwrap();
+        let value = attr.values.get(0).unwrap().to_der().unwrap();
+        // SEQUENCE { SEQUENCE OF { ESSCertIDv2 { OCTET STRING certHash, IssuerSerial } } }
+        let ess = SigningCertificateV2::from_der(&value).unwrap();
+        assert_eq!(ess.certs[0].cert_hash.as_bytes(), Sha256::digest(&pki.signer_der).as_slice());
+        let ess_cert_id = ess.certs[0].to_der().unwrap();
+        let first_of_ess_cert_id = der::asn1::AnyRef::from_der(&ess_cert_id).unwrap().value()[0];
+        assert_eq!(first_of_ess_cert_id, 0x04, "hashAlgorithm must be omitted (DEFAULT sha256)");
+        let issuer = &ess.certs[0].issuer_serial.issuer[0];
+        assert_eq!(*issuer, GeneralName::DirectoryName(signer.tbs_certificate().issuer().clone()));
+        let issuer_der = signer.tbs_certificate().issuer().to_der().unwrap();
+        assert!(value.windows(issuer_der.len()).any(|w| w == issuer_der.as_slice()));
     }
 
     #[test]
@@ -744,14 +726,10 @@ mod tests {
             hex::decode("300a06082a8648ce3d040302").unwrap()
         );
         assert_eq!(
-            CmsAlgorithm::EcdsaP384Sha384.signature_algorithm_der(),
-            hex::decode("300a06082a8648ce3d040303").unwrap()
-        );
-        assert_eq!(
             CmsAlgorithm::RsaPkcs1Sha256.signature_algorithm_der(),
             hex::decode("300d06092a864886f70d01010b0500").unwrap()
         );
-        assert_eq!(sha256_algorithm(), hex::decode("300b0609608648016503040201").unwrap());
-        assert_eq!(CmsAlgorithm::from(crate::hsm::KeyAlgorithm::Rsa3072), CmsAlgorithm::RsaPkcs1Sha256);
+        assert_eq!(asn1::encode(&sha256_algorithm()), hex::decode("300b0609608648016503040201").unwrap());
+        assert_eq!(CmsAlgorithm::try_from(crate::hsm::KeyAlgorithm::Rsa3072).unwrap(), CmsAlgorithm::RsaPkcs1Sha256);
     }
 }

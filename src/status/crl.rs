@@ -7,10 +7,19 @@
 //! bytes needs N bytes of memory (plus one row at a time from the database).
 
 use bytes::Bytes;
+use const_oid::db::rfc5280;
+use der::asn1::{ContextSpecific, Ia5String, OctetString, Uint};
+use der::{Encode, Header as DerHeader, Length, Tag, TagMode, TagNumber};
 use futures_util::{Stream, TryStreamExt};
 use time::OffsetDateTime;
+use x509_cert::crl::RevokedCert;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
+use x509_cert::ext::Extension;
+use x509_cert::serial_number::SerialNumber;
 
-use crate::asn1::{self, tag};
+use crate::asn1;
 use crate::status::RevocationReason;
 
 /// One revoked certificate on a CRL.
@@ -66,18 +75,20 @@ impl Unsigned {
     /// Appends the signature and returns the finished CRL (a view of the same buffer).
     pub fn finish(mut self, signature: &[u8]) -> Bytes {
         self.buffer.extend_from_slice(&self.algorithm_id);
-        let bits_len = signature.len() + 1;
-        self.buffer.push(tag::BIT_STRING);
-        asn1::write_len(&mut self.buffer, bits_len);
-        self.buffer.push(0);
-        self.buffer.extend_from_slice(signature);
-        let body = self.buffer.len() - self.tbs_start;
-        let mut header = vec![tag::SEQUENCE];
-        asn1::write_len(&mut header, body);
+        let bits = der::asn1::BitStringRef::from_bytes(signature).expect("invariant: a signature fits a BIT STRING");
+        asn1::encode_into(&bits, &mut self.buffer);
+        let header = sequence_header(self.buffer.len() - self.tbs_start);
         let start = self.tbs_start - header.len();
         self.buffer[start..self.tbs_start].copy_from_slice(&header);
         Bytes::from(self.buffer).slice(start..)
     }
+}
+
+/// The DER header (tag and length) of a SEQUENCE whose content is `len` bytes; the content
+/// follows in the same buffer, which is why this one header is written without a value.
+fn sequence_header(len: usize) -> Vec<u8> {
+    let length = Length::try_from(len).expect("invariant: a CRL is below der's 256 MiB length limit");
+    asn1::encode(&DerHeader::new(Tag::Sequence, length))
 }
 
 /// Streams DER entries (see [`encode_entry`]) into a CRL buffer and lays out the TBS around them.
@@ -94,23 +105,23 @@ where
         count += 1;
     }
     let entries_len = buffer.len() - GAP;
-    buffer.extend_from_slice(&extensions(header));
+    // crlExtensions [0] EXPLICIT Extensions
+    let crl_extensions =
+        ContextSpecific { tag_number: TagNumber(0), tag_mode: TagMode::Explicit, value: extensions(header) };
+    asn1::encode_into(&crl_extensions, &mut buffer);
     let extensions_len = buffer.len() - GAP - entries_len;
 
     let mut prefix = Vec::with_capacity(512);
-    prefix.extend_from_slice(&asn1::small_integer(1)); // v2
+    asn1::encode_into(&1u8, &mut prefix); // v2
     prefix.extend_from_slice(header.algorithm_id);
     prefix.extend_from_slice(header.issuer);
-    prefix.extend_from_slice(&asn1::time(header.this_update));
-    prefix.extend_from_slice(&asn1::time(header.next_update));
+    asn1::encode_into(&asn1::x509_time(header.this_update), &mut prefix);
+    asn1::encode_into(&asn1::x509_time(header.next_update), &mut prefix);
     if entries_len > 0 {
         // revokedCertificates is omitted altogether when empty (RFC 5280 §5.1.2.6).
-        prefix.push(tag::SEQUENCE);
-        asn1::write_len(&mut prefix, entries_len);
+        prefix.extend_from_slice(&sequence_header(entries_len));
     }
-    let tbs_body = prefix.len() + entries_len + extensions_len;
-    let mut tbs_header = vec![tag::SEQUENCE];
-    asn1::write_len(&mut tbs_header, tbs_body);
+    let tbs_header = sequence_header(prefix.len() + entries_len + extensions_len);
     let prefix_len = tbs_header.len() + prefix.len();
     assert!(prefix_len + 8 <= GAP, "issuer name too long for the CRL gap");
     let tbs_start = GAP - prefix_len;
@@ -119,56 +130,126 @@ where
     Ok(Unsigned { buffer, tbs_start, algorithm_id: header.algorithm_id.to_vec(), entries: count })
 }
 
-/// The DER of one revokedCertificates entry, encoded once when the certificate is revoked.
+/// The DER of one revokedCertificates entry (`RevokedCert`), encoded once when the certificate
+/// is revoked and stored, so a CRL build only copies bytes.
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    write_entry(&mut out, e);
-    out
-}
-
-fn write_entry(out: &mut Vec<u8>, e: &Entry) {
-    let serial = asn1::unsigned_integer(&e.serial);
-    let date = asn1::time(e.revoked_at);
     let mut extensions = Vec::new();
-    if let Some(code) = e.reason.code() {
-        extensions.extend(extension(&[2, 5, 29, 21], false, &asn1::tlv(tag::ENUMERATED, &[code])));
+    if let Some(reason) = crl_reason(e.reason) {
+        extensions.push(extension(rfc5280::ID_CE_CRL_REASONS, false, &reason));
     }
     if let Some(at) = e.invalidity_date {
-        extensions.extend(extension(&[2, 5, 29, 24], false, &asn1::generalized_time(at)));
+        // id-ce-invalidityDate (RFC 5280 §5.3.2): always GeneralizedTime.
+        extensions.push(extension(rfc5280::ID_CE_INVALIDITY_DATE, false, &asn1::generalized_time(at)));
     }
-    let mut len = serial.len() + date.len();
-    if !extensions.is_empty() {
-        len += asn1::header_len(extensions.len()) + extensions.len();
-    }
-    out.push(tag::SEQUENCE);
-    asn1::write_len(out, len);
-    out.extend_from_slice(&serial);
-    out.extend_from_slice(&date);
-    if !extensions.is_empty() {
-        out.push(tag::SEQUENCE);
-        asn1::write_len(out, extensions.len());
-        out.extend_from_slice(&extensions);
-    }
+    let entry: RevokedCert = RevokedCert {
+        serial_number: SerialNumber::new(&e.serial).expect("invariant: stored serials are at most 20 octets"),
+        revocation_date: asn1::x509_time(e.revoked_at),
+        crl_entry_extensions: (!extensions.is_empty()).then_some(extensions),
+    };
+    asn1::encode(&entry)
 }
 
-fn extension(oid: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
-    let mut parts = asn1::oid(oid);
-    if critical {
-        parts.extend(asn1::tlv(tag::BOOLEAN, &[0xff]));
-    }
-    parts.extend(asn1::tlv(tag::OCTET_STRING, value));
-    asn1::tlv(tag::SEQUENCE, &parts)
+/// The CRLReason of a revocation reason, none for `unspecified` (RFC 5280 §5.3.1: the
+/// reasonCode extension is left out rather than carrying unspecified).
+pub fn crl_reason(reason: RevocationReason) -> Option<CrlReason> {
+    reason.code().and_then(|code| CrlReason::try_from(u32::from(code)).ok())
 }
 
-/// crlExtensions: AKI, CRL number, and IDP for partitions.
-fn extensions(h: &Header<'_>) -> Vec<u8> {
-    let aki = asn1::sequence(&[&asn1::context(0, false, h.key_id)]);
-    let mut list = extension(&[2, 5, 29, 35], false, &aki);
-    list.extend(extension(&[2, 5, 29, 20], false, &asn1::small_integer(h.number)));
+fn extension(oid: const_oid::ObjectIdentifier, critical: bool, value: &impl Encode) -> Extension {
+    let extn_value = OctetString::new(asn1::encode(value)).expect("invariant: an extension value is small");
+    Extension { extn_id: oid, critical, extn_value }
+}
+
+/// crlExtensions: AKI, CRL number, and IDP (critical) for partitions.
+fn extensions(h: &Header<'_>) -> Vec<Extension> {
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(h.key_id).expect("invariant: a key id is small")),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
+    let number = CrlNumber(Uint::new(&h.number.to_be_bytes()).expect("invariant: a u64 is a valid INTEGER"));
+    let mut list = vec![
+        extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki),
+        extension(rfc5280::ID_CE_CRL_NUMBER, false, &number),
+    ];
     if let Some(url) = h.partition_url {
-        let uri = asn1::context(6, false, url.as_bytes());
-        let idp = asn1::sequence(&[&asn1::context(0, true, &asn1::context(0, true, &uri))]);
-        list.extend(extension(&[2, 5, 29, 28], true, &idp));
+        // Invariant: publication.base_url is validated as ASCII (an IA5String) in config.
+        let uri = Ia5String::new(url).expect("invariant: publication URLs are ASCII (validated in config)");
+        let idp = IssuingDistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(
+                uri,
+            )])),
+            only_contains_user_certs: false,
+            only_contains_ca_certs: false,
+            only_some_reasons: None,
+            indirect_crl: false,
+            only_contains_attribute_certs: false,
+        };
+        list.push(extension(rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT, true, &idp));
     }
-    asn1::context(0, true, &asn1::tlv(tag::SEQUENCE, &list))
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout decodes as a strict DER TBSCertList whose crlExtensions carry the RFC 5280
+    /// OIDs (x509-cert 0.3.0 gives `IssuingDistributionPoint` the SIA OID: not used).
+    #[test]
+    fn the_laid_out_tbs_is_strict_der_with_the_right_extension_oids() {
+        use der::Decode;
+        let at = time::macros::datetime!(2026-11-24 1:02:03 UTC);
+        let entry = encode_entry(&Entry {
+            serial: vec![1, 2],
+            revoked_at: at,
+            reason: RevocationReason::Superseded,
+            invalidity_date: None,
+        });
+        let algorithm_id = crate::hsm::KeyAlgorithm::EcdsaP256.signature_algorithm_der();
+        let issuer = hex::decode("300f310d300b06035504030c0454657374").unwrap();
+        let header = Header {
+            algorithm_id: &algorithm_id,
+            issuer: &issuer,
+            this_update: at,
+            next_update: at + time::Duration::days(7),
+            key_id: &[7; 20],
+            number: 300,
+            partition_url: Some("http://ca.test/crl/org-1.crl"),
+        };
+        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(entry)]);
+        let unsigned = futures_util::FutureExt::now_or_never(lay_out(&header, stream, 1)).unwrap().unwrap();
+        let tbs = x509_cert::crl::TbsCertList::<x509_cert::certificate::Rfc5280>::from_der(unsigned.tbs()).unwrap();
+        assert_eq!(tbs.revoked_certificates.unwrap().len(), 1);
+        let oids: Vec<_> = tbs.crl_extensions.unwrap().iter().map(|e| (e.extn_id, e.critical)).collect();
+        assert_eq!(
+            oids,
+            [
+                (rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false),
+                (rfc5280::ID_CE_CRL_NUMBER, false),
+                (rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_decode_as_strict_der_revoked_certs() {
+        use der::Decode;
+        let at = time::macros::datetime!(2026-11-24 1:02:03 UTC);
+        let entry = Entry {
+            serial: vec![0x80, 1, 2],
+            revoked_at: at,
+            reason: RevocationReason::KeyCompromise,
+            invalidity_date: Some(at),
+        };
+        let der = encode_entry(&entry);
+        let decoded = RevokedCert::<x509_cert::certificate::Rfc5280>::from_der(&der).unwrap();
+        assert_eq!(decoded.serial_number.as_bytes(), &[0x00, 0x80, 1, 2]);
+        assert_eq!(decoded.crl_entry_extensions.unwrap().len(), 2);
+        let plain = encode_entry(&Entry { reason: RevocationReason::Unspecified, invalidity_date: None, ..entry });
+        assert!(RevokedCert::<x509_cert::certificate::Rfc5280>::from_der(&plain)
+            .unwrap()
+            .crl_entry_extensions
+            .is_none());
+    }
 }

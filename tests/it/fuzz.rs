@@ -409,6 +409,10 @@ fn valid_seeds_reach_the_parsers_deepest_step() {
     for (file, der) in corpus("ocsp_request").iter().filter(|(f, _)| !f.starts_with("refused")) {
         cloudca::status::ocsp::request::parse(der).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+    // The BER and trailing-byte seeds (strict DER, issue 19) are refused.
+    for (file, der) in corpus("ocsp_request").iter().filter(|(f, _)| f.starts_with("refused")) {
+        assert!(cloudca::status::ocsp::request::parse(der).is_err(), "{file} parsed");
+    }
     for (file, bytes) in corpus("material").iter().filter(|(f, _)| !f.starts_with("refused")) {
         cloudca::ra::materials::check(bytes, 1 << 20).unwrap_or_else(|e| panic!("{file}: {e}"));
     }

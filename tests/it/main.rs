@@ -26,6 +26,7 @@ mod limits;
 mod listener_identity;
 mod listeners;
 mod migrations;
+mod ocsp_der;
 mod openapi;
 mod ra;
 mod ra_bounds;
