@@ -24,6 +24,7 @@ mod lifecycle;
 mod limits;
 mod listener_identity;
 mod listeners;
+mod ocsp_flood;
 mod openapi;
 mod ra;
 mod ra_bounds;
