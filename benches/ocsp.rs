@@ -4,8 +4,10 @@
 //! - `openssl ocsp` as a responder (signs every response with a software key);
 //! - a bare hyper server answering every POST with fixed bytes (the HTTP ceiling here).
 //!
-//! Load: `wrk` from Debian (one thread, 32 connections, sharing the 2 cores with the server);
-//! `ab` for the openssl responder, which closes every connection (HTTP/1.0).
+//! Load: `h2load --h1 -t 1` (nghttp2-client) with 16 and 64 connections, and `wrk` (one thread,
+//! 32 connections), each sharing the 2 cores with the server; `ab` for the openssl responder,
+//! which closes every connection (HTTP/1.0). Each cloudca figure is printed against openssl and
+//! against bare hyper under the same load generator and connection count.
 //! `cargo bench --bench ocsp`; `CLOUDCA_BENCH_SECONDS` (default 5) per figure.
 
 use std::path::Path;
@@ -69,13 +71,19 @@ fn main() {
     let _ = warm;
     let fixed = std::fs::read(d.join("resp.der")).unwrap();
     assert!(fixed.len() > 100, "the daemon answered the warm-up request");
-    let cloudca_post = wrk(&post_url, Some(&d.join("post.lua")), seconds);
     let get_path = base64::engine::general_purpose::STANDARD
         .encode(&request)
         .replace('+', "%2B")
         .replace('/', "%2F")
         .replace('=', "%3D");
-    let cloudca_get = wrk(&format!("{post_url}/{get_path}"), None, seconds);
+    let get_url = format!("{post_url}/{get_path}");
+    let req_der = d.join("req.der");
+    let mut cloudca = Vec::new();
+    for load in LOADS {
+        let post = load.run(&post_url, Some(&req_der), &d.join("post.lua"), seconds);
+        let get = load.run(&get_url, None, &d.join("post.lua"), seconds);
+        cloudca.push((load, post, get));
+    }
     drop(daemon);
 
     // 2. openssl ocsp as a responder for the same issuer and serial, software-signed.
@@ -147,19 +155,80 @@ fn main() {
 
     // 3. bare hyper: fixed bytes for every request.
     let hyper_addr = runtime.block_on(bare_hyper(fixed));
-    let hyper_rate = wrk(&format!("http://{hyper_addr}/"), Some(&d.join("post.lua")), seconds);
+    let hyper_url = format!("http://{hyper_addr}/");
 
     println!();
-    println!("OCSP over HTTP on 127.0.0.1, wrk -t1 -c32 (openssl: ab -c8), {seconds} s per figure (load generator shares the cores)");
-    println!("{:<36} {:>12} {:>12} {:>12}", "responder", "responses/s", "vs openssl", "vs hyper");
-    for (name, rate) in [
-        ("cloudca POST (pre-signed)", cloudca_post),
-        ("cloudca GET (pre-signed)", cloudca_get),
-        ("openssl ocsp responder", openssl_rate),
-        ("bare hyper, fixed bytes", hyper_rate),
-    ] {
-        println!("{name:<36} {rate:>12.0} {:>11.1}x {:>11.0}%", rate / openssl_rate, 100.0 * rate / hyper_rate);
+    println!("OCSP over HTTP on 127.0.0.1, {seconds} s per figure, the load generator sharing the 2 cores");
+    println!("openssl ocsp responder (software key, ab -c8, a connection per request): {openssl_rate:.0}/s");
+    println!(
+        "{:<28} {:<26} {:>12} {:>11} {:>12} {:>9}",
+        "load", "responder", "responses/s", "vs openssl", "bare hyper/s", "vs hyper"
+    );
+    for (load, post, get) in cloudca {
+        let hyper_rate = load.run(&hyper_url, Some(&req_der), &d.join("post.lua"), seconds);
+        for (name, rate) in [("cloudca POST (pre-signed)", post), ("cloudca GET (pre-signed)", get)] {
+            println!(
+                "{:<28} {name:<26} {rate:>12.0} {:>10.1}x {hyper_rate:>12.0} {:>8.2}x",
+                load.name(),
+                rate / openssl_rate,
+                rate / hyper_rate
+            );
+        }
     }
+}
+
+/// A load generator and its connection count.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `h2load --h1 -t 1 -c N`.
+    H2load(u32),
+    /// `wrk -t1 -c32`.
+    Wrk,
+}
+
+const LOADS: [Load; 3] = [Load::H2load(16), Load::H2load(64), Load::Wrk];
+
+impl Load {
+    fn name(self) -> String {
+        match self {
+            Load::H2load(c) => format!("h2load --h1 -t 1 -c {c}"),
+            Load::Wrk => "wrk -t1 -c32".into(),
+        }
+    }
+
+    /// Requests per second at `url`: POSTs `body` when given (wrk through `lua`), else GETs.
+    fn run(self, url: &str, body: Option<&Path>, lua: &Path, seconds: u64) -> f64 {
+        match self {
+            Load::H2load(c) => h2load(url, body, c, seconds),
+            Load::Wrk => wrk(url, body.map(|_| lua), seconds),
+        }
+    }
+}
+
+/// Runs `h2load --h1` (HTTP/1.1, keep-alive) and returns requests per second; any failed or
+/// non-2xx request fails the run.
+fn h2load(url: &str, body: Option<&Path>, connections: u32, seconds: u64) -> f64 {
+    let (c, d) = (connections.to_string(), seconds.to_string());
+    let mut args = vec!["--h1", "-t", "1", "-c", &c, "-D", &d, "--warm-up-time", "1"];
+    if let Some(b) = body {
+        args.extend(["-d", p(b), "-H", "Content-Type: application/ocsp-request"]);
+    }
+    args.push(url);
+    let out = sh("h2load", &args);
+    let field = |line: &str, name: &str| -> Option<u64> {
+        let at = line.find(name)?;
+        line[..at].trim_end().rsplit([' ', ',']).next()?.parse().ok()
+    };
+    let requests = out.lines().find(|l| l.starts_with("requests:")).unwrap_or_else(|| panic!("h2load: {out}"));
+    let statuses = out.lines().find(|l| l.starts_with("status codes:")).unwrap_or_else(|| panic!("h2load: {out}"));
+    assert_eq!(field(requests, " failed"), Some(0), "h2load saw failures from {url}: {out}");
+    assert_eq!(field(statuses, " 4xx"), Some(0), "h2load saw 4xx from {url}: {out}");
+    assert_eq!(field(statuses, " 5xx"), Some(0), "h2load saw 5xx from {url}: {out}");
+    out.lines()
+        .find(|l| l.starts_with("finished in"))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|v| v.trim_end_matches(" req/s").parse().ok())
+        .unwrap_or_else(|| panic!("no rate in h2load output: {out}"))
 }
 
 async fn issue(config: &Config) -> (Vec<u8>, String) {

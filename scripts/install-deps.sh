@@ -16,6 +16,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v wrk >/dev/null || need_apt+=(wrk)                 # benchmarks
 command -v ab >/dev/null || need_apt+=(apache2-utils)        # benchmarks
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)      # benchmarks (OCSP, h2load --h1)
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)      # tests read QR codes back
 command -v chromium >/dev/null || need_apt+=(chromium)       # web front tests, headless
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

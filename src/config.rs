@@ -183,6 +183,9 @@ impl StatusConfig {
 fn one() -> u32 {
     1
 }
+fn one_usize() -> usize {
+    1
+}
 fn default_crl_validity() -> u32 {
     168
 }
@@ -238,6 +241,12 @@ pub struct HsmConfig {
     /// it there (`pkcs11-config/README.md`).
     #[serde(default)]
     pub trusted_kek: bool,
+    /// OCSP's share of the pool: most OCSP signatures made for requests (nonces, several
+    /// certificates, SHA-256 CertIDs) in flight at once. Beyond it OCSP answers without signing,
+    /// so an unauthenticated flood delays issuance and cloud signing by at most this many
+    /// signatures (security review M2). 1 to 64, and at most `workers` when that is set.
+    #[serde(default = "one_usize")]
+    pub ocsp_concurrency: usize,
     /// The PIN taken from `pin_env` at start-up (not a config key).
     #[serde(skip)]
     pub pin_from_env: crate::hsm::PinSecret,
@@ -885,6 +894,10 @@ impl Config {
                 "SoftHSM2 cannot mark a private KEK trusted (its SO makes only public objects, stored unencrypted); leave it false",
             ));
         }
+        let cap = self.hsm.ocsp_concurrency;
+        if cap == 0 || cap > 64 || (self.hsm.workers > 0 && cap > self.hsm.workers) {
+            return Err(ConfigError::new("hsm.ocsp_concurrency", "must be 1 to 64, and at most hsm.workers"));
+        }
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }
@@ -1156,6 +1169,17 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
             assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, key);
         }
         let text = format!("{MINIMAL}[custody]\nsms_country_codes = [\"86\", \"852\"]\n");
+        Config::parse(&text).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn ocsp_concurrency_defaults_to_one_and_is_bounded_by_the_pool() {
+        assert_eq!(Config::parse(MINIMAL).unwrap().hsm.ocsp_concurrency, 1);
+        for bad in ["ocsp_concurrency = 0", "ocsp_concurrency = 65", "workers = 2\nocsp_concurrency = 3"] {
+            let text = MINIMAL.replace("pin_env", &format!("{bad}\npin_env"));
+            assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "hsm.ocsp_concurrency", "{bad}");
+        }
+        let text = MINIMAL.replace("pin_env", "workers = 4\nocsp_concurrency = 2\npin_env");
         Config::parse(&text).unwrap().validate().unwrap();
     }
 

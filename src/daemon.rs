@@ -48,8 +48,31 @@ pub enum StartError {
 }
 
 /// A running CA: the HSM pool, the store and the services built on them.
+///
+/// Every router takes the instance as its state, and axum clones the state for every request:
+/// the parts sit behind one `Arc`, so a request clones one pointer, not the dozen services
+/// (each with its own `Arc`s) that [`Parts`] holds. Fields are read through `Deref`.
 #[derive(Clone)]
-pub struct Instance {
+pub struct Instance(Arc<Parts>);
+
+impl std::ops::Deref for Instance {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl From<Parts> for Instance {
+    fn from(parts: Parts) -> Self {
+        Instance(Arc::new(parts))
+    }
+}
+
+/// What an [`Instance`] is made of. Cloned only while wiring ([`serve`] re-wires the services
+/// that report issuance), never per request.
+#[derive(Clone)]
+pub struct Parts {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// HSM sessions.
@@ -98,6 +121,7 @@ impl Instance {
             config.publication.clone(),
             clock.clone(),
         )?;
+        status.limit_ocsp_signing(config.hsm.ocsp_concurrency);
         let operators = crate::operators::Operators::new(
             store.clone(),
             hsm.clone(),
@@ -163,7 +187,7 @@ impl Instance {
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
             crate::ra::Ra::new(store.clone(), issuance.clock.clone(), channels, providers, services, config.ra.clone());
-        Ok(Instance {
+        Ok(Instance::from(Parts {
             config: Arc::new(config),
             limits,
             ra,
@@ -177,7 +201,7 @@ impl Instance {
             mobile,
             signing,
             seals,
-        })
+        }))
     }
 
     /// What the instance can do now.
@@ -230,21 +254,10 @@ pub async fn run(
 
 /// Serves an opened instance until `shutdown` resolves (tests open the instance themselves).
 pub async fn serve(
-    mut instance: Instance,
+    instance: Instance,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
-    instance.issuance.issued = Some(issued_tx);
-    instance.custody.notify_issued(instance.issuance.issued.clone());
-    instance.signing = crate::signing::Signing::new(
-        instance.store.clone(),
-        instance.custody.clone(),
-        instance.seals.clone(),
-        instance.issuance.clock.clone(),
-    );
-    let i = &instance;
-    let services = crate::ra::Services::new(&i.issuance, &i.status, &i.custody, &i.mobile, &i.seals);
-    instance.ra.rewire(services);
+    let (instance, issued_rx) = rewire(&instance);
     let listeners = &instance.config.listeners;
     let metrics = bind("metrics", listeners.metrics).await?;
     let public = bind("public", listeners.public).await?;
@@ -296,6 +309,25 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(crate::hsm::shutdown).await;
     tracing::info!("stopped: database connections and HSM sessions closed");
     Ok(())
+}
+
+/// A copy of the instance whose issuance reports each new certificate (for OCSP pre-signing)
+/// on the returned channel, with custody, signing and the RA re-wired onto it.
+fn rewire(instance: &Instance) -> (Instance, tokio::sync::mpsc::Receiver<String>) {
+    let mut parts = Parts::clone(instance);
+    let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
+    parts.issuance.issued = Some(issued_tx);
+    parts.custody.notify_issued(parts.issuance.issued.clone());
+    parts.signing = crate::signing::Signing::new(
+        parts.store.clone(),
+        parts.custody.clone(),
+        parts.seals.clone(),
+        parts.issuance.clock.clone(),
+    );
+    let p = &parts;
+    let services = crate::ra::Services::new(&p.issuance, &p.status, &p.custody, &p.mobile, &p.seals);
+    parts.ra.rewire(services);
+    (Instance::from(parts), issued_rx)
 }
 
 /// The once-only background jobs, each on the daemon holding its lease: audit checkpoints

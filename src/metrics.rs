@@ -27,6 +27,11 @@ pub struct Metrics {
     pub hsm_rebuilds: IntCounter,
     /// PKCS#11 module re-initialisations (C_Finalize + C_Initialize) after a long outage.
     pub hsm_module_reinits: IntCounter,
+    /// OCSP signatures in flight, against `hsm.ocsp_concurrency` (security review M2).
+    pub ocsp_signing_in_flight: IntGauge,
+    /// OCSP requests answered without a fresh signature because OCSP's HSM share was in use
+    /// (nonce dropped, or `tryLater`).
+    pub ocsp_signing_refused: IntCounter,
     /// Issuance outcomes by profile and result (`issued`, `refused`, `failed`).
     pub issuance: IntCounterVec,
     /// End-to-end issuance latency by profile.
@@ -112,6 +117,11 @@ fn build() -> prometheus::Result<Metrics> {
         hsm_module_reinits: IntCounter::new(
             "hsm_module_reinits_total",
             "PKCS#11 module re-initialisations after no session worked for a while",
+        )?,
+        ocsp_signing_in_flight: IntGauge::new("ocsp_signing_in_flight", "OCSP signatures in flight")?,
+        ocsp_signing_refused: IntCounter::new(
+            "ocsp_signing_refused_total",
+            "OCSP requests answered without a fresh signature: OCSP's HSM share was in use",
         )?,
         issuance: IntCounterVec::new(Opts::new("issuance_total", "Issuance outcomes"), &["profile", "result"])?,
         issuance_seconds: HistogramVec::new(
@@ -201,6 +211,8 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.hsm_operation_seconds.clone()))?;
     m.registry.register(Box::new(m.hsm_rebuilds.clone()))?;
     m.registry.register(Box::new(m.hsm_module_reinits.clone()))?;
+    m.registry.register(Box::new(m.ocsp_signing_in_flight.clone()))?;
+    m.registry.register(Box::new(m.ocsp_signing_refused.clone()))?;
     m.registry.register(Box::new(m.issuance.clone()))?;
     m.registry.register(Box::new(m.issuance_seconds.clone()))?;
     m.registry.register(Box::new(m.db_batch_size.clone()))?;

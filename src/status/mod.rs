@@ -5,7 +5,8 @@
 //! - CRLs ([`crl`]) are built streaming, one per issuing CA and partition, kept in memory and
 //!   served as DER; numbers come from the database, so they rise across processes.
 //! - OCSP ([`ocsp`]) answers from pre-signed responses (no HSM work on the hot path); a nonce,
-//!   several certificates or a SHA-256 CertID get a freshly signed response.
+//!   several certificates or a SHA-256 CertID get a freshly signed response, within OCSP's
+//!   bounded share of the HSM (`hsm.ocsp_concurrency`).
 //! - [`tasks`] keeps it all current: it follows the revocation feed in the database (so a
 //!   revocation made by the CLI or another daemon shows up within `propagation_seconds`),
 //!   rebuilds CRLs on schedule and after revocations, and refreshes OCSP responses.
@@ -143,6 +144,8 @@ struct Inner {
     crl_signers: Vec<Arc<CrlSigner>>,
     /// Pre-signed OCSP responses by serial (hex), loaded from the database on first use.
     ocsp_cache: RwLock<HashMap<String, Arc<ocsp::Cached>>>,
+    /// OCSP's share of the HSM pool for signatures made because of a request.
+    ocsp_budget: ocsp::budget::SigningBudget,
     /// Current CRLs by (issuing CA, partition).
     crls: RwLock<HashMap<(String, i64), Arc<PublishedCrl>>>,
     /// Partitions to rebuild soon.
@@ -189,6 +192,7 @@ impl StatusService {
                 issuers,
                 crl_signers,
                 ocsp_cache: RwLock::new(HashMap::new()),
+                ocsp_budget: ocsp::budget::SigningBudget::new(1),
                 crls: RwLock::new(HashMap::new()),
                 dirty: Mutex::new(HashSet::new()),
                 wake: tokio::sync::Notify::new(),

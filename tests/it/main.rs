@@ -27,6 +27,7 @@ mod listener_identity;
 mod listeners;
 mod migrations;
 mod ocsp_der;
+mod ocsp_flood;
 mod openapi;
 mod ra;
 mod ra_bounds;

@@ -1,8 +1,10 @@
 //! The OCSP responder (RFC 6960, RFC 5019 profile). The hot path: parse, find the pre-signed
-//! response in memory (or the database), return its bytes. Only requests that cannot be
-//! answered from a pre-signed response (a nonce, several certificates, a SHA-256 CertID, an
-//! unknown serial) are signed on the spot, by the issuing CA's delegated responder key.
+//! response in memory (or the database), return its bytes. Serials the issuer did not issue
+//! get a constant `unauthorized`. Only requests that cannot be answered from a pre-signed
+//! response (a nonce, several certificates, a SHA-256 CertID) are signed on the spot, by the
+//! issuing CA's delegated responder key, within OCSP's bounded share of the HSM ([`budget`]).
 
+pub mod budget;
 pub mod request;
 pub mod response;
 
@@ -65,6 +67,26 @@ pub enum Answer {
     Error(ErrorStatus),
 }
 
+/// Where a pre-signed response was looked for.
+enum Lookup {
+    /// A still-valid pre-signed response.
+    Found(Arc<Cached>),
+    /// Not a certificate this issuer answers for.
+    NotOurs,
+    /// Ours, not pre-signed yet, and OCSP's share of the HSM is in use.
+    Busy,
+}
+
+/// What signing on the spot gave.
+enum Fresh {
+    /// The response.
+    Signed(Vec<u8>),
+    /// A certificate of the request is not one this issuer answers for.
+    NotOurs,
+    /// OCSP's share of the HSM is in use.
+    Busy,
+}
+
 /// Signs a response with the issuer's delegated responder key.
 pub async fn sign(
     hsm: &HsmPool,
@@ -80,7 +102,15 @@ pub async fn sign(
 }
 
 impl StatusService {
-    /// Answers one DER OCSP request.
+    /// Answers one DER OCSP request. HSM work happens only within OCSP's share of the pool
+    /// ([`budget`]); everything else is answered from memory, the database or constant bytes:
+    ///
+    /// 1. one SHA-1 CertID: the pre-signed response. A serial this issuer did not issue (or no
+    ///    longer answers for) gets `unauthorized`, never a signature (RFC 5019 §2.2.3).
+    /// 2. with a nonce: signed for it if OCSP's share has a free slot, else the pre-signed
+    ///    response with the nonce dropped (RFC 8954 §2.1 lets a responder ignore it).
+    /// 3. several certificates or a SHA-256 CertID: every serial must be this issuer's
+    ///    (else `unauthorized`); signed within the share, else `tryLater`.
     pub async fn answer(&self, der: &[u8]) -> Answer {
         let request = match request::parse(der) {
             Ok(r) => r,
@@ -95,23 +125,35 @@ impl StatusService {
             return Answer::Error(ErrorStatus::Unauthorized);
         }
         let first = &request.certs[0];
-        let cacheable = request.nonce.is_none() && request.certs.len() == 1 && first.hash == HashAlgorithm::Sha1;
-        if cacheable {
-            match self.cached(&hex::encode(&first.serial), &issuer.name).await {
-                Ok(Some(c)) => return Answer::Cached(c),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "OCSP cache lookup failed"),
-            }
-        }
-        match self.sign_fresh(&issuer, &request.certs, request.nonce.as_deref()).await {
-            Ok(der) => Answer::Fresh(der),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot sign an OCSP response now");
-                // Better a still-valid pre-signed answer without the nonce than none at all.
-                match self.cached(&hex::encode(&first.serial), &issuer.name).await {
-                    Ok(Some(c)) if request.certs.len() == 1 => Answer::Cached(c),
-                    _ => Answer::Error(ErrorStatus::TryLater),
+        if request.certs.len() > 1 || first.hash != HashAlgorithm::Sha1 {
+            return match self.sign_fresh(&issuer, &request.certs, request.nonce.as_deref()).await {
+                Ok(Fresh::Signed(der)) => Answer::Fresh(der),
+                Ok(Fresh::NotOurs) => Answer::Error(ErrorStatus::Unauthorized),
+                Ok(Fresh::Busy) => Answer::Error(ErrorStatus::TryLater),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot sign an OCSP response now");
+                    Answer::Error(ErrorStatus::TryLater)
                 }
+            };
+        }
+        let presigned = match self.presigned(&hex::encode(&first.serial), &issuer.name).await {
+            Ok(Lookup::Found(c)) => c,
+            Ok(Lookup::NotOurs) => return Answer::Error(ErrorStatus::Unauthorized),
+            Ok(Lookup::Busy) => return Answer::Error(ErrorStatus::TryLater),
+            Err(e) => {
+                tracing::warn!(error = %e, "OCSP lookup failed");
+                return Answer::Error(ErrorStatus::TryLater);
+            }
+        };
+        let Some(nonce) = request.nonce.as_deref() else { return Answer::Cached(presigned) };
+        match self.sign_fresh(&issuer, &request.certs, Some(nonce)).await {
+            Ok(Fresh::Signed(der)) => Answer::Fresh(der),
+            // Under load (or with the HSM away) the nonce is dropped: the pre-signed answer
+            // is still valid, and better than none.
+            Ok(_) => Answer::Cached(presigned),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sign an OCSP response now; nonce dropped");
+                Answer::Cached(presigned)
             }
         }
     }
@@ -128,50 +170,69 @@ impl StatusService {
     }
 
     /// A still-valid pre-signed response: memory, then the database, then (for a certificate
-    /// we issued but have not pre-signed yet) signed and stored now.
-    async fn cached(&self, serial: &str, issuer: &str) -> Result<Option<Arc<Cached>>, StatusError> {
+    /// we issued but have not pre-signed yet) signed and stored now, within OCSP's share.
+    async fn presigned(&self, serial: &str, issuer: &str) -> Result<Lookup, StatusError> {
         let now = self.inner.clock.now().unix_timestamp();
         if let Some(c) = self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial) {
             if c.next_update > now && now - c.loaded_at < MEMORY_TRUST_SECONDS {
-                return Ok((c.issuer == issuer).then(|| c.clone()));
+                return Ok(if c.issuer == issuer { Lookup::Found(c.clone()) } else { Lookup::NotOurs });
             }
         }
         if let Some(record) = self.inner.store.ocsp(serial).await? {
             if record.issuer != issuer {
-                return Ok(None);
+                return Ok(Lookup::NotOurs);
             }
             if record.next_update > now {
                 let c = Arc::new(Cached::new(record, now));
                 self.inner.ocsp_cache.write().unwrap_or_else(|p| p.into_inner()).insert(serial.to_string(), c.clone());
-                return Ok(Some(c));
+                return Ok(Lookup::Found(c));
             }
         }
         match self.inner.store.certificate(serial).await? {
             Some(cert) if cert.issuer == issuer => {}
-            _ => return Ok(None),
+            _ => return Ok(Lookup::NotOurs),
         }
+        let Some(_slot) = self.inner.ocsp_budget.try_take() else { return Ok(Lookup::Busy) };
         self.presign(serial).await?;
-        Ok(self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial).cloned())
+        // Nothing cached after pre-signing: past its OCSP service period, no longer answered for.
+        let cached = self.inner.ocsp_cache.read().unwrap_or_else(|p| p.into_inner()).get(serial).cloned();
+        Ok(cached.map_or(Lookup::NotOurs, Lookup::Found))
     }
 
+    /// Signs a response for these certificates now, if every one is this issuer's and OCSP's
+    /// share of the HSM has a free slot.
     async fn sign_fresh(
         &self,
         issuer: &IssuerKeys,
         certs: &[CertId],
         nonce: Option<&[u8]>,
-    ) -> Result<Vec<u8>, StatusError> {
+    ) -> Result<Fresh, StatusError> {
         let now = self.inner.clock.now();
         let next_update = now + time::Duration::hours(self.inner.config.ocsp_validity_hours.into());
         let mut statuses = Vec::with_capacity(certs.len());
         for c in certs {
-            statuses.push(self.served_status(&hex::encode(&c.serial), &issuer.name).await?);
+            match self.served_status(&hex::encode(&c.serial), &issuer.name).await? {
+                CertStatus::Unknown => return Ok(Fresh::NotOurs),
+                status => statuses.push(status),
+            }
         }
         let singles: Vec<Single<'_>> = certs
             .iter()
             .zip(statuses)
             .map(|(c, status)| Single { cert_id: &c.der, status, this_update: now, next_update })
             .collect();
-        Ok(sign(&self.inner.hsm, issuer, now, &singles, nonce).await?)
+        let Some(_slot) = self.inner.ocsp_budget.try_take() else { return Ok(Fresh::Busy) };
+        Ok(Fresh::Signed(sign(&self.inner.hsm, issuer, now, &singles, nonce).await?))
+    }
+
+    /// Sets OCSP's share of the HSM pool (`hsm.ocsp_concurrency`).
+    pub fn limit_ocsp_signing(&self, cap: usize) {
+        self.inner.ocsp_budget.set_cap(cap);
+    }
+
+    /// Most OCSP signatures that were ever in flight at once in this process.
+    pub fn ocsp_signing_peak(&self) -> usize {
+        self.inner.ocsp_budget.peak()
     }
 
     /// The status OCSP serves for a serial under an issuing CA: the real one while the
