@@ -39,7 +39,7 @@ async fn start(web: &Client<'_>, flow: &str, method: &str) -> (String, String) {
 
 /// An organisation order taken all the way to the officer's approval: the legal
 /// representative's phone checked (carrier check) and their online authorisation.
-async fn approved_org(web: &Client<'_>, reviewer: &Client<'_>, credit: &str) -> (String, String) {
+pub(crate) async fn approved_org(web: &Client<'_>, reviewer: &Client<'_>, credit: &str) -> (String, String) {
     let (id, token) = org_to_product(web, credit).await;
     let product = json!({ "product": "org-cloud-1y", "invoice": true });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;

@@ -26,18 +26,7 @@ async fn services_ca() -> TestCa {
 /// A new organisation certificate: the order approved, the agent enrols in the app (and so
 /// becomes the organisation's certificate administrator). Returns (serial, agent's bearer).
 async fn org_certificate(web: &Client<'_>, reviewer: &Client<'_>) -> (String, String) {
-    let (id, token) = org_to_product(web, CREDIT).await;
-    let product = json!({ "product": "org-cloud-1y", "invoice": true });
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
-    for kind in ["business-licence", "id-front", "id-back"] {
-        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
-    }
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
-    sign_and_pay(web, &id, &token, AGENT).await;
-    wait_state(web, &id, &token, "review").await;
-    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let (id, token) = crate::ra_identity::approved_org(web, reviewer, CREDIT).await;
     let serial = crate::ra::holder_enrols(web, AGENT).await;
     wait_state(web, &id, &token, "completed").await;
     (serial, login(web, AGENT).await)
