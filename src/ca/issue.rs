@@ -102,13 +102,21 @@ impl IssuanceService {
             return Err(CaError::Hierarchy(format!("{} is not an issuing CA", authority.record.name)));
         }
 
+        // The term, checked before a serial is spent on it: never past the issuer's notAfter.
+        let not_after = renewal_start(profile, request, now)? + time::Duration::days(profile.validity_days.into())
+            - time::Duration::seconds(1);
+        if not_after.unix_timestamp() > authority.record.not_after {
+            return Err(CaError::Build(format!(
+                "the certificate would outlive its issuer {} (notAfter {}); renew the issuing CA first",
+                authority.record.name, authority.record.not_after
+            )));
+        }
+
         // Step 2: reserve a serial, durably, before anything is signed.
         let serial_bytes = self.reserve_serial(profile, now.unix_timestamp()).await?;
         let serial_hex = serial::to_hex(&serial_bytes);
 
         // Step 3: build and lint the exact TBS bytes.
-        let not_after = renewal_start(profile, request, now)? + time::Duration::days(profile.validity_days.into())
-            - time::Duration::seconds(1);
         let params = self.params(profile, &subject, request, &serial_bytes, now, not_after)?;
         let subject_key = SubjectKey::new(request);
         let tbs = TbsCapture::capture(|| params.signed_by(&subject_key, &authority.issuer))?;

@@ -129,6 +129,13 @@ impl Profile {
         if self.validity_days == 0 || self.validity_days > 825 {
             return Err(format!("profile {}: validity_days must be 1..=825", self.name));
         }
+        // A renewal adds its term to the old notAfter, up to the window ahead of now.
+        if self.validity_days + self.renewal_window_days > 825 {
+            return Err(format!(
+                "profile {}: validity_days + renewal_window_days must be at most 825 (a renewal inside the window runs that long from now)",
+                self.name
+            ));
+        }
         if !self.subject.iter().any(|r| r.attribute == "CN" && r.required) {
             return Err(format!("profile {}: the subject must require CN", self.name));
         }
@@ -187,6 +194,18 @@ mod tests {
             assert_eq!(p.validity_days, 365, "{}", p.name);
             assert!(p.key_usage.contains(&"contentCommitment".to_string()));
         }
+    }
+
+    #[test]
+    fn a_term_plus_the_renewal_window_beyond_825_days_is_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let mut p = load_all(&dir).unwrap().remove("org").unwrap();
+        p.validity_days = 800;
+        p.renewal_window_days = 90;
+        let err = p.validate().unwrap_err();
+        assert!(err.contains("validity_days + renewal_window_days"), "{err}");
+        p.renewal_window_days = 25;
+        p.validate().unwrap();
     }
 
     #[test]

@@ -186,3 +186,24 @@ fn tampered_signature(pem_bytes: &[u8]) -> Vec<u8> {
     der[last] ^= 0x01;
     der
 }
+
+/// A certificate never outlives the CA that signs it: with the issuing CA's notAfter a day
+/// away (as its row says), a 365-day certificate is refused before a serial is spent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_that_would_outlive_its_issuer_is_refused_before_a_serial_is_spent() {
+    let ca = TestCa::new().await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    let tomorrow = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    sqlx::query("UPDATE authorities SET not_after = $1 WHERE role = 'issuing'")
+        .bind(tomorrow)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let instance = ca.open().await;
+    let dir = ca.dir.path();
+    let csr = make_csr(dir, "good", &make_key(dir, "k", "ec:P-256"), ORG_SUBJECT);
+    let err = instance.issuance.issue("org", &csr, "test").await.expect_err("must be refused");
+    assert!(err.to_string().contains("outlive its issuer"), "{err}");
+    assert_eq!(instance.store.count_serials().await.unwrap(), 0, "no serial reserved");
+}
