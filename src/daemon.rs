@@ -266,6 +266,9 @@ pub async fn serve(
     let holder = crate::coord::holder_name(instance.config.listeners.public);
     let leases = crate::coord::Leases::new(instance.store.clone(), instance.issuance.clock.clone(), holder);
     tracing::info!(holder = leases.holder(), "lease holder name");
+    // Recorded before the background jobs start, so the first checkpoint round covers it: a
+    // round that ran first would find nothing new and the start would wait a whole period.
+    audit_start(&instance).await?;
     let mut tasks = crate::status::tasks::spawn(instance.status.clone(), leases.clone(), issued_rx, tx.subscribe());
     tasks.extend(background(&instance, &leases, &tx));
     let roles = crate::policies::Swappable::new(
@@ -287,7 +290,6 @@ pub async fn serve(
     // The public listener is the OCSP hot path, measured against a bare-hyper ceiling: it only
     // gets the lean request counter (see ARCHITECTURE.md).
     let b = crate::api::public::spawn(public, instance.clone(), tx.subscribe());
-    audit_start(&instance).await?;
     shutdown.await;
     let drain = std::time::Duration::from_secs(instance.config.listeners.drain_seconds);
     tracing::info!(bound_seconds = drain.as_secs(), "shutting down: no new connections; draining requests in flight");
