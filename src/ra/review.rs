@@ -362,6 +362,13 @@ impl Ra {
         Ok(())
     }
 
+    /// Records a review-page form post that did not come from the review pages (another
+    /// site's form submitted with the reviewer's certificate): refused, once per officer per
+    /// minute with the count, so a hostile page looping posts cannot flood the log.
+    pub async fn refused_page_post(&self, officer: &str, detail: serde_json::Value) {
+        self.refusals.refused("review.cross_site_refused", officer, officer, None, detail).await;
+    }
+
     /// Records that an officer read personal data or material bytes outside an order (seal
     /// requests, certificate records), as [`Ra::audit_read`] does for orders: before it is
     /// served, once per officer, kind and `what` per minute.

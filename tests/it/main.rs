@@ -35,6 +35,7 @@ mod ra_identity;
 mod ra_money;
 mod ra_privacy;
 mod ra_services;
+mod review_pages;
 mod roles;
 mod signing;
 mod sole_control;

@@ -19,7 +19,7 @@ use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 
 use super::problem::Problem;
-use crate::api::ra::{applicant, officer};
+use crate::api::ra::{applicant, officer, review_pages};
 use crate::daemon::Instance;
 use crate::roles::{Caller, Role};
 use crate::store::AuditRecord;
@@ -179,6 +179,26 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/v1/orders/{id}/decision", roles: REVIEWER, handler: || post(officer::decide) },
     Route { method: "POST", path: "/v1/orders/{id}/papers", roles: REVIEWER, handler: || post(officer::papers) },
     Route { method: "POST", path: "/v1/orders/{id}/cancel", roles: REVIEWER, handler: || post(officer::cancel) },
+    Route { method: "GET", path: "/review", roles: REVIEWER, handler: || get(review_pages::queue) },
+    Route { method: "GET", path: "/review/orders/{id}", roles: REVIEWER, handler: || get(review_pages::order) },
+    Route {
+        method: "GET",
+        path: "/review/orders/{id}/materials/{sha256}",
+        roles: REVIEWER,
+        handler: || get(review_pages::material),
+    },
+    Route {
+        method: "POST",
+        path: "/review/orders/{id}/decision",
+        roles: REVIEWER,
+        handler: || post(review_pages::decide),
+    },
+    Route {
+        method: "POST",
+        path: "/review/orders/{id}/papers",
+        roles: REVIEWER,
+        handler: || post(review_pages::papers),
+    },
     Route { method: "GET", path: "/v1/channels", roles: READERS, handler: || get(applicant::channels) },
 ];
 

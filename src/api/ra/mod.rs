@@ -5,6 +5,7 @@
 
 pub(crate) mod applicant;
 pub(crate) mod officer;
+pub(crate) mod review_pages;
 
 use axum::http::StatusCode;
 

@@ -161,14 +161,32 @@ pub(crate) async fn material(
     Extension(caller): Extension<Caller>,
     Path((id, sha)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
+    let (order, kind, content_type, bytes) = read_material(&instance, &caller, &id, &sha).await?;
+    Ok(as_download(&order, &kind, content_type, bytes))
+}
+
+/// One material of an order, its read audited first: the order, the material's kind, its
+/// content type and bytes. The review pages read materials through here too.
+pub(crate) async fn read_material(
+    instance: &Instance,
+    caller: &Caller,
+    id: &str,
+    sha: &str,
+) -> Result<(OrderRecord, String, String, Vec<u8>), Problem> {
     let missing = || Problem::not_found("no such material on this order");
-    let order = load(&instance, &id).await?;
+    let order = load(instance, id).await?;
     let materials = instance.store.materials(&order.id).await.map_err(|e| Problem::internal(&e))?;
     let kind = materials.iter().find(|m| m.sha256 == sha).map(|m| m.kind.clone()).ok_or_else(missing)?;
     let detail = serde_json::json!({ "kind": kind, "sha256": sha });
-    instance.ra.audit_read(&actor(&caller), &order, "order.material_read", detail).await.map_err(problem)?;
+    instance.ra.audit_read(&actor(caller), &order, "order.material_read", detail).await.map_err(problem)?;
     let (content_type, bytes) =
-        instance.store.material_bytes(&order.id, &sha).await.map_err(|e| Problem::internal(&e))?.ok_or_else(missing)?;
+        instance.store.material_bytes(&order.id, sha).await.map_err(|e| Problem::internal(&e))?.ok_or_else(missing)?;
+    Ok((order, kind, content_type, bytes))
+}
+
+/// A material as an attachment under a sandbox CSP with `nosniff`: never rendered as a page
+/// of the admin origin.
+pub(crate) fn as_download(order: &OrderRecord, kind: &str, content_type: String, bytes: Vec<u8>) -> Response {
     let extension = match content_type.as_str() {
         "application/pdf" => "pdf",
         "image/png" => "png",
@@ -177,7 +195,7 @@ pub(crate) async fn material(
     };
     // `kind` is one of `MATERIAL_KINDS` and the order id is ours: nothing to quote.
     let disposition = format!("attachment; filename=\"{}-{kind}.{extension}\"", order.id);
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_DISPOSITION, disposition),
@@ -187,7 +205,7 @@ pub(crate) async fn material(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Deserialize)]
