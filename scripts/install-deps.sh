@@ -20,6 +20,7 @@ command -v h2load >/dev/null || need_apt+=(nghttp2-client)      # benchmarks (OC
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)      # tests read QR codes back
 command -v chromium >/dev/null || need_apt+=(chromium)       # web front tests, headless
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v pk12util >/dev/null || need_apt+=(libnss3-tools)  # the review pages' browser test (NSS database)
 [ -n "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need_apt+=(postgresql)
 command -v pg_dump >/dev/null || need_apt+=(postgresql-client)     # back-up tests
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)       # tests/it/systemd.rs (verify, security)
@@ -28,6 +29,18 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The review pages' browser test (tests/it/review_pages.rs) logs in with a reviewer's client
+# certificate that it puts in the test browser's own NSS database. Chromium presents one without
+# a dialog only under the AutoSelectCertificateForUrls policy, read from this folder alone: only
+# to https://localhost, only a certificate from a "cloudca Development Operator CA" (dev-init's).
+policy=/etc/chromium/policies/managed/cloudca-tests.json
+if [ ! -f "$policy" ]; then
+  echo "installing the Chromium client-certificate policy for the tests ($policy)"
+  $SUDO mkdir -p "$(dirname "$policy")"
+  echo '{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://localhost\",\"filter\":{\"ISSUER\":{\"CN\":\"cloudca Development Operator CA\"}}}"]}' \
+    | $SUDO tee "$policy" >/dev/null
 fi
 
 if ! command -v lint_pkix_cert >/dev/null; then

@@ -121,3 +121,69 @@ async fn a_rejection_reason_and_entered_data_are_shown_as_text_not_markup() {
     assert!(!order.contains(hostile), "never as markup");
     assert!(order.contains("id=\"state\">rejected</td>"), "{order}");
 }
+
+/// The reviewer's browser profile: the reviewer's certificate and key in an NSS database of its
+/// own `HOME`, the operator CA trusted there. `scripts/install-deps.sh` installs the Chromium
+/// policy that presents a certificate from a "cloudca Development Operator CA" to
+/// `https://localhost` without a dialog.
+fn reviewer_home(ca: &TestCa) -> std::path::PathBuf {
+    let home = ca.path("reviewer-browser");
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let tls = ca.config_path.parent().unwrap().join("tls");
+    let file = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    let (cert, key, operator_ca) = (
+        file(tls.join("clients/reviewer.pem")),
+        file(tls.join("clients/reviewer.key")),
+        file(tls.join("operator-ca.pem")),
+    );
+    let (p12, sql) = (file(home.join("reviewer.p12")), format!("sql:{}", db.display()));
+    let steps: [(&str, Vec<&str>); 4] = [
+        ("certutil", vec!["-N", "-d", &sql, "--empty-password"]),
+        (
+            "openssl",
+            vec![
+                "pkcs12", "-export", "-in", &cert, "-inkey", &key, "-out", &p12, "-passout", "pass:", "-name",
+                "reviewer",
+            ],
+        ),
+        ("pk12util", vec!["-i", &p12, "-d", &sql, "-W", ""]),
+        ("certutil", vec!["-A", "-d", &sql, "-n", "operator-ca", "-t", "C,,", "-i", &operator_ca]),
+    ];
+    for (program, args) in steps {
+        let out = run(program, &args);
+        assert!(out.ok, "{program} {args:?}: {}", out.text);
+    }
+    home
+}
+
+/// The path an officer walks: the queue, the order with its ID front shown, a reason, approve;
+/// in Chromium over mutual TLS with the reviewer's own certificate. Screenshots under
+/// `target/screenshots/review/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reviewer_approves_in_a_real_browser_with_their_own_certificate() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, _) = order_in_review(&web).await;
+    let home = reviewer_home(&ca);
+    let b = crate::web::Browser::start_at_home("review", 1100, 1500, Some(&home)).await;
+    let base = format!("https://localhost:{}", ca.config.listeners.admin.port());
+    b.goto(&format!("{base}/review")).await;
+    b.shot("queue").await;
+    b.click(&format!("#queue a[href=\"/review/orders/{id}\"]")).await;
+    b.shot("order").await;
+    let source = b.client.source().await.unwrap();
+    assert!(source.contains("id=\"state\">review<"), "{source}");
+    assert!(b.attr("div.material[data-kind=\"id-front\"] img", "src").await.is_some(), "the ID front is shown");
+    b.fill("reason", "材料齐全").await;
+    b.submit("decision").await;
+    b.shot("approved").await;
+    assert_eq!(b.text("#state").await, "approved");
+    let reviewer = Client::new(&ca, "reviewer");
+    let v = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert!(
+        v["decided_by"].as_str().unwrap().starts_with("reviewer:"),
+        "decided under the reviewer's certificate: {v}"
+    );
+}

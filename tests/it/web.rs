@@ -4,7 +4,7 @@
 //! daemon; the officer uses the back-office API, the holder the reference app. Screenshots
 //! of each step go to `target/screenshots/` (test artefacts).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
@@ -79,10 +79,20 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) async fn start(test: &str, width: u32, height: u32) -> Browser {
+        Browser::start_at_home(test, width, height, None).await
+    }
+
+    /// With `home` as the browser's `HOME`: its NSS database (`.pki/nssdb`) is where Chromium
+    /// finds client certificates and trusted CAs (the review pages' test puts a reviewer's there).
+    pub(crate) async fn start_at_home(test: &str, width: u32, height: u32, home: Option<&Path>) -> Browser {
         // fantoccini's rustls brings a second crypto provider into the test binary; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let [port] = reserve_ports();
-        let driver = std::process::Command::new("chromedriver")
+        let mut driver = std::process::Command::new("chromedriver");
+        if let Some(home) = home {
+            driver.env("HOME", home);
+        }
+        let driver = driver
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

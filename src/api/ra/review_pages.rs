@@ -289,7 +289,8 @@ fn page(title: &str, body: Markup) -> Response {
             (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            // Not `no-referrer`: under it Chromium sends `Origin: null` with the page's own form posts.
+            (header::REFERRER_POLICY, "same-origin"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         markup.into_string(),
