@@ -109,6 +109,22 @@ pub struct Channel {
     /// The customer-service phone every page of the channel shows (digits, spaces, `+`, `-`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_phone: Option<String>,
+    /// The offline path's instructions printed on the application form (handbook: 线下办理):
+    /// where the papers go and how to pay. Without them the form sends the applicant to the
+    /// customer-service phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<Offline>,
+}
+
+/// Where an offline applicant mails the signed, stamped form and copies, and how they pay.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Offline {
+    /// The mailing address: recipient, address, postcode, phone, as one printed text.
+    pub mail_to: String,
+    /// Payment instructions (payee, bank, account); the form adds the amount and asks for the
+    /// order number as the transfer's reference.
+    pub payment: String,
 }
 
 /// Material kinds an applicant can upload.
@@ -164,6 +180,13 @@ impl Channel {
                 && phone.bytes().all(|b| b.is_ascii_digit() || b" +-".contains(&b));
             if !ok {
                 return Err("service_phone: 3 to 32 characters of digits, spaces, + and -".into());
+            }
+        }
+        if let Some(offline) = &self.offline {
+            for (key, text) in [("mail_to", &offline.mail_to), ("payment", &offline.payment)] {
+                if text.trim().is_empty() || text.chars().count() > 300 {
+                    return Err(format!("offline.{key}: 1 to 300 characters, printed on the form"));
+                }
             }
         }
         let mut ids = BTreeSet::new();

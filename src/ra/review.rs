@@ -287,7 +287,13 @@ pub(super) fn changed_subject(c: &super::model::CertificateRef, data: &OrderData
 
 /// The printable application form of the offline path.
 pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
-    use crate::pdf::{render, Document, Section};
+    crate::pdf::render(&form(order, channel))
+}
+
+/// The form's content: what was entered, the product and price, where to pay and to mail the
+/// papers (the channel's `offline`), and the fields to sign and stamp.
+fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
+    use crate::pdf::{Document, Section};
     let data = OrderData::of(order);
     let row = |k: &str, v: &str| (k.to_string(), v.to_string());
     let mut sections = vec![Section {
@@ -322,6 +328,7 @@ pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
             ],
         });
     }
+    sections.extend(offline_sections(order, &data, channel));
     sections.push(Section {
         heading: "签章 / Signatures".into(),
         rows: vec![
@@ -332,7 +339,39 @@ pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
             row("邮寄材料 Mail with", "营业执照复印件、身份证复印件、本申请表 / licence copy, ID copies, this form"),
         ],
     });
-    render(&Document { title: "云证书申请表 / Cloud certificate application form".into(), sections })
+    Document { title: "云证书申请表 / Cloud certificate application form".into(), sections }
+}
+
+/// Product and price (the one chosen, or the flow's products to tick), payment and mailing.
+fn offline_sections(order: &OrderRecord, data: &OrderData, channel: &Channel) -> Vec<crate::pdf::Section> {
+    use crate::pdf::Section;
+    let row = |k: &str, v: String| (k.to_string(), v);
+    let yuan = |fen: i64| format!("{}.{:02} 元 CNY", fen / 100, fen % 100);
+    let products = match (&data.product, Flow::parse(&order.flow)) {
+        (Some(p), _) => vec![row("产品 Product", format!("{} · {}", p.name, yuan(p.price_fen)))],
+        (None, Some(flow)) => channel
+            .products_for(flow)
+            .map(|p| row("[  ] 产品 Product", format!("{} · {}", p.name, yuan(p.price_fen))))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let mut sections = vec![Section { heading: "产品与费用 / Product and price".into(), rows: products }];
+    let phone = channel.service_phone.clone().unwrap_or_default();
+    sections.push(match &channel.offline {
+        Some(offline) => Section {
+            heading: "缴费与邮寄 / Payment and mailing".into(),
+            rows: vec![
+                row("缴费 Payment", offline.payment.clone()),
+                row("转账附言 Reference", format!("订单号 {} / order number", order.id)),
+                row("邮寄地址 Mail to", offline.mail_to.clone()),
+            ],
+        },
+        None => Section {
+            heading: "缴费与邮寄 / Payment and mailing".into(),
+            rows: vec![row("请致电客服 Call customer service", phone)],
+        },
+    });
+    sections
 }
 
 impl Ra {
@@ -382,5 +421,70 @@ impl Ra {
     ) -> Result<(), RaError> {
         self.reads.read(kind, officer, &format!("{officer}|{what}"), serial, detail).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_order(data: &str) -> OrderRecord {
+        OrderRecord {
+            id: "RA20261207-OFFLINE1".into(),
+            channel: "default".into(),
+            flow: "org-new".into(),
+            state: "offline".into(),
+            subject_key: None,
+            open_key: None,
+            agent_phone: None,
+            token_hash: "00".into(),
+            data: data.into(),
+            serial: None,
+            approval_id: None,
+            amount_fen: 0,
+            payment_ref: None,
+            paid_at: None,
+            refunded_at: None,
+            invoice_no: None,
+            submitted_at: None,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            created_at: 1,
+            updated_at: 1,
+            version: 1,
+        }
+    }
+
+    fn rows(doc: &crate::pdf::Document) -> Vec<(String, String)> {
+        doc.sections.iter().flat_map(|s| s.rows.clone()).collect()
+    }
+
+    fn channel() -> Channel {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        super::super::channels::load_all(&dir).unwrap().remove("default").unwrap()
+    }
+
+    /// Handbook 线下办理: the printed form says what to buy at what price, how to pay (with the
+    /// order number as the reference) and where to mail the papers.
+    #[test]
+    fn the_offline_form_has_the_products_prices_payment_and_mailing_address() {
+        let channel = channel();
+        let offline = channel.offline.clone().expect("the shipped channel has offline instructions");
+        let doc = form(&offline_order("{}"), &channel);
+        let rows = rows(&doc);
+        let has = |k: &str, v: &str| rows.iter().any(|(a, b)| a.contains(k) && b.contains(v));
+        assert!(has("[  ] 产品", "机构云证书（1年） · 400.00 元"), "a product to tick, with its price: {rows:?}");
+        assert!(!rows.iter().any(|(_, b)| b.contains("个人云证书")), "only the flow's products");
+        assert!(has("缴费", &offline.payment) && has("附言", "RA20261207-OFFLINE1"), "{rows:?}");
+        assert!(has("邮寄地址", &offline.mail_to), "{rows:?}");
+        let chosen =
+            r#"{"product":{"id":"org-cloud-1y","name":"机构云证书（1年）","price_fen":40000,"invoice":false}}"#;
+        let rows = super::tests::rows(&form(&offline_order(chosen), &channel));
+        assert_eq!(rows.iter().filter(|(k, _)| k.contains("产品")).count(), 1, "the chosen product alone: {rows:?}");
+        let mut without = channel;
+        without.offline = None;
+        let rows = super::tests::rows(&form(&offline_order("{}"), &without));
+        assert!(rows.iter().any(|(k, v)| k.contains("客服") && v == "400-600-0000"), "{rows:?}");
     }
 }
