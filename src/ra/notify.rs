@@ -148,17 +148,19 @@ impl Ra {
             if !self.store.claim_reminder(&serial, threshold, now).await? {
                 continue;
             }
-            // The cloud key's holder, else the certificate's verified contact; never a phone
-            // some order only typed.
-            let phone = match self.store.credential_by_serial(&serial).await? {
-                Some(c) => Some(c.phone),
-                None => self.store.contact_of_certificate(&serial).await?.and_then(|c| c.agent_phone),
-            };
+            let (phones, emails) = self.reminder_recipients(&serial).await?;
             let text = format!("您的云证书（序列号 {serial}）将在 {left} 天后到期，请及时续期。Your cloud certificate {serial} expires in {left} days: renew it.");
-            if let Some(phone) = phone {
-                let send = self.providers.sms.send(&phone, &text);
+            for phone in &phones {
+                let send = self.providers.sms.send(phone, &text);
                 if let Err(e) = crate::providers::call(crate::providers::SMS, "send", self.deadline(), send).await {
                     tracing::warn!(%serial, error = %e, "expiry reminder not sent");
+                }
+            }
+            let subject = format!("云证书将在 {left} 天后到期 / Your cloud certificate expires in {left} days");
+            for to in &emails {
+                let send = self.providers.email.send(to, &subject, &text, &[]);
+                if let Err(e) = crate::providers::call("email", "send", self.deadline(), send).await {
+                    tracing::warn!(%serial, error = %e, "expiry reminder e-mail not sent");
                 }
             }
             let audit = crate::store::AuditRecord::new(
@@ -166,11 +168,37 @@ impl Ra {
                 "certificate.reminded",
                 "system",
                 Some(&serial),
-                serde_json::json!({ "days": threshold }),
+                serde_json::json!({ "days": threshold, "sms": phones.len(), "emails": emails.len() }),
             );
             self.store.audit(&audit).await?;
         }
         Ok(())
+    }
+
+    /// Who an expiry reminder goes to (handbook: the holder and the organisation's certificate
+    /// administrator, by SMS and e-mail): the cloud key's holder, the certificate's verified
+    /// agent on file and, for an organisation, its administrator now (after a hand-over, the new
+    /// one); the e-mail address of the approved order on file. Never a phone or address an open,
+    /// failed or cancelled order only typed. Each phone and address once.
+    async fn reminder_recipients(&self, serial: &str) -> Result<(Vec<String>, Vec<String>), super::RaError> {
+        let mut phones = Vec::new();
+        if let Some(c) = self.store.credential_by_serial(serial).await? {
+            phones.push(c.phone);
+        }
+        let mut emails = Vec::new();
+        if let Some(contact) = self.store.contact_of_certificate(serial).await? {
+            phones.extend(contact.agent_phone.clone());
+            let admins = self.store.org_members(&contact.subject_key).await?;
+            phones.extend(admins.into_iter().filter(|(_, role)| role == "admin").map(|(phone, _)| phone));
+            if let Some(order) = self.store.order(&contact.order_id).await? {
+                let data = OrderData::of(&order);
+                let agent = data.agent.and_then(|a| a.person.email);
+                emails.extend(agent.or(data.person.and_then(|p| p.email)));
+            }
+        }
+        phones.sort();
+        phones.dedup();
+        Ok((phones, emails))
     }
 
     async fn count(&self) -> Result<(), super::RaError> {

@@ -758,6 +758,13 @@ async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca
         &first,
     ]);
     assert_eq!(out.text.lines().filter(|l| l.contains("certificate.reminded")).count(), 1, "{}", out.text);
+    // Certificates that came from an order are reminded by e-mail too, at the address of the
+    // approved order on file (point 10 of issue 17).
+    let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap();
+    assert!(
+        mail.lines().any(|l| l.contains("w@example.com") && l.contains("expires in")),
+        "an expiry reminder e-mail: {mail}"
+    );
     audit_intact(&ca);
 }
 
