@@ -33,6 +33,7 @@ mod ra;
 mod ra_bounds;
 mod ra_identity;
 mod ra_money;
+mod ra_attacks;
 mod ra_privacy;
 mod ra_services;
 mod roles;
