@@ -231,6 +231,13 @@ impl Ra {
         if !MATERIAL_KINDS.contains(&kind) {
             return Err(RaError::BadRequest(format!("kind: one of {}", MATERIAL_KINDS.join(", "))));
         }
+        // The letter the legal representative signed online is the evidence of what they
+        // authorised: the applicant does not replace it with a file of their own.
+        if kind == "authorization-letter" && OrderData::of(order).authorized_online_at.is_some() {
+            return Err(RaError::State(
+                "the legal representative signed the authorisation letter online; it is kept as signed".into(),
+            ));
+        }
         let refuse = |e: super::materials::MaterialError| {
             RaError::Invalid(vec![super::validate::FieldError {
                 field: format!("materials.{kind}"),

@@ -140,6 +140,25 @@ async fn the_online_authorisation_code_never_goes_to_a_representatives_phone_not
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_letter_a_legal_representative_signed_online_is_not_replaced_by_an_upload() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = crate::ra::org_to_product(&web, CREDIT).await;
+    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    let letter = |v: &Value| {
+        v["materials"].as_array().unwrap().iter().find(|m| m["kind"] == "authorization-letter").cloned().unwrap()
+    };
+    let signed = letter(&web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await);
+    // Before the fix the applicant's own file replaced the evidence of what was signed.
+    let (status, v) = web.upload(&id, &token, "authorization-letter", crate::ra::PDF).await;
+    assert_eq!(status, 409, "{v}");
+    let kept = letter(&web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await);
+    assert_eq!(kept["sha256"], signed["sha256"], "{kept}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_consent_whose_order_is_not_saved_leaves_no_consent_in_the_audit_log() {
     let ca = ra_ca().await;
     let _daemon = Daemon::start(&ca).await;
