@@ -610,9 +610,7 @@ fn actor(phone: &str) -> String {
 fn audited_object(purpose: Purpose, object: &str) -> String {
     match purpose {
         Purpose::OrderQuery => crate::ra::validate::mask(object),
-        Purpose::OrderQueryByCard => {
-            crate::ra::validate::mask(object.split_once('/').map_or(object, |(s, _)| s))
-        }
+        Purpose::OrderQueryByCard => crate::ra::validate::mask(object.split_once('/').map_or(object, |(s, _)| s)),
         _ => object.to_string(),
     }
 }

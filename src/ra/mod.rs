@@ -18,8 +18,8 @@
 mod authorisation;
 pub mod channels;
 mod contacts;
-mod handover;
 pub mod flow;
+mod handover;
 pub mod materials;
 mod model;
 mod notify;
@@ -40,8 +40,8 @@ use sha2::Digest;
 
 pub use model::{OrderData, OrderView};
 
-pub use orders::CodePurpose;
 pub use handover::NewAdministrator;
+pub use orders::CodePurpose;
 pub use query::{CardCheck, QuerySession};
 pub use services::CertificateChoice;
 

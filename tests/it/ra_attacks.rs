@@ -222,8 +222,13 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
     let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
     let bidding_order = v["order"]["id"].as_str().unwrap().to_string();
     let bidding_token = v["token"].as_str().unwrap().to_string();
-    web.ok("POST", &format!("/v1/ra/orders/{bidding_order}/steps/verification"), Some(&bidding_token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{bidding_order}/steps/verification"),
+        Some(&bidding_token),
+        Some(json!({ "method": "phone" })),
+    )
+    .await;
     web.step(&bidding_order, &bidding_token, "company", company(CREDIT, REP)).await;
     let (status, v) = web.step(&bidding_order, &bidding_token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
@@ -244,7 +249,8 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
     let code = last_code(&ca, AGENT);
     let asked = json!({ "subject": CREDIT, "phone": AGENT, "code": code, "channel": "default" });
     assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(asked)).await.0, 422);
-    let session = web.ok("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": AGENT, "code": code }))).await;
+    let session =
+        web.ok("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": AGENT, "code": code }))).await;
     let token = session["token"].as_str().unwrap();
     let r = web.http.get(format!("{}/v1/ra/queries/orders", web.admin)).header("x-query-token", token);
     let listed = web.send(r).await.1;
@@ -254,8 +260,21 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
     // none there.
     assert_eq!(web.call("GET", &format!("/v1/ra/orders/{default_order}"), Some(&default_token), None).await.0, 404);
     assert_eq!(web.call("GET", &format!("/v1/ra/orders/{bidding_order}"), Some(&bidding_token), None).await.0, 200);
-    let (status, _) = web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": "org-new" }))).await;
+    let (status, _) =
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": "org-new" }))).await;
     assert_eq!(status, 422);
+}
+
+/// The phone's role in the organisation CREDIT.
+async fn role(ca: &TestCa, phone: &str) -> Option<String> {
+    let pool = database(ca).await;
+    let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
+        .bind(CREDIT)
+        .bind(phone)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    row.map(|r| r.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,17 +299,6 @@ async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_th
         let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api)).header("authorization", &bearer);
         async move { r.json(&body).send().await.unwrap().status().as_u16() }
     };
-    let role = |phone: &'static str| async move {
-        let pool = database(&ca).await;
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
-                .bind(CREDIT)
-                .bind(phone)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        row.map(|r| r.0)
-    };
 
     // Before the fix one request moved the role to any phone the administrator (or whoever
     // holds their session and SMS) typed. Now the person must be named and checked...
@@ -300,8 +308,8 @@ async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_th
     assert_eq!(codes_to(&ca, UNCHECKED), 0);
     let checked = json!({ "phone": NEW_ADMIN, "name": "王五", "id_number": HOLDER_ID, "code": admin_code().await });
     assert_eq!(offer(checked).await, 202);
-    assert_eq!(role(NEW_ADMIN).await, None, "an offer moves nothing");
-    assert_eq!(role(AGENT).await.as_deref(), Some("admin"));
+    assert_eq!(role(&ca, NEW_ADMIN).await, None, "an offer moves nothing");
+    assert_eq!(role(&ca, AGENT).await.as_deref(), Some("admin"));
 
     // ... and must accept with the code texted to their own phone: a guess, or the offering
     // administrator's own code, does not do.
@@ -314,8 +322,8 @@ async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_th
     let code = last_code(&ca, NEW_ADMIN);
     assert_eq!(accept(json!({ "phone": ATTACKER, "from": AGENT, "code": code })).await, 401);
     assert_eq!(accept(json!({ "phone": NEW_ADMIN, "from": AGENT, "code": code })).await, 204);
-    assert_eq!(role(NEW_ADMIN).await.as_deref(), Some("admin"));
-    assert_eq!(role(AGENT).await.as_deref(), Some("staff"));
+    assert_eq!(role(&ca, NEW_ADMIN).await.as_deref(), Some("admin"));
+    assert_eq!(role(&ca, AGENT).await.as_deref(), Some("staff"));
     assert_eq!(crate::ra::count(&ca, "org.admin.hand_over_offered"), 1);
     assert_eq!(crate::ra::count(&ca, "org.admin.handed_over"), 1);
 }
@@ -364,8 +372,13 @@ async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
     // approved automatically in this channel, but this one is a change in all but name.
     let (id, token) = web.create("renewal").await;
     let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/certificate"), Some(&token), Some(json!({ "serial": serial, "code": code })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/certificate"),
+        Some(&token),
+        Some(json!({ "serial": serial, "code": code })),
+    )
+    .await;
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
     let person = json!({ "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER, "email": "w@example.com" });

@@ -267,7 +267,8 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
 /// The administrator (the agent, `bearer`) offers the role to `to` (the carrier checks the
 /// person named), who accepts with the code texted to them.
 async fn hand_over(web: &Client<'_>, bearer: &str, to: &str) {
-    let body = json!({ "phone": to, "name": "王五", "id_number": "110101199003074338", "code": last_code(web.ca, AGENT) });
+    let body =
+        json!({ "phone": to, "name": "王五", "id_number": "110101199003074338", "code": last_code(web.ca, AGENT) });
     let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api)).header("authorization", bearer);
     let r = r.json(&body).send().await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
