@@ -72,7 +72,7 @@ async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal
     guessed["code"] = json!(if last_code(&ca, REP) == "123456" { "654321" } else { "123456" });
     assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(guessed)).await.0, 401);
 
-    // No existence oracle (L5): someone else's details, and a credit code nobody applied for,
+    // No existence oracle (L5): someone else's details, and an ID number nobody applied for,
     // get the same answer as the representative's, and nothing is texted for them.
     let mut other = card.clone();
     other["name"] = json!("王攻击");
@@ -81,7 +81,7 @@ async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal
     let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(other.clone())).await;
     assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
     let mut unknown = card.clone();
-    unknown["subject"] = json!("91110000802100433B");
+    unknown["subject"] = json!(ATTACKER_ID);
     let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(unknown)).await;
     assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
     assert_eq!(codes_to(&ca, ATTACKER), 0);

@@ -209,7 +209,7 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
         .await;
     assert_eq!(status, 202);
     let texted = |phone: &str| outbox(&ca).lines().filter(|l| l.contains(phone) && l.contains("cloudca code")).count();
-    assert_eq!(texted(NEW_ADMIN), 1, "the consent code goes to the certificate administrator after the hand-over");
+    assert_eq!(texted(NEW_ADMIN), 2, "after the hand-over code, the consent code goes to the new administrator");
     let code = last_code(&ca, NEW_ADMIN);
     let v = web
         .ok(
