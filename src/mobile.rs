@@ -84,6 +84,13 @@ pub enum Purpose {
     LegalRepAuthorisation,
     /// Opening an order query (object: the credit code or ID number).
     OrderQuery,
+    /// Opening an order query by the legal representative's bank card: the code goes to the
+    /// representative's phone after the card check passed (object: `subject/digest`, the
+    /// digest binding the checked card details).
+    OrderQueryByCard,
+    /// Accepting the certificate administrator role an organisation's administrator handed
+    /// over (object: `credit_code/from`, the handing administrator's phone).
+    AdminHandOver,
     /// Taking an order up again from an order query, with a new order token (object: the
     /// order).
     OrderResume,
@@ -115,6 +122,8 @@ impl Purpose {
             Purpose::ApplicationSignature => "application-signature",
             Purpose::LegalRepAuthorisation => "legal-rep-authorisation",
             Purpose::OrderQuery => "order-query",
+            Purpose::OrderQueryByCard => "order-query-card",
+            Purpose::AdminHandOver => "admin-hand-over",
             Purpose::OrderResume => "order-resume",
             Purpose::IdentityProof => "identity-proof",
         }
@@ -135,6 +144,17 @@ impl Purpose {
                 format!("to authorise, as legal representative, the agent of order {object}")
             }
             Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
+            Purpose::OrderQueryByCard => {
+                let subject = object.split_once('/').map_or(object, |(s, _)| s);
+                format!(
+                    "to view, as legal representative checked by bank card, the orders of {}",
+                    crate::ra::validate::mask(subject)
+                )
+            }
+            Purpose::AdminHandOver => {
+                let credit_code = object.split_once('/').map_or(object, |(c, _)| c);
+                format!("to become the certificate administrator of organisation {credit_code}")
+            }
             Purpose::OrderResume => format!("to continue order {object} on a new device"),
             Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
         }
@@ -590,6 +610,7 @@ fn actor(phone: &str) -> String {
 fn audited_object(purpose: Purpose, object: &str) -> String {
     match purpose {
         Purpose::OrderQuery => crate::ra::validate::mask(object),
+        Purpose::OrderQueryByCard => crate::ra::validate::mask(object.split_once('/').map_or(object, |(s, _)| s)),
         _ => object.to_string(),
     }
 }

@@ -68,6 +68,11 @@ pub struct Rule {
     /// in `tls.client_ca` mint the role (review M10).
     #[serde(default)]
     pub issuer_spki_sha256: Option<String>,
+    /// For a `web-front` certificate: the RA channels it serves (review L1). Its orders, order
+    /// queries and new orders are confined to them whatever a request body names; empty (the
+    /// default) is every channel, for the CA's own web front.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 impl Rule {
@@ -141,6 +146,15 @@ pub struct Caller {
     pub role: Option<Role>,
     /// The registered relying platform this certificate belongs to, if any.
     pub platform: Option<String>,
+    /// The RA channels the matching rule confines a web front to; empty: every channel.
+    pub channels: Vec<String>,
+}
+
+impl Caller {
+    /// Whether this caller may act in RA channel `name` (review L1).
+    pub fn serves_channel(&self, name: &str) -> bool {
+        self.channels.is_empty() || self.channels.iter().any(|c| c == name)
+    }
 }
 
 impl Roles {
@@ -180,6 +194,9 @@ impl Roles {
                 },
                 _ => {}
             }
+            if !r.channels.is_empty() && r.role != Role::WebFront {
+                return Err(format!("rule {n}: channels confine a web-front certificate, not {}", r.role.name()));
+            }
             if let Some(first) = seen.insert(r.criteria(), n) {
                 return Err(format!("rule {n} has the same criteria as rule {first}: ambiguous, remove one"));
             }
@@ -190,6 +207,14 @@ impl Roles {
     /// The role for a certificate, or None (deny).
     pub fn role_of(&self, caller: &Caller) -> Option<Role> {
         self.rule.iter().find(|r| r.matches(caller)).map(|r| r.role)
+    }
+
+    /// Gives the caller the role and the channels of the first rule that matches (none: no
+    /// role, no channels).
+    pub fn grant(&self, caller: &mut Caller) {
+        let rule = self.rule.iter().find(|r| r.matches(caller));
+        caller.role = rule.map(|r| r.role);
+        caller.channels = rule.map(|r| r.channels.clone()).unwrap_or_default();
     }
 }
 
@@ -214,8 +239,9 @@ pub fn identify(der: &[u8], issuer_spki_sha256: Option<String>, roles: &Roles) -
             }
         }
     }
-    let mut caller = Caller { fingerprint, subject, repeated, issuer_spki_sha256, role: None, platform: None };
-    caller.role = roles.role_of(&caller);
+    let mut caller =
+        Caller { fingerprint, subject, repeated, issuer_spki_sha256, role: None, platform: None, channels: Vec::new() };
+    roles.grant(&mut caller);
     caller
 }
 
@@ -262,6 +288,7 @@ mod tests {
             issuer_spki_sha256: issuer.map(str::to_string),
             role: None,
             platform: None,
+            channels: Vec::new(),
         }
     }
 

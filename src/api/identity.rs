@@ -52,8 +52,8 @@ const MAX_REFUSAL_BODY: usize = 16 * 1024;
 /// `roles.toml` gives it, and no platform (the [`check`] layer looks that up). A request that
 /// somehow missed the layer would thus have no platform: fail closed.
 pub(crate) fn presented(connection: &Caller, roles: &Roles) -> Caller {
-    let mut caller = Caller { role: None, platform: None, ..connection.clone() };
-    caller.role = roles.role_of(&caller);
+    let mut caller = Caller { role: None, platform: None, channels: Vec::new(), ..connection.clone() };
+    roles.grant(&mut caller);
     caller
 }
 

@@ -19,6 +19,7 @@ mod authorisation;
 pub mod channels;
 mod contacts;
 pub mod flow;
+mod handover;
 pub mod materials;
 mod model;
 mod notify;
@@ -39,8 +40,9 @@ use sha2::Digest;
 
 pub use model::{OrderData, OrderView};
 
+pub use handover::NewAdministrator;
 pub use orders::CodePurpose;
-pub use query::QuerySession;
+pub use query::{CardCheck, QuerySession};
 pub use services::CertificateChoice;
 
 use crate::ca::IssuanceService;
@@ -95,6 +97,9 @@ pub enum RaError {
     /// A payment webhook that is not authentic or not fresh.
     #[error("the webhook is not authentic: {0}")]
     Webhook(String),
+    /// The caller does not hold the role this needs (the message names it).
+    #[error("{0}")]
+    Forbidden(String),
     /// A provider did not answer or is down; try again or choose another method.
     #[error("{0}")]
     Provider(#[from] ProviderError),

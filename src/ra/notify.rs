@@ -14,11 +14,16 @@ impl Ra {
         let (zh, en) = match what {
             "approved" => ("已审核通过", "has been approved"),
             "rejected" => ("未通过审核", "was not approved"),
+            "cancelled" => ("已取消", "was cancelled"),
             "issued" => ("证书已签发，请在手机App中查看", "is done: the certificate is in your app"),
             _ => ("已办结", "is complete"),
         };
-        let reason =
-            order.reason.as_deref().filter(|_| what == "rejected").map(|r| format!(" ({r})")).unwrap_or_default();
+        let reason = order
+            .reason
+            .as_deref()
+            .filter(|_| matches!(what, "rejected" | "cancelled"))
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         let text = format!(
             "您的云证书订单 {} {zh}{reason}。Your cloud certificate order {} {en}{reason}.",
             order.id, order.id

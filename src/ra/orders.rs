@@ -10,6 +10,9 @@ use super::{new_token, token_hash, Ra, RaError};
 use crate::mobile::Purpose;
 use crate::store::{AuditRecord, OrderRecord};
 
+/// Why the online authorisation is not offered: no phone is proven to be the representative's.
+pub(super) const NO_PROVEN_REP_PHONE: &str = "the legal representative's phone was not proven by this order's check or an approved order: upload the stamped authorisation letter (authorization-letter) instead";
+
 /// What an SMS code is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -154,7 +157,7 @@ impl Ra {
                 (phone, Purpose::ApplicationSignature, order.id.clone())
             }
             CodePurpose::Authorization => {
-                (self.authorisation_phone(order, &data)?, Purpose::LegalRepAuthorisation, order.id.clone())
+                (self.authorisation_phone(order, &data).await?, Purpose::LegalRepAuthorisation, order.id.clone())
             }
         };
         self.services.mobile.send_code(&phone, purpose, &object).await?;
@@ -165,7 +168,13 @@ impl Ra {
     /// something to authorise: the company and its check, the agent and theirs, all done (a
     /// company step that failed its check, or an agent not yet verified, authorises nothing;
     /// running either step again withdraws the authorisation).
-    fn authorisation_phone(&self, order: &OrderRecord, data: &OrderData) -> Result<String, RaError> {
+    ///
+    /// Only a phone proven to be the legal representative's (review M5): the one this order's
+    /// check proved (carrier, bank card's reserved phone, face link texted to it), else the
+    /// one on file from an approved order for this same representative. A phone the applicant
+    /// merely typed gets nothing: the stamped letter (upload `authorization-letter`) is the
+    /// way then.
+    async fn authorisation_phone(&self, order: &OrderRecord, data: &OrderData) -> Result<String, RaError> {
         match &data.agent {
             Some(a) if !a.legal_rep_in_person => {}
             Some(_) => {
@@ -182,7 +191,17 @@ impl Ra {
         if order.agent_phone.is_none() || !steps[..=last].iter().all(|s| data.done.contains(s)) {
             return Err(RaError::State("the company, the agent and their checks come first".into()));
         }
-        data.company.as_ref().map(|c| c.legal_rep.phone.clone()).ok_or(RaError::State("enter the company first".into()))
+        let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
+        let rep = &company.legal_rep;
+        if data.legal_rep_phone_checked {
+            return Ok(rep.phone.clone());
+        }
+        if let Some((name, id_number, Some(phone))) = self.on_file(&company.credit_code).await?.legal_rep {
+            if name == rep.name && id_number == rep.id_number {
+                return Ok(phone);
+            }
+        }
+        Err(RaError::NotOffered(NO_PROVEN_REP_PHONE.into()))
     }
 
     /// The legal representative authorises the agent online with the code texted to them,
@@ -192,7 +211,7 @@ impl Ra {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
         let mut data = OrderData::of(&order);
-        let phone = self.authorisation_phone(&order, &data)?;
+        let phone = self.authorisation_phone(&order, &data).await?;
         self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, &order.id, code.trim()).await?;
         // The letter they signed (scope and period) is kept with the order as evidence.
         let letter = self.keep_signed_letter(&order, &phone).await?;
@@ -211,6 +230,13 @@ impl Ra {
         }
         if !MATERIAL_KINDS.contains(&kind) {
             return Err(RaError::BadRequest(format!("kind: one of {}", MATERIAL_KINDS.join(", "))));
+        }
+        // The letter the legal representative signed online is the evidence of what they
+        // authorised: the applicant does not replace it with a file of their own.
+        if kind == "authorization-letter" && OrderData::of(order).authorized_online_at.is_some() {
+            return Err(RaError::State(
+                "the legal representative signed the authorisation letter online; it is kept as signed".into(),
+            ));
         }
         let refuse = |e: super::materials::MaterialError| {
             RaError::Invalid(vec![super::validate::FieldError {
@@ -263,15 +289,16 @@ impl Ra {
 
     /// Every step is done: into the review queue, or carried out at once where the channel
     /// approves the flow automatically.
-    pub(super) async fn submit(&self, mut order: OrderRecord, audit: &AuditRecord) -> Result<OrderRecord, RaError> {
+    pub(super) async fn submit(&self, mut order: OrderRecord, audits: &[&AuditRecord]) -> Result<OrderRecord, RaError> {
         order.submitted_at = Some(self.now());
         if !self.auto_approves(&order).await? {
             order.state = "review".into();
             let queued = self.event("order.submitted", "applicant", &order, serde_json::json!({}));
-            self.save(&mut order, &[audit, &queued]).await?;
+            let all: Vec<&AuditRecord> = audits.iter().copied().chain([&queued]).collect();
+            self.save(&mut order, &all).await?;
             return Ok(order);
         }
-        self.save(&mut order, &[audit]).await?;
+        self.save(&mut order, audits).await?;
         self.approve(order, "auto", "approved automatically by the channel").await
     }
 }
@@ -305,6 +332,12 @@ impl Ra {
                     return Ok(true);
                 }
             }
+        }
+        // An unlock past the allowance (orders racing past the certificate step's check).
+        if flow == Flow::Unlock {
+            let serial = order.serial.as_deref().unwrap_or_default();
+            let recent = self.recent_unlocks(serial, order.subject_key.as_deref(), &order.id).await?;
+            return Ok(recent >= super::steps::MAX_UNLOCKS);
         }
         if flow != Flow::Reissue {
             return Ok(false);

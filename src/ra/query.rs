@@ -32,6 +32,35 @@ pub struct QuerySession {
     pub expires_at: i64,
 }
 
+/// What the legal representative typed for the bank-card fallback of an order query.
+pub struct CardCheck<'a> {
+    /// The representative's name.
+    pub name: &'a str,
+    /// Their ID number.
+    pub id_number: &'a str,
+    /// The bank card number.
+    pub card: &'a str,
+    /// The phone the card's bank has on record for it.
+    pub phone: &'a str,
+}
+
+impl CardCheck<'_> {
+    /// Name, ID number and phone as compared and checked (trimmed; the ID in upper case).
+    fn typed(&self) -> (String, String, String) {
+        (self.name.trim().to_string(), self.id_number.trim().to_uppercase(), self.phone.trim().to_string())
+    }
+
+    /// The code's object: the subject, and a digest of the card details the bank checked, so
+    /// a code texted after one card check opens nothing for other details, and no code of
+    /// another purpose (an agent's order-query code) stands in for it.
+    fn object(&self, subject: &str) -> String {
+        use sha2::Digest;
+        let (name, id_number, phone) = self.typed();
+        let digest = sha2::Sha256::digest(format!("{name}\n{id_number}\n{}\n{phone}", self.card.trim()).as_bytes());
+        format!("{subject}/{}", &hex::encode(digest)[..16])
+    }
+}
+
 /// Who opened an order query.
 enum QueryRole {
     /// Sees all of the subject's orders.
@@ -117,34 +146,64 @@ impl Ra {
         Ok(None)
     }
 
-    /// The fallback: the bank card four-element check of the legal representative on file
-    /// (name and ID number as the newest approved order recorded them).
+    /// The fallback, first half: the bank card four-element check of the legal representative
+    /// on file (name and ID number as the newest approved order recorded them), then a code
+    /// texted to the representative's phone (review H2: the card alone opens nothing). The
+    /// phone is the one on file when the approved order checked it, else the phone the bank
+    /// just proved to be the card's reserved phone.
+    ///
+    /// Answers the same whatever happens (review L5): the bank is asked about the typed person
+    /// whether or not they are on file, and a refusal, nobody on file, another person or a
+    /// phone with too many codes all look like "sent if the details are right". So neither the
+    /// answer nor its timing says whether a subject has an approved order or whose ID number is
+    /// on file.
+    pub async fn query_card_code(&self, subject: &str, card: &CardCheck<'_>) -> Result<(), RaError> {
+        let subject = Self::subject_key(subject)?;
+        let (name, id_number, phone) = card.typed();
+        let call = self.providers.identity.bank_card_four(&name, &id_number, card.card.trim(), &phone);
+        let outcome = crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?;
+        let Some(target) = self.card_target(&subject, card).await? else { return Ok(()) };
+        if outcome != CheckOutcome::Passed {
+            return Ok(());
+        }
+        match self.services.mobile.send_code(&target, Purpose::OrderQueryByCard, &card.object(&subject)).await {
+            Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The fallback, second half: with the code the first half texted, the legal
+    /// representative's session. Any failure is the same wrong-code answer.
     pub async fn open_query_by_card(
         &self,
         subject: &str,
-        name: &str,
-        id_number: &str,
-        card: &str,
-        phone: &str,
+        card: &CardCheck<'_>,
+        code: &str,
         channel: Option<&str>,
     ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
         let channel = self.query_channel(channel)?;
-        // One answer for every way this fails (nobody on file, another person, the bank says
-        // no), so the fallback tells nobody whether a subject has an approved order or whose
-        // ID number is on file.
-        let refused = || RaError::CheckFailed("the legal representative's bank card check did not pass".into());
-        let Some((rep_name, rep_id, _)) = self.on_file(&subject).await?.legal_rep else { return Err(refused()) };
-        if rep_id != id_number.trim().to_uppercase() || rep_name != name.trim() {
-            return Err(refused());
+        let target = self.card_target(&subject, card).await?;
+        // Nobody (or somebody else) on file: the typed phone is checked all the same, and
+        // fails, as no code was ever sent for this object.
+        let phone = target.clone().unwrap_or_else(|| card.typed().2);
+        self.services.mobile.check_code(&phone, Purpose::OrderQueryByCard, &card.object(&subject), code.trim()).await?;
+        if target.is_none() {
+            return Err(crate::mobile::LoginError::BadCode.into());
         }
-        let call = self.providers.identity.bank_card_four(&rep_name, &rep_id, card.trim(), phone.trim());
-        match crate::providers::call("identity", "bank_card_four", self.deadline(), call).await? {
-            CheckOutcome::Passed => {
-                self.query_session(Scope { subject: &subject, channel: channel.as_deref() }, None, "bank-card").await
-            }
-            CheckOutcome::Failed(_) => Err(refused()),
+        self.query_session(Scope { subject: &subject, channel: channel.as_deref() }, None, "bank-card+sms").await
+    }
+
+    /// Where the bank-card fallback's code goes: None unless the typed person is the legal
+    /// representative on file; then their phone on file, or (none on file) the typed phone,
+    /// which the bank check proves to be the card's.
+    async fn card_target(&self, subject: &str, card: &CardCheck<'_>) -> Result<Option<String>, RaError> {
+        let (name, id_number, phone) = card.typed();
+        let Some((rep_name, rep_id, rep_phone)) = self.on_file(subject).await?.legal_rep else { return Ok(None) };
+        if rep_id != id_number || rep_name != name {
+            return Ok(None);
         }
+        Ok(Some(rep_phone.unwrap_or(phone)))
     }
 
     async fn query_session(&self, scope: Scope<'_>, phone: Option<&str>, how: &str) -> Result<QuerySession, RaError> {

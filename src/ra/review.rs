@@ -92,6 +92,9 @@ impl Ra {
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let data = OrderData::of(&order);
         let actor = format!("ra:{}", order.id);
+        if let Some(reason) = self.certificate_gone(flow, &data).await? {
+            return self.abandon(order, &actor, &reason).await;
+        }
         let outcome = self.act(&mut order, flow, &data, &actor).await;
         let detail = match &outcome {
             Ok(()) => serde_json::json!({ "outcome": "done" }),
@@ -106,6 +109,43 @@ impl Ra {
         if order.state == "completed" {
             self.notify(&order, "completed").await;
         }
+        Ok(order)
+    }
+
+    /// Why an approved order about a certificate can never be carried out: the certificate as
+    /// stored now (not as the order saw it) was revoked, or expired, after the certificate step
+    /// (a key compromise reported while the renewal waited for payment, say). None for a
+    /// revocation, and while the certificate is still issued and valid.
+    async fn certificate_gone(&self, flow: Flow, data: &OrderData) -> Result<Option<String>, RaError> {
+        if !matches!(flow, Flow::Renewal | Flow::Change | Flow::Reissue | Flow::Unlock) {
+            return Ok(None);
+        }
+        let Some(c) = data.certificate.as_ref() else { return Ok(None) };
+        let Some(stored) = self.store.certificate(&c.serial).await? else {
+            return Ok(Some(format!("certificate {} is gone; nothing was done", c.serial)));
+        };
+        let expired = stored.not_after <= self.now() && flow != Flow::Reissue;
+        Ok((stored.status != "issued" || expired).then(|| {
+            let now = if stored.status != "issued" { stored.status.as_str() } else { "expired" };
+            format!("certificate {} was {now} after the order chose it; nothing was issued or changed", c.serial)
+        }))
+    }
+
+    /// Ends an approved order that can never be carried out (see [`Ra::certificate_gone`]):
+    /// cancelled with the reason, the payment refunded after that is recorded, the applicant
+    /// told. Retrying it for ever would help nobody.
+    async fn abandon(&self, mut order: OrderRecord, actor: &str, reason: &str) -> Result<OrderRecord, RaError> {
+        order.state = "cancelled".into();
+        order.open_key = None;
+        order.reason = Some(reason.to_string());
+        let detail = serde_json::json!({
+            "reason": reason,
+            "at": "carry-out",
+            "refund_due_fen": super::payment::refund_due_fen(&order),
+        });
+        let audit = self.event("order.cancelled", actor, &order, detail);
+        self.save_then_refund(&mut order, &audit).await?;
+        self.notify(&order, "cancelled").await;
         Ok(order)
     }
 
@@ -190,10 +230,25 @@ impl Ra {
                     .await?
                     .ok_or_else(|| RaError::CarryOut("no cloud key".into()))?;
                 custody.lift_lock(&credential, actor, &order.id).await.map_err(|e| fail(&e))?;
+                self.tell_holder_unlocked(&credential.phone, &c.serial, &order.id).await;
             }
             Flow::Seal => self.add_seal(order, data, actor).await?,
         }
         Ok(())
+    }
+
+    /// Texts the key's holder that their PIN lock was lifted (review M1): an unlock the holder
+    /// did not ask for is how they learn someone else is guessing their PIN. Best effort, as
+    /// every notification; a failed send is logged.
+    async fn tell_holder_unlocked(&self, phone: &str, serial: &str, order: &str) {
+        let text = format!(
+            "您的云证书 {serial} 的PIN锁定已由订单 {order} 解除；如非本人操作，请立即申请吊销。\
+             The PIN lock of your cloud certificate {serial} was lifted by order {order}; if this was not you, apply for revocation at once."
+        );
+        let send = self.providers.sms.send(phone, &text);
+        if let Err(e) = crate::providers::call(crate::providers::SMS, "send", self.deadline(), send).await {
+            tracing::warn!(order, error = %e, "unlock notice to the holder not sent");
+        }
     }
 
     async fn revoke(&self, serial: &str, reason: RevocationReason, actor: &str) -> Result<(), RaError> {

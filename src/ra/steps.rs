@@ -204,7 +204,7 @@ impl Ra {
         }
         let result = self.run_step(&mut order, &mut data, flow, step, body).await;
         match result {
-            Ok(completed) => {
+            Ok((completed, consent)) => {
                 if completed {
                     data.complete(step);
                     match step {
@@ -216,10 +216,12 @@ impl Ra {
                 data.store(&mut order);
                 let detail = serde_json::json!({ "step": step.name(), "completed": completed });
                 let audit = self.event("order.step", "applicant", &order, detail);
+                // A consent is saved with its audit event, in one transaction (review L4).
+                let audits: Vec<&crate::store::AuditRecord> = consent.iter().chain([&audit]).collect();
                 if completed && data.next_step(flow, &channel).is_none() {
-                    return self.submit(order, &audit).await;
+                    return self.submit(order, &audits).await;
                 }
-                self.save(&mut order, &[&audit]).await?;
+                self.save(&mut order, &audits).await?;
                 Ok(order)
             }
             Err(RaError::CheckFailed(reason)) => {
@@ -237,8 +239,23 @@ impl Ra {
         }
     }
 
-    /// Runs a step's handler; Ok(false) when the step started something that completes later.
+    /// Runs a step's handler; Ok(false, _) when the step started something that completes
+    /// later. The audit event of a consent the step took comes back to be saved with the order.
     async fn run_step(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        flow: Flow,
+        step: Step,
+        body: serde_json::Value,
+    ) -> Result<(bool, Option<crate::store::AuditRecord>), RaError> {
+        if step == Step::Certificate {
+            return self.certificate_step(order, data, flow, parse(body)?).await.map(|consent| (true, consent));
+        }
+        self.run_other_step(order, data, flow, step, body).await.map(|completed| (completed, None))
+    }
+
+    async fn run_other_step(
         &self,
         order: &mut OrderRecord,
         data: &mut OrderData,
@@ -247,7 +264,7 @@ impl Ra {
         body: serde_json::Value,
     ) -> Result<bool, RaError> {
         match step {
-            Step::Certificate => self.certificate_step(order, data, flow, parse(body)?).await.map(|_| true),
+            Step::Certificate => Err(RaError::NotFound),
             Step::Verification => self.verification_step(order, data, flow, parse(body)?).map(|_| true),
             Step::Company => self.company_step(order, data, parse(body)?).await.map(|_| true),
             Step::Person => self.person_step(order, data, flow, parse(body)?).await.map(|_| true),
@@ -276,7 +293,7 @@ impl Ra {
         data: &mut OrderData,
         flow: Flow,
         input: CertificateInput,
-    ) -> Result<(), RaError> {
+    ) -> Result<Option<crate::store::AuditRecord>, RaError> {
         let (cert, phone) = self.certificate_holder(&input.serial, flow).await?;
         let query = input.query_token.as_deref().map(str::trim).filter(|t| !t.is_empty());
         let code = input.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
@@ -323,6 +340,7 @@ impl Ra {
                 )))
             }
             Flow::Renewal => self.renewal_window(&cert)?,
+            Flow::Unlock => self.unlock_allowance(&cert.serial, cert.identifier.as_deref(), &order.id).await?,
             _ => {}
         }
         if flow == Flow::Revocation {
@@ -343,11 +361,11 @@ impl Ra {
             order.subject_key = Some(identifier.clone());
             order.open_key = None;
         }
-        if let Some(role) = by_session {
-            let detail = serde_json::json!({ "serial": cert.serial, "by": role, "via": "order-query" });
-            self.store.audit(&self.event("order.certificate_consent", "applicant", order, detail)).await?;
-        }
         order.serial = Some(cert.serial.clone());
+        let consent = by_session.map(|role| {
+            let detail = serde_json::json!({ "serial": cert.serial, "by": role, "via": "order-query" });
+            self.event("order.certificate_consent", "applicant", order, detail)
+        });
         data.certificate = Some(CertificateRef {
             serial: cert.serial,
             profile: cert.profile,
@@ -356,7 +374,43 @@ impl Ra {
             not_after: cert.not_after,
             holder_phone: phone.unwrap_or_default(),
         });
+        Ok(consent)
+    }
+
+    /// Refuses an unlock past [`MAX_UNLOCKS`] in [`UNLOCK_WINDOW_DAYS`] (review M1): each
+    /// unlock restarts the PIN counter, so unlimited unlocks are unlimited PIN guesses for
+    /// whoever holds a session or the holder's SMS.
+    async fn unlock_allowance(&self, serial: &str, subject: Option<&str>, order_id: &str) -> Result<(), RaError> {
+        if self.recent_unlocks(serial, subject, order_id).await? >= MAX_UNLOCKS {
+            return Err(RaError::State(format!(
+                "certificate {serial}'s PIN was unlocked {MAX_UNLOCKS} times in {UNLOCK_WINDOW_DAYS} days; go to a service counter"
+            )));
+        }
         Ok(())
+    }
+
+    /// Unlock orders of the certificate, other than `order_id`, approved in the last
+    /// [`UNLOCK_WINDOW_DAYS`] days.
+    pub(super) async fn recent_unlocks(
+        &self,
+        serial: &str,
+        subject: Option<&str>,
+        order_id: &str,
+    ) -> Result<usize, RaError> {
+        let q = crate::store::OrderQuery {
+            flow: Some(Flow::Unlock.name().into()),
+            subject_key: Some(subject.unwrap_or_default().to_string()),
+            limit: 500,
+            ..crate::store::OrderQuery::default()
+        };
+        let since = self.now() - UNLOCK_WINDOW_DAYS * 86400;
+        let orders = self.store.orders(&q).await?;
+        Ok(orders
+            .iter()
+            .filter(|o| o.id != order_id && o.serial.as_deref() == Some(serial))
+            .filter(|o| matches!(o.state.as_str(), "approved" | "completed"))
+            .filter(|o| o.decided_at.unwrap_or(0) >= since)
+            .count())
     }
 
     fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
@@ -745,6 +799,12 @@ impl Ra {
         order.agent_phone = data.agent.as_ref().map(|a| a.person.phone.clone());
     }
 }
+
+/// Unlocks of one certificate's PIN allowed in [`UNLOCK_WINDOW_DAYS`] (review M1).
+pub(super) const MAX_UNLOCKS: usize = 2;
+
+/// The window [`MAX_UNLOCKS`] counts in.
+pub(super) const UNLOCK_WINDOW_DAYS: i64 = 30;
 
 /// Face-check links one order may have texted: enough to retry a failed face, too few to
 /// spend the SMS budget through redone steps (the per-phone limit does not see made-up

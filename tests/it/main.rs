@@ -30,6 +30,7 @@ mod ocsp_der;
 mod ocsp_flood;
 mod openapi;
 mod ra;
+mod ra_attacks;
 mod ra_bounds;
 mod ra_identity;
 mod ra_money;

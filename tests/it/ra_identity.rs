@@ -124,14 +124,19 @@ async fn an_internet_user_who_opens_and_cancels_an_order_for_a_company_does_not_
         web.call("POST", &format!("/v1/ra/orders/{theirs}/cancel"), Some(rep_token), Some(json!({}))).await;
     assert_eq!(status, 404);
 
-    // The legal representative's bank card opens a session too; someone else's does not.
-    let card =
+    // The legal representative's bank card opens a session too, with the code it texts to
+    // their phone (review H2); someone else's opens nothing.
+    let mut card =
         json!({ "subject": CREDIT, "phone": REP, "name": "张三", "id_number": REP_ID, "card": "6222020200112233445" });
-    assert_eq!(web.ok("POST", "/v1/ra/queries", None, Some(card.clone())).await["role"], "legal-rep");
-    let mut wrong = card;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(card.clone())).await.0, 202);
+    let mut wrong = card.clone();
+    card["code"] = json!(last_code(&ca, REP));
+    assert_eq!(web.ok("POST", "/v1/ra/queries", None, Some(card)).await["role"], "legal-rep");
     wrong["name"] = json!("王攻击");
     wrong["id_number"] = json!(ATTACKER_ID);
-    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(wrong)).await.0, 422);
+    wrong["code"] = json!("123456");
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(wrong)).await.0, 401);
     assert_eq!(count(&ca, "order.query_opened"), 3);
 }
 

@@ -33,7 +33,7 @@ async fn org_certificate(web: &Client<'_>, reviewer: &Client<'_>) -> (String, St
 }
 
 /// Logs into the app by SMS; the bearer header value.
-async fn login(c: &Client<'_>, phone: &str) -> String {
+pub(crate) async fn login(c: &Client<'_>, phone: &str) -> String {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let r = c.http.post(format!("{}/v1/mobile/sms", c.api)).json(&json!({ "phone": phone })).send().await.unwrap();
     assert_eq!(r.status(), 202);
@@ -189,16 +189,7 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
     let body = json!({ "phone": AGENT, "purpose": "admin", "object": CREDIT });
     let r = web.http.post(format!("{}/v1/mobile/sms", web.api)).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    let body = json!({ "phone": NEW_ADMIN, "code": last_code(&ca, AGENT) });
-    let r = web
-        .http
-        .post(format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api))
-        .header("authorization", &bearer)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    hand_over(&web, &bearer, NEW_ADMIN).await;
 
     // The past agent may still unlock their own key's PIN, but renews nothing: neither with
     // their query session nor by code (the renewal code goes to the new administrator).
@@ -218,7 +209,7 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
         .await;
     assert_eq!(status, 202);
     let texted = |phone: &str| outbox(&ca).lines().filter(|l| l.contains(phone) && l.contains("cloudca code")).count();
-    assert_eq!(texted(NEW_ADMIN), 1, "the consent code goes to the certificate administrator after the hand-over");
+    assert_eq!(texted(NEW_ADMIN), 2, "after the hand-over code, the consent code goes to the new administrator");
     let code = last_code(&ca, NEW_ADMIN);
     let v = web
         .ok(
@@ -271,6 +262,19 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
     let (_, items) = certificates(&web, &rep).await;
     assert_eq!(items[0]["status"], "revoked");
     assert!(items[0]["services"].as_array().unwrap().is_empty());
+}
+
+/// The administrator (the agent, `bearer`) offers the role to `to` (the carrier checks the
+/// person named), who accepts with the code texted to them.
+async fn hand_over(web: &Client<'_>, bearer: &str, to: &str) {
+    let body =
+        json!({ "phone": to, "name": "王五", "id_number": "110101199003074338", "code": last_code(web.ca, AGENT) });
+    let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api)).header("authorization", bearer);
+    let r = r.json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let body = json!({ "phone": to, "from": AGENT, "code": last_code(web.ca, to) });
+    let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover/accept", web.api)).json(&body);
+    assert_eq!(r.send().await.unwrap().status(), 204);
 }
 
 fn count_kind(ca: &TestCa, kind: &str) -> usize {

@@ -634,9 +634,13 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
     assert_eq!(image, png, "the approved seal image comes with the signature");
 
     // Hand-over: the seal administrator becomes the administrator; the agent stays as staff.
+    // The agent offers it naming the new administrator (carrier-checked), who accepts with the
+    // code texted to their phone (review M3).
     let code = api.admin_code(AGENT);
-    let body = format!(r#"{{"phone":"{STAFF}","code":"{code}"}}"#);
-    assert_eq!(api.call(As::Holder(&agent), "POST", &format!("{org_path}/handover"), Some(&body)).0, "204");
+    let body = format!(r#"{{"phone":"{STAFF}","name":"王五","id_number":"110101199003074338","code":"{code}"}}"#);
+    assert_eq!(api.call(As::Holder(&agent), "POST", &format!("{org_path}/handover"), Some(&body)).0, "202");
+    let body = format!(r#"{{"phone":"{STAFF}","from":"{AGENT}","code":"{}"}}"#, last_code(&ca, STAFF));
+    assert_eq!(api.call(As::Nobody, "POST", &format!("{org_path}/handover/accept"), Some(&body)).0, "204");
     let (_, orgs) = api.call(As::Holder(&staff), "GET", "/v1/mobile/orgs", None);
     assert_eq!(orgs["items"][0]["role"], "admin", "{orgs}");
     let (_, orgs) = api.call(As::Holder(&agent), "GET", "/v1/mobile/orgs", None);
@@ -647,6 +651,7 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
         "org.member.set",
         "seal.requested",
         "seal.decided",
+        "org.admin.hand_over_offered",
         "org.admin.handed_over",
         "seal.user.set",
     ] {

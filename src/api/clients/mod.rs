@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/mobile/orgs"),
     ("POST", "/v1/mobile/orgs/{credit_code}/members"),
     ("POST", "/v1/mobile/orgs/{credit_code}/handover"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/handover/accept"),
     ("POST", "/v1/mobile/orgs/{credit_code}/seal-requests"),
     ("POST", "/v1/mobile/orgs/{credit_code}/seals/{seal_id}/users"),
     ("POST", "/v1/signing/sessions"),
@@ -86,6 +87,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/orgs", get(orgs::list))
         .route("/v1/mobile/orgs/{credit_code}/members", post(orgs::set_member))
         .route("/v1/mobile/orgs/{credit_code}/handover", post(orgs::hand_over))
+        .route("/v1/mobile/orgs/{credit_code}/handover/accept", post(orgs::accept_hand_over))
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
         .route("/v1/mobile/orgs/{credit_code}/seals/{seal_id}/users", post(orgs::set_seal_user))
         .route("/v1/signing/sessions", post(platform::open))

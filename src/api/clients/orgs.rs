@@ -63,14 +63,20 @@ pub(super) async fn set_member(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Body of a hand-over.
+/// Body of a hand-over offer: the new administrator's phone, name and ID number (checked by
+/// the carrier before anything moves), and the current administrator's fresh `admin` code.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HandOverBody {
     pub(crate) phone: String,
+    pub(crate) name: String,
+    pub(crate) id_number: String,
     code: String,
 }
 
+/// `POST /v1/mobile/orgs/{credit_code}/handover`: the administrator offers the role (review
+/// M3); 202 once the new administrator's identity is checked and their acceptance code sent.
+/// Nothing moves until they accept.
 pub(super) async fn hand_over(
     State(i): State<Instance>,
     holder: Holder,
@@ -80,7 +86,34 @@ pub(super) async fn hand_over(
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
-    i.seals.hand_over(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
+    let to = crate::ra::NewAdministrator { phone: &b.phone, name: &b.name, id_number: &b.id_number };
+    i.ra.offer_hand_over(&holder.phone, &credit_code, &to).await.map_err(crate::api::ra::problem)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accept_with_code_sent_to": "phone" }))).into_response())
+}
+
+/// Body of a hand-over acceptance: the new administrator's phone, who offered the role, and
+/// the code the offer texted to that phone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcceptBody {
+    pub(crate) phone: String,
+    pub(crate) from: String,
+    code: String,
+}
+
+/// `POST /v1/mobile/orgs/{credit_code}/handover/accept`: the new administrator takes the role
+/// with the code the offer texted them. No bearer token: they may have nothing in the app yet,
+/// and the code to their phone, checked by the carrier as theirs, is the proof a login would
+/// give.
+pub(super) async fn accept_hand_over(
+    State(i): State<Instance>,
+    ip: ClientIp,
+    Path(credit_code): Path<String>,
+    JsonBody(b): JsonBody<AcceptBody>,
+) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
+    let (to, from) = (b.phone.trim(), b.from.trim());
+    i.ra.accept_hand_over(to, &credit_code, from, &b.code).await.map_err(crate::api::ra::problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -11,7 +11,7 @@
 //! it (`api::throttle`); codes per phone and code guesses per phone are `Mobile`'s.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,27 +22,52 @@ use crate::api::problem::{JsonBody, Problem};
 use crate::api::throttle::{self, ClientIp};
 use crate::daemon::Instance;
 use crate::ra::flow::Step;
-use crate::ra::{Access, CodePurpose, Ra};
+use crate::ra::{Access, CodePurpose, Ra, RaError};
+use crate::roles::Caller;
 use crate::store::OrderRecord;
 
 fn token(headers: &HeaderMap, name: &str) -> String {
     headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
-async fn order(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
-    ra.authorized(id, &token(headers, "x-order-token")).await.map_err(problem)
+/// An order of a channel the calling web front does not serve does not exist for it, whatever
+/// token comes with it (review L1: the channel comes from the authenticated client).
+fn served(caller: &Caller, order: OrderRecord) -> Result<OrderRecord, Problem> {
+    if caller.serves_channel(&order.channel) {
+        Ok(order)
+    } else {
+        Err(problem(RaError::NotFound))
+    }
+}
+
+async fn order(ra: &Ra, caller: &Caller, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
+    served(caller, ra.authorized(id, &token(headers, "x-order-token")).await.map_err(problem)?)
 }
 
 /// The order, for a change: its token checked, then one of its `ra_writes_per_order`.
-async fn writable(instance: &Instance, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
-    let order = order(&instance.ra, id, headers).await?;
+async fn writable(instance: &Instance, caller: &Caller, id: &str, headers: &HeaderMap) -> Result<OrderRecord, Problem> {
+    let order = order(&instance.ra, caller, id, headers).await?;
     throttle::check(instance, &instance.limits.ra_writes_per_order, &order.id, String::new).await?;
     Ok(order)
 }
 
 /// The order for reading: its own token or a query session covering it.
-async fn readable(ra: &Ra, id: &str, headers: &HeaderMap) -> Result<(OrderRecord, Access), Problem> {
-    ra.readable(id, &token(headers, "x-order-token")).await.map_err(problem)
+async fn readable(ra: &Ra, caller: &Caller, id: &str, headers: &HeaderMap) -> Result<(OrderRecord, Access), Problem> {
+    let (order, access) = ra.readable(id, &token(headers, "x-order-token")).await.map_err(problem)?;
+    Ok((served(caller, order)?, access))
+}
+
+/// The channel an order query is confined to (review L1): the body may name one of the
+/// channels the calling web front serves, never widen past them. A web front confined to one
+/// channel gets that one when the body names none; one serving several must name one.
+fn query_channel(caller: &Caller, asked: Option<&str>) -> Result<Option<String>, Problem> {
+    let asked = asked.map(str::trim);
+    match (asked, caller.channels.as_slice()) {
+        (asked, []) => Ok(asked.map(String::from)),
+        (Some(c), _) if caller.serves_channel(c) => Ok(Some(c.to_string())),
+        (None, [only]) => Ok(Some(only.clone())),
+        _ => Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "channel: one of the channels this web front serves")),
+    }
 }
 
 async fn view(ra: &Ra, order: &OrderRecord) -> Result<Response, Problem> {
@@ -69,9 +94,13 @@ pub(crate) struct CreateBody {
 
 pub(crate) async fn create(
     State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
     ip: ClientIp,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Problem> {
+    if !caller.serves_channel(&body.channel) {
+        return Err(problem(RaError::BadRequest(format!("channel: no channel named {:?}", body.channel))));
+    }
     throttle::check_ip(&instance, &instance.limits.ra_orders_per_ip, ip).await?;
     let (order, token) = instance.ra.create(&body.channel, &body.flow).await.map_err(problem)?;
     let view = instance.ra.view(&order).await.map_err(problem)?;
@@ -81,20 +110,22 @@ pub(crate) async fn create(
 pub(crate) async fn show(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (order, access) = readable(&instance.ra, &id, &headers).await?;
+    let (order, access) = readable(&instance.ra, &caller, &id, &headers).await?;
     Ok(Json(instance.ra.view_as(&order, access).await.map_err(problem)?).into_response())
 }
 
 pub(crate) async fn step(
     State(instance): State<Instance>,
     Path((id, step)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     let step = Step::parse(&step).ok_or_else(|| Problem::not_found("no such step"))?;
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     let order = instance.ra.step(order, step, body).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -109,13 +140,14 @@ pub(crate) struct CodeBody {
 pub(crate) async fn code(
     State(instance): State<Instance>,
     Path((id, purpose)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ip: ClientIp,
     JsonBody(body): JsonBody<CodeBody>,
 ) -> Result<Response, Problem> {
     let purpose: CodePurpose = serde_json::from_value(serde_json::Value::String(purpose))
         .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization)"))?;
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
     instance.ra.send_code(&order, purpose, body.serial.as_deref()).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
@@ -124,10 +156,11 @@ pub(crate) async fn code(
 pub(crate) async fn upload(
     State(instance): State<Instance>,
     Path((id, kind)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     instance.ra.upload(&order, &kind, &bytes).await.map_err(problem)?;
     let order = instance.ra.authorized(&id, &token(&headers, "x-order-token")).await.map_err(problem)?;
     Ok((StatusCode::CREATED, Json(instance.ra.view(&order).await.map_err(problem)?)).into_response())
@@ -142,11 +175,12 @@ pub(crate) struct AuthorizationBody {
 pub(crate) async fn authorize(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ip: ClientIp,
     JsonBody(body): JsonBody<AuthorizationBody>,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     throttle::check_ip(&instance, &instance.limits.attempts_per_ip, ip).await?;
     let order = instance.ra.authorize_online(order, &body.code).await.map_err(problem)?;
     view(&instance.ra, &order).await
@@ -162,10 +196,11 @@ pub(crate) struct CancelBody {
 pub(crate) async fn cancel(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CancelBody>,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     let reason = body.reason.unwrap_or_else(|| "cancelled by the applicant".into());
     let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
     let order = instance.ra.cancel(order, "applicant", &reason).await.map_err(problem)?;
@@ -175,9 +210,10 @@ pub(crate) async fn cancel(
 pub(crate) async fn offline(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     let order = instance.ra.go_offline(order).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -191,9 +227,10 @@ fn pdf(bytes: Vec<u8>, name: &str) -> Response {
 pub(crate) async fn form(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = order(&instance.ra, &caller, &id, &headers).await?;
     Ok(pdf(instance.ra.form(&order).map_err(problem)?, &format!("{id}-form.pdf")))
 }
 
@@ -202,9 +239,10 @@ pub(crate) async fn form(
 pub(crate) async fn authorization_letter(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = order(&instance.ra, &id, &headers).await?;
+    let order = order(&instance.ra, &caller, &id, &headers).await?;
     let bytes = instance.ra.authorisation_letter(&order).await.map_err(problem)?;
     Ok(pdf(bytes, &format!("{id}-authorization-letter.pdf")))
 }
@@ -212,9 +250,10 @@ pub(crate) async fn authorization_letter(
 pub(crate) async fn invoice(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (order, _) = readable(&instance.ra, &id, &headers).await?;
+    let (order, _) = readable(&instance.ra, &caller, &id, &headers).await?;
     let bytes = instance
         .ra
         .invoice(&order)
@@ -227,9 +266,10 @@ pub(crate) async fn invoice(
 pub(crate) async fn reissue_invoice(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     let order = instance.ra.reissue_invoice(order).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -243,10 +283,11 @@ pub(crate) struct AddressBody {
 pub(crate) async fn address(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<AddressBody>,
 ) -> Result<Response, Problem> {
-    let order = writable(&instance, &id, &headers).await?;
+    let order = writable(&instance, &caller, &id, &headers).await?;
     let order = instance.ra.change_address(order, &body.address).await.map_err(problem)?;
     view(&instance.ra, &order).await
 }
@@ -286,15 +327,27 @@ pub(crate) struct QueryBody {
     pub(crate) channel: Option<String>,
 }
 
+/// Opens an order query: with the SMS code sent to a phone on file (`code`), or by the legal
+/// representative's bank card in two calls (review H2): `card` without `code` runs the bank's
+/// check and, if the details are the representative's on file, texts a code to their phone
+/// (202, the same answer whatever happened); `card` with that `code` opens the session.
 pub(crate) async fn open_query(
     State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
     ip: ClientIp,
     JsonBody(b): JsonBody<QueryBody>,
 ) -> Result<Response, Problem> {
+    let channel = query_channel(&caller, b.channel.as_deref())?;
     let limits = &instance.limits;
     throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
-    let session = match (&b.code, &b.card) {
-        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code, b.channel.as_deref()).await,
+    let card = b.card.as_deref().map(|card| crate::ra::CardCheck {
+        name: b.name.as_deref().unwrap_or_default(),
+        id_number: b.id_number.as_deref().unwrap_or_default(),
+        card,
+        phone: &b.phone,
+    });
+    let session = match (&b.code, card) {
+        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code, channel.as_deref()).await,
         (None, Some(card)) => {
             // A paid provider check per try: counted per subject as well.
             let subject = b.subject.trim().to_uppercase();
@@ -303,10 +356,11 @@ pub(crate) async fn open_query(
                 format!("subject:{}", crate::ra::validate::mask(&subject))
             })
             .await?;
-            let (name, id) = (b.name.as_deref().unwrap_or_default(), b.id_number.as_deref().unwrap_or_default());
-            instance.ra.open_query_by_card(&b.subject, name, id, card, &b.phone, b.channel.as_deref()).await
+            instance.ra.query_card_code(&b.subject, &card).await.map_err(problem)?;
+            return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response());
         }
-        _ => {
+        (Some(code), Some(card)) => instance.ra.open_query_by_card(&b.subject, &card, code, channel.as_deref()).await,
+        (None, None) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "give either the SMS code or the legal representative's bank card",
@@ -317,10 +371,14 @@ pub(crate) async fn open_query(
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-pub(crate) async fn query_orders(State(instance): State<Instance>, headers: HeaderMap) -> Result<Response, Problem> {
+pub(crate) async fn query_orders(
+    State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let orders = instance.ra.query_orders(&token(&headers, "x-query-token")).await.map_err(problem)?;
     let mut items = Vec::with_capacity(orders.len());
-    for o in &orders {
+    for o in orders.iter().filter(|o| caller.serves_channel(&o.channel)) {
         items.push(instance.ra.view_as(o, Access::Query).await.map_err(problem)?);
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
@@ -341,10 +399,12 @@ pub(crate) async fn query_certificates(
 pub(crate) async fn resume_code(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ip: ClientIp,
 ) -> Result<Response, Problem> {
     throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
+    resumable_here(&instance.ra, &caller, &id, &headers).await?;
     instance.ra.resume_code(&id, &token(&headers, "x-query-token")).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent": true }))).into_response())
 }
@@ -359,13 +419,21 @@ pub(crate) struct ResumeBody {
 pub(crate) async fn resume(
     State(instance): State<Instance>,
     Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ip: ClientIp,
     JsonBody(body): JsonBody<ResumeBody>,
 ) -> Result<Response, Problem> {
     throttle::check_ip(&instance, &instance.limits.attempts_per_ip, ip).await?;
     let query = token(&headers, "x-query-token");
+    resumable_here(&instance.ra, &caller, &id, &headers).await?;
     let (order, token) = instance.ra.resume(&id, &query, &body.code).await.map_err(problem)?;
     let view = instance.ra.view(&order).await.map_err(problem)?;
     Ok(Json(serde_json::json!({ "token": token, "order": view })).into_response())
+}
+
+/// A query session resumes only orders of a channel the calling web front serves (review L1).
+async fn resumable_here(ra: &Ra, caller: &Caller, id: &str, headers: &HeaderMap) -> Result<(), Problem> {
+    let (order, _) = ra.readable(id, &token(headers, "x-query-token")).await.map_err(problem)?;
+    served(caller, order).map(|_| ())
 }

@@ -26,6 +26,7 @@ pub(crate) fn problem(e: RaError) -> Problem {
         RaError::NotOffered(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         RaError::CheckFailed(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)
             .with("alternatives", serde_json::json!(["correct", "offline"])),
+        RaError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, title),
         RaError::Webhook(_) => Problem::new(StatusCode::UNAUTHORIZED, title),
         RaError::Provider(p) => Problem::provider(&p, format!("{p}; try again later or choose another method")),
         RaError::Code(l) => crate::api::clients::login_problem(l),

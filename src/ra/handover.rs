@@ -1,0 +1,98 @@
+//! Handing an organisation's certificate administrator role to someone else (review M3). The
+//! administrator consents to certificate services for every organisation certificate
+//! ([`super::services`]), so the role moves only as an order's agent would be admitted:
+//!
+//! 1. the current administrator offers it, with their session and a fresh `admin` code (their
+//!    consent), naming the new administrator's phone, name and ID number;
+//! 2. the carrier's real-name check proves that phone belongs to that person (as the agent
+//!    check of an order does), and only then is a code texted to the new phone, bound to the
+//!    organisation and to the administrator who offered it;
+//! 3. the new administrator accepts from their own session with that code; the role moves only
+//!    if the offering phone is still the administrator.
+//!
+//! Nothing is kept between the steps: the code exists only if steps 1 and 2 passed.
+
+use super::{validate, Ra, RaError};
+use crate::mobile::Purpose;
+use crate::providers::identity::CheckOutcome;
+
+/// The person the role is handed to, as the administrator typed them.
+pub struct NewAdministrator<'a> {
+    /// Their phone (E.164).
+    pub phone: &'a str,
+    /// Their name.
+    pub name: &'a str,
+    /// Their resident ID number.
+    pub id_number: &'a str,
+}
+
+/// What the hand-over code is bound to: the organisation and the administrator handing over.
+fn object(credit_code: &str, from: &str) -> String {
+    format!("{credit_code}/{from}")
+}
+
+impl Ra {
+    /// Step 1 and 2: `admin` (whose `admin` code the caller checked) offers the role to `to`;
+    /// the carrier check of the new administrator, then the acceptance code to their phone.
+    pub async fn offer_hand_over(
+        &self,
+        admin: &str,
+        credit_code: &str,
+        to: &NewAdministrator<'_>,
+    ) -> Result<(), RaError> {
+        if self.store.org_role(credit_code, admin).await?.as_deref() != Some("admin") {
+            return Err(RaError::Forbidden("you are not the certificate administrator of this organisation".into()));
+        }
+        let mut errors = Vec::new();
+        let mut take = |r: Result<String, validate::FieldError>| {
+            r.unwrap_or_else(|e| {
+                errors.push(e);
+                String::new()
+            })
+        };
+        let phone = take(validate::mainland_mobile("phone", to.phone));
+        let name = take(validate::name("name", to.name, 32));
+        let id_number = take(validate::resident_id("id_number", to.id_number, self.clock.now().date()));
+        if !errors.is_empty() {
+            return Err(RaError::Invalid(errors));
+        }
+        if phone == admin {
+            return Err(RaError::BadRequest("phone: another person's phone".into()));
+        }
+        let call = self.providers.identity.phone_three(&name, &id_number, &phone);
+        if let CheckOutcome::Failed(reason) =
+            crate::providers::call("identity", "phone_three", self.deadline(), call).await?
+        {
+            return Err(RaError::CheckFailed(reason));
+        }
+        let detail = serde_json::json!({
+            "org": credit_code,
+            "to": validate::mask(&phone),
+            "id_number": validate::mask(&id_number),
+            "checked_by": "phone",
+        });
+        let audit = crate::store::AuditRecord::new(
+            self.clock.as_ref(),
+            "org.admin.hand_over_offered",
+            &super::orders::phone_actor(admin),
+            None,
+            detail,
+        );
+        self.store.audit(&audit).await?;
+        self.services.mobile.send_code(&phone, Purpose::AdminHandOver, &object(credit_code, admin)).await?;
+        Ok(())
+    }
+
+    /// Step 3: the new administrator (`to`, their session's phone) accepts with the code the
+    /// offer texted them; the role moves from `from` if `from` is still the administrator.
+    pub async fn accept_hand_over(&self, to: &str, credit_code: &str, from: &str, code: &str) -> Result<(), RaError> {
+        self.services.mobile.check_code(to, Purpose::AdminHandOver, &object(credit_code, from), code.trim()).await?;
+        self.services.seals.hand_over(from, credit_code, to).await.map_err(|e| match e {
+            crate::seals::SealError::Store(s) => RaError::Store(s),
+            crate::seals::SealError::NotAllowed(_) => {
+                RaError::State("the phone that offered the role is no longer the administrator".into())
+            }
+            other => RaError::BadRequest(other.to_string()),
+        })
+    }
+}

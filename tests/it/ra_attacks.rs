@@ -1,0 +1,401 @@
+//! Attacks on the RA's certificate services (the lost attacker review's H2, M1, M3, M5, L1, L4,
+//! L5) and the carry-out re-read, through the real listeners. Each test tries the attack and
+//! fails on the code before its fix.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::ra::{
+    about_certificate, agent, company, holder_enrols, ra_ca, sign_and_pay, wait_state, Client, AGENT, CREDIT, REP,
+    REP_ID,
+};
+use crate::ra_identity::approved_org;
+
+/// Someone else: a real phone and ID number, on file nowhere.
+const ATTACKER: &str = "+8613600136000";
+const ATTACKER_ID: &str = "110101198001010037";
+/// A holder of a personal cloud certificate and their ID number.
+const HOLDER: &str = "+8613900139000";
+const HOLDER_ID: &str = "110101199003074338";
+/// A bank card the sandbox accepts.
+const CARD: &str = "6222020200112233445";
+
+fn outbox(ca: &TestCa) -> String {
+    std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default()
+}
+
+/// Codes (not notifications) texted to a phone so far.
+fn codes_to(ca: &TestCa, phone: &str) -> usize {
+    outbox(ca).lines().filter(|l| l.contains(phone) && l.contains("cloudca code")).count()
+}
+
+async fn database(ca: &TestCa) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap()
+}
+
+/// The legal representative's (REP's) order-query session with the code to their phone.
+async fn rep_session(web: &Client<'_>) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let body = json!({ "subject": CREDIT, "phone": REP });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(body)).await.0, 202);
+    let body = json!({ "subject": CREDIT, "phone": REP, "code": last_code(web.ca, REP) });
+    let v = web.ok("POST", "/v1/ra/queries", None, Some(body)).await;
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// A personal cloud certificate of HOLDER (an operator's approval, enrolled in the app).
+async fn personal_certificate(web: &Client<'_>) -> String {
+    let subject = json!([["C", "CN"], ["CN", "王五"], ["serialNumber", HOLDER_ID]]);
+    let approval = json!({ "profile": "personal", "phone": HOLDER, "subject": subject });
+    Client::new(web.ca, "operator").ok("POST", "/v1/approvals", None, Some(approval)).await;
+    holder_enrols(web, HOLDER).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal_representatives_phone() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
+    let card = json!({ "subject": CREDIT, "phone": REP, "name": "张三", "id_number": REP_ID, "card": CARD });
+
+    // Whoever holds the representative's card details (not their phone) gets no session from
+    // them alone: the check texts a code to the phone on file (before the fix: a session).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = codes_to(&ca, REP);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(card.clone())).await;
+    assert_eq!(status, 202, "{v}");
+    assert!(v.get("token").is_none(), "the card alone opens nothing: {v}");
+    assert_eq!(codes_to(&ca, REP), before + 1, "the code went to the representative's phone on file");
+    let mut guessed = card.clone();
+    guessed["code"] = json!(if last_code(&ca, REP) == "123456" { "654321" } else { "123456" });
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(guessed)).await.0, 401);
+
+    // No existence oracle (L5): someone else's details, and an ID number nobody applied for,
+    // get the same answer as the representative's, and nothing is texted for them.
+    let mut other = card.clone();
+    other["name"] = json!("王攻击");
+    other["id_number"] = json!(ATTACKER_ID);
+    other["phone"] = json!(ATTACKER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(other.clone())).await;
+    assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
+    let mut unknown = card.clone();
+    unknown["subject"] = json!(ATTACKER_ID);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(unknown)).await;
+    assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
+    assert_eq!(codes_to(&ca, ATTACKER), 0);
+    other["code"] = json!("123456");
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(other)).await.0, 401);
+
+    // An agent's order-query code does not stand in for the representative's card code.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let body = json!({ "subject": CREDIT, "phone": AGENT });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(body)).await.0, 202);
+    let mut agents = card.clone();
+    agents["phone"] = json!(AGENT);
+    agents["code"] = json!(last_code(&ca, AGENT));
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(agents)).await.0, 401);
+
+    // With the code from the representative's phone: their session.
+    let mut opened = card;
+    opened["code"] = json!(last_code(&ca, REP));
+    let v = web.ok("POST", "/v1/ra/queries", None, Some(opened)).await;
+    assert_eq!(v["role"], "legal-rep", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_online_authorisation_code_never_goes_to_a_representatives_phone_nothing_proved() {
+    const TYPED: &str = "+8613600136001";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    // The company is checked by a micro-deposit into its account: the representative's phone
+    // the applicant typed is proved by nothing.
+    let (id, token) = web.create("org-new").await;
+    let method = json!({ "method": "bank-account" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(method)).await;
+    let mut body = company(CREDIT, TYPED);
+    body["bank"] = json!({ "account_name": "福建示例科技有限公司", "account_number": CARD, "bank": "示例银行" });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(body)).await;
+    assert_eq!(v["next_step"], "subject-check", "{v}");
+    let statements = std::fs::read_to_string(ca.config.data_dir.join("bank-statements.jsonl")).unwrap();
+    let deposit: Value = serde_json::from_str(statements.lines().last().unwrap()).unwrap();
+    let code = json!({ "code": deposit["remittance_code"] });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/subject-check"), Some(&token), Some(code)).await;
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
+    assert_eq!(v["next_step"], "product", "{v}");
+
+    // Before the fix the code went to whatever phone was typed, so the applicant "signed" the
+    // representative's letter themselves. Now only the stamped letter is offered.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let path = format!("/v1/ra/orders/{id}/codes/authorization");
+    let (status, v) = web.call("POST", &path, Some(&token), Some(json!({}))).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v["title"].as_str().unwrap().contains("authorization-letter"), "{v}");
+    assert_eq!(codes_to(&ca, TYPED), 0, "nothing was texted to the typed phone");
+    let body = json!({ "code": "123456" });
+    let (status, _) = web.call("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(body)).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_letter_a_legal_representative_signed_online_is_not_replaced_by_an_upload() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = crate::ra::org_to_product(&web, CREDIT).await;
+    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    let letter = |v: &Value| {
+        v["materials"].as_array().unwrap().iter().find(|m| m["kind"] == "authorization-letter").cloned().unwrap()
+    };
+    let signed = letter(&web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await);
+    // Before the fix the applicant's own file replaced the evidence of what was signed.
+    let (status, v) = web.upload(&id, &token, "authorization-letter", crate::ra::PDF).await;
+    assert_eq!(status, 409, "{v}");
+    let kept = letter(&web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await);
+    assert_eq!(kept["sha256"], signed["sha256"], "{kept}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consent_whose_order_is_not_saved_leaves_no_consent_in_the_audit_log() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (order, order_token) = approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
+    let serial = holder_enrols(&web, AGENT).await;
+    wait_state(&web, &order, &order_token, "completed").await;
+    let rep = rep_session(&web).await;
+
+    // The legal representative picks the certificate for a revocation: consent and order saved.
+    let (first, first_token) = web.create("revocation").await;
+    let body = json!({ "serial": serial, "query_token": rep });
+    web.ok("POST", &format!("/v1/ra/orders/{first}/steps/certificate"), Some(&first_token), Some(body.clone())).await;
+    assert_eq!(crate::ra::count(&ca, "order.certificate_consent"), 1);
+    // A second order for the same company in the channel is refused when it is saved; before
+    // the fix its consent was in the audit log all the same.
+    let (second, second_token) = web.create("revocation").await;
+    let (status, v) = web.step(&second, &second_token, "certificate", body).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(crate::ra::count(&ca, "order.certificate_consent"), 1, "no consent recorded for an unsaved order");
+    crate::ra::audit_intact(&ca);
+}
+
+/// An unlock order for the certificate, up to its certificate step: (status, body).
+async fn unlock_order(web: &Client<'_>, serial: &str) -> (String, String, u16, Value) {
+    let (id, token) = web.create("unlock").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
+    let (status, v) = web.step(&id, &token, "certificate", json!({ "serial": serial, "code": code })).await;
+    (id, token, status, v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_unlocks_are_capped_per_key_and_the_holder_is_texted_each_time() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let serial = personal_certificate(&web).await;
+    let notices = || outbox(&ca).lines().filter(|l| l.contains(HOLDER) && l.contains("PIN lock")).count();
+
+    // Each unlock restarts the PIN counter: two go through, each texted to the holder.
+    for n in 1..=2 {
+        let (id, token) = about_certificate(&web, "unlock", &serial, HOLDER, HOLDER_ID, json!({})).await;
+        wait_state(&web, &id, &token, "completed").await;
+        assert_eq!(notices(), n, "the holder is told their lock was lifted");
+    }
+    // A third within the window is refused: before the fix there was no end to PIN guesses
+    // for whoever could pass the consent (the holder's SMS, a captured session).
+    let (_, _, status, v) = unlock_order(&web, &serial).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["title"].as_str().unwrap().contains("unlocked 2 times"), "{v}");
+    assert_eq!(crate::ra::count(&ca, "credential.unlocked"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
+    let ca = ra_ca().await;
+    let web = Client::new(&ca, "web-front");
+    // With every channel: an order of the agent's in each channel.
+    let daemon = Daemon::start(&ca).await;
+    let (default_order, default_token) = crate::ra::org_to_product(&web, CREDIT).await;
+    let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
+    let bidding_order = v["order"]["id"].as_str().unwrap().to_string();
+    let bidding_token = v["token"].as_str().unwrap().to_string();
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{bidding_order}/steps/verification"),
+        Some(&bidding_token),
+        Some(json!({ "method": "phone" })),
+    )
+    .await;
+    web.step(&bidding_order, &bidding_token, "company", company(CREDIT, REP)).await;
+    let (status, v) = web.step(&bidding_order, &bidding_token, "agent", agent()).await;
+    assert_eq!(status, 200, "{v}");
+    drop(daemon);
+
+    // The web front's certificate is now the bidding channel's.
+    let roles = ca.config.policies_dir.join("roles.toml");
+    let text = std::fs::read_to_string(&roles).unwrap();
+    let confined = text.replace("OU = \"web-front\" }", "OU = \"web-front\" }\nchannels = [\"bidding\"]");
+    assert_ne!(confined, text, "{text}");
+    std::fs::write(&roles, confined).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+
+    // A query session opened without a channel (or naming another) does not reach past it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let body = json!({ "subject": CREDIT, "phone": AGENT });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(body)).await.0, 202);
+    let code = last_code(&ca, AGENT);
+    let asked = json!({ "subject": CREDIT, "phone": AGENT, "code": code, "channel": "default" });
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(asked)).await.0, 422);
+    let session =
+        web.ok("POST", "/v1/ra/queries", None, Some(json!({ "subject": CREDIT, "phone": AGENT, "code": code }))).await;
+    let token = session["token"].as_str().unwrap();
+    let r = web.http.get(format!("{}/v1/ra/queries/orders", web.admin)).header("x-query-token", token);
+    let listed = web.send(r).await.1;
+    let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|o| o["id"].as_str()).collect();
+    assert_eq!(ids, vec![bidding_order.as_str()], "{listed}");
+    // Another channel's orders do not exist for it, with their own token either, and it opens
+    // none there.
+    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{default_order}"), Some(&default_token), None).await.0, 404);
+    assert_eq!(web.call("GET", &format!("/v1/ra/orders/{bidding_order}"), Some(&bidding_token), None).await.0, 200);
+    let (status, _) =
+        web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": "org-new" }))).await;
+    assert_eq!(status, 422);
+}
+
+/// The phone's role in the organisation CREDIT.
+async fn role(ca: &TestCa, phone: &str) -> Option<String> {
+    let pool = database(ca).await;
+    let row: Option<(String,)> = sqlx::query_as("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
+        .bind(CREDIT)
+        .bind(phone)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    row.map(|r| r.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_their_own_phone() {
+    const NEW_ADMIN: &str = "+8613500135000";
+    const UNCHECKED: &str = "+8613500130000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (order, order_token) = approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
+    holder_enrols(&web, AGENT).await;
+    wait_state(&web, &order, &order_token, "completed").await;
+    let bearer = crate::ra_services::login(&web, AGENT).await;
+    let admin_code = || async {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let body = json!({ "phone": AGENT, "purpose": "admin", "object": CREDIT });
+        let r = web.http.post(format!("{}/v1/mobile/sms", web.api)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        last_code(&ca, AGENT)
+    };
+    let offer = |body: Value| {
+        let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api)).header("authorization", &bearer);
+        async move { r.json(&body).send().await.unwrap().status().as_u16() }
+    };
+
+    // Before the fix one request moved the role to any phone the administrator (or whoever
+    // holds their session and SMS) typed. Now the person must be named and checked...
+    assert_eq!(offer(json!({ "phone": NEW_ADMIN, "code": admin_code().await })).await, 422);
+    let unchecked = json!({ "phone": UNCHECKED, "name": "王五", "id_number": HOLDER_ID, "code": admin_code().await });
+    assert_eq!(offer(unchecked).await, 422, "the carrier says the phone is not that person's");
+    assert_eq!(codes_to(&ca, UNCHECKED), 0);
+    let checked = json!({ "phone": NEW_ADMIN, "name": "王五", "id_number": HOLDER_ID, "code": admin_code().await });
+    assert_eq!(offer(checked).await, 202);
+    assert_eq!(role(&ca, NEW_ADMIN).await, None, "an offer moves nothing");
+    assert_eq!(role(&ca, AGENT).await.as_deref(), Some("admin"));
+
+    // ... and must accept with the code texted to their own phone: a guess, or the offering
+    // administrator's own code, does not do.
+    let accept = |body: Value| {
+        let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover/accept", web.api)).json(&body);
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    let own = admin_code().await;
+    assert_eq!(accept(json!({ "phone": NEW_ADMIN, "from": AGENT, "code": own })).await, 401);
+    let code = last_code(&ca, NEW_ADMIN);
+    assert_eq!(accept(json!({ "phone": ATTACKER, "from": AGENT, "code": code })).await, 401);
+    assert_eq!(accept(json!({ "phone": NEW_ADMIN, "from": AGENT, "code": code })).await, 204);
+    assert_eq!(role(&ca, NEW_ADMIN).await.as_deref(), Some("admin"));
+    assert_eq!(role(&ca, AGENT).await.as_deref(), Some("staff"));
+    assert_eq!(crate::ra::count(&ca, "org.admin.hand_over_offered"), 1);
+    assert_eq!(crate::ra::count(&ca, "org.admin.handed_over"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_whose_certificate_is_revoked_before_approval_issues_nothing_and_ends_with_the_reason() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let serial = personal_certificate(&web).await;
+    let (id, token) = about_certificate(&web, "renewal", &serial, HOLDER, HOLDER_ID, json!({})).await;
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    let code = web.code(&id, &token, "signature", HOLDER, json!({})).await;
+    let signed = json!({ "code": code, "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signed)).await;
+    let pay = json!({ "method": "wechat" });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(pay)).await;
+
+    // The key is reported compromised while the renewal waits for its payment.
+    let revoke = json!({ "reason": "keyCompromise" });
+    Client::new(&ca, "operator").ok("POST", &format!("/v1/certificates/{serial}/revoke"), None, Some(revoke)).await;
+    let pool = database(&ca).await;
+    let certificates = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates").fetch_one(&pool).await.unwrap();
+        n
+    };
+    let before = certificates().await;
+    web.pay(v["payment"]["qr_url"].as_str().unwrap()).await;
+
+    let v = wait_state(&web, &id, &token, "cancelled").await;
+    assert!(v["reason"].as_str().unwrap_or_default().contains("revoked"), "a clear reason: {v}");
+    assert_eq!(v["serial"], serial.as_str(), "{v}");
+    assert_eq!(certificates().await, before, "nothing was issued");
+    assert_eq!(crate::ra::count(&ca, "payment.refund_due"), 1, "the payment is given back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let serial = personal_certificate(&web).await;
+    // The renewal data names someone else than the certificate (王五 → 王五一): renewals are
+    // approved automatically in this channel, but this one is a change in all but name.
+    let (id, token) = web.create("renewal").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/certificate"),
+        Some(&token),
+        Some(json!({ "serial": serial, "code": code })),
+    )
+    .await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
+        .await;
+    let person = json!({ "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER, "email": "w@example.com" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    let me = json!({ "legal_rep_in_person": false, "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER,
+                     "email": "w@example.com", "method": "phone" });
+    let (status, v) = web.step(&id, &token, "agent", me).await;
+    assert_eq!(status, 200, "{v}");
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    let v = sign_and_pay(&web, &id, &token, HOLDER).await;
+    assert_eq!(v["state"], "review", "a renamed renewal waits for an officer: {v}");
+    assert_eq!(v["serial"], serial.as_str());
+    // The officer approves: the new certificate carries the new name.
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    let renewed = v["serial"].as_str().unwrap();
+    let shown = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{renewed}"), None, None).await;
+    assert!(shown["subject"].as_str().unwrap().contains("王五一"), "{shown}");
+}
