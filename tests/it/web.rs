@@ -122,7 +122,7 @@ impl Browser {
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots").join(name);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
-        self.shots.replace(shots);
+        *self.shots.borrow_mut() = shots;
         self.count.set(0);
     }
 
