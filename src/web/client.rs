@@ -150,6 +150,13 @@ impl Daemon {
         self.send(request).await
     }
 
+    /// The certificates an order-query session may pick from (certificate services).
+    pub async fn queried_certificates(&self, query_token: &str) -> Result<Answer, Unreachable> {
+        let request =
+            self.http.get(url(&self.admin, "/v1/ra/queries/certificates")?).header("x-query-token", query_token);
+        self.send(request).await
+    }
+
     /// A POST under an order-query session (`x-query-token`), e.g. resuming an order.
     pub async fn with_query(&self, path: &str, query_token: &str, body: &Value) -> Result<Answer, Unreachable> {
         let request = self.http.post(url(&self.admin, path)?).header("x-query-token", query_token).json(body);

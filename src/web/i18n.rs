@@ -178,6 +178,30 @@ const TEXTS: &[(&str, &str)] = &[
     ("Correct this step; the steps after it are taken again.", "修改本步骤后，其后的步骤需重新办理。"),
     ("Back to the confirmation", "返回信息确认"),
     ("Subject", "证书主体"),
+    ("Certificate services", "证书服务"),
+    ("First check who you are; then choose the certificate from your list.", "请先完成身份核验，再从您的证书列表中选择要办理的证书。"),
+    ("Enter the credit code (organisation) or ID number (person), then confirm with the code sent to a phone on file. Your certificates are listed next; no serial number is needed.", "请输入统一社会信用代码（机构）或身份证号码（个人），并填写发送至在档手机的验证码。核验通过后将列出您的证书，无需填写证书序列号。"),
+    ("Show my certificates", "查询证书"),
+    ("Your certificates", "您的证书"),
+    ("No certificate of this subject can be managed with this check.", "通过本次核验，没有可办理业务的证书。"),
+    ("Not the certificates you are looking for? Check another identity below.", "不是您要找的证书？请在下方重新核验身份。"),
+    ("Check another identity", "重新核验身份"),
+    ("Valid until", "有效期至"),
+    ("Organisation certificate", "机构证书"),
+    ("Personal certificate", "个人证书"),
+    ("issued", "有效"),
+    ("expired", "已过期"),
+    ("revoked", "已吊销"),
+    ("Revoked certificates take no service.", "已吊销的证书不能办理业务。"),
+    ("Renewal opens on", "可续期日期："),
+    ("Not available for this certificate with this check.", "本次核验不能为该证书办理此业务。"),
+    ("Choose the certificate from the list of your certificates.", "请从您的证书列表中选择要办理的证书。"),
+    ("Find my certificates", "查询我的证书"),
+    ("Choose another certificate", "选择其他证书"),
+    ("The code goes to the certificate's administrator or holder on file. When the legal representative chose the certificate and nobody can receive the code, leave it empty: an officer then checks the order.", "验证码将发送至该证书在档的证书管理员或持有人手机。如由法定代表人选择证书且无人能接收验证码，可不填写，订单将转人工审核。"),
+    ("Certificate update information: the certificate's data is filled in; correct it if needed. It is checked again.", "证书更新信息：已按证书内容预先填写，如有变化请修改，提交后将重新核验。"),
+    ("The certificate's data is filled in: enter what changed. Everything is checked again.", "已按证书内容预先填写，请修改发生变更的信息，提交后将重新核验。"),
+    ("The certificate's data is filled in; it is checked again.", "已按证书内容预先填写，提交后将重新核验。"),
 ];
 
 fn zh(key: &str) -> Option<&'static str> {
@@ -248,7 +272,8 @@ mod tests {
             .chain(crate::ra::flow::Step::ALL.iter().map(|s| s.name()))
             .chain(crate::web::pages::order::STATES)
             .chain(crate::web::pages::steps::METHODS)
-            .chain(crate::web::pages::seals::ROLES);
+            .chain(crate::web::pages::seals::ROLES)
+            .chain(crate::web::pages::services::STATUSES);
         keys.extend(by_value.map(str::to_string));
         keys
     }

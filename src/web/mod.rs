@@ -3,7 +3,7 @@
 //! the daemon's RA API over mutual TLS with the web-front certificate ([`client`]).
 //!
 //! ```text
-//!   browser ──HTTP(S)──▶ pages (home, apply, orders, seals, help)
+//!   browser ──HTTP(S)──▶ pages (home, apply, certificates, orders, seals, help)
 //!                          │ forms → JSON steps; 422 field errors → inline messages
 //!                          ▼
 //!                   client::Daemon ──mTLS──▶ daemon admin listener (/v1/ra/...)
@@ -72,6 +72,10 @@ fn page_routes(web: Web) -> Router {
         .route("/orders", get(pages::manage::orders))
         .route("/orders/query/code", post(pages::manage::query_code))
         .route("/orders/query", post(pages::manage::query))
+        .route("/certificates", get(pages::services::show))
+        .route("/certificates/query/{flow}/code", post(pages::services::query_code))
+        .route("/certificates/query/{flow}", post(pages::services::query))
+        .route("/certificates/{serial}/{flow}", post(pages::services::start))
         .route("/orders/{id}/resume/code", post(pages::manage::resume_code))
         .route("/orders/{id}/resume", post(pages::manage::resume))
         .route("/orders/{id}", get(pages::order::show))

@@ -46,3 +46,4 @@ mod systemd;
 mod web;
 mod web_client;
 mod web_pages;
+mod web_services;

@@ -14,7 +14,7 @@ const STRANGER: &str = "+8613600136000";
 const NEW_ADMIN: &str = "+8613500135000";
 
 /// The RA test CA with organisation certificates valid 60 days (inside the renewal window).
-async fn services_ca() -> TestCa {
+pub(crate) async fn services_ca() -> TestCa {
     let mut ca = ra_ca().await;
     let profile = ca.config.policies_dir.join("profiles/org.toml");
     let org = std::fs::read_to_string(&profile).unwrap().replace("validity_days = 365", "validity_days = 60");
@@ -25,7 +25,7 @@ async fn services_ca() -> TestCa {
 
 /// A new organisation certificate: the order approved, the agent enrols in the app (and so
 /// becomes the organisation's certificate administrator). Returns (serial, agent's bearer).
-async fn org_certificate(web: &Client<'_>, reviewer: &Client<'_>) -> (String, String) {
+pub(crate) async fn org_certificate(web: &Client<'_>, reviewer: &Client<'_>) -> (String, String) {
     let (id, token) = crate::ra_identity::approved_org(web, reviewer, CREDIT).await;
     let serial = crate::ra::holder_enrols(web, AGENT).await;
     wait_state(web, &id, &token, "completed").await;

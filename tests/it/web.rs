@@ -73,7 +73,7 @@ pub(crate) async fn web_front(ca: &TestCa) -> (Child, String) {
 pub(crate) struct Browser {
     pub(crate) client: Client,
     _driver: Child,
-    shots: PathBuf,
+    shots: std::cell::RefCell<PathBuf>,
     count: std::cell::Cell<u32>,
 }
 
@@ -116,10 +116,24 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session");
-        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots").join(test);
+        let b = Browser {
+            client,
+            _driver: driver,
+            shots: std::cell::RefCell::new(PathBuf::new()),
+            count: std::cell::Cell::new(0),
+        };
+        b.chapter(test);
+        b
+    }
+
+    /// Screenshots from now on go to `target/screenshots/{name}/`, numbered from 01 (one
+    /// folder per flow when one browser walks several).
+    pub(crate) fn chapter(&self, name: &str) {
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots").join(name);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
-        Browser { client, _driver: driver, shots, count: std::cell::Cell::new(0) }
+        *self.shots.borrow_mut() = shots;
+        self.count.set(0);
     }
 
     pub(crate) async fn goto(&self, url: &str) {
@@ -131,7 +145,7 @@ impl Browser {
         let n = self.count.get() + 1;
         self.count.set(n);
         let png = self.client.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).unwrap();
+        std::fs::write(self.shots.borrow().join(format!("{n:02}-{name}.png")), png).unwrap();
     }
 
     pub(crate) async fn fill(&self, name: &str, value: &str) {
@@ -196,6 +210,17 @@ pub(crate) async fn code(b: &Browser, ca: &TestCa, form: &str, phone: &str) -> S
     last_code(ca, phone)
 }
 
+/// The §4.3 identity check on the page shown (order management or the certificate services):
+/// the identifier and the phone as typed (`typed`), a code to that phone (`phone`, as the
+/// outbox has it), then the code; the page after it.
+pub(crate) async fn identity_check(b: &Browser, ca: &TestCa, subject: &str, typed: &str, phone: &str) {
+    b.fill("subject", subject).await;
+    b.fill("phone", typed).await;
+    let query_code = code(b, ca, "query-code", phone).await;
+    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
+    b.submit("query").await;
+}
+
 /// A back-office call with a dev client certificate.
 async fn back_office(ca: &TestCa, role: &str, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
     let dir = ca.config_path.parent().unwrap().join("tls");
@@ -219,6 +244,23 @@ async fn back_office(ca: &TestCa, role: &str, method: reqwest::Method, url: &str
     response.json().await.unwrap_or(Value::Null)
 }
 
+/// The agent 李四 (the RA tests' `AGENT`), as typed into the agent step.
+pub(crate) const LISI: [(&str, &str); 4] =
+    [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")];
+
+/// The agent step: `who` typed in, checked by phone, a screenshot named `shot` if given, and
+/// submitted.
+pub(crate) async fn agent_step(b: &Browser, who: [(&str, &str); 4], shot: Option<&str>) {
+    for (name, value) in who {
+        b.fill(name, value).await;
+    }
+    b.click("input[name=method][value=phone]").await;
+    if let Some(name) = shot {
+        b.shot(name).await;
+    }
+    b.submit("step-agent").await;
+}
+
 /// Verification, company and (optionally) the agent of an organisation application.
 pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: bool) {
     b.goto(&format!("{base}/apply/org-new")).await;
@@ -236,16 +278,7 @@ pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, wi
     }
     b.submit("step-company").await;
     if with_agent {
-        for (name, value) in [
-            ("name", "李四"),
-            ("id_number", "110101199003074338"),
-            ("phone", "13700137000"),
-            ("email", "lisi@example.com"),
-        ] {
-            b.fill(name, value).await;
-        }
-        b.click("input[name=method][value=phone]").await;
-        b.submit("step-agent").await;
+        agent_step(b, LISI, None).await;
     }
 }
 
@@ -283,14 +316,7 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.fill("credit_code", CREDIT).await;
     b.submit("step-company").await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
-    for (name, value) in
-        [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")]
-    {
-        b.fill(name, value).await;
-    }
-    b.click("input[name=method][value=phone]").await;
-    b.shot("agent").await;
-    b.submit("step-agent").await;
+    agent_step(&b, LISI, Some("agent")).await;
     b.click("input[name=product][value=org-cloud-1y]").await;
     b.click("input[name=invoice]").await;
     b.shot("product").await;
@@ -370,11 +396,7 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
 
     // Order management shows it completed, after an SMS check of the agent's phone.
     b.goto(&format!("{base}/orders")).await;
-    b.fill("subject", CREDIT).await;
-    b.fill("phone", "13700137000").await;
-    let query_code = code(&b, &ca, "query-code", AGENT).await;
-    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
-    b.submit("query").await;
+    identity_check(&b, &ca, CREDIT, "13700137000", AGENT).await;
     b.wait_attr(&format!("tr[data-order=\"{id}\"]"), "data-state", "completed").await;
     b.shot("order-management-completed").await;
     b.goto(&format!("{base}/orders/{id}")).await;
@@ -403,11 +425,7 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     // to that phone: the query alone only reads.
     let again = Browser::start("resumed", 390, 1400).await;
     again.goto(&format!("{base}/orders")).await;
-    again.fill("subject", CREDIT).await;
-    again.fill("phone", "13700137000").await;
-    let query_code = code(&again, &ca, "query-code", AGENT).await;
-    again.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
-    again.submit("query").await;
+    identity_check(&again, &ca, CREDIT, "13700137000", AGENT).await;
     again.shot("found").await;
     let resume_code = code(&again, &ca, &format!("resume-code-{id}"), AGENT).await;
     again

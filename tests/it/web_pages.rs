@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::ra::{about_certificate, agent, holder_enrols, Client, AGENT, AGENT_ID, CREDIT, PDF, REP, REP_ID};
-use crate::web::{code, org_first_steps, web_ca, web_front, Browser};
+use crate::web::{agent_step, code, identity_check, org_first_steps, web_ca, web_front, Browser, LISI};
 
 /// Serves more channels from the dev web front's `web.toml`.
 fn serve_channels(ca: &TestCa, names: &[&str]) {
@@ -181,13 +181,7 @@ async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_c
     b.shot("correcting-company").await;
     b.submit("step-company").await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"), "the steps after it are taken again");
-    for (name, value) in
-        [("name", "李四"), ("id_number", "110101199003074338"), ("phone", "13700137000"), ("email", "lisi@example.com")]
-    {
-        b.fill(name, value).await;
-    }
-    b.click("input[name=method][value=phone]").await;
-    b.submit("step-agent").await;
+    agent_step(&b, LISI, None).await;
     b.click("input[name=product][value=org-cloud-1y]").await;
     b.submit("step-product").await;
     assert!(b.text("#confirmation").await.contains("福建示例科技股份有限公司"));
@@ -219,11 +213,7 @@ async fn a_seal_order_shows_the_certificates_subject_read_only() {
     // The agent takes the order up in the browser: order query, then a code to continue.
     let b = Browser::start("seal-subject", 1200, 1600).await;
     b.goto(&format!("{base}/orders")).await;
-    b.fill("subject", CREDIT).await;
-    b.fill("phone", "13700137000").await;
-    let query_code = code(&b, &ca, "query-code", AGENT).await;
-    b.client.find(Locator::Css("form#query [name=code]")).await.unwrap().send_keys(&query_code).await.unwrap();
-    b.submit("query").await;
+    identity_check(&b, &ca, CREDIT, "13700137000", AGENT).await;
     let resume_code = code(&b, &ca, &format!("resume-code-{id}"), AGENT).await;
     let field = b.client.find(Locator::Css(&format!("form#resume-{id} [name=code]"))).await.unwrap();
     field.send_keys(&resume_code).await.unwrap();

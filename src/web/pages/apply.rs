@@ -72,7 +72,16 @@ pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): 
                 li { (p["name"].as_str().unwrap_or_default()) " — " (yuan(p["price_fen"].as_i64().unwrap_or(0))) }
             }
         }
-        (form(&ctx, &format!("/apply/{flow}"), "start", html! {}, l.t("Start")))
+        @if super::services::is_service(&flow) {
+            // A service on an existing certificate starts from the subject, not a serial.
+            p.note { (l.t("First check who you are; then choose the certificate from your list.")) }
+            form #start method="get" action=(ctx.url("/certificates")) {
+                input type="hidden" name="flow" value=(flow);
+                button type="submit" { (l.t("Start")) }
+            }
+        } @else {
+            (form(&ctx, &format!("/apply/{flow}"), "start", html! {}, l.t("Start")))
+        }
     };
     respond(StatusCode::OK, page(&ctx, l.t(flow_title(&flow)), body, None))
 }

@@ -90,6 +90,12 @@ fn help_zh() -> Markup {
                 "在业务平台（如电子招投标平台）选择云证书签名后，平台显示二维码；打开App扫描二维码，"
                 "核对平台名称、签署内容和四位核对码，输入证书PIN码确认即可完成签名。二维码每秒变化，请勿截图转发。"
             }
+            h2 { "证书续期、变更、吊销、补办与解锁" }
+            p {
+                "选择相应业务后，输入统一社会信用代码（机构）或身份证号码（个人），通过发送至在档经办人或法定代表人手机的验证码核验身份，"
+                "即可看到名下的证书列表，在要办理的证书上点击相应业务；证书管理员或持有人手机收到的验证码确认后继续办理。"
+                "续期时证书信息已预先填写，可修改，提交后重新核验。"
+            }
             h2 { "办理须知" }
             p {
                 "同一证件在同一渠道只能有一笔未完成的申请；未完成的订单可在“订单管理”中查询、继续或取消。"
@@ -118,6 +124,13 @@ fn help_en() -> Markup {
                 "When a platform (an e-bidding site, say) asks for a cloud-certificate signature it shows a QR code; "
                 "scan it with the app, check the platform's name, what is signed and the four-digit code, and confirm "
                 "with the PIN. The code changes every second: never forward a screenshot."
+            }
+            h2 { "Renewal, change, revocation, re-issue and unlock" }
+            p {
+                "Choose the service, enter the credit code (organisation) or ID number (person) and confirm with the "
+                "code sent to an agent's or the legal representative's phone on file: your certificates are listed, each "
+                "with the services it allows. The certificate's administrator or holder confirms with their own code. "
+                "A renewal shows the certificate's data filled in, to correct if needed; it is checked again."
             }
             h2 { "Good to know" }
             p {

@@ -22,17 +22,24 @@ use crate::web::Web;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(in crate::web) struct Flash {
+    /// A refusal to show.
     #[serde(default)]
-    e: Option<String>,
+    pub(super) e: Option<String>,
+    /// The identifier typed, shown again.
     #[serde(default)]
-    subject: Option<String>,
+    pub(super) subject: Option<String>,
+    /// The phone typed, shown again.
     #[serde(default)]
-    phone: Option<String>,
+    pub(super) phone: Option<String>,
+    /// A code was just sent.
     #[serde(default)]
-    sent: Option<String>,
+    pub(super) sent: Option<String>,
     /// The order whose resume code was just sent.
     #[serde(default)]
-    resume: Option<String>,
+    pub(super) resume: Option<String>,
+    /// The certificate service being started (certificate pages only).
+    #[serde(default)]
+    pub(super) flow: Option<String>,
 }
 
 pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
@@ -45,9 +52,22 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
             }
         }
     }
-    let mut s = FormState { message: flash.e, ..FormState::default() };
-    s.values.insert("subject".into(), flash.subject.unwrap_or_default());
-    s.values.insert("phone".into(), flash.phone.unwrap_or_default());
+    let body = html! {
+        @if let Some(found) = found { (found) }
+        h2 { (l.t("Find your orders")) }
+        (identity_forms(&ctx, &flash, "/orders/query", l.t("Show my orders")))
+    };
+    respond(StatusCode::OK, page(&ctx, l.t("Order management"), body, None))
+}
+
+/// The §4.3 identity check as forms posting to `action` (`…/code` sends the code): the
+/// credit code or ID number with the phone of an agent on file or of the legal
+/// representative and its SMS code, or the legal representative's bank card.
+pub(super) fn identity_forms(ctx: &Ctx, flash: &Flash, action: &str, submit: &str) -> Markup {
+    let l = ctx.lang;
+    let mut s = FormState { message: flash.e.clone(), ..FormState::default() };
+    s.values.insert("subject".into(), flash.subject.clone().unwrap_or_default());
+    s.values.insert("phone".into(), flash.phone.clone().unwrap_or_default());
     if flash.sent.is_some() && s.message.is_none() {
         s.message = Some(l.t("A code was sent if the phone is on file.").to_string());
     }
@@ -62,18 +82,15 @@ pub(in crate::web) async fn orders(State(web): State<Web>, ctx: Ctx, Query(flash
         (input(&s, l.t("ID number"), "id_number", "text", true))
         (input(&s, l.t("Bank card number"), "card", "text", true))
     };
-    let body = html! {
-        @if let Some(found) = found { (found) }
-        h2 { (l.t("Find your orders")) }
+    html! {
         (s.banner())
-        (form(&ctx, "/orders/query/code", "query-code", who.clone(), l.t("Send code")))
-        (form(&ctx, "/orders/query", "query", with_code, l.t("Show my orders")))
+        (form(ctx, &format!("{action}/code"), "query-code", who.clone(), l.t("Send code")))
+        (form(ctx, action, "query", with_code, submit))
         details {
             summary { (l.t("Or check the legal representative's bank card")) }
-            (form(&ctx, "/orders/query", "query-card", card, l.t("Show my orders")))
+            (form(ctx, action, "query-card", card, submit))
         }
-    };
-    respond(StatusCode::OK, page(&ctx, l.t("Order management"), body, None))
+    }
 }
 
 fn list(ctx: &Ctx, body: &serde_json::Value, resume: Option<&str>) -> Markup {
@@ -108,17 +125,7 @@ pub(in crate::web) async fn query_code(
     ctx: Ctx,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
-        return refused;
-    }
-    let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
-    let body = serde_json::json!({ "subject": subject, "phone": phone });
-    let back = ctx.url(&format!("/orders?subject={}&phone={}", urlencode(&subject), urlencode(&phone)));
-    match web.daemon.ra(Method::POST, "/v1/ra/queries/code", None, Some(&body)).await {
-        Ok(a) if a.ok() => redirect(&format!("{back}&sent=1"), &[]),
-        Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
-        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    }
+    send_query_code(&web, &ctx, &v, "/orders?").await
 }
 
 pub(in crate::web) async fn query(
@@ -126,29 +133,58 @@ pub(in crate::web) async fn query(
     ctx: Ctx,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = super::forged(&ctx, &v) {
+    open_query(&web, &ctx, &v, "/orders?", "/orders").await
+}
+
+/// Texts an order-query code to `subject`'s phone if it is on file (the answer is the same
+/// either way), then back to `back` (a page path ending in `?` or `&`) with what was typed.
+/// Shared by order management and the certificate services: both start with this check.
+pub(super) async fn send_query_code(web: &Web, ctx: &Ctx, v: &HashMap<String, String>, back: &str) -> Response {
+    if let Some(refused) = super::forged(ctx, v) {
+        return refused;
+    }
+    let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
+    let body = serde_json::json!({ "subject": subject, "phone": phone });
+    let back = ctx.url(&format!("{back}subject={}&phone={}", urlencode(&subject), urlencode(&phone)));
+    match web.daemon.ra(Method::POST, "/v1/ra/queries/code", None, Some(&body)).await {
+        Ok(a) if a.ok() => redirect(&format!("{back}&sent=1"), &[]),
+        Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
+        Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Opens the order-query session (SMS code, or the legal representative's bank card) in this
+/// channel, keeps its token in the `ccq` cookie and goes to `then`; on a refusal back to
+/// `back` (as for [`send_query_code`]) with the message.
+pub(super) async fn open_query(web: &Web, ctx: &Ctx, v: &HashMap<String, String>, back: &str, then: &str) -> Response {
+    if let Some(refused) = super::forged(ctx, v) {
         return refused;
     }
     let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let mut body =
-        serde_json::json!({ "subject": get("subject").unwrap_or_default(), "phone": get("phone").unwrap_or_default() });
+    // The channel of these pages: the session then finds this channel's orders only, and
+    // picks certificates for this channel's orders only.
+    let mut body = serde_json::json!({
+        "subject": get("subject").unwrap_or_default(),
+        "phone": get("phone").unwrap_or_default(),
+        "channel": ctx.site.channel,
+    });
     for key in ["code", "name", "id_number", "card"] {
         if let Some(value) = get(key) {
             body[key] = serde_json::Value::String(value);
         }
     }
     let back = ctx.url(&format!(
-        "/orders?subject={}&phone={}",
+        "{back}subject={}&phone={}",
         urlencode(&get("subject").unwrap_or_default()),
         urlencode(&get("phone").unwrap_or_default())
     ));
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();
-            redirect(&ctx.url("/orders"), &[ctx.set_cookie("ccq", token, 30 * 60)])
+            redirect(&ctx.url(then), &[ctx.set_cookie("ccq", token, 30 * 60)])
         }
         Ok(a) => redirect(&format!("{back}&e={}", urlencode(&message(ctx.lang, &a))), &[]),
-        Err(e) => trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 

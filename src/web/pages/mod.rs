@@ -6,6 +6,7 @@ pub(super) mod home;
 pub(super) mod manage;
 pub(super) mod order;
 pub(super) mod seals;
+pub(super) mod services;
 pub(super) mod steps;
 
 use axum::http::{header, HeaderValue, StatusCode};

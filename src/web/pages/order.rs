@@ -237,6 +237,13 @@ pub(in crate::web) async fn step(
             }
         }
     }
+    // A certificate chosen from the subject's list: the query session that listed it goes
+    // with the choice (the daemon checks that it may pick this certificate for this order).
+    if step == "certificate" {
+        if let (Some(query), Some(map)) = (ctx.cookie("ccq"), body.as_object_mut()) {
+            map.insert("query_token".into(), Value::String(query.to_string()));
+        }
+    }
     let path = format!("/v1/ra/orders/{id}/steps/{step}");
     let answer = match web.daemon.ra(Method::POST, &path, Some(&token), Some(&body)).await {
         Ok(a) => a,

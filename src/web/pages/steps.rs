@@ -56,19 +56,10 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             }
         }
     };
+    let prefilled = prefilled(view, step, s);
+    let s = &prefilled;
     let markup = match step {
-        "certificate" => {
-            let serial = || input(s, l.t("Certificate serial number"), "serial", "text", true);
-            let reasons = REASONS.map(|r| (r.to_string(), r.to_string()));
-            html! {
-                (form(ctx, &format!("{path}/code/certificate"), "code-certificate", serial(), l.t("Send code")))
-                (form(ctx, &action, &form_id, html! {
-                    (serial())
-                    (input(s, l.t("SMS code"), "code", "text", true))
-                    @if flow == "revocation" { (radios(s, l.t("Revocation reason"), "reason", &reasons)) }
-                }, next))
-            }
-        }
+        "certificate" => certificate_form(ctx, view, s),
         "verification" => {
             let organisation = flow == "org-new" || summary["certificate"]["profile"] == "org";
             let list = if organisation { &channel["methods"]["organisation"] } else { &channel["methods"]["personal"] };
@@ -79,6 +70,7 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             &action,
             &form_id,
             html! {
+                (update_note(ctx, view))
                 (input(s, l.t("Company name"), "name", "text", true))
                 (input(s, l.t("Unified social credit code"), "credit_code", "text", true))
                 h2 { (l.t("Legal representative")) }
@@ -94,6 +86,7 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             &action,
             &form_id,
             html! {
+                (update_note(ctx, view))
                 (input(s, l.t("Name"), "name", "text", true))
                 (input(s, l.t("ID number"), "id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "phone", "tel", true))
@@ -145,6 +138,74 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
         _ => html! {},
     };
     (markup, None)
+}
+
+/// The certificate step: the certificate chosen from the subject's list (`serial` in the form
+/// state, from the list's button), a code to its consenter, and the code; without a choice, the
+/// way to the list. Nobody types a serial.
+fn certificate_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
+    let l = ctx.lang;
+    let path = order_path(view);
+    let flow = view["flow"].as_str().unwrap_or_default();
+    let chosen = s.values.get("serial").map(|v| v.trim()).filter(|v| !v.is_empty());
+    let Some(serial) = chosen else {
+        let find = ctx.url(&format!("/certificates?flow={}", urlencode(flow)));
+        return html! {
+            p #choose-certificate { (l.t("Choose the certificate from the list of your certificates.")) " "
+                a #to-certificates href=(find) { (l.t("Find my certificates")) } }
+        };
+    };
+    let chosen = || html! { input type="hidden" name="serial" value=(serial); };
+    let reasons = REASONS.map(|r| (r.to_string(), r.to_string()));
+    html! {
+        dl.order #chosen-certificate {
+            dt { (l.t("Certificate serial number")) } dd #chosen-serial { (serial) }
+        }
+        p.note { (l.t("The code goes to the certificate's administrator or holder on file. When the legal representative chose the certificate and nobody can receive the code, leave it empty: an officer then checks the order.")) }
+        (form(ctx, &format!("{path}/code/certificate"), "code-certificate", chosen(), l.t("Send code")))
+        (form(ctx, &format!("{path}/steps/certificate"), "step-certificate", html! {
+            (chosen())
+            (input(s, l.t("SMS code"), "code", "text", false))
+            @if flow == "revocation" { (radios(s, l.t("Revocation reason"), "reason", &reasons)) }
+        }, l.t("Next")))
+        p { a #to-certificates href=(ctx.url(&format!("/certificates?flow={}", urlencode(flow)))) { (l.t("Choose another certificate")) } }
+    }
+}
+
+/// 证书更新信息 (handbook §3.1): in an order about a certificate, the subject step's form
+/// starts with the certificate's data (`summary.certificate.prefill`: names and an
+/// organisation's credit code; an ID number is masked and typed again) until the applicant
+/// types; what is submitted is checked again like new data.
+fn prefilled(view: &Value, step: &str, s: &FormState) -> FormState {
+    let prefill = &view["summary"]["certificate"]["prefill"];
+    let mut out = s.clone();
+    if !matches!(step, "company" | "person") || !s.values.is_empty() || !prefill.is_object() {
+        return out;
+    }
+    for (field, key) in [("name", "name"), ("credit_code", "credit_code")] {
+        if let Some(value) = prefill[key].as_str() {
+            if step == "company" || field == "name" {
+                out.values.insert(field.to_string(), value.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What the subject step of an order about a certificate means.
+fn update_note(ctx: &Ctx, view: &Value) -> Markup {
+    let l = ctx.lang;
+    if !view["summary"]["certificate"]["prefill"].is_object() {
+        return html! {};
+    }
+    let text = match view["flow"].as_str() {
+        Some("change") => l.t("The certificate's data is filled in: enter what changed. Everything is checked again."),
+        Some("renewal") => {
+            l.t("Certificate update information: the certificate's data is filled in; correct it if needed. It is checked again.")
+        }
+        _ => l.t("The certificate's data is filled in; it is checked again."),
+    };
+    html! { p.note #prefilled { (text) } }
 }
 
 /// The channel's products in a flow, as radio options (name and price).
