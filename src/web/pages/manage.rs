@@ -81,6 +81,7 @@ pub(super) fn identity_forms(ctx: &Ctx, flash: &Flash, action: &str, submit: &st
         (input(&s, l.t("Name"), "name", "text", true))
         (input(&s, l.t("ID number"), "id_number", "text", true))
         (input(&s, l.t("Bank card number"), "card", "text", true))
+        (input(&s, l.t("SMS code to the legal representative (second step)"), "code", "text", false))
     };
     html! {
         (s.banner())
@@ -179,6 +180,12 @@ pub(super) async fn open_query(web: &Web, ctx: &Ctx, v: &HashMap<String, String>
         urlencode(&get("phone").unwrap_or_default())
     ));
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
+        // The bank card's first step: the daemon checked the card and, for the legal
+        // representative on file, texted a code; the session opens with the card and that code.
+        Ok(a) if a.ok() && a.body["token"].as_str().is_none() => {
+            let sent = ctx.lang.t("Code sent to the legal representative's phone on file: enter it with the card.");
+            redirect(&format!("{back}&e={}", urlencode(sent)), &[])
+        }
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();
             redirect(&ctx.url(then), &[ctx.set_cookie("ccq", token, 30 * 60)])

@@ -49,6 +49,7 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
                 h2 { (l.t("Log in with the agent's phone")) }
                 (form(&ctx, "/seals/login/code", "seal-login-code", phone.clone(), l.t("Send code")))
                 (form(&ctx, "/seals/login", "seal-login", with_code, l.t("Log in")))
+                (accept_form(&ctx, &FormState::default()))
             }
         }
         Some(orgs) => html! {
@@ -90,6 +91,8 @@ fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
                 h3 { (l.t("Hand the administrator role over")) }
                 (form(ctx, &format!("/seals/{}/handover", urlencode(cc)), &format!("handover-{cc}"), html! {
                     (input(s, l.t("New administrator's phone"), "phone", "tel", true))
+                    (input(s, l.t("New administrator's name"), "name", "text", true))
+                    (input(s, l.t("New administrator's ID number"), "id_number", "text", true))
                     (input(s, l.t("SMS code"), "code", "text", true))
                 }, l.t("Save")))
             }
@@ -206,6 +209,51 @@ pub(in crate::web) async fn hand_over(
 ) -> Response {
     let phone =
         crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
-    let body = json!({ "phone": phone, "code": v.get("code").cloned().unwrap_or_default() });
-    org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/handover", urlencode(&cc)), body, &v).await
+    let field = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let body = json!({ "phone": phone, "name": field("name"), "id_number": field("id_number"), "code": field("code") });
+    if let Some(r) = super::forged(&ctx, &v) {
+        return r;
+    }
+    let Some(bearer) = ctx.cookie("ccm") else { return redirect(&ctx.url("/seals"), &[]) };
+    let path = format!("/v1/mobile/orgs/{}/handover", urlencode(&cc));
+    match web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await {
+        // Nothing moved yet: the new administrator accepts on their own phone.
+        Ok(a) if a.ok() => {
+            let offered = ctx.lang.t("Offered: the new administrator accepts with the code texted to them.");
+            redirect(&ctx.url(&format!("/seals?m={}", urlencode(offered))), &[])
+        }
+        other => outcome(&ctx, other, ""),
+    }
+}
+
+/// The new administrator accepts a hand-over with the code the offer texted to their phone
+/// (no login: they may have nothing in the app yet; the code to their checked phone is the
+/// proof).
+pub(in crate::web) async fn accept_hand_over(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = super::forged(&ctx, &v) {
+        return r;
+    }
+    let field = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let mobile = |k: &str| crate::ra::validate::mainland_mobile(k, &field(k)).unwrap_or_default();
+    let body = json!({ "phone": mobile("phone"), "from": mobile("from"), "code": field("code") });
+    let path = format!("/v1/mobile/orgs/{}/handover/accept", urlencode(&field("credit_code")));
+    outcome(&ctx, web.daemon.app(Method::POST, &path, None, Some(&body)).await, "")
+}
+
+/// The acceptance form, for whoever was offered the administrator role.
+fn accept_form(ctx: &Ctx, s: &FormState) -> Markup {
+    let l = ctx.lang;
+    html! {
+        h2 { (l.t("Accept an administrator role offered to you")) }
+        (form(ctx, "/seals/handover/accept", "handover-accept", html! {
+            (input(s, l.t("Unified social credit code"), "credit_code", "text", true))
+            (input(s, l.t("Mobile phone"), "phone", "tel", true))
+            (input(s, l.t("The administrator's phone who offered it"), "from", "tel", true))
+            (input(s, l.t("SMS code"), "code", "text", true))
+        }, l.t("Accept")))
+    }
 }
