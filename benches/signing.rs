@@ -5,7 +5,10 @@
 //! - one approval with one hash through the whole library path (claim, PIN check, single-use
 //!   authorisation, unwrap, sign, session completed and audited durably): p50 and p99, with the
 //!   Argon2id PIN check measured on its own and subtracted;
-//! - one approval with 100 hashes, as signatures per second against the session-key rate.
+//! - one approval with 100 hashes, as signatures per second against the session-key rate;
+//! - RFC 3161 timestamp replies per second through the TSA's whole path (strict parse, serial
+//!   from the database block, TSTInfo, signed attributes, one HSM signature, token assembly),
+//!   against the raw rate of signing with the TSA key in the same run.
 //!
 //! `cargo bench --bench signing`; `CLOUDCA_BENCH_SECONDS` (default 5) bounds each raw figure,
 //! `CLOUDCA_BENCH_APPROVALS` (default 40) sets how many approvals are timed.
@@ -59,6 +62,8 @@ async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
     })
     .await;
 
+    let (tsa_raw, tsa_replies) = timestamps(instance, seconds).await;
+
     let credential = enroll(instance).await;
     let pin = Pin::new("246810").expect("pin");
     let record = instance.store.credential(&credential).await.expect("db").expect("credential");
@@ -105,12 +110,42 @@ async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
             100.0 * (100.0 / hundred_p50.saturating_sub(argon_p50).as_secs_f64()) / session_rate
         )
     );
+    println!("{:<58}{:>14}", "raw: sign with the TSA key (HSM, one job at a time)", format!("{tsa_raw:.0}/s"));
+    println!(
+        "{:<58}{:>14}",
+        "TSA replies (certReq, nonce), library path",
+        format!("{tsa_replies:.0}/s = {:.0}% of the TSA key's raw rate", 100.0 * tsa_replies / tsa_raw)
+    );
+}
+
+/// (raw signatures/s with the TSA key, granted timestamp replies/s), measured back to back.
+async fn timestamps(instance: &Instance, seconds: Duration) -> (f64, f64) {
+    use cloudca::tsa::{request, Outcome};
+    let hsm = &instance.hsm;
+    let algorithm = instance.config.ca.key_algorithm;
+    // About the size of the signed attributes a token's signature covers.
+    let message = vec![5u8; 200];
+    let raw = rate(seconds, 1, || hsm.sign("cloudca-tsa", algorithm, &message)).await;
+    let mut nonce = 0u64;
+    let replies = rate(seconds, 1, || {
+        nonce += 1;
+        let query = request::sha256_query(&[nonce as u8; 32], Some(nonce), true);
+        async move {
+            let reply = instance.tsa.answer(&query).await;
+            match reply.outcome {
+                Outcome::Granted => Ok(()),
+                other => Err(other),
+            }
+        }
+    })
+    .await;
+    (raw, replies)
 }
 
 /// Operations per second of `op` (each call does `per_call` operations) for about `seconds`.
-async fn rate<F, Fut, T, E>(seconds: Duration, per_call: u64, op: F) -> f64
+async fn rate<F, Fut, T, E>(seconds: Duration, per_call: u64, mut op: F) -> f64
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
     E: std::fmt::Debug,
 {

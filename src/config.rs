@@ -69,6 +69,9 @@ pub struct Config {
     /// The audit log's anchors outside the database: the pinned certificate, the witness file.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The RFC 3161 timestamp authority on the public listener (`POST /tsa`).
+    #[serde(default)]
+    pub tsa: TsaConfig,
     /// SHA-256 of the configuration text this was loaded from (hex; empty when parsed from a
     /// string), recorded in the `config.loaded` audit event.
     #[serde(skip)]
@@ -99,6 +102,48 @@ impl Config {
     /// This daemon's audit witness file: `audit.witness_file`, or `<data_dir>/audit-witness.log`.
     pub fn audit_witness(&self) -> PathBuf {
         self.audit.witness_file.clone().unwrap_or_else(|| self.data_dir.join("audit-witness.log"))
+    }
+}
+
+/// The default TSA policy: under the project's arc `1.3.6.1.4.1.59999` (`.1.1.x` certificate
+/// policies, `.1.2.x` timestamp policies; see ARCHITECTURE.md "Timestamp authority").
+pub const DEFAULT_TSA_POLICY: &str = "1.3.6.1.4.1.59999.1.2.1";
+
+/// `[tsa]`: what every timestamp token says about how it was made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsaConfig {
+    /// The TSA policy OID written into every TSTInfo; a request naming another policy
+    /// (`reqPolicy`) is refused with `unacceptedPolicy`.
+    pub policy_oid: String,
+    /// The accuracy declared in every token, milliseconds (1 to 60000). genTime carries
+    /// milliseconds, so this is the host clock's worst error against UTC: keep NTP running.
+    pub accuracy_millis: u32,
+}
+
+impl Default for TsaConfig {
+    fn default() -> Self {
+        TsaConfig { policy_oid: DEFAULT_TSA_POLICY.into(), accuracy_millis: 1000 }
+    }
+}
+
+impl TsaConfig {
+    /// The policy OID, parsed (validation has checked it).
+    pub fn policy(&self) -> Result<const_oid::ObjectIdentifier, ConfigError> {
+        let oid = const_oid::ObjectIdentifier::new(&self.policy_oid)
+            .map_err(|e| ConfigError::new("tsa.policy_oid", format!("not a dotted OID: {e}")))?;
+        if oid.arcs().count() < 3 {
+            return Err(ConfigError::new("tsa.policy_oid", "needs at least three arcs"));
+        }
+        Ok(oid)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.policy()?;
+        if !(1..=60_000).contains(&self.accuracy_millis) {
+            return Err(ConfigError::new("tsa.accuracy_millis", "must be 1 to 60000"));
+        }
+        Ok(())
     }
 }
 
@@ -247,6 +292,12 @@ pub struct HsmConfig {
     /// signatures (security review M2). 1 to 64, and at most `workers` when that is set.
     #[serde(default = "one_usize")]
     pub ocsp_concurrency: usize,
+    /// The timestamp authority's share of the pool, as `ocsp_concurrency` is OCSP's: most
+    /// timestamp tokens being signed at once. Beyond it `POST /tsa` answers 503 with
+    /// `Retry-After`, so a flood of timestamp requests delays issuance and cloud signing by
+    /// at most this many signatures. 1 to 64, and at most `workers` when that is set.
+    #[serde(default = "one_usize")]
+    pub tsa_concurrency: usize,
     /// The PIN taken from `pin_env` at start-up (not a config key).
     #[serde(skip)]
     pub pin_from_env: crate::hsm::PinSecret,
@@ -769,6 +820,9 @@ pub struct LimitsConfig {
     /// OCSP requests from one address. Off by default (relying parties behind one proxy share
     /// an address, and OCSP answers are cheap); when on, each request costs one hash lookup.
     pub ocsp_per_ip: Rate,
+    /// Timestamp requests (`POST /tsa`) from one address. On by default: every granted request
+    /// costs an HSM signature.
+    pub tsa_per_ip: Rate,
     /// Most keys each limit remembers: its memory bound (about 50 bytes a key).
     pub max_keys: usize,
 }
@@ -784,6 +838,7 @@ impl Default for LimitsConfig {
             ra_orders_per_ip: Rate::new(60, 3600),
             callbacks_per_ip: Rate::new(1200, 60),
             ocsp_per_ip: Rate::new(0, 1),
+            tsa_per_ip: Rate::new(300, 60),
             max_keys: 100_000,
         }
     }
@@ -894,10 +949,14 @@ impl Config {
                 "SoftHSM2 cannot mark a private KEK trusted (its SO makes only public objects, stored unencrypted); leave it false",
             ));
         }
-        let cap = self.hsm.ocsp_concurrency;
-        if cap == 0 || cap > 64 || (self.hsm.workers > 0 && cap > self.hsm.workers) {
-            return Err(ConfigError::new("hsm.ocsp_concurrency", "must be 1 to 64, and at most hsm.workers"));
+        for (key, cap) in
+            [("hsm.ocsp_concurrency", self.hsm.ocsp_concurrency), ("hsm.tsa_concurrency", self.hsm.tsa_concurrency)]
+        {
+            if cap == 0 || cap > 64 || (self.hsm.workers > 0 && cap > self.hsm.workers) {
+                return Err(ConfigError::new(key, "must be 1 to 64, and at most hsm.workers"));
+            }
         }
+        self.tsa.validate()?;
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(ConfigError::new("hsm.token_label", "must be 1 to 32 characters (PKCS#11 limit)"));
         }
@@ -1016,6 +1075,7 @@ impl Config {
             ("ra_orders_per_ip", l.ra_orders_per_ip),
             ("callbacks_per_ip", l.callbacks_per_ip),
             ("ocsp_per_ip", l.ocsp_per_ip),
+            ("tsa_per_ip", l.tsa_per_ip),
         ];
         for (name, rate) in rates {
             if !(1..=86_400).contains(&rate.seconds) {
@@ -1181,6 +1241,35 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
         }
         let text = MINIMAL.replace("pin_env", "workers = 4\nocsp_concurrency = 2\npin_env");
         Config::parse(&text).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn tsa_settings_default_safe_and_name_the_bad_key() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.hsm.tsa_concurrency, 1);
+        assert_eq!(c.tsa.policy().unwrap().to_string(), DEFAULT_TSA_POLICY);
+        assert!(c.limits.tsa_per_ip.count > 0, "the TSA signs per request: limited by default");
+        let bad = [
+            ("[tsa]\npolicy_oid = \"not an oid\"\n", "tsa.policy_oid"),
+            ("[tsa]\npolicy_oid = \"1.2\"\n", "tsa.policy_oid"),
+            ("[tsa]\naccuracy_millis = 0\n", "tsa.accuracy_millis"),
+            ("[tsa]\naccuracy_millis = 60001\n", "tsa.accuracy_millis"),
+            ("[limits]\ntsa_per_ip = { count = 5, seconds = 0 }\n", "limits.tsa_per_ip.seconds"),
+        ];
+        for (section, key) in bad {
+            let text = format!("{MINIMAL}{section}");
+            assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, key, "{section}");
+        }
+        for bad in ["tsa_concurrency = 0", "tsa_concurrency = 65", "workers = 2\ntsa_concurrency = 3"] {
+            let text = MINIMAL.replace("pin_env", &format!("{bad}\npin_env"));
+            assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "hsm.tsa_concurrency", "{bad}");
+        }
+        let text = format!("{MINIMAL}[tsa]\npolicy_oid = \"1.2.156.1.2.3\"\naccuracy_millis = 500\n");
+        Config::parse(&text).unwrap().validate().unwrap();
+        assert!(Config::parse(&format!("{MINIMAL}[tsa]\npolicyoid = \"1.2.3\"\n"))
+            .unwrap_err()
+            .to_string()
+            .contains("policyoid"));
     }
 
     #[test]

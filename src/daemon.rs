@@ -29,6 +29,9 @@ pub enum StartError {
     /// Status publication set-up.
     #[error("status: {0}")]
     Status(#[from] StatusError),
+    /// The timestamp authority's key, certificate or settings.
+    #[error("timestamp authority: {0}")]
+    Tsa(#[from] crate::tsa::TsaError),
     /// TLS material of the admin listener.
     #[error("TLS: {0}")]
     Tls(String),
@@ -93,6 +96,8 @@ pub struct Parts {
     pub signing: crate::signing::Signing,
     /// Organisation members and seals.
     pub seals: crate::seals::Seals,
+    /// The RFC 3161 timestamp authority (`POST /tsa`).
+    pub tsa: crate::tsa::Tsa,
     /// The registration authority (application orders, review).
     pub ra: crate::ra::Ra,
     /// The sandbox providers' pay and face pages.
@@ -122,6 +127,7 @@ impl Instance {
             clock.clone(),
         )?;
         status.limit_ocsp_signing(config.hsm.ocsp_concurrency);
+        let tsa = crate::tsa::Tsa::new(&config, &hierarchy, hsm.clone(), store.clone(), clock.clone())?;
         let operators = crate::operators::Operators::new(
             store.clone(),
             hsm.clone(),
@@ -201,6 +207,7 @@ impl Instance {
             mobile,
             signing,
             seals,
+            tsa,
         }))
     }
 
@@ -356,6 +363,7 @@ fn background(
             async move { j.ra.pass().await }
         })),
         tokio::spawn(ra_gauge(instance.clone(), tx.subscribe())),
+        tokio::spawn(tsa_tally(instance.clone(), tx.subscribe())),
     ]
 }
 
@@ -434,6 +442,22 @@ async fn checkpoint(instance: &Instance, checkpointer: &crate::audit::Checkpoint
     match checkpointer.round(&instance.store, &instance.hsm, now).await {
         Ok(_) | Err(crate::audit::AuditError::Refused(_)) => {}
         Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; retrying next round"),
+    }
+}
+
+/// Every minute, and once more at shutdown, the `tsa.issued` audit entry for the timestamp
+/// tokens this daemon signed (each daemon counts its own: no lease).
+async fn tsa_tally(instance: Instance, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => instance.tsa.flush_tally().await,
+            _ = shutdown.recv() => {
+                instance.tsa.flush_tally().await;
+                return;
+            }
+        }
     }
 }
 

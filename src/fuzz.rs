@@ -32,6 +32,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("ocsp_get", ocsp_get),
+    ("tsa_query", tsa_query),
     ("qr_payload", qr_payload),
     ("material", material),
     ("admin_json", admin_json),
@@ -99,6 +100,17 @@ pub fn ocsp_request(data: &[u8]) {
             // What the responder looks the certificate up by.
             let _ = hex::encode(&id.serial);
         }
+    }
+}
+
+/// A timestamp query as `POST /tsa` takes it (at most 1 KiB there): parsed strictly; what it
+/// accepts has an imprint of its hash's length and a bounded nonce, and re-encodes to itself.
+pub fn tsa_query(data: &[u8]) {
+    use crate::tsa::request;
+    if let Ok(query) = request::parse(data) {
+        assert!(query.nonce.as_ref().is_none_or(|n| n.as_bytes().len() <= request::MAX_NONCE));
+        let len = query.imprint.hashed_message.as_bytes().len();
+        assert!([32, 48, 64].contains(&len), "an imprint of {len} octets was accepted");
     }
 }
 

@@ -53,4 +53,5 @@ pub mod security_events;
 pub mod signing;
 pub mod status;
 pub mod store;
+pub mod tsa;
 pub mod web;

@@ -32,6 +32,14 @@ pub struct Metrics {
     /// OCSP requests answered without a fresh signature because OCSP's HSM share was in use
     /// (nonce dropped, or `tryLater`).
     pub ocsp_signing_refused: IntCounter,
+    /// Timestamp replies by status: `granted`, `rejection` (a refused query: nothing
+    /// signed), `busy` (the TSA's HSM share was in use: 503), `unavailable` (no TSA key, or the
+    /// HSM or database failed: 503).
+    pub tsa_responses: IntCounterVec,
+    /// Timestamp signatures in flight, against `hsm.tsa_concurrency`.
+    pub tsa_signing_in_flight: IntGauge,
+    /// Timestamp requests answered 503 because the TSA's HSM share was in use.
+    pub tsa_signing_refused: IntCounter,
     /// Issuance outcomes by profile and result (`issued`, `refused`, `failed`).
     pub issuance: IntCounterVec,
     /// End-to-end issuance latency by profile.
@@ -123,6 +131,15 @@ fn build() -> prometheus::Result<Metrics> {
             "ocsp_signing_refused_total",
             "OCSP requests answered without a fresh signature: OCSP's HSM share was in use",
         )?,
+        tsa_responses: IntCounterVec::new(
+            Opts::new("tsa_responses_total", "Timestamp replies by status"),
+            &["status"],
+        )?,
+        tsa_signing_in_flight: IntGauge::new("tsa_signing_in_flight", "Timestamp signatures in flight")?,
+        tsa_signing_refused: IntCounter::new(
+            "tsa_signing_refused_total",
+            "Timestamp requests answered 503: the TSA's HSM share was in use",
+        )?,
         issuance: IntCounterVec::new(Opts::new("issuance_total", "Issuance outcomes"), &["profile", "result"])?,
         issuance_seconds: HistogramVec::new(
             HistogramOpts::new("issuance_seconds", "End-to-end issuance latency").buckets(latency_buckets()),
@@ -213,6 +230,12 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.hsm_module_reinits.clone()))?;
     m.registry.register(Box::new(m.ocsp_signing_in_flight.clone()))?;
     m.registry.register(Box::new(m.ocsp_signing_refused.clone()))?;
+    m.registry.register(Box::new(m.tsa_responses.clone()))?;
+    m.registry.register(Box::new(m.tsa_signing_in_flight.clone()))?;
+    m.registry.register(Box::new(m.tsa_signing_refused.clone()))?;
+    for status in ["granted", "rejection", "busy", "unavailable"] {
+        m.tsa_responses.with_label_values(&[status]);
+    }
     m.registry.register(Box::new(m.issuance.clone()))?;
     m.registry.register(Box::new(m.issuance_seconds.clone()))?;
     m.registry.register(Box::new(m.db_batch_size.clone()))?;

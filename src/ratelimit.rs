@@ -295,6 +295,8 @@ pub struct Limits {
     pub callbacks_per_ip: Limiter,
     /// OCSP requests per client address (off unless configured).
     pub ocsp_per_ip: Limiter,
+    /// Timestamp requests per client address.
+    pub tsa_per_ip: Limiter,
 }
 
 impl Limits {
@@ -321,6 +323,7 @@ impl Limits {
             ra_orders_per_ip: limiter("ra_orders_per_ip", config.ra_orders_per_ip),
             callbacks_per_ip: limiter("callbacks_per_ip", config.callbacks_per_ip),
             ocsp_per_ip: limiter("ocsp_per_ip", config.ocsp_per_ip),
+            tsa_per_ip: limiter("tsa_per_ip", config.tsa_per_ip),
         }
     }
 }

@@ -6,6 +6,11 @@
 //!   exactly the URL written in the certificates' CDP.
 //! - `POST /ocsp/{name}` with `application/ocsp-request`, and `GET /ocsp/{name}/{base64}`:
 //!   OCSP, RFC 6960 with the RFC 5019 caching headers.
+//! - `POST /tsa` with `application/timestamp-query`: the RFC 3161 timestamp authority
+//!   (`crate::tsa`), answering `application/timestamp-reply`. Every granted query costs an HSM
+//!   signature, so it is limited per address (`limits.tsa_per_ip`, on by default) and signs
+//!   only through the TSA's own share of the pool (`hsm.tsa_concurrency`): beyond it, 503 with
+//!   `Retry-After`.
 //!
 //! OCSP is the hot path (measured against a bare-hyper ceiling). A per-address limit
 //! (`limits.ocsp_per_ip`) is off by default; off, the limit's layer does not exist, so it
@@ -34,6 +39,13 @@ use crate::status::ocsp::Answer;
 /// Largest OCSP request accepted (16 certificates and a nonce fit in well under 4 KiB).
 const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
+/// Largest timestamp query accepted: a SHA-512 imprint, a 32-octet nonce and a policy take
+/// under 150 bytes, and extensions are refused anyway.
+pub const MAX_TSA_QUERY: usize = 1024;
+
+/// The reply media type, exactly (RFC 3161 §3.4; pyHanko compares it without parameters).
+const TIMESTAMP_REPLY: &str = "application/timestamp-reply";
+
 /// The public listener's OpenAPI document, as kept in the repository.
 pub const OPENAPI: &str = include_str!("../../openapi/public.json");
 
@@ -43,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/crl/{file}"),
     ("POST", "/ocsp/{ca}"),
     ("GET", "/ocsp/{ca}/{*request}"),
+    ("POST", "/tsa"),
     ("GET", "/openapi.json"),
 ];
 
@@ -52,12 +65,17 @@ pub fn router(instance: Instance) -> Router {
         Router::new().route("/ocsp/{ca}", axum::routing::post(ocsp_post)).route("/ocsp/{ca}/{*request}", get(ocsp_get));
     let limits = instance.limits.clone();
     if limits.ocsp_per_ip.enabled() {
-        ocsp = ocsp.route_layer(axum::middleware::from_fn_with_state(limits, ocsp_limit));
+        ocsp = ocsp.route_layer(axum::middleware::from_fn_with_state(limits.clone(), ocsp_limit));
+    }
+    let mut tsa = Router::new().route("/tsa", axum::routing::post(tsa_post));
+    if limits.tsa_per_ip.enabled() {
+        tsa = tsa.route_layer(axum::middleware::from_fn_with_state(limits.clone(), tsa_limit));
     }
     Router::new()
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
         .merge(ocsp)
+        .merge(tsa)
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .layer(axum::middleware::from_fn_with_state("public", super::observe::count_only))
         .layer(axum::middleware::from_fn(super::limits::buffer_body))
@@ -94,6 +112,52 @@ async fn ocsp_limit(State(limits): State<Arc<Limits>>, request: Request, next: N
             super::throttle::refused(&refusal).into_response()
         }
     }
+}
+
+/// The per-address timestamp limit (on by default).
+async fn tsa_limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        // Only a router called without `accept` (a unit test) has no peer; every listener
+        // attaches one.
+        return next.run(request).await;
+    };
+    match limits.tsa_per_ip.check(&super::throttle::normalize(peer.ip())) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::info!(limit = refusal.limit, retry_after = refusal.retry_after(), "rate limited");
+            super::throttle::refused(&refusal).into_response()
+        }
+    }
+}
+
+/// `POST /tsa`: the media type and size are checked here, the query by `crate::tsa`. Replies
+/// are TimeStampResp whatever the outcome; a refused query is 200 `rejection` (RFC 3161 §2.4.2,
+/// as OCSP errors are OCSP responses), a busy or unset TSA 503.
+async fn tsa_post(State(instance): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.eq_ignore_ascii_case("application/timestamp-query") {
+        return Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/timestamp-query")
+            .into_response();
+    }
+    if body.len() > MAX_TSA_QUERY {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a timestamp query is at most {MAX_TSA_QUERY} bytes"),
+        )
+        .into_response();
+    }
+    let reply = instance.tsa.answer(&body).await;
+    let status = match reply.outcome {
+        crate::tsa::Outcome::Granted | crate::tsa::Outcome::Rejected(_) => StatusCode::OK,
+        crate::tsa::Outcome::Busy | crate::tsa::Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut response =
+        (status, [(header::CONTENT_TYPE, TIMESTAMP_REPLY), (header::CACHE_CONTROL, "no-store")], reply.der)
+            .into_response();
+    if reply.outcome == crate::tsa::Outcome::Busy {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn ca_certificate(State(instance): State<Instance>, Path(file): Path<String>) -> Response {

@@ -77,6 +77,7 @@ pub fn refused(refusal: &Refusal) -> Problem {
         "ra_writes_per_order" => "too many changes to this order",
         "ra_orders_per_ip" => "too many new orders from this address",
         "ocsp_per_ip" => "too many OCSP requests from this address",
+        "tsa_per_ip" => "too many timestamp requests from this address",
         _ => "too many requests",
     };
     let seconds = refusal.retry_after();

@@ -2,8 +2,10 @@
 //! the HSM (sensitive, never extractable), and refuses to run over existing keys or records.
 //!
 //! Self-signed mode: root → one issuing CA per `ca.issuing` entry → one delegated OCSP responder
-//! per issuing CA. External mode: issuing CA keys and CSRs for the external root to sign; then
-//! `ceremony import` loads the signed certificates and creates the OCSP responders.
+//! per issuing CA; the first issuing CA also certifies the audit key and the timestamp
+//! authority's key. External mode: issuing CA keys and CSRs for the external root to sign; then
+//! `ceremony import` loads the signed certificates and creates the OCSP responders (and the
+//! audit and TSA keys once).
 
 use std::sync::Arc;
 
@@ -60,6 +62,8 @@ pub async fn run(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Cloc
                 if i == 0 {
                     let audit = c.make_audit_key(&ca).await?;
                     outcome.fingerprints.push((audit.name.clone(), audit.fingerprint.clone()));
+                    let tsa = c.make_tsa_key(&ca).await?;
+                    outcome.fingerprints.push((tsa.name.clone(), tsa.fingerprint.clone()));
                 }
             }
         }
@@ -113,6 +117,28 @@ pub async fn custody(hsm: &HsmPool, store: &Store, clock: &dyn Clock) -> Result<
     Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
 }
 
+/// Adds the timestamp authority's key and certificate (from the first issuing CA) to an
+/// instance whose ceremony predates it; refuses when one exists, in the database or the HSM.
+pub async fn tsa(config: &Config, hsm: &HsmPool, store: &Store, clock: &dyn Clock) -> Result<CeremonyOutcome, CaError> {
+    let c = Ceremony { config, hsm, store, clock, algorithm: config.ca.key_algorithm };
+    let authorities = store.authorities().await?;
+    if authorities.iter().any(|a| a.role == crate::tsa::ROLE) {
+        return Err(CaError::Hierarchy("the timestamp authority key exists already; refusing to replace it".into()));
+    }
+    c.refuse_labels(vec![key_label(crate::tsa::ROLE)]).await?;
+    let first = config.ca.issuing.first().map(|i| i.name.as_str()).unwrap_or_default();
+    let record = authorities
+        .into_iter()
+        .find(|a| a.name == first && a.role == "issuing")
+        .ok_or_else(|| CaError::Hierarchy(format!("no issuing CA {first:?} in the database to certify the TSA")))?;
+    let ca = Authority::from_record(record)?;
+    ca.verify_key(hsm).await?;
+    let made = c.make_tsa_key(&Arc::new(ca)).await?;
+    let fingerprints = vec![(made.name.clone(), made.fingerprint.clone())];
+    c.audit("ceremony.tsa", serde_json::json!({ "fingerprints": fingerprints })).await?;
+    Ok(CeremonyOutcome { fingerprints, csr_files: Vec::new() })
+}
+
 /// Name and role of the operator CA: a separate trust anchor for back-office client
 /// certificates, never part of the public hierarchy.
 pub const OPERATORS: &str = "operators";
@@ -150,6 +176,10 @@ pub async fn import(
         let audit = c.make_audit_key(&ca).await?;
         outcome.fingerprints.push((audit.name.clone(), audit.fingerprint.clone()));
     }
+    if !store.authorities().await?.iter().any(|a| a.role == crate::tsa::ROLE) {
+        let tsa = c.make_tsa_key(&ca).await?;
+        outcome.fingerprints.push((tsa.name.clone(), tsa.fingerprint.clone()));
+    }
     c.audit("ceremony.imported", serde_json::json!({ "fingerprints": outcome.fingerprints })).await?;
     Ok(outcome)
 }
@@ -161,11 +191,16 @@ impl Ceremony<'_> {
                 "the database already holds a CA hierarchy; refusing to overwrite it".into(),
             ));
         }
-        let mut labels = vec![key_label("root"), key_label("audit"), key_label(OPERATORS)];
+        let mut labels = vec![key_label("root"), key_label("audit"), key_label(crate::tsa::ROLE), key_label(OPERATORS)];
         for i in &self.config.ca.issuing {
             labels.push(key_label(&i.name));
             labels.push(key_label(&format!("{}-ocsp", i.name)));
         }
+        self.refuse_labels(labels).await
+    }
+
+    /// Refuses when any of these key labels exists in the HSM already.
+    async fn refuse_labels(&self, labels: Vec<String>) -> Result<(), CaError> {
         for label in labels {
             let hsm = self.hsm.clone();
             let l = label.clone();
@@ -289,6 +324,24 @@ impl Ceremony<'_> {
         let common_name = format!("{} Audit Log", self.config.ca.organization);
         self.make_delegated(ca, "audit", "audit", &common_name, self.config.ca.root.validity_days.min(3650), |_| {})
             .await
+    }
+
+    /// The timestamp authority's key: its certificate carries extendedKeyUsage id-kp-timeStamping
+    /// alone, marked critical (RFC 3161 §2.3; OpenSSL refuses a TSA certificate otherwise), and
+    /// keyUsage digitalSignature and nonRepudiation (contentCommitment: a token is evidence).
+    /// It never outlives the issuing CA that certifies it.
+    async fn make_tsa_key(&self, ca: &Arc<Authority>) -> Result<AuthorityRecord, CaError> {
+        let common_name = format!("{} Timestamp Authority", self.config.ca.organization);
+        let days = self.config.ca.root.validity_days.min(3650);
+        let issuer_end = time::OffsetDateTime::from_unix_timestamp(ca.record.not_after)
+            .map_err(|e| CaError::Hierarchy(format!("{}: notAfter: {e}", ca.record.name)))?;
+        let eku = super::extensions::time_stamping_only();
+        self.make_delegated(ca, crate::tsa::ROLE, crate::tsa::ROLE, &common_name, days, move |p| {
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+            p.custom_extensions = vec![eku];
+            p.not_after = p.not_after.min(issuer_end);
+        })
+        .await
     }
 
     /// A key in the HSM with an end-entity certificate from `ca`, for the CA's own services.

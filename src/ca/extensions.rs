@@ -2,14 +2,17 @@
 //! Information Access (OCSP and caIssuers URLs), certificatePolicies, and id-pkix-ocsp-nocheck
 //! for the delegated OCSP responders. rcgen places the DER we hand it as the extnValue.
 
-use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_CE_CERTIFICATE_POLICIES, ID_PE_AUTHORITY_INFO_ACCESS};
+use const_oid::db::rfc5280::{
+    ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_CE_CERTIFICATE_POLICIES, ID_CE_EXT_KEY_USAGE, ID_KP_TIME_STAMPING,
+    ID_PE_AUTHORITY_INFO_ACCESS,
+};
 use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5String, Null};
 use rcgen::CustomExtension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies};
+use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies, ExtendedKeyUsage};
 
 use super::CaError;
 use crate::asn1;
@@ -48,6 +51,17 @@ pub fn certificate_policies(oids: &[Vec<u64>]) -> Result<CustomExtension, CaErro
     }
     let value = asn1::encode(&CertificatePolicies(policies));
     Ok(CustomExtension::from_oid_content(&arcs(ID_CE_CERTIFICATE_POLICIES), value))
+}
+
+/// extendedKeyUsage with id-kp-timeStamping alone, critical (RFC 3161 §2.3: "the
+/// corresponding certificate MUST contain only one instance of the extended key usage field
+/// extension ... with KeyPurposeID having value id-kp-timeStamping. This extension MUST be
+/// critical."). rcgen writes its own EKU non-critical, so this one is built here.
+pub fn time_stamping_only() -> CustomExtension {
+    let value = asn1::encode(&ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]));
+    let mut extension = CustomExtension::from_oid_content(&arcs(ID_CE_EXT_KEY_USAGE), value);
+    extension.set_criticality(true);
+    extension
 }
 
 /// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients need not check the responder's status.

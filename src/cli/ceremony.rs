@@ -37,6 +37,9 @@ pub enum Action {
     /// existed, or replace a KEK made before the unwrap templates (it is relabelled
     /// `cloudca-kek-legacy` and only unwraps the blobs made under it); sound keys are kept.
     Custody,
+    /// Add the RFC 3161 timestamp authority's key and certificate to an instance made before
+    /// it existed (`POST /tsa` answers 503 until then); refuses when one exists.
+    Tsa,
 }
 
 /// Runs the ceremony or an import.
@@ -54,6 +57,7 @@ pub fn run(action: Option<Action>, config: Config) -> anyhow::Result<()> {
                 crate::ca::ceremony::import(&config, &hsm, &store, clock.as_ref(), &ca, cert, root).await?
             }
             Some(Action::Custody) => crate::ca::ceremony::custody(&hsm, &store, clock.as_ref()).await?,
+            Some(Action::Tsa) => crate::ca::ceremony::tsa(&config, &hsm, &store, clock.as_ref()).await?,
             Some(Action::Operators { out }) => {
                 let outcome = crate::ca::ceremony::operators(&config, &hsm, &store, clock.as_ref()).await?;
                 let ca = store.authorities().await?.into_iter().find(|a| a.role == crate::ca::ceremony::OPERATORS);

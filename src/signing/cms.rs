@@ -285,7 +285,8 @@ fn parse_certificate(der: &[u8], role: String) -> Result<Certificate, CmsError> 
 }
 
 /// `Attribute ::= SEQUENCE { attrType OID, attrValues SET OF AttributeValue }` with one value.
-fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
+/// Shared with the timestamp authority's tokens (`tsa::token`).
+pub(crate) fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
     let value = Any::from_der(&value.to_der().map_err(bad_attribute)?).map_err(bad_attribute)?;
     Ok(Attribute { oid, values: SetOfVec::from_iter([value]).map_err(bad_attribute)? })
 }
@@ -324,8 +325,8 @@ struct IssuerSerial {
 }
 
 /// signingCertificateV2 (RFC 5035 §5.4.1.1) naming `signer` by the SHA-256 of its DER and its
-/// issuer and serial.
-fn signing_certificate_v2_attribute(signer_der: &[u8], signer: &Certificate) -> Result<Attribute, CmsError> {
+/// issuer and serial. Shared with the timestamp authority's tokens (`tsa::token`).
+pub(crate) fn signing_certificate_v2_attribute(signer_der: &[u8], signer: &Certificate) -> Result<Attribute, CmsError> {
     let tbs = signer.tbs_certificate();
     let value = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {

@@ -20,6 +20,7 @@ mod ra;
 mod sandbox;
 mod seals;
 mod status;
+mod tsa;
 mod writer;
 
 use std::str::FromStr;

@@ -12,7 +12,7 @@ async fn the_ceremony_refuses_to_run_twice() {
         .await
         .expect_err("second ceremony");
     assert!(err.to_string().contains("refusing to overwrite"), "{err}");
-    assert_eq!(instance.store.authorities().await.unwrap().len(), 7);
+    assert_eq!(instance.store.authorities().await.unwrap().len(), 8);
 }
 
 /// A hierarchy of `algorithm`, one certificate issued under `profile` and verified by openssl

@@ -231,7 +231,7 @@ async fn ca_ocsp_and_audit_keys_can_be_neither_changed_nor_copied() {
     let instance = ca.open().await;
     let s = attacker(&ca);
     let authorities = instance.store.authorities().await.unwrap();
-    assert_eq!(authorities.len(), 7, "root, 2 issuing CAs, 2 OCSP responders, the audit key, the operator CA");
+    assert_eq!(authorities.len(), 8, "root, 2 issuing CAs, 2 OCSP responders, the audit and TSA keys, the operator CA");
     for a in authorities {
         let label = a.key_label.as_bytes().to_vec();
         let mut ids = Vec::new();

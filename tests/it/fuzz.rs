@@ -305,6 +305,11 @@ fn ocsp_request_parsing_survives_its_corpus_and_mutations() {
 }
 
 #[test]
+fn tsa_query_parsing_survives_its_corpus_and_mutations() {
+    short_run("tsa_query");
+}
+
+#[test]
 fn ocsp_get_form_survives_its_corpus_and_mutations() {
     short_run("ocsp_get");
 }

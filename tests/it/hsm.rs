@@ -11,7 +11,7 @@ async fn ca_private_keys_are_sensitive_and_never_extractable() {
     let ca = TestCa::new().await;
     let instance = ca.open().await;
     let authorities = instance.store.authorities().await.unwrap();
-    assert_eq!(authorities.len(), 7, "root, 2 issuing CAs, 2 OCSP responders, the audit key, the operator CA");
+    assert_eq!(authorities.len(), 8, "root, 2 issuing CAs, 2 OCSP responders, the audit and TSA keys, the operator CA");
     for a in authorities {
         let p = instance.hsm.protection(&a.key_label).await.unwrap();
         assert!(p.token && p.private && p.sensitive && !p.extractable, "{}: {p:?}", a.key_label);

@@ -43,6 +43,7 @@ mod sole_control;
 mod status;
 mod storage;
 mod systemd;
+mod tsa;
 mod web;
 mod web_client;
 mod web_pages;

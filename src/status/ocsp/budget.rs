@@ -11,9 +11,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use prometheus::{IntCounter, IntGauge};
+
 use crate::metrics;
 
-/// Counts the OCSP signatures in flight against a cap.
+/// Counts the OCSP signatures in flight against a cap. The timestamp authority keeps one of its
+/// own (`hsm.tsa_concurrency`) with its own meters ([`SigningBudget::with_meters`]).
 #[derive(Debug)]
 pub struct SigningBudget {
     /// Most signatures in flight at once (`hsm.ocsp_concurrency`).
@@ -22,12 +25,29 @@ pub struct SigningBudget {
     in_flight: AtomicUsize,
     /// Most signatures ever in flight at once, so tests and operators can check the cap held.
     peak: AtomicUsize,
+    /// The gauge of signatures in flight.
+    in_flight_gauge: IntGauge,
+    /// The counter of refusals (no slot free).
+    refused: IntCounter,
 }
 
 impl SigningBudget {
-    /// A budget of `cap` concurrent signatures (at least one).
+    /// OCSP's budget of `cap` concurrent signatures (at least one), reported as
+    /// `cloudca_ocsp_signing_in_flight` and `cloudca_ocsp_signing_refused_total`.
     pub fn new(cap: usize) -> Self {
-        SigningBudget { cap: AtomicUsize::new(cap.max(1)), in_flight: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+        let m = metrics::get();
+        SigningBudget::with_meters(cap, m.ocsp_signing_in_flight.clone(), m.ocsp_signing_refused.clone())
+    }
+
+    /// A budget of `cap` concurrent signatures reported on the given meters.
+    pub fn with_meters(cap: usize, in_flight_gauge: IntGauge, refused: IntCounter) -> Self {
+        SigningBudget {
+            cap: AtomicUsize::new(cap.max(1)),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            in_flight_gauge,
+            refused,
+        }
     }
 
     /// Changes the cap (start-up wiring); signatures already in flight finish.
@@ -42,11 +62,11 @@ impl SigningBudget {
         match taken {
             Ok(before) => {
                 self.peak.fetch_max(before + 1, Ordering::SeqCst);
-                metrics::get().ocsp_signing_in_flight.inc();
+                self.in_flight_gauge.inc();
                 Some(Slot { budget: self })
             }
             Err(_) => {
-                metrics::get().ocsp_signing_refused.inc();
+                self.refused.inc();
                 None
             }
         }
@@ -67,7 +87,7 @@ pub struct Slot<'a> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.budget.in_flight.fetch_sub(1, Ordering::SeqCst);
-        metrics::get().ocsp_signing_in_flight.dec();
+        self.budget.in_flight_gauge.dec();
     }
 }
 
