@@ -21,6 +21,7 @@ use x509_cert::serial_number::SerialNumber;
 
 use crate::asn1;
 use crate::status::RevocationReason;
+use crate::store::EntryChunk;
 
 /// One revoked certificate on a CRL.
 #[derive(Debug, Clone)]
@@ -91,18 +92,19 @@ fn sequence_header(len: usize) -> Vec<u8> {
     asn1::encode(&DerHeader::new(Tag::Sequence, length))
 }
 
-/// Streams DER entries (see [`encode_entry`]) into a CRL buffer and lays out the TBS around them.
-pub async fn lay_out<S, E>(header: &Header<'_>, entries: S, size_hint: usize) -> Result<Unsigned, E>
+/// Streams chunks of DER entries (see [`encode_entry`]) into a CRL buffer and lays out the TBS
+/// around them. `size_hint` is the number of entries expected (for the buffer's capacity).
+pub async fn lay_out<S, E>(header: &Header<'_>, chunks: S, size_hint: usize) -> Result<Unsigned, E>
 where
-    S: Stream<Item = Result<Vec<u8>, E>>,
+    S: Stream<Item = Result<EntryChunk, E>>,
 {
     let mut buffer = Vec::with_capacity(GAP + size_hint * 56 + 512);
     buffer.resize(GAP, 0);
     let mut count = 0usize;
-    futures_util::pin_mut!(entries);
-    while let Some(entry) = entries.try_next().await? {
-        buffer.extend_from_slice(&entry);
-        count += 1;
+    futures_util::pin_mut!(chunks);
+    while let Some(chunk) = chunks.try_next().await? {
+        buffer.extend_from_slice(&chunk.der);
+        count += chunk.entries;
     }
     let entries_len = buffer.len() - GAP;
     // crlExtensions [0] EXPLICIT Extensions
@@ -217,7 +219,8 @@ mod tests {
             number: 300,
             partition_url: Some("http://ca.test/crl/org-1.crl"),
         };
-        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(entry)]);
+        let stream =
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(EntryChunk { entries: 1, der: entry })]);
         let unsigned = futures_util::FutureExt::now_or_never(lay_out(&header, stream, 1)).unwrap().unwrap();
         let tbs = x509_cert::crl::TbsCertList::<x509_cert::certificate::Rfc5280>::from_der(unsigned.tbs()).unwrap();
         assert_eq!(tbs.revoked_certificates.unwrap().len(), 1);

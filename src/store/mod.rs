@@ -40,7 +40,7 @@ pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntent
 pub use proofs::{ProofRecord, ProofSpend};
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord, QueryRow};
 pub use seals::{SealRecord, SealRequestRecord};
-pub use status::{CrlRecord, OcspRecord, RevocationRecord};
+pub use status::{CrlRecord, EntryChunk, OcspRecord, RevocationRecord, CRL_CHUNK};
 pub use writer::{AuditRecord, Write, Writer};
 
 use crate::config::DatabaseConfig;

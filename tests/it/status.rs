@@ -539,3 +539,59 @@ async fn one_request_about_several_certificates_gets_every_status() {
         out.text
     );
 }
+
+/// A CRL longer than one database read (`CRL_CHUNK` entries per chunk) lists every entry
+/// exactly once and in serial order across the chunk boundaries: a cursor off by one would
+/// drop or repeat the entry at each boundary, an unordered concatenation would scramble them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crl_longer_than_one_read_chunk_lists_every_entry_once_in_serial_order() {
+    use der::Decode;
+    use sqlx::Connection;
+    let ca = TestCa::new().await;
+    let total = 2 * cloudca::store::CRL_CHUNK as u64 + 3;
+    let mut conn = sqlx::AnyConnection::connect(&ca.config.database.url).await.unwrap();
+    // Revocation rows only (no certificate rows behind them): foreign keys off here.
+    let no_fk = if ca.config.database.url.starts_with("postgres") {
+        "SET session_replication_role = replica"
+    } else {
+        "PRAGMA foreign_keys = OFF"
+    };
+    sqlx::query(no_fk).execute(&mut conn).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut expected = Vec::new();
+    // Inserted out of serial order, so the order on the CRL comes from the read.
+    for n in (0..total).rev() {
+        let serial = format!("{:016x}{:016x}", 0x4000_0000_0000_0000u64 | n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n);
+        let entry = cloudca::status::crl::encode_entry(&cloudca::status::crl::Entry {
+            serial: hex::decode(&serial).unwrap(),
+            revoked_at: now,
+            reason: RevocationReason::Superseded,
+            invalidity_date: None,
+        });
+        sqlx::query(
+            "INSERT INTO revocations (serial, issuer, crl_shard, revoked_at, reason, not_after, entry) \
+             VALUES ($1, 'org', 0, $2, 4, $3, $4)",
+        )
+        .bind(&serial)
+        .bind(now.unix_timestamp())
+        .bind(now.unix_timestamp() + 86_400)
+        .bind(entry)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        expected.push(serial);
+    }
+    expected.sort();
+    let instance = ca.open().await;
+    let crl = instance.status.build_crl("org", 0).await.unwrap();
+    assert_eq!(crl.entries as u64, total);
+    let list = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&crl.der).unwrap();
+    let listed: Vec<String> = list
+        .tbs_cert_list
+        .revoked_certificates
+        .unwrap()
+        .iter()
+        .map(|r| hex::encode(r.serial_number.as_bytes().strip_prefix(&[0]).unwrap_or(r.serial_number.as_bytes())))
+        .collect();
+    assert_eq!(listed, expected);
+}
