@@ -1099,10 +1099,12 @@ impl Config {
         for (i, ca) in self.ca.issuing.iter().enumerate() {
             let valid = !ca.name.is_empty()
                 && ca.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !valid || ca.name == "root" {
+            // The hierarchy's other authorities go by these names (attacker review: an issuing
+            // CA named like one collides with its key label and stops a ceremony half-way).
+            if !valid || RESERVED_AUTHORITY_NAMES.contains(&ca.name.as_str()) {
                 return Err(ConfigError::new(
                     format!("ca.issuing[{i}].name"),
-                    "use lowercase letters, digits and '-' (and not \"root\")",
+                    format!("use lowercase letters, digits and '-', and none of {RESERVED_AUTHORITY_NAMES:?}"),
                 ));
             }
             if !seen.insert(&ca.name) {
@@ -1145,6 +1147,9 @@ fn key_of(message: &str) -> String {
     }
     "config".into()
 }
+
+/// Names of the hierarchy's authorities that are not issuing CAs.
+const RESERVED_AUTHORITY_NAMES: [&str; 4] = ["root", "audit", "operators", "tsa"];
 
 #[cfg(test)]
 mod tests {
@@ -1241,6 +1246,14 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
         }
         let text = MINIMAL.replace("pin_env", "workers = 4\nocsp_concurrency = 2\npin_env");
         Config::parse(&text).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn an_issuing_ca_cannot_take_the_name_of_another_authority() {
+        for name in RESERVED_AUTHORITY_NAMES {
+            let text = MINIMAL.replace("name = \"org\"", &format!("name = \"{name}\""));
+            assert_eq!(Config::parse(&text).unwrap().validate().unwrap_err().key, "ca.issuing[0].name", "{name}");
+        }
     }
 
     #[test]

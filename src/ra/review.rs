@@ -456,11 +456,11 @@ impl Ra {
         Ok(())
     }
 
-    /// Records a review-page form post that did not come from the review pages (another
-    /// site's form submitted with the reviewer's certificate): refused, once per officer per
-    /// minute with the count, so a hostile page looping posts cannot flood the log.
-    pub async fn refused_page_post(&self, officer: &str, detail: serde_json::Value) {
-        self.refusals.refused("review.cross_site_refused", officer, officer, None, detail).await;
+    /// Records a back-office request another site made a browser send with its client
+    /// certificate (a form post, a review page loaded cross-site): refused, once per caller per
+    /// minute with the count, so a hostile page looping requests cannot flood the log.
+    pub async fn refused_cross_site(&self, caller: &str, detail: serde_json::Value) {
+        self.refusals.refused("access.cross_site_refused", caller, caller, None, detail).await;
     }
 
     /// Records that an officer read personal data or material bytes outside an order (seal

@@ -90,7 +90,7 @@ async fn a_reviewer_decides_on_the_review_pages_and_another_sites_form_is_refuse
     for origin in [Some("https://evil.example"), None, Some("null")] {
         assert_eq!(post_form(&reviewer, &decision, origin, &approve).await.0, 403, "{origin:?}");
     }
-    assert_eq!(count(&ca, "review.cross_site_refused"), 1, "coalesced per officer per minute");
+    assert_eq!(count(&ca, "access.cross_site_refused"), 1, "coalesced per officer per minute");
     let (_, _, order) = page(&reviewer, &format!("/review/orders/{id}")).await;
     assert!(order.contains("<td class=\"state\" id=\"state\">review</td>"), "still in review");
 
@@ -186,4 +186,33 @@ async fn a_reviewer_approves_in_a_real_browser_with_their_own_certificate() {
         v["decided_by"].as_str().unwrap().starts_with("reviewer:"),
         "decided under the reviewer's certificate: {v}"
     );
+}
+
+/// The guard of the whole admin listener (attacker review of the review pages): a browser
+/// carrying a back-office certificate cannot be made by another site to write anything (here
+/// an operator's CRL rebuild, a route with no body to stop a plain form) or to load a review
+/// page (which records a read under the reviewer's name). Command-line clients, sending neither
+/// `Origin` nor `Sec-Fetch-Site`, are unaffected; so is a page opened from the address bar.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_site_cannot_make_a_back_office_browser_write_or_load_a_review_page() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let operator = Client::new(&ca, "operator");
+    let rebuild = format!("{}/v1/crl/rebuild", operator.admin);
+    for (name, value) in
+        [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example"), ("sec-fetch-site", "same-site")]
+    {
+        let r = operator.http.post(&rebuild).header(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
+    assert!(operator.http.post(&rebuild).send().await.unwrap().status().is_success(), "the CLI's request");
+    assert_eq!(count(&ca, "access.cross_site_refused"), 1, "audited, coalesced per caller per minute");
+
+    let reviewer = Client::new(&ca, "reviewer");
+    let queue = format!("{}/review", reviewer.admin);
+    let cross = reviewer.http.get(&queue).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(cross.status(), 403, "an <img> or link from another site");
+    let typed = reviewer.http.get(&queue).header("sec-fetch-site", "none").send().await.unwrap();
+    assert_eq!(typed.status(), 200, "the address bar");
+    assert_eq!(typed.headers()["cross-origin-resource-policy"], "same-origin");
 }

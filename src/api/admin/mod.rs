@@ -214,6 +214,7 @@ pub fn router(instance: Instance) -> Router {
     router
         .route_layer(axum::middleware::from_fn(crate::api::limits::refuse_nul))
         .route_layer(axum::middleware::from_fn_with_state(instance.clone(), authorize))
+        .route_layer(axum::middleware::from_fn_with_state(instance.clone(), refuse_cross_site))
         .fallback(crate::api::limits::not_found)
         .layer(axum::middleware::from_fn_with_state((instance.clone(), "admin"), crate::api::identity::check))
         .layer(axum::extract::DefaultBodyLimit::max(crate::api::limits::MAX_UPLOAD_BYTES))
@@ -243,6 +244,38 @@ async fn authorize(State(instance): State<Instance>, matched: MatchedPath, reque
         Some(role) if allowed.contains(&role) => next.run(request).await,
         _ => deny(&instance, &caller, &route, "role not allowed").await,
     }
+}
+
+/// A browser that holds a back-office certificate presents it to any page that asks: the
+/// certificate is ambient authority, like a cookie. So a request that the browser itself marks
+/// as made by another site is refused before anything runs: any write whose `Sec-Fetch-Site` is
+/// not `same-origin` or whose `Origin` is not this listener, and a review page (`/review…`)
+/// loaded cross-site (which would write a read of personal data under the reviewer's name).
+/// Command-line and program clients send neither header and are not affected; the review
+/// pages' own forms also require `Origin` (`api::ra::review_pages`). Audited, coalesced.
+async fn refuse_cross_site(State(instance): State<Instance>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let write = !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let page = request.uri().path().starts_with("/review");
+    let site = value("sec-fetch-site");
+    let own = value("host").map(|host| format!("https://{host}"));
+    let origin_ok = value("origin").is_none_or(|o| Some(o) == own.as_deref());
+    let refused = match (write, page) {
+        (true, _) => !origin_ok || site.is_some_and(|s| s != "same-origin"),
+        (false, true) => site.is_some_and(|s| s == "cross-site" || s == "same-site"),
+        (false, false) => false,
+    };
+    if !refused {
+        return next.run(request).await;
+    }
+    let detail = serde_json::json!({
+        "route": format!("{} {}", request.method(), request.uri().path()),
+        "origin": value("origin"), "sec_fetch_site": site,
+    });
+    let caller = request.extensions().get::<Caller>().map_or_else(|| "unknown".to_string(), actor);
+    instance.ra.refused_cross_site(&caller, detail).await;
+    Problem::new(StatusCode::FORBIDDEN, "a request another site made your browser send is refused").into_response()
 }
 
 /// Records a denial in the audit log and answers 403.

@@ -11,7 +11,8 @@
 //! A browser presents its client certificate to any page that asks, so a certificate is
 //! ambient authority like a cookie: every form post must come from these pages themselves.
 //! [`same_origin`] refuses a post without an `Origin` naming this listener (or with a
-//! `Sec-Fetch-Site` other than `same-origin`), and the refusal is audited (coalesced). The pages
+//! `Sec-Fetch-Site` other than `same-origin`), and the refusal is audited (coalesced); the admin
+//! listener's guard (`api::admin`) also refuses a page loaded cross-site. The pages
 //! carry no script and a CSP that allows none, cannot be framed, and are never cached.
 //!
 //! Materials are shown inline only when they are images (PNG, JPEG: sniffed at upload), drawn
@@ -169,6 +170,7 @@ pub(crate) async fn material(
             (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".into()),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
             (header::CACHE_CONTROL, "no-store".into()),
+            (header::HeaderName::from_static("cross-origin-resource-policy"), "same-origin".into()),
         ],
         bytes,
     )
@@ -234,7 +236,7 @@ async fn same_origin(instance: &Instance, caller: &Caller, headers: &HeaderMap, 
         return Ok(());
     }
     let detail = serde_json::json!({ "order": id, "origin": origin, "sec_fetch_site": fetch_site });
-    instance.ra.refused_page_post(&actor(caller), detail).await;
+    instance.ra.refused_cross_site(&actor(caller), detail).await;
     Err(Problem::new(StatusCode::FORBIDDEN, "this form may only be sent from the review pages themselves"))
 }
 
@@ -292,6 +294,7 @@ fn page(title: &str, body: Markup) -> Response {
             // Not `no-referrer`: under it Chromium sends `Origin: null` with the page's own form posts.
             (header::REFERRER_POLICY, "same-origin"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
         ],
         markup.into_string(),
     )
