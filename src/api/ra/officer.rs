@@ -55,7 +55,8 @@ async fn full(instance: &Instance, o: &OrderRecord, reveal: Reveal) -> Result<se
     }))
 }
 
-async fn load(instance: &Instance, id: &str) -> Result<OrderRecord, Problem> {
+/// The order, or 404.
+pub(crate) async fn load(instance: &Instance, id: &str) -> Result<OrderRecord, Problem> {
     instance
         .store
         .order(id)

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
+use super::officer::load;
 use super::problem;
 use crate::api::admin::actor;
 use crate::api::problem::Problem;
@@ -238,15 +239,6 @@ async fn same_origin(instance: &Instance, caller: &Caller, headers: &HeaderMap, 
     let detail = serde_json::json!({ "order": id, "origin": origin, "sec_fetch_site": fetch_site });
     instance.ra.refused_cross_site(&actor(caller), detail).await;
     Err(Problem::new(StatusCode::FORBIDDEN, "this form may only be sent from the review pages themselves"))
-}
-
-async fn load(instance: &Instance, id: &str) -> Result<OrderRecord, Problem> {
-    instance
-        .store
-        .order(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .ok_or_else(|| Problem::not_found("no such order"))
 }
 
 /// The company's or the person's name: names are not masked in lists.

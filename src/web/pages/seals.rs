@@ -175,18 +175,24 @@ pub(in crate::web) async fn admin_code(
     outcome(&ctx, answer, "")
 }
 
+/// A change as the logged-in administrator; `done` is the message for a success when the
+/// change is not yet made (a hand-over waits for the new administrator's acceptance).
 async fn org_change(
     web: &Web,
     ctx: &Ctx,
     path: String,
     body: serde_json::Value,
     v: &HashMap<String, String>,
+    done: Option<&str>,
 ) -> Response {
     if let Some(r) = super::forged(ctx, v) {
         return r;
     }
     let Some(bearer) = ctx.cookie("ccm") else { return redirect(&ctx.url("/seals"), &[]) };
-    outcome(ctx, web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await, "")
+    match (web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await, done) {
+        (Ok(a), Some(done)) if a.ok() => redirect(&ctx.url(&format!("/seals?m={}", urlencode(done))), &[]),
+        (answer, _) => outcome(ctx, answer, ""),
+    }
 }
 
 pub(in crate::web) async fn member(
@@ -198,7 +204,7 @@ pub(in crate::web) async fn member(
     let phone =
         crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let body = json!({ "phone": phone, "role": v.get("role").cloned().unwrap_or_default(), "code": v.get("code").cloned().unwrap_or_default() });
-    org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/members", urlencode(&cc)), body, &v).await
+    org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/members", urlencode(&cc)), body, &v, None).await
 }
 
 pub(in crate::web) async fn hand_over(
@@ -211,19 +217,10 @@ pub(in crate::web) async fn hand_over(
         crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let field = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
     let body = json!({ "phone": phone, "name": field("name"), "id_number": field("id_number"), "code": field("code") });
-    if let Some(r) = super::forged(&ctx, &v) {
-        return r;
-    }
-    let Some(bearer) = ctx.cookie("ccm") else { return redirect(&ctx.url("/seals"), &[]) };
+    // Nothing moves yet: the new administrator accepts on their own phone.
+    let offered = ctx.lang.t("Offered: the new administrator accepts with the code texted to them.");
     let path = format!("/v1/mobile/orgs/{}/handover", urlencode(&cc));
-    match web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await {
-        // Nothing moved yet: the new administrator accepts on their own phone.
-        Ok(a) if a.ok() => {
-            let offered = ctx.lang.t("Offered: the new administrator accepts with the code texted to them.");
-            redirect(&ctx.url(&format!("/seals?m={}", urlencode(offered))), &[])
-        }
-        other => outcome(&ctx, other, ""),
-    }
+    org_change(&web, &ctx, path, body, &v, Some(offered)).await
 }
 
 /// The new administrator accepts a hand-over with the code the offer texted to their phone
