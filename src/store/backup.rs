@@ -432,10 +432,12 @@ pub async fn ensure_empty(target: &Path) -> Result<(), BackupError> {
     .map_err(|e| BackupError::TargetNotEmpty { path: target.to_path_buf(), detail: e.to_string() })?;
     for table in tables.iter().filter(|t| !matches!(t.as_str(), "_sqlx_migrations" | "schema_migrations")) {
         // The table names come from sqlite_master, not from input; quoted all the same.
-        let sql = if table == "audit_head" {
-            "SELECT 1 FROM \"audit_head\" WHERE seq > 0 LIMIT 1".to_string()
-        } else {
-            format!("SELECT 1 FROM \"{}\" LIMIT 1", table.replace('"', "\"\""))
+        // Two tables hold one row from their migration: the chain's head and the TSA's serial
+        // counter; they count as used only once they moved.
+        let sql = match table.as_str() {
+            "audit_head" => "SELECT 1 FROM \"audit_head\" WHERE seq > 0 LIMIT 1".to_string(),
+            "tsa_serials" => "SELECT 1 FROM \"tsa_serials\" WHERE next > 1 LIMIT 1".to_string(),
+            _ => format!("SELECT 1 FROM \"{}\" LIMIT 1", table.replace('"', "\"\"")),
         };
         if sqlx::query(&sql).fetch_optional(&mut conn).await?.is_some() {
             conn.close().await?;

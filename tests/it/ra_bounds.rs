@@ -106,7 +106,9 @@ async fn a_login_code_to_a_phone_with_no_approval_or_credential_is_answered_alik
     // Inside the send interval both are held back alike.
     let (known, unknown) = (ask_code(&ca, holder).await, ask_code(&ca, stranger).await);
     assert_eq!((known.0, unknown.0), (429, 429));
-    assert_eq!(known.1["title"], unknown.1["title"]);
+    // Alike but for the seconds left, which the two requests may see a second apart.
+    let without_seconds = |v: &serde_json::Value| v["title"].as_str().unwrap_or_default().replace(char::is_numeric, "");
+    assert_eq!(without_seconds(&known.1), without_seconds(&unknown.1));
 
     // No code the stranger's phone never received logs anyone in.
     let api = crate::signing::Api { ca: &ca };
