@@ -354,10 +354,13 @@ fn background(
         instance.config.audit.certificate_sha256.clone(),
     ));
     vec![
-        tokio::spawn(run_job(leases.clone(), Job::AuditCheckpoint, CHECKPOINT_PERIOD, tx.subscribe(), move || {
-            let (i, c) = (i.clone(), checkpointer.clone());
-            async move { checkpoint(&i, &c).await }
-        })),
+        tokio::spawn(after_start(
+            tx.subscribe(),
+            run_job(leases.clone(), Job::AuditCheckpoint, CHECKPOINT_PERIOD, tx.subscribe(), move || {
+                let (i, c) = (i.clone(), checkpointer.clone());
+                async move { checkpoint(&i, &c).await }
+            }),
+        )),
         tokio::spawn(run_job(leases.clone(), Job::Ra, ra_period, tx.subscribe(), move || {
             let j = j.clone();
             async move { j.ra.pass().await }
@@ -366,6 +369,20 @@ fn background(
         tokio::spawn(tsa_tally(instance.clone(), tx.subscribe())),
     ]
 }
+
+/// Runs `job` once the daemon has been serving for [`FIRST_CHECKPOINT_DELAY`]: the first
+/// checkpoint (which covers `config.loaded`) is signed a few seconds after start, not while an
+/// operator's `audit verify` right after start could read the witness line before its row is
+/// committed (a verify between the two reports the checkpoint missing).
+async fn after_start(mut shutdown: tokio::sync::broadcast::Receiver<()>, job: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        _ = tokio::time::sleep(FIRST_CHECKPOINT_DELAY) => job.await,
+        _ = shutdown.recv() => {}
+    }
+}
+
+/// How long after start the first checkpoint round runs (well inside a minute).
+const FIRST_CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often the chain's head is signed while it grows.
 const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
