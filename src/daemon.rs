@@ -126,8 +126,10 @@ impl Instance {
             config.publication.clone(),
             clock.clone(),
         )?;
-        status.limit_ocsp_signing(config.hsm.ocsp_concurrency);
+        let public = crate::status::ocsp::budget::PublicShare::of_pool(config.hsm.worker_count());
+        status.limit_ocsp_signing(config.hsm.ocsp_concurrency, public.clone());
         let tsa = crate::tsa::Tsa::new(&config, &hierarchy, hsm.clone(), store.clone(), clock.clone())?;
+        tsa.share_pool_with(public);
         let operators = crate::operators::Operators::new(
             store.clone(),
             hsm.clone(),

@@ -42,11 +42,43 @@ pub struct WitnessSource {
 /// checkpoints and the given witnesses. A swapped certificate is a broken verdict: checkpoints
 /// "verifying" with a database writer's own key prove nothing. A missing or unreadable witness
 /// is an error ([`AuditError::Witness`]), not a verdict: without it nothing can be said.
+///
+/// A checkpoint round writes the witness before it commits the checkpoint to the database, so a
+/// verify running between the two sees the newest witness record without its row. Only that
+/// case (the last record of a witness, one past the database's newest) is read again, for up to
+/// [`PENDING_WAIT`]: a deleted newest checkpoint is still reported, a moment later.
 pub async fn verify(store: &Store, witnesses: &[WitnessSource], pinned: Option<&str>) -> Result<Verdict, AuditError> {
+    let deadline = tokio::time::Instant::now() + PENDING_WAIT;
+    loop {
+        match verify_once(store, witnesses, pinned).await? {
+            Outcome::Done(verdict) => return Ok(verdict),
+            Outcome::Pending(problem) if tokio::time::Instant::now() >= deadline => {
+                return Ok(Verdict::Broken(problem))
+            }
+            Outcome::Pending(_) => tokio::time::sleep(PENDING_POLL).await,
+        }
+    }
+}
+
+/// How long a witnessed checkpoint may take to reach the database (a round commits it right
+/// after writing the witness; seconds cover a loaded machine).
+pub const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often a pending checkpoint is looked for again.
+const PENDING_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One pass: a verdict, or a newest witnessed checkpoint not (yet) in the database.
+enum Outcome {
+    Done(Verdict),
+    Pending(String),
+}
+
+async fn verify_once(store: &Store, witnesses: &[WitnessSource], pinned: Option<&str>) -> Result<Outcome, AuditError> {
+    let broken = |problem: String| Ok(Outcome::Done(Verdict::Broken(problem)));
     match super::pin::audit_authority(store, pinned).await {
         Ok(_) => {}
         Err(super::pin::PinError::Store(e)) => return Err(e.into()),
-        Err(e) => return Ok(Verdict::Broken(e.to_string())),
+        Err(e) => return broken(e.to_string()),
     }
     let checkpoints = store.checkpoints().await?;
     let chained = checkpoints.iter().any(|c| c.counter.is_some());
@@ -60,23 +92,25 @@ pub async fn verify(store: &Store, witnesses: &[WitnessSource], pinned: Option<&
     }
     let entries = match store.verify_audit().await? {
         AuditVerdict::Intact { entries, .. } => entries,
-        AuditVerdict::Broken { seq, problem } => return Ok(Verdict::Broken(format!("entry {seq}: {problem}"))),
+        AuditVerdict::Broken { seq, problem } => return broken(format!("entry {seq}: {problem}")),
     };
     if let Some(problem) = check_checkpoints(store, &checkpoints, pinned).await? {
-        return Ok(Verdict::Broken(problem));
+        return broken(problem);
     }
     let by_counter: HashMap<i64, &Checkpoint> = checkpoints.iter().filter_map(|c| c.counter.map(|n| (n, c))).collect();
     let newest = by_counter.keys().max().copied().unwrap_or(0);
     let mut count = 0;
     for (path, records) in &witnessed {
-        for w in records {
+        for (i, w) in records.iter().enumerate() {
             if let Some(problem) = against_witness(w, &by_counter, newest, path) {
-                return Ok(Verdict::Broken(problem));
+                let last = i + 1 == records.len();
+                let pending = last && w.counter == Some(newest + 1);
+                return Ok(if pending { Outcome::Pending(problem) } else { Outcome::Done(Verdict::Broken(problem)) });
             }
             count += 1;
         }
     }
-    Ok(Verdict::Intact { entries, checkpoints: checkpoints.len(), witnessed: count })
+    Ok(Outcome::Done(Verdict::Intact { entries, checkpoints: checkpoints.len(), witnessed: count }))
 }
 
 /// Every checkpoint in entry order: signed by the audit key, matching the entry it names,

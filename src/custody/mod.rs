@@ -22,9 +22,16 @@ use crate::hsm::{custody::BLOB_VERSION, HsmError, HsmPool, KeyAlgorithm};
 use crate::providers::{ProviderError, SmsProvider};
 use crate::security_events::SecurityEvents;
 use crate::status::{RevocationReason, StatusService};
-use crate::store::{ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError};
+use crate::store::{
+    ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError, UnlockAllowance,
+};
 pub use pin::Pin;
 pub use proof::{ProofMethod, ProofPurpose, Proofs, StartedProof};
+
+/// PIN unlocks one credential may have, by the RA's unlock orders and the app's unlock
+/// together, in 30 days from the first (review M1: each unlock restarts the PIN counter, so
+/// unlimited unlocks are unlimited PIN guesses for whoever passes the check).
+pub const UNLOCKS: UnlockAllowance = UnlockAllowance { max: 2, window_seconds: 30 * 86_400 };
 
 /// Why a custody action failed. Each variant is something the holder or operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +80,14 @@ pub enum CustodyError {
     /// Too many identity proofs for this credential or approval today.
     #[error("too many identity checks for this certificate today; try again tomorrow")]
     TooManyProofs,
+    /// The credential's PIN was unlocked as often as [`UNLOCKS`] allows in its window: only an
+    /// officer, with the holder in person, unlocks it again (review M1).
+    #[error(
+        "the PIN of this certificate was unlocked {} times in {} days; go to a service counter",
+        UNLOCKS.max,
+        UNLOCKS.window_seconds / 86_400
+    )]
+    UnlocksUsed,
     /// An unlock asked of a credential that is not locked (a forgotten PIN is a reset).
     #[error("the credential is not locked")]
     NotLocked,
@@ -468,14 +483,37 @@ impl Custody {
     }
 
     /// Lifts the PIN lock of a credential after an officer or the channel approved an unlock
-    /// order (the holder proved their identity to the RA).
-    pub async fn lift_lock(&self, credential: &CredentialRecord, actor: &str, order: &str) -> Result<(), CustodyError> {
+    /// order (the holder proved their identity to the RA). An order the channel approved by
+    /// itself counts against [`UNLOCKS`] and is refused past it; an officer's decision (the
+    /// holder at a service counter) is counted but not capped.
+    pub async fn lift_lock(
+        &self,
+        credential: &CredentialRecord,
+        actor: &str,
+        order: &str,
+        by_officer: bool,
+    ) -> Result<(), CustodyError> {
         let detail = serde_json::json!({ "credential": credential.id, "order": order });
         let audit = self.event("credential.unlocked", actor, Some(&credential.serial), detail);
-        if !self.store.lift_lock(&credential.id, self.now(), &audit).await? {
-            return Err(CustodyError::NotUsable("its key was destroyed when it was revoked"));
+        let allowance = (!by_officer).then_some(UNLOCKS);
+        if !self.store.lift_lock(&credential.id, self.now(), allowance, &audit).await? {
+            return Err(self.why_not_unlocked(credential).await?);
         }
         Ok(())
+    }
+
+    /// Why an unlock's update changed nothing: the allowance is used up, or the key is gone.
+    async fn why_not_unlocked(&self, credential: &CredentialRecord) -> Result<CustodyError, CustodyError> {
+        let since = self.now() - UNLOCKS.window_seconds;
+        if self.store.unlocks_since(&credential.serial, since).await? >= UNLOCKS.max {
+            return Ok(CustodyError::UnlocksUsed);
+        }
+        let gone = self.store.credential(&credential.id).await?.is_none_or(|c| c.status == "destroyed");
+        Ok(if gone {
+            CustodyError::NotUsable("its key was destroyed when it was revoked")
+        } else {
+            CustodyError::Conflict
+        })
     }
 
     /// The holder's credential a PIN may be set again on (`Unlock`: locked; `Reset`: active),
@@ -532,6 +570,13 @@ impl Custody {
         actor: &str,
     ) -> Result<(), CustodyError> {
         let (c, holder) = self.resettable(id, phone, purpose).await?;
+        if purpose == ProofPurpose::Unlock {
+            // Before the proof is spent; the update checks again, atomically.
+            let since = self.now() - UNLOCKS.window_seconds;
+            if self.store.unlocks_since(&c.serial, since).await? >= UNLOCKS.max {
+                return Err(CustodyError::UnlocksUsed);
+            }
+        }
         proven.pin.check_strength(Some(&holder.id_number))?;
         self.proofs.settle(proven.proof_id, phone, purpose, &c.id, proven.code).await?;
         let hash = pin::hash(&self.hsm, &c.id, proven.pin).await?;
@@ -539,9 +584,14 @@ impl Custody {
         let detail = serde_json::json!({ "credential": c.id, "proof": proven.proof_id });
         let audit = self.event(kind, actor, Some(&c.serial), detail);
         let spend = ProofSpend { id: proven.proof_id, phone, purpose: purpose.name(), target: &c.id };
-        let from = if purpose == ProofPurpose::Unlock { "locked" } else { "active" };
-        if !self.store.reset_pin_with_proof(&spend, from, &hash, self.now(), &audit).await? {
-            return Err(CustodyError::Conflict);
+        let (from, allowance) =
+            if purpose == ProofPurpose::Unlock { ("locked", Some(UNLOCKS)) } else { ("active", None) };
+        if !self.store.reset_pin_with_proof(&spend, from, &hash, self.now(), allowance, &audit).await? {
+            return Err(if purpose == ProofPurpose::Unlock {
+                self.why_not_unlocked(&c).await?
+            } else {
+                CustodyError::Conflict
+            });
         }
         self.notify_reset(&c).await;
         Ok(())

@@ -336,8 +336,7 @@ impl Ra {
         // An unlock past the allowance (orders racing past the certificate step's check).
         if flow == Flow::Unlock {
             let serial = order.serial.as_deref().unwrap_or_default();
-            let recent = self.recent_unlocks(serial, order.subject_key.as_deref(), &order.id).await?;
-            return Ok(recent >= super::steps::MAX_UNLOCKS);
+            return Ok(self.recent_unlocks(serial).await? >= crate::custody::UNLOCKS.max);
         }
         if flow != Flow::Reissue {
             return Ok(false);

@@ -229,7 +229,8 @@ impl Ra {
                     .credential_by_serial(&c.serial)
                     .await?
                     .ok_or_else(|| RaError::CarryOut("no cloud key".into()))?;
-                custody.lift_lock(&credential, actor, &order.id).await.map_err(|e| fail(&e))?;
+                let by_officer = order.decided_by.as_deref().is_some_and(|d| d != "auto");
+                custody.lift_lock(&credential, actor, &order.id, by_officer).await.map_err(|e| fail(&e))?;
                 self.tell_holder_unlocked(&credential.phone, &c.serial, &order.id).await;
             }
             Flow::Seal => self.add_seal(order, data, actor).await?,

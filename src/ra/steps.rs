@@ -340,7 +340,7 @@ impl Ra {
                 )))
             }
             Flow::Renewal => self.renewal_window(&cert)?,
-            Flow::Unlock => self.unlock_allowance(&cert.serial, cert.identifier.as_deref(), &order.id).await?,
+            Flow::Unlock => self.unlock_allowance(&cert.serial).await?,
             _ => {}
         }
         if flow == Flow::Revocation {
@@ -377,40 +377,22 @@ impl Ra {
         Ok(consent)
     }
 
-    /// Refuses an unlock past [`MAX_UNLOCKS`] in [`UNLOCK_WINDOW_DAYS`] (review M1): each
-    /// unlock restarts the PIN counter, so unlimited unlocks are unlimited PIN guesses for
-    /// whoever holds a session or the holder's SMS.
-    async fn unlock_allowance(&self, serial: &str, subject: Option<&str>, order_id: &str) -> Result<(), RaError> {
-        if self.recent_unlocks(serial, subject, order_id).await? >= MAX_UNLOCKS {
-            return Err(RaError::State(format!(
-                "certificate {serial}'s PIN was unlocked {MAX_UNLOCKS} times in {UNLOCK_WINDOW_DAYS} days; go to a service counter"
-            )));
+    /// Refuses an unlock past [`crate::custody::UNLOCKS`] (review M1) before the applicant
+    /// goes on to pay: each unlock restarts the PIN counter, so unlimited unlocks are
+    /// unlimited PIN guesses for whoever holds a session or the holder's SMS. The unlock
+    /// itself checks again, atomically ([`crate::custody::Custody::lift_lock`]).
+    async fn unlock_allowance(&self, serial: &str) -> Result<(), RaError> {
+        if self.recent_unlocks(serial).await? >= crate::custody::UNLOCKS.max {
+            return Err(RaError::State(format!("certificate {serial}: {}", crate::custody::CustodyError::UnlocksUsed)));
         }
         Ok(())
     }
 
-    /// Unlock orders of the certificate, other than `order_id`, approved in the last
-    /// [`UNLOCK_WINDOW_DAYS`] days.
-    pub(super) async fn recent_unlocks(
-        &self,
-        serial: &str,
-        subject: Option<&str>,
-        order_id: &str,
-    ) -> Result<usize, RaError> {
-        let q = crate::store::OrderQuery {
-            flow: Some(Flow::Unlock.name().into()),
-            subject_key: Some(subject.unwrap_or_default().to_string()),
-            limit: 500,
-            ..crate::store::OrderQuery::default()
-        };
-        let since = self.now() - UNLOCK_WINDOW_DAYS * 86400;
-        let orders = self.store.orders(&q).await?;
-        Ok(orders
-            .iter()
-            .filter(|o| o.id != order_id && o.serial.as_deref() == Some(serial))
-            .filter(|o| matches!(o.state.as_str(), "approved" | "completed"))
-            .filter(|o| o.decided_at.unwrap_or(0) >= since)
-            .count())
+    /// Unlocks of the certificate's cloud key in its current allowance window (unlock orders
+    /// and the app's unlocks together).
+    pub(super) async fn recent_unlocks(&self, serial: &str) -> Result<i64, RaError> {
+        let since = self.now() - crate::custody::UNLOCKS.window_seconds;
+        Ok(self.store.unlocks_since(serial, since).await?)
     }
 
     fn renewal_window(&self, cert: &crate::store::CertificateRecord) -> Result<(), RaError> {
@@ -799,12 +781,6 @@ impl Ra {
         order.agent_phone = data.agent.as_ref().map(|a| a.person.phone.clone());
     }
 }
-
-/// Unlocks of one certificate's PIN allowed in [`UNLOCK_WINDOW_DAYS`] (review M1).
-pub(super) const MAX_UNLOCKS: usize = 2;
-
-/// The window [`MAX_UNLOCKS`] counts in.
-pub(super) const UNLOCK_WINDOW_DAYS: i64 = 30;
 
 /// Face-check links one order may have texted: enough to retry a failed face, too few to
 /// spend the SMS budget through redone steps (the per-phone limit does not see made-up

@@ -104,6 +104,43 @@ pub struct SigningSessionRecord {
 
 const CREDENTIAL_COLUMNS: &str = "id, approval_id, phone, serial, key_algorithm, key_blob, blob_version, binding, \
      pin_hash, failed_attempts, status, created_at";
+/// How many PIN unlocks one credential may have in a window (review M1: each unlock restarts
+/// the PIN counter, so unlimited unlocks are unlimited PIN guesses).
+#[derive(Debug, Clone, Copy)]
+pub struct UnlockAllowance {
+    /// Unlocks allowed in a window.
+    pub max: i64,
+    /// The window's length in seconds, from its first unlock.
+    pub window_seconds: i64,
+}
+
+impl UnlockAllowance {
+    /// `$3` (a window that started before it is over) and `$4` (the cap) of the statements
+    /// using [`COUNT_UNLOCK`] and [`UNLOCK_ALLOWED`].
+    pub(super) fn window(self, now: i64) -> (i64, i64) {
+        (now - self.window_seconds, self.max)
+    }
+
+    /// As [`UnlockAllowance::window`]; no allowance (an officer in person) counts in a window
+    /// of the usual length but never refuses.
+    fn bounds(allowance: Option<UnlockAllowance>, now: i64) -> (i64, i64) {
+        match allowance {
+            Some(a) => a.window(now),
+            None => (now - crate::custody::UNLOCKS.window_seconds, i64::MAX),
+        }
+    }
+}
+
+/// Counts one unlock: a new window when the last one is over (`$3`: the earliest start still
+/// inside), else one more in it. `$2` is now.
+pub(super) const COUNT_UNLOCK: &str =
+    "unlock_count = CASE WHEN unlock_window_start < $3 THEN 1 ELSE unlock_count + 1 END, \
+     unlock_window_start = CASE WHEN unlock_window_start < $3 THEN $2 ELSE unlock_window_start END";
+
+/// The allowance check, evaluated on the row being updated: its window is over, or it has
+/// fewer than `$4` unlocks.
+pub(super) const UNLOCK_ALLOWED: &str = "(unlock_window_start < $3 OR unlock_count < $4)";
+
 const SESSION_COLUMNS: &str =
     "id, platform, start_token, start_secret, created_ms, scan_deadline, expires_at, request, \
      state, phone, credential_id, result";
@@ -364,15 +401,40 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Lifts a PIN lock after an approved unlock order (the PIN stays; the counter restarts).
-    pub async fn lift_lock(&self, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
-        let q = sqlx::query(
-            "UPDATE credentials SET failed_attempts = 0, status = 'active', updated_at = $2 \
-             WHERE id = $1 AND status IN ('active', 'locked')",
-        )
-        .bind(id)
-        .bind(now);
+    /// Lifts a PIN lock after an approved unlock order (the PIN stays; the counter restarts),
+    /// counting it against the credential's unlock allowance in the same statement, so two
+    /// unlocks racing each other cannot both pass (review M1). `allowance` is `None` when an
+    /// officer decided in person: counted, never refused. False when the credential is gone or
+    /// the allowance is used up; [`Store::unlocks_since`] tells which.
+    pub async fn lift_lock(
+        &self,
+        id: &str,
+        now: i64,
+        allowance: Option<UnlockAllowance>,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let (since, max) = UnlockAllowance::bounds(allowance, now);
+        let sql = format!(
+            "UPDATE credentials SET failed_attempts = 0, status = 'active', updated_at = $2, {COUNT_UNLOCK} \
+             WHERE id = $1 AND status IN ('active', 'locked') AND {UNLOCK_ALLOWED}"
+        );
+        let q = sqlx::query(&sql).bind(id).bind(now).bind(since).bind(max);
         Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Unlocks of the credential bound to `serial` in the window that started at or after
+    /// `since` (0 when none): what the RA checks before an applicant pays for an unlock the
+    /// allowance would refuse anyway.
+    pub async fn unlocks_since(&self, serial: &str, since: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(unlock_count), 0) AS n FROM credentials \
+             WHERE serial = $1 AND unlock_window_start >= $2",
+        )
+        .bind(serial)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Stores a hashed one-time code; its id lets the caller withdraw it if the SMS fails.

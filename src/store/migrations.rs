@@ -35,7 +35,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "audit_witness", include_str!("migrations/0013_audit_witness.sql")),
     (14, "ra_services", include_str!("migrations/0014_ra_services.sql")),
     (15, "tsa", include_str!("migrations/0015_tsa.sql")),
+    (16, "unlock_allowance", include_str!("migrations/0016_unlock_allowance.sql")),
 ];
+
+/// The newest schema version this build knows (the last migration's number): what an upgraded
+/// database records as applied.
+pub fn latest_version() -> i64 {
+    MIGRATIONS[MIGRATIONS.len() - 1].0
+}
 
 /// The table the hand-written runner (before the Migrator) recorded applied versions in.
 const LEGACY_TABLE: &str = "schema_migrations";

@@ -158,29 +158,44 @@ impl Store {
 
     /// Spends an unlock or reset proof and sets the new PIN hash in one transaction, with the
     /// audit event: only on a credential of this phone in `from` (`locked` for an unlock,
-    /// `active` for a reset); it ends active with no failures counted. False, and nothing
-    /// written, unless both hold.
+    /// `active` for a reset); it ends active with no failures counted. An unlock (given its
+    /// `allowance`) also counts against the credential's unlock allowance in the same
+    /// statement (see [`Store::lift_lock`]). False, and nothing written, unless all hold.
     pub async fn reset_pin_with_proof(
         &self,
         p: &ProofSpend<'_>,
         from: &str,
         pin_hash: &str,
         now: i64,
+        allowance: Option<super::custody::UnlockAllowance>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let set = sqlx::query(
-            "UPDATE credentials SET pin_hash = $3, failed_attempts = 0, status = 'active', updated_at = $5 \
-             WHERE id = $1 AND phone = $2 AND status = $4",
-        )
-        .bind(p.target)
-        .bind(p.phone)
-        .bind(pin_hash)
-        .bind(from)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let set = match allowance {
+            Some(allowance) => {
+                let (since, max) = allowance.window(now);
+                let sql = format!(
+                    "UPDATE credentials SET pin_hash = $5, failed_attempts = 0, status = 'active', updated_at = $2, \
+                     {} WHERE id = $1 AND phone = $6 AND status = $7 AND {}",
+                    super::custody::COUNT_UNLOCK,
+                    super::custody::UNLOCK_ALLOWED
+                );
+                let q = sqlx::query(&sql).bind(p.target).bind(now).bind(since).bind(max);
+                q.bind(pin_hash).bind(p.phone).bind(from).execute(&mut *tx).await?.rows_affected()
+            }
+            None => sqlx::query(
+                "UPDATE credentials SET pin_hash = $3, failed_attempts = 0, status = 'active', updated_at = $5 \
+                 WHERE id = $1 AND phone = $2 AND status = $4",
+            )
+            .bind(p.target)
+            .bind(p.phone)
+            .bind(pin_hash)
+            .bind(from)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
         if set != 1 || !spend(&mut tx, p, now).await? {
             return Ok(false);
         }

@@ -6,11 +6,16 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Reserves `count` TSA serials for this process: returns the first; the block is
-    /// `first .. first + count`. One statement, so two daemons (or two callers) never get
-    /// overlapping blocks on either backend.
-    pub async fn reserve_tsa_serials(&self, count: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query("UPDATE tsa_serials SET next = next + $1 WHERE id = 1 RETURNING next")
-            .bind(count)
+    /// `first .. first + count`, starting at the counter or at `floor`, whichever is higher (a
+    /// counter restored from a back-up is behind serials already issued; a floor that grows
+    /// with time keeps it ahead of them). One statement, so two daemons (or two callers) never
+    /// get overlapping blocks on either backend.
+    pub async fn reserve_tsa_serials(&self, count: i64, floor: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "UPDATE tsa_serials SET next = (CASE WHEN next > $2 THEN next ELSE $2 END) + $1 WHERE id = 1 RETURNING next",
+        )
+        .bind(count)
+        .bind(floor)
             .fetch_one(&self.pool)
             .await?;
         let next: i64 = row.try_get("next")?;

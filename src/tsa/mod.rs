@@ -139,11 +139,17 @@ impl Tsa {
                 policy: config.tsa.policy()?,
                 accuracy: Accuracy::from_millis(config.tsa.accuracy_millis),
                 budget,
-                serials: serial::SerialBlocks::new(store.clone()),
+                serials: serial::SerialBlocks::new(store.clone(), clock.clone()),
                 tally: tally::Tally::new(store, clock.clone()),
                 clock,
             }),
         })
+    }
+
+    /// Takes the TSA's slots also from the share all public work together may hold (start-up
+    /// wiring; see [`crate::status::ocsp::budget`]).
+    pub fn share_pool_with(&self, public: Arc<crate::status::ocsp::budget::PublicShare>) {
+        self.inner.budget.share_with(public);
     }
 
     /// Answers one query (the request body); see the module docs for the steps.

@@ -399,3 +399,27 @@ async fn a_checkpoint_witnessed_but_not_committed_before_a_crash_is_completed_by
     let (code, text) = verify(&ca, &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+/// A verify that runs while a round has written the witness but not yet committed the
+/// checkpoint (attacker review: the round's own window) waits for the row instead of calling
+/// the log broken; a checkpoint that never arrives is still reported (the test above).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verify_during_a_round_waits_for_the_witnessed_checkpoint_to_be_committed() {
+    let (ca, pool, instance, _checkpointer) = checkpointed_ca().await;
+    // The round's window: the witness holds checkpoint 3, its row is not in the database yet.
+    exec(&pool, "CREATE TABLE pending_checkpoint AS SELECT * FROM audit_checkpoints WHERE counter = 3").await;
+    exec(&pool, "DELETE FROM audit_checkpoints WHERE counter = 3").await;
+    let witness = cloudca::audit::WitnessSource { path: ca.config.audit_witness(), explicit: true };
+    let pinned = ca.config.audit.certificate_sha256.clone();
+    let verify = tokio::spawn({
+        let store = instance.store.clone();
+        async move { cloudca::audit::verify(&store, &[witness], pinned.as_deref()).await }
+    });
+    // The commit lands well inside the wait; before the fix the verdict was already "broken".
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    exec(&pool, "INSERT INTO audit_checkpoints SELECT * FROM pending_checkpoint").await;
+    match verify.await.unwrap().unwrap() {
+        cloudca::audit::Verdict::Intact { checkpoints, witnessed, .. } => assert_eq!((checkpoints, witnessed), (3, 3)),
+        broken => panic!("{broken:?}"),
+    }
+}

@@ -658,3 +658,48 @@ async fn organisation_administrators_manage_members_and_seals_and_seals_come_wit
         assert_eq!(instance.store.count_audit_events(kind).await.unwrap(), 1, "{kind} audited once");
     }
 }
+
+/// Review M1 on the app's side: every unlock restarts the PIN counter, so the app's unlock
+/// counts against the same allowance as the RA's unlock orders (two in 30 days). Before the
+/// fix the app's unlock route had no cap at all: whoever could pass the holder's identity
+/// check could lock and unlock for ever, five PIN guesses each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apps_unlock_counts_against_the_unlock_allowance() {
+    let mut ca = quick_sms_ca().await;
+    // Three lockouts are fifteen wrong PINs in a minute: more than the per-credential limit.
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[limits]\nattempts_per_credential = { count = 100, seconds = 60 }\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let (token, credential, _) = enrolled(&ca, &api, PHONE);
+    let (session, start, secret) = open(&api, b"contract", "raw");
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(&start, &secret, std::time::Instant::now()));
+    assert_eq!(api.call(As::Holder(&token), "POST", &claim_path(), Some(&claim)).0, "200");
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    let wrong = format!(r#"{{"credential_id":"{credential}","pin":"111111"}}"#);
+    let unlock = format!("/v1/mobile/credentials/{credential}/unlock");
+    let lock = || {
+        let statuses: Vec<String> =
+            (0..5).map(|_| api.call(As::Holder(&token), "POST", &approve, Some(&wrong)).0).collect();
+        assert_eq!(statuses.last().unwrap(), "423", "locked at the fifth wrong PIN: {statuses:?}");
+    };
+    for n in 1..=2 {
+        lock();
+        let proof = prove_face(&api, &token, "unlock", &credential);
+        let body = format!(r#"{{"proof_id":"{proof}","new_pin":"13579{n}"}}"#);
+        assert_eq!(api.call(As::Holder(&token), "POST", &unlock, Some(&body)).0, "204", "unlock {n}");
+    }
+    lock();
+    let proof = prove_face(&api, &token, "unlock", &credential);
+    let body = format!(r#"{{"proof_id":"{proof}","new_pin":"135793"}}"#);
+    let (status, problem) = api.call(As::Holder(&token), "POST", &unlock, Some(&body));
+    assert_eq!(status, "403", "{problem}");
+    assert!(problem["title"].as_str().unwrap().contains("unlocked 2 times in 30 days"), "{problem}");
+    let right = format!(r#"{{"credential_id":"{credential}","pin":"135793"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&right)).0, "423", "still locked");
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("credential.unlocked").await.unwrap(), 2);
+    assert!(instance.store.count_audit_events("pin.reset_refused").await.unwrap() >= 1, "the refusal is audited");
+}

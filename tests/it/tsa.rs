@@ -412,3 +412,29 @@ async fn a_flood_signs_within_the_tsa_share_gets_503_or_429_with_retry_after_and
         .sum();
     assert_eq!(counted, granted, "every token counted once");
 }
+
+/// RFC 3161 §2.4.2 wants each token's serial unique. A database restored from a back-up has
+/// the counter of the back-up's time, behind the serials issued since: before the time floor,
+/// the restored TSA handed those serials out again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serial_counter_restored_from_a_back_up_repeats_no_serial() {
+    use cloudca::tsa::serial::{SerialBlocks, BLOCK};
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let clock: Arc<dyn cloudca::clock::Clock> = Arc::new(cloudca::clock::SystemClock);
+    let before = SerialBlocks::new(instance.store.clone(), clock.clone());
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        issued.push(before.next().await.unwrap());
+    }
+    // The restore: the counter goes back to what a back-up taken before these tokens holds.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    sqlx::query("UPDATE tsa_serials SET next = 1 WHERE id = 1").execute(&pool).await.unwrap();
+    pool.close().await;
+    // A restore takes longer than the clock's one-second resolution.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after = SerialBlocks::new(instance.store.clone(), clock).next().await.unwrap();
+    let end_of_first_block = issued[0] + BLOCK as u64;
+    assert!(after >= end_of_first_block, "{after} repeats the block starting at {} ({issued:?})", issued[0]);
+}

@@ -23,7 +23,9 @@ pub fn custody(e: CustodyError) -> Problem {
         CustodyError::ApprovalExpired | CustodyError::ProofExpired => Problem::new(StatusCode::GONE, title),
         CustodyError::NoHolder => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         CustodyError::TooManyProofs => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
-        CustodyError::WrongPin { .. } | CustodyError::IdentityRefused => Problem::new(StatusCode::FORBIDDEN, title),
+        CustodyError::WrongPin { .. } | CustodyError::IdentityRefused | CustodyError::UnlocksUsed => {
+            Problem::new(StatusCode::FORBIDDEN, title)
+        }
         CustodyError::Locked => Problem::new(StatusCode::LOCKED, title),
         CustodyError::Provider(cause) => {
             Problem::provider(&cause, "the identity check is unavailable; try again later")

@@ -8,8 +8,13 @@
 //! pre-signed response with its nonce dropped, RFC 8954 §2.1, or `tryLater`). So at most
 //! `hsm.ocsp_concurrency` OCSP jobs are ever in the queue, and any other job waits behind at
 //! most that many OCSP signatures. Taking a slot never waits.
+//!
+//! OCSP's and the TSA's caps are each at most the pool, so together they could fill it. Both
+//! budgets therefore also take a slot of one [`PublicShare`], a session fewer than the pool, so
+//! issuance and cloud signing always find a session even while both floods fill their caps.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use prometheus::{IntCounter, IntGauge};
 
@@ -29,6 +34,32 @@ pub struct SigningBudget {
     in_flight_gauge: IntGauge,
     /// The counter of refusals (no slot free).
     refused: IntCounter,
+    /// The share all public work together may hold, when the daemon set one.
+    public: OnceLock<Arc<PublicShare>>,
+}
+
+/// The HSM sessions all unauthenticated public work together (OCSP signatures for requests,
+/// timestamp tokens) may hold at once: one fewer than the pool (at least one), so the other
+/// jobs are never all queued behind public ones.
+#[derive(Debug)]
+pub struct PublicShare {
+    cap: usize,
+    in_flight: AtomicUsize,
+}
+
+impl PublicShare {
+    /// The share of a pool of `workers` sessions.
+    pub fn of_pool(workers: usize) -> Arc<PublicShare> {
+        Arc::new(PublicShare { cap: workers.saturating_sub(1).max(1), in_flight: AtomicUsize::new(0) })
+    }
+
+    fn try_take(&self) -> bool {
+        self.in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.cap).then_some(n + 1)).is_ok()
+    }
+
+    fn give_back(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl SigningBudget {
@@ -47,7 +78,14 @@ impl SigningBudget {
             peak: AtomicUsize::new(0),
             in_flight_gauge,
             refused,
+            public: OnceLock::new(),
         }
+    }
+
+    /// Makes every slot of this budget also take one of `public` (start-up wiring, once).
+    pub fn share_with(&self, public: Arc<PublicShare>) {
+        // A second call keeps the first share: the wiring runs once per process.
+        let _ = self.public.set(public);
     }
 
     /// Changes the cap (start-up wiring); signatures already in flight finish.
@@ -59,11 +97,17 @@ impl SigningBudget {
     pub fn try_take(&self) -> Option<Slot<'_>> {
         let cap = self.cap.load(Ordering::SeqCst);
         let taken = self.in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < cap).then_some(n + 1));
+        let public = self.public.get();
         match taken {
-            Ok(before) => {
+            Ok(before) if public.is_none_or(|p| p.try_take()) => {
                 self.peak.fetch_max(before + 1, Ordering::SeqCst);
                 self.in_flight_gauge.inc();
                 Some(Slot { budget: self })
+            }
+            Ok(_) => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.refused.inc();
+                None
             }
             Err(_) => {
                 self.refused.inc();
@@ -87,6 +131,9 @@ pub struct Slot<'a> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.budget.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(public) = self.budget.public.get() {
+            public.give_back();
+        }
         self.budget.in_flight_gauge.dec();
     }
 }
@@ -104,5 +151,23 @@ mod tests {
         drop(a);
         assert!(budget.try_take().is_some(), "a finished signature frees its slot");
         assert_eq!(budget.peak(), 2);
+    }
+
+    #[test]
+    fn ocsp_and_the_tsa_together_leave_a_session_of_the_pool_free() {
+        // The defaults on two cores: a pool of 2, OCSP's cap 1, the TSA's cap 1. Before the
+        // shared share, both floods together held both sessions.
+        let public = PublicShare::of_pool(2);
+        let (ocsp, tsa) = (SigningBudget::new(1), SigningBudget::new(1));
+        ocsp.share_with(public.clone());
+        tsa.share_with(public.clone());
+        let held = ocsp.try_take().expect("OCSP signs");
+        assert!(tsa.try_take().is_none(), "the TSA waits for the public share, not the whole pool");
+        drop(held);
+        let _tsa = tsa.try_take().expect("the share is given back with the slot");
+        assert!(ocsp.try_take().is_none());
+        assert_eq!(ocsp.peak(), 1, "a refused slot is not counted");
+        let single = PublicShare::of_pool(1);
+        assert!(single.try_take(), "a pool of one still serves public work");
     }
 }

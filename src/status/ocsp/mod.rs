@@ -225,9 +225,11 @@ impl StatusService {
         Ok(Fresh::Signed(sign(&self.inner.hsm, issuer, now, &singles, nonce).await?))
     }
 
-    /// Sets OCSP's share of the HSM pool (`hsm.ocsp_concurrency`).
-    pub fn limit_ocsp_signing(&self, cap: usize) {
+    /// Sets OCSP's share of the HSM pool (`hsm.ocsp_concurrency`), within the share all public
+    /// work together may hold.
+    pub fn limit_ocsp_signing(&self, cap: usize, public: Arc<budget::PublicShare>) {
         self.inner.ocsp_budget.set_cap(cap);
+        self.inner.ocsp_budget.share_with(public);
     }
 
     /// Most OCSP signatures that were ever in flight at once in this process.
