@@ -516,6 +516,12 @@ impl Mobile {
         Ok(wait)
     }
 
+    /// Withdraws every live code of `purpose` about `object`, to whatever phone it went (an
+    /// administrator's new hand-over offer replaces the earlier one). Returns how many.
+    pub async fn withdraw_codes(&self, purpose: Purpose, object: &str) -> Result<u64, LoginError> {
+        Ok(self.store.spend_sms_codes_of(&scope(purpose, object)).await?)
+    }
+
     /// Checks a code sent for exactly this purpose and object (one try spent; used once on
     /// success). Each check, right or wrong, is an attempt against the phone's
     /// `limits.attempts_per_credential`. A wrong, expired or malformed code is audited, once

@@ -10,7 +10,10 @@
 //! 3. the new administrator accepts from their own session with that code; the role moves only
 //!    if the offering phone is still the administrator.
 //!
-//! Nothing is kept between the steps: the code exists only if steps 1 and 2 passed.
+//! Nothing is kept between the steps: the code exists only if steps 1 and 2 passed. A new
+//! offer withdraws the codes of every earlier one (one offer stands at a time), and the legal
+//! representative on file is texted when the role is offered and when it moves, so an
+//! administrator's phone in the wrong hands cannot pass the role on unseen.
 
 use super::{validate, Ra, RaError};
 use crate::mobile::Purpose;
@@ -59,6 +62,8 @@ impl Ra {
         if phone == admin {
             return Err(RaError::BadRequest("phone: another person's phone".into()));
         }
+        // One offer stands at a time: an earlier one's code no longer moves the role.
+        self.services.mobile.withdraw_codes(Purpose::AdminHandOver, &object(credit_code, admin)).await?;
         let call = self.providers.identity.phone_three(&name, &id_number, &phone);
         if let CheckOutcome::Failed(reason) =
             crate::providers::call("identity", "phone_three", self.deadline(), call).await?
@@ -80,7 +85,34 @@ impl Ra {
         );
         self.store.audit(&audit).await?;
         self.services.mobile.send_code(&phone, Purpose::AdminHandOver, &object(credit_code, admin)).await?;
+        let text = format!(
+            "贵单位 {credit_code} 的云证书管理员 {} 提出将管理员角色转交给 {}；如非贵单位意愿，请立即联系 CA。\
+             The certificate administrator {} of {credit_code} offered the administrator role to {}; if your organisation did not intend this, call the CA at once.",
+            validate::mask(admin),
+            validate::mask(&phone),
+            validate::mask(admin),
+            validate::mask(&phone)
+        );
+        self.tell_legal_rep(credit_code, &text).await;
         Ok(())
+    }
+
+    /// Texts the organisation's legal representative on file (their phone checked by an
+    /// approved order), if there is one. Best effort, as every notification; a failed send or
+    /// lookup is logged.
+    async fn tell_legal_rep(&self, credit_code: &str, text: &str) {
+        let phone = match self.on_file(credit_code).await {
+            Ok(on_file) => on_file.legal_rep.and_then(|(_, _, phone)| phone),
+            Err(e) => {
+                tracing::warn!(error = %e, "hand-over notice: the legal representative on file could not be read");
+                None
+            }
+        };
+        let Some(phone) = phone else { return };
+        let send = self.providers.sms.send(&phone, text);
+        if let Err(e) = crate::providers::call(crate::providers::SMS, "send", self.deadline(), send).await {
+            tracing::warn!(error = %e, "hand-over notice to the legal representative not sent");
+        }
     }
 
     /// Step 3: the new administrator (`to`, their session's phone) accepts with the code the
@@ -93,6 +125,16 @@ impl Ra {
                 RaError::State("the phone that offered the role is no longer the administrator".into())
             }
             other => RaError::BadRequest(other.to_string()),
-        })
+        })?;
+        let text = format!(
+            "贵单位 {credit_code} 的云证书管理员角色已由 {} 转交给 {}；如非贵单位意愿，请立即联系 CA。\
+             The certificate administrator role of {credit_code} moved from {} to {}; if your organisation did not intend this, call the CA at once.",
+            validate::mask(from),
+            validate::mask(to),
+            validate::mask(from),
+            validate::mask(to)
+        );
+        self.tell_legal_rep(credit_code, &text).await;
+        Ok(())
     }
 }

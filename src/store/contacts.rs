@@ -64,6 +64,23 @@ pub(super) async fn insert(tx: &mut Transaction<'static, Any>, c: &ContactRecord
 }
 
 /// Ties a completed order's contacts to the certificate it produced (first one only).
+/// Follows an order's saved state: an order that ends without its certificate (cancelled at
+/// carry-out because the certificate was revoked meanwhile, rejected) verified nobody, so the
+/// contacts its approval recorded are withdrawn in the same transaction (attacker review: an
+/// agent whose order issued nothing stayed on file and could consent for the subject).
+pub(super) async fn follow_order(
+    tx: &mut Transaction<'static, Any>,
+    order: &super::OrderRecord,
+) -> Result<(), StoreError> {
+    if matches!(order.state.as_str(), "cancelled" | "rejected") {
+        sqlx::query("DELETE FROM ra_contacts WHERE order_id = $1 AND serial IS NULL")
+            .bind(&order.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn set_serial(
     tx: &mut Transaction<'static, Any>,
     order_id: &str,

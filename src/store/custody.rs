@@ -467,6 +467,16 @@ impl Store {
         Ok(())
     }
 
+    /// Spends every live code of a purpose and object (its scope), whichever phone it went to:
+    /// a new offer replaces the earlier ones. Returns how many were withdrawn.
+    pub async fn spend_sms_codes_of(&self, scope: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE sms_codes SET used = 1 WHERE purpose = $1 AND used = 0")
+            .bind(scope)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Codes sent to a phone since `since` (any purpose), for rate limits.
     pub async fn sms_sent_since(&self, phone: &str, since: i64) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_codes WHERE phone = $1 AND sent_at >= $2")

@@ -282,6 +282,7 @@ impl Store {
             .bind(IntentState::Paid.as_str())
             .execute(&mut *tx)
             .await?;
+        super::contacts::follow_order(&mut tx, o).await?;
         super::writer::insert_audits(&mut tx, audits).await?;
         super::audit::commit(tx, audits.len()).await?;
         Ok(Some(marked.rows_affected() == 1))

@@ -186,6 +186,7 @@ impl Store {
         if let (Some(serial), "completed") = (&o.serial, o.state.as_str()) {
             super::contacts::set_serial(&mut tx, &o.id, serial).await?;
         }
+        super::contacts::follow_order(&mut tx, o).await?;
         super::writer::insert_audits(&mut tx, audits).await?;
         super::audit::commit(tx, audits.len()).await?;
         Ok(true)

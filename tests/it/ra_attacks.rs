@@ -328,6 +328,59 @@ async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_th
     assert_eq!(crate::ra::count(&ca, "org.admin.handed_over"), 1);
 }
 
+/// Attacker review: with the administrator's phone and SMS, an offer to an accomplice went
+/// unseen by the company, and an earlier offer stayed acceptable after a new one replaced it.
+/// Now a new offer withdraws the earlier code, and the legal representative on file is texted
+/// when the role is offered and when it moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_hand_over_offer_withdraws_the_earlier_one_and_the_legal_representative_is_told() {
+    const FIRST: &str = "+8613500135000";
+    const SECOND: &str = "+8613500135111";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (order, order_token) = approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
+    holder_enrols(&web, AGENT).await;
+    wait_state(&web, &order, &order_token, "completed").await;
+    let bearer = crate::ra_services::login(&web, AGENT).await;
+    let told = |what: &'static str| {
+        let ca = &ca;
+        move || outbox(ca).lines().filter(|l| l.contains(REP) && l.contains(what)).count()
+    };
+    let (offered, moved) = (told("offered the administrator role"), told("administrator role of"));
+    let offer = |to: &'static str| {
+        let web = &web;
+        let bearer = bearer.clone();
+        async move {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let body = json!({ "phone": AGENT, "purpose": "admin", "object": CREDIT });
+            let r = web.http.post(format!("{}/v1/mobile/sms", web.api)).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 202);
+            let body = json!({ "phone": to, "name": "王五", "id_number": HOLDER_ID, "code": last_code(web.ca, AGENT) });
+            let url = format!("{}/v1/mobile/orgs/{CREDIT}/handover", web.api);
+            let r = web.http.post(url).header("authorization", &bearer).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 202);
+            last_code(web.ca, to)
+        }
+    };
+    let accept = |to: &str, code: String| {
+        let body = json!({ "phone": to, "from": AGENT, "code": code });
+        let r = web.http.post(format!("{}/v1/mobile/orgs/{CREDIT}/handover/accept", web.api)).json(&body);
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+
+    let first = offer(FIRST).await;
+    assert_eq!(offered(), 1, "the legal representative hears of the offer");
+    let second = offer(SECOND).await;
+    assert_eq!(offered(), 2);
+    assert_eq!(accept(FIRST, first).await, 401, "the replaced offer's code moves nothing");
+    assert_eq!(role(&ca, FIRST).await, None);
+    assert_eq!(moved(), 0);
+    assert_eq!(accept(SECOND, second).await, 204);
+    assert_eq!(role(&ca, SECOND).await.as_deref(), Some("admin"));
+    assert_eq!(moved(), 1, "and of the move");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_renewal_whose_certificate_is_revoked_before_approval_issues_nothing_and_ends_with_the_reason() {
     let ca = ra_ca().await;
@@ -359,6 +412,14 @@ async fn a_renewal_whose_certificate_is_revoked_before_approval_issues_nothing_a
     assert_eq!(v["serial"], serial.as_str(), "{v}");
     assert_eq!(certificates().await, before, "nothing was issued");
     assert_eq!(crate::ra::count(&ca, "payment.refund_due"), 1, "the payment is given back");
+    // The approval had put the renewal's agent on file; an order that issued nothing verified
+    // nobody (before the fix the contact stayed).
+    let (contacts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ra_contacts WHERE order_id = $1")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(contacts, 0, "no contact of an order that issued nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
