@@ -528,7 +528,22 @@ impl Mobile {
     /// per phone per minute with the count of the others: `mobile.login` (`outcome: refused`)
     /// for a login, `sms.code_failed` for every other purpose. Neither holds the code.
     pub async fn check_code(&self, phone: &str, purpose: Purpose, object: &str, code: &str) -> Result<(), LoginError> {
-        let Err(reason) = self.try_code(phone, purpose, object, code).await? else {
+        self.check_code_counted_on(phone, phone, purpose, object, code).await
+    }
+
+    /// [`Mobile::check_code`], with the guess counted against `counted`'s per-phone limit
+    /// instead of `phone`'s: for a check whose code went to a phone the caller did not type
+    /// (the bank-card fallback texts the legal representative's phone on file), counting on
+    /// the typed phone keeps the 429 from telling whether the typed person is on file.
+    pub async fn check_code_counted_on(
+        &self,
+        counted: &str,
+        phone: &str,
+        purpose: Purpose,
+        object: &str,
+        code: &str,
+    ) -> Result<(), LoginError> {
+        let Err(reason) = self.try_code(counted, phone, purpose, object, code).await? else {
             return Ok(());
         };
         let actor = actor(phone);
@@ -548,13 +563,14 @@ impl Mobile {
     /// over its attempt limit (that refusal audits its own first occurrence).
     async fn try_code(
         &self,
+        counted: &str,
         phone: &str,
         purpose: Purpose,
         object: &str,
         code: &str,
     ) -> Result<Result<(), &'static str>, LoginError> {
-        if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", phone)) {
-            self.audit_refusal(&refusal, &actor(phone)).await;
+        if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", counted)) {
+            self.audit_refusal(&refusal, &actor(counted)).await;
             return Err(LoginError::RateLimited(refusal));
         }
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {

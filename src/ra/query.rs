@@ -186,8 +186,13 @@ impl Ra {
         let target = self.card_target(&subject, card).await?;
         // Nobody (or somebody else) on file: the typed phone is checked all the same, and
         // fails, as no code was ever sent for this object.
-        let phone = target.clone().unwrap_or_else(|| card.typed().2);
-        self.services.mobile.check_code(&phone, Purpose::OrderQueryByCard, &card.object(&subject), code.trim()).await?;
+        let typed = card.typed().2;
+        let phone = target.clone().unwrap_or_else(|| typed.clone());
+        // Counted on the typed phone whoever the code went to: a 429 that followed the phone on
+        // file would tell whether the typed person is the representative (attacker review).
+        let object = card.object(&subject);
+        let mobile = &self.services.mobile;
+        mobile.check_code_counted_on(&typed, &phone, Purpose::OrderQueryByCard, &object, code.trim()).await?;
         if target.is_none() {
             return Err(crate::mobile::LoginError::BadCode.into());
         }

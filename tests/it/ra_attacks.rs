@@ -104,6 +104,28 @@ async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal
     assert_eq!(v["role"], "legal-rep", "{v}");
 }
 
+/// Attacker review: the bank card's second step counted guesses on the phone the code went to.
+/// Spending the limit of a phone of one's own with someone else's details, then typing a
+/// candidate's name and ID number with that phone, answered 429 for a stranger and 401 for the
+/// legal representative on file (whose code goes to their phone on file): an oracle for who
+/// the representative is. Now the typed phone is counted either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bank_cards_code_step_answers_alike_for_the_representative_and_a_stranger() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
+    let stranger = json!({ "subject": CREDIT, "phone": ATTACKER, "name": "王攻击", "id_number": ATTACKER_ID, "card": CARD, "code": "123456" });
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(web.call("POST", "/v1/ra/queries", None, Some(stranger.clone())).await.0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "the typed phone's guesses run out: {statuses:?}");
+    let candidate = json!({ "subject": CREDIT, "phone": ATTACKER, "name": "张三", "id_number": REP_ID, "card": CARD, "code": "123456" });
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(candidate)).await;
+    assert_eq!(status, 429, "the representative's details get the stranger's answer: {v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_online_authorisation_code_never_goes_to_a_representatives_phone_nothing_proved() {
     const TYPED: &str = "+8613600136001";
