@@ -228,7 +228,19 @@ impl OrderData {
         if agent_needs_letter && !kinds.iter().any(|k| k == "authorization-letter") {
             kinds.push("authorization-letter".into());
         }
+        // A product "with seal" makes the organisation's seal from the image the order carries.
+        if self.includes_seal(flow, channel) && !kinds.iter().any(|k| k == "seal-image") {
+            kinds.push("seal-image".into());
+        }
         kinds
+    }
+
+    /// Whether the chosen product includes a seal for the organisation (handbook: 机构云证书含
+    /// 电子印章): a new organisation certificate or an organisation's renewal. A seal order is
+    /// its own flow with its own materials rule.
+    pub fn includes_seal(&self, flow: Flow, channel: &Channel) -> bool {
+        let chosen = self.product.as_ref().and_then(|c| channel.products.iter().find(|p| p.id == c.id));
+        flow != Flow::Seal && self.organisation(flow) && chosen.is_some_and(|p| p.seal)
     }
 
     /// The steps of this order, in order.

@@ -157,6 +157,11 @@ impl Ra {
             Flow::OrgNew | Flow::PersonalNew => {
                 let (profile, subject, phone, holder) =
                     new_subject(flow, data).ok_or_else(|| RaError::CarryOut("the order has no subject".into()))?;
+                // The seal first: the approval marks the order carried out, so a seal that
+                // failed after it would never be made.
+                if let Some(c) = data.company.as_ref().filter(|_| self.order_includes_seal(order, flow, data)) {
+                    self.add_seal(order, &c.credit_code, &c.name, actor).await?;
+                }
                 let approval =
                     custody.create_approval(profile, subject, &phone, holder, actor).await.map_err(|e| fail(&e))?;
                 order.approval_id = Some(approval.id);
@@ -220,6 +225,9 @@ impl Ra {
                 if flow == Flow::Change {
                     self.revoke(&c.serial, RevocationReason::Superseded, actor).await?;
                 }
+                if self.order_includes_seal(order, flow, data) {
+                    self.add_seal(order, &c.identifier, &organisation_name(c), actor).await?;
+                }
                 order.serial = Some(issued.serial);
             }
             Flow::Unlock => {
@@ -233,7 +241,10 @@ impl Ra {
                 custody.lift_lock(&credential, actor, &order.id, by_officer).await.map_err(|e| fail(&e))?;
                 self.tell_holder_unlocked(&credential.phone, &c.serial, &order.id).await;
             }
-            Flow::Seal => self.add_seal(order, data, actor).await?,
+            Flow::Seal => {
+                let c = cert.ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+                self.add_seal(order, &c.identifier, &organisation_name(c), actor).await?
+            }
         }
         Ok(())
     }
@@ -259,8 +270,19 @@ impl Ra {
         }
     }
 
-    async fn add_seal(&self, order: &OrderRecord, data: &OrderData, actor: &str) -> Result<(), RaError> {
-        let c = data.certificate.as_ref().ok_or_else(|| RaError::CarryOut("no certificate".into()))?;
+    /// Whether the order's product includes a seal ([`OrderData::includes_seal`]).
+    fn order_includes_seal(&self, order: &OrderRecord, flow: Flow, data: &OrderData) -> bool {
+        self.channel(&order.channel).is_ok_and(|channel| data.includes_seal(flow, &channel))
+    }
+
+    /// Makes the organisation's seal from the order's seal image, approved by the order's own
+    /// review. Once per order: the request's id is the order's, so a carry-out tried again
+    /// after a later step failed does not make a second seal.
+    async fn add_seal(&self, order: &OrderRecord, credit_code: &str, name: &str, actor: &str) -> Result<(), RaError> {
+        let request_id = format!("order-{}", order.id);
+        if self.store.seal_request(&request_id).await?.is_some_and(|r| r.status != "pending") {
+            return Ok(());
+        }
         let materials = self.store.materials(&order.id).await?;
         let image = materials
             .iter()
@@ -271,22 +293,28 @@ impl Ra {
             .material_bytes(&order.id, &image.sha256)
             .await?
             .ok_or_else(|| RaError::CarryOut("seal image missing".into()))?;
-        let name = c.subject.iter().find(|(k, _)| k == "O").map_or_else(|| "seal".to_string(), |(_, v)| v.clone());
-        let request = SealRequestRecord {
-            id: crate::custody::new_id(),
-            credit_code: c.identifier.clone(),
-            seal_id: None,
-            name: name.chars().take(64).collect(),
-            png,
-            requested_by: order.agent_phone.clone().unwrap_or_default(),
-            status: "pending".into(),
-            created_at: self.now(),
-        };
-        let audit = self.event("seal.requested", actor, order, serde_json::json!({ "request": request.id }));
-        self.store.insert_seal_request(&request, &audit).await?;
-        self.services.seals.decide(actor, &request.id, true).await.map_err(|e| RaError::CarryOut(e.to_string()))?;
+        if self.store.seal_request(&request_id).await?.is_none() {
+            let request = SealRequestRecord {
+                id: request_id.clone(),
+                credit_code: credit_code.to_string(),
+                seal_id: None,
+                name: name.chars().take(64).collect(),
+                png,
+                requested_by: order.agent_phone.clone().unwrap_or_default(),
+                status: "pending".into(),
+                created_at: self.now(),
+            };
+            let audit = self.event("seal.requested", actor, order, serde_json::json!({ "request": request.id }));
+            self.store.insert_seal_request(&request, &audit).await?;
+        }
+        self.services.seals.decide(actor, &request_id, true).await.map_err(|e| RaError::CarryOut(e.to_string()))?;
         Ok(())
     }
+}
+
+/// The organisation's name on a certificate (its O, else "seal").
+fn organisation_name(c: &super::model::CertificateRef) -> String {
+    c.subject.iter().find(|(k, _)| k == "O").map_or_else(|| "seal".to_string(), |(_, v)| v.clone())
 }
 
 /// The approval's profile, subject and holder phone of a new-certificate order.

@@ -441,3 +441,43 @@ async fn the_ra_pass_walks_every_approved_order_page_by_page_not_only_the_first(
     let v = wait_state(&web, &id, &token, "completed").await;
     assert_eq!(v["serial"].as_str(), Some(serial.as_str()), "the newest order was completed past the waiting ones");
 }
+
+/// Issue 17 point 7: the product "with seal" (机构云证书含电子印章) asks for the seal image with
+/// the other materials and, once the order is approved, the organisation has that seal. Before,
+/// the product's `seal` flag was read by nothing: paid for, never made.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_product_with_seal_asks_for_the_seal_image_and_approval_makes_the_seal() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = org_to_product(&web, CREDIT).await;
+    let product = json!({ "product": "org-cloud-seal-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    let code = web.code(&id, &token, "authorization", crate::ra::REP, json!({})).await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    for kind in ["business-licence", "id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert_eq!(status, 422, "the seal image is missing: {v}");
+    assert!(v.to_string().contains("seal-image"), "{v}");
+    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    assert_eq!(web.upload(&id, &token, "seal-image", &png).await.0, 201);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, AGENT).await;
+    wait_state(&web, &id, &token, "review").await;
+    let reviewer = Client::new(&ca, "reviewer");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    wait_state(&web, &id, &token, "approved").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    let seals: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT name, png FROM seals WHERE credit_code = $1 AND status = 'active'")
+            .bind(CREDIT)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(seals.len(), 1, "one seal, made once");
+    assert_eq!(seals[0].1, png, "from the image the order carried");
+    assert_eq!(count(&ca, "seal.decided"), 1);
+}
