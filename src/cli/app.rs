@@ -61,6 +61,16 @@ pub enum Action {
         #[arg(long)]
         payload: String,
     },
+    /// Change the PIN of an active credential: the current PIN, then the new one, a line each
+    /// on standard input.
+    ChangePin {
+        /// Credential id.
+        #[arg(long)]
+        credential: String,
+    },
+    /// The organisations this phone belongs to, its role in each, their seals (and, for the
+    /// administrator, the members).
+    Orgs,
     /// Approve a claimed session with a credential and its PIN.
     Approve {
         /// Session id.
@@ -69,6 +79,9 @@ pub enum Action {
         /// Credential id.
         #[arg(long)]
         credential: String,
+        /// The seal to stamp with, when the platform asked for one (an id from `app orgs`).
+        #[arg(long)]
+        seal: Option<String>,
     },
     /// Refuse a claimed session.
     Refuse {
@@ -151,9 +164,21 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
                 let body = serde_json::json!({ "payload": payload });
                 call(&client, reqwest::Method::POST, &url("/v1/mobile/sessions/claim"), token, Some(body)).await?
             }
-            Action::Approve { session, credential } => {
+            Action::ChangePin { credential } => {
+                let old = read_secret("current PIN: ")?;
+                let new = read_secret("new PIN: ")?;
+                let body = serde_json::json!({ "old_pin": old.trim(), "new_pin": new.trim() });
+                let path = format!("/v1/mobile/credentials/{credential}/pin");
+                call(&client, reqwest::Method::POST, &url(&path), token, Some(body)).await?;
+                serde_json::json!({ "credential": credential, "pin": "changed" })
+            }
+            Action::Orgs => call(&client, reqwest::Method::GET, &url("/v1/mobile/orgs"), token, None).await?,
+            Action::Approve { session, credential, seal } => {
                 let pin = read_secret("PIN: ")?;
-                let body = serde_json::json!({ "credential_id": credential, "pin": pin.trim() });
+                let mut body = serde_json::json!({ "credential_id": credential, "pin": pin.trim() });
+                if let Some(seal) = seal {
+                    body["seal_id"] = seal.into();
+                }
                 let path = format!("/v1/mobile/sessions/{session}/approve");
                 call(&client, reqwest::Method::POST, &url(&path), token, Some(body)).await?
             }

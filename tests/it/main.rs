@@ -6,6 +6,7 @@
 mod common;
 
 mod admin;
+mod app_cli;
 mod audit;
 mod audit_events;
 mod audit_hash;
