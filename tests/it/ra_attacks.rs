@@ -299,6 +299,14 @@ async fn role(ca: &TestCa, phone: &str) -> Option<String> {
     row.map(|r| r.0)
 }
 
+/// CREDIT approved with AGENT as its certificate administrator, enrolled: AGENT's app session.
+async fn administered_org(web: &Client<'_>) -> String {
+    let (order, order_token) = approved_org(web, &Client::new(web.ca, "reviewer"), CREDIT).await;
+    holder_enrols(web, AGENT).await;
+    wait_state(web, &order, &order_token, "completed").await;
+    crate::ra_services::login(web, AGENT).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_their_own_phone() {
     const NEW_ADMIN: &str = "+8613500135000";
@@ -306,10 +314,7 @@ async fn the_administrator_role_moves_only_to_a_checked_person_who_accepts_on_th
     let ca = ra_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
-    let (order, order_token) = approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
-    holder_enrols(&web, AGENT).await;
-    wait_state(&web, &order, &order_token, "completed").await;
-    let bearer = crate::ra_services::login(&web, AGENT).await;
+    let bearer = administered_org(&web).await;
     let admin_code = || async {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let body = json!({ "phone": AGENT, "purpose": "admin", "object": CREDIT });
@@ -361,10 +366,7 @@ async fn a_new_hand_over_offer_withdraws_the_earlier_one_and_the_legal_represent
     let ca = ra_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
-    let (order, order_token) = approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
-    holder_enrols(&web, AGENT).await;
-    wait_state(&web, &order, &order_token, "completed").await;
-    let bearer = crate::ra_services::login(&web, AGENT).await;
+    let bearer = administered_org(&web).await;
     let told = |what: &'static str| {
         let ca = &ca;
         move || outbox(ca).lines().filter(|l| l.contains(REP) && l.contains(what)).count()
