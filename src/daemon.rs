@@ -191,13 +191,8 @@ impl Instance {
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
-        let csc = crate::csc::Csc::new(
-            store.clone(),
-            custody.clone(),
-            signing.clone(),
-            tsa.clone(),
-            issuance.clock.clone(),
-        );
+        let csc =
+            crate::csc::Csc::new(store.clone(), custody.clone(), signing.clone(), tsa.clone(), issuance.clock.clone());
         let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =

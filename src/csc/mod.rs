@@ -126,15 +126,7 @@ fn algorithms(key_algorithm: &str) -> Vec<&'static str> {
 /// `YYYYMMDDHHmmssZ`.
 fn generalized(unix: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 impl Csc {
@@ -231,7 +223,8 @@ impl Csc {
         auth_info: bool,
     ) -> Result<serde_json::Value, CscError> {
         let c = self.credential(id).await?;
-        let cert = self.store.certificate(&c.serial).await?.ok_or_else(|| CscError::internal(&"certificate missing"))?;
+        let cert =
+            self.store.certificate(&c.serial).await?.ok_or_else(|| CscError::internal(&"certificate missing"))?;
         let now = self.now();
         let cert_status = if cert.status == "revoked" {
             "revoked"
@@ -334,7 +327,8 @@ impl Csc {
         let detail = serde_json::json!({
             "handle": record.handle, "session": record.session_id, "credential": c.id, "hashes": hashes.len(),
         });
-        let audit = self.custody.event("csc.authorize_requested", &format!("platform:{platform}"), Some(&c.serial), detail);
+        let audit =
+            self.custody.event("csc.authorize_requested", &format!("platform:{platform}"), Some(&c.serial), detail);
         self.store.insert_csc_authorization(&record, &audit).await?;
         Ok(Authorized {
             handle: record.handle,

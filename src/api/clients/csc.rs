@@ -143,7 +143,13 @@ async fn list(State(i): State<Instance>, caller: Option<Extension<Caller>>, byte
             let certificates = request.certificates.as_deref();
             let mut info = i
                 .csc
-                .credential_info(version, id, certificates, request.cert_info == Some(true), request.auth_info == Some(true))
+                .credential_info(
+                    version,
+                    id,
+                    certificates,
+                    request.cert_info == Some(true),
+                    request.auth_info == Some(true),
+                )
                 .await?;
             info["credentialID"] = (*id).into();
             infos.push(info);
@@ -163,7 +169,8 @@ async fn credential_info(
     platform(caller)?;
     let r: types::InfoRequest = body(&bytes)?;
     let (cert_info, auth_info) = (r.cert_info == Some(true), r.auth_info == Some(true));
-    let info = i.csc.credential_info(version, &r.credential_id, r.certificates.as_deref(), cert_info, auth_info).await?;
+    let info =
+        i.csc.credential_info(version, &r.credential_id, r.certificates.as_deref(), cert_info, auth_info).await?;
     Ok(Json(info).into_response())
 }
 
@@ -188,7 +195,9 @@ async fn authorize_check(State(i): State<Instance>, caller: Option<Extension<Cal
     let request: types::AuthorizeCheck = body(&bytes)?;
     Ok(match i.csc.authorize_check(&platform, &request.handle).await? {
         Check::Pending => (StatusCode::ACCEPTED, Json(serde_json::json!({ "handle": request.handle }))).into_response(),
-        Check::Ready { sad, expires_in } => Json(serde_json::json!({ "SAD": sad, "expiresIn": expires_in })).into_response(),
+        Check::Ready { sad, expires_in } => {
+            Json(serde_json::json!({ "SAD": sad, "expiresIn": expires_in })).into_response()
+        }
     })
 }
 
