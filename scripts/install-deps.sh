@@ -71,3 +71,12 @@ if ! cargo deny --version >/dev/null 2>&1; then
   echo "installing cargo-deny $CARGO_DENY_VERSION"
   cargo install --locked "cargo-deny@$CARGO_DENY_VERSION" >/dev/null
 fi
+
+# ---- CSC API (tests/it/csc.rs): pyHanko's CSCSigner signs through /csc/v1 and `pyhanko sign
+# validate` (pyhanko-cli) checks the PDFs. Versions pinned: the test follows 0.38's CSC client.
+if ! python3 -c 'import pyhanko.sign.signers.csc_signer' 2>/dev/null || ! command -v pyhanko >/dev/null; then
+  echo "installing pyhanko and pyhanko-cli"
+  pip3 install -q 'pyhanko==0.38.0' 'pyhanko-cli==0.6.0' 2>/dev/null \
+    || pip3 install -q --break-system-packages 'pyhanko==0.38.0' 'pyhanko-cli==0.6.0'
+fi
+# ---- end CSC API

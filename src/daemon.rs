@@ -98,6 +98,8 @@ pub struct Parts {
     pub seals: crate::seals::Seals,
     /// The RFC 3161 timestamp authority (`POST /tsa`).
     pub tsa: crate::tsa::Tsa,
+    /// The CSC API for relying platforms (`/csc/v1/`, `/csc/v2/`).
+    pub csc: crate::csc::Csc,
     /// The registration authority (application orders, review).
     pub ra: crate::ra::Ra,
     /// The sandbox providers' pay and face pages.
@@ -191,6 +193,8 @@ impl Instance {
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
         let signing =
             crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
+        let csc =
+            crate::csc::Csc::new(store.clone(), custody.clone(), signing.clone(), tsa.clone(), issuance.clock.clone());
         let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
@@ -210,6 +214,7 @@ impl Instance {
             signing,
             seals,
             tsa,
+            csc,
         }))
     }
 
@@ -333,6 +338,13 @@ fn rewire(instance: &Instance) -> (Instance, tokio::sync::mpsc::Receiver<String>
         parts.store.clone(),
         parts.custody.clone(),
         parts.seals.clone(),
+        parts.issuance.clock.clone(),
+    );
+    parts.csc = crate::csc::Csc::new(
+        parts.store.clone(),
+        parts.custody.clone(),
+        parts.signing.clone(),
+        parts.tsa.clone(),
         parts.issuance.clock.clone(),
     );
     let p = &parts;

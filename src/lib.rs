@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod coord;
+pub mod csc;
 pub mod custody;
 pub mod daemon;
 pub mod devinit;

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "ra_services", include_str!("migrations/0014_ra_services.sql")),
     (15, "tsa", include_str!("migrations/0015_tsa.sql")),
     (16, "unlock_allowance", include_str!("migrations/0016_unlock_allowance.sql")),
+    (17, "csc", include_str!("migrations/0017_csc.sql")),
 ];
 
 /// The newest schema version this build knows (the last migration's number): what an upgraded

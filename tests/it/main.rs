@@ -16,6 +16,7 @@ mod backup;
 mod ceremony;
 mod cli;
 mod cluster;
+mod csc;
 mod custody_keys;
 mod daemon;
 mod faults;

@@ -4,6 +4,7 @@
 //! webhook and the sandbox pages are rate-limited per client address
 //! (`limits.callbacks_per_ip`); the other limits sit in the handlers.
 
+mod csc;
 mod errors;
 pub(crate) mod mobile;
 pub(crate) mod orgs;
@@ -55,6 +56,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/sandbox/face/{id}"),
 ];
 
+/// Every route of the api listener: [`ROUTES`] and the CSC API's ([`csc::ROUTES`]).
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    ROUTES.iter().chain(csc::ROUTES).copied().collect()
+}
+
 /// Routes of the api listener.
 pub fn router(instance: Instance) -> Router {
     let callbacks: Pick = |limits| &limits.callbacks_per_ip;
@@ -93,6 +99,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/signing/sessions", post(platform::open))
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .merge(providers)
+        .merge(csc::router())
         .fallback(super::limits::not_found)
         .layer(axum::middleware::from_fn_with_state((instance.clone(), "api"), super::identity::check))
         .layer(axum::middleware::from_fn(super::limits::refuse_nul))

@@ -50,6 +50,10 @@ pub(super) async fn poll(
     Params(p): Params<PollParams>,
 ) -> Result<Response, Problem> {
     let platform = platform(caller)?;
+    // A CSC authorisation's signatures are released by `signHash` with its SAD, once.
+    if i.csc.owns_session(&id).await.map_err(|e| Problem::internal(&e))? {
+        return Err(errors::signing(crate::signing::SigningError::NotFound));
+    }
     let wait = Duration::from_secs(p.wait.unwrap_or(0).min(30));
     let view = i.signing.poll(&platform, &id, wait).await.map_err(errors::signing)?;
     Ok(Json(view).into_response())
