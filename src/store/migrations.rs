@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "audit_witness", include_str!("migrations/0013_audit_witness.sql")),
     (14, "ra_services", include_str!("migrations/0014_ra_services.sql")),
     (15, "tsa", include_str!("migrations/0015_tsa.sql")),
+    (19, "query_challenges", include_str!("migrations/0019_query_challenges.sql")),
 ];
 
 /// The table the hand-written runner (before the Migrator) recorded applied versions in.

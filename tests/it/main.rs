@@ -47,4 +47,5 @@ mod tsa;
 mod web;
 mod web_client;
 mod web_pages;
+mod web_query;
 mod web_services;
