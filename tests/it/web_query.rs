@@ -195,7 +195,7 @@ async fn an_unknown_subject_and_a_wrong_code_for_a_known_one_get_the_same_answer
     assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(body)).await.0, 202);
     let wrong = if last_code(&ca, AGENT) == "123456" { "654321" } else { "123456" };
     let known = raw_open(&web, json!({ "subject": CREDIT, "phone": AGENT, "code": wrong })).await;
-    let unknown = raw_open(&web, json!({ "subject": "91110000802100433B", "phone": AGENT, "code": wrong })).await;
+    let unknown = raw_open(&web, json!({ "subject": "91350200MA2XNFNU0G", "phone": AGENT, "code": wrong })).await;
     assert_eq!(known.0, 401);
     assert_eq!(known, unknown, "{} / {}", String::from_utf8_lossy(&known.1), String::from_utf8_lossy(&unknown.1));
 
