@@ -46,6 +46,7 @@ mod systemd;
 mod tsa;
 mod web;
 mod web_client;
+mod web_flows;
 mod web_pages;
 mod web_query;
 mod web_services;

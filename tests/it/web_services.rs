@@ -28,7 +28,7 @@ async fn no_serial_to_type(b: &Browser) {
 
 /// From the flow's card on the home page to the identity check (or, with a live check in this
 /// browser, straight to the list).
-async fn open_service(b: &Browser, base: &str, flow: &str) {
+pub(crate) async fn open_service(b: &Browser, base: &str, flow: &str) {
     b.goto(base).await;
     b.click(&format!("#flow-{flow}")).await;
     b.shot("before-you-start").await;
@@ -38,7 +38,7 @@ async fn open_service(b: &Browser, base: &str, flow: &str) {
 
 /// The button of `flow` on `serial`'s row; the order's certificate step shows the chosen
 /// certificate and sends the consent code to `consenter`, which is filled in (not submitted).
-async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &str) {
+pub(crate) async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &str) {
     b.submit(&format!("service-{flow}-{serial}")).await;
     assert_eq!(b.current_step().await.as_deref(), Some("certificate"));
     assert_eq!(b.text("#chosen-serial").await, serial);
@@ -49,7 +49,7 @@ async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &
 }
 
 /// The services a certificate's row offers, by its buttons.
-async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
+pub(crate) async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
     let mut out = Vec::new();
     for form in
         b.client.find_all(Locator::Css(&format!("tr[data-serial=\"{serial}\"] td.services form"))).await.unwrap()
@@ -61,7 +61,7 @@ async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
 }
 
 /// Signs with the code texted to `phone` and accepts the terms.
-async fn sign(b: &Browser, ca: &TestCa, phone: &str) {
+pub(crate) async fn sign(b: &Browser, ca: &TestCa, phone: &str) {
     assert_eq!(b.current_step().await.as_deref(), Some("signature"));
     let signature = code(b, ca, "code-signature", phone).await;
     b.fill("code", &signature).await;
