@@ -1,7 +1,8 @@
 //! Handbook flows that lacked a browser test (issue 17 rows B18/E8 and E4): the legal
 //! representative renews in person (法定代表人自办: their data copied over, only the e-mail
 //! typed), and a certificate outside the renewal window gets no renewal button on the page
-//! while the RA refuses the renewal itself. Screenshots: `target/screenshots/<test>/`.
+//! while the RA refuses the renewal itself; and seal authorisation of a named person and the
+//! administrator hand-over with its acceptance page. Screenshots: `target/screenshots/<test>/`.
 
 use fantoccini::Locator;
 use serde_json::json;
@@ -9,8 +10,8 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{Client, AGENT, CREDIT, REP, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{identity_check, web_front, Browser};
-use crate::web_services::{buttons, choose, open_service, sign};
+use crate::web::{code, identity_check, web_front, Browser};
+use crate::web_services::{buttons, choose, fill_in, open_service, sign};
 
 /// B18 and E8 (handbook §3.1.3): in an organisation's renewal the legal representative applies
 /// in person: the box copies their data from the company step, the e-mail is all they type,
@@ -95,4 +96,73 @@ async fn renewal_outside_the_window_offers_no_button_and_the_ra_refuses_it() {
     };
     assert_eq!(status, 409, "{v}");
     assert!(v["title"].as_str().unwrap_or_default().contains("renewal opens 90 days before"), "{v}");
+}
+
+/// Seal authorisation of named staff and the hand-over (handbook §7; issue 17 I1–I4): the
+/// organisation's administrator logs in on `/seals` with the agent's phone, makes a named
+/// person seal administrator with a code scoped to the organisation, offers the administrator
+/// role to a new person, who accepts on `/seals/handover/accept` with the code texted to their
+/// own phone and then administers the organisation.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_administrator_authorises_a_seal_administrator_and_hands_the_role_over_in_the_browser() {
+    const STAFF: &str = "+8613600136000";
+    const NEW_ADMIN: &str = "+8613500135000";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+
+    let b = Browser::start("seal-authorisation", 1200, 1800).await;
+    b.goto(&format!("{base}/seals")).await;
+    fill_in(&b, "seal-login-code", "phone", "13700137000").await;
+    let login = code(&b, &ca, "seal-login-code", AGENT).await;
+    fill_in(&b, "seal-login", "phone", "13700137000").await;
+    fill_in(&b, "seal-login", "code", &login).await;
+    b.submit("seal-login").await;
+    let org = format!("section.org[data-org=\"{CREDIT}\"]");
+    assert!(b.text(&org).await.contains("证书管理员"), "{}", b.client.source().await.unwrap());
+    b.shot("organisation").await;
+
+    // A named person becomes seal administrator.
+    let admin = code(&b, &ca, &format!("seal-admin-code-{CREDIT}"), AGENT).await;
+    let member = format!("member-{CREDIT}");
+    fill_in(&b, &member, "phone", "13600136000").await;
+    b.click(&format!("form#{member} input[name=role][value=seal-admin]")).await;
+    fill_in(&b, &member, "code", &admin).await;
+    b.submit(&member).await;
+    let shown = b.text(&format!("{org} li[data-phone=\"{STAFF}\"]")).await;
+    assert!(shown.contains("印章管理员"), "{shown}");
+    b.shot("seal-administrator-added").await;
+
+    // The administrator role offered to a new person, named and checked.
+    let admin = code(&b, &ca, &format!("seal-admin-code-{CREDIT}"), AGENT).await;
+    let offer = format!("handover-{CREDIT}");
+    for (name, value) in
+        [("phone", "13500135000"), ("name", "王五"), ("id_number", "110101199003074338"), ("code", admin.as_str())]
+    {
+        fill_in(&b, &offer, name, value).await;
+    }
+    b.submit(&offer).await;
+    assert!(b.text("p.alert").await.contains("新管理员"), "{}", b.client.source().await.unwrap());
+    b.shot("offered").await;
+
+    // The new administrator accepts on their own device with the code texted to them.
+    let other = Browser::start("seal-handover-accept", 1200, 1200).await;
+    other.goto(&format!("{base}/seals")).await;
+    let accept = last_code(&ca, NEW_ADMIN);
+    for (name, value) in
+        [("credit_code", CREDIT), ("phone", "13500135000"), ("from", "13700137000"), ("code", accept.as_str())]
+    {
+        fill_in(&other, "handover-accept", name, value).await;
+    }
+    other.shot("accept").await;
+    other.submit("handover-accept").await;
+    fill_in(&other, "seal-login-code", "phone", "13500135000").await;
+    let login = code(&other, &ca, "seal-login-code", NEW_ADMIN).await;
+    fill_in(&other, "seal-login", "phone", "13500135000").await;
+    fill_in(&other, "seal-login", "code", &login).await;
+    other.submit("seal-login").await;
+    assert!(other.text(&org).await.contains("证书管理员"), "{}", other.client.source().await.unwrap());
+    other.shot("new-administrator").await;
 }

@@ -55,7 +55,6 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Flashed(flash
         }
         Some(orgs) => html! {
             (s.banner())
-            (form(&ctx, "/seals/code", "seal-admin-code", html! {}, l.t("Send code")))
             @for org in orgs.body["items"].as_array().into_iter().flatten() { (organisation(&ctx, &s, org)) }
         },
     };
@@ -76,6 +75,10 @@ fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
             p { (l.t("Role")) ": " (l.t(role_key(org["role"].as_str().unwrap_or_default()))) }
             p { (l.t("Seals")) ": " @if seals.is_empty() { "—" } @else { (seals.join("、")) } }
             @if let Some(members) = org["members"].as_array() {
+                // The administrator's code is for this organisation's changes only.
+                (form(ctx, "/seals/code", &format!("seal-admin-code-{cc}"), html! {
+                    input type="hidden" name="credit_code" value=(cc);
+                }, l.t("Send code")))
                 h3 { (l.t("Members")) }
                 ul.members {
                     @for m in members {
@@ -170,10 +173,10 @@ pub(in crate::web) async fn admin_code(
     let Some(phone) = ctx.cookie("ccm_phone").filter(|_| ctx.cookie("ccm").is_some()) else {
         return redirect(&ctx.url("/seals"), &[]);
     };
-    let answer = web
-        .daemon
-        .app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone, "purpose": "admin" })))
-        .await;
+    // The code is for one organisation's changes (the daemon scopes it to the credit code).
+    let object = v.get("credit_code").map(|c| c.trim().to_string()).unwrap_or_default();
+    let body = json!({ "phone": phone, "purpose": "admin", "object": object });
+    let answer = web.daemon.app(Method::POST, "/v1/mobile/sms", None, Some(&body)).await;
     outcome(&ctx, answer, "")
 }
 
