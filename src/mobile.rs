@@ -146,10 +146,7 @@ impl Purpose {
             Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
             Purpose::OrderQueryByCard => {
                 let subject = object.split_once('/').map_or(object, |(s, _)| s);
-                format!(
-                    "to view, after your identity check, the orders of {}",
-                    crate::ra::validate::mask(subject)
-                )
+                format!("to view, after your identity check, the orders of {}", crate::ra::validate::mask(subject))
             }
             Purpose::AdminHandOver => {
                 let credit_code = object.split_once('/').map_or(object, |(c, _)| c);

@@ -41,9 +41,9 @@ use sha2::Digest;
 
 pub use model::{OrderData, OrderView};
 
+pub use challenge::Challenge;
 pub use handover::NewAdministrator;
 pub use orders::CodePurpose;
-pub use challenge::Challenge;
 pub use query::{PersonCheck, QuerySession};
 pub use services::CertificateChoice;
 

@@ -223,7 +223,10 @@ impl Ra {
         // Nobody (or somebody else) on file: the typed phone is checked all the same, and
         // fails, as no code was ever sent for this object.
         let phone = target.clone().unwrap_or_else(|| check.typed().2);
-        self.services.mobile.check_code(&phone, Purpose::OrderQueryByCard, &check.object(&subject), code.trim()).await?;
+        self.services
+            .mobile
+            .check_code(&phone, Purpose::OrderQueryByCard, &check.object(&subject), code.trim())
+            .await?;
         if target.is_none() {
             return Err(crate::mobile::LoginError::BadCode.into());
         }

@@ -7,7 +7,13 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Keeps a new random code's hash until `expires_at`, and drops the expired ones.
-    pub async fn insert_challenge(&self, id: &str, answer_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn insert_challenge(
+        &self,
+        id: &str,
+        answer_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM query_challenges WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         sqlx::query("INSERT INTO query_challenges (id, answer_hash, expires_at) VALUES ($1, $2, $3)")
             .bind(id)

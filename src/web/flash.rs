@@ -52,11 +52,8 @@ fn read(cookie: &str) -> BTreeMap<String, String> {
 
 /// The `Set-Cookie` that carries `values` to the next page.
 pub fn cookie(ctx: &Ctx, values: &[(&str, &str)]) -> String {
-    let map: BTreeMap<&str, String> = values
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (*k, v.chars().take(MAX_VALUE).collect()))
-        .collect();
+    let map: BTreeMap<&str, String> =
+        values.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.chars().take(MAX_VALUE).collect())).collect();
     let json = serde_json::to_vec(&map).unwrap_or_default();
     ctx.set_cookie(COOKIE, &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json), SECONDS)
 }

@@ -16,8 +16,8 @@
 //! ([`site`]), so several can run behind a load balancer. Pages are [`maud`] templates
 //! ([`html`]): every value is escaped on the way in.
 
-pub mod client;
 mod captcha;
+pub mod client;
 pub mod config;
 mod flash;
 mod forms;

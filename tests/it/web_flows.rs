@@ -87,7 +87,8 @@ async fn renewal_outside_the_window_offers_no_button_and_the_ra_refuses_it() {
     let (id, token) = ra.create("renewal").await;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let asked = json!({ "serial": serial });
-    let (status, v) = ra.call("POST", &format!("/v1/ra/orders/{id}/codes/certificate"), Some(&token), Some(asked)).await;
+    let (status, v) =
+        ra.call("POST", &format!("/v1/ra/orders/{id}/codes/certificate"), Some(&token), Some(asked)).await;
     let (status, v) = if status == 202 {
         let code = last_code(&ca, AGENT);
         ra.step(&id, &token, "certificate", json!({ "serial": serial, "code": code })).await

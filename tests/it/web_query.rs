@@ -65,7 +65,7 @@ async fn walk(b: &Browser, ca: &TestCa, base: &str, method: &str, typed: &[(&str
     let group = if method.starts_with("rep-") { "#fallback-rep" } else { "#fallback-person" };
     b.goto(&format!("{base}/orders")).await;
     b.click(&format!("details{group} summary")).await; // opens the fallbacks; no script needed
-    // A wrong random code sends nothing and says so.
+                                                       // A wrong random code sends nothing and says so.
     let before = codes_to(ca, sms_to);
     for (name, value) in typed {
         fill_in(b, &form, name, value).await;

@@ -363,11 +363,14 @@ pub(crate) async fn open_query(
                 format!("subject:{}", crate::ra::validate::mask(&subject))
             })
             .await?;
-            let (challenge, answer) = (b.challenge.as_deref().unwrap_or_default(), b.answer.as_deref().unwrap_or_default());
+            let (challenge, answer) =
+                (b.challenge.as_deref().unwrap_or_default(), b.answer.as_deref().unwrap_or_default());
             instance.ra.query_fallback_code(&b.subject, &check, challenge, answer).await.map_err(problem)?;
             return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response());
         }
-        (Some(code), Some(check)) => instance.ra.open_query_fallback(&b.subject, &check, code, channel.as_deref()).await,
+        (Some(code), Some(check)) => {
+            instance.ra.open_query_fallback(&b.subject, &check, code, channel.as_deref()).await
+        }
         (None, None) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -308,7 +308,11 @@ pub(super) async fn fallback(web: &Web, ctx: &Ctx, v: &HashMap<String, String>, 
         }
         Ok(a) => {
             let random_code_wrong = a.body["errors"][0]["code"] == "random_code.wrong";
-            let e = if random_code_wrong { l.t("The random code was wrong; type the new one.").to_string() } else { message(l, &a) };
+            let e = if random_code_wrong {
+                l.t("The random code was wrong; type the new one.").to_string()
+            } else {
+                message(l, &a)
+            };
             flash_to(ctx, back, &[&typed[..], &[("e", e.as_str())]].concat())
         }
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -240,7 +240,10 @@ pub(in crate::web) async fn start(
     let token = answer.body["token"].as_str().unwrap_or_default();
     // The chosen certificate goes to the order's page in the flash cookie, not the URL.
     let to = ctx.url(&format!("/orders/{}", urlencode(id)));
-    let cookies = [ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400), crate::web::flash::cookie(&ctx, &[("serial", &serial)])];
+    let cookies = [
+        ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400),
+        crate::web::flash::cookie(&ctx, &[("serial", &serial)]),
+    ];
     redirect(&to, &cookies)
 }
 
