@@ -185,6 +185,7 @@ impl Ra {
         answer: &str,
     ) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
+        validate::mainland_mobile("phone", check.phone).map_err(|e| RaError::Invalid(vec![e]))?;
         self.pass_challenge(challenge, answer).await?;
         let (name, id_number, phone) = check.typed();
         let outcome = match check.card {

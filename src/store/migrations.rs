@@ -183,10 +183,19 @@ mod tests {
         assert!(sql.contains("AUTOINCREMENT") && sql.contains("BLOB"));
     }
 
+    /// Versions numbered for work on other branches (the lead's 16, PAdES 17, CSC 18) that this
+    /// branch does not carry yet; the merge fills them and empties this list.
+    const RESERVED: &[i64] = &[16, 17, 18];
+
     #[test]
     fn versions_are_contiguous_from_one() {
-        for (i, m) in rendered(Backend::Sqlite).iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1, "{}", m.description);
+        let mut expected = 1;
+        for m in rendered(Backend::Sqlite) {
+            while RESERVED.contains(&expected) && m.version != expected {
+                expected += 1;
+            }
+            assert_eq!(m.version, expected, "{}", m.description);
+            expected += 1;
         }
     }
 }

@@ -10,8 +10,10 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{Client, AGENT, CREDIT, REP, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{code, identity_check, web_front, Browser};
-use crate::web_services::{buttons, choose, fill_in, open_service, sign};
+use crate::web::{agent_step, code, identity_check, web_front, Browser};
+use crate::web_services::{
+    buttons, choose, fill_in, open_service, personal_certificate, sign, HOLDER, HOLDER_ID, HOLDER_TYPED, WANGWU,
+};
 
 /// B18 and E8 (handbook §3.1.3): in an organisation's renewal the legal representative applies
 /// in person: the box copies their data from the company step, the e-mail is all they type,
@@ -166,4 +168,45 @@ async fn the_administrator_authorises_a_seal_administrator_and_hands_the_role_ov
     other.submit("seal-login").await;
     assert!(other.text(&org).await.contains("证书管理员"), "{}", other.client.source().await.unwrap());
     other.shot("new-administrator").await;
+}
+
+/// E22 (证书补办) in the browser: from the ID number's check, the re-issue button, the holder's
+/// consent, the agent (the holder), the re-issue product, confirmation, signature and payment;
+/// the old certificate is revoked and the holder's app picks up the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_has_the_certificate_reissued_in_the_browser_from_the_id_number() {
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let first = personal_certificate(&ca).await;
+
+    let b = Browser::start("reissue-personal", 1200, 1500).await;
+    open_service(&b, &base, "reissue").await;
+    identity_check(&b, &ca, HOLDER_ID, HOLDER_TYPED, HOLDER).await;
+    assert_eq!(buttons(&b, &first).await, ["reissue"]);
+    b.shot("certificates").await;
+    choose(&b, &ca, "reissue", &first, HOLDER).await;
+    b.submit("step-certificate").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    agent_step(&b, WANGWU, Some("agent")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"), "{}", b.client.source().await.unwrap());
+    b.click("input[name=product][value=reissue]").await;
+    b.shot("product").await;
+    b.submit("step-product").await;
+    b.shot("confirmation").await;
+    b.submit("confirm").await;
+    sign(&b, &ca, HOLDER).await;
+    b.click("input[name=method][value=wechat]").await;
+    b.submit("step-payment").await;
+    let qr = b.attr("img#pay-qr", "data-url").await.expect("the payment QR code");
+    ra.pay(&qr).await;
+    b.wait_attr("#order-state", "data-state", "approved").await;
+    b.shot("approved").await;
+    let shown = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{first}"), None, None).await;
+    assert_eq!(shown["status"], "revoked", "the lost certificate is revoked: {shown}");
+    let reissued = crate::ra::holder_enrols(&ra, HOLDER).await;
+    assert_ne!(reissued, first);
+    b.wait_attr("#order-state", "data-state", "completed").await;
+    b.shot("completed").await;
 }

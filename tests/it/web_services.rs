@@ -14,10 +14,10 @@ use crate::web::{agent_step, code, identity_check, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
 pub(crate) const HOLDER: &str = "+8613900139000";
-const HOLDER_TYPED: &str = "13900139000";
+pub(crate) const HOLDER_TYPED: &str = "13900139000";
 pub(crate) const HOLDER_ID: &str = "110101199003074338";
 /// The holder as the agent of their own certificate's orders.
-const WANGWU: [(&str, &str); 4] =
+pub(crate) const WANGWU: [(&str, &str); 4] =
     [("name", "王五"), ("id_number", HOLDER_ID), ("phone", HOLDER_TYPED), ("email", "wangwu@example.com")];
 
 /// No page of the services has a field to type a serial into (a chosen one travels hidden).
