@@ -11,6 +11,7 @@ use crate::common::*;
 use crate::ra::{Client, AGENT, CREDIT, REP, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
 use crate::web::{agent_step, code, identity_check, web_front, Browser};
+use crate::web_query::nothing_typed_in_the_url;
 use crate::web_services::{
     buttons, choose, fill_in, open_service, personal_certificate, sign, HOLDER, HOLDER_ID, HOLDER_TYPED, WANGWU,
 };
@@ -30,7 +31,9 @@ async fn the_legal_representative_renews_the_organisations_certificate_in_person
     let b = Browser::start("renewal-legal-rep-in-person", 1200, 1600).await;
     open_service(&b, &base, "renewal").await;
     identity_check(&b, &ca, CREDIT, "13700137000", AGENT).await;
+    nothing_typed_in_the_url(&b, &[("credit code", CREDIT), ("phone", "13700137000")]).await;
     choose(&b, &ca, "renewal", &serial, AGENT).await;
+    nothing_typed_in_the_url(&b, &[("serial", serial.as_str())]).await;
     b.submit("step-certificate").await;
     b.click("input[name=method][value=phone]").await;
     b.submit("step-verification").await;
@@ -120,6 +123,7 @@ async fn the_administrator_authorises_a_seal_administrator_and_hands_the_role_ov
     b.goto(&format!("{base}/seals")).await;
     fill_in(&b, "seal-login-code", "phone", "13700137000").await;
     let login = code(&b, &ca, "seal-login-code", AGENT).await;
+    nothing_typed_in_the_url(&b, &[("phone", "13700137000")]).await;
     fill_in(&b, "seal-login", "phone", "13700137000").await;
     fill_in(&b, "seal-login", "code", &login).await;
     b.submit("seal-login").await;
@@ -184,6 +188,7 @@ async fn a_person_has_the_certificate_reissued_in_the_browser_from_the_id_number
     let b = Browser::start("reissue-personal", 1200, 1500).await;
     open_service(&b, &base, "reissue").await;
     identity_check(&b, &ca, HOLDER_ID, HOLDER_TYPED, HOLDER).await;
+    nothing_typed_in_the_url(&b, &[("ID number", HOLDER_ID), ("phone", HOLDER_TYPED)]).await;
     assert_eq!(buttons(&b, &first).await, ["reissue"]);
     b.shot("certificates").await;
     choose(&b, &ca, "reissue", &first, HOLDER).await;

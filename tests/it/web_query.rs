@@ -32,7 +32,7 @@ fn codes_to(ca: &TestCa, phone: &str) -> usize {
 }
 
 /// Fails if the address the browser is at carries anything typed.
-async fn nothing_typed_in_the_url(b: &Browser, typed: &[(&str, &str)]) {
+pub(crate) async fn nothing_typed_in_the_url(b: &Browser, typed: &[(&str, &str)]) {
     let url = b.client.current_url().await.unwrap().to_string();
     for (name, value) in typed {
         let bare = value.trim_start_matches("+86");
