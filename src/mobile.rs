@@ -146,10 +146,7 @@ impl Purpose {
             Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
             Purpose::OrderQueryByCard => {
                 let subject = object.split_once('/').map_or(object, |(s, _)| s);
-                format!(
-                    "to view, as legal representative checked by bank card, the orders of {}",
-                    crate::ra::validate::mask(subject)
-                )
+                format!("to view, after your identity check, the orders of {}", crate::ra::validate::mask(subject))
             }
             Purpose::AdminHandOver => {
                 let credit_code = object.split_once('/').map_or(object, |(c, _)| c);
@@ -578,11 +575,14 @@ impl Mobile {
         }
         let now = self.now();
         let scope = scope(purpose, object);
-        let Some((id, stored)) = self.store.take_sms_attempt(phone, &scope, now, self.config.sms_code_attempts).await?
-        else {
+        // The peppered hash first and one statement for the attempt: no live code (a subject
+        // nobody asked a code for) costs the same HSM and database work as a wrong code, so
+        // the answer's timing does not tell them apart (issue 17 review Low).
+        let given = self.code_hash(phone, &scope, code).await?;
+        let taken = self.store.take_sms_attempt(phone, &scope, now, self.config.sms_code_attempts).await?;
+        let Some((id, stored)) = taken else {
             return Ok(Err("no live code"));
         };
-        let given = self.code_hash(phone, &scope, code).await?;
         if !constant_time_eq(given.as_bytes(), stored.as_bytes()) {
             return Ok(Err("wrong"));
         }
@@ -655,7 +655,7 @@ where
 }
 
 /// Equality without an early exit, so timing says nothing about where two codes differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

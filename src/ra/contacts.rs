@@ -44,6 +44,8 @@ pub(super) struct OnFile {
     /// The legal representative of the newest approved order: (name, ID number, phone if
     /// that order checked it).
     pub legal_rep: Option<(String, String, Option<String>)>,
+    /// Whether the subject has any approved order at all.
+    pub approved: bool,
 }
 
 impl OnFile {
@@ -63,6 +65,7 @@ impl Ra {
     pub(super) async fn on_file(&self, subject: &str) -> Result<OnFile, RaError> {
         let mut on_file = OnFile::default();
         for c in self.store.contacts_of_subject(subject).await? {
+            on_file.approved = true;
             if let Some(phone) = c.agent_phone {
                 if !on_file.agents.contains(&phone) {
                     on_file.agents.push(phone);

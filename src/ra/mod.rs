@@ -16,6 +16,7 @@
 //! transaction, so a step either happened (and is audited) or did not.
 
 mod authorisation;
+mod challenge;
 pub mod channels;
 mod contacts;
 pub mod flow;
@@ -40,9 +41,10 @@ use sha2::Digest;
 
 pub use model::{OrderData, OrderView};
 
+pub use challenge::Challenge;
 pub use handover::NewAdministrator;
 pub use orders::CodePurpose;
-pub use query::{CardCheck, QuerySession};
+pub use query::{PersonCheck, QuerySession};
 pub use services::CertificateChoice;
 
 use crate::ca::IssuanceService;
@@ -130,6 +132,10 @@ pub struct Providers {
     pub payment: Arc<dyn PaymentProvider>,
     /// E-invoices.
     pub invoice: Arc<dyn InvoiceProvider>,
+    /// Sandbox only: where each order-query random code is also written as a JSON line
+    /// (`DATA_DIR/challenge-outbox.jsonl`), as the sandbox SMS gateway writes its texts, so
+    /// the dev instance and the browser tests can answer it. None with real providers.
+    pub challenge_outbox: Option<std::path::PathBuf>,
 }
 
 /// What carrying out an order needs from the rest of the CA.

@@ -32,33 +32,52 @@ pub struct QuerySession {
     pub expires_at: i64,
 }
 
-/// What the legal representative typed for the bank-card fallback of an order query.
-pub struct CardCheck<'a> {
-    /// The representative's name.
+/// What a person typed for an identity fallback of the order query (handbook §4.3): the
+/// legal representative of an organisation by their phone on file (F14) or bank card (F15),
+/// or a person for their own ID number by a real-name phone (F9) or bank card (F10).
+pub struct PersonCheck<'a> {
+    /// The person's name (not needed for the legal representative's phone).
     pub name: &'a str,
     /// Their ID number.
     pub id_number: &'a str,
-    /// The bank card number.
-    pub card: &'a str,
-    /// The phone the card's bank has on record for it.
+    /// A bank card number (the card methods), else None (the phone methods).
+    pub card: Option<&'a str>,
+    /// The phone: the card's reserved phone, the real-name phone, or the representative's.
     pub phone: &'a str,
 }
 
-impl CardCheck<'_> {
-    /// Name, ID number and phone as compared and checked (trimmed; the ID in upper case).
+impl PersonCheck<'_> {
+    /// Name, ID number and phone as compared and checked (trimmed; the ID in upper case; the
+    /// phone as the daemon keeps phones, if it is a mainland mobile).
     fn typed(&self) -> (String, String, String) {
-        (self.name.trim().to_string(), self.id_number.trim().to_uppercase(), self.phone.trim().to_string())
+        let phone = validate::mainland_mobile("phone", self.phone).unwrap_or_else(|_| self.phone.trim().to_string());
+        (self.name.trim().to_string(), self.id_number.trim().to_uppercase(), phone)
     }
 
-    /// The code's object: the subject, and a digest of the card details the bank checked, so
-    /// a code texted after one card check opens nothing for other details, and no code of
-    /// another purpose (an agent's order-query code) stands in for it.
+    /// The method, for the audit record.
+    fn method(&self) -> &'static str {
+        if self.card.is_some() {
+            "bank-card+sms"
+        } else {
+            "phone+sms"
+        }
+    }
+
+    /// The code's object: the subject, and a digest of the details checked, so a code texted
+    /// after one check opens nothing for other details, and no code of another purpose (an
+    /// agent's order-query code) stands in for it.
     fn object(&self, subject: &str) -> String {
         use sha2::Digest;
         let (name, id_number, phone) = self.typed();
-        let digest = sha2::Sha256::digest(format!("{name}\n{id_number}\n{}\n{phone}", self.card.trim()).as_bytes());
+        let card = self.card.map(str::trim).unwrap_or("-");
+        let digest = sha2::Sha256::digest(format!("{name}\n{id_number}\n{card}\n{phone}").as_bytes());
         format!("{subject}/{}", &hex::encode(digest)[..16])
     }
+}
+
+/// Whether a query's subject (as [`Ra::subject_key`] gives it) is a person's ID number.
+fn personal(subject: &str) -> bool {
+    subject.len() == 18 && subject.chars().take(17).all(|c| c.is_ascii_digit())
 }
 
 /// Who opened an order query.
@@ -146,69 +165,100 @@ impl Ra {
         Ok(None)
     }
 
-    /// The fallback, first half: the bank card four-element check of the legal representative
-    /// on file (name and ID number as the newest approved order recorded them), then a code
-    /// texted to the representative's phone (review H2: the card alone opens nothing). The
-    /// phone is the one on file when the approved order checked it, else the phone the bank
-    /// just proved to be the card's reserved phone.
+    /// An identity fallback, first half: the random code shown on the page, then the
+    /// provider's check of what was typed (the bank's four elements for a card, the carrier's
+    /// real-name check for a person's phone; the legal representative's phone on file was
+    /// checked when the order was approved), then a code texted to the phone the check stands
+    /// for ([`Self::fallback_target`]). The card alone, or the phone alone, opens nothing
+    /// (review H2).
     ///
-    /// Answers the same whatever happens (review L5): the bank is asked about the typed person
-    /// whether or not they are on file, and a refusal, nobody on file, another person or a
-    /// phone with too many codes all look like "sent if the details are right". So neither the
-    /// answer nor its timing says whether a subject has an approved order or whose ID number is
-    /// on file.
-    pub async fn query_card_code(&self, subject: &str, card: &CardCheck<'_>) -> Result<(), RaError> {
+    /// Answers the same whatever happens after the random code (review L5): the provider is
+    /// asked about the typed person whether or not they are on file, and a refusal, nobody on
+    /// file, another person or a phone with too many codes all look like "sent if the details
+    /// are right". So neither the answer nor its timing says whether a subject has an approved
+    /// order or whose ID number is on file.
+    pub async fn query_fallback_code(
+        &self,
+        subject: &str,
+        check: &PersonCheck<'_>,
+        challenge: &str,
+        answer: &str,
+    ) -> Result<(), RaError> {
         let subject = Self::subject_key(subject)?;
-        let (name, id_number, phone) = card.typed();
-        let call = self.providers.identity.bank_card_four(&name, &id_number, card.card.trim(), &phone);
-        let outcome = crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?;
-        let Some(target) = self.card_target(&subject, card).await? else { return Ok(()) };
+        validate::mainland_mobile("phone", check.phone).map_err(|e| RaError::Invalid(vec![e]))?;
+        self.pass_challenge(challenge, answer).await?;
+        let (name, id_number, phone) = check.typed();
+        let outcome = match check.card {
+            Some(card) => {
+                let call = self.providers.identity.bank_card_four(&name, &id_number, card.trim(), &phone);
+                crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?
+            }
+            None if personal(&subject) => {
+                let call = self.providers.identity.phone_three(&name, &id_number, &phone);
+                crate::providers::call("identity", "phone_three", self.deadline(), call).await?
+            }
+            None => CheckOutcome::Passed,
+        };
+        let Some(target) = self.fallback_target(&subject, check).await? else { return Ok(()) };
         if outcome != CheckOutcome::Passed {
             return Ok(());
         }
-        match self.services.mobile.send_code(&target, Purpose::OrderQueryByCard, &card.object(&subject)).await {
+        match self.services.mobile.send_code(&target, Purpose::OrderQueryByCard, &check.object(&subject)).await {
             Ok(()) | Err(crate::mobile::LoginError::RateLimited(_) | crate::mobile::LoginError::Sms(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The fallback, second half: with the code the first half texted, the legal
-    /// representative's session. Any failure is the same wrong-code answer.
-    pub async fn open_query_by_card(
+    /// An identity fallback, second half: with the code the first half texted, a session that
+    /// sees all of the subject's orders. Any failure is the same wrong-code answer.
+    pub async fn open_query_fallback(
         &self,
         subject: &str,
-        card: &CardCheck<'_>,
+        check: &PersonCheck<'_>,
         code: &str,
         channel: Option<&str>,
     ) -> Result<QuerySession, RaError> {
         let subject = Self::subject_key(subject)?;
         let channel = self.query_channel(channel)?;
-        let target = self.card_target(&subject, card).await?;
+        let target = self.fallback_target(&subject, check).await?;
         // Nobody (or somebody else) on file: the typed phone is checked all the same, and
         // fails, as no code was ever sent for this object.
-        let typed = card.typed().2;
+        let typed = check.typed().2;
         let phone = target.clone().unwrap_or_else(|| typed.clone());
         // Counted on the typed phone whoever the code went to: a 429 that followed the phone on
         // file would tell whether the typed person is the representative (attacker review).
-        let object = card.object(&subject);
+        let object = check.object(&subject);
         let mobile = &self.services.mobile;
         mobile.check_code_counted_on(&typed, &phone, Purpose::OrderQueryByCard, &object, code.trim()).await?;
         if target.is_none() {
             return Err(crate::mobile::LoginError::BadCode.into());
         }
-        self.query_session(Scope { subject: &subject, channel: channel.as_deref() }, None, "bank-card+sms").await
+        self.query_session(Scope { subject: &subject, channel: channel.as_deref() }, None, check.method()).await
     }
 
-    /// Where the bank-card fallback's code goes: None unless the typed person is the legal
-    /// representative on file; then their phone on file, or (none on file) the typed phone,
-    /// which the bank check proves to be the card's.
-    async fn card_target(&self, subject: &str, card: &CardCheck<'_>) -> Result<Option<String>, RaError> {
-        let (name, id_number, phone) = card.typed();
-        let Some((rep_name, rep_id, rep_phone)) = self.on_file(subject).await?.legal_rep else { return Ok(None) };
-        if rep_id != id_number || rep_name != name {
+    /// Where a fallback's code goes, or None when the typed person may not open the subject's
+    /// orders this way:
+    /// - an organisation: only its legal representative on file (name, for the card, and ID
+    ///   number as the newest approved order recorded them). By phone (F14) the phone must be
+    ///   theirs on file; by card (F15) the code goes to their phone on file, or (none on
+    ///   file) to the card's phone the bank proved.
+    /// - a person: only themselves (the ID number typed is the subject) with an approved
+    ///   order; the code goes to the phone the carrier or the bank just proved to be theirs.
+    async fn fallback_target(&self, subject: &str, check: &PersonCheck<'_>) -> Result<Option<String>, RaError> {
+        let (name, id_number, phone) = check.typed();
+        let on_file = self.on_file(subject).await?;
+        if personal(subject) {
+            return Ok((on_file.approved && id_number == subject).then_some(phone));
+        }
+        let Some((rep_name, rep_id, rep_phone)) = on_file.legal_rep else { return Ok(None) };
+        if rep_id != id_number {
             return Ok(None);
         }
-        Ok(Some(rep_phone.unwrap_or(phone)))
+        match check.card {
+            Some(_) if rep_name == name => Ok(Some(rep_phone.unwrap_or(phone))),
+            Some(_) => Ok(None),
+            None => Ok(rep_phone.filter(|p| *p == phone)),
+        }
     }
 
     async fn query_session(&self, scope: Scope<'_>, phone: Option<&str>, how: &str) -> Result<QuerySession, RaError> {

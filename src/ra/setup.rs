@@ -57,6 +57,8 @@ pub fn providers(config: &Config, sms: Arc<dyn SmsProvider>, store: &Store) -> R
         identity: checks,
         payment: payment.clone(),
         invoice: Arc::new(SandboxInvoice),
+        challenge_outbox: (config.providers.mode == crate::config::ProvidersMode::Sandbox)
+            .then(|| config.data_dir.join("challenge-outbox.jsonl")),
     };
     Ok((providers, Sandboxes { payment, identity }))
 }

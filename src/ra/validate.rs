@@ -336,6 +336,12 @@ pub fn name(field: &str, s: &str, max_chars: usize) -> Result<String, FieldError
     Ok(n.to_string())
 }
 
+/// The random code shown on the order-query page was not typed as shown (or was used or
+/// expired): a new one is shown.
+pub fn random_code_wrong() -> FieldError {
+    FieldError::new("answer", "random_code.wrong", "type the random code shown on the page; a new one is shown")
+}
+
 /// Masks an identifier for logs and for showing it back to people: keeps the first 3 and last 4
 /// characters and replaces the middle with `*`; strings of 7 characters or fewer become all `*`.
 pub fn mask(s: &str) -> String {

@@ -496,27 +496,22 @@ impl Store {
         now: i64,
         max_attempts: i64,
     ) -> Result<Option<(i64, String)>, StoreError> {
+        // One statement whether or not a live code exists (issue 17: the same database work
+        // for a subject nobody asked a code for as for a wrong code to a known one).
         let row = sqlx::query(
-            "SELECT id, code_hash FROM sms_codes WHERE phone = $1 AND purpose = $2 AND used = 0 AND expires_at > $3 \
-             AND attempts < $4 ORDER BY sent_at DESC, id DESC LIMIT 1",
+            "UPDATE sms_codes SET attempts = attempts + 1 WHERE id = (SELECT id FROM sms_codes WHERE phone = $1 \
+             AND purpose = $2 AND used = 0 AND expires_at > $3 AND attempts < $4 ORDER BY sent_at DESC, id DESC \
+             LIMIT 1) AND attempts < $5 RETURNING id, code_hash",
         )
         .bind(phone)
         .bind(purpose)
         .bind(now)
         .bind(max_attempts)
+        .bind(max_attempts)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let id: i64 = row.try_get("id")?;
-        let spent = sqlx::query("UPDATE sms_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2")
-            .bind(id)
-            .bind(max_attempts)
-            .execute(&self.pool)
-            .await?;
-        if spent.rows_affected() == 0 {
-            return Ok(None);
-        }
-        Ok(Some((id, row.try_get("code_hash")?)))
+        Ok(Some((row.try_get("id")?, row.try_get("code_hash")?)))
     }
 
     /// Marks a code used; false if it was used meanwhile (a code works once).

@@ -9,6 +9,7 @@ mod backoffice;
 pub mod backup;
 mod bounds;
 mod certificates;
+mod challenges;
 mod contacts;
 mod csc;
 mod custody;

@@ -49,6 +49,20 @@ impl Lang {
 /// Every text of the pages: the English key (which is the English text) and its Chinese.
 /// A unit test checks that every key the pages use is here, and every key here is used.
 const TEXTS: &[(&str, &str)] = &[
+    ("The agent cannot receive codes: check the legal representative", "经办人无法接收验证码？验证法定代表人身份"),
+    ("Personal certificates: the phone on file changed", "个人证书：预留手机号已更换？"),
+    ("The legal representative's phone", "法定代表人手机号验证"),
+    ("The legal representative's bank card", "法定代表人银行卡验证"),
+    ("Your phone, checked under your real name", "申请人手机号实名验证"),
+    ("Your bank card", "申请人银行卡验证"),
+    ("Credit code", "统一社会信用代码"),
+    ("The phone the bank has for the card", "银行预留手机号"),
+    ("Phone", "手机号"),
+    ("The legal representative's ID number", "法定代表人身份证号"),
+    ("Random code", "随机码"),
+    ("Random code picture", "随机码图片"),
+    ("If the details are right, a code was texted: enter it, with the details again.", "如信息无误，验证码已发送：请再次填写信息并输入短信验证码"),
+    ("The random code was wrong; type the new one.", "随机码错误，请输入新显示的随机码"),
     ("Cloud certificates", "云证书网上办理"),
     ("New organisation certificate", "新办机构云证书"),
     ("New personal certificate", "新办个人云证书"),
@@ -143,7 +157,6 @@ const TEXTS: &[(&str, &str)] = &[
     ("Credit code or ID number", "统一社会信用代码或身份证号码"),
     ("The phone of an agent on file, or the legal representative's", "经办人或法定代表人的手机号码"),
     ("Show my orders", "查询"),
-    ("Or check the legal representative's bank card", "或验证法定代表人银行卡"),
     ("Your orders", "您的订单"),
     ("No orders.", "没有订单。"),
     ("Log in with the agent's phone", "使用经办人手机号登录"),
@@ -167,8 +180,6 @@ const TEXTS: &[(&str, &str)] = &[
     ("The page expired; please submit again.", "页面已过期，请重新提交。"),
     ("Customer service", "客服电话"),
     ("A code was sent if the phone is on file.", "验证码已发送（如该手机号在档）"),
-    ("Code sent to the legal representative's phone on file: enter it with the card.", "如银行卡属于法定代表人，验证码已发送至其在档手机：请输入验证码并再次填写银行卡信息"),
-    ("SMS code to the legal representative (second step)", "法定代表人收到的短信验证码（第二步）"),
     ("New administrator's name", "新管理员姓名"),
     ("New administrator's ID number", "新管理员身份证号码"),
     ("Accept an administrator role offered to you", "接受移交给您的管理员角色"),
@@ -242,6 +253,7 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "material.invalid" => format!("文件无效：{english}"),
         "terms.not_accepted" => "请阅读并同意服务协议".into(),
         "bank.missing" => "请填写银行账户信息".into(),
+        "random_code.wrong" => "随机码错误，请输入新显示的随机码".into(),
         _ => english.to_string(),
     }
 }

@@ -16,8 +16,10 @@
 //! ([`site`]), so several can run behind a load balancer. Pages are [`maud`] templates
 //! ([`html`]): every value is escaped on the way in.
 
+mod captcha;
 pub mod client;
 pub mod config;
+mod flash;
 mod forms;
 pub mod html;
 pub mod i18n;
@@ -72,9 +74,11 @@ fn page_routes(web: Web) -> Router {
         .route("/orders", get(pages::manage::orders))
         .route("/orders/query/code", post(pages::manage::query_code))
         .route("/orders/query", post(pages::manage::query))
+        .route("/orders/query/fallback", post(pages::manage::query_fallback))
         .route("/certificates", get(pages::services::show))
         .route("/certificates/query/{flow}/code", post(pages::services::query_code))
         .route("/certificates/query/{flow}", post(pages::services::query))
+        .route("/certificates/query/{flow}/fallback", post(pages::services::query_fallback))
         .route("/certificates/{serial}/{flow}", post(pages::services::start))
         .route("/orders/{id}/resume/code", post(pages::manage::resume_code))
         .route("/orders/{id}/resume", post(pages::manage::resume))

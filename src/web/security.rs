@@ -123,7 +123,9 @@ pub async fn plain_paths(ctx: Ctx, request: Request, next: Next) -> Response {
 /// Adds the security headers, and a CSRF cookie to browsers that have none.
 pub async fn headers(mut request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let has = parse_cookies(&parts).get("cc_csrf").is_some_and(|v| v.len() == 43);
+    let cookies = parse_cookies(&parts);
+    let has = cookies.get("cc_csrf").is_some_and(|v| v.len() == 43);
+    let flashed = cookies.contains_key(super::flash::COOKIE);
     let tls = parts.extensions.get::<OverTls>().is_some_and(|t| t.0);
     let fresh = (!has).then(crate::ra::new_token);
     if let Some(token) = &fresh {
@@ -131,6 +133,7 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     }
     request = Request::from_parts(parts, body);
     let mut response = next.run(request).await;
+    super::flash::clear(flashed, tls, &mut response);
     let h = response.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));

@@ -48,5 +48,7 @@ mod systemd;
 mod tsa;
 mod web;
 mod web_client;
+mod web_flows;
 mod web_pages;
+mod web_query;
 mod web_services;

@@ -64,7 +64,7 @@ async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal
     // them alone: the check texts a code to the phone on file (before the fix: a session).
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = codes_to(&ca, REP);
-    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(card.clone())).await;
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(card.clone()).await)).await;
     assert_eq!(status, 202, "{v}");
     assert!(v.get("token").is_none(), "the card alone opens nothing: {v}");
     assert_eq!(codes_to(&ca, REP), before + 1, "the code went to the representative's phone on file");
@@ -78,11 +78,11 @@ async fn a_bank_card_opens_an_order_query_only_with_the_code_texted_to_the_legal
     other["name"] = json!("王攻击");
     other["id_number"] = json!(ATTACKER_ID);
     other["phone"] = json!(ATTACKER);
-    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(other.clone())).await;
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(other.clone()).await)).await;
     assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
     let mut unknown = card.clone();
     unknown["subject"] = json!(ATTACKER_ID);
-    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(unknown)).await;
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(unknown).await)).await;
     assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
     assert_eq!(codes_to(&ca, ATTACKER), 0);
     other["code"] = json!("123456");

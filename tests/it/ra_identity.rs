@@ -129,7 +129,7 @@ async fn an_internet_user_who_opens_and_cancels_an_order_for_a_company_does_not_
     let mut card =
         json!({ "subject": CREDIT, "phone": REP, "name": "张三", "id_number": REP_ID, "card": "6222020200112233445" });
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(card.clone())).await.0, 202);
+    assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(card.clone()).await)).await.0, 202);
     let mut wrong = card.clone();
     card["code"] = json!(last_code(&ca, REP));
     assert_eq!(web.ok("POST", "/v1/ra/queries", None, Some(card)).await["role"], "legal-rep");

@@ -164,15 +164,20 @@ impl Browser {
 
     /// Submits the form with this id and waits for the next page (the old one goes stale).
     pub(crate) async fn submit(&self, form: &str) {
+        self.press(&format!("form#{form} button[type=submit]")).await;
+    }
+
+    /// Clicks the button `css` and waits for the next page (the old one goes stale).
+    pub(crate) async fn press(&self, css: &str) {
         let old = self.client.find(Locator::Css("html")).await.unwrap();
-        self.click(&format!("form#{form} button[type=submit]")).await;
+        self.click(css).await;
         for _ in 0..200 {
             if old.attr("lang").await.is_err() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("submitting {form} loaded no page");
+        panic!("pressing {css} loaded no page");
     }
 
     pub(crate) async fn text(&self, css: &str) -> String {

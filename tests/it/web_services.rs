@@ -13,11 +13,11 @@ use crate::ra_services::{org_certificate, services_ca};
 use crate::web::{agent_step, code, identity_check, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
-const HOLDER: &str = "+8613900139000";
-const HOLDER_TYPED: &str = "13900139000";
-const HOLDER_ID: &str = "110101199003074338";
+pub(crate) const HOLDER: &str = "+8613900139000";
+pub(crate) const HOLDER_TYPED: &str = "13900139000";
+pub(crate) const HOLDER_ID: &str = "110101199003074338";
 /// The holder as the agent of their own certificate's orders.
-const WANGWU: [(&str, &str); 4] =
+pub(crate) const WANGWU: [(&str, &str); 4] =
     [("name", "王五"), ("id_number", HOLDER_ID), ("phone", HOLDER_TYPED), ("email", "wangwu@example.com")];
 
 /// No page of the services has a field to type a serial into (a chosen one travels hidden).
@@ -28,7 +28,7 @@ async fn no_serial_to_type(b: &Browser) {
 
 /// From the flow's card on the home page to the identity check (or, with a live check in this
 /// browser, straight to the list).
-async fn open_service(b: &Browser, base: &str, flow: &str) {
+pub(crate) async fn open_service(b: &Browser, base: &str, flow: &str) {
     b.goto(base).await;
     b.click(&format!("#flow-{flow}")).await;
     b.shot("before-you-start").await;
@@ -38,7 +38,7 @@ async fn open_service(b: &Browser, base: &str, flow: &str) {
 
 /// The button of `flow` on `serial`'s row; the order's certificate step shows the chosen
 /// certificate and sends the consent code to `consenter`, which is filled in (not submitted).
-async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &str) {
+pub(crate) async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &str) {
     b.submit(&format!("service-{flow}-{serial}")).await;
     assert_eq!(b.current_step().await.as_deref(), Some("certificate"));
     assert_eq!(b.text("#chosen-serial").await, serial);
@@ -49,7 +49,7 @@ async fn choose(b: &Browser, ca: &TestCa, flow: &str, serial: &str, consenter: &
 }
 
 /// The services a certificate's row offers, by its buttons.
-async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
+pub(crate) async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
     let mut out = Vec::new();
     for form in
         b.client.find_all(Locator::Css(&format!("tr[data-serial=\"{serial}\"] td.services form"))).await.unwrap()
@@ -61,7 +61,7 @@ async fn buttons(b: &Browser, serial: &str) -> Vec<String> {
 }
 
 /// Signs with the code texted to `phone` and accepts the terms.
-async fn sign(b: &Browser, ca: &TestCa, phone: &str) {
+pub(crate) async fn sign(b: &Browser, ca: &TestCa, phone: &str) {
     assert_eq!(b.current_step().await.as_deref(), Some("signature"));
     let signature = code(b, ca, "code-signature", phone).await;
     b.fill("code", &signature).await;
@@ -138,7 +138,7 @@ async fn an_organisation_renews_in_the_browser_from_its_credit_code_with_its_dat
 
 /// A personal certificate from an approved order (so the holder's phone is on file), enrolled
 /// in the holder's app. Its serial.
-async fn personal_certificate(ca: &TestCa) -> String {
+pub(crate) async fn personal_certificate(ca: &TestCa) -> String {
     let ra = Client::new(ca, "web-front");
     let (id, token) = personal_signed(&ra, HOLDER, HOLDER_ID, "personal-cloud-1y").await;
     let v = ra
@@ -237,49 +237,8 @@ async fn a_person_unlocks_changes_and_revokes_in_the_browser_from_the_id_number(
 }
 
 /// Types into the field `name` of the form `form` (several forms on a page share field names).
-async fn fill_in(b: &Browser, form: &str, name: &str, value: &str) {
+pub(crate) async fn fill_in(b: &Browser, form: &str, name: &str, value: &str) {
     let field = b.client.find(Locator::Css(&format!("form#{form} [name=\"{name}\"]"))).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
-}
-
-/// Handbook F15 after the RA review (H2): in order management the legal representative's bank
-/// card alone opens nothing; the page then asks for the code texted to the representative's
-/// phone on file, and the card with that code shows the company's orders.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_legal_representatives_bank_card_opens_the_order_query_only_with_their_code() {
-    let ca = services_ca().await;
-    let _daemon = Daemon::start(&ca).await;
-    let web = Client::new(&ca, "web-front");
-    let (id, _) = crate::ra_identity::approved_org(&web, &Client::new(&ca, "reviewer"), CREDIT).await;
-    let (_front, base) = web_front(&ca).await;
-    let b = Browser::start("order-query-card", 1000, 1400).await;
-    let card = [
-        ("subject", CREDIT),
-        ("phone", "13800138000"),
-        ("name", "张三"),
-        ("id_number", REP_ID),
-        ("card", "6222020200112233445"),
-    ];
-    b.goto(&format!("{base}/orders")).await;
-    b.click("details summary").await; // opens the bank-card form; no script needed
-    for (name, value) in card {
-        fill_in(&b, "query-card", name, value).await;
-    }
-    b.shot("card").await;
-    b.submit("query-card").await;
-    b.shot("code-sent").await;
-    let page = b.client.source().await.unwrap();
-    assert!(page.contains("验证码已发送至其在档手机"), "the page asks for the code: {page}");
-    assert!(b.client.find(Locator::Css("#order-list")).await.is_err(), "the card alone shows no orders");
-    let code = last_code(&ca, crate::ra::REP);
-    b.click("details summary").await;
-    for (name, value) in card {
-        fill_in(&b, "query-card", name, value).await;
-    }
-    fill_in(&b, "query-card", "code", &code).await;
-    b.submit("query-card").await;
-    b.shot("orders").await;
-    let listed = b.attr(&format!("#order-list tr[data-order=\"{id}\"]"), "data-state").await;
-    assert!(listed.is_some(), "the company's order is listed: {}", b.client.source().await.unwrap());
 }

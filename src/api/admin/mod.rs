@@ -146,6 +146,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route { method: "PUT", path: "/v1/ra/orders/{id}/address", roles: WEB_FRONT, handler: || put(applicant::address) },
     Route { method: "POST", path: "/v1/ra/queries/code", roles: WEB_FRONT, handler: || post(applicant::query_code) },
+    Route {
+        method: "POST",
+        path: "/v1/ra/queries/challenge",
+        roles: WEB_FRONT,
+        handler: || post(applicant::query_challenge),
+    },
     Route { method: "POST", path: "/v1/ra/queries", roles: WEB_FRONT, handler: || post(applicant::open_query) },
     Route { method: "GET", path: "/v1/ra/queries/orders", roles: WEB_FRONT, handler: || get(applicant::query_orders) },
     Route {

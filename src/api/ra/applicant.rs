@@ -322,6 +322,12 @@ pub(crate) struct QueryBody {
     pub(crate) id_number: Option<String>,
     #[serde(default)]
     card: Option<String>,
+    /// The random code's reference (`POST /v1/ra/queries/challenge`), for a fallback's code.
+    #[serde(default)]
+    challenge: Option<String>,
+    /// The random code as typed.
+    #[serde(default)]
+    answer: Option<String>,
     /// The channel the web front serves: the session shows that channel's orders only.
     #[serde(default)]
     pub(crate) channel: Option<String>,
@@ -340,15 +346,16 @@ pub(crate) async fn open_query(
     let channel = query_channel(&caller, b.channel.as_deref())?;
     let limits = &instance.limits;
     throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
-    let card = b.card.as_deref().map(|card| crate::ra::CardCheck {
+    // An identity fallback (handbook §4.3) names the person checked: their ID number.
+    let check = b.id_number.as_deref().map(|id_number| crate::ra::PersonCheck {
         name: b.name.as_deref().unwrap_or_default(),
-        id_number: b.id_number.as_deref().unwrap_or_default(),
-        card,
+        id_number,
+        card: b.card.as_deref(),
         phone: &b.phone,
     });
-    let session = match (&b.code, card) {
+    let session = match (&b.code, check) {
         (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code, channel.as_deref()).await,
-        (None, Some(card)) => {
+        (None, Some(check)) => {
             // A paid provider check per try: counted per subject as well.
             let subject = b.subject.trim().to_uppercase();
             let key = ("subject", subject.as_str());
@@ -356,19 +363,30 @@ pub(crate) async fn open_query(
                 format!("subject:{}", crate::ra::validate::mask(&subject))
             })
             .await?;
-            instance.ra.query_card_code(&b.subject, &card).await.map_err(problem)?;
+            let (challenge, answer) =
+                (b.challenge.as_deref().unwrap_or_default(), b.answer.as_deref().unwrap_or_default());
+            instance.ra.query_fallback_code(&b.subject, &check, challenge, answer).await.map_err(problem)?;
             return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response());
         }
-        (Some(code), Some(card)) => instance.ra.open_query_by_card(&b.subject, &card, code, channel.as_deref()).await,
+        (Some(code), Some(check)) => {
+            instance.ra.open_query_fallback(&b.subject, &check, code, channel.as_deref()).await
+        }
         (None, None) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "give either the SMS code or the legal representative's bank card",
+                "give either the SMS code or the ID number checked by a fallback",
             ))
         }
     }
     .map_err(problem)?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+/// A random code for an identity fallback's form (the web front draws it; only its hash is
+/// kept, and it answers once).
+pub(crate) async fn query_challenge(State(instance): State<Instance>) -> Result<Response, Problem> {
+    let challenge = instance.ra.challenge().await.map_err(problem)?;
+    Ok((StatusCode::CREATED, Json(challenge)).into_response())
 }
 
 pub(crate) async fn query_orders(

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -13,13 +13,15 @@ use serde_json::Value;
 
 use super::steps::{order_path, step_form};
 use super::{channel, flow_title, redirect, token_for, trouble, urlencode};
+use crate::web::flash::Flashed;
 use crate::web::forms::{checkboxes, message, refusal, to_json};
 use crate::web::html::{form, page, steps, yuan, FormState};
 use crate::web::i18n::Lang;
 use crate::web::security::Ctx;
 use crate::web::Web;
 
-/// Flash parameters after a redirect.
+/// What the page shows after a redirect, from the flash cookie ([`crate::web::flash`]); the
+/// URL carries only `poll` (the face check's meta refresh).
 #[derive(Debug, Default, serde::Deserialize)]
 pub(in crate::web) struct Flash {
     #[serde(default)]
@@ -66,7 +68,7 @@ pub(in crate::web) async fn show(
     State(web): State<Web>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Query(flash): Query<Flash>,
+    Flashed(flash): Flashed<Flash>,
 ) -> Response {
     let (mut view, token) = match load(&web, &ctx, &id).await {
         Ok(v) => v,
@@ -285,12 +287,12 @@ fn back(
     ok: &str,
     serial: Option<&str>,
 ) -> Response {
-    let serial = serial.map(|s| format!("&serial={}", urlencode(s))).unwrap_or_default();
-    let page = ctx.url(&format!("/orders/{}", urlencode(id)));
+    let page = format!("/orders/{}", urlencode(id));
+    let serial = ("serial", serial.unwrap_or_default());
     match answer {
-        Ok(a) if a.ok() => redirect(&format!("{page}?m={ok}{serial}"), &[]),
-        Ok(a) => redirect(&format!("{page}?e={}{serial}", urlencode(&message(ctx.lang, &a))), &[]),
-        Err(e) => redirect(&format!("{page}?e={}", urlencode(&e.to_string())), &[]),
+        Ok(a) if a.ok() => super::manage::flash_to(ctx, &page, &[("m", ok), serial]),
+        Ok(a) => super::manage::flash_to(ctx, &page, &[("e", message(ctx.lang, &a).as_str()), serial]),
+        Err(e) => super::manage::flash_to(ctx, &page, &[("e", e.to_string().as_str())]),
     }
 }
 

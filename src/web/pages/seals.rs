@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
@@ -15,6 +15,7 @@ use serde_json::json;
 use maud::{html, Markup};
 
 use super::{redirect, respond, trouble, urlencode};
+use crate::web::flash::Flashed;
 use crate::web::forms::message;
 use crate::web::html::{form, input, page, radios, FormState};
 use crate::web::security::Ctx;
@@ -30,7 +31,7 @@ pub(in crate::web) struct Flash {
     phone: Option<String>,
 }
 
-pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
+pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Flashed(flash): Flashed<Flash>) -> Response {
     let l = ctx.lang;
     let mut s = FormState { message: flash.e.or(flash.m), ..FormState::default() };
     s.values.insert("phone".into(), flash.phone.unwrap_or_default());
@@ -54,7 +55,6 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
         }
         Some(orgs) => html! {
             (s.banner())
-            (form(&ctx, "/seals/code", "seal-admin-code", html! {}, l.t("Send code")))
             @for org in orgs.body["items"].as_array().into_iter().flatten() { (organisation(&ctx, &s, org)) }
         },
     };
@@ -75,6 +75,10 @@ fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
             p { (l.t("Role")) ": " (l.t(role_key(org["role"].as_str().unwrap_or_default()))) }
             p { (l.t("Seals")) ": " @if seals.is_empty() { "—" } @else { (seals.join("、")) } }
             @if let Some(members) = org["members"].as_array() {
+                // The administrator's code is for this organisation's changes only.
+                (form(ctx, "/seals/code", &format!("seal-admin-code-{cc}"), html! {
+                    input type="hidden" name="credit_code" value=(cc);
+                }, l.t("Send code")))
                 h3 { (l.t("Members")) }
                 ul.members {
                     @for m in members {
@@ -110,11 +114,12 @@ fn role_key(role: &str) -> &'static str {
 fn outcome(
     ctx: &Ctx,
     answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>,
-    extra: &str,
+    phone: &str,
 ) -> Response {
+    // What to show and the phone typed go in the flash cookie, never the URL.
     match answer {
-        Ok(a) if a.ok() => redirect(&ctx.url(&format!("/seals?m=ok{extra}")), &[]),
-        Ok(a) => redirect(&ctx.url(&format!("/seals?e={}{extra}", urlencode(&message(ctx.lang, &a)))), &[]),
+        Ok(a) if a.ok() => super::manage::flash_to(ctx, "/seals", &[("m", "ok"), ("phone", phone)]),
+        Ok(a) => super::manage::flash_to(ctx, "/seals", &[("e", message(ctx.lang, &a).as_str()), ("phone", phone)]),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
@@ -130,7 +135,7 @@ pub(in crate::web) async fn login_code(
     let phone =
         crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let answer = web.daemon.app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone }))).await;
-    outcome(&ctx, answer, &format!("&phone={}", urlencode(&phone)))
+    outcome(&ctx, answer, &phone)
 }
 
 pub(in crate::web) async fn login(
@@ -168,10 +173,10 @@ pub(in crate::web) async fn admin_code(
     let Some(phone) = ctx.cookie("ccm_phone").filter(|_| ctx.cookie("ccm").is_some()) else {
         return redirect(&ctx.url("/seals"), &[]);
     };
-    let answer = web
-        .daemon
-        .app(Method::POST, "/v1/mobile/sms", None, Some(&json!({ "phone": phone, "purpose": "admin" })))
-        .await;
+    // The code is for one organisation's changes (the daemon scopes it to the credit code).
+    let object = v.get("credit_code").map(|c| c.trim().to_string()).unwrap_or_default();
+    let body = json!({ "phone": phone, "purpose": "admin", "object": object });
+    let answer = web.daemon.app(Method::POST, "/v1/mobile/sms", None, Some(&body)).await;
     outcome(&ctx, answer, "")
 }
 
@@ -190,7 +195,7 @@ async fn org_change(
     }
     let Some(bearer) = ctx.cookie("ccm") else { return redirect(&ctx.url("/seals"), &[]) };
     match (web.daemon.app(Method::POST, &path, Some(bearer), Some(&body)).await, done) {
-        (Ok(a), Some(done)) if a.ok() => redirect(&ctx.url(&format!("/seals?m={}", urlencode(done))), &[]),
+        (Ok(a), Some(done)) if a.ok() => super::manage::flash_to(ctx, "/seals", &[("m", done)]),
         (answer, _) => outcome(ctx, answer, ""),
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
@@ -17,8 +17,9 @@ use maud::{html, Markup};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::manage::{identity_forms, open_query, send_query_code, Flash};
+use super::manage::{challenge, fallback, flash_to, identity_forms, open_query, send_query_code, Flash};
 use super::{flow_title, redirect, respond, trouble, urlencode};
+use crate::web::flash::Flashed;
 use crate::web::forms::message;
 use crate::web::html::{form, page};
 use crate::web::i18n::Lang;
@@ -41,17 +42,17 @@ fn service(flow: Option<&str>) -> Option<&'static str> {
 /// Certificate statuses as the daemon lists them, as keys of the page texts.
 pub(in crate::web) const STATUSES: [&str; 3] = ["issued", "expired", "revoked"];
 
-/// This page's own path for `flow`, ready for more query parameters (`?` or `&` at the end).
+/// This page's own path for `flow` (the service's name is all its URL carries).
 fn back(flow: Option<&str>) -> String {
     match service(flow) {
-        Some(f) => format!("/certificates?flow={f}&"),
-        None => "/certificates?".to_string(),
+        Some(f) => format!("/certificates?flow={f}"),
+        None => "/certificates".to_string(),
     }
 }
 
 /// `GET /certificates?flow=…`: the identity check, or (with a live session) the subject's
 /// certificates.
-pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash): Query<Flash>) -> Response {
+pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Flashed(flash): Flashed<Flash>) -> Response {
     let l = ctx.lang;
     let flow = service(flash.flow.as_deref());
     let mut listed = None;
@@ -62,6 +63,8 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
             Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
     }
+    let challenge = challenge(&web).await;
+    let challenge = challenge.as_ref();
     let body = match listed {
         Some(found) => html! {
             (flash_banner(&flash))
@@ -69,32 +72,32 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Query(flash):
             p.note { (l.t("Not the certificates you are looking for? Check another identity below.")) }
             details #check-again {
                 summary { (l.t("Check another identity")) }
-                (check(&ctx, &Flash { flow: flash.flow.clone(), ..Flash::default() }, flow))
+                (check(&ctx, &Flash { flow: flash.flow.clone(), ..Flash::default() }, flow, challenge))
             }
         },
         None => html! {
             p.note #identity-note {
                 (l.t("Enter the credit code (organisation) or ID number (person), then confirm with the code sent to a phone on file. Your certificates are listed next; no serial number is needed."))
             }
-            (check(&ctx, &flash, flow))
+            (check(&ctx, &flash, flow, challenge))
         },
     };
     let title = flow.map_or(l.t("Certificate services"), |f| l.t(flow_title(f)));
     respond(StatusCode::OK, page(&ctx, title, body, None))
 }
 
-/// A refusal carried by the URL after a button (the list is shown again with it).
+/// A refusal carried by the flash cookie after a button (the list is shown again with it).
 fn flash_banner(flash: &Flash) -> Markup {
     html! { @if let Some(e) = &flash.e { p.alert role="alert" { (e) } } }
 }
 
 /// The identity check forms of this page.
-fn check(ctx: &Ctx, flash: &Flash, flow: Option<&str>) -> Markup {
+fn check(ctx: &Ctx, flash: &Flash, flow: Option<&str>, challenge: Option<&Value>) -> Markup {
     let action = match flow {
         Some(f) => format!("/certificates/query/{f}"),
         None => "/certificates/query/all".to_string(),
     };
-    identity_forms(ctx, flash, &action, ctx.lang.t("Show my certificates"))
+    identity_forms(ctx, flash, &action, ctx.lang.t("Show my certificates"), challenge)
 }
 
 /// The subject's certificates, one row each, with a button per service this session may start
@@ -195,9 +198,19 @@ pub(in crate::web) async fn query(
     Path(flow): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    let then = back(Some(flow.as_str()));
-    let then = then.trim_end_matches(['?', '&']).to_string();
-    open_query(&web, &ctx, &v, &back(Some(flow.as_str())), &then).await
+    let page = back(Some(flow.as_str()));
+    open_query(&web, &ctx, &v, &page, &page).await
+}
+
+/// `POST /certificates/query/{flow}/fallback`: an identity fallback, then the list.
+pub(in crate::web) async fn query_fallback(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(flow): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let page = back(Some(flow.as_str()));
+    fallback(&web, &ctx, &v, &page, &page).await
 }
 
 /// `POST /certificates/{serial}/{flow}`: opens the order for this service and goes to its
@@ -213,7 +226,7 @@ pub(in crate::web) async fn start(
     }
     let Some(flow) = service(Some(flow.as_str())) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     if ctx.cookie("ccq").is_none() {
-        return redirect(&ctx.url(back(Some(flow)).trim_end_matches(['?', '&'])), &[]);
+        return redirect(&ctx.url(&back(Some(flow))), &[]);
     }
     let body = serde_json::json!({ "channel": ctx.site.channel, "flow": flow });
     let answer = match web.daemon.ra(Method::POST, "/v1/ra/orders", None, Some(&body)).await {
@@ -221,13 +234,17 @@ pub(in crate::web) async fn start(
         Err(e) => return trouble(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     if !answer.ok() {
-        let to = format!("{}e={}", back(Some(flow)), urlencode(&message(ctx.lang, &answer)));
-        return redirect(&ctx.url(&to), &[]);
+        return flash_to(&ctx, &back(Some(flow)), &[("e", message(ctx.lang, &answer).as_str())]);
     }
     let id = answer.body["order"]["id"].as_str().unwrap_or_default();
     let token = answer.body["token"].as_str().unwrap_or_default();
-    let to = ctx.url(&format!("/orders/{}?serial={}", urlencode(id), urlencode(&serial)));
-    redirect(&to, &[ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400)])
+    // The chosen certificate goes to the order's page in the flash cookie, not the URL.
+    let to = ctx.url(&format!("/orders/{}", urlencode(id)));
+    let cookies = [
+        ctx.set_cookie(&format!("cco_{id}"), token, 30 * 86400),
+        crate::web::flash::cookie(&ctx, &[("serial", &serial)]),
+    ];
+    redirect(&to, &cookies)
 }
 
 #[cfg(test)]
@@ -249,7 +266,8 @@ mod tests {
         assert_eq!(service(Some("renewal")), Some("renewal"));
         assert_eq!(service(Some("org-new")), None);
         assert_eq!(service(Some("../orders")), None);
-        assert_eq!(back(Some("x&e=<b>")), "/certificates?");
+        assert_eq!(back(Some("x&e=<b>")), "/certificates");
+        assert_eq!(back(Some("renewal")), "/certificates?flow=renewal");
         assert!(is_service("unlock") && !is_service("personal-new"));
     }
 }

@@ -101,7 +101,9 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             &action,
             &form_id,
             html! {
-                @if flow == "org-new" {
+                // 法定代表人自办 (handbook §2.1, §3.1.3): wherever the organisation's data was
+                // entered, new or renewed or changed (issue 17 B18, E8).
+                @if flow == "org-new" || summary["company"].is_object() {
                     (checkbox(s, l.t("The legal representative applies in person"), "legal_rep_in_person"))
                 }
                 (input(s, l.t("Name"), "name", "text", false))
