@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "csc", include_str!("migrations/0018_csc.sql")),
 ];
 
+/// The versions this binary holds, in order (tests compare a database's record with them).
+pub fn versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|(version, _, _)| *version).collect()
+}
+
 /// The table the hand-written runner (before the Migrator) recorded applied versions in.
 const LEGACY_TABLE: &str = "schema_migrations";
 

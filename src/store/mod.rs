@@ -15,6 +15,7 @@ mod custody;
 mod jcs;
 mod leases;
 mod migrations;
+pub use migrations::versions as migration_versions;
 mod payments;
 mod proofs;
 mod ra;

@@ -93,8 +93,8 @@ async fn a_database_made_by_the_earlier_runner_is_adopted_and_keeps_its_data() {
             .await
             .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get("version")).collect();
-    let expected: Vec<i64> = (1..=15).chain([18]).collect();
-    assert_eq!(versions, expected, "12 adopted, the 13th to 15th and the 18th applied by the Migrator");
+    let expected = cloudca::store::migration_versions();
+    assert_eq!(versions, expected, "12 adopted, the 13th and later applied by the Migrator");
     for r in &rows {
         assert_eq!(r.get::<Vec<u8>, _>("checksum").len(), 48, "SHA-384 of the migration text");
     }
@@ -109,7 +109,7 @@ async fn a_database_made_by_the_earlier_runner_is_adopted_and_keeps_its_data() {
     let store = Store::open(&config).await.expect("opens a second time");
     store.close().await;
     let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(again, 16);
+    assert_eq!(again, cloudca::store::migration_versions().len() as i64);
     pool.close().await;
 }
 
@@ -188,6 +188,6 @@ async fn daemons_starting_together_on_postgresql_migrate_once() {
     }
     let pool = connect(&config).await;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(count, 16);
+    assert_eq!(count, cloudca::store::migration_versions().len() as i64);
     pool.close().await;
 }
