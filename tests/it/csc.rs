@@ -387,6 +387,22 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
         "that approval only"
     );
 
+    // The holder refuses on the phone: access_denied, and no SAD.
+    let body = format!(r#"{{"credentialID":"{credential}","numSignatures":1,"hash":["{}"]}}"#, b64(&h1));
+    let (status, authorized) = post(&ca, me, "/csc/v1/credentials/authorize", &body);
+    assert_eq!(status, "202", "{authorized}");
+    let secret = cloudca::signing::qr::QrSecret::from_base64(authorized["start_secret"].as_str().unwrap()).unwrap();
+    let payload = cloudca::signing::qr::payload(authorized["start_token"].as_str().unwrap(), &secret, 0);
+    let claim = format!(r#"{{"payload":"{payload}"}}"#);
+    let (status, shown) = api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim));
+    assert_eq!(status, "200", "{shown}");
+    let refuse = format!("/v1/mobile/sessions/{}/refuse", shown["session_id"].as_str().unwrap());
+    assert_eq!(api.call(As::Holder(&token), "POST", &refuse, None).0, "200");
+    let check = format!(r#"{{"handle":"{}"}}"#, authorized["handle"].as_str().unwrap());
+    let refused = post(&ca, me, "/csc/v1/credentials/authorizeCheck", &check);
+    assert_eq!(error_of(&refused)[..2], ["400", "access_denied"], "{refused:?}");
+    assert_eq!(instance.store.count_audit_events("csc.sad_issued").await.unwrap(), 2, "no SAD for a refusal");
+
     // signatures/timestamp (v2): a token from our TSA that openssl verifies, nonce included.
     let body = format!(r#"{{"hash":"{}","hashAlgo":"2.16.840.1.101.3.4.2.1","nonce":"0badc0de"}}"#, b64(&h1));
     let (status, stamped) = post(&ca, me, "/csc/v2/signatures/timestamp", &body);
