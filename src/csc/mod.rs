@@ -422,6 +422,11 @@ impl Csc {
             return Err(CscError::invalid("SAD expired"));
         }
         let c = self.credential(&a.credential_id).await?;
+        // The signatures were made at approval; a key revoked, locked or destroyed since (a
+        // reported compromise) releases none of them.
+        if !self.certificate_valid(&c).await? {
+            return Err(CscError::invalid("the credential is no longer valid (revoked, locked or expired)"));
+        }
         if !algorithms(&c.key_algorithm).contains(&request.sign_algorithm.as_str()) {
             return Err(CscError::invalid("Invalid parameter signAlgo: not this credential's key"));
         }

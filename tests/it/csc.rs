@@ -431,5 +431,27 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     assert!(verified.ok && verified.text.contains("Verification: OK"), "{}", verified.text);
     let text = run("openssl", &["ts", "-reply", "-in", token_path.to_str().unwrap(), "-token_in", "-text"]).text;
     assert!(text.contains("Nonce: 0x0BADC0DE"), "nonce echoed: {text}");
+
+    // A key revoked between the approval and signHash (a reported compromise) releases none of
+    // the signatures made at approval (attacker review: no status check at release).
+    let body = format!(r#"{{"credentialID":"{credential}","numSignatures":1,"hash":["{}"]}}"#, b64(&h2));
+    let (status, authorized) = post(&ca, me, "/csc/v1/credentials/authorize", &body);
+    assert_eq!(status, "202", "{authorized}");
+    approve_on_phone(&api, &token, &authorized, &credential, std::time::Instant::now());
+    let check = format!(r#"{{"handle":"{}"}}"#, authorized["handle"].as_str().unwrap());
+    let (status, ready) = post(&ca, me, "/csc/v1/credentials/authorizeCheck", &check);
+    assert_eq!(status, "200", "{ready}");
+    let listed = api.call(As::Holder(&token), "GET", "/v1/mobile/credentials", None).1;
+    let serial = listed["credentials"][0]["serial"].as_str().unwrap().to_string();
+    let revoke = r#"{"reason":"keyCompromise"}"#;
+    crate::admin::Admin::new(&ca).json("operator", "POST", &format!("/v1/certificates/{serial}/revoke"), Some(revoke));
+    let body = format!(
+        r#"{{"credentialID":"{credential}","SAD":"{}","hash":["{}"],"hashAlgo":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2"}}"#,
+        ready["SAD"].as_str().unwrap(),
+        b64(&h2)
+    );
+    let revoked = post(&ca, me, "/csc/v1/signatures/signHash", &body);
+    assert!(error_of(&revoked)[0] == "400" && error_of(&revoked)[2].contains("no longer valid"), "{revoked:?}");
+    assert_eq!(instance.store.count_audit_events("csc.sad_spent").await.unwrap(), 1, "nothing released");
     drop(daemon);
 }

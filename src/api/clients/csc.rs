@@ -166,8 +166,11 @@ async fn credential_info(
     bytes: Bytes,
     version: Version,
 ) -> Answer {
-    platform(caller)?;
+    let platform = platform(caller)?;
     let r: types::InfoRequest = body(&bytes)?;
+    // A lookup like `credentials/list`: the same budget, so certificates (names, ID numbers)
+    // cannot be harvested through it at a higher rate.
+    throttle(&i, &("csc-list", platform.as_str()), &platform).await?;
     let (cert_info, auth_info) = (r.cert_info == Some(true), r.auth_info == Some(true));
     let info =
         i.csc.credential_info(version, &r.credential_id, r.certificates.as_deref(), cert_info, auth_info).await?;
@@ -217,8 +220,12 @@ async fn sign_hash(
 }
 
 async fn timestamp(State(i): State<Instance>, caller: Option<Extension<Caller>>, bytes: Bytes) -> Answer {
-    platform(caller)?;
+    let platform = platform(caller)?;
     let request: types::Timestamp = body(&bytes)?;
+    // Each token is an HSM signature: the platform gets what one address gets from `POST /tsa`.
+    let actor = || format!("platform:{platform}");
+    let key = ("csc-timestamp", platform.as_str());
+    crate::api::throttle::check(&i, &i.limits.tsa_per_ip, &key, actor).await.map_err(|_| CscError::too_many())?;
     let token = i.csc.timestamp(&request).await?;
     Ok(Json(serde_json::json!({ "timestamp": token })).into_response())
 }
