@@ -25,6 +25,8 @@ command -v pk12util >/dev/null || need_apt+=(libnss3-tools)  # the review pages'
 command -v pg_dump >/dev/null || need_apt+=(postgresql-client)     # back-up tests
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)       # tests/it/systemd.rs (verify, security)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
+command -v pdfsig >/dev/null || need_apt+=(poppler-utils)    # tests/it/pades.rs: pdfsig, pdftoppm
+command -v qpdf >/dev/null || need_apt+=(qpdf)               # tests/it/pades.rs: qpdf --check, --encrypt
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -46,6 +48,12 @@ fi
 if ! command -v lint_pkix_cert >/dev/null; then
   echo "installing pkilint"
   pip3 install -q pkilint 2>/dev/null || pip3 install -q --break-system-packages pkilint
+fi
+
+# pyHanko validates the PAdES signatures cloudca writes (tests/it/pades.rs).
+if ! command -v pyhanko >/dev/null || ! python3 -c 'import pyhanko' 2>/dev/null; then
+  echo "installing pyHanko"
+  pip3 install -q pyhanko pyhanko-cli 2>/dev/null || pip3 install -q --break-system-packages pyhanko pyhanko-cli
 fi
 
 # schemathesis 4.x fuzzes the admin API from openapi/admin.json (scripts/fuzz-api.sh uses 4.x's flags).
