@@ -187,8 +187,11 @@ impl Instance {
             config: config.custody.clone(),
         });
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
+        let documents =
+            crate::signing::pades::Documents { tsa: tsa.clone(), status: status.clone(), store: store.clone() };
         let signing =
-            crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
+            crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone())
+                .with_documents(documents);
         let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
         let services = crate::ra::Services::new(&issuance, &status, &custody, &mobile, &seals);
         let ra =
@@ -327,12 +330,18 @@ fn rewire(instance: &Instance) -> (Instance, tokio::sync::mpsc::Receiver<String>
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     parts.issuance.issued = Some(issued_tx);
     parts.custody.notify_issued(parts.issuance.issued.clone());
+    let documents = crate::signing::pades::Documents {
+        tsa: parts.tsa.clone(),
+        status: parts.status.clone(),
+        store: parts.store.clone(),
+    };
     parts.signing = crate::signing::Signing::new(
         parts.store.clone(),
         parts.custody.clone(),
         parts.seals.clone(),
         parts.issuance.clock.clone(),
-    );
+    )
+    .with_documents(documents);
     let p = &parts;
     let services = crate::ra::Services::new(&p.issuance, &p.status, &p.custody, &p.mobile, &p.seals);
     parts.ra.rewire(services);
