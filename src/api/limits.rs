@@ -52,7 +52,7 @@ fn limit(parts: &axum::http::request::Parts) -> usize {
     let upload = parts.method == axum::http::Method::PUT
         && matches!(segments.as_slice(), ["", "v1", "ra", "orders", _, "materials", _]);
     let document = parts.method == axum::http::Method::POST
-        && parts.extensions.get::<crate::roles::Caller>().is_some_and(|c| c.platform.is_some())
+        && parts.extensions.get::<crate::roles::Caller>().is_some()
         && matches!(segments.as_slice(), ["", "v1", "signing", "sessions"]);
     if document {
         MAX_DOCUMENT_BODY_BYTES

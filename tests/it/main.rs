@@ -28,6 +28,7 @@ mod listeners;
 mod migrations;
 mod ocsp_der;
 mod ocsp_flood;
+mod pades;
 mod openapi;
 mod ra;
 mod ra_attacks;
