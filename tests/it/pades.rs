@@ -135,6 +135,18 @@ fn seal_placement() -> serde_json::Value {
 fn approve(api: &Api<'_>, holder: &Holder, opened: &serde_json::Value, pdf: &[u8]) -> Vec<u8> {
     let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
     let payload = cloudca::signing::qr::payload(opened["start_token"].as_str().unwrap(), &secret, 0);
+    let session = claim_and_approve(api, holder, &payload, pdf);
+    let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}?wait=5"), None);
+    assert_eq!(view["state"], "signed", "{view}");
+    let signed =
+        base64::engine::general_purpose::STANDARD.decode(view["result"]["document"].as_str().unwrap()).unwrap();
+    assert!(signed.starts_with(pdf), "an incremental update: the original bytes are kept");
+    signed
+}
+
+/// The phone's side: claim the payload, check what is shown, approve with the PIN (and the
+/// seal when asked). Returns the session id.
+fn claim_and_approve(api: &Api<'_>, holder: &Holder, payload: &str, pdf: &[u8]) -> String {
     let claim = format!(r#"{{"payload":"{payload}"}}"#);
     let (status, shown) = api.call(As::Holder(&holder.token), "POST", "/v1/mobile/sessions/claim", Some(&claim));
     assert_eq!(status, "200", "{shown}");
@@ -142,18 +154,13 @@ fn approve(api: &Api<'_>, holder: &Holder, opened: &serde_json::Value, pdf: &[u8
     assert_eq!(shown["document"]["name"], "bid.pdf", "{shown}");
     assert_eq!(shown["document"]["pages"], 1);
     assert_eq!(shown["document"]["sha256"], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pdf)));
-    let session = opened["session_id"].as_str().unwrap();
+    let session = shown["session_id"].as_str().unwrap().to_string();
     let seal = if shown["seal"] == true { format!(r#","seal_id":"{}""#, holder.seal_id) } else { String::new() };
     let body = format!(r#"{{"credential_id":"{}","pin":"246810"{seal}}}"#, holder.credential);
     let (status, answer) =
         api.call(As::Holder(&holder.token), "POST", &format!("/v1/mobile/sessions/{session}/approve"), Some(&body));
     assert_eq!(status, "200", "{answer}");
-    let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}?wait=5"), None);
-    assert_eq!(view["state"], "signed", "{view}");
-    let signed =
-        base64::engine::general_purpose::STANDARD.decode(view["result"]["document"].as_str().unwrap()).unwrap();
-    assert!(signed.starts_with(pdf), "an incremental update: the original bytes are kept");
-    signed
+    session.to_string()
 }
 
 fn sign(ca: &TestCa, api: &Api<'_>, holder: &Holder, pdf: &[u8], extra: serde_json::Value) -> Vec<u8> {
@@ -291,8 +298,38 @@ async fn pades_b_b_with_seal_b_t_b_lt_and_two_signatures_validate_with_pyhanko_p
     assert!(report.contains("INTACT:TRUSTED"), "{report}");
     assert!(run("qpdf", &["--check", lt_path.to_str().unwrap()]).ok);
 
+    // The reference platform client: `cloudca rp sign --format pades --seal ... --timestamp`.
+    let rp_out = ca.path("bid-rp.pdf");
+    let payload_file = ca.path("payload.txt");
+    let tls = |f: &str| ca.config_path.parent().unwrap().join("tls").join(f).to_str().unwrap().to_string();
+    let api_url = format!("https://localhost:{}", ca.config.listeners.api.port());
+    let seal = format!("1,{},{},{},{}", SEAL[0], SEAL[1], SEAL[2], SEAL[3]);
+    let rp = std::process::Command::new(env!("CARGO_BIN_EXE_cloudca"))
+        .args(["rp", "sign", "--api", &api_url, "--ca", &tls("operator-ca.pem")])
+        .args(["--cert", &tls("clients/relying-platform.pem"), "--key", &tls("clients/relying-platform.key")])
+        .args(["--root", root.to_str().unwrap(), "--file", original.to_str().unwrap(), "--format", "pades"])
+        .args(["--seal", &seal, "--timestamp", "--out", rp_out.to_str().unwrap()])
+        .args(["--payload-file", payload_file.to_str().unwrap(), "--timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rp starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !payload_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "rp wrote no payload");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let payload = std::fs::read_to_string(&payload_file).unwrap();
+    claim_and_approve(&api, &holder, &payload, &pdf);
+    let rp = rp.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&rp.stdout);
+    assert!(rp.status.success(), "rp: {stdout}{}", String::from_utf8_lossy(&rp.stderr));
+    let report = pyhanko(&ca, &rp_out, &["--no-revocation-check"]);
+    assert!(report.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{report}");
+    assert!(run("qpdf", &["--check", rp_out.to_str().unwrap()]).ok);
+
     let instance = ca.open().await;
-    assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 4);
+    assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
