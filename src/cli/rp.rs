@@ -111,7 +111,10 @@ pub fn run(action: Action) -> anyhow::Result<()> {
             }
             body
         } else {
-            anyhow::ensure!(seal.is_none() && !timestamp && level.is_none(), "--seal, --timestamp and --level need --format pades");
+            anyhow::ensure!(
+                seal.is_none() && !timestamp && level.is_none(),
+                "--seal, --timestamp and --level need --format pades"
+            );
             serde_json::json!({ "hashes": [hash], "description": description, "documents": [name], "format": format })
         };
         let opened =

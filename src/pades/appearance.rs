@@ -103,7 +103,8 @@ mod tests {
         let page = [0.0, 0.0, 595.0, 842.0];
         let p = |x, y, w, h| Placement { page: 1, x, y, w, h };
         assert_eq!(rectangle(&p(400.0, 60.0, 120.0, 120.0), page).unwrap(), [400.0, 60.0, 520.0, 180.0]);
-        for bad in [p(500.0, 60.0, 120.0, 120.0), p(-1.0, 0.0, 10.0, 10.0), p(0.0, 800.0, 10.0, 50.0), p(0.0, 0.0, 0.0, 5.0)]
+        for bad in
+            [p(500.0, 60.0, 120.0, 120.0), p(-1.0, 0.0, 10.0, 10.0), p(0.0, 800.0, 10.0, 50.0), p(0.0, 0.0, 0.0, 5.0)]
         {
             assert!(matches!(rectangle(&bad, page), Err(PadesError::Placement(_))), "{bad:?}");
         }

@@ -40,7 +40,8 @@ pub fn parse(pdf: &[u8], max: usize) -> Result<Parsed, PadesError> {
     }
     let startxref = tail(pdf)?;
     let xref = if pdf[startxref..].starts_with(b"xref") { XrefKind::Table } else { XrefKind::Stream };
-    let options = lopdf::LoadOptions { strict: true, max_decompressed_size: Some(MAX_STREAM_BYTES), ..Default::default() };
+    let options =
+        lopdf::LoadOptions { strict: true, max_decompressed_size: Some(MAX_STREAM_BYTES), ..Default::default() };
     let document = match Document::load_mem_with_options(pdf, options) {
         Ok(d) => d,
         // An encrypted file that does not open with the empty password fails here.
@@ -183,6 +184,10 @@ pub(crate) mod tests {
         let text = String::from_utf8_lossy(&pdf).to_string();
         let at = text.rfind("startxref").unwrap();
         let broken = format!("{}startxref\n{}\n%%EOF\n", &text[..at], at - 3);
-        assert!(matches!(parse(broken.as_bytes(), 1 << 20), Err(PadesError::Broken(_))), "{:?}", parse(broken.as_bytes(), 1 << 20).err());
+        assert!(
+            matches!(parse(broken.as_bytes(), 1 << 20), Err(PadesError::Broken(_))),
+            "{:?}",
+            parse(broken.as_bytes(), 1 << 20).err()
+        );
     }
 }

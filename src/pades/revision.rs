@@ -48,7 +48,9 @@ pub fn prepare(
         .ok()
         .and_then(|n| n.checked_sub(1))
         .and_then(|i| parsed.pages.get(i).copied())
-        .ok_or_else(|| PadesError::Placement(format!("page {page_number}: the document has {} pages", parsed.pages.len())))?;
+        .ok_or_else(|| {
+            PadesError::Placement(format!("page {page_number}: the document has {} pages", parsed.pages.len()))
+        })?;
     let rect = match &seal {
         Some(s) => appearance::rectangle(&s.placement, parsed.media_box(page_id)?)?,
         None => [0.0; 4],

@@ -74,10 +74,8 @@ pub(crate) fn check_open(
     max_pdf_bytes: usize,
     documents: Option<&Documents>,
 ) -> Result<OpenRequest, SigningError> {
-    let pades_fields = request.document.is_some()
-        || request.seal_placement.is_some()
-        || request.timestamp
-        || request.level.is_some();
+    let pades_fields =
+        request.document.is_some() || request.seal_placement.is_some() || request.timestamp || request.level.is_some();
     if request.format != Format::Pades {
         if pades_fields {
             return Err(SigningError::Invalid(
@@ -92,7 +90,8 @@ pub(crate) fn check_open(
     if request.documents.len() != 1 {
         return Err(SigningError::Invalid("documents: the PDF's name, exactly one".into()));
     }
-    let encoded = request.document.as_deref().ok_or_else(|| SigningError::Invalid("document: the PDF, base64".into()))?;
+    let encoded =
+        request.document.as_deref().ok_or_else(|| SigningError::Invalid("document: the PDF, base64".into()))?;
     if encoded.len() > max_pdf_bytes.div_ceil(3) * 4 {
         return Err(invalid(PadesError::TooLarge { size: encoded.len() / 4 * 3, max: max_pdf_bytes }));
     }
@@ -231,5 +230,11 @@ pub fn parse_placement(text: &str) -> Result<Placement, String> {
         return Err("PAGE,X,Y,W,H (points)".into());
     };
     let n = |s: &str| s.parse::<f64>().map_err(|_| format!("{s}: not a number"));
-    Ok(Placement { page: page.parse().map_err(|_| format!("{page}: not a page number"))?, x: n(x)?, y: n(y)?, w: n(w)?, h: n(h)? })
+    Ok(Placement {
+        page: page.parse().map_err(|_| format!("{page}: not a page number"))?,
+        x: n(x)?,
+        y: n(y)?,
+        w: n(w)?,
+        h: n(h)?,
+    })
 }

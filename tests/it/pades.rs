@@ -13,7 +13,8 @@ use crate::signing::{approve_phone, enroll_with_proof, quick_sms_ca, Api, As, AG
 
 const AGENT: &str = "+8613700137000";
 const STAFF: &str = "+8613600136000";
-const ORG: &str = r#"[["C","CN"],["O","福建示例科技有限公司"],["CN","示例科技"],["serialNumber","91350100M000100Y43"]]"#;
+const ORG: &str =
+    r#"[["C","CN"],["O","福建示例科技有限公司"],["CN","示例科技"],["serialNumber","91350100M000100Y43"]]"#;
 /// Where the seal goes on page 1 (points).
 const SEAL: [f64; 4] = [380.0, 80.0, 140.0, 140.0];
 
@@ -75,8 +76,7 @@ async fn holder_with_seal(ca: &TestCa, api: &Api<'_>) -> Holder {
     assert_eq!(api.call(As::Holder(&token), "POST", &format!("{org_path}/members"), Some(&body)).0, "204");
     let code = api.admin_code(STAFF);
     let body = format!(r#"{{"name":"合同专用章","png":"{}","code":"{code}"}}"#, b64(&seal_png()));
-    let (status, requested) =
-        api.call(As::Holder(&staff), "POST", &format!("{org_path}/seal-requests"), Some(&body));
+    let (status, requested) = api.call(As::Holder(&staff), "POST", &format!("{org_path}/seal-requests"), Some(&body));
     assert_eq!(status, "202", "{requested}");
     let decision = format!("/v1/seal-requests/{}/decision", requested["request_id"].as_str().unwrap());
     let decided = admin.json("reviewer", "POST", &decision, Some(r#"{"approve":true}"#));
@@ -104,9 +104,24 @@ fn open_raw(ca: &TestCa, body: &serde_json::Value) -> (String, serde_json::Value
     let out = run(
         "curl",
         &[
-            "-s", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "--cacert", cacert.to_str().unwrap(),
-            "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(), "-H", "Content-Type: application/json",
-            "--data-binary", &data, &url,
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            cacert.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &data,
+            &url,
         ],
     );
     let (text, status) = out.text.rsplit_once('\n').unwrap_or(("", ""));
@@ -245,7 +260,10 @@ async fn pades_b_b_with_seal_b_t_b_lt_and_two_signatures_validate_with_pyhanko_p
             let i = (row * w + col) * 3;
             if before[i..i + 3] != after[i..i + 3] {
                 let (x, y) = (col as f64, (h - row) as f64);
-                let within = x >= SEAL[0] - 1.0 && x <= SEAL[0] + SEAL[2] + 1.0 && y >= SEAL[1] - 1.0 && y <= SEAL[1] + SEAL[3] + 1.0;
+                let within = x >= SEAL[0] - 1.0
+                    && x <= SEAL[0] + SEAL[2] + 1.0
+                    && y >= SEAL[1] - 1.0
+                    && y <= SEAL[1] + SEAL[3] + 1.0;
                 if within {
                     inside += 1;
                 } else {
@@ -280,9 +298,18 @@ async fn pades_b_b_with_seal_b_t_b_lt_and_two_signatures_validate_with_pyhanko_p
     let out = run("qpdf", &["--object-streams=generate", original.to_str().unwrap(), streams.to_str().unwrap()]);
     assert!(out.ok, "{}", out.text);
     let streams_pdf = std::fs::read(&streams).unwrap();
-    let stamped = sign(&ca, &api, &holder, &streams_pdf, serde_json::json!({ "timestamp": true, "seal_placement": seal_placement() }));
+    let stamped = sign(
+        &ca,
+        &api,
+        &holder,
+        &streams_pdf,
+        serde_json::json!({ "timestamp": true, "seal_placement": seal_placement() }),
+    );
     let tail = String::from_utf8_lossy(&stamped[streams_pdf.len()..]).to_string();
-    assert!(tail.contains("/Type /XRef") && !tail.contains("\ntrailer"), "a stream cross-reference follows a stream one");
+    assert!(
+        tail.contains("/Type /XRef") && !tail.contains("\ntrailer"),
+        "a stream cross-reference follows a stream one"
+    );
     let stamped_path = write(&ca, "bid-streams-signed.pdf", &stamped);
     let report = pyhanko(&ca, &stamped_path, &["--no-revocation-check"]);
     assert!(report.contains("INTACT:TRUSTED"), "{report}");
@@ -341,8 +368,10 @@ async fn bad_pdfs_and_seal_rectangles_are_refused_before_anything_is_stored() {
         let plain = ca.path("plain.pdf");
         std::fs::write(&plain, &pdf).unwrap();
         let locked = ca.path("locked.pdf");
-        let out =
-            run("qpdf", &["--encrypt", "", "owner-secret", "256", "--", plain.to_str().unwrap(), locked.to_str().unwrap()]);
+        let out = run(
+            "qpdf",
+            &["--encrypt", "", "owner-secret", "256", "--", plain.to_str().unwrap(), locked.to_str().unwrap()],
+        );
         assert!(out.ok, "{}", out.text);
         std::fs::read(&locked).unwrap()
     };
@@ -355,7 +384,10 @@ async fn bad_pdfs_and_seal_rectangles_are_refused_before_anything_is_stored() {
         ("over the limit", pades_body(&too_large, serde_json::json!({})), "more than"),
         (
             "seal off the page",
-            pades_body(&pdf, serde_json::json!({ "seal_placement": { "page": 1, "x": 500, "y": 700, "w": 200, "h": 200 } })),
+            pades_body(
+                &pdf,
+                serde_json::json!({ "seal_placement": { "page": 1, "x": 500, "y": 700, "w": 200, "h": 200 } }),
+            ),
             "MediaBox",
         ),
         (
