@@ -186,7 +186,7 @@ where
     dss::append(&signed, options.max_pdf_bytes.max(signed.len()), &data).map_err(|e| internal(&e))
 }
 
-/// The chain, our current OCSP response for the signer and its issuer's CRL.
+/// The chain, our current OCSP response for the signer, its issuer's CRL and the root's.
 async fn validation_data(
     documents: &Documents,
     signer_der: &[u8],
@@ -203,8 +203,11 @@ async fn validation_data(
     let status = &documents.status;
     let ocsp = status.response_for(&serial, &issuer).await.map_err(|e| SigningError::Internal(e.to_string()))?;
     data.ocsp.extend(ocsp);
-    if let Ok(crl) = status.crl(&issuer, shard).await {
-        data.crls.push(crl.der.to_vec());
+    // The issuing CA's CRL for the signer, and the root's for the CAs (and the TSA) below it.
+    for (name, shard) in [(issuer.as_str(), shard), ("root", 0)] {
+        if let Ok(crl) = status.crl(name, shard).await {
+            data.crls.push(crl.der.to_vec());
+        }
     }
     if let Some(responder) = status.issuers().iter().find(|i| i.name == issuer) {
         let responder: &Arc<crate::status::IssuerKeys> = responder;

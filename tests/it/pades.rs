@@ -18,6 +18,24 @@ const ORG: &str =
 /// Where the seal goes on page 1 (points).
 const SEAL: [f64; 4] = [380.0, 80.0, 140.0, 140.0];
 
+/// pyHanko validating the first signature of a B-LT file from its DSS alone (no fetching,
+/// revocation hard-fail); prints the DSS counts and the verdict.
+const LT_CHECK: &str = r#"
+import sys
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.keys import load_cert_from_pemder
+root = load_cert_from_pemder(sys.argv[1])
+with open(sys.argv[2], 'rb') as f:
+    r = PdfFileReader(f)
+    dss = DocumentSecurityStore.read_dss(r)
+    print(len(list(dss.load_certs())), len(dss.ocsps), len(dss.crls))
+    vc = dss.as_validation_context({'trust_roots': [root], 'allow_fetching': False, 'revocation_mode': 'hard-fail'})
+    st = validate_pdf_signature(r.embedded_signatures[0], vc)
+    print(st.bottom_line, st.summary())
+"#;
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -260,10 +278,8 @@ async fn pades_b_b_with_seal_b_t_b_lt_and_two_signatures_validate_with_pyhanko_p
             let i = (row * w + col) * 3;
             if before[i..i + 3] != after[i..i + 3] {
                 let (x, y) = (col as f64, (h - row) as f64);
-                let within = x >= SEAL[0] - 1.0
-                    && x <= SEAL[0] + SEAL[2] + 1.0
-                    && y >= SEAL[1] - 1.0
-                    && y <= SEAL[1] + SEAL[3] + 1.0;
+                let within = (SEAL[0] - 1.0..=SEAL[0] + SEAL[2] + 1.0).contains(&x)
+                    && (SEAL[1] - 1.0..=SEAL[1] + SEAL[3] + 1.0).contains(&y);
                 if within {
                     inside += 1;
                 } else {
@@ -323,6 +339,11 @@ async fn pades_b_b_with_seal_b_t_b_lt_and_two_signatures_validate_with_pyhanko_p
     let lt_path = write(&ca, "bid-lt.pdf", &lt);
     let report = pyhanko(&ca, &lt_path, &["--no-revocation-check"]);
     assert!(report.contains("INTACT:TRUSTED"), "{report}");
+    // With revocation checked hard and nothing fetched: what the DSS carries must suffice.
+    let script = write(&ca, "lt.py", LT_CHECK.as_bytes());
+    let out = run("python3", &[script.to_str().unwrap(), root.to_str().unwrap(), lt_path.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.text);
+    assert!(out.text.contains("True INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{}", out.text);
     assert!(run("qpdf", &["--check", lt_path.to_str().unwrap()]).ok);
 
     // The reference platform client: `cloudca rp sign --format pades --seal ... --timestamp`.
