@@ -190,6 +190,10 @@ async fn approve(instance: &Instance, credential: &str, pin: &Pin, hashes: usize
         format: Format::Raw,
         seal: false,
         seal_optional: false,
+        document: None,
+        seal_placement: None,
+        timestamp: false,
+        level: None,
     };
     let opened = instance.signing.open("dev-platform", request).await.expect("open");
     let secret = qr::QrSecret::from_base64(&opened.start_secret).expect("secret");

@@ -25,6 +25,8 @@ command -v pk12util >/dev/null || need_apt+=(libnss3-tools)  # the review pages'
 command -v pg_dump >/dev/null || need_apt+=(postgresql-client)     # back-up tests
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)       # tests/it/systemd.rs (verify, security)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
+command -v pdfsig >/dev/null || need_apt+=(poppler-utils)    # tests/it/pades.rs: pdfsig, pdftoppm
+command -v qpdf >/dev/null || need_apt+=(qpdf)               # tests/it/pades.rs: qpdf --check, --encrypt
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -72,8 +74,8 @@ if ! cargo deny --version >/dev/null 2>&1; then
   cargo install --locked "cargo-deny@$CARGO_DENY_VERSION" >/dev/null
 fi
 
-# ---- CSC API (tests/it/csc.rs): pyHanko's CSCSigner signs through /csc/v1 and `pyhanko sign
-# validate` (pyhanko-cli) checks the PDFs. Versions pinned: the test follows 0.38's CSC client.
+# ---- pyHanko: its CSCSigner signs through /csc/v1 (tests/it/csc.rs) and `pyhanko sign validate`
+# (pyhanko-cli) checks those PDFs and the PAdES ones cloudca writes (tests/it/pades.rs). Versions pinned: the test follows 0.38's CSC client.
 if ! python3 -c 'import pyhanko.sign.signers.csc_signer' 2>/dev/null || ! command -v pyhanko >/dev/null; then
   echo "installing pyhanko and pyhanko-cli"
   pip3 install -q 'pyhanko==0.38.0' 'pyhanko-cli==0.6.0' 2>/dev/null \

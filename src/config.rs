@@ -600,6 +600,10 @@ impl Default for IssuanceConfig {
     }
 }
 
+/// Upper bound of `custody.max_pdf_bytes` (the api listener's body limit for opening a signing
+/// session is sized from it).
+pub const MAX_PDF_BYTES: usize = 32 * 1024 * 1024;
+
 /// Cloud keys, the mobile API and signing sessions. Defaults follow the minimums and
 /// BankID/Smart-ID practice (short scan windows, minutes-long authorisations).
 #[derive(Debug, Clone, Deserialize)]
@@ -633,6 +637,9 @@ pub struct CustodyConfig {
     pub authorization_seconds: i64,
     /// Largest number of hashes in one signing session.
     pub max_hashes: usize,
+    /// Largest PDF a platform may send for a PAdES signing session, bytes (the api listener
+    /// accepts the base64 of this much in that request).
+    pub max_pdf_bytes: usize,
     /// Days an approval waits for its holder to enrol before it expires.
     pub approval_days: i64,
     /// How long an identity proof (face check, bank card with its code) stays usable, seconds.
@@ -657,6 +664,7 @@ impl Default for CustodyConfig {
             session_seconds: 300,
             authorization_seconds: 120,
             max_hashes: 1000,
+            max_pdf_bytes: 10 * 1024 * 1024,
             approval_days: 30,
             proof_seconds: 600,
             proofs_per_day: 5,
@@ -1020,7 +1028,7 @@ impl Config {
             && c.sms_country_codes.iter().all(|code| {
                 (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0')
             });
-        let checks: [(&str, bool, &str); 10] = [
+        let checks: [(&str, bool, &str); 11] = [
             ("custody.sms_country_codes", codes_ok, "a non-empty list of country calling codes such as [\"86\"]"),
             ("custody.sms_total_per_hour", (1..=1_000_000).contains(&c.sms_total_per_hour), "1 to 1000000"),
             ("custody.max_pin_failures", (3..=10).contains(&c.max_pin_failures), "3 to 10"),
@@ -1031,6 +1039,7 @@ impl Config {
             ("custody.authorization_seconds", (10..=600).contains(&c.authorization_seconds), "10 to 600"),
             ("custody.session_seconds", c.session_seconds >= c.scan_window_seconds, "at least scan_window_seconds"),
             ("custody.max_hashes", (1..=10_000).contains(&c.max_hashes), "1 to 10000"),
+            ("custody.max_pdf_bytes", (1024..=MAX_PDF_BYTES).contains(&c.max_pdf_bytes), "1024 to 33554432 (32 MiB)"),
         ];
         for (key, ok, range) in checks {
             if !ok {

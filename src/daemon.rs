@@ -191,8 +191,11 @@ impl Instance {
             config: config.custody.clone(),
         });
         let seals = crate::seals::Seals::new(store.clone(), issuance.clock.clone());
+        let documents =
+            crate::signing::pades::Documents { tsa: tsa.clone(), status: status.clone(), store: store.clone() };
         let signing =
-            crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone());
+            crate::signing::Signing::new(store.clone(), custody.clone(), seals.clone(), issuance.clock.clone())
+                .with_documents(documents);
         let csc =
             crate::csc::Csc::new(store.clone(), custody.clone(), signing.clone(), tsa.clone(), issuance.clock.clone());
         let channels = crate::policies::load_channels(&config.policies_dir).map_err(StartError::Policies)?;
@@ -334,12 +337,18 @@ fn rewire(instance: &Instance) -> (Instance, tokio::sync::mpsc::Receiver<String>
     let (issued_tx, issued_rx) = tokio::sync::mpsc::channel(4096);
     parts.issuance.issued = Some(issued_tx);
     parts.custody.notify_issued(parts.issuance.issued.clone());
+    let documents = crate::signing::pades::Documents {
+        tsa: parts.tsa.clone(),
+        status: parts.status.clone(),
+        store: parts.store.clone(),
+    };
     parts.signing = crate::signing::Signing::new(
         parts.store.clone(),
         parts.custody.clone(),
         parts.seals.clone(),
         parts.issuance.clock.clone(),
-    );
+    )
+    .with_documents(documents);
     parts.csc = crate::csc::Csc::new(
         parts.store.clone(),
         parts.custody.clone(),

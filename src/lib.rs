@@ -42,6 +42,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod mobile;
 pub mod operators;
+pub mod pades;
 pub mod pdf;
 pub mod platforms;
 pub mod policies;

@@ -23,6 +23,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest upload of an applicant's material (the RA checks its own, lower, configured limit).
 pub const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest body of a platform opening a signing session: the base64 of the largest PDF
+/// `custody.max_pdf_bytes` may allow, plus the JSON around it. The configured limit is checked
+/// on the decoded PDF.
+pub const MAX_DOCUMENT_BODY_BYTES: usize = crate::config::MAX_PDF_BYTES / 3 * 4 + 64 * 1024;
+
 /// Used when a request did not come through `accept` (tests that call a router directly).
 const DEFAULT_PRE_AUTH: usize = 8 * 1024;
 
@@ -46,7 +51,12 @@ fn limit(parts: &axum::http::request::Parts) -> usize {
     let segments: Vec<&str> = parts.uri.path().split('/').collect();
     let upload = parts.method == axum::http::Method::PUT
         && matches!(segments.as_slice(), ["", "v1", "ra", "orders", _, "materials", _]);
-    if upload {
+    let document = parts.method == axum::http::Method::POST
+        && parts.extensions.get::<crate::roles::Caller>().is_some()
+        && matches!(segments.as_slice(), ["", "v1", "signing", "sessions"]);
+    if document {
+        MAX_DOCUMENT_BODY_BYTES
+    } else if upload {
         MAX_UPLOAD_BYTES
     } else {
         MAX_BODY_BYTES

@@ -1,7 +1,10 @@
 //! `cloudca rp sign ...`: a relying-platform demo. It opens a signing session for a file over
 //! mutual TLS, shows the animated QR code (terminal, and a PNG refreshed every second), waits
 //! for the holder, and checks what comes back: the signer certificate must chain to the root
-//! it was given, and a raw signature must verify over the file.
+//! it was given, and a raw signature must verify over the file. With `--format pades` the file
+//! is a PDF sent whole, `--out` receives the signed PDF (which must begin with the original
+//! bytes), `--seal PAGE,X,Y,W,H` places the organisation's seal and `--timestamp` / `--level`
+//! ask for B-T / B-LT.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,9 +39,18 @@ pub enum Action {
         /// The file to sign.
         #[arg(long)]
         file: PathBuf,
-        /// raw or cms.
+        /// raw, cms or pades.
         #[arg(long, default_value = "raw")]
         format: String,
+        /// pades: the visible seal's page and rectangle in points, `PAGE,X,Y,W,H`.
+        #[arg(long)]
+        seal: Option<String>,
+        /// pades: a signature timestamp from the service's TSA (B-T).
+        #[arg(long)]
+        timestamp: bool,
+        /// pades: B-B, B-T or B-LT.
+        #[arg(long)]
+        level: Option<String>,
         /// Shown to the holder.
         #[arg(long, default_value = "Please sign this document")]
         description: String,
@@ -59,15 +71,52 @@ pub enum Action {
 
 /// Runs an `rp` command.
 pub fn run(action: Action) -> anyhow::Result<()> {
-    let Action::Sign { api, ca, cert, key, root, file, format, description, png, payload_file, out, timeout } = action;
+    let Action::Sign {
+        api,
+        ca,
+        cert,
+        key,
+        root,
+        file,
+        format,
+        seal,
+        timestamp,
+        level,
+        description,
+        png,
+        payload_file,
+        out,
+        timeout,
+    } = action;
     let document = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let client = super::app::client(&ca, Some((&cert, &key)))?;
         let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&document));
         let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let body =
-            serde_json::json!({ "hashes": [hash], "description": description, "documents": [name], "format": format });
+        let body = if format == "pades" {
+            let mut body = serde_json::json!({
+                "document": base64::engine::general_purpose::STANDARD.encode(&document),
+                "description": description,
+                "documents": [name],
+                "format": format,
+                "timestamp": timestamp,
+            });
+            if let Some(seal) = &seal {
+                let p = crate::signing::pades::parse_placement(seal).map_err(|e| anyhow::anyhow!("--seal: {e}"))?;
+                body["seal_placement"] = serde_json::to_value(p)?;
+            }
+            if let Some(level) = &level {
+                body["level"] = serde_json::json!(level);
+            }
+            body
+        } else {
+            anyhow::ensure!(
+                seal.is_none() && !timestamp && level.is_none(),
+                "--seal, --timestamp and --level need --format pades"
+            );
+            serde_json::json!({ "hashes": [hash], "description": description, "documents": [name], "format": format })
+        };
         let opened =
             super::app::call(&client, reqwest::Method::POST, &format!("{api}/v1/signing/sessions"), None, Some(body))
                 .await?;
@@ -95,8 +144,9 @@ pub fn run(action: Action) -> anyhow::Result<()> {
         };
         anyhow::ensure!(view["state"] == "signed", "the session ended {}", view["state"]);
         let result = &view["result"];
+        let field = if format == "pades" { &result["document"] } else { &result["signatures"][0] };
         let signature = base64::engine::general_purpose::STANDARD
-            .decode(result["signatures"][0].as_str().context("no signature")?)
+            .decode(field.as_str().context("no signature")?)
             .context("signature is not base64")?;
         check(result, &root, &format, &document, &signature)?;
         std::fs::write(&out, &signature).with_context(|| format!("cannot write {}", out.display()))?;
@@ -126,6 +176,12 @@ fn check(
         let (_, child) = X509Certificate::from_der(&pair[0]).map_err(|e| anyhow::anyhow!("certificate: {e}"))?;
         let (_, parent) = X509Certificate::from_der(&pair[1]).map_err(|e| anyhow::anyhow!("certificate: {e}"))?;
         child.verify_signature(Some(parent.public_key())).map_err(|e| anyhow::anyhow!("chain does not verify: {e}"))?;
+    }
+    if format == "pades" {
+        anyhow::ensure!(
+            signature.len() > document.len() && signature.starts_with(document),
+            "the signed PDF does not keep the original bytes (not an incremental update)"
+        );
     }
     if format == "raw" {
         let (_, cert) = X509Certificate::from_der(&signer).map_err(|e| anyhow::anyhow!("certificate: {e}"))?;

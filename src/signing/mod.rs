@@ -6,6 +6,7 @@
 //! platform long-polls for the outcome: raw signatures or detached CMS ([`cms`]).
 
 pub mod cms;
+pub mod pades;
 pub mod qr;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub enum Format {
     Raw,
     /// Detached CMS SignedData per hash (signingTime, messageDigest, signingCertificateV2).
     Cms,
+    /// A signed PDF (PAdES) from the `document` sent ([`pades`]).
+    Pades,
 }
 
 /// Who must sign, if the platform cares.
@@ -84,7 +87,9 @@ pub struct SignerConstraint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
-    /// SHA-256 hashes to sign, base64 (standard alphabet), 32 bytes each.
+    /// SHA-256 hashes to sign, base64 (standard alphabet), 32 bytes each. For `pades`, none
+    /// are sent: the service sets the PDF's SHA-256 here.
+    #[serde(default)]
     pub hashes: Vec<String>,
     /// Shown to the holder: what this is about.
     pub description: String,
@@ -103,6 +108,18 @@ pub struct OpenRequest {
     /// administrators did not allow them), instead of refusing.
     #[serde(default)]
     pub seal_optional: bool,
+    /// `pades`: the PDF, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// `pades`: where the visible seal goes (implies `seal`); none: an invisible signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_placement: Option<crate::pades::Placement>,
+    /// `pades`: a signature timestamp from our TSA (at least B-T).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp: bool,
+    /// `pades`: the baseline level (default B-B, or B-T with `timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<pades::Level>,
 }
 
 /// What the platform gets back when it opens a session.
@@ -140,6 +157,9 @@ pub struct Claimed {
     pub format: Format,
     /// Whether the platform asked for a seal (the holder must then choose one).
     pub seal: bool,
+    /// `pades`: the PDF's name, page count and SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<pades::DocumentView>,
 }
 
 /// The signing-session service.
@@ -151,6 +171,8 @@ pub struct Signing {
     clock: Arc<dyn Clock>,
     /// Refused claims of authentic QR codes, one entry per holder's phone per minute.
     events: SecurityEvents,
+    /// TSA and status for PAdES B-T/B-LT (none until [`Signing::with_documents`]).
+    documents: Option<pades::Documents>,
 }
 
 /// The verification code for a hash list: 4 digits from SHA-256 over the hashes in order.
@@ -217,12 +239,19 @@ impl Signing {
     /// Built by `Instance::open`.
     pub fn new(store: Store, custody: Custody, seals: crate::seals::Seals, clock: Arc<dyn Clock>) -> Self {
         let events = SecurityEvents::new(store.clone(), clock.clone());
-        Signing { store, custody, seals, clock, events }
+        Signing { store, custody, seals, clock, events, documents: None }
+    }
+
+    /// Wires the TSA and status service PAdES B-T and B-LT use (the daemon does).
+    pub fn with_documents(mut self, documents: pades::Documents) -> Self {
+        self.documents = Some(documents);
+        self
     }
 
     /// Opens a session for a registered platform.
     pub async fn open(&self, platform: &str, request: OpenRequest) -> Result<Opened, SigningError> {
         let config = &self.custody.config;
+        let request = pades::check_open(request, config.max_pdf_bytes, self.documents.as_ref())?;
         check_open(&request, config.max_hashes)?;
         let now = self.clock.now();
         let secret = qr::QrSecret::generate();
@@ -240,7 +269,11 @@ impl Signing {
             credential_id: None,
             result: None,
         };
-        let detail = serde_json::json!({ "session": record.id, "hashes": request.hashes.len(), "format": request.format, "seal": request.seal });
+        let mut detail = serde_json::json!({ "session": record.id, "hashes": request.hashes.len(), "format": request.format, "seal": request.seal });
+        if request.format == Format::Pades {
+            detail["level"] = serde_json::json!(pades::level(&request));
+            detail["document_sha256"] = serde_json::json!(hex::encode(decode_hashes(&request.hashes, 1)?[0]));
+        }
         let audit = self.custody.event("signing.opened", &format!("platform:{platform}"), None, detail);
         self.store.insert_signing_session(&record, &audit).await?;
         Ok(Opened {
@@ -330,6 +363,7 @@ impl Signing {
             serde_json::from_str(&s.request).map_err(|e| SigningError::Internal(e.to_string()))?;
         let hashes = decode_hashes(&request.hashes, usize::MAX)?;
         let platform = self.store.platform(&s.platform).await?.map(|p| p.display_name).unwrap_or(s.platform.clone());
+        let document = pades::view(&request, self.custody.config.max_pdf_bytes)?;
         Ok(Claimed {
             session_id: s.id,
             platform,
@@ -339,6 +373,7 @@ impl Signing {
             verification_code: verification_code(&hashes),
             format: request.format,
             seal: request.seal,
+            document,
         })
     }
 
@@ -423,7 +458,7 @@ impl Signing {
         if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now, &unwrap).await? {
             return Err(SigningError::WrongState("being signed or finished already".into()));
         }
-        let mut result = match self.sign(&credential, &request, &hashes).await {
+        let mut result = match self.sign(&credential, &request, &hashes, seal.as_ref()).await {
             Ok(result) => result,
             Err(e) => {
                 let detail =
@@ -477,11 +512,13 @@ impl Signing {
         c: &crate::store::CredentialRecord,
         request: &OpenRequest,
         hashes: &[[u8; 32]],
+        seal: Option<&crate::store::SealRecord>,
     ) -> Result<serde_json::Value, SigningError> {
         let cert = self.store.certificate(&c.serial).await?.ok_or(SigningError::NotFound)?;
         let chain = self.custody.chain_of(&cert.issuer).map_err(|e| SigningError::Internal(e.to_string()))?;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let signatures: Vec<String> = match request.format {
+            Format::Pades => return self.sign_pades(c, &cert.der, &chain, request, seal).await,
             Format::Raw => {
                 let inputs = hashes.iter().map(|h| h.to_vec()).collect();
                 self.custody.sign(c, inputs).await?.iter().map(|s| b64(s)).collect()
@@ -511,6 +548,43 @@ impl Signing {
             "format": request.format,
             "signatures": signatures,
             "certificate": pem(&cert.der),
+            "chain": chain.iter().map(|c| pem(c)).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+impl Signing {
+    /// The signed PDF for a `pades` session, as the session's result.
+    async fn sign_pades(
+        &self,
+        c: &crate::store::CredentialRecord,
+        signer_der: &[u8],
+        chain: &[Vec<u8>],
+        request: &OpenRequest,
+        seal: Option<&crate::store::SealRecord>,
+    ) -> Result<serde_json::Value, SigningError> {
+        let pdf = base64::engine::general_purpose::STANDARD
+            .decode(request.document.as_deref().unwrap_or_default())
+            .map_err(|_| SigningError::Internal("stored document is not base64".into()))?;
+        let seal = match (seal, request.seal_placement) {
+            (Some(s), Some(placement)) => Some(crate::pades::Seal { placement, png: &s.png }),
+            _ => None,
+        };
+        let level = pades::level(request);
+        let max_pdf_bytes = self.custody.config.max_pdf_bytes.max(pdf.len());
+        let options = pades::PdfOptions { seal, level, now: self.clock.now(), max_pdf_bytes };
+        let custody = &self.custody;
+        let sign = |digest: [u8; 32]| async move {
+            let mut values = custody.sign(c, vec![digest.to_vec()]).await?;
+            values.pop().ok_or_else(|| SigningError::Internal("no signature".into()))
+        };
+        let signed = pades::sign_pdf(self.documents.as_ref(), signer_der, chain, &pdf, options, sign).await?;
+        let pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+        Ok(serde_json::json!({
+            "format": Format::Pades,
+            "level": level,
+            "document": base64::engine::general_purpose::STANDARD.encode(&signed),
+            "certificate": pem(signer_der),
             "chain": chain.iter().map(|c| pem(c)).collect::<Vec<_>>(),
         }))
     }

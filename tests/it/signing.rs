@@ -536,7 +536,7 @@ pub(crate) async fn quick_sms_ca() -> TestCa {
 
 impl Api<'_> {
     /// A fresh `admin` code for the test organisation to a phone (waiting out the one-second send interval).
-    fn admin_code(&self, phone: &str) -> String {
+    pub(crate) fn admin_code(&self, phone: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let body = format!(r#"{{"phone":"{phone}","purpose":"admin","object":"91350100M000100Y43"}}"#);
         assert_eq!(self.call(As::Nobody, "POST", "/v1/mobile/sms", Some(&body)).0, "202");

@@ -96,7 +96,12 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/orgs/{credit_code}/handover/accept", post(orgs::accept_hand_over))
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))
         .route("/v1/mobile/orgs/{credit_code}/seals/{seal_id}/users", post(orgs::set_seal_user))
-        .route("/v1/signing/sessions", post(platform::open))
+        .route(
+            "/v1/signing/sessions",
+            // The body was read whole within its limit already (`limits::buffer_body`); the JSON
+            // extractor's own 2 MiB default would cut a PDF short.
+            post(platform::open).layer(axum::extract::DefaultBodyLimit::max(super::limits::MAX_DOCUMENT_BODY_BYTES)),
+        )
         .route("/v1/signing/sessions/{id}", get(platform::poll))
         .merge(providers)
         .merge(csc::router())

@@ -158,6 +158,16 @@ impl StatusService {
         }
     }
 
+    /// The response `POST /ocsp` would serve for a certificate `issuer` issued (pre-signed,
+    /// signed now within OCSP's share if there is none yet), for a PAdES B-LT document security
+    /// store. `None`: not ours, or the share was busy.
+    pub async fn response_for(&self, serial: &str, issuer: &str) -> Result<Option<Vec<u8>>, StatusError> {
+        Ok(match self.presigned(serial, issuer).await? {
+            Lookup::Found(c) => Some(c.der.to_vec()),
+            Lookup::NotOurs | Lookup::Busy => None,
+        })
+    }
+
     fn issuer_of(&self, id: &CertId) -> Option<Arc<IssuerKeys>> {
         self.inner
             .issuers
