@@ -341,14 +341,22 @@ async fn ra_codes_and_order_writes_are_limited_and_the_web_front_says_when_to_re
             .unwrap();
         assert_eq!(posted.status(), 303);
         let location = posted.headers()["location"].to_str().unwrap().to_string();
-        if !location.contains("&sent=1") {
-            let shown = browser
-                .get(format!("{}{location}", web.1))
-                .header("cookie", format!("cc_csrf={csrf}"))
-                .send()
-                .await
-                .unwrap();
-            message = Some(shown.text().await.unwrap());
+        // What the page says travels in the flash cookie, not in the URL.
+        let flash = posted
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| v.to_str().unwrap().strip_prefix("ccf=").map(|r| r.split(';').next().unwrap().to_string()))
+            .unwrap_or_default();
+        let shown = browser
+            .get(format!("{}{location}", web.1))
+            .header("cookie", format!("cc_csrf={csrf}; ccf={flash}"))
+            .send()
+            .await
+            .unwrap();
+        let text = shown.text().await.unwrap();
+        if text.contains("操作过于频繁") {
+            message = Some(text);
             break;
         }
     }
