@@ -2,6 +2,8 @@
 //! objects (strict mode: no repaired cross-references); the checks around it are ours, so
 //! each refusal names its problem.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
 use super::PadesError;
@@ -28,7 +30,72 @@ pub struct Parsed {
 }
 
 /// Decompressed size allowed for any one stream while reading (a compression bomb stops here).
-const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+const MAX_STREAM_BYTES: usize = 16 * 1024 * 1024;
+
+/// Objects one file may hold, object streams' members included (attacker review H1: lopdf keeps
+/// every object it reads, about a hundred bytes each, so the count bounds the memory a parse
+/// takes; a real 10 MiB document holds tens of thousands).
+const MAX_OBJECTS: usize = 400_000;
+
+/// Members one object stream may declare (`/N`).
+const MAX_OBJSTM_MEMBERS: i64 = 20_000;
+
+/// Decompressed bytes all object streams of one file may hold together: lopdf decodes each at
+/// load and parses every member, so the per-stream bound alone let a few small streams of
+/// `[0 0 0 …]` become gigabytes of objects.
+const MAX_OBJSTM_TOTAL: usize = 24 * 1024 * 1024;
+
+/// One parse at a time in the process: with the bounds above a parse's memory is bounded, and
+/// the gate keeps concurrent sessions from multiplying it. Callers run [`parse`] on a blocking
+/// thread (`tokio::task::spawn_blocking`), never on the async workers.
+static GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The running parse's counts (one parse at a time: [`GATE`]); lopdf's filter is a plain `fn`
+/// and may run on several threads.
+static OBJECTS: AtomicUsize = AtomicUsize::new(0);
+static OBJSTM_BYTES: AtomicUsize = AtomicUsize::new(0);
+static OVER: AtomicBool = AtomicBool::new(false);
+
+/// lopdf's per-object hook, called for every object read (object streams' members too) and
+/// for an object stream before lopdf decodes it: counts objects and checks the stream first.
+fn bounded(id: ObjectId, object: &mut Object) -> Option<(ObjectId, Object)> {
+    if OBJECTS.fetch_add(1, Ordering::SeqCst) >= MAX_OBJECTS {
+        OVER.store(true, Ordering::SeqCst);
+        return None;
+    }
+    if let Object::Stream(stream) = object {
+        if stream.dict.has_type(b"ObjStm") && !object_stream_within_bounds(stream) {
+            OVER.store(true, Ordering::SeqCst);
+            return None;
+        }
+    }
+    Some((id, object.clone()))
+}
+
+/// An object stream lopdf may decode: at most [`MAX_OBJSTM_MEMBERS`] members, within the
+/// file's [`MAX_OBJSTM_TOTAL`], and an index whose offsets strictly increase inside the data
+/// (a repeated offset made lopdf parse, and keep, the same large object once per entry).
+fn object_stream_within_bounds(stream: &lopdf::Stream) -> bool {
+    let int = |key: &[u8]| stream.dict.get(key).ok().and_then(|o| o.as_i64().ok());
+    let (Some(n), Some(first)) = (int(b"N"), int(b"First")) else { return false };
+    if !(0..=MAX_OBJSTM_MEMBERS).contains(&n) || first < 0 {
+        return false;
+    }
+    let left = MAX_OBJSTM_TOTAL.saturating_sub(OBJSTM_BYTES.load(Ordering::SeqCst));
+    let Ok(data) = stream.decompressed_content_with_limit(left.min(MAX_STREAM_BYTES)) else { return false };
+    if OBJSTM_BYTES.fetch_add(data.len(), Ordering::SeqCst) + data.len() > MAX_OBJSTM_TOTAL {
+        return false;
+    }
+    let Some(index) = usize::try_from(first).ok().and_then(|f| data.get(..f)) else { return false };
+    let Ok(index) = std::str::from_utf8(index) else { return false };
+    let numbers: Vec<usize> = index.split_ascii_whitespace().map_while(|t| t.parse().ok()).collect();
+    if numbers.len() != 2 * n as usize {
+        return false;
+    }
+    let body = data.len() - index.len();
+    let offsets: Vec<usize> = numbers.chunks(2).map(|pair| pair[1]).collect();
+    offsets.windows(2).all(|w| w[0] < w[1]) && offsets.last().is_none_or(|&last| last < body)
+}
 
 /// Reads `pdf` strictly; `max` is `custody.max_pdf_bytes`.
 pub fn parse(pdf: &[u8], max: usize) -> Result<Parsed, PadesError> {
@@ -40,9 +107,27 @@ pub fn parse(pdf: &[u8], max: usize) -> Result<Parsed, PadesError> {
     }
     let startxref = tail(pdf)?;
     let xref = if pdf[startxref..].starts_with(b"xref") { XrefKind::Table } else { XrefKind::Stream };
-    let options =
-        lopdf::LoadOptions { strict: true, max_decompressed_size: Some(MAX_STREAM_BYTES), ..Default::default() };
-    let document = match Document::load_mem_with_options(pdf, options) {
+    let options = lopdf::LoadOptions {
+        strict: true,
+        max_decompressed_size: Some(MAX_STREAM_BYTES),
+        filter: Some(bounded),
+        ..Default::default()
+    };
+    let gate = GATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    OBJECTS.store(0, Ordering::SeqCst);
+    OBJSTM_BYTES.store(0, Ordering::SeqCst);
+    OVER.store(false, Ordering::SeqCst);
+    let loaded = Document::load_mem_with_options(pdf, options);
+    let over = OVER.load(Ordering::SeqCst);
+    drop(gate);
+    if over {
+        return Err(PadesError::Broken(format!(
+            "too many objects (at most {MAX_OBJECTS}), or an object stream out of bounds (at most \
+             {MAX_OBJSTM_MEMBERS} members, increasing offsets, {} MiB in all)",
+            MAX_OBJSTM_TOTAL >> 20
+        )));
+    }
+    let document = match loaded {
         Ok(d) => d,
         // An encrypted file that does not open with the empty password fails here.
         Err(_) if declares_encryption(pdf) => return Err(PadesError::Encrypted),
@@ -166,6 +251,38 @@ pub(crate) mod tests {
         assert!(pdf[parsed.startxref..].starts_with(b"xref"));
         let mb = parsed.media_box(parsed.pages[0]).unwrap();
         assert_eq!(mb, [0.0, 0.0, 595.0, 842.0]);
+    }
+
+    fn object_stream(n: i64, first: i64, content: &[u8]) -> lopdf::Stream {
+        let mut dict = Dictionary::new();
+        dict.set("Type", Object::Name(b"ObjStm".to_vec()));
+        dict.set("N", Object::Integer(n));
+        dict.set("First", Object::Integer(first));
+        lopdf::Stream::new(dict, content.to_vec())
+    }
+
+    #[test]
+    fn object_streams_out_of_bounds_are_refused_before_lopdf_decodes_them() {
+        let _gate = GATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        OBJSTM_BYTES.store(0, Ordering::SeqCst);
+        let index = b"1 0 2 4 ";
+        let good = [&index[..], b"<<>> [0]"].concat();
+        assert!(object_stream_within_bounds(&object_stream(2, index.len() as i64, &good)));
+        // The same offset twice: lopdf would parse (and keep) that object once per entry.
+        let repeated = [&b"1 0 2 0 "[..], b"[0 0 0 0]"].concat();
+        assert!(!object_stream_within_bounds(&object_stream(2, 8, &repeated)));
+        assert!(!object_stream_within_bounds(&object_stream(MAX_OBJSTM_MEMBERS + 1, 8, &good)), "too many members");
+        assert!(
+            !object_stream_within_bounds(&object_stream(3, index.len() as i64, &good)),
+            "N does not match the index"
+        );
+        // A flat array larger than one stream may be: refused before it becomes objects.
+        let flat = [&b"1 0 "[..], &b"0 ".repeat(MAX_STREAM_BYTES / 2 + 1)].concat();
+        assert!(!object_stream_within_bounds(&object_stream(1, 4, &flat)));
+        // Several streams within the per-stream bound still meet the file's total.
+        OBJSTM_BYTES.store(MAX_OBJSTM_TOTAL - 4, Ordering::SeqCst);
+        assert!(!object_stream_within_bounds(&object_stream(2, index.len() as i64, &good)), "over the file's total");
+        OBJSTM_BYTES.store(0, Ordering::SeqCst);
     }
 
     #[test]

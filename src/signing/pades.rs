@@ -62,6 +62,17 @@ pub fn level(request: &OpenRequest) -> Level {
     }
 }
 
+/// Runs PDF work on untrusted input (parsing takes a second or more on a large file, one at a
+/// time: [`pades::parse`]) without holding an async worker: the runtime moves its other tasks
+/// to another thread meanwhile (attacker review H1). On a single-threaded runtime (unit tests,
+/// the CLI) it simply runs.
+fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 fn invalid(e: PadesError) -> SigningError {
     SigningError::Invalid(e.to_string())
 }
@@ -98,7 +109,7 @@ pub(crate) fn check_open(
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| SigningError::Invalid("document: not base64".into()))?;
-    let parsed = pades::parse(&pdf, max_pdf_bytes).map_err(invalid)?;
+    let parsed = off_runtime(|| pades::parse(&pdf, max_pdf_bytes)).map_err(invalid)?;
     if let Some(p) = &request.seal_placement {
         let page = usize::try_from(p.page).ok().and_then(|n| n.checked_sub(1)).and_then(|i| parsed.pages.get(i));
         let page = page.ok_or_else(|| {
@@ -125,7 +136,8 @@ pub(crate) fn view(request: &OpenRequest, max_pdf_bytes: usize) -> Result<Option
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| SigningError::Internal("stored document is not base64".into()))?;
-    let parsed = pades::parse(&pdf, max_pdf_bytes.max(pdf.len())).map_err(|e| SigningError::Internal(e.to_string()))?;
+    let parsed = off_runtime(|| pades::parse(&pdf, max_pdf_bytes.max(pdf.len())))
+        .map_err(|e| SigningError::Internal(e.to_string()))?;
     Ok(Some(DocumentView {
         name: request.documents.first().cloned().unwrap_or_default(),
         pages: parsed.pages.len(),
@@ -163,7 +175,8 @@ where
     Fut: std::future::Future<Output = Result<Vec<u8>, SigningError>>,
 {
     let internal = |e: &dyn std::fmt::Display| SigningError::Internal(e.to_string());
-    let prepared = pades::prepare(pdf, options.max_pdf_bytes, options.seal, options.now).map_err(invalid)?;
+    let prepared =
+        off_runtime(|| pades::prepare(pdf, options.max_pdf_bytes, options.seal, options.now)).map_err(invalid)?;
     let attributes = cms::signed_attributes_pades(&prepared.digest(), signer_der).map_err(|e| internal(&e))?;
     let signature = sign(sha2::Sha256::digest(&attributes).into()).await?;
     let mut container =
@@ -183,7 +196,7 @@ where
     }
     let documents = documents.ok_or_else(|| SigningError::Internal("no status service wired".into()))?;
     let data = validation_data(documents, signer_der, chain).await?;
-    dss::append(&signed, options.max_pdf_bytes.max(signed.len()), &data).map_err(|e| internal(&e))
+    off_runtime(|| dss::append(&signed, options.max_pdf_bytes.max(signed.len()), &data)).map_err(|e| internal(&e))
 }
 
 /// The chain, our current OCSP response for the signer, its issuer's CRL and the root's.
