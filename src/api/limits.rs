@@ -51,8 +51,15 @@ fn limit(parts: &axum::http::request::Parts) -> usize {
     let segments: Vec<&str> = parts.uri.path().split('/').collect();
     let upload = parts.method == axum::http::Method::PUT
         && matches!(segments.as_slice(), ["", "v1", "ra", "orders", _, "materials", _]);
+    // Only a certificate the rules make a relying platform may send a document-sized body
+    // (attacker review M1: any certificate under the client CA, the web front's included, could
+    // make the listener buffer tens of megabytes before its authorisation was looked at).
+    let platform = parts
+        .extensions
+        .get::<crate::roles::Caller>()
+        .is_some_and(|c| c.role == Some(crate::roles::Role::RelyingPlatform));
     let document = parts.method == axum::http::Method::POST
-        && parts.extensions.get::<crate::roles::Caller>().is_some()
+        && platform
         && matches!(segments.as_slice(), ["", "v1", "signing", "sessions"]);
     if document {
         MAX_DOCUMENT_BODY_BYTES

@@ -109,14 +109,19 @@ async fn holder_with_seal(ca: &TestCa, api: &Api<'_>) -> Holder {
 /// POST /v1/signing/sessions as the platform with the body from a file (a PDF's base64 can
 /// exceed a command line's argument limit).
 fn open_raw(ca: &TestCa, body: &serde_json::Value) -> (String, serde_json::Value) {
+    open_as(ca, "relying-platform", body)
+}
+
+/// [`open_raw`] with another client certificate of the development set (`tls/clients/NAME`).
+fn open_as(ca: &TestCa, client: &str, body: &serde_json::Value) -> (String, serde_json::Value) {
     let dir = ca.config_path.parent().unwrap().join("tls");
     let file = ca.path("open-body.json");
     std::fs::write(&file, body.to_string()).unwrap();
     let url = format!("https://localhost:{}/v1/signing/sessions", ca.config.listeners.api.port());
     let (cacert, cert, key) = (
         dir.join("operator-ca.pem"),
-        dir.join("clients/relying-platform.pem"),
-        dir.join("clients/relying-platform.key"),
+        dir.join(format!("clients/{client}.pem")),
+        dir.join(format!("clients/{client}.key")),
     );
     let data = format!("@{}", file.display());
     let out = run(
@@ -423,6 +428,13 @@ async fn bad_pdfs_and_seal_rectangles_are_refused_before_anything_is_stored() {
         assert_eq!(status, "400", "{case}: {problem}");
         assert!(problem.to_string().contains(message), "{case}: the problem names it: {problem}");
     }
+    // Only a relying platform's certificate may send a document-sized body: another client
+    // certificate under the same CA (the web front's) is cut off at the usual limit before
+    // anything is parsed (attacker review M1).
+    let mut padded = pdf.clone();
+    padded.resize(200 * 1024, b' ');
+    let (status, _) = open_as(&ca, "web-front", &pades_body(&padded, serde_json::json!({})));
+    assert_eq!(status, "413", "the web front's certificate gets no document-sized body");
     let instance = ca.open().await;
     assert_eq!(instance.store.count_audit_events("signing.opened").await.unwrap(), 0, "nothing stored");
 }
