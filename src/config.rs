@@ -831,6 +831,10 @@ pub struct LimitsConfig {
     /// Timestamp requests (`POST /tsa`) from one address. On by default: every granted request
     /// costs an HSM signature.
     pub tsa_per_ip: Rate,
+    /// PAdES signing sessions (a PDF of up to `custody.max_pdf_bytes` parsed and kept with the
+    /// session) one relying platform opens, besides `signing_sessions_per_platform`: the bound
+    /// on the parsing work and the database growth one platform causes (attacker review H2).
+    pub pdf_sessions_per_platform: Rate,
     /// Most keys each limit remembers: its memory bound (about 50 bytes a key).
     pub max_keys: usize,
 }
@@ -847,6 +851,7 @@ impl Default for LimitsConfig {
             callbacks_per_ip: Rate::new(1200, 60),
             ocsp_per_ip: Rate::new(0, 1),
             tsa_per_ip: Rate::new(300, 60),
+            pdf_sessions_per_platform: Rate::new(30, 60),
             max_keys: 100_000,
         }
     }
@@ -1085,6 +1090,7 @@ impl Config {
             ("callbacks_per_ip", l.callbacks_per_ip),
             ("ocsp_per_ip", l.ocsp_per_ip),
             ("tsa_per_ip", l.tsa_per_ip),
+            ("pdf_sessions_per_platform", l.pdf_sessions_per_platform),
         ];
         for (name, rate) in rates {
             if !(1..=86_400).contains(&rate.seconds) {

@@ -297,6 +297,8 @@ pub struct Limits {
     pub ocsp_per_ip: Limiter,
     /// Timestamp requests per client address.
     pub tsa_per_ip: Limiter,
+    /// PAdES signing sessions opened per relying platform.
+    pub pdf_sessions_per_platform: Limiter,
 }
 
 impl Limits {
@@ -324,6 +326,7 @@ impl Limits {
             callbacks_per_ip: limiter("callbacks_per_ip", config.callbacks_per_ip),
             ocsp_per_ip: limiter("ocsp_per_ip", config.ocsp_per_ip),
             tsa_per_ip: limiter("tsa_per_ip", config.tsa_per_ip),
+            pdf_sessions_per_platform: limiter("pdf_sessions_per_platform", config.pdf_sessions_per_platform),
         }
     }
 }

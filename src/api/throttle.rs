@@ -78,6 +78,7 @@ pub fn refused(refusal: &Refusal) -> Problem {
         "ra_orders_per_ip" => "too many new orders from this address",
         "ocsp_per_ip" => "too many OCSP requests from this address",
         "tsa_per_ip" => "too many timestamp requests from this address",
+        "pdf_sessions_per_platform" => "too many PDF signing sessions opened",
         _ => "too many requests",
     };
     let seconds = refusal.retry_after();

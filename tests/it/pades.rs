@@ -438,3 +438,23 @@ async fn bad_pdfs_and_seal_rectangles_are_refused_before_anything_is_stored() {
     let instance = ca.open().await;
     assert_eq!(instance.store.count_audit_events("signing.opened").await.unwrap(), 0, "nothing stored");
 }
+
+/// Attacker review H2: each PAdES session parses a PDF and keeps it with the session, so a
+/// platform opening them at the rate of hash sessions grew the database by gigabytes a minute.
+/// PDF sessions have their own, lower limit per platform; hash sessions are not held back by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn pdf_sessions_have_their_own_limit_per_platform() {
+    let mut ca = TestCa::new().await;
+    let mut text = std::fs::read_to_string(&ca.config_path).unwrap();
+    text.push_str("\n[limits]\npdf_sessions_per_platform = { count = 1, seconds = 3600 }\n");
+    std::fs::write(&ca.config_path, text).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let pdf = bid_pdf();
+    assert_eq!(open_raw(&ca, &pades_body(&pdf, serde_json::json!({}))).0, "201");
+    let (status, problem) = open_raw(&ca, &pades_body(&pdf, serde_json::json!({})));
+    assert_eq!(status, "429", "{problem}");
+    assert!(problem.to_string().contains("PDF signing sessions"), "{problem}");
+    let hashes = serde_json::json!({ "hashes": [b64(&[7u8; 32])], "description": "x", "format": "raw" });
+    assert_eq!(open_raw(&ca, &hashes).0, "201", "hash sessions keep their own budget");
+}

@@ -32,6 +32,9 @@ pub(super) async fn open(
 ) -> Result<Response, Problem> {
     let platform = platform(caller)?;
     crate::api::throttle::check(&i, &i.limits.signing_sessions_per_platform, &platform, String::new).await?;
+    if body.format == crate::signing::Format::Pades {
+        crate::api::throttle::check(&i, &i.limits.pdf_sessions_per_platform, &platform, String::new).await?;
+    }
     let opened = i.signing.open(&platform, body).await.map_err(errors::signing)?;
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }
