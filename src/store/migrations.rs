@@ -193,10 +193,8 @@ mod tests {
 
     #[test]
     fn versions_are_contiguous_from_one() {
-        let mut expected = 1;
-        for m in rendered(Backend::Sqlite) {
-            assert_eq!(m.version, expected, "{}", m.description);
-            expected += 1;
+        for (i, m) in rendered(Backend::Sqlite).iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.description);
         }
     }
 }
