@@ -186,7 +186,7 @@ where
         let documents = documents.ok_or_else(|| SigningError::Internal("no timestamp authority wired".into()))?;
         let imprint = pades::cms::signature_digest(&container).map_err(|e| internal(&e))?;
         let query = crate::tsa::request::sha256_query(&imprint, Some(rand::random::<u64>() >> 1), true);
-        let reply = documents.tsa.answer(&query).await;
+        let reply = timestamp_waiting(&documents.tsa, &query).await;
         let token = pades::cms::token_of(&reply.der).map_err(|e| internal(&e))?;
         container = pades::cms::with_signature_timestamp(&container, &token).map_err(|e| internal(&e))?;
     }
@@ -197,6 +197,20 @@ where
     let documents = documents.ok_or_else(|| SigningError::Internal("no status service wired".into()))?;
     let data = validation_data(documents, signer_der, chain).await?;
     off_runtime(|| dss::append(&signed, options.max_pdf_bytes.max(signed.len()), &data)).map_err(|e| internal(&e))
+}
+
+/// Our TSA's answer for a signature the holder has already approved: when its share of the HSM
+/// is taken (a `POST /tsa` flood), wait for a slot up to ten seconds rather than fail the
+/// signature after the PIN was spent (attacker review M2). Public requests still never wait.
+async fn timestamp_waiting(tsa: &crate::tsa::Tsa, query: &[u8]) -> crate::tsa::Reply {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = tsa.answer(query).await;
+        if reply.outcome != crate::tsa::Outcome::Busy || tokio::time::Instant::now() >= deadline {
+            return reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The chain, our current OCSP response for the signer, its issuer's CRL and the root's.
