@@ -566,6 +566,13 @@ impl Signing {
         let pdf = base64::engine::general_purpose::STANDARD
             .decode(request.document.as_deref().unwrap_or_default())
             .map_err(|_| SigningError::Internal("stored document is not base64".into()))?;
+        // The file signed is the file approved: the authorisation binds the session's hash, set
+        // from the PDF at opening; a document changed in the database since (attacker review M3)
+        // is refused, not signed.
+        let approved = decode_hashes(&request.hashes, 1)?;
+        if approved.first() != Some(&<[u8; 32]>::from(sha2::Sha256::digest(&pdf))) {
+            return Err(SigningError::Internal("the stored document is not the one approved; nothing signed".into()));
+        }
         let seal = match (seal, request.seal_placement) {
             (Some(s), Some(placement)) => Some(crate::pades::Seal { placement, png: &s.png }),
             _ => None,

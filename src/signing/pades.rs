@@ -136,12 +136,19 @@ pub(crate) fn view(request: &OpenRequest, max_pdf_bytes: usize) -> Result<Option
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| SigningError::Internal("stored document is not base64".into()))?;
+    // What the holder is shown is what the session's hash (and so the approval) binds: a document
+    // changed in the database since opening is refused here, not shown (attacker review M3).
+    let digest = sha2::Sha256::digest(&pdf);
+    let bound = request.hashes.first().and_then(|h| base64::engine::general_purpose::STANDARD.decode(h).ok());
+    if bound.as_deref() != Some(digest.as_slice()) {
+        return Err(SigningError::Internal("the stored document is not the one the session was opened with".into()));
+    }
     let parsed = off_runtime(|| pades::parse(&pdf, max_pdf_bytes.max(pdf.len())))
         .map_err(|e| SigningError::Internal(e.to_string()))?;
     Ok(Some(DocumentView {
         name: request.documents.first().cloned().unwrap_or_default(),
         pages: parsed.pages.len(),
-        sha256: hex::encode(sha2::Sha256::digest(&pdf)),
+        sha256: hex::encode(digest),
     }))
 }
 

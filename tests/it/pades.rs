@@ -458,3 +458,50 @@ async fn pdf_sessions_have_their_own_limit_per_platform() {
     let hashes = serde_json::json!({ "hashes": [b64(&[7u8; 32])], "description": "x", "format": "raw" });
     assert_eq!(open_raw(&ca, &hashes).0, "201", "hash sessions keep their own budget");
 }
+
+/// Attacker review M3: the holder was shown, and the service signed, whatever PDF the session's
+/// row held at that moment. A database writer who swaps the document after opening gets neither:
+/// the claim refuses to show it (the session's hash, which the approval binds and from which the
+/// platform's verification code is derived, is the PDF's at opening), and nothing is signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_swapped_in_the_database_is_neither_shown_nor_signed() {
+    let ca = quick_sms_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let holder = holder_with_seal(&ca, &api).await;
+    let pdf = bid_pdf();
+    let (status, opened) = open_raw(&ca, &pades_body(&pdf, serde_json::json!({})));
+    assert_eq!(status, "201", "{opened}");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    let id = opened["session_id"].as_str().unwrap();
+    let (request,): (String,) =
+        sqlx::query_as("SELECT request FROM signing_sessions WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    let mut request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    // A well-formed PDF with another price: before the fix it was shown and signed.
+    let other = cloudca::pdf::render(&cloudca::pdf::Document {
+        title: "Bid for tender 2026-117".into(),
+        sections: vec![cloudca::pdf::Section {
+            heading: "Offer".into(),
+            rows: vec![("Price".into(), "9,990,000 CNY".into()), ("Delivery".into(), "90 days".into())],
+        }],
+    });
+    request["document"] = b64(&other).into();
+    sqlx::query("UPDATE signing_sessions SET request = $1 WHERE id = $2")
+        .bind(request.to_string())
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+    let payload = cloudca::signing::qr::payload(opened["start_token"].as_str().unwrap(), &secret, 0);
+    let claim = format!(r#"{{"payload":"{payload}"}}"#);
+    let (status, shown) = api.call(As::Holder(&holder.token), "POST", "/v1/mobile/sessions/claim", Some(&claim));
+    assert_ne!(status, "200", "the swapped document is not shown: {shown}");
+    let body = format!(r#"{{"credential_id":"{}","pin":"246810"}}"#, holder.credential);
+    let (status, answer) =
+        api.call(As::Holder(&holder.token), "POST", &format!("/v1/mobile/sessions/{id}/approve"), Some(&body));
+    assert_ne!(status, "200", "nor signed: {answer}");
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 0);
+}
