@@ -373,11 +373,7 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     let (status, ready) = post(&ca, me, "/csc/v1/credentials/authorizeCheck", &check);
     assert_eq!(status, "200", "{ready}");
     std::thread::sleep(std::time::Duration::from_secs(11));
-    let body = format!(
-        r#"{{"credentialID":"{credential}","SAD":"{}","hash":["{}"],"hashAlgo":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2"}}"#,
-        ready["SAD"].as_str().unwrap(),
-        b64(&h2)
-    );
+    let body = v1_sign_hash(&credential, ready["SAD"].as_str().unwrap(), &h2);
     let expired = post(&ca, me, "/csc/v1/signatures/signHash", &body);
     assert!(error_of(&expired)[0] == "400" && error_of(&expired)[2].contains("SAD expired"), "{expired:?}");
     assert_eq!(instance.store.count_audit_events("csc.sad_spent").await.unwrap(), 1, "nothing more released");
@@ -445,13 +441,17 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     let serial = listed["credentials"][0]["serial"].as_str().unwrap().to_string();
     let revoke = r#"{"reason":"keyCompromise"}"#;
     crate::admin::Admin::new(&ca).json("operator", "POST", &format!("/v1/certificates/{serial}/revoke"), Some(revoke));
-    let body = format!(
-        r#"{{"credentialID":"{credential}","SAD":"{}","hash":["{}"],"hashAlgo":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2"}}"#,
-        ready["SAD"].as_str().unwrap(),
-        b64(&h2)
-    );
+    let body = v1_sign_hash(&credential, ready["SAD"].as_str().unwrap(), &h2);
     let revoked = post(&ca, me, "/csc/v1/signatures/signHash", &body);
     assert!(error_of(&revoked)[0] == "400" && error_of(&revoked)[2].contains("no longer valid"), "{revoked:?}");
     assert_eq!(instance.store.count_audit_events("csc.sad_spent").await.unwrap(), 1, "nothing released");
     drop(daemon);
+}
+
+/// A v1 `signatures/signHash` body (the names pyHanko sends): one SHA-256 hash, ECDSA.
+fn v1_sign_hash(credential: &str, sad: &str, hash: &[u8]) -> String {
+    format!(
+        r#"{{"credentialID":"{credential}","SAD":"{sad}","hash":["{}"],"hashAlgo":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2"}}"#,
+        b64(hash)
+    )
 }
