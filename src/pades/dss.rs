@@ -21,13 +21,7 @@ pub struct Validation {
 /// `signed_pdf` with a DSS revision appended.
 pub fn append(signed_pdf: &[u8], max: usize, data: &Validation) -> Result<Vec<u8>, PadesError> {
     let parsed = super::parse(signed_pdf, max)?;
-    let root_id = parsed
-        .document
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| PadesError::Broken("the trailer has no /Root reference".into()))?;
-    let mut catalog = parsed.document.catalog().map_err(|e| PadesError::Broken(e.to_string()))?.clone();
+    let (root_id, mut catalog) = parsed.catalog()?;
     let mut dss = match catalog.get(b"DSS").ok().map(|o| parsed.resolve(o)) {
         Some(Ok(Object::Dictionary(d))) => d.clone(),
         Some(_) => return Err(PadesError::Broken("/DSS is not a dictionary".into())),

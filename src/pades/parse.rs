@@ -180,6 +180,18 @@ impl Parsed {
         self.document.dereference(object).map(|(_, o)| o).map_err(|e| PadesError::Broken(e.to_string()))
     }
 
+    /// The catalog's object number and a copy of it to rewrite in a new revision.
+    pub fn catalog(&self) -> Result<(ObjectId, Dictionary), PadesError> {
+        let root_id = self
+            .document
+            .trailer
+            .get(b"Root")
+            .and_then(Object::as_reference)
+            .map_err(|_| PadesError::Broken("the trailer has no /Root reference".into()))?;
+        let catalog = self.document.catalog().map_err(|e| PadesError::Broken(e.to_string()))?.clone();
+        Ok((root_id, catalog))
+    }
+
     /// A page's dictionary.
     pub fn page(&self, id: ObjectId) -> Result<&Dictionary, PadesError> {
         self.document.get_dictionary(id).map_err(|e| PadesError::Broken(format!("page {id:?}: {e}")))

@@ -138,13 +138,7 @@ fn add_to_page(parsed: &Parsed, rev: &mut Revision, page_id: ObjectId, field_id:
 /// The AcroForm with the field in `/Fields` and `/SigFlags 3`: rewritten where it lives (its
 /// own object, or inline in the catalog), or created and linked from a new catalog revision.
 fn add_to_form(parsed: &Parsed, rev: &mut Revision, field_id: ObjectId) -> Result<(), PadesError> {
-    let root_id = parsed
-        .document
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| PadesError::Broken("the trailer has no /Root reference".into()))?;
-    let mut catalog = parsed.document.catalog().map_err(|e| PadesError::Broken(e.to_string()))?.clone();
+    let (root_id, mut catalog) = parsed.catalog()?;
     let (form_id, mut form) = match catalog.get(b"AcroForm").ok().cloned() {
         Some(Object::Reference(id)) => {
             let form = parsed.document.get_dictionary(id).map_err(|e| PadesError::Broken(format!("AcroForm: {e}")))?;
