@@ -635,6 +635,9 @@ pub struct CustodyConfig {
     pub session_seconds: i64,
     /// Lifetime of a signing authorisation, seconds.
     pub authorization_seconds: i64,
+    /// How long a signing session that ended (signed, refused, expired) is kept for its
+    /// platform to collect the result, seconds; then it is deleted with its PDF.
+    pub finished_session_seconds: i64,
     /// Largest number of hashes in one signing session.
     pub max_hashes: usize,
     /// Largest PDF a platform may send for a PAdES signing session, bytes (the api listener
@@ -663,6 +666,7 @@ impl Default for CustodyConfig {
             scan_window_seconds: 60,
             session_seconds: 300,
             authorization_seconds: 120,
+            finished_session_seconds: 3600,
             max_hashes: 1000,
             max_pdf_bytes: 10 * 1024 * 1024,
             approval_days: 30,
@@ -1033,7 +1037,8 @@ impl Config {
             && c.sms_country_codes.iter().all(|code| {
                 (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0')
             });
-        let checks: [(&str, bool, &str); 11] = [
+        let retention = (c.authorization_seconds.max(60)..=604_800).contains(&c.finished_session_seconds);
+        let checks: [(&str, bool, &str); 12] = [
             ("custody.sms_country_codes", codes_ok, "a non-empty list of country calling codes such as [\"86\"]"),
             ("custody.sms_total_per_hour", (1..=1_000_000).contains(&c.sms_total_per_hour), "1 to 1000000"),
             ("custody.max_pin_failures", (3..=10).contains(&c.max_pin_failures), "3 to 10"),
@@ -1043,6 +1048,7 @@ impl Config {
             ("custody.scan_window_seconds", (10..=600).contains(&c.scan_window_seconds), "10 to 600"),
             ("custody.authorization_seconds", (10..=600).contains(&c.authorization_seconds), "10 to 600"),
             ("custody.session_seconds", c.session_seconds >= c.scan_window_seconds, "at least scan_window_seconds"),
+            ("custody.finished_session_seconds", retention, "60 to 604800, at least authorization_seconds"),
             ("custody.max_hashes", (1..=10_000).contains(&c.max_hashes), "1 to 10000"),
             ("custody.max_pdf_bytes", (1024..=MAX_PDF_BYTES).contains(&c.max_pdf_bytes), "1024 to 33554432 (32 MiB)"),
         ];
@@ -1241,6 +1247,11 @@ issuing = [ { name = "org", common_name = "Org CA" } ]
             ("[custody]\nsms_country_codes = []\n", "custody.sms_country_codes"),
             ("[custody]\nsms_country_codes = [\"+44\"]\n", "custody.sms_country_codes"),
             ("[custody]\nsms_total_per_hour = 0\n", "custody.sms_total_per_hour"),
+            ("[custody]\nfinished_session_seconds = 30\n", "custody.finished_session_seconds"),
+            (
+                "[custody]\nauthorization_seconds = 600\nfinished_session_seconds = 300\n",
+                "custody.finished_session_seconds",
+            ),
             ("[ra]\norder_upload_bytes = 1024\n", "ra.order_upload_bytes"),
             ("[ra]\nuploads_per_material = 0\n", "ra.uploads_per_material"),
         ];

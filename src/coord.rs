@@ -40,11 +40,13 @@ pub enum Job {
     Ra,
     /// Signing audit checkpoints.
     AuditCheckpoint,
+    /// Deleting finished signing sessions (and the PDFs they hold).
+    SessionPurge,
 }
 
 impl Job {
     /// Every job, for metrics.
-    pub const ALL: [Job; 4] = [Job::Crl, Job::OcspRefresh, Job::Ra, Job::AuditCheckpoint];
+    pub const ALL: [Job; 5] = [Job::Crl, Job::OcspRefresh, Job::Ra, Job::AuditCheckpoint, Job::SessionPurge];
 
     /// The lease's name in the database and in metrics.
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Job {
             Job::OcspRefresh => "ocsp-refresh",
             Job::Ra => "ra",
             Job::AuditCheckpoint => "audit-checkpoint",
+            Job::SessionPurge => "session-purge",
         }
     }
 }

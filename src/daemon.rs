@@ -362,15 +362,15 @@ fn rewire(instance: &Instance) -> (Instance, tokio::sync::mpsc::Receiver<String>
     (Instance::from(parts), issued_rx)
 }
 
-/// The once-only background jobs, each on the daemon holding its lease: audit checkpoints
-/// and the RA's pass. The RA's metrics are read by every daemon (each exports its own).
+/// The once-only background jobs, each on the daemon holding its lease: audit checkpoints,
+/// the RA's pass and the purge of finished signing sessions. The RA's metrics are read by every daemon (each exports its own).
 fn background(
     instance: &Instance,
     leases: &crate::coord::Leases,
     tx: &tokio::sync::broadcast::Sender<()>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use crate::coord::{run_job, Job};
-    let (i, j) = (instance.clone(), instance.clone());
+    let (i, j, k) = (instance.clone(), instance.clone(), instance.clone());
     let ra_period = std::time::Duration::from_secs(instance.config.ra.task_seconds);
     let checkpointer = Arc::new(crate::audit::Checkpointer::open(
         instance.config.audit_witness(),
@@ -387,6 +387,10 @@ fn background(
         tokio::spawn(run_job(leases.clone(), Job::Ra, ra_period, tx.subscribe(), move || {
             let j = j.clone();
             async move { j.ra.pass().await }
+        })),
+        tokio::spawn(run_job(leases.clone(), Job::SessionPurge, PURGE_PERIOD, tx.subscribe(), move || {
+            let k = k.clone();
+            async move { purge_sessions(&k).await }
         })),
         tokio::spawn(ra_gauge(instance.clone(), tx.subscribe())),
         tokio::spawn(tsa_tally(instance.clone(), tx.subscribe())),
@@ -409,6 +413,21 @@ const FIRST_CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_se
 
 /// How often the chain's head is signed while it grows.
 const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often finished signing sessions are looked for.
+const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes the signing sessions that ended more than `custody.finished_session_seconds` ago.
+async fn purge_sessions(instance: &Instance) {
+    let now = instance.issuance.clock.now();
+    let before = now.unix_timestamp() - instance.config.custody.finished_session_seconds;
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    match instance.store.purge_signing_sessions(before, now_ms).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "finished signing sessions deleted"),
+        Err(e) => tracing::warn!(error = %e, "cannot purge finished signing sessions; retrying next round"),
+    }
+}
 
 /// Binds the `admin` (mutual TLS) and `api` (TLS) listeners, with certificate reload and the
 /// revoked-credential refresh running beside them.

@@ -60,7 +60,10 @@ fn limit(parts: &axum::http::request::Parts) -> usize {
         .is_some_and(|c| c.role == Some(crate::roles::Role::RelyingPlatform));
     let document = parts.method == axum::http::Method::POST
         && platform
-        && matches!(segments.as_slice(), ["", "v1", "signing", "sessions"]);
+        && matches!(
+            segments.as_slice(),
+            ["", "v1", "signing", "sessions"] | ["", "csc", "v2", "signatures", "signDoc"]
+        );
     if document {
         MAX_DOCUMENT_BODY_BYTES
     } else if upload {

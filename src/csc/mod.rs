@@ -17,8 +17,10 @@
 //!
 //! The platform never sees the holder's PIN (PIN, OTP and authData are refused), and the
 //! session's own poll does not show the signatures of a CSC session: the SAD is the only way
-//! to them. `signatures/timestamp` answers from the in-process TSA ([`crate::tsa`]).
+//! to them. `signatures/timestamp` answers from the in-process TSA ([`crate::tsa`]). v2
+//! `signatures/signDoc` signs a whole PDF (PAdES) the holder approves: [`document`].
 
+pub mod document;
 pub mod error;
 pub mod sad;
 pub mod timestamp;
@@ -150,6 +152,9 @@ impl Csc {
             "signatures/signHash",
             "signatures/timestamp",
         ];
+        if version == Version::V2 {
+            methods.extend(["signatures/signDoc", "signatures/signPolling"]);
+        }
         let (specs, auth_type) = match version {
             Version::V1 => ("1.0.4.0", "external"),
             Version::V2 => ("2.0.0.2", "TLS"),
@@ -167,7 +172,10 @@ impl Csc {
         });
         if version == Version::V2 {
             info["signAlgorithms"] = serde_json::json!({ "algos": [ECDSA_SHA256, EC_PUBLIC_KEY] });
-            info["asynchronousOperationMode"] = false.into();
+            // Asynchronous for signDoc, whose document the holder approves on the phone.
+            info["asynchronousOperationMode"] = true.into();
+            info["signature_formats"] = serde_json::json!({ "formats": ["P"], "envelope_properties": [["Revision"]] });
+            info["conformance_levels"] = serde_json::json!(["Ades-B-B", "Ades-B-T", "Ades-B-LT"]);
         }
         info
     }
@@ -323,6 +331,7 @@ impl Csc {
             sad_hash: None,
             sad_expires_at: None,
             spent_at: None,
+            kind: "hashes".into(),
         };
         let detail = serde_json::json!({
             "handle": record.handle, "session": record.session_id, "credential": c.id, "hashes": hashes.len(),
@@ -340,24 +349,34 @@ impl Csc {
         })
     }
 
-    /// The platform's own authorisation by handle; another platform's is as unknown.
-    async fn own(&self, platform: &str, handle: &str) -> Result<CscAuthorizationRecord, CscError> {
-        let unknown = || CscError::invalid("Invalid parameter handle");
+    /// The platform's own authorisation of `kind` by handle (`field` names it in the error);
+    /// another platform's, or one of the other kind, is as unknown.
+    async fn own(
+        &self,
+        platform: &str,
+        handle: &str,
+        kind: &str,
+        field: &str,
+    ) -> Result<CscAuthorizationRecord, CscError> {
+        let unknown = || CscError::invalid(format!("Invalid parameter {field}"));
         if handle.is_empty() || handle.len() > 64 {
             return Err(unknown());
         }
-        self.store.csc_by_handle(handle).await?.filter(|a| a.platform == platform).ok_or_else(unknown)
+        let found = self.store.csc_by_handle(handle).await?;
+        found.filter(|a| a.platform == platform && a.kind == kind).ok_or_else(unknown)
     }
 
-    /// `credentials/authorizeCheck`.
-    pub async fn authorize_check(&self, platform: &str, handle: &str) -> Result<Check, CscError> {
-        let a = self.own(platform, handle).await?;
-        if a.sad_hash.is_some() {
-            return Err(CscError::invalid("the SAD for this handle was issued already"));
-        }
+    /// The authorisation's session once the holder approved and it is signed with the
+    /// authorised credential; `None` while it is still open. Refused, expired or otherwise
+    /// ended sessions are the CSC error saying so.
+    async fn approved_session(
+        &self,
+        platform: &str,
+        a: &CscAuthorizationRecord,
+    ) -> Result<Option<crate::store::SigningSessionRecord>, CscError> {
         let view = self.signing.poll(platform, &a.session_id, Duration::ZERO).await.map_err(signing_error)?;
         match view["state"].as_str().unwrap_or_default() {
-            "pending" | "claimed" | "signing" => return Ok(Check::Pending),
+            "pending" | "claimed" | "signing" => return Ok(None),
             "signed" => {}
             "refused" => return Err(CscError::denied("the holder refused to sign")),
             "expired" => return Err(CscError::invalid("the authorisation expired before the holder approved")),
@@ -366,6 +385,18 @@ impl Csc {
         let session = self.store.signing_session(&a.session_id).await?.ok_or_else(|| CscError::internal(&"session"))?;
         if session.credential_id.as_deref() != Some(a.credential_id.as_str()) {
             return Err(CscError::denied("the holder signed with another credential"));
+        }
+        Ok(Some(session))
+    }
+
+    /// `credentials/authorizeCheck`.
+    pub async fn authorize_check(&self, platform: &str, handle: &str) -> Result<Check, CscError> {
+        let a = self.own(platform, handle, "hashes", "handle").await?;
+        if a.sad_hash.is_some() {
+            return Err(CscError::invalid("the SAD for this handle was issued already"));
+        }
+        if self.approved_session(platform, &a).await?.is_none() {
+            return Ok(Check::Pending);
         }
         let (sad, sad_hash) = sad::generate();
         let lifetime = self.custody.config.authorization_seconds;

@@ -296,3 +296,83 @@ pub struct InfoQuery {
     #[serde(default)]
     pub lang: Option<String>,
 }
+
+/// One entry of v2 `signatures/signDoc` `documents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentV2 {
+    /// The PDF, base64.
+    pub document: String,
+    /// `P` (PAdES) only.
+    pub signature_format: String,
+    /// `Ades-B-B` (default), `Ades-B-T` or `Ades-B-LT`.
+    #[serde(default)]
+    pub conformance_level: Option<String>,
+    /// The signature algorithm's OID (one of the credential's `key.algo`).
+    #[serde(rename = "signAlgo")]
+    pub sign_algo: String,
+    /// Refused (RSASSA-PSS only).
+    #[serde(rename = "signAlgoParams", default)]
+    pub sign_algo_params: Option<String>,
+    /// Refused: the signed attributes are fixed by the PAdES baseline profile.
+    #[serde(default)]
+    pub signed_props: Option<Vec<serde_json::Value>>,
+    /// `Revision` (an approval signature, the default); `Certification` (DocMDP) is refused.
+    #[serde(default)]
+    pub signed_envelope_property: Option<String>,
+}
+
+/// v2 `signatures/signDoc`: asynchronous only, since the holder approves each document on the
+/// phone (`operationMode` `A`; no SAD, no `documentDigests`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SignDocV2 {
+    /// The credential.
+    #[serde(rename = "credentialID", default)]
+    pub credential_id: Option<String>,
+    /// Refused: a platform names the credential.
+    #[serde(default)]
+    pub signature_qualifier: Option<String>,
+    /// Refused: the approval is per document, on the phone.
+    #[serde(rename = "SAD", default)]
+    pub sad: Option<String>,
+    /// Refused: the service must see the document it shows the holder.
+    #[serde(default)]
+    pub document_digests: Option<Vec<serde_json::Value>>,
+    /// Exactly one PDF.
+    #[serde(default)]
+    pub documents: Option<Vec<DocumentV2>>,
+    /// `A` (required).
+    #[serde(default)]
+    pub operation_mode: Option<String>,
+    /// Ignored: the session's own lifetime applies.
+    #[serde(default)]
+    pub validity_period: Option<u64>,
+    /// Refused: the platform polls.
+    #[serde(rename = "response_uri", default)]
+    pub response_uri: Option<String>,
+    /// Refused: B-LT embeds the validation data in the document itself.
+    #[serde(default)]
+    pub return_validation_info: Option<bool>,
+    /// Shown to the holder (a cloudca extension, like `description` in `authorize`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+/// v2 `signatures/signPolling`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SignPolling {
+    /// The `responseID` `signDoc` returned.
+    #[serde(rename = "requestID")]
+    pub request_id: String,
+    /// Ignored.
+    #[serde(rename = "userID", default)]
+    pub user_id: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    pub client_data: Option<String>,
+}

@@ -24,11 +24,15 @@ pub struct CscAuthorizationRecord {
     pub sad_hash: Option<String>,
     /// Unix seconds after which the SAD is refused.
     pub sad_expires_at: Option<i64>,
-    /// Unix seconds when `signHash` spent the SAD.
+    /// Unix seconds when `signHash` spent the SAD, or `signPolling` released the signed PDF.
     pub spent_at: Option<i64>,
+    /// `hashes` (`credentials/authorize`, released by `signHash` with a SAD) or `document`
+    /// (`signatures/signDoc`, released by `signPolling`).
+    pub kind: String,
 }
 
-const COLUMNS: &str = "handle, platform, session_id, credential_id, created_at, sad_hash, sad_expires_at, spent_at";
+const COLUMNS: &str =
+    "handle, platform, session_id, credential_id, created_at, sad_hash, sad_expires_at, spent_at, kind";
 
 fn record(r: &AnyRow) -> Result<CscAuthorizationRecord, sqlx::Error> {
     Ok(CscAuthorizationRecord {
@@ -40,6 +44,7 @@ fn record(r: &AnyRow) -> Result<CscAuthorizationRecord, sqlx::Error> {
         sad_hash: r.try_get("sad_hash")?,
         sad_expires_at: r.try_get("sad_expires_at")?,
         spent_at: r.try_get("spent_at")?,
+        kind: r.try_get("kind")?,
     })
 }
 
@@ -51,14 +56,15 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let q = sqlx::query(
-            "INSERT INTO csc_authorizations (handle, platform, session_id, credential_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO csc_authorizations (handle, platform, session_id, credential_id, created_at, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&a.handle)
         .bind(&a.platform)
         .bind(&a.session_id)
         .bind(&a.credential_id)
-        .bind(a.created_at);
+        .bind(a.created_at)
+        .bind(&a.kind);
         self.execute_audited(q, audit).await.map(|_| ())
     }
 
@@ -93,7 +99,8 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let q = sqlx::query(
-            "UPDATE csc_authorizations SET sad_hash = $2, sad_expires_at = $3 WHERE handle = $1 AND sad_hash IS NULL",
+            "UPDATE csc_authorizations SET sad_hash = $2, sad_expires_at = $3 WHERE handle = $1 AND kind = 'hashes' \
+             AND sad_hash IS NULL",
         )
         .bind(handle)
         .bind(sad_hash)
@@ -106,6 +113,16 @@ impl Store {
         let q = sqlx::query(
             "UPDATE csc_authorizations SET spent_at = $2 WHERE handle = $1 AND sad_hash IS NOT NULL \
              AND spent_at IS NULL AND sad_expires_at >= $2",
+        )
+        .bind(handle)
+        .bind(now);
+        Ok(self.execute_audited(q, audit).await? > 0)
+    }
+
+    /// Marks a `signDoc` authorisation's signed PDF released, once: false when it was already.
+    pub async fn release_csc_document(&self, handle: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let q = sqlx::query(
+            "UPDATE csc_authorizations SET spent_at = $2 WHERE handle = $1 AND kind = 'document' AND spent_at IS NULL",
         )
         .bind(handle)
         .bind(now);

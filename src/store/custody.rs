@@ -716,4 +716,37 @@ impl Store {
         .bind(now);
         Ok(self.execute_audited(q, audit).await? > 0)
     }
+
+    /// Deletes the signing sessions that ended, or whose lifetime ran out, before `before`
+    /// (unix seconds), with their spent authorisations and CSC rows: the PDFs and signatures they hold are
+    /// not kept longer than the platform needs to collect them (attacker review H2). The audit
+    /// chain keeps the evidence (`signing.opened` with the document's digest, `signing.signed`).
+    /// One `signing.sessions_purged` event (at `now_ms`) when anything went; returns how many.
+    pub async fn purge_signing_sessions(&self, before: i64, now_ms: i64) -> Result<u64, StoreError> {
+        const DONE: &str =
+            "(state IN ('signed', 'refused', 'expired', 'failed') AND updated_at < $1) OR expires_at < $1";
+        let mut tx = self.pool.begin().await?;
+        // The session's single-use authorisation (spent with it) and CSC row go first.
+        for table in ["authorizations", "csc_authorizations"] {
+            let sql = format!("DELETE FROM {table} WHERE session_id IN (SELECT id FROM signing_sessions WHERE {DONE})");
+            sqlx::query(&sql).bind(before).execute(&mut *tx).await.map_err(StoreError::classify)?;
+        }
+        let sql = format!("DELETE FROM signing_sessions WHERE {DONE}");
+        let gone =
+            sqlx::query(&sql).bind(before).execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected();
+        if gone == 0 {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let audit = AuditRecord {
+            at: now_ms,
+            kind: "signing.sessions_purged".into(),
+            actor: "daemon".into(),
+            serial: None,
+            detail: serde_json::json!({ "sessions": gone, "ended_before": before }).to_string(),
+        };
+        super::writer::insert_audits(&mut tx, &[&audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(gone)
+    }
 }

@@ -38,6 +38,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "unlock_allowance", include_str!("migrations/0016_unlock_allowance.sql")),
     (17, "csc", include_str!("migrations/0017_csc.sql")),
     (18, "query_challenges", include_str!("migrations/0018_query_challenges.sql")),
+    (19, "csc_documents", include_str!("migrations/0019_csc_documents.sql")),
+    (20, "session_purge", include_str!("migrations/0020_session_purge.sql")),
 ];
 
 /// The newest schema version this build knows (the last migration's number): what an upgraded

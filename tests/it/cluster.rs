@@ -122,7 +122,7 @@ async fn two_daemons_share_issuance_revocation_status_signing_and_pin_counters()
     until_listed(&a, &[&da, &db], &[&issued[0].0, &issued[1].0], &mut seen).await;
 
     // Each once-only job runs on exactly one of the two.
-    for job in ["crl", "ocsp-refresh", "ra", "audit-checkpoint"] {
+    for job in ["crl", "ocsp-refresh", "ra", "audit-checkpoint", "session-purge"] {
         let deadline = Instant::now() + Duration::from_secs(30);
         while holds(&da, job).await + holds(&db, job).await != 1 {
             assert!(Instant::now() < deadline, "job {job} is not held by exactly one daemon");

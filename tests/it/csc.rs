@@ -32,7 +32,15 @@ fn post(ca: &TestCa, client: Option<&Path>, path: &str, body: &str) -> (String, 
         args.extend(["--cert".into(), stem.with_extension("pem").to_str().unwrap().into()]);
         args.extend(["--key".into(), stem.with_extension("key").to_str().unwrap().into()]);
     }
-    args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), body.into(), url]);
+    // A document-sized body goes through a file (one argument may not exceed 128 KiB).
+    let data = if body.len() > 64 * 1024 {
+        let file = ca.path("csc-request.json");
+        std::fs::write(&file, body).unwrap();
+        format!("@{}", file.display())
+    } else {
+        body.to_string()
+    };
+    args.extend(["-H".into(), "Content-Type: application/json".into(), "--data-binary".into(), data, url]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run("curl", &refs);
     let (text, status) = out.text.rsplit_once('\n').unwrap_or(("", ""));
@@ -258,7 +266,7 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     assert_eq!(error_of(&post(&ca, me, "/csc/v2/credentials/list", "{}"))[1], "invalid_request", "userID required");
     let (status, listed) = post(&ca, me, "/csc/v2/credentials/list", r#"{"userID":"110105198001010016"}"#);
     assert_eq!((status.as_str(), listed["credentialIDs"].as_array().map(Vec::len)), ("200", Some(0)), "nobody else's");
-    for route in ["/csc/v2/signatures/signDoc", "/csc/v2/oauth2/token", "/csc/v1/auth/login"] {
+    for route in ["/csc/v2/oauth2/token", "/csc/v1/auth/login"] {
         let answer = post(&ca, me, route, "{}");
         assert_eq!(error_of(&answer)[..2], ["501", "not_implemented"], "{route}: {answer:?}");
     }
@@ -365,15 +373,9 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     let signatures = instance.store.count_audit_events("signature.created").await.unwrap();
 
     // An expired SAD (v1 names this time) releases nothing.
-    let body = format!(r#"{{"credentialID":"{credential}","numSignatures":1,"hash":["{}"]}}"#, b64(&h2));
-    let (status, authorized) = post(&ca, me, "/csc/v1/credentials/authorize", &body);
-    assert_eq!(status, "202", "{authorized}");
-    approve_on_phone(&api, &token, &authorized, &credential, std::time::Instant::now());
-    let check = format!(r#"{{"handle":"{}"}}"#, authorized["handle"].as_str().unwrap());
-    let (status, ready) = post(&ca, me, "/csc/v1/credentials/authorizeCheck", &check);
-    assert_eq!(status, "200", "{ready}");
+    let sad = v1_sad_approved(&ca, me, &api, &token, &credential, &h2);
     std::thread::sleep(std::time::Duration::from_secs(11));
-    let body = v1_sign_hash(&credential, ready["SAD"].as_str().unwrap(), &h2);
+    let body = v1_sign_hash(&credential, &sad, &h2);
     let expired = post(&ca, me, "/csc/v1/signatures/signHash", &body);
     assert!(error_of(&expired)[0] == "400" && error_of(&expired)[2].contains("SAD expired"), "{expired:?}");
     assert_eq!(instance.store.count_audit_events("csc.sad_spent").await.unwrap(), 1, "nothing more released");
@@ -430,18 +432,12 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
 
     // A key revoked between the approval and signHash (a reported compromise) releases none of
     // the signatures made at approval (attacker review: no status check at release).
-    let body = format!(r#"{{"credentialID":"{credential}","numSignatures":1,"hash":["{}"]}}"#, b64(&h2));
-    let (status, authorized) = post(&ca, me, "/csc/v1/credentials/authorize", &body);
-    assert_eq!(status, "202", "{authorized}");
-    approve_on_phone(&api, &token, &authorized, &credential, std::time::Instant::now());
-    let check = format!(r#"{{"handle":"{}"}}"#, authorized["handle"].as_str().unwrap());
-    let (status, ready) = post(&ca, me, "/csc/v1/credentials/authorizeCheck", &check);
-    assert_eq!(status, "200", "{ready}");
+    let sad = v1_sad_approved(&ca, me, &api, &token, &credential, &h2);
     let listed = api.call(As::Holder(&token), "GET", "/v1/mobile/credentials", None).1;
     let serial = listed["credentials"][0]["serial"].as_str().unwrap().to_string();
     let revoke = r#"{"reason":"keyCompromise"}"#;
     crate::admin::Admin::new(&ca).json("operator", "POST", &format!("/v1/certificates/{serial}/revoke"), Some(revoke));
-    let body = v1_sign_hash(&credential, ready["SAD"].as_str().unwrap(), &h2);
+    let body = v1_sign_hash(&credential, &sad, &h2);
     let revoked = post(&ca, me, "/csc/v1/signatures/signHash", &body);
     assert!(error_of(&revoked)[0] == "400" && error_of(&revoked)[2].contains("no longer valid"), "{revoked:?}");
     assert_eq!(instance.store.count_audit_events("csc.sad_spent").await.unwrap(), 1, "nothing released");
@@ -454,4 +450,159 @@ fn v1_sign_hash(credential: &str, sad: &str, hash: &[u8]) -> String {
         r#"{{"credentialID":"{credential}","SAD":"{sad}","hash":["{}"],"hashAlgo":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2"}}"#,
         b64(hash)
     )
+}
+
+/// v1 `credentials/authorize` for one hash, the holder's approval on the phone, and
+/// `authorizeCheck`: the SAD.
+fn v1_sad_approved(
+    ca: &TestCa,
+    me: Option<&Path>,
+    api: &Api<'_>,
+    token: &str,
+    credential: &str,
+    hash: &[u8],
+) -> String {
+    let body = format!(r#"{{"credentialID":"{credential}","numSignatures":1,"hash":["{}"]}}"#, b64(hash));
+    let (status, authorized) = post(ca, me, "/csc/v1/credentials/authorize", &body);
+    assert_eq!(status, "202", "{authorized}");
+    approve_on_phone(api, token, &authorized, credential, std::time::Instant::now());
+    let check = format!(r#"{{"handle":"{}"}}"#, authorized["handle"].as_str().unwrap());
+    let (status, ready) = post(ca, me, "/csc/v1/credentials/authorizeCheck", &check);
+    assert_eq!(status, "200", "{ready}");
+    ready["SAD"].as_str().unwrap().to_string()
+}
+
+/// A one-page PDF from the project's writer.
+fn contract_pdf() -> Vec<u8> {
+    cloudca::pdf::render(&cloudca::pdf::Document {
+        title: "Supply contract 2026-0412".into(),
+        sections: vec![cloudca::pdf::Section {
+            heading: "Terms".into(),
+            rows: vec![("Amount".into(), "86,000 CNY".into()), ("Delivery".into(), "30 days".into())],
+        }],
+    })
+}
+
+/// A v2 `signatures/signDoc` body for one PDF; `extra` fields replace or add to the top level,
+/// `document` ones to the document entry.
+fn sign_doc_body(credential: &str, pdf: &[u8], extra: serde_json::Value, document: serde_json::Value) -> String {
+    let mut entry = serde_json::json!({
+        "document": b64(pdf), "signature_format": "P", "conformance_level": "Ades-B-T", "signAlgo": "1.2.840.10045.4.3.2",
+    });
+    for (k, v) in document.as_object().unwrap() {
+        entry[k] = v.clone();
+    }
+    let mut body = serde_json::json!({ "credentialID": credential, "documents": [entry], "operationMode": "A" });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body.to_string()
+}
+
+/// v2 `signDoc`: the platform sends the PDF, the holder approves that document on the phone,
+/// and `signPolling` releases the PAdES document once, which pyHanko validates with its
+/// timestamp. Requests the flow cannot honour (a SAD, digests instead of the document,
+/// synchronous mode, another format or level, DocMDP, a broken PDF) are CSC errors and store
+/// nothing; another platform's requestID and the hash flow's endpoints know nothing of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn csc_v2_sign_doc_signs_the_pdf_the_holder_approved_and_releases_it_once() {
+    let ca = TestCa::new().await;
+    let other = register_other_platform(&ca);
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let (token, credential, _) = enrolled(&ca, &api, PHONE);
+    let platform = dev_platform(&ca);
+    let me = Some(platform.as_path());
+    let pdf = contract_pdf();
+
+    let (_, info) = post(&ca, None, "/csc/v2/info", "{}");
+    let methods = info["methods"].as_array().unwrap();
+    assert!(methods.contains(&"signatures/signDoc".into()) && methods.contains(&"signatures/signPolling".into()));
+    assert_eq!(info["asynchronousOperationMode"], true);
+
+    use serde_json::json;
+    let no = json!({});
+    let mut padded = pdf.clone();
+    padded.resize(300 * 1024, b' ');
+    let cases = [
+        (sign_doc_body(&credential, &pdf, json!({ "operationMode": "S" }), no.clone()), "operationMode"),
+        (sign_doc_body(&credential, &pdf, json!({ "SAD": "c2Fk" }), no.clone()), "SAD"),
+        (sign_doc_body(&credential, &pdf, json!({ "documentDigests": [{}] }), no.clone()), "documentDigests"),
+        (sign_doc_body(&credential, &pdf, json!({ "returnValidationInfo": true }), no.clone()), "Ades-B-LT"),
+        (sign_doc_body(&credential, &pdf, json!({ "response_uri": "https://x.example/cb" }), no.clone()), "poll"),
+        (sign_doc_body(&credential, &pdf, json!({ "documents": [] }), no.clone()), "exactly one"),
+        (sign_doc_body(&credential, &pdf, no.clone(), json!({ "signature_format": "C" })), "signature_format"),
+        (sign_doc_body(&credential, &pdf, no.clone(), json!({ "conformance_level": "Ades-B-LTA" })), "conformance"),
+        (sign_doc_body(&credential, &pdf, no.clone(), json!({ "signAlgo": "1.2.840.113549.1.1.11" })), "signAlgo"),
+        (
+            sign_doc_body(&credential, &pdf, no.clone(), json!({ "signed_envelope_property": "Certification" })),
+            "Revision",
+        ),
+        (sign_doc_body("0123456789abcdef0123456789abcdef", &pdf, no.clone(), no.clone()), "credentialID"),
+        (sign_doc_body(&credential, &pdf[..pdf.len() * 2 / 3], no.clone(), no.clone()), "truncated"),
+        // A document-sized body is read (a relying platform's certificate), then refused for
+        // what it says, not for its size.
+        (sign_doc_body(&credential, &padded, no.clone(), json!({ "signature_format": "X" })), "signature_format"),
+        ("{not json".to_string(), "malformed"),
+    ];
+    for (body, why) in &cases {
+        let answer = post(&ca, me, "/csc/v2/signatures/signDoc", body);
+        let [status, error, description] = error_of(&answer);
+        assert!(status == "400" && error == "invalid_request" && description.contains(why), "{why}: {answer:?}");
+    }
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("signing.opened").await.unwrap(), 0, "nothing stored");
+    let body = sign_doc_body(&credential, &pdf, no.clone(), no.clone());
+    assert_eq!(error_of(&post(&ca, None, "/csc/v2/signatures/signDoc", &body))[0], "403", "platforms only");
+
+    // A good request: pending until the holder approves; only its platform may poll it, and
+    // neither authorizeCheck nor the native session poll knows it.
+    let (status, opened) = post(&ca, me, "/csc/v2/signatures/signDoc", &body);
+    assert_eq!(status, "202", "{opened}");
+    let started = std::time::Instant::now();
+    let id = opened["responseID"].as_str().unwrap().to_string();
+    let poll = format!(r#"{{"requestID":"{id}"}}"#);
+    let pending = post(&ca, me, "/csc/v2/signatures/signPolling", &poll);
+    assert_eq!(error_of(&pending)[..2], ["202", "accepted_request"], "{pending:?}");
+    let foreign = post(&ca, Some(&other), "/csc/v2/signatures/signPolling", &poll);
+    assert!(error_of(&foreign)[0] == "400" && error_of(&foreign)[2].contains("requestID"), "{foreign:?}");
+    let check = post(&ca, me, "/csc/v2/credentials/authorizeCheck", &format!(r#"{{"handle":"{id}"}}"#));
+    assert!(error_of(&check)[0] == "400" && error_of(&check)[2].contains("handle"), "{check:?}");
+    let session = approve_on_phone(&api, &token, &opened, &credential, started);
+    let (status, _) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}"), None);
+    assert_eq!(status, "404", "a CSC session is not polled natively");
+    assert_eq!(post(&ca, Some(&other), "/csc/v2/signatures/signPolling", &poll).0, "400");
+
+    // Signed: the PAdES document, an incremental update of the one sent, valid with its
+    // timestamp; released once.
+    let (status, done) = post(&ca, me, "/csc/v2/signatures/signPolling", &poll);
+    assert_eq!(status, "200", "{done}");
+    let signed =
+        base64::engine::general_purpose::STANDARD.decode(done["DocumentWithSignature"][0].as_str().unwrap()).unwrap();
+    assert!(signed.starts_with(&pdf), "an incremental update of the document sent");
+    let path = ca.path("sign-doc.pdf");
+    std::fs::write(&path, &signed).unwrap();
+    let (summary, report) = pyhanko_validate(&ca, &path);
+    assert!(
+        summary.contains("INTACT") && summary.contains("TRUSTED") && summary.contains("TIMESTAMP_TOKEN"),
+        "{summary}"
+    );
+    assert!(report.contains("The signature is judged VALID."), "{report}");
+    let again = post(&ca, me, "/csc/v2/signatures/signPolling", &poll);
+    assert!(error_of(&again)[0] == "400" && error_of(&again)[2].contains("released already"), "{again:?}");
+    assert_eq!(instance.store.count_audit_events("csc.sign_doc_requested").await.unwrap(), 1);
+    assert_eq!(instance.store.count_audit_events("csc.document_released").await.unwrap(), 1);
+
+    // The purge of finished sessions (attacker review H2: they hold the PDFs) takes the signed
+    // one and its CSC row, and leaves one the holder has not answered yet.
+    let (status, waiting) = post(&ca, me, "/csc/v2/signatures/signDoc", &body);
+    assert_eq!(status, "202", "{waiting}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert_eq!(instance.store.purge_signing_sessions(now + 1, now * 1000).await.unwrap(), 1);
+    assert!(instance.store.signing_session(&session).await.unwrap().is_none(), "the signed session is gone");
+    let gone = post(&ca, me, "/csc/v2/signatures/signPolling", &poll);
+    assert!(error_of(&gone)[0] == "400" && error_of(&gone)[2].contains("requestID"), "{gone:?}");
+    let still = format!(r#"{{"requestID":"{}"}}"#, waiting["responseID"].as_str().unwrap());
+    assert_eq!(error_of(&post(&ca, me, "/csc/v2/signatures/signPolling", &still))[0], "202", "the open one stays");
+    assert_eq!(instance.store.count_audit_events("signing.sessions_purged").await.unwrap(), 1);
 }

@@ -2,9 +2,10 @@
 //! relying platforms, authenticated as for signing sessions (mutual TLS, a registered
 //! platform certificate; `info` is open). Every answer that is not a success is a CSC error
 //! document, `{"error", "error_description"}`, including malformed JSON; methods this service
-//! does not offer (OAuth, `auth/login`, v2 `signDoc` for now) answer 501 `not_implemented`.
-//! `credentials/authorize` and `credentials/list` count against the platform's session rate
-//! limit (`limits.signing_sessions_per_platform`).
+//! does not offer (OAuth, `auth/login`) answer 501 `not_implemented`. `credentials/authorize`,
+//! `credentials/list` and v2 `signatures/signDoc` count against the platform's session rate
+//! limit (`limits.signing_sessions_per_platform`), `signDoc` also against its PDF session limit;
+//! only `signDoc` takes a document-sized body (`api::limits`).
 
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -14,6 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use crate::csc::document::Polled;
 use crate::csc::types::{self, Version};
 use crate::csc::{Check, CscError};
 use crate::daemon::Instance;
@@ -43,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/csc/v2/signatures/signHash"),
     ("POST", "/csc/v2/signatures/timestamp"),
     ("POST", "/csc/v2/signatures/signDoc"),
+    ("POST", "/csc/v2/signatures/signPolling"),
     ("POST", "/csc/v2/auth/login"),
     ("POST", "/csc/v2/auth/revoke"),
     ("POST", "/csc/v2/oauth2/authorize"),
@@ -102,15 +105,14 @@ pub(super) fn router() -> Router<Instance> {
             .route(&format!("{prefix}/signatures/signHash"), post(move |s, c, b| sign_hash(s, c, b, version)))
             .route(&format!("{prefix}/signatures/timestamp"), post(timestamp));
     }
+    r = r
+        .route("/csc/v2/signatures/signDoc", post(sign_doc))
+        .route("/csc/v2/signatures/signPolling", post(sign_polling));
     for (method, path) in ROUTES {
         let name = path.splitn(4, '/').nth(3).unwrap_or_default().to_string();
         let implemented = !matches!(
             name.as_str(),
-            "auth/login"
-                | "auth/revoke"
-                | "credentials/extendTransaction"
-                | "credentials/sendOTP"
-                | "signatures/signDoc"
+            "auth/login" | "auth/revoke" | "credentials/extendTransaction" | "credentials/sendOTP"
         ) && !name.starts_with("oauth2/");
         if *method == "POST" && !implemented {
             r = r.route(path, post(move || async move { Failure(CscError::not_implemented(&name)).into_response() }));
@@ -217,6 +219,32 @@ async fn sign_hash(
     };
     let signatures = i.csc.sign_hash(&platform, request).await?;
     Ok(Json(serde_json::json!({ "signatures": signatures })).into_response())
+}
+
+async fn sign_doc(State(i): State<Instance>, caller: Option<Extension<Caller>>, bytes: Bytes) -> Answer {
+    let platform = platform(caller)?;
+    let request: types::SignDocV2 = body(&bytes)?;
+    throttle(&i, &platform, &platform).await?;
+    let actor = || format!("platform:{platform}");
+    let limiter = &i.limits.pdf_sessions_per_platform;
+    crate::api::throttle::check(&i, limiter, &platform, actor).await.map_err(|_| CscError::too_many())?;
+    let opened = i.csc.sign_doc(&platform, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(opened)).into_response())
+}
+
+async fn sign_polling(State(i): State<Instance>, caller: Option<Extension<Caller>>, bytes: Bytes) -> Answer {
+    let platform = platform(caller)?;
+    let request: types::SignPolling = body(&bytes)?;
+    let _ = (request.user_id, request.client_data);
+    Ok(match i.csc.sign_polling(&platform, &request.request_id).await? {
+        Polled::Pending => {
+            let body = serde_json::json!({
+                "error": "accepted_request", "error_description": "the holder has not approved the document yet",
+            });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Polled::Signed(document) => Json(serde_json::json!({ "DocumentWithSignature": [document] })).into_response(),
+    })
 }
 
 async fn timestamp(State(i): State<Instance>, caller: Option<Extension<Caller>>, bytes: Bytes) -> Answer {
