@@ -8,10 +8,19 @@
 //! - one approval with 100 hashes, as signatures per second against the session-key rate;
 //! - RFC 3161 timestamp replies per second through the TSA's whole path (strict parse, serial
 //!   from the database block, TSTInfo, signed attributes, one HSM signature, token assembly),
-//!   against the raw rate of signing with the TSA key in the same run.
+//!   against the raw rate of signing with the TSA key in the same run;
+//! - PAdES sessions for a one-page PDF of about 100 KB and 5 MB (built here with lopdf: an
+//!   uncompressed 8-bit grey image, as a scan would be), B-B and B-T (our TSA in process): the
+//!   platform's open (strict parse, SHA-256, the PDF stored in the session row), the holder's
+//!   claim (the PDF read back and parsed for the view) and the approval (as above, plus the
+//!   PDF re-read, its signature revision, the CMS, and the signed PDF stored as the result),
+//!   p50 and p99 with Argon2 subtracted, and documents per second one at a time, against the
+//!   raw HSM rate; for each size, the share of the work outside the database and the HSM
+//!   (JSON, base64, SHA-256, parse and signature revision) timed on its own.
 //!
 //! `cargo bench --bench signing`; `CLOUDCA_BENCH_SECONDS` (default 5) bounds each raw figure,
-//! `CLOUDCA_BENCH_APPROVALS` (default 40) sets how many approvals are timed.
+//! `CLOUDCA_BENCH_APPROVALS` (default 40) sets how many approvals are timed (100 KB PAdES:
+//! as many; 5 MB: a quarter, at least 3; B-T: half of B-B's, at least 3).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +32,7 @@ use cloudca::custody::{Pin, ProofMethod, ProofPurpose, ProvenPin};
 use cloudca::daemon::Instance;
 use cloudca::devinit::{self, Options};
 use cloudca::hsm::KeyAlgorithm;
+use cloudca::signing::pades::Level;
 use cloudca::signing::{qr, Format, OpenRequest};
 
 const PHONE: &str = "+8613800138000";
@@ -116,6 +126,191 @@ async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
         "TSA replies (certReq, nonce), library path",
         format!("{tsa_replies:.0}/s = {:.0}% of the TSA key's raw rate", 100.0 * tsa_replies / tsa_raw)
     );
+
+    println!("\nPAdES sessions, one at a time (one-page PDF, invisible signature); approve and per-document");
+    println!("figures minus the Argon2 p50 above; documents/s against raw unwrap + sign + destroy");
+    for (size, runs) in [(100 * 1024, approvals), (5 * 1024 * 1024, (approvals / 4).max(3))] {
+        let pdf = scan_pdf(size);
+        let name = if size < 1 << 20 {
+            format!("{} KB", pdf.len() / 1024)
+        } else {
+            format!("{:.1} MB", pdf.len() as f64 / (1 << 20) as f64)
+        };
+        for (level, runs) in [(Level::BB, runs), (Level::BT, (runs / 2).max(3))] {
+            let label = format!("{name} {}", if level == Level::BB { "B-B" } else { "B-T" });
+            let mut steps: [Vec<Duration>; 4] = Default::default();
+            for run in 0..runs {
+                let timed = pades_session(instance, &credential, &pin, &pdf, level, run == 0).await;
+                for (all, one) in steps.iter_mut().zip(timed) {
+                    all.push(one);
+                }
+            }
+            let [open, claim, approve, whole] = &mut steps;
+            let approve = (percentile(approve, 50), percentile(approve, 99));
+            let net = |d: Duration| ms(d.saturating_sub(argon_p50));
+            println!(
+                "{:<58}{:>14}",
+                format!("{label}: open p50 / claim p50 ({runs} runs)"),
+                format!("{:.1} / {:.1} ms", ms(percentile(open, 50)), ms(percentile(claim, 50)))
+            );
+            println!(
+                "{:<58}{:>14}",
+                format!("{label}: approve p50 / p99, minus Argon2"),
+                format!("{:.1} / {:.1} ms", net(approve.0), net(approve.1))
+            );
+            let (p50, p99) = (percentile(whole, 50), percentile(whole, 99));
+            let per_second = 1.0 / p50.saturating_sub(argon_p50).as_secs_f64();
+            println!(
+                "{:<58}{:>14}",
+                format!("{label}: per document p50 / p99, minus Argon2"),
+                format!("{:.1} / {:.1} ms", net(p50), net(p99))
+            );
+            println!(
+                "{:<58}{:>14}",
+                format!("{label}: documents/s (p50)"),
+                format!("{per_second:.1}/s = {:.1}% of raw", 100.0 * per_second / unwrap_rate)
+            );
+        }
+        let [json, base64, sha256, parse, prepare] = outside(&pdf);
+        println!(
+            "{:<58}{:>14}",
+            format!("{name}: JSON write+read / base64 decode / SHA-256"),
+            format!("{json:.1} / {base64:.1} / {sha256:.1} ms")
+        );
+        println!(
+            "{:<58}{:>14}",
+            format!("{name}: strict parse / signature revision (parse incl.)"),
+            format!("{parse:.1} / {prepare:.1} ms")
+        );
+    }
+}
+
+/// A one-page A4 PDF of about `size` bytes from lopdf's own writer (a cross-reference stream):
+/// the page shows an uncompressed 8-bit grey image of noise, incompressible as a scan is.
+fn scan_pdf(size: usize) -> Vec<u8> {
+    use lopdf::{dictionary, Document, Object, Stream};
+    const WIDTH: usize = 1024;
+    let height = (size.saturating_sub(1024) / WIDTH).max(1);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let pixels = (0..WIDTH * height)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect();
+    let mut doc = Document::with_version("1.7");
+    let image = doc.add_object(Stream::new(
+        dictionary! {
+            "Type" => "XObject", "Subtype" => "Image", "Width" => WIDTH as i64, "Height" => height as i64,
+            "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8,
+        },
+        pixels,
+    ));
+    let content = doc.add_object(Stream::new(dictionary! {}, b"q 595 0 0 842 0 0 cm /Im0 Do Q".to_vec()));
+    let pages = doc.new_object_id();
+    let page = doc.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages,
+        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        "Resources" => dictionary! { "XObject" => dictionary! { "Im0" => image } },
+        "Contents" => content,
+    });
+    let kids: Vec<Object> = vec![page.into()];
+    doc.objects.insert(pages, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => 1 }));
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("bench PDF");
+    let parsed = cloudca::pades::parse(&out, out.len()).expect("the bench PDF parses strictly");
+    assert_eq!(parsed.pages.len(), 1);
+    out
+}
+
+/// One PAdES session through the library: (open, claim, approve, all three) as the platform and
+/// the holder see them. The first of each kind is checked: signed, the original bytes kept.
+async fn pades_session(
+    instance: &Instance,
+    credential: &str,
+    pin: &Pin,
+    pdf: &[u8],
+    level: Level,
+    check: bool,
+) -> [Duration; 4] {
+    let request = OpenRequest {
+        hashes: Vec::new(),
+        description: "benchmark".into(),
+        documents: vec!["bench.pdf".into()],
+        signer: None,
+        format: Format::Pades,
+        seal: false,
+        seal_optional: false,
+        document: Some(base64::engine::general_purpose::STANDARD.encode(pdf)),
+        seal_placement: None,
+        timestamp: level != Level::BB,
+        level: Some(level),
+    };
+    let started = Instant::now();
+    let opened = instance.signing.open("dev-platform", request).await.expect("open");
+    let open = started.elapsed();
+    let secret = qr::QrSecret::from_base64(&opened.start_secret).expect("secret");
+    let payload = qr::payload(&opened.start_token, &secret, 0);
+    let claiming = Instant::now();
+    let claimed = instance.signing.claim(PHONE, &payload).await.expect("claim");
+    let claim = claiming.elapsed();
+    assert_eq!(claimed.document.as_ref().map(|d| d.pages), Some(1));
+    let approving = Instant::now();
+    instance.signing.approve(PHONE, &claimed.session_id, credential, pin, None).await.expect("approve");
+    let approve = approving.elapsed();
+    if check {
+        let view = instance.signing.poll("dev-platform", &opened.session_id, Duration::ZERO).await.expect("poll");
+        assert_eq!(view["state"], "signed", "{}", view["state"]);
+        let signed = base64::engine::general_purpose::STANDARD
+            .decode(view["result"]["document"].as_str().expect("signed PDF"))
+            .expect("base64");
+        assert!(signed.starts_with(pdf) && signed.len() > pdf.len());
+    }
+    [open, claim, approve, open + claim + approve]
+}
+
+/// Milliseconds (median of 3) of the work a PAdES session does outside the database and the HSM,
+/// each step once: the request's JSON written and read back, the PDF's base64 decoded, its
+/// SHA-256, the strict parse, and the signature revision (parse, new objects, byte-range digest).
+fn outside(pdf: &[u8]) -> [f64; 5] {
+    let median = |mut step: Box<dyn FnMut()>| {
+        let mut times: Vec<Duration> = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                step();
+                started.elapsed()
+            })
+            .collect();
+        percentile(&mut times, 50).as_secs_f64() * 1000.0
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pdf);
+    let request = serde_json::json!({ "format": "pades", "document": encoded, "documents": ["bench.pdf"] });
+    let max = pdf.len();
+    let now = time::OffsetDateTime::now_utc();
+    [
+        median(Box::new(|| {
+            let text = request.to_string();
+            let back: serde_json::Value = serde_json::from_str(&text).expect("json");
+            assert!(back["document"].is_string());
+        })),
+        median(Box::new(|| {
+            assert_eq!(base64::engine::general_purpose::STANDARD.decode(&encoded).expect("base64").len(), pdf.len())
+        })),
+        median(Box::new(|| {
+            std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(pdf));
+        })),
+        median(Box::new(|| {
+            cloudca::pades::parse(pdf, max).expect("parse");
+        })),
+        median(Box::new(|| {
+            cloudca::pades::prepare(pdf, max, None, now).expect("prepare");
+        })),
+    ]
 }
 
 /// (raw signatures/s with the TSA key, granted timestamp replies/s), measured back to back.
