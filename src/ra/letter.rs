@@ -69,6 +69,12 @@ pub struct LetterView {
     pub expires_at: i64,
 }
 
+/// What a signing code is texted for: the order and the link it was asked through, so a code
+/// asked on one link signs nothing once that link is replaced or withdrawn.
+fn code_object(order: &OrderRecord, link: &LetterLink) -> String {
+    format!("{}/{}", order.id, &link.hash[..16.min(link.hash.len())])
+}
+
 impl Ra {
     /// Texts the legal representative the link to the letter (what the agent's "authorization"
     /// code request does): a new link replaces the last.
@@ -83,11 +89,6 @@ impl Ra {
         })?;
         let secret = super::new_token();
         let expires_at = self.now() + LINK_SECONDS;
-        data.letter_link = Some(LetterLink { hash: token_hash(&secret), expires_at, phone: mask(&phone) });
-        data.store(&mut order);
-        let detail = serde_json::json!({ "expires_at": expires_at });
-        let audit = self.event("order.letter_link_sent", &phone_actor(&phone), &order, detail);
-        self.save(&mut order, &[&audit]).await?;
         let company = data.company.as_ref().map_or("", |c| c.name.as_str());
         let agent = data.agent.as_ref().map_or("", |a| a.person.name.as_str());
         let flow = super::flow::Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
@@ -97,7 +98,15 @@ impl Ra {
             super::authorisation::business(flow),
             order.id,
         );
+        // Texted first, kept after: a send refused (the phone's interval, the budget) leaves
+        // the link already delivered working (review of the letter link, L1). If the save
+        // loses a race, the new link opens nothing and the agent asks again.
         self.services.mobile.send_link(&phone, &text).await?;
+        data.letter_link = Some(LetterLink { hash: token_hash(&secret), expires_at, phone: mask(&phone) });
+        data.store(&mut order);
+        let detail = serde_json::json!({ "expires_at": expires_at });
+        let audit = self.event("order.letter_link_sent", &phone_actor(&phone), &order, detail);
+        self.save(&mut order, &[&audit]).await?;
         Ok(())
     }
 
@@ -162,7 +171,7 @@ impl Ra {
 
     /// Texts the legal representative the code to sign with (to the phone the link went to).
     pub async fn letter_code(&self, link: &str) -> Result<OrderRecord, RaError> {
-        let (order, data, _) = self.by_link(link).await?;
+        let (order, data, stored) = self.by_link(link).await?;
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
@@ -170,7 +179,10 @@ impl Ra {
             return Err(RaError::State("the letter is signed already".into()));
         }
         let phone = self.authorisation_phone(&order, &data).await?;
-        self.services.mobile.send_code(&phone, Purpose::LegalRepAuthorisation, &order.id).await?;
+        let detail = serde_json::json!({ "phone": mask(&phone) });
+        let audit = self.event("order.letter_code_sent", &phone_actor(&phone), &order, detail);
+        self.services.mobile.send_code(&phone, Purpose::LegalRepAuthorisation, &code_object(&order, &stored)).await?;
+        self.store.audit(&audit).await?;
         Ok(order)
     }
 
@@ -180,7 +192,8 @@ impl Ra {
         if data.authorized_online_at.is_some() {
             return Err(RaError::State("the letter is signed already".into()));
         }
-        let order = self.authorize_online(order, code).await?;
+        let object = code_object(&order, &stored);
+        let order = self.authorize_online(order, &object, code).await?;
         let view = self.letter_view(&order, &OrderData::of(&order), &stored)?;
         Ok((order, view))
     }

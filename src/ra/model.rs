@@ -212,6 +212,14 @@ pub struct LetterLink {
 }
 
 impl OrderData {
+    /// Withdraws the legal representative's online authorisation and any letter link still
+    /// out: what they authorised (this company, this agent, this product) is no longer what the
+    /// order says (review of the letter link, M1 and M2).
+    pub fn withdraw_authorisation(&mut self) {
+        self.authorized_online_at = None;
+        self.letter_link = None;
+    }
+
     /// Parses an order's `data`; a row written by this code always parses.
     pub fn of(order: &OrderRecord) -> OrderData {
         serde_json::from_str(&order.data).unwrap_or_default()

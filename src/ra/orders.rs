@@ -205,13 +205,19 @@ impl Ra {
 
     /// The legal representative authorises the agent online with the code texted to them,
     /// instead of a stamped letter: on their own letter page only ([`Ra::sign_letter`]).
-    pub(super) async fn authorize_online(&self, mut order: OrderRecord, code: &str) -> Result<OrderRecord, RaError> {
+    /// `object` is what the code was texted for: the order and the link it was asked through.
+    pub(super) async fn authorize_online(
+        &self,
+        mut order: OrderRecord,
+        object: &str,
+        code: &str,
+    ) -> Result<OrderRecord, RaError> {
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
         let mut data = OrderData::of(&order);
         let phone = self.authorisation_phone(&order, &data).await?;
-        self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, &order.id, code.trim()).await?;
+        self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, object, code.trim()).await?;
         // The letter they signed (scope and period) is kept with the order as evidence.
         let letter = self.keep_signed_letter(&order, &phone).await?;
         data.authorized_online_at = Some(self.now());

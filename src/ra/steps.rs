@@ -197,7 +197,7 @@ impl Ra {
                 .or_else(|| steps.iter().rposition(|s| matches!(s, Step::Person | Step::SubjectCheck)))
                 .unwrap_or(0);
             if position <= verified_at {
-                data.authorized_online_at = None;
+                data.withdraw_authorisation();
                 data.agent_check = None;
                 order.agent_phone = None;
             }
@@ -476,7 +476,7 @@ impl Ra {
         // Whatever was authorised or checked for the company entered before is withdrawn.
         data.company = Some(company.clone());
         data.subject_check = None;
-        data.authorized_online_at = None;
+        data.withdraw_authorisation();
         data.legal_rep_phone_checked = false;
         self.enterprise_check(&company).await?;
         count_face_link(data, method)?;
@@ -531,7 +531,7 @@ impl Ra {
                 "id_number: orders about a personal certificate are made by its holder".into(),
             ));
         }
-        data.authorized_online_at = None;
+        data.withdraw_authorisation();
         order.agent_phone = None;
         count_face_link(data, method)?;
         data.agent_check = self.check(&person, method, None).await?;
@@ -566,6 +566,11 @@ impl Ra {
             .or(data.person.as_ref().and_then(|p| p.email.clone()));
         let invoice = input.invoice;
         let (invoice_email, delivery_address) = product_fields(input, agent_email, product.medium == "usb-key")?;
+        // The product is in the letter's scope: another one than the letter named (or the one
+        // it will name) withdraws the authorisation and the link.
+        if data.product.as_ref().is_some_and(|p| p.id != product.id) {
+            data.withdraw_authorisation();
+        }
         order.amount_fen = product.price_fen;
         data.product = Some(ProductChoice {
             id: product.id.clone(),

@@ -182,6 +182,11 @@ async fn the_legal_representative_signs_the_letter_only_through_their_link_with_
     let link = web.letter_link(&id, &token, REP).await;
     assert_ne!(first, link);
     let other_link = web.letter_link(&other, &other_token, REP).await;
+    // A resend the phone's interval refuses keeps the link already delivered working (letter
+    // review L1: the new link was saved before the send, killing the old one).
+    let resend = format!("/v1/ra/orders/{id}/codes/authorization");
+    assert_eq!(web.call("POST", &resend, Some(&token), Some(json!({}))).await.0, 429);
+    web.ok("GET", &format!("/v1/ra/letters/{link}"), None, None).await;
     let (order_part, secret) = link.split_once('.').unwrap();
     let flipped = if secret.ends_with('A') { "B" } else { "A" };
     let altered = format!("{order_part}.{}{flipped}", &secret[..secret.len() - 1]);
@@ -216,6 +221,18 @@ async fn the_legal_representative_signs_the_letter_only_through_their_link_with_
     let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     assert_eq!(v["summary"]["authorized_online"], false, "{v}");
 
+    // The agent enters the agent step again between the code and the signature (letter review
+    // M1: the code then signed a letter naming whoever the agent had become): the link and its
+    // code are withdrawn with the authorisation.
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
+    assert_eq!(web.call("POST", &sign, None, Some(json!({ "code": code }))).await.0, 404, "the link is withdrawn");
+    let link = web.letter_link(&id, &token, REP).await;
+    let sign = format!("/v1/ra/letters/{link}/sign");
+    assert!((400..500).contains(&web.call("POST", &sign, None, Some(json!({ "code": code }))).await.0), "old code");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    web.ok("POST", &format!("/v1/ra/letters/{link}/code"), None, Some(json!({}))).await;
+    let code = last_code(&ca, REP);
+
     // Signed with their code: the letter is kept with the order; it cannot be signed twice,
     // nor a new link sent.
     let signed = web.ok("POST", &sign, None, Some(json!({ "code": code }))).await;
@@ -227,8 +244,17 @@ async fn the_legal_representative_signs_the_letter_only_through_their_link_with_
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = format!("/v1/ra/orders/{id}/codes/authorization");
     assert_eq!(web.call("POST", &again, Some(&token), Some(json!({}))).await.0, 409);
-    assert_eq!(crate::ra::count(&ca, "order.letter_link_sent"), 3);
+    assert_eq!(crate::ra::count(&ca, "order.letter_link_sent"), 4, "the refused resend is not counted");
     assert_eq!(crate::ra::count(&ca, "order.authorized_online"), 1);
+
+    // Another product than the letter names withdraws the authorisation (letter review M2).
+    let product = |p: &str| json!({ "product": p });
+    let path = format!("/v1/ra/orders/{id}/steps/product");
+    let v = web.ok("POST", &path, Some(&token), Some(product("org-cloud-1y"))).await;
+    assert_eq!(v["summary"]["authorized_online"], true, "the first product chosen keeps it: {v}");
+    let v = web.ok("POST", &path, Some(&token), Some(product("org-cloud-seal-1y"))).await;
+    assert_eq!(v["summary"]["authorized_online"], false, "another product withdraws it: {v}");
+    assert_eq!(web.call("GET", &format!("/v1/ra/letters/{link}"), None, None).await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
