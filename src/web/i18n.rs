@@ -137,6 +137,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("The signing link was texted to the legal representative's phone.", "签署链接已发送至法定代表人手机。"),
     ("The link went to the legal representative's phone. This page continues once they sign.", "签署链接已发送至法定代表人手机，法定代表人签署后即可继续办理。"),
     ("Refresh: have they signed?", "刷新查看是否已签署"),
+    ("The legal representative signed the authorisation letter online.", "法定代表人已在线签署授权委托书。"),
     ("Authorisation letter", "授权委托书"),
     ("Download the letter (PDF)", "下载授权委托书（PDF）"),
     ("Signed", "已签署"),

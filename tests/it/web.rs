@@ -288,7 +288,7 @@ pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, wi
 }
 
 /// The newest link to an authorisation letter texted to `phone` (the sandbox outbox).
-fn last_letter_link(ca: &TestCa, phone: &str) -> String {
+fn texted_letter_url(ca: &TestCa, phone: &str) -> String {
     let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
     let text = outbox
         .lines()
@@ -411,12 +411,13 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.submit("code-authorization").await;
     assert!(b.text("#link-sent").await.contains("法定代表人"), "the page says where the link went");
     b.shot("signing-link-sent").await;
-    let link = last_letter_link(&ca, REP);
+    let link = texted_letter_url(&ca, REP);
     rep_signs_the_letter(&ca, &link).await;
     // The agent's page continues once the letter is signed: no letter to upload any more.
     b.press("a#refresh-authorization").await;
     assert!(b.client.find(Locator::Css("#online-authorization")).await.is_err(), "authorised: {link}");
     assert!(b.client.find(Locator::Css("li[data-kind=authorization-letter]")).await.is_err());
+    assert!(b.text("#authorized-online").await.contains("已在线签署"));
     b.shot("materials").await;
     b.submit("step-materials").await;
     assert_eq!(b.current_step().await.as_deref(), Some("signature"));

@@ -288,6 +288,9 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
                 }
             }
         }
+        @if view["summary"]["authorized_online"] == true {
+            p.done #authorized-online { (l.t("The legal representative signed the authorisation letter online.")) " ✓" }
+        }
         @if online {
             // The legal representative reads and signs the letter on their own phone, from a
             // link texted there (handbook B30/B31); nobody types their code on this page.
