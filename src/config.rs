@@ -743,6 +743,10 @@ pub struct RaConfig {
     /// Base URL of the `api` listener as people's phones reach it: payment QR codes and face
     /// check links point under it (the sandbox pay and face pages live there).
     pub public_url: String,
+    /// Base URL of the web front as people's phones reach it: the link texted to a legal
+    /// representative to read and sign the authorisation letter points under it
+    /// (`/letter/...`). Unset: the online authorisation is not offered (the stamped letter is).
+    pub front_url: Option<String>,
     /// Deadline of one provider call (identity, payment, invoice, e-mail, SMS), milliseconds.
     pub provider_timeout_ms: u64,
     /// Largest material upload, bytes (at most 4 MiB).
@@ -774,6 +778,7 @@ impl Default for RaConfig {
     fn default() -> Self {
         RaConfig {
             public_url: "https://127.0.0.1:8443".into(),
+            front_url: None,
             provider_timeout_ms: 5000,
             max_material_bytes: 2 * 1024 * 1024,
             order_upload_bytes: 20 * 1024 * 1024,
@@ -1062,13 +1067,16 @@ impl Config {
 
     fn validate_ra(&self) -> Result<(), ConfigError> {
         let r = &self.ra;
-        let url_ok = (r.public_url.starts_with("https://") || r.public_url.starts_with("http://"))
-            && !r.public_url.ends_with('/');
+        let url =
+            |u: &str| (u.starts_with("https://") || u.starts_with("http://")) && !u.ends_with('/') && u.is_ascii();
+        let url_ok = url(&r.public_url);
+        let front_ok = r.front_url.as_deref().is_none_or(url);
         let quota_ok = (r.max_material_bytes as u64..=1024 * 1024 * 1024).contains(&r.order_upload_bytes);
-        let checks: [(&str, bool, &str); 9] = [
+        let checks: [(&str, bool, &str); 10] = [
             ("ra.order_upload_bytes", quota_ok, "at least ra.max_material_bytes and at most 1 GiB"),
             ("ra.uploads_per_material", (1..=100).contains(&r.uploads_per_material), "1 to 100"),
             ("ra.public_url", url_ok, "an http(s) URL without a trailing slash"),
+            ("ra.front_url", front_ok, "an http(s) URL without a trailing slash"),
             ("ra.provider_timeout_ms", (100..=60_000).contains(&r.provider_timeout_ms), "100 to 60000"),
             ("ra.max_material_bytes", (1024..=4 * 1024 * 1024).contains(&r.max_material_bytes), "1 KiB to 4 MiB"),
             ("ra.query_minutes", (1..=1440).contains(&r.query_minutes), "1 to 1440"),

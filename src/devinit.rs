@@ -202,6 +202,8 @@ identity = "sandbox"
 [ra]
 # QR codes and face-check links point at the api listener (the sandbox pay and face pages).
 public_url = "https://localhost:{p1}"
+# The legal representative's link to the authorisation letter points at the web front.
+front_url = "http://localhost:{p4}"
 
 [ca]
 key_algorithm = "{algorithm}"
@@ -224,6 +226,7 @@ common_name = "cloudca Dev Personal CA"
         p1 = ports[1],
         p2 = ports[2],
         p3 = ports[3],
+        p4 = ports[4],
     )
 }
 

@@ -315,9 +315,7 @@ pub fn clients_json(data: &[u8]) {
 /// Bodies of the RA routes on the `admin` listener (the web front's and the officers'). For a
 /// step, the second byte picks the step.
 pub fn ra_json(data: &[u8]) {
-    use crate::api::ra::applicant::{
-        AddressBody, AuthorizationBody, CancelBody, CodeBody, CreateBody, QueryBody, QueryCodeBody,
-    };
+    use crate::api::ra::applicant::{AddressBody, CancelBody, CodeBody, CreateBody, QueryBody, QueryCodeBody};
     use crate::api::ra::officer::DecisionBody;
     use crate::ra::flow::{Flow, Step};
     let Some((&selector, data)) = data.split_first() else { return };
@@ -347,7 +345,7 @@ pub fn ra_json(data: &[u8]) {
                 serial(text);
             }
         }
-        3 => drop(body::<AuthorizationBody>(data)),
+        3 => drop(body::<crate::api::ra::letter::SignBody>(data)),
         4 => {
             // POST /v1/ra/orders/{id}/cancel
             let Some(b) = body::<CancelBody>(data) else { return };

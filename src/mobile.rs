@@ -452,6 +452,24 @@ impl Mobile {
         Ok(())
     }
 
+    /// Texts `text` with a link (no code) to `phone`: the same country list, per-phone limits
+    /// and global budget as a code, counted against the phone like one (a link re-sent again
+    /// and again cannot bomb a phone or pump SMS).
+    pub async fn send_link(&self, phone: &str, text: &str) -> Result<(), LoginError> {
+        self.admit(phone).await?;
+        if let Some(wait) = self.gate.open_circuit(SmsClass::General) {
+            crate::metrics::get().sms_refused.with_label_values(&["budget"]).inc();
+            return Err(LoginError::Sms(SmsRefusal::Budget(wait).into()));
+        }
+        let id = self.store.insert_sms_code(phone, "link", NOT_A_CODE, self.now(), 0).await?;
+        let send = self.sms.send(phone, text);
+        if let Err(e) = crate::providers::call(SMS, "send", self.sms_deadline, send).await {
+            self.store.withdraw_sms_code(id).await?;
+            return Err(LoginError::Sms(e));
+        }
+        Ok(())
+    }
+
     /// Lets a face-check link be texted to `phone` (by the identity provider): the same
     /// country list, per-phone limits and global budget as a code, and it counts against the
     /// phone's limits like one, so redoing a face check cannot bomb a phone.

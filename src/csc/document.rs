@@ -95,7 +95,7 @@ fn check(request: &SignDocV2) -> Result<(&str, &DocumentV2, Level), CscError> {
     if document.sign_algo_params.is_some() {
         return Err(CscError::invalid("Invalid parameter signAlgoParams"));
     }
-    if document.signed_props.as_ref().is_some_and(|p| !p.is_empty()) {
+    if document.signed_props.is_some() {
         return Err(CscError::invalid("signed_props are not accepted: the PAdES baseline fixes the signed attributes"));
     }
     match document.signed_envelope_property.as_deref() {
@@ -162,8 +162,21 @@ impl Csc {
         })
     }
 
-    /// `signatures/signPolling` (v2): pending, or the signed PDF once.
+    /// `signatures/signPolling` (v2): pending, or the signed PDF once. Refusals (400) are
+    /// audited as `csc.poll_refused`, coalesced per platform, as signHash's are.
     pub async fn sign_polling(&self, platform: &str, request_id: &str) -> Result<Polled, CscError> {
+        let result = self.sign_polling_checked(platform, request_id).await;
+        if let Err(e) = &result {
+            if e.status == 400 {
+                let detail = serde_json::json!({ "platform": platform, "reason": e.description });
+                let actor = format!("platform:{platform}");
+                self.events.refused("csc.poll_refused", &actor, &actor, None, detail).await;
+            }
+        }
+        result
+    }
+
+    async fn sign_polling_checked(&self, platform: &str, request_id: &str) -> Result<Polled, CscError> {
         let a = self.own(platform, request_id, "document", "requestID").await?;
         if a.spent_at.is_some() {
             return Err(CscError::invalid("the signed document was released already"));
@@ -178,7 +191,11 @@ impl Csc {
         let result: serde_json::Value =
             serde_json::from_str(session.result.as_deref().unwrap_or("null")).map_err(|e| CscError::internal(&e))?;
         let signed = result["document"].as_str().ok_or_else(|| CscError::internal(&"the session has no document"))?;
-        let detail = serde_json::json!({ "handle": a.handle, "session": a.session_id, "credential": c.id });
+        let bytes = base64::engine::general_purpose::STANDARD.decode(signed).map_err(|e| CscError::internal(&e))?;
+        let detail = serde_json::json!({
+            "handle": a.handle, "session": a.session_id, "credential": c.id,
+            "signed_sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        });
         let audit =
             self.custody.event("csc.document_released", &format!("platform:{platform}"), Some(&c.serial), detail);
         if !self.store.release_csc_document(&a.handle, self.now(), &audit).await? {

@@ -314,9 +314,10 @@ pub struct DocumentV2 {
     /// Refused (RSASSA-PSS only).
     #[serde(rename = "signAlgoParams", default)]
     pub sign_algo_params: Option<String>,
-    /// Refused: the signed attributes are fixed by the PAdES baseline profile.
+    /// Refused: the signed attributes are fixed by the PAdES baseline profile (never built in
+    /// memory: a refused field of a document-sized body could be a huge array).
     #[serde(default)]
-    pub signed_props: Option<Vec<serde_json::Value>>,
+    pub signed_props: Option<serde::de::IgnoredAny>,
     /// `Revision` (an approval signature, the default); `Certification` (DocMDP) is refused.
     #[serde(default)]
     pub signed_envelope_property: Option<String>,
@@ -336,9 +337,9 @@ pub struct SignDocV2 {
     /// Refused: the approval is per document, on the phone.
     #[serde(rename = "SAD", default)]
     pub sad: Option<String>,
-    /// Refused: the service must see the document it shows the holder.
+    /// Refused: the service must see the document it shows the holder (not built in memory).
     #[serde(default)]
-    pub document_digests: Option<Vec<serde_json::Value>>,
+    pub document_digests: Option<serde::de::IgnoredAny>,
     /// Exactly one PDF.
     #[serde(default)]
     pub documents: Option<Vec<DocumentV2>>,

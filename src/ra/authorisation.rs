@@ -18,7 +18,7 @@ pub(super) struct OnlineSignature {
 }
 
 /// The business a flow is, in the handbook's words.
-fn business(flow: Flow) -> &'static str {
+pub(super) fn business(flow: Flow) -> &'static str {
     match flow {
         Flow::OrgNew | Flow::PersonalNew => "新办 / new certificate",
         Flow::Renewal => "更新 / renewal",

@@ -21,6 +21,7 @@ pub mod channels;
 mod contacts;
 pub mod flow;
 mod handover;
+pub mod letter;
 pub mod materials;
 mod model;
 mod notify;

@@ -194,6 +194,21 @@ pub struct OrderData {
     /// Face-check links this order has had texted (capped per order).
     #[serde(default)]
     pub face_links: u32,
+    /// The link texted to the legal representative to read and sign the authorisation letter:
+    /// only the SHA-256 of its secret, and until when it opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter_link: Option<LetterLink>,
+}
+
+/// A letter link's stored half.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LetterLink {
+    /// Hex SHA-256 of the link's secret.
+    pub hash: String,
+    /// Unix seconds: the link opens nothing after this.
+    pub expires_at: i64,
+    /// The masked phone it went to.
+    pub phone: String,
 }
 
 impl OrderData {
@@ -310,6 +325,7 @@ impl OrderData {
             officer_review,
             legal_rep_phone_checked,
             face_links,
+            letter_link,
         } = self;
         OrderData {
             done: done.clone(),
@@ -373,6 +389,8 @@ impl OrderData {
             officer_review: officer_review.clone(),
             legal_rep_phone_checked: *legal_rep_phone_checked,
             face_links: *face_links,
+            // Only a hash and a masked phone: nothing to mask further.
+            letter_link: letter_link.clone(),
         }
     }
 }

@@ -141,7 +141,6 @@ impl Ra {
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
-        let data = OrderData::of(order);
         let (phone, purpose, object) = match purpose {
             CodePurpose::Certificate => {
                 let serial =
@@ -156,9 +155,9 @@ impl Ra {
                 let phone = order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?;
                 (phone, Purpose::ApplicationSignature, order.id.clone())
             }
-            CodePurpose::Authorization => {
-                (self.authorisation_phone(order, &data).await?, Purpose::LegalRepAuthorisation, order.id.clone())
-            }
+            // The legal representative gets a link to read and sign the letter on their own
+            // phone; the code to sign with is asked for there, never typed by the agent.
+            CodePurpose::Authorization => return self.send_letter_link(order.clone()).await,
         };
         self.services.mobile.send_code(&phone, purpose, &object).await?;
         Ok(())
@@ -174,7 +173,7 @@ impl Ra {
     /// one on file from an approved order for this same representative. A phone the applicant
     /// merely typed gets nothing: the stamped letter (upload `authorization-letter`) is the
     /// way then.
-    async fn authorisation_phone(&self, order: &OrderRecord, data: &OrderData) -> Result<String, RaError> {
+    pub(super) async fn authorisation_phone(&self, order: &OrderRecord, data: &OrderData) -> Result<String, RaError> {
         match &data.agent {
             Some(a) if !a.legal_rep_in_person => {}
             Some(_) => {
@@ -205,8 +204,8 @@ impl Ra {
     }
 
     /// The legal representative authorises the agent online with the code texted to them,
-    /// instead of a stamped letter.
-    pub async fn authorize_online(&self, mut order: OrderRecord, code: &str) -> Result<OrderRecord, RaError> {
+    /// instead of a stamped letter: on their own letter page only ([`Ra::sign_letter`]).
+    pub(super) async fn authorize_online(&self, mut order: OrderRecord, code: &str) -> Result<OrderRecord, RaError> {
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }

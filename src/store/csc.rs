@@ -119,14 +119,32 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Marks a `signDoc` authorisation's signed PDF released, once: false when it was already.
+    /// Marks a `signDoc` authorisation's signed PDF released, once, and drops the signed PDF
+    /// from its session in the same transaction (nothing keeps it after its one release):
+    /// false when it was released already.
     pub async fn release_csc_document(&self, handle: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
-        let q = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
             "UPDATE csc_authorizations SET spent_at = $2 WHERE handle = $1 AND kind = 'document' AND spent_at IS NULL",
         )
         .bind(handle)
-        .bind(now);
-        Ok(self.execute_audited(q, audit).await? > 0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if released == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE signing_sessions SET result = NULL WHERE id = (SELECT session_id FROM csc_authorizations \
+             WHERE handle = $1)",
+        )
+        .bind(handle)
+        .execute(&mut *tx)
+        .await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
     }
 
     /// The active credentials whose certificate names `identifier` (a resident ID number or a

@@ -718,22 +718,27 @@ impl Store {
     }
 
     /// Deletes the signing sessions that ended, or whose lifetime ran out, before `before`
-    /// (unix seconds), with their spent authorisations and CSC rows: the PDFs and signatures they hold are
-    /// not kept longer than the platform needs to collect them (attacker review H2). The audit
+    /// (unix seconds), with their spent authorisations and CSC rows, except one whose SAD is
+    /// issued and still unspent and valid: the PDFs and signatures they hold are not kept
+    /// longer than the platform needs to collect them (attacker review H2). The audit
     /// chain keeps the evidence (`signing.opened` with the document's digest, `signing.signed`).
     /// One `signing.sessions_purged` event (at `now_ms`) when anything went; returns how many.
     pub async fn purge_signing_sessions(&self, before: i64, now_ms: i64) -> Result<u64, StoreError> {
-        const DONE: &str =
-            "(state IN ('signed', 'refused', 'expired', 'failed') AND updated_at < $1) OR expires_at < $1";
+        // A SAD issued late (authorizeCheck may come any time after signing) keeps its session
+        // until it is spent or expires (attacker review of the purge, L2).
+        const DONE: &str = "((state IN ('signed', 'refused', 'expired', 'failed') AND updated_at < $1) \
+             OR expires_at < $1) AND NOT EXISTS (SELECT 1 FROM csc_authorizations c \
+             WHERE c.session_id = signing_sessions.id AND c.spent_at IS NULL AND c.sad_expires_at >= $2)";
+        let now = now_ms / 1000;
         let mut tx = self.pool.begin().await?;
         // The session's single-use authorisation (spent with it) and CSC row go first.
         for table in ["authorizations", "csc_authorizations"] {
             let sql = format!("DELETE FROM {table} WHERE session_id IN (SELECT id FROM signing_sessions WHERE {DONE})");
-            sqlx::query(&sql).bind(before).execute(&mut *tx).await.map_err(StoreError::classify)?;
+            sqlx::query(&sql).bind(before).bind(now).execute(&mut *tx).await.map_err(StoreError::classify)?;
         }
         let sql = format!("DELETE FROM signing_sessions WHERE {DONE}");
-        let gone =
-            sqlx::query(&sql).bind(before).execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected();
+        let query = sqlx::query(&sql).bind(before).bind(now);
+        let gone = query.execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected();
         if gone == 0 {
             tx.commit().await?;
             return Ok(0);

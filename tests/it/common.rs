@@ -302,6 +302,17 @@ pub fn last_code(ca: &TestCa, phone: &str) -> String {
     text["text"].as_str().unwrap().split_whitespace().nth(2).unwrap().trim_end_matches('.').to_string()
 }
 
+/// The newest letter link texted to `phone` (`.../letter/{link}`): the link part.
+pub fn last_letter_link(ca: &TestCa, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    let line =
+        outbox.lines().rev().find(|l| l.contains(phone) && l.contains("/letter/")).expect("a letter link was sent");
+    let text: serde_json::Value = serde_json::from_str(line).unwrap();
+    let text = text["text"].as_str().unwrap();
+    let start = text.find("/letter/").unwrap() + "/letter/".len();
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
 /// An HTTP client that never uses a proxy (tests talk to 127.0.0.1 only).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()

@@ -433,6 +433,12 @@ async fn csc_refuses_bad_input_foreign_handles_and_reused_or_expired_sads_and_re
     // A key revoked between the approval and signHash (a reported compromise) releases none of
     // the signatures made at approval (attacker review: no status check at release).
     let sad = v1_sad_approved(&ca, me, &api, &token, &credential, &h2);
+    // The purge of finished sessions keeps one whose SAD is issued and not yet spent (attacker
+    // review of the purge, L2: a SAD fetched late lost its session mid-life).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    instance.store.purge_signing_sessions(now + 1, now * 1000).await.unwrap();
+    let held = instance.store.csc_by_sad(&cloudca::csc::sad::hash(&sad)).await.unwrap();
+    assert!(held.is_some_and(|a| a.spent_at.is_none()), "an unspent SAD keeps its session");
     let listed = api.call(As::Holder(&token), "GET", "/v1/mobile/credentials", None).1;
     let serial = listed["credentials"][0]["serial"].as_str().unwrap().to_string();
     let revoke = r#"{"reason":"keyCompromise"}"#;
@@ -523,7 +529,7 @@ async fn csc_v2_sign_doc_signs_the_pdf_the_holder_approved_and_releases_it_once(
     use serde_json::json;
     let no = json!({});
     let mut padded = pdf.clone();
-    padded.resize(300 * 1024, b' ');
+    padded.resize(3 * 1024 * 1024, b' ');
     let cases = [
         (sign_doc_body(&credential, &pdf, json!({ "operationMode": "S" }), no.clone()), "operationMode"),
         (sign_doc_body(&credential, &pdf, json!({ "SAD": "c2Fk" }), no.clone()), "SAD"),
@@ -590,6 +596,9 @@ async fn csc_v2_sign_doc_signs_the_pdf_the_holder_approved_and_releases_it_once(
     assert!(report.contains("The signature is judged VALID."), "{report}");
     let again = post(&ca, me, "/csc/v2/signatures/signPolling", &poll);
     assert!(error_of(&again)[0] == "400" && error_of(&again)[2].contains("released already"), "{again:?}");
+    assert!(instance.store.count_audit_events("csc.poll_refused").await.unwrap() >= 1, "refusals audited");
+    let row = instance.store.signing_session(&session).await.unwrap().unwrap();
+    assert!(row.result.is_none(), "the signed PDF is not kept after its release");
     assert_eq!(instance.store.count_audit_events("csc.sign_doc_requested").await.unwrap(), 1);
     assert_eq!(instance.store.count_audit_events("csc.document_released").await.unwrap(), 1);
 

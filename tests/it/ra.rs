@@ -129,6 +129,30 @@ impl<'a> Client<'a> {
         last_code(self.ca, phone)
     }
 
+    /// The agent asks for the legal representative's authorisation: the link texted to
+    /// `phone` (the representative's).
+    pub(crate) async fn letter_link(&self, id: &str, token: &str, phone: &str) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let path = format!("/v1/ra/orders/{id}/codes/authorization");
+        let (status, v) = self.call("POST", &path, Some(token), Some(json!({}))).await;
+        assert_eq!(status, 202, "{v}");
+        last_letter_link(self.ca, phone)
+    }
+
+    /// The legal representative signs the letter on their own phone: the link texted to them,
+    /// the letter it opens, the code texted to them, signed. Returns the order's view.
+    pub(crate) async fn rep_signs(&self, id: &str, token: &str, phone: &str) -> Value {
+        let link = self.letter_link(id, token, phone).await;
+        let letter = self.ok("GET", &format!("/v1/ra/letters/{link}"), None, None).await;
+        assert_eq!((letter["order"].as_str(), letter["signed_at"].as_i64()), (Some(id), None), "{letter}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.ok("POST", &format!("/v1/ra/letters/{link}/code"), None, Some(json!({}))).await;
+        let code = last_code(self.ca, phone);
+        let signed = self.ok("POST", &format!("/v1/ra/letters/{link}/sign"), None, Some(json!({ "code": code }))).await;
+        assert!(signed["signed_at"].as_i64().is_some(), "{signed}");
+        self.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await
+    }
+
     /// The sandbox payer scans the QR code and pays.
     pub(crate) async fn pay(&self, qr_url: &str) {
         let response = self.http.post(qr_url).send().await.unwrap();
@@ -263,9 +287,7 @@ async fn an_organisation_applies_pays_is_approved_and_its_agent_gets_the_certifi
         "an agent needs the representative's authorisation: {required:?}"
     );
     // The legal representative authorises online instead of a stamped letter.
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    let v =
-        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    let v = web.rep_signs(&id, &token, REP).await;
     assert!(!v["materials_required"].as_array().unwrap().iter().any(|k| k == "authorization-letter"), "{v}");
     // An executable named like a PDF is refused by content; the real papers are accepted.
     let (status, v) = web.upload(&id, &token, "business-licence", b"MZ\x90\x00 not a pdf").await;
@@ -969,9 +991,7 @@ async fn redoing_the_agent_step_clears_the_legal_representatives_authorisation()
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = org_to_product(&web, CREDIT).await;
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    let v =
-        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    let v = web.rep_signs(&id, &token, REP).await;
     assert_eq!(v["summary"]["authorized_online"], true, "{v}");
     let mut attacker = agent();
     attacker["phone"] = json!("+8613600136000");

@@ -156,9 +156,79 @@ async fn the_online_authorisation_code_never_goes_to_a_representatives_phone_not
     assert_eq!(status, 422, "{v}");
     assert!(v["title"].as_str().unwrap().contains("authorization-letter"), "{v}");
     assert_eq!(codes_to(&ca, TYPED), 0, "nothing was texted to the typed phone");
+    assert!(!outbox(&ca).contains("/letter/"), "no letter link either");
+    // The agent has no way to sign for the representative: there is no route taking a code.
     let body = json!({ "code": "123456" });
     let (status, _) = web.call("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(body)).await;
-    assert_eq!(status, 422);
+    assert_eq!(status, 404, "the agent cannot type the representative's code");
+}
+
+/// Handbook B30: the legal representative reads and signs the letter on their own phone. Before
+/// the fix the code went to them in a bare SMS and the agent typed it on the agent's page, so
+/// whoever held the agent's page and got the code read out "signed". Now the agent's request
+/// texts a link; the code is asked for and typed on the letter page; the link is a bearer to read
+/// only, replaced by a newer one, and nothing else opens it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legal_representative_signs_the_letter_only_through_their_link_with_their_own_code() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = crate::ra::org_to_product(&web, CREDIT).await;
+    let (other, other_token) = crate::ra::org_to_product(&web, "91110000802100433B").await;
+
+    // The agent's request texts the representative a link, not a code.
+    let first = web.letter_link(&id, &token, REP).await;
+    assert_eq!(codes_to(&ca, REP), 0, "no code until the representative asks for it on the letter page");
+    let link = web.letter_link(&id, &token, REP).await;
+    assert_ne!(first, link);
+    let other_link = web.letter_link(&other, &other_token, REP).await;
+    let (order_part, secret) = link.split_once('.').unwrap();
+    let flipped = if secret.ends_with('A') { "B" } else { "A" };
+    let altered = format!("{order_part}.{}{flipped}", &secret[..secret.len() - 1]);
+    let swapped = format!("{order_part}.{}", other_link.split_once('.').unwrap().1);
+    for (why, bad) in [("replaced", &first), ("altered", &altered), ("another order's secret", &swapped)] {
+        let (status, v) = web.call("GET", &format!("/v1/ra/letters/{bad}"), None, None).await;
+        assert_eq!(status, 404, "{why}: {v}");
+        let (status, _) = web.call("POST", &format!("/v1/ra/letters/{bad}/code"), None, Some(json!({}))).await;
+        assert_eq!(status, 404, "{why}");
+    }
+
+    // The letter shows what is authorised, to whom, and where the code goes.
+    let letter = web.ok("GET", &format!("/v1/ra/letters/{link}"), None, None).await;
+    assert_eq!(letter["company"]["credit_code"], CREDIT);
+    assert_eq!(letter["agent"]["name"], "李四");
+    assert!(!letter["agent"]["id_number"].as_str().unwrap().contains(crate::ra::AGENT_ID), "masked: {letter}");
+    assert!(letter["business"].as_str().unwrap().contains("new certificate"), "{letter}");
+    let pdf = web.http.get(format!("{}/v1/ra/letters/{link}/pdf", web.admin)).send().await.unwrap();
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
+
+    // No code, a wrong one: nothing signed.
+    let sign = format!("/v1/ra/letters/{link}/sign");
+    let (status, v) = web.call("POST", &sign, None, Some(json!({ "code": "000000" }))).await;
+    assert!((400..500).contains(&status), "{status} {v}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    web.ok("POST", &format!("/v1/ra/letters/{link}/code"), None, Some(json!({}))).await;
+    let code = last_code(&ca, REP);
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let (status, _) = web.call("POST", &sign, None, Some(json!({ "code": wrong }))).await;
+    assert!((400..500).contains(&status));
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["summary"]["authorized_online"], false, "{v}");
+
+    // Signed with their code: the letter is kept with the order; it cannot be signed twice,
+    // nor a new link sent.
+    let signed = web.ok("POST", &sign, None, Some(json!({ "code": code }))).await;
+    assert!(signed["signed_at"].as_i64().is_some(), "{signed}");
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["summary"]["authorized_online"], true, "{v}");
+    assert!(v["materials"].as_array().unwrap().iter().any(|m| m["kind"] == "authorization-letter"), "{v}");
+    assert_eq!(web.call("POST", &sign, None, Some(json!({ "code": code }))).await.0, 409);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = format!("/v1/ra/orders/{id}/codes/authorization");
+    assert_eq!(web.call("POST", &again, Some(&token), Some(json!({}))).await.0, 409);
+    assert_eq!(crate::ra::count(&ca, "order.letter_link_sent"), 3);
+    assert_eq!(crate::ra::count(&ca, "order.authorized_online"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,8 +237,7 @@ async fn the_letter_a_legal_representative_signed_online_is_not_replaced_by_an_u
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = crate::ra::org_to_product(&web, CREDIT).await;
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    web.rep_signs(&id, &token, REP).await;
     let letter = |v: &Value| {
         v["materials"].as_array().unwrap().iter().find(|m| m["kind"] == "authorization-letter").cloned().unwrap()
     };

@@ -43,8 +43,7 @@ pub(crate) async fn approved_org(web: &Client<'_>, reviewer: &Client<'_>, credit
     let (id, token) = org_to_product(web, credit).await;
     let product = json!({ "product": "org-cloud-1y", "invoice": true });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    web.rep_signs(&id, &token, REP).await;
     for kind in ["business-licence", "id-front", "id-back"] {
         assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
     }
@@ -321,9 +320,7 @@ async fn a_legal_representatives_online_authorisation_goes_only_to_a_checked_com
     // Done properly, the authorisation holds only for what it was given for.
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
-    let code = web.code(&id, &token, "authorization", REP, json!({})).await;
-    let v =
-        web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    let v = web.rep_signs(&id, &token, REP).await;
     assert_eq!(v["summary"]["authorized_online"], true);
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(agent())).await;
     assert_eq!(v["summary"]["authorized_online"], false, "entering the agent again withdraws it: {v}");
@@ -453,8 +450,7 @@ async fn the_product_with_seal_asks_for_the_seal_image_and_approval_makes_the_se
     let (id, token) = org_to_product(&web, CREDIT).await;
     let product = json!({ "product": "org-cloud-seal-1y" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
-    let code = web.code(&id, &token, "authorization", crate::ra::REP, json!({})).await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/authorization"), Some(&token), Some(json!({ "code": code }))).await;
+    web.rep_signs(&id, &token, crate::ra::REP).await;
     for kind in ["business-licence", "id-front", "id-back"] {
         assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
     }

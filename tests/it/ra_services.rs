@@ -298,9 +298,7 @@ async fn an_order_query_from_a_channels_web_front_shows_only_that_channels_order
     let (default_order, token) = org_to_product(&web, CREDIT).await;
     let product = json!({ "product": "org-cloud-1y", "invoice": true });
     web.ok("POST", &format!("/v1/ra/orders/{default_order}/steps/product"), Some(&token), Some(product)).await;
-    let code = web.code(&default_order, &token, "authorization", REP, json!({})).await;
-    let body = json!({ "code": code });
-    web.ok("POST", &format!("/v1/ra/orders/{default_order}/authorization"), Some(&token), Some(body)).await;
+    web.rep_signs(&default_order, &token, REP).await;
     for kind in ["business-licence", "id-front", "id-back"] {
         assert_eq!(web.upload(&default_order, &token, kind, PDF).await.0, 201);
     }

@@ -19,7 +19,7 @@ use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 
 use super::problem::Problem;
-use crate::api::ra::{applicant, officer, review_pages};
+use crate::api::ra::{applicant, letter, officer, review_pages};
 use crate::daemon::Instance;
 use crate::roles::{Caller, Role};
 use crate::store::AuditRecord;
@@ -117,12 +117,6 @@ pub const ROUTES: &[Route] = &[
         roles: WEB_FRONT,
         handler: || put(applicant::upload),
     },
-    Route {
-        method: "POST",
-        path: "/v1/ra/orders/{id}/authorization",
-        roles: WEB_FRONT,
-        handler: || post(applicant::authorize),
-    },
     Route { method: "POST", path: "/v1/ra/orders/{id}/cancel", roles: WEB_FRONT, handler: || post(applicant::cancel) },
     Route {
         method: "POST",
@@ -137,6 +131,10 @@ pub const ROUTES: &[Route] = &[
         roles: WEB_FRONT,
         handler: || get(applicant::authorization_letter),
     },
+    Route { method: "GET", path: "/v1/ra/letters/{link}", roles: WEB_FRONT, handler: || get(letter::show) },
+    Route { method: "GET", path: "/v1/ra/letters/{link}/pdf", roles: WEB_FRONT, handler: || get(letter::pdf) },
+    Route { method: "POST", path: "/v1/ra/letters/{link}/code", roles: WEB_FRONT, handler: || post(letter::code) },
+    Route { method: "POST", path: "/v1/ra/letters/{link}/sign", roles: WEB_FRONT, handler: || post(letter::sign) },
     Route { method: "GET", path: "/v1/ra/orders/{id}/invoice", roles: WEB_FRONT, handler: || get(applicant::invoice) },
     Route {
         method: "POST",

@@ -105,8 +105,11 @@ pub(super) fn router() -> Router<Instance> {
             .route(&format!("{prefix}/signatures/signHash"), post(move |s, c, b| sign_hash(s, c, b, version)))
             .route(&format!("{prefix}/signatures/timestamp"), post(timestamp));
     }
+    // The document-sized body `api::limits` admits for a relying platform (axum's own 2 MiB
+    // cap would answer a larger PDF with a bare 413 instead of a CSC error).
+    let document = axum::extract::DefaultBodyLimit::max(crate::api::limits::MAX_DOCUMENT_BODY_BYTES);
     r = r
-        .route("/csc/v2/signatures/signDoc", post(sign_doc))
+        .route("/csc/v2/signatures/signDoc", post(sign_doc).layer(document))
         .route("/csc/v2/signatures/signPolling", post(sign_polling));
     for (method, path) in ROUTES {
         let name = path.splitn(4, '/').nth(3).unwrap_or_default().to_string();

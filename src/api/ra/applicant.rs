@@ -32,7 +32,7 @@ fn token(headers: &HeaderMap, name: &str) -> String {
 
 /// An order of a channel the calling web front does not serve does not exist for it, whatever
 /// token comes with it (review L1: the channel comes from the authenticated client).
-fn served(caller: &Caller, order: OrderRecord) -> Result<OrderRecord, Problem> {
+pub(super) fn served(caller: &Caller, order: OrderRecord) -> Result<OrderRecord, Problem> {
     if caller.serves_channel(&order.channel) {
         Ok(order)
     } else {
@@ -166,26 +166,6 @@ pub(crate) async fn upload(
     Ok((StatusCode::CREATED, Json(instance.ra.view(&order).await.map_err(problem)?)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuthorizationBody {
-    code: String,
-}
-
-pub(crate) async fn authorize(
-    State(instance): State<Instance>,
-    Path(id): Path<String>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    JsonBody(body): JsonBody<AuthorizationBody>,
-) -> Result<Response, Problem> {
-    let order = writable(&instance, &caller, &id, &headers).await?;
-    throttle::check_ip(&instance, &instance.limits.attempts_per_ip, ip).await?;
-    let order = instance.ra.authorize_online(order, &body.code).await.map_err(problem)?;
-    view(&instance.ra, &order).await
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelBody {
@@ -218,7 +198,7 @@ pub(crate) async fn offline(
     view(&instance.ra, &order).await
 }
 
-fn pdf(bytes: Vec<u8>, name: &str) -> Response {
+pub(super) fn pdf(bytes: Vec<u8>, name: &str) -> Response {
     let disposition = format!("attachment; filename=\"{name}\"");
     ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response()

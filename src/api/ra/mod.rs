@@ -4,6 +4,7 @@
 //! `api::admin::ROUTES` like every other admin route.
 
 pub(crate) mod applicant;
+pub(crate) mod letter;
 pub(crate) mod officer;
 pub(crate) mod review_pages;
 
