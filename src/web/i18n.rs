@@ -134,7 +134,6 @@ const TEXTS: &[(&str, &str)] = &[
     ("Or let the legal representative authorise online", "或由法定代表人在线授权"),
     ("The legal representative gets a link by SMS, reads the authorisation letter on their own phone and signs it there with a code sent to that phone.", "法定代表人将收到短信链接，在本人手机上阅读授权委托书，并凭发送至该手机的验证码签署。"),
     ("Text the signing link to the legal representative", "把签署链接发送给法定代表人"),
-    ("The signing link was texted to the legal representative's phone.", "签署链接已发送至法定代表人手机。"),
     ("The link went to the legal representative's phone. This page continues once they sign.", "签署链接已发送至法定代表人手机，法定代表人签署后即可继续办理。"),
     ("Refresh: have they signed?", "刷新查看是否已签署"),
     ("The legal representative signed the authorisation letter online.", "法定代表人已在线签署授权委托书。"),

@@ -156,7 +156,7 @@ fn sign_forms(ctx: &Ctx, link: &str, letter: &Value) -> Markup {
         section #letter-forms {
             p.note {
                 (l.t("Read the letter. To sign it, get a code on your phone and enter it below.")) " "
-                (l.t("This link works until")) " " (time(letter["expires_at"].as_i64().unwrap_or_default())) "."
+                (l.t("This link works until")) " " (time(letter["expires_at"].as_i64().unwrap_or_default()))
             }
             (form(ctx, &format!("{}/code", own(link)), "letter-code", html! {}, l.t("Send the code to my phone")))
             (form(ctx, &own(link), "letter-sign", html! {

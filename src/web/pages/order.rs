@@ -108,7 +108,6 @@ pub(super) fn api_path(view: &Value) -> String {
 fn notice(lang: Lang, m: &str) -> Option<String> {
     match m {
         "sent" => Some(lang.t("The code was sent.").to_string()),
-        "link-sent" => Some(lang.t("The signing link was texted to the legal representative's phone.").to_string()),
         "uploaded" => Some(lang.t("Uploaded").to_string()),
         _ => None,
     }
