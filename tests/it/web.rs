@@ -287,6 +287,69 @@ pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, wi
     }
 }
 
+/// The newest link to an authorisation letter texted to `phone` (the sandbox outbox).
+fn texted_letter_url(ca: &TestCa, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    let text = outbox
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|m| m["to"] == phone && m["text"].as_str().is_some_and(|t| t.contains("/letter/")))
+        .expect("a letter link was texted to the legal representative")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = text.find("http").expect("a URL in the text");
+    let url: String = text[start..].chars().take_while(|c| c.is_ascii() && !c.is_ascii_whitespace()).collect();
+    url.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).to_string()
+}
+
+/// The legal representative on their own phone (another browser): an altered link is not
+/// found; the real one shows the letter and its PDF; a wrong code is refused; their code signs.
+async fn rep_signs_the_letter(ca: &TestCa, link: &str) {
+    assert!(link.contains("/letter/"), "{link}");
+    let (head, secret) = link.rsplit_once('.').unwrap();
+    let first = secret.chars().next().unwrap();
+    let tampered = format!("{head}.{}{}", if first == 'A' { 'B' } else { 'A' }, &secret[1..]);
+    let rep = Browser::start("letter", 390, 1400).await;
+    rep.goto(&tampered).await;
+    assert_eq!(rep.text(".alert").await, "404", "an altered link is the not-found page");
+    assert!(rep.client.find(Locator::Css("#letter")).await.is_err());
+    assert_eq!(http().get(&tampered).send().await.unwrap().status(), 404);
+    rep.shot("altered-link-not-found").await;
+
+    rep.goto(link).await;
+    assert_eq!(rep.text("#letter-company").await, "福建示例科技有限公司");
+    assert_eq!(rep.text("#letter-credit-code").await, CREDIT);
+    assert_eq!(rep.text("#letter-agent").await, "李四");
+    let masked = rep.text("#letter-agent-id").await;
+    assert!(!masked.contains("110101199003074338") && masked.ends_with("4338"), "masked: {masked}");
+    assert!(!rep.text("#letter-phone").await.contains("13800138000"), "the phone is masked");
+    assert!(rep.text("#letter-text").await.contains("张三"));
+    rep.shot("letter").await;
+    let pdf = http().get(format!("{link}/pdf")).send().await.unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    let rep_code = code(&rep, ca, "letter-code", REP).await;
+    assert!(rep.text(".alert").await.contains("验证码已发送"));
+    let wrong = if rep_code == "000000" { "111111" } else { "000000" };
+    rep.fill("code", wrong).await;
+    rep.submit("letter-sign").await;
+    assert!(rep.text(".alert").await.contains("验证码错误"), "a wrong code is refused");
+    assert!(rep.client.find(Locator::Css("#signed")).await.is_err());
+    rep.shot("letter-wrong-code").await;
+    rep.fill("code", &rep_code).await;
+    rep.shot("letter-code-typed").await;
+    rep.submit("letter-sign").await;
+    assert!(rep.text("#signed").await.contains("已签署"), "signed");
+    assert!(rep.client.find(Locator::Css("form#letter-sign")).await.is_err(), "no form once signed");
+    rep.shot("letter-signed").await;
+    rep.client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_certificate() {
     let ca = web_ca().await;
@@ -338,10 +401,23 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
         input.send_keys(file.to_str().unwrap()).await.unwrap();
         b.submit(&format!("upload-{kind}")).await;
     }
-    // The legal representative authorises the agent online instead of a stamped letter.
-    let rep_code = code(&b, &ca, "code-authorization", REP).await;
-    b.fill("code", &rep_code).await;
-    b.submit("authorize").await;
+    // The legal representative authorises the agent online instead of a stamped letter: the
+    // agent's page texts them a link, and they read and sign the letter on their own phone.
+    assert!(
+        b.client.find(Locator::Css("#online-authorization [name=code]")).await.is_err(),
+        "the agent's page has no field for the legal representative's code"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    b.submit("code-authorization").await;
+    assert!(b.text("#link-sent").await.contains("法定代表人"), "the page says where the link went");
+    b.shot("signing-link-sent").await;
+    let link = texted_letter_url(&ca, REP);
+    rep_signs_the_letter(&ca, &link).await;
+    // The agent's page continues once the letter is signed: no letter to upload any more.
+    b.press("a#refresh-authorization").await;
+    assert!(b.client.find(Locator::Css("#online-authorization")).await.is_err(), "authorised: {link}");
+    assert!(b.client.find(Locator::Css("li[data-kind=authorization-letter]")).await.is_err());
+    assert!(b.text("#authorized-online").await.contains("已在线签署"));
     b.shot("materials").await;
     b.submit("step-materials").await;
     assert_eq!(b.current_step().await.as_deref(), Some("signature"));

@@ -3,6 +3,7 @@
 pub(super) mod apply;
 pub(super) mod confirm;
 pub(super) mod home;
+pub(super) mod letter;
 pub(super) mod manage;
 pub(super) mod order;
 pub(super) mod seals;

@@ -1,5 +1,6 @@
 //! One order: its step indicator and the form of its next step, or where it stands; and the
-//! actions on it (codes, uploads, online authorisation, cancel, offline, PDFs).
+//! actions on it (codes, the legal representative's signing link, uploads, cancel, offline,
+//! PDFs).
 
 use std::collections::HashMap;
 
@@ -90,6 +91,10 @@ pub(in crate::web) async fn show(
     let mut state = FormState::default();
     if let Some(serial) = flash.serial {
         state.values.insert("serial".into(), serial);
+    }
+    // The materials step then says where the link went and how the page goes on.
+    if flash.m.as_deref() == Some("link-sent") {
+        state.values.insert(super::steps::LINK_SENT.into(), "1".into());
     }
     state.message = flash.e.or_else(|| flash.m.and_then(|m| notice(ctx.lang, &m)));
     render(&web, &ctx, &view, state, StatusCode::OK).await
@@ -311,7 +316,9 @@ pub(in crate::web) async fn code(
     let body = if serial.is_some() { body } else { serde_json::json!({}) };
     let answer =
         web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(&token), Some(&body)).await;
-    back(&ctx, &id, answer, "sent", serial.as_deref())
+    // The legal representative's authorisation texts them a link to the letter, not a code.
+    let ok = if purpose == "authorization" { "link-sent" } else { "sent" };
+    back(&ctx, &id, answer, ok, serial.as_deref())
 }
 
 pub(in crate::web) async fn upload(
@@ -357,16 +364,6 @@ async fn action(
     back(ctx, id, answer, flash, None)
 }
 
-pub(in crate::web) async fn authorize(
-    State(web): State<Web>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    Form(v): Form<HashMap<String, String>>,
-) -> Response {
-    let code = v.get("code").cloned().unwrap_or_default();
-    action(&web, &ctx, &id, &v, "authorization", serde_json::json!({ "code": code }), "").await
-}
-
 pub(in crate::web) async fn cancel(
     State(web): State<Web>,
     ctx: Ctx,
@@ -396,7 +393,7 @@ pub(in crate::web) async fn reissue_invoice(
 
 async fn pdf(web: &Web, ctx: &Ctx, id: &str, what: &str) -> Response {
     let Some(token) = token_for(ctx, id) else { return trouble(ctx, StatusCode::NOT_FOUND, "404") };
-    match web.daemon.download(&format!("/v1/ra/orders/{id}/{what}"), &token).await {
+    match web.daemon.download(&format!("/v1/ra/orders/{id}/{what}"), Some(&token)).await {
         Ok((status, bytes)) if status.is_success() => {
             let disposition = format!("inline; filename=\"{id}-{what}.pdf\"");
             ([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)

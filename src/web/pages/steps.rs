@@ -21,6 +21,9 @@ fn method_key(m: &str) -> &'static str {
     METHODS.into_iter().find(|k| *k == m).unwrap_or("phone")
 }
 
+/// The form-state flag of an order page shown right after the signing link was texted.
+pub(super) const LINK_SENT: &str = "link_sent";
+
 /// The path of an order's pages (the id as one URL segment).
 pub(super) fn order_path(view: &Value) -> String {
     format!("/orders/{}", urlencode(view["id"].as_str().unwrap_or_default()))
@@ -285,12 +288,21 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
                 }
             }
         }
+        @if view["summary"]["authorized_online"] == true {
+            p.done #authorized-online { (l.t("The legal representative signed the authorisation letter online.")) " ✓" }
+        }
         @if online {
+            // The legal representative reads and signs the letter on their own phone, from a
+            // link texted there (handbook B30/B31); nobody types their code on this page.
             section #online-authorization {
                 h2 { (l.t("Or let the legal representative authorise online")) }
-                (form(ctx, &format!("{path}/code/authorization"), "code-authorization", html! {}, l.t("Send code")))
-                (form(ctx, &format!("{path}/authorize"), "authorize",
-                    input(s, l.t("Code sent to the legal representative"), "code", "text", true), l.t("Authorise")))
+                p.note { (l.t("The legal representative gets a link by SMS, reads the authorisation letter on their own phone and signs it there with a code sent to that phone.")) }
+                (form(ctx, &format!("{path}/code/authorization"), "code-authorization", html! {},
+                    l.t("Text the signing link to the legal representative")))
+                @if s.values.contains_key(LINK_SENT) {
+                    p #link-sent { (l.t("The link went to the legal representative's phone. This page continues once they sign.")) }
+                }
+                p { a #refresh-authorization href=(ctx.url(&path)) { (l.t("Refresh: have they signed?")) } }
             }
         }
         (form(ctx, &format!("{path}/steps/materials"), "step-materials", html! {}, l.t("Materials are complete")))
