@@ -115,17 +115,31 @@ impl Ra {
         self.letter_pdf(order, self.now(), None)
     }
 
-    /// Keeps the letter the legal representative signed online as the order's
-    /// `authorization-letter` material (evidence an officer sees with the others).
-    pub(super) async fn keep_signed_letter(&self, order: &OrderRecord, phone: &str) -> Result<String, RaError> {
-        let signed = OnlineSignature { phone: super::validate::mask(phone), at: self.now() };
+    /// The legal representative signed online: the letter they signed (scope and period) is kept
+    /// as the order's `authorization-letter` material, evidence an officer sees with the others,
+    /// and the order records the authorisation, in one transaction (review of the letter link,
+    /// L2: stored apart, a lost race left a signed letter behind with no authorisation).
+    pub(super) async fn save_signed_letter(
+        &self,
+        order: &mut OrderRecord,
+        data: &mut OrderData,
+        phone: &str,
+    ) -> Result<(), RaError> {
+        let now = self.now();
+        let signed = OnlineSignature { phone: super::validate::mask(phone), at: now };
         let pdf = self.letter_pdf(order, order.created_at, Some(&signed))?;
         let material = super::materials::check(&pdf, usize::MAX)
             .map_err(|e| RaError::BadRequest(format!("authorisation letter: {e}")))?;
         let kind = "authorization-letter";
+        data.authorized_online_at = Some(now);
+        data.online_letter = Some(material.sha256.clone());
+        data.store(order);
+        let actor = super::orders::phone_actor(phone);
         let detail =
             serde_json::json!({ "kind": kind, "sha256": material.sha256, "bytes": pdf.len(), "signed": "online" });
-        let audit = self.event("order.material", &super::orders::phone_actor(phone), order, detail);
+        let kept = self.event("order.material", &actor, order, detail);
+        let detail = serde_json::json!({ "letter_sha256": material.sha256 });
+        let authorized = self.event("order.authorized_online", &actor, order, detail);
         let new = crate::store::NewMaterial {
             order_id: &order.id,
             kind,
@@ -134,9 +148,16 @@ impl Ra {
             bytes: &pdf,
         };
         let bounds = super::materials::bounds(&self.config);
-        if self.store.put_material_within(&new, bounds, self.now(), &audit).await?.is_err() {
-            return Err(RaError::State("the order's upload allowance is used up; the letter could not be kept".into()));
+        order.updated_at = now;
+        match self.store.save_order_with_material(order, &new, bounds, now, &[&kept, &authorized]).await? {
+            Ok(true) => {
+                order.version += 1;
+                Ok(())
+            }
+            Ok(false) => Err(RaError::Conflict),
+            Err(_) => {
+                Err(RaError::State("the order's upload allowance is used up; the letter could not be kept".into()))
+            }
         }
-        Ok(material.sha256)
     }
 }

@@ -198,6 +198,11 @@ pub struct OrderData {
     /// only the SHA-256 of its secret, and until when it opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letter_link: Option<LetterLink>,
+    /// SHA-256 of the letter the legal representative signed online, kept as a material. It
+    /// stays when the authorisation is withdrawn, so that material no longer counts as the
+    /// letter an agent needs (only a new signature or a stamped upload does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_letter: Option<String>,
 }
 
 /// A letter link's stored half.
@@ -334,6 +339,7 @@ impl OrderData {
             legal_rep_phone_checked,
             face_links,
             letter_link,
+            online_letter,
         } = self;
         OrderData {
             done: done.clone(),
@@ -399,6 +405,7 @@ impl OrderData {
             face_links: *face_links,
             // Only a hash and a masked phone: nothing to mask further.
             letter_link: letter_link.clone(),
+            online_letter: online_letter.clone(),
         }
     }
 }

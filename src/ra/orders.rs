@@ -219,12 +219,7 @@ impl Ra {
         let phone = self.authorisation_phone(&order, &data).await?;
         self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, object, code.trim()).await?;
         // The letter they signed (scope and period) is kept with the order as evidence.
-        let letter = self.keep_signed_letter(&order, &phone).await?;
-        data.authorized_online_at = Some(self.now());
-        data.store(&mut order);
-        let detail = serde_json::json!({ "letter_sha256": letter });
-        let audit = self.event("order.authorized_online", &phone_actor(&phone), &order, detail);
-        self.save(&mut order, &[&audit]).await?;
+        self.save_signed_letter(&mut order, &mut data, &phone).await?;
         Ok(order)
     }
 

@@ -586,10 +586,17 @@ impl Ra {
     async fn materials_step(&self, order: &OrderRecord, data: &OrderData, flow: Flow) -> Result<(), RaError> {
         let channel = self.channel(&order.channel)?;
         let uploaded = self.store.materials(&order.id).await?;
+        // A letter signed online whose authorisation was withdrawn since (the company, agent or
+        // product changed) is kept as a record but is no longer the letter this order needs.
+        let withdrawn = |m: &crate::store::MaterialRecord| {
+            m.kind == "authorization-letter"
+                && data.authorized_online_at.is_none()
+                && data.online_letter.as_deref() == Some(m.sha256.as_str())
+        };
         let missing: Vec<_> = data
             .required_materials(flow, &channel)
             .into_iter()
-            .filter(|k| !uploaded.iter().any(|m| &m.kind == k))
+            .filter(|k| !uploaded.iter().any(|m| &m.kind == k && !withdrawn(m)))
             .collect();
         if !missing.is_empty() {
             let errors = missing

@@ -95,6 +95,34 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Saves an open order (compare-and-set on its version, as `save_order`) and stores `m` as
+    /// one of its materials within `bounds`, in one transaction: the legal representative's
+    /// letter signed online and the authorisation it carries are kept together or not at all
+    /// (review of the letter link, L2). `Ok(false)`: the order changed meanwhile.
+    pub async fn save_order_with_material(
+        &self,
+        o: &super::OrderRecord,
+        m: &NewMaterial<'_>,
+        bounds: UploadBounds,
+        now: i64,
+        audits: &[&AuditRecord],
+    ) -> Result<Result<bool, UploadRefusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let query = super::ra::bind_order(sqlx::query(super::ra::SAVE_ORDER), o);
+        if query.execute(&mut *tx).await.map_err(StoreError::classify)?.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Ok(false));
+        }
+        if let Err(refusal) = charge_upload(&mut tx, m, bounds).await? {
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
+        replace_material(&mut tx, m, now).await?;
+        super::writer::insert_audits(&mut tx, audits).await?;
+        super::audit::commit(tx, audits.len()).await?;
+        Ok(Ok(true))
+    }
+
     /// Deletes up to `limit` blobs created before `before` that no material references
     /// (uploads a crash left behind, or replaced before blobs were collected on replacement).
     /// Returns how many went. Meant for the RA background pass.

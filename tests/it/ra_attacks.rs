@@ -255,6 +255,16 @@ async fn the_legal_representative_signs_the_letter_only_through_their_link_with_
     let v = web.ok("POST", &path, Some(&token), Some(product("org-cloud-seal-1y"))).await;
     assert_eq!(v["summary"]["authorized_online"], false, "another product withdraws it: {v}");
     assert_eq!(web.call("GET", &format!("/v1/ra/letters/{link}"), None, None).await.0, 404);
+    // The letter signed for the withdrawn authorisation stays on record but no longer passes
+    // as the letter the order needs (letter review L2); a stamped one does.
+    let needs_letter = |v: &Value| {
+        v["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["field"] == "materials.authorization-letter"))
+    };
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert!(status == 422 && needs_letter(&v), "{status} {v}");
+    assert_eq!(web.upload(&id, &token, "authorization-letter", crate::ra::PDF).await.0, 201);
+    let (_, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert!(!needs_letter(&v), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
