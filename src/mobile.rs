@@ -97,6 +97,11 @@ pub enum Purpose {
     /// The code texted to a bank card's reserved phone in an identity proof (object: the
     /// proof).
     IdentityProof,
+    /// The legal representative's phone or bank-card check of a company: the carrier or bank
+    /// said the details match, and the code texted to the representative's phone proves they
+    /// take part (object: `order/check`, the check's random reference, so a redone company
+    /// step kills the codes of the one before).
+    LegalRepCheck,
 }
 
 impl Purpose {
@@ -126,6 +131,7 @@ impl Purpose {
             Purpose::AdminHandOver => "admin-hand-over",
             Purpose::OrderResume => "order-resume",
             Purpose::IdentityProof => "identity-proof",
+            Purpose::LegalRepCheck => "legal-rep-check",
         }
     }
 
@@ -154,6 +160,10 @@ impl Purpose {
             }
             Purpose::OrderResume => format!("to continue order {object} on a new device"),
             Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
+            Purpose::LegalRepCheck => {
+                let order = object.split_once('/').map_or(object, |(o, _)| o);
+                format!("to confirm, as legal representative, your company's certificate application {order}")
+            }
         }
     }
 }

@@ -31,6 +31,15 @@ impl Method {
     pub fn asynchronous(self) -> bool {
         matches!(self, Method::BankAccount | Method::FaceSms | Method::FaceQr)
     }
+
+    /// Whether, checking a company, the method names the legal representative's phone (the
+    /// carrier's three elements, the bank card's reserved phone) and so texts them a code to
+    /// type back: the registry and carrier only say the details match, and anyone can read a
+    /// legal representative's name and ID off public records (handbook §2.1: 法定代表人本人
+    /// 参与，手机短信查收验证码).
+    pub fn texts_legal_rep(self) -> bool {
+        matches!(self, Method::Phone | Method::BankCard)
+    }
 }
 
 /// Verification methods per party.

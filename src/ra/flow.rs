@@ -172,7 +172,8 @@ impl Step {
 pub struct Shape {
     /// The certificate concerned is an organisation's (flows about a certificate).
     pub organisation: bool,
-    /// The subject's check completes asynchronously (micro-deposit, face).
+    /// The subject's check completes in a step of its own (micro-deposit, face, or the code
+    /// texted to a company's legal representative).
     pub subject_check_async: bool,
     /// The agent's check completes asynchronously (face).
     pub agent_check_async: bool,

@@ -273,9 +273,12 @@ impl OrderData {
 
     /// The steps of this order, in order.
     pub fn steps(&self, flow: Flow, channel: &Channel) -> Vec<Step> {
+        let organisation = self.organisation(flow);
+        let subject_check_async = self.subject_check.is_some()
+            || self.verification.is_some_and(|m| m.asynchronous() || (organisation && m.texts_legal_rep()));
         let shape = Shape {
-            organisation: self.organisation(flow),
-            subject_check_async: self.verification.is_some_and(Method::asynchronous) || self.subject_check.is_some(),
+            organisation,
+            subject_check_async,
             agent_check_async: self.agent.as_ref().is_some_and(|a| a.method.asynchronous()),
             paid: channel.price_from(flow) > 0,
             materials: !self.required_materials(flow, channel).is_empty(),

@@ -23,6 +23,9 @@ pub enum CodePurpose {
     Signature,
     /// The legal representative's online authorisation of the agent.
     Authorization,
+    /// The company check's code to the legal representative's phone, sent again (the first
+    /// goes out with the company step).
+    LegalRep,
 }
 
 impl Ra {
@@ -158,9 +161,27 @@ impl Ra {
             // The legal representative gets a link to read and sign the letter on their own
             // phone; the code to sign with is asked for there, never typed by the agent.
             CodePurpose::Authorization => return self.send_letter_link(order.clone()).await,
+            CodePurpose::LegalRep => {
+                let (phone, reference) = self.awaited_legal_rep_code(order)?;
+                (phone, Purpose::LegalRepCheck, super::steps::legal_rep_code_object(&order.id, &reference))
+            }
         };
         self.services.mobile.send_code(&phone, purpose, &object).await?;
         Ok(())
+    }
+
+    /// The legal representative's phone and the check's reference, while the order waits for
+    /// the code the company check texted them; nothing else may be sent there this way.
+    fn awaited_legal_rep_code(&self, order: &OrderRecord) -> Result<(String, String), RaError> {
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        let data = OrderData::of(order);
+        match (data.next_step(flow, &channel), &data.subject_check, &data.company) {
+            (Some(Step::SubjectCheck), Some(p), Some(c)) if p.method.texts_legal_rep() => {
+                Ok((c.legal_rep.phone.clone(), p.reference.clone()))
+            }
+            _ => Err(RaError::State("the order is not waiting for the legal representative's code".into())),
+        }
     }
 
     /// The phone the legal representative's online authorisation goes to, once there is

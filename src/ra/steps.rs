@@ -270,7 +270,11 @@ impl Ra {
             Step::Person => self.person_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::SubjectCheck => {
                 let pending = data.subject_check.clone().ok_or(RaError::State("no check is pending".into()))?;
-                self.finish_check(&pending, parse::<CheckInput>(body)?.code).await
+                let code = parse::<CheckInput>(body)?.code;
+                if pending.method.texts_legal_rep() {
+                    return self.legal_rep_code_typed(order, data, &pending, code).await.map(|_| true);
+                }
+                self.finish_check(&pending, code).await
             }
             Step::Agent => self.agent_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::AgentCheck => {
@@ -481,9 +485,42 @@ impl Ra {
         self.enterprise_check(&company).await?;
         count_face_link(data, method)?;
         data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
+        if data.subject_check.is_none() && method.texts_legal_rep() {
+            data.subject_check = Some(self.text_legal_rep(order, &company.legal_rep.phone, method).await?);
+        }
         if data.subject_check.is_none() {
             Self::subject_checked(order, data, Flow::OrgNew);
         }
+        Ok(())
+    }
+
+    /// The carrier or bank said the legal representative's details match: a code goes to
+    /// their phone, bound to this order and to a fresh reference for this check (a redone
+    /// company step texts a new one and the old code no longer fits). The subject check
+    /// completes when it is typed back ([`Ra::legal_rep_code_typed`]).
+    async fn text_legal_rep(&self, order: &OrderRecord, phone: &str, method: Method) -> Result<PendingCheck, RaError> {
+        let reference = hex::encode(rand::random::<[u8; 12]>());
+        let object = legal_rep_code_object(&order.id, &reference);
+        self.services.mobile.send_code(phone, Purpose::LegalRepCheck, &object).await?;
+        Ok(PendingCheck { method, reference, url: None })
+    }
+
+    /// The code the legal representative received, typed back: checked against their phone,
+    /// this order and this check. A wrong code counts against the code's attempts.
+    async fn legal_rep_code_typed(
+        &self,
+        order: &OrderRecord,
+        data: &OrderData,
+        pending: &PendingCheck,
+        code: Option<String>,
+    ) -> Result<(), RaError> {
+        let code = code
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| RaError::BadRequest("code: the code texted to the legal representative's phone".into()))?;
+        let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
+        let object = legal_rep_code_object(&order.id, &pending.reference);
+        self.services.mobile.check_code(&company.legal_rep.phone, Purpose::LegalRepCheck, &object, &code).await?;
         Ok(())
     }
 
@@ -792,6 +829,11 @@ impl Ra {
     pub(super) fn agent_checked(order: &mut OrderRecord, data: &OrderData) {
         order.agent_phone = data.agent.as_ref().map(|a| a.person.phone.clone());
     }
+}
+
+/// What a legal representative's check code is bound to: the order and the check's reference.
+pub(super) fn legal_rep_code_object(order: &str, reference: &str) -> String {
+    format!("{order}/{reference}")
 }
 
 /// Face-check links one order may have texted: enough to retry a failed face, too few to

@@ -122,6 +122,8 @@ const TEXTS: &[(&str, &str)] = &[
     ("face-sms", "人脸识别（短信链接）"),
     ("face-qr", "人脸识别（现场扫码）"),
     ("Remittance code from the bank statement", "银行流水中的打款备注码"),
+    ("A code was texted to the legal representative's phone", "验证码已发送至法定代表人手机"),
+    ("Send the code again", "重新发送验证码"),
     ("A link was sent by SMS; finish the face check on the phone, then continue.", "已发送短信链接，请在手机上完成人脸识别后继续。"),
     ("Scan this code with the phone to take the face check.", "请用手机扫描二维码完成人脸识别。"),
     ("I have finished", "我已完成"),

@@ -251,7 +251,7 @@ async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_
     let (id, token) = a.create("org-new").await;
     a.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
-    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    a.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");
     let v = a.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(face)).await;

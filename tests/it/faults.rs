@@ -561,9 +561,10 @@ async fn slow_and_failing_identity_and_sms_providers_do_not_hold_up_other_reques
         finished_first.push(("RA order read", slow_done.load(Ordering::SeqCst) == 0));
 
         if round == 0 {
-            // The fast identity check: a carrier that answers at once.
+            // The fast identity check: a carrier that answers at once (and the legal
+            // representative's code, texted to another phone than the login code's below).
             let (status, _, body) =
-                company_step(&web, &admin, &fast_order, company(CREDIT2, "+8613800138000")).await.unwrap();
+                company_step(&web, &admin, &fast_order, company(CREDIT2, "+8613800138001")).await.unwrap();
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             finished_first.push(("fast identity check", slow_done.load(Ordering::SeqCst) == 0));
             // A login code to a phone whose texts go through.

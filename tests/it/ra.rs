@@ -129,6 +129,19 @@ impl<'a> Client<'a> {
         last_code(self.ca, phone)
     }
 
+    /// The company step with a `phone` or `bank-card` check, then the code it texted to the
+    /// legal representative (`body`'s phone), typed back in `subject-check`. Returns the view.
+    pub(crate) async fn company_checked(&self, id: &str, token: &str, body: Value) -> Value {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (status, v) = self.step(id, token, "company", body.clone()).await;
+        assert_eq!((status, v["next_step"].as_str()), (200, Some("subject-check")), "{v}");
+        assert_eq!(v["pending_check"]["method"], v["summary"]["verification"], "{v}");
+        let code = last_code(self.ca, body["legal_rep"]["phone"].as_str().unwrap());
+        let (status, v) = self.step(id, token, "subject-check", json!({ "code": code })).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
     /// The agent asks for the legal representative's authorisation: the link texted to
     /// `phone` (the representative's).
     pub(crate) async fn letter_link(&self, id: &str, token: &str, phone: &str) -> String {
@@ -174,8 +187,7 @@ pub(crate) fn agent() -> Value {
 pub(crate) async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
     let (id, token) = c.create("org-new").await;
     assert_eq!(c.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
-    let (status, v) = c.step(&id, &token, "company", company(credit, REP)).await;
-    assert_eq!(status, 200, "{v}");
+    c.company_checked(&id, &token, company(credit, REP)).await;
     let (status, v) = c.step(&id, &token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["next_step"], "product");
@@ -375,9 +387,9 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
         let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
         assert_eq!(after, before, "a provider failure changes nothing");
     }
-    // Correcting the data passes.
-    let (status, v) = web.step(&id, &token, "company", company(CREDIT, REP)).await;
-    assert_eq!((status, v["next_step"].as_str()), (200, Some("agent")), "{v}");
+    // Correcting the data passes, once the legal representative types the code texted to them.
+    let v = web.company_checked(&id, &token, company(CREDIT, REP)).await;
+    assert_eq!(v["next_step"], "agent", "{v}");
     web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
 
     // Or the offline path: printable form, papers, paper review.
@@ -442,7 +454,12 @@ async fn a_second_application_for_the_same_credit_code_is_refused_without_naming
         Some(json!({ "method": "phone" })),
     )
     .await;
+    // Typing the company claims nothing; the legal representative's code would, and is refused.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (status, v) = web.step(&second, &token, "company", company(CREDIT, REP)).await;
+    assert_eq!((status, v["next_step"].as_str()), (200, Some("subject-check")), "{v}");
+    let code = last_code(&ca, REP);
+    let (status, v) = web.step(&second, &token, "subject-check", json!({ "code": code })).await;
     assert_eq!(status, 409, "{v}");
     // Review M6: the refusal tells a stranger nothing about whose application is open.
     assert!(v.get("open_order").is_none(), "{v}");
@@ -456,8 +473,7 @@ async fn a_second_application_for_the_same_credit_code_is_refused_without_naming
         .ok("POST", &format!("/v1/ra/orders/{first}/cancel"), Some(&first_token), Some(json!({ "reason": "重新申请" })))
         .await;
     assert_eq!(web.step(&first, &first_token, "product", json!({ "product": "org-cloud-1y" })).await.0, 409);
-    let (status, v) = web.step(&second, &token, "company", company(CREDIT, REP)).await;
-    assert_eq!(status, 200, "{v}");
+    web.company_checked(&second, &token, company(CREDIT, REP)).await;
     // The same credit code in another channel is another application.
     let (status, v) =
         web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
@@ -625,7 +641,7 @@ async fn micro_deposit_and_face_checks_complete_later() {
     let (id, token) = web.create("org-new").await;
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
         .await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    web.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(face)).await;

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::ra::{
-    about_certificate, agent, company, holder_enrols, ra_ca, sign_and_pay, wait_state, Client, AGENT, CREDIT, REP,
-    REP_ID,
+    about_certificate, agent, audit_intact, company, holder_enrols, ra_ca, sign_and_pay, wait_state, Client, AGENT,
+    CREDIT, REP, REP_ID,
 };
 use crate::ra_identity::approved_org;
 
@@ -176,9 +176,11 @@ async fn the_legal_representative_signs_the_letter_only_through_their_link_with_
     let (id, token) = crate::ra::org_to_product(&web, CREDIT).await;
     let (other, other_token) = crate::ra::org_to_product(&web, "91110000802100433B").await;
 
-    // The agent's request texts the representative a link, not a code.
+    // The agent's request texts the representative a link, not a code (the codes so far were
+    // the two company checks').
+    let company_codes = codes_to(&ca, REP);
     let first = web.letter_link(&id, &token, REP).await;
-    assert_eq!(codes_to(&ca, REP), 0, "no code until the representative asks for it on the letter page");
+    assert_eq!(codes_to(&ca, REP), company_codes, "no code until the representative asks for it on the letter page");
     let link = web.letter_link(&id, &token, REP).await;
     assert_ne!(first, link);
     let other_link = web.letter_link(&other, &other_token, REP).await;
@@ -356,7 +358,7 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
         Some(json!({ "method": "phone" })),
     )
     .await;
-    web.step(&bidding_order, &bidding_token, "company", company(CREDIT, REP)).await;
+    web.company_checked(&bidding_order, &bidding_token, company(CREDIT, REP)).await;
     let (status, v) = web.step(&bidding_order, &bidding_token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
     drop(daemon);
@@ -588,4 +590,82 @@ async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
     let renewed = v["serial"].as_str().unwrap();
     let shown = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{renewed}"), None, None).await;
     assert!(shown["subject"].as_str().unwrap().contains("王五一"), "{shown}");
+}
+
+/// Handbook §2.1 (B5, B6): the carrier and the bank only say a legal representative's name, ID
+/// number and phone (or card) belong together, and those are on public records. Before the fix
+/// an applicant who typed them passed the company check and went on as if the legal
+/// representative took part; now the order waits for the code texted to that phone, bound to
+/// the order and to this check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_company_check_by_phone_or_bank_card_waits_for_the_code_texted_to_the_legal_representative() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let start = |method: &'static str| {
+        let web = &web;
+        async move {
+            let (id, token) = web.create("org-new").await;
+            assert_eq!(web.step(&id, &token, "verification", json!({ "method": method })).await.0, 200);
+            (id, token)
+        }
+    };
+    // Nothing to resend before the company is checked.
+    let (id, token) = start("phone").await;
+    let resend = format!("/v1/ra/orders/{id}/codes/legal-rep");
+    assert_eq!(web.call("POST", &resend, Some(&token), Some(json!({}))).await.0, 409);
+    // The details match: a code goes to the representative's phone, and the order waits.
+    let before = codes_to(&ca, REP);
+    let (status, v) = web.step(&id, &token, "company", company(CREDIT, REP)).await;
+    assert_eq!(
+        (status, v["next_step"].as_str(), v["pending_check"]["method"].as_str()),
+        (200, Some("subject-check"), Some("phone")),
+        "{v}"
+    );
+    assert_eq!(codes_to(&ca, REP), before + 1);
+    assert!(outbox(&ca).lines().last().unwrap().contains("legal representative"), "the text says what it is for");
+    let (status, v) = web.step(&id, &token, "agent", agent()).await;
+    assert_eq!(status, 409, "no agent before the representative's code: {v}");
+    let (status, _) =
+        web.call("POST", &format!("/v1/ra/orders/{id}/codes/authorization"), Some(&token), Some(json!({}))).await;
+    assert_eq!(status, 409, "no letter link either");
+    // Until then the order claims nothing: the representative's own application goes ahead.
+    let (theirs, their_token) = start("phone").await;
+    web.company_checked(&theirs, &their_token, company(CREDIT, REP)).await;
+    // Their code, for their order, does not complete this one; nor does no code or a wrong one.
+    let theirs_code = last_code(&ca, REP);
+    let (status, v) = web.step(&id, &token, "subject-check", json!({ "code": theirs_code })).await;
+    assert!((400..500).contains(&status) && status != 409, "{status} {v}");
+    assert_eq!(web.step(&id, &token, "subject-check", json!({})).await.0, 422);
+    let (status, v) = web.step(&id, &token, "subject-check", json!({ "code": "12345" })).await;
+    assert!((400..500).contains(&status), "{status} {v}");
+    let view = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(view["next_step"], "subject-check", "nothing changed: {view}");
+    web.ok("POST", &format!("/v1/ra/orders/{theirs}/cancel"), Some(&their_token), Some(json!({}))).await;
+    // A code sent again goes to the same phone; a redone company step kills it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(web.call("POST", &resend, Some(&token), Some(json!({}))).await.0, 202);
+    let resent = last_code(&ca, REP);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    let fresh = last_code(&ca, REP);
+    if resent != fresh {
+        let (status, v) = web.step(&id, &token, "subject-check", json!({ "code": resent })).await;
+        assert!((400..500).contains(&status), "the redone check's code only: {status} {v}");
+    }
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/subject-check"), Some(&token), Some(json!({ "code": fresh })))
+        .await;
+    assert_eq!(v["next_step"], "agent", "{v}");
+    assert_eq!(web.call("POST", &resend, Some(&token), Some(json!({}))).await.0, 409, "nothing awaited any more");
+    web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
+
+    // The legal representative's bank card: the same, the code to the card's reserved phone.
+    let (id, token) = start("bank-card").await;
+    let mut body = company(CREDIT, REP);
+    body["legal_rep"]["card"] = json!("6222020200112233446");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let v = web.company_checked(&id, &token, body).await;
+    assert_eq!(v["next_step"], "agent", "{v}");
+    audit_intact(&ca);
 }

@@ -266,8 +266,22 @@ pub(crate) async fn agent_step(b: &Browser, who: [(&str, &str); 4], shot: Option
     b.submit("step-agent").await;
 }
 
-/// Verification, company and (optionally) the agent of an organisation application.
-pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, with_agent: bool) {
+/// The company check texted the legal representative a code: the page says so (the phone
+/// masked) and takes the code they read out, as the sandbox outbox has it.
+pub(crate) async fn legal_rep_code(b: &Browser, ca: &TestCa, rep_phone: &str, shot: Option<&str>) {
+    assert_eq!(b.current_step().await.as_deref(), Some("subject-check"));
+    let said = b.text("#legal-rep-code").await;
+    assert!(said.contains(&rep_phone[rep_phone.len() - 4..]) && !said.contains(rep_phone), "{said}");
+    b.fill("code", &last_code(ca, rep_phone)).await;
+    if let Some(name) = shot {
+        b.shot(name).await;
+    }
+    b.submit("step-subject-check").await;
+}
+
+/// Verification, company (with the legal representative's code) and (optionally) the agent of
+/// an organisation application.
+pub(crate) async fn org_first_steps(b: &Browser, ca: &TestCa, base: &str, rep_phone: &str, with_agent: bool) {
     b.goto(&format!("{base}/apply/org-new")).await;
     b.submit("start").await;
     b.click("input[name=method][value=phone]").await;
@@ -282,6 +296,7 @@ pub(crate) async fn org_first_steps(b: &Browser, base: &str, rep_phone: &str, wi
         b.fill(name, value).await;
     }
     b.submit("step-company").await;
+    legal_rep_code(b, ca, rep_phone, None).await;
     if with_agent {
         agent_step(b, LISI, None).await;
     }
@@ -383,6 +398,7 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("company-inline-error").await;
     b.fill("credit_code", CREDIT).await;
     b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", Some("legal-rep-code")).await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
     agent_step(&b, LISI, Some("agent")).await;
     b.click("input[name=product][value=org-cloud-1y]").await;
@@ -495,7 +511,7 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     let (_web, base) = web_front(&ca).await;
     // A phone-sized window: the pages must work there too.
     let first = Browser::start("interrupted", 390, 1400).await;
-    org_first_steps(&first, &base, "13800138000", true).await;
+    org_first_steps(&first, &ca, &base, "13800138000", true).await;
     assert_eq!(first.current_step().await.as_deref(), Some("product"));
     let id = first.text("#order-id").await;
     first.shot("interrupted-at-product").await;
@@ -522,7 +538,7 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     again.shot("resumed").await;
 
     // A second application for the same credit code is refused, without naming the open one.
-    org_first_steps(&again, &base, "13800138000", false).await;
+    org_first_steps(&again, &ca, &base, "13800138000", false).await;
     let alert = again.text(".alert").await;
     assert!(alert.contains("未完成的申请") && !alert.contains(&id), "the message names no order: {alert}");
     again.shot("duplicate-refused").await;

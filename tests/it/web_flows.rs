@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{Client, AGENT, CREDIT, REP, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{agent_step, code, identity_check, web_front, Browser};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, web_front, Browser};
 use crate::web_query::nothing_typed_in_the_url;
 use crate::web_services::{
     buttons, choose, fill_in, open_service, personal_certificate, sign, HOLDER, HOLDER_ID, HOLDER_TYPED, WANGWU,
@@ -43,6 +43,7 @@ async fn the_legal_representative_renews_the_organisations_certificate_in_person
         b.fill(name, value).await;
     }
     b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", None).await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
     b.click("input[name=legal_rep_in_person]").await;
     b.fill("email", "zhangsan@example.com").await;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::ra::{about_certificate, agent, holder_enrols, Client, AGENT, AGENT_ID, CREDIT, PDF, REP, REP_ID};
-use crate::web::{agent_step, code, identity_check, org_first_steps, web_ca, web_front, Browser, LISI};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, org_first_steps, web_ca, web_front, Browser, LISI};
 
 /// Serves more channels from the dev web front's `web.toml`.
 fn serve_channels(ca: &TestCa, names: &[&str]) {
@@ -95,16 +95,11 @@ async fn values_from_the_daemon_and_the_applicant_are_escaped_on_every_page_that
     let v = ra.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "hostile", "flow": "org-new" }))).await;
     let (id, token) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
     let cookie = format!("cco_{id}={token}");
-    for (name, body) in [
-        ("verification", json!({ "method": "phone" })),
-        (
-            "company",
-            json!({ "name": HOSTILE, "credit_code": CREDIT,
-            "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": REP } }),
-        ),
-        ("agent", agent()),
-        ("product", json!({ "product": "p1", "invoice": false })),
-    ] {
+    assert_eq!(ra.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
+    let hostile_company = json!({ "name": HOSTILE, "credit_code": CREDIT,
+                                  "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": REP } });
+    ra.company_checked(&id, &token, hostile_company).await;
+    for (name, body) in [("agent", agent()), ("product", json!({ "product": "p1", "invoice": false }))] {
         let (status, v) = ra.step(&id, &token, name, body).await;
         assert_eq!(status, 200, "{name}: {v}");
     }
@@ -130,7 +125,7 @@ async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_c
     let _daemon = Daemon::start(&ca).await;
     let (_web, base) = web_front(&ca).await;
     let b = Browser::start("confirmation", 1200, 1800).await;
-    org_first_steps(&b, &base, "13800138000", true).await;
+    org_first_steps(&b, &ca, &base, "13800138000", true).await;
     b.click("input[name=product][value=org-cloud-1y]").await;
     b.click("input[name=invoice]").await;
     b.fill("invoice_email", "fapiao@example.com").await;
@@ -180,6 +175,7 @@ async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_c
     b.fill("legal_rep.phone", "13800138000").await;
     b.shot("correcting-company").await;
     b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", None).await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"), "the steps after it are taken again");
     agent_step(&b, LISI, None).await;
     b.click("input[name=product][value=org-cloud-1y]").await;

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{holder_enrols, personal_signed, wait_state, Client, AGENT, CREDIT, PDF, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{agent_step, code, identity_check, web_front, Browser, LISI};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
 pub(crate) const HOLDER: &str = "+8613900139000";
@@ -115,6 +115,7 @@ async fn an_organisation_renews_in_the_browser_from_its_credit_code_with_its_dat
     }
     b.shot("update-information").await;
     b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", None).await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
     agent_step(&b, LISI, Some("agent")).await;
     b.click("input[name=product][value=org-cloud-1y]").await;

@@ -146,7 +146,7 @@ pub(crate) async fn code(
     JsonBody(body): JsonBody<CodeBody>,
 ) -> Result<Response, Problem> {
     let purpose: CodePurpose = serde_json::from_value(serde_json::Value::String(purpose))
-        .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization)"))?;
+        .map_err(|_| Problem::not_found("no such code purpose (certificate, signature, authorization, legal-rep)"))?;
     let order = writable(&instance, &caller, &id, &headers).await?;
     throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
     instance.ra.send_code(&order, purpose, body.serial.as_deref()).await.map_err(problem)?;

@@ -245,6 +245,9 @@ fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormStat
         let inner = input(s, l.t("Remittance code from the bank statement"), "code", "text", true);
         return (form(ctx, action, form_id, inner, l.t("Next")), None);
     }
+    if pending["method"] == "phone" || pending["method"] == "bank-card" {
+        return (legal_rep_code_form(ctx, view, action, form_id, s), None);
+    }
     let url = pending["url"].as_str().unwrap_or_default();
     let poll = ctx.url(&format!("{}?poll=1", order_path(view)));
     let markup = html! {
@@ -258,6 +261,19 @@ fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormStat
         p { a #poll href=(poll) { (l.t("I have finished")) } }
     };
     (markup, Some(3))
+}
+
+/// The company check's code: texted to the legal representative's phone (shown masked), typed
+/// here by whoever they give it to, or sent again.
+fn legal_rep_code_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormState) -> Markup {
+    let l = ctx.lang;
+    let phone = view["summary"]["company"]["legal_rep"]["phone"].as_str().unwrap_or_default();
+    let resend = format!("{}/code/legal-rep", order_path(view));
+    html! {
+        p #legal-rep-code { (l.t("A code was texted to the legal representative's phone")) " " (phone) }
+        (form(ctx, action, form_id, input(s, l.t("SMS code"), "code", "text", true), l.t("Next")))
+        (form(ctx, &resend, "code-legal-rep", html! {}, l.t("Send the code again")))
+    }
 }
 
 fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
