@@ -124,6 +124,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("Remittance code from the bank statement", "银行流水中的打款备注码"),
     ("A code was texted to the legal representative's phone", "验证码已发送至法定代表人手机"),
     ("Send the code again", "重新发送验证码"),
+    ("Download the letter, print it, have it stamped and signed, then upload it", "下载授权委托书，打印后加盖公章并由法定代表人签字，再上传"),
     ("A link was sent by SMS; finish the face check on the phone, then continue.", "已发送短信链接，请在手机上完成人脸识别后继续。"),
     ("Scan this code with the phone to take the face check.", "请用手机扫描二维码完成人脸识别。"),
     ("I have finished", "我已完成"),

@@ -186,6 +186,37 @@ async fn the_confirmation_shows_everything_entered_read_only_and_leads_back_to_c
     assert_eq!(b.current_step().await.as_deref(), Some("materials"));
     // Until the application is signed the confirmation stays one click away.
     assert!(b.attr("a#to-confirm", "href").await.is_some_and(|h| h.ends_with("/confirm")));
+    stamped_letter(&b, &ca, &base).await;
+}
+
+/// Handbook B29: the agent downloads the authorisation letter made from what was entered
+/// (company as corrected, agent, business, period), prints it, has it stamped and signed, and
+/// uploads it; the order goes on to the signature with the letter among its materials.
+async fn stamped_letter(b: &Browser, ca: &TestCa, base: &str) {
+    let href = b.attr("a#letter-template", "href").await.expect("a link to the letter to print");
+    let cookies = b.client.get_all_cookies().await.unwrap();
+    let cookie = cookies.iter().map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ");
+    let response = http().get(format!("{base}{href}")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let letter = ca.path("letter-to-stamp.pdf");
+    std::fs::write(&letter, response.bytes().await.unwrap()).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&letter).arg("-").output().expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in ["授权委托书", "福建示例科技股份有限公司", CREDIT, "李四", "新办", "单位盖章"]
+    {
+        assert!(text.contains(expected), "{expected} in the letter: {text}");
+    }
+    // The stamped letter (here the same file, as the scanner would give it) and the others.
+    for kind in ["authorization-letter", "business-licence", "id-front", "id-back"] {
+        let input = b.client.find(Locator::Css(&format!("#upload-{kind} input[type=file]"))).await.unwrap();
+        input.send_keys(letter.to_str().unwrap()).await.unwrap();
+        b.submit(&format!("upload-{kind}")).await;
+    }
+    assert!(b.client.find(Locator::Css("li.done[data-kind=authorization-letter]")).await.is_ok(), "uploaded");
+    b.shot("stamped-letter-uploaded").await;
+    b.submit("step-materials").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("signature"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -411,3 +411,8 @@ pub(in crate::web) async fn form_pdf(State(web): State<Web>, ctx: Ctx, Path(id):
 pub(in crate::web) async fn invoice_pdf(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>) -> Response {
     pdf(&web, &ctx, &id, "invoice").await
 }
+
+/// The authorisation letter to print, have stamped and signed, and upload (handbook B29).
+pub(in crate::web) async fn letter_pdf(State(web): State<Web>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    pdf(&web, &ctx, &id, "authorization-letter").await
+}

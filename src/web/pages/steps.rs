@@ -300,6 +300,11 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
                             @if let Some(e) = s.errors.get(&format!("materials.{kind}")) { span.error { (e) } }
                             button type="submit" { (l.t("Upload")) }
                         }
+                        @if *kind == "authorization-letter" {
+                            p.note { a #letter-template href=(ctx.url(&format!("{path}/authorization-letter.pdf"))) {
+                                (l.t("Download the letter, print it, have it stamped and signed, then upload it"))
+                            } }
+                        }
                     }
                 }
             }
