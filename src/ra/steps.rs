@@ -20,6 +20,12 @@ use crate::store::OrderRecord;
 pub(super) const LEGAL_REP_CHOICE: &str =
     "the legal representative chose this certificate through an order query and its consenter did not confirm: an officer checks the papers";
 
+/// Why a person's order about their own certificate, chosen after their identity check (a
+/// real-name check of a new phone, or their bank card) but not confirmed from the phone on
+/// file, goes to an officer: the usual re-issue (补办) after a lost phone or number.
+pub(super) const HOLDER_CHOICE: &str =
+    "the holder chose this certificate after their own identity check and the phone on file did not confirm (a lost phone or number?): an officer checks the papers";
+
 /// Why an order about a certificate with no verified contact goes to an officer.
 pub(super) const NO_CONTACT: &str =
     "no verified contact is on file for this certificate (it was not applied for online): an officer checks the papers";
@@ -308,7 +314,8 @@ impl Ra {
         let consented = match (&phone, code, by_session) {
             // The legal representative chose it without the consenter: an officer checks.
             (_, None, Some("legal-rep")) => {
-                data.officer_review = Some(LEGAL_REP_CHOICE.into());
+                let why = if cert.profile == "org" { LEGAL_REP_CHOICE } else { HOLDER_CHOICE };
+                data.officer_review = Some(why.into());
                 true
             }
             // The consenter confirms this order and this serial with a fresh code, whether the

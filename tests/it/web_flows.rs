@@ -2,7 +2,8 @@
 //! representative renews in person (法定代表人自办: their data copied over, only the e-mail
 //! typed), and a certificate outside the renewal window gets no renewal button on the page
 //! while the RA refuses the renewal itself; and seal authorisation of a named person and the
-//! administrator hand-over with its acceptance page. Screenshots: `target/screenshots/<test>/`.
+//! administrator hand-over with its acceptance page; and the re-issue after a lost phone (E22).
+//! Screenshots: `target/screenshots/<test>/`.
 
 use fantoccini::Locator;
 use serde_json::json;
@@ -11,7 +12,7 @@ use crate::common::*;
 use crate::ra::{Client, AGENT, CREDIT, REP, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
 use crate::web::{agent_step, code, identity_check, legal_rep_code, web_front, Browser};
-use crate::web_query::nothing_typed_in_the_url;
+use crate::web_query::{fill, nothing_typed_in_the_url};
 use crate::web_services::{
     buttons, choose, fill_in, open_service, personal_certificate, sign, HOLDER, HOLDER_ID, HOLDER_TYPED, WANGWU,
 };
@@ -215,4 +216,69 @@ async fn a_person_has_the_certificate_reissued_in_the_browser_from_the_id_number
     assert_ne!(reissued, first);
     b.wait_attr("#order-state", "data-state", "completed").await;
     b.shot("completed").await;
+}
+
+/// E22 (证书补办): a person who lost their phone and its number proves who they are with a
+/// real-name check of their new phone (F9), picks the certificate, and, with nobody to confirm
+/// on the lost phone, leaves the code empty: the re-issue goes to an officer. Approved, the old
+/// certificate is revoked and the new key is enrolled from the new phone; nothing is texted to
+/// the lost one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_who_lost_their_phone_has_the_certificate_reissued_to_the_new_one_after_an_officers_check() {
+    const NEW: &str = "+8613500135000";
+    const NEW_TYPED: &str = "13500135000";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let first = personal_certificate(&ca).await;
+    let texts_to_lost = |ca: &TestCa| {
+        let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default();
+        outbox.lines().filter(|l| l.contains(HOLDER)).count()
+    };
+    let lost_before = texts_to_lost(&ca);
+
+    let b = Browser::start("reissue-lost-phone", 1200, 1600).await;
+    open_service(&b, &base, "reissue").await;
+    b.click("details#fallback-person summary").await;
+    let typed = [("subject", HOLDER_ID), ("name", "王五"), ("phone", NEW_TYPED)];
+    fill(&b, &ca, "query-person-phone", &typed, None).await;
+    b.shot("identity-by-new-phone").await;
+    b.press("form#query-person-phone button[name=step]").await;
+    let sms = last_code(&ca, NEW);
+    fill(&b, &ca, "query-person-phone", &typed, Some(&sms)).await;
+    b.press("form#query-person-phone button[name=submit]").await;
+    assert_eq!(buttons(&b, &first).await, ["reissue"], "{}", b.client.source().await.unwrap());
+    b.submit(&format!("service-reissue-{first}")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("certificate"));
+    assert_eq!(b.text("#chosen-serial").await, first);
+    b.shot("no-code-from-the-lost-phone").await;
+    b.submit("step-certificate").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"), "{}", b.client.source().await.unwrap());
+    let holder_now =
+        [("name", "王五"), ("id_number", HOLDER_ID), ("phone", NEW_TYPED), ("email", "wangwu@example.com")];
+    agent_step(&b, holder_now, Some("agent-new-phone")).await;
+    b.click("input[name=product][value=reissue]").await;
+    b.submit("step-product").await;
+    b.submit("confirm").await;
+    sign(&b, &ca, NEW).await;
+    b.click("input[name=method][value=wechat]").await;
+    b.submit("step-payment").await;
+    let qr = b.attr("img#pay-qr", "data-url").await.expect("the payment QR code");
+    ra.pay(&qr).await;
+    // Not the channel's automatic approval: an officer decides, and sees why.
+    b.wait_attr("#order-state", "data-state", "review").await;
+    let id = b.text("#order-id").await;
+    let reviewer = Client::new(&ca, "reviewer");
+    let order = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert!(order.to_string().contains("lost phone"), "the officer is told why: {order}");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    b.wait_attr("#order-state", "data-state", "approved").await;
+    let shown = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{first}"), None, None).await;
+    assert_eq!(shown["status"], "revoked", "the certificate on the lost phone is revoked: {shown}");
+    let reissued = crate::ra::holder_enrols(&ra, NEW).await;
+    assert_ne!(reissued, first);
+    b.wait_attr("#order-state", "data-state", "completed").await;
+    b.shot("completed").await;
+    assert_eq!(texts_to_lost(&ca), lost_before, "nothing went to the lost phone");
 }

@@ -46,7 +46,7 @@ async fn alert(b: &Browser) -> String {
 }
 
 /// Types `typed` into the form, the random code its picture shows, and the SMS code if given.
-async fn fill(b: &Browser, ca: &TestCa, form: &str, typed: &[(&str, &str)], code: Option<&str>) {
+pub(crate) async fn fill(b: &Browser, ca: &TestCa, form: &str, typed: &[(&str, &str)], code: Option<&str>) {
     for (name, value) in typed {
         fill_in(b, form, name, value).await;
     }
