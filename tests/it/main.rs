@@ -50,6 +50,7 @@ mod tsa;
 mod web;
 mod web_client;
 mod web_flows;
+mod web_methods;
 mod web_pages;
 mod web_query;
 mod web_services;
