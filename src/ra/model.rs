@@ -112,6 +112,13 @@ pub struct ProductChoice {
     /// Delivery address for shipped media (changeable until shipped).
     #[serde(default)]
     pub delivery_address: Option<String>,
+    /// A seal order's 变章: the organisation's seal whose image (and name) it replaces; none
+    /// for 补章, a new seal.
+    #[serde(default)]
+    pub seal_change: Option<String>,
+    /// The seal's name (a seal order; default the organisation's name, or the changed seal's).
+    #[serde(default)]
+    pub seal_name: Option<String>,
 }
 
 /// Evidence of the application signature.
@@ -386,7 +393,16 @@ impl OrderData {
             agent_check: agent_check.clone(),
             authorized_online_at: *authorized_online_at,
             product: product.as_ref().map(|p| {
-                let ProductChoice { id, name, price_fen, invoice, invoice_email, delivery_address } = p;
+                let ProductChoice {
+                    id,
+                    name,
+                    price_fen,
+                    invoice,
+                    invoice_email,
+                    delivery_address,
+                    seal_change,
+                    seal_name,
+                } = p;
                 ProductChoice {
                     id: id.clone(),
                     name: name.clone(),
@@ -394,6 +410,8 @@ impl OrderData {
                     invoice: *invoice,
                     invoice_email: invoice_email.as_deref().map(mask),
                     delivery_address: delivery_address.clone(),
+                    seal_change: seal_change.clone(),
+                    seal_name: seal_name.clone(),
                 }
             }),
             signature: signature.as_ref().map(|s| {
@@ -454,10 +472,23 @@ pub struct OrderView {
     /// file to consent for its certificate online).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub officer_review: Option<String>,
+    /// A seal order's organisation's active seals, one of which the product step may change
+    /// (变章); empty otherwise. Filled by [`super::Ra::view`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seals: Vec<SealOption>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+/// A seal a seal order may change: its id and name (never its image).
+#[derive(Debug, Clone, Serialize)]
+pub struct SealOption {
+    /// Seal id (`seal_change` of the product step).
+    pub id: String,
+    /// Name.
+    pub name: String,
 }
 
 /// A step and whether it is done.
@@ -524,6 +555,7 @@ impl OrderView {
             reason: order.reason.clone(),
             check_failures: data.check_failures,
             officer_review: data.officer_review.clone(),
+            seals: Vec::new(),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }
@@ -634,6 +666,8 @@ mod tests {
                 invoice: true,
                 invoice_email: Some(EMAIL.into()),
                 delivery_address: None,
+                seal_change: None,
+                seal_name: None,
             }),
             signature: Some(SignatureEvidence { terms_sha256: "00".into(), accepted_at: 0, phone: PHONE.into() }),
             ..OrderData::default()
@@ -666,6 +700,7 @@ mod tests {
             materials: vec![],
             summary: summary(&data()),
             pending_check: None,
+            seals: vec![],
             serial: None,
             invoice_no: None,
             reason: None,

@@ -77,7 +77,23 @@ impl Ra {
     pub async fn view(&self, order: &OrderRecord) -> Result<OrderView, RaError> {
         let channel = self.channel(&order.channel)?;
         let materials = self.store.materials(&order.id).await?;
-        Ok(OrderView::new(order, &channel, &materials))
+        let mut view = OrderView::new(order, &channel, &materials);
+        if order.flow == Flow::Seal.name() {
+            view.seals = self.changeable_seals(&OrderData::of(order)).await?;
+        }
+        Ok(view)
+    }
+
+    /// The active seals of a seal order's organisation (once its certificate is chosen): what
+    /// a 变章 may replace.
+    pub(super) async fn changeable_seals(&self, data: &OrderData) -> Result<Vec<super::model::SealOption>, RaError> {
+        let Some(c) = data.certificate.as_ref().filter(|c| c.profile == "org") else { return Ok(Vec::new()) };
+        let seals = self.store.seals_of(&c.identifier).await?;
+        Ok(seals
+            .into_iter()
+            .filter(|s| s.status == "active")
+            .map(|s| super::model::SealOption { id: s.id, name: s.name })
+            .collect())
     }
 
     /// The view as a reader reached it: a query session sees the order masked (e-mails too)

@@ -280,6 +280,19 @@ impl Ra {
     /// after a later step failed does not make a second seal.
     async fn add_seal(&self, order: &OrderRecord, credit_code: &str, name: &str, actor: &str) -> Result<(), RaError> {
         let request_id = format!("order-{}", order.id);
+        // 变章 or 补章 and the name, as the product step chose (checked there, and again here:
+        // the seal to change must still be one of this organisation's active seals).
+        let product = OrderData::of(order).product;
+        let change = product.as_ref().and_then(|p| p.seal_change.clone());
+        if let Some(id) = &change {
+            let seal = self.store.seal(id).await?;
+            if !seal.is_some_and(|s| s.credit_code == credit_code && s.status == "active") {
+                return Err(RaError::CarryOut(format!(
+                    "seal {id} to change is no longer an active seal of {credit_code}"
+                )));
+            }
+        }
+        let name = product.as_ref().and_then(|p| p.seal_name.as_deref()).unwrap_or(name);
         if self.store.seal_request(&request_id).await?.is_some_and(|r| r.status != "pending") {
             return Ok(());
         }
@@ -297,7 +310,7 @@ impl Ra {
             let request = SealRequestRecord {
                 id: request_id.clone(),
                 credit_code: credit_code.to_string(),
-                seal_id: None,
+                seal_id: change,
                 name: name.chars().take(64).collect(),
                 png,
                 requested_by: order.agent_phone.clone().unwrap_or_default(),

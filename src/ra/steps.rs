@@ -110,6 +110,10 @@ struct ProductInput {
     invoice_email: Option<String>,
     #[serde(default)]
     delivery_address: Option<String>,
+    #[serde(default)]
+    seal_change: Option<String>,
+    #[serde(default)]
+    seal_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -287,7 +291,7 @@ impl Ra {
                 let pending = data.agent_check.clone().ok_or(RaError::State("no check is pending".into()))?;
                 self.finish_check(&pending, parse::<CheckInput>(body)?.code).await
             }
-            Step::Product => self.product_step(order, data, flow, parse(body)?).map(|_| true),
+            Step::Product => self.product_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::Materials => {
                 parse::<EmptyInput>(body)?;
                 self.materials_step(order, data, flow).await.map(|_| true)
@@ -587,13 +591,14 @@ impl Ra {
         Ok(())
     }
 
-    fn product_step(
+    async fn product_step(
         &self,
         order: &mut OrderRecord,
         data: &mut OrderData,
         flow: Flow,
         input: ProductInput,
     ) -> Result<(), RaError> {
+        let (seal_change, seal_name) = self.seal_choice(data, flow, &input).await?;
         let channel = self.channel(&order.channel)?;
         let product = channel.products_for(flow).find(|p| p.id == input.product).ok_or_else(|| {
             RaError::NotOffered(format!("product: {:?} is not offered for a {}", input.product, flow.name()))
@@ -623,8 +628,42 @@ impl Ra {
             invoice,
             invoice_email,
             delivery_address,
+            seal_change,
+            seal_name,
         });
         Ok(())
+    }
+
+    /// A seal order's choice (handbook §5.1 补章 or 变章): a new seal, or one of the
+    /// organisation's active seals to change, and the seal's name (default: the changed seal's,
+    /// else the organisation's). Other flows take neither field.
+    async fn seal_choice(
+        &self,
+        data: &OrderData,
+        flow: Flow,
+        input: &ProductInput,
+    ) -> Result<(Option<String>, Option<String>), RaError> {
+        let change = input.seal_change.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let name = input.seal_name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        if flow != Flow::Seal {
+            if change.is_some() || name.is_some() {
+                return Err(RaError::BadRequest("seal_change, seal_name: only in a seal order".into()));
+            }
+            return Ok((None, None));
+        }
+        let changed = match change {
+            Some(id) => {
+                Some(self.changeable_seals(data).await?.into_iter().find(|s| s.id == id).ok_or_else(|| {
+                    RaError::BadRequest("seal_change: not an active seal of this organisation".into())
+                })?)
+            }
+            None => None,
+        };
+        let name = match name {
+            Some(n) => Some(validate::name("seal_name", n, 64).map_err(|e| RaError::Invalid(vec![e]))?),
+            None => changed.as_ref().map(|s| s.name.clone()),
+        };
+        Ok((changed.map(|s| s.id), name))
     }
 
     async fn materials_step(&self, order: &OrderRecord, data: &OrderData, flow: Flow) -> Result<(), RaError> {

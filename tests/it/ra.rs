@@ -816,7 +816,7 @@ async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_seal_order_adds_the_seal_to_the_organisation() {
+async fn a_seal_order_adds_a_seal_to_the_organisation_and_another_changes_it() {
     let ca = ra_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
@@ -850,6 +850,43 @@ async fn a_seal_order_adds_the_seal_to_the_organisation() {
         .await
         .unwrap();
     assert_eq!(n, 1);
+
+    // 变章: a second seal order changes that seal (new image, new name) instead of adding one.
+    let (id, token) = about_certificate(&web, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    let seals = v["seals"].as_array().unwrap();
+    assert_eq!(seals.len(), 1, "the organisation's seals are offered: {v}");
+    let seal = seals[0]["id"].as_str().unwrap().to_string();
+    let product = |change: &str, name: &str| json!({ "product": "seal", "seal_change": change, "seal_name": name });
+    let (status, v) = web.step(&id, &token, "product", product("not-a-seal-of-this-organisation", "")).await;
+    assert_eq!(status, 422, "only this organisation's active seals: {v}");
+    let (status, _) = web.step(&id, &token, "product", product(&seal, &"章".repeat(65))).await;
+    assert_eq!(status, 422, "a name of 1 to 64 characters");
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product(&seal, "合同专用章")))
+        .await;
+    assert_eq!(
+        (v["summary"]["product"]["seal_change"].as_str(), v["summary"]["product"]["seal_name"].as_str()),
+        (Some(seal.as_str()), Some("合同专用章")),
+        "{v}"
+    );
+    let changed = cloudca::signing::qr::render_png("合同专用章（新）", 2).unwrap();
+    assert_eq!(web.upload(&id, &token, "seal-image", &changed).await.0, 201);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, AGENT).await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    wait_state(&web, &id, &token, "completed").await;
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT id, name, png FROM seals WHERE credit_code = $1 AND status = 'active'")
+            .bind(CREDIT)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![(seal, "合同专用章".to_string(), changed)], "the same seal, changed");
+    // A new certificate's product takes no seal choice.
+    let (id, token) = org_to_product(&web, "91110000802100433B").await;
+    let (status, _) = web.step(&id, &token, "product", json!({ "product": "org-cloud-1y", "seal_change": "x" })).await;
+    assert_eq!(status, 422);
 }
 
 #[tokio::test(flavor = "multi_thread")]

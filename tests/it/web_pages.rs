@@ -220,7 +220,7 @@ async fn stamped_letter(b: &Browser, ca: &TestCa, base: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_seal_order_shows_the_certificates_subject_read_only() {
+async fn a_seal_order_shows_the_certificates_subject_read_only_and_offers_its_seals_to_change() {
     let ca = web_ca().await;
     let _daemon = Daemon::start(&ca).await;
     let (_web, base) = web_front(&ca).await;
@@ -236,6 +236,16 @@ async fn a_seal_order_shows_the_certificates_subject_read_only() {
         )
         .await;
     let serial = holder_enrols(&ra, AGENT).await;
+    // The organisation already has a seal (as an earlier seal order would have made it).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    let png = cloudca::signing::qr::render_png("公章", 2).unwrap();
+    sqlx::query("INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ('seal-1', $1, '公章', $2, 'active', 0)")
+        .bind(CREDIT)
+        .bind(png)
+        .execute(&pool)
+        .await
+        .unwrap();
     let (id, _) = about_certificate(&ra, "seal", &serial, AGENT, AGENT_ID, json!({})).await;
     // The agent takes the order up in the browser: order query, then a code to continue.
     let b = Browser::start("seal-subject", 1200, 1600).await;
@@ -253,9 +263,15 @@ async fn a_seal_order_shows_the_certificates_subject_read_only() {
     assert!(fields.is_empty(), "the subject cannot be changed");
     b.shot("seal-order-subject").await;
     b.click("input[name=product][value=seal]").await;
+    // 补章 or 变章 (§5.1): the organisation's seal is offered to change.
+    let choice = b.text("#seal-choice").await;
+    assert!(choice.contains("新增印章") && choice.contains("变更印章（变章）：公章"), "{choice}");
+    b.click("input[name=seal_change][value=seal-1]").await;
+    b.shot("seal-order-change").await;
     b.submit("step-product").await;
     assert!(b.text("#subject").await.contains("福建示例科技有限公司"), "on the confirmation too");
-    assert!(b.client.find(Locator::Css("#confirmation")).await.is_ok());
+    let confirmation = b.text("#confirmation").await;
+    assert!(confirmation.contains("变更印章（变章）：公章"), "the seal to change is confirmed: {confirmation}");
     b.shot("seal-order-confirmation").await;
 }
 

@@ -95,12 +95,21 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
         "product" => {
             let p = &s["product"];
             let invoice = if p["invoice"] == true { l.t("Yes") } else { l.t("No") };
-            vec![
+            let mut rows = vec![
                 (l.t("Product"), text(&p["name"])),
                 (l.t("Amount"), yuan(p["price_fen"].as_i64().unwrap_or(0))),
                 (l.t("Invoice"), invoice.to_string()),
                 (l.t("Invoice e-mail"), text(&p["invoice_email"])),
-            ]
+            ];
+            if view["flow"] == "seal" {
+                let which = match p["seal_change"].as_str() {
+                    Some(id) => format!("{}{}", l.t("Change the seal: "), seal_name(view, id)),
+                    None => l.t("A new seal").to_string(),
+                };
+                rows.push((l.t("Seal"), which));
+                rows.push((l.t("Seal name"), text(&p["seal_name"])));
+            }
+            rows
         }
         _ => Vec::new(),
     };
@@ -191,9 +200,12 @@ fn filled(summary: &Value, step: &str) -> std::collections::HashMap<String, Stri
             ("email", &summary["agent"]["person"]["email"]),
             ("method", &summary["agent"]["method"]),
         ],
-        "product" => {
-            vec![("product", &summary["product"]["id"]), ("invoice_email", &summary["product"]["invoice_email"])]
-        }
+        "product" => vec![
+            ("product", &summary["product"]["id"]),
+            ("invoice_email", &summary["product"]["invoice_email"]),
+            ("seal_change", &summary["product"]["seal_change"]),
+            ("seal_name", &summary["product"]["seal_name"]),
+        ],
         _ => Vec::new(),
     };
     let mut values: std::collections::HashMap<String, String> =
@@ -223,4 +235,10 @@ pub(super) fn subject(ctx: &Ctx, view: &Value) -> Markup {
             }
         }
     }
+}
+
+/// The name of one of a seal order's seals, by id (the id itself when it is no longer listed).
+fn seal_name(view: &Value, id: &str) -> String {
+    let mut seals = view["seals"].as_array().into_iter().flatten();
+    seals.find(|s| s["id"] == id).and_then(|s| s["name"].as_str()).unwrap_or(id).to_string()
 }

@@ -124,6 +124,7 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             &form_id,
             html! {
                 (radios(s, l.t("Product"), "product", &products(channel, flow)))
+                @if flow == "seal" { (seal_choice(ctx, view, s)) }
                 (checkbox(s, l.t("I want an e-invoice (title: the organisation or person)"), "invoice"))
                 (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
             },
@@ -261,6 +262,24 @@ fn check_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormStat
         p { a #poll href=(poll) { (l.t("I have finished")) } }
     };
     (markup, Some(3))
+}
+
+/// A seal order's 补章 or 变章 (handbook §5.1): a new seal, or one of the organisation's
+/// active seals to change; and the seal's name (empty: the changed seal's, or the
+/// organisation's).
+fn seal_choice(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
+    let l = ctx.lang;
+    let mut options = vec![(String::new(), l.t("A new seal").to_string())];
+    for seal in view["seals"].as_array().into_iter().flatten() {
+        let (id, name) = (seal["id"].as_str().unwrap_or_default(), seal["name"].as_str().unwrap_or_default());
+        options.push((id.to_string(), format!("{}{name}", l.t("Change the seal: "))));
+    }
+    html! {
+        div #seal-choice {
+            (radios(s, l.t("Seal"), "seal_change", &options))
+            (input(s, l.t("Seal name (empty: as it is, or the organisation's name)"), "seal_name", "text", false))
+        }
+    }
 }
 
 /// The company check's code: texted to the legal representative's phone (shown masked), typed
