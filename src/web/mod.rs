@@ -94,6 +94,7 @@ fn page_routes(web: Web) -> Router {
         .route("/orders/{id}/form.pdf", get(pages::order::form_pdf))
         .route("/orders/{id}/invoice.pdf", get(pages::order::invoice_pdf))
         .route("/orders/{id}/authorization-letter.pdf", get(pages::order::letter_pdf))
+        .route("/orders/{id}/address", post(pages::order::address))
         .route("/letter/{link}", get(pages::letter::show).post(pages::letter::sign))
         .route("/letter/{link}/pdf", get(pages::letter::pdf))
         .route("/letter/{link}/code", post(pages::letter::code))

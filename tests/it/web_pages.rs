@@ -334,3 +334,86 @@ async fn one_web_front_serves_several_channels_each_page_with_its_customer_servi
         "the language switch stays in the channel"
     );
 }
+
+/// Handbook F7: a product that is posted (a USB key) asks for the delivery address, and the
+/// order's page changes it until the order is dispatched (approved); then it is shown, fixed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posted_products_delivery_address_changes_on_the_order_page_until_dispatch() {
+    let ca = web_ca().await;
+    let dir = ca.config_path.parent().unwrap().join("policies/channels");
+    let channel = r#"name = "ukey"
+title = "USB Key 渠道"
+service_phone = "400 222 333"
+features = ["new"]
+terms = "条款"
+
+[methods]
+organisation = ["phone"]
+personal = ["phone"]
+agent = ["phone"]
+
+[[products]]
+id = "org-cloud-1y"
+name = "机构云证书（1年）"
+flows = ["org-new"]
+years = 1
+price_fen = 0
+medium = "cloud"
+
+[[products]]
+id = "personal-ukey-1y"
+name = "个人证书（USB Key，1年）"
+flows = ["personal-new"]
+years = 1
+price_fen = 0
+medium = "usb-key"
+
+[flows.personal-new]
+review = "review"
+"#;
+    std::fs::write(dir.join("ukey.toml"), channel).unwrap();
+    serve_channels(&ca, &["ukey"]);
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("delivery-address", 1200, 1500).await;
+    b.goto(&format!("{base}/c/ukey/apply/personal-new")).await;
+    b.submit("start").await;
+    b.click("input[name=method][value=phone]").await;
+    b.submit("step-verification").await;
+    for (name, value) in
+        [("name", "王五"), ("id_number", "110101199003074338"), ("phone", "13900139000"), ("email", "w@example.com")]
+    {
+        b.fill(name, value).await;
+    }
+    b.submit("step-person").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"));
+    b.submit("step-product").await;
+    assert!(b.text(".error[data-field=delivery_address]").await.len() > 1, "a USB key needs an address");
+    b.fill("delivery_address", "福州市鼓楼区示例路1号").await;
+    b.shot("product-with-address").await;
+    b.submit("step-product").await;
+    b.submit("confirm").await;
+    // Before dispatch: the address is changed on the order's page.
+    let field = b.client.find(fantoccini::Locator::Css("form#address [name=address]")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("福州市台江区新地址2号").await.unwrap();
+    b.submit("address").await;
+    assert!(
+        b.text("p.notice, p.alert, .banner").await.contains("收货地址已修改"),
+        "{}",
+        b.client.source().await.unwrap()
+    );
+    b.shot("address-changed").await;
+    let id = b.text("#order-id").await;
+    let reviewer = Client::new(&ca, "reviewer");
+    let order = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert_eq!(order["data"]["product"]["delivery_address"], "福州市台江区新地址2号", "{order}");
+    // Dispatched (here: the order cancelled, which closes it the same way): no more changes.
+    b.submit("cancel").await;
+    assert!(b.client.find(fantoccini::Locator::Css("form#address")).await.is_err(), "no form once closed");
+    assert_eq!(b.text("#delivery-address").await, "收货地址: 福州市台江区新地址2号");
+    let ra = Client::new(&ca, "web-front");
+    let (status, _) =
+        ra.call("PUT", &format!("/v1/ra/orders/{id}/address"), None, Some(serde_json::json!({ "address": "x" }))).await;
+    assert!(status >= 400, "the daemon refuses it too");
+}

@@ -108,6 +108,7 @@ pub(super) fn api_path(view: &Value) -> String {
 fn notice(lang: Lang, m: &str) -> Option<String> {
     match m {
         "sent" => Some(lang.t("The code was sent.").to_string()),
+        "address-changed" => Some(lang.t("The delivery address was changed.").to_string()),
         "uploaded" => Some(lang.t("Uploaded").to_string()),
         _ => None,
     }
@@ -143,6 +144,15 @@ async fn render(web: &Web, ctx: &Ctx, view: &Value, state: FormState, status: St
         @if view["invoice_no"].is_string() {
             p { a #invoice href=(ctx.url(&format!("{}/invoice.pdf", order_path(view)))) { (l.t("Download the invoice")) } }
             (form(ctx, &format!("{}/invoice/reissue", order_path(view)), "reissue-invoice", html! {}, l.t("Send the invoice again")))
+        }
+        @if let Some(address) = view["summary"]["product"]["delivery_address"].as_str() {
+            @if matches!(order_state, "open" | "offline" | "review") {
+                (form(ctx, &format!("{}/address", order_path(view)), "address", html! {
+                    label { (l.t("Delivery address")) input type="text" name="address" value=(address) required; }
+                }, l.t("Change the delivery address")))
+            } @else {
+                p #delivery-address { (l.t("Delivery address")) ": " (address) }
+            }
         }
         @if matches!(order_state, "open" | "offline" | "review") {
             (form(ctx, &format!("{}/cancel", order_path(view)), "cancel", html! {}, l.t("Cancel the order")))
@@ -352,7 +362,7 @@ async fn action(
     ctx: &Ctx,
     id: &str,
     values: &HashMap<String, String>,
-    path: &str,
+    (method, path): (Method, &str),
     body: Value,
     flash: &str,
 ) -> Response {
@@ -360,7 +370,7 @@ async fn action(
         return refused;
     }
     let Some(token) = token_for(ctx, id) else { return trouble(ctx, StatusCode::NOT_FOUND, "404") };
-    let answer = web.daemon.ra(Method::POST, &format!("/v1/ra/orders/{id}/{path}"), Some(&token), Some(&body)).await;
+    let answer = web.daemon.ra(method, &format!("/v1/ra/orders/{id}/{path}"), Some(&token), Some(&body)).await;
     back(ctx, id, answer, flash, None)
 }
 
@@ -370,7 +380,7 @@ pub(in crate::web) async fn cancel(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    action(&web, &ctx, &id, &v, "cancel", serde_json::json!({}), "").await
+    action(&web, &ctx, &id, &v, (Method::POST, "cancel"), serde_json::json!({}), "").await
 }
 
 pub(in crate::web) async fn offline(
@@ -379,7 +389,18 @@ pub(in crate::web) async fn offline(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    action(&web, &ctx, &id, &v, "offline", serde_json::json!({}), "").await
+    action(&web, &ctx, &id, &v, (Method::POST, "offline"), serde_json::json!({}), "").await
+}
+
+/// `POST /orders/{id}/address`: a USB key's delivery address changed until it ships (F7).
+pub(in crate::web) async fn address(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let body = serde_json::json!({ "address": v.get("address").map(|a| a.trim()).unwrap_or_default() });
+    action(&web, &ctx, &id, &v, (Method::PUT, "address"), body, "address-changed").await
 }
 
 pub(in crate::web) async fn reissue_invoice(
@@ -388,7 +409,7 @@ pub(in crate::web) async fn reissue_invoice(
     Path(id): Path<String>,
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
-    action(&web, &ctx, &id, &v, "invoice/reissue", serde_json::json!({}), "sent").await
+    action(&web, &ctx, &id, &v, (Method::POST, "invoice/reissue"), serde_json::json!({}), "sent").await
 }
 
 async fn pdf(web: &Web, ctx: &Ctx, id: &str, what: &str) -> Response {

@@ -127,6 +127,9 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 @if flow == "seal" { (seal_choice(ctx, view, s)) }
                 (checkbox(s, l.t("I want an e-invoice (title: the organisation or person)"), "invoice"))
                 (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
+                @if ships(channel, flow) {
+                    (input(s, l.t("Delivery address (a USB key is posted)"), "delivery_address", "text", false))
+                }
             },
             next,
         ),
@@ -227,6 +230,15 @@ fn products(channel: &Value, flow: &str) -> Vec<(String, String)> {
             (p["id"].as_str().unwrap_or_default().to_string(), label)
         })
         .collect()
+}
+
+/// Whether a product of this flow is posted (a USB key) and so needs a delivery address.
+fn ships(channel: &Value, flow: &str) -> bool {
+    channel["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["medium"] == "usb-key" && p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow)))
 }
 
 fn qr_img(text: &str, id: &str) -> Markup {
