@@ -12,6 +12,7 @@ use super::i18n::{field_error, Lang};
 /// out, so each is a boolean either way.
 pub fn checkboxes(step: &str) -> &'static [&'static str] {
     match step {
+        "verification" => &["accept_agreement"],
         "agent" => &["legal_rep_in_person"],
         "product" => &["invoice"],
         "signature" => &["accept_terms"],

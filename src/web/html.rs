@@ -112,6 +112,27 @@ pub fn input(state: &FormState, label: &str, name: &str, kind: &str, required: b
     }
 }
 
+/// Radio buttons of one name in labelled groups (empty groups left out): one choice, shown
+/// in stages without a script (handbook B2: whether the legal representative takes part, then
+/// the method).
+pub fn grouped_radios(state: &FormState, legend: &str, name: &str, groups: &[(&str, Vec<(String, String)>)]) -> Markup {
+    let chosen = state.value(name);
+    html! {
+        fieldset.grouped {
+            legend { (legend) }
+            @for (heading, options) in groups.iter().filter(|(_, o)| !o.is_empty()) {
+                fieldset.group {
+                    legend { (heading) }
+                    @for (value, label) in options {
+                        label.choice { input type="radio" name=(name) value=(value) checked[chosen == value] required; " " (label) }
+                    }
+                }
+            }
+            (state.error(name))
+        }
+    }
+}
+
 /// A group of radio buttons.
 pub fn radios(state: &FormState, legend: &str, name: &str, options: &[(String, String)]) -> Markup {
     let chosen = state.value(name);

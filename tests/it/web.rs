@@ -285,6 +285,7 @@ pub(crate) async fn org_first_steps(b: &Browser, ca: &TestCa, base: &str, rep_ph
     b.goto(&format!("{base}/apply/org-new")).await;
     b.submit("start").await;
     b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.submit("step-verification").await;
     for (name, value) in [
         ("name", "福建示例科技有限公司"),
@@ -383,7 +384,15 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("before-you-start").await;
     b.submit("start").await;
     assert_eq!(b.current_step().await.as_deref(), Some("verification"));
+    // B2: whether the legal representative takes part, then the method; B3: the agreement.
+    let groups = b.text("fieldset.grouped").await;
+    assert!(groups.contains("法定代表人不参与") && groups.contains("法定代表人参与"), "{groups}");
     b.click("input[name=method][value=phone]").await;
+    b.submit("step-verification").await;
+    assert!(b.text(".error[data-field=accept_agreement]").await.contains("同意用户协议"), "nothing goes on unagreed");
+    assert_eq!(b.current_step().await.as_deref(), Some("verification"));
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.shot("verification").await;
     b.submit("step-verification").await;
     // A typing mistake in the credit code is named inline and the other values stay.
@@ -548,6 +557,7 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     again.goto(&format!("{base}/apply/org-new")).await;
     again.submit("start").await;
     again.click("input[name=method][value=phone]").await;
+    again.click("input[name=accept_agreement]").await;
     again.submit("step-verification").await;
     for (name, value) in [
         ("name", "北京示例有限公司"),

@@ -37,6 +37,7 @@ async fn the_legal_representative_renews_the_organisations_certificate_in_person
     nothing_typed_in_the_url(&b, &[("serial", serial.as_str())]).await;
     b.submit("step-certificate").await;
     b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.submit("step-verification").await;
     for (name, value) in
         [("legal_rep.name", "张三"), ("legal_rep.id_number", REP_ID), ("legal_rep.phone", "13800138000")]

@@ -110,6 +110,7 @@ async fn an_organisation_is_checked_in_the_browser_by_each_method_and_its_agent_
         b.goto(&format!("{base}/apply/org-new")).await;
         b.submit("start").await;
         b.click(&format!("input[name=method][value={company_method}]")).await;
+        b.click("input[name=accept_agreement]").await;
         b.submit("step-verification").await;
         let mut fields: Vec<(String, &str)> = vec![
             ("name".into(), "福建示例科技有限公司"),
@@ -161,6 +162,7 @@ async fn a_person_is_checked_in_the_browser_by_each_method() {
         b.goto(&format!("{base}/apply/personal-new")).await;
         b.submit("start").await;
         b.click(&format!("input[name=method][value={method}]")).await;
+        b.click("input[name=accept_agreement]").await;
         b.submit("step-verification").await;
         let mut fields: Vec<(String, &str)> = vec![
             ("name".into(), "王五"),

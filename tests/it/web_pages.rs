@@ -379,6 +379,7 @@ review = "review"
     b.goto(&format!("{base}/c/ukey/apply/personal-new")).await;
     b.submit("start").await;
     b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.submit("step-verification").await;
     for (name, value) in
         [("name", "王五"), ("id_number", "110101199003074338"), ("phone", "13900139000"), ("email", "w@example.com")]

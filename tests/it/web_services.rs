@@ -104,6 +104,7 @@ async fn an_organisation_renews_in_the_browser_from_its_credit_code_with_its_dat
     assert_eq!(b.current_step().await.as_deref(), Some("verification"));
     assert!(b.text("#subject").await.contains("福建示例科技有限公司"), "the subject is shown read-only");
     b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.submit("step-verification").await;
     assert!(b.client.find(Locator::Css("#prefilled")).await.is_ok());
     assert_eq!(b.attr("input[name=name]", "value").await.as_deref(), Some("福建示例科技有限公司"));
@@ -187,6 +188,7 @@ async fn a_person_unlocks_changes_and_revokes_in_the_browser_from_the_id_number(
     choose(&b, &ca, "change", &first, HOLDER).await;
     b.submit("step-certificate").await;
     b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
     b.submit("step-verification").await;
     assert_eq!(b.current_step().await.as_deref(), Some("person"));
     assert_eq!(b.attr("input[name=name]", "value").await.as_deref(), Some("王五"), "pre-filled");

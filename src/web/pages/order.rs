@@ -247,6 +247,16 @@ pub(in crate::web) async fn step(
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let mut body = to_json(&values, checkboxes(&step));
+    // The user agreement is agreed to where the method is chosen (handbook B3); the terms the
+    // daemon records as accepted are the signature step's.
+    if step == "verification" {
+        if body["accept_agreement"] != true {
+            return agreement_missing(&web, &ctx, &id, values).await;
+        }
+        if let Some(map) = body.as_object_mut() {
+            map.remove("accept_agreement");
+        }
+    }
     if step == "agent" && body["legal_rep_in_person"] == true {
         if let Some(map) = body.as_object_mut() {
             for k in ["name", "id_number", "phone"] {
@@ -390,6 +400,18 @@ pub(in crate::web) async fn offline(
     Form(v): Form<HashMap<String, String>>,
 ) -> Response {
     action(&web, &ctx, &id, &v, (Method::POST, "offline"), serde_json::json!({}), "").await
+}
+
+/// The verification step again, its agreement box named as not ticked; nothing is sent.
+async fn agreement_missing(web: &Web, ctx: &Ctx, id: &str, values: HashMap<String, String>) -> Response {
+    let (view, _) = match load(web, ctx, id).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let message = ctx.lang.t("Tick the box to agree to the user agreement.").to_string();
+    let errors = HashMap::from([("accept_agreement".to_string(), message)]);
+    let state = FormState { values, errors, message: None };
+    render(web, ctx, &view, state, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
 /// `POST /orders/{id}/address`: a USB key's delivery address changed until it ships (F7).

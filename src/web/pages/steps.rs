@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::apply::material_name;
 use super::urlencode;
-use crate::web::html::{checkbox, form, input, radios, yuan, FormState};
+use crate::web::html::{checkbox, form, grouped_radios, input, radios, yuan, FormState};
 use crate::web::security::Ctx;
 
 /// Verification methods and payment methods, as keys of the page texts.
@@ -66,7 +66,32 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
         "verification" => {
             let organisation = flow == "org-new" || summary["certificate"]["profile"] == "org";
             let list = if organisation { &channel["methods"]["organisation"] } else { &channel["methods"]["personal"] };
-            form(ctx, &action, &form_id, radios(s, l.t("Verification method"), "method", &opts(list)), next)
+            let methods = if organisation {
+                // Handbook B2: first whether the legal representative takes part (their phone,
+                // card or face), then the method; the company's account needs nobody.
+                let (without, with): (Vec<_>, Vec<_>) = opts(list).into_iter().partition(|(m, _)| m == "bank-account");
+                let groups = [
+                    (l.t("The legal representative does not take part"), without),
+                    (l.t("The legal representative takes part (on their own phone)"), with),
+                ];
+                grouped_radios(s, l.t("Verification method"), "method", &groups)
+            } else {
+                radios(s, l.t("Verification method"), "method", &opts(list))
+            };
+            form(
+                ctx,
+                &action,
+                &form_id,
+                html! {
+                    (methods)
+                    details #agreement {
+                        summary { (l.t("User agreement")) }
+                        div.terms { (channel["terms"].as_str().unwrap_or_default()) }
+                    }
+                    (checkbox(s, l.t("I have read and agree to the user agreement"), "accept_agreement"))
+                },
+                next,
+            )
         }
         "company" => form(
             ctx,
