@@ -414,8 +414,9 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.click("input[name=invoice]").await;
     b.shot("product").await;
     b.submit("step-product").await;
-    // 商品信息确认: what was entered, read-only, before the uploads.
-    assert!(b.text("#confirmation").await.contains("福建示例科技有限公司"));
+    // 商品信息确认: what was entered, read-only, before the uploads; the invoice's fixed title.
+    let confirmation = b.text("#confirmation").await;
+    assert!(confirmation.contains("福建示例科技有限公司") && confirmation.contains("发票抬头"), "{confirmation}");
     b.shot("confirmation").await;
     b.submit("confirm").await;
     assert_eq!(b.current_step().await.as_deref(), Some("materials"));
@@ -507,6 +508,28 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("order-management-completed").await;
     b.goto(&format!("{base}/orders/{id}")).await;
     assert!(b.client.find(Locator::Css("a#invoice")).await.is_ok(), "the invoice can be downloaded");
+    // F6: the invoice sent again, under a new number, to the same address.
+    let invoices = || {
+        let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap_or_default();
+        let mut numbers: Vec<String> = mail
+            .lines()
+            .filter(|l| l.contains("lisi@example.com"))
+            .flat_map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["attachments"].as_array().cloned().unwrap_or_default()
+            })
+            .filter_map(|a| a["name"].as_str().map(String::from))
+            .filter(|n| n.ends_with(".pdf"))
+            .collect();
+        numbers.dedup();
+        numbers
+    };
+    let before = invoices();
+    assert_eq!(before.len(), 1, "one invoice e-mailed so far: {before:?}");
+    b.submit("reissue-invoice").await;
+    let after = invoices();
+    assert_eq!(after.len(), 2, "sent again: {after:?}");
+    assert_ne!(after[0], after[1], "under a new number");
+    b.shot("invoice-sent-again").await;
     // English is one click away.
     b.click("#lang").await;
     assert_eq!(b.attr("html", "lang").await.as_deref(), Some("en"));

@@ -101,6 +101,11 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
                 (l.t("Invoice"), invoice.to_string()),
                 (l.t("Invoice e-mail"), text(&p["invoice_email"])),
             ];
+            // B21: the title is the applicant's own name and cannot be changed; shown before
+            // anything is issued.
+            if p["invoice"] == true {
+                rows.push((l.t("Invoice title"), invoice_title(view)));
+            }
             if view["flow"] == "seal" {
                 let which = match p["seal_change"].as_str() {
                     Some(id) => format!("{}{}", l.t("Change the seal: "), seal_name(view, id)),
@@ -241,4 +246,15 @@ pub(super) fn subject(ctx: &Ctx, view: &Value) -> Markup {
 fn seal_name(view: &Value, id: &str) -> String {
     let mut seals = view["seals"].as_array().into_iter().flatten();
     seals.find(|s| s["id"] == id).and_then(|s| s["name"].as_str()).unwrap_or(id).to_string()
+}
+
+/// The invoice title: the organisation's name, the person's, or the certificate subject's.
+fn invoice_title(view: &Value) -> String {
+    let s = &view["summary"];
+    let subject_o = s["certificate"]["subject"].as_array().into_iter().flatten().find(|pair| pair[0] == "O");
+    [&s["company"]["name"], &s["person"]["name"], subject_o.map_or(&Value::Null, |pair| &pair[1])]
+        .into_iter()
+        .find_map(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
