@@ -123,6 +123,23 @@ pub struct Channel {
     /// customer-service phone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<Offline>,
+    /// Whether the applicant chooses an e-invoice (handbook B22: "根据渠道配置"): `optional`
+    /// (the default), `required` (always issued), `none` (never: the platform invoices).
+    #[serde(default)]
+    pub invoice: InvoicePolicy,
+}
+
+/// A channel's invoice rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvoicePolicy {
+    /// The applicant ticks whether they want one.
+    #[default]
+    Optional,
+    /// Every paid order gets one.
+    Required,
+    /// No order of the channel gets one.
+    None,
 }
 
 /// Where an offline applicant mails the signed, stamped form and copies, and how they pay.

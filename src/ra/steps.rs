@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::channels::Method;
+use super::channels::{InvoicePolicy, Method};
 use super::flow::{Flow, Step};
 use super::model::{Agent, BankAccount, CertificateRef, Company, OrderData, PendingCheck, Person, ProductChoice};
 use super::model::{PaymentData, SignatureEvidence};
@@ -613,7 +613,14 @@ impl Ra {
             .as_ref()
             .and_then(|a| a.person.email.clone())
             .or(data.person.as_ref().and_then(|p| p.email.clone()));
-        let invoice = input.invoice;
+        let invoice = match channel.invoice {
+            InvoicePolicy::Optional => input.invoice,
+            InvoicePolicy::Required => true,
+            InvoicePolicy::None if input.invoice => {
+                return Err(RaError::NotOffered("invoice: this channel issues no invoices".into()))
+            }
+            InvoicePolicy::None => false,
+        };
         let (invoice_email, delivery_address) = product_fields(input, agent_email, product.medium == "usb-key")?;
         // The product is in the letter's scope: another one than the letter named (or the one
         // it will name) withdraws the authorisation and the link.

@@ -125,6 +125,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("A code was texted to the legal representative's phone", "验证码已发送至法定代表人手机"),
     ("Send the code again", "重新发送验证码"),
     ("Invoice title", "发票抬头"),
+    ("An e-invoice is issued (title: the organisation or person).", "本渠道开具电子发票（抬头为申请单位或个人）。"),
     ("Tick the box to agree to the user agreement.", "请勾选同意用户协议。"),
     ("The legal representative does not take part", "法定代表人不参与"),
     ("The legal representative takes part (on their own phone)", "法定代表人参与（在本人手机上完成）"),

@@ -346,6 +346,7 @@ title = "USB Key 渠道"
 service_phone = "400 222 333"
 features = ["new"]
 terms = "条款"
+invoice = "required"
 
 [methods]
 organisation = ["phone"]
@@ -372,6 +373,11 @@ medium = "usb-key"
 review = "review"
 "#;
     std::fs::write(dir.join("ukey.toml"), channel).unwrap();
+    // B22: a channel that issues no invoices (its platform invoices itself).
+    let none = channel
+        .replace("name = \"ukey\"", "name = \"noinvoice\"")
+        .replace("invoice = \"required\"", "invoice = \"none\"");
+    std::fs::write(dir.join("noinvoice.toml"), none).unwrap();
     serve_channels(&ca, &["ukey"]);
     let _daemon = Daemon::start(&ca).await;
     let (_web, base) = web_front(&ca).await;
@@ -388,6 +394,9 @@ review = "review"
     }
     b.submit("step-person").await;
     assert_eq!(b.current_step().await.as_deref(), Some("product"));
+    // B22: this channel always issues an invoice; the page says so and asks nothing.
+    assert!(b.client.find(fantoccini::Locator::Css("input[name=invoice]")).await.is_err());
+    assert!(b.text("#invoice-required").await.contains("电子发票"));
     b.submit("step-product").await;
     assert!(b.text(".error[data-field=delivery_address]").await.len() > 1, "a USB key needs an address");
     b.fill("delivery_address", "福州市鼓楼区示例路1号").await;
@@ -409,6 +418,7 @@ review = "review"
     let reviewer = Client::new(&ca, "reviewer");
     let order = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
     assert_eq!(order["data"]["product"]["delivery_address"], "福州市台江区新地址2号", "{order}");
+    assert_eq!(order["data"]["product"]["invoice"], true, "the channel's rule, not the form's box");
     // Dispatched (here: the order cancelled, which closes it the same way): no more changes.
     b.submit("cancel").await;
     assert!(b.client.find(fantoccini::Locator::Css("form#address")).await.is_err(), "no form once closed");
@@ -417,4 +427,21 @@ review = "review"
     let (status, _) =
         ra.call("PUT", &format!("/v1/ra/orders/{id}/address"), None, Some(serde_json::json!({ "address": "x" }))).await;
     assert!(status >= 400, "the daemon refuses it too");
+    // A channel without invoices refuses one.
+    let v = ra
+        .ok("POST", "/v1/ra/orders", None, Some(serde_json::json!({ "channel": "noinvoice", "flow": "personal-new" })))
+        .await;
+    let (id, token) = (v["order"]["id"].as_str().unwrap(), v["token"].as_str().unwrap());
+    ra.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(token),
+        Some(serde_json::json!({ "method": "phone" })),
+    )
+    .await;
+    let person = serde_json::json!({ "name": "王五", "id_number": "110101199003074338", "phone": "13900139000", "email": "w@example.com" });
+    ra.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(token), Some(person)).await;
+    let product = serde_json::json!({ "product": "personal-ukey-1y", "invoice": true, "delivery_address": "福州" });
+    let (status, v) = ra.call("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(token), Some(product)).await;
+    assert_eq!(status, 422, "{v}");
 }

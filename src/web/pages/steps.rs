@@ -150,8 +150,18 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             html! {
                 (radios(s, l.t("Product"), "product", &products(channel, flow)))
                 @if flow == "seal" { (seal_choice(ctx, view, s)) }
-                (checkbox(s, l.t("I want an e-invoice (title: the organisation or person)"), "invoice"))
-                (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
+                // B22: the channel says whether the applicant chooses an invoice.
+                @match channel["invoice"].as_str().unwrap_or("optional") {
+                    "none" => {}
+                    "required" => {
+                        p.note #invoice-required { (l.t("An e-invoice is issued (title: the organisation or person).")) }
+                        (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
+                    }
+                    _ => {
+                        (checkbox(s, l.t("I want an e-invoice (title: the organisation or person)"), "invoice"))
+                        (input(s, l.t("Invoice e-mail"), "invoice_email", "email", false))
+                    }
+                }
                 @if ships(channel, flow) {
                     (input(s, l.t("Delivery address (a USB key is posted)"), "delivery_address", "text", false))
                 }
