@@ -281,8 +281,11 @@ impl OrderData {
     /// The steps of this order, in order.
     pub fn steps(&self, flow: Flow, channel: &Channel) -> Vec<Step> {
         let organisation = self.organisation(flow);
+        // An order whose company passed the one-step check before the representative's code
+        // existed (done, nothing pending) is not held back by a step it cannot take.
+        let rep_code = organisation && (self.subject_check.is_some() || !self.done.contains(&Step::Company));
         let subject_check_async = self.subject_check.is_some()
-            || self.verification.is_some_and(|m| m.asynchronous() || (organisation && m.texts_legal_rep()));
+            || self.verification.is_some_and(|m| m.asynchronous() || (rep_code && m.texts_legal_rep()));
         let shape = Shape {
             organisation,
             subject_check_async,

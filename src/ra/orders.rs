@@ -78,7 +78,9 @@ impl Ra {
         let channel = self.channel(&order.channel)?;
         let materials = self.store.materials(&order.id).await?;
         let mut view = OrderView::new(order, &channel, &materials);
-        if order.flow == Flow::Seal.name() {
+        // Only while the seal order can still choose, and only once its certificate was chosen
+        // with consent (an order that goes to an officer for lack of it lists nothing).
+        if order.flow == Flow::Seal.name() && order.state == "open" && order.open_key.is_some() {
             view.seals = self.changeable_seals(&OrderData::of(order)).await?;
         }
         Ok(view)
@@ -316,10 +318,17 @@ impl Ra {
         let product = data.product.as_mut().filter(|p| p.delivery_address.is_some()).ok_or_else(|| {
             RaError::State("nothing is shipped for this order (cloud certificates need no delivery)".into())
         })?;
-        product.delivery_address =
-            Some(super::validate::name("delivery_address", address, 200).map_err(|e| RaError::Invalid(vec![e]))?);
+        let new = super::validate::name("delivery_address", address, 200).map_err(|e| RaError::Invalid(vec![e]))?;
+        // Digests, not the addresses: the audit log shows that and when it changed.
+        let digest = |a: &str| hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(a.as_bytes())[..8]);
+        let detail = serde_json::json!({
+            "from": product.delivery_address.as_deref().map(digest),
+            "to": digest(&new),
+            "in_review": order.state == "review",
+        });
+        product.delivery_address = Some(new);
         data.store(&mut order);
-        let audit = self.event("order.address_changed", "applicant", &order, serde_json::json!({}));
+        let audit = self.event("order.address_changed", "applicant", &order, detail);
         self.save(&mut order, &[&audit]).await?;
         Ok(order)
     }

@@ -280,6 +280,9 @@ impl Ra {
     /// after a later step failed does not make a second seal.
     async fn add_seal(&self, order: &OrderRecord, credit_code: &str, name: &str, actor: &str) -> Result<(), RaError> {
         let request_id = format!("order-{}", order.id);
+        if self.store.seal_request(&request_id).await?.is_some_and(|r| r.status != "pending") {
+            return Ok(());
+        }
         // 变章 or 补章 and the name, as the product step chose (checked there, and again here:
         // the seal to change must still be one of this organisation's active seals).
         let product = OrderData::of(order).product;
@@ -293,9 +296,6 @@ impl Ra {
             }
         }
         let name = product.as_ref().and_then(|p| p.seal_name.as_deref()).unwrap_or(name);
-        if self.store.seal_request(&request_id).await?.is_some_and(|r| r.status != "pending") {
-            return Ok(());
-        }
         let materials = self.store.materials(&order.id).await?;
         let image = materials
             .iter()
@@ -317,7 +317,9 @@ impl Ra {
                 status: "pending".into(),
                 created_at: self.now(),
             };
-            let audit = self.event("seal.requested", actor, order, serde_json::json!({ "request": request.id }));
+            let detail =
+                serde_json::json!({ "request": request.id, "change_of": request.seal_id, "name": request.name });
+            let audit = self.event("seal.requested", actor, order, detail);
             self.store.insert_seal_request(&request, &audit).await?;
         }
         self.services.seals.decide(actor, &request_id, true).await.map_err(|e| RaError::CarryOut(e.to_string()))?;

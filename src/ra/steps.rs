@@ -24,7 +24,7 @@ pub(super) const LEGAL_REP_CHOICE: &str =
 /// real-name check of a new phone, or their bank card) but not confirmed from the phone on
 /// file, goes to an officer: the usual re-issue (补办) after a lost phone or number.
 pub(super) const HOLDER_CHOICE: &str =
-    "the holder chose this certificate after their own identity check and the phone on file did not confirm (a lost phone or number?): an officer checks the papers";
+    "the certificate was chosen after the holder's own identity check (a real-name phone or their bank card) and the phone on file did not confirm (a lost phone or number?); the agent step must be the holder, checked again: an officer checks the papers";
 
 /// Why an order about a certificate with no verified contact goes to an officer.
 pub(super) const NO_CONTACT: &str =
@@ -378,6 +378,9 @@ impl Ra {
         }
         order.serial = Some(cert.serial.clone());
         let consent = by_session.map(|role| {
+            // A session with no phone is the legal representative's, or for a person's own
+            // certificate the person's own identity check (F9, F10).
+            let role = if role == "legal-rep" && cert.profile != "org" { "holder-identity-check" } else { role };
             let detail = serde_json::json!({ "serial": cert.serial, "by": role, "via": "order-query" });
             self.event("order.certificate_consent", "applicant", order, detail)
         });
@@ -531,7 +534,15 @@ impl Ra {
             .ok_or_else(|| RaError::BadRequest("code: the code texted to the legal representative's phone".into()))?;
         let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
         let object = legal_rep_code_object(&order.id, &pending.reference);
-        self.services.mobile.check_code(&company.legal_rep.phone, Purpose::LegalRepCheck, &object, &code).await?;
+        // Wrong guesses count against this order, not the representative's phone: their name,
+        // ID number and phone are public, so counting on the phone would let anyone lock them
+        // out of their own codes (attacker review). Each code still dies after its few tries,
+        // and the per-phone send limits bound how many codes there are to guess.
+        let counted = format!("order {}", order.id);
+        let mobile = &self.services.mobile;
+        mobile
+            .check_code_counted_on(&counted, &company.legal_rep.phone, Purpose::LegalRepCheck, &object, &code)
+            .await?;
         Ok(())
     }
 

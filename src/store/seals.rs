@@ -261,7 +261,7 @@ impl Store {
             match &r.seal_id {
                 Some(seal_id) => {
                     sqlx::query(
-                        "UPDATE seals SET png = $2, name = $3, updated_at = $4 WHERE id = $1 AND credit_code = $5",
+                        "UPDATE seals SET png = $2, name = $3, updated_at = $4 WHERE id = $1 AND credit_code = $5 AND status = 'active'",
                     )
                     .bind(seal_id)
                     .bind(&r.png)

@@ -248,11 +248,15 @@ fn seal_name(view: &Value, id: &str) -> String {
     seals.find(|s| s["id"] == id).and_then(|s| s["name"].as_str()).unwrap_or(id).to_string()
 }
 
-/// The invoice title: the organisation's name, the person's, or the certificate subject's.
+/// The invoice title as the invoice will have it: the organisation's name, the person's, or the
+/// certificate subject's O, else CN.
 fn invoice_title(view: &Value) -> String {
     let s = &view["summary"];
-    let subject_o = s["certificate"]["subject"].as_array().into_iter().flatten().find(|pair| pair[0] == "O");
-    [&s["company"]["name"], &s["person"]["name"], subject_o.map_or(&Value::Null, |pair| &pair[1])]
+    let subject = |key: &str| {
+        let pair = s["certificate"]["subject"].as_array().into_iter().flatten().find(|pair| pair[0] == key);
+        pair.map_or(&Value::Null, |pair| &pair[1])
+    };
+    [&s["company"]["name"], &s["person"]["name"], subject("O"), subject("CN")]
         .into_iter()
         .find_map(Value::as_str)
         .unwrap_or_default()
