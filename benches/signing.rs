@@ -21,6 +21,8 @@
 //! `cargo bench --bench signing`; `CLOUDCA_BENCH_SECONDS` (default 5) bounds each raw figure,
 //! `CLOUDCA_BENCH_APPROVALS` (default 40) sets how many approvals are timed (100 KB PAdES:
 //! as many; 5 MB: a quarter, at least 3; B-T: half of B-B's, at least 3).
+//! `CLOUDCA_BENCH_ONLY=approval` runs only the raw rates and the approvals (no TSA, no PAdES),
+//! for a quick before/after of the approval path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,7 @@ fn main() {
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let seconds = Duration::from_secs(env("CLOUDCA_BENCH_SECONDS", 5));
     let approvals = env("CLOUDCA_BENCH_APPROVALS", 40) as usize;
+    let only_approval = std::env::var("CLOUDCA_BENCH_ONLY").is_ok_and(|v| v == "approval");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let created = runtime
@@ -56,12 +59,12 @@ fn main() {
     let config = Config::load(&created.config_path).expect("config");
     runtime.block_on(async move {
         let instance = Instance::open(config, Arc::new(SystemClock)).await.expect("instance");
-        report(&instance, seconds, approvals).await;
+        report(&instance, seconds, approvals, only_approval).await;
     });
     cloudca::hsm::shutdown();
 }
 
-async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
+async fn report(instance: &Instance, seconds: Duration, approvals: usize, only_approval: bool) {
     let hsm = &instance.hsm;
     let wrapped = hsm.generate_wrapped(KeyAlgorithm::EcdsaP256).await.expect("wrapped key");
     let digest = vec![7u8; 32];
@@ -72,7 +75,7 @@ async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
     })
     .await;
 
-    let (tsa_raw, tsa_replies) = timestamps(instance, seconds).await;
+    let (tsa_raw, tsa_replies) = if only_approval { (0.0, 0.0) } else { timestamps(instance, seconds).await };
 
     let credential = enroll(instance).await;
     let pin = Pin::new("246810").expect("pin");
@@ -120,6 +123,9 @@ async fn report(instance: &Instance, seconds: Duration, approvals: usize) {
             100.0 * (100.0 / hundred_p50.saturating_sub(argon_p50).as_secs_f64()) / session_rate
         )
     );
+    if only_approval {
+        return;
+    }
     println!("{:<58}{:>14}", "raw: sign with the TSA key (HSM, one job at a time)", format!("{tsa_raw:.0}/s"));
     println!(
         "{:<58}{:>14}",

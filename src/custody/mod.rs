@@ -18,12 +18,13 @@ use rand::RngCore;
 use crate::ca::{CaError, IssuanceService, Issued, VerifiedRequest};
 use crate::clock::Clock;
 use crate::config::CustodyConfig;
-use crate::hsm::{custody::BLOB_VERSION, HsmError, HsmPool, KeyAlgorithm};
+use crate::hsm::{custody::BLOB_VERSION, Binding, HsmError, HsmPool, KeyAlgorithm};
 use crate::providers::{ProviderError, SmsProvider};
 use crate::security_events::SecurityEvents;
 use crate::status::{RevocationReason, StatusService};
 use crate::store::{
-    ApprovalRecord, AuditRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError, UnlockAllowance,
+    ApprovalRecord, AuditRecord, CertificateRecord, CredentialRecord, HolderIdentity, ProofSpend, Store, StoreError,
+    UnlockAllowance,
 };
 pub use pin::Pin;
 pub use proof::{ProofMethod, ProofPurpose, Proofs, StartedProof};
@@ -368,14 +369,17 @@ impl Custody {
 
     /// The HMAC that ties a blob to its credential row and certificate.
     async fn binding(&self, id: &str, serial: &str, blob: &[u8]) -> Result<String, CustodyError> {
-        let mut message = format!("cloudca-blob\n{id}\n{serial}\n").into_bytes();
-        message.extend_from_slice(blob);
-        Ok(hex::encode(self.hsm.pepper(&message).await?))
+        Ok(hex::encode(self.hsm.pepper(&binding_message(id, serial, blob)).await?))
     }
 
-    /// The holder's credential, if it can sign at all (not locked, not destroyed, certificate
-    /// neither revoked nor expired). Does not check the PIN.
-    pub async fn usable(&self, credential_id: &str, phone: &str) -> Result<CredentialRecord, CustodyError> {
+    /// The holder's credential and its certificate, if it can sign at all (not locked, not
+    /// destroyed, certificate neither revoked nor expired). Does not check the PIN. The
+    /// certificate comes back so that signing does not read it again.
+    pub async fn usable(
+        &self,
+        credential_id: &str,
+        phone: &str,
+    ) -> Result<(CredentialRecord, CertificateRecord), CustodyError> {
         let c =
             self.store.credential(credential_id).await?.filter(|c| c.phone == phone).ok_or(CustodyError::NotFound)?;
         match c.status.as_str() {
@@ -391,7 +395,7 @@ impl Custody {
         if cert.not_after < self.now() {
             return Err(CustodyError::NotUsable("expired"));
         }
-        Ok(c)
+        Ok((c, cert))
     }
 
     /// Checks the PIN of a usable credential in three steps: reserve a try in the database
@@ -400,14 +404,23 @@ impl Custody {
     /// PIN clears the count (and is refused if the credential locked meanwhile), a wrong one
     /// stays counted (audited) and locks the credential at the limit.
     pub async fn check_pin(&self, c: &CredentialRecord, pin: &Pin, actor: &str) -> Result<(), CustodyError> {
+        self.check_pin_unsettled(c, pin, actor).await?;
+        if !self.store.settle_pin_success(&c.id, self.now()).await? {
+            return Err(CustodyError::Locked);
+        }
+        Ok(())
+    }
+
+    /// [`Custody::check_pin`] but for settling a right PIN: its reserved try stays counted
+    /// until the caller settles it in the transaction that uses the PIN, which must also refuse
+    /// a credential no longer active (signing: [`Store::authorize_once`]). One durable commit
+    /// fewer on the path the holder waits for.
+    pub async fn check_pin_unsettled(&self, c: &CredentialRecord, pin: &Pin, actor: &str) -> Result<(), CustodyError> {
         let max = self.config.max_pin_failures;
         let Some(_reserved) = self.store.reserve_pin_attempt(&c.id, max, self.now()).await? else {
             return Err(CustodyError::Locked);
         };
         if pin::verify(&self.hsm, &c.id, pin, &c.pin_hash).await? {
-            if !self.store.settle_pin_success(&c.id, self.now()).await? {
-                return Err(CustodyError::Locked);
-            }
             return Ok(());
         }
         let detail = serde_json::json!({ "credential": c.id });
@@ -422,17 +435,22 @@ impl Custody {
         Err(CustodyError::WrongPin { remaining: (max - attempts).max(0) })
     }
 
-    /// Signs token inputs (digests) with the credential's key: binding checked, one unwrap,
-    /// all signatures, one destroy.
+    /// Signs token inputs (digests) with the credential's key: in the HSM, the blob's binding
+    /// to this row checked, then unwrap, all signatures, destroy ([`HsmPool::sign_bound`]).
     pub async fn sign(&self, c: &CredentialRecord, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CustodyError> {
         let blob = c.key_blob.as_deref().ok_or(CustodyError::NotUsable("no key"))?;
-        let expected = self.binding(&c.id, &c.serial, blob).await?;
-        if expected != c.binding {
-            tracing::error!(target: "audit", credential = %c.id, "wrapped key not bound to this credential; refusing");
-            return Err(CustodyError::NotUsable("its key does not belong to it"));
-        }
         let algorithm = KeyAlgorithm::from_name(&c.key_algorithm).ok_or(CustodyError::NotUsable("unknown key type"))?;
-        Ok(self.hsm.sign_wrapped_many(blob, algorithm, inputs).await?)
+        let binding = Binding {
+            message: binding_message(&c.id, &c.serial, blob),
+            mac: hex::decode(&c.binding).unwrap_or_default(),
+        };
+        match self.hsm.sign_bound(blob, binding, algorithm, inputs).await {
+            Err(HsmError::NotBound) => {
+                tracing::error!(target: "audit", credential = %c.id, "wrapped key not bound to this credential; refusing");
+                Err(CustodyError::NotUsable("its key does not belong to it"))
+            }
+            signed => Ok(signed?),
+        }
     }
 
     /// PIN change: the old PIN first.
@@ -444,7 +462,7 @@ impl Custody {
         new: &Pin,
         actor: &str,
     ) -> Result<(), CustodyError> {
-        let c = self.usable(id, phone).await?;
+        let (c, _) = self.usable(id, phone).await?;
         new.check_strength(self.holder_id_number(&c).await?.as_deref())?;
         self.check_pin(&c, old, actor).await?;
         let hash = pin::hash(&self.hsm, &c.id, new).await?;
@@ -623,6 +641,13 @@ impl Custody {
     async fn holder_id_number(&self, c: &CredentialRecord) -> Result<Option<String>, CustodyError> {
         Ok(self.store.approval(&c.approval_id).await?.and_then(|a| a.holder).map(|h| h.id_number))
     }
+}
+
+/// What a blob's binding HMAC covers: the credential, its certificate's serial and the blob.
+fn binding_message(id: &str, serial: &str, blob: &[u8]) -> Vec<u8> {
+    let mut message = format!("cloudca-blob\n{id}\n{serial}\n").into_bytes();
+    message.extend_from_slice(blob);
+    message
 }
 
 /// The person an approval names as holder: for `personal`, the subject (CN and serialNumber),

@@ -60,6 +60,10 @@ pub enum HsmError {
     /// another HSM.
     #[error("the wrapped key is invalid for this HSM")]
     InvalidBlob,
+    /// A wrapped holder key's binding MAC does not verify: the blob is not the one stored for
+    /// this credential and certificate; it was not unwrapped.
+    #[error("the wrapped key is not bound to this credential")]
+    NotBound,
     /// The custody KEK was made by an older ceremony, without the protections that keep holder
     /// keys in the HSM: a key made under it could be exported by anyone with the user PIN.
     #[error(

@@ -21,7 +21,7 @@ use cryptoki::session::Session;
 use tokio::sync::oneshot;
 
 pub use algorithm::KeyAlgorithm;
-pub use custody::WrappedKey;
+pub use custody::{Binding, WrappedKey};
 pub use error::HsmError;
 pub use keys::KeyProtection;
 pub use pin::{read_pin, PinSecret};

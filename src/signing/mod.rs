@@ -19,7 +19,7 @@ use sha2::Digest;
 use crate::clock::Clock;
 use crate::custody::{new_id, Custody, CustodyError, Pin};
 use crate::security_events::SecurityEvents;
-use crate::store::{SigningSessionRecord, Store, StoreError};
+use crate::store::{Authorized, SigningSessionRecord, Store, StoreError};
 
 /// Why a signing step failed.
 #[derive(Debug, thiserror::Error)]
@@ -425,11 +425,13 @@ impl Signing {
     /// for one), in numbered steps:
     /// 1. the session is this holder's and claimed; the credential is theirs and usable, fits the
     ///    signer constraint, and may stamp with the chosen seal;
-    /// 2. the PIN (a try reserved in the database first, see [`Custody::check_pin`]);
-    /// 3. one transaction: the session moves `claimed` → `signing`, the single-use authorisation
+    /// 2. the PIN (a try reserved in the database first, see [`Custody::check_pin_unsettled`]);
+    /// 3. one transaction: the right PIN's try is settled (refused if the credential locked
+    ///    meanwhile), the session moves `claimed` → `signing`, the single-use authorisation
     ///    (bound to credential and hashes, one per session) is recorded and spent, and the key use
     ///    it allows is audited. A concurrent approval of the same session stops here (409);
-    /// 4. one unwrap, the signatures; if the HSM fails the session ends `failed`;
+    /// 4. in the HSM, the blob's binding checked, one unwrap (one per worker for a large batch),
+    ///    the signatures; if the HSM fails the session ends `failed`;
     /// 5. the result and `signature.created` stored together.
     pub async fn approve(
         &self,
@@ -443,22 +445,26 @@ impl Signing {
         let request: OpenRequest =
             serde_json::from_str(&s.request).map_err(|e| SigningError::Internal(e.to_string()))?;
         let hashes = decode_hashes(&request.hashes, usize::MAX)?;
-        let credential = self.custody.usable(credential_id, phone).await?;
+        let (credential, certificate) = self.custody.usable(credential_id, phone).await?;
         let approval = self.store.approval(&credential.approval_id).await?.ok_or(SigningError::SignerMismatch)?;
         check_signer(&request, &credential, &approval)?;
         let seal = self.chosen_seal(&request, &approval, phone, seal_id).await?;
         let actor = format!("phone:{phone}");
-        self.custody.check_pin(&credential, pin, &actor).await?;
+        self.custody.check_pin_unsettled(&credential, pin, &actor).await?;
         let now = self.clock.now().unix_timestamp();
         let digest = hex::encode(hashes_digest(&hashes));
         let authorization = new_id();
         let expires = now + self.custody.config.authorization_seconds;
         let detail = serde_json::json!({ "session": s.id, "credential": credential.id, "authorization": authorization, "hashes": hashes.len() });
         let unwrap = self.custody.event("key.unwrap_authorised", &actor, Some(&credential.serial), detail);
-        if !self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now, &unwrap).await? {
-            return Err(SigningError::WrongState("being signed or finished already".into()));
+        match self.store.authorize_once(&authorization, &s.id, &credential.id, &digest, expires, now, &unwrap).await? {
+            Authorized::Spent => {}
+            Authorized::CredentialInactive => return Err(CustodyError::Locked.into()),
+            Authorized::SessionTaken => {
+                return Err(SigningError::WrongState("being signed or finished already".into()))
+            }
         }
-        let mut result = match self.sign(&credential, &request, &hashes, seal.as_ref()).await {
+        let mut result = match self.sign(&credential, certificate, &request, &hashes, seal.as_ref()).await {
             Ok(result) => result,
             Err(e) => {
                 let detail =
@@ -507,14 +513,16 @@ impl Signing {
         }
     }
 
+    /// The session's result: signatures in the request's format, with the certificate (read by
+    /// [`Custody::usable`] in step 1) and its chain.
     async fn sign(
         &self,
         c: &crate::store::CredentialRecord,
+        cert: crate::store::CertificateRecord,
         request: &OpenRequest,
         hashes: &[[u8; 32]],
         seal: Option<&crate::store::SealRecord>,
     ) -> Result<serde_json::Value, SigningError> {
-        let cert = self.store.certificate(&c.serial).await?.ok_or(SigningError::NotFound)?;
         let chain = self.custody.chain_of(&cert.issuer).map_err(|e| SigningError::Internal(e.to_string()))?;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let signatures: Vec<String> = match request.format {

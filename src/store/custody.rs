@@ -73,6 +73,20 @@ pub struct CredentialRecord {
     pub created_at: i64,
 }
 
+/// What [`Store::authorize_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorized {
+    /// The PIN try is settled, the authorisation recorded and spent, the session `signing`, the
+    /// key use audited: sign now, once.
+    Spent,
+    /// The credential stopped being active after its PIN try was reserved (locked by other
+    /// tries, destroyed by a revocation): the right PIN must not be used. Nothing changed.
+    CredentialInactive,
+    /// The session is no longer claimed (another approval won, it expired): only the PIN try
+    /// was settled.
+    SessionTaken,
+}
+
 /// A signing session as stored.
 #[derive(Debug, Clone)]
 pub struct SigningSessionRecord {
@@ -626,11 +640,13 @@ impl Store {
         Ok(self.execute_audited(q, audit).await? > 0)
     }
 
-    /// Records a single-use authorisation and spends it, in one transaction with moving the
-    /// session from `claimed` to `signing` and the audit event of the key use it allows: it must
-    /// be unused, unexpired and bound to exactly this credential and these hashes, and the
-    /// session must still be claimed (one authorisation per session, by a unique index too).
-    /// False (and nothing kept) otherwise; nothing may be signed then.
+    /// Records a single-use authorisation and spends it, in one transaction with settling the
+    /// credential's reserved PIN try (the PIN was right: the count starts again), moving the
+    /// session from `claimed` to `signing`, and the audit event of the key use it allows: the
+    /// credential must still be active, the authorisation unused, unexpired and bound to exactly
+    /// this credential and these hashes, and the session still claimed (one authorisation per
+    /// session, by a unique index too). Anything but [`Authorized::Spent`] means nothing may be
+    /// signed. One durable commit where settling the try on its own took a second one.
     #[allow(clippy::too_many_arguments)]
     pub async fn authorize_once(
         &self,
@@ -641,8 +657,20 @@ impl Store {
         expires_at: i64,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Authorized, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let settled = sqlx::query(
+            "UPDATE credentials SET failed_attempts = 0, updated_at = $2 WHERE id = $1 AND status = 'active'",
+        )
+        .bind(credential_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if settled != 1 {
+            // Rolled back: the reserved try stays counted, as for any PIN that cannot be used.
+            return Ok(Authorized::CredentialInactive);
+        }
         let moved = sqlx::query(
             "UPDATE signing_sessions SET state = 'signing', updated_at = $2 WHERE id = $1 AND state = 'claimed'",
         )
@@ -652,7 +680,9 @@ impl Store {
         .await?
         .rows_affected();
         if moved != 1 {
-            return Ok(false);
+            // The PIN was right: its try is settled even though another approval won.
+            tx.commit().await?;
+            return Ok(Authorized::SessionTaken);
         }
         sqlx::query(
             "INSERT INTO authorizations (id, session_id, credential_id, hashes_digest, expires_at, used) \
@@ -678,11 +708,12 @@ impl Store {
         .await?
         .rows_affected();
         if spent != 1 {
-            return Ok(false);
+            // Rolled back whole, the settled try included: counted, never signed.
+            return Ok(Authorized::SessionTaken);
         }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
-        Ok(true)
+        Ok(Authorized::Spent)
     }
 
     /// Ends a session whose signing failed after its authorisation was spent (`signing` →

@@ -38,7 +38,9 @@ pub use bounds::{UploadBounds, UploadRefusal};
 pub use certificates::{CertificateQuery, CertificateRecord, NewCertificate, Reservation};
 pub use contacts::ContactRecord;
 pub use csc::CscAuthorizationRecord;
-pub use custody::{ApprovalRecord, CredentialRecord, HolderIdentity, SigningSessionRecord, UnlockAllowance};
+pub use custody::{
+    ApprovalRecord, Authorized, CredentialRecord, HolderIdentity, SigningSessionRecord, UnlockAllowance,
+};
 pub use leases::LeaseRecord;
 pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntentRecord};
 pub use proofs::{ProofRecord, ProofSpend};

@@ -269,6 +269,46 @@ async fn a_holder_signs_from_the_phone_and_the_platform_verifies_with_openssl() 
     }
 }
 
+/// A batch large enough for the HSM pool to split across its workers (each share with its own
+/// binding check and unwrap) comes back whole and in order: signature i verifies over hash i.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_hash_approval_signs_each_hash_in_order() {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let api = Api { ca: &ca };
+    let (token, credential, certificate) = enrolled(&ca, &api, PHONE);
+    let docs: Vec<String> = (0..100).map(|i| format!("page {i} of the tender")).collect();
+    let hashes: Vec<String> = docs.iter().map(|d| format!("\"{}\"", b64(&sha2::Sha256::digest(d)))).collect();
+    let body = format!(r#"{{"hashes":[{}],"description":"Tender pages","format":"raw"}}"#, hashes.join(","));
+    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+    assert_eq!(status, "201", "{opened}");
+    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+    let start = opened["start_token"].as_str().unwrap();
+    let session = opened["session_id"].as_str().unwrap();
+    let claim = format!(r#"{{"payload":"{}"}}"#, payload(start, &secret, std::time::Instant::now()));
+    assert_eq!(api.call(As::Holder(&token), "POST", "/v1/mobile/sessions/claim", Some(&claim)).0, "200");
+    let approve = format!("/v1/mobile/sessions/{session}/approve");
+    let right = format!(r#"{{"credential_id":"{credential}","pin":"246810"}}"#);
+    assert_eq!(api.call(As::Holder(&token), "POST", &approve, Some(&right)).0, "200");
+    let (_, view) = api.call(As::Platform, "GET", &format!("/v1/signing/sessions/{session}"), None);
+    let signatures = view["result"]["signatures"].as_array().expect("signatures");
+    assert_eq!(signatures.len(), docs.len());
+    let der = pem::parse(&certificate).unwrap().into_contents();
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        cert.tbs_certificate.subject_pki.subject_public_key.data.to_vec(),
+    );
+    for (i, (doc, signature)) in docs.iter().zip(signatures).enumerate() {
+        let signature = base64::engine::general_purpose::STANDARD.decode(signature.as_str().unwrap()).unwrap();
+        assert!(key.verify(doc.as_bytes(), &signature).is_ok(), "signature {i} is over hash {i}");
+    }
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("key.unwrap_authorised").await.unwrap(), 1, "one authorisation");
+    assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_wrong_pins_locks_foreign_holders_and_revocation_sign_nothing() {
     // A one-second interval between codes to one phone, so the unlock steps need not wait 30 s.

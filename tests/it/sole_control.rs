@@ -289,6 +289,9 @@ async fn two_parallel_approvals_of_one_session_sign_once() {
         sorted.sort();
         assert_eq!(sorted, ["200", "409"], "round {round}: {statuses:?}");
         assert_eq!(count(&pool, "SELECT COUNT(*) FROM authorizations WHERE session_id = $1", &session).await, 1);
+        // The loser's PIN was right too: its reserved try is settled, not left counted.
+        let failures = count(&pool, "SELECT failed_attempts FROM credentials WHERE id = $1", &credential).await;
+        assert_eq!(failures, 0, "round {round}: {statuses:?}");
     }
     let instance = a.open().await;
     assert_eq!(instance.store.count_audit_events("signature.created").await.unwrap(), 3, "one set per session");
