@@ -303,15 +303,16 @@ pub(crate) async fn org_first_steps(b: &Browser, ca: &TestCa, base: &str, rep_ph
     }
 }
 
-/// The newest link to an authorisation letter texted to `phone` (the sandbox outbox).
-fn texted_letter_url(ca: &TestCa, phone: &str) -> String {
+/// The newest URL texted to `phone` whose text contains `marker` (the sandbox outbox): a
+/// letter link (`/letter/`), a face-check link (`/sandbox/face/`).
+pub(crate) fn texted_url(ca: &TestCa, phone: &str, marker: &str) -> String {
     let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
     let text = outbox
         .lines()
         .rev()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|m| m["to"] == phone && m["text"].as_str().is_some_and(|t| t.contains("/letter/")))
-        .expect("a letter link was texted to the legal representative")["text"]
+        .find(|m| m["to"] == phone && m["text"].as_str().is_some_and(|t| t.contains(marker)))
+        .unwrap_or_else(|| panic!("a link with {marker} was texted to {phone}"))["text"]
         .as_str()
         .unwrap()
         .to_string();
@@ -437,7 +438,7 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.submit("code-authorization").await;
     assert!(b.text("#link-sent").await.contains("法定代表人"), "the page says where the link went");
     b.shot("signing-link-sent").await;
-    let link = texted_letter_url(&ca, REP);
+    let link = texted_url(&ca, REP, "/letter/");
     rep_signs_the_letter(&ca, &link).await;
     // The agent's page continues once the letter is signed: no letter to upload any more.
     b.press("a#refresh-authorization").await;

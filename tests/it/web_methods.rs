@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::ra::{Client, CREDIT};
-use crate::web::{web_ca, web_front, Browser};
+use crate::web::{texted_url, web_ca, web_front, Browser};
 
 const REP: &str = "+8613800138000";
 const AGENT: &str = "+8613700137000";
@@ -23,22 +23,6 @@ fn remittance_code(ca: &TestCa) -> String {
     let statements = std::fs::read_to_string(ca.config.data_dir.join("bank-statements.jsonl")).unwrap();
     let deposit: Value = serde_json::from_str(statements.lines().last().unwrap()).unwrap();
     deposit["remittance_code"].as_str().unwrap().to_string()
-}
-
-/// The newest face-check link texted to `phone`.
-fn texted_face_link(ca: &TestCa, phone: &str) -> String {
-    let outbox = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
-    let text = outbox
-        .lines()
-        .rev()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|m| m["to"] == phone && m["text"].as_str().is_some_and(|t| t.contains("/sandbox/face/")))
-        .expect("a face-check link was texted")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let start = text.find("https://").unwrap();
-    text[start..].split_whitespace().next().unwrap().to_string()
 }
 
 /// The pending check on the page completed as the person would: the remittance code or the
@@ -56,7 +40,7 @@ async fn complete_check(b: &Browser, ca: &TestCa, method: &str, phone: &str, sho
             b.fill("code", &last_code(ca, phone)).await;
             None
         }
-        "face-sms" => Some(texted_face_link(ca, phone)),
+        "face-sms" => Some(texted_url(ca, phone, "/sandbox/face/")),
         "face-qr" => Some(b.attr("img#face-qr", "data-url").await.expect("the face check's QR code")),
         other => panic!("no method {other}"),
     };
