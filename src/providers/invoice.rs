@@ -43,6 +43,9 @@ pub struct Invoice {
 pub trait InvoiceProvider: Send + Sync {
     /// Issues an invoice for a paid order.
     fn issue<'a>(&'a self, request: &'a InvoiceRequest) -> ProviderFuture<'a, Invoice>;
+    /// Voids invoice `number` (issued for `request`) with a red-letter invoice (红字发票, the
+    /// same amount negative), as the tax platform requires before an invoice is issued again.
+    fn void<'a>(&'a self, number: &'a str, request: &'a InvoiceRequest) -> ProviderFuture<'a, Invoice>;
 }
 
 /// The sandbox invoice provider.
@@ -59,6 +62,23 @@ impl InvoiceProvider for SandboxInvoice {
             let number = invoice_number(issued_at.date());
             let pdf = crate::pdf::render(&document(request, &number, issued_at));
             Ok(Invoice { number, pdf, issued_at: issued_at.unix_timestamp() })
+        })
+    }
+
+    fn void<'a>(&'a self, number: &'a str, request: &'a InvoiceRequest) -> ProviderFuture<'a, Invoice> {
+        Box::pin(async move {
+            sandbox_answer(PROVIDER, sandbox_behaviour(&request.tax_id)).await?;
+            if number.len() != 20 || !number.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ProviderError::Refused(format!("no invoice {number} to void")));
+            }
+            validate(request)?;
+            let issued_at = time::OffsetDateTime::now_utc();
+            let red = invoice_number(issued_at.date());
+            let negative = InvoiceRequest { amount_fen: -request.amount_fen, ..request.clone() };
+            let mut doc = document(&negative, &red, issued_at);
+            doc.title = format!("红字发票 / credit note · {SANDBOX_TITLE}");
+            doc.sections[0].rows.push(("冲红原发票号码 / Voids invoice".into(), number.to_string()));
+            Ok(Invoice { number: red, pdf: crate::pdf::render(&doc), issued_at: issued_at.unix_timestamp() })
         })
     }
 }
@@ -132,6 +152,18 @@ mod tests {
         let today = time::OffsetDateTime::from_unix_timestamp(first.issued_at).map(|t| t.date());
         let prefix = today.map(|d| format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day()));
         assert_eq!(prefix.ok().as_deref(), Some(&first.number[..8]));
+    }
+
+    #[tokio::test]
+    async fn a_red_letter_invoice_voids_an_issued_number_with_the_amount_negative() {
+        let request = request("91110000123456789X");
+        let issued = SandboxInvoice.issue(&request).await.unwrap_or_else(|e| panic!("{e}"));
+        let red = SandboxInvoice.void(&issued.number, &request).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(red.number, issued.number);
+        assert_eq!(red.number.len(), 20);
+        assert!(red.pdf.starts_with(b"%PDF-"));
+        let refused = SandboxInvoice.void("12345", &request).await;
+        assert!(matches!(refused, Err(ProviderError::Refused(_))), "no such invoice");
     }
 
     #[tokio::test]

@@ -387,21 +387,7 @@ impl Ra {
         if order.invoice_no.is_some() || order.paid_at.is_none() {
             return order;
         }
-        let (title, tax_id) = match (&data.company, &data.person, &data.certificate) {
-            (Some(c), _, _) => (c.name.clone(), c.credit_code.clone()),
-            (None, Some(p), _) => (p.name.clone(), String::new()),
-            (None, None, Some(c)) => {
-                (subject_name(&c.subject), if c.profile == "org" { c.identifier.clone() } else { String::new() })
-            }
-            _ => (String::new(), String::new()),
-        };
-        let request = InvoiceRequest {
-            order_id: order.id.clone(),
-            title,
-            tax_id,
-            item: product.name.clone(),
-            amount_fen: order.amount_fen,
-        };
+        let Some(request) = self.invoice_request(&order) else { return order };
         match self.send_invoice(&order, &request, product.invoice_email.as_deref()).await {
             Ok(number) => {
                 order.invoice_no = Some(number.clone());
@@ -461,6 +447,56 @@ impl Ra {
         Ok(self.store.material_bytes(&order.id, &m.sha256).await?.map(|(_, b)| b))
     }
 
+    /// What an order's invoice says: the buyer (the organisation with its credit code, the
+    /// person, or the certificate's subject), the product, the amount. None without a product.
+    fn invoice_request(&self, order: &OrderRecord) -> Option<InvoiceRequest> {
+        let data = OrderData::of(order);
+        let product = data.product.as_ref()?;
+        let (title, tax_id) = match (&data.company, &data.person, &data.certificate) {
+            (Some(c), _, _) => (c.name.clone(), c.credit_code.clone()),
+            (None, Some(p), _) => (p.name.clone(), String::new()),
+            (None, None, Some(c)) => {
+                (subject_name(&c.subject), if c.profile == "org" { c.identifier.clone() } else { String::new() })
+            }
+            _ => (String::new(), String::new()),
+        };
+        Some(InvoiceRequest {
+            order_id: order.id.clone(),
+            title,
+            tax_id,
+            item: product.name.clone(),
+            amount_fen: order.amount_fen,
+        })
+    }
+
+    /// Voids an issued invoice with a red-letter invoice, e-mailed to the invoice address;
+    /// returns the `invoice.voided` audit event to save with the order that drops the number.
+    async fn void_invoice(&self, order: &OrderRecord, number: &str) -> Result<AuditRecord, RaError> {
+        let request = self.invoice_request(order).ok_or_else(|| RaError::State("the order has no invoice".into()))?;
+        let call = self.providers.invoice.void(number, &request);
+        let red = crate::providers::call("invoice", "void", self.deadline(), call).await?;
+        let detail = serde_json::json!({ "invoice": number, "credit_note": red.number });
+        let audit = self.event("invoice.voided", "applicant", order, detail);
+        let email = OrderData::of(order).product.and_then(|p| p.invoice_email);
+        if let Some(to) = email {
+            let attachment = Attachment {
+                name: format!("{}.pdf", red.number),
+                content_type: "application/pdf".into(),
+                bytes: red.pdf,
+            };
+            let subject = format!("红字发票 {} / credit note voiding {number}", red.number);
+            let body = format!(
+                "订单 {} 的发票 {number} 已冲红。\nInvoice {number} of order {} is voided.",
+                order.id, order.id
+            );
+            let send = self.providers.email.send(&to, &subject, &body, std::slice::from_ref(&attachment));
+            if let Err(e) = crate::providers::call("email", "send", self.deadline(), send).await {
+                tracing::warn!(order = %order.id, error = %e, "credit note not e-mailed");
+            }
+        }
+        Ok(audit)
+    }
+
     /// Re-issues the invoice on request (sent again by e-mail).
     pub async fn reissue_invoice(&self, mut order: OrderRecord) -> Result<OrderRecord, RaError> {
         if order.paid_at.is_none() {
@@ -475,7 +511,14 @@ impl Ra {
             return Err(RaError::State("no e-mail address is on file for the invoice".into()));
         }
         data.store(&mut order);
-        order.invoice_no = None;
+        // The one issued before is voided with a red-letter invoice first (冲红): one invoice
+        // stands for one payment.
+        // Saved at once: a voided number is never the order's again, and if the new invoice
+        // fails now the RA pass issues it later.
+        if let Some(old) = order.invoice_no.take() {
+            let audit = self.void_invoice(&order, &old).await?;
+            self.save(&mut order, &[&audit]).await?;
+        }
         let order = self.issue_invoice(order).await;
         if order.invoice_no.is_none() {
             return Err(RaError::Provider(crate::providers::ProviderError::Unavailable("invoice".into())));

@@ -509,27 +509,26 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("order-management-completed").await;
     b.goto(&format!("{base}/orders/{id}")).await;
     assert!(b.client.find(Locator::Css("a#invoice")).await.is_ok(), "the invoice can be downloaded");
-    // F6: the invoice sent again, under a new number, to the same address.
+    // F6: the invoice issued again: the first voided by a red-letter invoice (冲红), a new
+    // number, both e-mailed to the same address.
     let invoices = || {
         let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap_or_default();
-        let mut numbers: Vec<String> = mail
-            .lines()
-            .filter(|l| l.contains("lisi@example.com"))
-            .flat_map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["attachments"].as_array().cloned().unwrap_or_default()
+        mail.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|m| m["to"] == "lisi@example.com" && m["attachments"].as_array().is_some_and(|a| !a.is_empty()))
+            .map(|m| {
+                (m["subject"].as_str().unwrap().to_string(), m["attachments"][0]["name"].as_str().unwrap().to_string())
             })
-            .filter_map(|a| a["name"].as_str().map(String::from))
-            .filter(|n| n.ends_with(".pdf"))
-            .collect();
-        numbers.dedup();
-        numbers
+            .collect::<Vec<_>>()
     };
     let before = invoices();
     assert_eq!(before.len(), 1, "one invoice e-mailed so far: {before:?}");
+    let first = before[0].1.trim_end_matches(".pdf").to_string();
     b.submit("reissue-invoice").await;
     let after = invoices();
-    assert_eq!(after.len(), 2, "sent again: {after:?}");
-    assert_ne!(after[0], after[1], "under a new number");
+    assert_eq!(after.len(), 3, "the credit note and the new invoice: {after:?}");
+    assert!(after[1].0.contains("红字发票") && after[1].0.contains(&first), "the first one voided: {after:?}");
+    assert!(after[2].0.contains("电子发票") && !after[2].1.contains(&first), "a new number: {after:?}");
     b.shot("invoice-sent-again").await;
     // English is one click away.
     b.click("#lang").await;
