@@ -346,6 +346,8 @@ async fn an_order_query_from_a_channels_web_front_shows_only_that_channels_order
     assert_eq!(r.status(), 404, "a query session does not print letters");
     assert_eq!(web.upload(&bidding_order, &bid, "authorization-letter", PDF).await.0, 201);
     let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap();
+    // The first invoice, the red-letter invoice voiding it, the new one.
     let sent = mail.lines().filter(|l| l.contains("lisi@example.com") && l.contains(".pdf")).count();
-    assert_eq!(sent, 2, "{mail}");
+    assert_eq!(sent, 3, "{mail}");
+    assert!(mail.contains("红字发票") && mail.contains(first.as_str().unwrap()), "the first one voided: {mail}");
 }
