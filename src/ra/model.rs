@@ -132,6 +132,15 @@ pub struct SignatureEvidence {
     pub phone: String,
 }
 
+/// The user agreement an applicant agreed to before any identity check (handbook B3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TermsConsent {
+    /// SHA-256 of the terms text agreed to.
+    pub terms_sha256: String,
+    /// Unix seconds.
+    pub accepted_at: i64,
+}
+
 /// A payment in progress.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PaymentData {
@@ -178,6 +187,9 @@ pub struct OrderData {
     /// Product and invoice.
     #[serde(default)]
     pub product: Option<ProductChoice>,
+    /// The user agreement accepted where the verification method was chosen (handbook B3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_accepted: Option<TermsConsent>,
     /// Application signature evidence.
     #[serde(default)]
     pub signature: Option<SignatureEvidence>,
@@ -344,6 +356,7 @@ impl OrderData {
             agent_check,
             authorized_online_at,
             product,
+            terms_accepted,
             signature,
             payment,
             revocation_reason,
@@ -371,6 +384,7 @@ impl OrderData {
                 }
             }),
             verification: *verification,
+            terms_accepted: terms_accepted.clone(),
             company: company.as_ref().map(|c| {
                 let Company { name, credit_code, legal_rep, bank } = c;
                 Company {
@@ -599,6 +613,7 @@ fn summary(d: &OrderData) -> serde_json::Value {
     serde_json::json!({
         "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject), "prefill": prefill(c) })),
         "verification": d.verification,
+        "terms_accepted": d.terms_accepted,
         "company": d.company.as_ref().map(|c| serde_json::json!({ "name": c.name, "credit_code": c.credit_code, "legal_rep": person(&c.legal_rep) })),
         "person": d.person.as_ref().map(person),
         "agent": d.agent.as_ref().map(|a| serde_json::json!({ "legal_rep_in_person": a.legal_rep_in_person, "method": a.method, "person": person(&a.person) })),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::channels::{InvoicePolicy, Method};
 use super::flow::{Flow, Step};
 use super::model::{Agent, BankAccount, CertificateRef, Company, OrderData, PendingCheck, Person, ProductChoice};
-use super::model::{PaymentData, SignatureEvidence};
+use super::model::{PaymentData, SignatureEvidence, TermsConsent};
 use super::validate::{self, FieldError};
 use super::{Ra, RaError};
 use crate::mobile::Purpose;
@@ -51,6 +51,9 @@ struct CertificateInput {
 #[serde(deny_unknown_fields)]
 struct VerificationInput {
     method: Method,
+    /// The applicant agreed to the channel's terms where the method is chosen (handbook B3),
+    /// before any of their data goes to a bank, carrier or face-check provider.
+    accept_terms: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -262,6 +265,9 @@ impl Ra {
         if step == Step::Certificate {
             return self.certificate_step(order, data, flow, parse(body)?).await.map(|consent| (true, consent));
         }
+        if step == Step::Verification {
+            return self.verification_step(order, data, flow, parse(body)?).map(|consent| (true, Some(consent)));
+        }
         self.run_other_step(order, data, flow, step, body).await.map(|completed| (completed, None))
     }
 
@@ -274,8 +280,7 @@ impl Ra {
         body: serde_json::Value,
     ) -> Result<bool, RaError> {
         match step {
-            Step::Certificate => Err(RaError::NotFound),
-            Step::Verification => self.verification_step(order, data, flow, parse(body)?).map(|_| true),
+            Step::Certificate | Step::Verification => Err(RaError::NotFound),
             Step::Company => self.company_step(order, data, parse(body)?).await.map(|_| true),
             Step::Person => self.person_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::SubjectCheck => {
@@ -440,13 +445,18 @@ impl Ra {
         Ok((cert, phone))
     }
 
+    /// The method, and the applicant's agreement to the channel's terms (whose SHA-256 is kept
+    /// on the order and in the returned audit event): no identity check runs without it.
     fn verification_step(
         &self,
         order: &OrderRecord,
         data: &mut OrderData,
         flow: Flow,
         input: VerificationInput,
-    ) -> Result<(), RaError> {
+    ) -> Result<crate::store::AuditRecord, RaError> {
+        if !input.accept_terms {
+            return Err(terms_not_accepted("read and agree to the user agreement to choose a verification method"));
+        }
         let channel = self.channel(&order.channel)?;
         let allowed = if data.organisation(flow) { &channel.methods.organisation } else { &channel.methods.personal };
         if !allowed.contains(&input.method) {
@@ -454,7 +464,10 @@ impl Ra {
         }
         data.verification = Some(input.method);
         data.subject_check = None;
-        Ok(())
+        let consent = TermsConsent { terms_sha256: channel.terms_sha256(), accepted_at: self.now() };
+        let detail = serde_json::json!({ "terms_sha256": consent.terms_sha256, "method": input.method });
+        data.terms_accepted = Some(consent);
+        Ok(self.event("order.terms_accepted", "applicant", order, detail))
     }
 
     fn person(fields: &mut Fields, prefix: &str, p: PersonInput, today: time::Date, email: bool) -> Person {
@@ -720,12 +733,7 @@ impl Ra {
         input: SignatureInput,
     ) -> Result<(), RaError> {
         if !input.accept_terms {
-            let e = FieldError {
-                field: "accept_terms".into(),
-                code: "terms.not_accepted",
-                message: "read and accept the terms to sign the application".into(),
-            };
-            return Err(RaError::Invalid(vec![e]));
+            return Err(terms_not_accepted("read and accept the terms to sign the application"));
         }
         let phone = order.agent_phone.clone().ok_or(RaError::State("the agent is not verified yet".into()))?;
         self.services.mobile.check_code(&phone, Purpose::ApplicationSignature, &order.id, input.code.trim()).await?;
@@ -1095,4 +1103,10 @@ fn require_method_data(fields: &mut Fields, method: Method, card_field: &str, ha
     if method == Method::BankAccount && !has_bank {
         fields.fail("bank", "bank.missing", "the bank account is required for a micro-deposit check");
     }
+}
+
+/// 422 `terms.not_accepted` on `accept_terms`.
+fn terms_not_accepted(message: &str) -> RaError {
+    let e = FieldError { field: "accept_terms".into(), code: "terms.not_accepted", message: message.into() };
+    RaError::Invalid(vec![e])
 }

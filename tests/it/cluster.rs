@@ -213,7 +213,7 @@ async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_
         "POST",
         &format!("/v1/ra/orders/{id}/steps/verification"),
         Some(&token),
-        Some(json!({ "method": "bank-account" })),
+        Some(json!({ "method": "bank-account", "accept_terms": true })),
     )
     .await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
@@ -249,8 +249,13 @@ async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_
     assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
     // A face check started through A, passed on B's face page.
     let (id, token) = a.create("org-new").await;
-    a.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    a.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     a.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");

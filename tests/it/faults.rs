@@ -456,7 +456,7 @@ async fn order_at_company_step(web: &reqwest::Client, admin: &str) -> (String, S
     let step = web
         .post(format!("{admin}/v1/ra/orders/{id}/steps/verification"))
         .header("x-order-token", &token)
-        .json(&json!({ "method": "phone" }));
+        .json(&json!({ "method": "phone", "accept_terms": true }));
     assert_eq!(send(step).await.unwrap().0, 200);
     (id, token)
 }

@@ -220,7 +220,8 @@ impl Ra {
         let (id, token) = (created.body["order"]["id"].as_str().unwrap(), created.body["token"].as_str().unwrap());
         let agent = json!({ "legal_rep_in_person": false, "name": "李四", "id_number": "110101199003074338",
                             "phone": "+8613700137000", "email": "lisi@example.com", "method": "phone" });
-        let steps = [("verification", json!({ "method": "phone" })), ("company", company(credit, rep))];
+        let steps =
+            [("verification", json!({ "method": "phone", "accept_terms": true })), ("company", company(credit, rep))];
         for (step, body) in steps {
             let a = self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), None, body).await;
             assert_eq!(a.status, 200, "{step}: {}", a.body);
@@ -309,7 +310,7 @@ async fn ra_codes_and_order_writes_are_limited_and_the_web_front_says_when_to_re
     let created = created.await;
     let (three, three_token) = (created.body["order"]["id"].as_str().unwrap(), created.body["token"].as_str().unwrap());
     let verification = |id: &str| format!("/v1/ra/orders/{id}/steps/verification");
-    let method = json!({ "method": "phone" });
+    let method = json!({ "method": "phone", "accept_terms": true });
     let mut refused = None;
     for _ in 0..12 {
         let answer = ra.call("POST", &verification(three), Some(three_token), None, method.clone()).await;

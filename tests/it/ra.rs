@@ -186,7 +186,7 @@ pub(crate) fn agent() -> Value {
 /// Takes an organisation order through verification, company data and the agent.
 pub(crate) async fn org_to_product(c: &Client<'_>, credit: &str) -> (String, String) {
     let (id, token) = c.create("org-new").await;
-    assert_eq!(c.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
+    assert_eq!(c.step(&id, &token, "verification", json!({ "method": "phone", "accept_terms": true })).await.0, 200);
     c.company_checked(&id, &token, company(credit, REP)).await;
     let (status, v) = c.step(&id, &token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
@@ -372,8 +372,13 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
     let web = Client::new(&ca, "web-front");
     let reviewer = Client::new(&ca, "reviewer");
     let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     // The carrier says the phone does not belong to the legal representative.
     let (status, v) = web.step(&id, &token, "company", company(CREDIT, "13800130000")).await;
     assert_eq!(status, 422, "{v}");
@@ -394,8 +399,13 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
 
     // Or the offline path: printable form, papers, paper review.
     let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     assert_eq!(
         web.call("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await.0,
         409,
@@ -451,7 +461,7 @@ async fn a_second_application_for_the_same_credit_code_is_refused_without_naming
         "POST",
         &format!("/v1/ra/orders/{second}/steps/verification"),
         Some(&token),
-        Some(json!({ "method": "phone" })),
+        Some(json!({ "method": "phone", "accept_terms": true })),
     )
     .await;
     // Typing the company claims nothing; the legal representative's code would, and is refused.
@@ -495,8 +505,13 @@ async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (S
 /// A personal order for `product`, signed and due for payment: (id, token).
 pub(crate) async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
     let (id, token) = c.create("personal-new").await;
-    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    c.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     let person = json!({ "name": "王五", "id_number": id_number, "phone": phone, "email": "wangwu@example.com" });
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": product }))).await;
@@ -619,7 +634,7 @@ async fn micro_deposit_and_face_checks_complete_later() {
         "POST",
         &format!("/v1/ra/orders/{id}/steps/verification"),
         Some(&token),
-        Some(json!({ "method": "bank-account" })),
+        Some(json!({ "method": "bank-account", "accept_terms": true })),
     )
     .await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
@@ -639,8 +654,13 @@ async fn micro_deposit_and_face_checks_complete_later() {
 
     // An agent's face check by SMS link: pending until the face is taken.
     let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     web.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");
@@ -680,7 +700,7 @@ pub(crate) async fn about_certificate(
             "POST",
             &format!("/v1/ra/orders/{id}/steps/verification"),
             Some(&token),
-            Some(json!({ "method": "phone" })),
+            Some(json!({ "method": "phone", "accept_terms": true })),
         )
         .await;
         // A renewal shows the data again and checks it (§3.1); a change enters new data.
@@ -895,8 +915,13 @@ async fn bad_input_at_the_ra_endpoints_gets_a_clear_4xx_and_changes_nothing() {
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("org-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     let before = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     let raw = |path: String, body: &'static str| {
         web.http
@@ -923,7 +948,12 @@ async fn bad_input_at_the_ra_endpoints_gets_a_clear_4xx_and_changes_nothing() {
             409,
             "out of order",
         ),
-        (format!("/v1/ra/orders/{id}/steps/verification"), json!({ "method": "telepathy" }), 422, "unknown method"),
+        (
+            format!("/v1/ra/orders/{id}/steps/verification"),
+            json!({ "method": "telepathy", "accept_terms": true }),
+            422,
+            "unknown method",
+        ),
         (format!("/v1/ra/orders/{id}/codes/lottery"), json!({}), 404, "unknown code purpose"),
         (format!("/v1/ra/orders/{id}/codes/signature"), json!({}), 409, "no agent yet"),
     ];
@@ -982,8 +1012,13 @@ async fn an_expired_payment_code_is_replaced_and_an_expired_sms_code_is_refused(
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("personal-new").await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     web.ok(

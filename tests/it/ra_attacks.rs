@@ -135,7 +135,7 @@ async fn the_online_authorisation_code_never_goes_to_a_representatives_phone_not
     // The company is checked by a micro-deposit into its account: the representative's phone
     // the applicant typed is proved by nothing.
     let (id, token) = web.create("org-new").await;
-    let method = json!({ "method": "bank-account" });
+    let method = json!({ "method": "bank-account", "accept_terms": true });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(method)).await;
     let mut body = company(CREDIT, TYPED);
     body["bank"] = json!({ "account_name": "福建示例科技有限公司", "account_number": CARD, "bank": "示例银行" });
@@ -355,7 +355,7 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
         "POST",
         &format!("/v1/ra/orders/{bidding_order}/steps/verification"),
         Some(&bidding_token),
-        Some(json!({ "method": "phone" })),
+        Some(json!({ "method": "phone", "accept_terms": true })),
     )
     .await;
     web.company_checked(&bidding_order, &bidding_token, company(CREDIT, REP)).await;
@@ -571,8 +571,13 @@ async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
         Some(json!({ "serial": serial, "code": code })),
     )
     .await;
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(json!({ "method": "phone" })))
-        .await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/verification"),
+        Some(&token),
+        Some(json!({ "method": "phone", "accept_terms": true })),
+    )
+    .await;
     let person = json!({ "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER, "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     let me = json!({ "legal_rep_in_person": false, "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER,
@@ -606,7 +611,10 @@ async fn a_company_check_by_phone_or_bank_card_waits_for_the_code_texted_to_the_
         let web = &web;
         async move {
             let (id, token) = web.create("org-new").await;
-            assert_eq!(web.step(&id, &token, "verification", json!({ "method": method })).await.0, 200);
+            assert_eq!(
+                web.step(&id, &token, "verification", json!({ "method": method, "accept_terms": true })).await.0,
+                200
+            );
             (id, token)
         }
     };
@@ -667,5 +675,50 @@ async fn a_company_check_by_phone_or_bank_card_waits_for_the_code_texted_to_the_
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let v = web.company_checked(&id, &token, body).await;
     assert_eq!(v["next_step"], "agent", "{v}");
+    audit_intact(&ca);
+}
+
+/// Handbook B3 and consent before processing: no identity check runs on a person's data before
+/// the applicant agreed to the channel's terms. A web front that skips the box (compromised,
+/// or a script on its role) used to choose the method and send the company to the carrier with
+/// nothing recorded; the daemon now refuses the method without `accept_terms`, so the company
+/// step finds no method, and keeps the digest of the terms agreed to with an audit event.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_identity_check_runs_before_the_applicant_agreed_to_the_terms() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("org-new").await;
+    let verification = format!("/v1/ra/orders/{id}/steps/verification");
+    for body in [json!({ "method": "phone" }), json!({ "method": "phone", "accept_terms": false })] {
+        let (status, v) = web.call("POST", &verification, Some(&token), Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {v}");
+        if body.get("accept_terms").is_some() {
+            assert_eq!(v["errors"][0]["code"], "terms.not_accepted", "{v}");
+            assert_eq!(v["errors"][0]["field"], "accept_terms", "{v}");
+        }
+    }
+    let (status, v) =
+        web.call("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(company(CREDIT, REP))).await;
+    assert_eq!(status, 409, "no method chosen, no check: {v}");
+    let order = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(order["next_step"], "verification", "{order}");
+    assert!(order["summary"]["terms_accepted"].is_null(), "{order}");
+    assert_eq!(codes_to(&ca, REP), 0, "nothing went to the legal representative");
+
+    let body = json!({ "method": "phone", "accept_terms": true });
+    let order = web.ok("POST", &verification, Some(&token), Some(body)).await;
+    let channel_terms =
+        web.ok("GET", "/v1/ra/channels/default", None, None).await["terms"].as_str().unwrap().to_string();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(channel_terms.as_bytes()));
+    assert_eq!(order["summary"]["terms_accepted"]["terms_sha256"], digest.as_str(), "{order}");
+    let db = database(&ca).await;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT detail FROM audit_events WHERE kind = 'order.terms_accepted'")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one agreement, audited");
+    let detail: Value = serde_json::from_str(&rows[0].0).unwrap();
+    assert_eq!((detail["order"].as_str(), detail["terms_sha256"].as_str()), (Some(id.as_str()), Some(digest.as_str())));
     audit_intact(&ca);
 }

@@ -166,7 +166,7 @@ async fn face_check_links_count_in_the_phones_limit() {
         let (id, token, web) = (&id, &token, &web);
         async move { web.call("POST", &format!("/v1/ra/orders/{id}/steps/{name}"), Some(token), Some(body)).await }
     };
-    assert_eq!(step("verification", json!({ "method": "phone" })).await.0, 200);
+    assert_eq!(step("verification", json!({ "method": "phone", "accept_terms": true })).await.0, 200);
     let company = json!({ "name": "福建示例科技有限公司", "credit_code": "91350100M000100Y43",
                           "legal_rep": { "name": "张三", "id_number": "11010519491231002X", "phone": "+8613800138000" } });
     assert_eq!(step("company", company.clone()).await.0, 200);
@@ -189,7 +189,7 @@ async fn face_check_links_count_in_the_phones_limit() {
         let (id, token, web) = (&other, &other_token, &web);
         async move { web.call("POST", &format!("/v1/ra/orders/{id}/steps/{name}"), Some(token), Some(body)).await }
     };
-    assert_eq!(other_step("verification", json!({ "method": "phone" })).await.0, 200);
+    assert_eq!(other_step("verification", json!({ "method": "phone", "accept_terms": true })).await.0, 200);
     let mut second = company.clone();
     second["credit_code"] = json!("91110000802100433B");
     assert_eq!(other_step("company", second).await.0, 200);
@@ -294,7 +294,7 @@ async fn a_flood_of_applications_cannot_spend_the_sms_the_holders_need() {
             let (id, token, web) = (&id, &token, &web);
             async move { web.call("POST", &format!("/v1/ra/orders/{id}/steps/{name}"), Some(token), Some(body)).await }
         };
-        assert_eq!(step("verification", json!({ "method": "phone" })).await.0, 200);
+        assert_eq!(step("verification", json!({ "method": "phone", "accept_terms": true })).await.0, 200);
         let company = json!({ "name": "福建示例科技有限公司", "credit_code": credit,
                               "legal_rep": { "name": "张三", "id_number": "11010519491231002X", "phone": "+8613800138000" } });
         if step("company", company).await.0 != 200 {

@@ -32,7 +32,7 @@ fn coded(ca: &TestCa, phone: &str) -> bool {
 /// A new order of `flow` with its verification method chosen.
 async fn start(web: &Client<'_>, flow: &str, method: &str) -> (String, String) {
     let (id, token) = web.create(flow).await;
-    let body = json!({ "method": method });
+    let body = json!({ "method": method, "accept_terms": true });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(body)).await;
     (id, token)
 }
@@ -159,7 +159,7 @@ async fn an_agent_who_lost_the_order_token_continues_only_with_a_fresh_code_to_t
         "POST",
         &format!("/v1/ra/orders/{open}/steps/verification"),
         Some(&lost),
-        Some(json!({ "method": "phone" })),
+        Some(json!({ "method": "phone", "accept_terms": true })),
     )
     .await;
     web.company_checked(&open, &lost, company(CREDIT, REP)).await;

@@ -70,7 +70,8 @@ async fn personal_order(web: &Role) -> (String, String) {
     let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "default", "flow": "personal-new" }))).await;
     let (id, token) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
     let step = |name: &str| format!("/v1/ra/orders/{id}/steps/{name}");
-    web.ok("POST", &step("verification"), Some(&token), Some(json!({ "method": "bank-card" }))).await;
+    web.ok("POST", &step("verification"), Some(&token), Some(json!({ "method": "bank-card", "accept_terms": true })))
+        .await;
     let person = json!({ "name": "王五", "id_number": ID, "phone": PHONE, "email": EMAIL, "card": CARD });
     web.ok("POST", &step("person"), Some(&token), Some(person)).await;
     let product = json!({ "product": "personal-cloud-1y", "invoice": true, "invoice_email": EMAIL });

@@ -95,7 +95,7 @@ async fn values_from_the_daemon_and_the_applicant_are_escaped_on_every_page_that
     let v = ra.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "hostile", "flow": "org-new" }))).await;
     let (id, token) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
     let cookie = format!("cco_{id}={token}");
-    assert_eq!(ra.step(&id, &token, "verification", json!({ "method": "phone" })).await.0, 200);
+    assert_eq!(ra.step(&id, &token, "verification", json!({ "method": "phone", "accept_terms": true })).await.0, 200);
     let hostile_company = json!({ "name": HOSTILE, "credit_code": CREDIT,
                                   "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": REP } });
     ra.company_checked(&id, &token, hostile_company).await;
@@ -436,7 +436,7 @@ review = "review"
         "POST",
         &format!("/v1/ra/orders/{id}/steps/verification"),
         Some(token),
-        Some(serde_json::json!({ "method": "phone" })),
+        Some(serde_json::json!({ "method": "phone", "accept_terms": true })),
     )
     .await;
     let person = serde_json::json!({ "name": "王五", "id_number": "110101199003074338", "phone": "13900139000", "email": "w@example.com" });

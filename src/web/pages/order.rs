@@ -247,14 +247,16 @@ pub(in crate::web) async fn step(
     }
     let Some(token) = token_for(&ctx, &id) else { return trouble(&ctx, StatusCode::NOT_FOUND, "404") };
     let mut body = to_json(&values, checkboxes(&step));
-    // The user agreement is agreed to where the method is chosen (handbook B3); the terms the
-    // daemon records as accepted are the signature step's.
+    // The user agreement is agreed to where the method is chosen (handbook B3). The daemon
+    // refuses the step without it and records the terms' digest; the box is checked here
+    // first only to show the page again with the box named.
     if step == "verification" {
         if body["accept_agreement"] != true {
             return agreement_missing(&web, &ctx, &id, values).await;
         }
         if let Some(map) = body.as_object_mut() {
             map.remove("accept_agreement");
+            map.insert("accept_terms".into(), Value::Bool(true));
         }
     }
     if step == "agent" && body["legal_rep_in_person"] == true {

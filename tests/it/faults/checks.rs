@@ -2,7 +2,7 @@
 //! OCSP answers for every revocation, the audit chain.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::load::Record;
@@ -94,6 +94,22 @@ pub fn audit_verifies(ca: &TestCa) {
     assert!(out.ok, "audit verify: {}", out.text);
 }
 
+/// Asks openssl about `cert` as an RFC 6960 client would: `tryLater` is asked again (bounded).
+/// A revocation acknowledged while the database was away has no signed response until the
+/// revocation feed re-signs it (within `status.propagation_seconds`); meanwhile a request that
+/// needs a signature on the spot while OCSP's HSM share is busy gets `tryLater`, by design
+/// (taking a slot never waits, see `status::ocsp::budget`).
+fn ask_until_answered(check: &OcspCheck, cert: &Path) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = check.run(cert, &["-no_nonce"]);
+        if !out.text.contains("trylater") || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Every revocation in the database is on the `org` CRL the public listener serves (waiting
 /// for the rebuild: after a `kill -9` the dead daemon's CRL lease must lapse first), the CRL
 /// verifies with openssl, and OCSP (openssl, the pre-signed path) says revoked for each.
@@ -143,7 +159,7 @@ pub async fn check_crl_and_ocsp(ca: &TestCa, public: &str, db: &Snapshot) -> Ins
             let (chunk, check) = (chunk.to_vec(), check.clone());
             tokio::task::spawn_blocking(move || {
                 for (serial, cert) in chunk {
-                    let out = check.run(&cert, &["-no_nonce"]);
+                    let out = ask_until_answered(&check, &cert);
                     assert!(
                         out.text.contains("Response verify OK") && out.text.contains(": revoked"),
                         "OCSP for revoked {serial}: {}",
