@@ -835,6 +835,84 @@ async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca
     audit_intact(&ca);
 }
 
+/// Handbook E10 and E14: a channel may ask for materials and an officer's review for a renewal
+/// (3–5 working days instead of the automatic approval) and for materials with a change. The
+/// channel's `flows.renewal` and `flows.change` decide; the applicant cannot skip the uploads and
+/// the officer sees them in the queue before deciding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_that_asks_for_materials_holds_renewals_and_changes_for_an_officer() {
+    const HOLDER: &str = "+8613900139000";
+    const ID: &str = "110101199003074338";
+    let mut ca = ra_ca().await;
+    let path = ca.config.policies_dir.join("channels/default.toml");
+    let channel = std::fs::read_to_string(&path).unwrap();
+    let asks = channel
+        .replace(
+            "[flows.renewal]\nreview = \"auto\"",
+            "[flows.renewal]\nreview = \"review\"\nmaterials = [\"id-front\", \"id-back\"]",
+        )
+        .replace(
+            "[flows.change]\nreview = \"review\"",
+            "[flows.change]\nreview = \"review\"\nmaterials = [\"id-front\"]",
+        );
+    assert_ne!(asks, channel, "the channel's renewal and change were rewritten");
+    std::fs::write(&path, asks).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let subject = json!([["C", "CN"], ["CN", "王五"], ["serialNumber", ID]]);
+    Client::new(&ca, "operator")
+        .ok("POST", "/v1/approvals", None, Some(json!({ "profile": "personal", "phone": HOLDER, "subject": subject })))
+        .await;
+    let first = holder_enrols(&web, HOLDER).await;
+
+    // Renewal: the uploads come after the product, none may be skipped; paid, it waits for
+    // the officer instead of being approved by itself.
+    let (id, token) = about_certificate(&web, "renewal", &first, HOLDER, ID, json!({})).await;
+    let product = json!({ "product": "personal-cloud-1y" });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    assert_eq!(v["next_step"], "materials", "{v}");
+    let (status, v) = web.step(&id, &token, "signature", json!({ "code": "1", "accept_terms": true })).await;
+    assert_eq!(status, 409, "no signature before the materials: {v}");
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert_eq!(status, 422, "{v}");
+    let missing: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(missing, ["materials.id-front", "materials.id-back"], "{v}");
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, HOLDER).await;
+    let v = wait_state(&web, &id, &token, "review").await;
+    assert_eq!(v["serial"], first.as_str(), "still about the old certificate; nothing issued yet: {v}");
+    let queue = reviewer.ok("GET", "/v1/reviews", None, None).await;
+    let entry = queue["items"].as_array().unwrap().iter().find(|o| o["id"] == id.as_str()).expect("queued").clone();
+    let kinds: Vec<&str> = entry["materials"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 2, "{entry}");
+    assert!(kinds.contains(&"id-front") && kinds.contains(&"id-back"), "{entry}");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    let renewed = v["serial"].as_str().unwrap().to_string();
+    assert_ne!(renewed, first);
+
+    // Change: this channel asks for the ID's front with it.
+    let (id, token) = about_certificate(&web, "change", &renewed, HOLDER, ID, json!({})).await;
+    let order = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(order["next_step"], "materials", "{order}");
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert_eq!((status, v["errors"][0]["field"].as_str()), (422, Some("materials.id-front")), "{v}");
+    assert_eq!(web.upload(&id, &token, "id-front", PDF).await.0, 201);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let v = sign_and_pay(&web, &id, &token, HOLDER).await;
+    assert_eq!(v["state"], "review", "{v}");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    assert_ne!(v["serial"].as_str().unwrap(), renewed);
+    assert_eq!(certificate_status(&web, &renewed).await, "revoked", "the changed certificate replaces it");
+    audit_intact(&ca);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_seal_order_adds_a_seal_to_the_organisation_and_another_changes_it() {
     let ca = ra_ca().await;
