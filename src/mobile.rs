@@ -161,8 +161,9 @@ impl Purpose {
             Purpose::OrderResume => format!("to continue order {object} on a new device"),
             Purpose::IdentityProof => "to confirm the identity check of your cloudca certificate".into(),
             Purpose::LegalRepCheck => {
-                let order = object.split_once('/').map_or(object, |(o, _)| o);
-                format!("to confirm, as legal representative, your company's certificate application {order}")
+                let mut parts = object.split('/');
+                let (order, company) = (parts.next().unwrap_or(object), parts.nth(1).unwrap_or_default());
+                format!("to confirm, as legal representative of organisation {company}, its certificate application {order}")
             }
         }
     }

@@ -180,24 +180,25 @@ impl Ra {
             // phone; the code to sign with is asked for there, never typed by the agent.
             CodePurpose::Authorization => return self.send_letter_link(order.clone()).await,
             CodePurpose::LegalRep => {
-                let (phone, reference) = self.awaited_legal_rep_code(order)?;
-                (phone, Purpose::LegalRepCheck, super::steps::legal_rep_code_object(&order.id, &reference))
+                let (phone, object) = self.awaited_legal_rep_code(order)?;
+                (phone, Purpose::LegalRepCheck, object)
             }
         };
         self.services.mobile.send_code(&phone, purpose, &object).await?;
         Ok(())
     }
 
-    /// The legal representative's phone and the check's reference, while the order waits for
-    /// the code the company check texted them; nothing else may be sent there this way.
+    /// The legal representative's phone and what the code is bound to, while the order waits
+    /// for the code the company check texted them; nothing else may be sent there this way.
     fn awaited_legal_rep_code(&self, order: &OrderRecord) -> Result<(String, String), RaError> {
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
         let data = OrderData::of(order);
         match (data.next_step(flow, &channel), &data.subject_check, &data.company) {
-            (Some(Step::SubjectCheck), Some(p), Some(c)) if p.method.texts_legal_rep() => {
-                Ok((c.legal_rep.phone.clone(), p.reference.clone()))
-            }
+            (Some(Step::SubjectCheck), Some(p), Some(c)) if p.method.texts_legal_rep() => Ok((
+                c.legal_rep.phone.clone(),
+                super::steps::legal_rep_code_object(&order.id, &p.reference, &c.credit_code),
+            )),
             _ => Err(RaError::State("the order is not waiting for the legal representative's code".into())),
         }
     }

@@ -513,7 +513,7 @@ impl Ra {
         count_face_link(data, method)?;
         data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
         if data.subject_check.is_none() && method.texts_legal_rep() {
-            data.subject_check = Some(self.text_legal_rep(order, &company.legal_rep.phone, method).await?);
+            data.subject_check = Some(self.text_legal_rep(order, &company, method).await?);
         }
         if data.subject_check.is_none() {
             Self::subject_checked(order, data, Flow::OrgNew);
@@ -525,9 +525,15 @@ impl Ra {
     /// their phone, bound to this order and to a fresh reference for this check (a redone
     /// company step texts a new one and the old code no longer fits). The subject check
     /// completes when it is typed back ([`Ra::legal_rep_code_typed`]).
-    async fn text_legal_rep(&self, order: &OrderRecord, phone: &str, method: Method) -> Result<PendingCheck, RaError> {
+    async fn text_legal_rep(
+        &self,
+        order: &OrderRecord,
+        company: &Company,
+        method: Method,
+    ) -> Result<PendingCheck, RaError> {
         let reference = hex::encode(rand::random::<[u8; 12]>());
-        let object = legal_rep_code_object(&order.id, &reference);
+        let object = legal_rep_code_object(&order.id, &reference, &company.credit_code);
+        let phone = &company.legal_rep.phone;
         self.services.mobile.send_code(phone, Purpose::LegalRepCheck, &object).await?;
         Ok(PendingCheck { method, reference, url: None })
     }
@@ -546,7 +552,7 @@ impl Ra {
             .filter(|c| !c.is_empty())
             .ok_or_else(|| RaError::BadRequest("code: the code texted to the legal representative's phone".into()))?;
         let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
-        let object = legal_rep_code_object(&order.id, &pending.reference);
+        let object = legal_rep_code_object(&order.id, &pending.reference, &company.credit_code);
         // Wrong guesses count against this order, not the representative's phone: their name,
         // ID number and phone are public, so counting on the phone would let anyone lock them
         // out of their own codes (attacker review). Each code still dies after its few tries,
@@ -903,9 +909,11 @@ impl Ra {
     }
 }
 
-/// What a legal representative's check code is bound to: the order and the check's reference.
-pub(super) fn legal_rep_code_object(order: &str, reference: &str) -> String {
-    format!("{order}/{reference}")
+/// What a legal representative's check code is bound to: the order, the check's reference and
+/// the company's credit code (which the SMS names, so the representative knows which company
+/// they confirm for).
+pub(super) fn legal_rep_code_object(order: &str, reference: &str, credit_code: &str) -> String {
+    format!("{order}/{reference}/{credit_code}")
 }
 
 /// Face-check links one order may have texted: enough to retry a failed face, too few to

@@ -631,7 +631,9 @@ async fn a_company_check_by_phone_or_bank_card_waits_for_the_code_texted_to_the_
         "{v}"
     );
     assert_eq!(codes_to(&ca, REP), before + 1);
-    assert!(outbox(&ca).lines().last().unwrap().contains("legal representative"), "the text says what it is for");
+    let text = outbox(&ca).lines().last().unwrap().to_string();
+    assert!(text.contains("legal representative"), "the text says what it is for: {text}");
+    assert!(text.contains(CREDIT), "and names the company, so the representative knows which: {text}");
     let (status, v) = web.step(&id, &token, "agent", agent()).await;
     assert_eq!(status, 409, "no agent before the representative's code: {v}");
     let (status, _) =
