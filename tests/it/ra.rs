@@ -972,6 +972,16 @@ async fn a_seal_order_adds_a_seal_to_the_organisation_and_another_changes_it() {
     assert_eq!(web.upload(&id, &token, "seal-image", &changed).await.0, 201);
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
     sign_and_pay(&web, &id, &token, AGENT).await;
+    // The reviewer's page shows the seal being changed beside the new image, to compare.
+    let page = reviewer.http.get(format!("{}/review/orders/{id}", reviewer.admin)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("data-seal=\"{seal}\"")) && html.contains("/changed-seal"), "{html}");
+    let current =
+        reviewer.http.get(format!("{}/review/orders/{id}/changed-seal", reviewer.admin)).send().await.unwrap();
+    assert_eq!(current.headers()["content-type"], "image/png");
+    assert_eq!(current.bytes().await.unwrap().as_ref(), png.as_slice(), "the seal's current image");
+    let path = format!("/review/orders/{id}/changed-seal");
+    assert_eq!(web.call("GET", &path, None, None).await.0, 403, "reviewers only");
     reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
     wait_state(&web, &id, &token, "completed").await;
     let rows: Vec<(String, String, Vec<u8>)> =

@@ -192,6 +192,12 @@ pub const ROUTES: &[Route] = &[
         handler: || get(review_pages::material),
     },
     Route {
+        method: "GET",
+        path: "/review/orders/{id}/changed-seal",
+        roles: REVIEWER,
+        handler: || get(review_pages::changed_seal_image),
+    },
+    Route {
         method: "POST",
         path: "/review/orders/{id}/decision",
         roles: REVIEWER,

@@ -32,7 +32,7 @@ use crate::api::problem::Problem;
 use crate::daemon::Instance;
 use crate::ra::OrderData;
 use crate::roles::Caller;
-use crate::store::OrderRecord;
+use crate::store::{OrderRecord, SealRecord};
 
 /// The CSP of every page: no script, no style from elsewhere, images only from here, forms
 /// post only here, never framed.
@@ -103,6 +103,7 @@ pub(crate) async fn order(
         .await
         .map_err(problem)?;
     let materials = instance.store.materials(&order.id).await.map_err(|e| Problem::internal(&e))?;
+    let changed = changed_seal(&instance, &order).await?;
     let data = serde_json::to_value(OrderData::of(&order)).unwrap_or_default();
     let mut rows = Vec::new();
     flatten("", &data, &mut rows);
@@ -130,6 +131,13 @@ pub(crate) async fn order(
                 h3 { (m.kind) " (" (m.content_type) ", " (m.size) " bytes)" }
                 @if is_image(&m.content_type) { img src=(href) alt=(m.kind); }
                 @else { a.download href={ "/v1/orders/" (order.id) "/materials/" (m.sha256) } { "下载 · Download" } }
+            }
+        }
+        @if let Some(seal) = &changed {
+            h2 { "变更前的印章 · The seal being changed" }
+            div.material #changed-seal data-seal=(seal.id) {
+                h3 { (seal.name) }
+                img src={ (base) "/changed-seal" } alt=(seal.name);
             }
         }
         @if order.state == "review" {
@@ -164,7 +172,35 @@ pub(crate) async fn material(
     if !is_image(&content_type) {
         return Ok(super::officer::as_download(&order, &kind, content_type, bytes));
     }
-    Ok((
+    Ok(inline_image(content_type, bytes))
+}
+
+/// `GET /review/orders/{id}/changed-seal`: the current image of the seal a 变章 order changes,
+/// shown beside the new one so the reviewer compares them (handbook §5.1). Only a seal of the
+/// order's own organisation; 404 otherwise.
+pub(crate) async fn changed_seal_image(
+    State(instance): State<Instance>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let order = load(&instance, &id).await?;
+    let seal = changed_seal(&instance, &order).await?;
+    let seal = seal.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "this order changes no seal"))?;
+    Ok(inline_image("image/png".into(), seal.png))
+}
+
+/// The seal a 变章 order changes, while it is still a seal of the organisation whose
+/// certificate the order is about.
+async fn changed_seal(instance: &Instance, order: &OrderRecord) -> Result<Option<SealRecord>, Problem> {
+    let data = OrderData::of(order);
+    let chosen = data.product.as_ref().and_then(|p| p.seal_change.clone());
+    let (Some(id), Some(certificate)) = (chosen, data.certificate.as_ref()) else { return Ok(None) };
+    let seal = instance.store.seal(&id).await.map_err(|e| Problem::internal(&e))?;
+    Ok(seal.filter(|s| s.credit_code == certificate.identifier))
+}
+
+/// An image for an `<img>` of these pages: never sniffed, sandboxed, not cached, same origin.
+fn inline_image(content_type: String, bytes: Vec<u8>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_DISPOSITION, "inline".into()),
@@ -175,7 +211,7 @@ pub(crate) async fn material(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The decision form's fields.
