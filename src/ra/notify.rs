@@ -16,6 +16,10 @@ impl Ra {
             "rejected" => ("未通过审核", "was not approved"),
             "cancelled" => ("已取消", "was cancelled"),
             "issued" => ("证书已签发，请在手机App中查看", "is done: the certificate is in your app"),
+            "address_changed" => (
+                "的收货地址已修改；如非本人操作，请立即联系客服",
+                "had its delivery address changed; if this was not you, call customer service now",
+            ),
             _ => ("已办结", "is complete"),
         };
         let reason = order

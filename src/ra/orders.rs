@@ -331,6 +331,8 @@ impl Ra {
         data.store(&mut order);
         let audit = self.event("order.address_changed", "applicant", &order, detail);
         self.save(&mut order, &[&audit]).await?;
+        // Whoever holds the order's page could send the parcel elsewhere: the agent hears of it.
+        self.notify(&order, "address_changed").await;
         Ok(order)
     }
 

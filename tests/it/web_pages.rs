@@ -415,6 +415,12 @@ review = "review"
     );
     b.shot("address-changed").await;
     let id = b.text("#order-id").await;
+    // Whoever holds the order's page could send the parcel elsewhere: the applicant hears of it.
+    let told = |file: &str| {
+        let outbox = std::fs::read_to_string(ca.config.data_dir.join(file)).unwrap_or_default();
+        outbox.lines().any(|l| l.contains(&id) && l.contains("delivery address changed"))
+    };
+    assert!(told("email-outbox.jsonl") && told("sms-outbox.jsonl"), "e-mail and SMS say the address changed");
     let reviewer = Client::new(&ca, "reviewer");
     let order = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
     assert_eq!(order["data"]["product"]["delivery_address"], "福州市台江区新地址2号", "{order}");
