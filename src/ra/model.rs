@@ -12,6 +12,10 @@ use super::validate::mask;
 use crate::providers::payment::PayMethod;
 use crate::store::{MaterialRecord, OrderRecord};
 
+/// The steps an offline order still takes online (handbook B11: 经办人信息采集, 购买商品,
+/// 支付订单), where its flow has them; the papers stand for the rest.
+const OFFLINE_STEPS: [Step; 3] = [Step::Agent, Step::Product, Step::Payment];
+
 /// A company bank account (micro-deposit check).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +206,11 @@ pub struct OrderData {
     /// Failed identity checks so far (after a failure the applicant may go offline).
     #[serde(default)]
     pub check_failures: u32,
+    /// The applicant went the offline way (线下邮寄) after a failed check: the papers replace
+    /// the online checks, signature and uploads; the agent, product and payment are still
+    /// taken online (handbook B11, C7).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
     /// Why this order must go to an officer whatever the channel's rule (e.g. nobody is on
     /// file to consent for its certificate online).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,7 +314,12 @@ impl OrderData {
             paid: channel.price_from(flow) > 0,
             materials: !self.required_materials(flow, channel).is_empty(),
         };
-        flow::steps(flow, shape)
+        let steps = flow::steps(flow, shape);
+        if self.offline {
+            // On paper: the form signed and stamped, the copies mailed, an officer's review.
+            return steps.into_iter().filter(|s| OFFLINE_STEPS.contains(s)).collect();
+        }
+        steps
     }
 
     /// The first step not done, if any.
@@ -361,6 +375,7 @@ impl OrderData {
             payment,
             revocation_reason,
             check_failures,
+            offline,
             officer_review,
             legal_rep_phone_checked,
             face_links,
@@ -438,6 +453,7 @@ impl OrderData {
             payment: payment.clone(),
             revocation_reason: revocation_reason.clone(),
             check_failures: *check_failures,
+            offline: *offline,
             officer_review: officer_review.clone(),
             legal_rep_phone_checked: *legal_rep_phone_checked,
             face_links: *face_links,
@@ -547,6 +563,8 @@ impl OrderView {
         let data = OrderData::of(order);
         let flow = Flow::parse(&order.flow).unwrap_or(Flow::OrgNew);
         let open = order.state == "open";
+        // An offline order still takes its agent, product and payment steps online.
+        let steps_open = open || (order.state == "offline" && data.offline);
         let steps = data.steps(flow, channel);
         let pending_check = match data.next_step(flow, channel) {
             Some(Step::SubjectCheck) if open => data.subject_check.clone(),
@@ -558,11 +576,11 @@ impl OrderView {
             channel: order.channel.clone(),
             flow: order.flow.clone(),
             state: order.state.clone(),
-            next_step: if open { data.next_step(flow, channel).map(|s| s.name().to_string()) } else { None },
+            next_step: if steps_open { data.next_step(flow, channel).map(|s| s.name().to_string()) } else { None },
             steps: steps.iter().map(|s| StepView { name: s.name(), done: data.done.contains(s) }).collect(),
             amount_fen: order.amount_fen,
             paid_at: order.paid_at,
-            payment: if open && order.paid_at.is_none() { data.payment.clone() } else { None },
+            payment: if steps_open && order.paid_at.is_none() { data.payment.clone() } else { None },
             materials_required: data.required_materials(flow, channel),
             materials: materials.iter().map(MaterialView::from).collect(),
             summary: summary(&data),

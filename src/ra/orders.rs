@@ -140,6 +140,9 @@ impl Ra {
         if order.subject_key.is_none() {
             return Err(RaError::State("enter the company or personal data first; the form carries it".into()));
         }
+        let mut data = data;
+        data.offline = true;
+        data.store(&mut order);
         order.state = "offline".into();
         let audit = self.event("order.offline", "applicant", &order, serde_json::json!({}));
         self.save(&mut order, &[&audit]).await?;

@@ -89,7 +89,8 @@ impl Ra {
             "event": event.event_id, "amount_fen": event.amount_fen, "status": "paid",
             "intent": intent.provider_ref, "method": intent.method,
         });
-        if order.state == "open" && order.paid_at.is_none() && intent.amount_fen == order.amount_fen {
+        let wants_paying = matches!(order.state.as_str(), "open" | "offline");
+        if wants_paying && order.paid_at.is_none() && intent.amount_fen == order.amount_fen {
             return self.accept_payment(event, intent, order, detail).await;
         }
         let reason =
@@ -136,8 +137,11 @@ impl Ra {
         data.store(&mut next);
         next.payment_ref = Some(intent.provider_ref.clone());
         next.paid_at = Some(self.now());
-        next.submitted_at = Some(self.now());
-        next.state = "review".into();
+        // An offline order waits for its papers; the officer marks them received.
+        if order.state == "open" {
+            next.submitted_at = Some(self.now());
+            next.state = "review".into();
+        }
         next.updated_at = self.now();
         let received = self.event("payment.received", "payment-provider", &next, detail.clone());
         let superseded = self.event("payment.superseded_accepted", "payment-provider", &next, detail);
@@ -174,7 +178,7 @@ impl Ra {
             return Ok(()); // closed before, or paid: nothing to forget
         }
         let mut next = order.clone();
-        let current = order.state == "open"
+        let current = matches!(order.state.as_str(), "open" | "offline")
             && order.paid_at.is_none()
             && order.payment_ref.as_deref() == Some(intent.provider_ref.as_str());
         if current {
@@ -370,6 +374,9 @@ impl Ra {
     /// is carried out; its invoice is issued.
     async fn after_payment(&self, order: OrderRecord) -> Result<(), RaError> {
         let order = self.issue_invoice(order).await;
+        if order.state == "offline" {
+            return Ok(());
+        }
         if self.auto_approves(&order).await? {
             self.approve(order, "auto", "approved automatically by the channel").await?;
         } else {

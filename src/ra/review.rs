@@ -20,6 +20,13 @@ impl Ra {
         if order.state != "offline" {
             return Err(RaError::State(format!("the order is {}, not waiting for papers", order.state)));
         }
+        // The agent, product and payment are taken online first (handbook B11).
+        let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
+        let channel = self.channel(&order.channel)?;
+        let data = OrderData::of(&order);
+        if let Some(step) = data.next_step(flow, &channel).filter(|_| data.offline) {
+            return Err(RaError::State(format!("the applicant has not completed the {} step online yet", step.name())));
+        }
         order.state = "review".into();
         order.submitted_at = Some(self.now());
         let audit = self.event("order.papers_received", officer, &order, serde_json::json!({}));
@@ -459,11 +466,17 @@ fn offline_sections(order: &OrderRecord, data: &OrderData, channel: &Channel) ->
     sections.push(match &channel.offline {
         Some(offline) => Section {
             heading: "缴费与邮寄 / Payment and mailing".into(),
-            rows: vec![
-                row("缴费 Payment", offline.payment.clone()),
-                row("转账附言 Reference", format!("订单号 {} / order number", order.id)),
-                row("邮寄地址 Mail to", offline.mail_to.clone()),
-            ],
+            rows: match order.paid_at {
+                Some(_) => vec![
+                    row("缴费 Payment", format!("已在线支付 {} / paid online", yuan(order.amount_fen))),
+                    row("邮寄地址 Mail to", offline.mail_to.clone()),
+                ],
+                None => vec![
+                    row("缴费 Payment", offline.payment.clone()),
+                    row("转账附言 Reference", format!("订单号 {} / order number", order.id)),
+                    row("邮寄地址 Mail to", offline.mail_to.clone()),
+                ],
+            },
         },
         None => Section {
             heading: "缴费与邮寄 / Payment and mailing".into(),

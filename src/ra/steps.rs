@@ -174,7 +174,10 @@ impl Ra {
         step: Step,
         body: serde_json::Value,
     ) -> Result<OrderRecord, RaError> {
-        if order.state != "open" {
+        let mut data = OrderData::of(&order);
+        // An offline order takes its few online steps (agent, product, payment); see
+        // `OrderData::steps`.
+        if order.state != "open" && !(order.state == "offline" && data.offline) {
             return Err(RaError::State(format!(
                 "the order is {}; steps can be taken only while it is open",
                 order.state
@@ -182,7 +185,6 @@ impl Ra {
         }
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?.clone();
-        let mut data = OrderData::of(&order);
         let steps = data.steps(flow, &channel);
         let Some(position) = steps.iter().position(|s| *s == step) else {
             return Err(RaError::State(format!("a {} order has no {} step", flow.name(), step.name())));
@@ -231,7 +233,8 @@ impl Ra {
                 let audit = self.event("order.step", "applicant", &order, detail);
                 // A consent is saved with its audit event, in one transaction (review L4).
                 let audits: Vec<&crate::store::AuditRecord> = consent.iter().chain([&audit]).collect();
-                if completed && data.next_step(flow, &channel).is_none() {
+                // An offline order's review starts when its papers arrive, not here.
+                if completed && data.next_step(flow, &channel).is_none() && order.state == "open" {
                     return self.submit(order, &audits).await;
                 }
                 self.save(&mut order, &audits).await?;
@@ -611,9 +614,16 @@ impl Ra {
         }
         data.withdraw_authorisation();
         order.agent_phone = None;
+        let in_person = legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
+        if data.offline {
+            // Collected only (经办人信息采集): the officer checks the agent on the papers (the
+            // signed form, the ID copy). No phone is verified, so none goes on file.
+            data.agent_check = None;
+            data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
+            return Ok(());
+        }
         count_face_link(data, method)?;
         data.agent_check = self.check(&person, method, None).await?;
-        let in_person = legal_rep_in_person || (flow != Flow::OrgNew && personal_cert);
         data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
         if data.agent_check.is_none() {
             Self::agent_checked(order, data);

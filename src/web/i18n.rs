@@ -212,6 +212,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("We are reviewing the application (3 to 5 working days). You will get an SMS and an e-mail.", "申请正在审核中（3至5个工作日），结果将以短信和邮件通知。"),
     ("Reason", "原因"),
     ("Mail the signed and stamped form with the papers; the review starts when they arrive.", "请将签字盖章的申请表连同材料邮寄，收到后开始审核。"),
+    ("Offline: complete the steps above online first; the form then shows them.", "线下办理：请先在线完成以上步骤，申请表将包含这些信息。"),
     ("Something went wrong; try again.", "出现错误，请重试。"),
     ("Please correct the marked fields.", "请修改标出的内容。"),
     ("The page expired; please submit again.", "页面已过期，请重新提交。"),

@@ -173,6 +173,28 @@ impl<'a> Client<'a> {
     }
 }
 
+/// An organisation order gone offline takes the online steps the handbook keeps on that path
+/// (B11: the agent collected, the product, the payment), not the checks; the officer's "papers
+/// received" waits for them, and the paid order stays offline until then.
+pub(crate) async fn offline_steps(web: &Client<'_>, reviewer: &Client<'_>, id: &str, token: &str) {
+    let papers = format!("/v1/orders/{id}/papers");
+    assert_eq!(reviewer.call("POST", &papers, None, None).await.0, 409, "not before the agent and product");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(token), Some(agent())).await;
+    assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("offline"), Some("product")), "{v}");
+    assert!(v["pending_check"].is_null(), "collected, not checked: {v}");
+    assert_eq!(web.step(id, token, "signature", json!({ "code": "1", "accept_terms": true })).await.0, 409);
+    let product = json!({ "product": "org-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(token), Some(product)).await;
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(token), Some(json!({ "method": "wechat" })))
+        .await;
+    web.pay(v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}"))).await;
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+    assert_eq!(v["state"], "offline", "paid, it waits for the papers: {v}");
+    assert!(v["paid_at"].is_i64() && v["next_step"].is_null(), "{v}");
+    assert_eq!(reviewer.ok("POST", &papers, None, None).await["state"], "review");
+}
+
 pub(crate) fn company(credit: &str, rep_phone: &str) -> Value {
     json!({ "name": "福建示例科技有限公司", "credit_code": credit,
             "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": rep_phone } })
@@ -424,8 +446,7 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
     assert_eq!(form.headers()["content-type"], "application/pdf");
     let pdf = form.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-") && pdf.ends_with(b"%%EOF\n"));
-    assert_eq!(web.step(&id, &token, "agent", agent()).await.0, 409, "offline orders take no online steps");
-    reviewer.ok("POST", &format!("/v1/orders/{id}/papers"), None, None).await;
+    offline_steps(&web, &reviewer, &id, &token).await;
     let (status, _) =
         reviewer.call("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": false }))).await;
     assert_eq!(status, 422, "a rejection says why");
@@ -447,6 +468,42 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
     let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"cloudca_ra_orders{flow="org-new",state="rejected"} 1"#), "{metrics}");
     assert_eq!(count(&ca, "identity.check_failed"), 2);
+}
+
+/// Handbook C7: a person whose check failed goes offline too: the product and payment online
+/// (no agent on a personal order), the papers, the officer's review, and the approval for the
+/// phone on the papers, where the person enrols with their own identity check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_review() {
+    const UNREGISTERED: &str = "+8613800130000";
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = web.create("personal-new").await;
+    let verification = json!({ "method": "phone", "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    let person =
+        json!({ "name": "王五", "id_number": "110101199003074338", "phone": UNREGISTERED, "email": "w@example.com" });
+    assert_eq!(web.step(&id, &token, "person", person).await.0, 422, "the carrier says no");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("offline"), Some("product")), "{v}");
+    let papers = format!("/v1/orders/{id}/papers");
+    assert_eq!(reviewer.call("POST", &papers, None, None).await.0, 409, "not before the product and payment");
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(json!({ "method": "alipay" })))
+        .await;
+    web.pay(v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}"))).await;
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!((v["state"].as_str(), v["paid_at"].is_i64()), (Some("offline"), true), "{v}");
+    assert_eq!(reviewer.ok("POST", &papers, None, None).await["state"], "review");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let serial = holder_enrols(&web, UNREGISTERED).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(v["serial"], serial.as_str());
+    audit_intact(&ca);
 }
 
 #[tokio::test(flavor = "multi_thread")]

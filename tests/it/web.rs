@@ -602,7 +602,32 @@ async fn an_interrupted_application_resumes_a_duplicate_is_refused_and_a_failed_
     again.shot("check-failed").await;
     again.submit("go-offline").await;
     assert_eq!(again.attr("#order-state", "data-state").await.as_deref(), Some("offline"));
+    // Handbook B11: offline, the agent is collected (not checked), the product bought and paid
+    // online; only then is the form printed with them.
+    assert_eq!(again.current_step().await.as_deref(), Some("agent"));
     again.shot("offline").await;
+    assert!(again.client.find(Locator::Css("a#print-form")).await.is_err(), "the form once the steps are done");
+    agent_step(&again, LISI, Some("offline-agent")).await;
+    assert_eq!(again.current_step().await.as_deref(), Some("product"));
+    again.click("input[name=product][value=org-cloud-1y]").await;
+    again.submit("step-product").await;
+    again.click("input[name=method][value=wechat]").await;
+    again.submit("step-payment").await;
+    let qr = again.attr("img#pay-qr", "data-url").await.expect("the payment QR code");
+    let root = reqwest::Certificate::from_pem(
+        &std::fs::read(ca.config_path.parent().unwrap().join("tls/operator-ca.pem")).unwrap(),
+    )
+    .unwrap();
+    let http = reqwest::Client::builder().no_proxy().use_rustls_tls().add_root_certificate(root).build().unwrap();
+    assert_eq!(http.post(&qr).send().await.unwrap().status(), 200);
+    for _ in 0..30 {
+        if again.client.find(Locator::Css("a#print-form")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(again.attr("#order-state", "data-state").await.as_deref(), Some("offline"), "paid, waiting for papers");
+    again.shot("offline-paid").await;
     let href = again.attr("a#print-form", "href").await.unwrap();
     assert!(href.ends_with("/form.pdf"));
 }

@@ -121,7 +121,7 @@ async fn render(web: &Web, ctx: &Ctx, view: &Value, state: FormState, status: St
     let order_state = view["state"].as_str().unwrap_or_default();
     let mut refresh = None;
     let mut current = html! {};
-    if order_state == "open" {
+    if matches!(order_state, "open" | "offline") {
         let channel = channel(web, ctx).await.unwrap_or(Value::Null);
         if let Some(step) = view["next_step"].as_str() {
             let (markup, r) = step_form(ctx, view, &channel, step, &state);
@@ -139,6 +139,8 @@ async fn render(web: &Web, ctx: &Ctx, view: &Value, state: FormState, status: St
             (current)
             @if view["check_failures"].as_u64().unwrap_or(0) > 0 { (offline_path(ctx, view)) }
         } @else {
+            // An offline order's online steps (agent, product, payment), then the form.
+            (current)
             (status_text(ctx, flow, view))
         }
         @if view["invoice_no"].is_string() {
@@ -219,6 +221,9 @@ fn status_text(ctx: &Ctx, flow: &str, view: &Value) -> Markup {
                 @match state {
                     "review" => {
                         (l.t("We are reviewing the application (3 to 5 working days). You will get an SMS and an e-mail."))
+                    }
+                    "offline" if view["next_step"].is_string() => {
+                        (l.t("Offline: complete the steps above online first; the form then shows them."))
                     }
                     "offline" => {
                         (l.t("Mail the signed and stamped form with the papers; the review starts when they arrive.")) " "
