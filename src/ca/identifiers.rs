@@ -9,6 +9,8 @@
 /// Characters of a unified social credit code, in value order (GB 32100-2015).
 /// I, O, Z, S and V are left out: too easily misread as 1, 0, 2, 5 and U.
 const CREDIT_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+/// Registration authority codes (position 1 of a credit code).
+const CREDIT_AUTHORITIES: &str = "123456789ABNY";
 /// Weights of positions 1..=17 of a credit code: 3^(i-1) mod 31.
 const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 /// Weights of positions 1..=17 of a resident ID: 2^(18-i) mod 11 (GB 11643-1999).
@@ -86,7 +88,13 @@ pub fn credit_code_check_char(first17: &str) -> Option<char> {
 /// character over the first 17. The organisation-code check digit inside
 /// positions 9-17 (GB 11714) is deliberately not enforced. Call before reserving.
 pub fn validate_credit_code(code: &str) -> Result<(), IdentifierError> {
-    let chars = check_chars(code, |_, c| CREDIT_ALPHABET.contains(c))?;
+    // GB 32100-2015: position 1 is the registration authority, 3 to 8 the administrative
+    // division (digits); every other position is any character of the alphabet.
+    let chars = check_chars(code, |position, c| match position {
+        1 => CREDIT_AUTHORITIES.contains(c),
+        3..=8 => c.is_ascii_digit(),
+        _ => CREDIT_ALPHABET.contains(c),
+    })?;
     let expected = credit_code_check_char(&code[..17]).expect("17 alphabet characters");
     check_digit(expected, chars[17])
 }

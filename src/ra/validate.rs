@@ -9,6 +9,8 @@
 
 use time::{Date, Month};
 
+use crate::ca::identifiers;
+
 /// One field's problem: which field, a stable code the web front translates (zh-CN/en), and an English message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -39,143 +41,61 @@ impl std::error::Error for FieldError {}
 // Unified social credit code (GB 32100-2015)
 // ---------------------------------------------------------------------------------------------
 
-/// Characters allowed in a unified social credit code; the index of a character is its value.
-const CREDIT_CHARSET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-/// Weights of the first 17 characters in the check-character sum.
-const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
-/// Valid registration authority codes (first character).
-const CREDIT_AUTHORITIES: &str = "123456789ABNY";
-
 /// Validates a unified social credit code (统一社会信用代码, GB 32100-2015) and returns it trimmed
-/// and upper-cased, so that applications are rejected before a typo reaches manual review.
+/// and upper-cased, so that applications are rejected before a typo reaches manual review. The
+/// rules are the CA's own (`ca::identifiers`): what the RA accepts, issuance accepts.
 pub fn credit_code(field: &str, s: &str) -> Result<String, FieldError> {
     let code = s.trim().to_uppercase();
-    let chars: Vec<char> = code.chars().collect();
-    if chars.len() != 18 {
-        return Err(FieldError::new(
-            field,
-            "credit_code.length",
-            format!("the credit code should be 18 characters long, but has {}", chars.len()),
-        ));
-    }
-    let values = credit_values(field, &chars)?;
-    check_credit_structure(field, &chars)?;
-    let expected = credit_check_char(&values[..17]);
-    if chars[17] != expected {
-        return Err(FieldError::new(
-            field,
-            "credit_code.check_digit",
-            format!("the credit code's last character should be {expected}: check for a typing mistake"),
-        ));
-    }
+    identifiers::validate_credit_code(&code).map_err(|e| identifier_error(field, Identifier::CreditCode, e))?;
     Ok(code)
-}
-
-/// Maps each character to its value in [`CREDIT_CHARSET`], reporting the first one not allowed.
-fn credit_values(field: &str, chars: &[char]) -> Result<Vec<u32>, FieldError> {
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            CREDIT_CHARSET.find(c).map(|v| v as u32).ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    "credit_code.charset",
-                    format!(
-                        "character {} of the credit code is not allowed: only digits and capital letters \
-                         other than I, O, S, V and Z are used",
-                        i + 1
-                    ),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Checks the registration authority code and the administrative division digits.
-fn check_credit_structure(field: &str, chars: &[char]) -> Result<(), FieldError> {
-    if !CREDIT_AUTHORITIES.contains(chars[0]) {
-        return Err(FieldError::new(
-            field,
-            "credit_code.charset",
-            "the credit code's first character should be a digit 1-9 or one of A, B, N, Y: check for a typing mistake",
-        ));
-    }
-    if !chars[2..8].iter().all(char::is_ascii_digit) {
-        return Err(FieldError::new(
-            field,
-            "credit_code.charset",
-            "characters 3 to 8 of the credit code (the administrative division) should all be digits",
-        ));
-    }
-    Ok(())
-}
-
-/// Computes the check character over the first 17 character values.
-fn credit_check_char(values: &[u32]) -> char {
-    let sum: u32 = values.iter().zip(CREDIT_WEIGHTS).map(|(v, w)| v * w).sum();
-    let check = (31 - sum % 31) % 31;
-    CREDIT_CHARSET.as_bytes()[check as usize] as char
 }
 
 // ---------------------------------------------------------------------------------------------
 // Resident identity card number (GB 11643-1999)
 // ---------------------------------------------------------------------------------------------
 
-/// Weights of the first 17 digits in the resident ID check sum.
-const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-/// Earliest birth date accepted on a resident ID.
-const EARLIEST_BIRTH: Date = time::macros::date!(1900 - 01 - 01);
-
 /// Validates an 18-digit resident identity card number (居民身份证号码, GB 11643-1999) against
-/// `today`, and returns it trimmed with a lowercase `x` check character upper-cased.
+/// `today`, and returns it trimmed with a lowercase `x` check character upper-cased. The rules
+/// are the CA's own (`ca::identifiers`, including the province code): an order never carries an
+/// ID number that issuance would refuse.
 pub fn resident_id(field: &str, s: &str, today: Date) -> Result<String, FieldError> {
     let id = s.trim().to_uppercase();
-    let bytes = id.as_bytes();
-    let shape_ok = bytes.len() == 18
-        && bytes[..17].iter().all(u8::is_ascii_digit)
-        && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
-    if !shape_ok {
-        return Err(FieldError::new(
-            field,
-            "resident_id.length",
-            "the ID number should be 18 characters: 17 digits followed by a digit or X",
-        ));
-    }
-    check_birth_date(field, &id, today)?;
-    let expected = resident_check_char(&bytes[..17]);
-    if bytes[17] as char != expected {
-        return Err(FieldError::new(
-            field,
-            "resident_id.check_digit",
-            format!("the ID number's last character should be {expected}: check for a typing mistake"),
-        ));
-    }
+    let ymd = (today.year(), u32::from(u8::from(today.month())), u32::from(today.day()));
+    identifiers::validate_resident_id(&id, ymd).map_err(|e| identifier_error(field, Identifier::ResidentId, e))?;
     Ok(id)
 }
 
-/// Rejects birth dates that do not exist, lie in the future or before 1900.
-fn check_birth_date(field: &str, id: &str, today: Date) -> Result<(), FieldError> {
-    let problem = match birth_date(id) {
-        None => "is not a real date",
-        Some(d) if d > today => "is in the future",
-        Some(d) if d < EARLIEST_BIRTH => "is before 1900",
-        Some(_) => return Ok(()),
-    };
-    Err(FieldError::new(
-        field,
-        "resident_id.birth_date",
-        format!("the birth date in the ID number (characters 7 to 14, YYYYMMDD) {problem}: check for a typing mistake"),
-    ))
+/// Which identifier a [`identifiers::IdentifierError`] is about.
+#[derive(Clone, Copy)]
+enum Identifier {
+    CreditCode,
+    ResidentId,
 }
 
-/// Computes the check character over the first 17 ASCII digits.
-fn resident_check_char(digits: &[u8]) -> char {
-    let sum: u32 = digits.iter().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
-    match (12 - sum % 11) % 11 {
-        10 => 'X',
-        n => char::from(b'0' + n as u8),
-    }
+/// The CA's identifier error as a field error with a code the web front translates.
+fn identifier_error(field: &str, which: Identifier, e: identifiers::IdentifierError) -> FieldError {
+    use identifiers::IdentifierError as E;
+    let (code, message): (&'static str, String) = match (which, &e) {
+        (Identifier::CreditCode, E::WrongLength { found, .. }) => {
+            ("credit_code.length", format!("the credit code should be 18 characters long, but has {found}"))
+        }
+        (Identifier::CreditCode, E::BadCheckDigit { expected, .. }) => (
+            "credit_code.check_digit",
+            format!("the credit code's last character should be {expected}: check for a typing mistake"),
+        ),
+        (Identifier::CreditCode, _) => ("credit_code.charset", format!("the credit code {e}")),
+        (Identifier::ResidentId, E::BadBirthDate(why)) => ("resident_id.birth_date", format!("the ID number's {why}")),
+        (Identifier::ResidentId, E::UnknownRegion(_)) => ("resident_id.region", format!("the ID number's {e}")),
+        (Identifier::ResidentId, E::BadCheckDigit { expected, .. }) => (
+            "resident_id.check_digit",
+            format!("the ID number's last character should be {expected}: check for a typing mistake"),
+        ),
+        (Identifier::ResidentId, _) => (
+            "resident_id.length",
+            "the ID number should be 18 characters: 17 digits followed by a digit or X".to_string(),
+        ),
+    };
+    FieldError::new(field, code, message)
 }
 
 /// Reads the birth date (characters 7 to 14, YYYYMMDD) from a resident ID, so that age rules can
@@ -436,12 +356,17 @@ mod tests {
         assert!(e.message.contains("should be X"));
         assert!(!e.message.contains("110105"), "message must not echo the ID");
         assert_eq!(code(resident_id("id", "110105194913310020", TODAY)), "resident_id.birth_date");
+        // A province code the CA does not know: issuance would refuse it, so the RA does too
+        // (the RA used to check the digits only and let such an order reach an officer).
+        let body = "99010519491231002";
+        let unknown = format!("{body}{}", identifiers::resident_id_check_char(body).unwrap());
+        assert_eq!(code(resident_id("id", &unknown, TODAY)), "resident_id.region");
     }
 
     /// Builds a resident ID with the right check character around a birth date.
     fn id_with_birth(ymd: &str) -> String {
         let body = format!("110105{ymd}002");
-        format!("{body}{}", resident_check_char(body.as_bytes()))
+        format!("{body}{}", identifiers::resident_id_check_char(&body).unwrap())
     }
 
     #[test]

@@ -280,6 +280,7 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "resident_id.length" => "身份证号码应为18位（17位数字加一位数字或X）".into(),
         "resident_id.birth_date" => "身份证号码中的出生日期无效".into(),
         "resident_id.check_digit" => "身份证号码校验位不正确，请检查是否输入有误".into(),
+        "resident_id.region" => "身份证号码前两位不是有效的省级行政区代码".into(),
         "mobile.invalid" => "请输入11位中国大陆手机号码".into(),
         "bank_card.format" | "bank_card.missing" => "请输入12至19位银行卡号".into(),
         "bank_card.check_digit" => "银行卡号校验不正确，请检查是否输入有误".into(),
