@@ -33,7 +33,10 @@ pub struct BankAccount {
 pub struct Person {
     /// Name.
     pub name: String,
-    /// Resident ID.
+    /// The kind of identity document `id_number` is from (handbook B8, table 2).
+    #[serde(default, skip_serializing_if = "IdType::is_resident_id")]
+    pub id_type: IdType,
+    /// The document's number (a resident ID unless `id_type` says otherwise).
     pub id_number: String,
     /// E.164 mobile.
     pub phone: String,
@@ -43,6 +46,44 @@ pub struct Person {
     /// Bank card (bank-card check).
     #[serde(default)]
     pub card: Option<String>,
+}
+
+/// Identity documents a legal representative may give (handbook B8: 证件类型). Only the
+/// mainland resident ID can be checked online (carrier, bank card and face checks go by it), so
+/// agents and personal applicants, who hold the cloud key, give that one; a legal representative
+/// with another document takes part through the company's bank account or the offline path.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdType {
+    /// 居民身份证.
+    #[default]
+    ResidentId,
+    /// 护照.
+    Passport,
+    /// 港澳居民来往内地通行证.
+    HkMacaoPermit,
+    /// 台湾居民来往大陆通行证.
+    TaiwanPermit,
+    /// 外国人永久居留身份证.
+    ForeignPermanentResident,
+}
+
+impl IdType {
+    /// Whether this is the mainland resident ID (the default, not written out).
+    pub fn is_resident_id(&self) -> bool {
+        *self == IdType::ResidentId
+    }
+
+    /// The document's name as printed on the form.
+    pub fn label(self) -> &'static str {
+        match self {
+            IdType::ResidentId => "居民身份证 Resident ID",
+            IdType::Passport => "护照 Passport",
+            IdType::HkMacaoPermit => "港澳居民来往内地通行证 Mainland travel permit (HK/Macao)",
+            IdType::TaiwanPermit => "台湾居民来往大陆通行证 Mainland travel permit (Taiwan)",
+            IdType::ForeignPermanentResident => "外国人永久居留身份证 Foreign permanent resident ID",
+        }
+    }
 }
 
 /// Company data.
@@ -339,9 +380,10 @@ impl Person {
     /// The person with ID number, phone, e-mail and bank card masked; the name stays.
     fn masked(&self) -> Person {
         // Destructured so that a field added to `Person` must be placed here, masked or not.
-        let Person { name, id_number, phone, email, card } = self;
+        let Person { name, id_type, id_number, phone, email, card } = self;
         Person {
             name: name.clone(),
+            id_type: *id_type,
             id_number: mask(id_number),
             phone: mask(phone),
             email: email.as_deref().map(mask),
@@ -665,6 +707,7 @@ mod tests {
 
     fn person() -> Person {
         Person {
+            id_type: IdType::ResidentId,
             name: "张三".into(),
             id_number: ID.into(),
             phone: PHONE.into(),

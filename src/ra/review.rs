@@ -413,6 +413,7 @@ fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
                 row("单位名称 Name", &c.name),
                 row("统一社会信用代码 Credit code", &c.credit_code),
                 row("法定代表人 Legal representative", &c.legal_rep.name),
+                row("证件类型 ID type", c.legal_rep.id_type.label()),
                 row("证件号码 ID number", &c.legal_rep.id_number),
                 row("手机 Phone", &c.legal_rep.phone),
             ],

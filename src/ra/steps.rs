@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use super::channels::{InvoicePolicy, Method};
 use super::flow::{Flow, Step};
-use super::model::{Agent, BankAccount, CertificateRef, Company, OrderData, PendingCheck, Person, ProductChoice};
+use super::model::{
+    Agent, BankAccount, CertificateRef, Company, IdType, OrderData, PendingCheck, Person, ProductChoice,
+};
 use super::model::{PaymentData, SignatureEvidence, TermsConsent};
 use super::validate::{self, FieldError};
 use super::{Ra, RaError};
@@ -60,6 +62,8 @@ struct VerificationInput {
 #[serde(deny_unknown_fields)]
 struct PersonInput {
     name: String,
+    #[serde(default)]
+    id_type: IdType,
     id_number: String,
     phone: String,
     #[serde(default)]
@@ -473,8 +477,14 @@ impl Ra {
         Ok(self.event("order.terms_accepted", "applicant", order, detail))
     }
 
+    /// A person's fields, validated. Only a legal representative (prefix `legal_rep`) may give an
+    /// identity document other than the resident ID (see [`IdType`]).
     fn person(fields: &mut Fields, prefix: &str, p: PersonInput, today: time::Date, email: bool) -> Person {
         let f = |name: &str| format!("{prefix}.{name}");
+        if !p.id_type.is_resident_id() && prefix != "legal_rep" {
+            let why = "the cloud key's holder is checked online by the mainland resident ID: give that one";
+            fields.fail(&f("id_type"), "id_type.resident_only", why);
+        }
         let email = match (p.email, email) {
             (Some(e), _) => Some(fields.take(validate::email(&f("email"), &e))),
             (None, true) => {
@@ -485,7 +495,8 @@ impl Ra {
         };
         Person {
             name: fields.take(validate::name(&f("name"), &p.name, 32)),
-            id_number: fields.take(validate::resident_id(&f("id_number"), &p.id_number, today)),
+            id_type: p.id_type,
+            id_number: fields.take(validate::id_number(&f("id_number"), p.id_type, &p.id_number, today)),
             phone: fields.take(validate::mainland_mobile(&f("phone"), &p.phone)),
             email,
             card: p.card.map(|c| fields.take(validate::bank_card(&f("card"), &c))),
@@ -809,6 +820,15 @@ impl Ra {
         method: Method,
         bank: Option<&BankAccount>,
     ) -> Result<Option<PendingCheck>, RaError> {
+        if method != Method::BankAccount && !person.id_type.is_resident_id() {
+            // Carriers, banks and the face check know people by the resident ID only: the
+            // check cannot be made, so it fails and the offline path is offered.
+            return Err(RaError::CheckFailed(
+                "the legal representative's phone, bank card and face checks need a mainland resident ID: \
+                 choose the company's bank account, or apply offline"
+                    .into(),
+            ));
+        }
         let ids = &self.providers.identity;
         let d = self.deadline();
         use crate::providers::call;
@@ -982,6 +1002,13 @@ fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Re
         let rep = rep.ok_or_else(|| {
             RaError::BadRequest("legal_rep_in_person: only for organisations whose data was entered".into())
         })?;
+        if !rep.id_type.is_resident_id() {
+            return Err(RaError::BadRequest(
+                "legal_rep_in_person: the agent holds the cloud key and is checked by the mainland resident ID; \
+                 name an agent who has one"
+                    .into(),
+            ));
+        }
         Person {
             email: Some(fields.take(validate::email("email", &input.email))),
             card: input.card.map(|c| fields.take(validate::bank_card("card", &c))),
@@ -990,6 +1017,7 @@ fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Re
     } else {
         let p = PersonInput {
             name: input.name.unwrap_or_default(),
+            id_type: IdType::ResidentId,
             id_number: input.id_number.unwrap_or_default(),
             phone: input.phone.unwrap_or_default(),
             email: Some(input.email),
@@ -1067,6 +1095,7 @@ pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date)
             let input: AgentInput = parse(body)?;
             let rep = Person {
                 name: "张三".into(),
+                id_type: IdType::ResidentId,
                 id_number: "11010519491231002X".into(),
                 phone: "+8613800138000".into(),
                 email: None,

@@ -9,6 +9,7 @@
 
 use time::{Date, Month};
 
+use super::model::IdType;
 use crate::ca::identifiers;
 
 /// One field's problem: which field, a stable code the web front translates (zh-CN/en), and an English message.
@@ -63,6 +64,36 @@ pub fn resident_id(field: &str, s: &str, today: Date) -> Result<String, FieldErr
     let ymd = (today.year(), u32::from(u8::from(today.month())), u32::from(today.day()));
     identifiers::validate_resident_id(&id, ymd).map_err(|e| identifier_error(field, Identifier::ResidentId, e))?;
     Ok(id)
+}
+
+/// Validates the number of an identity document of type `id_type`: the resident ID by
+/// [`resident_id`]; the others by their shape (upper-cased, spaces removed), since only the
+/// issuing authorities can check them.
+pub fn id_number(field: &str, id_type: IdType, s: &str, today: Date) -> Result<String, FieldError> {
+    let shape: fn(&str) -> bool = match id_type {
+        IdType::ResidentId => return resident_id(field, s, today),
+        // ICAO 9303: up to 9 characters in the MRZ, but national numbers run longer; 5 to 20.
+        IdType::Passport => |n| (5..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()),
+        // H or M, then 8 (or, since 2013 cards, 10) digits.
+        IdType::HkMacaoPermit => |n| {
+            matches!(n.as_bytes().first(), Some(b'H' | b'M'))
+                && matches!(n.len(), 9 | 11)
+                && n[1..].bytes().all(|b| b.is_ascii_digit())
+        },
+        // 8 digits (or 10 on older cards).
+        IdType::TaiwanPermit => |n| matches!(n.len(), 8 | 10) && n.bytes().all(|b| b.is_ascii_digit()),
+        // 2017 cards: 18 digits starting with 9; older ones 3 letters and 12 digits.
+        IdType::ForeignPermanentResident => |n| {
+            let b = n.as_bytes();
+            (b.len() == 18 && b[0] == b'9' && b.iter().all(u8::is_ascii_digit))
+                || (b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit))
+        },
+    };
+    let number: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+    if !shape(&number) {
+        return Err(FieldError::new(field, "id_number.format", "this is not the number of that kind of document"));
+    }
+    Ok(number)
 }
 
 /// Which identifier a [`identifiers::IdentifierError`] is about.
@@ -356,6 +387,18 @@ mod tests {
         assert!(e.message.contains("should be X"));
         assert!(!e.message.contains("110105"), "message must not echo the ID");
         assert_eq!(code(resident_id("id", "110105194913310020", TODAY)), "resident_id.birth_date");
+        // Other documents (a legal representative's, handbook B8) by their shape.
+        let other = |t, n: &str| id_number("id", t, n, TODAY).map_err(|e| e.code);
+        assert_eq!(other(IdType::Passport, "e 1234 5678"), Ok("E12345678".to_string()));
+        assert_eq!(other(IdType::Passport, "E1234-5678"), Err("id_number.format"));
+        assert_eq!(other(IdType::HkMacaoPermit, "H12345678"), Ok("H12345678".to_string()));
+        assert_eq!(other(IdType::HkMacaoPermit, "K12345678"), Err("id_number.format"));
+        assert_eq!(other(IdType::TaiwanPermit, "12345678"), Ok("12345678".to_string()));
+        assert_eq!(other(IdType::TaiwanPermit, "1234567"), Err("id_number.format"));
+        assert_eq!(other(IdType::ForeignPermanentResident, "USA110081231201"), Ok("USA110081231201".to_string()));
+        assert_eq!(other(IdType::ForeignPermanentResident, "911101199003074338"), Ok("911101199003074338".into()));
+        assert_eq!(other(IdType::ForeignPermanentResident, "E12345678"), Err("id_number.format"));
+        assert_eq!(other(IdType::ResidentId, "E12345678"), Err("resident_id.length"), "the resident ID's own rules");
         // A province code the CA does not know: issuance would refuse it, so the RA does too
         // (the RA used to check the digits only and let such an order reach an officer).
         let body = "99010519491231002";

@@ -148,6 +148,22 @@ pub fn radios(state: &FormState, legend: &str, name: &str, options: &[(String, S
     }
 }
 
+/// A labelled drop-down list with its inline error; the first option unless one was chosen.
+pub fn select(state: &FormState, label: &str, name: &str, options: &[(&str, &str)]) -> Markup {
+    let chosen = state.value(name);
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                @for (value, text) in options {
+                    option value=(value) selected[chosen == *value] { (text) }
+                }
+            }
+            (state.error(name))
+        }
+    }
+}
+
 /// A checkbox.
 pub fn checkbox(state: &FormState, label: &str, name: &str) -> Markup {
     html! {

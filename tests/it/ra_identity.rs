@@ -489,3 +489,47 @@ async fn the_product_with_seal_asks_for_the_seal_image_and_approval_makes_the_se
     assert_eq!(seals[0].1, png, "from the image the order carried");
     assert_eq!(count(&ca, "seal.decided"), 1);
 }
+
+/// Handbook B8: a legal representative may hold a passport or a travel permit. Carriers, banks
+/// and the face check know people by the resident ID only, so such a company is checked through
+/// its bank account (the micro-deposit starts), or its check fails and the offline path is
+/// offered. The agent, who holds the cloud key, must give a resident ID.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_representative_with_a_passport_applies_through_the_company_account_or_offline() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let mut foreign = company(CREDIT, REP);
+    foreign["legal_rep"]["id_type"] = json!("passport");
+    foreign["legal_rep"]["id_number"] = json!("E12345678");
+    // By the representative's phone: the check cannot be made; offline is offered.
+    let (id, token) = start(&web, "org-new", "phone").await;
+    let (status, v) = web.step(&id, &token, "company", foreign.clone()).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v.to_string().contains("resident ID"), "the reason is given: {v}");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    assert_eq!(v["state"], "offline");
+    web.ok("POST", &format!("/v1/ra/orders/{id}/cancel"), Some(&token), Some(json!({}))).await;
+    // A passport number in the shape of nothing is refused by its type's rules.
+    let (id, token) = start(&web, "org-new", "bank-account").await;
+    let mut bad = foreign.clone();
+    bad["legal_rep"]["id_number"] = json!("E1234-5678");
+    bad["bank"] =
+        json!({ "account_name": "福建示例科技有限公司", "account_number": "35001234567890123", "bank": "示例银行" });
+    let (status, v) = web.step(&id, &token, "company", bad.clone()).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_number.format")), "{v}");
+    // Through the company's account: the micro-deposit starts, nothing asks the passport.
+    bad["legal_rep"]["id_number"] = json!("E12345678");
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/company"), Some(&token), Some(bad)).await;
+    assert_eq!(
+        (v["next_step"].as_str(), v["pending_check"]["method"].as_str()),
+        (Some("subject-check"), Some("bank-account")),
+        "{v}"
+    );
+    // A personal applicant holds the cloud key: checked online, by the resident ID only.
+    let (id, token) = start(&web, "personal-new", "phone").await;
+    let person = json!({ "name": "王五", "id_type": "passport", "id_number": "E12345678", "phone": "+8613900139000",
+                         "email": "w@example.com" });
+    let (status, v) = web.step(&id, &token, "person", person).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.resident_only")), "{v}");
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::apply::material_name;
 use super::urlencode;
-use crate::web::html::{checkbox, form, grouped_radios, input, radios, yuan, FormState};
+use crate::web::html::{checkbox, form, grouped_radios, input, radios, select, yuan, FormState};
 use crate::web::security::Ctx;
 
 /// Verification methods and payment methods, as keys of the page texts.
@@ -103,6 +103,15 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 (input(s, l.t("Unified social credit code"), "credit_code", "text", true))
                 h2 { (l.t("Legal representative")) }
                 (input(s, l.t("Name"), "legal_rep.name", "text", true))
+                // Handbook B8: a legal representative may hold another document than the
+                // resident ID (only the company's bank account checks such a company online).
+                (select(s, l.t("ID type"), "legal_rep.id_type", &[
+                    ("resident-id", l.t("Resident ID card")),
+                    ("passport", l.t("Passport")),
+                    ("hk-macao-permit", l.t("Mainland travel permit for Hong Kong and Macao residents")),
+                    ("taiwan-permit", l.t("Mainland travel permit for Taiwan residents")),
+                    ("foreign-permanent-resident", l.t("Foreign permanent resident ID card")),
+                ]))
                 (input(s, l.t("ID number"), "legal_rep.id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "legal_rep.phone", "tel", true))
                 (extra("legal_rep."))
