@@ -247,6 +247,10 @@ pub struct OrderData {
     /// Failed identity checks so far (after a failure the applicant may go offline).
     #[serde(default)]
     pub check_failures: u32,
+    /// When the applicant last changed the delivery address while the order waited for an
+    /// officer: the review page says so, since what the officer read may have changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_changed_in_review_at: Option<i64>,
     /// The applicant went the offline way (线下邮寄) after a failed check: the papers replace
     /// the online checks, signature and uploads; the agent, product and payment are still
     /// taken online (handbook B11, C7).
@@ -417,6 +421,7 @@ impl OrderData {
             payment,
             revocation_reason,
             check_failures,
+            address_changed_in_review_at,
             offline,
             officer_review,
             legal_rep_phone_checked,
@@ -495,6 +500,7 @@ impl OrderData {
             payment: payment.clone(),
             revocation_reason: revocation_reason.clone(),
             check_failures: *check_failures,
+            address_changed_in_review_at: *address_changed_in_review_at,
             offline: *offline,
             officer_review: officer_review.clone(),
             legal_rep_phone_checked: *legal_rep_phone_checked,

@@ -331,6 +331,9 @@ impl Ra {
             "in_review": order.state == "review",
         });
         product.delivery_address = Some(new);
+        if order.state == "review" {
+            data.address_changed_in_review_at = Some(self.now());
+        }
         data.store(&mut order);
         let audit = self.event("order.address_changed", "applicant", &order, detail);
         self.save(&mut order, &[&audit]).await?;

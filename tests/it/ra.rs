@@ -506,6 +506,52 @@ async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_
     audit_intact(&ca);
 }
 
+/// A parcel's address changed while the order waits for an officer: the applicant is told (the
+/// order's page may be someone else's hands) and the reviewer's page says to check it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_changed_during_the_review_is_flagged_to_the_officer_and_told_to_the_applicant() {
+    const PHONE: &str = "+8613900139000";
+    let mut ca = ra_ca().await;
+    let path = ca.config.policies_dir.join("channels/default.toml");
+    let channel = std::fs::read_to_string(&path).unwrap().replacen(
+        "[[products]]",
+        "[[products]]\nid = \"personal-ukey-1y\"\nname = \"个人证书（USB Key，1年）\"\nflows = [\"personal-new\"]\nyears = 1\nprice_fen = 0\nmedium = \"usb-key\"\n\n[[products]]",
+        1,
+    );
+    std::fs::write(&path, channel).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = web.create("personal-new").await;
+    let verification = json!({ "method": "phone", "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": PHONE, "email": "w@example.com" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
+    let product = json!({ "product": "personal-ukey-1y", "delivery_address": "福州市鼓楼区示例路1号" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let v = sign_and_pay(&web, &id, &token, PHONE).await;
+    assert_eq!(v["state"], "review", "{v}");
+    let page = |reviewer: &Client<'_>| {
+        let r = reviewer.http.get(format!("{}/review/orders/{id}", reviewer.admin));
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(!page(&reviewer).await.contains("changed-in-review"), "nothing to flag yet");
+    let address = json!({ "address": "福州市台江区新地址2号" });
+    web.ok("PUT", &format!("/v1/ra/orders/{id}/address"), Some(&token), Some(address)).await;
+    let html = page(&reviewer).await;
+    assert!(html.contains("id=\"changed-in-review\"") && html.contains("福州市台江区新地址2号"), "{html}");
+    let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
+    assert!(
+        sms.lines().any(|l| l.contains(PHONE) && l.contains(&id) && l.contains("delivery address changed")),
+        "{sms}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_application_for_the_same_credit_code_is_refused_without_naming_the_open_order_until_it_is_cancelled()
 {

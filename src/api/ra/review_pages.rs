@@ -121,6 +121,11 @@ pub(crate) async fn order(
             tr { th { "金额 · Amount (fen)" } td { (order.amount_fen) } }
             @if let Some(reason) = &order.reason { tr { th { "理由 · Reason" } td #reason { (reason) } } }
         }
+        @if let Some(at) = OrderData::of(&order).address_changed_in_review_at {
+            p.alert #changed-in-review data-at=(at) {
+                "申请人在审核期间修改了收货地址，请核对 · The applicant changed the delivery address during the review: check it again."
+            }
+        }
         h2 { "申请信息 · Data entered" }
         table #data { @for (k, v) in &rows { tr { th { (k) } td { (v) } } } }
         h2 { "材料 · Materials" }
