@@ -300,7 +300,10 @@ impl OrderData {
 
     /// Parses an order's `data`; a row written by this code always parses.
     pub fn of(order: &OrderRecord) -> OrderData {
-        serde_json::from_str(&order.data).unwrap_or_default()
+        let mut data: OrderData = serde_json::from_str(&order.data).unwrap_or_default();
+        // An order that went offline before the flag existed takes the offline steps too.
+        data.offline |= order.state == "offline";
+        data
     }
 
     /// Serialises back into the row.
@@ -367,6 +370,20 @@ impl OrderData {
         steps
     }
 
+    /// The code printed on an offline order's form: a digest of what the form shows (the
+    /// order, company, person, agent, product and price). The officer types it from the papers
+    /// received; a form printed before the data changed (an agent swapped after the signed
+    /// form was mailed, say) no longer matches (attacker review of the offline path).
+    pub fn form_code(&self, order_id: &str) -> String {
+        use sha2::Digest;
+        let product = self.product.as_ref().map(|p| (&p.id, p.price_fen));
+        let shown = serde_json::json!({ "order": order_id, "company": self.company, "person": self.person,
+                                         "agent": self.agent, "product": product });
+        let digest = sha2::Sha256::digest(shown.to_string().as_bytes());
+        let hex = hex::encode_upper(&digest[..5]);
+        format!("{}-{}", &hex[..5], &hex[5..])
+    }
+
     /// The first step not done, if any.
     pub fn next_step(&self, flow: Flow, channel: &Channel) -> Option<Step> {
         self.steps(flow, channel).into_iter().find(|s| !self.done.contains(s))
@@ -380,15 +397,31 @@ impl OrderData {
     }
 }
 
+/// `******78`: every character but the last two hidden.
+fn mask_all_but_two(s: &str) -> String {
+    let n = s.chars().count();
+    s.chars().enumerate().map(|(i, c)| if i + 2 < n { '*' } else { c }).collect()
+}
+
 impl Person {
+    /// The ID number masked: a resident ID as every identifier; other documents are short (8
+    /// or 9 characters), so only their last two characters show.
+    pub fn masked_id(&self) -> String {
+        if self.id_type.is_resident_id() {
+            mask(&self.id_number)
+        } else {
+            mask_all_but_two(&self.id_number)
+        }
+    }
+
     /// The person with ID number, phone, e-mail and bank card masked; the name stays.
     fn masked(&self) -> Person {
         // Destructured so that a field added to `Person` must be placed here, masked or not.
-        let Person { name, id_type, id_number, phone, email, card } = self;
+        let Person { name, id_type, id_number: _, phone, email, card } = self; // id_number: masked_id()
         Person {
             name: name.clone(),
             id_type: *id_type,
-            id_number: mask(id_number),
+            id_number: self.masked_id(),
             phone: mask(phone),
             email: email.as_deref().map(mask),
             card: card.as_deref().map(mask),
@@ -553,6 +586,9 @@ pub struct OrderView {
     /// file to consent for its certificate online).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub officer_review: Option<String>,
+    /// An offline order's form code ([`OrderData::form_code`]), as printed on its form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_code: Option<String>,
     /// A seal order's organisation's active seals, one of which the product step may change
     /// (变章); empty otherwise. Filled by [`super::Ra::view`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -638,6 +674,7 @@ impl OrderView {
             reason: order.reason.clone(),
             check_failures: data.check_failures,
             officer_review: data.officer_review.clone(),
+            form_code: (order.state == "offline").then(|| data.form_code(&order.id)),
             seals: Vec::new(),
             created_at: order.created_at,
             updated_at: order.updated_at,
@@ -675,7 +712,7 @@ fn subject_shown(subject: &[(String, String)]) -> Vec<(String, String)> {
 
 /// What was entered, with ID numbers, cards, accounts and phones masked.
 fn summary(d: &OrderData) -> serde_json::Value {
-    let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": mask(&p.id_number), "phone": mask(&p.phone), "email": p.email });
+    let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": p.masked_id(), "phone": mask(&p.phone), "email": p.email });
     serde_json::json!({
         "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject), "prefill": prefill(c) })),
         "verification": d.verification,
@@ -785,6 +822,7 @@ mod tests {
             materials: vec![],
             summary: summary(&data()),
             pending_check: None,
+            form_code: None,
             seals: vec![],
             serial: None,
             invoice_no: None,

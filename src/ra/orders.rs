@@ -140,6 +140,14 @@ impl Ra {
         if order.subject_key.is_none() {
             return Err(RaError::State("enter the company or personal data first; the form carries it".into()));
         }
+        // The handbook's offline path is for new certificates (B11, C7). A service on an
+        // existing certificate acts on it through its holder's consent and checks; on paper
+        // nobody would be verified to receive a re-issued key.
+        if !matches!(Flow::parse(&order.flow), Some(Flow::OrgNew | Flow::PersonalNew)) {
+            return Err(RaError::State(
+                "the offline path is for new certificates: correct the data, or call customer service".into(),
+            ));
+        }
         let mut data = data;
         data.offline = true;
         data.store(&mut order);

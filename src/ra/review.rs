@@ -16,7 +16,13 @@ impl Ra {
     }
 
     /// An officer received the papers of an offline order: it joins the review queue.
-    pub async fn papers_received(&self, mut order: OrderRecord, officer: &str) -> Result<OrderRecord, RaError> {
+    /// `form_code` is the code printed on the papers: it must be the order's current one.
+    pub async fn papers_received(
+        &self,
+        mut order: OrderRecord,
+        officer: &str,
+        form_code: &str,
+    ) -> Result<OrderRecord, RaError> {
         if order.state != "offline" {
             return Err(RaError::State(format!("the order is {}, not waiting for papers", order.state)));
         }
@@ -26,6 +32,15 @@ impl Ra {
         let data = OrderData::of(&order);
         if let Some(step) = data.next_step(flow, &channel).filter(|_| data.offline) {
             return Err(RaError::State(format!("the applicant has not completed the {} step online yet", step.name())));
+        }
+        if form_code.trim().to_uppercase() != data.form_code(&order.id) {
+            let detail = serde_json::json!({ "typed": form_code.chars().take(16).collect::<String>() });
+            self.store.audit(&self.event("order.papers_refused", officer, &order, detail)).await?;
+            return Err(RaError::State(
+                "the papers' form code is not this order's: what was entered changed after the form was printed; \
+                 the applicant prints and mails the form again"
+                    .into(),
+            ));
         }
         order.state = "review".into();
         order.submitted_at = Some(self.now());
@@ -404,7 +419,12 @@ fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
     let row = |k: &str, v: &str| (k.to_string(), v.to_string());
     let mut sections = vec![Section {
         heading: "订单 / Order".into(),
-        rows: vec![row("订单号 Order", &order.id), row("渠道 Channel", &channel.title), row("业务 Flow", &order.flow)],
+        rows: vec![
+            row("订单号 Order", &order.id),
+            row("渠道 Channel", &channel.title),
+            row("业务 Flow", &order.flow),
+            row("表单校验码 Form code", &data.form_code(&order.id)),
+        ],
     }];
     if let Some(c) = &data.company {
         sections.push(Section {

@@ -203,6 +203,11 @@ impl Ra {
             if data.signature.is_some() {
                 return Err(RaError::State("the application is signed; cancel it to change what was entered".into()));
             }
+            // An offline order has no signature step: its payment fixes what was entered (a
+            // product changed after paying would leave the order's amount unpaid).
+            if order.paid_at.is_some() {
+                return Err(RaError::State("the order is paid; cancel it to change what was entered".into()));
+            }
             // Redo: what came after depends on what changes now.
             data.done.retain(|s| steps.iter().position(|x| x == s).is_some_and(|p| p < position));
             // So do the consents and checks given for it (review H1): the legal
@@ -654,6 +659,12 @@ impl Ra {
         let product = channel.products_for(flow).find(|p| p.id == input.product).ok_or_else(|| {
             RaError::NotOffered(format!("product: {:?} is not offered for a {}", input.product, flow.name()))
         })?;
+        if data.offline && product.seal {
+            // The seal's image is a file the seal is made from, not a paper to mail.
+            return Err(RaError::NotOffered(
+                "product: a product with a seal needs its image uploaded online; choose one without".into(),
+            ));
+        }
         if flow == Flow::Renewal
             && data.certificate.as_ref().is_some_and(|c| (c.profile == "org") != product.flows.contains(&Flow::OrgNew))
         {

@@ -115,7 +115,10 @@ fn identifier_error(field: &str, which: Identifier, e: identifiers::IdentifierEr
             format!("the credit code's last character should be {expected}: check for a typing mistake"),
         ),
         (Identifier::CreditCode, _) => ("credit_code.charset", format!("the credit code {e}")),
-        (Identifier::ResidentId, E::BadBirthDate(why)) => ("resident_id.birth_date", format!("the ID number's {why}")),
+        (Identifier::ResidentId, E::BadBirthDate(_)) => (
+            "resident_id.birth_date",
+            "the ID number's birth date is not a real date, or lies in the future or before 1900".to_string(),
+        ),
         (Identifier::ResidentId, E::UnknownRegion(_)) => ("resident_id.region", format!("the ID number's {e}")),
         (Identifier::ResidentId, E::BadCheckDigit { expected, .. }) => (
             "resident_id.check_digit",

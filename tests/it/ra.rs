@@ -178,11 +178,21 @@ impl<'a> Client<'a> {
 /// received" waits for them, and the paid order stays offline until then.
 pub(crate) async fn offline_steps(web: &Client<'_>, reviewer: &Client<'_>, id: &str, token: &str) {
     let papers = format!("/v1/orders/{id}/papers");
-    assert_eq!(reviewer.call("POST", &papers, None, None).await.0, 409, "not before the agent and product");
+    let code = |c: &str| Some(json!({ "form_code": c }));
+    assert_eq!(reviewer.call("POST", &papers, None, code("x")).await.0, 409, "not before the agent and product");
+    // The form printed with one agent; the agent changed afterwards: its code no longer fits.
+    let mut first = agent();
+    first["email"] = json!("first@example.com");
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(token), Some(first)).await;
+    let printed = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await["form_code"].clone();
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(token), Some(agent())).await;
     assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("offline"), Some("product")), "{v}");
     assert!(v["pending_check"].is_null(), "collected, not checked: {v}");
+    assert_ne!(v["form_code"], printed, "{v}");
     assert_eq!(web.step(id, token, "signature", json!({ "code": "1", "accept_terms": true })).await.0, 409);
+    let product = json!({ "product": "org-cloud-seal-1y" });
+    let (status, v) = web.step(id, token, "product", product).await;
+    assert_eq!(status, 422, "a seal's image is uploaded online, not mailed: {v}");
     let product = json!({ "product": "org-cloud-1y" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(token), Some(product)).await;
     let v = web
@@ -192,7 +202,30 @@ pub(crate) async fn offline_steps(web: &Client<'_>, reviewer: &Client<'_>, id: &
     let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
     assert_eq!(v["state"], "offline", "paid, it waits for the papers: {v}");
     assert!(v["paid_at"].is_i64() && v["next_step"].is_null(), "{v}");
-    assert_eq!(reviewer.ok("POST", &papers, None, None).await["state"], "review");
+    // What was paid for, and the agent the papers name, stay (an offline order signs nothing).
+    let changed = json!({ "product": "org-cloud-1y", "invoice": true });
+    let (status, v) = web.step(id, token, "product", changed).await;
+    assert_eq!(status, 409, "what was paid for stays: {v}");
+    let (status, v) = web.step(id, token, "agent", agent()).await;
+    assert_eq!(status, 409, "so does the agent the papers name: {v}");
+    // The officer types the code printed on the papers: the stale form is refused (audited).
+    let printed = printed.as_str().unwrap();
+    let (status, v) = reviewer.call("POST", &papers, None, code(printed)).await;
+    assert_eq!(status, 409, "a form printed before the agent changed: {v}");
+    let current = v_code(web, id, token).await;
+    let form = web.http.get(format!("{}/v1/ra/orders/{id}/form", web.admin)).header("x-order-token", token);
+    let pdf = form.send().await.unwrap().bytes().await.unwrap();
+    let path = web.ca.path(&format!("{id}-form.pdf"));
+    std::fs::write(&path, &pdf).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&path).arg("-").output().expect("pdftotext runs");
+    assert!(String::from_utf8_lossy(&text.stdout).contains(&current), "the form prints its code");
+    assert_eq!(reviewer.ok("POST", &papers, None, code(&current.to_lowercase())).await["state"], "review");
+}
+
+/// The form code an offline order's page shows (and its form prints).
+pub(crate) async fn v_code(web: &Client<'_>, id: &str, token: &str) -> String {
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+    v["form_code"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
 }
 
 pub(crate) fn company(credit: &str, rep_phone: &str) -> Value {
@@ -489,7 +522,11 @@ async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
     assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("offline"), Some("product")), "{v}");
     let papers = format!("/v1/orders/{id}/papers");
-    assert_eq!(reviewer.call("POST", &papers, None, None).await.0, 409, "not before the product and payment");
+    assert_eq!(
+        reviewer.call("POST", &papers, None, Some(json!({ "form_code": "x" }))).await.0,
+        409,
+        "not before the product and payment"
+    );
     let product = json!({ "product": "personal-cloud-1y" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
     let v = web
@@ -498,7 +535,8 @@ async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_
     web.pay(v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}"))).await;
     let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     assert_eq!((v["state"].as_str(), v["paid_at"].is_i64()), (Some("offline"), true), "{v}");
-    assert_eq!(reviewer.ok("POST", &papers, None, None).await["state"], "review");
+    let form_code = json!({ "form_code": v_code(&web, &id, &token).await });
+    assert_eq!(reviewer.ok("POST", &papers, None, Some(form_code)).await["state"], "review");
     reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
     let serial = holder_enrols(&web, UNREGISTERED).await;
     let v = wait_state(&web, &id, &token, "completed").await;
@@ -1083,6 +1121,7 @@ async fn a_seal_order_adds_a_seal_to_the_organisation_and_another_changes_it() {
         reviewer.http.get(format!("{}/review/orders/{id}/changed-seal", reviewer.admin)).send().await.unwrap();
     assert_eq!(current.headers()["content-type"], "image/png");
     assert_eq!(current.bytes().await.unwrap().as_ref(), png.as_slice(), "the seal's current image");
+    assert_eq!(count(&ca, "order.seal_image_read"), 1, "read like a material: audited");
     let path = format!("/review/orders/{id}/changed-seal");
     assert_eq!(web.call("GET", &path, None, None).await.0, 403, "reviewers only");
     reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;

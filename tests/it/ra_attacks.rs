@@ -724,3 +724,59 @@ async fn no_identity_check_runs_before_the_applicant_agreed_to_the_terms() {
     assert_eq!((detail["order"].as_str(), detail["terms_sha256"].as_str()), (Some(id.as_str()), Some(digest.as_str())));
     audit_intact(&ca);
 }
+
+/// Attacker review of the offline path: an order whose phones nobody proved (a legal
+/// representative with a passport, the check failed, gone offline, an agent only collected)
+/// must not become a way to text any number at will. Before the fix each address change
+/// texted the typed representative's phone; nor may a service on an existing certificate go
+/// offline (a re-issued key would go to nobody verified).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_order_texts_no_typed_phone_and_only_new_certificates_go_offline() {
+    const VICTIM: &str = "+8613500135000";
+    let mut ca = ra_ca().await;
+    let path = ca.config.policies_dir.join("channels/default.toml");
+    let ukey = "[[products]]\nid = \"org-ukey-1y\"\nname = \"机构证书（USB Key）\"\nflows = [\"org-new\"]\nyears = 1\nprice_fen = 40000\nmedium = \"usb-key\"\n\n[[products]]";
+    let channel = std::fs::read_to_string(&path).unwrap().replacen("[[products]]", ukey, 1);
+    std::fs::write(&path, channel).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("org-new").await;
+    let verification = json!({ "method": "phone", "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    let mut c = company(CREDIT, VICTIM);
+    c["legal_rep"]["id_type"] = json!("passport");
+    c["legal_rep"]["id_number"] = json!("E12345678");
+    assert_eq!(web.step(&id, &token, "company", c).await.0, 422);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    let mut a = agent();
+    a["phone"] = json!(ATTACKER);
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(a)).await;
+    let product = json!({ "product": "org-ukey-1y", "delivery_address": "福州市鼓楼区示例路1号" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    let texted = |phone: &str| outbox(&ca).lines().filter(|l| l.contains(phone)).count();
+    let before = (texted(VICTIM), texted(ATTACKER));
+    for i in 0..5 {
+        let address = json!({ "address": format!("福州市台江区新地址{i}号") });
+        web.ok("PUT", &format!("/v1/ra/orders/{id}/address"), Some(&token), Some(address)).await;
+    }
+    assert_eq!((texted(VICTIM), texted(ATTACKER)), before, "no phone a check did not prove is texted");
+
+    // A service on an existing certificate does not go offline.
+    let serial = personal_certificate(&web).await;
+    let (id, token) = web.create("reissue").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
+    web.ok(
+        "POST",
+        &format!("/v1/ra/orders/{id}/steps/certificate"),
+        Some(&token),
+        Some(json!({ "serial": serial, "code": code })),
+    )
+    .await;
+    let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": HOLDER_ID, "phone": "+8613800130000",
+                     "email": "w@example.com", "method": "phone" });
+    assert_eq!(web.step(&id, &token, "agent", me).await.0, 422, "the carrier says no");
+    let (status, v) = web.call("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v.to_string().contains("new certificates"), "refused for its flow: {v}");
+}

@@ -231,14 +231,22 @@ pub(crate) async fn decide(
     Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response())
 }
 
+/// `POST /v1/orders/{id}/papers`: the code printed on the papers received.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PapersBody {
+    form_code: String,
+}
+
 /// The papers of an offline order arrived: it joins the review queue (masked answer).
 pub(crate) async fn papers(
     State(instance): State<Instance>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    JsonBody(body): JsonBody<PapersBody>,
 ) -> Result<Response, Problem> {
     let order = load(&instance, &id).await?;
-    let order = instance.ra.papers_received(order, &actor(&caller)).await.map_err(problem)?;
+    let order = instance.ra.papers_received(order, &actor(&caller), &body.form_code).await.map_err(problem)?;
     Ok(Json(full(&instance, &order, Reveal::Masked).await?).into_response())
 }
 

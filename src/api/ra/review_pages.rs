@@ -159,6 +159,7 @@ pub(crate) async fn order(
         @if order.state == "offline" {
             h2 { "纸质材料 · Papers" }
             form #papers method="post" action={ (base) "/papers" } {
+                label { "申请表校验码 · Form code on the papers " input type="text" name="form_code" required; }
                 button type="submit" { "已收到纸质材料 · Papers received" }
             }
         }
@@ -185,11 +186,15 @@ pub(crate) async fn material(
 /// order's own organisation; 404 otherwise.
 pub(crate) async fn changed_seal_image(
     State(instance): State<Instance>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let order = load(&instance, &id).await?;
     let seal = changed_seal(&instance, &order).await?;
     let seal = seal.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "this order changes no seal"))?;
+    // Audited like a material's read: a seal's image is what the organisation signs with.
+    let detail = serde_json::json!({ "seal": seal.id });
+    instance.ra.audit_read(&actor(&caller), &order, "order.seal_image_read", detail).await.map_err(problem)?;
     Ok(inline_image("image/png".into(), seal.png))
 }
 
@@ -217,6 +222,12 @@ fn inline_image(content_type: String, bytes: Vec<u8>) -> Response {
         bytes,
     )
         .into_response()
+}
+
+/// The papers form's field: the code printed on the form received.
+#[derive(Deserialize)]
+pub(crate) struct PapersForm {
+    form_code: String,
 }
 
 /// The decision form's fields.
@@ -257,10 +268,11 @@ pub(crate) async fn papers(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Form(form): Form<PapersForm>,
 ) -> Result<Response, Problem> {
     same_origin(&instance, &caller, &headers, &id).await?;
     let order = load(&instance, &id).await?;
-    let order = instance.ra.papers_received(order, &actor(&caller)).await.map_err(problem)?;
+    let order = instance.ra.papers_received(order, &actor(&caller), &form.form_code).await.map_err(problem)?;
     Ok(Redirect::to(&format!("/review/orders/{}", order.id)).into_response())
 }
 
