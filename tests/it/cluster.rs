@@ -209,13 +209,7 @@ async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_
     let (a, b) = (Client::new(&ca, "web-front"), Client::new(&twin, "web-front"));
     // A micro-deposit paid through daemon A, its code read back through daemon B.
     let (id, token) = a.create("personal-new").await;
-    a.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "bank-account", "accept_terms": true })),
-    )
-    .await;
+    a.choose_method(&id, &token, "bank-account").await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
                          "bank": { "account_name": "王五", "account_number": "6222020200112233445", "bank": "示例银行" } });
     a.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
@@ -249,13 +243,7 @@ async fn sandbox_deposits_face_checks_and_payments_started_on_one_daemon_finish_
     assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
     // A face check started through A, passed on B's face page.
     let (id, token) = a.create("org-new").await;
-    a.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    a.choose_method(&id, &token, "phone").await;
     a.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");

@@ -102,6 +102,12 @@ impl<'a> Client<'a> {
         self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), Some(body)).await
     }
 
+    /// The verification step: the method, with the user agreement accepted (handbook B3).
+    pub(crate) async fn choose_method(&self, id: &str, token: &str, method: &str) -> Value {
+        let body = json!({ "method": method, "accept_terms": true });
+        self.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(token), Some(body)).await
+    }
+
     pub(crate) async fn upload(&self, id: &str, token: &str, kind: &str, bytes: &[u8]) -> (u16, Value) {
         let r = self
             .http
@@ -220,6 +226,17 @@ pub(crate) async fn offline_steps(web: &Client<'_>, reviewer: &Client<'_>, id: &
     let text = std::process::Command::new("pdftotext").arg(&path).arg("-").output().expect("pdftotext runs");
     assert!(String::from_utf8_lossy(&text.stdout).contains(&current), "the form prints its code");
     assert_eq!(reviewer.ok("POST", &papers, None, code(&current.to_lowercase())).await["state"], "review");
+}
+
+/// Adds a product to the RA test CA's default channel (before the daemon starts).
+pub(crate) fn add_product(ca: &mut TestCa, id: &str, name: &str, flow: &str, price_fen: i64, medium: &str) {
+    let path = ca.config.policies_dir.join("channels/default.toml");
+    let product = format!(
+        "[[products]]\nid = \"{id}\"\nname = \"{name}\"\nflows = [\"{flow}\"]\nyears = 1\nprice_fen = {price_fen}\nmedium = \"{medium}\"\n\n[[products]]"
+    );
+    let channel = std::fs::read_to_string(&path).unwrap().replacen("[[products]]", &product, 1);
+    std::fs::write(&path, channel).unwrap();
+    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
 }
 
 /// The form code an offline order's page shows (and its form prints).
@@ -427,13 +444,7 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
     let web = Client::new(&ca, "web-front");
     let reviewer = Client::new(&ca, "reviewer");
     let (id, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     // The carrier says the phone does not belong to the legal representative.
     let (status, v) = web.step(&id, &token, "company", company(CREDIT, "13800130000")).await;
     assert_eq!(status, 422, "{v}");
@@ -454,13 +465,7 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
 
     // Or the offline path: printable form, papers, paper review.
     let (id, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     assert_eq!(
         web.call("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await.0,
         409,
@@ -514,8 +519,7 @@ async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_
     let web = Client::new(&ca, "web-front");
     let reviewer = Client::new(&ca, "reviewer");
     let (id, token) = web.create("personal-new").await;
-    let verification = json!({ "method": "phone", "accept_terms": true });
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    web.choose_method(&id, &token, "phone").await;
     let person =
         json!({ "name": "王五", "id_number": "110101199003074338", "phone": UNREGISTERED, "email": "w@example.com" });
     assert_eq!(web.step(&id, &token, "person", person).await.0, 422, "the carrier says no");
@@ -550,20 +554,12 @@ async fn a_person_whose_check_failed_applies_offline_and_enrols_after_the_paper_
 async fn an_address_changed_during_the_review_is_flagged_to_the_officer_and_told_to_the_applicant() {
     const PHONE: &str = "+8613900139000";
     let mut ca = ra_ca().await;
-    let path = ca.config.policies_dir.join("channels/default.toml");
-    let channel = std::fs::read_to_string(&path).unwrap().replacen(
-        "[[products]]",
-        "[[products]]\nid = \"personal-ukey-1y\"\nname = \"个人证书（USB Key，1年）\"\nflows = [\"personal-new\"]\nyears = 1\nprice_fen = 0\nmedium = \"usb-key\"\n\n[[products]]",
-        1,
-    );
-    std::fs::write(&path, channel).unwrap();
-    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    add_product(&mut ca, "personal-ukey-1y", "个人证书（USB Key，1年）", "personal-new", 0, "usb-key");
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let reviewer = Client::new(&ca, "reviewer");
     let (id, token) = web.create("personal-new").await;
-    let verification = json!({ "method": "phone", "accept_terms": true });
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    web.choose_method(&id, &token, "phone").await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": PHONE, "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     let product = json!({ "product": "personal-ukey-1y", "delivery_address": "福州市鼓楼区示例路1号" });
@@ -598,13 +594,7 @@ async fn a_second_application_for_the_same_credit_code_is_refused_without_naming
     let web = Client::new(&ca, "web-front");
     let (first, first_token) = org_to_product(&web, CREDIT).await;
     let (second, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{second}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&second, &token, "phone").await;
     // Typing the company claims nothing; the legal representative's code would, and is refused.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let (status, v) = web.step(&second, &token, "company", company(CREDIT, REP)).await;
@@ -646,13 +636,7 @@ async fn personal_to_payment(c: &Client<'_>, phone: &str, id_number: &str) -> (S
 /// A personal order for `product`, signed and due for payment: (id, token).
 pub(crate) async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str, product: &str) -> (String, String) {
     let (id, token) = c.create("personal-new").await;
-    c.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    c.choose_method(&id, &token, "phone").await;
     let person = json!({ "name": "王五", "id_number": id_number, "phone": phone, "email": "wangwu@example.com" });
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(json!({ "product": product }))).await;
@@ -675,16 +659,11 @@ pub(crate) async fn personal_signed(c: &Client<'_>, phone: &str, id_number: &str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_provider_that_is_down_or_too_slow_answers_503_with_retry_after_and_changes_nothing() {
-    let ca = ra_ca().await;
+    let mut ca = ra_ca().await;
     // Products whose prices drive the sandbox wallet: 99.99 finds it down, 88.88 too slow.
-    let channel = ca.config.policies_dir.join("channels/default.toml");
-    let mut text = std::fs::read_to_string(&channel).unwrap();
     for (id, price) in [("wallet-down", 9999), ("wallet-slow", 8888)] {
-        text.push_str(&format!(
-            "\n[[products]]\nid = \"{id}\"\nname = \"{id}\"\nflows = [\"personal-new\"]\nyears = 1\nprice_fen = {price}\nmedium = \"cloud\"\n"
-        ));
+        add_product(&mut ca, id, id, "personal-new", price, "cloud");
     }
-    std::fs::write(&channel, text).unwrap();
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     for (product, phone, id_number) in
@@ -771,13 +750,7 @@ async fn micro_deposit_and_face_checks_complete_later() {
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("personal-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "bank-account", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "bank-account").await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com",
                          "bank": { "account_name": "王五", "account_number": "6222020200112233445", "bank": "示例银行" } });
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
@@ -795,13 +768,7 @@ async fn micro_deposit_and_face_checks_complete_later() {
 
     // An agent's face check by SMS link: pending until the face is taken.
     let (id, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     web.company_checked(&id, &token, company(CREDIT, REP)).await;
     let mut face = agent();
     face["method"] = json!("face-sms");
@@ -837,13 +804,7 @@ pub(crate) async fn about_certificate(
     let (status, v) = c.step(&id, &token, "certificate", body).await;
     assert_eq!(status, 200, "{v}");
     if flow == "change" || flow == "renewal" {
-        c.ok(
-            "POST",
-            &format!("/v1/ra/orders/{id}/steps/verification"),
-            Some(&token),
-            Some(json!({ "method": "phone", "accept_terms": true })),
-        )
-        .await;
+        c.choose_method(&id, &token, "phone").await;
         // A renewal shows the data again and checks it (§3.1); a change enters new data.
         let name = if flow == "change" { "王五一" } else { "王五" };
         let person = json!({ "name": name, "id_number": id_number, "phone": phone, "email": "w@example.com" });
@@ -1145,13 +1106,7 @@ async fn bad_input_at_the_ra_endpoints_gets_a_clear_4xx_and_changes_nothing() {
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("org-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     let before = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     let raw = |path: String, body: &'static str| {
         web.http
@@ -1242,13 +1197,7 @@ async fn an_expired_payment_code_is_replaced_and_an_expired_sms_code_is_refused(
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("personal-new").await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     let person = json!({ "name": "王五", "id_number": "110101199003074338", "phone": "+8613900139000", "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     web.ok(

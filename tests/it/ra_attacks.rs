@@ -351,13 +351,7 @@ async fn a_web_front_confined_to_a_channel_cannot_widen_it_with_a_body_field() {
     let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
     let bidding_order = v["order"]["id"].as_str().unwrap().to_string();
     let bidding_token = v["token"].as_str().unwrap().to_string();
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{bidding_order}/steps/verification"),
-        Some(&bidding_token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&bidding_order, &bidding_token, "phone").await;
     web.company_checked(&bidding_order, &bidding_token, company(CREDIT, REP)).await;
     let (status, v) = web.step(&bidding_order, &bidding_token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
@@ -571,13 +565,7 @@ async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
         Some(json!({ "serial": serial, "code": code })),
     )
     .await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     let person = json!({ "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER, "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     let me = json!({ "legal_rep_in_person": false, "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER,
@@ -734,16 +722,11 @@ async fn no_identity_check_runs_before_the_applicant_agreed_to_the_terms() {
 async fn an_offline_order_texts_no_typed_phone_and_only_new_certificates_go_offline() {
     const VICTIM: &str = "+8613500135000";
     let mut ca = ra_ca().await;
-    let path = ca.config.policies_dir.join("channels/default.toml");
-    let ukey = "[[products]]\nid = \"org-ukey-1y\"\nname = \"机构证书（USB Key）\"\nflows = [\"org-new\"]\nyears = 1\nprice_fen = 40000\nmedium = \"usb-key\"\n\n[[products]]";
-    let channel = std::fs::read_to_string(&path).unwrap().replacen("[[products]]", ukey, 1);
-    std::fs::write(&path, channel).unwrap();
-    ca.config = cloudca::config::Config::load(&ca.config_path).unwrap();
+    crate::ra::add_product(&mut ca, "org-ukey-1y", "机构证书（USB Key）", "org-new", 40000, "usb-key");
     let _daemon = Daemon::start(&ca).await;
     let web = Client::new(&ca, "web-front");
     let (id, token) = web.create("org-new").await;
-    let verification = json!({ "method": "phone", "accept_terms": true });
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(&token), Some(verification)).await;
+    web.choose_method(&id, &token, "phone").await;
     let mut c = company(CREDIT, VICTIM);
     c["legal_rep"]["id_type"] = json!("passport");
     c["legal_rep"]["id_number"] = json!("E12345678");

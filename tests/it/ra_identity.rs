@@ -155,13 +155,7 @@ async fn an_agent_who_lost_the_order_token_continues_only_with_a_fresh_code_to_t
     // The same agent opens another application for X in another channel, and loses its token.
     let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
     let (open, lost) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{open}/steps/verification"),
-        Some(&lost),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&open, &lost, "phone").await;
     web.company_checked(&open, &lost, company(CREDIT, REP)).await;
     web.ok("POST", &format!("/v1/ra/orders/{open}/steps/agent"), Some(&lost), Some(agent())).await;
     let (_, session) = open_query(&web, AGENT).await;

@@ -96,13 +96,7 @@ async fn not_after(ca: &TestCa, serial: &str) -> i64 {
 /// The company step of an order about an organisation certificate (the legal representative's
 /// code typed back), the agent step after it.
 async fn company_and_agent(web: &Client<'_>, id: &str, token: &str) {
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(id, token, "phone").await;
     web.company_checked(id, token, company(CREDIT, REP)).await;
     let (status, v) = web.step(id, token, "agent", agent()).await;
     assert_eq!(status, 200, "{v}");
@@ -250,13 +244,7 @@ async fn after_a_hand_over_the_past_agent_cannot_renew_and_the_legal_representat
     assert_eq!(v["next_step"], "verification", "{v}");
     assert!(v["officer_review"].as_str().unwrap_or_default().contains("legal representative"), "{v}");
     // Another company's data does not pass as this certificate's.
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/verification"),
-        Some(&token),
-        Some(json!({ "method": "phone", "accept_terms": true })),
-    )
-    .await;
+    web.choose_method(&id, &token, "phone").await;
     let (status, _) = web.step(&id, &token, "company", company("91110000802100433B", REP)).await;
     assert_eq!(status, 422);
     company_and_agent(&web, &id, &token).await;
