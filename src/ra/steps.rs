@@ -105,6 +105,10 @@ struct AgentInput {
     method: Method,
     #[serde(default)]
     card: Option<String>,
+    /// The user agreement, in flows without a verification step (a service on a personal
+    /// certificate: the agent check is their first identity check).
+    #[serde(default)]
+    accept_terms: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -280,6 +284,9 @@ impl Ra {
         if step == Step::Verification {
             return self.verification_step(order, data, flow, parse(body)?).map(|consent| (true, Some(consent)));
         }
+        if step == Step::Agent {
+            return self.agent_step(order, data, flow, parse(body)?).await.map(|consent| (true, consent));
+        }
         self.run_other_step(order, data, flow, step, body).await.map(|completed| (completed, None))
     }
 
@@ -292,7 +299,7 @@ impl Ra {
         body: serde_json::Value,
     ) -> Result<bool, RaError> {
         match step {
-            Step::Certificate | Step::Verification => Err(RaError::NotFound),
+            Step::Certificate | Step::Verification | Step::Agent => Err(RaError::NotFound),
             Step::Company => self.company_step(order, data, parse(body)?).await.map(|_| true),
             Step::Person => self.person_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::SubjectCheck => {
@@ -303,7 +310,6 @@ impl Ra {
                 }
                 self.finish_check(&pending, code).await
             }
-            Step::Agent => self.agent_step(order, data, flow, parse(body)?).await.map(|_| true),
             Step::AgentCheck => {
                 let pending = data.agent_check.clone().ok_or(RaError::State("no check is pending".into()))?;
                 self.finish_check(&pending, parse::<CheckInput>(body)?.code).await
@@ -476,10 +482,22 @@ impl Ra {
         }
         data.verification = Some(input.method);
         data.subject_check = None;
+        Ok(self.terms_accepted(order, data, &channel, "verification"))
+    }
+
+    /// Records the applicant's agreement to the channel's terms (SHA-256 and time on the
+    /// order); the audit event to save with the order.
+    fn terms_accepted(
+        &self,
+        order: &OrderRecord,
+        data: &mut OrderData,
+        channel: &super::channels::Channel,
+        step: &str,
+    ) -> crate::store::AuditRecord {
         let consent = TermsConsent { terms_sha256: channel.terms_sha256(), accepted_at: self.now() };
-        let detail = serde_json::json!({ "terms_sha256": consent.terms_sha256, "method": input.method });
+        let detail = serde_json::json!({ "terms_sha256": consent.terms_sha256, "step": step });
         data.terms_accepted = Some(consent);
-        Ok(self.event("order.terms_accepted", "applicant", order, detail))
+        self.event("order.terms_accepted", "applicant", order, detail)
     }
 
     /// A person's fields, validated. Only a legal representative (prefix `legal_rep`) may give an
@@ -614,11 +632,17 @@ impl Ra {
         data: &mut OrderData,
         flow: Flow,
         input: AgentInput,
-    ) -> Result<(), RaError> {
+    ) -> Result<Option<crate::store::AuditRecord>, RaError> {
         let channel = self.channel(&order.channel)?;
         if !channel.methods.agent.contains(&input.method) || input.method == Method::BankAccount {
             return Err(RaError::NotOffered("this verification method is not offered for agents here".into()));
         }
+        // No identity check before the agreement (B3): flows without a verification step
+        // take it here.
+        if data.terms_accepted.is_none() && !input.accept_terms {
+            return Err(terms_not_accepted("read and agree to the user agreement before the identity check"));
+        }
+        let needs_terms = data.terms_accepted.is_none();
         let (method, legal_rep_in_person) = (input.method, input.legal_rep_in_person);
         let rep = data.company.as_ref().map(|c| c.legal_rep.clone());
         let person = agent_fields(input, rep, self.clock.now().date())?;
@@ -636,7 +660,7 @@ impl Ra {
             // signed form, the ID copy). No phone is verified, so none goes on file.
             data.agent_check = None;
             data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
-            return Ok(());
+            return Ok(needs_terms.then(|| self.terms_accepted(order, data, &channel, "agent")));
         }
         count_face_link(data, method)?;
         data.agent_check = self.check(&person, method, None).await?;
@@ -644,7 +668,8 @@ impl Ra {
         if data.agent_check.is_none() {
             Self::agent_checked(order, data);
         }
-        Ok(())
+        // Recorded once the step stands (a failed check keeps no agreement without its event).
+        Ok(needs_terms.then(|| self.terms_accepted(order, data, &channel, "agent")))
     }
 
     async fn product_step(

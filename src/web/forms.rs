@@ -13,7 +13,7 @@ use super::i18n::{field_error, Lang};
 pub fn checkboxes(step: &str) -> &'static [&'static str] {
     match step {
         "verification" => &["accept_agreement"],
-        "agent" => &["legal_rep_in_person"],
+        "agent" => &["legal_rep_in_person", "accept_terms"],
         "product" => &["invoice"],
         "signature" => &["accept_terms"],
         _ => &[],

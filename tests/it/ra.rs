@@ -250,9 +250,11 @@ pub(crate) fn company(credit: &str, rep_phone: &str) -> Value {
             "legal_rep": { "name": "张三", "id_number": REP_ID, "phone": rep_phone } })
 }
 
+/// The agent 李四, with the user agreement accepted for flows whose first identity check this
+/// is (services on a certificate without a verification step; ignored once accepted).
 pub(crate) fn agent() -> Value {
     json!({ "legal_rep_in_person": false, "name": "李四", "id_number": AGENT_ID, "phone": AGENT,
-            "email": "lisi@example.com", "method": "phone" })
+            "email": "lisi@example.com", "method": "phone", "accept_terms": true })
 }
 
 /// Takes an organisation order through verification, company data and the agent.
@@ -810,7 +812,8 @@ pub(crate) async fn about_certificate(
         let person = json!({ "name": name, "id_number": id_number, "phone": phone, "email": "w@example.com" });
         c.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
     }
-    let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": id_number, "phone": phone, "email": "w@example.com", "method": "phone" });
+    // Flows without a verification step take the user agreement here (ignored once accepted).
+    let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": id_number, "phone": phone, "email": "w@example.com", "method": "phone", "accept_terms": true });
     let (status, v) = c.step(&id, &token, "agent", me).await;
     assert_eq!(status, 200, "{v}");
     (id, token)

@@ -710,6 +710,26 @@ async fn no_identity_check_runs_before_the_applicant_agreed_to_the_terms() {
     assert_eq!(rows.len(), 1, "one agreement, audited");
     let detail: Value = serde_json::from_str(&rows[0].0).unwrap();
     assert_eq!((detail["order"].as_str(), detail["terms_sha256"].as_str()), (Some(id.as_str()), Some(digest.as_str())));
+
+    // A service on a personal certificate has no verification step: its agent check is the
+    // first identity check, and the agreement comes with it (attacker review: it ran before).
+    let serial = personal_certificate(&web).await;
+    let (id, token) = web.create("unlock").await;
+    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
+    let body = json!({ "serial": serial, "code": code });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/certificate"), Some(&token), Some(body)).await;
+    let mut me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": HOLDER_ID, "phone": HOLDER,
+                         "email": "w@example.com", "method": "phone" });
+    let (status, v) = web.step(&id, &token, "agent", me.clone()).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("terms.not_accepted")), "{v}");
+    me["accept_terms"] = json!(true);
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/agent"), Some(&token), Some(me)).await;
+    assert_eq!(v["summary"]["terms_accepted"]["terms_sha256"], digest.as_str(), "{v}");
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT detail FROM audit_events WHERE kind = 'order.terms_accepted'")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(rows.iter().any(|(d,)| d.contains(&id) && d.contains("\"step\":\"agent\"")), "{rows:?}");
     audit_intact(&ca);
 }
 
@@ -757,7 +777,7 @@ async fn an_offline_order_texts_no_typed_phone_and_only_new_certificates_go_offl
     )
     .await;
     let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": HOLDER_ID, "phone": "+8613800130000",
-                     "email": "w@example.com", "method": "phone" });
+                     "email": "w@example.com", "method": "phone", "accept_terms": true });
     assert_eq!(web.step(&id, &token, "agent", me).await.0, 422, "the carrier says no");
     let (status, v) = web.call("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
     assert_eq!(status, 409, "{v}");

@@ -149,6 +149,15 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 (input(s, l.t("E-mail"), "email", "email", true))
                 (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
                 (input(s, l.t("Bank card number"), "card", "text", false))
+                // A service on a personal certificate has no verification step: the agreement
+                // comes before this, its first identity check (B3).
+                @if summary["terms_accepted"].is_null() {
+                    details #agreement {
+                        summary { (l.t("User agreement")) }
+                        div.terms { (channel["terms"].as_str().unwrap_or_default()) }
+                    }
+                    (checkbox(s, l.t("I have read and agree to the user agreement"), "accept_terms"))
+                }
             },
             next,
         ),
