@@ -39,6 +39,22 @@ impl Drop for Child {
     }
 }
 
+/// chromedriver and every browser process it started, in a process group of their own,
+/// killed as a group when dropped. Killing chromedriver alone left each test's Chromium
+/// running: a full test run leaked about a hundred browsers and ran the machine out of memory
+/// (browser tests then hung in the PostgreSQL pass).
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group's id is chromedriver's pid (`process_group(0)`).
+        let group = -(self.0.id() as libc::pid_t);
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is shared.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
 pub(crate) async fn wait_listening(port: u16, what: &str) {
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -72,7 +88,7 @@ pub(crate) async fn web_front(ca: &TestCa) -> (Child, String) {
 /// Headless Chromium through chromedriver; JavaScript off.
 pub(crate) struct Browser {
     pub(crate) client: Client,
-    _driver: Child,
+    _driver: Driver,
     shots: std::cell::RefCell<PathBuf>,
     count: std::cell::Cell<u32>,
 }
@@ -92,13 +108,13 @@ impl Browser {
         if let Some(home) = home {
             driver.env("HOME", home);
         }
-        let driver = driver
+        let driver = std::os::unix::process::CommandExt::process_group(&mut driver, 0)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("chromedriver (Debian chromium-driver) must be installed");
-        let driver = Child(driver);
+        let driver = Driver(driver);
         wait_listening(port, "chromedriver").await;
         let mut caps = serde_json::Map::new();
         caps.insert(
