@@ -648,7 +648,7 @@ impl OrderView {
         let flow = Flow::parse(&order.flow).unwrap_or(Flow::OrgNew);
         let open = order.state == "open";
         // An offline order still takes its agent, product and payment steps online.
-        let steps_open = open || (order.state == "offline" && data.offline);
+        let steps_open = open || order.state == "offline";
         let steps = data.steps(flow, channel);
         let pending_check = match data.next_step(flow, channel) {
             Some(Step::SubjectCheck) if open => data.subject_check.clone(),

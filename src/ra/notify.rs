@@ -32,13 +32,7 @@ impl Ra {
             "您的云证书订单 {} {zh}{reason}。Your cloud certificate order {} {en}{reason}.",
             order.id, order.id
         );
-        // The agent; before an agent exists (an offline order), the applicant on file. What
-        // the applicant can repeat at will (an address change) goes only to a phone a check
-        // proved, and its e-mail only with it: otherwise it would text typed numbers on demand.
-        let repeatable = what == "address_changed";
-        if repeatable && order.agent_phone.is_none() {
-            return;
-        }
+        // The agent; before an agent exists (an offline order), the applicant on file.
         let phone = order.agent_phone.clone().or_else(|| data.company.as_ref().map(|c| c.legal_rep.phone.clone()));
         if let Some(phone) = &phone {
             let send = self.providers.sms.send(phone, &text);

@@ -30,7 +30,7 @@ impl Ra {
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
         let data = OrderData::of(&order);
-        if let Some(step) = data.next_step(flow, &channel).filter(|_| data.offline) {
+        if let Some(step) = data.next_step(flow, &channel) {
             return Err(RaError::State(format!("the applicant has not completed the {} step online yet", step.name())));
         }
         if form_code.trim().to_uppercase() != data.form_code(&order.id) {
@@ -488,16 +488,15 @@ fn offline_sections(order: &OrderRecord, data: &OrderData, channel: &Channel) ->
         Some(offline) => Section {
             heading: "缴费与邮寄 / Payment and mailing".into(),
             rows: match order.paid_at {
-                Some(_) => vec![
-                    row("缴费 Payment", format!("已在线支付 {} / paid online", yuan(order.amount_fen))),
-                    row("邮寄地址 Mail to", offline.mail_to.clone()),
-                ],
+                Some(_) => vec![row("缴费 Payment", format!("已在线支付 {} / paid online", yuan(order.amount_fen)))],
                 None => vec![
                     row("缴费 Payment", offline.payment.clone()),
                     row("转账附言 Reference", format!("订单号 {} / order number", order.id)),
-                    row("邮寄地址 Mail to", offline.mail_to.clone()),
                 ],
-            },
+            }
+            .into_iter()
+            .chain([row("邮寄地址 Mail to", offline.mail_to.clone())])
+            .collect(),
         },
         None => Section {
             heading: "缴费与邮寄 / Payment and mailing".into(),

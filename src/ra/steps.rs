@@ -182,10 +182,9 @@ impl Ra {
         step: Step,
         body: serde_json::Value,
     ) -> Result<OrderRecord, RaError> {
-        let mut data = OrderData::of(&order);
         // An offline order takes its few online steps (agent, product, payment); see
         // `OrderData::steps`.
-        if order.state != "open" && !(order.state == "offline" && data.offline) {
+        if !matches!(order.state.as_str(), "open" | "offline") {
             return Err(RaError::State(format!(
                 "the order is {}; steps can be taken only while it is open",
                 order.state
@@ -193,6 +192,7 @@ impl Ra {
         }
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?.clone();
+        let mut data = OrderData::of(&order);
         let steps = data.steps(flow, &channel);
         let Some(position) = steps.iter().position(|s| *s == step) else {
             return Err(RaError::State(format!("a {} order has no {} step", flow.name(), step.name())));
