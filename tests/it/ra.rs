@@ -102,6 +102,26 @@ impl<'a> Client<'a> {
         self.call("POST", &format!("/v1/ra/orders/{id}/steps/{step}"), Some(token), Some(body)).await
     }
 
+    /// A new `flow` order about `serial`, the certificate chosen with the consent code texted
+    /// to `phone` (and any `extra` fields of the certificate step). Returns (id, token).
+    pub(crate) async fn certificate_chosen(
+        &self,
+        flow: &str,
+        serial: &str,
+        phone: &str,
+        extra: Value,
+    ) -> (String, String) {
+        let (id, token) = self.create(flow).await;
+        let code = self.code(&id, &token, "certificate", phone, json!({ "serial": serial })).await;
+        let mut body = json!({ "serial": serial, "code": code });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, v) = self.step(&id, &token, "certificate", body).await;
+        assert_eq!(status, 200, "{v}");
+        (id, token)
+    }
+
     /// The verification step: the method, with the user agreement accepted (handbook B3).
     pub(crate) async fn choose_method(&self, id: &str, token: &str, method: &str) -> Value {
         let body = json!({ "method": method, "accept_terms": true });
@@ -797,14 +817,7 @@ pub(crate) async fn about_certificate(
     id_number: &str,
     extra: Value,
 ) -> (String, String) {
-    let (id, token) = c.create(flow).await;
-    let code = c.code(&id, &token, "certificate", phone, json!({ "serial": serial })).await;
-    let mut body = json!({ "serial": serial, "code": code });
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let (status, v) = c.step(&id, &token, "certificate", body).await;
-    assert_eq!(status, 200, "{v}");
+    let (id, token) = c.certificate_chosen(flow, serial, phone, extra).await;
     if flow == "change" || flow == "renewal" {
         c.choose_method(&id, &token, "phone").await;
         // A renewal shows the data again and checks it (§3.1); a change enters new data.

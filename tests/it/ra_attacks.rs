@@ -556,15 +556,7 @@ async fn a_renewal_that_renames_the_subject_goes_to_an_officer() {
     let serial = personal_certificate(&web).await;
     // The renewal data names someone else than the certificate (王五 → 王五一): renewals are
     // approved automatically in this channel, but this one is a change in all but name.
-    let (id, token) = web.create("renewal").await;
-    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/certificate"),
-        Some(&token),
-        Some(json!({ "serial": serial, "code": code })),
-    )
-    .await;
+    let (id, token) = web.certificate_chosen("renewal", &serial, HOLDER, json!({})).await;
     web.choose_method(&id, &token, "phone").await;
     let person = json!({ "name": "王五一", "id_number": HOLDER_ID, "phone": HOLDER, "email": "w@example.com" });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person)).await;
@@ -767,15 +759,7 @@ async fn an_offline_order_texts_no_typed_phone_and_only_new_certificates_go_offl
 
     // A service on an existing certificate does not go offline.
     let serial = personal_certificate(&web).await;
-    let (id, token) = web.create("reissue").await;
-    let code = web.code(&id, &token, "certificate", HOLDER, json!({ "serial": serial })).await;
-    web.ok(
-        "POST",
-        &format!("/v1/ra/orders/{id}/steps/certificate"),
-        Some(&token),
-        Some(json!({ "serial": serial, "code": code })),
-    )
-    .await;
+    let (id, token) = web.certificate_chosen("reissue", &serial, HOLDER, json!({})).await;
     let me = json!({ "legal_rep_in_person": false, "name": "王五", "id_number": HOLDER_ID, "phone": "+8613800130000",
                      "email": "w@example.com", "method": "phone", "accept_terms": true });
     assert_eq!(web.step(&id, &token, "agent", me).await.0, 422, "the carrier says no");
