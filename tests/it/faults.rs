@@ -41,17 +41,19 @@ use postgres::{test_ca_on, Postgres};
 async fn kill_9_under_issuance_and_revocation_loses_nothing_a_client_was_given() {
     let ca = TestCa::new().await;
     let daemon = Daemon::start(&ca).await;
-    let target = Target::new(&ca, 4, 2).await;
+    // Eight issuers pausing 1 ms keep requests in flight at any instant, so the kill always
+    // hits some (with four pausing 5 ms, a fast HSM sometimes left none in flight).
+    let target = Target::new(&ca, 8, 2).await;
     let public = target.public.clone();
     let plan = Plan {
-        issuers: 4,
+        issuers: 8,
         revoke_every: 3,
         max_revocations: 8,
         ocsp: 1,
         readers: 0,
         max_requests: 300,
         deadline: Duration::from_secs(45),
-        pause: Duration::from_millis(5),
+        pause: Duration::from_millis(1),
     };
     let load = Load::start(target, plan);
     load.wait_until("20 certificates and 6 revocations", Duration::from_secs(30), |r| {
