@@ -98,7 +98,7 @@ impl Checkpoint {
 }
 
 /// Commits a transaction that appended `appended` audit entries, and counts them.
-pub(super) async fn commit(tx: sqlx::Transaction<'static, sqlx::Any>, appended: usize) -> Result<(), StoreError> {
+pub(super) async fn commit(tx: sqlx::Transaction<'_, sqlx::Any>, appended: usize) -> Result<(), StoreError> {
     tx.commit().await?;
     crate::metrics::get().audit_appends.inc_by(appended as u64);
     Ok(())

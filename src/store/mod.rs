@@ -192,7 +192,7 @@ impl Store {
 
     /// Starts the group-commit writer on this store.
     pub fn writer(&self, max_batch: usize) -> Writer {
-        Writer::start(self.pool.clone(), max_batch)
+        Writer::start(self.pool.clone(), self.backend, max_batch)
     }
 
     /// Closes every connection once the ones in use come back (graceful shutdown).
