@@ -104,14 +104,8 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 h2 { (l.t("Legal representative")) }
                 (input(s, l.t("Name"), "legal_rep.name", "text", true))
                 // Handbook B8: a legal representative may hold another document than the
-                // resident ID (only the company's bank account checks such a company online).
-                (select(s, l.t("ID type"), "legal_rep.id_type", &[
-                    ("resident-id", l.t("Resident ID card")),
-                    ("passport", l.t("Passport")),
-                    ("hk-macao-permit", l.t("Mainland travel permit for Hong Kong and Macao residents")),
-                    ("taiwan-permit", l.t("Mainland travel permit for Taiwan residents")),
-                    ("foreign-permanent-resident", l.t("Foreign permanent resident ID card")),
-                ]))
+                // resident ID (the company's bank account or the bank card checks it online).
+                (id_type_select(ctx, s, "legal_rep.id_type"))
                 (input(s, l.t("ID number"), "legal_rep.id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "legal_rep.phone", "tel", true))
                 (extra("legal_rep."))
@@ -125,6 +119,9 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             html! {
                 (update_note(ctx, view))
                 (input(s, l.t("Name"), "name", "text", true))
+                // Handbook C6: a personal applicant may hold another document (the bank card
+                // checks it online; the phone and face checks need the resident ID).
+                (id_type_select(ctx, s, "id_type"))
                 (input(s, l.t("ID number"), "id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "phone", "tel", true))
                 (input(s, l.t("E-mail"), "email", "email", true))
@@ -147,8 +144,12 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 (input(s, l.t("ID number"), "id_number", "text", false))
                 (input(s, l.t("Mobile phone"), "phone", "tel", false))
                 (input(s, l.t("E-mail"), "email", "email", true))
-                (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
-                (input(s, l.t("Bank card number"), "card", "text", false))
+                // Offline the agent is only collected: the papers stand for the check, so
+                // there is no method to choose (the daemon would ignore one).
+                @if view["state"] != "offline" {
+                    (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
+                    (input(s, l.t("Bank card number"), "card", "text", false))
+                }
                 // A service on a personal certificate has no verification step: the agreement
                 // comes before this, its first identity check (B3).
                 @if summary["terms_accepted"].is_null() {
@@ -200,6 +201,24 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
         _ => html! {},
     };
     (markup, None)
+}
+
+/// The identity document's type (证件类型, handbook B8 and C6), for the legal representative's
+/// and the personal applicant's forms; `field` is the form field.
+fn id_type_select(ctx: &Ctx, s: &FormState, field: &str) -> Markup {
+    let l = ctx.lang;
+    select(
+        s,
+        l.t("ID type"),
+        field,
+        &[
+            ("resident-id", l.t("Resident ID card")),
+            ("passport", l.t("Passport")),
+            ("hk-macao-permit", l.t("Mainland travel permit for Hong Kong and Macao residents")),
+            ("taiwan-permit", l.t("Mainland travel permit for Taiwan residents")),
+            ("foreign-permanent-resident", l.t("Foreign permanent resident ID card")),
+        ],
+    )
 }
 
 /// The certificate step: the certificate chosen from the subject's list (`serial` in the form
