@@ -576,7 +576,10 @@ mod tests {
             checks.phone_three("张三", "110101199001019999", PHONE).await,
             Err(ProviderError::Unavailable("identity".into()))
         );
-        assert_eq!(checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567890123", PHONE).await, Ok(CheckOutcome::Passed));
+        assert_eq!(
+            checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567890123", PHONE).await,
+            Ok(CheckOutcome::Passed)
+        );
         let failed = checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567890000", PHONE).await;
         assert!(matches!(failed, Ok(CheckOutcome::Failed(_))), "{failed:?}");
         // Another document's four elements follow the same rule, whatever the type.

@@ -191,7 +191,8 @@ impl Ra {
         let (name, id_number, phone) = check.typed();
         let outcome = match check.card {
             Some(card) => {
-                let call = self.providers.identity.bank_card_four(&name, IdType::ResidentId, &id_number, card.trim(), &phone);
+                let call =
+                    self.providers.identity.bank_card_four(&name, IdType::ResidentId, &id_number, card.trim(), &phone);
                 crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?
             }
             None if personal(&subject) => {
