@@ -445,3 +445,54 @@ fn payment_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormSt
     let methods = ["wechat", "alipay"].map(|k| (k.to_string(), l.t(k).to_string()));
     (form(ctx, action, form_id, radios(s, l.t("Pay with"), "method", &methods), l.t("Show the payment code")), None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::identifiers::IdType;
+    use serde_json::json;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            cookies: Default::default(),
+            lang: crate::web::i18n::Lang::En,
+            csrf: String::new(),
+            tls: false,
+            site: Default::default(),
+        }
+    }
+
+    fn channel() -> Value {
+        json!({ "methods": { "organisation": ["phone"], "personal": ["phone", "bank-card"], "agent": ["phone", "face-sms"] },
+                "products": [], "terms": "terms" })
+    }
+
+    fn page(view: &Value, step: &str) -> String {
+        step_form(&ctx(), view, &channel(), step, &FormState::default()).0.into_string()
+    }
+
+    #[test]
+    fn the_personal_applicants_form_asks_for_the_id_type_as_the_legal_representatives_does() {
+        let view =
+            json!({ "id": "o1", "flow": "personal-new", "state": "open", "summary": { "verification": "bank-card" } });
+        let person = page(&view, "person");
+        assert!(person.contains(r#"select name="id_type""#), "{person}");
+        for id_type in IdType::ALL {
+            assert!(person.contains(&format!(r#"option value="{}""#, id_type.name())), "{id_type:?}: {person}");
+        }
+        let view = json!({ "id": "o1", "flow": "org-new", "state": "open", "summary": { "verification": "phone" } });
+        assert!(page(&view, "company").contains(r#"select name="legal_rep.id_type""#));
+    }
+
+    #[test]
+    fn an_offline_orders_agent_form_has_no_method_to_choose() {
+        let summary = json!({ "verification": "phone", "terms_accepted": { "terms_sha256": "00", "accepted_at": 0 } });
+        let open = json!({ "id": "o1", "flow": "org-new", "state": "open", "summary": summary });
+        let online = page(&open, "agent");
+        assert!(online.contains(r#"name="method""#) && online.contains(r#"name="card""#), "{online}");
+        let offline = json!({ "id": "o1", "flow": "org-new", "state": "offline", "summary": summary });
+        let offline = page(&offline, "agent");
+        assert!(!offline.contains(r#"name="method""#) && !offline.contains(r#"name="card""#), "{offline}");
+        assert!(offline.contains(r#"name="email""#), "the agent is still collected: {offline}");
+    }
+}
