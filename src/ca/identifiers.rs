@@ -1,5 +1,12 @@
 //! Validation of the Chinese national identifiers that cloudca puts in the
-//! subject `serialNumber` of organisation and personal certificates.
+//! subject `serialNumber` of organisation and personal certificates, and of the
+//! other identity documents a person may give ([`IdType`]).
+//!
+//! A personal certificate's `serialNumber` is the person's identifier
+//! ([`person_identifier`]): the bare resident ID number, or for any other
+//! document its type's name, a colon and the number (`passport:E12345678`),
+//! so no number of one document can be read as another's (a 2017 foreign
+//! permanent resident card has 18 digits, as a resident ID does).
 //!
 //! Relying parties match on that identifier, so one mistyped character binds
 //! the key to somebody else, and once a serial is reserved or a certificate
@@ -66,6 +73,141 @@ pub enum IdentifierError {
     /// The first two digits of a resident ID are not a province-level code.
     #[error("region code {0} is not a known province-level region")]
     UnknownRegion(String),
+    /// Not the number of that kind of document (its shape is all that can be checked).
+    #[error("is not the number of a {0}")]
+    DocumentFormat(&'static str),
+}
+
+/// Identity documents a person may give (handbook B8, C6: 证件类型). Only the mainland
+/// resident ID is known to carriers and the face check; banks' four-element checks take the
+/// document's type with its number.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdType {
+    /// 居民身份证.
+    #[default]
+    ResidentId,
+    /// 护照.
+    Passport,
+    /// 港澳居民来往内地通行证.
+    HkMacaoPermit,
+    /// 台湾居民来往大陆通行证.
+    TaiwanPermit,
+    /// 外国人永久居留身份证.
+    ForeignPermanentResident,
+}
+
+impl IdType {
+    /// Every type, the resident ID first.
+    pub const ALL: [IdType; 5] = [
+        IdType::ResidentId,
+        IdType::Passport,
+        IdType::HkMacaoPermit,
+        IdType::TaiwanPermit,
+        IdType::ForeignPermanentResident,
+    ];
+
+    /// Whether this is the mainland resident ID (the default, not written out).
+    pub fn is_resident_id(&self) -> bool {
+        *self == IdType::ResidentId
+    }
+
+    /// The name in JSON and in a certificate's `serialNumber` prefix (`passport`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IdType::ResidentId => "resident-id",
+            IdType::Passport => "passport",
+            IdType::HkMacaoPermit => "hk-macao-permit",
+            IdType::TaiwanPermit => "taiwan-permit",
+            IdType::ForeignPermanentResident => "foreign-permanent-resident",
+        }
+    }
+
+    /// The type of this name.
+    pub fn parse(name: &str) -> Option<IdType> {
+        IdType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The document's name as printed on the form.
+    pub fn label(self) -> &'static str {
+        match self {
+            IdType::ResidentId => "居民身份证 Resident ID",
+            IdType::Passport => "护照 Passport",
+            IdType::HkMacaoPermit => "港澳居民来往内地通行证 Mainland travel permit (HK/Macao)",
+            IdType::TaiwanPermit => "台湾居民来往大陆通行证 Mainland travel permit (Taiwan)",
+            IdType::ForeignPermanentResident => "外国人永久居留身份证 Foreign permanent resident ID",
+        }
+    }
+
+    /// What the document is, in an error message.
+    fn what(self) -> &'static str {
+        match self {
+            IdType::ResidentId => "resident ID",
+            IdType::Passport => "passport",
+            IdType::HkMacaoPermit => "mainland travel permit for Hong Kong and Macao residents",
+            IdType::TaiwanPermit => "mainland travel permit for Taiwan residents",
+            IdType::ForeignPermanentResident => "foreign permanent resident ID card",
+        }
+    }
+}
+
+/// Checks the number of a document of type `id_type` as written (upper case, no spaces): the
+/// resident ID by [`validate_resident_id`] against `today`; the others by their shape, since
+/// only their issuing authorities can check them. The one place for these rules: the RA's
+/// forms and issuance both call it.
+pub fn validate_document(id_type: IdType, number: &str, today: (i32, u32, u32)) -> Result<(), IdentifierError> {
+    let shape: fn(&str) -> bool = match id_type {
+        IdType::ResidentId => return validate_resident_id(number, today),
+        // ICAO 9303: up to 9 characters in the MRZ, but national numbers run longer; 5 to 20.
+        IdType::Passport => |n| (5..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()),
+        // H or M, then 8 (or, since 2013 cards, 10) digits.
+        IdType::HkMacaoPermit => |n| {
+            matches!(n.as_bytes().first(), Some(b'H' | b'M'))
+                && matches!(n.len(), 9 | 11)
+                && n[1..].bytes().all(|b| b.is_ascii_digit())
+        },
+        // 8 digits (or 10 on older cards).
+        IdType::TaiwanPermit => |n| matches!(n.len(), 8 | 10) && n.bytes().all(|b| b.is_ascii_digit()),
+        // 2017 cards: 18 digits starting with 9; older ones 3 letters and 12 digits.
+        IdType::ForeignPermanentResident => |n| {
+            let b = n.as_bytes();
+            (b.len() == 18 && b[0] == b'9' && b.iter().all(u8::is_ascii_digit))
+                || (b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit))
+        },
+    };
+    if !shape(number) {
+        return Err(IdentifierError::DocumentFormat(id_type.what()));
+    }
+    Ok(())
+}
+
+/// A person's identifier as a certificate's `serialNumber` and the RA's subject key carry it:
+/// the resident ID number as it is, any other document as `{type}:{number}`.
+pub fn person_identifier(id_type: IdType, number: &str) -> String {
+    if id_type.is_resident_id() {
+        number.to_string()
+    } else {
+        format!("{}:{number}", id_type.name())
+    }
+}
+
+/// The document type and number of a [`person_identifier`]; a value without a known type's
+/// prefix is a resident ID number.
+pub fn document_of(identifier: &str) -> (IdType, &str) {
+    match identifier.split_once(':') {
+        Some((prefix, number)) => match IdType::parse(prefix) {
+            Some(t) if !t.is_resident_id() => (t, number),
+            _ => (IdType::ResidentId, identifier),
+        },
+        None => (IdType::ResidentId, identifier),
+    }
+}
+
+/// Checks a [`person_identifier`]: the resident ID's rules for a bare number, the document's
+/// for a prefixed one. Call before reserving.
+pub fn validate_person_identifier(identifier: &str, today: (i32, u32, u32)) -> Result<(), IdentifierError> {
+    let (id_type, number) = document_of(identifier);
+    validate_document(id_type, number, today)
 }
 
 /// Computes the check character of a unified social credit code from its
@@ -288,6 +430,26 @@ mod tests {
         assert_eq!(resident17("11010520240602001"), message);
         let message = "birth date 18991231 is before 1900";
         assert_eq!(resident17("11010518991231001"), message);
+    }
+
+    #[test]
+    fn a_person_identifier_names_its_document_and_is_checked_by_that_documents_rules() {
+        assert_eq!(person_identifier(IdType::ResidentId, RESIDENT), RESIDENT);
+        assert_eq!(person_identifier(IdType::Passport, "E12345678"), "passport:E12345678");
+        // A 2017 foreign permanent resident card looks like a resident ID: the prefix tells.
+        let card = "911101199003074338";
+        let foreign = person_identifier(IdType::ForeignPermanentResident, card);
+        assert_eq!(document_of(&foreign), (IdType::ForeignPermanentResident, card));
+        assert_eq!(document_of(card), (IdType::ResidentId, card));
+        assert_eq!(told(validate_person_identifier(&foreign, TODAY)), "ok");
+        assert_eq!(told(validate_person_identifier("taiwan-permit:12345678", TODAY)), "ok");
+        assert_eq!(told(validate_person_identifier(RESIDENT, TODAY)), "ok");
+        let message = "is not the number of a mainland travel permit for Hong Kong and Macao residents";
+        assert_eq!(told(validate_person_identifier("hk-macao-permit:K12345678", TODAY)), message);
+        // An unknown or resident-id prefix is no document: the whole value is a resident ID.
+        assert_eq!(document_of("resident-id:1"), (IdType::ResidentId, "resident-id:1"));
+        assert!(validate_person_identifier("visa:E12345678", TODAY).is_err());
+        assert!(validate_person_identifier(&format!("resident-id:{RESIDENT}"), TODAY).is_err());
     }
 
     #[test]

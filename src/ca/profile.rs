@@ -58,7 +58,8 @@ pub struct SubjectRule {
     /// Longest accepted value, in characters.
     #[serde(default = "default_max_len")]
     pub max_length: usize,
-    /// Validator for identifiers: `credit-code` (GB 32100-2015), `resident-id` (GB 11643-1999).
+    /// Validator for identifiers: `credit-code` (GB 32100-2015), `resident-id` (GB 11643-1999),
+    /// `person-id` (a resident ID, or another identity document as `{id-type}:{number}`).
     #[serde(default)]
     pub identifier: Option<IdentifierKind>,
 }
@@ -71,6 +72,10 @@ pub enum IdentifierKind {
     CreditCode,
     /// Resident identity card number of a person.
     ResidentId,
+    /// A person's identifier ([`super::identifiers::person_identifier`]): the resident ID
+    /// number, or another identity document's type and number (`passport:E12345678`), each
+    /// checked by its own document's rules.
+    PersonId,
 }
 
 fn default_validity() -> u32 {

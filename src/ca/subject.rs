@@ -16,7 +16,8 @@ pub struct Subject {
     pub name: DistinguishedName,
     /// RFC 4514-style text for storage and display.
     pub display: String,
-    /// The identifier (credit code or resident ID), if the profile has one.
+    /// The identifier (credit code, resident ID or another document's `{id-type}:{number}`), if
+    /// the profile has one.
     pub identifier: Option<String>,
 }
 
@@ -73,16 +74,17 @@ fn check_value(rule: &super::profile::SubjectRule, value: &str) -> Result<(), Re
 }
 
 fn check_identifier(kind: IdentifierKind, value: &str, today: time::Date) -> Result<(), RequestError> {
+    let ymd = (today.year(), today.month() as u32, today.day() as u32);
     let result = match kind {
         IdentifierKind::CreditCode => identifiers::validate_credit_code(value),
-        IdentifierKind::ResidentId => {
-            identifiers::validate_resident_id(value, (today.year(), today.month() as u32, today.day() as u32))
-        }
+        IdentifierKind::ResidentId => identifiers::validate_resident_id(value, ymd),
+        IdentifierKind::PersonId => identifiers::validate_person_identifier(value, ymd),
     };
     result.map_err(|e| {
         let what = match kind {
             IdentifierKind::CreditCode => "unified social credit code",
             IdentifierKind::ResidentId => "resident ID number",
+            IdentifierKind::PersonId => "resident ID number or {id-type}:{number} of another identity document",
         };
         RequestError::Subject(format!("serialNumber is not a valid {what}: {e}"))
     })

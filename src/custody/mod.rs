@@ -69,6 +69,10 @@ pub enum CustodyError {
     /// The identity check failed (the provider said the person does not match).
     #[error("the identity check failed")]
     IdentityRefused,
+    /// A face proof of a holder whose identity document is not the mainland resident ID: the
+    /// face check knows people by that one only.
+    #[error("the face check knows people by the mainland resident ID only; prove your identity with your bank card")]
+    FaceNeedsResidentId,
     /// No such identity proof for this action, target and phone.
     #[error("no such identity proof for this action")]
     ProofNotFound,
@@ -659,14 +663,23 @@ fn approval_holder(
     identifier: &str,
     holder: Option<HolderIdentity>,
 ) -> Result<HolderIdentity, CustodyError> {
-    let valid = |h: &HolderIdentity| {
-        let id = h.id_number.trim();
+    let resident = |id: &str| {
+        let id = id.trim();
         let check = id.get(..17).and_then(crate::ca::identifiers::resident_id_check_char);
-        !h.name.trim().is_empty()
-            && id.len() == 18
+        id.len() == 18
             && check.is_some_and(|c| id.ends_with(c.to_ascii_uppercase()) || id.ends_with(c.to_ascii_lowercase()))
     };
+    let valid = |h: &HolderIdentity| !h.name.trim().is_empty() && resident(&h.id_number);
     if profile == "personal" {
+        // A personal subject may hold another document (`passport:…`); its rules, then, with
+        // the date irrelevant to them (issuance checks the whole identifier again).
+        let valid = |h: &HolderIdentity| {
+            !h.name.trim().is_empty()
+                && match h.document() {
+                    (id_type, _) if id_type.is_resident_id() => resident(&h.id_number),
+                    (id_type, number) => crate::ca::identifiers::validate_document(id_type, number, (0, 0, 0)).is_ok(),
+                }
+        };
         let name = subject.iter().find(|(k, _)| k == "CN").map(|(_, v)| v.clone()).unwrap_or_default();
         let own = HolderIdentity { name, id_number: identifier.to_string() };
         return match holder {
@@ -674,7 +687,9 @@ fn approval_holder(
                 Err(CustodyError::Invalid("holder: a personal certificate's holder is its subject".into()))
             }
             _ if valid(&own) => Ok(own),
-            _ => Err(CustodyError::Invalid("subject: CN and a resident ID serialNumber are required".into())),
+            _ => Err(CustodyError::Invalid(
+                "subject: CN and a serialNumber that is a resident ID or `{id-type}:{number}` are required".into(),
+            )),
         };
     }
     match holder {

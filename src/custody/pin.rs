@@ -44,8 +44,9 @@ impl Pin {
 impl Pin {
     /// Refuses the PINs an attacker tries first within the five tries: one digit repeated,
     /// a run up or down (123456, 987654), and the holder's birth date or the end of their ID
-    /// number, which is printed in the certificate. `id_number` is the holder's resident ID
-    /// (None for holders we only know by credit code).
+    /// number, which is printed in the certificate. `id_number` is the holder's identifier
+    /// (a resident ID, or another document as `passport:E12345678`; None for holders we only
+    /// know by credit code).
     pub fn check_strength(&self, id_number: Option<&str>) -> Result<(), PinError> {
         let digits = self.0.as_bytes();
         if digits.iter().all(|d| *d == digits[0]) {
@@ -65,9 +66,16 @@ impl Pin {
 
 /// The digit strings of a resident ID a PIN must not contain: the birth date (digits 7 to 14,
 /// YYYYMMDD) as YYMMDD, MMDDYY, DDMMYY and YYYYMMDD, and the ID's last six characters when
-/// they are digits.
+/// they are digits. Another document's number (a passport's, a permit's: letters and digits of
+/// any length, no birth date) gives its last six characters when they are digits.
 fn personal_patterns(id_number: &str) -> Vec<String> {
-    let id = id_number.trim();
+    let (id_type, number) = crate::ca::identifiers::document_of(id_number.trim());
+    if !id_type.is_resident_id() {
+        let tail = number.get(number.len().saturating_sub(6)..).unwrap_or_default();
+        let digits = tail.len() == 6 && tail.bytes().all(|b| b.is_ascii_digit());
+        return if digits { vec![tail.to_string()] } else { Vec::new() };
+    }
+    let id = number;
     let mut patterns = Vec::new();
     if id.len() == 18 && id.is_ascii() {
         let birth = &id[6..14];
@@ -169,6 +177,13 @@ mod tests {
         for fine in ["246810", "135790", "918273", "112358"] {
             assert!(Pin::new(fine).unwrap().check_strength(id).is_ok(), "{fine} refused");
         }
+        // Another document: the end of its number, wherever its digits start.
+        for (id, tail) in [("passport:E12345678", "345678"), ("taiwan-permit:80651234", "651234")] {
+            let pin = Pin::new(tail).unwrap();
+            assert!(matches!(pin.check_strength(Some(id)), Err(PinError::Weak(_))), "{id}: tail accepted");
+            assert!(Pin::new("246810").unwrap().check_strength(Some(id)).is_ok(), "{id}");
+        }
+        assert!(Pin::new("246810").unwrap().check_strength(Some("passport:AB12")).is_ok(), "short numbers too");
         // Without a resident ID (an organisation known by credit code) only the patterns apply.
         assert!(Pin::new("491231").unwrap().check_strength(None).is_ok());
         assert!(Pin::new("111111").unwrap().check_strength(None).is_err());

@@ -4,9 +4,12 @@
 //! a check of the person on the approval with the identity provider, as the handbook's app does:
 //!
 //! - `face`: a face check with liveness against the holder's ID photo; the app opens the
-//!   provider's page, the server asks the provider for the verdict;
-//! - `bank_card`: bank card four elements (name, ID number, card number, the card's reserved
-//!   phone) checked by the provider, then a code texted to that reserved phone.
+//!   provider's page, the server asks the provider for the verdict. It knows people by the
+//!   mainland resident ID only, so a holder with another document is refused it
+//!   ([`CustodyError::FaceNeedsResidentId`]) and proves with the bank card;
+//! - `bank_card`: bank card four elements (name, identity document's type and number, card
+//!   number, the card's reserved phone) checked by the provider, then a code texted to that
+//!   reserved phone.
 //!
 //! Nothing the client sends decides: the name and ID number come from the approval, the verdict
 //! from the provider. A proof is for one action on one target by one phone, expires after
@@ -155,6 +158,9 @@ impl Proofs {
         let id = new_id();
         let (reference, face_url) = match &method {
             ProofMethod::Face => {
+                if !holder.document().0.is_resident_id() {
+                    return Err(CustodyError::FaceNeedsResidentId);
+                }
                 let started = self.identity.start_face(&holder.name, &holder.id_number, FaceVia::App);
                 let session = call("identity", "face", self.deadline, started).await?;
                 (session.id, Some(session.url))
@@ -207,7 +213,8 @@ impl Proofs {
         if !valid_phone(reserved_phone) {
             return Err(CustodyError::Invalid("card_phone: E.164, e.g. +8613800138000".into()));
         }
-        let check = self.identity.bank_card_four(&holder.name, &holder.id_number, card, reserved_phone);
+        let (id_type, number) = holder.document();
+        let check = self.identity.bank_card_four(&holder.name, id_type, number, card, reserved_phone);
         match call("identity", "bank_card_four", self.deadline, check).await? {
             CheckOutcome::Passed => Ok(()),
             CheckOutcome::Failed(reason) => {

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use super::sandbox_state::SandboxTable;
 use super::{sandbox_answer, sandbox_behaviour, sandbox_behaviour_of, sandbox_io, Behaviour, ProviderError};
 use super::{ProviderFuture, SmsProvider};
+use crate::ca::identifiers::IdType;
 use crate::clock::{Clock, SystemClock};
 use crate::store::Store;
 
@@ -99,10 +100,14 @@ pub trait IdentityChecks: Send + Sync {
     /// Carrier real-name check: name, ID number and mobile belong together.
     fn phone_three<'a>(&'a self, name: &'a str, id_number: &'a str, phone: &'a str)
         -> ProviderFuture<'a, CheckOutcome>;
-    /// Bank card four elements: name, ID number, card number, reserved phone.
+    /// Bank card four elements: name, identity document (type and number: banks hold the
+    /// document the card was opened with, and real APIs take its type, 证件类型, passports and
+    /// travel permits included), card number, reserved phone. Carriers and the face check
+    /// take no type: they know people by the resident ID only.
     fn bank_card_four<'a>(
         &'a self,
         name: &'a str,
+        id_type: IdType,
         id_number: &'a str,
         card: &'a str,
         phone: &'a str,
@@ -155,6 +160,7 @@ impl IdentityChecks for NoIdentityChecks {
     fn bank_card_four<'a>(
         &'a self,
         _: &'a str,
+        _: IdType,
         _: &'a str,
         _: &'a str,
         _: &'a str,
@@ -232,11 +238,12 @@ impl IdentityChecks for BoundedFaceLinks {
     fn bank_card_four<'a>(
         &'a self,
         name: &'a str,
+        id_type: IdType,
         id_number: &'a str,
         card: &'a str,
         phone: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
-        self.inner.bank_card_four(name, id_number, card, phone)
+        self.inner.bank_card_four(name, id_type, id_number, card, phone)
     }
     fn start_micro_deposit<'a>(
         &'a self,
@@ -463,9 +470,11 @@ impl IdentityChecks for SandboxIdentityChecks {
         })
     }
 
+    /// The sandbox rule on the number, card and phone, whatever the document's type.
     fn bank_card_four<'a>(
         &'a self,
         _name: &'a str,
+        _id_type: IdType,
         id_number: &'a str,
         card: &'a str,
         phone: &'a str,
@@ -567,10 +576,18 @@ mod tests {
             checks.phone_three("张三", "110101199001019999", PHONE).await,
             Err(ProviderError::Unavailable("identity".into()))
         );
-        assert_eq!(checks.bank_card_four("张三", ID, "6222021234567890123", PHONE).await, Ok(CheckOutcome::Passed));
-        let failed = checks.bank_card_four("张三", ID, "6222021234567890000", PHONE).await;
+        assert_eq!(
+            checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567890123", PHONE).await,
+            Ok(CheckOutcome::Passed)
+        );
+        let failed = checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567890000", PHONE).await;
         assert!(matches!(failed, Ok(CheckOutcome::Failed(_))), "{failed:?}");
-        let slow = checks.bank_card_four("张三", ID, "6222021234567898888", PHONE);
+        // Another document's four elements follow the same rule, whatever the type.
+        let passport = checks.bank_card_four("John Smith", IdType::Passport, "E12345678", "6222021234567890123", PHONE);
+        assert_eq!(passport.await, Ok(CheckOutcome::Passed));
+        let permit = checks.bank_card_four("陈一", IdType::TaiwanPermit, "12340000", "6222021234567890123", PHONE);
+        assert!(matches!(permit.await, Ok(CheckOutcome::Failed(_))));
+        let slow = checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567898888", PHONE);
         let got = crate::providers::call("test-identity-slow", "bank_card_four", Duration::from_millis(30), slow).await;
         assert_eq!(got, Err(ProviderError::Timeout("test-identity-slow".into())));
         let _ = std::fs::remove_dir_all(&dir);

@@ -137,7 +137,7 @@ impl Ra {
             business: super::authorisation::business(flow).into(),
             company: LetterCompany { name: company.name.clone(), credit_code: company.credit_code.clone() },
             legal_rep: company.legal_rep.name.clone(),
-            agent: LetterAgent { name: agent.person.name.clone(), id_number: mask(&agent.person.id_number) },
+            agent: LetterAgent { name: agent.person.name.clone(), id_number: agent.person.masked_id() },
             product: data.product.as_ref().map(|p| p.name.clone()),
             period_until: order.created_at + self.config.open_order_days * 86400,
             phone: link.phone.clone(),

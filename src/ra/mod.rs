@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use sha2::Digest;
 
-pub use model::{OrderData, OrderView};
+pub use model::{mask_identifier, OrderData, OrderView};
 
 pub use challenge::Challenge;
 pub use handover::NewAdministrator;

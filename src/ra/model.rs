@@ -48,43 +48,11 @@ pub struct Person {
     pub card: Option<String>,
 }
 
-/// Identity documents a legal representative may give (handbook B8: 证件类型). Only the
-/// mainland resident ID can be checked online (carrier, bank card and face checks go by it), so
-/// agents and personal applicants, who hold the cloud key, give that one; a legal representative
-/// with another document takes part through the company's bank account or the offline path.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum IdType {
-    /// 居民身份证.
-    #[default]
-    ResidentId,
-    /// 护照.
-    Passport,
-    /// 港澳居民来往内地通行证.
-    HkMacaoPermit,
-    /// 台湾居民来往大陆通行证.
-    TaiwanPermit,
-    /// 外国人永久居留身份证.
-    ForeignPermanentResident,
-}
-
-impl IdType {
-    /// Whether this is the mainland resident ID (the default, not written out).
-    pub fn is_resident_id(&self) -> bool {
-        *self == IdType::ResidentId
-    }
-
-    /// The document's name as printed on the form.
-    pub fn label(self) -> &'static str {
-        match self {
-            IdType::ResidentId => "居民身份证 Resident ID",
-            IdType::Passport => "护照 Passport",
-            IdType::HkMacaoPermit => "港澳居民来往内地通行证 Mainland travel permit (HK/Macao)",
-            IdType::TaiwanPermit => "台湾居民来往大陆通行证 Mainland travel permit (Taiwan)",
-            IdType::ForeignPermanentResident => "外国人永久居留身份证 Foreign permanent resident ID",
-        }
-    }
-}
+/// Identity documents (handbook B8, C6: 证件类型), the CA's ([`crate::ca::identifiers`]).
+/// A legal representative and a personal applicant may give any; an agent, who is checked
+/// online by carrier, bank card or face, gives the resident ID. Carriers and the face check
+/// know people by the resident ID only; the bank card's four elements carry the document type.
+pub use crate::ca::identifiers::IdType;
 
 /// Company data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -107,8 +75,10 @@ pub struct Agent {
     pub legal_rep_in_person: bool,
     /// The agent.
     pub person: Person,
-    /// How the agent was checked.
-    pub method: Method,
+    /// How the agent was checked; none on an offline order, whose papers stand for the check
+    /// (the agent is only collected there).
+    #[serde(default)]
+    pub method: Option<Method>,
 }
 
 /// An identity check that completes later.
@@ -358,7 +328,7 @@ impl OrderData {
         let shape = Shape {
             organisation,
             subject_check_async,
-            agent_check_async: self.agent.as_ref().is_some_and(|a| a.method.asynchronous()),
+            agent_check_async: self.agent.as_ref().and_then(|a| a.method).is_some_and(Method::asynchronous),
             paid: channel.price_from(flow) > 0,
             materials: !self.required_materials(flow, channel).is_empty(),
         };
@@ -403,6 +373,16 @@ fn mask_all_but_two(s: &str) -> String {
     s.chars().enumerate().map(|(i, c)| if i + 2 < n { '*' } else { c }).collect()
 }
 
+/// A certificate's identifier or `serialNumber` masked: a credit code or resident ID as every
+/// identifier ([`mask`]); another document's number ([`crate::ca::identifiers::person_identifier`])
+/// as [`Person::masked_id`] masks it, after its type.
+pub fn mask_identifier(identifier: &str) -> String {
+    match crate::ca::identifiers::document_of(identifier) {
+        (IdType::ResidentId, _) => mask(identifier),
+        (id_type, number) => format!("{}:{}", id_type.name(), mask_all_but_two(number)),
+    }
+}
+
 impl Person {
     /// The ID number masked: a resident ID as every identifier; other documents are short (8
     /// or 9 characters), so only their last two characters show.
@@ -412,6 +392,14 @@ impl Person {
         } else {
             mask_all_but_two(&self.id_number)
         }
+    }
+
+    /// The person's identifier as the CA stores it and puts it in a certificate's
+    /// `serialNumber`, and as the order's subject key: the resident ID number, or the
+    /// document's type and number (`passport:E12345678`), so one document's number is never
+    /// taken for another's.
+    pub fn identifier(&self) -> String {
+        crate::ca::identifiers::person_identifier(self.id_type, &self.id_number)
     }
 
     /// The person with ID number, phone, e-mail and bank card masked; the name stays.
@@ -469,11 +457,8 @@ impl OrderData {
                 CertificateRef {
                     serial: serial.clone(),
                     profile: profile.clone(),
-                    identifier: mask(identifier),
-                    subject: subject
-                        .iter()
-                        .map(|(k, v)| (k.clone(), if k == "serialNumber" { mask(v) } else { v.clone() }))
-                        .collect(),
+                    identifier: mask_identifier(identifier),
+                    subject: subject_shown(subject),
                     not_after: *not_after,
                     holder_phone: mask(holder_phone),
                 }
@@ -707,14 +692,14 @@ impl OrderView {
 /// A certificate's subject as the applicant sees it (read-only): `serialNumber` (an ID
 /// number or credit code) masked like every identifier.
 fn subject_shown(subject: &[(String, String)]) -> Vec<(String, String)> {
-    subject.iter().map(|(k, v)| (k.clone(), if k == "serialNumber" { mask(v) } else { v.clone() })).collect()
+    subject.iter().map(|(k, v)| (k.clone(), if k == "serialNumber" { mask_identifier(v) } else { v.clone() })).collect()
 }
 
 /// What was entered, with ID numbers, cards, accounts and phones masked.
 fn summary(d: &OrderData) -> serde_json::Value {
-    let person = |p: &Person| serde_json::json!({ "name": p.name, "id_number": p.masked_id(), "phone": mask(&p.phone), "email": p.email });
+    let person = |p: &Person| serde_json::json!({ "name": p.name, "id_type": p.id_type, "id_number": p.masked_id(), "phone": mask(&p.phone), "email": p.email });
     serde_json::json!({
-        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject), "prefill": prefill(c) })),
+        "certificate": d.certificate.as_ref().map(|c| serde_json::json!({ "serial": c.serial, "profile": c.profile, "identifier": mask_identifier(&c.identifier), "not_after": c.not_after, "subject": subject_shown(&c.subject), "prefill": prefill(c) })),
         "verification": d.verification,
         "terms_accepted": d.terms_accepted,
         "company": d.company.as_ref().map(|c| serde_json::json!({ "name": c.name, "credit_code": c.credit_code, "legal_rep": person(&c.legal_rep) })),
@@ -780,7 +765,7 @@ mod tests {
                 }),
             }),
             person: Some(person()),
-            agent: Some(Agent { legal_rep_in_person: false, person: person(), method: Method::Phone }),
+            agent: Some(Agent { legal_rep_in_person: false, person: person(), method: Some(Method::Phone) }),
             product: Some(ProductChoice {
                 id: "p".into(),
                 name: "p".into(),

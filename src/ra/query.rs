@@ -8,6 +8,7 @@
 //! session can get again only with a fresh code sent to the order's verified agent
 //! ([`Ra::resume_code`], [`Ra::resume`]).
 
+use super::model::IdType;
 use super::validate;
 use super::{new_token, token_hash, Ra, RaError};
 use crate::mobile::Purpose;
@@ -190,7 +191,8 @@ impl Ra {
         let (name, id_number, phone) = check.typed();
         let outcome = match check.card {
             Some(card) => {
-                let call = self.providers.identity.bank_card_four(&name, &id_number, card.trim(), &phone);
+                let call =
+                    self.providers.identity.bank_card_four(&name, IdType::ResidentId, &id_number, card.trim(), &phone);
                 crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?
             }
             None if personal(&subject) => {

@@ -358,9 +358,10 @@ fn organisation_name(c: &super::model::CertificateRef) -> String {
 /// Profile, subject, phone and the person who will hold the key.
 type NewHolder = (&'static str, Vec<(String, String)>, String, Option<HolderIdentity>);
 
-/// The identity a person's data gives an approval's holder.
+/// The identity a person's data gives an approval's holder: their identifier, with the
+/// document's type when it is not the resident ID (the identity proof passes it on).
 fn holder_of(p: &super::model::Person) -> HolderIdentity {
-    HolderIdentity { name: p.name.clone(), id_number: p.id_number.clone() }
+    HolderIdentity { name: p.name.clone(), id_number: p.identifier() }
 }
 
 fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
@@ -380,7 +381,9 @@ fn new_subject(flow: Flow, data: &OrderData) -> Option<NewHolder> {
             let p = data.person.as_ref()?;
             Some((
                 "personal",
-                vec![pair("C", "CN"), pair("CN", &p.name), pair("serialNumber", &p.id_number)],
+                // A document other than the resident ID is written with its type
+                // (`passport:E12345678`), never as a bare number (ARCHITECTURE, "ID types").
+                vec![pair("C", "CN"), pair("CN", &p.name), pair("serialNumber", &p.identifier())],
                 p.phone.clone(),
                 Some(holder_of(p)),
             ))
@@ -442,7 +445,12 @@ fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
     if let Some(p) = &data.person {
         sections.push(Section {
             heading: "申请人 / Applicant".into(),
-            rows: vec![row("姓名 Name", &p.name), row("证件号码 ID number", &p.id_number), row("手机 Phone", &p.phone)],
+            rows: vec![
+                row("姓名 Name", &p.name),
+                row("证件类型 ID type", p.id_type.label()),
+                row("证件号码 ID number", &p.id_number),
+                row("手机 Phone", &p.phone),
+            ],
         });
     }
     if let Some(a) = &data.agent {

@@ -91,7 +91,7 @@ struct CheckInput {
     code: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AgentInput {
     legal_rep_in_person: bool,
@@ -99,10 +99,17 @@ struct AgentInput {
     name: Option<String>,
     #[serde(default)]
     id_number: Option<String>,
+    /// Agents give the resident ID (`id_type.resident_only` otherwise): they are checked
+    /// online by carrier, bank card or face.
+    #[serde(default)]
+    id_type: IdType,
     #[serde(default)]
     phone: Option<String>,
     email: String,
-    method: Method,
+    /// How the agent is checked; required unless the order went offline (the papers stand
+    /// for the check there, so a method given is ignored).
+    #[serde(default)]
+    method: Option<Method>,
     #[serde(default)]
     card: Option<String>,
     /// The user agreement, in flows without a verification step (a service on a personal
@@ -500,12 +507,14 @@ impl Ra {
         self.event("order.terms_accepted", "applicant", order, detail)
     }
 
-    /// A person's fields, validated. Only a legal representative (prefix `legal_rep`) may give an
-    /// identity document other than the resident ID (see [`IdType`]).
+    /// A person's fields, validated. A legal representative (prefix `legal_rep`) and a personal
+    /// applicant (`person`) may give an identity document other than the resident ID (see
+    /// [`IdType`]); an agent (`agent`) may not.
     fn person(fields: &mut Fields, prefix: &str, p: PersonInput, today: time::Date, email: bool) -> Person {
         let f = |name: &str| format!("{prefix}.{name}");
-        if !p.id_type.is_resident_id() && prefix != "legal_rep" {
-            let why = "the cloud key's holder is checked online by the mainland resident ID: give that one";
+        if !p.id_type.is_resident_id() && prefix == "agent" {
+            let why = "an agent is checked online by carrier, bank card or face, by the mainland resident ID: \
+                       give that one, or name an agent who has one";
             fields.fail(&f("id_type"), "id_type.resident_only", why);
         }
         let email = match (p.email, email) {
@@ -612,11 +621,13 @@ impl Ra {
         let method = data.verification.ok_or(RaError::State("choose a verification method first".into()))?;
         let (person, bank) = person_fields(input, method, self.clock.now().date())?;
         if let Some(c) = &data.certificate {
-            if c.identifier != person.id_number {
-                return Err(RaError::BadRequest("id_number: an information change keeps the ID number".into()));
+            if c.identifier != person.identifier() {
+                return Err(RaError::BadRequest(
+                    "id_number: an information change keeps the identity document and its number".into(),
+                ));
             }
         }
-        self.enter_subject(order, &person.id_number);
+        self.enter_subject(order, &person.identifier());
         data.person = Some(person.clone());
         count_face_link(data, method)?;
         data.subject_check = self.check(&person, method, bank.as_ref()).await?;
@@ -634,20 +645,26 @@ impl Ra {
         input: AgentInput,
     ) -> Result<Option<crate::store::AuditRecord>, RaError> {
         let channel = self.channel(&order.channel)?;
-        if !channel.methods.agent.contains(&input.method) || input.method == Method::BankAccount {
-            return Err(RaError::NotOffered("this verification method is not offered for agents here".into()));
-        }
+        // Offline, the agent is only collected (the papers stand for the check): no method.
+        let method = match input.method {
+            _ if data.offline => None,
+            None => return Err(RaError::BadRequest("method: how the agent is checked".into())),
+            Some(m) if !channel.methods.agent.contains(&m) || m == Method::BankAccount => {
+                return Err(RaError::NotOffered("this verification method is not offered for agents here".into()))
+            }
+            Some(m) => Some(m),
+        };
         // No identity check before the agreement (B3): flows without a verification step
         // take it here.
         if data.terms_accepted.is_none() && !input.accept_terms {
             return Err(terms_not_accepted("read and agree to the user agreement before the identity check"));
         }
         let needs_terms = data.terms_accepted.is_none();
-        let (method, legal_rep_in_person) = (input.method, input.legal_rep_in_person);
+        let legal_rep_in_person = input.legal_rep_in_person;
         let rep = data.company.as_ref().map(|c| c.legal_rep.clone());
-        let person = agent_fields(input, rep, self.clock.now().date())?;
+        let person = agent_fields(input, method, rep, self.clock.now().date())?;
         let personal_cert = data.certificate.as_ref().is_some_and(|c| c.profile != "org");
-        if personal_cert && data.certificate.as_ref().is_some_and(|c| c.identifier != person.id_number) {
+        if personal_cert && data.certificate.as_ref().is_some_and(|c| c.identifier != person.identifier()) {
             return Err(RaError::BadRequest(
                 "id_number: orders about a personal certificate are made by its holder".into(),
             ));
@@ -659,12 +676,13 @@ impl Ra {
             // Collected only (经办人信息采集): the officer checks the agent on the papers (the
             // signed form, the ID copy). No phone is verified, so none goes on file.
             data.agent_check = None;
-            data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
+            data.agent = Some(Agent { legal_rep_in_person: in_person, person, method: None });
             return Ok(needs_terms.then(|| self.terms_accepted(order, data, &channel, "agent")));
         }
+        let method = method.ok_or(RaError::BadRequest("method: how the agent is checked".into()))?;
         count_face_link(data, method)?;
         data.agent_check = self.check(&person, method, None).await?;
-        data.agent = Some(Agent { legal_rep_in_person: in_person, person, method });
+        data.agent = Some(Agent { legal_rep_in_person: in_person, person, method: Some(method) });
         if data.agent_check.is_none() {
             Self::agent_checked(order, data);
         }
@@ -856,14 +874,15 @@ impl Ra {
         method: Method,
         bank: Option<&BankAccount>,
     ) -> Result<Option<PendingCheck>, RaError> {
-        if method != Method::BankAccount && !person.id_type.is_resident_id() {
-            // Carriers, banks and the face check know people by the resident ID only: the
-            // check cannot be made, so it fails and the offline path is offered.
-            return Err(RaError::CheckFailed(
-                "the legal representative's phone, bank card and face checks need a mainland resident ID: \
-                 choose the company's bank account, or apply offline"
-                    .into(),
-            ));
+        if matches!(method, Method::Phone | Method::FaceSms | Method::FaceQr) && !person.id_type.is_resident_id() {
+            // Carriers and the face check know people by the resident ID only: the check
+            // cannot be made, so it fails (counted) and the offline path is offered. The bank
+            // card's four elements carry the document type, so that check can be made.
+            return Err(RaError::CheckFailed(format!(
+                "the carrier's phone check and the face check need a mainland resident ID; with a {}, \
+                 choose the bank card check (its four elements carry the document type), or apply offline",
+                person.id_type.name(),
+            )));
         }
         let ids = &self.providers.identity;
         let d = self.deadline();
@@ -879,7 +898,7 @@ impl Ra {
                     "identity",
                     "bank_card_four",
                     d,
-                    ids.bank_card_four(&person.name, &person.id_number, card, &person.phone),
+                    ids.bank_card_four(&person.name, person.id_type, &person.id_number, card, &person.phone),
                 )
                 .await?
             }
@@ -1032,7 +1051,12 @@ fn person_fields(
 
 /// The agent: the legal representative on file (`rep`) applying in person, or the person
 /// entered, validated.
-fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Result<Person, RaError> {
+fn agent_fields(
+    input: AgentInput,
+    method: Option<Method>,
+    rep: Option<Person>,
+    today: time::Date,
+) -> Result<Person, RaError> {
     let mut fields = Fields::default();
     let person = if input.legal_rep_in_person {
         let rep = rep.ok_or_else(|| {
@@ -1053,7 +1077,7 @@ fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Re
     } else {
         let p = PersonInput {
             name: input.name.unwrap_or_default(),
-            id_type: IdType::ResidentId,
+            id_type: input.id_type,
             id_number: input.id_number.unwrap_or_default(),
             phone: input.phone.unwrap_or_default(),
             email: Some(input.email),
@@ -1062,7 +1086,9 @@ fn agent_fields(input: AgentInput, rep: Option<Person>, today: time::Date) -> Re
         };
         Ra::person(&mut fields, "agent", p, today, true)
     };
-    require_method_data(&mut fields, input.method, "card", person.card.is_some(), false);
+    if let Some(method) = method {
+        require_method_data(&mut fields, method, "card", person.card.is_some(), false);
+    }
     fields.finish()?;
     Ok(person)
 }
@@ -1137,7 +1163,9 @@ pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date)
                 email: None,
                 card: None,
             };
-            agent_fields(input, Some(rep), today)?;
+            for method in METHODS {
+                agent_fields(input.clone(), Some(method), Some(rep.clone()), today)?;
+            }
         }
         Step::Product => {
             let input: ProductInput = parse(body)?;

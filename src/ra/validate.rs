@@ -9,8 +9,7 @@
 
 use time::{Date, Month};
 
-use super::model::IdType;
-use crate::ca::identifiers;
+use crate::ca::identifiers::{self, IdType};
 
 /// One field's problem: which field, a stable code the web front translates (zh-CN/en), and an English message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -67,30 +66,15 @@ pub fn resident_id(field: &str, s: &str, today: Date) -> Result<String, FieldErr
 }
 
 /// Validates the number of an identity document of type `id_type`: the resident ID by
-/// [`resident_id`]; the others by their shape (upper-cased, spaces removed), since only the
-/// issuing authorities can check them.
+/// [`resident_id`]; the others (upper-cased, spaces removed) by their shape, by the CA's own
+/// rules ([`identifiers::validate_document`]), so issuance accepts what the RA accepted.
 pub fn id_number(field: &str, id_type: IdType, s: &str, today: Date) -> Result<String, FieldError> {
-    let shape: fn(&str) -> bool = match id_type {
-        IdType::ResidentId => return resident_id(field, s, today),
-        // ICAO 9303: up to 9 characters in the MRZ, but national numbers run longer; 5 to 20.
-        IdType::Passport => |n| (5..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()),
-        // H or M, then 8 (or, since 2013 cards, 10) digits.
-        IdType::HkMacaoPermit => |n| {
-            matches!(n.as_bytes().first(), Some(b'H' | b'M'))
-                && matches!(n.len(), 9 | 11)
-                && n[1..].bytes().all(|b| b.is_ascii_digit())
-        },
-        // 8 digits (or 10 on older cards).
-        IdType::TaiwanPermit => |n| matches!(n.len(), 8 | 10) && n.bytes().all(|b| b.is_ascii_digit()),
-        // 2017 cards: 18 digits starting with 9; older ones 3 letters and 12 digits.
-        IdType::ForeignPermanentResident => |n| {
-            let b = n.as_bytes();
-            (b.len() == 18 && b[0] == b'9' && b.iter().all(u8::is_ascii_digit))
-                || (b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit))
-        },
-    };
+    if id_type.is_resident_id() {
+        return resident_id(field, s, today);
+    }
     let number: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
-    if !shape(&number) {
+    let ymd = (today.year(), u32::from(u8::from(today.month())), u32::from(today.day()));
+    if identifiers::validate_document(id_type, &number, ymd).is_err() {
         return Err(FieldError::new(field, "id_number.format", "this is not the number of that kind of document"));
     }
     Ok(number)

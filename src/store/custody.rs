@@ -35,13 +35,21 @@ pub struct ApprovalRecord {
     pub holder: Option<HolderIdentity>,
 }
 
-/// The person an identity proof checks: name and resident ID number.
+/// The person an identity proof checks: name and identity document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolderIdentity {
-    /// Name as on the resident ID.
+    /// Name as on the identity document.
     pub name: String,
-    /// Resident ID number.
+    /// The person's identifier ([`crate::ca::identifiers::person_identifier`]): a resident ID
+    /// number, or another document's type and number (`passport:E12345678`).
     pub id_number: String,
+}
+
+impl HolderIdentity {
+    /// The identity document's type and number.
+    pub fn document(&self) -> (crate::ca::identifiers::IdType, &str) {
+        crate::ca::identifiers::document_of(&self.id_number)
+    }
 }
 
 /// A holder's credential: certificate, wrapped key, PIN hash and lock state.

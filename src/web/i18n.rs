@@ -288,7 +288,9 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "resident_id.check_digit" => "身份证号码校验位不正确，请检查是否输入有误".into(),
         "resident_id.region" => "身份证号码前两位不是有效的省级行政区代码".into(),
         "id_number.format" => "证件号码与所选证件类型的格式不符".into(),
-        "id_type.resident_only" => "经办人和个人申请人须使用居民身份证（在线核验依据居民身份证）".into(),
+        "id_type.resident_only" => {
+            "经办人须使用居民身份证（经办人的在线核验依据居民身份证），或请更换持有居民身份证的经办人".into()
+        }
         "mobile.invalid" => "请输入11位中国大陆手机号码".into(),
         "bank_card.format" | "bank_card.missing" => "请输入12至19位银行卡号".into(),
         "bank_card.check_digit" => "银行卡号校验不正确，请检查是否输入有误".into(),

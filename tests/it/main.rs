@@ -35,6 +35,7 @@ mod pades;
 mod ra;
 mod ra_attacks;
 mod ra_bounds;
+mod ra_id_types;
 mod ra_identity;
 mod ra_money;
 mod ra_privacy;

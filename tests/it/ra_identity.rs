@@ -476,10 +476,12 @@ async fn the_product_with_seal_asks_for_the_seal_image_and_approval_makes_the_se
     assert_eq!(count(&ca, "seal.decided"), 1);
 }
 
-/// Handbook B8: a legal representative may hold a passport or a travel permit. Carriers, banks
-/// and the face check know people by the resident ID only, so such a company is checked through
-/// its bank account (the micro-deposit starts), or its check fails and the offline path is
-/// offered. The agent, who holds the cloud key, must give a resident ID.
+/// Handbook B8: a legal representative may hold a passport or a travel permit. Carriers and the
+/// face check know people by the resident ID only, so the representative's phone and face
+/// checks fail and the offline path is offered; the company's bank account (the micro-deposit)
+/// and the bank card (whose four elements carry the document type) check such a company
+/// online. The agent, who holds the cloud key, must give a resident ID. (A personal applicant
+/// with another document: `ra_id_types`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_legal_representative_with_a_passport_applies_through_the_company_account_or_offline() {
     let ca = ra_ca().await;
@@ -512,10 +514,16 @@ async fn a_legal_representative_with_a_passport_applies_through_the_company_acco
         (Some("subject-check"), Some("bank-account")),
         "{v}"
     );
-    // A personal applicant holds the cloud key: checked online, by the resident ID only.
-    let (id, token) = start(&web, "personal-new", "phone").await;
-    let person = json!({ "name": "王五", "id_type": "passport", "id_number": "E12345678", "phone": "+8613900139000",
-                         "email": "w@example.com" });
-    let (status, v) = web.step(&id, &token, "person", person).await;
-    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.resident_only")), "{v}");
+    // By the representative's bank card: its four elements carry the document type, so the
+    // bank is asked and the code goes to the representative's phone as for a resident ID.
+    let (id, token) = start(&web, "org-new", "bank-card").await;
+    let mut card = foreign.clone();
+    card["legal_rep"]["card"] = json!("6222021234567890128");
+    let v = web.company_checked(&id, &token, card).await;
+    assert_eq!(v["next_step"], "agent", "{v}");
+    // The face check still cannot be made.
+    let (id, token) = start(&web, "org-new", "face-sms").await;
+    let (status, v) = web.step(&id, &token, "company", foreign.clone()).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v.to_string().contains("resident ID") && v.to_string().contains("bank card"), "{v}");
 }

@@ -275,7 +275,10 @@ pub(crate) async fn agent_step(b: &Browser, who: [(&str, &str); 4], shot: Option
     for (name, value) in who {
         b.fill(name, value).await;
     }
-    b.click("input[name=method][value=phone]").await;
+    // An offline order's agent is only collected: its form has no method to choose.
+    if b.client.find(Locator::Css("input[name=method][value=phone]")).await.is_ok() {
+        b.click("input[name=method][value=phone]").await;
+    }
     // A service on a personal certificate takes the user agreement here (no verification step).
     if b.client.find(Locator::Css("input[name=accept_terms]")).await.is_ok() {
         b.click("input[name=accept_terms]").await;

@@ -109,8 +109,11 @@ fn filters(params: &SearchParams) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (name, value) in given {
         if let Some(v) = value {
-            let personal = matches!(name, "subject" | "identifier");
-            let shown = if personal { crate::ra::validate::mask(v) } else { v.clone() };
+            let shown = match name {
+                "identifier" => crate::ra::mask_identifier(v),
+                "subject" => crate::ra::validate::mask(v),
+                _ => v.clone(),
+            };
             map.insert(name.into(), shown.into());
         }
     }

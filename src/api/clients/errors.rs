@@ -21,7 +21,9 @@ pub fn custody(e: CustodyError) -> Problem {
         | CustodyError::Conflict
         | CustodyError::ProofPending => Problem::new(StatusCode::CONFLICT, title),
         CustodyError::ApprovalExpired | CustodyError::ProofExpired => Problem::new(StatusCode::GONE, title),
-        CustodyError::NoHolder => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
+        CustodyError::NoHolder | CustodyError::FaceNeedsResidentId => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)
+        }
         CustodyError::TooManyProofs => Problem::new(StatusCode::TOO_MANY_REQUESTS, title),
         CustodyError::WrongPin { .. } | CustodyError::IdentityRefused | CustodyError::UnlocksUsed => {
             Problem::new(StatusCode::FORBIDDEN, title)

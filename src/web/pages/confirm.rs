@@ -89,7 +89,10 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
         }
         "agent" => {
             let mut rows = person_rows(l, &s["agent"]["person"]);
-            rows.push((l.t("Agent's verification"), l.t(method(&s["agent"]["method"])).to_string()));
+            // None on an offline order: the papers stand for the agent's check.
+            if s["agent"]["method"].is_string() {
+                rows.push((l.t("Agent's verification"), l.t(method(&s["agent"]["method"])).to_string()));
+            }
             rows
         }
         "product" => {
@@ -199,7 +202,11 @@ fn filled(summary: &Value, step: &str) -> std::collections::HashMap<String, Stri
             ("credit_code", &summary["company"]["credit_code"]),
             ("legal_rep.name", &summary["company"]["legal_rep"]["name"]),
         ],
-        "person" => vec![("name", &summary["person"]["name"]), ("email", &summary["person"]["email"])],
+        "person" => vec![
+            ("name", &summary["person"]["name"]),
+            ("id_type", &summary["person"]["id_type"]),
+            ("email", &summary["person"]["email"]),
+        ],
         "agent" => vec![
             ("name", &summary["agent"]["person"]["name"]),
             ("email", &summary["agent"]["person"]["email"]),

@@ -104,14 +104,8 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 h2 { (l.t("Legal representative")) }
                 (input(s, l.t("Name"), "legal_rep.name", "text", true))
                 // Handbook B8: a legal representative may hold another document than the
-                // resident ID (only the company's bank account checks such a company online).
-                (select(s, l.t("ID type"), "legal_rep.id_type", &[
-                    ("resident-id", l.t("Resident ID card")),
-                    ("passport", l.t("Passport")),
-                    ("hk-macao-permit", l.t("Mainland travel permit for Hong Kong and Macao residents")),
-                    ("taiwan-permit", l.t("Mainland travel permit for Taiwan residents")),
-                    ("foreign-permanent-resident", l.t("Foreign permanent resident ID card")),
-                ]))
+                // resident ID (the company's bank account or the bank card checks it online).
+                (id_type_select(ctx, s, "legal_rep.id_type"))
                 (input(s, l.t("ID number"), "legal_rep.id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "legal_rep.phone", "tel", true))
                 (extra("legal_rep."))
@@ -125,6 +119,9 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             html! {
                 (update_note(ctx, view))
                 (input(s, l.t("Name"), "name", "text", true))
+                // Handbook C6: a personal applicant may hold another document (the bank card
+                // checks it online; the phone and face checks need the resident ID).
+                (id_type_select(ctx, s, "id_type"))
                 (input(s, l.t("ID number"), "id_number", "text", true))
                 (input(s, l.t("Mobile phone"), "phone", "tel", true))
                 (input(s, l.t("E-mail"), "email", "email", true))
@@ -147,8 +144,12 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
                 (input(s, l.t("ID number"), "id_number", "text", false))
                 (input(s, l.t("Mobile phone"), "phone", "tel", false))
                 (input(s, l.t("E-mail"), "email", "email", true))
-                (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
-                (input(s, l.t("Bank card number"), "card", "text", false))
+                // Offline the agent is only collected: the papers stand for the check, so
+                // there is no method to choose (the daemon would ignore one).
+                @if view["state"] != "offline" {
+                    (radios(s, l.t("Agent's verification"), "method", &opts(&channel["methods"]["agent"])))
+                    (input(s, l.t("Bank card number"), "card", "text", false))
+                }
                 // A service on a personal certificate has no verification step: the agreement
                 // comes before this, its first identity check (B3).
                 @if summary["terms_accepted"].is_null() {
@@ -200,6 +201,24 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
         _ => html! {},
     };
     (markup, None)
+}
+
+/// The identity document's type (证件类型, handbook B8 and C6), for the legal representative's
+/// and the personal applicant's forms; `field` is the form field.
+fn id_type_select(ctx: &Ctx, s: &FormState, field: &str) -> Markup {
+    let l = ctx.lang;
+    select(
+        s,
+        l.t("ID type"),
+        field,
+        &[
+            ("resident-id", l.t("Resident ID card")),
+            ("passport", l.t("Passport")),
+            ("hk-macao-permit", l.t("Mainland travel permit for Hong Kong and Macao residents")),
+            ("taiwan-permit", l.t("Mainland travel permit for Taiwan residents")),
+            ("foreign-permanent-resident", l.t("Foreign permanent resident ID card")),
+        ],
+    )
 }
 
 /// The certificate step: the certificate chosen from the subject's list (`serial` in the form
@@ -425,4 +444,55 @@ fn payment_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormSt
     }
     let methods = ["wechat", "alipay"].map(|k| (k.to_string(), l.t(k).to_string()));
     (form(ctx, action, form_id, radios(s, l.t("Pay with"), "method", &methods), l.t("Show the payment code")), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::identifiers::IdType;
+    use serde_json::json;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            cookies: Default::default(),
+            lang: crate::web::i18n::Lang::En,
+            csrf: String::new(),
+            tls: false,
+            site: Default::default(),
+        }
+    }
+
+    fn channel() -> Value {
+        json!({ "methods": { "organisation": ["phone"], "personal": ["phone", "bank-card"], "agent": ["phone", "face-sms"] },
+                "products": [], "terms": "terms" })
+    }
+
+    fn page(view: &Value, step: &str) -> String {
+        step_form(&ctx(), view, &channel(), step, &FormState::default()).0.into_string()
+    }
+
+    #[test]
+    fn the_personal_applicants_form_asks_for_the_id_type_as_the_legal_representatives_does() {
+        let view =
+            json!({ "id": "o1", "flow": "personal-new", "state": "open", "summary": { "verification": "bank-card" } });
+        let person = page(&view, "person");
+        assert!(person.contains(r#"select name="id_type""#), "{person}");
+        for id_type in IdType::ALL {
+            assert!(person.contains(&format!(r#"option value="{}""#, id_type.name())), "{id_type:?}: {person}");
+        }
+        let view = json!({ "id": "o1", "flow": "org-new", "state": "open", "summary": { "verification": "phone" } });
+        assert!(page(&view, "company").contains(r#"select name="legal_rep.id_type""#));
+    }
+
+    #[test]
+    fn an_offline_orders_agent_form_has_no_method_to_choose() {
+        let summary = json!({ "verification": "phone", "terms_accepted": { "terms_sha256": "00", "accepted_at": 0 } });
+        let open = json!({ "id": "o1", "flow": "org-new", "state": "open", "summary": summary });
+        let online = page(&open, "agent");
+        assert!(online.contains(r#"name="method""#) && online.contains(r#"name="card""#), "{online}");
+        let offline = json!({ "id": "o1", "flow": "org-new", "state": "offline", "summary": summary });
+        let offline = page(&offline, "agent");
+        assert!(!offline.contains(r#"name="method""#) && !offline.contains(r#"name="card""#), "{offline}");
+        assert!(offline.contains(r#"name="email""#), "the agent is still collected: {offline}");
+    }
 }

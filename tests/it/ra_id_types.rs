@@ -1,0 +1,194 @@
+//! Handbook C6: a personal applicant may give another identity document than the mainland
+//! resident ID (a passport, the travel permits of Hong Kong, Macao and Taiwan residents, a
+//! foreign permanent resident card). Carriers and the face check know people by the resident
+//! ID only, so those checks fail as check failures and offer the offline path; the bank card's
+//! four elements carry the document type and pass. The certificate names the document with
+//! its type (`passport:E12345678`), and the holder proves who they are by bank card, never by
+//! face, before the first PIN. Agents stay resident-ID only.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::ra::{agent, company, ra_ca, v_code, wait_state, Client, CREDIT, PDF, REP};
+
+/// The applicant's phone, and the bank card the sandbox passes with it.
+const PHONE: &str = "+8613900139000";
+const CARD: &str = "6222021234567890128";
+
+/// A personal order with its verification method chosen: (id, token).
+async fn personal(web: &Client<'_>, method: &str) -> (String, String) {
+    let (id, token) = web.create("personal-new").await;
+    web.choose_method(&id, &token, method).await;
+    (id, token)
+}
+
+fn person(id_type: &str, number: &str) -> Value {
+    json!({ "name": "John Smith", "id_type": id_type, "id_number": number, "phone": PHONE,
+            "email": "john@example.com", "card": CARD })
+}
+
+/// The person step fails as a check failure (422 with the reason and the ways on), counted.
+async fn check_fails(web: &Client<'_>, id: &str, token: &str, body: Value, failures: i64) {
+    let (status, v) = web.step(id, token, "person", body).await;
+    assert_eq!(status, 422, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("resident ID") && text.contains("bank card") && text.contains("offline"), "{v}");
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+    assert_eq!(v["check_failures"], failures, "a failed check, so the offline path is offered: {v}");
+}
+
+/// The holder logs into the app with `phone`; (bearer, approval id).
+async fn app_login(c: &Client<'_>, phone: &str) -> (String, String) {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = c.http.post(format!("{}/v1/mobile/sms", c.api)).json(&json!({ "phone": phone })).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let login = json!({ "phone": phone, "code": last_code(c.ca, phone) });
+    let r = c.http.post(format!("{}/v1/mobile/login", c.api)).json(&login).send().await.unwrap();
+    let session: Value = r.json().await.unwrap();
+    let bearer = format!("Bearer {}", session["token"].as_str().unwrap());
+    let r = c.http.get(format!("{}/v1/mobile/credentials", c.api)).header("authorization", &bearer);
+    let listed: Value = r.send().await.unwrap().json().await.unwrap();
+    let approval = listed["approvals"][0]["approval_id"].as_str().unwrap_or_else(|| panic!("{listed}")).to_string();
+    (bearer, approval)
+}
+
+async fn post(c: &Client<'_>, bearer: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = c.http.post(format!("{}{path}", c.api)).header("authorization", bearer).json(&body);
+    let response = r.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The holder of a non-resident document enrols: the face proof is refused with a reason that
+/// names the bank card; the bank-card proof (its code to the card's reserved phone) works.
+/// Returns the certificate's serial.
+async fn enrols_by_bank_card(c: &Client<'_>, phone: &str) -> String {
+    let (bearer, approval) = app_login(c, phone).await;
+    let face = json!({ "purpose": "enrol", "target": approval, "method": "face" });
+    let (status, v) = post(c, &bearer, "/v1/mobile/proofs", face).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v.to_string().contains("bank card"), "the refusal says what to use: {v}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let card =
+        json!({ "purpose": "enrol", "target": approval, "method": "bank_card", "card": CARD, "card_phone": phone });
+    let (status, started) = post(c, &bearer, "/v1/mobile/proofs", card).await;
+    assert_eq!(status, 201, "{started}");
+    let enrol = json!({ "approval_id": approval, "proof_id": started["proof_id"], "code": last_code(c.ca, phone),
+                        "pin": "246810" });
+    let (status, credential) = post(c, &bearer, "/v1/mobile/credentials", enrol).await;
+    assert_eq!(status, 201, "{credential}");
+    credential["serial"].as_str().unwrap().to_string()
+}
+
+/// The issued certificate's subject as OpenSSL prints it.
+async fn subject_of(ca: &TestCa, serial: &str) -> String {
+    let cert = Client::new(ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    let path = ca.path(&format!("{serial}.pem"));
+    std::fs::write(&path, cert["pem"].as_str().unwrap_or_else(|| panic!("{cert}"))).unwrap();
+    let out = run("openssl", &["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", path.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.text);
+    out.text
+}
+
+/// Pays an order at its payment step with the sandbox wallet.
+async fn pays(web: &Client<'_>, id: &str, token: &str) {
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(token), Some(json!({ "method": "wechat" })))
+        .await;
+    web.pay(v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_applicant_with_a_passport_is_checked_by_bank_card_and_the_certificate_names_the_document() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    // The carrier and the face check know people by the resident ID only: check failures.
+    let (id, token) = personal(&web, "phone").await;
+    check_fails(&web, &id, &token, person("passport", "E12345678"), 1).await;
+    web.choose_method(&id, &token, "face-sms").await;
+    check_fails(&web, &id, &token, person("passport", "E12345678"), 2).await;
+    let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default();
+    assert!(!sms.contains(PHONE), "no face link was texted: {sms}");
+    // The bank card's four elements carry the document type: the check passes.
+    web.choose_method(&id, &token, "bank-card").await;
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", "e1234 5678")))
+        .await;
+    assert_eq!(v["next_step"], "product", "{v}");
+    let shown = v["summary"]["person"].clone();
+    assert_eq!((shown["id_type"].as_str(), shown["id_number"].as_str()), (Some("passport"), Some("*******78")), "{v}");
+    assert!(!v.to_string().contains("E12345678"), "the number is masked: {v}");
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let code = web.code(&id, &token, "signature", PHONE, json!({})).await;
+    let signed = json!({ "code": code, "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signed)).await;
+    pays(&web, &id, &token).await;
+    wait_state(&web, &id, &token, "review").await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    // Face refused, bank card passes (the sandbox's bank-card rule, given the passport).
+    let serial = enrols_by_bank_card(&web, PHONE).await;
+    let subject = subject_of(&ca, &serial).await;
+    assert!(subject.contains("serialNumber=passport:E12345678"), "the document with its type: {subject}");
+    let v = wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(v["serial"], serial.as_str());
+    assert!(
+        v["summary"].to_string().contains("passport") && !v.to_string().contains("E12345678"),
+        "masked in every view: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_applicant_with_a_taiwan_permit_goes_offline_and_an_officer_approves_the_papers() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (id, token) = personal(&web, "phone").await;
+    let (status, v) = web.step(&id, &token, "person", person("taiwan-permit", "1234567")).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_number.format")), "its own rules: {v}");
+    check_fails(&web, &id, &token, person("taiwan-permit", "12345678"), 1).await;
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/offline"), Some(&token), None).await;
+    assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("offline"), Some("product")), "{v}");
+    // The printed form names the document.
+    let form = web.http.get(format!("{}/v1/ra/orders/{id}/form", web.admin)).header("x-order-token", &token);
+    let pdf = form.send().await.unwrap().bytes().await.unwrap();
+    let path = ca.path(&format!("{id}-form.pdf"));
+    std::fs::write(&path, &pdf).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&path).arg("-").output().expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Taiwan") && text.contains("12345678"), "{text}");
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    pays(&web, &id, &token).await;
+    let form_code = json!({ "form_code": v_code(&web, &id, &token).await });
+    assert_eq!(reviewer.ok("POST", &format!("/v1/orders/{id}/papers"), None, Some(form_code)).await["state"], "review");
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let serial = enrols_by_bank_card(&web, PHONE).await;
+    let subject = subject_of(&ca, &serial).await;
+    assert!(subject.contains("serialNumber=taiwan-permit:12345678"), "{subject}");
+    assert_eq!(wait_state(&web, &id, &token, "completed").await["serial"], serial.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisations_agent_with_a_passport_is_still_refused() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = web.create("org-new").await;
+    web.choose_method(&id, &token, "phone").await;
+    web.company_checked(&id, &token, company(CREDIT, REP)).await;
+    let mut a = agent();
+    a["id_type"] = json!("passport");
+    a["id_number"] = json!("E12345678");
+    let (status, v) = web.step(&id, &token, "agent", a).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.resident_only")), "{v}");
+    assert_eq!(v["errors"][0]["field"], "agent.id_type", "{v}");
+    assert_eq!(web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await["check_failures"], 0);
+}
