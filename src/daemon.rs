@@ -142,6 +142,7 @@ impl Instance {
         operators.revoked.refresh(&store).await?;
         let issuance = IssuanceService {
             hsm: hsm.clone(),
+            serials: Arc::new(crate::ca::reserve::SerialReserve::new(writer.clone())),
             writer,
             hierarchy: Arc::new(hierarchy),
             profiles,

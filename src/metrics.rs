@@ -46,6 +46,9 @@ pub struct Metrics {
     pub issuance_seconds: HistogramVec,
     /// Rows per group commit of the database writer.
     pub db_batch_size: Histogram,
+    /// How long each group commit took, fsync included: with the batch size, whether the
+    /// writer is what limits issuance (busy nearly all the time) or is waiting for work.
+    pub db_commit_seconds: Histogram,
     /// HTTP requests by listener, route (as routed, never with values) and status code.
     pub http_requests: IntCounterVec,
     /// Failed TLS handshakes by listener and reason (`no_certificate`, `unknown_issuer`,
@@ -149,6 +152,9 @@ fn build() -> prometheus::Result<Metrics> {
             HistogramOpts::new("db_batch_rows", "Writes per group commit")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )?,
+        db_commit_seconds: Histogram::with_opts(
+            HistogramOpts::new("db_commit_seconds", "Group commit duration, fsync included").buckets(latency_buckets()),
+        )?,
         http_requests: IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by listener, route and status"),
             &["listener", "route", "status"],
@@ -239,6 +245,7 @@ fn build() -> prometheus::Result<Metrics> {
     m.registry.register(Box::new(m.issuance.clone()))?;
     m.registry.register(Box::new(m.issuance_seconds.clone()))?;
     m.registry.register(Box::new(m.db_batch_size.clone()))?;
+    m.registry.register(Box::new(m.db_commit_seconds.clone()))?;
     m.registry.register(Box::new(m.http_requests.clone()))?;
     m.registry.register(Box::new(m.tls_handshake_failures.clone()))?;
     m.registry.register(Box::new(m.access_denied.clone()))?;

@@ -29,7 +29,7 @@ use crate::clock::Clock;
 use crate::config::{PublicationConfig, StatusConfig};
 use crate::hsm::HsmPool;
 use crate::metrics;
-use crate::store::{AuditRecord, NewCertificate, Reservation, StoreError, Write, Writer};
+use crate::store::{AuditRecord, NewCertificate, Write, Writer};
 
 /// A freshly issued certificate.
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ pub struct IssuanceService {
     pub hsm: HsmPool,
     /// Persists (group commit).
     pub writer: Writer,
+    /// Serials reserved ahead of need (shared by every clone).
+    pub serials: Arc<super::reserve::SerialReserve>,
     /// The CAs.
     pub hierarchy: Arc<Hierarchy>,
     /// Profiles by name.
@@ -113,7 +115,7 @@ impl IssuanceService {
         }
 
         // Step 2: reserve a serial, durably, before anything is signed.
-        let serial_bytes = self.reserve_serial(profile, now.unix_timestamp()).await?;
+        let serial_bytes = self.serials.take(&profile.issuer, &profile.name, now.unix_timestamp()).await?;
         let serial_hex = serial::to_hex(&serial_bytes);
 
         // Step 3: build and lint the exact TBS bytes.
@@ -155,26 +157,6 @@ impl IssuanceService {
         }
         let chain = self.hierarchy.chain(&authority.record.name)?;
         Ok(Issued { serial: serial_hex, der, chain })
-    }
-
-    /// Step 2: draw serials until one is unique (a collision of 127-bit values is a sign of a
-    /// broken RNG, so give up after three).
-    async fn reserve_serial(&self, profile: &Profile, now: i64) -> Result<[u8; 16], CaError> {
-        for _ in 0..3 {
-            let bytes = serial::generate();
-            let reservation = Reservation {
-                serial: serial::to_hex(&bytes),
-                issuer: profile.issuer.clone(),
-                profile: profile.name.clone(),
-                reserved_at: now,
-            };
-            match self.writer.write(Write::Reserve(reservation)).await {
-                Ok(()) => return Ok(bytes),
-                Err(StoreError::Duplicate(_)) => tracing::warn!("serial collision; drawing again"),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(CaError::Build("three serial collisions in a row: check the RNG".into()))
     }
 
     fn params(

@@ -11,6 +11,7 @@ pub mod identifiers;
 pub mod issue;
 pub mod lint;
 pub mod profile;
+pub mod reserve;
 pub mod serial;
 pub mod subject;
 

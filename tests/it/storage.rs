@@ -10,10 +10,11 @@ async fn a_reserved_serial_cannot_be_reserved_twice() {
     let writer = instance.store.writer(16);
     let reservation =
         Reservation { serial: "0102030405060708".into(), issuer: "org".into(), profile: "org".into(), reserved_at: 0 };
-    writer.write(Write::Reserve(reservation.clone())).await.unwrap();
+    writer.write(Write::Reserve(vec![reservation.clone()])).await.unwrap();
     // Batched with a good write, the duplicate fails alone and the good one still lands.
     let other = Reservation { serial: "0a0b".into(), ..reservation.clone() };
-    let (a, b) = tokio::join!(writer.write(Write::Reserve(reservation)), writer.write(Write::Reserve(other)));
+    let (a, b) =
+        tokio::join!(writer.write(Write::Reserve(vec![reservation])), writer.write(Write::Reserve(vec![other])));
     assert!(matches!(a, Err(StoreError::Duplicate(_))), "{a:?}");
     b.expect("the neighbour of a failed write is committed");
     assert_eq!(instance.store.count_serials().await.unwrap(), 2);
