@@ -160,8 +160,10 @@ async fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, max_batch: u
     }
 }
 
-/// Rows per multi-row statement: keeps bind counts far below SQLite's and PostgreSQL's limits.
-const ROWS_PER_STATEMENT: usize = 64;
+/// Rows per multi-row statement: a whole batch (`issuance.max_batch`, 256 by default) in one
+/// statement per kind, since every statement is a round trip to the connection's thread.
+/// 256 rows of 11 columns bind 2,816 values, far below SQLite's 32,766 and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// Commits the writes in one transaction, one multi-row statement per kind and chunk.
 async fn commit(conn: &mut PoolConnection<Any>, backend: Backend, writes: &[&Write]) -> Result<(), StoreError> {
