@@ -170,6 +170,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(config.acquire_timeout_seconds))
+            // A pooled PostgreSQL connection may have died with the server: ping it before use.
+            // A SQLite connection is an open file that cannot die so; its ping was a round trip
+            // to the connection's thread on every query (a few per approval, per issuance).
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| Box::pin(async move { prepare(conn, backend).await }))
             .connect_with(options)
             .await?;
