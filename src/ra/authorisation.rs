@@ -44,7 +44,7 @@ impl Ra {
         from: i64,
         signed: Option<&OnlineSignature>,
     ) -> Result<Vec<u8>, RaError> {
-        let data = OrderData::of(order);
+        let data = OrderData::of(order)?;
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
         let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;

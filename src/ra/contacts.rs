@@ -16,23 +16,24 @@ fn issues(flow: Flow) -> bool {
 
 /// The contacts an order establishes when it is approved; None for flows that issue nothing
 /// or an order without a subject.
-pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Option<ContactRecord> {
-    let flow = Flow::parse(&order.flow)?;
+pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Result<Option<ContactRecord>, RaError> {
+    let Some(flow) = Flow::parse(&order.flow) else { return Ok(None) };
+    let Some(subject_key) = order.subject_key.clone() else { return Ok(None) };
     if !issues(flow) {
-        return None;
+        return Ok(None);
     }
-    let data = OrderData::of(order);
+    let data = OrderData::of(order)?;
     let rep = data.company.as_ref().map(|c| &c.legal_rep);
-    Some(ContactRecord {
+    Ok(Some(ContactRecord {
         order_id: order.id.clone(),
-        subject_key: order.subject_key.clone()?,
+        subject_key,
         serial: None,
         agent_phone: order.agent_phone.clone(),
         legal_rep_name: rep.map(|r| r.name.clone()),
         legal_rep_id: rep.map(|r| r.id_number.clone()),
         legal_rep_phone: rep.filter(|_| data.legal_rep_phone_checked).map(|r| r.phone.clone()),
         approved_at: now,
-    })
+    }))
 }
 
 /// What a subject has on file: its verified agents' phones and its legal representative as

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::channels::{Channel, Method};
 use super::flow::{self, Flow, Shape, Step};
 use super::validate::mask;
+use super::RaError;
 use crate::providers::payment::PayMethod;
 use crate::store::{MaterialRecord, OrderRecord};
 
@@ -268,17 +269,27 @@ impl OrderData {
         self.letter_link = None;
     }
 
-    /// Parses an order's `data`; a row written by this code always parses.
-    pub fn of(order: &OrderRecord) -> OrderData {
-        let mut data: OrderData = serde_json::from_str(&order.data).unwrap_or_default();
+    /// Parses an order's `data`. Data this binary cannot read (written by another version, or
+    /// damaged) is an error, never empty data: saving defaults back would wipe the order,
+    /// payment and all (attacker review of C6). The log names the order and where the JSON
+    /// breaks, never its content (personal data).
+    pub fn of(order: &OrderRecord) -> Result<OrderData, RaError> {
+        let mut data: OrderData = serde_json::from_str(&order.data).map_err(|e| {
+            let (line, column, class) = (e.line(), e.column(), format!("{:?}", e.classify()));
+            tracing::error!(order = %order.id, line, column, class, "an order's stored data cannot be read");
+            RaError::UnreadableOrder(order.id.clone())
+        })?;
         // An order that went offline before the flag existed takes the offline steps too.
         data.offline |= order.state == "offline";
-        data
+        Ok(data)
     }
 
     /// Serialises back into the row.
     pub fn store(&self, order: &mut OrderRecord) {
-        order.data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        // Invariant: `OrderData` is plain structs, vectors and options with derived
+        // `Serialize` (no map with non-string keys), which serde_json always serialises. Never
+        // a fallback such as "{}": that would wipe the order.
+        order.data = serde_json::to_string(self).expect("OrderData always serialises");
     }
 
     /// Whether the subject is an organisation.
@@ -628,8 +639,8 @@ impl From<&MaterialRecord> for MaterialView {
 
 impl OrderView {
     /// Builds the applicant's view.
-    pub fn new(order: &OrderRecord, channel: &Channel, materials: &[MaterialRecord]) -> OrderView {
-        let data = OrderData::of(order);
+    pub fn new(order: &OrderRecord, channel: &Channel, materials: &[MaterialRecord]) -> Result<OrderView, RaError> {
+        let data = OrderData::of(order)?;
         let flow = Flow::parse(&order.flow).unwrap_or(Flow::OrgNew);
         let open = order.state == "open";
         // An offline order still takes its agent, product and payment steps online.
@@ -640,7 +651,7 @@ impl OrderView {
             Some(Step::AgentCheck) if open => data.agent_check.clone(),
             _ => None,
         };
-        OrderView {
+        Ok(OrderView {
             id: order.id.clone(),
             channel: order.channel.clone(),
             flow: order.flow.clone(),
@@ -663,7 +674,7 @@ impl OrderView {
             seals: Vec::new(),
             created_at: order.created_at,
             updated_at: order.updated_at,
-        }
+        })
     }
 }
 

@@ -199,7 +199,7 @@ impl Ra {
         }
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?.clone();
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         let steps = data.steps(flow, &channel);
         let Some(position) = steps.iter().position(|s| *s == step) else {
             return Err(RaError::State(format!("a {} order has no {} step", flow.name(), step.name())));
