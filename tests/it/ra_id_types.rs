@@ -250,3 +250,24 @@ async fn an_order_whose_data_cannot_be_read_is_an_error_and_is_never_rewritten()
     assert!(item.is_some_and(|o| o["data"].is_null()), "{listed}");
     assert!(!listed.to_string().contains("E12345678"), "{listed}");
 }
+
+/// Attacker review of C6: the micro-deposit proves only the account's name, so a personal
+/// applicant could type a victim's passport number with their own account. With a document
+/// other than the resident ID it fails as a check failure (counted, offline offered).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_applicant_with_a_passport_cannot_be_checked_by_a_micro_deposit() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = personal(&web, "bank-account").await;
+    let mut body = person("passport", "E12345678");
+    body["bank"] = json!({ "account_name": "John Smith", "account_number": "6222020200112233445", "bank": "示例银行" });
+    let (status, v) = web.step(&id, &token, "person", body).await;
+    assert_eq!(status, 422, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("bank account") && text.contains("bank card") && text.contains("offline"), "{v}");
+    assert_eq!(v["alternatives"], json!(["correct", "offline"]), "{v}");
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["check_failures"], 1, "counted, so the offline path is offered: {v}");
+    assert!(v["pending_check"].is_null(), "no micro-deposit was started: {v}");
+}
