@@ -384,12 +384,25 @@ fn mask_all_but_two(s: &str) -> String {
     s.chars().enumerate().map(|(i, c)| if i + 2 < n { '*' } else { c }).collect()
 }
 
-/// A certificate's identifier or `serialNumber` masked: a credit code or resident ID as every
-/// identifier ([`mask`]); another document's number ([`crate::ca::identifiers::person_identifier`])
-/// as [`Person::masked_id`] masks it, after its type.
+/// An identifier masked (a certificate's identifier or `serialNumber`, an order's subject key,
+/// a search filter, a query's subject): a valid credit code or resident ID as every identifier
+/// ([`mask`]: first three and last four shown); another document's number
+/// ([`crate::ca::identifiers::person_identifier`]) as [`Person::masked_id`] masks it, after its
+/// type; anything else (a bare passport number typed into a filter, a name) as short as
+/// another document's, every character but the last two hidden: first three and last four of
+/// `E12345678` would leave two digits unknown (attacker review of C6).
 pub fn mask_identifier(identifier: &str) -> String {
-    match crate::ca::identifiers::document_of(identifier) {
-        (IdType::ResidentId, _) => mask(identifier),
+    use crate::ca::identifiers::{document_of, validate_credit_code, validate_resident_id};
+    match document_of(identifier) {
+        (IdType::ResidentId, _) => {
+            // Any birth date up to the end of time: what matters is the form, not the clock.
+            let resident = validate_resident_id(identifier, (9999, 12, 31)).is_ok();
+            if resident || validate_credit_code(identifier).is_ok() {
+                mask(identifier)
+            } else {
+                mask_all_but_two(identifier)
+            }
+        }
         (id_type, number) => format!("{}:{}", id_type.name(), mask_all_but_two(number)),
     }
 }
@@ -790,6 +803,22 @@ mod tests {
             signature: Some(SignatureEvidence { terms_sha256: "00".into(), accepted_at: 0, phone: PHONE.into() }),
             ..OrderData::default()
         }
+    }
+
+    /// Attacker review of C6: only a valid resident ID or credit code shows its first three and
+    /// last four characters; any other value, a bare passport number included, its last two.
+    #[test]
+    fn an_identifier_is_masked_by_what_it_is() {
+        assert_eq!(mask_identifier("E12345678"), "*******78");
+        assert_eq!(mask_identifier("passport:E12345678"), "passport:*******78");
+        assert_eq!(mask_identifier("11010519491231002X"), "110***********002X");
+        assert_eq!(mask_identifier("91350100M000100Y43"), "913***********0Y43");
+        assert_eq!(mask_identifier("110105194912310023"), "****************23", "not a valid resident ID");
+        assert_eq!(
+            mask_identifier("foreign-permanent-resident:911101199003074338"),
+            "foreign-permanent-resident:****************38"
+        );
+        assert_eq!(mask_identifier(""), "");
     }
 
     #[test]

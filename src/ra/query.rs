@@ -267,7 +267,7 @@ impl Ra {
         let token = new_token();
         let expires_at = self.now() + self.config.query_minutes * 60;
         let role = if phone.is_some() { "agent" } else { "legal-rep" };
-        let detail = serde_json::json!({ "subject": validate::mask(scope.subject), "role": role, "checked_by": how, "channel": scope.channel });
+        let detail = serde_json::json!({ "subject": super::mask_identifier(scope.subject), "role": role, "checked_by": how, "channel": scope.channel });
         let actor = phone.map_or_else(|| "legal-rep".to_string(), super::orders::phone_actor);
         let audit = crate::store::AuditRecord::new(self.clock.as_ref(), "order.query_opened", &actor, None, detail);
         let row = QueryRow {

@@ -229,6 +229,9 @@ async fn an_order_whose_data_cannot_be_read_is_an_error_and_is_never_rewritten()
     let payment = json!({ "method": "wechat" });
     let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(payment)).await;
     let qr_url = v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+    // Officers' masked views show the subject key as the document's type and last two characters.
+    let masked = operator.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert_eq!(masked["subject_key"], "passport:*******78", "{masked}");
     let pool = database(&ca).await;
     let (data, ..) = row(&pool, &id).await;
     assert!(data.contains(r#""done":["#), "{data}");
