@@ -4,7 +4,7 @@
 //! their own phone, in which case the signed letter is kept with the order as evidence.
 
 use super::flow::Flow;
-use super::model::{Agent, Company, OrderData, Person};
+use super::model::{Agent, Company, OrderData};
 use super::{Ra, RaError};
 use crate::pdf::{render, Document, Section};
 use crate::store::OrderRecord;
@@ -32,7 +32,7 @@ pub(super) fn business(flow: Flow) -> &'static str {
 
 /// The letter's parties: the company, its legal representative and the agent, ID numbers and
 /// phone masked by document (another document's number shows its type's last two characters
-/// only, as everywhere: [`Person::masked_id`]).
+/// only, as everywhere: [`super::model::Person::masked_id`]).
 fn parties(company: &Company, agent: &Agent) -> Vec<Section> {
     let row = |k: &str, v: &str| (k.to_string(), v.to_string());
     let rep = &company.legal_rep;
@@ -171,7 +171,7 @@ impl Ra {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ra::model::IdType;
+    use crate::ra::model::{IdType, Person};
 
     fn person(id_type: IdType, id_number: &str) -> Person {
         let (name, phone) = ("张三".to_string(), "+8613800138000".to_string());
