@@ -247,7 +247,7 @@ impl Ra {
             return Ok(rep.phone.clone());
         }
         if let Some((name, id_number, Some(phone))) = self.on_file(&company.credit_code).await?.legal_rep {
-            if name == rep.name && id_number == rep.id_number {
+            if name == rep.name && id_number == rep.identifier() {
                 return Ok(phone);
             }
         }
