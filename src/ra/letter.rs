@@ -38,7 +38,8 @@ pub struct LetterCompany {
 pub struct LetterAgent {
     /// Name.
     pub name: String,
-    /// Resident ID number, masked.
+    /// ID number, masked by document ([`super::model::Person::masked_id`]; agents give the
+    /// resident ID).
     pub id_number: String,
 }
 
