@@ -462,7 +462,7 @@ fn form(order: &OrderRecord, data: &OrderData, channel: &Channel) -> crate::pdf:
             ],
         });
     }
-    sections.extend(offline_sections(order, &data, channel));
+    sections.extend(offline_sections(order, data, channel));
     sections.push(Section {
         heading: "签章 / Signatures".into(),
         rows: vec![
