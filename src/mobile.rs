@@ -149,10 +149,10 @@ impl Purpose {
             Purpose::LegalRepAuthorisation => {
                 format!("to authorise, as legal representative, the agent of order {object}")
             }
-            Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::validate::mask(object)),
+            Purpose::OrderQuery => format!("to view the orders of {}", crate::ra::mask_identifier(object)),
             Purpose::OrderQueryByCard => {
                 let subject = object.split_once('/').map_or(object, |(s, _)| s);
-                format!("to view, after your identity check, the orders of {}", crate::ra::validate::mask(subject))
+                format!("to view, after your identity check, the orders of {}", crate::ra::mask_identifier(subject))
             }
             Purpose::AdminHandOver => {
                 let credit_code = object.split_once('/').map_or(object, |(c, _)| c);
@@ -660,8 +660,8 @@ fn actor(phone: &str) -> String {
 /// person's identifier (an order query's ID number) masked, as the SMS text masks it.
 fn audited_object(purpose: Purpose, object: &str) -> String {
     match purpose {
-        Purpose::OrderQuery => crate::ra::validate::mask(object),
-        Purpose::OrderQueryByCard => crate::ra::validate::mask(object.split_once('/').map_or(object, |(s, _)| s)),
+        Purpose::OrderQuery => crate::ra::mask_identifier(object),
+        Purpose::OrderQueryByCard => crate::ra::mask_identifier(object.split_once('/').map_or(object, |(s, _)| s)),
         _ => object.to_string(),
     }
 }

@@ -76,6 +76,10 @@ pub enum IdentifierError {
     /// Not the number of that kind of document (its shape is all that can be checked).
     #[error("is not the number of a {0}")]
     DocumentFormat(&'static str),
+    /// A mainland resident ID number given as another document's: one person, one number,
+    /// one form (attacker review of C6), so it is given as the resident ID.
+    #[error("is a mainland resident ID number, not the number of a {0}")]
+    ResidentIdNumber(&'static str),
 }
 
 /// Identity documents a person may give (handbook B8, C6: 证件类型). Only the mainland
@@ -151,15 +155,30 @@ impl IdType {
     }
 }
 
-/// Checks the number of a document of type `id_type` as written (upper case, no spaces): the
-/// resident ID by [`validate_resident_id`] against `today`; the others by their shape, since
-/// only their issuing authorities can check them. The one place for these rules: the RA's
-/// forms and issuance both call it.
+/// Checks the number of a document of type `id_type` in its one canonical form (upper case, no
+/// spaces; the RA normalises what people type, the CA refuses anything else, so one number
+/// never reaches a certificate in two forms): the resident ID by [`validate_resident_id`]
+/// against `today`; an 18-character foreign permanent resident card by its GB 11643 check
+/// character ([`validate_permanent_resident_card`]); the others by their shape, since only
+/// their issuing authorities can check them. A number that is a valid resident ID is refused
+/// as any other document but the permanent resident card (whose numbers share that form).
+/// The one place for these rules: the RA's forms and issuance both call it.
 pub fn validate_document(id_type: IdType, number: &str, today: (i32, u32, u32)) -> Result<(), IdentifierError> {
+    if id_type.is_resident_id() {
+        return validate_resident_id(number, today);
+    }
+    if let Some((position, character)) = (1..).zip(number.chars()).find(|(_, c)| c.is_ascii_lowercase()) {
+        return Err(IdentifierError::NotUppercase { position, character });
+    }
     let shape: fn(&str) -> bool = match id_type {
         IdType::ResidentId => return validate_resident_id(number, today),
+        IdType::ForeignPermanentResident if number.len() == LENGTH => {
+            return validate_permanent_resident_card(number);
+        }
         // ICAO 9303: up to 9 characters in the MRZ, but national numbers run longer; 5 to 20.
-        IdType::Passport => |n| (5..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()),
+        IdType::Passport => {
+            |n| (5..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }
         // H or M, then 8 (or, since 2013 cards, 10) digits.
         IdType::HkMacaoPermit => |n| {
             matches!(n.as_bytes().first(), Some(b'H' | b'M'))
@@ -168,17 +187,32 @@ pub fn validate_document(id_type: IdType, number: &str, today: (i32, u32, u32)) 
         },
         // 8 digits (or 10 on older cards).
         IdType::TaiwanPermit => |n| matches!(n.len(), 8 | 10) && n.bytes().all(|b| b.is_ascii_digit()),
-        // 2017 cards: 18 digits starting with 9; older ones 3 letters and 12 digits.
+        // Older cards (the 18-character ones are checked above): 3 letters and 12 digits.
         IdType::ForeignPermanentResident => |n| {
             let b = n.as_bytes();
-            (b.len() == 18 && b[0] == b'9' && b.iter().all(u8::is_ascii_digit))
-                || (b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit))
+            b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && b[3..].iter().all(u8::is_ascii_digit)
         },
     };
     if !shape(number) {
         return Err(IdentifierError::DocumentFormat(id_type.what()));
     }
+    if validate_resident_id(number, today).is_ok() {
+        return Err(IdentifierError::ResidentIdNumber(id_type.what()));
+    }
     Ok(())
+}
+
+/// Checks an 18-character foreign permanent resident card number (2017 and 2023 cards): a 9,
+/// 16 digits (the issuing province, the nationality, the birth date at positions 7 to 14, a
+/// sequence) and the GB 11643 check character of a resident ID over the first 17, `X` for 10.
+/// The birth date is what the weak-PIN rule reads (`custody::pin`).
+pub fn validate_permanent_resident_card(number: &str) -> Result<(), IdentifierError> {
+    let chars = check_chars(number, |i, c| c.is_ascii_digit() || (i == LENGTH && c == 'X'))?;
+    if chars[0] != '9' {
+        return Err(IdentifierError::DocumentFormat(IdType::ForeignPermanentResident.what()));
+    }
+    let expected = resident_id_check_char(&number[..17]).expect("17 digits");
+    check_digit(expected, chars[17])
 }
 
 /// A person's identifier as a certificate's `serialNumber` and the RA's subject key carry it:
@@ -430,6 +464,40 @@ mod tests {
         assert_eq!(resident17("11010520240602001"), message);
         let message = "birth date 18991231 is before 1900";
         assert_eq!(resident17("11010518991231001"), message);
+    }
+
+    fn document(id_type: IdType, number: &str) -> String {
+        told(validate_document(id_type, number, TODAY))
+    }
+
+    /// Attacker review of C6: the back office's API and CLI do not normalise, so the CA
+    /// refuses every form but the canonical one, and a resident ID number as another document.
+    #[test]
+    fn a_document_number_has_one_form_and_is_never_a_resident_id_number() {
+        assert_eq!(document(IdType::Passport, "E12345678"), "ok");
+        assert_eq!(document(IdType::Passport, "e12345678"), "character 'e' at position 1 must be uppercase");
+        let message = "character 'x' at position 18 must be uppercase";
+        assert_eq!(told(validate_person_identifier("passport:11010519491231002x", TODAY)), message);
+        assert_eq!(document(IdType::Passport, "E 12345678"), "is not the number of a passport");
+        let message = "is a mainland resident ID number, not the number of a passport";
+        assert_eq!(document(IdType::Passport, RESIDENT), message);
+        assert_eq!(told(validate_person_identifier(&format!("passport:{RESIDENT}"), TODAY)), message);
+        // Same shape, not a valid resident ID (its check digit is wrong): a passport may be it.
+        assert_eq!(document(IdType::Passport, "110105194912310023"), "ok");
+    }
+
+    /// 2017 and 2023 cards carry a resident ID's check character (X for 10) and birth date.
+    #[test]
+    fn an_18_character_permanent_resident_card_has_a_check_character() {
+        let card = IdType::ForeignPermanentResident;
+        assert_eq!(document(card, "911101199003074338"), "ok", "the same form as a resident ID, allowed");
+        assert_eq!(document(card, "93115619850101018X"), "ok");
+        let message = "check digit is '0' but the number's digits give '8'";
+        assert_eq!(document(card, "911101199003074330"), message);
+        assert_eq!(document(card, "93115619850101018x"), "character 'x' at position 18 must be uppercase");
+        assert_eq!(document(card, "811101199003074338"), "is not the number of a foreign permanent resident ID card");
+        assert_eq!(document(card, "USA110081231201"), "ok", "older cards: the shape only");
+        assert_eq!(document(card, "usa110081231201"), "character 'u' at position 1 must be uppercase");
     }
 
     #[test]

@@ -66,11 +66,16 @@ impl Pin {
 
 /// The digit strings of a resident ID a PIN must not contain: the birth date (digits 7 to 14,
 /// YYYYMMDD) as YYMMDD, MMDDYY, DDMMYY and YYYYMMDD, and the ID's last six characters when
-/// they are digits. Another document's number (a passport's, a permit's: letters and digits of
-/// any length, no birth date) gives its last six characters when they are digits.
+/// they are digits. An 18-character foreign permanent resident card (2017, 2023) has the same
+/// form, birth date at 7 to 14 included, so the same patterns. Another document's number (a
+/// passport's, a permit's, an older permanent resident card's: letters and digits, no birth
+/// date) gives its last six characters when they are digits.
 fn personal_patterns(id_number: &str) -> Vec<String> {
-    let (id_type, number) = crate::ca::identifiers::document_of(id_number.trim());
-    if !id_type.is_resident_id() {
+    use crate::ca::identifiers::{document_of, IdType};
+    let (id_type, number) = document_of(id_number.trim());
+    let resident_form =
+        id_type.is_resident_id() || (id_type == IdType::ForeignPermanentResident && number.chars().count() == 18);
+    if !resident_form {
         let tail = number.get(number.len().saturating_sub(6)..).unwrap_or_default();
         let digits = tail.len() == 6 && tail.bytes().all(|b| b.is_ascii_digit());
         return if digits { vec![tail.to_string()] } else { Vec::new() };
@@ -184,6 +189,17 @@ mod tests {
             assert!(Pin::new("246810").unwrap().check_strength(Some(id)).is_ok(), "{id}");
         }
         assert!(Pin::new("246810").unwrap().check_strength(Some("passport:AB12")).is_ok(), "short numbers too");
+        // An 18-character permanent resident card carries a birth date as a resident ID does
+        // (attacker review of C6); the older 15-character card keeps the tail rule.
+        let card = Some("foreign-permanent-resident:93115619850101018X");
+        for weak in ["850101", "010185", "19850101"] {
+            let pin = Pin::new(weak).unwrap();
+            assert!(matches!(pin.check_strength(card), Err(PinError::Weak(_))), "{weak} accepted");
+        }
+        assert!(Pin::new("246810").unwrap().check_strength(card).is_ok());
+        let old = Some("foreign-permanent-resident:USA110081231201");
+        assert!(Pin::new("231201").unwrap().check_strength(old).is_err());
+        assert!(Pin::new("110081").unwrap().check_strength(old).is_ok(), "no birth date to read there");
         // Without a resident ID (an organisation known by credit code) only the patterns apply.
         assert!(Pin::new("491231").unwrap().check_strength(None).is_ok());
         assert!(Pin::new("111111").unwrap().check_strength(None).is_err());

@@ -474,13 +474,18 @@ impl IdentityChecks for SandboxIdentityChecks {
     fn bank_card_four<'a>(
         &'a self,
         _name: &'a str,
-        _id_type: IdType,
+        id_type: IdType,
         id_number: &'a str,
         card: &'a str,
         phone: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
         Box::pin(async move {
             let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour_of(&[id_number, card, phone])).await?;
+            if !of_its_type(id_type, id_number) {
+                // A bank knows a document by its type and number: a number sent under another
+                // document's type (a caller that dropped a passport's type) matches no record.
+                return Ok(CheckOutcome::Failed("the ID type and number do not match the bank's records".into()));
+            }
             Ok(check_answer(
                 behaviour,
                 "the name, ID number, card number and reserved phone do not match the bank's records",
@@ -541,6 +546,16 @@ impl IdentityChecks for SandboxIdentityChecks {
     }
 }
 
+/// Whether a number has the form of its document type, as the sandbox bank sees it: a resident
+/// ID's 18 characters (17 digits and a digit or X), another document's number by its rules.
+fn of_its_type(id_type: IdType, number: &str) -> bool {
+    if id_type.is_resident_id() {
+        let b = number.as_bytes();
+        return b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X');
+    }
+    crate::ca::identifiers::validate_document(id_type, number, (9999, 12, 31)).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,6 +602,14 @@ mod tests {
         assert_eq!(passport.await, Ok(CheckOutcome::Passed));
         let permit = checks.bank_card_four("陈一", IdType::TaiwanPermit, "12340000", "6222021234567890123", PHONE);
         assert!(matches!(permit.await, Ok(CheckOutcome::Failed(_))));
+        // The type counts: a caller that drops it (a passport number sent as a resident ID's,
+        // or the other way round) is told no, so tests of the RA and custody notice.
+        let untyped =
+            checks.bank_card_four("John Smith", IdType::ResidentId, "E12345678", "6222021234567890123", PHONE);
+        assert!(matches!(untyped.await, Ok(CheckOutcome::Failed(ref r)) if r.contains("ID type")));
+        let retyped =
+            checks.bank_card_four("张三", IdType::Passport, "110105194912310021", "6222021234567890123", PHONE);
+        assert!(matches!(retyped.await, Ok(CheckOutcome::Passed)), "an 18-digit passport number is a passport's");
         let slow = checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567898888", PHONE);
         let got = crate::providers::call("test-identity-slow", "bank_card_four", Duration::from_millis(30), slow).await;
         assert_eq!(got, Err(ProviderError::Timeout("test-identity-slow".into())));

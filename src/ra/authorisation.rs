@@ -4,7 +4,7 @@
 //! their own phone, in which case the signed letter is kept with the order as evidence.
 
 use super::flow::Flow;
-use super::model::OrderData;
+use super::model::{Agent, Company, OrderData};
 use super::{Ra, RaError};
 use crate::pdf::{render, Document, Section};
 use crate::store::OrderRecord;
@@ -30,6 +30,32 @@ pub(super) fn business(flow: Flow) -> &'static str {
     }
 }
 
+/// The letter's parties: the company, its legal representative and the agent, ID numbers and
+/// phone masked by document (another document's number shows its type's last two characters
+/// only, as everywhere: [`super::model::Person::masked_id`]).
+fn parties(company: &Company, agent: &Agent) -> Vec<Section> {
+    let row = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let rep = &company.legal_rep;
+    vec![
+        Section {
+            heading: "委托单位 / Company".into(),
+            rows: vec![row("单位名称 Name", &company.name), row("统一社会信用代码 Credit code", &company.credit_code)],
+        },
+        Section {
+            heading: "法定代表人 / Legal representative".into(),
+            rows: vec![row("姓名 Name", &rep.name), row("证件号码 ID number", &rep.masked_id())],
+        },
+        Section {
+            heading: "受托人（经办人）/ Agent".into(),
+            rows: vec![
+                row("姓名 Name", &agent.person.name),
+                row("证件号码 ID number", &agent.person.masked_id()),
+                row("手机 Phone", &super::validate::mask(&agent.person.phone)),
+            ],
+        },
+    ]
+}
+
 fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default()
 }
@@ -44,16 +70,14 @@ impl Ra {
         from: i64,
         signed: Option<&OnlineSignature>,
     ) -> Result<Vec<u8>, RaError> {
-        let data = OrderData::of(order);
+        let data = OrderData::of(order)?;
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
         let company = data.company.as_ref().ok_or(RaError::State("enter the company first".into()))?;
         let agent = data.agent.as_ref().ok_or(RaError::State("enter the agent first".into()))?;
         let row = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let mask = super::validate::mask;
         let product = data.product.as_ref().map_or("-", |p| p.name.as_str());
         let until = from + self.config.open_order_days * 86400;
-        let rep = &company.legal_rep;
         let signature = match signed {
             Some(s) => vec![
                 row(
@@ -72,26 +96,8 @@ impl Ra {
                 row("日期 Date", "____________________"),
             ],
         };
-        let sections = vec![
-            Section {
-                heading: "委托单位 / Company".into(),
-                rows: vec![
-                    row("单位名称 Name", &company.name),
-                    row("统一社会信用代码 Credit code", &company.credit_code),
-                ],
-            },
-            Section {
-                heading: "法定代表人 / Legal representative".into(),
-                rows: vec![row("姓名 Name", &rep.name), row("证件号码 ID number", &mask(&rep.id_number))],
-            },
-            Section {
-                heading: "受托人（经办人）/ Agent".into(),
-                rows: vec![
-                    row("姓名 Name", &agent.person.name),
-                    row("证件号码 ID number", &mask(&agent.person.id_number)),
-                    row("手机 Phone", &mask(&agent.person.phone)),
-                ],
-            },
+        let mut sections = parties(company, agent);
+        sections.extend([
             Section {
                 heading: "授权范围与期限 / Scope and period".into(),
                 rows: vec![
@@ -106,7 +112,7 @@ impl Ra {
                 ],
             },
             Section { heading: "签署 / Signature".into(), rows: signature },
-        ];
+        ]);
         Ok(render(&Document { title: "法定代表人授权委托书 / Authorisation letter".into(), sections }))
     }
 
@@ -159,5 +165,38 @@ impl Ra {
                 Err(RaError::State("the order's upload allowance is used up; the letter could not be kept".into()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ra::model::{IdType, Person};
+
+    fn person(id_type: IdType, id_number: &str) -> Person {
+        let (name, phone) = ("张三".to_string(), "+8613800138000".to_string());
+        Person { name, id_type, id_number: id_number.into(), phone, email: None, card: None }
+    }
+
+    /// Attacker review of C6: a passport holder's number showed its first three and last four
+    /// characters (two digits left to guess); it shows its type's last two, as everywhere.
+    #[test]
+    fn the_letter_masks_a_passport_legal_representatives_number_to_its_last_two_characters() {
+        let company = Company {
+            name: "示例科技有限公司".into(),
+            credit_code: "91350100M000100Y43".into(),
+            legal_rep: person(IdType::Passport, "E12345678"),
+            bank: None,
+        };
+        let agent = Agent {
+            legal_rep_in_person: false,
+            person: person(IdType::ResidentId, "11010519491231002X"),
+            method: None,
+        };
+        let rows: Vec<(String, String)> = parties(&company, &agent).into_iter().flat_map(|s| s.rows).collect();
+        let id_rows: Vec<&str> =
+            rows.iter().filter(|(k, _)| k.contains("ID number")).map(|(_, v)| v.as_str()).collect();
+        assert_eq!(id_rows, ["*******78", "110***********002X"], "{rows:?}");
+        assert!(!format!("{rows:?}").contains("12345678"), "{rows:?}");
     }
 }

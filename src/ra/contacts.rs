@@ -16,23 +16,26 @@ fn issues(flow: Flow) -> bool {
 
 /// The contacts an order establishes when it is approved; None for flows that issue nothing
 /// or an order without a subject.
-pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Option<ContactRecord> {
-    let flow = Flow::parse(&order.flow)?;
+pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Result<Option<ContactRecord>, RaError> {
+    let Some(flow) = Flow::parse(&order.flow) else { return Ok(None) };
+    let Some(subject_key) = order.subject_key.clone() else { return Ok(None) };
     if !issues(flow) {
-        return None;
+        return Ok(None);
     }
-    let data = OrderData::of(order);
+    let data = OrderData::of(order)?;
     let rep = data.company.as_ref().map(|c| &c.legal_rep);
-    Some(ContactRecord {
+    Ok(Some(ContactRecord {
         order_id: order.id.clone(),
-        subject_key: order.subject_key.clone()?,
+        subject_key,
         serial: None,
         agent_phone: order.agent_phone.clone(),
         legal_rep_name: rep.map(|r| r.name.clone()),
-        legal_rep_id: rep.map(|r| r.id_number.clone()),
+        // Typed (`passport:E12345678`), as a certificate's identifier: a bare number would
+        // read as a resident ID, and one document's number could match another's.
+        legal_rep_id: rep.map(|r| r.identifier()),
         legal_rep_phone: rep.filter(|_| data.legal_rep_phone_checked).map(|r| r.phone.clone()),
         approved_at: now,
-    })
+    }))
 }
 
 /// What a subject has on file: its verified agents' phones and its legal representative as
@@ -41,8 +44,10 @@ pub(super) fn of_approved(order: &OrderRecord, now: i64) -> Option<ContactRecord
 pub(super) struct OnFile {
     /// Verified agent phones, newest first, without repeats.
     pub agents: Vec<String>,
-    /// The legal representative of the newest approved order: (name, ID number, phone if
-    /// that order checked it).
+    /// The legal representative of the newest approved order: (name, identifier as
+    /// [`super::model::Person::identifier`] gives it, phone if that order checked it). Rows
+    /// approved before the identifier was typed hold the bare number, which is the same for
+    /// a resident ID and matches no other document's identifier (so fails closed).
     pub legal_rep: Option<(String, String, Option<String>)>,
     /// Whether the subject has any approved order at all.
     pub approved: bool,
@@ -78,5 +83,50 @@ impl Ra {
             }
         }
         Ok(on_file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attacker review of C6: the representative's number was kept without its type, so a
+    /// passport number on file read as a resident ID number.
+    #[test]
+    fn an_approved_order_keeps_its_legal_representatives_identifier_with_its_type() {
+        let rep = serde_json::json!({ "name": "John Smith", "id_type": "passport", "id_number": "E12345678",
+                                      "phone": "+8613900139000" });
+        let data = serde_json::json!({ "company": { "name": "示例科技有限公司", "credit_code": "91350100M000100Y43",
+                                                    "legal_rep": rep } });
+        let order = OrderRecord {
+            id: "RA20261207-APPROVED".into(),
+            channel: "default".into(),
+            flow: "org-new".into(),
+            state: "approved".into(),
+            subject_key: Some("91350100M000100Y43".into()),
+            open_key: None,
+            agent_phone: None,
+            token_hash: "00".into(),
+            data: data.to_string(),
+            serial: None,
+            approval_id: None,
+            amount_fen: 0,
+            payment_ref: None,
+            paid_at: None,
+            refunded_at: None,
+            invoice_no: None,
+            submitted_at: None,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            created_at: 1,
+            updated_at: 1,
+            version: 1,
+        };
+        let contact = of_approved(&order, 2).unwrap().expect("a new organisation certificate has contacts");
+        assert_eq!(contact.legal_rep_id.as_deref(), Some("passport:E12345678"));
+        let mut unreadable = order;
+        unreadable.data = "{".into();
+        assert!(matches!(of_approved(&unreadable, 2), Err(RaError::UnreadableOrder(_))));
     }
 }

@@ -73,7 +73,7 @@ impl Ra {
         let detail = serde_json::json!({
             "org": credit_code,
             "to": validate::mask(&phone),
-            "id_number": validate::mask(&id_number),
+            "id_number": super::mask_identifier(&id_number),
             "checked_by": "phone",
         });
         let audit = crate::store::AuditRecord::new(

@@ -38,7 +38,8 @@ pub struct LetterCompany {
 pub struct LetterAgent {
     /// Name.
     pub name: String,
-    /// Resident ID number, masked.
+    /// ID number, masked by document ([`super::model::Person::masked_id`]; agents give the
+    /// resident ID).
     pub id_number: String,
 }
 
@@ -79,7 +80,7 @@ impl Ra {
     /// Texts the legal representative the link to the letter (what the agent's "authorization"
     /// code request does): a new link replaces the last.
     pub(super) async fn send_letter_link(&self, mut order: OrderRecord) -> Result<(), RaError> {
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         if data.authorized_online_at.is_some() {
             return Err(RaError::State("the legal representative has signed the letter already".into()));
         }
@@ -118,7 +119,7 @@ impl Ra {
             return Err(RaError::NotFound);
         }
         let order = self.store.order(id).await?.ok_or(RaError::NotFound)?;
-        let data = OrderData::of(&order);
+        let data = OrderData::of(&order)?;
         let stored = data.letter_link.clone().ok_or(RaError::NotFound)?;
         let matches = crate::mobile::constant_time_eq(token_hash(secret).as_bytes(), stored.hash.as_bytes());
         if !matches || stored.expires_at < self.now() {
@@ -194,7 +195,7 @@ impl Ra {
         }
         let object = code_object(&order, &stored);
         let order = self.authorize_online(order, &object, code).await?;
-        let view = self.letter_view(&order, &OrderData::of(&order), &stored)?;
+        let view = self.letter_view(&order, &OrderData::of(&order)?, &stored)?;
         Ok((order, view))
     }
 }

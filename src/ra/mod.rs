@@ -118,6 +118,10 @@ pub enum RaError {
     /// Database.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// An order whose stored data this binary cannot read (written by another version, or
+    /// damaged): refused, and the row left as it is for an operator (the id is logged).
+    #[error("the stored data of order {0} cannot be read")]
+    UnreadableOrder(String),
 }
 
 /// The providers the RA calls.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::channels::{Channel, Method};
 use super::flow::{self, Flow, Shape, Step};
 use super::validate::mask;
+use super::RaError;
 use crate::providers::payment::PayMethod;
 use crate::store::{MaterialRecord, OrderRecord};
 
@@ -268,17 +269,27 @@ impl OrderData {
         self.letter_link = None;
     }
 
-    /// Parses an order's `data`; a row written by this code always parses.
-    pub fn of(order: &OrderRecord) -> OrderData {
-        let mut data: OrderData = serde_json::from_str(&order.data).unwrap_or_default();
+    /// Parses an order's `data`. Data this binary cannot read (written by another version, or
+    /// damaged) is an error, never empty data: saving defaults back would wipe the order,
+    /// payment and all (attacker review of C6). The log names the order and where the JSON
+    /// breaks, never its content (personal data).
+    pub fn of(order: &OrderRecord) -> Result<OrderData, RaError> {
+        let mut data: OrderData = serde_json::from_str(&order.data).map_err(|e| {
+            let (line, column, class) = (e.line(), e.column(), format!("{:?}", e.classify()));
+            tracing::error!(order = %order.id, line, column, class, "an order's stored data cannot be read");
+            RaError::UnreadableOrder(order.id.clone())
+        })?;
         // An order that went offline before the flag existed takes the offline steps too.
         data.offline |= order.state == "offline";
-        data
+        Ok(data)
     }
 
     /// Serialises back into the row.
     pub fn store(&self, order: &mut OrderRecord) {
-        order.data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        // Invariant: `OrderData` is plain structs, vectors and options with derived
+        // `Serialize` (no map with non-string keys), which serde_json always serialises. Never
+        // a fallback such as "{}": that would wipe the order.
+        order.data = serde_json::to_string(self).expect("OrderData always serialises");
     }
 
     /// Whether the subject is an organisation.
@@ -373,12 +384,25 @@ fn mask_all_but_two(s: &str) -> String {
     s.chars().enumerate().map(|(i, c)| if i + 2 < n { '*' } else { c }).collect()
 }
 
-/// A certificate's identifier or `serialNumber` masked: a credit code or resident ID as every
-/// identifier ([`mask`]); another document's number ([`crate::ca::identifiers::person_identifier`])
-/// as [`Person::masked_id`] masks it, after its type.
+/// An identifier masked (a certificate's identifier or `serialNumber`, an order's subject key,
+/// a search filter, a query's subject): a valid credit code or resident ID as every identifier
+/// ([`mask`]: first three and last four shown); another document's number
+/// ([`crate::ca::identifiers::person_identifier`]) as [`Person::masked_id`] masks it, after its
+/// type; anything else (a bare passport number typed into a filter, a name) as short as
+/// another document's, every character but the last two hidden: first three and last four of
+/// `E12345678` would leave two digits unknown (attacker review of C6).
 pub fn mask_identifier(identifier: &str) -> String {
-    match crate::ca::identifiers::document_of(identifier) {
-        (IdType::ResidentId, _) => mask(identifier),
+    use crate::ca::identifiers::{document_of, validate_credit_code, validate_resident_id};
+    match document_of(identifier) {
+        (IdType::ResidentId, _) => {
+            // Any birth date up to the end of time: what matters is the form, not the clock.
+            let resident = validate_resident_id(identifier, (9999, 12, 31)).is_ok();
+            if resident || validate_credit_code(identifier).is_ok() {
+                mask(identifier)
+            } else {
+                mask_all_but_two(identifier)
+            }
+        }
         (id_type, number) => format!("{}:{}", id_type.name(), mask_all_but_two(number)),
     }
 }
@@ -628,8 +652,8 @@ impl From<&MaterialRecord> for MaterialView {
 
 impl OrderView {
     /// Builds the applicant's view.
-    pub fn new(order: &OrderRecord, channel: &Channel, materials: &[MaterialRecord]) -> OrderView {
-        let data = OrderData::of(order);
+    pub fn new(order: &OrderRecord, channel: &Channel, materials: &[MaterialRecord]) -> Result<OrderView, RaError> {
+        let data = OrderData::of(order)?;
         let flow = Flow::parse(&order.flow).unwrap_or(Flow::OrgNew);
         let open = order.state == "open";
         // An offline order still takes its agent, product and payment steps online.
@@ -640,7 +664,7 @@ impl OrderView {
             Some(Step::AgentCheck) if open => data.agent_check.clone(),
             _ => None,
         };
-        OrderView {
+        Ok(OrderView {
             id: order.id.clone(),
             channel: order.channel.clone(),
             flow: order.flow.clone(),
@@ -663,7 +687,7 @@ impl OrderView {
             seals: Vec::new(),
             created_at: order.created_at,
             updated_at: order.updated_at,
-        }
+        })
     }
 }
 
@@ -779,6 +803,22 @@ mod tests {
             signature: Some(SignatureEvidence { terms_sha256: "00".into(), accepted_at: 0, phone: PHONE.into() }),
             ..OrderData::default()
         }
+    }
+
+    /// Attacker review of C6: only a valid resident ID or credit code shows its first three and
+    /// last four characters; any other value, a bare passport number included, its last two.
+    #[test]
+    fn an_identifier_is_masked_by_what_it_is() {
+        assert_eq!(mask_identifier("E12345678"), "*******78");
+        assert_eq!(mask_identifier("passport:E12345678"), "passport:*******78");
+        assert_eq!(mask_identifier("11010519491231002X"), "110***********002X");
+        assert_eq!(mask_identifier("91350100M000100Y43"), "913***********0Y43");
+        assert_eq!(mask_identifier("110105194912310023"), "****************23", "not a valid resident ID");
+        assert_eq!(
+            mask_identifier("foreign-permanent-resident:911101199003074338"),
+            "foreign-permanent-resident:****************38"
+        );
+        assert_eq!(mask_identifier(""), "");
     }
 
     #[test]

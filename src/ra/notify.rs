@@ -10,7 +10,8 @@ use crate::store::OrderRecord;
 impl Ra {
     /// Sends the applicant the news of an order.
     pub(super) async fn notify(&self, order: &OrderRecord, what: &str) {
-        let data = OrderData::of(order);
+        // Unreadable data is logged by `of`; the order is left for an operator, unannounced.
+        let Ok(data) = OrderData::of(order) else { return };
         let (zh, en) = match what {
             "approved" => ("已审核通过", "has been approved"),
             "rejected" => ("未通过审核", "was not approved"),
@@ -200,7 +201,7 @@ impl Ra {
             let admins = self.store.org_members(&contact.subject_key).await?;
             phones.extend(admins.into_iter().filter(|(_, role)| role == "admin").map(|(phone, _)| phone));
             if let Some(order) = self.store.order(&contact.order_id).await? {
-                let data = OrderData::of(&order);
+                let data = OrderData::of(&order)?;
                 let agent = data.agent.and_then(|a| a.person.email);
                 emails.extend(agent.or(data.person.and_then(|p| p.email)));
             }

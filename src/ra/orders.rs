@@ -77,11 +77,11 @@ impl Ra {
     pub async fn view(&self, order: &OrderRecord) -> Result<OrderView, RaError> {
         let channel = self.channel(&order.channel)?;
         let materials = self.store.materials(&order.id).await?;
-        let mut view = OrderView::new(order, &channel, &materials);
+        let mut view = OrderView::new(order, &channel, &materials)?;
         // Only while the seal order can still choose, and only once its certificate was chosen
         // with consent (an order that goes to an officer for lack of it lists nothing).
         if order.flow == Flow::Seal.name() && order.state == "open" && order.open_key.is_some() {
-            view.seals = self.changeable_seals(&OrderData::of(order)).await?;
+            view.seals = self.changeable_seals(&OrderData::of(order)?).await?;
         }
         Ok(view)
     }
@@ -128,7 +128,7 @@ impl Ra {
     /// Switches to the offline path after a failed identity check: the applicant prints the
     /// form, mails the papers, and an officer reviews them.
     pub async fn go_offline(&self, mut order: OrderRecord) -> Result<OrderRecord, RaError> {
-        let data = OrderData::of(&order);
+        let data = OrderData::of(&order)?;
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
@@ -160,7 +160,7 @@ impl Ra {
     /// The printable application form (PDF) of an order.
     pub fn form(&self, order: &OrderRecord) -> Result<Vec<u8>, RaError> {
         let channel = self.channel(&order.channel)?;
-        Ok(super::review::form_pdf(order, &channel))
+        super::review::form_pdf(order, &channel)
     }
 
     /// Sends a one-time code for a step.
@@ -204,7 +204,7 @@ impl Ra {
     fn awaited_legal_rep_code(&self, order: &OrderRecord) -> Result<(String, String), RaError> {
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
-        let data = OrderData::of(order);
+        let data = OrderData::of(order)?;
         match (data.next_step(flow, &channel), &data.subject_check, &data.company) {
             (Some(Step::SubjectCheck), Some(p), Some(c)) if p.method.texts_legal_rep() => Ok((
                 c.legal_rep.phone.clone(),
@@ -247,7 +247,7 @@ impl Ra {
             return Ok(rep.phone.clone());
         }
         if let Some((name, id_number, Some(phone))) = self.on_file(&company.credit_code).await?.legal_rep {
-            if name == rep.name && id_number == rep.id_number {
+            if name == rep.name && id_number == rep.identifier() {
                 return Ok(phone);
             }
         }
@@ -266,7 +266,7 @@ impl Ra {
         if order.state != "open" {
             return Err(RaError::State(format!("the order is {}", order.state)));
         }
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         let phone = self.authorisation_phone(&order, &data).await?;
         self.services.mobile.check_code(&phone, Purpose::LegalRepAuthorisation, object, code.trim()).await?;
         // The letter they signed (scope and period) is kept with the order as evidence.
@@ -284,7 +284,7 @@ impl Ra {
         }
         // The letter the legal representative signed online is the evidence of what they
         // authorised: the applicant does not replace it with a file of their own.
-        if kind == "authorization-letter" && OrderData::of(order).authorized_online_at.is_some() {
+        if kind == "authorization-letter" && OrderData::of(order)?.authorized_online_at.is_some() {
             return Err(RaError::State(
                 "the legal representative signed the authorisation letter online; it is kept as signed".into(),
             ));
@@ -326,7 +326,7 @@ impl Ra {
         if !matches!(order.state.as_str(), "open" | "offline" | "review") {
             return Err(RaError::State("the order has been dispatched; the address can no longer change".into()));
         }
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         let product = data.product.as_mut().filter(|p| p.delivery_address.is_some()).ok_or_else(|| {
             RaError::State("nothing is shipped for this order (cloud certificates need no delivery)".into())
         })?;
@@ -387,7 +387,7 @@ impl Ra {
     /// someone other than the key's holder (it revokes the certificate and hands a new key to
     /// whoever applied: review H2).
     async fn needs_officer(&self, order: &OrderRecord, flow: Flow) -> Result<bool, RaError> {
-        let data = OrderData::of(order);
+        let data = OrderData::of(order)?;
         if data.officer_review.is_some() {
             return Ok(true);
         }

@@ -124,7 +124,7 @@ impl Ra {
         detail: serde_json::Value,
     ) -> Result<(), RaError> {
         let mut next = order.clone();
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         data.complete(Step::Payment);
         if let (Some(method), false) = (parse_method(&intent.method), intent.qr_url.is_empty()) {
             data.payment = Some(PaymentData {
@@ -182,7 +182,7 @@ impl Ra {
             && order.paid_at.is_none()
             && order.payment_ref.as_deref() == Some(intent.provider_ref.as_str());
         if current {
-            let mut data = OrderData::of(&order);
+            let mut data = OrderData::of(&order)?;
             data.payment = None;
             data.store(&mut next);
             next.updated_at = self.now();
@@ -389,12 +389,13 @@ impl Ra {
     /// Issues the e-invoice of a paid order that asked for one and e-mails it. A provider
     /// failure leaves the order without an invoice for the background task to retry.
     pub(super) async fn issue_invoice(&self, mut order: OrderRecord) -> OrderRecord {
-        let data = OrderData::of(&order);
+        // Unreadable data is logged by `of`; no invoice until an operator has seen the order.
+        let Ok(data) = OrderData::of(&order) else { return order };
         let Some(product) = data.product.clone().filter(|p| p.invoice) else { return order };
         if order.invoice_no.is_some() || order.paid_at.is_none() {
             return order;
         }
-        let Some(request) = self.invoice_request(&order) else { return order };
+        let Some(request) = Self::invoice_request(&order, &data) else { return order };
         match self.send_invoice(&order, &request, product.invoice_email.as_deref()).await {
             Ok(number) => {
                 order.invoice_no = Some(number.clone());
@@ -456,8 +457,7 @@ impl Ra {
 
     /// What an order's invoice says: the buyer (the organisation with its credit code, the
     /// person, or the certificate's subject), the product, the amount. None without a product.
-    fn invoice_request(&self, order: &OrderRecord) -> Option<InvoiceRequest> {
-        let data = OrderData::of(order);
+    fn invoice_request(order: &OrderRecord, data: &OrderData) -> Option<InvoiceRequest> {
         let product = data.product.as_ref()?;
         let (title, tax_id) = match (&data.company, &data.person, &data.certificate) {
             (Some(c), _, _) => (c.name.clone(), c.credit_code.clone()),
@@ -479,12 +479,14 @@ impl Ra {
     /// Voids an issued invoice with a red-letter invoice, e-mailed to the invoice address;
     /// returns the `invoice.voided` audit event to save with the order that drops the number.
     async fn void_invoice(&self, order: &OrderRecord, number: &str) -> Result<AuditRecord, RaError> {
-        let request = self.invoice_request(order).ok_or_else(|| RaError::State("the order has no invoice".into()))?;
+        let data = OrderData::of(order)?;
+        let no_invoice = || RaError::State("the order has no invoice".into());
+        let request = Self::invoice_request(order, &data).ok_or_else(no_invoice)?;
         let call = self.providers.invoice.void(number, &request);
         let red = crate::providers::call("invoice", "void", self.deadline(), call).await?;
         let detail = serde_json::json!({ "invoice": number, "credit_note": red.number });
         let audit = self.event("invoice.voided", "applicant", order, detail);
-        let email = OrderData::of(order).product.and_then(|p| p.invoice_email);
+        let email = data.product.and_then(|p| p.invoice_email);
         if let Some(to) = email {
             let attachment = Attachment {
                 name: format!("{}.pdf", red.number),
@@ -509,7 +511,7 @@ impl Ra {
         if order.paid_at.is_none() {
             return Err(RaError::State("the order is not paid; there is no invoice".into()));
         }
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         let Some(product) = data.product.as_mut() else {
             return Err(RaError::State("the order has no product".into()));
         };

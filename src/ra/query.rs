@@ -8,9 +8,9 @@
 //! session can get again only with a fresh code sent to the order's verified agent
 //! ([`Ra::resume_code`], [`Ra::resume`]).
 
-use super::model::IdType;
 use super::validate;
 use super::{new_token, token_hash, Ra, RaError};
+use crate::ca::identifiers;
 use crate::mobile::Purpose;
 use crate::providers::identity::CheckOutcome;
 use crate::store::{OrderQuery, OrderRecord, QueryRow};
@@ -48,11 +48,15 @@ pub struct PersonCheck<'a> {
 }
 
 impl PersonCheck<'_> {
-    /// Name, ID number and phone as compared and checked (trimmed; the ID in upper case; the
-    /// phone as the daemon keeps phones, if it is a mainland mobile).
+    /// Name, identifier and phone as compared and checked (trimmed; the identifier as
+    /// [`identifiers::person_identifier`] writes it, its number in upper case: a bare number is
+    /// a resident ID's, `passport:E12345678` a passport's; the phone as the daemon keeps
+    /// phones, if it is a mainland mobile).
     fn typed(&self) -> (String, String, String) {
         let phone = validate::mainland_mobile("phone", self.phone).unwrap_or_else(|_| self.phone.trim().to_string());
-        (self.name.trim().to_string(), self.id_number.trim().to_uppercase(), phone)
+        let (id_type, number) = identifiers::document_of(self.id_number.trim());
+        let identifier = identifiers::person_identifier(id_type, &number.to_uppercase());
+        (self.name.trim().to_string(), identifier, phone)
     }
 
     /// The method, for the audit record.
@@ -191,8 +195,10 @@ impl Ra {
         let (name, id_number, phone) = check.typed();
         let outcome = match check.card {
             Some(card) => {
-                let call =
-                    self.providers.identity.bank_card_four(&name, IdType::ResidentId, &id_number, card.trim(), &phone);
+                // The document's type goes with its number, as in the RA's own check (the
+                // legal representative on file may have given a passport).
+                let (id_type, number) = identifiers::document_of(&id_number);
+                let call = self.providers.identity.bank_card_four(&name, id_type, number, card.trim(), &phone);
                 crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?
             }
             None if personal(&subject) => {
@@ -267,7 +273,7 @@ impl Ra {
         let token = new_token();
         let expires_at = self.now() + self.config.query_minutes * 60;
         let role = if phone.is_some() { "agent" } else { "legal-rep" };
-        let detail = serde_json::json!({ "subject": validate::mask(scope.subject), "role": role, "checked_by": how, "channel": scope.channel });
+        let detail = serde_json::json!({ "subject": super::mask_identifier(scope.subject), "role": role, "checked_by": how, "channel": scope.channel });
         let actor = phone.map_or_else(|| "legal-rep".to_string(), super::orders::phone_actor);
         let audit = crate::store::AuditRecord::new(self.clock.as_ref(), "order.query_opened", &actor, None, detail);
         let row = QueryRow {

@@ -29,7 +29,7 @@ impl Ra {
         // The agent, product and payment are taken online first (handbook B11).
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?;
-        let data = OrderData::of(&order);
+        let data = OrderData::of(&order)?;
         if let Some(step) = data.next_step(flow, &channel) {
             return Err(RaError::State(format!("the applicant has not completed the {} step online yet", step.name())));
         }
@@ -99,7 +99,7 @@ impl Ra {
         order.decided_at = Some(self.now());
         order.decided_by = Some(actor.to_string());
         let audit = self.event("order.approved", actor, &order, serde_json::json!({ "note": note }));
-        let contact = super::contacts::of_approved(&order, self.now());
+        let contact = super::contacts::of_approved(&order, self.now())?;
         self.save_with(&mut order, contact.as_ref(), &[&audit]).await?;
         self.notify(&order, "approved").await;
         self.carry_out(order).await
@@ -112,7 +112,7 @@ impl Ra {
             return Ok(order);
         }
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
-        let data = OrderData::of(&order);
+        let data = OrderData::of(&order)?;
         let actor = format!("ra:{}", order.id);
         if let Some(reason) = self.certificate_gone(flow, &data).await? {
             return self.abandon(order, &actor, &reason).await;
@@ -307,7 +307,7 @@ impl Ra {
         }
         // 变章 or 补章 and the name, as the product step chose (checked there, and again here:
         // the seal to change must still be one of this organisation's active seals).
-        let product = OrderData::of(order).product;
+        let product = OrderData::of(order)?.product;
         let change = product.as_ref().and_then(|p| p.seal_change.clone());
         if let Some(id) = &change {
             let seal = self.store.seal(id).await?;
@@ -410,15 +410,14 @@ pub(super) fn changed_subject(c: &super::model::CertificateRef, data: &OrderData
 }
 
 /// The printable application form of the offline path.
-pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Vec<u8> {
-    crate::pdf::render(&form(order, channel))
+pub(super) fn form_pdf(order: &OrderRecord, channel: &Channel) -> Result<Vec<u8>, RaError> {
+    Ok(crate::pdf::render(&form(order, &OrderData::of(order)?, channel)))
 }
 
 /// The form's content: what was entered, the product and price, where to pay and to mail the
 /// papers (the channel's `offline`), and the fields to sign and stamp.
-fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
+fn form(order: &OrderRecord, data: &OrderData, channel: &Channel) -> crate::pdf::Document {
     use crate::pdf::{Document, Section};
-    let data = OrderData::of(order);
     let row = |k: &str, v: &str| (k.to_string(), v.to_string());
     let mut sections = vec![Section {
         heading: "订单 / Order".into(),
@@ -463,7 +462,7 @@ fn form(order: &OrderRecord, channel: &Channel) -> crate::pdf::Document {
             ],
         });
     }
-    sections.extend(offline_sections(order, &data, channel));
+    sections.extend(offline_sections(order, data, channel));
     sections.push(Section {
         heading: "签章 / Signatures".into(),
         rows: vec![
@@ -611,7 +610,7 @@ mod tests {
     fn the_offline_form_has_the_products_prices_payment_and_mailing_address() {
         let channel = channel();
         let offline = channel.offline.clone().expect("the shipped channel has offline instructions");
-        let doc = form(&offline_order("{}"), &channel);
+        let doc = form(&offline_order("{}"), &OrderData::default(), &channel);
         let rows = rows(&doc);
         let has = |k: &str, v: &str| rows.iter().any(|(a, b)| a.contains(k) && b.contains(v));
         assert!(has("[  ] 产品", "机构云证书（1年） · 400.00 元"), "a product to tick, with its price: {rows:?}");
@@ -620,11 +619,11 @@ mod tests {
         assert!(has("邮寄地址", &offline.mail_to), "{rows:?}");
         let chosen =
             r#"{"product":{"id":"org-cloud-1y","name":"机构云证书（1年）","price_fen":40000,"invoice":false}}"#;
-        let rows = super::tests::rows(&form(&offline_order(chosen), &channel));
+        let rows = super::tests::rows(&form(&offline_order(chosen), &serde_json::from_str(chosen).unwrap(), &channel));
         assert_eq!(rows.iter().filter(|(k, _)| k.contains("产品")).count(), 1, "the chosen product alone: {rows:?}");
         let mut without = channel;
         without.offline = None;
-        let rows = super::tests::rows(&form(&offline_order("{}"), &without));
+        let rows = super::tests::rows(&form(&offline_order("{}"), &OrderData::default(), &without));
         assert!(rows.iter().any(|(k, v)| k.contains("客服") && v == "400-600-0000"), "{rows:?}");
     }
 }

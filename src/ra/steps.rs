@@ -199,7 +199,7 @@ impl Ra {
         }
         let flow = Flow::parse(&order.flow).ok_or(RaError::NotFound)?;
         let channel = self.channel(&order.channel)?.clone();
-        let mut data = OrderData::of(&order);
+        let mut data = OrderData::of(&order)?;
         let steps = data.steps(flow, &channel);
         let Some(position) = steps.iter().position(|s| *s == step) else {
             return Err(RaError::State(format!("a {} order has no {} step", flow.name(), step.name())));
@@ -557,7 +557,7 @@ impl Ra {
         data.legal_rep_phone_checked = false;
         self.enterprise_check(&company).await?;
         count_face_link(data, method)?;
-        data.subject_check = self.check(&company.legal_rep, method, company.bank.as_ref()).await?;
+        data.subject_check = self.check(&company.legal_rep, Party::LegalRep, method, company.bank.as_ref()).await?;
         if data.subject_check.is_none() && method.texts_legal_rep() {
             data.subject_check = Some(self.text_legal_rep(order, &company, method).await?);
         }
@@ -630,7 +630,7 @@ impl Ra {
         self.enter_subject(order, &person.identifier());
         data.person = Some(person.clone());
         count_face_link(data, method)?;
-        data.subject_check = self.check(&person, method, bank.as_ref()).await?;
+        data.subject_check = self.check(&person, Party::Applicant, method, bank.as_ref()).await?;
         if data.subject_check.is_none() {
             Self::subject_checked(order, data, flow);
         }
@@ -681,7 +681,7 @@ impl Ra {
         }
         let method = method.ok_or(RaError::BadRequest("method: how the agent is checked".into()))?;
         count_face_link(data, method)?;
-        data.agent_check = self.check(&person, method, None).await?;
+        data.agent_check = self.check(&person, Party::Agent, method, None).await?;
         data.agent = Some(Agent { legal_rep_in_person: in_person, person, method: Some(method) });
         if data.agent_check.is_none() {
             Self::agent_checked(order, data);
@@ -871,18 +871,12 @@ impl Ra {
     async fn check(
         &self,
         person: &Person,
+        party: Party,
         method: Method,
         bank: Option<&BankAccount>,
     ) -> Result<Option<PendingCheck>, RaError> {
-        if matches!(method, Method::Phone | Method::FaceSms | Method::FaceQr) && !person.id_type.is_resident_id() {
-            // Carriers and the face check know people by the resident ID only: the check
-            // cannot be made, so it fails (counted) and the offline path is offered. The bank
-            // card's four elements carry the document type, so that check can be made.
-            return Err(RaError::CheckFailed(format!(
-                "the carrier's phone check and the face check need a mainland resident ID; with a {}, \
-                 choose the bank card check (its four elements carry the document type), or apply offline",
-                person.id_type.name(),
-            )));
+        if let Some(reason) = unbound_document(person.id_type, party, method) {
+            return Err(RaError::CheckFailed(reason));
         }
         let ids = &self.providers.identity;
         let d = self.deadline();
@@ -1206,6 +1200,43 @@ fn bank_fields(fields: &mut Fields, b: BankAccount, holder: &str, whose: &str) -
     }
 }
 
+/// Whose identity a check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Party {
+    /// A company's legal representative: the company's name, credit code and this person
+    /// pass the enterprise registry's check first, so a micro-deposit into the company's
+    /// account binds the representative's document through the registry.
+    LegalRep,
+    /// A personal applicant: the subject of the certificate.
+    Applicant,
+    /// An organisation's agent (resident ID only, never a micro-deposit).
+    Agent,
+}
+
+/// Why `method` cannot check a holder of a document of `id_type` (a check failure: counted,
+/// the offline path offered), or None when it can. Carriers and the face check know people by
+/// the resident ID only. A personal applicant's micro-deposit binds only the account name, so
+/// with another document it would let anyone type somebody else's passport number (attacker
+/// review of C6). The bank card's four elements carry the document type, so that check can
+/// be made with any document.
+fn unbound_document(id_type: IdType, party: Party, method: Method) -> Option<String> {
+    if id_type.is_resident_id() {
+        return None;
+    }
+    let what = id_type.name();
+    match method {
+        Method::Phone | Method::FaceSms | Method::FaceQr => Some(format!(
+            "the carrier's phone check and the face check need a mainland resident ID; with a {what}, \
+             choose the bank card check (its four elements carry the document type), or apply offline",
+        )),
+        Method::BankAccount if party != Party::LegalRep => Some(format!(
+            "the bank account check (a micro-deposit) proves the account's name only, not a {what} number; \
+             choose the bank card check (its four elements carry the document type), or apply offline",
+        )),
+        Method::BankAccount | Method::BankCard => None,
+    }
+}
+
 /// Bank-card checks need a card; bank-account checks an account.
 fn require_method_data(fields: &mut Fields, method: Method, card_field: &str, has_card: bool, has_bank: bool) {
     if method == Method::BankCard && !has_card {
@@ -1220,4 +1251,22 @@ fn require_method_data(fields: &mut Fields, method: Method, card_field: &str, ha
 fn terms_not_accepted(message: &str) -> RaError {
     let e = FieldError { field: "accept_terms".into(), code: "terms.not_accepted", message: message.into() };
     RaError::Invalid(vec![e])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_micro_deposit_binds_another_document_only_through_the_companys_registry_check() {
+        let passport = IdType::Passport;
+        let refused = unbound_document(passport, Party::Applicant, Method::BankAccount).expect("refused");
+        assert!(refused.contains("bank card") && refused.contains("offline"), "{refused}");
+        assert_eq!(unbound_document(passport, Party::LegalRep, Method::BankAccount), None);
+        assert_eq!(unbound_document(passport, Party::Applicant, Method::BankCard), None);
+        assert!(unbound_document(passport, Party::LegalRep, Method::Phone).is_some());
+        for method in [Method::BankAccount, Method::Phone, Method::FaceSms] {
+            assert_eq!(unbound_document(IdType::ResidentId, Party::Applicant, method), None);
+        }
+    }
 }

@@ -74,10 +74,15 @@ pub fn id_number(field: &str, id_type: IdType, s: &str, today: Date) -> Result<S
     }
     let number: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
     let ymd = (today.year(), u32::from(u8::from(today.month())), u32::from(today.day()));
-    if identifiers::validate_document(id_type, &number, ymd).is_err() {
-        return Err(FieldError::new(field, "id_number.format", "this is not the number of that kind of document"));
+    match identifiers::validate_document(id_type, &number, ymd) {
+        Ok(()) => Ok(number),
+        Err(identifiers::IdentifierError::ResidentIdNumber(_)) => Err(FieldError::new(
+            field,
+            "id_number.resident_id",
+            "this is a mainland resident ID number: choose the resident ID as the document",
+        )),
+        Err(_) => Err(FieldError::new(field, "id_number.format", "this is not the number of that kind of document")),
     }
-    Ok(number)
 }
 
 /// Which identifier a [`identifiers::IdentifierError`] is about.
@@ -385,6 +390,8 @@ mod tests {
         assert_eq!(other(IdType::ForeignPermanentResident, "USA110081231201"), Ok("USA110081231201".to_string()));
         assert_eq!(other(IdType::ForeignPermanentResident, "911101199003074338"), Ok("911101199003074338".into()));
         assert_eq!(other(IdType::ForeignPermanentResident, "E12345678"), Err("id_number.format"));
+        assert_eq!(other(IdType::ForeignPermanentResident, "911101199003074330"), Err("id_number.format"));
+        assert_eq!(other(IdType::Passport, "11010519491231002x"), Err("id_number.resident_id"));
         assert_eq!(other(IdType::ResidentId, "E12345678"), Err("resident_id.length"), "the resident ID's own rules");
         // A province code the CA does not know: issuance would refuse it, so the RA does too
         // (the RA used to check the digits only and let such an order reach an officer).

@@ -75,7 +75,8 @@ pub struct SignerConstraint {
     /// Unified social credit code (organisation certificates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_code: Option<String>,
-    /// Resident ID number (personal certificates).
+    /// The holder's identifier as a personal certificate's `serialNumber` carries it: the
+    /// resident ID number, or another document's `{type}:{number}` (`passport:E12345678`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_number: Option<String>,
     /// A certificate serial (hex).

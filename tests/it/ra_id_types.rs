@@ -192,3 +192,85 @@ async fn an_organisations_agent_with_a_passport_is_still_refused() {
     assert_eq!(v["errors"][0]["field"], "agent.id_type", "{v}");
     assert_eq!(web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await["check_failures"], 0);
 }
+
+async fn database(ca: &TestCa) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap()
+}
+
+/// What of an order row must never change behind an operator's back.
+async fn row(pool: &sqlx::AnyPool, id: &str) -> (String, String, i64, i64, Option<i64>) {
+    let sql = "SELECT data, state, version, updated_at, paid_at FROM ra_orders WHERE id = $1";
+    sqlx::query_as(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// Attacker review of C6: order data this binary cannot read (here written by a newer release
+/// with a step it does not know) was read as empty data, and the next save (the payment
+/// webhook) wiped the order. Now every read and write of that order is an error and the row
+/// stays byte for byte as it was; lists still show the other orders.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_whose_data_cannot_be_read_is_an_error_and_is_never_rewritten() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let operator = Client::new(&ca, "operator");
+    let (id, token) = personal(&web, "bank-card").await;
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", "E12345678")))
+        .await;
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product.clone())).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let code = web.code(&id, &token, "signature", PHONE, json!({})).await;
+    let signed = json!({ "code": code, "accept_terms": true });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signed)).await;
+    let payment = json!({ "method": "wechat" });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/payment"), Some(&token), Some(payment)).await;
+    let qr_url = v["payment"]["qr_url"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+    // Officers' masked views show the subject key as the document's type and last two characters.
+    let masked = operator.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    assert_eq!(masked["subject_key"], "passport:*******78", "{masked}");
+    let pool = database(&ca).await;
+    let (data, ..) = row(&pool, &id).await;
+    assert!(data.contains(r#""done":["#), "{data}");
+    let newer = data.replacen(r#""done":["#, r#""done":["a-step-of-a-newer-release","#, 1);
+    sqlx::query("UPDATE ra_orders SET data = $1 WHERE id = $2").bind(&newer).bind(&id).execute(&pool).await.unwrap();
+    let before = row(&pool, &id).await;
+    // Reads answer an error, not an empty order.
+    let order = format!("/v1/ra/orders/{id}");
+    assert_eq!(web.call("GET", &order, Some(&token), None).await.0, 500);
+    assert_eq!(operator.call("GET", &format!("/v1/orders/{id}"), None, None).await.0, 500);
+    // Writes too: the payment webhook and a step, and nothing is saved.
+    let paid = web.http.post(&qr_url).send().await.unwrap();
+    assert_eq!(paid.status(), 500, "the provider retries once the data is repaired");
+    assert_eq!(web.step(&id, &token, "product", product).await.0, 500);
+    assert_eq!(row(&pool, &id).await, before, "the row is untouched");
+    // A list still answers, the unreadable order without data.
+    let listed = operator.ok("GET", "/v1/orders?limit=50", None, None).await;
+    let item = listed["items"].as_array().unwrap().iter().find(|o| o["id"] == id.as_str()).cloned();
+    assert!(item.is_some_and(|o| o["data"].is_null()), "{listed}");
+    assert!(!listed.to_string().contains("E12345678"), "{listed}");
+}
+
+/// Attacker review of C6: the micro-deposit proves only the account's name, so a personal
+/// applicant could type a victim's passport number with their own account. With a document
+/// other than the resident ID it fails as a check failure (counted, offline offered).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_applicant_with_a_passport_cannot_be_checked_by_a_micro_deposit() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let (id, token) = personal(&web, "bank-account").await;
+    let mut body = person("passport", "E12345678");
+    body["bank"] = json!({ "account_name": "John Smith", "account_number": "6222020200112233445", "bank": "示例银行" });
+    let (status, v) = web.step(&id, &token, "person", body).await;
+    assert_eq!(status, 422, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("bank account") && text.contains("bank card") && text.contains("offline"), "{v}");
+    assert_eq!(v["alternatives"], json!(["correct", "offline"]), "{v}");
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!(v["check_failures"], 1, "counted, so the offline path is offered: {v}");
+    assert!(v["pending_check"].is_null(), "no micro-deposit was started: {v}");
+}

@@ -19,7 +19,7 @@ use crate::status::{Revocation, RevocationReason, StatusError};
 use crate::store::{CertificateQuery, CertificateRecord};
 
 /// Search filters (all optional).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SearchParams {
     serial: Option<String>,
@@ -110,8 +110,7 @@ fn filters(params: &SearchParams) -> serde_json::Value {
     for (name, value) in given {
         if let Some(v) = value {
             let shown = match name {
-                "identifier" => crate::ra::mask_identifier(v),
-                "subject" => crate::ra::validate::mask(v),
+                "identifier" | "subject" => crate::ra::mask_identifier(v),
                 _ => v.clone(),
             };
             map.insert(name.into(), shown.into());
@@ -228,4 +227,34 @@ pub(super) async fn revoke(
         Err(e) => return Err(Problem::internal(&e)),
     };
     Ok(Json(serde_json::json!({ "outcome": outcome })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attacker review of C6: a bare passport number or a name typed as a filter showed its
+    /// first three and last four characters in the audit; now the last two, as any number that
+    /// is no resident ID or credit code.
+    #[test]
+    fn the_search_audit_masks_identifier_and_subject_filters_by_what_they_are() {
+        let params = SearchParams {
+            identifier: Some("E12345678".into()),
+            subject: Some("passport:E12345678".into()),
+            status: Some("issued".into()),
+            ..SearchParams::default()
+        };
+        let audited = filters(&params);
+        assert_eq!(audited["identifier"], "*******78");
+        assert_eq!(audited["subject"], "passport:*******78");
+        assert_eq!(audited["status"], "issued");
+        let params = SearchParams {
+            identifier: Some("11010519491231002X".into()),
+            subject: Some("John Smith".into()),
+            ..SearchParams::default()
+        };
+        let audited = filters(&params);
+        assert_eq!(audited["identifier"], "110***********002X");
+        assert_eq!(audited["subject"], "********th");
+    }
 }

@@ -340,7 +340,7 @@ pub(crate) async fn open_query(
             let subject = b.subject.trim().to_uppercase();
             let key = ("subject", subject.as_str());
             throttle::check(&instance, &limits.attempts_per_credential, &key, || {
-                format!("subject:{}", crate::ra::validate::mask(&subject))
+                format!("subject:{}", crate::ra::mask_identifier(&subject))
             })
             .await?;
             let (challenge, answer) =

@@ -36,5 +36,9 @@ pub(crate) fn problem(e: RaError) -> Problem {
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "approved; carrying it out failed and will be retried")
         }
         RaError::Store(s) => Problem::internal(&s),
+        RaError::UnreadableOrder(order) => {
+            tracing::error!(order = %order, "an order's stored data cannot be read; the order is left unchanged");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
     }
 }

@@ -18,6 +18,7 @@ use super::problem;
 use crate::api::admin::{actor, rfc3339};
 use crate::api::problem::{JsonBody, Params, Problem};
 use crate::daemon::Instance;
+use crate::ra::mask_identifier;
 use crate::ra::validate::mask;
 use crate::ra::OrderData;
 use crate::roles::{Caller, Role};
@@ -33,13 +34,32 @@ enum Reveal {
 }
 
 /// An order as officers see it: everything entered (whole or masked), and its materials.
+/// An order whose data cannot be read is an error (logged with its id).
 async fn full(instance: &Instance, o: &OrderRecord, reveal: Reveal) -> Result<serde_json::Value, Problem> {
+    let data = OrderData::of(o).map_err(problem)?;
+    shown(instance, o, reveal, Some(data)).await
+}
+
+/// An order in a list (queue, search), masked. One whose data cannot be read (logged by
+/// [`OrderData::of`]) is listed with `data: null`, so one bad row does not hide the others.
+async fn listed(instance: &Instance, o: &OrderRecord) -> Result<serde_json::Value, Problem> {
+    shown(instance, o, Reveal::Masked, OrderData::of(o).ok()).await
+}
+
+async fn shown(
+    instance: &Instance,
+    o: &OrderRecord,
+    reveal: Reveal,
+    data: Option<OrderData>,
+) -> Result<serde_json::Value, Problem> {
     let materials = instance.store.materials(&o.id).await.map_err(|e| Problem::internal(&e))?;
     let (data, subject_key, agent_phone) = match reveal {
-        Reveal::Whole => (OrderData::of(o), o.subject_key.clone(), o.agent_phone.clone()),
-        Reveal::Masked => {
-            (OrderData::of(o).masked(), o.subject_key.as_deref().map(mask), o.agent_phone.as_deref().map(mask))
-        }
+        Reveal::Whole => (data, o.subject_key.clone(), o.agent_phone.clone()),
+        Reveal::Masked => (
+            data.as_ref().map(OrderData::masked),
+            o.subject_key.as_deref().map(mask_identifier),
+            o.agent_phone.as_deref().map(mask),
+        ),
     };
     Ok(serde_json::json!({
         "id": o.id, "channel": o.channel, "flow": o.flow, "state": o.state, "subject_key": subject_key,
@@ -83,7 +103,7 @@ pub(crate) async fn queue(
     let orders = instance.ra.queue(p.limit).await.map_err(problem)?;
     let mut items = Vec::with_capacity(orders.len());
     for o in &orders {
-        items.push(full(&instance, o, Reveal::Masked).await?);
+        items.push(listed(&instance, o).await?);
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
@@ -129,7 +149,7 @@ pub(crate) async fn search(
     let next = (orders.len() as i64 == p.limit).then(|| orders.last().map(|o| o.id.clone())).flatten();
     let mut items = Vec::with_capacity(orders.len());
     for o in &orders {
-        items.push(full(&instance, o, Reveal::Masked).await?);
+        items.push(listed(&instance, o).await?);
     }
     Ok(Json(serde_json::json!({ "items": items, "next_before": next })).into_response())
 }

@@ -72,6 +72,9 @@ async fn offline_orders(instance: &Instance) -> Result<Vec<OrderRecord>, Problem
     instance.store.orders(&q).await.map_err(|e| Problem::internal(&e))
 }
 
+/// What a list shows for an order whose data cannot be read (logged by [`OrderData::of`]).
+const UNREADABLE: &str = "（数据无法读取 · data cannot be read）";
+
 fn order_table(orders: &[OrderRecord], id: &str) -> Markup {
     html! {
         table id=(id) {
@@ -81,7 +84,7 @@ fn order_table(orders: &[OrderRecord], id: &str) -> Markup {
                     td { a.order href={ "/review/orders/" (o.id) } { (o.id) } }
                     td { (o.flow) }
                     td { (o.channel) }
-                    td { (subject_name(&OrderData::of(o))) }
+                    td { (OrderData::of(o).map_or_else(|_| UNREADABLE.to_string(), |d| subject_name(&d))) }
                     td { (o.submitted_at.and_then(crate::api::admin::rfc3339).unwrap_or_default()) }
                 }
             }
@@ -103,8 +106,9 @@ pub(crate) async fn order(
         .await
         .map_err(problem)?;
     let materials = instance.store.materials(&order.id).await.map_err(|e| Problem::internal(&e))?;
+    let entered = OrderData::of(&order).map_err(problem)?;
     let changed = changed_seal(&instance, &order).await?;
-    let data = serde_json::to_value(OrderData::of(&order)).unwrap_or_default();
+    let data = serde_json::to_value(&entered).map_err(|e| Problem::internal(&e))?;
     let mut rows = Vec::new();
     flatten("", &data, &mut rows);
     let base = format!("/review/orders/{}", order.id);
@@ -121,7 +125,7 @@ pub(crate) async fn order(
             tr { th { "金额 · Amount (fen)" } td { (order.amount_fen) } }
             @if let Some(reason) = &order.reason { tr { th { "理由 · Reason" } td #reason { (reason) } } }
         }
-        @if let Some(at) = OrderData::of(&order).address_changed_in_review_at {
+        @if let Some(at) = entered.address_changed_in_review_at {
             p.alert #changed-in-review data-at=(at) {
                 "申请人在审核期间修改了收货地址，请核对 · The applicant changed the delivery address during the review: check it again."
             }
@@ -201,7 +205,7 @@ pub(crate) async fn changed_seal_image(
 /// The seal a 变章 order changes, while it is still a seal of the organisation whose
 /// certificate the order is about.
 async fn changed_seal(instance: &Instance, order: &OrderRecord) -> Result<Option<SealRecord>, Problem> {
-    let data = OrderData::of(order);
+    let data = OrderData::of(order).map_err(problem)?;
     let chosen = data.product.as_ref().and_then(|p| p.seal_change.clone());
     let (Some(id), Some(certificate)) = (chosen, data.certificate.as_ref()) else { return Ok(None) };
     let seal = instance.store.seal(&id).await.map_err(|e| Problem::internal(&e))?;
