@@ -99,29 +99,8 @@ mod tests {
         let data = serde_json::json!({ "company": { "name": "示例科技有限公司", "credit_code": "91350100M000100Y43",
                                                     "legal_rep": rep } });
         let order = OrderRecord {
-            id: "RA20261207-APPROVED".into(),
-            channel: "default".into(),
-            flow: "org-new".into(),
-            state: "approved".into(),
             subject_key: Some("91350100M000100Y43".into()),
-            open_key: None,
-            agent_phone: None,
-            token_hash: "00".into(),
-            data: data.to_string(),
-            serial: None,
-            approval_id: None,
-            amount_fen: 0,
-            payment_ref: None,
-            paid_at: None,
-            refunded_at: None,
-            invoice_no: None,
-            submitted_at: None,
-            decided_at: None,
-            decided_by: None,
-            reason: None,
-            created_at: 1,
-            updated_at: 1,
-            version: 1,
+            ..OrderRecord::fixture("RA20261207-APPROVED", "org-new", "approved", &data.to_string())
         };
         let contact = of_approved(&order, 2).unwrap().expect("a new organisation certificate has contacts");
         assert_eq!(contact.legal_rep_id.as_deref(), Some("passport:E12345678"));

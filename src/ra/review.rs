@@ -568,31 +568,7 @@ mod tests {
     use super::*;
 
     fn offline_order(data: &str) -> OrderRecord {
-        OrderRecord {
-            id: "RA20261207-OFFLINE1".into(),
-            channel: "default".into(),
-            flow: "org-new".into(),
-            state: "offline".into(),
-            subject_key: None,
-            open_key: None,
-            agent_phone: None,
-            token_hash: "00".into(),
-            data: data.into(),
-            serial: None,
-            approval_id: None,
-            amount_fen: 0,
-            payment_ref: None,
-            paid_at: None,
-            refunded_at: None,
-            invoice_no: None,
-            submitted_at: None,
-            decided_at: None,
-            decided_by: None,
-            reason: None,
-            created_at: 1,
-            updated_at: 1,
-            version: 1,
-        }
+        OrderRecord::fixture("RA20261207-OFFLINE1", "org-new", "offline", data)
     }
 
     fn rows(doc: &crate::pdf::Document) -> Vec<(String, String)> {

@@ -57,6 +57,38 @@ pub struct OrderRecord {
     pub version: i64,
 }
 
+#[cfg(test)]
+impl OrderRecord {
+    /// An order row for unit tests: this id, flow, state and data, nothing else set.
+    pub(crate) fn fixture(id: &str, flow: &str, state: &str, data: &str) -> OrderRecord {
+        OrderRecord {
+            id: id.into(),
+            channel: "default".into(),
+            flow: flow.into(),
+            state: state.into(),
+            subject_key: None,
+            open_key: None,
+            agent_phone: None,
+            token_hash: "00".into(),
+            data: data.into(),
+            serial: None,
+            approval_id: None,
+            amount_fen: 0,
+            payment_ref: None,
+            paid_at: None,
+            refunded_at: None,
+            invoice_no: None,
+            submitted_at: None,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            created_at: 1,
+            updated_at: 1,
+            version: 1,
+        }
+    }
+}
+
 const ORDER_COLUMNS: &str = "id, channel, flow, state, subject_key, open_key, agent_phone, token_hash, data, serial, \
     approval_id, amount_fen, payment_ref, paid_at, refunded_at, invoice_no, submitted_at, decided_at, decided_by, \
     reason, created_at, updated_at, version";
