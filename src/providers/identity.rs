@@ -126,15 +126,17 @@ pub trait IdentityChecks: Send + Sync {
     fn start_face<'a>(&'a self, name: &'a str, id_number: &'a str, via: FaceVia) -> ProviderFuture<'a, FaceSession>;
     /// Where a started face check stands.
     fn face_status<'a>(&'a self, session: &'a str) -> ProviderFuture<'a, FaceStatus>;
-    /// The enterprise registry check (企业三要素 plus the legal representative's ID number):
-    /// the credit code is registered to this company name, and this person (name and ID
-    /// number) is its legal representative. What ties the legal representative to the
-    /// company (review H3).
+    /// The enterprise registry check (企业三要素 plus the legal representative's identity
+    /// document): the credit code is registered to this company name, and this person (name,
+    /// document type and number) is its legal representative. What ties the legal
+    /// representative to the company (review H3). The registry records a foreign
+    /// representative by passport or permit, so the type goes with the number.
     fn enterprise_elements<'a>(
         &'a self,
         credit_code: &'a str,
         company_name: &'a str,
         legal_rep_name: &'a str,
+        legal_rep_id_type: IdType,
         legal_rep_id: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome>;
 }
@@ -184,6 +186,7 @@ impl IdentityChecks for NoIdentityChecks {
         _: &'a str,
         _: &'a str,
         _: &'a str,
+        _: IdType,
         _: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
         Self::refuse()
@@ -272,9 +275,10 @@ impl IdentityChecks for BoundedFaceLinks {
         credit_code: &'a str,
         company_name: &'a str,
         legal_rep_name: &'a str,
+        legal_rep_id_type: IdType,
         legal_rep_id: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
-        self.inner.enterprise_elements(credit_code, company_name, legal_rep_name, legal_rep_id)
+        self.inner.enterprise_elements(credit_code, company_name, legal_rep_name, legal_rep_id_type, legal_rep_id)
     }
 }
 
@@ -441,16 +445,24 @@ fn check_answer(behaviour: Behaviour, mismatch_reason: &str) -> CheckOutcome {
 
 impl IdentityChecks for SandboxIdentityChecks {
     /// The sandbox rule on the credit code's digits (a registry knows every company; the
-    /// sandbox cannot, so the code chooses the answer).
+    /// sandbox cannot, so the code chooses the answer), after the document's type.
     fn enterprise_elements<'a>(
         &'a self,
         credit_code: &'a str,
         _company_name: &'a str,
         _legal_rep_name: &'a str,
-        _legal_rep_id: &'a str,
+        legal_rep_id_type: IdType,
+        legal_rep_id: &'a str,
     ) -> ProviderFuture<'a, CheckOutcome> {
         Box::pin(async move {
             let behaviour = sandbox_answer(PROVIDER, sandbox_behaviour(credit_code)).await?;
+            if !of_its_type(legal_rep_id_type, legal_rep_id) {
+                // The registry knows a representative by document type and number: a passport
+                // number sent as a resident ID (a caller that dropped the type) matches no one.
+                return Ok(CheckOutcome::Failed(
+                    "the legal representative's ID type and number do not match the registry".into(),
+                ));
+            }
             Ok(check_answer(
                 behaviour,
                 "the enterprise registry does not list this company name and legal representative under the credit code",
@@ -613,6 +625,20 @@ mod tests {
         let slow = checks.bank_card_four("张三", IdType::ResidentId, ID, "6222021234567898888", PHONE);
         let got = crate::providers::call("test-identity-slow", "bank_card_four", Duration::from_millis(30), slow).await;
         assert_eq!(got, Err(ProviderError::Timeout("test-identity-slow".into())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_enterprise_registry_knows_the_legal_representative_by_document_type_and_number() {
+        let (checks, dir) = sandbox("id-registry", Duration::ZERO);
+        let credit = "91350100M000100Y43";
+        let check =
+            |id_type, number| checks.enterprise_elements(credit, "示例科技有限公司", "John Smith", id_type, number);
+        assert_eq!(check(IdType::ResidentId, ID).await, Ok(CheckOutcome::Passed));
+        assert_eq!(check(IdType::Passport, "E12345678").await, Ok(CheckOutcome::Passed));
+        // A passport number sent as a resident ID's (a caller that dropped the type) matches no one.
+        let untyped = check(IdType::ResidentId, "E12345678").await;
+        assert!(matches!(untyped, Ok(CheckOutcome::Failed(ref r)) if r.contains("ID type")), "{untyped:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -860,7 +860,8 @@ impl Ra {
     /// together, whatever method then checks the legal representative (review H3).
     async fn enterprise_check(&self, c: &Company) -> Result<(), RaError> {
         let r = &c.legal_rep;
-        let call = self.providers.identity.enterprise_elements(&c.credit_code, &c.name, &r.name, &r.id_number);
+        let call =
+            self.providers.identity.enterprise_elements(&c.credit_code, &c.name, &r.name, r.id_type, &r.id_number);
         match crate::providers::call("identity", "enterprise_elements", self.deadline(), call).await? {
             CheckOutcome::Passed => Ok(()),
             CheckOutcome::Failed(reason) => Err(RaError::CheckFailed(reason)),
