@@ -146,9 +146,16 @@ impl<'a> Client<'a> {
         body
     }
 
+    /// Waits out the phone's SMS interval (`custody.sms_min_interval_seconds` of this CA), so
+    /// the next code or link to the same phone is sent.
+    pub(crate) fn wait_sms_interval(&self) {
+        let seconds = self.ca.config.custody.sms_min_interval_seconds as u64;
+        std::thread::sleep(std::time::Duration::from_millis(seconds * 1000 + 100));
+    }
+
     /// Asks for a code and reads it from the sandbox SMS outbox.
     pub(crate) async fn code(&self, id: &str, token: &str, purpose: &str, phone: &str, body: Value) -> String {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.wait_sms_interval();
         let (status, v) =
             self.call("POST", &format!("/v1/ra/orders/{id}/codes/{purpose}"), Some(token), Some(body)).await;
         assert_eq!(status, 202, "{v}");
@@ -158,7 +165,7 @@ impl<'a> Client<'a> {
     /// The company step with a `phone` or `bank-card` check, then the code it texted to the
     /// legal representative (`body`'s phone), typed back in `subject-check`. Returns the view.
     pub(crate) async fn company_checked(&self, id: &str, token: &str, body: Value) -> Value {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.wait_sms_interval();
         let (status, v) = self.step(id, token, "company", body.clone()).await;
         assert_eq!((status, v["next_step"].as_str()), (200, Some("subject-check")), "{v}");
         assert_eq!(v["pending_check"]["method"], v["summary"]["verification"], "{v}");
@@ -171,7 +178,7 @@ impl<'a> Client<'a> {
     /// The agent asks for the legal representative's authorisation: the link texted to
     /// `phone` (the representative's).
     pub(crate) async fn letter_link(&self, id: &str, token: &str, phone: &str) -> String {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.wait_sms_interval();
         let path = format!("/v1/ra/orders/{id}/codes/authorization");
         let (status, v) = self.call("POST", &path, Some(token), Some(json!({}))).await;
         assert_eq!(status, 202, "{v}");
@@ -184,7 +191,7 @@ impl<'a> Client<'a> {
         let link = self.letter_link(id, token, phone).await;
         let letter = self.ok("GET", &format!("/v1/ra/letters/{link}"), None, None).await;
         assert_eq!((letter["order"].as_str(), letter["signed_at"].as_i64()), (Some(id), None), "{letter}");
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.wait_sms_interval();
         self.ok("POST", &format!("/v1/ra/letters/{link}/code"), None, Some(json!({}))).await;
         let code = last_code(self.ca, phone);
         let signed = self.ok("POST", &format!("/v1/ra/letters/{link}/sign"), None, Some(json!({ "code": code }))).await;
