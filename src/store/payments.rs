@@ -379,29 +379,11 @@ mod tests {
 
     fn paid_order(reference: &str) -> OrderRecord {
         OrderRecord {
-            id: "RA20261206-TEST0001".into(),
-            channel: "default".into(),
-            flow: "personal-new".into(),
-            state: "cancelled".into(),
-            subject_key: None,
-            open_key: None,
-            agent_phone: None,
-            token_hash: "00".into(),
-            data: "{}".into(),
-            serial: None,
-            approval_id: None,
             amount_fen: 500,
             payment_ref: Some(reference.into()),
             paid_at: Some(10),
-            refunded_at: None,
-            invoice_no: None,
-            submitted_at: None,
-            decided_at: None,
-            decided_by: None,
-            reason: None,
-            created_at: 1,
-            updated_at: 1,
             version: 3,
+            ..OrderRecord::fixture("RA20261206-TEST0001", "personal-new", "cancelled", "{}")
         }
     }
 
