@@ -244,7 +244,15 @@ impl Custody {
             expires_at: now + self.config.approval_days * 86_400,
             holder: Some(holder),
         };
-        let detail = serde_json::json!({ "approval": approval.id, "profile": profile, "identifier": approval.identifier, "phone": phone });
+        // The audit log is read by auditors in bulk: the subject's identifier and phone are
+        // masked there as everywhere (threat model, personal data); the approval row, which
+        // the id names, holds them whole.
+        let detail = serde_json::json!({
+            "approval": approval.id,
+            "profile": profile,
+            "identifier": crate::ra::mask_identifier(&approval.identifier),
+            "phone": crate::ra::validate::mask(phone),
+        });
         self.store.insert_approval(&approval, &self.event("approval.created", actor, None, detail)).await?;
         Ok(approval)
     }

@@ -138,6 +138,26 @@ async fn operators_and_auditors_see_masked_orders_and_only_a_reviewers_audited_r
     assert_eq!(unmasked(&events[0]), Vec::<&str>::new(), "the audit log holds no identifier: {}", events[0]);
 }
 
+/// An approval names its subject's identifier and phone; the audit entry that records it is
+/// read by auditors in bulk, so it shows them masked (before, both stood there whole).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_of_an_approval_masks_the_subjects_identifier_and_phone() {
+    let ca = TestCa::new().await;
+    let _daemon = Daemon::start(&ca).await;
+    let operator = Role::new(&ca, "operator");
+    let auditor = Role::new(&ca, "auditor");
+    let subject = json!([["C", "CN"], ["CN", "王五"], ["serialNumber", ID]]);
+    let made = operator
+        .ok("POST", "/v1/approvals", None, Some(json!({ "profile": "personal", "phone": PHONE, "subject": subject })))
+        .await;
+    let events = audit_events(&auditor, "approval.created").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["approval"], made["id"], "the entry names the approval");
+    assert_eq!(events[0]["detail"]["identifier"], "110***********002X");
+    assert_eq!(events[0]["detail"]["phone"], "+86*******8000");
+    assert_eq!(unmasked(&events[0]), Vec::<&str>::new(), "{}", events[0]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_material_that_is_also_a_web_page_is_an_audited_sandboxed_download_for_reviewers_only() {
     let ca = TestCa::new().await;
