@@ -245,3 +245,79 @@ pub(crate) async fn fill_in(b: &Browser, form: &str, name: &str, value: &str) {
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
 }
+
+/// The issued certificate's subject as OpenSSL prints it (RFC 2253, UTF-8).
+async fn subject_of(ca: &TestCa, serial: &str) -> String {
+    let cert = Client::new(ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    let path = ca.path(&format!("{serial}.pem"));
+    std::fs::write(&path, cert["pem"].as_str().unwrap_or_else(|| panic!("{cert}"))).unwrap();
+    let args = ["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-in", path.to_str().unwrap()];
+    let out = run("openssl", &args);
+    assert!(out.ok, "{}", out.text);
+    out.text
+}
+
+/// Handbook E13 for an organisation: its certificate administrator opens the change service
+/// from the credit code, chooses the certificate, finds the company's data pre-filled, types
+/// the company's new name, has the legal representative confirm it with their code, names the
+/// agent, sees the new name on the confirmation and signs; an officer approves. The new
+/// certificate names the new company (O and CN) and the old one is revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisation_changes_its_name_in_the_browser_and_gets_a_certificate_with_the_new_name() {
+    const NEW_NAME: &str = "福建示例科技股份有限公司";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (serial, _) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    assert!(subject_of(&ca, &serial).await.contains("O=福建示例科技有限公司"));
+
+    let b = Browser::start("change-organisation", 1200, 1600).await;
+    open_service(&b, &base, "change").await;
+    b.shot("identity-check").await;
+    identity_check(&b, &ca, CREDIT, "13700137000", AGENT).await;
+    assert_eq!(buttons(&b, &serial).await, ["change"], "the page opened for a change offers the change");
+    b.shot("certificates").await;
+    choose(&b, &ca, "change", &serial, AGENT).await;
+    b.submit("step-certificate").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("verification"));
+    assert!(b.text("#subject").await.contains("福建示例科技有限公司"), "the subject is shown read-only");
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
+    b.submit("step-verification").await;
+    // 证书更新信息: the company's data pre-filled; the new name typed over the old one.
+    assert_eq!(b.current_step().await.as_deref(), Some("company"));
+    assert!(b.client.find(Locator::Css("#prefilled")).await.is_ok());
+    assert_eq!(b.attr("input[name=name]", "value").await.as_deref(), Some("福建示例科技有限公司"));
+    assert_eq!(b.attr("input[name=credit_code]", "value").await.as_deref(), Some(CREDIT));
+    for (name, value) in [
+        ("name", NEW_NAME),
+        ("legal_rep.name", "张三"),
+        ("legal_rep.id_number", REP_ID),
+        ("legal_rep.phone", "13800138000"),
+    ] {
+        b.fill(name, value).await;
+    }
+    b.shot("changed-information").await;
+    b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", Some("legal-rep-code")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    agent_step(&b, LISI, Some("agent")).await;
+    let confirmation = b.text("#confirmation").await;
+    assert!(confirmation.contains(NEW_NAME), "the confirmation shows the new name: {confirmation}");
+    b.shot("confirmation").await;
+    b.submit("confirm").await;
+    sign(&b, &ca, AGENT).await;
+    // The channel prices the change at nothing: no payment step; it goes to the officer.
+    approve_shown(&b, &ca).await;
+    b.wait_attr("#order-state", "data-state", "completed").await;
+    let changed = b.text("#serial").await;
+    assert!(!changed.is_empty() && changed != serial, "a new certificate: {changed}");
+    b.shot("completed").await;
+
+    let subject = subject_of(&ca, &changed).await;
+    assert!(subject.contains(&format!("O={NEW_NAME}")) && subject.contains(&format!("CN={NEW_NAME}")), "{subject}");
+    assert!(subject.contains(CREDIT), "the same organisation: {subject}");
+    let old = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    assert_eq!(old["status"], "revoked", "the certificate with the old name is revoked: {old}");
+}
