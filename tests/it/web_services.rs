@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{holder_enrols, personal_signed, wait_state, Client, AGENT, CREDIT, PDF, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{agent_step, code, identity_check, legal_rep_code, web_front, Browser, LISI};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, web_ca, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
 pub(crate) const HOLDER: &str = "+8613900139000";
@@ -320,4 +320,50 @@ async fn an_organisation_changes_its_name_in_the_browser_and_gets_a_certificate_
     assert!(subject.contains(CREDIT), "the same organisation: {subject}");
     let old = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
     assert_eq!(old["status"], "revoked", "the certificate with the old name is revoked: {old}");
+}
+
+/// The values of the radio buttons named `name` on the page, in order.
+async fn choices(b: &Browser, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in b.client.find_all(Locator::Css(&format!("input[name={name}]"))).await.unwrap() {
+        out.push(e.attr("value").await.unwrap().unwrap_or_default());
+    }
+    out
+}
+
+/// Handbook B17 on the page: an organisation applying in the bidding channel (which checks
+/// agents by phone only) is offered only the phone check for its agent, and goes on with it.
+/// The refusal of another method is `ra::a_bidding_channel_agent_is_checked_only_by_a_method_that_channel_offers`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_applicant_in_the_bidding_channel_is_offered_only_that_channels_agent_check() {
+    let ca = web_ca().await;
+    let config = ca.config_path.parent().unwrap().join("web.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("channels = [\"bidding\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("bidding-agent", 1200, 1400).await;
+    b.goto(&format!("{base}/c/bidding/apply/org-new")).await;
+    b.submit("start").await;
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
+    b.submit("step-verification").await;
+    for (name, value) in [
+        ("name", "福建示例科技有限公司"),
+        ("credit_code", CREDIT),
+        ("legal_rep.name", "张三"),
+        ("legal_rep.id_number", REP_ID),
+        ("legal_rep.phone", "13800138000"),
+    ] {
+        b.fill(name, value).await;
+    }
+    b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", None).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/orders/"));
+    assert_eq!(choices(&b, "method").await, ["phone"], "the bidding channel checks agents by phone only");
+    agent_step(&b, LISI, Some("agent")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"), "the offered check is taken");
+    assert_eq!(choices(&b, "product").await, ["bid-org-1y"], "and its own products");
 }
