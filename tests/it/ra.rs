@@ -305,6 +305,12 @@ pub(crate) fn count(ca: &TestCa, kind: &str) -> usize {
     out.text.lines().filter(|l| l.contains(kind)).count()
 }
 
+/// The messages the sandbox e-mail provider recorded for `to` (JSON: to, subject, body).
+pub(crate) fn emails_to(ca: &TestCa, to: &str) -> Vec<Value> {
+    let outbox = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap_or_default();
+    outbox.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|m| m["to"] == to).collect()
+}
+
 /// Waits (bounded) until an order reaches a state.
 pub(crate) async fn wait_state(c: &Client<'_>, id: &str, token: &str, state: &str) -> Value {
     for _ in 0..100 {
@@ -462,6 +468,12 @@ async fn an_organisation_applies_pays_is_approved_and_its_agent_gets_the_certifi
     assert_eq!(v["serial"].as_str().unwrap(), serial);
     let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
     assert!(sms.contains(&format!("{id} 已审核通过")), "the applicant was told");
+    // Handbook B37: by e-mail too, to the agent's address on the order.
+    let approved = format!("{id} 已审核通过");
+    assert!(
+        emails_to(&ca, "lisi@example.com").iter().any(|m| m["body"].as_str().unwrap_or("").contains(&approved)),
+        "the agent was e-mailed the approval"
+    );
     assert_eq!(count(&ca, "payment.received"), 1);
     audit_intact(&ca);
 }
@@ -528,6 +540,12 @@ async fn a_failed_identity_check_offers_correction_or_the_offline_path_and_a_pro
     assert_eq!(v["state"], "rejected");
     let sms = std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap();
     assert!(sms.contains("营业执照复印件不清晰"), "the applicant is told why");
+    // Handbook B37: by e-mail too, with the reason, to the agent the order names now (not the
+    // address of the agent typed first and replaced).
+    let rejected = format!("{id} 未通过审核 (营业执照复印件不清晰)");
+    let told = |to: &str| emails_to(&ca, to).iter().any(|m| m["body"].as_str().unwrap_or("").contains(&rejected));
+    assert!(told("lisi@example.com"), "the agent was e-mailed the rejection and its reason");
+    assert!(!told("first@example.com"), "the replaced agent was not");
     let metrics = http().get(format!("{}/metrics", daemon.metrics)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"outcome="timeout",provider="identity""#), "{metrics}");
     assert!(metrics.contains(r#"outcome="unavailable",provider="identity""#));
@@ -651,6 +669,44 @@ async fn a_second_application_for_the_same_credit_code_is_refused_without_naming
     let (status, v) =
         web.call("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "personal-new" }))).await;
     assert_eq!(status, 422, "the bidding channel has no personal certificates: {v}");
+}
+
+/// Handbook B17: each channel offers its own agent checks. The bidding channel checks agents
+/// by phone only: a bank card or a face check is refused there (and the order stays at the
+/// agent step), the phone is accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bidding_channel_agent_is_checked_only_by_a_method_that_channel_offers() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let v = web.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "bidding", "flow": "org-new" }))).await;
+    let (id, token) = (v["order"]["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
+    web.choose_method(&id, &token, "phone").await;
+    let v = web.company_checked(&id, &token, company(CREDIT, REP)).await;
+    assert_eq!(v["next_step"], "agent", "{v}");
+    for method in ["bank-card", "face-sms", "face-qr", "bank-account"] {
+        let mut body = agent();
+        body["method"] = json!(method);
+        if method == "bank-card" {
+            body["card"] = json!("6222021234567890128");
+        }
+        let (status, v) = web.step(&id, &token, "agent", body).await;
+        assert_eq!(status, 422, "{method}: {v}");
+        assert!(v["title"].as_str().unwrap_or("").contains("not offered for agents"), "{method}: {v}");
+        let after = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+        assert_eq!((after["next_step"].as_str(), after["pending_check"].is_null()), (Some("agent"), true), "{after}");
+    }
+    let (status, v) = web.step(&id, &token, "agent", agent()).await;
+    assert_eq!((status, v["next_step"].as_str()), (200, Some("product")), "the phone is offered: {v}");
+    // The default channel offers the bank card for the same step.
+    let (id, token) = web.create("org-new").await;
+    web.choose_method(&id, &token, "phone").await;
+    web.company_checked(&id, &token, company(CREDIT2, REP)).await;
+    let mut body = agent();
+    body["method"] = json!("bank-card");
+    body["card"] = json!("6222021234567890128");
+    let (status, v) = web.step(&id, &token, "agent", body).await;
+    assert_eq!(status, 200, "the default channel offers the bank card: {v}");
 }
 
 /// Pays a personal order up to the payment step and returns (id, token, provider ref).

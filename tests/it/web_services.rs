@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{holder_enrols, personal_signed, wait_state, Client, AGENT, CREDIT, PDF, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{agent_step, code, identity_check, legal_rep_code, web_front, Browser, LISI};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, web_ca, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
 pub(crate) const HOLDER: &str = "+8613900139000";
@@ -244,4 +244,126 @@ pub(crate) async fn fill_in(b: &Browser, form: &str, name: &str, value: &str) {
     let field = b.client.find(Locator::Css(&format!("form#{form} [name=\"{name}\"]"))).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
+}
+
+/// The issued certificate's subject as OpenSSL prints it (RFC 2253, UTF-8).
+async fn subject_of(ca: &TestCa, serial: &str) -> String {
+    let cert = Client::new(ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    let path = ca.path(&format!("{serial}.pem"));
+    std::fs::write(&path, cert["pem"].as_str().unwrap_or_else(|| panic!("{cert}"))).unwrap();
+    let args = ["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-in", path.to_str().unwrap()];
+    let out = run("openssl", &args);
+    assert!(out.ok, "{}", out.text);
+    out.text
+}
+
+/// Handbook E13 for an organisation: its certificate administrator opens the change service
+/// from the credit code, chooses the certificate, finds the company's data pre-filled, types
+/// the company's new name, has the legal representative confirm it with their code, names the
+/// agent, sees the new name on the confirmation and signs; an officer approves. The new
+/// certificate names the new company (O and CN) and the old one is revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisation_changes_its_name_in_the_browser_and_gets_a_certificate_with_the_new_name() {
+    const NEW_NAME: &str = "福建示例科技股份有限公司";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (serial, _) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    assert!(subject_of(&ca, &serial).await.contains("O=福建示例科技有限公司"));
+
+    let b = Browser::start("change-organisation", 1200, 1600).await;
+    open_service(&b, &base, "change").await;
+    b.shot("identity-check").await;
+    identity_check(&b, &ca, CREDIT, "13700137000", AGENT).await;
+    assert_eq!(buttons(&b, &serial).await, ["change"], "the page opened for a change offers the change");
+    b.shot("certificates").await;
+    choose(&b, &ca, "change", &serial, AGENT).await;
+    b.submit("step-certificate").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("verification"));
+    assert!(b.text("#subject").await.contains("福建示例科技有限公司"), "the subject is shown read-only");
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
+    b.submit("step-verification").await;
+    // 证书更新信息: the company's data pre-filled; the new name typed over the old one.
+    assert_eq!(b.current_step().await.as_deref(), Some("company"));
+    assert!(b.client.find(Locator::Css("#prefilled")).await.is_ok());
+    assert_eq!(b.attr("input[name=name]", "value").await.as_deref(), Some("福建示例科技有限公司"));
+    assert_eq!(b.attr("input[name=credit_code]", "value").await.as_deref(), Some(CREDIT));
+    for (name, value) in [
+        ("name", NEW_NAME),
+        ("legal_rep.name", "张三"),
+        ("legal_rep.id_number", REP_ID),
+        ("legal_rep.phone", "13800138000"),
+    ] {
+        b.fill(name, value).await;
+    }
+    b.shot("changed-information").await;
+    b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", Some("legal-rep-code")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    agent_step(&b, LISI, Some("agent")).await;
+    let confirmation = b.text("#confirmation").await;
+    assert!(confirmation.contains(NEW_NAME), "the confirmation shows the new name: {confirmation}");
+    b.shot("confirmation").await;
+    b.submit("confirm").await;
+    sign(&b, &ca, AGENT).await;
+    // The channel prices the change at nothing: no payment step; it goes to the officer.
+    approve_shown(&b, &ca).await;
+    b.wait_attr("#order-state", "data-state", "completed").await;
+    let changed = b.text("#serial").await;
+    assert!(!changed.is_empty() && changed != serial, "a new certificate: {changed}");
+    b.shot("completed").await;
+
+    let subject = subject_of(&ca, &changed).await;
+    assert!(subject.contains(&format!("O={NEW_NAME}")) && subject.contains(&format!("CN={NEW_NAME}")), "{subject}");
+    assert!(subject.contains(CREDIT), "the same organisation: {subject}");
+    let old = Client::new(&ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    assert_eq!(old["status"], "revoked", "the certificate with the old name is revoked: {old}");
+}
+
+/// The values of the radio buttons named `name` on the page, in order.
+async fn choices(b: &Browser, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in b.client.find_all(Locator::Css(&format!("input[name={name}]"))).await.unwrap() {
+        out.push(e.attr("value").await.unwrap().unwrap_or_default());
+    }
+    out
+}
+
+/// Handbook B17 on the page: an organisation applying in the bidding channel (which checks
+/// agents by phone only) is offered only the phone check for its agent, and goes on with it.
+/// The refusal of another method is `ra::a_bidding_channel_agent_is_checked_only_by_a_method_that_channel_offers`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_applicant_in_the_bidding_channel_is_offered_only_that_channels_agent_check() {
+    let ca = web_ca().await;
+    let config = ca.config_path.parent().unwrap().join("web.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("channels = [\"bidding\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("bidding-agent", 1200, 1400).await;
+    b.goto(&format!("{base}/c/bidding/apply/org-new")).await;
+    b.submit("start").await;
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
+    b.submit("step-verification").await;
+    for (name, value) in [
+        ("name", "福建示例科技有限公司"),
+        ("credit_code", CREDIT),
+        ("legal_rep.name", "张三"),
+        ("legal_rep.id_number", REP_ID),
+        ("legal_rep.phone", "13800138000"),
+    ] {
+        b.fill(name, value).await;
+    }
+    b.submit("step-company").await;
+    legal_rep_code(&b, &ca, "13800138000", None).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("agent"));
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/orders/"));
+    assert_eq!(choices(&b, "method").await, ["phone"], "the bidding channel checks agents by phone only");
+    agent_step(&b, LISI, Some("agent")).await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"), "the offered check is taken");
+    assert_eq!(choices(&b, "product").await, ["bid-org-1y"], "and its own products");
 }
