@@ -300,6 +300,7 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "name.too_long" => "内容过长".into(),
         "name.invalid" => "含有无效字符".into(),
         "material.missing" => "请上传此材料".into(),
+        "invoice.free" => "该商品免费，无需开具发票".into(),
         "material.invalid" => format!("文件无效：{english}"),
         "terms.not_accepted" => "请阅读并同意服务协议".into(),
         "bank.missing" => "请填写银行账户信息".into(),

@@ -98,12 +98,13 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
         "product" => {
             let p = &s["product"];
             let invoice = if p["invoice"] == true { l.t("Yes") } else { l.t("No") };
-            let mut rows = vec![
-                (l.t("Product"), text(&p["name"])),
-                (l.t("Amount"), yuan(p["price_fen"].as_i64().unwrap_or(0))),
-                (l.t("Invoice"), invoice.to_string()),
-                (l.t("Invoice e-mail"), text(&p["invoice_email"])),
-            ];
+            let price = p["price_fen"].as_i64().unwrap_or(0);
+            let mut rows = vec![(l.t("Product"), text(&p["name"])), (l.t("Amount"), yuan(price))];
+            // G5: a free product has nothing to invoice.
+            if price > 0 {
+                rows.push((l.t("Invoice"), invoice.to_string()));
+                rows.push((l.t("Invoice e-mail"), text(&p["invoice_email"])));
+            }
             // B21: the title is the applicant's own name and cannot be changed; shown before
             // anything is issued.
             if p["invoice"] == true {
