@@ -283,13 +283,18 @@ async fn one_web_front_serves_several_channels_each_page_with_its_customer_servi
     let (_web, base) = web_front(&ca).await;
     let b = Browser::start("channels", 1200, 1200).await;
     // The default channel where it always was, with its phone on every page.
-    for path in ["/", "/help", "/orders", "/seals", "/apply/org-new", "/no-such-page"] {
+    for path in ["/", "/help", "/about", "/orders", "/seals", "/apply/org-new", "/no-such-page"] {
         b.goto(&format!("{base}{path}")).await;
         assert_eq!(b.text("#service-phone").await, "客服电话: 400-600-0000", "{path}");
         assert_eq!(b.attr("#service-phone", "data-channel").await.as_deref(), Some("default"));
     }
     b.goto(&base).await;
     b.shot("default-channel").await;
+    // Handbook A2: the help centre says how to get the phone app.
+    b.press("#nav-help").await;
+    assert_eq!(b.text("h1").await, "帮助中心");
+    let help = b.text("main").await;
+    assert!(help.contains("获取手机App") && help.contains("应用商店"), "{help}");
     // The bidding channel by name in the URL, as the handbook's channelId: its own title,
     // flows, phone, and links that stay in it.
     b.goto(&format!("{base}/?channelId=bidding")).await;
@@ -301,6 +306,15 @@ async fn one_web_front_serves_several_channels_each_page_with_its_customer_servi
         "bidding offers no personal certificates"
     );
     b.shot("bidding-channel").await;
+    // Handbook A2: 关于, from the nav, names this channel's service and its phone.
+    b.press("#nav-about").await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/about"));
+    assert_eq!(b.text("h1").await, "关于");
+    assert_eq!(b.text("#about-channel").await, "本网站: 招投标平台云证书");
+    assert_eq!(b.text("#about-phone").await, "客服电话: 023-6000-0000");
+    assert!(b.text("#about").await.contains("电子认证服务机构（CA）"));
+    b.shot("bidding-about").await;
+    b.press("a.brand").await;
     b.click("#flow-org-new").await;
     assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/apply/"));
     b.submit("start").await;
