@@ -124,7 +124,8 @@ pub struct Channel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<Offline>,
     /// Whether the applicant chooses an e-invoice (handbook B22: "根据渠道配置"): `optional`
-    /// (the default), `required` (always issued), `none` (never: the platform invoices).
+    /// (the default), `required` (always issued), `none` (never: the platform invoices). A
+    /// free product never has one, whatever the rule (handbook G5).
     #[serde(default)]
     pub invoice: InvoicePolicy,
 }
@@ -136,7 +137,8 @@ pub enum InvoicePolicy {
     /// The applicant ticks whether they want one.
     #[default]
     Optional,
-    /// Every paid order gets one.
+    /// Every paid order gets one (a free product has no amount to invoice, so a channel may
+    /// offer free services under this rule too).
     Required,
     /// No order of the channel gets one.
     None,

@@ -317,7 +317,20 @@ impl OrderData {
         if self.includes_seal(flow, channel) && !kinds.iter().any(|k| k == "seal-image") {
             kinds.push("seal-image".into());
         }
+        // A passport has no back side to copy (handbook C6); the permits and the permanent
+        // resident card do.
+        if self.id_copies_document() == IdType::Passport {
+            kinds.retain(|k| k != "id-back");
+        }
         kinds
+    }
+
+    /// The document whose copies `id-front` and `id-back` are: the agent's (经办人身份证正反面,
+    /// always the resident ID, or the legal representative's own applying in person, likewise),
+    /// else a personal applicant's, else the resident ID (nobody is entered yet).
+    pub fn id_copies_document(&self) -> IdType {
+        let holder = self.agent.as_ref().map(|a| &a.person).or(self.person.as_ref());
+        holder.map_or(IdType::ResidentId, |p| p.id_type)
     }
 
     /// Whether the chosen product includes a seal for the organisation (handbook: 机构云证书含
@@ -819,6 +832,34 @@ mod tests {
             "foreign-permanent-resident:****************38"
         );
         assert_eq!(mask_identifier(""), "");
+    }
+
+    fn shipped_channel() -> Channel {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        super::super::channels::load_all(&dir).unwrap().remove("default").unwrap()
+    }
+
+    /// Handbook C6: a passport has no back side, so a personal applicant holding one uploads
+    /// its photo page alone; the permits and the permanent resident card have a back.
+    #[test]
+    fn a_passport_holder_is_not_asked_for_the_back_of_the_document() {
+        let channel = shipped_channel();
+        let applicant = |id_type| OrderData { person: Some(Person { id_type, ..person() }), ..OrderData::default() };
+        assert_eq!(
+            applicant(IdType::ResidentId).required_materials(Flow::PersonalNew, &channel),
+            ["id-front", "id-back"]
+        );
+        assert_eq!(applicant(IdType::Passport).required_materials(Flow::PersonalNew, &channel), ["id-front"]);
+        for id_type in [IdType::HkMacaoPermit, IdType::TaiwanPermit, IdType::ForeignPermanentResident] {
+            assert_eq!(applicant(id_type).required_materials(Flow::PersonalNew, &channel), ["id-front", "id-back"]);
+        }
+        // An organisation's copies are its agent's (a resident ID), whatever the legal
+        // representative holds.
+        let mut org = data();
+        org.company.as_mut().unwrap().legal_rep.id_type = IdType::Passport;
+        org.authorized_online_at = Some(0);
+        assert_eq!(org.id_copies_document(), IdType::ResidentId);
+        assert!(org.required_materials(Flow::OrgNew, &channel).contains(&"id-back".to_string()));
     }
 
     #[test]

@@ -726,7 +726,19 @@ impl Ra {
             }
             InvoicePolicy::None => false,
         };
-        let (invoice_email, delivery_address) = product_fields(input, agent_email, product.medium == "usb-key")?;
+        // Handbook G5: invoice data only when there is an amount. Asking for an invoice of a
+        // free product is a mistake the caller hears of; a `required` channel's rule covers
+        // what is paid.
+        let paid = product.price_fen > 0;
+        if !paid && input.invoice {
+            return Err(RaError::Invalid(vec![FieldError {
+                field: "invoice".into(),
+                code: "invoice.free",
+                message: format!("{:?} is free: there is no amount to invoice", product.id),
+            }]));
+        }
+        let invoice = invoice && paid;
+        let (invoice_email, delivery_address) = product_fields(input, agent_email, paid, product.medium == "usb-key")?;
         // The product is in the letter's scope: another one than the letter named (or the one
         // it will name) withdraws the authorisation and the link.
         if data.product.as_ref().is_some_and(|p| p.id != product.id) {
@@ -1093,12 +1105,15 @@ fn agent_fields(
 fn product_fields(
     input: ProductInput,
     agent_email: Option<String>,
+    paid: bool,
     shipped: bool,
 ) -> Result<(Option<String>, Option<String>), RaError> {
     let mut fields = Fields::default();
-    let invoice_email = match input.invoice_email {
-        Some(e) => Some(fields.take(validate::email("invoice_email", &e))),
-        None => agent_email,
+    // A free product has nothing to invoice: no invoice address is kept (whatever was typed).
+    let invoice_email = match (paid, input.invoice_email) {
+        (false, _) => None,
+        (true, Some(e)) => Some(fields.take(validate::email("invoice_email", &e))),
+        (true, None) => agent_email,
     };
     if input.invoice && invoice_email.is_none() {
         fields.fail("invoice_email", "email.missing", "an e-mail address for the invoice is required");
@@ -1164,8 +1179,8 @@ pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date)
         }
         Step::Product => {
             let input: ProductInput = parse(body)?;
-            for shipped in [false, true] {
-                product_fields(input.clone(), None, shipped)?;
+            for (paid, shipped) in [(true, false), (true, true), (false, false), (false, true)] {
+                product_fields(input.clone(), None, paid, shipped)?;
             }
         }
         Step::Materials => {

@@ -37,7 +37,8 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -> Strin
                     nav {
                         a href=(ctx.url("/orders")) { (l.t("Order management")) }
                         a href=(ctx.url("/seals")) { (l.t("Seal authorisation")) }
-                        a href=(ctx.url("/help")) { (l.t("Help")) }
+                        a #nav-help href=(ctx.url("/help")) { (l.t("Help")) }
+                        a #nav-about href=(ctx.url("/about")) { (l.t("About")) }
                         a #lang href=(ctx.url(&format!("/lang/{other_code}"))) { (other_name) }
                     }
                     @if let Some(phone) = &site.phone {

@@ -68,6 +68,7 @@ fn page_routes(web: Web) -> Router {
     Router::new()
         .route("/", get(pages::home::home))
         .route("/help", get(pages::home::help))
+        .route("/about", get(pages::home::about))
         .route("/lang/{code}", get(pages::home::language))
         .route("/static/app.css", get(pages::home::stylesheet))
         .route("/apply/{flow}", get(pages::apply::start).post(pages::apply::create))

@@ -121,16 +121,23 @@ async fn a_personal_applicant_with_a_passport_is_checked_by_bank_card_and_the_ce
     assert_eq!((shown["id_type"].as_str(), shown["id_number"].as_str()), (Some("passport"), Some("*******78")), "{v}");
     assert!(!v.to_string().contains("E12345678"), "the number is masked: {v}");
     let product = json!({ "product": "personal-cloud-1y" });
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
-    for kind in ["id-front", "id-back"] {
-        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
-    }
-    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    // A passport has no back side: its photo page is the one copy asked for (the channel's
+    // personal-new rule lists both sides of an ID card).
+    assert_eq!(v["materials_required"], json!(["id-front"]), "{v}");
+    let (status, v) = web.step(&id, &token, "materials", json!({})).await;
+    assert_eq!((status, v["errors"][0]["field"].as_str()), (422, Some("materials.id-front")), "{v}");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(1), "nothing else is missing: {v}");
+    assert_eq!(web.upload(&id, &token, "id-front", PDF).await.0, 201);
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    assert_eq!(v["next_step"], "signature", "the photo page alone completes the materials: {v}");
     let code = web.code(&id, &token, "signature", PHONE, json!({})).await;
     let signed = json!({ "code": code, "accept_terms": true });
     web.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signed)).await;
     pays(&web, &id, &token).await;
-    wait_state(&web, &id, &token, "review").await;
+    let v = wait_state(&web, &id, &token, "review").await;
+    let kinds: Vec<&str> = v["materials"].as_array().unwrap().iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(kinds, ["id-front"], "the officer reviews the photo page: {v}");
     reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
     // Face refused, bank card passes (the sandbox's bank-card rule, given the passport).
     let serial = enrols_by_bank_card(&web, PHONE).await;

@@ -532,6 +532,18 @@ async fn an_organisation_applies_in_the_browser_and_its_agent_signs_with_the_cer
     b.shot("order-management-completed").await;
     b.goto(&format!("{base}/orders/{id}")).await;
     assert!(b.client.find(Locator::Css("a#invoice")).await.is_ok(), "the invoice can be downloaded");
+    // F4: the finished order's page shows what was entered, read-only, masked as on the
+    // confirmation.
+    let details = b.text("#details").await;
+    for shown in ["福建示例科技有限公司", CREDIT, "张三", "李四", "机构云证书（1年）", "¥400.00"]
+    {
+        assert!(details.contains(shown), "{shown} in {details}");
+    }
+    for full in ["13800138000", "13700137000", "11010519491231002X", "110101199003074338"] {
+        assert!(!details.contains(full), "{full} masked in {details}");
+    }
+    assert!(b.client.find(Locator::Css("#details a.back")).await.is_err(), "nothing to change any more");
+    b.shot("completed-details").await;
     // F6: the invoice issued again: the first voided by a red-letter invoice (冲红), a new
     // number, both e-mailed to the same address.
     let invoices = || {

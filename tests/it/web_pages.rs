@@ -283,13 +283,18 @@ async fn one_web_front_serves_several_channels_each_page_with_its_customer_servi
     let (_web, base) = web_front(&ca).await;
     let b = Browser::start("channels", 1200, 1200).await;
     // The default channel where it always was, with its phone on every page.
-    for path in ["/", "/help", "/orders", "/seals", "/apply/org-new", "/no-such-page"] {
+    for path in ["/", "/help", "/about", "/orders", "/seals", "/apply/org-new", "/no-such-page"] {
         b.goto(&format!("{base}{path}")).await;
         assert_eq!(b.text("#service-phone").await, "客服电话: 400-600-0000", "{path}");
         assert_eq!(b.attr("#service-phone", "data-channel").await.as_deref(), Some("default"));
     }
     b.goto(&base).await;
     b.shot("default-channel").await;
+    // Handbook A2: the help centre says how to get the phone app.
+    b.press("#nav-help").await;
+    assert_eq!(b.text("h1").await, "帮助中心");
+    let help = b.text("main").await;
+    assert!(help.contains("获取手机App") && help.contains("应用商店"), "{help}");
     // The bidding channel by name in the URL, as the handbook's channelId: its own title,
     // flows, phone, and links that stay in it.
     b.goto(&format!("{base}/?channelId=bidding")).await;
@@ -301,6 +306,15 @@ async fn one_web_front_serves_several_channels_each_page_with_its_customer_servi
         "bidding offers no personal certificates"
     );
     b.shot("bidding-channel").await;
+    // Handbook A2: 关于, from the nav, names this channel's service and its phone.
+    b.press("#nav-about").await;
+    assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/about"));
+    assert_eq!(b.text("h1").await, "关于");
+    assert_eq!(b.text("#about-channel").await, "本网站: 招投标平台云证书");
+    assert_eq!(b.text("#about-phone").await, "客服电话: 023-6000-0000");
+    assert!(b.text("#about").await.contains("电子认证服务机构（CA）"));
+    b.shot("bidding-about").await;
+    b.press("a.brand").await;
     b.click("#flow-org-new").await;
     assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/apply/"));
     b.submit("start").await;
@@ -366,7 +380,7 @@ id = "personal-ukey-1y"
 name = "个人证书（USB Key，1年）"
 flows = ["personal-new"]
 years = 1
-price_fen = 0
+price_fen = 8000
 medium = "usb-key"
 
 [flows.personal-new]
@@ -450,4 +464,93 @@ review = "review"
     let product = serde_json::json!({ "product": "personal-ukey-1y", "invoice": true, "delivery_address": "福州" });
     let (status, v) = ra.call("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(token), Some(product)).await;
     assert_eq!(status, 422, "{v}");
+}
+
+/// Handbook G5: invoice data only when there is an amount. A free product's form asks nothing
+/// about an invoice, even in a channel whose rule is that every order gets one; the RA keeps
+/// none and refuses an API caller who asks for one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_free_product_asks_for_no_invoice_and_the_ra_refuses_one() {
+    let ca = web_ca().await;
+    let dir = ca.config_path.parent().unwrap().join("policies/channels");
+    let channel = r#"name = "free"
+title = "免费证书渠道"
+service_phone = "400 333 444"
+features = ["new"]
+terms = "条款"
+invoice = "required"
+
+[methods]
+organisation = ["phone"]
+personal = ["phone"]
+agent = ["phone"]
+
+[[products]]
+id = "org-free-1y"
+name = "机构云证书（免费）"
+flows = ["org-new"]
+years = 1
+price_fen = 0
+medium = "cloud"
+
+[[products]]
+id = "personal-free-1y"
+name = "个人云证书（免费）"
+flows = ["personal-new"]
+years = 1
+price_fen = 0
+medium = "cloud"
+
+[flows.personal-new]
+review = "review"
+"#;
+    std::fs::write(dir.join("free.toml"), channel).unwrap();
+    serve_channels(&ca, &["free"]);
+    let _daemon = Daemon::start(&ca).await;
+    let (_web, base) = web_front(&ca).await;
+    let b = Browser::start("free-product", 1200, 1200).await;
+    b.goto(&format!("{base}/c/free/apply/personal-new")).await;
+    b.submit("start").await;
+    b.click("input[name=method][value=phone]").await;
+    b.click("input[name=accept_agreement]").await;
+    b.submit("step-verification").await;
+    for (name, value) in
+        [("name", "王五"), ("id_number", "110101199003074338"), ("phone", "13900139000"), ("email", "w@example.com")]
+    {
+        b.fill(name, value).await;
+    }
+    b.submit("step-person").await;
+    assert_eq!(b.current_step().await.as_deref(), Some("product"));
+    let form = b.text("form#step-product").await;
+    assert!(form.contains("个人云证书（免费） ¥0.00"), "{form}");
+    for field in ["input[name=invoice]", "input[name=invoice_email]", "#invoice-required"] {
+        assert!(b.client.find(Locator::Css(field)).await.is_err(), "{field}: nothing to invoice");
+    }
+    b.shot("free-product").await;
+    b.submit("step-product").await;
+    let confirmed = b.text("section.entered[data-step=product] dl").await;
+    assert!(confirmed.contains("个人云证书（免费）") && !confirmed.contains("发票"), "no invoice rows: {confirmed}");
+    let id = b.text("#order-id").await;
+    let reviewer = Client::new(&ca, "reviewer");
+    let order = reviewer.ok("GET", &format!("/v1/orders/{id}"), None, None).await;
+    let product = &order["data"]["product"];
+    assert_eq!((product["invoice"].as_bool(), product["invoice_email"].as_str()), (Some(false), None), "{order}");
+    // An API caller asking for an invoice of the free product hears why, on the field.
+    let ra = Client::new(&ca, "web-front");
+    let v = ra.ok("POST", "/v1/ra/orders", None, Some(json!({ "channel": "free", "flow": "personal-new" }))).await;
+    let (id, token) = (v["order"]["id"].as_str().unwrap(), v["token"].as_str().unwrap());
+    let verification = json!({ "method": "phone", "accept_terms": true });
+    ra.ok("POST", &format!("/v1/ra/orders/{id}/steps/verification"), Some(token), Some(verification)).await;
+    let person =
+        json!({ "name": "赵六", "id_number": "11010519491231002X", "phone": "13900139001", "email": "z@example.com" });
+    ra.ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(token), Some(person)).await;
+    let asked = json!({ "product": "personal-free-1y", "invoice": true, "invoice_email": "z@example.com" });
+    let (status, v) = ra.step(id, token, "product", asked).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(
+        (v["errors"][0]["field"].as_str(), v["errors"][0]["code"].as_str()),
+        (Some("invoice"), Some("invoice.free"))
+    );
+    let v = ra.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+    assert_eq!(v["next_step"], "product", "nothing was saved: {v}");
 }

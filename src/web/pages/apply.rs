@@ -35,6 +35,24 @@ pub(in crate::web) fn material_name(lang: Lang, kind: &str) -> &'static str {
     }
 }
 
+/// Material kinds as people call them, the copies of an identity document named after the
+/// document (`document`: its type as the daemon writes it, `passport`): a passport's photo
+/// page, a permit's front and back (handbook C6).
+pub(in crate::web) fn material_name_for(lang: Lang, kind: &str, document: &str) -> &'static str {
+    let (zh, en) = match (kind, document) {
+        ("id-front", "passport") => ("护照个人资料页", "Passport photo page"),
+        ("id-front", "hk-macao-permit" | "taiwan-permit") => ("通行证正面", "Travel permit, front"),
+        ("id-back", "hk-macao-permit" | "taiwan-permit") => ("通行证背面", "Travel permit, back"),
+        ("id-front", "foreign-permanent-resident") => ("永久居留身份证正面", "Permanent resident ID, front"),
+        ("id-back", "foreign-permanent-resident") => ("永久居留身份证背面", "Permanent resident ID, back"),
+        _ => return material_name(lang, kind),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
 pub(in crate::web) async fn start(State(web): State<Web>, ctx: Ctx, Path(flow): Path<String>) -> Response {
     let l = ctx.lang;
     if !FLOWS.iter().any(|(f, _)| *f == flow) {

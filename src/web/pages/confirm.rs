@@ -44,7 +44,7 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Path(id): Pat
     let body = html! {
         (header(&ctx, &view))
         p.note #confirm-note { (l.t("This page cannot be edited; go back to a step to correct it.")) }
-        div #confirmation { @for step in entered(&view) { (section(&ctx, &view, step)) } }
+        div #confirmation { @for step in entered(&view) { (section(&ctx, &view, step, true)) } }
         form #confirm method="get" action=(ctx.url(&order_path(&view))) {
             button type="submit" { (l.t("Next")) }
         }
@@ -55,7 +55,7 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Path(id): Pat
 }
 
 /// The entered steps this order has done, in order.
-fn entered(view: &Value) -> Vec<&'static str> {
+pub(super) fn entered(view: &Value) -> Vec<&'static str> {
     let done: Vec<&str> = view["steps"]
         .as_array()
         .into_iter()
@@ -66,8 +66,9 @@ fn entered(view: &Value) -> Vec<&'static str> {
     EDITABLE.into_iter().filter(|s| done.contains(s)).collect()
 }
 
-/// One step's data, read-only, with its way back.
-fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
+/// One step's data, read-only, with its way back while it may be corrected (`editable`); a
+/// finished order's page shows it without one.
+pub(super) fn section(ctx: &Ctx, view: &Value, step: &str, editable: bool) -> Markup {
     let l = ctx.lang;
     let s = &view["summary"];
     let rows: Vec<(&str, String)> = match step {
@@ -98,12 +99,13 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
         "product" => {
             let p = &s["product"];
             let invoice = if p["invoice"] == true { l.t("Yes") } else { l.t("No") };
-            let mut rows = vec![
-                (l.t("Product"), text(&p["name"])),
-                (l.t("Amount"), yuan(p["price_fen"].as_i64().unwrap_or(0))),
-                (l.t("Invoice"), invoice.to_string()),
-                (l.t("Invoice e-mail"), text(&p["invoice_email"])),
-            ];
+            let price = p["price_fen"].as_i64().unwrap_or(0);
+            let mut rows = vec![(l.t("Product"), text(&p["name"])), (l.t("Amount"), yuan(price))];
+            // G5: a free product has nothing to invoice.
+            if price > 0 {
+                rows.push((l.t("Invoice"), invoice.to_string()));
+                rows.push((l.t("Invoice e-mail"), text(&p["invoice_email"])));
+            }
             // B21: the title is the applicant's own name and cannot be changed; shown before
             // anything is issued.
             if p["invoice"] == true {
@@ -126,7 +128,7 @@ fn section(ctx: &Ctx, view: &Value, step: &str) -> Markup {
         section.entered data-step=(step) {
             h2 { (l.t(step_key(step))) }
             dl { @for (key, value) in &rows { dt { (key) } dd { (value) } } }
-            a.back href=(edit) id={ "edit-" (step) } { (l.t("Change")) }
+            @if editable { a.back href=(edit) id={ "edit-" (step) } { (l.t("Change")) } }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Home (the flows this channel offers), help, language switch, stylesheet, 404.
+//! Home (the flows this channel offers), help, about, language switch, stylesheet, 404.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -59,6 +59,33 @@ pub(in crate::web) async fn help(ctx: Ctx) -> Response {
         Lang::En => help_en(),
     };
     respond(StatusCode::OK, page(&ctx, ctx.lang.t("Help"), body, None))
+}
+
+/// `GET /about` (handbook A2: 关于): who runs the service this channel's pages belong to,
+/// and how to reach them. The channel file has no operator name or repository address, so the
+/// text is fixed; the channel's title and customer-service phone fill it in.
+pub(in crate::web) async fn about(State(web): State<Web>, ctx: Ctx) -> Response {
+    // Without the daemon the page still says what the service is; only the title is missing.
+    let title = channel(&web, &ctx).await.ok().and_then(|c| c["title"].as_str().map(str::to_string));
+    let body = about_body(&ctx, title.as_deref());
+    respond(StatusCode::OK, page(&ctx, ctx.lang.t("About"), body, None))
+}
+
+fn about_body(ctx: &Ctx, title: Option<&str>) -> Markup {
+    let l = ctx.lang;
+    html! {
+        section #about {
+            h2 { (l.t("The cloud certificate service")) }
+            @if let Some(title) = title { p #about-channel { (l.t("This site")) ": " (title) } }
+            p { (l.t("A certification authority (CA) issues the certificates applied for here. It checks who applies, keeps each certificate's key in its hardware security module and uses it only when the holder confirms with their PIN in the phone app.")) }
+            p { (l.t("The certificate's holder signs documents on partner platforms by scanning a QR code with the app.")) }
+            h2 { (l.t("Contact")) }
+            @if let Some(phone) = &ctx.site.phone {
+                p #about-phone { (l.t("Customer service")) ": " a href={ "tel:" (phone) } { (phone) } }
+            }
+            p { a #about-help href=(ctx.url("/help")) { (l.t("Help")) } " · " a href=(ctx.url("/orders")) { (l.t("Order management")) } }
+        }
+    }
 }
 
 pub(in crate::web) async fn language(ctx: Ctx, Path(code): Path<String>) -> Response {

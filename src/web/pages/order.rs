@@ -143,6 +143,14 @@ async fn render(web: &Web, ctx: &Ctx, view: &Value, state: FormState, status: St
             (current)
             (status_text(ctx, flow, view))
         }
+        // Handbook F4: once nothing is entered any more, what was entered, read-only and
+        // masked as on the confirmation.
+        @if !matches!(order_state, "open" | "offline") {
+            div #details {
+                h2 { (l.t("Application details")) }
+                @for step in super::confirm::entered(view) { (super::confirm::section(ctx, view, step, false)) }
+            }
+        }
         @if view["invoice_no"].is_string() {
             p { a #invoice href=(ctx.url(&format!("{}/invoice.pdf", order_path(view)))) { (l.t("Download the invoice")) } }
             (form(ctx, &format!("{}/invoice/reissue", order_path(view)), "reissue-invoice", html! {}, l.t("Send the invoice again")))

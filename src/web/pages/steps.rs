@@ -5,7 +5,7 @@ use base64::Engine;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::apply::material_name;
+use super::apply::material_name_for;
 use super::urlencode;
 use crate::web::html::{checkbox, form, grouped_radios, input, radios, select, yuan, FormState};
 use crate::web::security::Ctx;
@@ -169,8 +169,10 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
             html! {
                 (radios(s, l.t("Product"), "product", &products(channel, flow)))
                 @if flow == "seal" { (seal_choice(ctx, view, s)) }
-                // B22: the channel says whether the applicant chooses an invoice.
+                // B22: the channel says whether the applicant chooses an invoice; G5: only
+                // for an amount (a flow whose products are all free asks nothing).
                 @match channel["invoice"].as_str().unwrap_or("optional") {
+                    _ if !priced(channel, flow) => {}
                     "none" => {}
                     "required" => {
                         p.note #invoice-required { (l.t("An e-invoice is issued (title: the organisation or person).")) }
@@ -304,6 +306,13 @@ fn products(channel: &Value, flow: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a product of this flow costs something (so an invoice may be asked for).
+fn priced(channel: &Value, flow: &str) -> bool {
+    channel["products"].as_array().into_iter().flatten().any(|p| {
+        p["price_fen"].as_i64().unwrap_or(0) > 0 && p["flows"].as_array().is_some_and(|f| f.iter().any(|x| x == flow))
+    })
+}
+
 /// Whether a product of this flow is posted (a USB key) and so needs a delivery address.
 fn ships(channel: &Value, flow: &str) -> bool {
     channel["products"]
@@ -387,10 +396,11 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
     let required: Vec<&str> =
         view["materials_required"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
     let online = required.contains(&"authorization-letter") && view["flow"] == "org-new";
+    let document = id_copies_document(&view["summary"]);
     html! {
         ul.materials {
             @for kind in &required {
-                @let name = material_name(l, kind);
+                @let name = material_name_for(l, kind, document);
                 @if uploaded.contains(kind) {
                     li.done data-kind=(kind) { (name) " ✓ " (l.t("Uploaded")) }
                 } @else {
@@ -431,6 +441,13 @@ fn materials_form(ctx: &Ctx, view: &Value, s: &FormState) -> Markup {
         }
         (form(ctx, &format!("{path}/steps/materials"), "step-materials", html! {}, l.t("Materials are complete")))
     }
+}
+
+/// The document the ID copies are of, as the RA decides it (`OrderData::id_copies_document`):
+/// the agent's, else the personal applicant's, else the resident ID.
+fn id_copies_document(summary: &Value) -> &str {
+    let holder = if summary["agent"]["person"].is_object() { &summary["agent"]["person"] } else { &summary["person"] };
+    holder["id_type"].as_str().unwrap_or("resident-id")
 }
 
 fn payment_form(ctx: &Ctx, view: &Value, action: &str, form_id: &str, s: &FormState) -> (Markup, Option<u32>) {
@@ -482,6 +499,38 @@ mod tests {
         }
         let view = json!({ "id": "o1", "flow": "org-new", "state": "open", "summary": { "verification": "phone" } });
         assert!(page(&view, "company").contains(r#"select name="legal_rep.id_type""#));
+    }
+
+    /// Handbook C6: the copies asked for are named after the applicant's document.
+    #[test]
+    fn the_materials_form_names_the_copies_after_the_applicants_document() {
+        let view = |id_type: &str, required: Value| {
+            json!({ "id": "o1", "flow": "personal-new", "state": "open", "materials_required": required,
+                    "summary": { "person": { "name": "John Smith", "id_type": id_type } } })
+        };
+        let passport = page(&view("passport", json!(["id-front"])), "materials");
+        assert!(passport.contains("Passport photo page") && !passport.contains("ID card"), "{passport}");
+        let permit = page(&view("taiwan-permit", json!(["id-front", "id-back"])), "materials");
+        assert!(permit.contains("Travel permit, front") && permit.contains("Travel permit, back"), "{permit}");
+        let resident = page(&view("resident-id", json!(["id-front", "id-back"])), "materials");
+        assert!(resident.contains("ID card, photo side") && resident.contains("ID card, emblem side"), "{resident}");
+    }
+
+    /// Handbook G5: invoice fields only where a product of the flow costs something.
+    #[test]
+    fn the_product_form_asks_about_an_invoice_only_for_an_amount() {
+        let view = json!({ "id": "o1", "flow": "personal-new", "state": "open", "summary": {} });
+        let product = |price: i64, invoice: &str| {
+            let channel = json!({ "invoice": invoice, "products": [{ "id": "p", "name": "P", "flows": ["personal-new"],
+                                  "price_fen": price, "medium": "cloud" }] });
+            step_form(&ctx(), &view, &channel, "product", &FormState::default()).0.into_string()
+        };
+        for policy in ["optional", "required"] {
+            let paid = product(100, policy);
+            assert!(paid.contains(r#"name="invoice_email""#), "{policy}: {paid}");
+            let free = product(0, policy);
+            assert!(!free.contains("invoice"), "{policy}: {free}");
+        }
     }
 
     #[test]
