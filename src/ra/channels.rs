@@ -186,6 +186,12 @@ impl Channel {
         self.products_for(flow).map(|p| p.price_fen).min().unwrap_or(0)
     }
 
+    /// Whether some product of the flow costs something: until a product is chosen, the
+    /// order may have a payment step (the chosen product's price decides afterwards).
+    pub fn charges_in(&self, flow: Flow) -> bool {
+        self.products_for(flow).any(|p| p.price_fen > 0)
+    }
+
     /// SHA-256 of the terms text, kept with each application signature as evidence of what
     /// was accepted.
     pub fn terms_sha256(&self) -> String {

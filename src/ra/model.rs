@@ -353,7 +353,12 @@ impl OrderData {
             organisation,
             subject_check_async,
             agent_check_async: self.agent.as_ref().and_then(|a| a.method).is_some_and(Method::asynchronous),
-            paid: channel.price_from(flow) > 0,
+            // The chosen product's price, once chosen; before, whether the flow can cost
+            // anything (a flow may offer a free product beside paid ones).
+            paid: match &self.product {
+                Some(chosen) => chosen.price_fen > 0,
+                None => channel.charges_in(flow),
+            },
             materials: !self.required_materials(flow, channel).is_empty(),
         };
         let steps = flow::steps(flow, shape);
@@ -860,6 +865,39 @@ mod tests {
         org.authorized_online_at = Some(0);
         assert_eq!(org.id_copies_document(), IdType::ResidentId);
         assert!(org.required_materials(Flow::OrgNew, &channel).contains(&"id-back".to_string()));
+    }
+
+    /// A flow that offers a free product beside paid ones (a free USB key beside the paid
+    /// cloud certificate, a free change beside a paid one) asks for payment exactly when the
+    /// chosen product costs something. Before, the flow's lowest price decided: one free
+    /// product took the payment step away from every paid one, and a paid certificate was
+    /// issued unpaid.
+    #[test]
+    fn the_chosen_products_price_decides_the_payment_step() {
+        use super::super::channels::Product;
+        let mut channel = shipped_channel();
+        let paid = channel.products_for(Flow::PersonalNew).next().unwrap().clone();
+        assert!(paid.price_fen > 0, "{paid:?}");
+        let free = Product { id: "free-ukey".into(), price_fen: 0, medium: "usb-key".into(), ..paid.clone() };
+        channel.products.push(free.clone());
+        let choosing = |p: Option<&Product>| OrderData {
+            person: Some(person()),
+            product: p.map(|p| ProductChoice {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                price_fen: p.price_fen,
+                invoice: false,
+                invoice_email: None,
+                delivery_address: None,
+                seal_change: None,
+                seal_name: None,
+            }),
+            ..OrderData::default()
+        };
+        let pays = |p: Option<&Product>| choosing(p).steps(Flow::PersonalNew, &channel).contains(&Step::Payment);
+        assert!(pays(Some(&paid)), "the paid product is paid for");
+        assert!(!pays(Some(&free)), "the free one has nothing to pay");
+        assert!(pays(None), "before the choice the flow may cost something");
     }
 
     #[test]
