@@ -251,6 +251,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("Correct this step; the steps after it are taken again.", "修改本步骤后，其后的步骤需重新办理。"),
     ("Back to the confirmation", "返回信息确认"),
     ("Subject", "证书主体"),
+    ("The certificate this order is about", "本订单办理的证书（当前信息）"),
     ("Certificate services", "证书服务"),
     ("First check who you are; then choose the certificate from your list.", "请先完成身份核验，再从您的证书列表中选择要办理的证书。"),
     ("Enter the credit code (organisation) or ID number (person), then confirm with the code sent to a phone on file. Your certificates are listed next; no serial number is needed.", "请输入统一社会信用代码（机构）或身份证号码（个人），并填写发送至在档手机的验证码。核验通过后将列出您的证书，无需填写证书序列号。"),

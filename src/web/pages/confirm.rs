@@ -240,7 +240,9 @@ pub(super) fn subject(ctx: &Ctx, view: &Value) -> Markup {
     let Some(attributes) = certificate["subject"].as_array() else { return html! {} };
     html! {
         section.subject #subject {
-            h2 { (l.t("Subject")) }
+            // The certificate as it stands: a change order's new data is in its own section,
+            // so this heading must not read as the result.
+            h2 { (l.t("The certificate this order is about")) }
             dl {
                 @for pair in attributes {
                     dt { (pair[0].as_str().unwrap_or_default()) } dd { (pair[1].as_str().unwrap_or_default()) }
