@@ -205,7 +205,9 @@ impl Seals {
         }
         let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": phone, "allowed": allowed });
         let audit = self.event("seal.user.set", granter, detail);
-        self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await?;
+        if !self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await? {
+            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
+        }
         Ok(())
     }
 

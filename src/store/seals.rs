@@ -332,7 +332,10 @@ impl Store {
         row.as_ref().map(seal).transpose().map_err(StoreError::from)
     }
 
-    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event.
+    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event. A grant
+    /// is written only while the phone is a member of the seal's organisation, in the same
+    /// statement, so a removal racing the grant leaves no grant behind to revive if the phone
+    /// is added again; false (nothing written) when it is not.
     pub async fn set_seal_user(
         &self,
         seal_id: &str,
@@ -341,7 +344,7 @@ impl Store {
         by: &str,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM seal_users WHERE seal_id = $1 AND phone = $2")
             .bind(seal_id)
@@ -349,16 +352,25 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if allowed {
-            sqlx::query("INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) VALUES ($1, $2, $3, $4)")
-                .bind(seal_id)
-                .bind(phone)
-                .bind(by)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let granted = sqlx::query(
+                "INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) SELECT $1, $2, $3, $4 \
+                 WHERE EXISTS (SELECT 1 FROM org_members m JOIN seals s ON s.credit_code = m.credit_code \
+                 WHERE s.id = $1 AND m.phone = $2)",
+            )
+            .bind(seal_id)
+            .bind(phone)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if granted != 1 {
+                return Ok(false);
+            }
         }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
     }
 
     /// The phones allowed to stamp with a seal (shown to the seal's administrators).

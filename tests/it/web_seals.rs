@@ -269,6 +269,7 @@ async fn the_administrator_adds_staff_lets_them_use_a_seal_withdraws_it_and_remo
     let alert = b.text("p.alert").await;
     assert!(alert.contains("不是本单位成员"), "{alert}");
     assert_eq!(seal_users(&b, &seal).await, Vec::<String>::new());
+    assert!(!members(&b).await.iter().any(|(p, _)| p == OUTSIDER), "nor made a member by the attempt");
     b.shot("outsider-refused").await;
     // The staff member is allowed, and listed under the seal.
     with_admin_code(&b, &ca, &grant, &[("phone", STAFF_TYPED)], &[]).await;
