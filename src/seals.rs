@@ -36,6 +36,12 @@ pub enum SealError {
 /// Organisation roles a member may be given (the administrator role moves only by hand-over).
 pub const MEMBER_ROLES: [&str; 2] = ["staff", "seal-admin"];
 
+/// The refusal of a seal grant or a removal naming a phone that is not a member (the web page
+/// shows it in the page's language).
+pub const NOT_A_MEMBER: &str = "phone: not a member of this organisation; add them first";
+/// The refusal of the administrator removing themself (the role moves only by hand-over).
+pub const NOT_YOURSELF: &str = "phone: the administrator cannot remove themself; hand the role over first";
+
 /// The seal service.
 #[derive(Clone)]
 pub struct Seals {
@@ -97,6 +103,25 @@ impl Seals {
         let audit = self.event("org.member.set", admin, detail);
         if !self.store.set_member(credit_code, phone, role, admin, self.now(), &audit).await? {
             return Err(SealError::Invalid("the administrator's role moves only by hand-over".into()));
+        }
+        Ok(())
+    }
+
+    /// Removes a member (handbook 人员管理; administrator only), withdrawing their leave to use
+    /// the organisation's seals in the same transaction. The administrator cannot remove
+    /// themself: the organisation would have nobody to manage it (the role moves by hand-over).
+    pub async fn remove_member(&self, admin: &str, credit_code: &str, phone: &str) -> Result<(), SealError> {
+        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        if !valid_phone(phone) {
+            return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
+        }
+        if phone == admin {
+            return Err(SealError::Invalid(NOT_YOURSELF.into()));
+        }
+        let detail = serde_json::json!({ "org": credit_code, "member": crate::ra::validate::mask(phone) });
+        let audit = self.event("org.member.removed", admin, detail);
+        if !self.store.remove_member(credit_code, phone, &audit).await? {
+            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
         }
         Ok(())
     }
@@ -176,11 +201,13 @@ impl Seals {
         self.require(credit_code, granter, &["admin", "seal-admin"], "a seal administrator").await?;
         self.store.seal(seal_id).await?.filter(|s| s.credit_code == credit_code).ok_or(SealError::NotFound)?;
         if allowed && self.store.org_role(credit_code, phone).await?.is_none() {
-            return Err(SealError::Invalid("phone: add them to the organisation first".into()));
+            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
         }
         let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": phone, "allowed": allowed });
         let audit = self.event("seal.user.set", granter, detail);
-        self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await?;
+        if !self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await? {
+            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
+        }
         Ok(())
     }
 

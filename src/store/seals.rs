@@ -159,6 +159,33 @@ impl Store {
         Ok(true)
     }
 
+    /// Removes a member who is not the administrator (handbook 人员管理), and with them their
+    /// leave to stamp with the organisation's seals: a removed member keeps no seal. One
+    /// transaction with the audit event. False when the phone is no member, or the
+    /// administrator (that role moves only by hand-over).
+    pub async fn remove_member(&self, credit_code: &str, phone: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2 AND role <> 'admin'")
+            .bind(credit_code)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM seal_users WHERE phone = $2 AND seal_id IN (SELECT id FROM seals WHERE credit_code = $1)",
+        )
+        .bind(credit_code)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
     /// Moves the administrator role from `from` to `to` (who becomes a member if needed; the
     /// old administrator stays as staff), atomically.
     pub async fn hand_over_admin(
@@ -305,7 +332,10 @@ impl Store {
         row.as_ref().map(seal).transpose().map_err(StoreError::from)
     }
 
-    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event.
+    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event. A grant
+    /// is written only while the phone is a member of the seal's organisation, in the same
+    /// statement, so a removal racing the grant leaves no grant behind to revive if the phone
+    /// is added again; false (nothing written) when it is not.
     pub async fn set_seal_user(
         &self,
         seal_id: &str,
@@ -314,7 +344,7 @@ impl Store {
         by: &str,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM seal_users WHERE seal_id = $1 AND phone = $2")
             .bind(seal_id)
@@ -322,16 +352,34 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if allowed {
-            sqlx::query("INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) VALUES ($1, $2, $3, $4)")
-                .bind(seal_id)
-                .bind(phone)
-                .bind(by)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let granted = sqlx::query(
+                "INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) SELECT $1, $2, $3, $4 \
+                 WHERE EXISTS (SELECT 1 FROM org_members m JOIN seals s ON s.credit_code = m.credit_code \
+                 WHERE s.id = $1 AND m.phone = $2)",
+            )
+            .bind(seal_id)
+            .bind(phone)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if granted != 1 {
+                return Ok(false);
+            }
         }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
-        super::audit::commit(tx, 1).await
+        super::audit::commit(tx, 1).await?;
+        Ok(true)
+    }
+
+    /// The phones allowed to stamp with a seal (shown to the seal's administrators).
+    pub async fn seal_users(&self, seal_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT phone FROM seal_users WHERE seal_id = $1 ORDER BY phone")
+            .bind(seal_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| r.try_get("phone")).collect::<Result<_, _>>().map_err(StoreError::from)
     }
 
     /// Whether a phone may stamp with a seal.

@@ -104,6 +104,8 @@ fn page_routes(web: Web) -> Router {
         .route("/seals/login", post(pages::seals::login))
         .route("/seals/code", post(pages::seals::admin_code))
         .route("/seals/{credit_code}/members", post(pages::seals::member))
+        .route("/seals/{credit_code}/members/remove", post(pages::seals::remove_member))
+        .route("/seals/{credit_code}/seals/{seal_id}/users", post(pages::seals::seal_user))
         .route("/seals/handover/accept", post(pages::seals::accept_hand_over))
         .route("/seals/{credit_code}/handover", post(pages::seals::hand_over))
         .route_layer(axum::middleware::from_fn(security::plain_paths))

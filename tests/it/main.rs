@@ -54,4 +54,5 @@ mod web_flows;
 mod web_methods;
 mod web_pages;
 mod web_query;
+mod web_seals;
 mod web_services;

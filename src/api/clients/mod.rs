@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/mobile/sessions/{id}/refuse"),
     ("GET", "/v1/mobile/orgs"),
     ("POST", "/v1/mobile/orgs/{credit_code}/members"),
+    ("POST", "/v1/mobile/orgs/{credit_code}/members/remove"),
     ("POST", "/v1/mobile/orgs/{credit_code}/handover"),
     ("POST", "/v1/mobile/orgs/{credit_code}/handover/accept"),
     ("POST", "/v1/mobile/orgs/{credit_code}/seal-requests"),
@@ -92,6 +93,7 @@ pub fn router(instance: Instance) -> Router {
         .route("/v1/mobile/sessions/{id}/refuse", post(mobile::refuse))
         .route("/v1/mobile/orgs", get(orgs::list))
         .route("/v1/mobile/orgs/{credit_code}/members", post(orgs::set_member))
+        .route("/v1/mobile/orgs/{credit_code}/members/remove", post(orgs::remove_member))
         .route("/v1/mobile/orgs/{credit_code}/handover", post(orgs::hand_over))
         .route("/v1/mobile/orgs/{credit_code}/handover/accept", post(orgs::accept_hand_over))
         .route("/v1/mobile/orgs/{credit_code}/seal-requests", post(orgs::request_seal))

@@ -1,5 +1,5 @@
-//! Organisation administration from the phone: members, administrator hand-over and seal
-//! requests. Every change needs a fresh `admin` SMS code besides the session: an attempt per
+//! Organisation administration from the phone: members (added, changed, removed),
+//! administrator hand-over, seal requests and who may use each seal. Every change needs a fresh `admin` SMS code besides the session: an attempt per
 //! client address and per phone (rate limits).
 
 use axum::extract::{Path, State};
@@ -27,6 +27,7 @@ pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Re
             .iter()
             .map(|s| serde_json::json!({ "id": s.id, "name": s.name, "status": s.status }))
             .collect();
+        let seals = with_users(&i, &role, seals).await?;
         let members = if role == "admin" {
             let list = i.store.org_members(&credit_code).await.map_err(|e| Problem::internal(&e))?;
             serde_json::json!(list
@@ -39,6 +40,26 @@ pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Re
         items.push(serde_json::json!({ "credit_code": credit_code, "role": role, "seals": seals, "members": members }));
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// The seals as listed, each with the phones allowed to stamp with it (`users`) for the
+/// administrator and seal administrators, who grant that leave; anyone else sees no list.
+async fn with_users(
+    i: &Instance,
+    role: &str,
+    seals: Vec<serde_json::Value>,
+) -> Result<Vec<serde_json::Value>, Problem> {
+    if role != "admin" && role != "seal-admin" {
+        return Ok(seals);
+    }
+    let mut out = Vec::with_capacity(seals.len());
+    for mut seal in seals {
+        let id = seal["id"].as_str().unwrap_or_default().to_string();
+        let users = i.store.seal_users(&id).await.map_err(|e| Problem::internal(&e))?;
+        seal["users"] = serde_json::json!(users);
+        out.push(seal);
+    }
+    Ok(out)
 }
 
 /// Body of a member change.
@@ -60,6 +81,29 @@ pub(super) async fn set_member(
     attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     i.seals.set_member(&holder.phone, &credit_code, &b.phone, &b.role).await.map_err(errors::seal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Body of a member removal: the member's phone and a fresh administrator code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveBody {
+    pub(crate) phone: String,
+    code: String,
+}
+
+/// `POST /v1/mobile/orgs/{credit_code}/members/remove`: the administrator removes a member
+/// (handbook 人员管理), who loses their leave to use the organisation's seals with it.
+pub(super) async fn remove_member(
+    State(i): State<Instance>,
+    holder: Holder,
+    ip: ClientIp,
+    Path(credit_code): Path<String>,
+    JsonBody(b): JsonBody<RemoveBody>,
+) -> Result<Response, Problem> {
+    attempt(&i, ip).await?;
+    i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
+    i.seals.remove_member(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

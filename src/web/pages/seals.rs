@@ -1,7 +1,8 @@
 //! Seal authorisation: the organisation's certificate administrator logs in with the agent's
-//! phone and an SMS code (the app's own login, on the api listener), adds staff, appoints
-//! seal administrators and hands the administrator role over; every change needs a fresh
-//! `admin` code.
+//! phone and an SMS code (the app's own login, on the api listener), adds and removes staff
+//! (人员管理), appoints seal administrators and hands the administrator role over; the
+//! administrator and seal administrators let named members use each seal (印章授权). Every
+//! change needs a fresh `admin` code; the daemon checks the role of each change again.
 
 use std::collections::HashMap;
 
@@ -61,24 +62,33 @@ pub(in crate::web) async fn show(State(web): State<Web>, ctx: Ctx, Flashed(flash
     respond(StatusCode::OK, page(&ctx, l.t("Seal authorisation"), body, None))
 }
 
-/// One organisation the administrator belongs to: its seals, members and the forms to change
-/// them.
+/// One organisation the administrator belongs to: its seals with who may use each, members
+/// and the forms to change them. The forms are shown to the roles the daemon lets make the
+/// change (it checks the role again): seal use to the administrator and seal administrators,
+/// members and the hand-over to the administrator.
 fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
     let l = ctx.lang;
     let cc = org["credit_code"].as_str().unwrap_or_default();
-    let seals: Vec<&str> =
-        org["seals"].as_array().into_iter().flatten().map(|x| x["name"].as_str().unwrap_or_default()).collect();
+    let role = org["role"].as_str().unwrap_or_default();
+    let grants = role == "admin" || role == "seal-admin";
+    let seals: Vec<&serde_json::Value> = org["seals"].as_array().into_iter().flatten().collect();
     let roles = ["staff", "seal-admin"].map(|r| (r.to_string(), l.t(role_key(r)).to_string()));
     html! {
         section.org data-org=(cc) {
             h2 { (cc) }
-            p { (l.t("Role")) ": " (l.t(role_key(org["role"].as_str().unwrap_or_default()))) }
-            p { (l.t("Seals")) ": " @if seals.is_empty() { "—" } @else { (seals.join("、")) } }
-            @if let Some(members) = org["members"].as_array() {
+            p { (l.t("Role")) ": " (l.t(role_key(role))) }
+            @if grants {
                 // The administrator's code is for this organisation's changes only.
                 (form(ctx, "/seals/code", &format!("seal-admin-code-{cc}"), html! {
                     input type="hidden" name="credit_code" value=(cc);
                 }, l.t("Send code")))
+            }
+            h3 { (l.t("Seals")) }
+            @if seals.is_empty() { p { "—" } }
+            ul.seals {
+                @for seal in &seals { (seal_item(ctx, s, cc, seal, grants)) }
+            }
+            @if let Some(members) = org["members"].as_array() {
                 h3 { (l.t("Members")) }
                 ul.members {
                     @for m in members {
@@ -92,11 +102,40 @@ fn organisation(ctx: &Ctx, s: &FormState, org: &serde_json::Value) -> Markup {
                     (radios(s, l.t("Role"), "role", &roles))
                     (input(s, l.t("SMS code"), "code", "text", true))
                 }, l.t("Save")))
+                h3 { (l.t("Remove a member")) }
+                (form(ctx, &format!("/seals/{}/members/remove", urlencode(cc)), &format!("remove-member-{cc}"), html! {
+                    (input(s, l.t("Mobile phone"), "phone", "tel", true))
+                    (input(s, l.t("SMS code"), "code", "text", true))
+                }, l.t("Remove")))
                 h3 { (l.t("Hand the administrator role over")) }
                 (form(ctx, &format!("/seals/{}/handover", urlencode(cc)), &format!("handover-{cc}"), html! {
                     (input(s, l.t("New administrator's phone"), "phone", "tel", true))
                     (input(s, l.t("New administrator's name"), "name", "text", true))
                     (input(s, l.t("New administrator's ID number"), "id_number", "text", true))
+                    (input(s, l.t("SMS code"), "code", "text", true))
+                }, l.t("Save")))
+            }
+        }
+    }
+}
+
+/// One seal; for those who grant its use (印章授权), the people allowed to stamp with it and
+/// the form to allow or withdraw a member.
+fn seal_item(ctx: &Ctx, s: &FormState, cc: &str, seal: &serde_json::Value, grants: bool) -> Markup {
+    let l = ctx.lang;
+    let id = seal["id"].as_str().unwrap_or_default();
+    let users: Vec<&str> = seal["users"].as_array().into_iter().flatten().filter_map(|u| u.as_str()).collect();
+    let choices = [("true", l.t("Allow")), ("false", l.t("Withdraw"))].map(|(v, t)| (v.to_string(), t.to_string()));
+    html! {
+        li data-seal=(id) {
+            span.seal-name { (seal["name"].as_str().unwrap_or_default()) }
+            @if seal["status"] != "active" { " " (l.t("(retired)")) }
+            @if grants {
+                p { (l.t("Allowed to use this seal")) ": " @if users.is_empty() { (l.t("nobody yet")) } }
+                ul.seal-users { @for u in &users { li data-user=(u) { (u) } } }
+                (form(ctx, &format!("/seals/{}/seals/{}/users", urlencode(cc), urlencode(id)), &format!("seal-user-{id}"), html! {
+                    (input(s, l.t("Member's phone"), "phone", "tel", true))
+                    (radios(s, l.t("Use of this seal"), "allowed", &choices))
                     (input(s, l.t("SMS code"), "code", "text", true))
                 }, l.t("Save")))
             }
@@ -111,6 +150,19 @@ fn role_key(role: &str) -> &'static str {
     ROLES.into_iter().find(|r| *r == role).unwrap_or("staff")
 }
 
+/// A refusal in the page's words: the seal service's own about members, else as every page.
+fn refusal(ctx: &Ctx, answer: &crate::web::client::Answer) -> String {
+    match answer.title().as_str() {
+        crate::seals::NOT_A_MEMBER => {
+            ctx.lang.t("This phone is not a member of the organisation: add it as a member first.").into()
+        }
+        crate::seals::NOT_YOURSELF => {
+            ctx.lang.t("The administrator cannot remove themself: hand the role over first.").into()
+        }
+        _ => message(ctx.lang, answer),
+    }
+}
+
 fn outcome(
     ctx: &Ctx,
     answer: Result<crate::web::client::Answer, crate::web::client::Unreachable>,
@@ -119,7 +171,7 @@ fn outcome(
     // What to show and the phone typed go in the flash cookie, never the URL.
     match answer {
         Ok(a) if a.ok() => super::manage::flash_to(ctx, "/seals", &[("m", "ok"), ("phone", phone)]),
-        Ok(a) => super::manage::flash_to(ctx, "/seals", &[("e", message(ctx.lang, &a).as_str()), ("phone", phone)]),
+        Ok(a) => super::manage::flash_to(ctx, "/seals", &[("e", refusal(ctx, &a).as_str()), ("phone", phone)]),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
@@ -210,6 +262,35 @@ pub(in crate::web) async fn member(
         crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
     let body = json!({ "phone": phone, "role": v.get("role").cloned().unwrap_or_default(), "code": v.get("code").cloned().unwrap_or_default() });
     org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/members", urlencode(&cc)), body, &v, None).await
+}
+
+/// The administrator removes a member (人员管理); the daemon checks the role and the code.
+pub(in crate::web) async fn remove_member(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path(cc): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+    let body = json!({ "phone": phone, "code": v.get("code").cloned().unwrap_or_default() });
+    org_change(&web, &ctx, format!("/v1/mobile/orgs/{}/members/remove", urlencode(&cc)), body, &v, None).await
+}
+
+/// A seal's administrator allows a member to use the seal or withdraws it (印章授权); anything
+/// but an explicit "allow" withdraws. The daemon checks the role, the seal and the code.
+pub(in crate::web) async fn seal_user(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Path((cc, seal)): Path<(String, String)>,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let phone =
+        crate::ra::validate::mainland_mobile("phone", v.get("phone").map_or("", String::as_str)).unwrap_or_default();
+    let allowed = v.get("allowed").is_some_and(|a| a == "true");
+    let body = json!({ "phone": phone, "allowed": allowed, "code": v.get("code").cloned().unwrap_or_default() });
+    let path = format!("/v1/mobile/orgs/{}/seals/{}/users", urlencode(&cc), urlencode(&seal));
+    org_change(&web, &ctx, path, body, &v, None).await
 }
 
 pub(in crate::web) async fn hand_over(
