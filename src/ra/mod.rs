@@ -45,7 +45,7 @@ pub use model::{mask_identifier, OrderData, OrderView};
 pub use challenge::Challenge;
 pub use handover::NewAdministrator;
 pub use orders::CodePurpose;
-pub use query::{PersonCheck, QuerySession};
+pub use query::{typed_subject, PersonCheck, QuerySession};
 pub use services::CertificateChoice;
 
 use crate::ca::IssuanceService;

@@ -55,6 +55,7 @@ impl PersonCheck<'_> {
     fn typed(&self) -> (String, String, String) {
         let phone = validate::mainland_mobile("phone", self.phone).unwrap_or_else(|_| self.phone.trim().to_string());
         let (id_type, number) = identifiers::document_of(self.id_number.trim());
+        let number: String = number.chars().filter(|c| !c.is_whitespace()).collect();
         let identifier = identifiers::person_identifier(id_type, &number.to_uppercase());
         (self.name.trim().to_string(), identifier, phone)
     }
@@ -80,9 +81,26 @@ impl PersonCheck<'_> {
     }
 }
 
-/// Whether a query's subject (as [`Ra::subject_key`] gives it) is a person's ID number.
+/// Whether a query's subject (as [`Ra::subject_key`] gives it) is a person's: a resident ID
+/// number, or another document's `{type}:{number}`.
 fn personal(subject: &str) -> bool {
-    subject.len() == 18 && subject.chars().take(17).all(|c| c.is_ascii_digit())
+    !identifiers::document_of(subject).0.is_resident_id()
+        || (subject.len() == 18 && subject.chars().take(17).all(|c| c.is_ascii_digit()))
+}
+
+/// Whether a person's subject names a document other than the resident ID: carriers know
+/// people by the resident ID only, so such a holder is checked by bank card alone.
+fn other_document(subject: &str) -> bool {
+    !identifiers::document_of(subject).0.is_resident_id()
+}
+
+/// The subject of an order query as typed: `number` with its document's `id_type` (handbook
+/// C6) as [`identifiers::person_identifier`] writes it, `{type}:{number}` for another document
+/// than the resident ID. A resident ID or a credit code stays as typed. [`Ra::subject_key`]
+/// then checks the number by its type's rule, so a number of one document never reads as
+/// another's.
+pub fn typed_subject(id_type: identifiers::IdType, number: &str) -> String {
+    identifiers::person_identifier(id_type, number.trim())
 }
 
 /// Who opened an order query.
@@ -94,9 +112,19 @@ enum QueryRole {
 }
 
 impl Ra {
-    /// A query's subject: a resident ID (18 characters, 17 digits first) or a credit code.
+    /// A query's subject: a resident ID (18 characters, 17 digits first), another document as
+    /// `{type}:{number}` ([`typed_subject`]: its number checked by its type's rule,
+    /// [`identifiers::validate_document`], and written in its one canonical form) or a credit
+    /// code.
     pub(crate) fn subject_key(value: &str) -> Result<String, RaError> {
         let v = value.trim();
+        let (id_type, number) = identifiers::document_of(v);
+        if !id_type.is_resident_id() {
+            let today = time::OffsetDateTime::now_utc().date();
+            let number =
+                validate::id_number("subject", id_type, number, today).map_err(|e| RaError::Invalid(vec![e]))?;
+            return Ok(identifiers::person_identifier(id_type, &number));
+        }
         if v.len() == 18 && v.chars().take(17).all(|c| c.is_ascii_digit()) {
             return validate::resident_id("subject", v, time::OffsetDateTime::now_utc().date())
                 .map_err(|e| RaError::Invalid(vec![e]));
@@ -201,6 +229,9 @@ impl Ra {
                 let call = self.providers.identity.bank_card_four(&name, id_type, number, card.trim(), &phone);
                 crate::providers::call("identity", "bank_card_four", self.deadline(), call).await?
             }
+            // Carriers know people by the resident ID only: another document's holder is
+            // checked by bank card alone (no code is sent; the answer is the same).
+            None if other_document(&subject) => CheckOutcome::Failed("bank card only".into()),
             None if personal(&subject) => {
                 let call = self.providers.identity.phone_three(&name, &id_number, &phone);
                 crate::providers::call("identity", "phone_three", self.deadline(), call).await?
@@ -256,7 +287,10 @@ impl Ra {
         let (name, id_number, phone) = check.typed();
         let on_file = self.on_file(subject).await?;
         if personal(subject) {
-            return Ok((on_file.approved && id_number == subject).then_some(phone));
+            // The typed identifier (type and number) is the subject's; another document's
+            // holder only by bank card (what the typed document alone decides: no oracle).
+            let by_card_if_needed = check.card.is_some() || !other_document(subject);
+            return Ok((on_file.approved && id_number == subject && by_card_if_needed).then_some(phone));
         }
         let Some((rep_name, rep_id, rep_phone)) = on_file.legal_rep else { return Ok(None) };
         if rep_id != id_number {

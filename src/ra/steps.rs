@@ -100,7 +100,8 @@ struct AgentInput {
     #[serde(default)]
     id_number: Option<String>,
     /// Agents give the resident ID (`id_type.resident_only` otherwise): they are checked
-    /// online by carrier, bank card or face.
+    /// online by carrier, bank card or face. The agent of a service on a personal
+    /// certificate is its holder and gives the holder's own document (checked by bank card).
     #[serde(default)]
     id_type: IdType,
     #[serde(default)]
@@ -509,10 +510,23 @@ impl Ra {
 
     /// A person's fields, validated. A legal representative (prefix `legal_rep`) and a personal
     /// applicant (`person`) may give an identity document other than the resident ID (see
-    /// [`IdType`]); an agent (`agent`) may not.
+    /// [`IdType`]); an agent (`agent`) may not, unless `holder`: the agent of a service on a
+    /// personal certificate, who must be its holder (the agent step then compares type and
+    /// number with the certificate's identifier, and only the bank card checks them).
     fn person(fields: &mut Fields, prefix: &str, p: PersonInput, today: time::Date, email: bool) -> Person {
+        Self::person_as(fields, prefix, p, today, email, false)
+    }
+
+    fn person_as(
+        fields: &mut Fields,
+        prefix: &str,
+        p: PersonInput,
+        today: time::Date,
+        email: bool,
+        holder: bool,
+    ) -> Person {
         let f = |name: &str| format!("{prefix}.{name}");
-        if !p.id_type.is_resident_id() && prefix == "agent" {
+        if !p.id_type.is_resident_id() && prefix == "agent" && !holder {
             let why = "an agent is checked online by carrier, bank card or face, by the mainland resident ID: \
                        give that one, or name an agent who has one";
             fields.fail(&f("id_type"), "id_type.resident_only", why);
@@ -662,8 +676,8 @@ impl Ra {
         let needs_terms = data.terms_accepted.is_none();
         let legal_rep_in_person = input.legal_rep_in_person;
         let rep = data.company.as_ref().map(|c| c.legal_rep.clone());
-        let person = agent_fields(input, method, rep, self.clock.now().date())?;
         let personal_cert = data.certificate.as_ref().is_some_and(|c| c.profile != "org");
+        let person = agent_fields(input, method, rep, self.clock.now().date(), personal_cert)?;
         if personal_cert && data.certificate.as_ref().is_some_and(|c| c.identifier != person.identifier()) {
             return Err(RaError::BadRequest(
                 "id_number: orders about a personal certificate are made by its holder".into(),
@@ -1063,6 +1077,7 @@ fn agent_fields(
     method: Option<Method>,
     rep: Option<Person>,
     today: time::Date,
+    holder: bool,
 ) -> Result<Person, RaError> {
     let mut fields = Fields::default();
     let person = if input.legal_rep_in_person {
@@ -1091,7 +1106,7 @@ fn agent_fields(
             card: input.card,
             bank: None,
         };
-        Ra::person(&mut fields, "agent", p, today, true)
+        Ra::person_as(&mut fields, "agent", p, today, true, holder)
     };
     if let Some(method) = method {
         require_method_data(&mut fields, method, "card", person.card.is_some(), false);
@@ -1174,7 +1189,7 @@ pub(crate) fn check_body(step: Step, body: serde_json::Value, today: time::Date)
                 card: None,
             };
             for method in METHODS {
-                agent_fields(input.clone(), Some(method), Some(rep.clone()), today)?;
+                agent_fields(input.clone(), Some(method), Some(rep.clone()), today, false)?;
             }
         }
         Step::Product => {

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::ra::{agent, company, ra_ca, v_code, wait_state, Client, CREDIT, PDF, REP};
+use crate::ra::{agent, company, ra_ca, sign_and_pay, v_code, wait_state, Client, CREDIT, PDF, REP};
 
 /// The applicant's phone, and the bank card the sandbox passes with it.
 const PHONE: &str = "+8613900139000";
@@ -280,4 +280,238 @@ async fn a_personal_applicant_with_a_passport_cannot_be_checked_by_a_micro_depos
     let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
     assert_eq!(v["check_failures"], 1, "counted, so the offline path is offered: {v}");
     assert!(v["pending_check"].is_null(), "no micro-deposit was started: {v}");
+}
+
+/// The passport the holder of the tests below gave, and a resident ID number for the attacks.
+const PASSPORT: &str = "E12345678";
+const RESIDENT: &str = "110101199003074338";
+/// A stranger's phone, and a card the sandbox bank does not have in the holder's name.
+const STRANGER: &str = "+8613700137000";
+const STRANGERS_CARD: &str = "6222021234560000";
+
+/// A passport holder's personal cloud certificate, applied for online and checked by bank card;
+/// the holder enrols by bank card. Returns the serial.
+async fn passport_certificate(web: &Client<'_>, reviewer: &Client<'_>) -> String {
+    let (id, token) = personal(web, "bank-card").await;
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", PASSPORT)))
+        .await;
+    assert_eq!(v["next_step"], "product", "{v}");
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(web, &id, &token, PHONE).await;
+    wait_state(web, &id, &token, "review").await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    let serial = enrols_by_bank_card(web, PHONE).await;
+    wait_state(web, &id, &token, "completed").await;
+    serial
+}
+
+fn outbox(ca: &TestCa) -> String {
+    std::fs::read_to_string(ca.config.data_dir.join("sms-outbox.jsonl")).unwrap_or_default()
+}
+
+fn codes_to(ca: &TestCa, phone: &str) -> usize {
+    outbox(ca).lines().filter(|l| l.contains(phone) && l.contains("cloudca code")).count()
+}
+
+/// The personal bank-card fallback of the order query (F10) for `number` typed as a passport.
+fn card_check(number: &str, card: &str, phone: &str) -> Value {
+    json!({ "subject": number, "id_type": "passport", "id_number": number, "name": "John Smith", "card": card,
+            "phone": phone })
+}
+
+/// The passport holder's own bank-card check, both halves: the query session's token.
+async fn holder_session(web: &Client<'_>) -> String {
+    web.wait_sms_interval();
+    let check = card_check(PASSPORT, CARD, PHONE);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(check.clone()).await)).await;
+    assert_eq!((status, &v), (202, &json!({ "sent_if_on_file": true })));
+    let mut opened = check;
+    opened["code"] = json!(last_code(web.ca, PHONE));
+    let v = web.ok("POST", "/v1/ra/queries", None, Some(opened)).await;
+    assert_eq!(v["role"], "legal-rep", "the subject's own check sees all of it: {v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// The session's certificates.
+async fn listed(web: &Client<'_>, session: &str) -> Vec<Value> {
+    let r = web.http.get(format!("{}/v1/ra/queries/certificates", web.admin)).header("x-query-token", session);
+    let (status, v) = web.send(r).await;
+    assert_eq!(status, 200, "{v}");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The holder as the agent of a service on their certificate.
+fn holder_agent(id_type: &str, number: &str, method: &str) -> Value {
+    json!({ "legal_rep_in_person": false, "name": "John Smith", "id_type": id_type, "id_number": number,
+            "phone": PHONE, "email": "john@example.com", "method": method, "card": CARD, "accept_terms": true })
+}
+
+/// An order about the certificate, chosen from the holder's query session and confirmed with
+/// the code to the key holder's phone, then the holder as agent checked by bank card (after
+/// the refusals an attacker would try). Returns (id, token).
+async fn holder_service(
+    web: &Client<'_>,
+    session: Option<&str>,
+    flow: &str,
+    serial: &str,
+    extra: Value,
+) -> (String, String) {
+    let (id, token) = web.create(flow).await;
+    let code = web.code(&id, &token, "certificate", PHONE, json!({ "serial": serial })).await;
+    let mut body = json!({ "serial": serial, "code": code });
+    if let Some(session) = session {
+        body["query_token"] = json!(session);
+    }
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, v) = web.step(&id, &token, "certificate", body).await;
+    assert_eq!(status, 200, "{v}");
+    if flow == "renewal" {
+        // A renewal checks the holder's data again (§3.1): the bank card, with the passport.
+        web.choose_method(&id, &token, "bank-card").await;
+        let v = web
+            .ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", PASSPORT)))
+            .await;
+        assert_eq!(v["next_step"], "agent", "{v}");
+    }
+    // Another passport number, or the type dropped, is not the holder.
+    let (status, v) = web.step(&id, &token, "agent", holder_agent("passport", "E87654321", "bank-card")).await;
+    assert_eq!(status, 422, "only the holder: {v}");
+    assert!(v.to_string().contains("holder"), "{v}");
+    let (status, v) = web.step(&id, &token, "agent", holder_agent("resident-id", RESIDENT, "bank-card")).await;
+    assert_eq!(status, 422, "a resident ID is not the certificate's passport: {v}");
+    assert!(v.to_string().contains("holder"), "{v}");
+    // The carrier and the face check know people by the resident ID only.
+    for method in ["phone", "face-sms"] {
+        let (status, v) = web.step(&id, &token, "agent", holder_agent("passport", PASSPORT, method)).await;
+        assert_eq!(status, 422, "{method}: {v}");
+        assert!(v.to_string().contains("bank card"), "{method}: {v}");
+    }
+    let (status, v) = web.step(&id, &token, "agent", holder_agent("passport", PASSPORT, "bank-card")).await;
+    assert_eq!(status, 200, "{v}");
+    (id, token)
+}
+
+async fn status_of(web: &Client<'_>, serial: &str) -> String {
+    let v = Client::new(web.ca, "operator").ok("GET", &format!("/v1/certificates/{serial}"), None, None).await;
+    v["status"].as_str().unwrap().to_string()
+}
+
+/// The gap C6 left: a holder whose certificate names a passport could use no certificate
+/// service (agents gave the resident ID only) and could not find their orders. Now the query
+/// takes the document's type with its number, the holder's own bank card opens it, and the
+/// holder, as agent with their passport and bank card, renews, unlocks and revokes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passport_holder_renews_unlocks_and_revokes_after_their_bank_card_check() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let first = passport_certificate(&web, &reviewer).await;
+
+    // The order query finds the holder's orders by the passport and their bank card.
+    let session = holder_session(&web).await;
+    let r = web.http.get(format!("{}/v1/ra/queries/orders", web.admin)).header("x-query-token", &session);
+    let (status, orders) = web.send(r).await;
+    assert_eq!(status, 200, "{orders}");
+    assert_eq!(orders["items"].as_array().map(Vec::len), Some(1), "{orders}");
+    assert!(!orders.to_string().contains(PASSPORT), "masked: {orders}");
+    let items = listed(&web, &session).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["serial"], first.as_str());
+    let services = items[0]["services"].to_string();
+    assert!(services.contains("renewal") && services.contains("revocation"), "{services}");
+
+    // Renewal: the key moves to the new certificate, which names the passport again.
+    let (id, token) = holder_service(&web, Some(&session), "renewal", &first, json!({})).await;
+    let product = json!({ "product": "personal-cloud-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(&token), Some(product)).await;
+    sign_and_pay(&web, &id, &token, PHONE).await;
+    let v = wait_state(&web, &id, &token, "completed").await;
+    let renewed = v["serial"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+    assert_ne!(renewed, first);
+    assert!(subject_of(&ca, &renewed).await.contains("serialNumber=passport:E12345678"));
+
+    // PIN unlock of the renewed certificate's cloud key: the key holder's own, so not through
+    // the session (as for a resident ID's holder) but with the code to the key holder's phone.
+    assert!(!Value::from(listed(&web, &session).await).to_string().contains("unlock"), "the session offers no unlock");
+    let (id, token) = holder_service(&web, None, "unlock", &renewed, json!({})).await;
+    wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(crate::ra::count(&ca, "credential.unlocked"), 1);
+
+    // Revocation: reviewed, then revoked.
+    let (id, token) =
+        holder_service(&web, Some(&session), "revocation", &renewed, json!({ "reason": "keyCompromise" })).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&id, &token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{id}/steps/materials"), Some(&token), Some(json!({}))).await;
+    sign_and_pay(&web, &id, &token, PHONE).await;
+    reviewer.ok("POST", &format!("/v1/orders/{id}/decision"), None, Some(json!({ "approve": true }))).await;
+    wait_state(&web, &id, &token, "completed").await;
+    assert_eq!(status_of(&web, &renewed).await, "revoked");
+}
+
+/// Attacker review of the services for another document: knowing a passport holder's number
+/// is not enough. A stranger's card (not the holder's at the bank) or a real-name phone check
+/// (carriers know no passports) sends no code and answers as the holder's own check does; a
+/// resident ID number typed as a passport, or a passport number typed as a resident ID, is
+/// refused by its type's rule and matches nobody; a passport nobody applied with answers alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn knowing_a_passport_holders_number_opens_nothing_without_their_bank_card() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    passport_certificate(&web, &reviewer).await;
+    let before = codes_to(&ca, PHONE);
+    let same = json!({ "sent_if_on_file": true });
+
+    // A stranger with the number and a card the bank does not have in the holder's name.
+    let stranger = card_check(PASSPORT, STRANGERS_CARD, STRANGER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(stranger.clone()).await)).await;
+    assert_eq!((status, &v), (202, &same));
+    // The real-name phone check (F9), the holder's own phone included: bank card only.
+    for phone in [STRANGER, PHONE] {
+        let mut by_phone = card_check(PASSPORT, CARD, phone);
+        by_phone.as_object_mut().unwrap().remove("card");
+        let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(by_phone).await)).await;
+        assert_eq!((status, &v), (202, &same), "{phone}");
+    }
+    // A passport nobody applied with, with a card the bank accepts: the same answer.
+    let unknown = card_check("E99999991", CARD, STRANGER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(unknown.clone()).await)).await;
+    assert_eq!((status, &v), (202, &same));
+    assert_eq!(codes_to(&ca, STRANGER), 0, "nothing was texted to the stranger");
+    assert_eq!(codes_to(&ca, PHONE), before, "nor to the holder");
+    for mut guess in [stranger, unknown] {
+        guess["code"] = json!("123456");
+        assert_eq!(web.call("POST", "/v1/ra/queries", None, Some(guess)).await.0, 401, "a wrong code either way");
+    }
+
+    // One number, one document: a resident ID number typed as a passport is refused by the
+    // passport's rule, a passport number typed as a resident ID by the resident ID's.
+    let as_passport = json!({ "subject": RESIDENT, "id_type": "passport", "phone": STRANGER });
+    let (status, v) = web.call("POST", "/v1/ra/queries/code", None, Some(as_passport)).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_number.resident_id")), "{v}");
+    let as_resident = json!({ "subject": PASSPORT, "phone": PHONE });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(as_resident)).await.0, 422);
+    let typed = card_check(RESIDENT, CARD, STRANGER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(typed).await)).await;
+    assert_eq!(status, 422, "{v}");
+    // The holder's phone on file with the passport typed as another document: nobody.
+    web.wait_sms_interval();
+    let permit = json!({ "subject": "12345678", "id_type": "taiwan-permit", "phone": PHONE });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(permit)).await.0, 202);
+    assert_eq!(codes_to(&ca, PHONE), before, "no code for a document the holder did not give");
+    // The holder's own check still works (the refusals above did not lock it).
+    let session = holder_session(&web).await;
+    assert_eq!(listed(&web, &session).await.len(), 1);
 }

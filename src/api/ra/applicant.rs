@@ -276,6 +276,10 @@ pub(crate) async fn address(
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryCodeBody {
     pub(crate) subject: String,
+    /// The document type of a person's number in `subject` (handbook C6; default the
+    /// resident ID): the RA forms and checks `{type}:{number}` ([`crate::ra::typed_subject`]).
+    #[serde(default)]
+    pub(crate) id_type: crate::ca::identifiers::IdType,
     pub(crate) phone: String,
 }
 
@@ -285,7 +289,8 @@ pub(crate) async fn query_code(
     JsonBody(body): JsonBody<QueryCodeBody>,
 ) -> Result<Response, Problem> {
     throttle::check_ip(&instance, &instance.limits.sms_per_ip, ip).await?;
-    instance.ra.query_code(&body.subject, &body.phone).await.map_err(problem)?;
+    let subject = crate::ra::typed_subject(body.id_type, &body.subject);
+    instance.ra.query_code(&subject, &body.phone).await.map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response())
 }
 
@@ -293,6 +298,10 @@ pub(crate) async fn query_code(
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryBody {
     pub(crate) subject: String,
+    /// The document type of the person's number, in `subject` and in `id_number` (handbook
+    /// C6; default the resident ID). Leave it out with a credit code.
+    #[serde(default)]
+    pub(crate) id_type: crate::ca::identifiers::IdType,
     pub(crate) phone: String,
     #[serde(default)]
     code: Option<String>,
@@ -327,30 +336,30 @@ pub(crate) async fn open_query(
     let limits = &instance.limits;
     throttle::check_ip(&instance, &limits.attempts_per_ip, ip).await?;
     // An identity fallback (handbook §4.3) names the person checked: their ID number.
-    let check = b.id_number.as_deref().map(|id_number| crate::ra::PersonCheck {
+    let subject = crate::ra::typed_subject(b.id_type, &b.subject);
+    let id_number = b.id_number.as_deref().map(|n| crate::ra::typed_subject(b.id_type, n));
+    let check = id_number.as_deref().map(|id_number| crate::ra::PersonCheck {
         name: b.name.as_deref().unwrap_or_default(),
         id_number,
         card: b.card.as_deref(),
         phone: &b.phone,
     });
     let session = match (&b.code, check) {
-        (Some(code), None) => instance.ra.open_query(&b.subject, &b.phone, code, channel.as_deref()).await,
+        (Some(code), None) => instance.ra.open_query(&subject, &b.phone, code, channel.as_deref()).await,
         (None, Some(check)) => {
             // A paid provider check per try: counted per subject as well.
-            let subject = b.subject.trim().to_uppercase();
-            let key = ("subject", subject.as_str());
+            let counted = subject.trim().to_uppercase();
+            let key = ("subject", counted.as_str());
             throttle::check(&instance, &limits.attempts_per_credential, &key, || {
-                format!("subject:{}", crate::ra::mask_identifier(&subject))
+                format!("subject:{}", crate::ra::mask_identifier(&counted))
             })
             .await?;
             let (challenge, answer) =
                 (b.challenge.as_deref().unwrap_or_default(), b.answer.as_deref().unwrap_or_default());
-            instance.ra.query_fallback_code(&b.subject, &check, challenge, answer).await.map_err(problem)?;
+            instance.ra.query_fallback_code(&subject, &check, challenge, answer).await.map_err(problem)?;
             return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "sent_if_on_file": true }))).into_response());
         }
-        (Some(code), Some(check)) => {
-            instance.ra.open_query_fallback(&b.subject, &check, code, channel.as_deref()).await
-        }
+        (Some(code), Some(check)) => instance.ra.open_query_fallback(&subject, &check, code, channel.as_deref()).await,
         (None, None) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

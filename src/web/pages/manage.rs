@@ -14,6 +14,7 @@ use reqwest::Method;
 use maud::{html, Markup};
 
 use super::order::state_key;
+use super::steps::id_type_select;
 use super::{flow_title, redirect, respond, trouble, urlencode};
 use crate::web::flash::Flashed;
 use crate::web::forms::message;
@@ -31,6 +32,10 @@ pub(in crate::web) struct Flash {
     /// The identifier typed, shown again.
     #[serde(default)]
     pub(super) subject: Option<String>,
+    /// The document type chosen for a person's number (`resident-id`, `passport`, ...), shown
+    /// again.
+    #[serde(default)]
+    pub(super) id_type: Option<String>,
     /// The phone typed, shown again.
     #[serde(default)]
     pub(super) phone: Option<String>,
@@ -94,10 +99,13 @@ pub(super) fn identity_forms(
     let mut s = FormState { message: flash.e.clone(), ..FormState::default() };
     s.values.insert("subject".into(), flash.subject.clone().unwrap_or_default());
     s.values.insert("phone".into(), flash.phone.clone().unwrap_or_default());
+    s.values.insert("id_type".into(), flash.id_type.clone().unwrap_or_else(|| "resident-id".into()));
     if flash.sent.is_some() && s.message.is_none() {
         s.message = Some(l.t("A code was sent if the phone is on file.").to_string());
     }
     let who = html! {
+        // A person's document (handbook C6): the number is read by its type's rule.
+        (id_type_select(ctx, &s, "id_type"))
         (input(&s, l.t("Credit code or ID number"), "subject", "text", true))
         (input(&s, l.t("The phone of an agent on file, or the legal representative's"), "phone", "tel", true))
     };
@@ -144,6 +152,8 @@ fn fallback_form(
         fieldset {
             legend { (legend) }
             input type="hidden" name="method" value=(method);
+            // A person's own document: another than the resident ID is checked by bank card.
+            @if !id_number { (id_type_select(ctx, s, "id_type")) }
             (input(s, subject, "subject", "text", true))
             @if name { (input(&FormState::default(), l.t("Name"), "name", "text", true)) }
             @if id_number {
@@ -230,13 +240,23 @@ pub(super) async fn send_query_code(web: &Web, ctx: &Ctx, v: &HashMap<String, St
         return refused;
     }
     let (subject, phone) = (v.get("subject").cloned().unwrap_or_default(), v.get("phone").cloned().unwrap_or_default());
-    let body = serde_json::json!({ "subject": subject, "phone": phone });
-    let typed = [("subject", subject.as_str()), ("phone", phone.as_str())];
+    let id_type = typed_id_type(v);
+    let body = serde_json::json!({ "subject": subject, "id_type": id_type, "phone": phone });
+    let typed = [("subject", subject.as_str()), ("id_type", id_type), ("phone", phone.as_str())];
     match web.daemon.ra(Method::POST, "/v1/ra/queries/code", None, Some(&body)).await {
         Ok(a) if a.ok() => flash_to(ctx, back, &[&typed[..], &[("sent", "1")]].concat()),
         Ok(a) => flash_to(ctx, back, &[&typed[..], &[("e", message(ctx.lang, &a).as_str())]].concat()),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
+}
+
+/// The document type chosen with a person's number (`id_type`): one of [`IdType`]'s names,
+/// else the resident ID (a credit code goes with it; the daemon reads the number by it).
+///
+/// [`IdType`]: crate::ca::identifiers::IdType
+fn typed_id_type(v: &HashMap<String, String>) -> &'static str {
+    let chosen = v.get("id_type").map(|t| t.trim()).unwrap_or_default();
+    crate::ca::identifiers::IdType::parse(chosen).unwrap_or_default().name()
 }
 
 /// 303 to this channel's page `path` with `values` in the flash cookie.
@@ -253,11 +273,13 @@ pub(super) async fn open_query(web: &Web, ctx: &Ctx, v: &HashMap<String, String>
     let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
     // The channel of these pages: the session then finds this channel's orders only, and
     // picks certificates for this channel's orders only.
+    let id_type = typed_id_type(v);
     let body = serde_json::json!({
-        "subject": get("subject"), "phone": get("phone"), "code": get("code"), "channel": ctx.site.channel,
+        "subject": get("subject"), "id_type": id_type, "phone": get("phone"), "code": get("code"),
+        "channel": ctx.site.channel,
     });
     let (subject, phone) = (get("subject"), get("phone"));
-    let typed = [("subject", subject.as_str()), ("phone", phone.as_str())];
+    let typed = [("subject", subject.as_str()), ("id_type", id_type), ("phone", phone.as_str())];
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
         Ok(a) if a.ok() => {
             let token = a.body["token"].as_str().unwrap_or_default();
@@ -279,10 +301,14 @@ pub(super) async fn fallback(web: &Web, ctx: &Ctx, v: &HashMap<String, String>, 
     let Some(method) = FALLBACKS.into_iter().find(|m| *m == get("method")) else {
         return trouble(ctx, StatusCode::BAD_REQUEST, ctx.lang.t("Something went wrong; try again."));
     };
-    // A person checks for their own ID number: it is the subject.
-    let id_number = if method.starts_with("person-") { get("subject") } else { get("id_number") };
+    // A person checks for their own ID number: it is the subject, of the type chosen (the
+    // legal representative's forms ask for a credit code, so no type).
+    let person = method.starts_with("person-");
+    let id_number = if person { get("subject") } else { get("id_number") };
+    let id_type = if person { typed_id_type(v) } else { "resident-id" };
     let mut body = serde_json::json!({
-        "subject": get("subject"), "phone": get("phone"), "id_number": id_number, "channel": ctx.site.channel,
+        "subject": get("subject"), "id_type": id_type, "phone": get("phone"), "id_number": id_number,
+        "channel": ctx.site.channel,
     });
     for key in ["name", "card"].into_iter().filter(|k| !get(k).is_empty()) {
         body[key] = serde_json::Value::String(get(key));
@@ -295,7 +321,7 @@ pub(super) async fn fallback(web: &Web, ctx: &Ctx, v: &HashMap<String, String>, 
         body["code"] = serde_json::Value::String(get("code"));
     }
     let (subject, phone) = (get("subject"), get("phone"));
-    let typed = [("subject", subject.as_str()), ("phone", phone.as_str()), ("method", method)];
+    let typed = [("subject", subject.as_str()), ("id_type", id_type), ("phone", phone.as_str()), ("method", method)];
     let l = ctx.lang;
     match web.daemon.ra(Method::POST, "/v1/ra/queries", None, Some(&body)).await {
         Ok(a) if a.ok() && sending => {

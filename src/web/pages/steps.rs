@@ -207,7 +207,7 @@ pub(super) fn step_form(ctx: &Ctx, view: &Value, channel: &Value, step: &str, s:
 
 /// The identity document's type (证件类型, handbook B8 and C6), for the legal representative's
 /// and the personal applicant's forms; `field` is the form field.
-fn id_type_select(ctx: &Ctx, s: &FormState, field: &str) -> Markup {
+pub(super) fn id_type_select(ctx: &Ctx, s: &FormState, field: &str) -> Markup {
     let l = ctx.lang;
     select(
         s,
