@@ -359,13 +359,13 @@ pub fn ra_json(data: &[u8]) {
         6 => {
             // POST /v1/ra/queries/code
             let Some(b) = body::<QueryCodeBody>(data) else { return };
-            let _ = crate::ra::Ra::subject_key(&b.subject);
+            let _ = crate::ra::Ra::subject_key(&crate::ra::typed_subject(b.id_type, &b.subject));
             let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
         }
         7 => {
             // POST /v1/ra/queries
             let Some(b) = body::<QueryBody>(data) else { return };
-            let _ = crate::ra::Ra::subject_key(&b.subject);
+            let _ = crate::ra::Ra::subject_key(&crate::ra::typed_subject(b.id_type, &b.subject));
             let _ = crate::ra::validate::mainland_mobile("phone", &b.phone);
             let _ = b.id_number.as_deref().map(|id| id.trim().to_uppercase());
         }
