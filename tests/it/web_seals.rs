@@ -387,3 +387,45 @@ async fn members_who_are_not_the_administrator_can_neither_grant_a_seal_nor_remo
     // The removed staff member lists no organisation any more.
     assert_eq!(mobile(&ra, Some(&staff), "GET", "/v1/mobile/orgs", None).await.1["items"], json!([]));
 }
+
+/// The attack on 人员管理 by a removed member (threat model: organisation roles): the
+/// administrator offered them the administrator role, then removed them from the organisation
+/// before they accepted. The code the offer texted them no longer moves the role: the
+/// removal withdraws the offer made to that phone, so the removed member neither becomes the
+/// administrator nor comes back as a member. An offer to someone else stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_member_cannot_take_the_administrator_role_offered_before_the_removal() {
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (_, admin) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let body = json!({ "phone": STAFF, "role": "staff", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let offer = |to: &str, code: String| json!({ "phone": to, "name": "王五", "id_number": "110101199003074338", "code": code });
+    let body = offer(STAFF, admin_code(&ra, AGENT).await);
+    let (status, v) = mobile(&ra, Some(&admin), "POST", &format!("{org}/handover"), Some(body)).await;
+    assert_eq!(status, 202, "{v}");
+    let offered = last_code(&ca, STAFF);
+
+    let body = json!({ "phone": STAFF, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let body = json!({ "phone": STAFF, "from": AGENT, "code": offered });
+    let (status, v) = mobile(&ra, None, "POST", &format!("{org}/handover/accept"), Some(body)).await;
+    assert!((400..500).contains(&status), "the removed member's offer is withdrawn: {status} {v}");
+    let after = organisation(&ra, &admin).await;
+    assert_eq!(after["role"], "admin", "the administrator keeps the role: {after}");
+    assert!(!after["members"].as_array().unwrap().iter().any(|m| m["phone"] == STAFF), "{after}");
+
+    // Removing someone else leaves a standing offer alone.
+    let body = json!({ "phone": OUTSIDER, "role": "staff", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let body = offer(STAFF, admin_code(&ra, AGENT).await);
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/handover"), Some(body)).await.0, 202);
+    let offered = last_code(&ca, STAFF);
+    let body = json!({ "phone": OUTSIDER, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let body = json!({ "phone": STAFF, "from": AGENT, "code": offered });
+    let (status, v) = mobile(&ra, None, "POST", &format!("{org}/handover/accept"), Some(body)).await;
+    assert_eq!(status, 204, "{v}");
+}
