@@ -429,3 +429,36 @@ async fn a_removed_member_cannot_take_the_administrator_role_offered_before_the_
     let (status, v) = mobile(&ra, None, "POST", &format!("{org}/handover/accept"), Some(body)).await;
     assert_eq!(status, 204, "{v}");
 }
+
+/// Malformed input to 印章授权 and 人员管理 through the API is a clear 4xx, never a 5xx, and
+/// nothing is audited as done: a grant or withdrawal naming no phone (the web page sends an
+/// empty one when what was typed is not a mobile number) or a malformed one, a removal of a
+/// malformed phone, an unknown seal, unknown fields and a body past the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_seal_grants_and_removals_are_refused_clearly_and_audit_nothing() {
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (_, admin) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    let seal = seed_seal(&ca).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let users = format!("{org}/seals/{seal}/users");
+    let remove = format!("{org}/members/remove");
+    for (phone, allowed) in [("", false), ("not-a-phone", false), ("", true), ("13600136000", false)] {
+        let body = json!({ "phone": phone, "allowed": allowed, "code": admin_code(&ra, AGENT).await });
+        let (status, v) = mobile(&ra, Some(&admin), "POST", &users, Some(body)).await;
+        assert_eq!(status, 400, "{phone:?} allowed={allowed}: {v}");
+        assert!(v["title"].as_str().unwrap_or_default().contains("phone"), "{v}");
+    }
+    let body = json!({ "phone": "x".repeat(40), "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await.0, 400);
+    let body = json!({ "phone": STAFF, "allowed": false, "code": admin_code(&ra, AGENT).await });
+    let path = format!("{org}/seals/no-such-seal/users");
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &path, Some(body)).await.0, 404);
+    let body = json!({ "phone": STAFF, "code": "000000", "role": "admin" });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await.0, 422, "unknown field");
+    let body = json!({ "phone": "1".repeat(2 << 20), "code": "000000" });
+    let (status, _) = mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await;
+    assert!((400..500).contains(&status), "{status}");
+    assert_eq!((count(&ca, "seal.user.set"), count(&ca, "org.member.removed")), (0, 0), "nothing audited as done");
+}
