@@ -160,7 +160,8 @@ impl Store {
     }
 
     /// Removes a member who is not the administrator (handbook 人员管理), and with them their
-    /// leave to stamp with the organisation's seals: a removed member keeps no seal. One
+    /// leave to stamp with the organisation's seals (a removed member keeps no seal) and their
+    /// seal requests not yet decided (rejected, by `member-removed`). One
     /// transaction with the audit event. False when the phone is no member, or the
     /// administrator (that role moves only by hand-over).
     pub async fn remove_member(&self, credit_code: &str, phone: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
@@ -179,6 +180,17 @@ impl Store {
         )
         .bind(credit_code)
         .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        // Their seal requests not yet decided go with them: a reviewer approving one later
+        // would put an image the organisation no longer stands behind on its seal.
+        sqlx::query(
+            "UPDATE seal_requests SET status = 'rejected', decided_by = 'member-removed', decided_at = $3 \
+             WHERE credit_code = $1 AND requested_by = $2 AND status = 'pending'",
+        )
+        .bind(credit_code)
+        .bind(phone)
+        .bind(audit.at)
         .execute(&mut *tx)
         .await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
@@ -277,13 +289,20 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(false) };
         let r = request(&row)?;
-        sqlx::query("UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1")
-            .bind(id)
-            .bind(if approve { "approved" } else { "rejected" })
-            .bind(by)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // Still pending as it is decided (a removal of its requester may have closed it since).
+        let decided = sqlx::query(
+            "UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(if approve { "approved" } else { "rejected" })
+        .bind(by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if decided != 1 {
+            return Ok(false);
+        }
         if approve {
             match &r.seal_id {
                 Some(seal_id) => {

@@ -462,3 +462,43 @@ async fn malformed_seal_grants_and_removals_are_refused_clearly_and_audit_nothin
     assert!((400..500).contains(&status), "{status}");
     assert_eq!((count(&ca, "seal.user.set"), count(&ca, "org.member.removed")), (0, 0), "nothing audited as done");
 }
+
+/// The attack on 印章办理 by a removed seal administrator (threat model: organisation roles):
+/// they ask for a change of the organisation's seal (a new image), and are removed before a
+/// reviewer decides. The request goes with them: a reviewer can no longer approve it, the
+/// seal keeps its image, and the request no longer waits in the queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seal_request_of_a_removed_seal_administrator_can_no_longer_be_approved() {
+    use base64::Engine;
+    const SEAL_ADMIN: &str = "+8613400134000";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (_, admin) = org_certificate(&ra, &reviewer).await;
+    let seal = seed_seal(&ca).await;
+    let subject = json!([["C", "CN"], ["CN", "张三"], ["serialNumber", "11010519491231002X"]]);
+    let approval = json!({ "profile": "personal", "phone": SEAL_ADMIN, "subject": subject });
+    Client::new(&ca, "operator").ok("POST", "/v1/approvals", None, Some(approval)).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let body = json!({ "phone": SEAL_ADMIN, "role": "seal-admin", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let seal_admin = login(&ra, SEAL_ADMIN).await;
+    let forged = cloudca::signing::qr::render_png("伪造", 2).unwrap();
+    let png = base64::engine::general_purpose::STANDARD.encode(&forged);
+    let body = json!({ "name": "公章", "png": png, "seal_id": seal, "code": admin_code(&ra, SEAL_ADMIN).await });
+    let (status, requested) = mobile(&ra, Some(&seal_admin), "POST", &format!("{org}/seal-requests"), Some(body)).await;
+    assert_eq!(status, 202, "{requested}");
+    let id = requested["request_id"].as_str().unwrap().to_string();
+
+    let body = json!({ "phone": SEAL_ADMIN, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let pending = reviewer.ok("GET", "/v1/seal-requests", None, None).await;
+    assert!(!pending.to_string().contains(&id), "no longer waiting: {pending}");
+    let r = reviewer.http.post(format!("{}/v1/seal-requests/{id}/decision", reviewer.admin)).json(&json!({ "approve": true }));
+    let (status, v) = reviewer.send(r).await;
+    assert_eq!(status, 404, "{v}");
+    let seals = active_seals(&ca).await;
+    assert_eq!(seals.len(), 1);
+    assert_ne!(seals[0].2, forged, "the seal keeps its image");
+}
