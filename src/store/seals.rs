@@ -190,7 +190,8 @@ impl Store {
         )
         .bind(credit_code)
         .bind(phone)
-        .bind(audit.at)
+        // The removal's time, in seconds as every `decided_at` (audit times are milliseconds).
+        .bind(audit.at / 1000)
         .execute(&mut *tx)
         .await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;

@@ -495,7 +495,10 @@ async fn a_seal_request_of_a_removed_seal_administrator_can_no_longer_be_approve
     assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
     let pending = reviewer.ok("GET", "/v1/seal-requests", None, None).await;
     assert!(!pending.to_string().contains(&id), "no longer waiting: {pending}");
-    let r = reviewer.http.post(format!("{}/v1/seal-requests/{id}/decision", reviewer.admin)).json(&json!({ "approve": true }));
+    let r = reviewer
+        .http
+        .post(format!("{}/v1/seal-requests/{id}/decision", reviewer.admin))
+        .json(&json!({ "approve": true }));
     let (status, v) = reviewer.send(r).await;
     assert_eq!(status, 404, "{v}");
     let seals = active_seals(&ca).await;
