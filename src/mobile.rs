@@ -548,6 +548,12 @@ impl Mobile {
         Ok(self.store.spend_sms_codes_of(&scope(purpose, object)).await?)
     }
 
+    /// Withdraws the live codes of a purpose and object sent to one phone (a hand-over offered
+    /// to a member the administrator then removed). The number withdrawn.
+    pub async fn withdraw_codes_to(&self, purpose: Purpose, object: &str, phone: &str) -> Result<u64, LoginError> {
+        Ok(self.store.spend_sms_codes_to(&scope(purpose, object), phone).await?)
+    }
+
     /// Checks a code sent for exactly this purpose and object (one try spent; used once on
     /// success). Each check, right or wrong, is an attempt against the phone's
     /// `limits.attempts_per_credential`. A wrong, expired or malformed code is audited, once

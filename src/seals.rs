@@ -199,6 +199,10 @@ impl Seals {
         allowed: bool,
     ) -> Result<(), SealError> {
         self.require(credit_code, granter, &["admin", "seal-admin"], "a seal administrator").await?;
+        // A withdrawal too: one naming no phone withdrew nothing yet answered and audited it.
+        if !valid_phone(phone) {
+            return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
+        }
         self.store.seal(seal_id).await?.filter(|s| s.credit_code == credit_code).ok_or(SealError::NotFound)?;
         if allowed && self.store.org_role(credit_code, phone).await?.is_none() {
             return Err(SealError::Invalid(NOT_A_MEMBER.into()));

@@ -115,6 +115,18 @@ impl Ra {
         }
     }
 
+    /// Withdraws an offer `from` made to `to` (who was just removed from the organisation):
+    /// its code no longer moves the role, so a removed member cannot come back as the
+    /// administrator with it. An offer to anyone else stands.
+    pub async fn withdraw_hand_over_to(&self, credit_code: &str, from: &str, to: &str) -> Result<(), RaError> {
+        let withdrawn =
+            self.services.mobile.withdraw_codes_to(Purpose::AdminHandOver, &object(credit_code, from), to).await?;
+        if withdrawn > 0 {
+            tracing::info!(org = credit_code, "hand-over offer to a removed member withdrawn");
+        }
+        Ok(())
+    }
+
     /// Step 3: the new administrator (`to`, their session's phone) accepts with the code the
     /// offer texted them; the role moves from `from` if `from` is still the administrator.
     pub async fn accept_hand_over(&self, to: &str, credit_code: &str, from: &str, code: &str) -> Result<(), RaError> {

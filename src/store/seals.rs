@@ -160,7 +160,8 @@ impl Store {
     }
 
     /// Removes a member who is not the administrator (handbook 人员管理), and with them their
-    /// leave to stamp with the organisation's seals: a removed member keeps no seal. One
+    /// leave to stamp with the organisation's seals (a removed member keeps no seal) and their
+    /// seal requests not yet decided (rejected, by `member-removed`). One
     /// transaction with the audit event. False when the phone is no member, or the
     /// administrator (that role moves only by hand-over).
     pub async fn remove_member(&self, credit_code: &str, phone: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
@@ -179,6 +180,18 @@ impl Store {
         )
         .bind(credit_code)
         .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        // Their seal requests not yet decided go with them: a reviewer approving one later
+        // would put an image the organisation no longer stands behind on its seal.
+        sqlx::query(
+            "UPDATE seal_requests SET status = 'rejected', decided_by = 'member-removed', decided_at = $3 \
+             WHERE credit_code = $1 AND requested_by = $2 AND status = 'pending'",
+        )
+        .bind(credit_code)
+        .bind(phone)
+        // The removal's time, in seconds as every `decided_at` (audit times are milliseconds).
+        .bind(audit.at / 1000)
         .execute(&mut *tx)
         .await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
@@ -277,13 +290,20 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(false) };
         let r = request(&row)?;
-        sqlx::query("UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1")
-            .bind(id)
-            .bind(if approve { "approved" } else { "rejected" })
-            .bind(by)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // Still pending as it is decided (a removal of its requester may have closed it since).
+        let decided = sqlx::query(
+            "UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(if approve { "approved" } else { "rejected" })
+        .bind(by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if decided != 1 {
+            return Ok(false);
+        }
         if approve {
             match &r.seal_id {
                 Some(seal_id) => {
@@ -333,9 +353,9 @@ impl Store {
     }
 
     /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event. A grant
-    /// is written only while the phone is a member of the seal's organisation, in the same
-    /// statement, so a removal racing the grant leaves no grant behind to revive if the phone
-    /// is added again; false (nothing written) when it is not.
+    /// is written only while the phone is a member of the seal's organisation, whose row it
+    /// holds locked until it commits, so a removal racing the grant leaves no grant behind to
+    /// revive if the phone is added again; false (nothing written) when it is not.
     pub async fn set_seal_user(
         &self,
         seal_id: &str,
@@ -346,27 +366,38 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if allowed {
+            // Locks the member's row until the grant commits (a no-op update: portable, where
+            // `FOR SHARE` is not). A removal in flight is waited for and then leaves no row;
+            // one that comes after waits for the grant and then deletes it with the member.
+            // A check without the lock (`WHERE EXISTS`) saw the member a running removal had
+            // deleted but not committed, and wrote a grant the removal never saw.
+            let member = sqlx::query(
+                "UPDATE org_members SET role = role WHERE phone = $2 \
+                 AND credit_code = (SELECT credit_code FROM seals WHERE id = $1)",
+            )
+            .bind(seal_id)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if member != 1 {
+                return Ok(false);
+            }
+        }
         sqlx::query("DELETE FROM seal_users WHERE seal_id = $1 AND phone = $2")
             .bind(seal_id)
             .bind(phone)
             .execute(&mut *tx)
             .await?;
         if allowed {
-            let granted = sqlx::query(
-                "INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) SELECT $1, $2, $3, $4 \
-                 WHERE EXISTS (SELECT 1 FROM org_members m JOIN seals s ON s.credit_code = m.credit_code \
-                 WHERE s.id = $1 AND m.phone = $2)",
-            )
-            .bind(seal_id)
-            .bind(phone)
-            .bind(by)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if granted != 1 {
-                return Ok(false);
-            }
+            sqlx::query("INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) VALUES ($1, $2, $3, $4)")
+                .bind(seal_id)
+                .bind(phone)
+                .bind(by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;

@@ -78,3 +78,73 @@ async fn text_the_database_cannot_hold_is_the_request_s_fault_not_a_server_error
         }
     }
 }
+
+/// A seal grant racing the removal of its member (PostgreSQL, where both run at once; SQLite
+/// serialises writers): the removal has deleted the member and their grants but not committed
+/// when the grant runs. The grant waits for the removal and then finds no member: nothing is
+/// written, so the removed phone keeps no grant to use again if it is ever added back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
+    use sqlx::Connection;
+    const PHONE: &str = "+8613600136000";
+    if !postgres_under_test() {
+        return;
+    }
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let url = ca.config.database.url.clone();
+    let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, 'staff', 't', 0)",
+    )
+    .bind(PHONE)
+    .execute(&mut setup)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ('seal-r', 'CC', 'x', $1, 'active', 0)")
+        .bind(vec![0u8])
+        .execute(&mut setup)
+        .await
+        .unwrap();
+    // The removal, as `Store::remove_member` runs it, up to its commit.
+    let mut removal = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = removal.begin().await.unwrap();
+    sqlx::query("DELETE FROM org_members WHERE credit_code = 'CC' AND phone = $1")
+        .bind(PHONE)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM seal_users WHERE phone = $1").bind(PHONE).execute(&mut *tx).await.unwrap();
+    let store = instance.store.clone();
+    let grant = tokio::spawn(async move {
+        let audit = AuditRecord {
+            at: 0,
+            kind: "seal.user.set".into(),
+            actor: "test".into(),
+            serial: None,
+            detail: "{}".into(),
+        };
+        store.set_seal_user("seal-r", PHONE, true, "+8613700137000", 0, &audit).await
+    });
+    // The grant has either finished or is waiting for a lock the removal holds.
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut setup)
+        .await
+        .unwrap();
+        if grant.is_finished() || waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tx.commit().await.unwrap();
+    let granted = grant.await.unwrap().unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM seal_users WHERE phone = $1")
+        .bind(PHONE)
+        .fetch_one(&mut setup)
+        .await
+        .unwrap();
+    assert_eq!((granted, left), (false, 0), "the removed member holds no grant");
+}

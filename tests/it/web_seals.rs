@@ -387,3 +387,121 @@ async fn members_who_are_not_the_administrator_can_neither_grant_a_seal_nor_remo
     // The removed staff member lists no organisation any more.
     assert_eq!(mobile(&ra, Some(&staff), "GET", "/v1/mobile/orgs", None).await.1["items"], json!([]));
 }
+
+/// The attack on 人员管理 by a removed member (threat model: organisation roles): the
+/// administrator offered them the administrator role, then removed them from the organisation
+/// before they accepted. The code the offer texted them no longer moves the role: the
+/// removal withdraws the offer made to that phone, so the removed member neither becomes the
+/// administrator nor comes back as a member. An offer to someone else stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_member_cannot_take_the_administrator_role_offered_before_the_removal() {
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (_, admin) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let body = json!({ "phone": STAFF, "role": "staff", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let offer = |to: &str, code: String| json!({ "phone": to, "name": "王五", "id_number": "110101199003074338", "code": code });
+    let body = offer(STAFF, admin_code(&ra, AGENT).await);
+    let (status, v) = mobile(&ra, Some(&admin), "POST", &format!("{org}/handover"), Some(body)).await;
+    assert_eq!(status, 202, "{v}");
+    let offered = last_code(&ca, STAFF);
+
+    let body = json!({ "phone": STAFF, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let body = json!({ "phone": STAFF, "from": AGENT, "code": offered });
+    let (status, v) = mobile(&ra, None, "POST", &format!("{org}/handover/accept"), Some(body)).await;
+    assert!((400..500).contains(&status), "the removed member's offer is withdrawn: {status} {v}");
+    let after = organisation(&ra, &admin).await;
+    assert_eq!(after["role"], "admin", "the administrator keeps the role: {after}");
+    assert!(!after["members"].as_array().unwrap().iter().any(|m| m["phone"] == STAFF), "{after}");
+
+    // Removing someone else leaves a standing offer alone.
+    let body = json!({ "phone": OUTSIDER, "role": "staff", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let body = offer(STAFF, admin_code(&ra, AGENT).await);
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/handover"), Some(body)).await.0, 202);
+    let offered = last_code(&ca, STAFF);
+    let body = json!({ "phone": OUTSIDER, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let body = json!({ "phone": STAFF, "from": AGENT, "code": offered });
+    let (status, v) = mobile(&ra, None, "POST", &format!("{org}/handover/accept"), Some(body)).await;
+    assert_eq!(status, 204, "{v}");
+}
+
+/// Malformed input to 印章授权 and 人员管理 through the API is a clear 4xx, never a 5xx, and
+/// nothing is audited as done: a grant or withdrawal naming no phone (the web page sends an
+/// empty one when what was typed is not a mobile number) or a malformed one, a removal of a
+/// malformed phone, an unknown seal, unknown fields and a body past the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_seal_grants_and_removals_are_refused_clearly_and_audit_nothing() {
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let (_, admin) = org_certificate(&ra, &Client::new(&ca, "reviewer")).await;
+    let seal = seed_seal(&ca).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let users = format!("{org}/seals/{seal}/users");
+    let remove = format!("{org}/members/remove");
+    for (phone, allowed) in [("", false), ("not-a-phone", false), ("", true), ("13600136000", false)] {
+        let body = json!({ "phone": phone, "allowed": allowed, "code": admin_code(&ra, AGENT).await });
+        let (status, v) = mobile(&ra, Some(&admin), "POST", &users, Some(body)).await;
+        assert_eq!(status, 400, "{phone:?} allowed={allowed}: {v}");
+        assert!(v["title"].as_str().unwrap_or_default().contains("phone"), "{v}");
+    }
+    let body = json!({ "phone": "x".repeat(40), "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await.0, 400);
+    let body = json!({ "phone": STAFF, "allowed": false, "code": admin_code(&ra, AGENT).await });
+    let path = format!("{org}/seals/no-such-seal/users");
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &path, Some(body)).await.0, 404);
+    let body = json!({ "phone": STAFF, "code": "000000", "role": "admin" });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await.0, 422, "unknown field");
+    let body = json!({ "phone": "1".repeat(2 << 20), "code": "000000" });
+    let (status, _) = mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await;
+    assert!((400..500).contains(&status), "{status}");
+    assert_eq!((count(&ca, "seal.user.set"), count(&ca, "org.member.removed")), (0, 0), "nothing audited as done");
+}
+
+/// The attack on 印章办理 by a removed seal administrator (threat model: organisation roles):
+/// they ask for a change of the organisation's seal (a new image), and are removed before a
+/// reviewer decides. The request goes with them: a reviewer can no longer approve it, the
+/// seal keeps its image, and the request no longer waits in the queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seal_request_of_a_removed_seal_administrator_can_no_longer_be_approved() {
+    use base64::Engine;
+    const SEAL_ADMIN: &str = "+8613400134000";
+    let ca = services_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let ra = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let (_, admin) = org_certificate(&ra, &reviewer).await;
+    let seal = seed_seal(&ca).await;
+    let subject = json!([["C", "CN"], ["CN", "张三"], ["serialNumber", "11010519491231002X"]]);
+    let approval = json!({ "profile": "personal", "phone": SEAL_ADMIN, "subject": subject });
+    Client::new(&ca, "operator").ok("POST", "/v1/approvals", None, Some(approval)).await;
+    let org = format!("/v1/mobile/orgs/{CREDIT}");
+    let body = json!({ "phone": SEAL_ADMIN, "role": "seal-admin", "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members"), Some(body)).await.0, 204);
+    let seal_admin = login(&ra, SEAL_ADMIN).await;
+    let forged = cloudca::signing::qr::render_png("伪造", 2).unwrap();
+    let png = base64::engine::general_purpose::STANDARD.encode(&forged);
+    let body = json!({ "name": "公章", "png": png, "seal_id": seal, "code": admin_code(&ra, SEAL_ADMIN).await });
+    let (status, requested) = mobile(&ra, Some(&seal_admin), "POST", &format!("{org}/seal-requests"), Some(body)).await;
+    assert_eq!(status, 202, "{requested}");
+    let id = requested["request_id"].as_str().unwrap().to_string();
+
+    let body = json!({ "phone": SEAL_ADMIN, "code": admin_code(&ra, AGENT).await });
+    assert_eq!(mobile(&ra, Some(&admin), "POST", &format!("{org}/members/remove"), Some(body)).await.0, 204);
+    let pending = reviewer.ok("GET", "/v1/seal-requests", None, None).await;
+    assert!(!pending.to_string().contains(&id), "no longer waiting: {pending}");
+    let r = reviewer
+        .http
+        .post(format!("{}/v1/seal-requests/{id}/decision", reviewer.admin))
+        .json(&json!({ "approve": true }));
+    let (status, v) = reviewer.send(r).await;
+    assert_eq!(status, 404, "{v}");
+    let seals = active_seals(&ca).await;
+    assert_eq!(seals.len(), 1);
+    assert_ne!(seals[0].2, forged, "the seal keeps its image");
+}
