@@ -515,3 +515,36 @@ async fn knowing_a_passport_holders_number_opens_nothing_without_their_bank_card
     let session = holder_session(&web).await;
     assert_eq!(listed(&web, &session).await.len(), 1);
 }
+
+/// Attacker review of C6 services: the per-subject limit on the paid bank-card fallback counts
+/// the subject as the RA reads it. A passport number is read with its spaces removed and in
+/// upper case, so `E1234 5678`, `E 12345678` or `passport: E12345678` typed as a resident ID are
+/// the holder's passport: once the holder's tries are used up, none of those spellings buys
+/// another bank check (or another guess at their card).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passport_number_spelled_with_spaces_shares_the_per_subject_limit() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    // The default limit: 10 tries per subject a minute.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let check = card_check(PASSPORT, STRANGERS_CARD, STRANGER);
+        statuses.push(web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(check).await)).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    let check = card_check(PASSPORT, STRANGERS_CARD, STRANGER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(check).await)).await;
+    assert_eq!(status, 429, "the holder's tries are used up: {v}");
+    let spellings = [
+        card_check("E1234 5678", STRANGERS_CARD, STRANGER),
+        card_check("E 12345678", STRANGERS_CARD, STRANGER),
+        json!({ "subject": "passport: E12345678", "id_number": "passport:E12345678", "name": "John Smith",
+                "card": STRANGERS_CARD, "phone": STRANGER }),
+    ];
+    for spelled in spellings {
+        let (status, v) =
+            web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(spelled.clone()).await)).await;
+        assert_eq!(status, 429, "{spelled}: the same passport, the same limit: {v}");
+    }
+}
