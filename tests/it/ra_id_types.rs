@@ -548,3 +548,31 @@ async fn a_passport_number_spelled_with_spaces_shares_the_per_subject_limit() {
         assert_eq!(status, 429, "{spelled}: the same passport, the same limit: {v}");
     }
 }
+
+/// Attacker review of C6 services: the holder of a passport certificate cannot use an
+/// information change to get a certificate naming another document (someone else's passport,
+/// or a resident ID): the change keeps the document's type and number.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passport_holders_change_order_keeps_their_document() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let serial = passport_certificate(&web, &reviewer).await;
+    let session = holder_session(&web).await;
+    let (id, token) = web.create("change").await;
+    let code = web.code(&id, &token, "certificate", PHONE, json!({ "serial": serial })).await;
+    let body = json!({ "serial": serial, "code": code, "query_token": session });
+    let (status, v) = web.step(&id, &token, "certificate", body).await;
+    assert_eq!(status, 200, "{v}");
+    web.choose_method(&id, &token, "bank-card").await;
+    for (id_type, number) in [("passport", "E87654321"), ("resident-id", RESIDENT), ("hk-macao-permit", "H12345678")] {
+        let (status, v) = web.step(&id, &token, "person", person(id_type, number)).await;
+        assert_eq!(status, 422, "{id_type} {number}: {v}");
+        assert!(v.to_string().contains("keeps the identity document"), "{v}");
+    }
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", "e1234 5678")))
+        .await;
+    assert_eq!(v["next_step"], "agent", "the holder's own passport, however spelled: {v}");
+}
