@@ -576,3 +576,31 @@ async fn a_passport_holders_change_order_keeps_their_document() {
         .await;
     assert_eq!(v["next_step"], "agent", "the holder's own passport, however spelled: {v}");
 }
+
+/// Attacker review of C6 services: a credit code sent with a document type (or typed after a
+/// `passport:` prefix) is a clear 422 on the field, not a passport nobody has answered "sent
+/// if on file"; without the type it is the organisation's query as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credit_code_with_a_document_type_is_refused() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let typed = [
+        json!({ "subject": CREDIT, "id_type": "passport", "phone": REP }),
+        json!({ "subject": format!("passport:{CREDIT}"), "phone": REP }),
+    ];
+    for body in typed {
+        let (status, v) = web.call("POST", "/v1/ra/queries/code", None, Some(body.clone())).await;
+        assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.credit_code")), "{body}: {v}");
+    }
+    let fallback = json!({ "subject": CREDIT, "id_type": "passport", "id_number": PASSPORT, "name": "John Smith",
+                           "card": CARD, "phone": REP });
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(fallback).await)).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.credit_code")), "{v}");
+    // A document type that does not parse is refused by the body's own reading.
+    let unknown = json!({ "subject": PASSPORT, "id_type": "PASSPORT", "phone": REP });
+    let (status, v) = web.call("POST", "/v1/ra/queries/code", None, Some(unknown)).await;
+    assert_eq!(status, 422, "{v}");
+    let plain = json!({ "subject": CREDIT, "phone": REP });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(plain)).await.0, 202);
+}
