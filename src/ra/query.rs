@@ -122,7 +122,7 @@ impl Ra {
         if !id_type.is_resident_id() {
             let today = time::OffsetDateTime::now_utc().date();
             let number =
-                validate::id_number("subject", id_type, number, today).map_err(|e| RaError::Invalid(vec![e]))?;
+                validate::query_document("subject", id_type, number, today).map_err(|e| RaError::Invalid(vec![e]))?;
             return Ok(identifiers::person_identifier(id_type, &number));
         }
         if v.len() == 18 && v.chars().take(17).all(|c| c.is_ascii_digit()) {

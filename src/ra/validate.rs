@@ -85,6 +85,22 @@ pub fn id_number(field: &str, id_type: IdType, s: &str, today: Date) -> Result<S
     }
 }
 
+/// Validates a person's document number typed as an order query's subject ([`id_number`]),
+/// refusing an organisation's credit code given with a document type: a credit code takes no
+/// `id_type`, and read as a passport it would name nobody and answer as if it did (attacker
+/// review of C6 services: bad input is a clear 422, not a silent "sent if on file").
+pub fn query_document(field: &str, id_type: IdType, s: &str, today: Date) -> Result<String, FieldError> {
+    let number = id_number(field, id_type, s, today)?;
+    if !id_type.is_resident_id() && identifiers::validate_credit_code(&number).is_ok() {
+        return Err(FieldError::new(
+            "id_type",
+            "id_type.credit_code",
+            "this is an organisation's credit code: leave the document type out",
+        ));
+    }
+    Ok(number)
+}
+
 /// Which identifier a [`identifiers::IdentifierError`] is about.
 #[derive(Clone, Copy)]
 enum Identifier {

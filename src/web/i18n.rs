@@ -308,6 +308,7 @@ pub fn field_error(lang: Lang, code: &str, english: &str) -> String {
         "resident_id.region" => "身份证号码前两位不是有效的省级行政区代码".into(),
         "id_number.format" => "证件号码与所选证件类型的格式不符".into(),
         "id_number.resident_id" => "这是居民身份证号码，请选择居民身份证作为证件类型".into(),
+        "id_type.credit_code" => "这是统一社会信用代码，请勿选择证件类型".into(),
         "id_type.resident_only" => {
             "经办人须使用居民身份证（经办人的在线核验依据居民身份证），或请更换持有居民身份证的经办人".into()
         }

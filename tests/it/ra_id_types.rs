@@ -515,3 +515,92 @@ async fn knowing_a_passport_holders_number_opens_nothing_without_their_bank_card
     let session = holder_session(&web).await;
     assert_eq!(listed(&web, &session).await.len(), 1);
 }
+
+/// Attacker review of C6 services: the per-subject limit on the paid bank-card fallback counts
+/// the subject as the RA reads it. A passport number is read with its spaces removed and in
+/// upper case, so `E1234 5678`, `E 12345678` or `passport: E12345678` typed as a resident ID are
+/// the holder's passport: once the holder's tries are used up, none of those spellings buys
+/// another bank check (or another guess at their card).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passport_number_spelled_with_spaces_shares_the_per_subject_limit() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    // The default limit: 10 tries per subject a minute.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let check = card_check(PASSPORT, STRANGERS_CARD, STRANGER);
+        statuses.push(web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(check).await)).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    let check = card_check(PASSPORT, STRANGERS_CARD, STRANGER);
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(check).await)).await;
+    assert_eq!(status, 429, "the holder's tries are used up: {v}");
+    let spellings = [
+        card_check("E1234 5678", STRANGERS_CARD, STRANGER),
+        card_check("E 12345678", STRANGERS_CARD, STRANGER),
+        json!({ "subject": "passport: E12345678", "id_number": "passport:E12345678", "name": "John Smith",
+                "card": STRANGERS_CARD, "phone": STRANGER }),
+    ];
+    for spelled in spellings {
+        let (status, v) =
+            web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(spelled.clone()).await)).await;
+        assert_eq!(status, 429, "{spelled}: the same passport, the same limit: {v}");
+    }
+}
+
+/// Attacker review of C6 services: the holder of a passport certificate cannot use an
+/// information change to get a certificate naming another document (someone else's passport,
+/// or a resident ID): the change keeps the document's type and number.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passport_holders_change_order_keeps_their_document() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reviewer = Client::new(&ca, "reviewer");
+    let serial = passport_certificate(&web, &reviewer).await;
+    let session = holder_session(&web).await;
+    let (id, token) = web.create("change").await;
+    let code = web.code(&id, &token, "certificate", PHONE, json!({ "serial": serial })).await;
+    let body = json!({ "serial": serial, "code": code, "query_token": session });
+    let (status, v) = web.step(&id, &token, "certificate", body).await;
+    assert_eq!(status, 200, "{v}");
+    web.choose_method(&id, &token, "bank-card").await;
+    for (id_type, number) in [("passport", "E87654321"), ("resident-id", RESIDENT), ("hk-macao-permit", "H12345678")] {
+        let (status, v) = web.step(&id, &token, "person", person(id_type, number)).await;
+        assert_eq!(status, 422, "{id_type} {number}: {v}");
+        assert!(v.to_string().contains("keeps the identity document"), "{v}");
+    }
+    let v = web
+        .ok("POST", &format!("/v1/ra/orders/{id}/steps/person"), Some(&token), Some(person("passport", "e1234 5678")))
+        .await;
+    assert_eq!(v["next_step"], "agent", "the holder's own passport, however spelled: {v}");
+}
+
+/// Attacker review of C6 services: a credit code sent with a document type (or typed after a
+/// `passport:` prefix) is a clear 422 on the field, not a passport nobody has answered "sent
+/// if on file"; without the type it is the organisation's query as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credit_code_with_a_document_type_is_refused() {
+    let ca = ra_ca().await;
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let typed = [
+        json!({ "subject": CREDIT, "id_type": "passport", "phone": REP }),
+        json!({ "subject": format!("passport:{CREDIT}"), "phone": REP }),
+    ];
+    for body in typed {
+        let (status, v) = web.call("POST", "/v1/ra/queries/code", None, Some(body.clone())).await;
+        assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.credit_code")), "{body}: {v}");
+    }
+    let fallback = json!({ "subject": CREDIT, "id_type": "passport", "id_number": PASSPORT, "name": "John Smith",
+                           "card": CARD, "phone": REP });
+    let (status, v) = web.call("POST", "/v1/ra/queries", None, Some(web.with_challenge(fallback).await)).await;
+    assert_eq!((status, v["errors"][0]["code"].as_str()), (422, Some("id_type.credit_code")), "{v}");
+    // A document type that does not parse is refused by the body's own reading.
+    let unknown = json!({ "subject": PASSPORT, "id_type": "PASSPORT", "phone": REP });
+    let (status, v) = web.call("POST", "/v1/ra/queries/code", None, Some(unknown)).await;
+    assert_eq!(status, 422, "{v}");
+    let plain = json!({ "subject": CREDIT, "phone": REP });
+    assert_eq!(web.call("POST", "/v1/ra/queries/code", None, Some(plain)).await.0, 202);
+}

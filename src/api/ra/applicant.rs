@@ -347,8 +347,10 @@ pub(crate) async fn open_query(
     let session = match (&b.code, check) {
         (Some(code), None) => instance.ra.open_query(&subject, &b.phone, code, channel.as_deref()).await,
         (None, Some(check)) => {
-            // A paid provider check per try: counted per subject as well.
-            let counted = subject.trim().to_uppercase();
+            // A paid provider check per try: counted per subject as well, the subject as the
+            // RA reads it (a passport number without its spaces, upper case), so no other
+            // spelling of one subject buys more tries (attacker review of C6 services).
+            let counted = crate::ra::Ra::subject_key(&subject).map_err(problem)?;
             let key = ("subject", counted.as_str());
             throttle::check(&instance, &limits.attempts_per_credential, &key, || {
                 format!("subject:{}", crate::ra::mask_identifier(&counted))
