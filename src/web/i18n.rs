@@ -262,6 +262,7 @@ const TEXTS: &[(&str, &str)] = &[
     ("Correct this step; the steps after it are taken again.", "修改本步骤后，其后的步骤需重新办理。"),
     ("Back to the confirmation", "返回信息确认"),
     ("Subject", "证书主体"),
+    ("Done.", "操作成功。"),
     ("The certificate this order is about", "本订单办理的证书（当前信息）"),
     ("Certificate services", "证书服务"),
     ("First check who you are; then choose the certificate from your list.", "请先完成身份核验，再从您的证书列表中选择要办理的证书。"),

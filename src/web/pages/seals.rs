@@ -170,7 +170,7 @@ fn outcome(
 ) -> Response {
     // What to show and the phone typed go in the flash cookie, never the URL.
     match answer {
-        Ok(a) if a.ok() => super::manage::flash_to(ctx, "/seals", &[("m", "ok"), ("phone", phone)]),
+        Ok(a) if a.ok() => super::manage::flash_to(ctx, "/seals", &[("m", ctx.lang.t("Done.")), ("phone", phone)]),
         Ok(a) => super::manage::flash_to(ctx, "/seals", &[("e", refusal(ctx, &a).as_str()), ("phone", phone)]),
         Err(e) => trouble(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
