@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::*;
 use crate::ra::{holder_enrols, personal_signed, wait_state, Client, AGENT, CREDIT, PDF, REP_ID};
 use crate::ra_services::{org_certificate, services_ca};
-use crate::web::{agent_step, code, identity_check, legal_rep_code, web_ca, web_front, Browser, LISI};
+use crate::web::{agent_step, code, identity_check, legal_rep_code, org_first_steps, web_ca, web_front, Browser, LISI};
 
 /// The personal certificate's holder (subject 王五 as `personal_signed` enters it).
 pub(crate) const HOLDER: &str = "+8613900139000";
@@ -344,22 +344,7 @@ async fn an_applicant_in_the_bidding_channel_is_offered_only_that_channels_agent
     let _daemon = Daemon::start(&ca).await;
     let (_web, base) = web_front(&ca).await;
     let b = Browser::start("bidding-agent", 1200, 1400).await;
-    b.goto(&format!("{base}/c/bidding/apply/org-new")).await;
-    b.submit("start").await;
-    b.click("input[name=method][value=phone]").await;
-    b.click("input[name=accept_agreement]").await;
-    b.submit("step-verification").await;
-    for (name, value) in [
-        ("name", "福建示例科技有限公司"),
-        ("credit_code", CREDIT),
-        ("legal_rep.name", "张三"),
-        ("legal_rep.id_number", REP_ID),
-        ("legal_rep.phone", "13800138000"),
-    ] {
-        b.fill(name, value).await;
-    }
-    b.submit("step-company").await;
-    legal_rep_code(&b, &ca, "13800138000", None).await;
+    org_first_steps(&b, &ca, &format!("{base}/c/bidding"), "13800138000", false).await;
     assert_eq!(b.current_step().await.as_deref(), Some("agent"));
     assert!(b.client.current_url().await.unwrap().path().starts_with("/c/bidding/orders/"));
     assert_eq!(choices(&b, "method").await, ["phone"], "the bidding channel checks agents by phone only");
