@@ -199,6 +199,25 @@ impl Store {
         Writer::start(self.pool.clone(), self.backend, max_batch)
     }
 
+    /// Empties the SQLite WAL after a revocation destroyed a cloud key: every frame is copied
+    /// into the database file (where `secure_delete` zeroed the blob's space) and the WAL is
+    /// cut to nothing, so no older frame still holds the blob. The WAL otherwise keeps its
+    /// size between checkpoints ([`WAL_SIZE_LIMIT`]). A reader still on an old snapshot makes
+    /// SQLite wait (`busy_timeout`); if the WAL still could not be emptied, the next
+    /// destruction or the automatic checkpoint does it, and the failure is logged. No-op on
+    /// PostgreSQL (docs/backup.md says what remains there).
+    pub(crate) async fn empty_wal(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let done = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await;
+        match done.and_then(|row| sqlx::Row::try_get::<i64, _>(&row, 0)) {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!("the WAL could not be emptied after a key destruction: a reader held it"),
+            Err(e) => tracing::warn!(error = %e, "the WAL could not be emptied after a key destruction"),
+        }
+    }
+
     /// Closes every connection once the ones in use come back (graceful shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -215,6 +234,11 @@ impl Store {
     }
 }
 
+/// The largest WAL kept between checkpoints (64 MiB): large enough that normal traffic always
+/// writes over existing frames, small enough that one huge transaction does not leave a huge
+/// file behind.
+const WAL_SIZE_LIMIT: &str = "PRAGMA journal_size_limit = 67108864";
+
 /// Sets up a new connection: on SQLite, WAL for concurrent readers; FULL so a commit survives
 /// power loss; a busy timeout so the CLI and the daemon can share the file.
 async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
@@ -228,10 +252,14 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
         // Same referential rules as PostgreSQL: a certificate needs its serial.
         conn.execute("PRAGMA foreign_keys = ON").await?;
         // A destroyed cloud key must not linger on disk (docs/backup.md): freed row space is
-        // zeroed, and the WAL is cut back to what the first commit after each checkpoint
-        // wrote, so older frames holding a blob go too.
+        // zeroed, and the revocation that destroys a key empties the WAL at once
+        // ([`Store::empty_wal`]), so older frames holding its blob go too.
         conn.execute("PRAGMA secure_delete = ON").await?;
-        conn.execute("PRAGMA journal_size_limit = 0").await?;
+        // Otherwise the WAL keeps its size and is written over from the start after each
+        // checkpoint: a commit that does not grow the file needs no file-size update on disk
+        // (with `HAVE_FDATASYNC`, `.cargo/config.toml`), which made every durable commit
+        // cheaper (issue 18). The cap only trims a WAL a large transaction left oversized.
+        conn.execute(WAL_SIZE_LIMIT).await?;
     }
     Ok(())
 }
