@@ -103,9 +103,9 @@ pub(super) async fn remove_member(
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
+    // An administrator role offered to the member and not yet accepted goes with them, in
+    // the removal's transaction.
     i.seals.remove_member(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
-    // An administrator role offered to the member and not yet accepted goes with them.
-    i.ra.withdraw_hand_over_to(&credit_code, &holder.phone, &b.phone).await.map_err(crate::api::ra::problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
