@@ -449,13 +449,21 @@ impl Store {
         Ok(true)
     }
 
-    /// The phones allowed to stamp with a seal (shown to the seal's administrators).
-    pub async fn seal_users(&self, seal_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT phone FROM seal_users WHERE seal_id = $1 ORDER BY phone")
-            .bind(seal_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get("phone")).collect::<Result<_, _>>().map_err(StoreError::from)
+    /// The phones allowed to stamp with each seal of an organisation, as (seal id, phone), by
+    /// seal then phone: one query for the whole list an administrator sees (`GET
+    /// /v1/mobile/orgs`), not one per seal. A plain join, the same on SQLite and PostgreSQL.
+    pub async fn seal_users_of(&self, credit_code: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.seal_id AS a, u.phone AS b FROM seal_users u JOIN seals s ON s.id = u.seal_id \
+             WHERE s.credit_code = $1 ORDER BY u.seal_id, u.phone",
+        )
+        .bind(credit_code)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("a")?, r.try_get("b")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Whether a phone may stamp with a seal.

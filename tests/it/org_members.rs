@@ -141,3 +141,46 @@ async fn a_hand_over_code_checked_before_the_members_removal_commits_moves_nothi
     assert_eq!(instance.store.org_role(CREDIT, STAFF).await.unwrap().as_deref(), Some("admin"));
     assert_eq!(instance.store.org_role(CREDIT, AGENT).await.unwrap().as_deref(), Some("staff"));
 }
+
+/// `GET /v1/mobile/orgs` lists each seal's users for administrators; the store gives them for
+/// the whole organisation in one query (it was one query per seal). The query returns exactly
+/// this organisation's grants, by seal then phone, and none of another organisation's seal.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organisations_seal_users_come_in_one_query_by_seal_and_phone() {
+    let ca = services_ca().await;
+    let instance = ca.open().await;
+    organisation(&instance).await;
+    let seals = &instance.seals;
+    seals.set_member(AGENT, CREDIT, STAFF, "staff").await.unwrap();
+    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["公章", "合同专用章", "财务专用章"] {
+        let png = cloudca::signing::qr::render_png(name, 2).unwrap();
+        let request = seals.request(AGENT, CREDIT, name, png, None).await.unwrap();
+        ids.push(seals.decide("reviewer", &request.id, true).await.unwrap().unwrap());
+    }
+    for (seal, phone) in [(&ids[0], OUTSIDER), (&ids[0], STAFF), (&ids[2], AGENT)] {
+        seals.set_seal_user(AGENT, CREDIT, seal, phone, true).await.unwrap();
+    }
+    // Another organisation's seal and grant (written directly: it has no administrator here).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&ca.config.database.url).await.unwrap();
+    sqlx::query("INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ('seal-x', '91110000802100433B', 'x', $1, 'active', 0)")
+        .bind(cloudca::signing::qr::render_png("x", 2).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO seal_users (seal_id, phone, granted_by, granted_at) VALUES ('seal-x', $1, 'x', 0)")
+        .bind(STAFF)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let mut expected = vec![
+        (ids[0].clone(), OUTSIDER.to_string()),
+        (ids[0].clone(), STAFF.to_string()),
+        (ids[2].clone(), AGENT.to_string()),
+    ];
+    expected.sort();
+    assert_eq!(instance.store.seal_users_of(CREDIT).await.unwrap(), expected);
+}
