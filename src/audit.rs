@@ -20,6 +20,18 @@ pub use verify::{verify, Verdict, WitnessSource};
 use crate::hsm::{HsmError, KeyAlgorithm};
 use crate::store::{Store, StoreError};
 
+/// A phone as an audit entry's *detail* names it (the member added or removed, the person a
+/// role is offered to, the phone a code went to): the first three and last four characters,
+/// the rest `*` ([`crate::ra::validate::mask`]; on an E.164 number, the country code and the
+/// last four digits). Every detail that carries a phone goes through this one function, so the
+/// log, read by auditors in bulk, never holds a bystander's whole number; the entry still tells
+/// members apart and can be matched against the row it changed, which holds the phone whole.
+/// The `phone:` *actor* of an organisation or seal event is not masked by this: it is who
+/// acted, kept whole for accountability (ARCHITECTURE.md, "Audit").
+pub fn masked_phone(phone: &str) -> String {
+    crate::ra::validate::mask(phone)
+}
+
 /// Why checkpointing or verification failed (not: what verification found).
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

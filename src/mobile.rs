@@ -169,8 +169,17 @@ impl Purpose {
     }
 }
 
+/// A code that matched and was not yet used ([`Mobile::verify_code`]). The write it
+/// authorises spends it ([`crate::store::Store::hand_over_admin`]) in the same transaction,
+/// only if it is still unused then. Not `Clone`: one check, one write.
+#[derive(Debug)]
+pub struct CheckedCode {
+    /// The `sms_codes` row.
+    pub(crate) id: i64,
+}
+
 /// A code's scope as stored: `purpose` or `purpose:object`.
-fn scope(purpose: Purpose, object: &str) -> String {
+pub(crate) fn scope(purpose: Purpose, object: &str) -> String {
     if object.is_empty() {
         purpose.name().to_string()
     } else {
@@ -548,12 +557,6 @@ impl Mobile {
         Ok(self.store.spend_sms_codes_of(&scope(purpose, object)).await?)
     }
 
-    /// Withdraws the live codes of a purpose and object sent to one phone (a hand-over offered
-    /// to a member the administrator then removed). The number withdrawn.
-    pub async fn withdraw_codes_to(&self, purpose: Purpose, object: &str, phone: &str) -> Result<u64, LoginError> {
-        Ok(self.store.spend_sms_codes_to(&scope(purpose, object), phone).await?)
-    }
-
     /// Checks a code sent for exactly this purpose and object (one try spent; used once on
     /// success). Each check, right or wrong, is an attempt against the phone's
     /// `limits.attempts_per_credential`. A wrong, expired or malformed code is audited, once
@@ -575,9 +578,47 @@ impl Mobile {
         object: &str,
         code: &str,
     ) -> Result<(), LoginError> {
-        let Err(reason) = self.try_code(counted, phone, purpose, object, code).await? else {
-            return Ok(());
-        };
+        let checked = self.verify_code_counted_on(counted, phone, purpose, object, code).await?;
+        if !self.store.use_sms_code(checked.id).await? {
+            return Err(self.code_refused(phone, purpose, object, "used meanwhile").await);
+        }
+        Ok(())
+    }
+
+    /// Checks a code as [`Mobile::check_code`] does (one try spent, a refusal audited) but
+    /// leaves it unused: the write it authorises spends it in its own transaction
+    /// ([`crate::store::Store::hand_over_admin`]), and writes nothing if it was withdrawn or
+    /// used in the meantime. A check and a separate write would let a withdrawal that commits
+    /// between them (a removal of the phone's member) go unseen.
+    pub async fn verify_code(
+        &self,
+        phone: &str,
+        purpose: Purpose,
+        object: &str,
+        code: &str,
+    ) -> Result<CheckedCode, LoginError> {
+        self.verify_code_counted_on(phone, phone, purpose, object, code).await
+    }
+
+    async fn verify_code_counted_on(
+        &self,
+        counted: &str,
+        phone: &str,
+        purpose: Purpose,
+        object: &str,
+        code: &str,
+    ) -> Result<CheckedCode, LoginError> {
+        match self.try_code(counted, phone, purpose, object, code).await? {
+            Ok(id) => Ok(CheckedCode { id }),
+            Err(reason) => Err(self.code_refused(phone, purpose, object, reason).await),
+        }
+    }
+
+    /// Audits a refused code (coalesced per phone) and returns the error every refused code
+    /// gets: [`LoginError::BadCode`], whatever the reason, so the answer does not tell a wrong
+    /// code from a withdrawn one. `reason` is one of those listed in ARCHITECTURE.md
+    /// (`sms.code_failed`).
+    pub async fn code_refused(&self, phone: &str, purpose: Purpose, object: &str, reason: &str) -> LoginError {
         let actor = actor(phone);
         let detail = match purpose {
             Purpose::Login => serde_json::json!({ "outcome": "refused", "reason": reason }),
@@ -587,12 +628,13 @@ impl Mobile {
         };
         let kind = if purpose == Purpose::Login { "mobile.login" } else { "sms.code_failed" };
         self.events.refused(kind, &actor, &actor, None, detail).await;
-        Err(LoginError::BadCode)
+        LoginError::BadCode
     }
 
-    /// One try of a code: Ok(Err(why)) when the code is malformed, missing (none sent, expired,
-    /// used, out of tries) or wrong; Err when the check itself could not run or the phone is
-    /// over its attempt limit (that refusal audits its own first occurrence).
+    /// One try of a code: Ok(Ok(id)) when it matches a live code (not yet marked used);
+    /// Ok(Err(why)) when the code is malformed, missing (none sent, expired, used, out of
+    /// tries) or wrong; Err when the check itself could not run or the phone is over its
+    /// attempt limit (that refusal audits its own first occurrence).
     async fn try_code(
         &self,
         counted: &str,
@@ -600,7 +642,7 @@ impl Mobile {
         purpose: Purpose,
         object: &str,
         code: &str,
-    ) -> Result<Result<(), &'static str>, LoginError> {
+    ) -> Result<Result<i64, &'static str>, LoginError> {
         if let Err(refusal) = self.limits.attempts_per_credential.check(&("phone", counted)) {
             self.audit_refusal(&refusal, &actor(counted)).await;
             return Err(LoginError::RateLimited(refusal));
@@ -621,10 +663,7 @@ impl Mobile {
         if !constant_time_eq(given.as_bytes(), stored.as_bytes()) {
             return Ok(Err("wrong"));
         }
-        if !self.store.use_sms_code(id).await? {
-            return Ok(Err("used meanwhile"));
-        }
-        Ok(Ok(()))
+        Ok(Ok(id))
     }
 
     /// Logs in with a code; returns a new bearer token. A refused code is audited by
@@ -663,11 +702,17 @@ fn actor(phone: &str) -> String {
 }
 
 /// What a failed code's audit entry says it was for: the object as bound into the code, but a
-/// person's identifier (an order query's ID number) masked, as the SMS text masks it.
+/// person's identifier (an order query's ID number) masked, as the SMS text masks it, and a
+/// phone (the administrator handing over) masked as every phone in an audit detail
+/// ([`crate::audit::masked_phone`]).
 fn audited_object(purpose: Purpose, object: &str) -> String {
     match purpose {
         Purpose::OrderQuery => crate::ra::mask_identifier(object),
         Purpose::OrderQueryByCard => crate::ra::mask_identifier(object.split_once('/').map_or(object, |(s, _)| s)),
+        Purpose::AdminHandOver => match object.split_once('/') {
+            Some((credit_code, from)) => format!("{credit_code}/{}", crate::audit::masked_phone(from)),
+            None => object.to_string(),
+        },
         _ => object.to_string(),
     }
 }

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::audit::masked_phone;
 use crate::clock::Clock;
 use crate::custody::{new_id, valid_phone};
-use crate::store::{AuditRecord, SealRecord, SealRequestRecord, Store, StoreError};
+use crate::store::{AuditRecord, HandOver, SealRecord, SealRequestRecord, Store, StoreError};
 
 /// Largest seal image accepted (the JSON body limit leaves room for its base64).
 pub const MAX_PNG_BYTES: usize = 40 * 1024;
@@ -73,6 +74,10 @@ impl Seals {
         self.clock.now().unix_timestamp()
     }
 
+    /// An organisation or seal event acted by `phone`. The actor (`phone:` + the whole number)
+    /// is who acted and stays whole: accountability needs to name them. A phone the detail
+    /// carries (a member, the new administrator) is someone else's and goes through
+    /// [`masked_phone`], as in every audit detail.
     fn event(&self, kind: &str, phone: &str, detail: serde_json::Value) -> AuditRecord {
         AuditRecord::new(self.clock.as_ref(), kind, &format!("phone:{phone}"), None, detail)
     }
@@ -99,7 +104,7 @@ impl Seals {
         if !MEMBER_ROLES.contains(&role) {
             return Err(SealError::Invalid("role: staff or seal-admin".into()));
         }
-        let detail = serde_json::json!({ "org": credit_code, "member": phone, "role": role });
+        let detail = serde_json::json!({ "org": credit_code, "member": masked_phone(phone), "role": role });
         let audit = self.event("org.member.set", admin, detail);
         if !self.store.set_member(credit_code, phone, role, admin, self.now(), &audit).await? {
             return Err(SealError::Invalid("the administrator's role moves only by hand-over".into()));
@@ -118,25 +123,39 @@ impl Seals {
         if phone == admin {
             return Err(SealError::Invalid(NOT_YOURSELF.into()));
         }
-        let detail = serde_json::json!({ "org": credit_code, "member": crate::ra::validate::mask(phone) });
+        let detail = serde_json::json!({ "org": credit_code, "member": masked_phone(phone) });
         let audit = self.event("org.member.removed", admin, detail);
-        if !self.store.remove_member(credit_code, phone, &audit).await? {
+        // The hand-over codes this administrator sent to the member are spent in the removal's
+        // transaction: an offer to a removed member cannot be accepted, even by an acceptance
+        // whose code was checked before the removal committed.
+        let offers = crate::ra::hand_over_code_scope(credit_code, admin);
+        if !self.store.remove_member(credit_code, phone, &offers, &audit).await? {
             return Err(SealError::Invalid(NOT_A_MEMBER.into()));
         }
         Ok(())
     }
 
-    /// Hands the administrator role to another phone (administrator only).
-    pub async fn hand_over(&self, admin: &str, credit_code: &str, to: &str) -> Result<(), SealError> {
+    /// Hands the administrator role from `admin` to another phone, spending `code` (the new
+    /// administrator's acceptance code, checked but not yet used) in the same transaction
+    /// ([`crate::store::Store::hand_over_admin`]): nothing moves if the code was withdrawn or
+    /// used since it was checked, or `admin` no longer holds the role.
+    pub async fn hand_over(
+        &self,
+        admin: &str,
+        credit_code: &str,
+        to: &str,
+        code: crate::mobile::CheckedCode,
+    ) -> Result<HandOver, SealError> {
         self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
         if !valid_phone(to) || to == admin {
             return Err(SealError::Invalid("phone: another E.164 number".into()));
         }
-        let audit = self.event("org.admin.handed_over", admin, serde_json::json!({ "org": credit_code, "to": to }));
-        if !self.store.hand_over_admin(credit_code, admin, to, self.now(), &audit).await? {
-            return Err(SealError::NotAllowed("the certificate administrator"));
-        }
-        Ok(())
+        let audit = self.event(
+            "org.admin.handed_over",
+            admin,
+            serde_json::json!({ "org": credit_code, "to": masked_phone(to) }),
+        );
+        Ok(self.store.hand_over_admin(credit_code, admin, to, code.id, self.now(), &audit).await?)
     }
 
     /// Records a new seal or a change for review (administrator or seal administrator).
@@ -207,7 +226,7 @@ impl Seals {
         if allowed && self.store.org_role(credit_code, phone).await?.is_none() {
             return Err(SealError::Invalid(NOT_A_MEMBER.into()));
         }
-        let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": phone, "allowed": allowed });
+        let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": masked_phone(phone), "allowed": allowed });
         let audit = self.event("seal.user.set", granter, detail);
         if !self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await? {
             return Err(SealError::Invalid(NOT_A_MEMBER.into()));

@@ -130,7 +130,7 @@ impl IssuanceService {
 
         // Step 5: store with the audit event, durably, then return.
         let fingerprint = hex::encode(sha2::Sha256::digest(&der));
-        let detail = serde_json::json!({ "profile": profile.name, "issuer": authority.record.name, "subject": subject.display, "fingerprint": fingerprint });
+        let detail = serde_json::json!({ "profile": profile.name, "issuer": authority.record.name, "subject": audited_subject(&subject), "fingerprint": fingerprint });
         let audit = AuditRecord {
             at: now.unix_timestamp() * 1000,
             kind: "certificate.issued".into(),
@@ -264,4 +264,18 @@ fn renewal_start(
     }
     // The new term starts the second after the old one ends.
     time::OffsetDateTime::from_unix_timestamp(until + 1).map_err(|e| CaError::Build(e.to_string()))
+}
+
+/// The subject as the issuance's audit entry names it: a person's identifier (resident ID or
+/// another document's number in `serialNumber`) masked as everywhere in the audit log
+/// ([`crate::ra::mask_identifier`]); an organisation's credit code stays whole (it is no
+/// personal data, and it names whose certificate this is). The certificate row keeps the
+/// subject whole.
+fn audited_subject(built: &subject::Subject) -> String {
+    match &built.identifier {
+        Some(id) if crate::ca::identifiers::validate_credit_code(id).is_err() => {
+            built.display.replace(id.as_str(), &crate::ra::mask_identifier(id))
+        }
+        _ => built.display.clone(),
+    }
 }

@@ -251,7 +251,7 @@ impl Custody {
             "approval": approval.id,
             "profile": profile,
             "identifier": crate::ra::mask_identifier(&approval.identifier),
-            "phone": crate::ra::validate::mask(phone),
+            "phone": crate::audit::masked_phone(phone),
         });
         self.store.insert_approval(&approval, &self.event("approval.created", actor, None, detail)).await?;
         Ok(approval)

@@ -8,7 +8,10 @@
 //!    check of an order does), and only then is a code texted to the new phone, bound to the
 //!    organisation and to the administrator who offered it;
 //! 3. the new administrator accepts from their own session with that code; the role moves only
-//!    if the offering phone is still the administrator.
+//!    if the offering phone is still the administrator and the code still stands when the role
+//!    is written: the check and the write are two steps, and the write spends the code in its
+//!    own transaction, so a removal of the new administrator's membership that commits in
+//!    between (it withdraws their codes) is seen, and nothing moves.
 //!
 //! Nothing is kept between the steps: the code exists only if steps 1 and 2 passed. A new
 //! offer withdraws the codes of every earlier one (one offer stands at a time), and the legal
@@ -16,8 +19,9 @@
 //! administrator's phone in the wrong hands cannot pass the role on unseen.
 
 use super::{validate, Ra, RaError};
-use crate::mobile::Purpose;
+use crate::mobile::{CheckedCode, Purpose};
 use crate::providers::identity::CheckOutcome;
+use crate::store::HandOver;
 
 /// The person the role is handed to, as the administrator typed them.
 pub struct NewAdministrator<'a> {
@@ -72,7 +76,7 @@ impl Ra {
         }
         let detail = serde_json::json!({
             "org": credit_code,
-            "to": validate::mask(&phone),
+            "to": crate::audit::masked_phone(&phone),
             "id_number": super::mask_identifier(&id_number),
             "checked_by": "phone",
         });
@@ -115,29 +119,52 @@ impl Ra {
         }
     }
 
-    /// Withdraws an offer `from` made to `to` (who was just removed from the organisation):
-    /// its code no longer moves the role, so a removed member cannot come back as the
-    /// administrator with it. An offer to anyone else stands.
-    pub async fn withdraw_hand_over_to(&self, credit_code: &str, from: &str, to: &str) -> Result<(), RaError> {
-        let withdrawn =
-            self.services.mobile.withdraw_codes_to(Purpose::AdminHandOver, &object(credit_code, from), to).await?;
-        if withdrawn > 0 {
-            tracing::info!(org = credit_code, "hand-over offer to a removed member withdrawn");
-        }
-        Ok(())
+    /// Step 3: the new administrator (`to`, their session's phone) accepts with the code the
+    /// offer texted them; the role moves from `from` if `from` is still the administrator and
+    /// the code still stands when the role is written ([`Ra::complete_hand_over`]).
+    pub async fn accept_hand_over(&self, to: &str, credit_code: &str, from: &str, code: &str) -> Result<(), RaError> {
+        let checked = self.check_hand_over_code(to, credit_code, from, code).await?;
+        self.complete_hand_over(to, credit_code, from, checked).await
     }
 
-    /// Step 3: the new administrator (`to`, their session's phone) accepts with the code the
-    /// offer texted them; the role moves from `from` if `from` is still the administrator.
-    pub async fn accept_hand_over(&self, to: &str, credit_code: &str, from: &str, code: &str) -> Result<(), RaError> {
-        self.services.mobile.check_code(to, Purpose::AdminHandOver, &object(credit_code, from), code.trim()).await?;
-        self.services.seals.hand_over(from, credit_code, to).await.map_err(|e| match e {
+    /// Step 3, the check: the code texted to `to` for this organisation and this offering
+    /// administrator matches (one try spent; a refusal audited). The code is not used yet.
+    pub async fn check_hand_over_code(
+        &self,
+        to: &str,
+        credit_code: &str,
+        from: &str,
+        code: &str,
+    ) -> Result<CheckedCode, RaError> {
+        let object = object(credit_code, from);
+        Ok(self.services.mobile.verify_code(to, Purpose::AdminHandOver, &object, code.trim()).await?)
+    }
+
+    /// Step 3, the write: the role moves in one transaction that spends the checked code, only
+    /// if it is still unused. A removal of `to` that committed after the check withdrew it, and
+    /// the acceptance is then refused as a wrong code is (nothing written), so a member removed
+    /// at the instant they accept does not come back as the administrator.
+    pub async fn complete_hand_over(
+        &self,
+        to: &str,
+        credit_code: &str,
+        from: &str,
+        checked: CheckedCode,
+    ) -> Result<(), RaError> {
+        let moved = self.services.seals.hand_over(from, credit_code, to, checked).await.map_err(|e| match e {
             crate::seals::SealError::Store(s) => RaError::Store(s),
-            crate::seals::SealError::NotAllowed(_) => {
-                RaError::State("the phone that offered the role is no longer the administrator".into())
-            }
+            crate::seals::SealError::NotAllowed(_) => not_administrator(),
             other => RaError::BadRequest(other.to_string()),
         })?;
+        match moved {
+            HandOver::Moved => {}
+            HandOver::NotAdministrator => return Err(not_administrator()),
+            HandOver::CodeSpent => {
+                let object = object(credit_code, from);
+                let mobile = &self.services.mobile;
+                return Err(mobile.code_refused(to, Purpose::AdminHandOver, &object, "used meanwhile").await.into());
+            }
+        }
         let text = format!(
             "贵单位 {credit_code} 的云证书管理员角色已由 {} 转交给 {}；如非贵单位意愿，请立即联系 CA。\
              The certificate administrator role of {credit_code} moved from {} to {}; if your organisation did not intend this, call the CA at once.",
@@ -149,4 +176,15 @@ impl Ra {
         self.tell_legal_rep(credit_code, &text).await;
         Ok(())
     }
+}
+
+/// The refusal of an acceptance whose offering phone no longer holds the role.
+fn not_administrator() -> RaError {
+    RaError::State("the phone that offered the role is no longer the administrator".into())
+}
+
+/// The stored scope of the hand-over codes `from` offered for an organisation: a removal of a
+/// member spends those sent to them ([`crate::store::Store::remove_member`]).
+pub fn hand_over_code_scope(credit_code: &str, from: &str) -> String {
+    crate::mobile::scope(Purpose::AdminHandOver, &object(credit_code, from))
 }

@@ -180,7 +180,7 @@ impl Ra {
             return Err(RaError::State("the letter is signed already".into()));
         }
         let phone = self.authorisation_phone(&order, &data).await?;
-        let detail = serde_json::json!({ "phone": mask(&phone) });
+        let detail = serde_json::json!({ "phone": crate::audit::masked_phone(&phone) });
         let audit = self.event("order.letter_code_sent", &phone_actor(&phone), &order, detail);
         self.services.mobile.send_code(&phone, Purpose::LegalRepAuthorisation, &code_object(&order, &stored)).await?;
         self.store.audit(&audit).await?;

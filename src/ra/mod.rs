@@ -43,7 +43,7 @@ use sha2::Digest;
 pub use model::{mask_identifier, OrderData, OrderView};
 
 pub use challenge::Challenge;
-pub use handover::NewAdministrator;
+pub use handover::{hand_over_code_scope, NewAdministrator};
 pub use orders::CodePurpose;
 pub use query::{typed_subject, PersonCheck, QuerySession};
 pub use services::CertificateChoice;

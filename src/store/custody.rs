@@ -499,17 +499,6 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Spends the live codes of a scope sent to one phone (an offer to that phone withdrawn,
-    /// others of the scope left standing). The number spent.
-    pub async fn spend_sms_codes_to(&self, scope: &str, phone: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE sms_codes SET used = 1 WHERE purpose = $1 AND phone = $2 AND used = 0")
-            .bind(scope)
-            .bind(phone)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
     /// Codes sent to a phone since `since` (any purpose), for rate limits.
     pub async fn sms_sent_since(&self, phone: &str, since: i64) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_codes WHERE phone = $1 AND sent_at >= $2")

@@ -45,7 +45,7 @@ pub use leases::LeaseRecord;
 pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntentRecord};
 pub use proofs::{ProofRecord, ProofSpend};
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord, QueryRow};
-pub use seals::{SealRecord, SealRequestRecord};
+pub use seals::{HandOver, SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, EntryChunk, OcspRecord, RevocationRecord, CRL_CHUNK};
 pub use writer::{AuditRecord, Write, Writer};
 

@@ -5,6 +5,18 @@ use sqlx::Row;
 
 use super::{AuditRecord, Store, StoreError};
 
+/// What [`Store::hand_over_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOver {
+    /// The role moved.
+    Moved,
+    /// The acceptance code was used or withdrawn (its member removed) after it was checked:
+    /// nothing written.
+    CodeSpent,
+    /// The phone that offered the role is no longer the administrator: nothing written.
+    NotAdministrator,
+}
+
 /// A seal request waiting for (or past) review.
 #[derive(Debug, Clone)]
 pub struct SealRequestRecord {
@@ -162,10 +174,27 @@ impl Store {
     /// Removes a member who is not the administrator (handbook 人员管理), and with them their
     /// leave to stamp with the organisation's seals (a removed member keeps no seal) and their
     /// seal requests not yet decided (rejected, by `member-removed`). One
-    /// transaction with the audit event. False when the phone is no member, or the
-    /// administrator (that role moves only by hand-over).
-    pub async fn remove_member(&self, credit_code: &str, phone: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
+    /// transaction with the audit event. False (nothing written) when the phone is no member,
+    /// or the administrator (that role moves only by hand-over).
+    ///
+    /// `hand_over_scope` is the scope of the hand-over codes the administrator removing them
+    /// offered; those sent to this phone are spent first, in the same transaction, so an
+    /// acceptance racing the removal is refused ([`Store::hand_over_admin`] spends its code
+    /// only while unused).
+    pub async fn remove_member(
+        &self,
+        credit_code: &str,
+        phone: &str,
+        hand_over_scope: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Codes first: the same lock order as an acceptance (code row, then member rows).
+        sqlx::query("UPDATE sms_codes SET used = 1 WHERE purpose = $1 AND phone = $2 AND used = 0")
+            .bind(hand_over_scope)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?;
         let removed = sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2 AND role <> 'admin'")
             .bind(credit_code)
             .bind(phone)
@@ -200,16 +229,32 @@ impl Store {
     }
 
     /// Moves the administrator role from `from` to `to` (who becomes a member if needed; the
-    /// old administrator stays as staff), atomically.
+    /// old administrator stays as staff), spending `code`, the acceptance code checked
+    /// ([`crate::mobile::Mobile::verify_code`]), in the same transaction. Nothing is written
+    /// unless, at write time, the code is still unused and `from` still the administrator.
+    ///
+    /// The code's row is the lock both this and [`Store::remove_member`] take first: a removal
+    /// of `to` spends their hand-over codes in its own transaction, so whichever commits first
+    /// wins and the other sees it. A removal that committed after the code was checked leaves
+    /// the code spent here and the role where it was ([`HandOver::CodeSpent`]).
     pub async fn hand_over_admin(
         &self,
         credit_code: &str,
         from: &str,
         to: &str,
+        code: i64,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<HandOver, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = $1 AND used = 0")
+            .bind(code)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if spent != 1 {
+            return Ok(HandOver::CodeSpent);
+        }
         let demoted = sqlx::query(
             "UPDATE org_members SET role = 'staff' WHERE credit_code = $1 AND phone = $2 AND role = 'admin'",
         )
@@ -219,7 +264,7 @@ impl Store {
         .await?
         .rows_affected();
         if demoted != 1 {
-            return Ok(false);
+            return Ok(HandOver::NotAdministrator);
         }
         sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2")
             .bind(credit_code)
@@ -237,7 +282,7 @@ impl Store {
         .await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
-        Ok(true)
+        Ok(HandOver::Moved)
     }
 
     /// Records a seal request for review.
@@ -404,13 +449,21 @@ impl Store {
         Ok(true)
     }
 
-    /// The phones allowed to stamp with a seal (shown to the seal's administrators).
-    pub async fn seal_users(&self, seal_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT phone FROM seal_users WHERE seal_id = $1 ORDER BY phone")
-            .bind(seal_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get("phone")).collect::<Result<_, _>>().map_err(StoreError::from)
+    /// The phones allowed to stamp with each seal of an organisation, as (seal id, phone), by
+    /// seal then phone: one query for the whole list an administrator sees (`GET
+    /// /v1/mobile/orgs`), not one per seal. A plain join, the same on SQLite and PostgreSQL.
+    pub async fn seal_users_of(&self, credit_code: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.seal_id AS a, u.phone AS b FROM seal_users u JOIN seals s ON s.id = u.seal_id \
+             WHERE s.credit_code = $1 ORDER BY u.seal_id, u.phone",
+        )
+        .bind(credit_code)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("a")?, r.try_get("b")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Whether a phone may stamp with a seal.

@@ -45,6 +45,28 @@ async fn issued_certificates_verify_with_openssl_and_pass_pkilint() {
     assert_eq!(instance.store.count_audit_events("certificate.issued").await.unwrap(), 3);
 }
 
+/// Review finding: `certificate.issued` named the subject whole, a person's resident ID in
+/// `serialNumber` included, while every other audit entry masks ID numbers. The person's ID
+/// number is masked there now; an organisation's credit code (no personal data) stays whole;
+/// the certificate row keeps the subject whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_issuance_audit_entry_masks_a_persons_id_number_and_keeps_a_credit_code() {
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    for (profile, subject) in [("personal", PERSONAL_SUBJECT), ("org", ORG_SUBJECT)] {
+        let key = make_key(ca.dir.path(), profile, "ec:P-256");
+        let csr = make_csr(ca.dir.path(), profile, &key, subject);
+        instance.issuance.issue(profile, &csr, "test").await.expect("issued");
+    }
+    let query = cloudca::store::AuditQuery { kind: Some("certificate.issued".into()), limit: 10, ..Default::default() };
+    let details: Vec<String> =
+        instance.store.audit_events(&query).await.unwrap().into_iter().map(|e| e.record.detail).collect();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(!details[0].contains("11010519491231002X"), "the resident ID is masked: {}", details[0]);
+    assert!(details[0].contains("110***********002X"), "first three and last four: {}", details[0]);
+    assert!(details[1].contains("serialNumber=91350100M000100Y43"), "the credit code stays: {}", details[1]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chain_lists_the_issuing_ca_first_then_the_root() {
     let ca = TestCa::new().await;

@@ -31,6 +31,7 @@ mod migrations;
 mod ocsp_der;
 mod ocsp_flood;
 mod openapi;
+mod org_members;
 mod pades;
 mod ra;
 mod ra_attacks;

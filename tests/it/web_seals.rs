@@ -379,6 +379,8 @@ async fn members_who_are_not_the_administrator_can_neither_grant_a_seal_nor_remo
     // Refusing by default is not refusing everything: the administrator can still do both.
     let body = json!({ "phone": STAFF, "allowed": true, "code": admin_code(&ra, AGENT).await });
     assert_eq!(mobile(&ra, Some(&admin), "POST", &users, Some(body)).await.0, 204);
+    let granted = organisation(&ra, &admin).await;
+    assert_eq!(granted["seals"][0]["users"], json!([STAFF]), "the grant is listed with its seal: {granted}");
     let body = json!({ "phone": STAFF, "code": admin_code(&ra, AGENT).await });
     assert_eq!(mobile(&ra, Some(&admin), "POST", &remove, Some(body)).await.0, 204);
     let after = organisation(&ra, &admin).await;

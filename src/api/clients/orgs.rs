@@ -27,7 +27,7 @@ pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Re
             .iter()
             .map(|s| serde_json::json!({ "id": s.id, "name": s.name, "status": s.status }))
             .collect();
-        let seals = with_users(&i, &role, seals).await?;
+        let seals = with_users(&i, &credit_code, &role, seals).await?;
         let members = if role == "admin" {
             let list = i.store.org_members(&credit_code).await.map_err(|e| Problem::internal(&e))?;
             serde_json::json!(list
@@ -43,23 +43,36 @@ pub(super) async fn list(State(i): State<Instance>, holder: Holder) -> Result<Re
 }
 
 /// The seals as listed, each with the phones allowed to stamp with it (`users`) for the
-/// administrator and seal administrators, who grant that leave; anyone else sees no list.
+/// administrator and seal administrators, who grant that leave; anyone else sees no list. The
+/// grants of all the organisation's seals come in one query.
 async fn with_users(
     i: &Instance,
+    credit_code: &str,
     role: &str,
     seals: Vec<serde_json::Value>,
 ) -> Result<Vec<serde_json::Value>, Problem> {
     if role != "admin" && role != "seal-admin" {
         return Ok(seals);
     }
-    let mut out = Vec::with_capacity(seals.len());
-    for mut seal in seals {
-        let id = seal["id"].as_str().unwrap_or_default().to_string();
-        let users = i.store.seal_users(&id).await.map_err(|e| Problem::internal(&e))?;
-        seal["users"] = serde_json::json!(users);
-        out.push(seal);
+    let grants = i.store.seal_users_of(credit_code).await.map_err(|e| Problem::internal(&e))?;
+    Ok(attach_users(seals, &grants))
+}
+
+/// Sets each listed seal's `users` to the phones `grants` (seal id, phone) give it; a seal
+/// with none gets an empty list.
+fn attach_users(seals: Vec<serde_json::Value>, grants: &[(String, String)]) -> Vec<serde_json::Value> {
+    let mut users: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+    for (seal, phone) in grants {
+        users.entry(seal.as_str()).or_default().push(phone.as_str());
     }
-    Ok(out)
+    seals
+        .into_iter()
+        .map(|mut seal| {
+            let listed = seal["id"].as_str().and_then(|id| users.get(id)).cloned().unwrap_or_default();
+            seal["users"] = serde_json::json!(listed);
+            seal
+        })
+        .collect()
 }
 
 /// Body of a member change.
@@ -103,9 +116,9 @@ pub(super) async fn remove_member(
 ) -> Result<Response, Problem> {
     attempt(&i, ip).await?;
     i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
+    // An administrator role offered to the member and not yet accepted goes with them, in
+    // the removal's transaction.
     i.seals.remove_member(&holder.phone, &credit_code, &b.phone).await.map_err(errors::seal)?;
-    // An administrator role offered to the member and not yet accepted goes with them.
-    i.ra.withdraw_hand_over_to(&credit_code, &holder.phone, &b.phone).await.map_err(crate::api::ra::problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -216,4 +229,23 @@ pub(super) async fn set_seal_user(
     i.mobile.check_code(&holder.phone, Purpose::Admin, &credit_code, &b.code).await.map_err(errors::login)?;
     i.seals.set_seal_user(&holder.phone, &credit_code, &seal_id, &b.phone, b.allowed).await.map_err(errors::seal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attach_users;
+    use serde_json::json;
+
+    #[test]
+    fn each_seal_gets_its_own_grants_and_a_seal_without_any_an_empty_list() {
+        let seals = vec![json!({ "id": "a" }), json!({ "id": "b" }), json!({ "id": "c" })];
+        let grants: Vec<(String, String)> = [("a", "+8613600136000"), ("a", "+8613700137000"), ("c", "+8613500135000")]
+            .iter()
+            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .collect();
+        let listed = attach_users(seals, &grants);
+        assert_eq!(listed[0]["users"], json!(["+8613600136000", "+8613700137000"]));
+        assert_eq!(listed[1]["users"], json!([]));
+        assert_eq!(listed[2]["users"], json!(["+8613500135000"]));
+    }
 }
