@@ -90,7 +90,7 @@ pub enum Action {
         session: String,
     },
     /// Let a member of the organisation stamp with a seal (印章授权; the administrator or a seal
-    /// administrator). An `admin` code for the organisation is texted to this phone first and
+    /// administrator). An `admin` code for the organisation is texted to the logged-in phone first and
     /// read from `--outbox` or standard input.
     SealGrant {
         #[command(flatten)]
@@ -108,13 +108,13 @@ pub enum Action {
 #[derive(Debug, clap::Args)]
 pub struct SealUserArgs {
     /// The organisation's credit code.
-    #[arg(long)]
+    #[arg(long, value_name = "CREDIT_CODE")]
     org: String,
     /// The seal id.
-    #[arg(long)]
+    #[arg(long, value_name = "SEAL_ID")]
     seal: String,
     /// The member's phone, E.164.
-    #[arg(long)]
+    #[arg(long, value_name = "E164")]
     member: String,
     /// Development only: read the administrator code from the sandbox SMS outbox file.
     #[arg(long, value_name = "FILE")]
