@@ -89,6 +89,36 @@ pub enum Action {
         #[arg(long)]
         session: String,
     },
+    /// Let a member of the organisation stamp with a seal (印章授权; the administrator or a seal
+    /// administrator). An `admin` code for the organisation is texted to the logged-in phone first and
+    /// read from `--outbox` or standard input.
+    SealGrant {
+        #[command(flatten)]
+        seal: SealUserArgs,
+    },
+    /// Withdraw a member's leave to stamp with a seal (the administrator or a seal
+    /// administrator), with an `admin` code as for `seal-grant`.
+    SealWithdraw {
+        #[command(flatten)]
+        seal: SealUserArgs,
+    },
+}
+
+/// Which seal, which member: the ids `app orgs` lists.
+#[derive(Debug, clap::Args)]
+pub struct SealUserArgs {
+    /// The organisation's credit code.
+    #[arg(long, value_name = "CREDIT_CODE")]
+    org: String,
+    /// The seal id.
+    #[arg(long, value_name = "SEAL_ID")]
+    seal: String,
+    /// The member's phone, E.164.
+    #[arg(long, value_name = "E164")]
+    member: String,
+    /// Development only: read the administrator code from the sandbox SMS outbox file.
+    #[arg(long, value_name = "FILE")]
+    outbox: Option<PathBuf>,
 }
 
 /// How the holder proves who they are before a PIN is set: a face check (the app opens the
@@ -116,6 +146,10 @@ struct State {
     api: String,
     ca: PathBuf,
     token: String,
+    /// The phone logged in: organisation changes need an `admin` code texted to it. Absent in
+    /// a state file written before it was kept (log in again).
+    #[serde(default)]
+    phone: Option<String>,
 }
 
 /// Runs an `app` command with its state file.
@@ -134,7 +168,7 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
             let session =
                 call(&client, reqwest::Method::POST, &format!("{api}/v1/mobile/login"), None, Some(body)).await?;
             let token = session["token"].as_str().context("no token in the answer")?.to_string();
-            let state = State { api, ca, token };
+            let state = State { api, ca, token, phone: Some(phone) };
             crate::devinit::write_file(state_path, serde_json::to_string(&state)?.as_bytes(), 0o600)?;
             println!("logged in; session until {}", session["expires_at"]);
             return Ok(());
@@ -186,6 +220,8 @@ pub fn run(state_path: &Path, action: Action) -> anyhow::Result<()> {
                 let path = format!("/v1/mobile/sessions/{session}/refuse");
                 call(&client, reqwest::Method::POST, &url(&path), token, None).await?
             }
+            Action::SealGrant { seal } => seal_user(&client, &state, &seal, true).await?,
+            Action::SealWithdraw { seal } => seal_user(&client, &state, &seal, false).await?,
         };
         println!("{}", serde_json::to_string_pretty(&answer)?);
         Ok(())
@@ -208,6 +244,38 @@ async fn new_pin(
     let body = serde_json::json!({ "proof_id": proof_id, "code": code, "new_pin": pin.trim() });
     call(client, reqwest::Method::POST, &url, Some(&state.token), Some(body)).await?;
     Ok(serde_json::json!({ "credential": credential, "pin": "set" }))
+}
+
+/// Allows (`allowed`) or withdraws a member's use of a seal: an `admin` code for the
+/// organisation texted to the logged-in phone, then the change with it.
+async fn seal_user(
+    client: &reqwest::Client,
+    state: &State,
+    args: &SealUserArgs,
+    allowed: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let code = admin_code(client, state, &args.org, args.outbox.as_deref()).await?;
+    let body = serde_json::json!({ "phone": args.member, "allowed": allowed, "code": code.trim() });
+    let url = format!("{}/v1/mobile/orgs/{}/seals/{}/users", state.api, args.org, args.seal);
+    call(client, reqwest::Method::POST, &url, Some(&state.token), Some(body)).await?;
+    Ok(serde_json::json!({ "org": args.org, "seal": args.seal, "member": args.member, "allowed": allowed }))
+}
+
+/// A fresh `admin` code for an organisation change: asked for, then read from the sandbox
+/// outbox (development) or standard input.
+async fn admin_code(
+    client: &reqwest::Client,
+    state: &State,
+    org: &str,
+    outbox: Option<&Path>,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let phone = state.phone.as_deref().context("log in again: this state file does not name the phone")?;
+    let body = serde_json::json!({ "phone": phone, "purpose": "admin", "object": org });
+    call(client, reqwest::Method::POST, &format!("{}/v1/mobile/sms", state.api), None, Some(body)).await?;
+    match outbox {
+        Some(path) => code_from_outbox(path, phone),
+        None => read_secret("administrator code: "),
+    }
 }
 
 /// Runs an identity proof for `purpose` on `target` and waits for it to pass. Returns the

@@ -179,6 +179,10 @@ pub struct Shape {
     pub agent_check_async: bool,
     /// The channel prices this flow above zero.
     pub paid: bool,
+    /// The channel offers more than one product in this flow: the product step stays, even
+    /// once a free one is chosen, so the applicant can still switch to another before signing
+    /// (the step is redone like any other; `paid` follows the product chosen last).
+    pub choice: bool,
     /// The channel asks for materials in this flow.
     pub materials: bool,
 }
@@ -207,7 +211,7 @@ pub fn steps(flow: Flow, shape: Shape) -> Vec<Step> {
         _ => true,
     });
     if flow != Flow::Unlock {
-        if shape.paid || matches!(flow, Flow::OrgNew | Flow::PersonalNew | Flow::Renewal | Flow::Seal) {
+        if shape.paid || shape.choice || matches!(flow, Flow::OrgNew | Flow::PersonalNew | Flow::Renewal | Flow::Seal) {
             out.push(Product);
         }
         if shape.materials {
@@ -236,6 +240,7 @@ mod tests {
                 subject_check_async: true,
                 agent_check_async: true,
                 paid: true,
+                choice: true,
                 materials: true,
                 organisation: true,
             },
@@ -263,6 +268,21 @@ mod tests {
         assert_eq!(names, ["certificate", "agent", "materials", "signature"]);
         let names: Vec<_> = steps(Flow::Unlock, Shape::default()).into_iter().map(Step::name).collect();
         assert_eq!(names, ["certificate", "agent"]);
+    }
+
+    #[test]
+    fn a_choice_of_products_keeps_the_product_step_after_a_free_one_is_chosen() {
+        // A change, re-issue or revocation whose channel offers a free product beside a paid
+        // one: with the free one chosen there is no payment, but the product step stays so
+        // the applicant can switch to the paid one (and the payment step comes back).
+        for flow in [Flow::Change, Flow::Reissue, Flow::Revocation] {
+            let free = steps(flow, Shape { choice: true, ..Shape::default() });
+            assert!(free.contains(&Step::Product) && !free.contains(&Step::Payment), "{flow:?}: {free:?}");
+            let paid = steps(flow, Shape { choice: true, paid: true, ..Shape::default() });
+            assert_eq!(&paid[paid.len() - 3..], [Step::Product, Step::Signature, Step::Payment], "{flow:?}");
+            // A single free product is no choice: nothing to ask.
+            assert!(!steps(flow, Shape::default()).contains(&Step::Product), "{flow:?}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub use model::{mask_identifier, OrderData, OrderView};
 pub use challenge::Challenge;
 pub use handover::{hand_over_code_scope, NewAdministrator};
 pub use orders::CodePurpose;
+pub use payment::NoInvoice;
 pub use query::{typed_subject, PersonCheck, QuerySession};
 pub use services::CertificateChoice;
 
@@ -100,6 +101,9 @@ pub enum RaError {
     /// A payment webhook that is not authentic or not fresh.
     #[error("the webhook is not authentic: {0}")]
     Webhook(String),
+    /// There is no invoice to issue again, and which reason it is.
+    #[error("{0}")]
+    NoInvoice(#[from] NoInvoice),
     /// The caller does not hold the role this needs (the message names it).
     #[error("{0}")]
     Forbidden(String),

@@ -359,6 +359,9 @@ impl OrderData {
                 Some(chosen) => chosen.price_fen > 0,
                 None => channel.charges_in(flow),
             },
+            // A choice stays open until the order is signed (a redo of the product step is
+            // refused after that), so a free product chosen first can still become a paid one.
+            choice: channel.products_for(flow).nth(1).is_some(),
             materials: !self.required_materials(flow, channel).is_empty(),
         };
         let steps = flow::steps(flow, shape);

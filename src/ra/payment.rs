@@ -506,20 +506,22 @@ impl Ra {
         Ok(audit)
     }
 
-    /// Re-issues the invoice on request (sent again by e-mail).
+    /// Re-issues the invoice on request (sent again by e-mail). Only an order that paid an
+    /// amount and asked for an invoice has one to issue again: a free order or one paid
+    /// without an invoice is refused ([`NoInvoice`]), never invoiced here (handbook G5; the
+    /// choice is made on the product step, before paying).
     pub async fn reissue_invoice(&self, mut order: OrderRecord) -> Result<OrderRecord, RaError> {
+        let data = OrderData::of(&order)?;
+        let product = data.product.as_ref().filter(|_| order.amount_fen > 0).ok_or(NoInvoice::Free)?;
         if order.paid_at.is_none() {
-            return Err(RaError::State("the order is not paid; there is no invoice".into()));
+            return Err(NoInvoice::NotPaid.into());
         }
-        let mut data = OrderData::of(&order)?;
-        let Some(product) = data.product.as_mut() else {
-            return Err(RaError::State("the order has no product".into()));
-        };
-        product.invoice = true;
+        if !product.invoice {
+            return Err(NoInvoice::NotRequested.into());
+        }
         if product.invoice_email.is_none() {
             return Err(RaError::State("no e-mail address is on file for the invoice".into()));
         }
-        data.store(&mut order);
         // The one issued before is voided with a red-letter invoice first (冲红): one invoice
         // stands for one payment.
         // Saved at once: a voided number is never the order's again, and if the new invoice
@@ -533,6 +535,32 @@ impl Ra {
             return Err(RaError::Provider(crate::providers::ProviderError::Unavailable("invoice".into())));
         }
         Ok(order)
+    }
+}
+
+/// Why an order has no invoice to issue again (`POST .../invoice/reissue`): each is the
+/// order's lasting state, not a passing failure, so the caller is told which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoInvoice {
+    /// The order charges nothing (a free product, or no product): there is no amount.
+    #[error("the order charged nothing: there is no amount to invoice")]
+    Free,
+    /// The order has an amount but is not paid yet; the invoice comes with the payment.
+    #[error("the order is not paid; there is no invoice")]
+    NotPaid,
+    /// The order was paid without asking for an invoice on its product step.
+    #[error("no invoice was asked for with this order")]
+    NotRequested,
+}
+
+impl NoInvoice {
+    /// The reason's name in the problem document (`no_invoice`), for clients to tell them apart.
+    pub fn name(self) -> &'static str {
+        match self {
+            NoInvoice::Free => "free",
+            NoInvoice::NotPaid => "not-paid",
+            NoInvoice::NotRequested => "not-requested",
+        }
     }
 }
 

@@ -92,7 +92,17 @@ pub fn message(lang: Lang, answer: &Answer) -> String {
                 .into()
         }
         422 if answer.body["alternatives"].is_array() => format!("身份核验未通过：{title}"),
+        409 if answer.body["no_invoice"].is_string() => no_invoice_zh(answer.body["no_invoice"].as_str()).into(),
         _ => title,
+    }
+}
+
+/// Why an order has no invoice to send again (the daemon's `no_invoice`), in Chinese.
+fn no_invoice_zh(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("free") => "该订单未收取费用，无需开具发票",
+        Some("not-paid") => "订单尚未支付，暂无发票",
+        _ => "该订单办理时未申请发票，无法重开",
     }
 }
 
@@ -120,6 +130,20 @@ mod tests {
         assert_eq!(message(Lang::Zh, &answer), "操作过于频繁，请 7 秒后再试");
         assert_eq!(message(Lang::En, &answer), "Too many attempts; try again in 7 s.");
         assert_eq!(too_many(Lang::Zh, None), "操作过于频繁，请稍后再试");
+    }
+
+    #[test]
+    fn an_order_without_an_invoice_says_why_in_the_page_language() {
+        let answer = |reason: &str, title: &str| Answer {
+            status: reqwest::StatusCode::CONFLICT,
+            body: serde_json::json!({ "title": title, "no_invoice": reason }),
+            retry_after: None,
+        };
+        let free = answer("free", "the order charged nothing: there is no amount to invoice");
+        assert_eq!(message(Lang::Zh, &free), "该订单未收取费用，无需开具发票");
+        assert_eq!(message(Lang::En, &free), "the order charged nothing: there is no amount to invoice");
+        let not_asked = answer("not-requested", "no invoice was asked for with this order");
+        assert_eq!(message(Lang::Zh, &not_asked), "该订单办理时未申请发票，无法重开");
     }
 
     #[test]

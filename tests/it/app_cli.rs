@@ -81,7 +81,9 @@ async fn the_app_changes_the_pin_only_with_the_current_one_and_lists_the_holders
 /// Handbook D5 and D9: the agent who enrolled the organisation's certificate sees the
 /// organisation in the app as its administrator (with its members and seals), and, when a
 /// platform asks for a seal, stamps with the one `app orgs` lists and the seal administrator
-/// allowed: the platform gets the seal's image with the signature.
+/// allowed in the app (`app seal-grant`, 印章授权): the platform gets the seal's image with the
+/// signature. Once the seal administrator withdraws it (`app seal-withdraw`), the agent's
+/// `app orgs` no longer lists them as a user of the seal and stamping with it is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_signing() {
     const AGENT: &str = "+8613700137000";
@@ -112,7 +114,11 @@ async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_s
     let org_path = format!("/v1/mobile/orgs/{CREDIT}");
     let body = format!(r#"{{"phone":"{SEAL_ADMIN}","role":"seal-admin","code":"{}"}}"#, api.admin_code(AGENT));
     assert_eq!(api.call(As::Holder(&agent), "POST", &format!("{org_path}/members"), Some(&body)).0, "204");
-    let seal_admin = api.login(SEAL_ADMIN);
+    // The seal administrator uses the reference app too; its session makes the seal request.
+    let admin_state = ca.path("seal-admin-app.json").to_str().unwrap().to_string();
+    Reference { ca: &ca, state: admin_state.clone() }.login(SEAL_ADMIN);
+    let admin_app: serde_json::Value = serde_json::from_slice(&std::fs::read(&admin_state).unwrap()).unwrap();
+    let seal_admin = admin_app["token"].as_str().unwrap().to_string();
     let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
     let png64 = base64::engine::general_purpose::STANDARD.encode(&png);
     let body = format!(r#"{{"name":"合同专用章","png":"{png64}","code":"{}"}}"#, api.admin_code(SEAL_ADMIN));
@@ -127,9 +133,23 @@ async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_s
     let seal_id = seals[0]["id"].as_str().unwrap().to_string();
     let members = listed["items"][0]["members"].to_string();
     assert!(members.contains(SEAL_ADMIN) && members.contains("seal-admin"), "{members}");
-    let grant = format!(r#"{{"phone":"{AGENT}","allowed":true,"code":"{}"}}"#, api.admin_code(SEAL_ADMIN));
-    let users = format!("{org_path}/seals/{seal_id}/users");
-    assert_eq!(api.call(As::Holder(&seal_admin), "POST", &users, Some(&grant)).0, "204");
+    assert_eq!(seals[0]["users"], serde_json::json!([]), "nobody may stamp with it yet: {listed}");
+    // The seal administrator grants its use in the app, the code read from the sandbox outbox.
+    let outbox = ca.config.data_dir.join("sms-outbox.jsonl");
+    let seal_user = |command: &str| {
+        // The one-second interval between two codes to the same phone.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let args = ["--org", CREDIT, "--seal", &seal_id, "--member", AGENT, "--outbox", outbox.to_str().unwrap()];
+        app(&admin_state, &[&[command][..], &args].concat(), "")
+    };
+    let (ok, text) = seal_user("seal-grant");
+    assert!(ok && text.contains("\"allowed\": true"), "{text}");
+    let listed = orgs(&state);
+    assert_eq!(
+        listed["items"][0]["seals"][0]["users"],
+        serde_json::json!([AGENT]),
+        "the agent sees the grant: {listed}"
+    );
 
     // The platform asks for a seal: approving without one is refused, with `--seal` it signs.
     let doc = b"framework agreement";
@@ -154,6 +174,24 @@ async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_s
     let stamped = base64::engine::general_purpose::STANDARD.decode(stamped).unwrap();
     assert_eq!(stamped, png, "the platform gets the chosen seal's image with the signature");
     assert!(view["result"]["signatures"].as_array().is_some_and(|s| s.len() == 1), "{view}");
+
+    // Withdrawn in the app: the agent's view no longer lists them, and the seal is refused.
+    let (ok, text) = seal_user("seal-withdraw");
+    assert!(ok && text.contains("\"allowed\": false"), "{text}");
+    let listed = orgs(&state);
+    assert_eq!(listed["items"][0]["seals"][0]["users"], serde_json::json!([]), "withdrawn: {listed}");
+    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+    assert_eq!(status, "201", "{opened}");
+    let session = opened["session_id"].as_str().unwrap().to_string();
+    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+    let scanned = payload(opened["start_token"].as_str().unwrap(), &secret, std::time::Instant::now());
+    let (ok, text) = app(&state, &["claim", "--payload", &scanned], "");
+    assert!(ok, "{text}");
+    let approve = ["approve", "--session", &session, "--credential", &credential, "--seal", &seal_id];
+    let (ok, text) = app(&state, &approve, "246810\n");
+    assert!(!ok && text.contains("403"), "the withdrawn seal is refused: {text}");
+    let instance = ca.open().await;
+    assert_eq!(instance.store.count_audit_events("seal.user.set").await.unwrap(), 2, "grant and withdrawal audited");
 }
 
 /// Handbook D10: five wrong PINs in the app lock the credential; `cloudca app unlock` proves

@@ -1016,6 +1016,58 @@ async fn renewal_change_reissue_unlock_and_revocation_orders_carry_out_on_the_ca
     audit_intact(&ca);
 }
 
+/// Chooses a product on the product step; the order as the answer shows it.
+async fn choose_product(c: &Client<'_>, id: &str, token: &str, product: &str) -> Value {
+    c.ok("POST", &format!("/v1/ra/orders/{id}/steps/product"), Some(token), Some(json!({ "product": product }))).await
+}
+
+/// The names of an order's steps.
+fn step_names(v: &Value) -> Vec<&str> {
+    v["steps"].as_array().unwrap_or_else(|| panic!("{v}")).iter().filter_map(|s| s["name"].as_str()).collect()
+}
+
+/// A change order in a channel that offers a paid product beside the free one. Choosing the
+/// free one keeps the product step (before the fix it vanished with the payment step, so the
+/// applicant could not switch without cancelling the order: 409 "a change order has no
+/// product step"). Switching to the paid one brings the payment step back and the signed
+/// order waits for the payment; switching back to the free one drops it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_order_switches_between_a_free_and_a_paid_product_until_it_is_signed() {
+    const HOLDER: &str = "+8613900139000";
+    const ID: &str = "110101199003074338";
+    let mut ca = ra_ca().await;
+    add_product(&mut ca, "change-express", "证书信息变更（加急）", "change", 5000, "cloud");
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let subject = json!([["C", "CN"], ["CN", "王五"], ["serialNumber", ID]]);
+    let approval = json!({ "profile": "personal", "phone": HOLDER, "subject": subject });
+    Client::new(&ca, "operator").ok("POST", "/v1/approvals", None, Some(approval)).await;
+    let serial = holder_enrols(&web, HOLDER).await;
+    let (id, token) = about_certificate(&web, "change", &serial, HOLDER, ID, json!({})).await;
+
+    let v = choose_product(&web, &id, &token, "change").await;
+    assert_eq!((v["amount_fen"].as_i64(), v["next_step"].as_str()), (Some(0), Some("signature")), "{v}");
+    assert!(step_names(&v).contains(&"product") && !step_names(&v).contains(&"payment"), "{v}");
+    let v = choose_product(&web, &id, &token, "change-express").await;
+    assert_eq!((v["amount_fen"].as_i64(), v["next_step"].as_str()), (Some(5000), Some("signature")), "{v}");
+    assert_eq!(step_names(&v).last(), Some(&"payment"), "the paid product is paid for: {v}");
+    let v = choose_product(&web, &id, &token, "change").await;
+    assert!(!step_names(&v).contains(&"payment"), "free again: {v}");
+    let v = choose_product(&web, &id, &token, "change-express").await;
+    assert_eq!(step_names(&v).last(), Some(&"payment"), "{v}");
+
+    // Signed with the paid product: not submitted until paid, and the choice is now fixed.
+    let code = web.code(&id, &token, "signature", HOLDER, json!({})).await;
+    let signature = json!({ "code": code, "accept_terms": true });
+    let v = web.ok("POST", &format!("/v1/ra/orders/{id}/steps/signature"), Some(&token), Some(signature)).await;
+    assert_eq!((v["state"].as_str(), v["next_step"].as_str()), (Some("open"), Some("payment")), "{v}");
+    assert!(v["paid_at"].is_null(), "{v}");
+    let (status, v) = web.step(&id, &token, "product", json!({ "product": "change" })).await;
+    assert_eq!(status, 409, "signed: the product no longer changes: {v}");
+    let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(&token), None).await;
+    assert_eq!((v["state"].as_str(), v["amount_fen"].as_i64()), (Some("open"), Some(5000)), "{v}");
+}
+
 /// Handbook E10 and E14: a channel may ask for materials and an officer's review for a renewal
 /// (3–5 working days instead of the automatic approval) and for materials with a change. The
 /// channel's `flows.renewal` and `flows.change` decide; the applicant cannot skip the uploads and

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::ra::{count, personal_signed, ra_ca, wait_state, Client};
+use crate::ra::{add_product, count, personal_signed, ra_ca, wait_state, Client, PDF};
 
 /// The personal product's price.
 const PRICE: i64 = 40000;
@@ -197,5 +197,60 @@ async fn a_cancel_racing_an_approval_refunds_only_an_order_it_cancelled() {
         }
     }
     assert_eq!(count(&ca, "payment.refunded"), refunds);
+    crate::ra::audit_intact(&ca);
+}
+
+/// Issuing the invoice again (重开发票) is for an order that paid an amount and asked for an
+/// invoice. A paid order that asked for none and a free order are refused with a 409 problem
+/// that says which (`no_invoice`), and nothing is invoiced or e-mailed. Before the fix the
+/// re-issue turned the paid order's `invoice` on and issued one nobody asked for, and the free
+/// order was told it was "not paid".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invoice_is_issued_again_only_for_an_order_that_paid_and_asked_for_one() {
+    let mut ca = ra_ca().await;
+    add_product(&mut ca, "personal-free-1y", "个人云证书（免费）", "personal-new", 0, "cloud");
+    let _daemon = Daemon::start(&ca).await;
+    let web = Client::new(&ca, "web-front");
+    let reissue = |id: &str| format!("/v1/ra/orders/{id}/invoice/reissue");
+
+    // Paid, no invoice asked for on the product step.
+    let (paid_id, paid_token) =
+        personal_signed(&web, "+8613900139005", "110101199003074338", "personal-cloud-1y").await;
+    let reference = show_qr(&web, &paid_id, &paid_token, "alipay").await;
+    web.pay(&format!("{}/sandbox/pay/{reference}", web.api)).await;
+    wait_state(&web, &paid_id, &paid_token, "review").await;
+    let (status, v) = web.call("POST", &reissue(&paid_id), Some(&paid_token), None).await;
+    assert_eq!((status, v["no_invoice"].as_str()), (409, Some("not-requested")), "{v}");
+    assert_eq!(v["title"], "no invoice was asked for with this order");
+
+    // Free: submitted without a payment step.
+    let phone = "+8613900139006";
+    let (free_id, free_token) = web.create("personal-new").await;
+    web.choose_method(&free_id, &free_token, "phone").await;
+    let person = json!({ "name": "赵六", "id_number": "11010519491231002X", "phone": phone, "email": "z@example.com" });
+    web.ok("POST", &format!("/v1/ra/orders/{free_id}/steps/person"), Some(&free_token), Some(person)).await;
+    let product = json!({ "product": "personal-free-1y" });
+    web.ok("POST", &format!("/v1/ra/orders/{free_id}/steps/product"), Some(&free_token), Some(product)).await;
+    for kind in ["id-front", "id-back"] {
+        assert_eq!(web.upload(&free_id, &free_token, kind, PDF).await.0, 201);
+    }
+    web.ok("POST", &format!("/v1/ra/orders/{free_id}/steps/materials"), Some(&free_token), Some(json!({}))).await;
+    let code = web.code(&free_id, &free_token, "signature", phone, json!({})).await;
+    let signature = json!({ "code": code, "accept_terms": true });
+    let v =
+        web.ok("POST", &format!("/v1/ra/orders/{free_id}/steps/signature"), Some(&free_token), Some(signature)).await;
+    assert_eq!((v["state"].as_str(), v["amount_fen"].as_i64()), (Some("review"), Some(0)), "{v}");
+    let (status, v) = web.call("POST", &reissue(&free_id), Some(&free_token), None).await;
+    assert_eq!((status, v["no_invoice"].as_str()), (409, Some("free")), "{v}");
+    assert_eq!(v["title"], "the order charged nothing: there is no amount to invoice");
+
+    // Neither got an invoice, by number, by audit or by e-mail.
+    for (id, token) in [(&paid_id, &paid_token), (&free_id, &free_token)] {
+        let v = web.ok("GET", &format!("/v1/ra/orders/{id}"), Some(token), None).await;
+        assert!(v["invoice_no"].is_null(), "{v}");
+    }
+    assert_eq!(count(&ca, "invoice.issued"), 0);
+    let mail = std::fs::read_to_string(ca.config.data_dir.join("email-outbox.jsonl")).unwrap_or_default();
+    assert!(!mail.contains("e-invoice"), "no invoice e-mailed: {mail}");
     crate::ra::audit_intact(&ca);
 }

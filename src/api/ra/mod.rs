@@ -27,6 +27,9 @@ pub(crate) fn problem(e: RaError) -> Problem {
         RaError::NotOffered(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title),
         RaError::CheckFailed(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, title)
             .with("alternatives", serde_json::json!(["correct", "offline"])),
+        RaError::NoInvoice(reason) => {
+            Problem::new(StatusCode::CONFLICT, title).with("no_invoice", reason.name().into())
+        }
         RaError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, title),
         RaError::Webhook(_) => Problem::new(StatusCode::UNAUTHORIZED, title),
         RaError::Provider(p) => Problem::provider(&p, format!("{p}; try again later or choose another method")),
