@@ -8,10 +8,14 @@
 # Load (about 55 s, every loop capped in count and in time; the whole script stays under 90 s):
 #   idle → OCSP POST answered from pre-signed responses → OCSP with a nonce (signed on the spot
 #   by the HSM) → OCSP GET while an operator revokes certificates → idle.
-# Throughout: CLI issuance (org and personal, a few refused on purpose) and admin traffic over
-# mutual TLS (operator calls, reviewer revocations refused with 403, handshakes without a client
-# certificate). Needs: openssl, curl, ab (apache2-utils), python3 (matplotlib is pip-installed
-# when missing). KEEP_RUN=1 keeps the run folder (instance, scrapes, ab logs).
+# Throughout, at the same time: issuance through the admin API (org and personal, a few refused on
+# purpose), cloud signing (a relying platform opens a session with `cloudca rp sign`, a holder
+# enrolled once with the sandbox providers claims it and approves it with `cloudca app`), RA
+# orders from the web front (created, verification step, read back) and admin traffic over mutual
+# TLS (operator calls, reviewer revocations refused with 403, handshakes without a client
+# certificate). CPU (the daemon's and the whole machine's) is sampled with each scrape.
+# Needs: openssl, curl, ab (apache2-utils), python3 (matplotlib is pip-installed when missing).
+# KEEP_RUN=1 keeps the run folder (instance, scrapes, ab and client logs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +27,10 @@ case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 # Phase lengths in seconds. Their sum (plus about 10 s of setup and plotting) is the budget.
 IDLE=5 PRESIGNED=20 NONCE=15 GET=10
 CONCURRENCY=8
-ISSUE_MAX=400           # cap on CLI issuances (the time limit usually ends the loop first)
+ISSUE_MAX=400           # cap on issuances (the time limit usually ends the loop first)
+SIGN_MAX=300            # cap on signing sessions (likewise)
+RA_MAX=300              # cap on RA orders (likewise)
+PIN=246810
 HARD_LIMIT=75           # latest end of load (s after start): leaves the last idle, shutdown and plot under 90 s
 
 [[ -x $BIN ]] || { echo "cloudca binary not found: $BIN (set CLOUDCA_BIN)" >&2; exit 1; }
@@ -75,17 +82,26 @@ cp "$BIN" "$RUN/cloudca"
 CA=$RUN/cloudca
 "$CA" dev-init --dir "$RUN/ca" >"$RUN/dev-init.log" 2>&1
 CONF=$RUN/ca/cloudca.toml
+# One holder approves every signing session of the run, all from 127.0.0.1: the PIN-guess limits
+# (10 a minute per credential, 60 per address, right or wrong) would make this a picture of the
+# rate limiter. This throwaway instance raises those two; every other limit stays as shipped.
+if grep -q '^\[limits\]' "$CONF"; then
+  echo "dev-init now writes [limits]: merge the raised PIN-guess limits into it" >&2; exit 1
+fi
+printf '\n[limits]\n%s\n%s\n' 'attempts_per_credential = { count = 100000, seconds = 60 }' \
+  'attempts_per_ip = { count = 100000, seconds = 60 }' >>"$CONF"
 
 # dev-init picked free ports; read them back from the config it wrote.
-read -r PUBLIC ADMIN METRICS < <(python3 - "$CONF" <<'EOF'
+read -r PUBLIC ADMIN METRICS APIPORT < <(python3 - "$CONF" <<'EOF'
 import sys, tomllib
 l = tomllib.load(open(sys.argv[1], "rb"))["listeners"]
-print(*(l[k].rsplit(":", 1)[1] for k in ("public", "admin", "metrics")))
+print(*(l[k].rsplit(":", 1)[1] for k in ("public", "admin", "metrics", "api")))
 EOF
 )
 PUB=http://127.0.0.1:$PUBLIC
 ADM=https://127.0.0.1:$ADMIN
 MET=http://127.0.0.1:$METRICS
+API=https://127.0.0.1:$APIPORT
 TLS=$RUN/ca/tls
 as_role() { "${CURL[@]}" --cacert "$TLS/operator-ca.pem" --cert "$TLS/clients/$1.pem" --key "$TLS/clients/$1.key" "${@:2}"; }
 
@@ -112,6 +128,20 @@ for _ in $(seq 1 150); do
 done
 "${CURL[@]}" -f "$MET/ready" >/dev/null || { echo "daemon not ready after 15 s" >&2; exit 1; }
 
+# CPU as /proc counts it, in clock ticks: "time busy total daemon" (machine busy and total over
+# all cores, and the daemon's user + system time). The plot turns differences into cores in use;
+# load generators and anything else on the machine show in the machine's share.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_sample() {
+  local cpu user nice system idle iowait irq softirq steal rest stat
+  read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+  stat=$(<"/proc/$DAEMON_PID/stat") || return 0
+  # Fields after the command name (which ends with ") "): state is the first, utime the 12th.
+  read -r -a stat <<<"${stat##*) }"
+  printf '%s %d %d %d\n' "$1" $((user + nice + system + irq + softirq + steal)) \
+    $((user + nice + system + idle + iowait + irq + softirq + steal)) $((stat[11] + stat[12])) >>"$RUN/cpu.tsv"
+}
+
 # One scrape per second on a fixed cadence (sleeping to the next tick, not 1 s after the last
 # scrape) so that rate() windows hold the same number of samples all run long. Each scrape is
 # stamped with its start time, as Prometheus does.
@@ -121,6 +151,7 @@ scraper() {
   for ((i = 0; i < 150; i++)); do
     [[ -e $RUN/stop-scraping ]] && break
     t=$(now)
+    cpu_sample "$t"
     if body=$("${CURL[@]}" --max-time 0.9 "$MET/metrics"); then
       printf '# SCRAPE %s\n%s\n' "$t" "$body" >>"$RUN/scrape.prom"
     fi
@@ -164,6 +195,24 @@ openssl ocsp -issuer "$RUN/personal-ca.pem" -cert "$RUN/certs/personal1.pem" -no
 # RFC 6960 GET: base64 of the DER request, URL-encoded ('+', '/', '=' are not path-safe).
 OCSP_GET=$(base64 -w0 "$RUN/ocsp-personal.der" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
 
+# The holder of the signing loop, enrolled once as README "Signing from a phone" shows: an
+# operator's approval, an SMS login (code from the sandbox outbox), the sandbox face check and
+# the first PIN (key generated in the HSM, certificate issued).
+HOLDER_PHONE=+8613800138000
+APP=("$CA" app --state "$RUN/app.json")
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1:]: v=v[int(k) if k.isdigit() else k]
+print(v)' "$@"; }
+enrol_holder() {
+  "$CA" --config "$CONF" approval create --profile personal --phone "$HOLDER_PHONE" \
+    --subject "/C=CN/CN=Holder/serialNumber=11010519491231002X" &&
+    "${APP[@]}" login --api "$API" --ca "$TLS/operator-ca.pem" --phone "$HOLDER_PHONE" \
+      --outbox "$RUN/ca/data/sms-outbox.jsonl" &&
+    APPROVAL=$("${APP[@]}" credentials | json_field approvals 0 approval_id) &&
+    CREDENTIAL=$(echo "$PIN" | "${APP[@]}" enroll --approval "$APPROVAL" | json_field id)
+}
+enrol_holder >"$RUN/enrol.log" 2>&1 || { echo "holder enrolment failed; see $RUN/enrol.log" >&2; cat "$RUN/enrol.log" >&2; exit 1; }
+
 LOAD_END=$(( $(elapsed) + IDLE + PRESIGNED + NONCE + GET ))
 ((LOAD_END <= HARD_LIMIT)) || { echo "setup too slow ($(elapsed) s): load would overrun the budget" >&2; exit 1; }
 
@@ -205,6 +254,70 @@ admin_loop() {
   done
 }
 
+# Cloud signing one session at a time, with the reference clients: `rp sign` opens a session for
+# a small file and writes the QR payload of the second; `app claim` scans it and `app approve`
+# signs with the PIN; `rp sign` gets the signature and checks it against the root. Appends
+# "open claimed approved done rc" (unix times) to signing.log: the approval's latency is
+# approved - claimed (the app's process, TLS, PIN check, HSM signature).
+sign_once() {  # n
+  local dir=$RUN/sign/$1 rp t0 t1 t2 rc=0 session
+  mkdir -p "$dir"
+  echo "tender $1: our bid" >"$dir/bid.txt"
+  t0=$(now)
+  "$CA" rp sign --api "$API" --ca "$TLS/operator-ca.pem" --cert "$TLS/clients/relying-platform.pem" \
+    --key "$TLS/clients/relying-platform.key" --root "$RUN/ca/data/ca/root.pem" --file "$dir/bid.txt" \
+    --out "$dir/bid.sig" --payload-file "$dir/payload.txt" --timeout 10 >"$dir/rp.out" 2>&1 &
+  rp=$!
+  for _ in $(seq 1 100); do [[ -s $dir/payload.txt ]] && break; sleep 0.02; done
+  session=$("${APP[@]}" claim --payload "$(cat "$dir/payload.txt" 2>/dev/null)" 2>"$dir/claim.err" |
+    sed -n 's/.*"session_id": *"\([^"]*\)".*/\1/p')
+  if [[ -n $session ]]; then
+    t1=$(now)
+    echo "$PIN" | "${APP[@]}" approve --session "$session" --credential "$CREDENTIAL" >"$dir/approve.out" 2>&1 || rc=$?
+    t2=$(now)
+  else
+    rc=2 t1=$(now) t2=$t1
+  fi
+  # A session that was not approved ends at the platform's timeout; do not wait for that.
+  ((rc == 0)) || kill "$rp" 2>/dev/null || true
+  wait "$rp" || ((rc)) || rc=3
+  printf '%s %s %s %s %s\n' "$t0" "$t1" "$t2" "$(now)" "$rc" >>"$RUN/signing.log"
+}
+signer_loop() {
+  local i
+  for ((i = 1; i <= SIGN_MAX; i++)); do
+    (($(elapsed) < LOAD_END)) || break
+    sign_once "$i"
+  done
+}
+
+# The web front's RA traffic: each order is created for a different browser (its address in
+# x-forwarded-for, as the web front forwards it, so the per-address order limit applies to each
+# browser as in production), takes the verification step and is read back. Appends
+# "start end route status" per request to ra.log.
+ra_call() {  # route-name method path token body
+  local t0 status
+  t0=$(now)
+  status=$(as_role web-front -o "$RUN/ra.out" -w '%{http_code}' -X "$2" -H "x-forwarded-for: $RA_IP" \
+    ${4:+-H "x-order-token: $4"} ${5:+-H 'Content-Type: application/json' -d "$5"} "$ADM$3") || status=000
+  printf '%s %s %s %s\n' "$t0" "$(now)" "$1" "$status" >>"$RUN/ra.log"
+  [[ $status == 2* ]]
+}
+ra_loop() {
+  local i id token
+  for ((i = 1; i <= RA_MAX; i++)); do
+    (($(elapsed) < LOAD_END)) || break
+    RA_IP=10.0.$((i / 250)).$((i % 250 + 1))
+    ra_call create POST /v1/ra/orders "" '{"channel":"default","flow":"org-new"}' || { sleep 0.2; continue; }
+    read -r id token < <(python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["order"]["id"], v["token"])' \
+      <"$RUN/ra.out")
+    ra_call verification POST "/v1/ra/orders/$id/steps/verification" "$token" \
+      '{"method":"phone","accept_terms":true}' || true
+    ra_call view GET "/v1/ra/orders/$id" "$token" || true
+    sleep 0.1
+  done
+}
+
 ab_phase() {  # name seconds concurrency ab-args...
   local name=$1 secs=$2 conc=$3 t0
   shift 3
@@ -217,11 +330,16 @@ ab_phase() {  # name seconds concurrency ab-args...
 
 # Other work on the machine skews every number here; the picture says how busy it was.
 LOADAVG_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
-echo "load: ${IDLE}s idle, ${PRESIGNED}s pre-signed OCSP, ${NONCE}s nonce OCSP, ${GET}s GET + revocations, ${IDLE}s idle"
+echo "load: ${IDLE}s idle, ${PRESIGNED}s pre-signed OCSP, ${NONCE}s nonce OCSP, ${GET}s GET + revocations, ${IDLE}s idle;"
+echo "      issuance, cloud signing, RA orders and admin traffic alongside"
 t=$(now); foreground sleep "$IDLE"; phase idle "$t" "$(now)"
 issuer_loop &
 BG_PIDS+=($!)
 admin_loop &
+BG_PIDS+=($!)
+signer_loop &
+BG_PIDS+=($!)
+ra_loop &
 BG_PIDS+=($!)
 ab_phase "ocsp-presigned" "$PRESIGNED" "$CONCURRENCY" -p "$RUN/ocsp-presigned.der" -T application/ocsp-request "$PUB/ocsp/org"
 # The same nonce every time is fine for load: a response carrying a nonce is never cached, so
@@ -259,7 +377,8 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
 fi
 mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/scripts/plot-dashboard.py" "$RUN/scrape.prom" --phases "$RUN/phases.tsv" \
-  --ab "$RUN"/ab-*.tsv --issuance-log "$RUN/issuance.log" --out "$OUT" \
+  --ab "$RUN"/ab-*.tsv --issuance-log "$RUN/issuance.log" --signing-log "$RUN/signing.log" \
+  --ra-log "$RUN/ra.log" --cpu "$RUN/cpu.tsv" --clk-tck "$CLK_TCK" --out "$OUT" \
   --context "load average before/after: $LOADAVG_BEFORE/$(cut -d' ' -f1 /proc/loadavg)"
 OK=1
 echo "total $(elapsed) s"

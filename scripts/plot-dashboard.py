@@ -12,8 +12,14 @@ issuance runs in its own process, so its counters never reach the daemon's /metr
 client-side record of the load is drawn instead, dashed and labelled "client", never mixed into
 a server series.
 
+The mixed-load panels (cloud signing, RA, CPU) use the daemon's counters where it has them
+(approvals and RA requests by route in cloudca_http_requests_total, HSM "sign_bound" operations)
+and the load generators' logs for what it cannot see: an approval's latency as the holder's app
+lives it, and CPU sampled from /proc beside each scrape.
+
     plot-dashboard.py scrape.prom [more.prom] --out dashboard.png
         [--phases phases.tsv] [--ab ab-*.tsv] [--issuance-log issuance.log] [--window 4]
+        [--signing-log signing.log] [--ra-log ra.log] [--cpu cpu.tsv --clk-tck 100]
 
 Scrape file format: blocks of Prometheus text exposition, each preceded by "# SCRAPE <unix time>".
 """
@@ -125,6 +131,40 @@ def read_issuance_log(path):
             if len(p) == 4:
                 rows.append((float(p[0]), float(p[1]), p[2], int(p[3])))
     return rows
+
+
+def read_rows(path, width):
+    """Whitespace-separated lines of `width` fields (a load generator's log); missing file: []."""
+    rows = []
+    if path and os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            p = line.split()
+            if len(p) == width:
+                rows.append(p)
+    return rows
+
+
+def read_signing_log(path):
+    """Lines "open claimed approved done rc" written around each signing session."""
+    return [(float(a), float(b), float(c), float(d), int(rc)) for a, b, c, d, rc in read_rows(path, 5)]
+
+
+def read_ra_log(path):
+    """Lines "start end route status" written around each RA request."""
+    return [(float(a), float(b), route, status) for a, b, route, status in read_rows(path, 4)]
+
+
+def read_cpu(path, clk_tck):
+    """Samples "time busy total daemon" (clock ticks) → [(time, machine cores busy, daemon
+    cores)] between consecutive samples, stamped at the later one like a rate()."""
+    rows = [(float(t), int(b), int(tot), int(d)) for t, b, tot, d in read_rows(path, 4)]
+    out = []
+    cores = os.cpu_count() or 1
+    for (t0, b0, tot0, d0), (t1, b1, tot1, d1) in zip(rows, rows[1:]):
+        if t1 <= t0 or tot1 <= tot0:
+            continue
+        out.append((t1, cores * (b1 - b0) / (tot1 - tot0), (d1 - d0) / clk_tck / (t1 - t0)))
+    return out
 
 
 # --- PromQL by hand -----------------------------------------------------------------------------
@@ -250,6 +290,21 @@ def client_rate(stamps, times, window):
     return out
 
 
+def client_quantile(spans, q, times, window):
+    """The q-quantile (nearest rank) of the (start, end) spans that ended in each trailing
+    window, in ms; NaN where none did."""
+    out = []
+    for t in times:
+        d = sorted((end - start) * 1000 for start, end in spans if t - window < end <= t)
+        out.append(d[min(len(d) - 1, math.ceil(q * len(d)) - 1)] if d else math.nan)
+    return out
+
+
+def nearest_rank(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] if values else None
+
+
 def has(series, name):
     return any(n == name for n, _ in series)
 
@@ -326,6 +381,114 @@ def legend(ax, *more_axes, loc="upper right"):
         ax.legend(handles, labels, fontsize=7, loc=loc, framealpha=0.85, ncol=1 if len(handles) < 6 else 2)
 
 
+def is_approve(d):
+    """The holder's approval on the api listener (route template, never the session id)."""
+    return d.get("listener") == "api" and d.get("route", "").endswith("/approve")
+
+
+def draw_signing(ax, series, times, xs, w, signed, headline):
+    """Cloud signing: approvals and HSM signatures per second (daemon), completed sessions
+    (client), and the approval's latency as the holder's app sees it."""
+    P = PREFIX
+    ax2 = ax.twinx()
+    approvals = sum_rate_by(series, P + "http_requests_total", ["status"], times, w, where=is_approve)
+    plot_lines(ax, xs, approvals, ["status"], prefix="approvals/s, HTTP", color="#1f77b4")
+    bound = sum_rate_by(series, P + "hsm_operations_total", [], times, w, where=lambda d: d.get("op") == "sign_bound")
+    plot_lines(ax, xs, bound, [], prefix="HSM sign_bound/s (holder keys)", color="#17becf", style="-.")
+    if not approvals:
+        note(ax, "no approvals in cloudca_http_requests_total{listener=\"api\"}")
+    ok = [r for r in signed if r[4] == 0]
+    if ok:
+        ax.plot(xs, [y or math.nan for y in client_rate([r[3] for r in ok], times, w)], "--", lw=1.3,
+                color="#2ca02c", label="signed and checked/s (client, rp)")
+        for q, style, color in ((0.5, "--", "#d62728"), (0.99, "-", "#ff7f0e")):
+            ax2.plot(xs, client_quantile([(r[1], r[2]) for r in ok], q, times, w), style, lw=1.2, marker=".",
+                     ms=3, color=color, label=f"approve p{int(q * 100)} ms (client, app)")
+        span = max(r[3] for r in ok) - min(r[0] for r in ok)
+        headline["signing"] = (len(ok), len(signed) - len(ok), len(ok) / max(span, 1e-9),
+                               nearest_rank([(r[2] - r[1]) * 1000 for r in ok], 0.5),
+                               nearest_rank([(r[2] - r[1]) * 1000 for r in ok], 0.99))
+        note(ax, "approve latency: `cloudca app approve` wall time (process start, TLS, PIN check, HSM)")
+    elif not approvals:
+        note(ax, "no signing load in this run")
+    finish(ax, "Cloud signing: approvals/s and approval latency", "per second")
+    ax2.set_ylabel("approval latency, ms", fontsize=9)
+    ax2.set_ylim(bottom=0)
+    ax2.tick_params(labelsize=8)
+    legend(ax, ax2, loc="upper right")
+
+
+def draw_ra(ax, series, times, xs, w, ra, headline):
+    """RA API requests by route (daemon), the web front's own count, and its latency."""
+    P = PREFIX
+    ax2 = ax.twinx()
+    routes = sum_rate_by(series, P + "http_requests_total", ["route", "status"], times, w,
+                         where=lambda d: d.get("listener") == "admin" and d.get("route", "").startswith("/v1/ra/"))
+    plot_lines(ax, xs, routes, ["route", "status"])
+    if not routes:
+        note(ax, "no /v1/ra/ routes in cloudca_http_requests_total{listener=\"admin\"}")
+    if ra:
+        ax.plot(xs, [y or math.nan for y in client_rate([r[1] for r in ra], times, w)], "--", lw=1.3,
+                color="#333", label="all RA requests/s (client, web front)")
+        for q, style, color in ((0.5, "--", "#d62728"), (0.99, "-", "#ff7f0e")):
+            ax2.plot(xs, client_quantile([(r[0], r[1]) for r in ra], q, times, w), style, lw=1.1, color=color,
+                     alpha=0.8, label=f"request p{int(q * 100)} ms (client)")
+        good = [r for r in ra if r[3].startswith("2")]
+        span = max(r[1] for r in ra) - min(r[0] for r in ra)
+        headline["ra"] = (sum(1 for r in good if r[2] == "create"), len(good), len(ra) - len(good),
+                          len(good) / max(span, 1e-9))
+    finish(ax, "RA API (web front): requests/s by route / status", "requests/s")
+    ax2.set_ylabel("request latency, ms (curl wall time)", fontsize=9)
+    ax2.set_ylim(bottom=0)
+    ax2.tick_params(labelsize=8)
+    legend(ax, ax2, loc="upper right")
+
+
+def draw_cpu(ax, series, times, xs, w, cpu, t0, headline):
+    """Cores in use: the daemon's (from /proc, or process_cpu_seconds_total when exported) and
+    the whole machine's, load generators and anything else running included."""
+    cores = os.cpu_count() or 1
+    if cpu:
+        ax.plot([t - t0 for t, _, _ in cpu], [m for _, m, _ in cpu], color="#7f7f7f", lw=1.3,
+                label="whole machine (load generators included)")
+        ax.plot([t - t0 for t, _, _ in cpu], [d for _, _, d in cpu], color="#d62728", lw=1.5, label="cloudca daemon")
+    elif has(series, "process_cpu_seconds_total"):
+        daemon = sum_rate_by(series, "process_cpu_seconds_total", [], times, w)
+        plot_lines(ax, xs, daemon, [], prefix="cloudca daemon", color="#d62728")
+    else:
+        note(ax, "no CPU samples (--cpu) and no process_cpu_seconds_total")
+    ax.axhline(cores, color="#333", lw=0.8, ls=":")
+    finish(ax, f"CPU: cores in use (of {cores})", "cores")
+    ax.set_ylim(0, cores * 1.05)
+    legend(ax, loc="lower center")
+    headline["cpu"] = cpu
+
+
+def per_phase(phases, ab_paths, issued, signed, ra, cpu):
+    """What each kind of work reached at once in each OCSP phase: mean rates over the phase
+    (completions inside it) and the mean cores in use."""
+    rows = []
+    summaries = {os.path.basename(p)[3:-4]: read_ab_summary(p) for p in ab_paths}
+    for name, start, end in phases:
+        if name not in PHASE_COLOURS:
+            continue
+        span = end - start
+
+        def rate(stamps):
+            return sum(1 for s in stamps if start < s <= end) / span
+        inside = [(m, d) for t, m, d in cpu if start < t <= end]
+        rows.append({
+            "phase": name,
+            "ocsp": summaries.get(name, {}).get("rps"),
+            "issued": rate([r[1] for r in issued if r[3] == 0]),
+            "signed": rate([r[3] for r in signed if r[4] == 0]),
+            "ra": rate([r[1] for r in ra if r[3].startswith("2")]),
+            "machine": sum(m for m, _ in inside) / len(inside) if inside else None,
+            "daemon": sum(d for _, d in inside) / len(inside) if inside else None,
+        })
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scrapes", nargs="+", help="scrape files ('# SCRAPE <unix time>' + exposition text)")
@@ -337,6 +500,10 @@ def main():
                     help="rate window in seconds ($__rate_interval = 4 x scrape interval)")
     ap.add_argument("--host", default=socket.gethostname())
     ap.add_argument("--context", help="a note on the machine's state, shown in the title")
+    ap.add_argument("--signing-log", help="lines 'open claimed approved done rc' from the signing loop")
+    ap.add_argument("--ra-log", help="lines 'start end route status' from the RA loop")
+    ap.add_argument("--cpu", help="lines 'time busy total daemon' (clock ticks from /proc)")
+    ap.add_argument("--clk-tck", type=float, default=100.0, help="clock ticks per second (getconf CLK_TCK)")
     args = ap.parse_args()
 
     series, times = read_scrapes(args.scrapes)
@@ -345,12 +512,15 @@ def main():
     phases = read_phases(args.phases)
     ab = read_ab(args.ab)
     issued = read_issuance_log(args.issuance_log)
+    signed = read_signing_log(args.signing_log)
+    ra = read_ra_log(args.ra_log)
+    cpu = read_cpu(args.cpu, args.clk_tck)
     w = args.window
     t0 = times[0]
     xs = [t - t0 for t in times]
     P = PREFIX
 
-    fig, axes = plt.subplots(2, 3, figsize=(19, 10.5))
+    fig, axes = plt.subplots(3, 3, figsize=(19, 15.5))
     headline = {}
 
     # 1. HTTP request rate by listener / status ------------------------------------------------
@@ -423,8 +593,12 @@ def main():
     ax2.tick_params(labelsize=8)
     legend(ax, ax2, loc="upper right")
 
+    draw_signing(axes[1][0], series, times, xs, w, signed, headline)
+    draw_ra(axes[1][1], series, times, xs, w, ra, headline)
+    draw_cpu(axes[1][2], series, times, xs, w, cpu, t0, headline)
+
     # 4. Issuance p99 latency ------------------------------------------------------------------
-    ax = axes[1][0]
+    ax = axes[2][0]
     if has(series, P + "issuance_seconds_bucket") and any(
             v for (n, _), s in series.items() if n == P + "issuance_seconds_count" for _, v in s):
         for q, style in ((0.5, "--"), (0.99, "-")):
@@ -449,7 +623,7 @@ def main():
     legend(ax)
 
     # 5. TLS handshake failures and access denials ---------------------------------------------
-    ax = axes[1][1]
+    ax = axes[2][1]
     tls_labels = sorted({k for (n, labels) in series if n == P + "tls_handshake_failures_total" for k, _ in labels})
     tls = sum_rate_by(series, P + "tls_handshake_failures_total", tls_labels, times, w)
     plot_lines(ax, xs, tls, tls_labels, prefix="TLS handshake failure", color="#9467bd")
@@ -462,7 +636,7 @@ def main():
     legend(ax)
 
     # 6. HSM ready, audit appends and checkpoint age -------------------------------------------
-    ax = axes[1][2]
+    ax = axes[2][2]
     ax2 = ax.twinx()
     ready = gauge(series, P + "hsm_ready", times)
     if ready:
@@ -515,25 +689,46 @@ def main():
         span = max(r[1] for r in loop) - min(r[0] for r in loop)
         refused = sum(1 for r in issued if outcome(r[3]) == "refused")
         failed = sum(1 for r in issued if outcome(r[3]) == "failed")
-        lines.append(f"CLI issued {len(ok)}, refused {refused}, crashed/timed out {failed}; "
+        lines.append(f"issued {len(ok)}, refused {refused}, crashed/timed out {failed}; "
                      f"{len(loop) / max(span, 1e-9):.1f}/s")
     if headline.get("hsm_peak") is not None:
         lines.append(f"HSM peak {headline['hsm_peak']:,.0f} ops/s, p99 peak {headline.get('hsm_p99_ms_peak') or 0:.1f} ms")
+    # The second line: the other kinds of work.
+    first_row = len(lines)
+    if headline.get("signing"):
+        n, bad, per_s, p50, p99 = headline["signing"]
+        lines.append(f"signed {n} ({bad} not), {per_s:.1f}/s, approve p50/p99 {p50:.0f}/{p99:.0f} ms")
+    if headline.get("ra"):
+        orders, good, bad, per_s = headline["ra"]
+        lines.append(f"RA {orders} orders, {good} requests ({bad} not 2xx), {per_s:.1f}/s")
     lines.append(f"TLS failures {headline['tls_failures']:.0f}, denials {headline['denials']:.0f}")
+    # The same run phase by phase: everything the box did at once.
+    at_once = []
+    for r in per_phase(phases, args.ab, issued, signed, ra, headline.get("cpu") or []):
+        cpu_text = (f", CPU {r['machine']:.1f} cores (daemon {r['daemon']:.1f})"
+                    if r["machine"] is not None else "")
+        ocsp = f"OCSP {r['ocsp']:,.0f}/s + " if r["ocsp"] is not None else ""
+        at_once.append(f"{r['phase'].replace('ocsp-', 'OCSP ')}: {ocsp}issued {r['issued']:.1f}/s + "
+                       f"signed {r['signed']:.1f}/s + RA {r['ra']:.1f} req/s{cpu_text}")
 
     cores = os.cpu_count()
     day = datetime.datetime.fromtimestamp(t0).strftime("%Y-%m-%d %H:%M")
     context = f"; {args.context}" if args.context else ""
     fig.suptitle(f"cloudca — real load run {day}, host {args.host}, {cores} cores{context} "
                  f"(rate window {w:g} s, 1 s scrapes, {len(times)} samples)", fontsize=13, x=0.01, ha="left", y=0.995)
-    fig.text(0.01, 0.955, "   ·   ".join(lines), fontsize=9.5, color="#333", ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.95), h_pad=2.5, w_pad=2.0)
+    rows = ["   ·   ".join(lines[:first_row]), "   ·   ".join(lines[first_row:])]
+    rows += [("at once:  " if i == 0 else "               ") + text for i, text in enumerate(at_once)]
+    y = 0.972
+    for text in rows:
+        fig.text(0.01, y, text, fontsize=9.5, color="#333", ha="left")
+        y -= 0.0115
+    fig.tight_layout(rect=(0, 0, 1, y + 0.004), h_pad=2.5, w_pad=2.0)
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
-    for line in lines:
+    for line in lines + at_once:
         print("  " + line)
     for k, v in headline.items():
-        if v is not None and not isinstance(v, str):
+        if isinstance(v, (int, float)):
             print(f"  {k} = {v:,.2f}")
 
 
