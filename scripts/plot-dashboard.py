@@ -460,7 +460,7 @@ def draw_cpu(ax, series, times, xs, w, cpu, t0, headline):
     ax.axhline(cores, color="#333", lw=0.8, ls=":")
     finish(ax, f"CPU: cores in use (of {cores})", "cores")
     ax.set_ylim(0, cores * 1.05)
-    legend(ax, loc="lower center")
+    legend(ax, loc="center right")
     headline["cpu"] = cpu
 
 
