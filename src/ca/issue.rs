@@ -3,7 +3,8 @@
 //! 1. Check the request against the profile: proof of possession (the CSR signature, checked
 //!    when the request enters, see [`csr::parse`]), key type and size, subject. *Anything out
 //!    of profile is refused here, before anything is stored.*
-//! 2. Reserve a serial: 127 random bits, persisted (durably) before any signature exists.
+//! 2. Reserve a serial: a millisecond prefix and 80 random bits ([`serial`]), persisted
+//!    (durably) before any signature exists.
 //!    *A serial is never signed twice: the primary key refuses a duplicate; we draw again.*
 //! 3. Build the TBS certificate and lint it (subject, validity, key, extensions re-read from the
 //!    exact bytes that will be signed). *What is signed is what was checked.*

@@ -9,8 +9,8 @@
 //! others go on taking. A block doubles (to 256) each time requests found the lane empty while
 //! issuance is busy, and falls back to one serial after a quiet second, so a CLI issuing one
 //! certificate reserves one or two serials, and a daemon leaves at most a block and a half
-//! unused when it stops. An unused reserved serial is harmless: it is never drawn again (127
-//! random bits) and names no certificate.
+//! unused when it stops. An unused reserved serial is harmless: it is never drawn again (a
+//! millisecond and 80 random bits, [`super::serial`]) and names no certificate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
