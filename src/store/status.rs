@@ -126,16 +126,15 @@ impl Store {
         sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1").bind(&r.serial).execute(&mut *tx).await?;
         // A revoked certificate's cloud key is destroyed with the revocation: nothing can sign
         // with it again, even if a later check were missed.
-        let destroyed =
-            sqlx::query("UPDATE credentials SET key_blob = NULL, status = 'destroyed' WHERE serial = $1")
-                .bind(&r.serial)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let destroyed = sqlx::query("UPDATE credentials SET key_blob = NULL, status = 'destroyed' WHERE serial = $1")
+            .bind(&r.serial)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
         if destroyed > 0 {
-            self.empty_wal().await;
+            self.empty_wal("a key destruction").await;
         }
         Ok(true)
     }
