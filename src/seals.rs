@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::audit::masked_phone;
 use crate::clock::Clock;
 use crate::custody::{new_id, valid_phone};
-use crate::store::{AuditRecord, HandOver, SealRecord, SealRequestRecord, Store, StoreError};
+use crate::store::{AuditRecord, HandOver, MemberWrite, SealRecord, SealRequestRecord, Store, StoreError};
 
 /// Largest seal image accepted (the JSON body limit leaves room for its base64).
 pub const MAX_PNG_BYTES: usize = 40 * 1024;
@@ -64,6 +64,22 @@ pub fn check_png(bytes: &[u8]) -> Result<(u32, u32), SealError> {
     Ok((info.width, info.height))
 }
 
+/// Who may manage members and hand the role over (a [`SealError::NotAllowed`] names them).
+const ADMIN: &str = "the certificate administrator";
+/// Who may ask for seals and grant their use.
+const SEAL_ADMIN: &str = "a seal administrator";
+
+/// The answer to a write the store judged under its locks ([`MemberWrite`]): the acting phone
+/// lost the role `what` names since it was checked (403, as if it never had it), or the write
+/// was refused for the phone acted on (`refused`, 400).
+fn judged(written: MemberWrite, what: &'static str, refused: &str) -> Result<(), SealError> {
+    match written {
+        MemberWrite::Written => Ok(()),
+        MemberWrite::NotAllowed => Err(SealError::NotAllowed(what)),
+        MemberWrite::Refused => Err(SealError::Invalid(refused.into())),
+    }
+}
+
 impl Seals {
     /// Built by `Instance::open`.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
@@ -97,7 +113,7 @@ impl Seals {
 
     /// Adds a member or changes their role (administrator only).
     pub async fn set_member(&self, admin: &str, credit_code: &str, phone: &str, role: &str) -> Result<(), SealError> {
-        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        self.require(credit_code, admin, &["admin"], ADMIN).await?;
         if !valid_phone(phone) {
             return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
@@ -106,17 +122,15 @@ impl Seals {
         }
         let detail = serde_json::json!({ "org": credit_code, "member": masked_phone(phone), "role": role });
         let audit = self.event("org.member.set", admin, detail);
-        if !self.store.set_member(credit_code, phone, role, admin, self.now(), &audit).await? {
-            return Err(SealError::Invalid("the administrator's role moves only by hand-over".into()));
-        }
-        Ok(())
+        let written = self.store.set_member(credit_code, phone, role, admin, self.now(), &audit).await?;
+        judged(written, ADMIN, "the administrator's role moves only by hand-over")
     }
 
     /// Removes a member (handbook 人员管理; administrator only), withdrawing their leave to use
     /// the organisation's seals in the same transaction. The administrator cannot remove
     /// themself: the organisation would have nobody to manage it (the role moves by hand-over).
     pub async fn remove_member(&self, admin: &str, credit_code: &str, phone: &str) -> Result<(), SealError> {
-        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        self.require(credit_code, admin, &["admin"], ADMIN).await?;
         if !valid_phone(phone) {
             return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
         }
@@ -129,10 +143,8 @@ impl Seals {
         // transaction: an offer to a removed member cannot be accepted, even by an acceptance
         // whose code was checked before the removal committed.
         let offers = crate::ra::hand_over_code_scope(credit_code, admin);
-        if !self.store.remove_member(credit_code, phone, &offers, &audit).await? {
-            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
-        }
-        Ok(())
+        let written = self.store.remove_member(credit_code, admin, phone, &offers, &audit).await?;
+        judged(written, ADMIN, NOT_A_MEMBER)
     }
 
     /// Hands the administrator role from `admin` to another phone, spending `code` (the new
@@ -146,7 +158,7 @@ impl Seals {
         to: &str,
         code: crate::mobile::CheckedCode,
     ) -> Result<HandOver, SealError> {
-        self.require(credit_code, admin, &["admin"], "the certificate administrator").await?;
+        self.require(credit_code, admin, &["admin"], ADMIN).await?;
         if !valid_phone(to) || to == admin {
             return Err(SealError::Invalid("phone: another E.164 number".into()));
         }
@@ -167,7 +179,7 @@ impl Seals {
         png: Vec<u8>,
         seal_id: Option<String>,
     ) -> Result<SealRequestRecord, SealError> {
-        self.require(credit_code, phone, &["admin", "seal-admin"], "a seal administrator").await?;
+        self.require(credit_code, phone, &["admin", "seal-admin"], SEAL_ADMIN).await?;
         if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(SealError::Invalid("name: 1 to 64 characters".into()));
         }
@@ -187,7 +199,8 @@ impl Seals {
             created_at: self.now(),
         };
         let detail = serde_json::json!({ "org": credit_code, "request": request.id, "change_of": request.seal_id, "bytes": request.png.len() });
-        self.store.insert_seal_request(&request, &self.event("seal.requested", phone, detail)).await?;
+        let written = self.store.insert_seal_request(&request, &self.event("seal.requested", phone, detail)).await?;
+        judged(written, SEAL_ADMIN, "")?;
         Ok(request)
     }
 
@@ -217,7 +230,7 @@ impl Seals {
         phone: &str,
         allowed: bool,
     ) -> Result<(), SealError> {
-        self.require(credit_code, granter, &["admin", "seal-admin"], "a seal administrator").await?;
+        self.require(credit_code, granter, &["admin", "seal-admin"], SEAL_ADMIN).await?;
         // A withdrawal too: one naming no phone withdrew nothing yet answered and audited it.
         if !valid_phone(phone) {
             return Err(SealError::Invalid("phone: E.164, e.g. +8613800138000".into()));
@@ -228,10 +241,9 @@ impl Seals {
         }
         let detail = serde_json::json!({ "org": credit_code, "seal": seal_id, "member": masked_phone(phone), "allowed": allowed });
         let audit = self.event("seal.user.set", granter, detail);
-        if !self.store.set_seal_user(seal_id, phone, allowed, granter, self.now(), &audit).await? {
-            return Err(SealError::Invalid(NOT_A_MEMBER.into()));
-        }
-        Ok(())
+        let written =
+            self.store.set_seal_user(credit_code, seal_id, phone, allowed, granter, self.now(), &audit).await?;
+        judged(written, SEAL_ADMIN, NOT_A_MEMBER)
     }
 
     /// The seal a signer chose, if it is active, belongs to the credential's organisation, and

@@ -342,7 +342,7 @@ impl Ra {
             let detail =
                 serde_json::json!({ "request": request.id, "change_of": request.seal_id, "name": request.name });
             let audit = self.event("seal.requested", actor, order, detail);
-            self.store.insert_seal_request(&request, &audit).await?;
+            self.store.insert_order_seal_request(&request, &audit).await?;
         }
         self.services.seals.decide(actor, &request_id, true).await.map_err(|e| RaError::CarryOut(e.to_string()))?;
         Ok(())

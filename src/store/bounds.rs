@@ -125,7 +125,8 @@ impl Store {
 
     /// Deletes up to `limit` blobs created before `before` that no material references
     /// (uploads a crash left behind, or replaced before blobs were collected on replacement).
-    /// Returns how many went. Meant for the RA background pass.
+    /// Returns how many went, and empties the SQLite WAL when any did ([`Store::empty_wal`]).
+    /// Meant for the RA background pass.
     pub async fn sweep_unreferenced_blobs(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM ra_blobs WHERE sha256 IN (SELECT b.sha256 FROM ra_blobs b WHERE b.created_at < $1 \
@@ -136,6 +137,11 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        if deleted > 0 {
+            // The documents leave no copy in the WAL (an upload grows it past the frames
+            // normal traffic writes over).
+            self.empty_wal("the sweep of unreferenced uploads").await;
+        }
         Ok(deleted)
     }
 

@@ -761,7 +761,8 @@ impl Store {
     /// issued and still unspent and valid: the PDFs and signatures they hold are not kept
     /// longer than the platform needs to collect them (attacker review H2). The audit
     /// chain keeps the evidence (`signing.opened` with the document's digest, `signing.signed`).
-    /// One `signing.sessions_purged` event (at `now_ms`) when anything went; returns how many.
+    /// One `signing.sessions_purged` event (at `now_ms`) when anything went, and then the SQLite
+    /// WAL emptied ([`Store::empty_wal`]); returns how many.
     pub async fn purge_signing_sessions(&self, before: i64, now_ms: i64) -> Result<u64, StoreError> {
         // A SAD issued late (authorizeCheck may come any time after signing) keeps its session
         // until it is spent or expires (attacker review of the purge, L2).
@@ -791,6 +792,9 @@ impl Store {
         };
         super::writer::insert_audits(&mut tx, &[&audit]).await?;
         super::audit::commit(tx, 1).await?;
+        // Their PDFs leave no copy in the WAL either (a document-sized session grows it past
+        // the frames normal traffic writes over).
+        self.empty_wal("the purge of signing sessions").await;
         Ok(gone)
     }
 }

@@ -45,7 +45,7 @@ pub use leases::LeaseRecord;
 pub use payments::{IntentChange, IntentState, PaymentEventOutcome, PaymentIntentRecord};
 pub use proofs::{ProofRecord, ProofSpend};
 pub use ra::{MaterialRecord, NewMaterial, OrderQuery, OrderRecord, QueryRow};
-pub use seals::{HandOver, SealRecord, SealRequestRecord};
+pub use seals::{HandOver, MemberWrite, SealRecord, SealRequestRecord};
 pub use status::{CrlRecord, EntryChunk, OcspRecord, RevocationRecord, CRL_CHUNK};
 pub use writer::{AuditRecord, Write, Writer};
 
@@ -199,22 +199,26 @@ impl Store {
         Writer::start(self.pool.clone(), self.backend, max_batch)
     }
 
-    /// Empties the SQLite WAL after a revocation destroyed a cloud key: every frame is copied
-    /// into the database file (where `secure_delete` zeroed the blob's space) and the WAL is
-    /// cut to nothing, so no older frame still holds the blob. The WAL otherwise keeps its
-    /// size between checkpoints ([`WAL_SIZE_LIMIT`]). A reader still on an old snapshot makes
-    /// SQLite wait (`busy_timeout`); if the WAL still could not be emptied, the next
-    /// destruction or the automatic checkpoint does it, and the failure is logged. No-op on
+    /// Empties the SQLite WAL after a write that destroyed something that must not stay on disk
+    /// (`after` names it, for the log): a cloud key (a revocation), the PDFs of finished
+    /// signing sessions (the purge), identity documents no order references any more (the
+    /// sweep). Every frame is copied into the database file (where `secure_delete` zeroed the
+    /// space the rows left) and the WAL is cut to nothing, so no older frame still holds the
+    /// bytes. The WAL otherwise keeps its size between checkpoints ([`WAL_SIZE_LIMIT`]) and is
+    /// written over from its start, so frames past what normal traffic rewrites (a large PDF or
+    /// upload grows the WAL past its usual length) would keep old bytes indefinitely. A reader
+    /// still on an old snapshot makes SQLite wait (`busy_timeout`); if the WAL still could not
+    /// be emptied, the failure is logged and the next such write empties it. No-op on
     /// PostgreSQL (docs/backup.md says what remains there).
-    pub(crate) async fn empty_wal(&self) {
+    pub(crate) async fn empty_wal(&self, after: &'static str) {
         if self.backend != Backend::Sqlite {
             return;
         }
         let done = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await;
         match done.and_then(|row| sqlx::Row::try_get::<i64, _>(&row, 0)) {
             Ok(0) => {}
-            Ok(_) => tracing::warn!("the WAL could not be emptied after a key destruction: a reader held it"),
-            Err(e) => tracing::warn!(error = %e, "the WAL could not be emptied after a key destruction"),
+            Ok(_) => tracing::warn!(after, "the WAL could not be emptied: a reader held it"),
+            Err(e) => tracing::warn!(after, error = %e, "the WAL could not be emptied"),
         }
     }
 
@@ -252,8 +256,8 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
         // Same referential rules as PostgreSQL: a certificate needs its serial.
         conn.execute("PRAGMA foreign_keys = ON").await?;
         // A destroyed cloud key must not linger on disk (docs/backup.md): freed row space is
-        // zeroed, and the revocation that destroys a key empties the WAL at once
-        // ([`Store::empty_wal`]), so older frames holding its blob go too.
+        // zeroed, and the revocation that destroys a key (and the purges of PDFs and identity
+        // documents) empty the WAL at once ([`Store::empty_wal`]), so older frames go too.
         conn.execute("PRAGMA secure_delete = ON").await?;
         // Otherwise the WAL keeps its size and is written over from the start after each
         // checkpoint: a commit that does not grow the file needs no file-size update on disk

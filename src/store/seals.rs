@@ -17,6 +17,29 @@ pub enum HandOver {
     NotAdministrator,
 }
 
+/// What a write of an organisation's membership, seal grants or seal requests did. The acting
+/// phone's role is judged in the write's own transaction, with its member row locked (see
+/// [`Store::lock_members`]): a check made before, outside it, can be stale by the time the
+/// write commits (the role handed over, the member removed or demoted in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberWrite {
+    /// Written, with its audit event.
+    Written,
+    /// The acting phone does not hold the role this write needs (any more): nothing written.
+    NotAllowed,
+    /// The phone acted on cannot take this write (no member, or the administrator, whose role
+    /// moves only by hand-over): nothing written.
+    Refused,
+}
+
+/// The roles that may ask for seals and grant their use.
+const SEAL_ROLES: [&str; 2] = ["admin", "seal-admin"];
+
+/// Whether a locked role is one of `roles`.
+fn holds(role: &Option<String>, roles: &[&str]) -> bool {
+    role.as_deref().is_some_and(|r| roles.contains(&r))
+}
+
 /// A seal request waiting for (or past) review.
 #[derive(Debug, Clone)]
 pub struct SealRequestRecord {
@@ -140,7 +163,60 @@ impl Store {
         }
     }
 
-    /// Adds or changes a member (never the administrator role: that moves by hand-over).
+    /// Locks the member rows of `phones` in one organisation, in the order of their numbers (a
+    /// no-op update: portable, where `FOR UPDATE` is not), and returns each phone's role as
+    /// locked (None: no member), in the order given. Every transaction that writes members,
+    /// seal grants or seal requests takes its member rows here, after any `sms_codes` row and
+    /// before any other table, so two of them never wait on each other in opposite orders
+    /// (PostgreSQL; SQLite serialises writers, and this first write takes its lock).
+    async fn lock_members(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        credit_code: &str,
+        phones: &[&str],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut order: Vec<&str> = phones.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        let mut locked = Vec::with_capacity(order.len());
+        for phone in order {
+            let row =
+                sqlx::query("UPDATE org_members SET role = role WHERE credit_code = $1 AND phone = $2 RETURNING role")
+                    .bind(credit_code)
+                    .bind(phone)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            locked.push((phone, row.map(|r| r.try_get::<String, _>("role")).transpose()?));
+        }
+        Ok(phones.iter().map(|p| locked.iter().find(|(q, _)| q == p).and_then(|(_, r)| r.clone())).collect())
+    }
+
+    /// Rejects the undecided seal requests of a phone that no longer administers the
+    /// organisation's seals (removed, demoted to staff, or the administrator who handed the
+    /// role over): a reviewer approving one later would put an image on the seal that nobody
+    /// who may ask for seals stands behind. `why` is the `decided_by` written.
+    async fn reject_requests_of(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        credit_code: &str,
+        phone: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE seal_requests SET status = 'rejected', decided_by = $3, decided_at = $4 \
+             WHERE credit_code = $1 AND requested_by = $2 AND status = 'pending'",
+        )
+        .bind(credit_code)
+        .bind(phone)
+        .bind(why)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds or changes a member (never the administrator role: that moves by hand-over), if
+    /// `by` is the administrator when it is written. A seal administrator made staff has their
+    /// undecided seal requests rejected (`member-demoted`) in the same transaction.
     pub async fn set_member(
         &self,
         credit_code: &str,
@@ -149,61 +225,66 @@ impl Store {
         by: &str,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<MemberWrite, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query("SELECT role FROM org_members WHERE credit_code = $1 AND phone = $2")
-            .bind(credit_code)
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let existing: Option<String> = existing.map(|r| r.try_get("role")).transpose()?;
+        let roles = Self::lock_members(&mut tx, credit_code, &[by, phone]).await?;
+        if roles[0].as_deref() != Some("admin") {
+            return Ok(MemberWrite::NotAllowed);
+        }
+        let existing = &roles[1];
         if existing.as_deref() == Some("admin") {
-            return Ok(false);
+            return Ok(MemberWrite::Refused);
         }
         let sql = if existing.is_some() {
-            "UPDATE org_members SET role = $3, added_by = $4, added_at = $5 WHERE credit_code = $1 AND phone = $2"
+            "UPDATE org_members SET role = $3, added_by = $4, added_at = $5 \
+             WHERE credit_code = $1 AND phone = $2 AND role <> 'admin'"
         } else {
             "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ($1, $2, $3, $4, $5)"
         };
         sqlx::query(sql).bind(credit_code).bind(phone).bind(role).bind(by).bind(now).execute(&mut *tx).await?;
+        if !SEAL_ROLES.contains(&role) {
+            Self::reject_requests_of(&mut tx, credit_code, phone, "member-demoted", now).await?;
+        }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
-        Ok(true)
+        Ok(MemberWrite::Written)
     }
 
     /// Removes a member who is not the administrator (handbook 人员管理), and with them their
     /// leave to stamp with the organisation's seals (a removed member keeps no seal) and their
-    /// seal requests not yet decided (rejected, by `member-removed`). One
-    /// transaction with the audit event. False (nothing written) when the phone is no member,
-    /// or the administrator (that role moves only by hand-over).
+    /// seal requests not yet decided (rejected, by `member-removed`), if `admin` is the
+    /// administrator when it is written. One transaction with the audit event.
     ///
-    /// `hand_over_scope` is the scope of the hand-over codes the administrator removing them
-    /// offered; those sent to this phone are spent first, in the same transaction, so an
-    /// acceptance racing the removal is refused ([`Store::hand_over_admin`] spends its code
-    /// only while unused).
+    /// `hand_over_scope` is the scope of the hand-over codes `admin` offered; those sent to
+    /// this phone are spent first, in the same transaction, so an acceptance racing the
+    /// removal is refused ([`Store::hand_over_admin`] spends its code only while unused).
     pub async fn remove_member(
         &self,
         credit_code: &str,
+        admin: &str,
         phone: &str,
         hand_over_scope: &str,
         audit: &AuditRecord,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<MemberWrite, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Codes first: the same lock order as an acceptance (code row, then member rows).
+        // Codes first, then member rows: the same lock order as an acceptance.
         sqlx::query("UPDATE sms_codes SET used = 1 WHERE purpose = $1 AND phone = $2 AND used = 0")
             .bind(hand_over_scope)
             .bind(phone)
             .execute(&mut *tx)
             .await?;
-        let removed = sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2 AND role <> 'admin'")
+        let roles = Self::lock_members(&mut tx, credit_code, &[admin, phone]).await?;
+        if roles[0].as_deref() != Some("admin") {
+            return Ok(MemberWrite::NotAllowed);
+        }
+        if roles[1].is_none() || roles[1].as_deref() == Some("admin") {
+            return Ok(MemberWrite::Refused);
+        }
+        sqlx::query("DELETE FROM org_members WHERE credit_code = $1 AND phone = $2 AND role <> 'admin'")
             .bind(credit_code)
             .bind(phone)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed != 1 {
-            return Ok(false);
-        }
+            .await?;
         sqlx::query(
             "DELETE FROM seal_users WHERE phone = $2 AND seal_id IN (SELECT id FROM seals WHERE credit_code = $1)",
         )
@@ -211,21 +292,11 @@ impl Store {
         .bind(phone)
         .execute(&mut *tx)
         .await?;
-        // Their seal requests not yet decided go with them: a reviewer approving one later
-        // would put an image the organisation no longer stands behind on its seal.
-        sqlx::query(
-            "UPDATE seal_requests SET status = 'rejected', decided_by = 'member-removed', decided_at = $3 \
-             WHERE credit_code = $1 AND requested_by = $2 AND status = 'pending'",
-        )
-        .bind(credit_code)
-        .bind(phone)
         // The removal's time, in seconds as every `decided_at` (audit times are milliseconds).
-        .bind(audit.at / 1000)
-        .execute(&mut *tx)
-        .await?;
+        Self::reject_requests_of(&mut tx, credit_code, phone, "member-removed", audit.at / 1000).await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
-        Ok(true)
+        Ok(MemberWrite::Written)
     }
 
     /// Moves the administrator role from `from` to `to` (who becomes a member if needed; the
@@ -255,6 +326,10 @@ impl Store {
         if spent != 1 {
             return Ok(HandOver::CodeSpent);
         }
+        let roles = Self::lock_members(&mut tx, credit_code, &[from, to]).await?;
+        if roles[0].as_deref() != Some("admin") {
+            return Ok(HandOver::NotAdministrator);
+        }
         let demoted = sqlx::query(
             "UPDATE org_members SET role = 'staff' WHERE credit_code = $1 AND phone = $2 AND role = 'admin'",
         )
@@ -280,14 +355,52 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The old administrator is staff now: the seal images they asked for go undecided no
+        // longer (the new administrator may ask again).
+        Self::reject_requests_of(&mut tx, credit_code, from, "member-demoted", now).await?;
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
         Ok(HandOver::Moved)
     }
 
-    /// Records a seal request for review.
-    pub async fn insert_seal_request(&self, r: &SealRequestRecord, audit: &AuditRecord) -> Result<(), StoreError> {
-        let q = sqlx::query(
+    /// Records a seal request for review, if its requester administers the organisation's
+    /// seals when it is written: a request written after its requester's removal or demotion
+    /// committed would stay pending, the rejection of their requests having run before it.
+    pub async fn insert_seal_request(
+        &self,
+        r: &SealRequestRecord,
+        audit: &AuditRecord,
+    ) -> Result<MemberWrite, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let roles = Self::lock_members(&mut tx, &r.credit_code, &[&r.requested_by]).await?;
+        if !holds(&roles[0], &SEAL_ROLES) {
+            return Ok(MemberWrite::NotAllowed);
+        }
+        Self::insert_request(&mut tx, r).await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await?;
+        Ok(MemberWrite::Written)
+    }
+
+    /// Records the seal request an approved order carries (its seal image), which the order's
+    /// own review stands behind: its requester, the order's agent, need not be a member (the
+    /// organisation may have no administrator yet), and the carry-out decides it at once.
+    pub async fn insert_order_seal_request(
+        &self,
+        r: &SealRequestRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_request(&mut tx, r).await?;
+        super::writer::insert_audits(&mut tx, &[audit]).await?;
+        super::audit::commit(tx, 1).await
+    }
+
+    async fn insert_request(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        r: &SealRequestRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
             "INSERT INTO seal_requests (id, credit_code, seal_id, name, png, requested_by, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -298,8 +411,11 @@ impl Store {
         .bind(&r.png)
         .bind(&r.requested_by)
         .bind(&r.status)
-        .bind(r.created_at);
-        self.execute_audited(q, audit).await.map(|_| ())
+        .bind(r.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::classify)?;
+        Ok(())
     }
 
     /// One seal request.
@@ -397,38 +513,37 @@ impl Store {
         row.as_ref().map(seal).transpose().map_err(StoreError::from)
     }
 
-    /// Allows (`allowed`) or stops a phone stamping with a seal, with the audit event. A grant
-    /// is written only while the phone is a member of the seal's organisation, whose row it
-    /// holds locked until it commits, so a removal racing the grant leaves no grant behind to
-    /// revive if the phone is added again; false (nothing written) when it is not.
+    /// Allows (`allowed`) or stops a phone stamping with one of an organisation's seals, with
+    /// the audit event, if `by` administers its seals when it is written. The member rows of
+    /// both are held locked until it commits ([`Store::lock_members`]): a grant is written
+    /// only while the phone is a member, so a removal racing the grant leaves no grant behind
+    /// to revive if the phone is added again (a check without the lock saw the member a
+    /// running removal had deleted but not committed), and a granter removed or demoted in the
+    /// meantime grants nothing. `Refused` (nothing written) when the phone is no member or the
+    /// seal is not the organisation's.
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_seal_user(
         &self,
+        credit_code: &str,
         seal_id: &str,
         phone: &str,
         allowed: bool,
         by: &str,
         now: i64,
         audit: &AuditRecord,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<MemberWrite, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if allowed {
-            // Locks the member's row until the grant commits (a no-op update: portable, where
-            // `FOR SHARE` is not). A removal in flight is waited for and then leaves no row;
-            // one that comes after waits for the grant and then deletes it with the member.
-            // A check without the lock (`WHERE EXISTS`) saw the member a running removal had
-            // deleted but not committed, and wrote a grant the removal never saw.
-            let member = sqlx::query(
-                "UPDATE org_members SET role = role WHERE phone = $2 \
-                 AND credit_code = (SELECT credit_code FROM seals WHERE id = $1)",
-            )
+        let roles = Self::lock_members(&mut tx, credit_code, &[by, phone]).await?;
+        if !holds(&roles[0], &SEAL_ROLES) {
+            return Ok(MemberWrite::NotAllowed);
+        }
+        let seal = sqlx::query("SELECT id FROM seals WHERE id = $1 AND credit_code = $2")
             .bind(seal_id)
-            .bind(phone)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if member != 1 {
-                return Ok(false);
-            }
+            .bind(credit_code)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seal.is_none() || (allowed && roles[1].is_none()) {
+            return Ok(MemberWrite::Refused);
         }
         sqlx::query("DELETE FROM seal_users WHERE seal_id = $1 AND phone = $2")
             .bind(seal_id)
@@ -446,7 +561,7 @@ impl Store {
         }
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
-        Ok(true)
+        Ok(MemberWrite::Written)
     }
 
     /// The phones allowed to stamp with each seal of an organisation, as (seal id, phone), by

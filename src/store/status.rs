@@ -134,7 +134,7 @@ impl Store {
         super::writer::insert_audits(&mut tx, &[audit]).await?;
         super::audit::commit(tx, 1).await?;
         if destroyed > 0 {
-            self.empty_wal().await;
+            self.empty_wal("a key destruction").await;
         }
         Ok(true)
     }

@@ -568,6 +568,64 @@ async fn a_destroyed_blob_leaves_no_copy_in_the_sqlite_files() {
     assert!(!left(&wal), "a revoked holder's blob is still in {}", wal.display());
 }
 
+/// Review finding: since the WAL keeps its size (issue 18), a document-sized signing session
+/// grows it past the frames normal traffic writes over, and after the purge of finished
+/// sessions (attacker review H2: they hold the PDFs) the PDF's last frames stayed in the WAL
+/// for as long as no write reached that far again; only a revocation emptied it. A session
+/// holding a 6 MB document ends, traffic goes on past a checkpoint, the purge runs: the
+/// document's bytes are in neither file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purged_signing_sessions_pdf_leaves_no_copy_in_the_sqlite_files() {
+    if postgres_under_test() {
+        return;
+    }
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let store = &instance.store;
+    let note = |kind: &str| {
+        cloudca::store::AuditRecord::new(&cloudca::clock::SystemClock, kind, "test", None, serde_json::json!({}))
+    };
+    // Some traffic first, so the session's frames do not start at the WAL's beginning.
+    for _ in 0..20 {
+        store.audit(&note("test.traffic")).await.unwrap();
+    }
+    // The document's last bytes, unique to it, sit in the last frames the session wrote.
+    let marker = format!("end-of-document-{}", hex::encode(rand::random::<[u8; 16]>()));
+    let document = format!("{}{marker}", "%PDF-1.7 ".repeat(6 * 1024 * 1024 / 9));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let session = cloudca::store::SigningSessionRecord {
+        id: "purged-session".into(),
+        platform: "p".into(),
+        start_token: "t".into(),
+        start_secret: vec![0; 32],
+        created_ms: (now - 7200) * 1000,
+        scan_deadline: now - 7000,
+        expires_at: now - 3700,
+        request: serde_json::json!({ "pdf": document }).to_string(),
+        state: "signed".into(),
+        phone: None,
+        credential_id: None,
+        result: None,
+    };
+    store.insert_signing_session(&session, &note("signing.opened")).await.unwrap();
+    let db = std::path::PathBuf::from(
+        ca.config.database.url.trim_start_matches("sqlite://").split('?').next().unwrap().to_string(),
+    );
+    let wal = db.with_file_name(format!("{}-wal", db.file_name().unwrap().to_string_lossy()));
+    let left =
+        |p: &std::path::Path| std::fs::read(p).is_ok_and(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    assert!(left(&wal) || left(&db), "the document is stored (else this test proves nothing)");
+    checkpoint(&db).await;
+    for _ in 0..20 {
+        store.audit(&note("test.traffic")).await.unwrap();
+    }
+
+    assert_eq!(store.purge_signing_sessions(now - 3600, now * 1000).await.unwrap(), 1);
+    assert!(store.signing_session("purged-session").await.unwrap().is_none());
+    assert!(!left(&db), "the purged document is still in {}", db.display());
+    assert!(!left(&wal), "the purged document is still in {}", wal.display());
+}
+
 /// `PRAGMA wal_checkpoint(PASSIVE)`, what SQLite's automatic checkpoint runs, on its own
 /// connection; asserts that it copied every frame.
 async fn checkpoint(db: &std::path::Path) {

@@ -6,7 +6,8 @@
 use cloudca::daemon::Instance;
 use cloudca::mobile::LoginError;
 use cloudca::ra::{NewAdministrator, RaError};
-use cloudca::store::{AuditQuery, AuditRecord};
+use cloudca::seals::SealError;
+use cloudca::store::{AuditQuery, AuditRecord, MemberWrite, SealRequestRecord};
 
 use crate::common::*;
 use crate::ra::{AGENT, AGENT_ID, CREDIT};
@@ -183,4 +184,115 @@ async fn an_organisations_seal_users_come_in_one_query_by_seal_and_phone() {
     ];
     expected.sort();
     assert_eq!(instance.store.seal_users_of(CREDIT).await.unwrap(), expected);
+}
+
+/// An audit record as the services write one, for driving the store directly.
+fn record(kind: &str, actor: &str) -> AuditRecord {
+    AuditRecord::new(&cloudca::clock::SystemClock, kind, &format!("phone:{actor}"), None, serde_json::json!({}))
+}
+
+/// Review finding: `Seals::set_member`, `remove_member`, `set_seal_user` and `request` checked
+/// the acting phone's role before, outside, the transaction that writes: an administrator
+/// whose role moved, or a seal administrator removed or demoted, between that check and the
+/// write still removed or added members, granted seals or filed a seal request (which stayed
+/// pending, the removal's rejection having run before it). The check passes, the role moves,
+/// then the write runs: here the store is driven as the services drive it after their check,
+/// by the phone that lost the role, and must write nothing. The new administrator's same
+/// writes go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phone_that_lost_its_role_after_the_check_writes_nothing() {
+    let ca = services_ca().await;
+    let instance = ca.open().await;
+    organisation(&instance).await;
+    let seals = &instance.seals;
+    seals.set_member(AGENT, CREDIT, STAFF, "seal-admin").await.unwrap();
+    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
+    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    let request = seals.request(AGENT, CREDIT, "合同专用章", png.clone(), None).await.unwrap();
+    let seal = seals.decide("reviewer", &request.id, true).await.unwrap().unwrap();
+    // The administrator role moves from AGENT to STAFF: AGENT is staff from now on.
+    let code = offer_to_staff(&ca, &instance).await;
+    instance.ra.accept_hand_over(STAFF, CREDIT, AGENT, &code).await.unwrap();
+    assert_eq!(instance.store.org_role(CREDIT, AGENT).await.unwrap().as_deref(), Some("staff"));
+
+    let store = &instance.store;
+    let scope = cloudca::ra::hand_over_code_scope(CREDIT, AGENT);
+    let audit = record("org.member.removed", AGENT);
+    let removed = store.remove_member(CREDIT, AGENT, OUTSIDER, &scope, &audit).await.unwrap();
+    assert_eq!(removed, MemberWrite::NotAllowed);
+    let audit = record("org.member.set", AGENT);
+    let set = store.set_member(CREDIT, OUTSIDER, "seal-admin", AGENT, 0, &audit).await.unwrap();
+    assert_eq!(set, MemberWrite::NotAllowed);
+    let audit = record("seal.user.set", AGENT);
+    let granted = store.set_seal_user(CREDIT, &seal, OUTSIDER, true, AGENT, 0, &audit).await.unwrap();
+    assert_eq!(granted, MemberWrite::NotAllowed);
+    let filed = SealRequestRecord {
+        id: "late-request".into(),
+        credit_code: CREDIT.into(),
+        seal_id: None,
+        name: "公章".into(),
+        png: png.clone(),
+        requested_by: AGENT.into(),
+        status: "pending".into(),
+        created_at: 0,
+    };
+    assert_eq!(
+        store.insert_seal_request(&filed, &record("seal.requested", AGENT)).await.unwrap(),
+        MemberWrite::NotAllowed
+    );
+
+    assert_eq!(store.org_role(CREDIT, OUTSIDER).await.unwrap().as_deref(), Some("staff"), "nothing changed");
+    assert!(!store.seal_user_allowed(&seal, OUTSIDER).await.unwrap());
+    assert!(store.seal_request("late-request").await.unwrap().is_none());
+    let by_agent = audit_rows(&instance).await.into_iter().filter(|(k, a, _)| {
+        a == &format!("phone:{AGENT}")
+            && ["org.member.removed", "seal.user.set", "seal.requested"].contains(&k.as_str())
+    });
+    assert_eq!(by_agent.count(), 1, "only the seal request AGENT made as administrator is audited");
+
+    // The new administrator's same writes go through.
+    let audit = record("org.member.set", STAFF);
+    let set = store.set_member(CREDIT, OUTSIDER, "seal-admin", STAFF, 0, &audit).await.unwrap();
+    assert_eq!(set, MemberWrite::Written);
+    let audit = record("seal.user.set", STAFF);
+    let granted = store.set_seal_user(CREDIT, &seal, OUTSIDER, true, STAFF, 0, &audit).await.unwrap();
+    assert_eq!(granted, MemberWrite::Written);
+    let scope = cloudca::ra::hand_over_code_scope(CREDIT, STAFF);
+    let audit = record("org.member.removed", STAFF);
+    let removed = store.remove_member(CREDIT, STAFF, OUTSIDER, &scope, &audit).await.unwrap();
+    assert_eq!(removed, MemberWrite::Written);
+    assert_eq!(store.org_role(CREDIT, OUTSIDER).await.unwrap(), None);
+}
+
+/// Review finding: a removal rejected the removed member's undecided seal requests, but a seal
+/// administrator demoted to staff, or an administrator who handed the role over, kept theirs
+/// pending, and a reviewer could still approve an image onto the organisation's seal that
+/// nobody who may ask for seals stood behind. Both lose their pending requests with the role
+/// (`member-demoted`); a seal administrator who stays one keeps theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn seal_requests_of_a_phone_that_lost_the_role_can_no_longer_be_approved() {
+    let ca = services_ca().await;
+    let instance = ca.open().await;
+    organisation(&instance).await;
+    let seals = &instance.seals;
+    seals.set_member(AGENT, CREDIT, STAFF, "seal-admin").await.unwrap();
+    seals.set_member(AGENT, CREDIT, OUTSIDER, "seal-admin").await.unwrap();
+    let png = || cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    let of_admin = seals.request(AGENT, CREDIT, "公章", png(), None).await.unwrap();
+    let of_outsider = seals.request(OUTSIDER, CREDIT, "财务专用章", png(), None).await.unwrap();
+    let of_staff = seals.request(STAFF, CREDIT, "合同专用章", png(), None).await.unwrap();
+
+    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
+    let code = offer_to_staff(&ca, &instance).await;
+    instance.ra.accept_hand_over(STAFF, CREDIT, AGENT, &code).await.unwrap();
+
+    for (request, whose) in [(&of_outsider, "a demoted seal administrator"), (&of_admin, "the former administrator")] {
+        let decided = seals.decide("reviewer", &request.id, true).await;
+        assert!(matches!(decided, Err(SealError::NotFound)), "{whose}'s request: {decided:?}");
+        let stored = instance.store.seal_request(&request.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, "rejected", "{whose}'s request");
+    }
+    assert!(instance.store.seals_of(CREDIT).await.unwrap().is_empty(), "no seal came of them");
+    // STAFF administers seals still (now as the administrator): their request stands.
+    assert!(seals.decide("reviewer", &of_staff.id, true).await.unwrap().is_some());
 }

@@ -87,6 +87,7 @@ async fn text_the_database_cannot_hold_is_the_request_s_fault_not_a_server_error
 async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
     use sqlx::Connection;
     const PHONE: &str = "+8613600136000";
+    const GRANTER: &str = "+8613700137000";
     if !postgres_under_test() {
         return;
     }
@@ -94,13 +95,16 @@ async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
     let instance = ca.open().await;
     let url = ca.config.database.url.clone();
     let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, 'staff', 't', 0)",
-    )
-    .bind(PHONE)
-    .execute(&mut setup)
-    .await
-    .unwrap();
+    for (phone, role) in [(PHONE, "staff"), (GRANTER, "seal-admin")] {
+        sqlx::query(
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, $2, 't', 0)",
+        )
+        .bind(phone)
+        .bind(role)
+        .execute(&mut setup)
+        .await
+        .unwrap();
+    }
     sqlx::query("INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ('seal-r', 'CC', 'x', $1, 'active', 0)")
         .bind(vec![0u8])
         .execute(&mut setup)
@@ -124,7 +128,7 @@ async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
             serial: None,
             detail: "{}".into(),
         };
-        store.set_seal_user("seal-r", PHONE, true, "+8613700137000", 0, &audit).await
+        store.set_seal_user("CC", "seal-r", PHONE, true, GRANTER, 0, &audit).await
     });
     // The grant has either finished or is waiting for a lock the removal holds.
     loop {
@@ -146,5 +150,84 @@ async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
         .fetch_one(&mut setup)
         .await
         .unwrap();
-    assert_eq!((granted, left), (false, 0), "the removed member holds no grant");
+    assert_eq!((granted, left), (cloudca::store::MemberWrite::Refused, 0), "the removed member holds no grant");
+}
+
+/// Review finding (PostgreSQL, where writers run at once): the services check the acting
+/// administrator's role before the removal's transaction, and the removal took no lock on
+/// their row, so a removal checked while a hand-over was moving the role away committed after
+/// it: a former administrator removed a member. Here the hand-over has demoted the
+/// administrator but not committed when the removal runs; the removal waits for it and then
+/// finds its actor no longer the administrator: nothing removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removal_racing_the_hand_over_of_its_administrators_role_removes_nothing() {
+    use sqlx::Connection;
+    const ADMIN: &str = "+8613600136000";
+    const MEMBER: &str = "+8613700137000";
+    const NEW_ADMIN: &str = "+8613800138000";
+    if !postgres_under_test() {
+        return;
+    }
+    let ca = TestCa::new().await;
+    let instance = ca.open().await;
+    let url = ca.config.database.url.clone();
+    let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
+    for (phone, role) in [(ADMIN, "admin"), (MEMBER, "staff")] {
+        sqlx::query(
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, $2, 't', 0)",
+        )
+        .bind(phone)
+        .bind(role)
+        .execute(&mut setup)
+        .await
+        .unwrap();
+    }
+    // The hand-over, as `Store::hand_over_admin` runs it, up to its commit.
+    let mut hand_over = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = hand_over.begin().await.unwrap();
+    sqlx::query("UPDATE org_members SET role = 'staff' WHERE credit_code = 'CC' AND phone = $1")
+        .bind(ADMIN)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, 'admin', $2, 0)",
+    )
+    .bind(NEW_ADMIN)
+    .bind(ADMIN)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let store = instance.store.clone();
+    let removal = tokio::spawn(async move {
+        let audit = AuditRecord {
+            at: 0,
+            kind: "org.member.removed".into(),
+            actor: format!("phone:{ADMIN}"),
+            serial: None,
+            detail: "{}".into(),
+        };
+        store.remove_member("CC", ADMIN, MEMBER, "admin-hand-over:CC/x", &audit).await
+    });
+    // The removal has either finished or is waiting for a lock the hand-over holds.
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut setup)
+        .await
+        .unwrap();
+        if removal.is_finished() || waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tx.commit().await.unwrap();
+    let removed = removal.await.unwrap().unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE phone = $1")
+        .bind(MEMBER)
+        .fetch_one(&mut setup)
+        .await
+        .unwrap();
+    assert_eq!((removed, left), (cloudca::store::MemberWrite::NotAllowed, 1), "the member stays");
 }
