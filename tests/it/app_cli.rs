@@ -157,13 +157,18 @@ async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_s
         r#"{{"hashes":["{}"],"description":"Agreement","format":"raw","seal":true}}"#,
         base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(doc))
     );
-    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
-    assert_eq!(status, "201", "{opened}");
-    let session = opened["session_id"].as_str().unwrap().to_string();
-    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
-    let scanned = payload(opened["start_token"].as_str().unwrap(), &secret, std::time::Instant::now());
-    let (ok, text) = app(&state, &["claim", "--payload", &scanned], "");
-    assert!(ok, "{text}");
+    // The platform opens a session; the holder scans its QR code in the app.
+    let opened_and_claimed = || {
+        let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
+        assert_eq!(status, "201", "{opened}");
+        let session = opened["session_id"].as_str().unwrap().to_string();
+        let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
+        let scanned = payload(opened["start_token"].as_str().unwrap(), &secret, std::time::Instant::now());
+        let (ok, text) = app(&state, &["claim", "--payload", &scanned], "");
+        assert!(ok, "{text}");
+        session
+    };
+    let session = opened_and_claimed();
     let approve = ["approve", "--session", &session, "--credential", &credential];
     let (ok, text) = app(&state, &approve, "246810\n");
     assert!(!ok && text.contains("403"), "a seal must be chosen: {text}");
@@ -180,13 +185,7 @@ async fn an_organisations_agent_manages_it_in_the_app_and_stamps_its_seal_when_s
     assert!(ok && text.contains("\"allowed\": false"), "{text}");
     let listed = orgs(&state);
     assert_eq!(listed["items"][0]["seals"][0]["users"], serde_json::json!([]), "withdrawn: {listed}");
-    let (status, opened) = api.call(As::Platform, "POST", "/v1/signing/sessions", Some(&body));
-    assert_eq!(status, "201", "{opened}");
-    let session = opened["session_id"].as_str().unwrap().to_string();
-    let secret = cloudca::signing::qr::QrSecret::from_base64(opened["start_secret"].as_str().unwrap()).unwrap();
-    let scanned = payload(opened["start_token"].as_str().unwrap(), &secret, std::time::Instant::now());
-    let (ok, text) = app(&state, &["claim", "--payload", &scanned], "");
-    assert!(ok, "{text}");
+    let session = opened_and_claimed();
     let approve = ["approve", "--session", &session, "--credential", &credential, "--seal", &seal_id];
     let (ok, text) = app(&state, &approve, "246810\n");
     assert!(!ok && text.contains("403"), "the withdrawn seal is refused: {text}");

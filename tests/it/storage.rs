@@ -131,18 +131,7 @@ async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
         store.set_seal_user("CC", "seal-r", PHONE, true, GRANTER, 0, &audit).await
     });
     // The grant has either finished or is waiting for a lock the removal holds.
-    loop {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut setup)
-        .await
-        .unwrap();
-        if grant.is_finished() || waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    finished_or_waiting_on_a_lock(&mut setup, &grant).await;
     tx.commit().await.unwrap();
     let granted = grant.await.unwrap().unwrap();
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM seal_users WHERE phone = $1")
@@ -210,18 +199,7 @@ async fn a_removal_racing_the_hand_over_of_its_administrators_role_removes_nothi
         store.remove_member("CC", ADMIN, MEMBER, "admin-hand-over:CC/x", &audit).await
     });
     // The removal has either finished or is waiting for a lock the hand-over holds.
-    loop {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut setup)
-        .await
-        .unwrap();
-        if removal.is_finished() || waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    finished_or_waiting_on_a_lock(&mut setup, &removal).await;
     tx.commit().await.unwrap();
     let removed = removal.await.unwrap().unwrap();
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE phone = $1")
@@ -230,4 +208,22 @@ async fn a_removal_racing_the_hand_over_of_its_administrators_role_removes_nothi
         .await
         .unwrap();
     assert_eq!((removed, left), (cloudca::store::MemberWrite::NotAllowed, 1), "the member stays");
+}
+
+/// Returns once `task` has finished or some session of this database waits on a lock, polling
+/// every 20 ms for at most 10 s (then the test fails: the write neither ran nor waited).
+async fn finished_or_waiting_on_a_lock<T>(setup: &mut sqlx::PgConnection, task: &tokio::task::JoinHandle<T>) {
+    for _ in 0..500 {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *setup)
+        .await
+        .unwrap();
+        if task.is_finished() || waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the racing write neither finished nor waited on a lock within 10 s");
 }
