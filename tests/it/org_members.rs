@@ -36,6 +36,18 @@ async fn offer_to_staff(ca: &TestCa, instance: &Instance) -> String {
     last_code(ca, STAFF)
 }
 
+/// The organisation with STAFF as seal administrator, OUTSIDER as staff, and one active seal
+/// that `requester` asked for and a reviewer approved: its id.
+async fn staffed_with_a_seal(instance: &Instance, requester: &str) -> String {
+    organisation(instance).await;
+    let seals = &instance.seals;
+    seals.set_member(AGENT, CREDIT, STAFF, "seal-admin").await.unwrap();
+    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
+    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
+    let request = seals.request(requester, CREDIT, "合同专用章", png, None).await.unwrap();
+    seals.decide("reviewer", &request.id, true).await.unwrap().unwrap()
+}
+
 /// A six-digit code that is not `code`.
 fn other_than(code: &str) -> &'static str {
     if code == "000000" {
@@ -61,13 +73,8 @@ async fn audit_rows(instance: &Instance) -> Vec<(String, String, String)> {
 async fn seal_and_membership_audit_details_hold_no_whole_phone_number() {
     let ca = services_ca().await;
     let instance = ca.open().await;
-    organisation(&instance).await;
     let seals = &instance.seals;
-    seals.set_member(AGENT, CREDIT, STAFF, "seal-admin").await.unwrap();
-    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
-    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
-    let request = seals.request(STAFF, CREDIT, "合同专用章", png, None).await.unwrap();
-    let seal = seals.decide("reviewer", &request.id, true).await.unwrap().unwrap();
+    let seal = staffed_with_a_seal(&instance, STAFF).await;
     seals.set_seal_user(STAFF, CREDIT, &seal, OUTSIDER, true).await.unwrap();
     seals.set_seal_user(STAFF, CREDIT, &seal, OUTSIDER, false).await.unwrap();
     seals.remove_member(AGENT, CREDIT, OUTSIDER).await.unwrap();
@@ -203,13 +210,7 @@ fn record(kind: &str, actor: &str) -> AuditRecord {
 async fn a_phone_that_lost_its_role_after_the_check_writes_nothing() {
     let ca = services_ca().await;
     let instance = ca.open().await;
-    organisation(&instance).await;
-    let seals = &instance.seals;
-    seals.set_member(AGENT, CREDIT, STAFF, "seal-admin").await.unwrap();
-    seals.set_member(AGENT, CREDIT, OUTSIDER, "staff").await.unwrap();
-    let png = cloudca::signing::qr::render_png("合同专用章", 2).unwrap();
-    let request = seals.request(AGENT, CREDIT, "合同专用章", png.clone(), None).await.unwrap();
-    let seal = seals.decide("reviewer", &request.id, true).await.unwrap().unwrap();
+    let seal = staffed_with_a_seal(&instance, AGENT).await;
     // The administrator role moves from AGENT to STAFF: AGENT is staff from now on.
     let code = offer_to_staff(&ca, &instance).await;
     instance.ra.accept_hand_over(STAFF, CREDIT, AGENT, &code).await.unwrap();
@@ -231,7 +232,7 @@ async fn a_phone_that_lost_its_role_after_the_check_writes_nothing() {
         credit_code: CREDIT.into(),
         seal_id: None,
         name: "公章".into(),
-        png: png.clone(),
+        png: cloudca::signing::qr::render_png("公章", 2).unwrap(),
         requested_by: AGENT.into(),
         status: "pending".into(),
         created_at: 0,

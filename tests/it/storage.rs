@@ -95,16 +95,7 @@ async fn a_seal_grant_racing_the_members_removal_leaves_no_grant() {
     let instance = ca.open().await;
     let url = ca.config.database.url.clone();
     let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
-    for (phone, role) in [(PHONE, "staff"), (GRANTER, "seal-admin")] {
-        sqlx::query(
-            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, $2, 't', 0)",
-        )
-        .bind(phone)
-        .bind(role)
-        .execute(&mut setup)
-        .await
-        .unwrap();
-    }
+    members_of_cc(&mut setup, &[(PHONE, "staff"), (GRANTER, "seal-admin")]).await;
     sqlx::query("INSERT INTO seals (id, credit_code, name, png, status, updated_at) VALUES ('seal-r', 'CC', 'x', $1, 'active', 0)")
         .bind(vec![0u8])
         .execute(&mut setup)
@@ -161,16 +152,7 @@ async fn a_removal_racing_the_hand_over_of_its_administrators_role_removes_nothi
     let instance = ca.open().await;
     let url = ca.config.database.url.clone();
     let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
-    for (phone, role) in [(ADMIN, "admin"), (MEMBER, "staff")] {
-        sqlx::query(
-            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, $2, 't', 0)",
-        )
-        .bind(phone)
-        .bind(role)
-        .execute(&mut setup)
-        .await
-        .unwrap();
-    }
+    members_of_cc(&mut setup, &[(ADMIN, "admin"), (MEMBER, "staff")]).await;
     // The hand-over, as `Store::hand_over_admin` runs it, up to its commit.
     let mut hand_over = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut tx = hand_over.begin().await.unwrap();
@@ -226,4 +208,18 @@ async fn finished_or_waiting_on_a_lock<T>(setup: &mut sqlx::PgConnection, task: 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the racing write neither finished nor waited on a lock within 10 s");
+}
+
+/// Puts `members` (phone, role) into the organisation `CC`, as the set-up of a race test.
+async fn members_of_cc(setup: &mut sqlx::PgConnection, members: &[(&str, &str)]) {
+    for (phone, role) in members {
+        sqlx::query(
+            "INSERT INTO org_members (credit_code, phone, role, added_by, added_at) VALUES ('CC', $1, $2, 't', 0)",
+        )
+        .bind(*phone)
+        .bind(*role)
+        .execute(&mut *setup)
+        .await
+        .unwrap();
+    }
 }
